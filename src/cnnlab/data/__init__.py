@@ -1,0 +1,1 @@
+"""Datasets: bundled real data from installed packages, and images the user gives."""

@@ -1,0 +1,60 @@
+"""Reading images from disk or from scikit-image's bundled photos, with clear errors.
+
+Decompression bombs are refused (Pillow's limit is kept and its warning becomes an error), and
+any unreadable file raises :class:`CnnlabError` naming the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from cnnlab.errors import CnnlabError
+
+# Grayscale or colour photos shipped inside scikit-image (no download needed).
+SAMPLE_IMAGES = ("camera", "astronaut", "coins", "moon", "page", "text", "coffee", "chelsea",
+                 "rocket", "brick", "grass", "gravel", "cell", "horse", "checkerboard")
+
+
+def read_image(path: str | Path, mode: str = "L") -> Image.Image:
+    """Open and fully decode ``path`` as a Pillow image in ``mode`` ("L" gray, "RGB" colour)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return img.convert(mode)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CnnlabError(f"{path}: image is too large (decompression bomb refused)") from None
+    except UnidentifiedImageError:
+        raise CnnlabError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CnnlabError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def load_gray(source: str) -> torch.Tensor:
+    """A grayscale image in [0, 1] as ``(H, W)`` float32: a scikit-image sample name or a path."""
+    if source in SAMPLE_IMAGES:
+        import skimage.data
+        from skimage.color import rgb2gray, rgba2rgb
+
+        arr = np.asarray(getattr(skimage.data, source)())
+        if arr.ndim == 3:
+            arr = rgb2gray(rgba2rgb(arr) if arr.shape[-1] == 4 else arr)
+        elif arr.dtype == bool:
+            arr = arr.astype(np.float32)
+        else:
+            arr = arr / (np.iinfo(arr.dtype).max if arr.dtype.kind in "ui" else 1.0)
+        return torch.from_numpy(np.asarray(arr, dtype=np.float32))
+    if not Path(source).exists():
+        names = ", ".join(SAMPLE_IMAGES)
+        raise CnnlabError(f"{source}: no such file, and not a sample image ({names})")
+    arr = np.asarray(read_image(source, "L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr)

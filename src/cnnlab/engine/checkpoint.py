@@ -1,0 +1,75 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors and primitive values:
+``{"format": FORMAT, "model": name, "model_kwargs": {...}, "state_dict": ..., "config": {...},
+"epoch": int, "metrics": {...}, "class_names": [...]}`` (plus ``optimizer`` in ``last.pt``).
+Nothing in it can run code when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import create_model
+
+FORMAT = "cnnlab.checkpoint/1"
+REQUIRED = ("format", "model", "model_kwargs", "state_dict")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder and a rename, so a
+    crash mid-write never leaves a truncated checkpoint in place of a good one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely; a missing, truncated or foreign file is a :class:`CnnlabError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CnnlabError(f"{path}: not a readable checkpoint (truncated or corrupt: "
+                          f"{reason[:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CnnlabError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' format tag)")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CnnlabError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return ckpt
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the registered model a checkpoint was saved from and load its weights."""
+    ckpt = load_checkpoint(path)
+    model = create_model(ckpt["model"], **ckpt["model_kwargs"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CnnlabError(f"{path}: weights do not fit model {ckpt['model']!r} ({first})") from None
+    return model, ckpt

@@ -1,0 +1,26 @@
+"""Choosing the device: ``auto`` picks CUDA, then Apple MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -> a usable ``torch.device``."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CnnlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError(f"device {name!r} asked for, but CUDA is not available here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CnnlabError(f"device {name!r} asked for, but MPS is not available here")
+    return device

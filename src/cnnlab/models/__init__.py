@@ -1,0 +1,5 @@
+"""Model families; importing this package registers every model."""
+
+from cnnlab.models import lenet
+
+__all__ = ["lenet"]

@@ -1,0 +1,71 @@
+"""Pure tensor functions of the course: convolution arithmetic, reference convolutions, edge
+filters and cost counting. No parameters, no state."""
+
+from cnnlab.ops.conv_arith import (
+    LayerGeometry,
+    ReceptiveField,
+    conv_output_size,
+    effective_kernel_size,
+    pool_output_size,
+    receptive_field,
+    resolve_padding,
+    same_padding,
+    transposed_output_size,
+)
+from cnnlab.ops.cost import (
+    CostComparison,
+    CostTerm,
+    bottleneck_cost,
+    conv_cost,
+    inverted_residual_cost,
+    separable_cost,
+)
+from cnnlab.ops.filters import EDGE_FILTERS, edge_filter
+from cnnlab.ops.reference import (
+    avg_pool,
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_matrix,
+    conv_nd,
+    conv_transpose_matrix,
+    conv_transpose_zero_insertion,
+    depthwise_conv2d,
+    depthwise_separable_conv2d,
+    insert_zeros,
+    max_pool,
+    pointwise_conv2d,
+)
+
+__all__ = [
+    "EDGE_FILTERS",
+    "CostComparison",
+    "CostTerm",
+    "LayerGeometry",
+    "ReceptiveField",
+    "avg_pool",
+    "bottleneck_cost",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_cost",
+    "conv_matrix",
+    "conv_nd",
+    "conv_output_size",
+    "conv_transpose_matrix",
+    "conv_transpose_zero_insertion",
+    "depthwise_conv2d",
+    "depthwise_separable_conv2d",
+    "edge_filter",
+    "effective_kernel_size",
+    "insert_zeros",
+    "inverted_residual_cost",
+    "max_pool",
+    "pointwise_conv2d",
+    "pool_output_size",
+    "receptive_field",
+    "resolve_padding",
+    "same_padding",
+    "separable_cost",
+    "transposed_output_size",
+]

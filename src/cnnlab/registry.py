@@ -1,0 +1,95 @@
+"""A small model registry: ``register_model`` / ``create_model`` / ``list_models``.
+
+Builders are plain functions with keyword-only arguments. ``create_model(name, **overrides)``
+passes overrides straight to the builder and rejects any the builder does not accept, naming the
+ones it does; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model."""
+
+    name: str
+    builder: Builder
+    input_size: tuple[int, ...]  # default input (C, H, W) without the batch dimension
+    paper: str  # citation shown by `cnnlab models`
+
+    def parameters(self) -> list[str]:
+        """Names of the keyword arguments the builder accepts."""
+        return list(inspect.signature(self.builder).parameters)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str, *, input_size: tuple[int, ...], paper: str = ""
+) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder to the registry under ``name``."""
+
+    def decorate(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        positional = [
+            p.name
+            for p in inspect.signature(builder).parameters.values()
+            if p.kind not in (p.KEYWORD_ONLY, p.VAR_KEYWORD)
+        ]
+        if positional:
+            raise TypeError(f"builder {name!r} must take keyword-only arguments: {positional}")
+        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_size), paper)
+        return builder
+
+    return decorate
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; a :class:`CnnlabError` naming close matches otherwise."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnlab models`"
+        raise CnnlabError(f"unknown model {name!r}{hint}") from None
+
+
+def create_model(name: str, **overrides: object) -> nn.Module:
+    """Build a registered model. ``overrides`` go to the builder; unknown ones are an error."""
+    entry = get_model_entry(name)
+    accepted = entry.parameters()
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise CnnlabError(
+            f"model {name!r} does not accept {', '.join(unknown)}; "
+            f"it accepts: {', '.join(accepted) or 'no overrides'}"
+        )
+    return entry.builder(**overrides)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style ``pattern``, sorted."""
+    import fnmatch
+
+    _ensure_loaded()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def _ensure_loaded() -> None:
+    """Import the model families so their decorators have run."""
+    import cnnlab.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Figures and tables: model summaries, training curves, confusion matrices, edge maps."""

@@ -1,0 +1,77 @@
+"""Figures written as PNG files with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) -> Path:
+    """Loss (left) and accuracy (right) per epoch for the training and validation splits."""
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], label="train")
+    ax_acc.plot(epochs, [h["val_accuracy"] for h in history], label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str],
+                          path: str | Path, title: str = "Confusion matrix") -> Path:
+    """Counts with true classes as rows and predicted classes as columns."""
+    counts = confusion.cpu().numpy()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
+    ax.imshow(counts, cmap="Blues")
+    ax.set(xticks=range(n), yticks=range(n), xticklabels=class_names, yticklabels=class_names,
+           xlabel="predicted", ylabel="true")
+    ax.set_title(title, fontsize=9)
+    threshold = counts.max() / 2 if counts.size else 0
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if counts[i, j] > threshold else "black")
+    return _save(fig, path)
+
+
+def plot_image_grid(images: Sequence[torch.Tensor], titles: Sequence[str], path: str | Path,
+                    cols: int = 3, cmap: str = "gray", symmetric: bool = False,
+                    suptitle: str = "") -> Path:
+    """A grid of 2D maps with titles; ``symmetric`` centres the colour scale on zero (edge maps)."""
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles, strict=True):
+        arr = img.detach().cpu().numpy()
+        if symmetric:
+            lim = float(abs(arr).max()) or 1.0
+            ax.imshow(arr, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        else:
+            ax.imshow(arr, cmap=cmap)
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
