@@ -62,3 +62,19 @@ def load_digits_splits(
     train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
                                   stratify=y.numpy()[rest], random_state=split_seed)
     return {name: Split(x[i], y[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+
+
+def preprocess_image(path: str, image_size: int = 32) -> torch.Tensor:
+    """A user's image file -> ``(1, S, S)`` standardised like the digits.
+
+    The digits are light strokes on a dark background; an image whose mean is above one half
+    (dark ink on white paper) is inverted to match.
+    """
+    from cnnlab.data.images import read_image
+
+    arr = np.asarray(read_image(path, "L"), dtype=np.float32) / 255.0
+    x = torch.from_numpy(arr)[None, None]
+    if x.mean() > 0.5:
+        x = 1.0 - x
+    x = F.interpolate(x, size=(image_size, image_size), mode="area").clamp_(0, 1)
+    return normalize(x)[0]

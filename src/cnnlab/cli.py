@@ -1,0 +1,428 @@
+"""The ``cnnlab`` command line: thin argparse front-ends over the library.
+
+Each handler parses flags into plain values or a config dataclass, calls the library and prints a
+human view (rich) or, with ``--json``, one JSON object as the last stdout line. Bad input raises
+:class:`CnnlabError` anywhere below; :func:`main` prints it as one line and returns 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.errors import CnnlabError
+
+Handler = Callable[[argparse.Namespace, Console], dict[str, Any]]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CnnlabError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _padding(text: str) -> int | str:
+    if text in ("same", "valid"):
+        return text
+    return _non_negative_int(text)
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    """``"3x32x32"`` -> ``(3, 32, 32)``."""
+    if not re.fullmatch(r"\d+([xX]\d+)*", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected sizes like 3x32x32, got {text!r}")
+    dims = tuple(int(d) for d in re.split(r"[xX]", text.strip()))
+    if min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
+    return dims
+
+
+# --- models and summary ---------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.registry import create_model, get_model_entry, list_models
+
+    rows = []
+    for name in list_models(args.pattern):
+        entry = get_model_entry(name)
+        params = sum(p.numel() for p in create_model(name).parameters() if p.requires_grad)
+        rows.append({"name": name, "input_size": list(entry.input_size), "params": params,
+                     "paper": entry.paper})
+    if not args.json:
+        table = Table(title="registered models")
+        for col in ("name", "input (C,H,W)", "trainable params", "paper"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}",
+                          r["paper"])
+        console.print(table)
+    return {"models": rows}
+
+
+def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.registry import create_model, get_model_entry
+    from cnnlab.viz.summary import summarize
+
+    entry = get_model_entry(args.model)
+    model = create_model(args.model)
+    shape = args.input or entry.input_size
+    try:
+        summary = summarize(model, shape, args.model, show_all=args.all)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise CnnlabError(f"input {'x'.join(map(str, shape))} does not fit {args.model} "
+                          f"(default {'x'.join(map(str, entry.input_size))}): {first}") from None
+    if not args.json:
+        c, *hw = shape
+        table = Table(title=f"{args.model}: input {'x'.join(map(str, shape))}")
+        for col, justify in (("layer", "left"), ("type", "left"),
+                             ("activation shape (H,W,C)", "left"), ("activation size", "right"),
+                             ("# parameters", "right"), ("MACs", "right")):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_row("input", "", str((*hw, c)), f"{summary.input_shape and _numel(shape):,}",
+                      "0", "0")
+        for r in summary.rows:
+            table.add_row(r.name, r.kind, str(r.slide_shape), f"{r.size:,}", f"{r.params:,}",
+                          f"{r.macs:,}")
+        console.print(table)
+        console.print(f"total parameters: {summary.total_params:,} "
+                      f"(trainable {summary.trainable_params:,}); "
+                      f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)")
+    return summary.to_dict()
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# --- explain --------------------------------------------------------------------------------
+
+
+def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab import explain
+
+    matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
+    if args.what == "conv":
+        filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
+        result = explain.explain_conv(matrix, filt, fname, args.n, args.f, args.p, args.s,
+                                      args.channels, args.filters)
+    elif args.what == "pool":
+        result = explain.explain_pool(matrix, args.f, args.s, args.mode, args.p, args.n,
+                                      args.channels)
+    elif args.what == "transpose":
+        filt = explain.resolve_filter(args.filter)[0] if args.filter else None
+        result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
+    else:
+        result = explain.explain_cost(explain.parse_shape(args.shape), args.f, args.filters,
+                                      separable=args.separable, bottleneck=args.bottleneck,
+                                      expansion=args.expansion, p=args.p, s=args.s)
+    if not args.json:
+        explain.render(result, console)
+    return result
+
+
+# --- edges ----------------------------------------------------------------------------------
+
+
+def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.data.images import load_gray
+    from cnnlab.engine.edges import apply_edge_filters
+    from cnnlab.viz.plots import plot_image_grid
+
+    names = [n.strip() for n in args.filters.split(",") if n.strip()]
+    image = load_gray(args.image)
+    maps = apply_edge_filters(image, names)
+    out = Path(args.out)
+    path = plot_image_grid([image, *maps.values()], [f"input: {args.image}", *maps],
+                           out / "edges.png", cols=min(3, len(maps) + 1), symmetric=False)
+    stats = {n: {"min": float(m.min()), "max": float(m.max()), "mean_abs": float(m.abs().mean())}
+             for n, m in maps.items()}
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"image": args.image, "shape": list(image.shape), "figure": str(path), "maps": stats}
+
+
+def cmd_edges_learn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.edges import learn_edge_kernel
+
+    images = [n.strip() for n in args.images.split(",") if n.strip()]
+    result = learn_edge_kernel(args.target, images, args.steps, args.optimizer, args.lr,
+                               args.size, args.seed)
+    if not args.json:
+        from cnnlab.explain import _matrix_table
+
+        console.print(_matrix_table(f"target ({args.target})", result.target.tolist()))
+        console.print(_matrix_table("learned w1..w9",
+                                    [[round(v, 4) for v in row] for row in result.kernel.tolist()]))
+        console.print(f"max |learned - target| = {result.max_abs_error:.2e} after "
+                      f"{len(result.losses)} loss evaluations ({args.optimizer})")
+    return result.to_dict()
+
+
+# --- classify -------------------------------------------------------------------------------
+
+
+def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.config import ClassifyTrainConfig
+    from cnnlab.engine.classify import train_classifier
+
+    config = ClassifyTrainConfig(
+        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, augment=not args.no_augment,
+        seed=args.seed, split_seed=args.split_seed, device=args.device, out=args.out or "")
+    result = train_classifier(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "
+                      f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)")
+        console.print(f"run folder: {result.run_dir}")
+    return result.to_dict()
+
+
+def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.classify import evaluate, load_dataset
+    from cnnlab.engine.device import resolve_device
+
+    device = resolve_device(args.device)
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    cfg = ckpt.get("config", {})
+    splits, names = load_dataset(cfg.get("data", "digits"), cfg.get("image_size", 32),
+                                 cfg.get("split_seed", 0))
+    result = evaluate(model.to(device), splits[args.split], len(names), device)
+    out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
+    if args.out:
+        from cnnlab.viz.plots import plot_confusion_matrix
+
+        out["figure"] = str(plot_confusion_matrix(
+            result.confusion, names, Path(args.out) / f"confusion_{args.split}.png",
+            title=f"{ckpt['model']} on {args.split} (accuracy {result.accuracy:.2%})"))
+    if not args.json:
+        console.print(f"{args.split}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
+                      f"on {result.count} images")
+    return out
+
+
+def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.digits import preprocess_image
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.classify import load_dataset
+    from cnnlab.engine.device import resolve_device
+
+    device = resolve_device(args.device)
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model.to(device).eval()
+    names: list[str] = list(ckpt.get("class_names", []))
+    cfg = ckpt.get("config", {})
+    size = cfg.get("image_size", 32)
+    if args.images:
+        batch = torch.stack([preprocess_image(p, size) for p in args.images])
+        sources, truth = list(args.images), [None] * len(args.images)
+    else:
+        split = load_dataset(cfg.get("data", "digits"), size, cfg.get("split_seed", 0))[0][
+            args.split]
+        batch = split.images[:args.limit]
+        sources = [f"{args.split}[{i}]" for i in range(len(batch))]
+        truth = [names[int(t)] for t in split.labels[:args.limit]]
+    with torch.no_grad():
+        probs = model(batch.to(device)).softmax(1).cpu()
+    k = min(args.top_k, probs.shape[1])
+    top_p, top_i = probs.topk(k, dim=1)
+    rows = [{"source": src, "prediction": names[int(i[0])], "probability": float(p[0]),
+             "top_k": [[names[int(j)], float(q)] for j, q in zip(i, p, strict=True)],
+             **({"label": t} if t is not None else {})}
+            for src, i, p, t in zip(sources, top_i, top_p, truth, strict=True)]
+    if not args.json:
+        table = Table(title=f"predictions of {ckpt['model']}")
+        for col in ("source", "prediction", "probability", "label"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["source"], r["prediction"], f"{r['probability']:.3f}",
+                          r.get("label", ""))
+        console.print(table)
+    return {"checkpoint": args.checkpoint, "predictions": rows}
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON object with the results as the last stdout line")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    parser = _Parser(prog="cnnlab", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", parents=[common], help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
+    p.add_argument("model")
+    p.add_argument("--input", type=_dims, help="input size CxHxW (default: the model's own)")
+    p.add_argument("--all", action="store_true", help="also list activations, flatten, dropout")
+    p.set_defaults(handler=cmd_summary)
+
+    _add_explain(sub, common)
+    _add_edges(sub, common)
+    _add_classify(sub, common)
+    return parser
+
+
+def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
+    explain = sub.add_parser("explain", parents=[common],
+                             help="the slides' worked examples, computed")
+    what = explain.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    matrix_help = "matrix, rows separated by ';', e.g. '3 0 1;1 5 8;2 7 2'"
+    for name, helptext in (("conv", "a convolution"), ("pool", "max or average pooling"),
+                           ("transpose", "a transposed convolution by both methods")):
+        p = what.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("--input", help=matrix_help)
+        p.add_argument("--n", type=_positive_int, help="input size, to explain shapes only")
+        p.add_argument("--s", type=_positive_int, default=None if name == "pool" else 1,
+                       help="stride" + (" (default: f)" if name == "pool" else ""))
+        if name != "pool":
+            p.add_argument("--filter", help="a matrix, or a name: vertical, horizontal, sobel, "
+                                            "scharr, ...")
+            p.add_argument("--f", type=_positive_int, help="filter size, to explain shapes only")
+        else:
+            p.add_argument("--f", type=_positive_int, default=2, help="window size")
+            p.add_argument("--mode", choices=("max", "avg"), default="max")
+        if name == "conv":
+            p.add_argument("--p", type=_padding, default=0, help="padding: int, valid or same")
+            p.add_argument("--filters", type=_positive_int, default=1, help="number of filters")
+        else:
+            p.add_argument("--p", type=_non_negative_int, default=0, help="padding")
+        if name != "transpose":
+            p.add_argument("--channels", type=_positive_int, default=1, help="input channels")
+        p.set_defaults(handler=cmd_explain)
+    p = what.add_parser("cost", parents=[common], help="MACs of normal vs cheaper convolutions")
+    p.add_argument("--input", dest="shape", required=True, help="input HxWxC, e.g. 28x28x192")
+    p.add_argument("--f", type=_positive_int, required=True, help="filter size")
+    p.add_argument("--filters", type=_positive_int, required=True, help="output channels")
+    p.add_argument("--separable", action="store_true", help="vs depthwise-separable")
+    p.add_argument("--bottleneck", type=_positive_int, help="vs a 1x1 bottleneck of N channels")
+    p.add_argument("--expansion", type=_positive_int,
+                   help="vs a MobileNet v2 block with this expansion factor")
+    p.add_argument("--p", type=_padding, default=None,
+                   help="padding (default: valid, or same for --bottleneck/--expansion)")
+    p.add_argument("--s", type=_positive_int, default=1, help="stride")
+    p.set_defaults(handler=cmd_explain)
+
+
+def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
+    edges = sub.add_parser("edges", parents=[common], help="edge filters on real photos")
+    what = edges.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = what.add_parser("apply", parents=[common], help="filter a photo, write edges.png")
+    p.add_argument("--image", default="camera",
+                   help="a scikit-image sample (camera, coins, brick, ...) or an image file")
+    p.add_argument("--filters", default="vertical,horizontal,sobel,scharr")
+    p.add_argument("--out", default="runs/edges")
+    p.set_defaults(handler=cmd_edges_apply)
+    p = what.add_parser("learn", parents=[common], help="learn a 3x3 kernel by gradient descent")
+    p.add_argument("--target", default="sobel", help="the filter to recover")
+    p.add_argument("--images", default="camera,coins,moon,brick",
+                   help="comma-separated sample names or image files")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--steps", type=_positive_int, default=100)
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (adam)")
+    p.add_argument("--size", type=_positive_int, default=128, help="images resized to this")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_edges_learn)
+
+
+def _add_classify(sub: Any, common: argparse.ArgumentParser) -> None:
+    classify = sub.add_parser("classify", parents=[common], help="train and use a classifier")
+    what = classify.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    device = {"default": "auto", "help": "auto, cpu, cuda, cuda:N or mps"}
+
+    p = what.add_parser("train", parents=[common], help="train on a dataset, write a run folder")
+    p.add_argument("--model", default="lenet5")
+    p.add_argument("--data", default="digits", help="dataset (digits)")
+    p.add_argument("--epochs", type=_positive_int, default=30)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--no-augment", action="store_true", help="no random shifts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--device", **device)
+    p.add_argument("--out", help="run folder (default runs/classify/<model>-<data>[-N])")
+    p.set_defaults(handler=cmd_classify_train)
+
+    p = what.add_parser("eval", parents=[common], help="score a checkpoint on a split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", **device)
+    p.add_argument("--out", help="folder for a confusion-matrix PNG")
+    p.set_defaults(handler=cmd_classify_eval)
+
+    p = what.add_parser("predict", parents=[common], help="classify image files or a split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: the test split)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--limit", type=_positive_int, default=10, help="images of the split to show")
+    p.add_argument("--top-k", type=_positive_int, default=3)
+    p.add_argument("--device", **device)
+    p.set_defaults(handler=cmd_classify_predict)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0, or 2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        result = args.handler(args, console)
+        if args.json:
+            print(json.dumps(result, default=str))
+        return 0
+    except CnnlabError as exc:
+        if debug:
+            raise
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
