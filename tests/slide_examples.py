@@ -10,8 +10,14 @@ from __future__ import annotations
 import torch
 
 # "Vertical edge detection" / "Learning to detect edges": 6x6 input, 3x3 vertical filter.
-EDGE_INPUT = [[3, 0, 1, 2, 7, 4], [1, 5, 8, 9, 3, 1], [2, 7, 2, 5, 1, 3],
-              [0, 1, 3, 1, 7, 8], [4, 2, 1, 6, 2, 8], [2, 4, 5, 2, 3, 9]]
+EDGE_INPUT = [
+    [3, 0, 1, 2, 7, 4],
+    [1, 5, 8, 9, 3, 1],
+    [2, 7, 2, 5, 1, 3],
+    [0, 1, 3, 1, 7, 8],
+    [4, 2, 1, 6, 2, 8],
+    [2, 4, 5, 2, 3, 9],
+]
 EDGE_OUTPUT = [[-5, -4, 0, 8], [-10, -2, 2, 3], [0, -2, -4, -7], [-3, -2, -3, -16]]
 
 # "Vertical edge detection examples": a bright-to-dark and a dark-to-bright step.
@@ -22,9 +28,15 @@ CHECKER = [[10, 10, 10, 0, 0, 0]] * 3 + [[0, 0, 0, 10, 10, 10]] * 3
 CHECKER_HORIZONTAL = [[0, 0, 0, 0], [30, 10, -10, -30], [30, 10, -10, -30], [0, 0, 0, 0]]
 
 # "Strided convolution": 7x7 input, 3x3 filter, stride 2 -> 3x3.
-STRIDED_INPUT = [[2, 3, 7, 4, 6, 2, 9], [6, 6, 9, 8, 7, 4, 3], [3, 4, 8, 3, 8, 9, 7],
-                 [7, 8, 3, 6, 6, 3, 4], [4, 2, 1, 8, 3, 4, 6], [3, 2, 4, 1, 9, 8, 3],
-                 [0, 1, 3, 9, 2, 1, 4]]
+STRIDED_INPUT = [
+    [2, 3, 7, 4, 6, 2, 9],
+    [6, 6, 9, 8, 7, 4, 3],
+    [3, 4, 8, 3, 8, 9, 7],
+    [7, 8, 3, 6, 6, 3, 4],
+    [4, 2, 1, 8, 3, 4, 6],
+    [3, 2, 4, 1, 9, 8, 3],
+    [0, 1, 3, 9, 2, 1, 4],
+]
 STRIDED_FILTER = [[3, 4, 4], [1, 0, 2], [-1, 0, 3]]
 # As printed on the slide. Two cells do not follow from the input: the computation gives 88 at
 # (0, 2) and 117 at (1, 2) where the slide prints 83 and 127 (an arithmetic slip on the original
@@ -36,8 +48,7 @@ STRIDED_CELLS_THAT_FOLLOW = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (2,
 POOL_INPUT = [[1, 3, 2, 1], [2, 9, 1, 1], [1, 3, 2, 3], [5, 6, 1, 2]]
 POOL_MAX = [[9, 2], [6, 3]]
 POOL_AVG = [[3.75, 1.25], [3.75, 2.0]]
-POOL5_INPUT = [[1, 3, 2, 1, 3], [2, 9, 1, 1, 5], [1, 3, 2, 3, 2], [8, 3, 5, 1, 0],
-               [5, 6, 1, 2, 9]]
+POOL5_INPUT = [[1, 3, 2, 1, 3], [2, 9, 1, 1, 5], [1, 3, 2, 3, 2], [8, 3, 5, 1, 0], [5, 6, 1, 2, 9]]
 POOL5_MAX = [[9, 9, 5], [9, 9, 5], [8, 6, 9]]
 
 # "Why transpose convolution?": kernel (3, 3), inputs (4, 4), convolution matrix (4, 16).

@@ -30,12 +30,16 @@ def test_slide_examples() -> None:
     assert conv_output_size(32, 5) == 28 and pool_output_size(28, 2) == 14  # LeNet rows
 
 
-@given(n=st.integers(1, 40), f=st.integers(1, 7), p=st.integers(0, 4), s=st.integers(1, 4),
-       d=st.integers(1, 3))
+@given(
+    n=st.integers(1, 40),
+    f=st.integers(1, 7),
+    p=st.integers(0, 4),
+    s=st.integers(1, 4),
+    d=st.integers(1, 3),
+)
 def test_conv_size_matches_pytorch(n: int, f: int, p: int, s: int, d: int) -> None:
     assume(d * (f - 1) + 1 <= n + 2 * p)
-    y = F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, f, f), stride=s, padding=p,
-                 dilation=d)
+    y = F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, f, f), stride=s, padding=p, dilation=d)
     assert y.shape[-1] == conv_output_size(n, f, p, s, d)
 
 
@@ -45,14 +49,26 @@ def test_pool_size_matches_pytorch(n: int, f: int, s: int) -> None:
     assert F.max_pool2d(torch.zeros(1, 1, n, n), f, s).shape[-1] == pool_output_size(n, f, s)
 
 
-@given(i=st.integers(1, 12), k=st.integers(1, 6), s=st.integers(1, 4), p=st.integers(0, 3),
-       op=st.integers(0, 3), d=st.integers(1, 3))
+@given(
+    i=st.integers(1, 12),
+    k=st.integers(1, 6),
+    s=st.integers(1, 4),
+    p=st.integers(0, 3),
+    op=st.integers(0, 3),
+    d=st.integers(1, 3),
+)
 def test_transposed_size_matches_pytorch(i: int, k: int, s: int, p: int, op: int, d: int) -> None:
     assume(op < max(s, d))
     expected = (i - 1) * s + d * (k - 1) + 1 - 2 * p + op
     assume(expected >= 1)
-    y = F.conv_transpose2d(torch.zeros(1, 1, i, i), torch.zeros(1, 1, k, k), stride=s, padding=p,
-                           output_padding=op, dilation=d)
+    y = F.conv_transpose2d(
+        torch.zeros(1, 1, i, i),
+        torch.zeros(1, 1, k, k),
+        stride=s,
+        padding=p,
+        output_padding=op,
+        dilation=d,
+    )
     assert y.shape[-1] == transposed_output_size(i, k, s, p, op, d) == expected
 
 

@@ -21,10 +21,10 @@ from cnnlab.ops import (
     max_pool,
     pointwise_conv2d,
 )
+
 from slide_examples import (
     CHECKER,
     CHECKER_HORIZONTAL,
-    CONV_MATRIX_4x16,
     EDGE_INPUT,
     EDGE_OUTPUT,
     POOL5_INPUT,
@@ -41,6 +41,7 @@ from slide_examples import (
     TRANSPOSE_CONV_OUTPUT,
     TRANSPOSE_INPUT,
     TRANSPOSE_KERNEL,
+    CONV_MATRIX_4x16,
     t,
 )
 
@@ -103,12 +104,20 @@ def test_transpose_slide_example() -> None:
 
 # --- property tests against torch.nn.functional ---------------------------------------------
 
-conv_cases = st.fixed_dictionaries({
-    "batch": st.integers(1, 2), "groups": st.integers(1, 3), "cin_g": st.integers(1, 3),
-    "cout_g": st.integers(1, 3), "n": st.integers(1, 9), "f": st.integers(1, 4),
-    "p": st.integers(0, 2), "s": st.integers(1, 3), "d": st.integers(1, 2),
-    "bias": st.booleans(),
-})
+conv_cases = st.fixed_dictionaries(
+    {
+        "batch": st.integers(1, 2),
+        "groups": st.integers(1, 3),
+        "cin_g": st.integers(1, 3),
+        "cout_g": st.integers(1, 3),
+        "n": st.integers(1, 9),
+        "f": st.integers(1, 4),
+        "p": st.integers(0, 2),
+        "s": st.integers(1, 3),
+        "d": st.integers(1, 2),
+        "bias": st.booleans(),
+    }
+)
 
 
 @given(c=conv_cases, nd=st.sampled_from([1, 2, 3]))
@@ -124,16 +133,29 @@ def test_conv_matches_functional(c: dict, nd: int) -> None:
     assert close(ours(x, w, b, **kw), theirs(x, w, b, **kw))
 
 
-@given(h=st.integers(3, 9), w=st.integers(3, 9), fh=st.integers(1, 3), fw=st.integers(1, 3),
-       sh=st.integers(1, 2), sw=st.integers(1, 3))
+@given(
+    h=st.integers(3, 9),
+    w=st.integers(3, 9),
+    fh=st.integers(1, 3),
+    fw=st.integers(1, 3),
+    sh=st.integers(1, 2),
+    sw=st.integers(1, 3),
+)
 def test_rectangular_conv(h: int, w: int, fh: int, fw: int, sh: int, sw: int) -> None:
     x, k = torch.randn(1, 2, h, w, dtype=D), torch.randn(3, 2, fh, fw, dtype=D)
-    assert close(conv2d(x, k, stride=(sh, sw), padding=(1, 0)),
-                 F.conv2d(x, k, stride=(sh, sw), padding=(1, 0)))
+    assert close(
+        conv2d(x, k, stride=(sh, sw), padding=(1, 0)),
+        F.conv2d(x, k, stride=(sh, sw), padding=(1, 0)),
+    )
 
 
-@given(n=st.integers(2, 10), f=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2),
-       nd=st.sampled_from([1, 2, 3]))
+@given(
+    n=st.integers(2, 10),
+    f=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    nd=st.sampled_from([1, 2, 3]),
+)
 def test_pooling_matches_functional(n: int, f: int, s: int, p: int, nd: int) -> None:
     assume(f <= n and p <= f // 2)
     x = torch.randn(2, 3, *([n] * nd), dtype=D)
@@ -143,9 +165,18 @@ def test_pooling_matches_functional(n: int, f: int, s: int, p: int, nd: int) -> 
     assert close(avg_pool(x, f, s, p), favg(x, f, s, p))
 
 
-@given(i=st.integers(1, 6), k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2),
-       op=st.integers(0, 2), cin=st.integers(1, 3), cout=st.integers(1, 3),
-       groups=st.integers(1, 2), nd=st.sampled_from([1, 2, 3]), d=st.integers(1, 2))
+@given(
+    i=st.integers(1, 6),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    op=st.integers(0, 2),
+    cin=st.integers(1, 3),
+    cout=st.integers(1, 3),
+    groups=st.integers(1, 2),
+    nd=st.sampled_from([1, 2, 3]),
+    d=st.integers(1, 2),
+)
 def test_transpose_zero_insertion_matches_functional(
     i: int, k: int, s: int, p: int, op: int, cin: int, cout: int, groups: int, nd: int, d: int
 ) -> None:
@@ -159,10 +190,18 @@ def test_transpose_zero_insertion_matches_functional(
     assert close(conv_transpose_zero_insertion(x, w, b, **kw), fn(x, w, b, **kw))
 
 
-@given(i=st.integers(1, 6), k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2),
-       op=st.integers(0, 2), cin=st.integers(1, 3), cout=st.integers(1, 3))
-def test_transpose_matrix_matches_functional(i: int, k: int, s: int, p: int, op: int, cin: int,
-                                             cout: int) -> None:
+@given(
+    i=st.integers(1, 6),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    op=st.integers(0, 2),
+    cin=st.integers(1, 3),
+    cout=st.integers(1, 3),
+)
+def test_transpose_matrix_matches_functional(
+    i: int, k: int, s: int, p: int, op: int, cin: int, cout: int
+) -> None:
     assume(op < s and (i - 1) * s + k - 2 * p + op >= k and p <= k - 1)
     x = torch.randn(2, cin, i, i, dtype=D)
     w = torch.randn(cin, cout, k, k, dtype=D)
@@ -170,14 +209,22 @@ def test_transpose_matrix_matches_functional(i: int, k: int, s: int, p: int, op:
     assert close(conv_transpose_matrix(x, w, s, p, op), expected)
 
 
-@given(h=st.integers(1, 7), w=st.integers(1, 7), k=st.integers(1, 3), s=st.integers(1, 2),
-       p=st.integers(0, 1), cin=st.integers(1, 2), cout=st.integers(1, 2))
-def test_conv_matrix_is_the_convolution(h: int, w: int, k: int, s: int, p: int, cin: int,
-                                        cout: int) -> None:
+@given(
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    k=st.integers(1, 3),
+    s=st.integers(1, 2),
+    p=st.integers(0, 1),
+    cin=st.integers(1, 2),
+    cout=st.integers(1, 2),
+)
+def test_conv_matrix_is_the_convolution(
+    h: int, w: int, k: int, s: int, p: int, cin: int, cout: int
+) -> None:
     assume(k <= min(h, w) + 2 * p)
     x = torch.randn(cin, h, w, dtype=D)
     weight = torch.randn(cout, cin, k, k, dtype=D)
-    y = (conv_matrix(weight, (h, w), s, p) @ x.flatten())
+    y = conv_matrix(weight, (h, w), s, p) @ x.flatten()
     assert close(y, F.conv2d(x[None], weight, stride=s, padding=p).flatten())
 
 

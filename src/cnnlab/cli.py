@@ -76,15 +76,22 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     for name in list_models(args.pattern):
         entry = get_model_entry(name)
         params = sum(p.numel() for p in create_model(name).parameters() if p.requires_grad)
-        rows.append({"name": name, "input_size": list(entry.input_size), "params": params,
-                     "paper": entry.paper})
+        rows.append(
+            {
+                "name": name,
+                "input_size": list(entry.input_size),
+                "params": params,
+                "paper": entry.paper,
+            }
+        )
     if not args.json:
         table = Table(title="registered models")
         for col in ("name", "input (C,H,W)", "trainable params", "paper"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}",
-                          r["paper"])
+            table.add_row(
+                r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["paper"]
+            )
         console.print(table)
     return {"models": rows}
 
@@ -100,24 +107,28 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         summary = summarize(model, shape, args.model, show_all=args.all)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0][:160]
-        raise CnnlabError(f"input {'x'.join(map(str, shape))} does not fit {args.model} "
-                          f"(default {'x'.join(map(str, entry.input_size))}): {first}") from None
+        raise CnnlabError(
+            f"input {'x'.join(map(str, shape))} does not fit {args.model} "
+            f"(default {'x'.join(map(str, entry.input_size))}): {first}"
+        ) from None
     if not args.json:
         c, *hw = shape
         table = Table(title=f"{args.model}: input {'x'.join(map(str, shape))}")
-        for col, justify in (("layer", "left"), ("type", "left"),
-                             ("activation shape (H,W,C)", "left"), ("activation size", "right"),
-                             ("# parameters", "right"), ("MACs", "right")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        table.add_row("input", "", str((*hw, c)), f"{summary.input_shape and _numel(shape):,}",
-                      "0", "0")
+        for col in ("layer", "type", "activation shape (H,W,C)"):
+            table.add_column(col, no_wrap=True)
+        for col in ("activation size", "# parameters", "MACs"):
+            table.add_column(col, justify="right")
+        table.add_row("input", "", str((*hw, c)), f"{_numel(shape):,}", "0", "0")
         for r in summary.rows:
-            table.add_row(r.name, r.kind, str(r.slide_shape), f"{r.size:,}", f"{r.params:,}",
-                          f"{r.macs:,}")
+            table.add_row(
+                r.name, r.kind, str(r.slide_shape), f"{r.size:,}", f"{r.params:,}", f"{r.macs:,}"
+            )
         console.print(table)
-        console.print(f"total parameters: {summary.total_params:,} "
-                      f"(trainable {summary.trainable_params:,}); "
-                      f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)")
+        console.print(
+            f"total parameters: {summary.total_params:,} "
+            f"(trainable {summary.trainable_params:,}); "
+            f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)"
+        )
     return summary.to_dict()
 
 
@@ -137,18 +148,27 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
     if args.what == "conv":
         filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
-        result = explain.explain_conv(matrix, filt, fname, args.n, args.f, args.p, args.s,
-                                      args.channels, args.filters)
+        result = explain.explain_conv(
+            matrix, filt, fname, args.n, args.f, args.p, args.s, args.channels, args.filters
+        )
     elif args.what == "pool":
-        result = explain.explain_pool(matrix, args.f, args.s, args.mode, args.p, args.n,
-                                      args.channels)
+        result = explain.explain_pool(
+            matrix, args.f, args.s, args.mode, args.p, args.n, args.channels
+        )
     elif args.what == "transpose":
         filt = explain.resolve_filter(args.filter)[0] if args.filter else None
         result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
     else:
-        result = explain.explain_cost(explain.parse_shape(args.shape), args.f, args.filters,
-                                      separable=args.separable, bottleneck=args.bottleneck,
-                                      expansion=args.expansion, p=args.p, s=args.s)
+        result = explain.explain_cost(
+            explain.parse_shape(args.shape),
+            args.f,
+            args.filters,
+            separable=args.separable,
+            bottleneck=args.bottleneck,
+            expansion=args.expansion,
+            p=args.p,
+            s=args.s,
+        )
     if not args.json:
         explain.render(result, console)
     return result
@@ -166,10 +186,18 @@ def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any
     image = load_gray(args.image)
     maps = apply_edge_filters(image, names)
     out = Path(args.out)
-    path = plot_image_grid([image, *maps.values()], [f"input: {args.image}", *maps],
-                           out / "edges.png", cols=min(3, len(maps) + 1), symmetric=False)
-    stats = {n: {"min": float(m.min()), "max": float(m.max()), "mean_abs": float(m.abs().mean())}
-             for n, m in maps.items()}
+    path = plot_image_grid(
+        [image, *maps.values()],
+        [f"input: {args.image}", *maps],
+        out / "edges.png",
+        cols=min(3, len(maps) + 1),
+        symmetric=[False] + [True] * len(maps),
+        suptitle="edge maps (red: positive, blue: negative response)",
+    )
+    stats = {
+        n: {"min": float(m.min()), "max": float(m.max()), "mean_abs": float(m.abs().mean())}
+        for n, m in maps.items()
+    }
     if not args.json:
         console.print(f"wrote {path}")
     return {"image": args.image, "shape": list(image.shape), "figure": str(path), "maps": stats}
@@ -179,16 +207,23 @@ def cmd_edges_learn(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.engine.edges import learn_edge_kernel
 
     images = [n.strip() for n in args.images.split(",") if n.strip()]
-    result = learn_edge_kernel(args.target, images, args.steps, args.optimizer, args.lr,
-                               args.size, args.seed)
+    result = learn_edge_kernel(
+        args.target, images, args.steps, args.optimizer, args.lr, args.size, args.seed
+    )
     if not args.json:
         from cnnlab.explain import _matrix_table
 
         console.print(_matrix_table(f"target ({args.target})", result.target.tolist()))
-        console.print(_matrix_table("learned w1..w9",
-                                    [[round(v, 4) for v in row] for row in result.kernel.tolist()]))
-        console.print(f"max |learned - target| = {result.max_abs_error:.2e} after "
-                      f"{len(result.losses)} loss evaluations ({args.optimizer})")
+        console.print(
+            _matrix_table(
+                "learned w1..w9",
+                [[round(v, 4) + 0.0 for v in row] for row in result.kernel.tolist()],
+            )
+        )
+        console.print(
+            f"max |learned - target| = {result.max_abs_error:.2e} after "
+            f"{len(result.losses)} loss evaluations ({args.optimizer})"
+        )
     return result.to_dict()
 
 
@@ -200,13 +235,24 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.classify import train_classifier
 
     config = ClassifyTrainConfig(
-        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, augment=not args.no_augment,
-        seed=args.seed, split_seed=args.split_seed, device=args.device, out=args.out or "")
+        model=args.model,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        augment=not args.no_augment,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        device=args.device,
+        out=args.out or "",
+    )
     result = train_classifier(config, Console(stderr=True, quiet=args.json))
     if not args.json:
-        console.print(f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "
-                      f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)")
+        console.print(
+            f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "
+            f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
+        )
         console.print(f"run folder: {result.run_dir}")
     return result.to_dict()
 
@@ -219,19 +265,27 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     device = resolve_device(args.device)
     model, ckpt = model_from_checkpoint(args.checkpoint)
     cfg = ckpt.get("config", {})
-    splits, names = load_dataset(cfg.get("data", "digits"), cfg.get("image_size", 32),
-                                 cfg.get("split_seed", 0))
+    splits, names = load_dataset(
+        cfg.get("data", "digits"), cfg.get("image_size", 32), cfg.get("split_seed", 0)
+    )
     result = evaluate(model.to(device), splits[args.split], len(names), device)
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix
 
-        out["figure"] = str(plot_confusion_matrix(
-            result.confusion, names, Path(args.out) / f"confusion_{args.split}.png",
-            title=f"{ckpt['model']} on {args.split} (accuracy {result.accuracy:.2%})"))
+        out["figure"] = str(
+            plot_confusion_matrix(
+                result.confusion,
+                names,
+                Path(args.out) / f"confusion_{args.split}.png",
+                title=f"{ckpt['model']} on {args.split} (accuracy {result.accuracy:.2%})",
+            )
+        )
     if not args.json:
-        console.print(f"{args.split}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
-                      f"on {result.count} images")
+        console.print(
+            f"{args.split}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
+            f"on {result.count} images"
+        )
     return out
 
 
@@ -254,25 +308,33 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         sources, truth = list(args.images), [None] * len(args.images)
     else:
         split = load_dataset(cfg.get("data", "digits"), size, cfg.get("split_seed", 0))[0][
-            args.split]
-        batch = split.images[:args.limit]
+            args.split
+        ]
+        batch = split.images[: args.limit]
         sources = [f"{args.split}[{i}]" for i in range(len(batch))]
-        truth = [names[int(t)] for t in split.labels[:args.limit]]
+        truth = [names[int(t)] for t in split.labels[: args.limit]]
     with torch.no_grad():
         probs = model(batch.to(device)).softmax(1).cpu()
     k = min(args.top_k, probs.shape[1])
     top_p, top_i = probs.topk(k, dim=1)
-    rows = [{"source": src, "prediction": names[int(i[0])], "probability": float(p[0]),
-             "top_k": [[names[int(j)], float(q)] for j, q in zip(i, p, strict=True)],
-             **({"label": t} if t is not None else {})}
-            for src, i, p, t in zip(sources, top_i, top_p, truth, strict=True)]
+    rows = [
+        {
+            "source": src,
+            "prediction": names[int(i[0])],
+            "probability": float(p[0]),
+            "top_k": [[names[int(j)], float(q)] for j, q in zip(i, p, strict=True)],
+            **({"label": t} if t is not None else {}),
+        }
+        for src, i, p, t in zip(sources, top_i, top_p, truth, strict=True)
+    ]
     if not args.json:
         table = Table(title=f"predictions of {ckpt['model']}")
         for col in ("source", "prediction", "probability", "label"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["source"], r["prediction"], f"{r['probability']:.3f}",
-                          r.get("label", ""))
+            table.add_row(
+                r["source"], r["prediction"], f"{r['probability']:.3f}", r.get("label", "")
+            )
         console.print(table)
     return {"checkpoint": args.checkpoint, "predictions": rows}
 
@@ -282,8 +344,11 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
 
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--json", action="store_true",
-                        help="print one JSON object with the results as the last stdout line")
+    common.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results as the last stdout line",
+    )
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
     parser = _Parser(prog="cnnlab", description=__doc__.splitlines()[0], parents=[common])
@@ -306,20 +371,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
-    explain = sub.add_parser("explain", parents=[common],
-                             help="the slides' worked examples, computed")
+    explain = sub.add_parser(
+        "explain", parents=[common], help="the slides' worked examples, computed"
+    )
     what = explain.add_subparsers(dest="what", required=True, parser_class=_Parser)
     matrix_help = "matrix, rows separated by ';', e.g. '3 0 1;1 5 8;2 7 2'"
-    for name, helptext in (("conv", "a convolution"), ("pool", "max or average pooling"),
-                           ("transpose", "a transposed convolution by both methods")):
+    for name, helptext in (
+        ("conv", "a convolution"),
+        ("pool", "max or average pooling"),
+        ("transpose", "a transposed convolution by both methods"),
+    ):
         p = what.add_parser(name, parents=[common], help=helptext)
         p.add_argument("--input", help=matrix_help)
         p.add_argument("--n", type=_positive_int, help="input size, to explain shapes only")
-        p.add_argument("--s", type=_positive_int, default=None if name == "pool" else 1,
-                       help="stride" + (" (default: f)" if name == "pool" else ""))
+        p.add_argument(
+            "--s",
+            type=_positive_int,
+            default=None if name == "pool" else 1,
+            help="stride" + (" (default: f)" if name == "pool" else ""),
+        )
         if name != "pool":
-            p.add_argument("--filter", help="a matrix, or a name: vertical, horizontal, sobel, "
-                                            "scharr, ...")
+            p.add_argument(
+                "--filter", help="a matrix, or a name: vertical, horizontal, sobel, scharr, ..."
+            )
             p.add_argument("--f", type=_positive_int, help="filter size, to explain shapes only")
         else:
             p.add_argument("--f", type=_positive_int, default=2, help="window size")
@@ -338,10 +412,15 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--filters", type=_positive_int, required=True, help="output channels")
     p.add_argument("--separable", action="store_true", help="vs depthwise-separable")
     p.add_argument("--bottleneck", type=_positive_int, help="vs a 1x1 bottleneck of N channels")
-    p.add_argument("--expansion", type=_positive_int,
-                   help="vs a MobileNet v2 block with this expansion factor")
-    p.add_argument("--p", type=_padding, default=None,
-                   help="padding (default: valid, or same for --bottleneck/--expansion)")
+    p.add_argument(
+        "--expansion", type=_positive_int, help="vs a MobileNet v2 block with this expansion factor"
+    )
+    p.add_argument(
+        "--p",
+        type=_padding,
+        default=None,
+        help="padding (default: valid, or same for --bottleneck/--expansion)",
+    )
     p.add_argument("--s", type=_positive_int, default=1, help="stride")
     p.set_defaults(handler=cmd_explain)
 
@@ -350,15 +429,21 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
     edges = sub.add_parser("edges", parents=[common], help="edge filters on real photos")
     what = edges.add_subparsers(dest="what", required=True, parser_class=_Parser)
     p = what.add_parser("apply", parents=[common], help="filter a photo, write edges.png")
-    p.add_argument("--image", default="camera",
-                   help="a scikit-image sample (camera, coins, brick, ...) or an image file")
+    p.add_argument(
+        "--image",
+        default="camera",
+        help="a scikit-image sample (camera, coins, brick, ...) or an image file",
+    )
     p.add_argument("--filters", default="vertical,horizontal,sobel,scharr")
     p.add_argument("--out", default="runs/edges")
     p.set_defaults(handler=cmd_edges_apply)
     p = what.add_parser("learn", parents=[common], help="learn a 3x3 kernel by gradient descent")
     p.add_argument("--target", default="sobel", help="the filter to recover")
-    p.add_argument("--images", default="camera,coins,moon,brick",
-                   help="comma-separated sample names or image files")
+    p.add_argument(
+        "--images",
+        default="camera,coins,moon,brick",
+        help="comma-separated sample names or image files",
+    )
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--steps", type=_positive_int, default=100)
     p.add_argument("--lr", type=float, default=0.05, help="learning rate (adam)")

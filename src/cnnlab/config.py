@@ -33,8 +33,11 @@ class ClassifyTrainConfig:
     out: str = ""  # run folder; empty means runs/classify/<model>-<data>[-N], never overwriting
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size,
-                    "image_size": self.image_size}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "image_size": self.image_size,
+        }
         for name, value in positive.items():
             if value < 1:
                 raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

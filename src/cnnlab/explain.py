@@ -40,8 +40,9 @@ def parse_matrix(text: str, what: str = "--input") -> torch.Tensor:
     widths = {len(r) for r in values}
     if len(widths) != 1:
         lengths = ", ".join(str(len(r)) for r in values)
-        raise CnnlabError(f"{what}: rows have different lengths ({lengths}); a matrix must be "
-                          "rectangular")
+        raise CnnlabError(
+            f"{what}: rows have different lengths ({lengths}); a matrix must be rectangular"
+        )
     return torch.tensor(values, dtype=torch.float64)
 
 
@@ -58,8 +59,10 @@ def resolve_filter(text: str) -> tuple[torch.Tensor, str]:
     if text.strip() in EDGE_FILTERS:
         return edge_filter(text.strip(), torch.float64), text.strip()
     if re.fullmatch(r"[A-Za-z_]+", text.strip()):
-        raise CnnlabError(f"--filter: unknown filter {text!r}; named filters: "
-                          f"{', '.join(EDGE_FILTERS)}, or give a matrix like '1 0 -1;1 0 -1'")
+        raise CnnlabError(
+            f"--filter: unknown filter {text!r}; named filters: "
+            f"{', '.join(EDGE_FILTERS)}, or give a matrix like '1 0 -1;1 0 -1'"
+        )
     return parse_matrix(text, "--filter"), "custom"
 
 
@@ -76,9 +79,17 @@ def _size_formula(n: int, f: int, p: int, s: int) -> str:
     return f"floor(({n} + 2*{p} - {f}) / {s}) + 1 = {out}"
 
 
-def explain_conv(input_matrix: torch.Tensor | None = None, filter_matrix: torch.Tensor | None = None,
-                 filter_name: str = "custom", n: int | None = None, f: int | None = None,
-                 p: int | str = 0, s: int = 1, channels: int = 1, filters: int = 1) -> dict:
+def explain_conv(
+    input_matrix: torch.Tensor | None = None,
+    filter_matrix: torch.Tensor | None = None,
+    filter_name: str = "custom",
+    n: int | None = None,
+    f: int | None = None,
+    p: int | str = 0,
+    s: int = 1,
+    channels: int = 1,
+    filters: int = 1,
+) -> dict:
     """A convolution: with matrices, compute it; without, explain the shapes of one layer."""
     if input_matrix is None:
         if n is None or f is None:
@@ -89,12 +100,23 @@ def explain_conv(input_matrix: torch.Tensor | None = None, filter_matrix: torch.
         pad = conv_arith.resolve_padding(p, f)
         out = conv_arith.conv_output_size(n, f, pad, s)
         params = (f * f * channels + 1) * filters
-        return {"kind": "conv", "mode": "shapes", "n": n, "f": f, "p": pad, "s": s,
-                "channels": channels, "filters": filters,
-                "input_shape": [n, n, channels], "filter_shape": [f, f, channels],
-                "output_shape": [out, out, filters], "formula": _size_formula(n, f, pad, s),
-                "parameters": params, "parameters_formula": f"({f}*{f}*{channels} + 1) * {filters}",
-                "macs": out * out * filters * f * f * channels}
+        return {
+            "kind": "conv",
+            "mode": "shapes",
+            "n": n,
+            "f": f,
+            "p": pad,
+            "s": s,
+            "channels": channels,
+            "filters": filters,
+            "input_shape": [n, n, channels],
+            "filter_shape": [f, f, channels],
+            "output_shape": [out, out, filters],
+            "formula": _size_formula(n, f, pad, s),
+            "parameters": params,
+            "parameters_formula": f"({f}*{f}*{channels} + 1) * {filters}",
+            "macs": out * out * filters * f * f * channels,
+        }
     if filter_matrix is None:
         raise CnnlabError("--filter is needed with --input (a matrix or a name such as vertical)")
     kh, kw = filter_matrix.shape
@@ -103,22 +125,41 @@ def explain_conv(input_matrix: torch.Tensor | None = None, filter_matrix: torch.
     pad = conv_arith.resolve_padding(p, kh)
     h, w = input_matrix.shape
     formulas = [_size_formula(h, kh, pad, s), _size_formula(w, kw, pad, s)]
-    out = reference.conv2d(input_matrix[None, None], filter_matrix[None, None], stride=s,
-                           padding=pad)[0, 0]
+    out = reference.conv2d(
+        input_matrix[None, None], filter_matrix[None, None], stride=s, padding=pad
+    )[0, 0]
     padded = F.pad(input_matrix, (pad,) * 4)
     window = padded[:kh, :kw]
-    terms = " + ".join(f"{_num(a)}*{_num(b)}" for a, b in zip(window.flatten().tolist(),
-                                                              filter_matrix.flatten().tolist(),
-                                                              strict=True))
-    return {"kind": "conv", "mode": "matrix", "p": pad, "s": s, "filter_name": filter_name,
-            "input": _plain(input_matrix), "padded_input": _plain(padded),
-            "filter": _plain(filter_matrix), "output": _plain(out),
-            "input_shape": [h, w], "output_shape": list(out.shape), "formula": formulas,
-            "first_cell": f"{terms} = {_num(out[0, 0].item())}"}
+    terms = " + ".join(
+        f"{_num(a)}*{_num(b)}"
+        for a, b in zip(window.flatten().tolist(), filter_matrix.flatten().tolist(), strict=True)
+    )
+    return {
+        "kind": "conv",
+        "mode": "matrix",
+        "p": pad,
+        "s": s,
+        "filter_name": filter_name,
+        "input": _plain(input_matrix),
+        "padded_input": _plain(padded),
+        "filter": _plain(filter_matrix),
+        "output": _plain(out),
+        "input_shape": [h, w],
+        "output_shape": list(out.shape),
+        "formula": formulas,
+        "first_cell": f"{terms} = {_num(out[0, 0].item())}",
+    }
 
 
-def explain_pool(input_matrix: torch.Tensor | None = None, f: int = 2, s: int | None = None,
-                 mode: str = "max", p: int = 0, n: int | None = None, channels: int = 1) -> dict:
+def explain_pool(
+    input_matrix: torch.Tensor | None = None,
+    f: int = 2,
+    s: int | None = None,
+    mode: str = "max",
+    p: int = 0,
+    n: int | None = None,
+    channels: int = 1,
+) -> dict:
     """Max or average pooling of a matrix, or the shapes of a pooling layer."""
     if mode not in ("max", "avg"):
         raise CnnlabError(f"--mode must be max or avg, got {mode!r}")
@@ -127,39 +168,70 @@ def explain_pool(input_matrix: torch.Tensor | None = None, f: int = 2, s: int | 
         if n is None:
             raise CnnlabError("give --input (a matrix) or --n (a size) to explain pooling")
         out = conv_arith.pool_output_size(n, f, stride, p)
-        return {"kind": "pool", "mode": mode, "f": f, "s": stride, "p": p,
-                "input_shape": [n, n, channels], "output_shape": [out, out, channels],
-                "formula": _size_formula(n, f, p, stride), "parameters": 0}
+        return {
+            "kind": "pool",
+            "mode": mode,
+            "f": f,
+            "s": stride,
+            "p": p,
+            "input_shape": [n, n, channels],
+            "output_shape": [out, out, channels],
+            "formula": _size_formula(n, f, p, stride),
+            "parameters": 0,
+        }
     pool = reference.max_pool if mode == "max" else reference.avg_pool
     out = pool(input_matrix[None, None], f, stride, p)[0, 0]
     h, w = input_matrix.shape
-    return {"kind": "pool", "mode": mode, "f": f, "s": stride, "p": p,
-            "input": _plain(input_matrix), "output": _plain(out), "input_shape": [h, w],
-            "output_shape": list(out.shape),
-            "formula": [_size_formula(h, f, p, stride), _size_formula(w, f, p, stride)],
-            "parameters": 0}
+    return {
+        "kind": "pool",
+        "mode": mode,
+        "f": f,
+        "s": stride,
+        "p": p,
+        "input": _plain(input_matrix),
+        "output": _plain(out),
+        "input_shape": [h, w],
+        "output_shape": list(out.shape),
+        "formula": [_size_formula(h, f, p, stride), _size_formula(w, f, p, stride)],
+        "parameters": 0,
+    }
 
 
-def explain_transpose(input_matrix: torch.Tensor | None = None,
-                      filter_matrix: torch.Tensor | None = None, s: int = 1, p: int = 0,
-                      n: int | None = None, f: int | None = None) -> dict:
+def explain_transpose(
+    input_matrix: torch.Tensor | None = None,
+    filter_matrix: torch.Tensor | None = None,
+    s: int = 1,
+    p: int = 0,
+    n: int | None = None,
+    f: int | None = None,
+) -> dict:
     """A transposed convolution by both of the slides' methods, checked against PyTorch."""
     if input_matrix is None:
         if n is None or f is None:
             raise CnnlabError("give --input and --filter matrices, or --n and --f for shapes")
         out = conv_arith.transposed_output_size(n, f, s, p)
-        return {"kind": "transpose", "mode": "shapes", "n": n, "f": f, "s": s, "p": p,
-                "output_shape": [out, out],
-                "formula": f"({n} - 1)*{s} + {f} - 2*{p} = {out}",
-                "zero_insertions": s - 1, "padding_after_insertion": f - p - 1}
+        return {
+            "kind": "transpose",
+            "mode": "shapes",
+            "n": n,
+            "f": f,
+            "s": s,
+            "p": p,
+            "output_shape": [out, out],
+            "formula": f"({n} - 1)*{s} + {f} - 2*{p} = {out}",
+            "zero_insertions": s - 1,
+            "padding_after_insertion": f - p - 1,
+        }
     if filter_matrix is None:
         raise CnnlabError("--filter is needed with --input")
     k = filter_matrix.shape[0]
     if filter_matrix.shape[0] != filter_matrix.shape[1]:
         raise CnnlabError("--filter must be square for a transposed convolution here")
     if p > k - 1:
-        raise CnnlabError(f"--p {p} is larger than k - 1 = {k - 1}: the zero-inserted input "
-                          "would need negative padding beyond the kernel")
+        raise CnnlabError(
+            f"--p {p} is larger than k - 1 = {k - 1}: the zero-inserted input "
+            "would need negative padding beyond the kernel"
+        )
     x, w = input_matrix[None, None], filter_matrix[None, None]
     by_zeros = reference.conv_transpose_zero_insertion(x, w, stride=s, padding=p)[0, 0]
     by_matrix = reference.conv_transpose_matrix(x, w, stride=s, padding=p)[0, 0]
@@ -169,17 +241,28 @@ def explain_transpose(input_matrix: torch.Tensor | None = None,
     padded = F.pad(inserted, (k - p - 1,) * 4)
     out_h, out_w = by_zeros.shape
     matrix = reference.conv_matrix(filter_matrix, (out_h, out_w), s, p)
-    return {"kind": "transpose", "mode": "matrix", "s": s, "p": p,
-            "input": _plain(input_matrix), "filter": _plain(filter_matrix),
-            "zero_inserted": _plain(inserted), "zero_inserted_padded": _plain(padded),
-            "flipped_filter": _plain(filter_matrix.flip(0, 1)),
-            "conv_matrix_shape": list(matrix.shape),
-            "conv_matrix": _plain(matrix) if matrix.numel() <= 400 else None,
-            "output": _plain(by_zeros), "output_shape": [out_h, out_w],
-            "formula": [f"({h} - 1)*{s} + {k} - 2*{p} = {out_h}",
-                        f"({wd} - 1)*{s} + {k} - 2*{p} = {out_w}"],
-            "methods_agree": bool(torch.allclose(by_zeros, by_matrix)
-                                  and torch.allclose(by_zeros, torch_out))}
+    return {
+        "kind": "transpose",
+        "mode": "matrix",
+        "s": s,
+        "p": p,
+        "input": _plain(input_matrix),
+        "filter": _plain(filter_matrix),
+        "zero_inserted": _plain(inserted),
+        "zero_inserted_padded": _plain(padded),
+        "flipped_filter": _plain(filter_matrix.flip(0, 1)),
+        "conv_matrix_shape": list(matrix.shape),
+        "conv_matrix": _plain(matrix) if matrix.numel() <= 400 else None,
+        "output": _plain(by_zeros),
+        "output_shape": [out_h, out_w],
+        "formula": [
+            f"({h} - 1)*{s} + {k} - 2*{p} = {out_h}",
+            f"({wd} - 1)*{s} + {k} - 2*{p} = {out_w}",
+        ],
+        "methods_agree": bool(
+            torch.allclose(by_zeros, by_matrix) and torch.allclose(by_zeros, torch_out)
+        ),
+    }
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -195,31 +278,54 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return h, w, c
 
 
-def explain_cost(input_shape: tuple[int, int, int], f: int, filters: int, *,
-                 separable: bool = False, bottleneck: int | None = None,
-                 expansion: int | None = None, p: int | str | None = None, s: int = 1) -> dict:
+def explain_cost(
+    input_shape: tuple[int, int, int],
+    f: int,
+    filters: int,
+    *,
+    separable: bool = False,
+    bottleneck: int | None = None,
+    expansion: int | None = None,
+    p: int | str | None = None,
+    s: int = 1,
+) -> dict:
     """The slides' cost comparisons; with no option, the cost of the one convolution."""
     n, _, c = input_shape
     chosen = sum([separable, bottleneck is not None, expansion is not None])
     if chosen > 1:
         raise CnnlabError("choose one of --separable, --bottleneck and --expansion")
-    for name, v in (("--f", f), ("--filters", filters), ("--bottleneck", bottleneck or 1),
-                    ("--expansion", expansion or 1)):
+    for name, v in (
+        ("--f", f),
+        ("--filters", filters),
+        ("--bottleneck", bottleneck or 1),
+        ("--expansion", expansion or 1),
+    ):
         if v < 1:
             raise CnnlabError(f"{name} must be >= 1, got {v}")
     if bottleneck is not None:
         result = cost.bottleneck_cost(n, f, c, filters, bottleneck, "same" if p is None else p, s)
     elif expansion is not None:
-        result = cost.inverted_residual_cost(n, f, c, filters, expansion,
-                                             "same" if p is None else p, s)
+        result = cost.inverted_residual_cost(
+            n, f, c, filters, expansion, "same" if p is None else p, s
+        )
     elif separable:
         result = cost.separable_cost(n, f, c, filters, 0 if p is None else p, s)
     else:
         term = cost.conv_cost("conv", n, f, c, filters, 0 if p is None else p, s)
-        return {"kind": "cost", "title": "one convolution", "baseline": [
-            {"name": term.name, "macs": term.macs, "formula": term.formula,
-             "output_shape": list(term.output_shape)}], "baseline_macs": term.macs,
-            "flops": 2 * term.macs}
+        return {
+            "kind": "cost",
+            "title": "one convolution",
+            "baseline": [
+                {
+                    "name": term.name,
+                    "macs": term.macs,
+                    "formula": term.formula,
+                    "output_shape": list(term.output_shape),
+                }
+            ],
+            "baseline_macs": term.macs,
+            "flops": 2 * term.macs,
+        }
     return {"kind": "cost"} | result.to_dict()
 
 
@@ -264,45 +370,62 @@ def render(result: dict[str, Any], console: Console) -> None:
     if kind == "conv":
         padded = f"input (padded, p={result['p']})" if result["p"] else "input"
         shown = "padded_input" if result["p"] else "input"
-        parts += [_side_by_side(_matrix_table(padded, result[shown]), "*",
-                                _matrix_table(f"filter ({result['filter_name']})",
-                                              result["filter"]), "=",
-                                _matrix_table(f"output (s={result['s']})", result["output"])),
-                  f"first cell: {result['first_cell']}"]
+        parts += [
+            _side_by_side(
+                _matrix_table(padded, result[shown]),
+                "*",
+                _matrix_table(f"filter ({result['filter_name']})", result["filter"]),
+                "=",
+                _matrix_table(f"output (s={result['s']})", result["output"]),
+            ),
+            f"first cell: {result['first_cell']}",
+        ]
     elif kind == "pool":
-        parts.append(_side_by_side(_matrix_table("input", result["input"]),
-                                   f"{result['mode']} pool\nf={result['f']} s={result['s']}",
-                                   _matrix_table("output", result["output"])))
+        parts.append(
+            _side_by_side(
+                _matrix_table("input", result["input"]),
+                f"{result['mode']} pool\nf={result['f']} s={result['s']}",
+                _matrix_table("output", result["output"]),
+            )
+        )
     else:
-        parts += [_matrix_table("input", result["input"]),
-                  _matrix_table("filter", result["filter"]),
-                  f"(a) insert s-1 = {result['s'] - 1} zeros between pixels, pad k-p-1, "
-                  "convolve with the flipped filter at stride 1:",
-                  _matrix_table("zero-inserted and padded input", result["zero_inserted_padded"]),
-                  _matrix_table("flipped filter", result["flipped_filter"]),
-                  f"(b) convolution matrix C of shape {result['conv_matrix_shape']}; "
-                  "output = C^T x"]
+        parts += [
+            _matrix_table("input", result["input"]),
+            _matrix_table("filter", result["filter"]),
+            f"(a) insert s-1 = {result['s'] - 1} zeros between pixels, pad k-p-1, "
+            "convolve with the flipped filter at stride 1:",
+            _matrix_table("zero-inserted and padded input", result["zero_inserted_padded"]),
+            _matrix_table("flipped filter", result["flipped_filter"]),
+            f"(b) convolution matrix C of shape {result['conv_matrix_shape']}; output = C^T x",
+        ]
         if result["conv_matrix"] is not None:
             parts.append(_matrix_table("convolution matrix C", result["conv_matrix"]))
-        parts += [_matrix_table("output", result["output"]),
-                  f"both methods equal F.conv_transpose2d: {result['methods_agree']}"]
+        parts += [
+            _matrix_table("output", result["output"]),
+            f"both methods equal F.conv_transpose2d: {result['methods_agree']}",
+        ]
     parts += [f"output size: {line}" for line in dict.fromkeys(_formula_lines(result))]
     console.print(Panel(Group(*parts), title=f"explain {kind}"))
 
 
 def _render_cost(result: dict[str, Any], console: Console) -> None:
     table = Table(title=result["title"])
-    for col in ("", "operation", "output (H, W, C)", "positions * filters * filter params",
-                "MACs"):
+    for col in ("", "operation", "output (H, W, C)", "positions * filters * filter params", "MACs"):
         table.add_column(col, justify="right" if col == "MACs" else "left")
     for side in ("baseline", "alternative"):
         for term in result.get(side, []):
-            table.add_row(side, term["name"], "x".join(map(str, term["output_shape"])),
-                          term["formula"], f"{term['macs']:,}")
+            table.add_row(
+                side,
+                term["name"],
+                "x".join(map(str, term["output_shape"])),
+                term["formula"],
+                f"{term['macs']:,}",
+            )
     console.print(table)
     console.print(f"baseline: {result['baseline_macs']:,} MACs")
     if "alternative_macs" in result:
-        console.print(f"alternative: {result['alternative_macs']:,} MACs; "
-                      f"ratio {result['ratio']:.4f}")
+        console.print(
+            f"alternative: {result['alternative_macs']:,} MACs; ratio {result['ratio']:.4f}"
+        )
     for note in result.get("notes", []):
         console.print(note)

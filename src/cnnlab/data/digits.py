@@ -37,12 +37,15 @@ def normalize(images01: torch.Tensor) -> torch.Tensor:
 
 def upsample(images01: torch.Tensor, image_size: int) -> torch.Tensor:
     """``(N, 1, h, w)`` in [0, 1] -> ``(N, 1, S, S)`` by bilinear interpolation."""
-    return F.interpolate(images01, size=(image_size, image_size), mode="bilinear",
-                         align_corners=False).clamp_(0, 1)
+    return F.interpolate(
+        images01, size=(image_size, image_size), mode="bilinear", align_corners=False
+    ).clamp_(0, 1)
 
 
 def load_digits_splits(
-    image_size: int = 32, split_seed: int = 0, val_fraction: float = 0.15,
+    image_size: int = 32,
+    split_seed: int = 0,
+    val_fraction: float = 0.15,
     test_fraction: float = 0.15,
 ) -> dict[str, Split]:
     """Train / val / test splits of the digits, stratified by class.
@@ -57,10 +60,15 @@ def load_digits_splits(
     y = torch.from_numpy(bunch.target.astype(np.int64))
     x = normalize(upsample(x, image_size))
     idx = np.arange(len(y))
-    rest, test = train_test_split(idx, test_size=test_fraction, stratify=y.numpy(),
-                                  random_state=split_seed)
-    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
-                                  stratify=y.numpy()[rest], random_state=split_seed)
+    rest, test = train_test_split(
+        idx, test_size=test_fraction, stratify=y.numpy(), random_state=split_seed
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=val_fraction / (1 - test_fraction),
+        stratify=y.numpy()[rest],
+        random_state=split_seed,
+    )
     return {name: Split(x[i], y[i]) for name, i in (("train", train), ("val", val), ("test", test))}
 
 

@@ -16,8 +16,23 @@ from PIL import Image, UnidentifiedImageError
 from cnnlab.errors import CnnlabError
 
 # Grayscale or colour photos shipped inside scikit-image (no download needed).
-SAMPLE_IMAGES = ("camera", "astronaut", "coins", "moon", "page", "text", "coffee", "chelsea",
-                 "rocket", "brick", "grass", "gravel", "cell", "horse", "checkerboard")
+SAMPLE_IMAGES = (
+    "camera",
+    "astronaut",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "horse",
+    "checkerboard",
+)
 
 
 def read_image(path: str | Path, mode: str = "L") -> Image.Image:

@@ -50,11 +50,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CnnlabError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
-            ValueError, KeyError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+    ) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CnnlabError(f"{path}: not a readable checkpoint (truncated or corrupt: "
-                          f"{reason[:120]})") from None
+        raise CnnlabError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {reason[:120]})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CnnlabError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' format tag)")
     missing = [k for k in REQUIRED if k not in ckpt]

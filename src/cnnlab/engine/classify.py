@@ -39,8 +39,12 @@ class EvalResult:
     count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "accuracy": self.accuracy, "count": self.count,
-                "confusion": self.confusion.tolist()}
+        return {
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "count": self.count,
+            "confusion": self.confusion.tolist(),
+        }
 
 
 @dataclass
@@ -55,10 +59,15 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), "best_epoch": self.best_epoch,
-                "best_val_accuracy": self.best_val_accuracy, "test_accuracy": self.test.accuracy,
-                "test_loss": self.test.loss, "test_count": self.test.count,
-                "seconds": round(self.seconds, 2)}
+        return {
+            "run_dir": str(self.run_dir),
+            "best_epoch": self.best_epoch,
+            "best_val_accuracy": self.best_val_accuracy,
+            "test_accuracy": self.test.accuracy,
+            "test_loss": self.test.loss,
+            "test_count": self.test.count,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def load_dataset(name: str, image_size: int, split_seed: int) -> tuple[dict[str, Split], list[str]]:
@@ -96,19 +105,21 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, num_classes: int, device: torch.device,
-             batch_size: int = 512) -> EvalResult:
+def evaluate(
+    model: nn.Module, split: Split, num_classes: int, device: torch.device, batch_size: int = 512
+) -> EvalResult:
     """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``."""
     model.eval()
     total_loss, confusion = 0.0, torch.zeros(num_classes, num_classes, dtype=torch.int64)
     for start in range(0, len(split), batch_size):
-        x = split.images[start:start + batch_size].to(device)
-        y = split.labels[start:start + batch_size].to(device)
+        x = split.images[start : start + batch_size].to(device)
+        y = split.labels[start : start + batch_size].to(device)
         logits = model(x)
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         pred = logits.argmax(1)
-        confusion += torch.bincount((y * num_classes + pred).cpu(),
-                                    minlength=num_classes * num_classes).view(num_classes, -1)
+        confusion += torch.bincount(
+            (y * num_classes + pred).cpu(), minlength=num_classes * num_classes
+        ).view(num_classes, -1)
     n = max(len(split), 1)
     return EvalResult(total_loss / n, confusion.diag().sum().item() / n, confusion, len(split))
 
@@ -134,29 +145,52 @@ def train_classifier(config: ClassifyTrainConfig, console: Console | None = None
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = create_model(config.model, **model_kwargs).to(device)
-    run_dir = Path(config.out) if config.out else next_run_dir(
-        Path("runs/classify"), re.sub(r"[^\w.-]", "_", f"{config.model}-{config.data}"))
+    run_dir = (
+        Path(config.out)
+        if config.out
+        else next_run_dir(
+            Path("runs/classify"), re.sub(r"[^\w.-]", "_", f"{config.model}-{config.data}")
+        )
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(
-        config.to_dict() | {"model_kwargs": model_kwargs, "device_resolved": str(device)},
-        indent=2) + "\n")
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            config.to_dict() | {"model_kwargs": model_kwargs, "device_resolved": str(device)},
+            indent=2,
+        )
+        + "\n"
+    )
 
     train = splits["train"]
     x_train, y_train = train.images.to(device), train.labels.to(device)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     warmup = max(1, min(steps_per_epoch, total_steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-        (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step / total_steps, 1.0)))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(
+            (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step / total_steps, 1.0)))
+        ),
+    )
 
     history: list[dict[str, float]] = []
     best_acc, best_epoch = -1.0, 0
-    base = {"model": config.model, "model_kwargs": model_kwargs, "config": config.to_dict(),
-            "class_names": class_names, "input_size": list(train.images.shape[1:])}
-    columns = [TextColumn("[bold]epoch {task.completed}/{task.total}"), BarColumn(),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn()]
+    base = {
+        "model": config.model,
+        "model_kwargs": model_kwargs,
+        "config": config.to_dict(),
+        "class_names": class_names,
+        "input_size": list(train.images.shape[1:]),
+    }
+    columns = [
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):
@@ -164,7 +198,7 @@ def train_classifier(config: ClassifyTrainConfig, console: Console | None = None
             order = torch.randperm(len(train), generator=generator).to(device)
             loss_sum, correct = 0.0, 0
             for start in range(0, len(train), config.batch_size):
-                idx = order[start:start + config.batch_size]
+                idx = order[start : start + config.batch_size]
                 x, y = x_train[idx], y_train[idx]
                 if config.augment:
                     x = random_shift(x, config.shift, generator)
@@ -177,10 +211,15 @@ def train_classifier(config: ClassifyTrainConfig, console: Console | None = None
                 loss_sum += loss.item() * len(y)
                 correct += (logits.argmax(1) == y).sum().item()
             val = evaluate(model, splits["val"], len(class_names), device)
-            row = {"epoch": epoch, "train_loss": loss_sum / len(train),
-                   "train_accuracy": correct / len(train), "val_loss": val.loss,
-                   "val_accuracy": val.accuracy, "lr": optimizer.param_groups[0]["lr"],
-                   "seconds": time.perf_counter() - started}
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / len(train),
+                "train_accuracy": correct / len(train),
+                "val_loss": val.loss,
+                "val_accuracy": val.accuracy,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
             history.append(row)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}
@@ -189,22 +228,32 @@ def train_classifier(config: ClassifyTrainConfig, console: Console | None = None
                 best_acc, best_epoch = val.accuracy, epoch
                 save_checkpoint(run_dir / "best.pt", payload)
             _write_metrics(run_dir / "metrics.csv", history)
-            progress.update(task, advance=1, stats=(
-                f"loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}  "
-                f"val_acc {val.accuracy:.3f}"))
+            progress.update(
+                task,
+                advance=1,
+                stats=(
+                    f"loss {row['train_loss']:.3f}  acc {row['train_accuracy']:.3f}  "
+                    f"val_acc {val.accuracy:.3f}"
+                ),
+            )
 
     from cnnlab.engine.checkpoint import model_from_checkpoint
 
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
     test = evaluate(best_model.to(device), splits["test"], len(class_names), device)
     plot_training_curves(history, run_dir / "curves.png")
-    plot_confusion_matrix(test.confusion, class_names, run_dir / "confusion_matrix.png",
-                          title=f"{config.model} on {config.data} test split "
-                                f"(accuracy {test.accuracy:.2%})")
-    result = TrainResult(run_dir, best_epoch, best_acc, test, time.perf_counter() - started,
-                         history)
-    (run_dir / "results.json").write_text(json.dumps(
-        result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2) + "\n")
+    plot_confusion_matrix(
+        test.confusion,
+        class_names,
+        run_dir / "confusion_matrix.png",
+        title=f"{config.model} on {config.data} test split (accuracy {test.accuracy:.2%})",
+    )
+    result = TrainResult(
+        run_dir, best_epoch, best_acc, test, time.perf_counter() - started, history
+    )
+    (run_dir / "results.json").write_text(
+        json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2) + "\n"
+    )
     return result
 
 

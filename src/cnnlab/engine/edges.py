@@ -39,9 +39,14 @@ class LearnedKernel:
     losses: list[float] = field(default_factory=list)  # mean squared error per step
 
     def to_dict(self) -> dict:
-        return {"target_name": self.target_name, "target": self.target.tolist(),
-                "kernel": self.kernel.tolist(), "max_abs_error": self.max_abs_error,
-                "final_loss": self.losses[-1] if self.losses else None, "steps": len(self.losses)}
+        return {
+            "target_name": self.target_name,
+            "target": self.target.tolist(),
+            "kernel": self.kernel.tolist(),
+            "max_abs_error": self.max_abs_error,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "steps": len(self.losses),
+        }
 
 
 def learn_edge_kernel(
@@ -70,10 +75,12 @@ def learn_edge_kernel(
     if optimizer not in ("lbfgs", "adam"):
         raise CnnlabError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
     goal = edge_filter(target, torch.float64)
-    batch = torch.stack([
-        F.interpolate(load_gray(name)[None, None].double(), size=(size, size), mode="area")[0]
-        for name in images
-    ])  # (N, 1, size, size)
+    batch = torch.stack(
+        [
+            F.interpolate(load_gray(name)[None, None].double(), size=(size, size), mode="area")[0]
+            for name in images
+        ]
+    )  # (N, 1, size, size)
     std = batch.std(dim=(2, 3), keepdim=True).clamp_min(1e-8)
     batch = (batch - batch.mean(dim=(2, 3), keepdim=True)) / std
     labels = F.conv2d(batch, goal[None, None])
@@ -90,8 +97,13 @@ def learn_edge_kernel(
 
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
-            [w], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-12, tolerance_change=1e-16)
+            [w],
+            lr=1.0,
+            max_iter=steps,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-12,
+            tolerance_change=1e-16,
+        )
         opt.step(closure)
     else:
         opt = torch.optim.Adam([w], lr=lr)

@@ -35,22 +35,36 @@ class LeNet5(nn.Module):
     subsampling), a full C3 (not the partial table) and a linear classifier (not RBF units).
     """
 
-    def __init__(self, *, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, int]
-                 = (6, 16), hidden: tuple[int, int] = (120, 84)) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths: tuple[int, int] = (6, 16),
+        hidden: tuple[int, int] = (120, 84),
+    ) -> None:
         super().__init__()
         c1, c2 = widths
-        self.features = nn.Sequential(OrderedDict(
-            conv1=nn.Conv2d(in_channels, c1, 5), relu1=nn.ReLU(inplace=True),
-            pool1=nn.MaxPool2d(2, 2),
-            conv2=nn.Conv2d(c1, c2, 5), relu2=nn.ReLU(inplace=True),
-            pool2=nn.MaxPool2d(2, 2),
-        ))
-        self.head = nn.Sequential(OrderedDict(
-            flatten=nn.Flatten(),
-            fc1=nn.Linear(c2 * 5 * 5, hidden[0]), relu3=nn.ReLU(inplace=True),
-            fc2=nn.Linear(hidden[0], hidden[1]), relu4=nn.ReLU(inplace=True),
-            fc3=nn.Linear(hidden[1], num_classes),
-        ))
+        self.features = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(in_channels, c1, 5),
+                relu1=nn.ReLU(inplace=True),
+                pool1=nn.MaxPool2d(2, 2),
+                conv2=nn.Conv2d(c1, c2, 5),
+                relu2=nn.ReLU(inplace=True),
+                pool2=nn.MaxPool2d(2, 2),
+            )
+        )
+        self.head = nn.Sequential(
+            OrderedDict(
+                flatten=nn.Flatten(),
+                fc1=nn.Linear(c2 * 5 * 5, hidden[0]),
+                relu3=nn.ReLU(inplace=True),
+                fc2=nn.Linear(hidden[0], hidden[1]),
+                relu4=nn.ReLU(inplace=True),
+                fc3=nn.Linear(hidden[1], num_classes),
+            )
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, 32, 32) -> (B, 16, 5, 5)``."""
@@ -65,7 +79,7 @@ class LeNet5(nn.Module):
 
 
 class ScaledTanh(nn.Module):
-    """LeCun's squashing function ``f(a) = A tanh(S a)`` with ``A = 1.7159, S = 2/3`` (appendix A)."""
+    """LeCun's squashing ``f(a) = A tanh(S a)``, ``A = 1.7159``, ``S = 2/3`` (appendix A)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
@@ -90,9 +104,21 @@ class Subsampling(nn.Module):
 
 # Table I of the paper: which S2 maps (rows 0-5) each C3 map (columns 0-15) takes as input.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (0, 4, 5),
+    (0, 1, 5),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (0, 3, 4, 5),
+    (0, 1, 4, 5),
+    (0, 1, 2, 5),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
 
@@ -105,8 +131,9 @@ class PartialConv2d(nn.Module):
     scatters them into a dense ``(out, in, k, k)`` kernel with zeros elsewhere and runs ``conv2d``.
     """
 
-    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...],
-                 kernel_size: int = 5) -> None:
+    def __init__(
+        self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel_size: int = 5
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
         pairs = [(j, i) for j, inputs in enumerate(table) for i in inputs]
@@ -114,8 +141,9 @@ class PartialConv2d(nn.Module):
         self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
         fan_in = kernel_size * kernel_size * torch.tensor([len(t) for t in table])
         bound = (2.4 / fan_in.float())[self.out_index]  # the paper's init: U(-2.4/F, 2.4/F)
-        self.weight = nn.Parameter((torch.rand(len(pairs), kernel_size, kernel_size) * 2 - 1)
-                                   * bound[:, None, None])
+        self.weight = nn.Parameter(
+            (torch.rand(len(pairs), kernel_size, kernel_size) * 2 - 1) * bound[:, None, None]
+        )
         self.bias = nn.Parameter(torch.zeros(len(table)))
 
     def dense_weight(self) -> torch.Tensor:
@@ -164,17 +192,28 @@ class LeNet5Classic(nn.Module):
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        self.features = nn.Sequential(OrderedDict(
-            c1=nn.Conv2d(in_channels, 6, 5), act1=ScaledTanh(),
-            s2=Subsampling(6), act2=ScaledTanh(),
-            c3=PartialConv2d(6, C3_TABLE, 5), act3=ScaledTanh(),
-            s4=Subsampling(16), act4=ScaledTanh(),
-            c5=nn.Conv2d(16, 120, 5), act5=ScaledTanh(),
-        ))
-        self.head = nn.Sequential(OrderedDict(
-            flatten=nn.Flatten(), f6=nn.Linear(120, 84), act6=ScaledTanh(),
-            output=RBFOutput(84, num_classes),
-        ))
+        self.features = nn.Sequential(
+            OrderedDict(
+                c1=nn.Conv2d(in_channels, 6, 5),
+                act1=ScaledTanh(),
+                s2=Subsampling(6),
+                act2=ScaledTanh(),
+                c3=PartialConv2d(6, C3_TABLE, 5),
+                act3=ScaledTanh(),
+                s4=Subsampling(16),
+                act4=ScaledTanh(),
+                c5=nn.Conv2d(16, 120, 5),
+                act5=ScaledTanh(),
+            )
+        )
+        self.head = nn.Sequential(
+            OrderedDict(
+                flatten=nn.Flatten(),
+                f6=nn.Linear(120, 84),
+                act6=ScaledTanh(),
+                output=RBFOutput(84, num_classes),
+            )
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, 32, 32) -> (B, 120, 1, 1)`` (C5)."""
@@ -213,7 +252,9 @@ def lenet5_classic(*, in_channels: int = 1, num_classes: int = 10) -> LeNet5Clas
     return LeNet5Classic(in_channels=in_channels, num_classes=num_classes)
 
 
-@register_model("lenet_course", input_size=(3, 32, 32), paper="Course slide 'Neural network example'")
+@register_model(
+    "lenet_course", input_size=(3, 32, 32), paper="Course slide 'Neural network example'"
+)
 def lenet_course(*, in_channels: int = 3, num_classes: int = 10) -> LeNetCourse:
     """The slide's LeNet-like example network; see :class:`LeNetCourse`."""
     return LeNetCourse(in_channels=in_channels, num_classes=num_classes)

@@ -49,7 +49,7 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, dilation: int = 1) 
 
 
 def pool_output_size(n: int, f: int, s: int | None = None, p: int = 0) -> int:
-    """Output length of max/average pooling: same formula as convolution; ``s`` defaults to ``f``."""
+    """Output length of max/average pooling: the convolution formula; ``s`` defaults to ``f``."""
     return conv_output_size(n, f, p, f if s is None else s)
 
 
@@ -102,7 +102,7 @@ def transposed_output_size(
 
 @dataclass(frozen=True)
 class LayerGeometry:
-    """One layer of a stack, for receptive-field arithmetic: kernel ``f``, stride ``s``, dilation."""
+    """One layer of a stack for receptive-field arithmetic: kernel ``f``, stride ``s``, dilation."""
 
     f: int
     s: int = 1

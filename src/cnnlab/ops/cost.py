@@ -61,8 +61,12 @@ class CostComparison:
 
     def to_dict(self) -> dict:
         def term(t: CostTerm) -> dict:
-            return {"name": t.name, "macs": t.macs, "formula": t.formula,
-                    "output_shape": list(t.output_shape)}
+            return {
+                "name": t.name,
+                "macs": t.macs,
+                "formula": t.formula,
+                "output_shape": list(t.output_shape),
+            }
 
         return {
             "title": self.title,
@@ -75,8 +79,16 @@ class CostComparison:
         }
 
 
-def conv_cost(name: str, n: int, f: int, in_channels: int, filters: int, p: int | str = 0,
-              s: int = 1, depthwise: bool = False) -> CostTerm:
+def conv_cost(
+    name: str,
+    n: int,
+    f: int,
+    in_channels: int,
+    filters: int,
+    p: int | str = 0,
+    s: int = 1,
+    depthwise: bool = False,
+) -> CostTerm:
     """Cost of one convolution on an ``n x n x in_channels`` input.
 
     A depthwise convolution has one ``f x f x 1`` filter per channel (``filters = in_channels``)."""
@@ -87,8 +99,9 @@ def conv_cost(name: str, n: int, f: int, in_channels: int, filters: int, p: int 
     return CostTerm(name, f * f * seen, out * out, n_filters, (out, out, n_filters))
 
 
-def separable_cost(n: int, f: int, in_channels: int, filters: int, p: int | str = 0,
-                   s: int = 1) -> CostComparison:
+def separable_cost(
+    n: int, f: int, in_channels: int, filters: int, p: int | str = 0, s: int = 1
+) -> CostComparison:
     """Normal convolution vs depthwise + pointwise (slides "Cost Summary")."""
     normal = conv_cost("normal conv", n, f, in_channels, filters, p, s)
     dw = conv_cost("depthwise conv", n, f, in_channels, in_channels, p, s, depthwise=True)
@@ -99,8 +112,15 @@ def separable_cost(n: int, f: int, in_channels: int, filters: int, p: int | str 
     return CostComparison("normal vs depthwise-separable convolution", [normal], [dw, pw], notes)
 
 
-def bottleneck_cost(n: int, f: int, in_channels: int, filters: int, bottleneck: int,
-                    p: int | str = "same", s: int = 1) -> CostComparison:
+def bottleneck_cost(
+    n: int,
+    f: int,
+    in_channels: int,
+    filters: int,
+    bottleneck: int,
+    p: int | str = "same",
+    s: int = 1,
+) -> CostComparison:
     """A direct ``f x f`` convolution vs a 1x1 bottleneck then the ``f x f`` convolution
     (slides "The problem of computational cost" and "Using 1x1 convolution")."""
     normal = conv_cost(f"{f}x{f} conv", n, f, in_channels, filters, p, s)
@@ -109,8 +129,15 @@ def bottleneck_cost(n: int, f: int, in_channels: int, filters: int, bottleneck: 
     return CostComparison("direct convolution vs 1x1 bottleneck", [normal], [squeeze, conv])
 
 
-def inverted_residual_cost(n: int, f: int, in_channels: int, filters: int, expansion: int,
-                           p: int | str = "same", s: int = 1) -> CostComparison:
+def inverted_residual_cost(
+    n: int,
+    f: int,
+    in_channels: int,
+    filters: int,
+    expansion: int,
+    p: int | str = "same",
+    s: int = 1,
+) -> CostComparison:
     """A normal ``f x f`` convolution vs the MobileNet v2 bottleneck: 1x1 expansion to
     ``expansion * in_channels``, ``f x f`` depthwise, 1x1 linear projection (Sandler et al. 2018).
 
@@ -122,5 +149,6 @@ def inverted_residual_cost(n: int, f: int, in_channels: int, filters: int, expan
     dw = conv_cost(f"{f}x{f} depthwise", n, f, hidden, hidden, p, s, depthwise=True)
     m = dw.output_shape[0]
     project = conv_cost(f"1x1 project to {filters}", m, 1, hidden, filters)
-    return CostComparison("normal convolution vs MobileNet v2 inverted residual", [normal],
-                          [expand, dw, project])
+    return CostComparison(
+        "normal convolution vs MobileNet v2 inverted residual", [normal], [expand, dw, project]
+    )

@@ -33,7 +33,7 @@ def _tuple(value: IntOrSeq, n: int, name: str) -> tuple[int, ...]:
 
 
 def _pad_spatial(x: torch.Tensor, padding: Sequence[int], value: float = 0.0) -> torch.Tensor:
-    """Pad the trailing spatial dims of ``x`` symmetrically (``padding`` is given first dim first)."""
+    """Pad the trailing spatial dims of ``x`` symmetrically (``padding`` lists them in order)."""
     if not any(padding):
         return x
     pads: list[int] = []
@@ -86,12 +86,15 @@ def conv_nd(
         raise ValueError(f"a {nd}D convolution needs input (B, C, {nd} dims), got {tuple(x.shape)}")
     c_out, c_in_g = weight.shape[:2]
     kernel = tuple(weight.shape[2:])
-    s, p, d = (_tuple(v, nd, n) for v, n in ((stride, "stride"), (padding, "padding"),
-                                             (dilation, "dilation")))
+    s, p, d = (
+        _tuple(v, nd, n)
+        for v, n in ((stride, "stride"), (padding, "padding"), (dilation, "dilation"))
+    )
     batch, c_in = x.shape[:2]
     if c_in != c_in_g * groups or c_out % groups:
         raise ValueError(
-            f"channels do not match: input has {c_in}, weight {tuple(weight.shape)}, groups={groups}"
+            f"channels do not match: input has {c_in}, weight {tuple(weight.shape)}, "
+            f"groups={groups}"
         )
     out_size = [
         conv_output_size(n, f, pi, si, di)
@@ -106,9 +109,15 @@ def conv_nd(
     return y
 
 
-def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-           stride: IntOrSeq = 1, padding: IntOrSeq = 0, dilation: IntOrSeq = 1,
-           groups: int = 1) -> torch.Tensor:
+def conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> torch.Tensor:
     """1D convolution (slide: "Convolutions in 2D and 1D", e.g. an ECG signal with a 1x5 filter).
 
     ``x (B, C_in, L)``, ``weight (C_out, C_in/groups, f)`` -> ``(B, C_out, L_out)``."""
@@ -116,17 +125,29 @@ def conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return conv_nd(x, weight, bias, stride, padding, dilation, groups)
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-           stride: IntOrSeq = 1, padding: IntOrSeq = 0, dilation: IntOrSeq = 1,
-           groups: int = 1) -> torch.Tensor:
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> torch.Tensor:
     """2D convolution: ``x (B, C_in, H, W)``, ``weight (C_out, C_in/groups, f_h, f_w)``."""
     _expect_dims(weight, 4)
     return conv_nd(x, weight, bias, stride, padding, dilation, groups)
 
 
-def conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-           stride: IntOrSeq = 1, padding: IntOrSeq = 0, dilation: IntOrSeq = 1,
-           groups: int = 1) -> torch.Tensor:
+def conv3d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> torch.Tensor:
     """3D convolution (slide: "3D convolution", a CT volume or a video clip).
 
     ``x (B, C_in, D, H, W)``, ``weight (C_out, C_in/groups, f_d, f_h, f_w)``."""
@@ -139,8 +160,9 @@ def _expect_dims(weight: torch.Tensor, dims: int) -> None:
         raise ValueError(f"expected a {dims}-d weight, got shape {tuple(weight.shape)}")
 
 
-def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
-                     bias: torch.Tensor | None = None) -> torch.Tensor:
+def pointwise_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """1x1 convolution (slides "Why does a 1x1 convolution do?", "Pointwise Convolution"): a fully
     connected layer applied at every pixel across channels. ``weight (C_out, C_in, 1, 1)``."""
     if weight.shape[2:] != (1, 1):
@@ -148,8 +170,13 @@ def pointwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
     return conv2d(x, weight, bias)
 
 
-def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                     stride: IntOrSeq = 1, padding: IntOrSeq = 0) -> torch.Tensor:
+def depthwise_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq = 0,
+) -> torch.Tensor:
     """Depthwise convolution (slide "Depthwise Convolution"): one ``f x f`` filter per input
     channel, no mixing across channels. ``weight (C * multiplier, 1, f, f)``."""
     if weight.shape[1] != 1:
@@ -168,27 +195,31 @@ def depthwise_separable_conv2d(
 
     ``x (B, C, H, W)``, ``depthwise_weight (C, 1, f, f)``, ``pointwise_weight (C', C, 1, 1)`` ->
     ``(B, C', H', W')``. Costs ``1/C' + 1/f^2`` of a normal convolution (see ``ops.cost``)."""
-    return pointwise_conv2d(depthwise_conv2d(x, depthwise_weight, None, stride, padding),
-                            pointwise_weight)
+    return pointwise_conv2d(
+        depthwise_conv2d(x, depthwise_weight, None, stride, padding), pointwise_weight
+    )
 
 
-def max_pool(x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None = None,
-             padding: IntOrSeq = 0) -> torch.Tensor:
+def max_pool(
+    x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None = None, padding: IntOrSeq = 0
+) -> torch.Tensor:
     """Max pooling over the trailing 1-3 spatial dims (slide "Pooling layer: Max pooling").
 
     ``x (B, C, *n)``; stride defaults to the kernel size. Padding is with ``-inf`` like PyTorch."""
     return _pool(x, kernel_size, stride, padding, "max")
 
 
-def avg_pool(x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None = None,
-             padding: IntOrSeq = 0) -> torch.Tensor:
+def avg_pool(
+    x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None = None, padding: IntOrSeq = 0
+) -> torch.Tensor:
     """Average pooling (slide "Pooling layer: Average pooling"). Zero padding counts in the mean,
     as with PyTorch's default ``count_include_pad=True``."""
     return _pool(x, kernel_size, stride, padding, "avg")
 
 
-def _pool(x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None, padding: IntOrSeq,
-          mode: str) -> torch.Tensor:
+def _pool(
+    x: torch.Tensor, kernel_size: IntOrSeq, stride: IntOrSeq | None, padding: IntOrSeq, mode: str
+) -> torch.Tensor:
     nd = x.dim() - 2
     if nd not in (1, 2, 3):
         raise ValueError(f"pooling needs input (B, C, 1-3 spatial dims), got {tuple(x.shape)}")
@@ -236,12 +267,20 @@ def conv_transpose_zero_insertion(
     Equals ``F.conv_transpose{1,2,3}d``.
     """
     nd = weight.dim() - 2
-    s, p, op, d = (_tuple(v, nd, n) for v, n in ((stride, "stride"), (padding, "padding"),
-                                                (output_padding, "output_padding"),
-                                                (dilation, "dilation")))
+    s, p, op, d = (
+        _tuple(v, nd, n)
+        for v, n in (
+            (stride, "stride"),
+            (padding, "padding"),
+            (output_padding, "output_padding"),
+            (dilation, "dilation"),
+        )
+    )
     k = tuple(weight.shape[2:])
-    out_size = [transposed_output_size(i, ki, si, pi, opi, di)
-                for i, ki, si, pi, opi, di in zip(x.shape[2:], k, s, p, op, d, strict=True)]
+    out_size = [
+        transposed_output_size(i, ki, si, pi, opi, di)
+        for i, ki, si, pi, opi, di in zip(x.shape[2:], k, s, p, op, d, strict=True)
+    ]
     z = insert_zeros(x, s)
     # Full padding d(k-1) on each side, then remove p from each side (negative pads crop) and add
     # the output padding on the far side only.
@@ -265,7 +304,8 @@ def conv_matrix(
     """The convolution as one matrix (slide "Convolution Matrix (4, 16)").
 
     ``weight (C_out, C_in, k_h, k_w)`` (or a single ``(k_h, k_w)`` kernel) and input ``(H, W)`` ->
-    ``C`` of shape ``(C_out*H_out*W_out, C_in*H*W)`` with ``conv2d(x).flatten() == C @ x.flatten()``.
+    ``C`` of shape ``(C_out*H_out*W_out, C_in*H*W)`` with
+    ``conv2d(x).flatten() == C @ x.flatten()``.
     Row ``o`` holds the kernel placed where output pixel ``o`` looks; padding cells drop out
     because they multiply zeros. For the slide's 3x3 kernel on a 4x4 input this is the 4x16 matrix.
     """

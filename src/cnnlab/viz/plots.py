@@ -8,8 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) -> Path:
@@ -28,37 +29,64 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) 
     return _save(fig, path)
 
 
-def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str],
-                          path: str | Path, title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(
+    confusion: torch.Tensor,
+    class_names: Sequence[str],
+    path: str | Path,
+    title: str = "Confusion matrix",
+) -> Path:
     """Counts with true classes as rows and predicted classes as columns."""
     counts = confusion.cpu().numpy()
     n = len(class_names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
     ax.imshow(counts, cmap="Blues")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=class_names, yticklabels=class_names,
-           xlabel="predicted", ylabel="true")
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+    )
     ax.set_title(title, fontsize=9)
     threshold = counts.max() / 2 if counts.size else 0
     for i in range(n):
         for j in range(n):
             if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if counts[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if counts[i, j] > threshold else "black",
+                )
     return _save(fig, path)
 
 
-def plot_image_grid(images: Sequence[torch.Tensor], titles: Sequence[str], path: str | Path,
-                    cols: int = 3, cmap: str = "gray", symmetric: bool = False,
-                    suptitle: str = "") -> Path:
-    """A grid of 2D maps with titles; ``symmetric`` centres the colour scale on zero (edge maps)."""
+def plot_image_grid(
+    images: Sequence[torch.Tensor],
+    titles: Sequence[str],
+    path: str | Path,
+    cols: int = 3,
+    cmap: str = "gray",
+    symmetric: bool | Sequence[bool] = False,
+    suptitle: str = "",
+) -> Path:
+    """A grid of 2D maps with titles; ``symmetric`` (one flag, or one per image) shows a map on a
+    red-blue scale centred on zero, for signed responses such as edge maps."""
+    flags = [symmetric] * len(images) if isinstance(symmetric, bool) else list(symmetric)
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, title in zip(axes.flat, images, titles, strict=True):
+    for ax, img, title, centred in zip(
+        axes.flat[: len(images)], images, titles, flags, strict=True
+    ):
         arr = img.detach().cpu().numpy()
-        if symmetric:
-            lim = float(abs(arr).max()) or 1.0
+        if centred:
+            lim = float(np.percentile(np.abs(arr), 99.5)) or 1.0  # clip rare extremes
             ax.imshow(arr, cmap="RdBu_r", vmin=-lim, vmax=lim)
         else:
             ax.imshow(arr, cmap=cmap)

@@ -104,15 +104,24 @@ def summarize(
         params = own_params(module)
         changes = out[0].numel() != inp[0].numel()
         if show_all or params or changes:
-            rows.append(LayerRow(path, type(module).__name__, tuple(out.shape[1:]),
-                                 out[0].numel(), params, layer_macs(module, inp, out)))
+            rows.append(
+                LayerRow(
+                    path,
+                    type(module).__name__,
+                    tuple(out.shape[1:]),
+                    out[0].numel(),
+                    params,
+                    layer_macs(module, inp, out),
+                )
+            )
 
     for path, module in model.named_modules():
         is_leaf = not any(True for _ in module.children())
         has_own = any(True for _ in module.parameters(recurse=False))
         if path and (is_leaf or has_own or hasattr(module, "macs")):
-            handles.append(module.register_forward_hook(
-                lambda m, a, o, path=path: hook(m, a, o, path)))
+            handles.append(
+                module.register_forward_hook(lambda m, a, o, path=path: hook(m, a, o, path))
+            )
     was_training = model.training
     try:
         model.eval()

@@ -1,0 +1,169 @@
+"""Training on the real digits: a short run writes a complete run folder; eval/predict use it;
+bad checkpoints and images fail cleanly; the model can overfit one batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.config import ClassifyTrainConfig
+from cnnlab.data.digits import load_digits_splits
+from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.engine.classify import random_shift, train_classifier
+from cnnlab.errors import CnnlabError
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "digits"
+    assert main(["classify", "train", "--epochs", "3", "--out", str(out), "--json"]) == 0
+    return out
+
+
+def test_splits_are_stratified_and_fixed() -> None:
+    a, b = load_digits_splits(split_seed=0), load_digits_splits(split_seed=0)
+    assert [len(a[k]) for k in ("train", "val", "test")] == [1257, 270, 270]
+    assert torch.equal(a["test"].labels, b["test"].labels)
+    counts = torch.bincount(a["test"].labels, minlength=10)
+    assert counts.min() >= 26 and counts.max() <= 28
+    assert a["train"].images.shape[1:] == (1, 32, 32)
+
+
+def test_run_folder(run_dir: Path) -> None:
+    for name in (
+        "config.json",
+        "last.pt",
+        "best.pt",
+        "metrics.csv",
+        "curves.png",
+        "confusion_matrix.png",
+        "results.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    lines = (run_dir / "metrics.csv").read_text().strip().splitlines()
+    assert lines[0].startswith("epoch,train_loss") and len(lines) == 4
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["test_accuracy"] > 0.8  # 3 epochs already learn most digits
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_eval_and_predict(run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    ckpt = str(run_dir / "best.pt")
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--json", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert result["accuracy"] == pytest.approx(saved["test_accuracy"])
+    assert (tmp_path / "confusion_test.png").is_file()
+
+    assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert len(preds) == 5 and all(0 <= p["probability"] <= 1 for p in preds)
+
+    # A user's image: a test digit written out as a PNG, dark ink on white paper.
+    split = load_digits_splits()["test"]
+    img = (split.images[0, 0] * 0.324 + 0.305).clamp(0, 1)
+    png = tmp_path / "digit.png"
+    Image.fromarray(((1 - img) * 255).byte().numpy()).save(png)
+    assert main(["classify", "predict", "--checkpoint", ckpt, str(png), "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    assert pred["source"] == str(png) and pred["prediction"] in [str(d) for d in range(10)]
+
+
+def test_bad_checkpoints_and_images(
+    run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((run_dir / "best.pt").read_bytes()[:2000])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    cases = [
+        (["classify", "eval", "--checkpoint", str(truncated)], "truncated or corrupt"),
+        (["classify", "eval", "--checkpoint", str(foreign)], "not a cnnlab checkpoint"),
+        (
+            ["classify", "predict", "--checkpoint", str(run_dir / "best.pt"), str(notes)],
+            "not an image file",
+        ),
+        (
+            ["classify", "predict", "--checkpoint", str(run_dir / "best.pt"), "missing.png"],
+            "no such file",
+        ),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path) -> None:
+    path = save_checkpoint(
+        tmp_path / "x.pt",
+        {"model": "lenet5", "model_kwargs": {}, "state_dict": {"w": torch.ones(2)}},
+    )
+    assert load_checkpoint(path)["state_dict"]["w"].sum() == 2
+
+    class Evil:
+        def __reduce__(self):  # would run code under a plain pickle load
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "cnnlab.checkpoint/1", "model": Evil()}, evil)
+    with pytest.raises(CnnlabError, match="not a readable checkpoint"):
+        load_checkpoint(evil)
+
+
+def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch) -> None:
+    path = save_checkpoint(
+        tmp_path / "keep.pt", {"model": "a", "model_kwargs": {}, "state_dict": {}}
+    )
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"model": "b", "model_kwargs": {}, "state_dict": {}})
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_default_run_dir_never_overwrites(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = train_classifier(ClassifyTrainConfig(epochs=1))
+    second = train_classifier(ClassifyTrainConfig(epochs=1))
+    assert first.run_dir.name == "lenet5-digits" and second.run_dir.name == "lenet5-digits-2"
+
+
+def test_random_shift_moves_content() -> None:
+    x = torch.zeros(4, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1
+    g = torch.Generator().manual_seed(0)
+    y = random_shift(x, 2, g)
+    assert y.shape == x.shape and torch.equal(y.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    assert not torch.equal(y, x)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5_classic"])
+def test_overfit_one_batch(name: str) -> None:
+    """Loss on one fixed batch of 32 digits must fall by 90% within 150 steps."""
+    split = load_digits_splits()["train"]
+    x, y = split.images[:32], split.labels[:32]
+    model = cnnlab.create_model(name)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss = F.cross_entropy(model(x), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1 * first

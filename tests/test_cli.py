@@ -1,0 +1,275 @@
+"""The command line: every subcommand's JSON, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cnnlab.cli import main
+
+from slide_examples import (
+    EDGE_INPUT,
+    EDGE_OUTPUT,
+    POOL_INPUT,
+    POOL_MAX,
+    STRIDED_FILTER,
+    STRIDED_INPUT,
+    TRANSPOSE_CONV_OUTPUT,
+    TRANSPOSE_KERNEL,
+)
+
+
+def text(rows: list[list[float]]) -> str:
+    return ";".join(" ".join(str(v) for v in row) for row in rows)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main([*argv, "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def run_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("cnnlab: error:")
+    return err
+
+
+def test_explain_conv_slide(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(
+        capsys,
+        "explain",
+        "conv",
+        "--input",
+        text(EDGE_INPUT),
+        "--filter",
+        "vertical",
+        "--p",
+        "0",
+        "--s",
+        "1",
+    )
+    assert r["output"] == EDGE_OUTPUT
+    assert r["formula"][0] == "floor((6 + 2*0 - 3) / 1) + 1 = 4"
+    assert r["first_cell"].endswith("= -5")
+
+
+def test_explain_conv_strided_and_same(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(
+        capsys,
+        "explain",
+        "conv",
+        "--input",
+        text(STRIDED_INPUT),
+        "--filter",
+        text(STRIDED_FILTER),
+        "--s",
+        "2",
+    )
+    assert r["output_shape"] == [3, 3] and r["output"][0][:2] == [91, 100]
+    r = run_json(
+        capsys, "explain", "conv", "--input", text(EDGE_INPUT), "--filter", "sobel", "--p", "same"
+    )
+    assert r["output_shape"] == [6, 6] and r["p"] == 1
+
+
+def test_explain_conv_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(
+        capsys,
+        "explain",
+        "conv",
+        "--n",
+        "6",
+        "--f",
+        "3",
+        "--p",
+        "1",
+        "--s",
+        "2",
+        "--channels",
+        "3",
+        "--filters",
+        "2",
+    )
+    assert r["output_shape"] == [3, 3, 2]
+    assert r["parameters"] == (3 * 3 * 3 + 1) * 2
+
+
+def test_explain_pool_and_transpose(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(
+        capsys,
+        "explain",
+        "pool",
+        "--input",
+        text(POOL_INPUT),
+        "--f",
+        "2",
+        "--s",
+        "2",
+        "--mode",
+        "max",
+    )
+    assert r["output"] == POOL_MAX
+    r = run_json(
+        capsys,
+        "explain",
+        "transpose",
+        "--input",
+        text(TRANSPOSE_CONV_OUTPUT),
+        "--filter",
+        text(TRANSPOSE_KERNEL),
+        "--s",
+        "1",
+        "--p",
+        "0",
+    )
+    assert r["output_shape"] == [4, 4] and r["methods_agree"] is True
+    assert r["conv_matrix_shape"] == [4, 16]
+    r = run_json(
+        capsys,
+        "explain",
+        "transpose",
+        "--input",
+        "1 2;3 4",
+        "--filter",
+        "1 1 1;1 1 1;1 1 1",
+        "--s",
+        "2",
+        "--p",
+        "1",
+    )
+    assert r["output_shape"] == [3, 3] and r["methods_agree"] is True
+    assert r["zero_inserted"] == [[1, 0, 2], [0, 0, 0], [3, 0, 4]]
+
+
+def test_explain_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(
+        capsys, "explain", "cost", "--input", "6x6x3", "--f", "3", "--filters", "5", "--separable"
+    )
+    assert (r["baseline_macs"], r["alternative_macs"]) == (2160, 672)
+    r = run_json(
+        capsys,
+        "explain",
+        "cost",
+        "--input",
+        "28x28x192",
+        "--f",
+        "5",
+        "--filters",
+        "32",
+        "--bottleneck",
+        "16",
+    )
+    assert r["baseline_macs"] == 120_422_400 and r["alternative_macs"] == 12_443_648
+    r = run_json(
+        capsys,
+        "explain",
+        "cost",
+        "--input",
+        "6x6x64",
+        "--f",
+        "3",
+        "--filters",
+        "128",
+        "--expansion",
+        "6",
+    )
+    assert r["alternative_macs"] == 2_778_624
+
+
+def test_human_output_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "conv", "--input", text(EDGE_INPUT), "--filter", "vertical"]) == 0
+    out = capsys.readouterr().out
+    assert "-16" in out and "floor((6 + 2*0 - 3) / 1) + 1 = 4" in out
+
+
+def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(capsys, "summary", "lenet_course", "--input", "3x32x32")
+    assert [row["params"] for row in r["rows"]] == [608, 0, 3216, 0, 48120, 10164, 850]
+    assert r["rows"][0]["slide_shape"] == [28, 28, 8]
+    assert main(["summary", "lenet5_classic"]) == 0
+    assert "60,000" in capsys.readouterr().out
+    r = run_json(capsys, "models")
+    assert {m["name"] for m in r["models"]} >= {"lenet5", "lenet5_classic", "lenet_course"}
+
+
+def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    r = run_json(capsys, "edges", "apply", "--image", "coins", "--out", str(tmp_path))
+    assert (tmp_path / "edges.png").stat().st_size > 10_000
+    assert set(r["maps"]) == {"vertical", "horizontal", "sobel", "scharr"}
+    r = run_json(
+        capsys,
+        "edges",
+        "learn",
+        "--target",
+        "sobel",
+        "--images",
+        "camera",
+        "--size",
+        "48",
+        "--steps",
+        "60",
+    )
+    assert r["max_abs_error"] < 1e-4
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["explain", "conv", "--input", "1 2;3 4", "--filter", "vertical", "--s", "-1"], "--s"),
+        (
+            ["explain", "conv", "--input", "1 2;3 4", "--filter", "vertical"],
+            "larger than the padded",
+        ),
+        (["explain", "conv", "--input", "1 2;3", "--filter", "vertical"], "different lengths"),
+        (["explain", "conv", "--input", "1 x;3 4", "--filter", "1"], "'x', which is not a number"),
+        (
+            ["explain", "conv", "--input", "1 2;3 4", "--filter", "1 1;1 1", "--p", "same"],
+            "odd kernel",
+        ),
+        (["explain", "conv", "--input", "1 2;3 4", "--filter", "blur"], "unknown filter"),
+        (["explain", "conv"], "give --input"),
+        (["explain", "pool", "--input", "1 2;3 4", "--f", "3"], "larger than the padded"),
+        (["explain", "cost", "--input", "6x6", "--f", "3", "--filters", "5"], "HxWxC"),
+        (
+            [
+                "explain",
+                "cost",
+                "--input",
+                "6x6x3",
+                "--f",
+                "3",
+                "--filters",
+                "5",
+                "--separable",
+                "--bottleneck",
+                "2",
+            ],
+            "choose one",
+        ),
+        (["summary", "resnet9000"], "unknown model"),
+        (["summary", "lenet5", "--input", "1x8x8"], "does not fit"),
+        (["summary", "lenet5", "--input", "1xAx8"], "expected sizes"),
+        (["classify", "train", "--epochs", "0"], "--epochs"),
+        (["classify", "train", "--lr", "-1", "--out", "/nonexistent/never"], "--lr"),
+        (["classify", "train", "--model", "nope"], "unknown model"),
+        (["classify", "train", "--device", "cuda:7"], "device"),
+        (["classify", "eval", "--checkpoint", "/no/such.pt"], "no such checkpoint"),
+        (["edges", "apply", "--image", "/no/such.png"], "no such file"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    assert fragment in run_error(capsys, *argv)
+
+
+def test_debug_shows_the_traceback() -> None:
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError):
+        main(["summary", "resnet9000", "--debug"])

@@ -1,0 +1,56 @@
+"""The slides' cost comparisons, and MAC counts against an independent count."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from cnnlab.ops import bottleneck_cost, conv_cost, inverted_residual_cost, separable_cost
+
+
+def test_separable_slide() -> None:
+    c = separable_cost(6, 3, 3, 5)
+    assert c.baseline_macs == 2160 == 4 * 4 * 5 * 3 * 3 * 3
+    assert [t.macs for t in c.alternative] == [432, 240]
+    assert c.alternative_macs == 672
+    assert round(c.ratio, 2) == 0.31
+    assert c.ratio == pytest.approx(1 / 5 + 1 / 9)  # 1/n_c' + 1/f^2, exact for valid padding
+
+
+@given(n=st.integers(3, 30), f=st.integers(1, 5), c=st.integers(1, 64), k=st.integers(1, 512))
+def test_separable_general_ratio(n: int, f: int, c: int, k: int) -> None:
+    assume(f <= n)
+    assert separable_cost(n, f, c, k).ratio == pytest.approx(1 / k + 1 / f**2)
+
+
+def test_inception_bottleneck_slide() -> None:
+    c = bottleneck_cost(28, 5, 192, 32, 16)
+    assert c.baseline_macs == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400  # "120m"
+    squeeze, conv = c.alternative
+    assert squeeze.macs == 28 * 28 * 16 * 192 == 2_408_448  # "2.4m"
+    assert conv.macs == 28 * 28 * 32 * 5 * 5 * 16 == 10_035_200  # "10m"
+    assert round(c.alternative_macs / 1e6, 1) == 12.4
+
+
+def test_mobilenet_v2_slide() -> None:
+    c = inverted_residual_cost(6, 3, 64, 128, 6)
+    assert c.baseline_macs == 6 * 6 * 128 * 9 * 64  # "2.6M"
+    assert round(c.baseline_macs / 1e6, 1) == 2.7  # 2,654,208; the slide truncates to 2.6M
+    expected = 6 * 6 * 384 * 64 + 6 * 6 * 384 * 9 + 6 * 6 * 128 * 384
+    assert c.alternative_macs == expected  # "2.7M" (2,778,624)
+    assert int(c.alternative_macs / 1e5) / 10 == 2.7
+
+
+@given(
+    n=st.integers(4, 16),
+    f=st.sampled_from([1, 3, 5]),
+    cin=st.integers(1, 8),
+    cout=st.integers(1, 8),
+    s=st.integers(1, 2),
+)
+def test_conv_cost_counts_every_multiply(n: int, f: int, cin: int, cout: int, s: int) -> None:
+    """Independent count: one MAC per (output pixel, filter, weight) with the window inside."""
+    term = conv_cost("c", n, f, cin, cout, "same", s)
+    out = term.output_shape[0]
+    assert term.macs == out * out * cout * f * f * cin
