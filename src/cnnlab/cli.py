@@ -70,12 +70,18 @@ def _dims(text: str) -> tuple[int, ...]:
 
 
 def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    if args.ledger:
+        return _ledger(args, console)
+    import torch
+
     from cnnlab.registry import create_model, get_model_entry, list_models
 
     rows = []
     for name in list_models(args.pattern):
         entry = get_model_entry(name)
-        params = sum(p.numel() for p in create_model(name).parameters() if p.requires_grad)
+        with torch.device("meta"):  # shapes only: no memory, instant even for VGG
+            model = create_model(name)
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         rows.append(
             {
                 "name": name,
@@ -96,13 +102,50 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"models": rows}
 
 
+def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import fnmatch
+
+    from cnnlab.models.ledger import LEDGER, build_ledger
+
+    entries = tuple(e for e in LEDGER if fnmatch.fnmatch(e.model, args.pattern))
+    rows = [r.to_dict() for r in build_ledger(entries)]
+    if not args.json:
+        table = Table(
+            title="parameters and MACs: ours vs published (G MACs = 10^9 "
+            "multiply-accumulates; FLOPs = 2 x MACs)"
+        )
+        for col in ("model", "px", "source", "params", "published", "G MACs", "published", "note"):
+            table.add_column(col, justify="right" if col in ("px", "params", "G MACs") else "left")
+        for r in rows:
+            name = r["model"] + "".join(f" {k}={v}" for k, v in r["overrides"].items())
+            mark = {True: "", False: " *", None: ""}[r["params_match"]]
+            pub_p = f"{r['published_params']:,}{mark}" if r["published_params"] else "-"
+            pub_g = f"{r['published_gmacs']}" if r["published_gmacs"] is not None else "-"
+            table.add_row(
+                name,
+                str(r["resolution"]),
+                r["source"],
+                f"{r['params']:,}",
+                pub_p,
+                f"{r['gmacs']:.3f}",
+                pub_g,
+                r["note"],
+            )
+        console.print(table)
+        console.print("* differs by more than the source's rounding; the note says why")
+    return {"ledger": rows}
+
+
 def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
     from cnnlab.registry import create_model, get_model_entry
     from cnnlab.viz.summary import summarize
 
     entry = get_model_entry(args.model)
-    model = create_model(args.model)
-    shape = args.input or entry.input_size
+    with torch.device("meta"):  # the summary needs shapes only
+        model = create_model(args.model)
+    shape = args.input or getattr(model, "default_input_size", entry.input_size)
     try:
         summary = summarize(model, shape, args.model, show_all=args.all)
     except RuntimeError as exc:
@@ -112,13 +155,17 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             f"(default {'x'.join(map(str, entry.input_size))}): {first}"
         ) from None
     if not args.json:
-        c, *hw = shape
-        table = Table(title=f"{args.model}: input {'x'.join(map(str, shape))}")
-        for col in ("layer", "type", "activation shape (H,W,C)"):
+        c, *spatial = shape
+        table = Table(
+            title=f"{args.model}: input {'x'.join(map(str, shape))} "
+            "(shapes channels last, as on the slides)"
+        )
+        table.add_column("layer", min_width=10)
+        for col in ("type", "activation shape"):
             table.add_column(col, no_wrap=True)
-        for col in ("activation size", "# parameters", "MACs"):
-            table.add_column(col, justify="right")
-        table.add_row("input", "", str((*hw, c)), f"{_numel(shape):,}", "0", "0")
+        for col in ("size", "# params", "MACs"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_row("input", "", str((*spatial, c)), f"{_numel(shape):,}", "0", "0")
         for r in summary.rows:
             table.add_row(
                 r.name, r.kind, str(r.slide_shape), f"{r.size:,}", f"{r.params:,}", f"{r.macs:,}"
@@ -158,6 +205,8 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     elif args.what == "transpose":
         filt = explain.resolve_filter(args.filter)[0] if args.filter else None
         result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
+    elif args.what == "scale":
+        result = explain.explain_scale(args.phi)
     else:
         result = explain.explain_cost(
             explain.parse_shape(args.shape),
@@ -356,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", parents=[common], help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
+    p.add_argument(
+        "--ledger",
+        action="store_true",
+        help="our parameter and MAC counts beside the published figures",
+    )
     p.set_defaults(handler=cmd_models)
 
     p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
@@ -422,6 +476,9 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         help="padding (default: valid, or same for --bottleneck/--expansion)",
     )
     p.add_argument("--s", type=_positive_int, default=1, help="stride")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
+    p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")
     p.set_defaults(handler=cmd_explain)
 
 

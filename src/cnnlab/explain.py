@@ -329,6 +329,42 @@ def explain_cost(
     return {"kind": "cost"} | result.to_dict()
 
 
+def explain_scale(phi: float) -> dict:
+    """EfficientNet's compound scaling (equation 3) for ``phi``, beside the released variants."""
+    from cnnlab.models.efficientnet import (
+        ALPHA,
+        BETA,
+        EFFICIENTNET_VARIANTS,
+        GAMMA,
+        compound_scaling,
+    )
+
+    if not 0 <= phi <= 10:
+        raise CnnlabError(f"--phi must be between 0 and 10, got {phi}")
+    rule = compound_scaling(phi)
+    released = {
+        k: {"width": v.width, "depth": v.depth, "resolution": v.resolution}
+        for k, v in EFFICIENTNET_VARIANTS.items()
+    }
+    closest = f"b{min(max(round(phi), 0), 7)}"
+    return {
+        "kind": "scale",
+        "phi": phi,
+        "alpha": ALPHA,
+        "beta": BETA,
+        "gamma": GAMMA,
+        "constraint": ALPHA * BETA**2 * GAMMA**2,
+        "depth": rule.depth,
+        "width": rule.width,
+        "resolution": rule.resolution,
+        "flops_factor": (ALPHA * BETA**2 * GAMMA**2) ** phi,
+        "formula": f"d = {ALPHA}^{phi:g} = {rule.depth:.3f}, w = {BETA}^{phi:g} = "
+        f"{rule.width:.3f}, r = 224 * {GAMMA}^{phi:g} = {rule.resolution}",
+        "released": released,
+        "compare_with": closest,
+    }
+
+
 # --- Rendering ------------------------------------------------------------------------------
 
 
@@ -359,6 +395,9 @@ def _formula_lines(result: dict[str, Any]) -> list[str]:
 def render(result: dict[str, Any], console: Console) -> None:
     """Print an ``explain_*`` result as the slides lay it out."""
     kind = result["kind"]
+    if kind == "scale":
+        _render_scale(result, console)
+        return
     if kind == "cost":
         _render_cost(result, console)
         return
@@ -429,3 +468,27 @@ def _render_cost(result: dict[str, Any], console: Console) -> None:
         )
     for note in result.get("notes", []):
         console.print(note)
+
+
+def _render_scale(result: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"alpha * beta^2 * gamma^2 = {result['constraint']:.3f} (~2); FLOPs grow by "
+        f"{result['flops_factor']:.2f}x at phi = {result['phi']:g}"
+    )
+    console.print(result["formula"])
+    table = Table(title="rule vs released EfficientNets")
+    for col in ("variant", "width", "depth", "resolution"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"rule, phi={result['phi']:g}",
+        f"{result['width']:.3f}",
+        f"{result['depth']:.3f}",
+        str(result["resolution"]),
+        style="bold",
+    )
+    for name, v in result["released"].items():
+        style = "cyan" if name == result["compare_with"] else None
+        table.add_row(
+            name.upper(), f"{v['width']}", f"{v['depth']}", str(v["resolution"]), style=style
+        )
+    console.print(table)

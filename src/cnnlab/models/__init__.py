@@ -1,5 +1,25 @@
 """Model families; importing this package registers every model."""
 
-from cnnlab.models import lenet
+from cnnlab.models import (
+    alexnet,
+    convnd,
+    efficientnet,
+    googlenet,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    vgg,
+)
 
-__all__ = ["lenet"]
+__all__ = [
+    "alexnet",
+    "convnd",
+    "efficientnet",
+    "googlenet",
+    "lenet",
+    "mobilenet",
+    "nin",
+    "resnet",
+    "vgg",
+]

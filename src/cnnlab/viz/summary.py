@@ -33,8 +33,8 @@ class LayerRow:
 
     @property
     def slide_shape(self) -> tuple[int, ...]:
-        """The shape in the slides' (H, W, C) order."""
-        return (*self.shape[1:], self.shape[0]) if len(self.shape) == 3 else self.shape
+        """The shape in the slides' channels-last order: (H, W, C), (L, C) or (D, H, W, C)."""
+        return (*self.shape[1:], self.shape[0]) if len(self.shape) >= 2 else self.shape
 
 
 @dataclass(frozen=True)
