@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench test-torchvision clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,15 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_digits.py
 
+# torchvision does not pair with the CPU torch above: compare against it in a side venv (~5.5 GB).
+TVENV := .venv-torchvision
+test-torchvision:
+	test -x $(TVENV)/bin/python || $(PYTHON) -m venv $(TVENV)
+	$(TVENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 pytest hypothesis
+	$(TVENV)/bin/python -m pip install --quiet -c constraints.txt numpy pillow scikit-learn \
+		scikit-image matplotlib rich
+	$(TVENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(TVENV)/bin/python -m pytest -q tests/test_torchvision_weights.py tests/test_weights_loading.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TVENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -23,3 +23,7 @@ __all__ = [
     "resnet",
     "vgg",
 ]
+
+from cnnlab.models.torchvision_weights import load_torchvision_weights  # noqa: E402
+
+__all__ += ["load_torchvision_weights"]

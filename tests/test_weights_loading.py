@@ -1,0 +1,55 @@
+"""The torchvision-weights loader's error handling (no torchvision needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.errors import CnnlabError
+from cnnlab.models import load_torchvision_weights
+
+
+@pytest.fixture
+def resnet18_file(tmp_path: Path) -> Path:
+    """resnet18's names equal torchvision's, so its own state_dict is a torchvision file."""
+    path = tmp_path / "resnet18.pth"
+    torch.save(cnnlab.create_model("resnet18").state_dict(), path)
+    return path
+
+
+def test_round_trip(resnet18_file: Path) -> None:
+    source = torch.load(resnet18_file, weights_only=True)
+    model = load_torchvision_weights(cnnlab.create_model("resnet18"), resnet18_file)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.items())
+
+
+def test_wrong_architecture(resnet18_file: Path) -> None:
+    with pytest.raises(CnnlabError, match=r"resnet18.pth: does not fit ResNet \(missing"):
+        load_torchvision_weights(cnnlab.create_model("resnet34"), resnet18_file)
+
+
+def test_head_size_and_ignore_head(resnet18_file: Path) -> None:
+    with pytest.raises(CnnlabError, match=r"wrong shape: fc\.weight"):
+        load_torchvision_weights(cnnlab.create_model("resnet18", num_classes=5), resnet18_file)
+    model = load_torchvision_weights(
+        cnnlab.create_model("resnet18", num_classes=5), resnet18_file, ignore_head=True
+    )
+    source = torch.load(resnet18_file, weights_only=True)
+    assert torch.equal(model.conv1.weight, source["conv1.weight"])
+    assert model.fc.out_features == 5
+
+
+def test_unreadable_and_unsupported(resnet18_file: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(resnet18_file.read_bytes()[:1000])
+    with pytest.raises(CnnlabError, match="not a readable weights file"):
+        load_torchvision_weights(cnnlab.create_model("resnet18"), broken)
+    with pytest.raises(CnnlabError, match="no such weights file"):
+        load_torchvision_weights(cnnlab.create_model("resnet18"), tmp_path / "missing.pth")
+    with pytest.raises(CnnlabError, match="torchvision has no weights for MobileNetV1"):
+        load_torchvision_weights(cnnlab.create_model("mobilenet_v1"), resnet18_file)
+    with pytest.raises(CnnlabError, match="googlenet_paper has no torchvision weights"):
+        load_torchvision_weights(cnnlab.create_model("googlenet_paper"), resnet18_file)
