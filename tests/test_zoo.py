@@ -265,3 +265,13 @@ def test_models_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "conv1d_net", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert rows[0]["slide_shape"] == [256, 32]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_summary_cli_for_every_model(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["summary", name, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["total_params"] == sum(r["params"] for r in s["rows"])
+    assert s["total_macs"] > 0
