@@ -1,7 +1,14 @@
-"""Training, evaluation and prediction for image classification.
+"""Training and evaluation for image classification.
 
-The digits fit in memory, so batches are sliced from tensors on the device (no DataLoader):
-an epoch of LeNet-5 on 1,257 images takes a fraction of a second on a CPU.
+Datasets live in memory as uint8 tensors (:mod:`cnnlab.data.classification`); each step slices
+a batch, moves it to the device, augments it there (kornia), normalises it and runs the model,
+optionally in bf16 autocast and the channels-last layout (:mod:`cnnlab.engine.performance`).
+
+A run folder holds ``config.json``, ``last.pt`` (everything needed to resume exactly: model,
+optimizer, scheduler, epoch, history and RNG states) and ``best.pt`` (by validation accuracy),
+``metrics.csv``, ``curves.png``, ``confusion_matrix.png`` and ``results.json``. ``--resume``
+continues a run killed at any moment from its ``last.pt``; on the CPU with a fixed seed it ends
+with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -22,11 +29,26 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from cnnlab.config import ClassifyTrainConfig
-from cnnlab.data.digits import CLASS_NAMES, Split, load_digits_splits
-from cnnlab.engine.checkpoint import save_checkpoint
+from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
+from cnnlab.data.classification import ClassificationData, Split, load_classification, normalize
+from cnnlab.engine import distributed as D
+from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.transfer import (
+    apply_freeze,
+    frozen_norms_to_eval,
+    head_parameter_names,
+    load_pretrained,
+    parameter_groups,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import create_model, get_model_entry
+
+# Augmentation when --augment is auto: translations for digits (a mirrored digit is another
+# symbol), mirror + crop for faces, the ImageNet-style recipe for photo folders.
+AUTO_AUGMENT = {"digits": "crop", "faces": "flip,crop"}
+FOLDER_AUGMENT = "flip,rcrop,color"
 
 
 @dataclass
@@ -56,7 +78,9 @@ class TrainResult:
     best_val_accuracy: float
     test: EvalResult
     seconds: float
+    settings: SpeedSettings
     history: list[dict[str, float]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,14 +91,9 @@ class TrainResult:
             "test_loss": self.test.loss,
             "test_count": self.test.count,
             "seconds": round(self.seconds, 2),
+            "settings": self.settings.to_dict(),
+            "skipped_files": self.skipped,
         }
-
-
-def load_dataset(name: str, image_size: int, split_seed: int) -> tuple[dict[str, Split], list[str]]:
-    """The splits and class names of a dataset named in :data:`cnnlab.config.DATASETS`."""
-    if name == "digits":
-        return load_digits_splits(image_size=image_size, split_seed=split_seed), CLASS_NAMES
-    raise CnnlabError(f"unknown dataset {name!r}")
 
 
 def next_run_dir(root: Path, name: str) -> Path:
@@ -86,148 +105,310 @@ def next_run_dir(root: Path, name: str) -> Path:
     return candidate
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to ``max_shift`` pixels in each direction, filling with the
-    background value (the image's minimum). ``(B, C, H, W) -> (B, C, H, W)``."""
-    if max_shift == 0:
-        return x
-    b, _, h, w = x.shape
-    pad = max_shift
-    fill = float(x.amin())
-    padded = F.pad(x, (pad, pad, pad, pad), value=fill)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows, cols]
+def augment_names(config: ClassifyTrainConfig, data: ClassificationData) -> tuple[str, ...]:
+    if config.augment != "auto":
+        return parse_augment(config.augment)
+    if config.cache_features:
+        return ()
+    return parse_augment(AUTO_AUGMENT.get(data.name, FOLDER_AUGMENT))
+
+
+class Inputs:
+    """Turns split indices into model inputs: uint8 images -> device -> augment -> normalise ->
+    layout; or, with cached features, rows of the cache."""
+
+    def __init__(
+        self,
+        data: ClassificationData,
+        device: torch.device,
+        settings: SpeedSettings,
+        augment: nn.Module | None,
+    ) -> None:
+        self.data, self.device, self.settings, self.augment = data, device, settings, augment
+        self.features: dict[str, torch.Tensor] | None = None
+
+    def batch(
+        self, split: str, idx: torch.Tensor, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        part = self.data.splits[split]
+        labels = part.labels[idx].to(self.device)
+        if self.features is not None:
+            return self.features[split][idx].to(self.device), labels
+        x = part.images[idx].to(self.device).float().div_(255)
+        if train and self.augment is not None:
+            x = self.augment(x)
+        x = normalize(x, self.data.mean, self.data.std)
+        if self.settings.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, labels
+
+    def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with self.settings.autocast(self.device):
+            out = model.forward_head(x) if self.features is not None else model(x)
+        return out.float()
+
+    @torch.no_grad()
+    def cache(self, model: nn.Module, batch_size: int = 256) -> None:
+        """Run the frozen backbone once over every split (``--cache-features``)."""
+        model.eval()
+        self.features = {}
+        for name, part in self.data.splits.items():
+            chunks = []
+            for start in range(0, len(part), batch_size):
+                x, _ = self.batch(
+                    name, torch.arange(start, min(start + batch_size, len(part))), train=False
+                )
+                with self.settings.autocast(self.device):
+                    chunks.append(model.forward_features(x).float().cpu())
+            self.features[name] = torch.cat(chunks) if chunks else torch.zeros(0)
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, split: Split, num_classes: int, device: torch.device, batch_size: int = 512
-) -> EvalResult:
+def evaluate(model: nn.Module, inputs: Inputs, split: str, batch_size: int = 256) -> EvalResult:
     """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``."""
     model.eval()
-    total_loss, confusion = 0.0, torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    for start in range(0, len(split), batch_size):
-        x = split.images[start : start + batch_size].to(device)
-        y = split.labels[start : start + batch_size].to(device)
-        logits = model(x)
+    k = len(inputs.data.class_names)
+    n = len(inputs.data.splits[split])
+    total_loss, confusion = 0.0, torch.zeros(k, k, dtype=torch.int64)
+    for start in range(0, n, batch_size):
+        x, y = inputs.batch(split, torch.arange(start, min(start + batch_size, n)), train=False)
+        logits = inputs.forward(model, x)
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        pred = logits.argmax(1)
-        confusion += torch.bincount(
-            (y * num_classes + pred).cpu(), minlength=num_classes * num_classes
-        ).view(num_classes, -1)
-    n = max(len(split), 1)
-    return EvalResult(total_loss / n, confusion.diag().sum().item() / n, confusion, len(split))
+        confusion += torch.bincount((y * k + logits.argmax(1)).cpu(), minlength=k * k).view(k, k)
+    return EvalResult(
+        total_loss / max(n, 1), confusion.diag().sum().item() / max(n, 1), confusion, n
+    )
 
 
-def train_classifier(config: ClassifyTrainConfig, console: Console | None = None) -> TrainResult:
-    """Train ``config.model`` on ``config.data`` and write a run folder.
+def _schedule(
+    optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first epoch (at most 10% of training), then cosine decay."""
+    total = steps_per_epoch * epochs
+    warmup = max(1, min(steps_per_epoch, total // 10))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min(
+            (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
+        ),
+    )
 
-    The folder holds ``config.json`` (the resolved config), ``last.pt`` and ``best.pt`` (by
-    validation accuracy), ``metrics.csv`` (one row per epoch), ``curves.png`` and
-    ``confusion_matrix.png`` (test split, best checkpoint) and ``results.json``.
+
+def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def train_classifier(
+    config: ClassifyTrainConfig, console: Console | None = None, resume: str | Path = ""
+) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` and write a run folder (see module docstring).
+
+    ``resume``: a ``last.pt`` to continue; its own config is used and the run folder is its
+    folder.
     """
     from cnnlab.viz.plots import plot_confusion_matrix, plot_training_curves
 
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        ckpt = load_checkpoint(resume)
+        if "optimizer" not in ckpt or "rng" not in ckpt:
+            raise CnnlabError(f"{resume}: not a resumable checkpoint (use a run's last.pt)")
+        config = ClassifyTrainConfig.from_dict(ckpt["config"])
     device = resolve_device(config.device)
+    dist_info = D.init_distributed(device)
+    if config.batch_size < dist_info.world_size:
+        raise CnnlabError(
+            f"--batch-size {config.batch_size} is smaller than the {dist_info.world_size} processes"
+        )
     entry = get_model_entry(config.model)
-    splits, class_names = load_dataset(config.data, config.image_size, config.split_seed)
-    in_channels = splits["train"].images.shape[1]
-    model_kwargs = {"num_classes": len(class_names), "in_channels": in_channels}
+    data = load_classification(
+        config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        strict=config.strict,
+        resize=config.resize,
+    )
+    for msg in data.skipped[:20]:
+        console.print(f"[yellow]skipped[/] {msg}")
+    if len(data.skipped) > 20:
+        console.print(f"[yellow]... and {len(data.skipped) - 20} more unreadable files[/]")
+    if not len(data.splits["val"]):
+        raise CnnlabError("the validation split is empty; raise --val-fraction")
+    model_kwargs = {"num_classes": len(data.class_names), "in_channels": data.channels}
     model_kwargs = {k: v for k, v in model_kwargs.items() if k in entry.parameters()}
+    input_size = (data.channels, data.image_size, data.image_size)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = create_model(config.model, **model_kwargs).to(device)
-    run_dir = (
-        Path(config.out)
-        if config.out
-        else next_run_dir(
-            Path("runs/classify"), re.sub(r"[^\w.-]", "_", f"{config.model}-{config.data}")
+    model = create_model(config.model, **model_kwargs)
+    if config.pretrained and ckpt is None:
+        missing = load_pretrained(model, config.pretrained)
+        console.print(
+            f"loaded {config.pretrained} ({len(missing)} tensors kept fresh: "
+            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''})"
         )
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(
-        json.dumps(
-            config.to_dict() | {"model_kwargs": model_kwargs, "device_resolved": str(device)},
-            indent=2,
-        )
-        + "\n"
-    )
+    head = head_parameter_names(model, input_size)
+    frozen = apply_freeze(model, config.freeze, input_size)
+    settings = choose_settings(config.model, device, config.precision, config.channels_last)
+    model.to(device)
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
+    torch.manual_seed(config.seed + dist_info.rank)  # augmentation and dropout differ per rank
 
-    train = splits["train"]
-    x_train, y_train = train.images.to(device), train.labels.to(device)
+    names = augment_names(config, data)
+    if config.cache_features and names:
+        raise CnnlabError("--cache-features trains on fixed features: use --augment none")
+    pca = pca_basis(data.splits["train"].images) if "pca" in names else None
+    augment = build_augmentation(names, image_size=data.image_size, channels=data.channels, pca=pca)
+    inputs = Inputs(data, device, settings, augment.to(device) if augment else None)
+    if config.cache_features:
+        t0 = time.perf_counter()
+        inputs.cache(model)
+        console.print(f"cached backbone features in {time.perf_counter() - t0:.1f} s")
+
+    train = data.splits["train"]
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        parameter_groups(model, head, config.lr, config.backbone_lr_mult),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
     )
-    warmup = max(1, min(steps_per_epoch, total_steps // 10))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min(
-            (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(step / total_steps, 1.0)))
-        ),
-    )
-
+    schedule = _schedule(optimizer, steps_per_epoch, config.epochs)
     history: list[dict[str, float]] = []
-    best_acc, best_epoch = -1.0, 0
+    best_acc, best_epoch, start_epoch = -1.0, 0, 1
+    if ckpt is not None:
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.load_state_dict(ckpt["scheduler"])
+        history = list(ckpt.get("history", []))
+        best_acc, best_epoch = ckpt.get("best_val_accuracy", -1.0), ckpt.get("best_epoch", 0)
+        start_epoch = ckpt["epoch"] + 1
+        _set_rng_state(ckpt["rng"], generator)
+        run_dir = Path(resume).parent
+    else:
+        run_dir = (
+            Path(config.out)
+            if config.out
+            else next_run_dir(
+                Path("runs/classify"),
+                re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}"),
+            )
+        )
+    main = dist_info.is_main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(
+            json.dumps(
+                config.to_dict()
+                | {
+                    "model_kwargs": model_kwargs,
+                    "device_resolved": str(device),
+                    "settings": settings.to_dict(),
+                    "augment_resolved": names,
+                    "frozen_parameters": len(frozen),
+                    "world_size": dist_info.world_size,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    writer = _tensorboard(run_dir) if config.tensorboard and main else None
     base = {
         "model": config.model,
         "model_kwargs": model_kwargs,
         "config": config.to_dict(),
-        "class_names": class_names,
-        "input_size": list(train.images.shape[1:]),
+        "class_names": data.class_names,
+        "input_size": list(input_size),
+        "normalization": data.normalization(),
+        "invert_light": data.invert_light,
     }
+
     columns = [
         TextColumn("[bold]epoch {task.completed}/{task.total}"),
         BarColumn(),
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("train", total=config.epochs, stats="")
-        for epoch in range(1, config.epochs + 1):
+    with Progress(*columns, console=console, disable=not main) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
+        for epoch in range(start_epoch, config.epochs + 1):
             model.train()
-            order = torch.randperm(len(train), generator=generator).to(device)
-            loss_sum, correct = 0.0, 0
-            for start in range(0, len(train), config.batch_size):
-                idx = order[start : start + config.batch_size]
-                x, y = x_train[idx], y_train[idx]
-                if config.augment:
-                    x = random_shift(x, config.shift, generator)
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+            frozen_norms_to_eval(model)
+            order = torch.randperm(len(train), generator=generator)
+            loss_sum, correct, seen = 0.0, 0.0, 0.0
+            for step, start in enumerate(range(0, len(train), config.batch_size)):
+                batch = order[start : start + config.batch_size]
+                mine = D.shard(batch, dist_info)
+                optimizer.zero_grad(set_to_none=False)
+                if len(mine):
+                    x, y = inputs.batch("train", mine, train=True)
+                    logits = inputs.forward(model, x)
+                    loss = F.cross_entropy(
+                        logits, y, reduction="sum", label_smoothing=config.label_smoothing
+                    )
+                    if not torch.isfinite(loss):
+                        raise CnnlabError(
+                            f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
+                            f"stopped. The last good checkpoint is {run_dir / 'last.pt'}"
+                        )
+                    loss.backward()
+                    loss_sum += loss.item()
+                    correct += (logits.argmax(1) == y).sum().item()
+                    seen += len(y)
+                D.all_reduce_gradients(model, len(batch), dist_info)
                 optimizer.step()
                 schedule.step()
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-            val = evaluate(model, splits["val"], len(class_names), device)
+            loss_sum, correct, seen = D.all_reduce_sum([loss_sum, correct, seen], dist_info)
+            val = evaluate(model, inputs, "val")
             row = {
                 "epoch": epoch,
-                "train_loss": loss_sum / len(train),
-                "train_accuracy": correct / len(train),
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
                 "val_loss": val.loss,
                 "val_accuracy": val.accuracy,
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
             }
             history.append(row)
-            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}
-            save_checkpoint(run_dir / "last.pt", payload | {"optimizer": optimizer.state_dict()})
-            if val.accuracy > best_acc:
+            improved = val.accuracy > best_acc
+            if improved:
                 best_acc, best_epoch = val.accuracy, epoch
-                save_checkpoint(run_dir / "best.pt", payload)
-            _write_metrics(run_dir / "metrics.csv", history)
+            if main:
+                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}
+                if improved:
+                    save_checkpoint(run_dir / "best.pt", payload)
+                save_checkpoint(
+                    run_dir / "last.pt",
+                    payload
+                    | {
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": schedule.state_dict(),
+                        "history": history,
+                        "best_val_accuracy": best_acc,
+                        "best_epoch": best_epoch,
+                        "rng": _rng_state(generator),
+                    },
+                )
+                _write_metrics(run_dir / "metrics.csv", history)
+                if writer is not None:
+                    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+                        writer.add_scalar(key, row[key], epoch)
             progress.update(
                 task,
                 advance=1,
@@ -237,24 +418,49 @@ def train_classifier(config: ClassifyTrainConfig, console: Console | None = None
                 ),
             )
 
-    from cnnlab.engine.checkpoint import model_from_checkpoint
-
+    D.barrier(dist_info)
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
-    test = evaluate(best_model.to(device), splits["test"], len(class_names), device)
-    plot_training_curves(history, run_dir / "curves.png")
-    plot_confusion_matrix(
-        test.confusion,
-        class_names,
-        run_dir / "confusion_matrix.png",
-        title=f"{config.model} on {config.data} test split (accuracy {test.accuracy:.2%})",
-    )
+    best_model.to(device)
+    if settings.channels_last:
+        best_model.to(memory_format=torch.channels_last)
+    test = evaluate(best_model, inputs, "test")
     result = TrainResult(
-        run_dir, best_epoch, best_acc, test, time.perf_counter() - started, history
+        run_dir,
+        best_epoch,
+        best_acc,
+        test,
+        time.perf_counter() - started,
+        settings,
+        history,
+        data.skipped,
     )
-    (run_dir / "results.json").write_text(
-        json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2) + "\n"
-    )
+    if main:
+        plot_training_curves(history, run_dir / "curves.png")
+        plot_confusion_matrix(
+            test.confusion,
+            data.class_names,
+            run_dir / "confusion_matrix.png",
+            title=f"{config.model} on {Path(config.data).name} test split "
+            f"(accuracy {test.accuracy:.2%})",
+        )
+        (run_dir / "results.json").write_text(
+            json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2)
+            + "\n"
+        )
+    if writer is not None:
+        writer.close()
+    D.cleanup(dist_info)
     return result
+
+
+def _tensorboard(run_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise CnnlabError(
+            "--tensorboard needs the tensorboard package: pip install 'cnnlab[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(run_dir / "tensorboard"))
 
 
 def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
@@ -264,3 +470,49 @@ def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(history)
     tmp.replace(path)
+
+
+def evaluate_checkpoint(
+    path: str | Path, split: str = "test", device: str = "auto"
+) -> tuple[EvalResult, dict[str, Any]]:
+    """Score a saved model on a split of the dataset it was trained on."""
+    model, ckpt = model_from_checkpoint(path)
+    config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
+    dev = resolve_device(device)
+    data = load_classification(
+        config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        resize=config.resize,
+    )
+    norm = ckpt.get("normalization")
+    if norm:  # the statistics the model was trained with
+        data = ClassificationData(
+            data.name,
+            data.splits,
+            data.class_names,
+            tuple(norm["mean"]),
+            tuple(norm["std"]),
+            data.invert_light,
+        )
+    if not len(data.splits[split]):
+        raise CnnlabError(f"the {split} split of {config.data} is empty")
+    inputs = Inputs(data, dev, SpeedSettings(False, False), None)
+    return evaluate(model.to(dev), inputs, split), ckpt
+
+
+def load_split(ckpt: dict[str, Any], split: str) -> Split:
+    """The split a checkpoint's dataset holds, recreated from its config."""
+    config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
+    return load_classification(
+        config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        resize=config.resize,
+    ).splits[split]

@@ -24,6 +24,6 @@ __all__ = [
     "vgg",
 ]
 
-from cnnlab.models.torchvision_weights import load_torchvision_weights  # noqa: E402
+from cnnlab.models.torchvision_weights import load_torchvision_weights
 
 __all__ += ["load_torchvision_weights"]

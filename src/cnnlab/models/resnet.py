@@ -145,6 +145,16 @@ class ResNet(nn.Module):
                 if isinstance(m, BasicBlock | Bottleneck) and last is not None:
                     nn.init.zeros_(last.weight)
 
+    def freeze_groups(self) -> list[list[str]]:
+        """Parameter names per stage for ``--freeze stages:K``: stem, layer1 .. layer4."""
+        stem = [
+            f"{m}.{n}" for m in ("conv1", "bn1") for n, _ in getattr(self, m).named_parameters()
+        ]
+        return [stem] + [
+            [f"{s}.{n}" for n, _ in getattr(self, s).named_parameters()]
+            for s in ("layer1", "layer2", "layer3", "layer4")
+        ]
+
     def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Named intermediate maps: ``stem``, ``layer1`` .. ``layer4``."""
         maps = {"stem": self.maxpool(self.relu(self.bn1(self.conv1(x))))}

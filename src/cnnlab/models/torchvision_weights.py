@@ -42,8 +42,14 @@ def _mobilenet_v2_key(key: str, ours: set[str]) -> str:
         return key
     i, layer, param = m.groups()
     if f"features.{i}.expand.0.weight" in ours:
-        table = {"0.0": "expand.0", "0.1": "expand.1", "1.0": "depthwise.0",
-                 "1.1": "depthwise.1", "2": "project.0", "3": "project.1"}
+        table = {
+            "0.0": "expand.0",
+            "0.1": "expand.1",
+            "1.0": "depthwise.0",
+            "1.1": "depthwise.1",
+            "2": "project.0",
+            "3": "project.1",
+        }
     else:
         table = {"0.0": "depthwise.0", "0.1": "depthwise.1", "1": "project.0", "2": "project.1"}
     return f"features.{i}.{table[layer]}.{param}" if layer in table else key
@@ -56,7 +62,10 @@ def _efficientnet_key(key: str, ours: set[str]) -> str:
         return key
     base, j, rest = m.groups()
     order = (["expand"] if f"{base}.expand.0.weight" in ours else []) + [
-        "depthwise", "se", "project"]
+        "depthwise",
+        "se",
+        "project",
+    ]
     return f"{base}.{order[int(j)]}.{rest}" if int(j) < len(order) else key
 
 
@@ -71,12 +80,15 @@ def _key_map(model: nn.Module) -> KeyMap:
         return _efficientnet_key
     if isinstance(model, AlexNetTV | VGG | ResNet):
         return _identity
-    raise CnnlabError(f"torchvision has no weights for {type(model).__name__}; weights load into "
-                      "alexnet_tv, vgg*, resnet18-152, googlenet, mobilenet_v2, efficientnet_b*")
+    raise CnnlabError(
+        f"torchvision has no weights for {type(model).__name__}; weights load into "
+        "alexnet_tv, vgg*, resnet18-152, googlenet, mobilenet_v2, efficientnet_b*"
+    )
 
 
-def convert_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor],
-                       ignore_head: bool = False) -> dict[str, torch.Tensor]:
+def convert_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], ignore_head: bool = False
+) -> dict[str, torch.Tensor]:
     """Rename torchvision keys to ``model``'s. Auxiliary GoogLeNet heads are dropped when the model
     has none; with ``ignore_head`` the final classifier is dropped too (for transfer learning)."""
     ours = set(model.state_dict())
@@ -102,8 +114,9 @@ def _head_prefix(model: nn.Module) -> str:
     return f"classifier.{index}."
 
 
-def load_torchvision_weights(model: nn.Module, path: str | Path,
-                             ignore_head: bool = False) -> nn.Module:
+def load_torchvision_weights(
+    model: nn.Module, path: str | Path, ignore_head: bool = False
+) -> nn.Module:
     """Load a torchvision weights file into ``model`` (in place) and return it.
 
     Raises :class:`CnnlabError` naming the file when it cannot be read, belongs to another
@@ -130,9 +143,15 @@ def load_torchvision_weights(model: nn.Module, path: str | Path,
     unexpected = [k for k in converted if k not in expected]
     wrong = [k for k, v in converted.items() if k in expected and v.shape != expected[k].shape]
     if missing or unexpected or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                           for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                               ("wrong shape", wrong)) if keys)
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", wrong),
+            )
+            if keys
+        )
         raise CnnlabError(f"{path}: does not fit {type(model).__name__} ({detail})")
     model.load_state_dict(converted, strict=not ignore_head)
     return model

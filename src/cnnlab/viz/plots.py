@@ -103,3 +103,23 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_augmentation_grid(rows: Sequence[torch.Tensor], path: str | Path, title: str = "") -> Path:
+    """``rows`` of ``(N, C, H, W)`` images in [0, 1]: the originals, then augmented draws."""
+    n_rows, n_cols = len(rows), rows[0].shape[0]
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.3 * n_rows), squeeze=False)
+    for r, batch in enumerate(rows):
+        for c in range(n_cols):
+            img = batch[c].detach().cpu().clamp(0, 1)
+            ax = axes[r][c]
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(img.permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r][0].set_ylabel("original" if r == 0 else f"draw {r}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,164 @@
+"""A folder of the user's images: ``root/<class>/*.jpg`` (then a seeded stratified split), or
+``root/train/<class>/...`` with ``root/val/...`` (and optionally ``root/test/...``).
+
+Every file is decoded with Pillow, converted to RGB or grayscale, resized (shorter side to
+``image_size`` then a centre crop, or stretched), and cached as uint8. Unreadable files (corrupt,
+truncated, empty, not an image, or a decompression bomb) are reported by path and skipped; with
+``strict`` the first one stops the load. A dataset with no usable image, or a class with none, is
+an error before any training starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnlab.data.classification import (
+    ClassificationData,
+    Split,
+    channel_stats,
+    stratified_split,
+)
+from cnnlab.data.images import read_image
+from cnnlab.errors import CnnlabError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image.Image:
+    """Resize to ``size x size``: shorter side, then centre crop (``center-crop``); or
+    ``stretch``."""
+    if resize == "stretch":
+        return img.resize((size, size), Image.Resampling.BILINEAR)
+    if resize != "center-crop":
+        raise CnnlabError(f"--resize must be center-crop or stretch, got {resize!r}")
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def image_to_uint8(
+    path: str | Path, size: int, channels: int, resize: str = "center-crop"
+) -> torch.Tensor:
+    """Decode one file to ``(C, size, size)`` uint8; a :class:`CnnlabError` names it if it is
+    unreadable."""
+    img = fit_image(read_image(path, "L" if channels == 1 else "RGB"), size, resize)
+    arr = np.asarray(img, dtype=np.uint8)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(arr.copy())
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _scan(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    files = []
+    for label, name in enumerate(class_names):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((path, label))
+    return files
+
+
+def _decode(
+    files: list[tuple[Path, int]],
+    size: int,
+    channels: int,
+    resize: str,
+    strict: bool,
+    skipped: list[str],
+) -> tuple[list[torch.Tensor], list[int]]:
+    from rich.progress import track
+
+    images, labels = [], []
+    for path, label in track(
+        files, description="decoding images", transient=True, disable=len(files) < 200
+    ):
+        try:
+            images.append(image_to_uint8(path, size, channels, resize))
+            labels.append(label)
+        except CnnlabError as exc:
+            if strict:
+                raise
+            skipped.append(str(exc))
+    return images, labels
+
+
+def load_image_folder(
+    root: Path,
+    *,
+    image_size: int,
+    channels: int = 3,
+    split_seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    strict: bool = False,
+    resize: str = "center-crop",
+) -> ClassificationData:
+    """Load ``root`` as described in the module docstring."""
+    presplit = (root / "train").is_dir()
+    base = root / "train" if presplit else root
+    class_names = [p.name for p in _class_dirs(base)]
+    if not class_names:
+        raise CnnlabError(f"{base}: no class folders (expected {base}/<class>/<images>)")
+    skipped: list[str] = []
+    parts: dict[str, tuple[list[torch.Tensor], list[int]]] = {}
+    sources = {"train": base}
+    if presplit:
+        sources |= {k: root / k for k in ("val", "test") if (root / k).is_dir()}
+    for split, folder in sources.items():
+        files = _scan(folder, class_names)
+        parts[split] = _decode(files, image_size, channels, resize, strict, skipped)
+    images, labels = parts["train"]
+    if not images:
+        raise CnnlabError(
+            f"{base}: no usable image in any class folder"
+            + (f" ({len(skipped)} unreadable)" if skipped else "")
+        )
+    counts = np.bincount(labels, minlength=len(class_names))
+    empty = [n for n, c in zip(class_names, counts, strict=True) if c == 0]
+    if empty:
+        raise CnnlabError(f"{base}: class folder(s) with no usable image: {', '.join(empty)}")
+
+    def stack(ims: list[torch.Tensor], labs: list[int]) -> Split:
+        if not ims:
+            return Split(
+                torch.zeros(0, channels, image_size, image_size, dtype=torch.uint8),
+                torch.zeros(0, dtype=torch.int64),
+            )
+        return Split(torch.stack(ims), torch.tensor(labs, dtype=torch.int64))
+
+    if presplit:
+        splits = {k: stack(*parts.get(k, ([], []))) for k in ("train", "val", "test")}
+        if not len(splits["val"]):
+            raise CnnlabError(
+                f"{root}/val: no usable image; add val/<class>/ images or put all "
+                "classes directly under the root for an automatic split"
+            )
+        if not len(splits["test"]):
+            splits["test"] = splits["val"]
+    else:
+        small = int(counts.min())
+        if small < 3 and (val_fraction > 0 or test_fraction > 0):
+            raise CnnlabError(
+                f"{root}: class {class_names[int(counts.argmin())]!r} has {small} "
+                "image(s); a stratified split needs at least 3 per class"
+            )
+        full = stack(images, labels)
+        idx = stratified_split(np.asarray(labels), val_fraction, test_fraction, split_seed)
+        splits = {
+            k: Split(full.images[torch.from_numpy(i)], full.labels[torch.from_numpy(i)])
+            for k, i in idx.items()
+        }
+    mean, std = channel_stats(splits["train"].images)
+    return ClassificationData(str(root), splits, class_names, mean, std, skipped=skipped)

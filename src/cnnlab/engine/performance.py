@@ -1,0 +1,73 @@
+"""Fast-by-default settings: bf16 autocast and the channels-last memory layout.
+
+Which helps depends on the model and the machine, so ``auto`` follows what
+``benchmarks/train_throughput.py`` measured (2-core AMD EPYC with AVX-512 BF16, batch 64):
+
+* dense-convolution networks (ResNet, VGG, AlexNet, GoogLeNet, NiN): bf16 autocast +
+  channels-last;
+* depthwise networks (MobileNet, EfficientNet): channels-last in fp32 (bf16 slowed them);
+* LeNet-sized networks: neither (the layout conversions cost more than they save).
+
+``fp32`` / ``off`` always give the plain PyTorch default; nothing here changes the maths beyond
+bf16's rounding, and the benchmark reports bf16 accuracy beside fp32.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+DENSE = ("resnet", "cifar_", "vgg", "alexnet", "googlenet", "nin")
+DEPTHWISE = ("mobilenet", "efficientnet")
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """What the training step uses."""
+
+    bf16: bool
+    channels_last: bool
+
+    def autocast(self, device: torch.device) -> AbstractContextManager:
+        if not self.bf16:
+            return nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    def to_dict(self) -> dict[str, bool]:
+        return {"bf16": self.bf16, "channels_last": self.channels_last}
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def choose_settings(
+    model_name: str,
+    device: torch.device,
+    precision: str = "auto",
+    channels_last: str = "auto",
+    image_dims: int = 2,
+) -> SpeedSettings:
+    """Resolve ``--precision auto|fp32|bf16`` and ``--channels-last auto|on|off``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise CnnlabError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if channels_last not in ("auto", "on", "off"):
+        raise CnnlabError(f"--channels-last must be auto, on or off, got {channels_last!r}")
+    dense = model_name.startswith(DENSE)
+    depthwise = model_name.startswith(DEPTHWISE)
+    if precision == "bf16" and not bf16_supported(device):
+        raise CnnlabError(f"--precision bf16: not supported on {device}")
+    bf16 = precision == "bf16" or (precision == "auto" and dense and bf16_supported(device))
+    if channels_last == "auto":
+        cl = image_dims == 2 and (dense or depthwise)
+    else:
+        cl = channels_last == "on" and image_dims == 2
+    return SpeedSettings(bf16=bf16, channels_last=cl)

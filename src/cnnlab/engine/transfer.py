@@ -1,0 +1,133 @@
+"""Transfer learning (slide "Transfer Learning"): start from trained weights and choose, by how
+much data there is, what to train:
+
+* little data: ``--freeze backbone``: keep every feature layer fixed and train a new head (with
+  ``--cache-features`` the backbone runs once over the data and the head trains on its outputs);
+* more data: ``--freeze stages:K``: fix the first K blocks, train the rest;
+* a lot of data: ``--freeze none`` with ``--backbone-lr-mult 0.1``: fine-tune everything, the
+  pretrained layers more gently than the new head.
+
+Weights come from a cnnlab checkpoint or a torchvision weights file (see
+:mod:`cnnlab.models.torchvision_weights`); the classifier is replaced when the class count differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+
+def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
+    """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
+    alone on a ``meta`` copy (shapes only, no memory)."""
+    import copy
+
+    ghost = copy.deepcopy(model).to("meta")
+    feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
+    ghost.forward_head(feats.requires_grad_()).sum().backward()
+    return {n for n, p in ghost.named_parameters() if p.grad is not None}
+
+
+def freeze_groups(model: nn.Module, head: set[str]) -> list[list[str]]:
+    """The backbone's parameterised blocks in forward order, as lists of parameter names: a model
+    may define ``freeze_groups()`` (ResNet: stem, layer1..layer4); otherwise the children of
+    ``features`` or the top-level children, without the head."""
+    if hasattr(model, "freeze_groups"):
+        return model.freeze_groups()
+    container, prefix = (
+        (model.features, "features.")
+        if isinstance(getattr(model, "features", None), nn.Sequential)
+        else (model, "")
+    )
+    groups = []
+    for name, child in container.named_children():
+        names = [f"{prefix}{name}.{n}" for n, _ in child.named_parameters()]
+        names = [n for n in names if n not in head]
+        if names:
+            groups.append(names)
+    return groups
+
+
+def apply_freeze(model: nn.Module, policy: str, input_size: tuple[int, ...]) -> list[str]:
+    """Set ``requires_grad=False`` per ``policy`` (``none``, ``backbone``, ``stages:K``); return
+    the frozen parameter names."""
+    if policy == "none":
+        return []
+    head = head_parameter_names(model, input_size)
+    if policy == "backbone":
+        frozen = [n for n, _ in model.named_parameters() if n not in head]
+    elif policy.startswith("stages:"):
+        try:
+            k = int(policy.split(":", 1)[1])
+        except ValueError:
+            raise CnnlabError(f"--freeze {policy!r}: expected stages:K with an integer K") from None
+        groups = freeze_groups(model, head)
+        if not 0 <= k <= len(groups):
+            raise CnnlabError(f"--freeze {policy}: the model has {len(groups)} stages")
+        frozen = [n for g in groups[:k] for n in g]
+    else:
+        raise CnnlabError(f"--freeze must be none, backbone or stages:K, got {policy!r}")
+    params = dict(model.named_parameters())
+    for name in frozen:
+        params[name].requires_grad_(False)
+    return frozen
+
+
+def frozen_norms_to_eval(model: nn.Module) -> None:
+    """Batch-norm layers whose parameters are frozen keep their running statistics too."""
+    for m in model.modules():
+        if (
+            isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.weight is not None
+            and not m.weight.requires_grad
+        ):
+            m.eval()
+
+
+def parameter_groups(
+    model: nn.Module, head: set[str], lr: float, backbone_lr_mult: float
+) -> list[dict]:
+    """Optimizer groups: the head at ``lr``, the rest at ``lr * backbone_lr_mult``."""
+    head_params, body = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (head_params if name in head else body).append(p)
+    groups = [{"params": head_params, "lr": lr}]
+    if body:
+        groups.append({"params": body, "lr": lr * backbone_lr_mult})
+    return groups
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a cnnlab checkpoint or a torchvision weights file into ``model``; a classifier of a
+    different size is left freshly initialised. Returns the names of parameters not loaded."""
+    state = (
+        torch.load(path, map_location="cpu", weights_only=True) if Path(path).is_file() else None
+    )
+    if state is None:
+        raise CnnlabError(f"{path}: no such weights file")
+    if isinstance(state, dict) and "format" in state:
+        from cnnlab.engine.checkpoint import load_checkpoint
+
+        weights = load_checkpoint(path)["state_dict"]
+    else:
+        from cnnlab.models.torchvision_weights import convert_state_dict
+
+        weights = convert_state_dict(model, state)
+    own = model.state_dict()
+    usable = {k: v for k, v in weights.items() if k in own and v.shape == own[k].shape}
+    if not usable:
+        raise CnnlabError(f"{path}: no weights fit {type(model).__name__}")
+    skipped = [k for k in own if k not in usable]
+    body_missing = [k for k in skipped if k.split(".")[0] not in ("fc", "classifier", "head")]
+    if len(body_missing) > len(own) // 4:
+        raise CnnlabError(
+            f"{path}: most weights do not fit {type(model).__name__} "
+            f"(e.g. {', '.join(body_missing[:3])})"
+        )
+    model.load_state_dict(usable, strict=False)
+    return skipped
