@@ -85,24 +85,30 @@ def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, np.ndarray]:
     """Indices of a stratified, seeded train / val / test split (sklearn's
-    ``train_test_split``); a fraction of 0 gives an empty split."""
+    ``train_test_split``). A held-out split gets at least one image per class; a fraction of 0
+    gives an empty split."""
     from sklearn.model_selection import train_test_split
 
-    idx = np.arange(len(labels))
-    test = np.array([], dtype=int)
-    if test_fraction > 0:
-        idx, test = train_test_split(
-            idx, test_size=test_fraction, stratify=labels[idx], random_state=seed
+    n, k = len(labels), len(np.unique(labels))
+    sizes = {
+        name: (max(k, round(frac * n)) if frac > 0 else 0)
+        for name, frac in (("test", test_fraction), ("val", val_fraction))
+    }
+    if n - sizes["test"] - sizes["val"] < k:
+        raise CnnlabError(
+            f"{n} images are too few for a stratified split into train/val/test "
+            f"over {k} classes; add images or lower --val-fraction/--test-fraction"
         )
-    val = np.array([], dtype=int)
-    if val_fraction > 0:
-        idx, val = train_test_split(
-            idx,
-            test_size=val_fraction / (1 - test_fraction),
-            stratify=labels[idx],
-            random_state=seed,
-        )
-    return {"train": idx, "val": val, "test": test}
+    idx = np.arange(n)
+    out = {}
+    for name in ("test", "val"):
+        if sizes[name]:
+            idx, out[name] = train_test_split(
+                idx, test_size=sizes[name], stratify=labels[idx], random_state=seed
+            )
+        else:
+            out[name] = np.array([], dtype=int)
+    return {"train": idx, "val": out["val"], "test": out["test"]}
 
 
 def resize_batch(images01: torch.Tensor, size: int) -> torch.Tensor:

@@ -151,7 +151,8 @@ class Inputs:
     def cache(self, model: nn.Module, batch_size: int = 256) -> None:
         """Run the frozen backbone once over every split (``--cache-features``)."""
         model.eval()
-        self.features = {}
+        self.features = None
+        features = {}
         for name, part in self.data.splits.items():
             chunks = []
             for start in range(0, len(part), batch_size):
@@ -160,7 +161,8 @@ class Inputs:
                 )
                 with self.settings.autocast(self.device):
                     chunks.append(model.forward_features(x).float().cpu())
-            self.features[name] = torch.cat(chunks) if chunks else torch.zeros(0)
+            features[name] = torch.cat(chunks) if chunks else torch.zeros(0)
+        self.features = features
 
 
 @torch.no_grad()

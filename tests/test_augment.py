@@ -1,0 +1,119 @@
+"""Augmentation: every slide method runs, geometry moves boxes/masks/keypoints with the image,
+PCA colour follows the data's principal components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.data.augment import (
+    AUGMENTATIONS,
+    RandomPCAColor,
+    build_augmentation,
+    mirror_keypoint_pairs,
+    parse_augment,
+    pca_basis,
+)
+from cnnlab.errors import CnnlabError
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_each_augmentation_changes_images_and_keeps_range(name: str) -> None:
+    x = torch.rand(16, 3, 32, 32)
+    aug = build_augmentation([name], image_size=32, channels=3, pca=pca_basis(x))
+    y = aug(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(y, x)
+
+
+def test_grayscale_colour_shift() -> None:
+    x = torch.rand(8, 1, 16, 16)
+    y = build_augmentation(["color"], image_size=16, channels=1)(x)
+    assert y.shape == x.shape
+
+
+def test_geometry_moves_boxes_masks_and_keypoints_with_the_image() -> None:
+    """A bright square: after flip+rotate, the mask still covers the bright pixels, the box
+    still bounds the mask and the keypoint still sits on the square's corner region."""
+    torch.manual_seed(3)
+    img = torch.zeros(6, 1, 48, 48)
+    img[:, :, 10:22, 8:20] = 1.0
+    mask = img.clone()
+    boxes = torch.tensor([[[8.0, 10.0, 20.0, 22.0]]]).repeat(6, 1, 1)
+    kps = torch.tensor([[[14.0, 16.0]]]).repeat(6, 1, 1)  # the square's centre
+    aug = build_augmentation(
+        ["flip", "rotate", "shear"],
+        image_size=48,
+        channels=1,
+        data_keys=["input", "bbox_xyxy", "mask", "keypoints"],
+    )
+    out_img, out_boxes, out_mask, out_kps = aug(img, boxes, mask, kps)
+    for i in range(6):
+        bright = out_img[i, 0] > 0.5
+        on = out_mask[i, 0] > 0.5
+        assert (bright & on).sum() >= 0.9 * bright.sum()
+        ys, xs = on.nonzero(as_tuple=True)
+        x1, y1, x2, y2 = out_boxes[i, 0].tolist()
+        assert x1 - 1.5 <= xs.min() and xs.max() <= x2 + 1.5
+        assert y1 - 1.5 <= ys.min() and ys.max() <= y2 + 1.5
+        kx, ky = out_kps[i, 0].round().long().tolist()
+        assert out_mask[i, 0, ky, kx] > 0.5
+
+
+def test_mirror_swaps_left_and_right_landmarks() -> None:
+    kps = torch.tensor([[[10.0, 5.0], [20.0, 5.0], [15.0, 9.0]]] * 2)
+    flipped = torch.tensor([True, False])
+    out = mirror_keypoint_pairs(kps, flipped, [(0, 1)])
+    assert out[0].tolist() == [[20.0, 5.0], [10.0, 5.0], [15.0, 9.0]]
+    assert torch.equal(out[1], kps[1])
+
+
+def test_pca_colour_follows_the_principal_component() -> None:
+    """On data whose colour varies only along (1, 1, 1)/sqrt(3), the shift does too."""
+    torch.manual_seed(0)
+    level = torch.rand(64, 1, 8, 8)
+    x = (0.2 + 0.5 * level).repeat(1, 3, 1, 1)
+    values, vectors = pca_basis(x)
+    top = vectors[:, values.argmax()]
+    assert torch.allclose(top.abs(), torch.full((3,), 3**-0.5), atol=1e-4)
+    y = RandomPCAColor(values, vectors, sigma=1.0)(x)
+    shift = (y - x).mean((2, 3))
+    assert torch.allclose(shift[:, 0], shift[:, 1], atol=1e-4)
+    assert shift.abs().max() > 0
+
+
+def test_bad_names_and_combinations() -> None:
+    assert parse_augment("none") == ()
+    with pytest.raises(CnnlabError, match="unknown augmentation"):
+        parse_augment("flip,sparkle")
+    with pytest.raises(CnnlabError, match="needs RGB"):
+        pca_basis(torch.rand(2, 1, 4, 4))
+    with pytest.raises(CnnlabError, match="warp/tps cannot move"):
+        build_augmentation(["warp"], image_size=8, channels=1, data_keys=["input", "keypoints"])
+
+
+def test_augment_grid_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "grid.png"
+    assert (
+        main(
+            [
+                "augment",
+                "--data",
+                "faces",
+                "--augment",
+                "flip,rotate,warp",
+                "-o",
+                str(out),
+                "--images",
+                "4",
+                "--variants",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert out.stat().st_size > 5000

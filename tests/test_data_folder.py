@@ -1,0 +1,126 @@
+"""Image folders, the faces set, and bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_folder
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data.classification import load_classification, load_faces
+from cnnlab.errors import CnnlabError
+
+
+def test_folder_loads_and_skips_bad_files(image_folder: Path) -> None:
+    data = load_classification(str(image_folder), image_size=24, split_seed=1)
+    assert data.class_names == ["blue", "green", "red"]
+    assert sum(len(s) for s in data.splits.values()) == 36
+    assert data.splits["train"].images.shape[1:] == (3, 24, 24)
+    assert data.splits["train"].images.dtype == torch.uint8
+    assert len(data.skipped) == 3
+    assert any("truncated.png" in s and "corrupt or truncated" in s for s in data.skipped)
+    assert any("empty.jpg" in s for s in data.skipped)
+    for split in ("val", "test"):  # stratified: every class in every split
+        assert set(data.splits[split].labels.tolist()) == {0, 1, 2}
+    gray = load_classification(str(image_folder), image_size=24, channels=1)
+    assert gray.channels == 1
+
+
+def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:
+    with pytest.raises(CnnlabError, match=r"(empty\.jpg|notes\.png|truncated\.png)"):
+        load_classification(str(image_folder), strict=True)
+
+
+def test_presplit_folder(tmp_path: Path) -> None:
+    write_folder(tmp_path / "ds" / "train", per_class=6)
+    write_folder(tmp_path / "ds" / "val", per_class=2, seed=1)
+    data = load_classification(str(tmp_path / "ds"), image_size=16)
+    assert (len(data.splits["train"]), len(data.splits["val"])) == (18, 6)
+    assert len(data.splits["test"]) == 6  # no test/: the val images are reported as test
+
+
+def test_empty_inputs_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "none").mkdir()
+    with pytest.raises(CnnlabError, match="no class folders"):
+        load_classification(str(tmp_path / "none"))
+    root = write_folder(tmp_path / "ds", per_class=4)
+    for f in (root / "green").iterdir():
+        f.unlink()
+    with pytest.raises(CnnlabError, match=r"class folder.*no usable image: green"):
+        load_classification(str(root))
+    with pytest.raises(CnnlabError, match="not a bundled dataset"):
+        load_classification(str(tmp_path / "missing"))
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch) -> None:
+    root = write_folder(tmp_path / "ds", per_class=4)
+    Image.new("L", (120, 120)).save(root / "red" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 40x48 images pass, 120x120 is a bomb
+    data = load_classification(str(root), image_size=16)
+    assert any("bomb.png" in s and "decompression bomb" in s for s in data.skipped)
+
+
+def test_faces_is_the_real_lfw_subset() -> None:
+    data = load_faces(image_size=32)
+    assert data.class_names == ["not_face", "face"]
+    assert sum(len(s) for s in data.splits.values()) == 200
+    labels = torch.cat([s.labels for s in data.splits.values()])
+    assert torch.bincount(labels).tolist() == [100, 100]
+
+
+def test_train_on_a_folder(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                "--data",
+                str(image_folder),
+                "--model",
+                "lenet5",
+                "--epochs",
+                "12",
+                "--batch-size",
+                "8",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["skipped_files"]) == 3
+    assert result["test_accuracy"] >= 0.8  # colour squares are easy
+    config = json.loads((out / "config.json").read_text())
+    assert config["augment_resolved"] == ["flip", "rcrop", "color"]
+    assert (
+        main(
+            [
+                "classify",
+                "predict",
+                "--checkpoint",
+                str(out / "best.pt"),
+                str(image_folder / "red" / "001.png"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
+    assert pred["prediction"] == "red"
+
+
+def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "none").mkdir()
+    assert main(["classify", "train", "--data", str(tmp_path / "none")]) == 2
+    assert "no class folders" in capsys.readouterr().err
+    assert main(["classify", "train", "--augment", "sparkle"]) == 2
+    assert "unknown augmentation 'sparkle'" in capsys.readouterr().err

@@ -1,0 +1,247 @@
+"""The training engine: exact resume after SIGKILL, non-finite loss, transfer learning, speed
+settings, two-process training and ONNX export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.config import ClassifyTrainConfig
+from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.engine.classify import train_classifier
+from cnnlab.engine.device import resolve_device
+from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.transfer import apply_freeze, head_parameter_names, load_pretrained
+from cnnlab.errors import CnnlabError
+
+CLI = [sys.executable, "-m", "cnnlab"]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["state_dict"]
+
+
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path: Path) -> None:
+    """Kill a real training process mid-epoch, resume it, compare with an uninterrupted run."""
+    args = [
+        "classify",
+        "train",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "5",
+        "--seed",
+        "3",
+        "--augment",
+        "crop,rotate",
+        "--json",
+    ]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([*CLI, *args, "--out", str(whole)], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        [*CLI, *args, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = killed / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 3:
+            break  # two epochs done: kill somewhere in the third
+        time.sleep(0.01)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epoch = load_checkpoint(killed / "last.pt")["epoch"]
+    assert 2 <= epoch < 5, "the process should die mid-run"
+    subprocess.run(
+        [*CLI, "classify", "train", "--resume", str(killed / "last.pt"), "--json"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    a, b = weights(whole / "last.pt"), weights(killed / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len((killed / "metrics.csv").read_text().strip().splitlines()) == 6
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch
+) -> None:
+    calls = {"n": 0}
+    real = F.cross_entropy
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        out = real(*args, **kwargs)
+        return out * float("nan") if calls["n"] == 30 else out  # in epoch 2 (20 steps/epoch)
+
+    monkeypatch.setattr(F, "cross_entropy", flaky)
+    with pytest.raises(CnnlabError, match="loss became nan at epoch 2"):
+        train_classifier(ClassifyTrainConfig(epochs=3, out=str(tmp_path / "run")))
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+def test_resume_needs_a_last_checkpoint(tmp_path: Path) -> None:
+    path = save_checkpoint(
+        tmp_path / "best.pt", {"model": "lenet5", "model_kwargs": {}, "state_dict": {}}
+    )
+    with pytest.raises(CnnlabError, match="not a resumable checkpoint"):
+        train_classifier(ClassifyTrainConfig(), resume=path)
+
+
+def test_freeze_policies() -> None:
+    model = cnnlab.create_model("resnet18", num_classes=3)
+    head = head_parameter_names(model, (3, 32, 32))
+    assert head == {"fc.weight", "fc.bias"}
+    frozen = apply_freeze(model, "backbone", (3, 32, 32))
+    assert len(frozen) == len(list(model.parameters())) - 2
+    model = cnnlab.create_model("resnet18", num_classes=3)
+    frozen = apply_freeze(model, "stages:2", (3, 32, 32))  # stem and layer1
+    assert all(n.startswith(("conv1", "bn1", "layer1")) for n in frozen)
+    assert model.layer2[0].conv1.weight.requires_grad
+    with pytest.raises(CnnlabError, match="has 5 stages"):
+        apply_freeze(cnnlab.create_model("resnet18"), "stages:9", (3, 32, 32))
+    lenet_head = head_parameter_names(cnnlab.create_model("lenet5"), (1, 32, 32))
+    assert lenet_head == {f"head.fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
+
+
+def test_transfer_from_a_checkpoint_with_frozen_backbone(tmp_path: Path) -> None:
+    first = train_classifier(ClassifyTrainConfig(epochs=2, out=str(tmp_path / "a")))
+    config = ClassifyTrainConfig(
+        data="faces",
+        epochs=2,
+        pretrained=str(first.run_dir / "best.pt"),
+        freeze="backbone",
+        cache_features=True,
+        out=str(tmp_path / "b"),
+    )
+    second = train_classifier(config)
+    before, after = weights(first.run_dir / "best.pt"), weights(second.run_dir / "last.pt")
+    for k in ("features.conv1.weight", "features.conv2.bias"):
+        assert torch.equal(before[k], after[k])  # the frozen backbone is untouched
+    assert after["head.fc3.weight"].shape == (2, 84)  # a new 2-class head
+    assert not torch.equal(before["head.fc1.weight"], after["head.fc1.weight"])
+
+
+def test_pretrained_torchvision_file_keeps_a_new_head(tmp_path: Path) -> None:
+    path = tmp_path / "resnet18.pth"
+    torch.save(cnnlab.create_model("resnet18").state_dict(), path)  # torchvision's key names
+    model = cnnlab.create_model("resnet18", num_classes=4)
+    fresh = load_pretrained(model, path)
+    assert fresh == ["fc.weight", "fc.bias"]
+    with pytest.raises(CnnlabError, match="torchvision has no weights for LeNet5"):
+        load_pretrained(cnnlab.create_model("lenet5"), path)
+    with pytest.raises(CnnlabError, match="most weights do not fit ResNet"):
+        load_pretrained(cnnlab.create_model("resnet34"), path)
+
+
+def test_speed_settings_policy() -> None:
+    cpu = torch.device("cpu")
+    lenet = choose_settings("lenet5", cpu)
+    assert not lenet.bf16 and not lenet.channels_last
+    assert choose_settings("mobilenet_v2", cpu).channels_last
+    assert not choose_settings("mobilenet_v2", cpu).bf16
+    assert not choose_settings("resnet18", cpu, precision="fp32").bf16
+    assert not choose_settings("resnet18", cpu, channels_last="off").channels_last
+    with pytest.raises(CnnlabError):
+        choose_settings("resnet18", cpu, precision="fp8")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(tmp_path: Path) -> None:
+    """torchrun with 2 CPU processes (gloo) ends with the weights of 1 process, same batch."""
+    args = [
+        "classify",
+        "train",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--augment",
+        "none",
+        "--seed",
+        "1",
+        "--json",
+    ]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [*CLI, *args, "--out", str(tmp_path / "one")], check=True, env=env, capture_output=True
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            "-m",
+            "cnnlab",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["world_size"] == 2
+    a, b = weights(tmp_path / "one" / "last.pt"), weights(tmp_path / "two" / "last.pt")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--epochs", "2", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    onnx_path = tmp_path / "lenet.onnx"
+    assert (
+        main(["export", str(run / "best.pt"), "--format", "onnx", "-o", str(onnx_path), "--json"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["max_abs_diff"] < 1e-4 and onnx_path.is_file()
+    from PIL import Image
+
+    from cnnlab.data.classification import load_digits
+
+    png = tmp_path / "seven.png"
+    Image.fromarray(load_digits().splits["test"].images[3, 0].numpy()).save(png)
+    answers = []
+    for flag, source in (("--onnx", onnx_path), ("--checkpoint", run / "best.pt")):
+        assert main(["classify", "predict", flag, str(source), str(png), "--json"]) == 0
+        answers.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    onnx_pred, torch_pred = (a["predictions"][0] for a in answers)
+    assert onnx_pred["prediction"] == torch_pred["prediction"]
+    assert onnx_pred["probability"] == pytest.approx(torch_pred["probability"], abs=1e-4)
+    assert main(["classify", "predict", "--onnx", str(png), str(png)]) == 2
