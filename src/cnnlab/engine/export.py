@@ -8,7 +8,6 @@ ONNX file so ``cnnlab classify predict --onnx`` needs nothing else.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
