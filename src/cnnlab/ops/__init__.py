@@ -1,6 +1,15 @@
 """Pure tensor functions of the course: convolution arithmetic, reference convolutions, edge
 filters and cost counting. No parameters, no state."""
 
+from cnnlab.ops.boxes import (
+    box_area,
+    box_convert,
+    box_iou,
+    complete_box_iou,
+    distance_box_iou,
+    elementwise_iou,
+    generalized_box_iou,
+)
 from cnnlab.ops.conv_arith import (
     LayerGeometry,
     ReceptiveField,
@@ -21,6 +30,7 @@ from cnnlab.ops.cost import (
     separable_cost,
 )
 from cnnlab.ops.filters import EDGE_FILTERS, edge_filter
+from cnnlab.ops.nms import batched_nms, nms, slide_nms
 from cnnlab.ops.reference import (
     avg_pool,
     conv1d,
@@ -44,7 +54,12 @@ __all__ = [
     "LayerGeometry",
     "ReceptiveField",
     "avg_pool",
+    "batched_nms",
     "bottleneck_cost",
+    "box_area",
+    "box_convert",
+    "box_iou",
+    "complete_box_iou",
     "conv1d",
     "conv2d",
     "conv3d",
@@ -56,16 +71,21 @@ __all__ = [
     "conv_transpose_zero_insertion",
     "depthwise_conv2d",
     "depthwise_separable_conv2d",
+    "distance_box_iou",
     "edge_filter",
     "effective_kernel_size",
+    "elementwise_iou",
+    "generalized_box_iou",
     "insert_zeros",
     "inverted_residual_cost",
     "max_pool",
+    "nms",
     "pointwise_conv2d",
     "pool_output_size",
     "receptive_field",
     "resolve_padding",
     "same_padding",
     "separable_cost",
+    "slide_nms",
     "transposed_output_size",
 ]

@@ -1,0 +1,121 @@
+"""Bounding boxes: formats, areas and the IoU family.
+
+Convention (stated once, used everywhere): boxes are continuous coordinates in pixels (or any
+unit), ``xyxy = (x1, y1, x2, y2)`` with ``x2 >= x1``, ``y2 >= y1``; width is ``x2 - x1`` with no
+"+1". ``xywh = (x1, y1, w, h)`` (COCO), ``cxcywh = (cx, cy, w, h)`` (YOLO, and the slide's
+``bx, by, bw, bh`` when relative to the image). Signatures follow ``torchvision.ops`` so the two
+can be swapped.
+
+Slide "Intersection over Union": ``IoU = size of intersection / size of union``; a localisation
+is "correct" when ``IoU >= 0.5``. GIoU (Rezatofighi et al. 2019), DIoU and CIoU (Zheng et al.
+2020) are separate functions, each pairwise ``(N, 4) x (M, 4) -> (N, M)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+FORMATS = ("xyxy", "xywh", "cxcywh")
+
+
+def box_convert(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
+    """Convert ``(..., 4)`` boxes between ``xyxy``, ``xywh`` and ``cxcywh``."""
+    for fmt in (in_fmt, out_fmt):
+        if fmt not in FORMATS:
+            raise CnnlabError(f"unknown box format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    a, b, c, d = boxes.unbind(-1)
+    if in_fmt == "xywh":
+        x1, y1, x2, y2 = a, b, a + c, b + d
+    elif in_fmt == "cxcywh":
+        x1, y1, x2, y2 = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    else:
+        x1, y1, x2, y2 = a, b, c, d
+    if out_fmt == "xyxy":
+        return torch.stack([x1, y1, x2, y2], -1)
+    if out_fmt == "xywh":
+        return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
+    return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+
+
+def box_area(boxes_xyxy: torch.Tensor) -> torch.Tensor:
+    """``(..., 4) -> (...)``: ``(x2 - x1) * (y2 - y1)``."""
+    return (boxes_xyxy[..., 2] - boxes_xyxy[..., 0]) * (boxes_xyxy[..., 3] - boxes_xyxy[..., 1])
+
+
+def _inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    lt = torch.maximum(b1[:, None, :2], b2[None, :, :2])
+    rb = torch.minimum(b1[:, None, 2:], b2[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(b1)[:, None] + box_area(b2)[None, :] - inter
+    return inter, union
+
+
+def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU, ``(N, 4) x (M, 4) -> (N, M)`` in [0, 1]; 0 where the union is empty."""
+    inter, union = _inter_union(boxes1, boxes2)
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+def _enclosing(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    lt = torch.minimum(b1[:, None, :2], b2[None, :, :2])
+    rb = torch.maximum(b1[:, None, 2:], b2[None, :, 2:])
+    return (rb - lt).clamp(min=0)  # (N, M, 2) width and height of the smallest enclosing box
+
+
+def generalized_box_iou(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7
+) -> torch.Tensor:
+    """GIoU = IoU - (|C| - |A u B|) / |C| with C the smallest enclosing box; in [-1, 1]."""
+    inter, union = _inter_union(boxes1, boxes2)
+    iou = inter / (union + eps)
+    wh = _enclosing(boxes1, boxes2)
+    hull = wh[..., 0] * wh[..., 1]
+    return iou - (hull - union) / (hull + eps)
+
+
+def distance_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """DIoU = IoU - rho^2(centres) / c^2, c the enclosing box's diagonal; in [-1, 1]."""
+    inter, union = _inter_union(boxes1, boxes2)
+    iou = inter / (union + eps)
+    return iou - _centre_penalty(boxes1, boxes2, eps)
+
+
+def _centre_penalty(b1: torch.Tensor, b2: torch.Tensor, eps: float) -> torch.Tensor:
+    wh = _enclosing(b1, b2)
+    diag2 = wh[..., 0] ** 2 + wh[..., 1] ** 2
+    c1 = (b1[:, :2] + b1[:, 2:]) / 2
+    c2 = (b2[:, :2] + b2[:, 2:]) / 2
+    rho2 = ((c1[:, None] - c2[None]) ** 2).sum(-1)
+    return rho2 / (diag2 + eps)
+
+
+def complete_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """CIoU = DIoU - alpha v, ``v = 4/pi^2 (atan(w2/h2) - atan(w1/h1))^2`` (aspect consistency),
+    ``alpha = v / (1 - IoU + v)``."""
+    inter, union = _inter_union(boxes1, boxes2)
+    iou = inter / (union + eps)
+    w1, h1 = (boxes1[:, 2] - boxes1[:, 0]), (boxes1[:, 3] - boxes1[:, 1])
+    w2, h2 = (boxes2[:, 2] - boxes2[:, 0]), (boxes2[:, 3] - boxes2[:, 1])
+    v = (4 / math.pi**2) * (
+        torch.atan(w2 / (h2 + eps))[None, :] - torch.atan(w1 / (h1 + eps))[:, None]
+    ) ** 2
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return iou - _centre_penalty(boxes1, boxes2, eps) - alpha * v
+
+
+def elementwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """IoU of matching rows: ``(..., 4) x (..., 4) -> (...)`` (prediction vs its own target)."""
+    lt = torch.maximum(boxes1[..., :2], boxes2[..., :2])
+    rb = torch.minimum(boxes1[..., 2:], boxes2[..., 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(boxes1) + box_area(boxes2) - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)

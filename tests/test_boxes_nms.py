@@ -1,0 +1,138 @@
+"""Box formats, the IoU family and non-max suppression: hand examples and properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cnnlab.ops import (
+    batched_nms,
+    box_area,
+    box_convert,
+    box_iou,
+    complete_box_iou,
+    distance_box_iou,
+    generalized_box_iou,
+    nms,
+    slide_nms,
+)
+
+
+def random_boxes(n: int, seed: int, spread: float = 100.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * spread
+    wh = torch.rand(n, 2, generator=g) * 30 + 1
+    return torch.cat([xy, xy + wh], 1)
+
+
+def python_nms(
+    boxes: torch.Tensor, scores: torch.Tensor, thr: float, inclusive: bool = False
+) -> list[int]:
+    """The slide's algorithm, written as a plain loop: the oracle."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    keep = []
+    while order:
+        best = order.pop(0)
+        keep.append(best)
+        ious = box_iou(boxes[best][None], boxes[order])[0].tolist() if order else []
+        order = [
+            j for j, v in zip(order, ious, strict=True) if not (v >= thr if inclusive else v > thr)
+        ]
+    return keep
+
+
+def test_slide_iou_examples() -> None:
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
+    assert torch.allclose(box_iou(a, b), torch.tensor([[1 / 7, 1.0, 0.0]]))  # 1 / (4 + 4 - 1)
+    assert box_area(b).tolist() == [4.0, 4.0, 1.0]
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 12), m=st.integers(1, 12))
+def test_iou_properties(seed: int, n: int, m: int) -> None:
+    a, b = random_boxes(n, seed), random_boxes(m, seed + 1)
+    iou = box_iou(a, b)
+    assert iou.shape == (n, m) and (iou >= 0).all() and (iou <= 1 + 1e-6).all()
+    assert torch.allclose(iou, box_iou(b, a).T)
+    assert torch.allclose(box_iou(a, a).diagonal(), torch.ones(n))
+    for fn, low in ((generalized_box_iou, -1), (distance_box_iou, -1), (complete_box_iou, -2)):
+        v = fn(a, b)  # each subtracts a non-negative penalty from IoU
+        assert (v <= iou + 1e-6).all() and (v >= low - 1e-6).all()
+
+
+@given(seed=st.integers(0, 10_000))
+def test_format_round_trips(seed: int) -> None:
+    boxes = random_boxes(8, seed)
+    for fmt in ("xywh", "cxcywh"):
+        assert torch.allclose(
+            box_convert(box_convert(boxes, "xyxy", fmt), fmt, "xyxy"), boxes, atol=1e-4
+        )
+    cx = box_convert(boxes, "xyxy", "cxcywh")
+    assert torch.allclose(cx[:, 2] * cx[:, 3], box_area(boxes), rtol=1e-5)
+
+
+def test_giou_diou_ciou_hand_values() -> None:
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    far = torch.tensor([[4.0, 0.0, 6.0, 2.0]])  # disjoint, hull 6x2 = 12, union 8
+    assert generalized_box_iou(a, far).item() == pytest.approx(0 - (12 - 8) / 12, abs=1e-6)
+    # centres 4 apart, hull diagonal^2 = 36 + 4
+    assert distance_box_iou(a, far).item() == pytest.approx(-16 / 40, abs=1e-6)
+    assert complete_box_iou(a, far).item() == pytest.approx(-16 / 40, abs=1e-6)  # same aspect
+    tall = torch.tensor([[0.0, 0.0, 1.0, 4.0]])
+    v = 4 / math.pi**2 * (math.atan(1 / 4) - math.atan(1.0)) ** 2
+    iou = 2 / 8
+    assert complete_box_iou(a, tall).item() < distance_box_iou(a, tall).item()
+    assert distance_box_iou(a, tall).item() - complete_box_iou(a, tall).item() == pytest.approx(
+        v / (1 - iou + v) * v, abs=1e-5
+    )
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 60),
+    thr=st.sampled_from([0.3, 0.5, 0.7]),
+    inclusive=st.booleans(),
+)
+def test_nms_matches_the_slide_loop_and_its_properties(
+    seed: int, n: int, thr: float, inclusive: bool
+) -> None:
+    boxes = random_boxes(n, seed, spread=40)
+    scores = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    kept = nms(boxes, scores, thr, inclusive)
+    assert kept.tolist() == python_nms(boxes, scores, thr, inclusive)
+    if n == 0:
+        return
+    assert (scores[kept].diff() <= 0).all()  # sorted by score
+    iou = box_iou(boxes[kept], boxes[kept]).fill_diagonal_(0)
+    assert not ((iou >= thr) if inclusive else (iou > thr)).any()
+    dropped = torch.tensor(sorted(set(range(n)) - set(kept.tolist())), dtype=torch.int64)
+    if len(dropped):
+        cover = box_iou(boxes[dropped], boxes[kept]).max(1).values
+        assert ((cover >= thr) if inclusive else (cover > thr)).all()
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 50))
+def test_batched_equals_one_by_one(seed: int, n: int) -> None:
+    boxes = random_boxes(n, seed, spread=30)
+    g = torch.Generator().manual_seed(seed)
+    scores, classes = torch.rand(n, generator=g), torch.randint(0, 3, (n,), generator=g)
+    kept = set(batched_nms(boxes, scores, classes, 0.5).tolist())
+    expected = set()
+    for c in range(3):
+        idx = (classes == c).nonzero().flatten()
+        expected |= set(idx[nms(boxes[idx], scores[idx], 0.5)].tolist())
+    assert kept == expected
+
+
+def test_slide_nms_drops_low_scores_and_uses_ge() -> None:
+    boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 5], [20, 20, 30, 30]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.5])
+    # box 2 has IoU exactly 0.5 with box 0: the slide discards it (>=); box 3 is below 0.6.
+    assert slide_nms(boxes, scores).tolist() == [0]
+    assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]  # torchvision's strict >
+    assert slide_nms(boxes, scores, classes=torch.tensor([0, 1, 0, 0])).tolist() == [0, 1]
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
