@@ -84,7 +84,7 @@ def test_giou_diou_ciou_hand_values() -> None:
     assert complete_box_iou(a, far).item() == pytest.approx(-16 / 40, abs=1e-6)  # same aspect
     tall = torch.tensor([[0.0, 0.0, 1.0, 4.0]])
     v = 4 / math.pi**2 * (math.atan(1 / 4) - math.atan(1.0)) ** 2
-    iou = 2 / 8
+    iou = 2 / 6  # intersection 1 x 2, union 4 + 4 - 2
     assert complete_box_iou(a, tall).item() < distance_box_iou(a, tall).item()
     assert distance_box_iou(a, tall).item() - complete_box_iou(a, tall).item() == pytest.approx(
         v / (1 - iou + v) * v, abs=1e-5
