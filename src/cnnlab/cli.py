@@ -439,6 +439,86 @@ def cmd_augment(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"figure": str(path), "augment": list(names), "images": len(picks)}
 
 
+# --- localize -------------------------------------------------------------------------------
+
+
+def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.localize import LocalizeConfig, train_localizer
+
+    config = LocalizeConfig(
+        data=args.data,
+        backbone=args.backbone,
+        landmarks=args.landmarks,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_localizer(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(f"test: {result['test']}")
+        console.print(f"run folder: {result['run_dir']}")
+    return result
+
+
+def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.localize import LocalizeConfig, evaluate, load_data
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = LocalizeConfig(**ckpt["config"])
+    device = resolve_device(args.device)
+    metrics = evaluate(model.to(device), load_data(config), args.split, device)
+    if not args.json:
+        console.print(f"{args.split}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return {"checkpoint": args.checkpoint, "split": args.split, **metrics}
+
+
+def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.data.scenes import make_scenes
+    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.localize import draw_predictions, predict_images
+
+    ckpt = load_checkpoint(args.checkpoint)
+    size = ckpt["input_size"][-1]
+    if args.images:
+        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        sources = list(args.images)
+    else:
+        cfg = ckpt["config"]
+        scenes = make_scenes(
+            args.scenes,
+            seed=args.seed,
+            image_size=size,
+            num_classes=cfg["num_classes"],
+            min_objects=0,
+            max_objects=1,
+            min_scale=0.35,
+            max_scale=0.7,
+            max_occlusion=1.0,
+        )
+        images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
+        sources = [f"scene[{i}]" for i in range(len(scenes))]
+    rows = predict_images(args.checkpoint, images)
+    path = draw_predictions(images, rows, args.output)
+    for src, row in zip(sources, rows, strict=True):
+        row["source"] = src
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"figure": str(path), "predictions": rows}
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -472,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(sub, common)
     _add_edges(sub, common)
     _add_classify(sub, common)
+    _add_localize(sub, common)
     return parser
 
 
@@ -642,6 +723,40 @@ def _add_classify(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_augment)
+
+
+def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
+    loc = sub.add_parser(
+        "localize", parents=[common], help="classification with localisation (and landmarks)"
+    )
+    what = loc.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
+    p.add_argument("--data", default="scenes", help="scenes, or a YOLO label folder")
+    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
+    p.add_argument("--images", type=_positive_int, default=3000, help="scenes to generate")
+    p.add_argument("--image-size", type=_positive_int, default=64)
+    p.add_argument("--num-classes", type=_positive_int, default=3)
+    p.add_argument("--epochs", type=_positive_int, default=15)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--loss", choices=("practical", "squared"), default="practical")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/localize/run")
+    p.set_defaults(handler=cmd_localize_train)
+    p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_localize_eval)
+    p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=_positive_int, default=8)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("-o", "--output", default="runs/localize/predictions.png")
+    p.set_defaults(handler=cmd_localize_predict)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

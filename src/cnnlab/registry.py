@@ -26,6 +26,7 @@ class ModelEntry:
     builder: Builder
     input_size: tuple[int, ...]  # default input (C, H, W) without the batch dimension
     paper: str  # citation shown by `cnnlab models`
+    task: str = "classification"  # what forward returns: class scores, or a task's raw output
 
     def parameters(self) -> list[str]:
         """Names of the keyword arguments the builder accepts."""
@@ -36,7 +37,7 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, input_size: tuple[int, ...], paper: str = ""
+    name: str, *, input_size: tuple[int, ...], paper: str = "", task: str = "classification"
 ) -> Callable[[Builder], Builder]:
     """Decorator adding a builder to the registry under ``name``."""
 
@@ -50,7 +51,7 @@ def register_model(
         ]
         if positional:
             raise TypeError(f"builder {name!r} must take keyword-only arguments: {positional}")
-        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_size), paper)
+        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_size), paper, task)
         return builder
 
     return decorate
@@ -82,12 +83,14 @@ def create_model(name: str, **overrides: object) -> nn.Module:
     return entry.builder(**overrides)
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted."""
     import fnmatch
 
     _ensure_loaded()
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return sorted(
+        n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and task in (None, e.task)
+    )
 
 
 def _ensure_loaded() -> None:

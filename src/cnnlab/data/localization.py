@@ -1,0 +1,124 @@
+"""Single-object data for classification with localisation and landmark detection.
+
+Each image holds at most one object; its target is the slide's ``[p_c, b_x, b_y, b_h, b_w,
+class]`` with the midpoint and size relative to the image ((0, 0) is the top-left corner) and,
+from the scene generator, five landmarks relative to the image. Sources: the scene generator
+(``scenes``) or a YOLO label folder (the first object of each image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnlab.data.classification import stratified_split
+from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, make_scenes
+from cnnlab.data.yolo import read_yolo_folder
+from cnnlab.errors import CnnlabError
+
+
+@dataclass(frozen=True)
+class LocalizationData:
+    """Images ``(N, 3, S, S)`` uint8 and targets; ``splits`` maps train/val/test to indices."""
+
+    images: torch.Tensor
+    pc: torch.Tensor  # (N,) float 0/1
+    box: torch.Tensor  # (N, 4) b_x, b_y, b_h, b_w (zeros where pc = 0)
+    label: torch.Tensor  # (N,) int64 (-1 where pc = 0)
+    landmarks: torch.Tensor  # (N, K, 2) relative (x, y); K = 0 without landmarks
+    class_names: list[str]
+    splits: dict[str, torch.Tensor]
+    landmark_names: tuple[str, ...] = ()
+    landmark_pairs: tuple[tuple[int, int], ...] = ()
+
+
+def _split(pc: np.ndarray, label: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
+    """70/15/15, stratified by class (background as its own) when every group has 3 images,
+    else by object presence, else a plain seeded shuffle."""
+    for strata in (np.where(pc > 0, label + 1, 0), (pc > 0).astype(int)):
+        if np.unique(strata, return_counts=True)[1].min() >= 3:
+            try:
+                parts = stratified_split(strata, 0.15, 0.15, seed)
+                return {k: torch.from_numpy(v) for k, v in parts.items()}
+            except (CnnlabError, ValueError):
+                continue
+    order = np.random.default_rng(seed).permutation(len(pc))
+    n_held = max(1, round(0.15 * len(pc)))
+    return {"test": torch.from_numpy(order[:n_held]),
+            "val": torch.from_numpy(order[n_held:2 * n_held]),
+            "train": torch.from_numpy(order[2 * n_held:])}
+
+
+def from_scenes(
+    n: int = 2000,
+    image_size: int = 64,
+    num_classes: int = 3,
+    seed: int = 0,
+    landmarks: bool = False,
+) -> LocalizationData:
+    """``n`` scenes with zero or one object (always one when ``landmarks``)."""
+    scenes = make_scenes(
+        n,
+        seed=seed,
+        image_size=image_size,
+        num_classes=num_classes,
+        min_objects=1 if landmarks else 0,
+        max_objects=1,
+        min_scale=0.35,
+        max_scale=0.7,
+        max_occlusion=1.0,
+    )
+    s = float(image_size)
+    pc = np.array([len(x.labels) > 0 for x in scenes], np.float32)
+    label = np.array([x.labels[0] if len(x.labels) else -1 for x in scenes], np.int64)
+    box = np.zeros((n, 4), np.float32)
+    marks = np.zeros((n, len(LANDMARKS) if landmarks else 0, 2), np.float32)
+    for i, x in enumerate(scenes):
+        if len(x.labels):
+            x1, y1, x2, y2 = x.boxes_xyxy[0] / s
+            box[i] = [(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1]
+            if landmarks:
+                marks[i] = x.landmarks[0] / s
+    images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
+    return LocalizationData(
+        images.contiguous(),
+        torch.from_numpy(pc),
+        torch.from_numpy(box),
+        torch.from_numpy(label),
+        torch.from_numpy(marks),
+        list(scenes[0].class_names),
+        _split(pc, label, seed),
+        LANDMARKS if landmarks else (),
+        LANDMARK_PAIRS if landmarks else (),
+    )
+
+
+def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationData:
+    """A YOLO label folder; the first object of each image is its target."""
+    items, class_names = read_yolo_folder(root)
+    images, pc, box, label = [], [], [], []
+    for item in items:
+        images.append(image_to_uint8(item.image, image_size, 3, "stretch"))
+        has = len(item.labels) > 0
+        pc.append(float(has))
+        label.append(int(item.labels[0]) if has else -1)
+        if has:
+            cx, cy, w, h = item.boxes_cxcywh[0]
+            box.append([cx, cy, h, w])
+        else:
+            box.append([0.0, 0.0, 0.0, 0.0])
+    pc_np, label_np = np.array(pc, np.float32), np.array(label, np.int64)
+    if len(items) < 10:
+        raise CnnlabError(f"{root}: {len(items)} images are too few to train on")
+    return LocalizationData(
+        torch.stack(images),
+        torch.from_numpy(pc_np),
+        torch.tensor(box, dtype=torch.float32),
+        torch.from_numpy(label_np),
+        torch.zeros(len(items), 0, 2),
+        class_names,
+        _split(pc_np, label_np, seed),
+    )

@@ -1,0 +1,277 @@
+"""Training, evaluation and prediction for classification with localisation (and landmarks).
+
+Metrics (slide "Evaluating object localization"): classification accuracy (object or not, and
+which class), the fraction of images with an object whose predicted box has ``IoU >= 0.5``
+("correct"), the mean IoU, and for landmarks the mean point error divided by the object's size
+(the box diagonal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cnnlab.data.augment import mirror_keypoint_pairs
+from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
+from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.device import resolve_device
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.localization import LocalizationTarget, localization_loss
+from cnnlab.models.heads import LocalizationNet
+from cnnlab.ops.boxes import box_convert, elementwise_iou
+from cnnlab.registry import create_model
+
+MEAN, STD = 0.5, 0.25  # images are scaled to [0, 1] then standardised with these
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """``cnnlab localize train`` settings."""
+
+    data: str = "scenes"  # scenes, or a YOLO label folder (first object per image)
+    backbone: str = "convnet_small"  # any registered classifier
+    landmarks: bool = False  # also regress the scenes' five landmarks
+    images: int = 3000  # scenes to generate
+    image_size: int = 64
+    num_classes: int = 3
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    loss: str = "practical"  # practical (BCE + squared error + CE) or squared (the slide)
+    mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/localize/run"
+
+    def __post_init__(self) -> None:
+        for name in ("images", "image_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.loss not in ("practical", "squared"):
+            raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
+
+
+def load_data(config: LocalizeConfig) -> LocalizationData:
+    if config.data == "scenes":
+        return from_scenes(
+            config.images, config.image_size, config.num_classes, config.seed, config.landmarks
+        )
+    if config.landmarks:
+        raise CnnlabError("--landmarks needs --data scenes (YOLO folders carry no landmarks)")
+    return from_yolo(config.data, config.image_size, config.seed)
+
+
+def batch(
+    data: LocalizationData, idx: torch.Tensor, device: torch.device, mirror: bool = False
+) -> tuple[torch.Tensor, LocalizationTarget]:
+    """Images (standardised) and targets for ``idx``; with ``mirror`` half are flipped: ``b_x``
+    becomes ``1 - b_x`` and landmarks mirror with their left/right identities swapped."""
+    x = data.images[idx].float().div_(255)
+    box, marks = data.box[idx].clone(), data.landmarks[idx].clone()
+    if mirror:
+        flip = torch.rand(len(idx)) < 0.5
+        x[flip] = x[flip].flip(-1)
+        box[flip, 0] = torch.where(data.pc[idx][flip] > 0, 1 - box[flip, 0], box[flip, 0])
+        if marks.shape[1]:
+            marks[flip, :, 0] = 1 - marks[flip, :, 0]
+            marks = mirror_keypoint_pairs(marks, flip, data.landmark_pairs)
+    target = LocalizationTarget(
+        data.pc[idx].to(device), box.to(device), data.label[idx].to(device), marks.to(device)
+    )
+    return ((x - MEAN) / STD).to(device), target
+
+
+def _xyxy(box_slide: torch.Tensor) -> torch.Tensor:
+    """``[b_x, b_y, b_h, b_w]`` -> ``xyxy`` (same units)."""
+    cxcywh = torch.stack([box_slide[:, 0], box_slide[:, 1], box_slide[:, 3], box_slide[:, 2]], 1)
+    return box_convert(cxcywh, "cxcywh", "xyxy")
+
+
+@torch.no_grad()
+def evaluate(
+    model: LocalizationNet, data: LocalizationData, split: str, device: torch.device
+) -> dict[str, float]:
+    """The metrics of the module docstring on ``split``."""
+    model.eval()
+    idx = data.splits[split]
+    preds = []
+    for start in range(0, len(idx), 256):
+        x, _ = batch(data, idx[start : start + 256], device)
+        preds.append(model(x).cpu())
+    out = model.split(torch.cat(preds))
+    pc, label = data.pc[idx] > 0.5, data.label[idx]
+    pred_pc = torch.sigmoid(out.pc_logit) > 0.5
+    pred_cls = out.class_logits.argmax(1)
+    correct = torch.where(pc, pred_pc & (pred_cls == label), ~pred_pc)
+    iou = elementwise_iou(_xyxy(out.box[pc]), _xyxy(data.box[idx][pc]))
+    metrics = {
+        "accuracy": correct.float().mean().item(),
+        "iou_correct": (iou >= 0.5).float().mean().item() if len(iou) else 0.0,
+        "mean_iou": iou.mean().item() if len(iou) else 0.0,
+        "count": len(idx),
+    }
+    if data.landmarks.shape[1]:
+        truth = data.landmarks[idx][pc]
+        size = (data.box[idx][pc][:, 2] ** 2 + data.box[idx][pc][:, 3] ** 2).sqrt()
+        err = (out.landmarks[pc] - truth).norm(dim=-1).mean(1) / size
+        metrics["landmark_error"] = err.mean().item()
+    return metrics
+
+
+def train_localizer(config: LocalizeConfig, console: Console | None = None) -> dict[str, Any]:
+    """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv`` and
+    ``results.json``; return the test metrics."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    data = load_data(config)
+    torch.manual_seed(config.seed)
+    kwargs = {
+        "backbone": config.backbone,
+        "num_classes": len(data.class_names),
+        "num_landmarks": data.landmarks.shape[1],
+        "input_size": config.image_size,
+    }
+    model = create_model("localizer", **kwargs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    train_idx = data.splits["train"]
+    steps = math.ceil(len(train_idx) / config.batch_size) * config.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    base = {
+        "model": "localizer",
+        "model_kwargs": kwargs,
+        "config": asdict(config),
+        "class_names": data.class_names,
+        "landmark_names": list(data.landmark_names),
+        "input_size": [3, config.image_size, config.image_size],
+    }
+    best, rows = -1.0, []
+    columns = [
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=config.epochs, stats="")
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total = 0.0
+            for chunk in train_idx[torch.randperm(len(train_idx))].split(config.batch_size):
+                x, target = batch(data, chunk, device, mirror=config.mirror)
+                loss = localization_loss(model.split(model(x)), target, config.loss)
+                if not torch.isfinite(loss):
+                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(chunk)
+            val = evaluate(model, data, "val", device)
+            score = val["accuracy"] + val["mean_iou"] - val.get("landmark_error", 0.0)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total / len(train_idx),
+                    **{f"val_{k}": v for k, v in val.items() if k != "count"},
+                }
+            )
+            payload = base | {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "epoch": epoch,
+                "metrics": rows[-1],
+            }
+            save_checkpoint(out / "last.pt", payload)
+            if score > best:
+                best = score
+                save_checkpoint(out / "best.pt", payload)
+            progress.update(
+                task,
+                advance=1,
+                stats=(
+                    f"loss {rows[-1]['train_loss']:.3f}  acc {val['accuracy']:.3f}  "
+                    f"IoU {val['mean_iou']:.3f}"
+                ),
+            )
+    import csv
+
+    with (out / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    model, _ = model_from_checkpoint(out / "best.pt")
+    test = evaluate(model.to(device), data, "test", device)
+    result = {"run_dir": str(out), "test": test, "seconds": round(time.perf_counter() - started, 1)}
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+@torch.no_grad()
+def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[str, Any]]:
+    """``images (N, 3, S, S)`` uint8 -> per image: object probability, class, box (pixels, xyxy)
+    and landmarks (pixels)."""
+    model, ckpt = model_from_checkpoint(checkpoint)
+    model.eval()
+    s = images.shape[-1]
+    out = model.split(model((images.float() / 255 - MEAN) / STD))
+    boxes = _xyxy(out.box) * s
+    names = ckpt["class_names"]
+    rows = []
+    for i in range(len(images)):
+        probs = out.class_logits[i].softmax(0)
+        rows.append(
+            {
+                "object_probability": float(torch.sigmoid(out.pc_logit[i])),
+                "class": names[int(probs.argmax())],
+                "class_probability": float(probs.max()),
+                "box_xyxy": [round(v, 2) for v in boxes[i].tolist()],
+                "landmarks": (out.landmarks[i] * s).tolist(),
+            }
+        )
+    return rows
+
+
+def draw_predictions(
+    images: torch.Tensor, rows: list[dict[str, Any]], path: str | Path, threshold: float = 0.5
+) -> Path:
+    """A grid of images with the predicted box, label and landmarks drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cols = min(4, len(images))
+    n_rows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 2.6 * n_rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, row in zip(axes.flat, images, rows, strict=False):
+        ax.imshow(img.permute(1, 2, 0).numpy())
+        ax.set_xlim(0, img.shape[-1])
+        ax.set_ylim(img.shape[-2], 0)
+        if row["object_probability"] >= threshold:
+            x1, y1, x2, y2 = row["box_xyxy"]
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow", lw=2))
+            ax.set_title(f"{row['class']} {row['object_probability']:.2f}", fontsize=8)
+            for x, y in row["landmarks"]:
+                ax.plot(x, y, "c.", ms=6)
+        else:
+            ax.set_title(f"no object ({row['object_probability']:.2f})", fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

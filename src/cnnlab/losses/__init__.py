@@ -1,0 +1,1 @@
+"""Losses that the course defines: localisation (and landmarks)."""

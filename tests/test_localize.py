@@ -1,0 +1,139 @@
+"""Classification with localisation and landmarks: targets, the slide's loss, training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.data.localization import from_scenes, from_yolo
+from cnnlab.data.scenes import make_scenes, write_yolo
+from cnnlab.engine.localize import batch
+from cnnlab.losses.localization import LocalizationTarget, localization_loss
+from cnnlab.models.heads import LocalizationOutput
+
+
+def output(pc: float, box: list[float], logits: list[float]) -> LocalizationOutput:
+    return LocalizationOutput(
+        torch.tensor([pc]), torch.tensor([box]), torch.tensor([logits]), torch.zeros(1, 0, 2)
+    )
+
+
+def test_slide_target_vector() -> None:
+    """Slide: a car at b_x=0.5, b_y=0.7, b_h=0.3, b_w=0.4 -> y = [1, .5, .7, .3, .4, 0, 1, 0]."""
+    t = LocalizationTarget(
+        torch.tensor([1.0]), torch.tensor([[0.5, 0.7, 0.3, 0.4]]), torch.tensor([1])
+    )
+    assert torch.allclose(t.slide_vector(3), torch.tensor([[1, 0.5, 0.7, 0.3, 0.4, 0, 1, 0]]))
+    empty = LocalizationTarget(
+        torch.tensor([0.0]), torch.tensor([[0.2, 0.2, 0.2, 0.2]]), torch.tensor([-1])
+    )
+    assert empty.slide_vector(3).tolist() == [[0.0] * 8]
+
+
+def test_squared_loss_is_the_slide_formula() -> None:
+    out = output(0.0, [0.4, 0.6, 0.2, 0.5], [0.0, 2.0, 0.0])
+    present = LocalizationTarget(
+        torch.tensor([1.0]), torch.tensor([[0.5, 0.7, 0.3, 0.4]]), torch.tensor([1])
+    )
+    probs = torch.tensor([0.0, 2.0, 0.0]).softmax(0)
+    pred = torch.cat([torch.tensor([0.5]), torch.tensor([0.4, 0.6, 0.2, 0.5]), probs])
+    expected = ((pred - present.slide_vector(3)[0]) ** 2).sum()
+    assert localization_loss(out, present, "squared").item() == pytest.approx(expected.item())
+    absent = LocalizationTarget(torch.tensor([0.0]), torch.zeros(1, 4), torch.tensor([-1]))
+    # Only the p_c term counts when there is no object: box and class are "don't care".
+    assert localization_loss(out, absent, "squared").item() == pytest.approx(0.25)
+    far = output(0.0, [9.0, 9.0, 9.0, 9.0], [5.0, -5.0, 0.0])
+    assert localization_loss(far, absent, "squared").item() == pytest.approx(0.25)
+    assert localization_loss(far, absent, "practical").item() == pytest.approx(
+        torch.nn.functional.softplus(torch.tensor(0.0)).item()
+    )
+
+
+def test_mirroring_swaps_landmarks_and_moves_the_box() -> None:
+    data = from_scenes(40, image_size=32, seed=1, landmarks=True)
+    idx = torch.arange(40)
+    torch.manual_seed(0)
+    x_flip, t_flip = batch(data, idx, torch.device("cpu"), mirror=True)
+    x, t = batch(data, idx, torch.device("cpu"))
+    flipped = ~torch.isclose(x_flip, x).flatten(1).all(1)
+    assert flipped.any() and (~flipped).any()
+    i = int(flipped.nonzero()[0])
+    assert t_flip.box[i, 0] == pytest.approx(1 - t.box[i, 0].item())
+    # the new top_left is the mirrored old top_right
+    assert torch.allclose(
+        t_flip.landmarks[i, 0], torch.stack([1 - t.landmarks[i, 1, 0], t.landmarks[i, 1, 1]])
+    )
+
+
+def test_overfit_one_batch() -> None:
+    data = from_scenes(32, image_size=32, seed=2, landmarks=True)
+    model = cnnlab.create_model("localizer", num_landmarks=5, input_size=32)
+    x, target = batch(data, torch.arange(32), torch.device("cpu"))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = localization_loss(model.split(model(x)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "localize",
+                "train",
+                "--images",
+                "300",
+                "--image-size",
+                "32",
+                "--epochs",
+                "3",
+                "--landmarks",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["test"]) >= {"accuracy", "iou_correct", "mean_iou", "landmark_error"}
+    assert main(["localize", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["accuracy"] == pytest.approx(result["test"]["accuracy"])
+    png = tmp_path / "pred.png"
+    assert (
+        main(
+            [
+                "localize",
+                "predict",
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--scenes",
+                "4",
+                "-o",
+                str(png),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert len(preds) == 4 and len(preds[0]["landmarks"]) == 5 and png.stat().st_size > 5000
+
+
+def test_yolo_folder_source(tmp_path: Path) -> None:
+    root = write_yolo(make_scenes(12, seed=3, image_size=32, max_objects=1), tmp_path / "y")
+    data = from_yolo(str(root), image_size=32)
+    assert len(data.images) == 12 and data.landmarks.shape == (12, 0, 2)
+    assert ((data.pc > 0) == (data.label >= 0)).all()
