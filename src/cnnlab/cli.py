@@ -207,6 +207,8 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
     elif args.what == "scale":
         result = explain.explain_scale(args.phi)
+    elif args.what == "sliding-windows":
+        result = _explain_sliding(args, console)
     else:
         result = explain.explain_cost(
             explain.parse_shape(args.shape),
@@ -218,9 +220,47 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
-    if not args.json:
+    if not args.json and args.what != "sliding-windows":
         explain.render(result, console)
     return result
+
+
+def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.engine.sliding import compare_sliding_windows
+    from cnnlab.models.overfeat import WINDOW
+
+    if args.image_size < WINDOW:
+        raise CnnlabError(f"--image-size must be at least the {WINDOW}-pixel window")
+    if args.checkpoint:
+        from cnnlab.engine.checkpoint import model_from_checkpoint
+
+        model, _ = model_from_checkpoint(args.checkpoint)
+    else:
+        from cnnlab.registry import create_model
+
+        torch.manual_seed(0)
+        model = create_model("window_classifier")
+    result = compare_sliding_windows(model, args.image_size, args.repeats)
+    if not args.json:
+        table = Table(title="one 14x14 window, FC form  ->  whole image, convolutional form")
+        for col in ("FC form (14x14 input)", "shape", "convolutional form", "shape"):
+            table.add_column(col)
+        for (a, sa), (b, sb) in zip(result["layers_fc"], result["layers_conv"], strict=True):
+            table.add_row(a, str(sa), b, str(sb))
+        console.print(table)
+        console.print(
+            f"{args.image_size}x{args.image_size} image: output grid "
+            f"{result['grid'][0]}x{result['grid'][1]} ({result['windows']} windows); "
+            f"max |naive - conv| = {result['max_abs_diff']:.1e}"
+        )
+        console.print(
+            f"naive loop {result['seconds_naive'] * 1e3:.2f} ms, batched crops "
+            f"{result['seconds_naive_batched'] * 1e3:.2f} ms, convolutional "
+            f"{result['seconds_conv'] * 1e3:.2f} ms (x{result['speedup']:.1f})"
+        )
+    return {"kind": "sliding-windows"} | result
 
 
 # --- edges ----------------------------------------------------------------------------------
@@ -608,6 +648,15 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         help="padding (default: valid, or same for --bottleneck/--expansion)",
     )
     p.add_argument("--s", type=_positive_int, default=1, help="stride")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "sliding-windows",
+        parents=[common],
+        help="FC layers as convolutions: naive vs convolutional windows",
+    )
+    p.add_argument("--image-size", type=_positive_int, default=28)
+    p.add_argument("--checkpoint", help="a trained window classifier (default: seeded weights)")
+    p.add_argument("--repeats", type=_positive_int, default=3)
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
     p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")

@@ -47,9 +47,11 @@ def _split(pc: np.ndarray, label: np.ndarray, seed: int) -> dict[str, torch.Tens
                 continue
     order = np.random.default_rng(seed).permutation(len(pc))
     n_held = max(1, round(0.15 * len(pc)))
-    return {"test": torch.from_numpy(order[:n_held]),
-            "val": torch.from_numpy(order[n_held:2 * n_held]),
-            "train": torch.from_numpy(order[2 * n_held:])}
+    return {
+        "test": torch.from_numpy(order[:n_held]),
+        "val": torch.from_numpy(order[n_held : 2 * n_held]),
+        "train": torch.from_numpy(order[2 * n_held :]),
+    }
 
 
 def from_scenes(

@@ -9,6 +9,7 @@ from cnnlab.models import (
     lenet,
     mobilenet,
     nin,
+    overfeat,
     resnet,
     vgg,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "lenet",
     "mobilenet",
     "nin",
+    "overfeat",
     "resnet",
     "vgg",
 ]
