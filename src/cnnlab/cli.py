@@ -559,6 +559,136 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     return {"figure": str(path), "predictions": rows}
 
 
+# --- detect ---------------------------------------------------------------------------------
+
+
+def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.detect import DetectConfig, train_detector
+
+    config = DetectConfig(
+        data=args.data,
+        backbone=args.backbone,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        max_objects=args.max_objects,
+        anchors=args.anchors,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_detector(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(
+            f"test mAP@0.5 {result['test_map_50']:.3f}, mAP@[.5:.95] "
+            f"{result['test_map']:.3f} ({result['seconds']:.0f} s); "
+            f"run folder {result['run_dir']}"
+        )
+    return result
+
+
+def _detect_eval_data(ckpt: dict[str, Any], split: str) -> Any:
+    from cnnlab.engine.detect import DetectConfig, load_detection_data, split_indices
+
+    config = DetectConfig(**ckpt["config"])
+    data = load_detection_data(config)
+    return data.subset(split_indices(len(data.images), config.seed)[split])
+
+
+def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import evaluate_detector
+    from cnnlab.engine.detection_metrics import plot_pr_curve
+    from cnnlab.engine.device import resolve_device
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    ev = evaluate_detector(model.to(device), _detect_eval_data(ckpt, args.split), device)
+    out = {
+        "checkpoint": args.checkpoint,
+        "split": args.split,
+        "map_50": ev["map_50"],
+        "map": ev["map"],
+        "map_75": ev["map_75"],
+    }
+    if args.out:
+        out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{args.split}.png"))
+    if not args.json:
+        console.print(f"{args.split}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
+    return out
+
+
+def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import MEAN, STD, decode, draw_detections, scenes_data
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model.eval()
+    size = ckpt["input_size"][-1]
+    if args.images:
+        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        sources = list(args.images)
+    else:
+        cfg = ckpt["config"]
+        images = scenes_data(
+            args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
+        ).images
+        sources = [f"scene[{i}]" for i in range(len(images))]
+    with torch.no_grad():
+        raw = model((images.float() / 255 - MEAN) / STD)
+    dets = decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
+    dets = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
+    path = draw_detections(images, dets, ckpt["class_names"], args.output, args.score_threshold)
+    names = ckpt["class_names"]
+    rows = [
+        {
+            "source": src,
+            "detections": [
+                {
+                    "label": names[int(c)],
+                    "score": round(float(sc), 4),
+                    "box_xyxy": [round(v, 2) for v in b.tolist()],
+                }
+                for b, sc, c in zip(d["boxes"], d["scores"], d["labels"], strict=True)
+            ],
+        }
+        for src, d in zip(sources, dets, strict=True)
+    ]
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"figure": str(path), "predictions": rows}
+
+
+def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.engine.detect import DetectConfig, load_detection_data
+    from cnnlab.ops.anchors import kmeans_anchors, mean_best_iou
+
+    data = load_detection_data(
+        DetectConfig(data=args.data, images=args.images, image_size=args.image_size)
+    )
+    wh = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+    anchors = kmeans_anchors(wh, args.k, seed=args.seed)
+    result = {
+        "anchors_wh": [[round(v, 4) for v in a] for a in anchors.tolist()],
+        "mean_best_iou": mean_best_iou(wh, anchors),
+        "boxes": len(wh),
+    }
+    if not args.json:
+        console.print(
+            f"{args.k} anchors (w, h relative to the image) from {len(wh)} boxes: "
+            f"{result['anchors_wh']}; mean best IoU {result['mean_best_iou']:.3f}"
+        )
+    return result
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -593,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_edges(sub, common)
     _add_classify(sub, common)
     _add_localize(sub, common)
+    _add_detect(sub, common)
     return parser
 
 
@@ -806,6 +937,48 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("-o", "--output", default="runs/localize/predictions.png")
     p.set_defaults(handler=cmd_localize_predict)
+
+
+def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
+    det = sub.add_parser("detect", parents=[common], help="YOLO object detection")
+    what = det.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")
+    p.add_argument("--data", default="scenes", help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--images", type=_positive_int, default=4000, help="scenes to generate")
+    p.add_argument("--image-size", type=_positive_int, default=128)
+    p.add_argument("--num-classes", type=_positive_int, default=3)
+    p.add_argument("--max-objects", type=int, default=6)
+    p.add_argument("--anchors", type=_positive_int, default=3, help="k-means anchors")
+    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/detect/run")
+    p.set_defaults(handler=cmd_detect_train)
+    p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="folder for the precision-recall PNG")
+    p.set_defaults(handler=cmd_detect_eval)
+    p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=_positive_int, default=8)
+    p.add_argument("--seed", type=int, default=4321)
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--iou-threshold", type=float, default=0.5)
+    p.add_argument("-o", "--output", default="runs/detect/predictions.png")
+    p.set_defaults(handler=cmd_detect_predict)
+    p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
+    p.add_argument("--data", default="scenes")
+    p.add_argument("--images", type=_positive_int, default=1000)
+    p.add_argument("--image-size", type=_positive_int, default=128)
+    p.add_argument("--k", type=_positive_int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_detect_anchors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from cnnlab.models import (
     overfeat,
     resnet,
     vgg,
+    yolo,
 )
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "overfeat",
     "resnet",
     "vgg",
+    "yolo",
 ]
 
 from cnnlab.models.torchvision_weights import load_torchvision_weights

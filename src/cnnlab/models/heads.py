@@ -49,9 +49,12 @@ class ConvNetSmall(nn.Module):
 
 
 @register_model("convnet_small", input_size=(3, 64, 64), paper="cnnlab: a small VGG-style CNN")
-def convnet_small(*, num_classes: int = 10, in_channels: int = 3) -> ConvNetSmall:
-    """A small, fast conv-BN-ReLU network for 32-128 px inputs."""
-    return ConvNetSmall(num_classes=num_classes, in_channels=in_channels)
+def convnet_small(
+    *, num_classes: int = 10, in_channels: int = 3, widths: tuple[int, ...] = (16, 32, 64, 128, 128)
+) -> ConvNetSmall:
+    """A small, fast conv-BN-ReLU network for 32-128 px inputs; each width is one stage that
+    halves the size (four stages: stride 16)."""
+    return ConvNetSmall(num_classes=num_classes, in_channels=in_channels, widths=widths)
 
 
 @dataclass(frozen=True)

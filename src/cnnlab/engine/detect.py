@@ -1,0 +1,380 @@
+"""Object detection the YOLO way: data, training, decoding, evaluation and pictures.
+
+Decoding is the slide "Outputting the non-max suppressed outputs": for each grid cell take the
+A predicted boxes; score each by ``p_c x P(class)``; get rid of low-probability predictions
+(``score_threshold``); for each class run non-max suppression; keep the ``top_k`` best.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.scenes import make_scenes
+from cnnlab.data.yolo import read_yolo_folder
+from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.detection_metrics import coco_evaluate, plot_pr_curve
+from cnnlab.engine.device import resolve_device
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.yolo import YoloLoss
+from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
+from cnnlab.ops.boxes import box_convert
+from cnnlab.ops.nms import batched_nms
+from cnnlab.registry import create_model
+
+MEAN, STD = 0.5, 0.25
+
+
+@dataclass(frozen=True)
+class DetectionData:
+    """Images ``(N, 3, S, S)`` uint8 with per-image boxes (xyxy relative) and labels."""
+
+    images: torch.Tensor
+    boxes: list[torch.Tensor]
+    labels: list[torch.Tensor]
+    class_names: list[str]
+
+    def subset(self, idx: torch.Tensor) -> DetectionData:
+        i = idx.tolist()
+        return DetectionData(
+            self.images[idx],
+            [self.boxes[k] for k in i],
+            [self.labels[k] for k in i],
+            self.class_names,
+        )
+
+
+def scenes_data(
+    n: int, image_size: int = 128, num_classes: int = 3, max_objects: int = 6, seed: int = 0
+) -> DetectionData:
+    scenes = make_scenes(
+        n, seed=seed, image_size=image_size, num_classes=num_classes, max_objects=max_objects
+    )
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
+    return DetectionData(
+        images.contiguous(),
+        [torch.from_numpy(s.boxes_xyxy) / image_size for s in scenes],
+        [torch.from_numpy(s.labels) for s in scenes],
+        list(scenes[0].class_names),
+    )
+
+
+def yolo_folder_data(root: str, image_size: int) -> DetectionData:
+    items, names = read_yolo_folder(root)
+    images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
+    boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
+    return DetectionData(images, boxes, [torch.from_numpy(i.labels) for i in items], names)
+
+
+def coco_data(path: str, image_size: int) -> DetectionData:
+    """A COCO JSON file; images are looked up next to it (``images/`` or the JSON's folder)."""
+    path_ = Path(path)
+    try:
+        coco = json.loads(path_.read_text())
+        cats = sorted(coco["categories"], key=lambda c: c["id"])
+        images = coco["images"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CnnlabError(f"{path}: not a COCO annotation file ({exc})") from None
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    per_image: dict[int, list[dict]] = {im["id"]: [] for im in images}
+    for k, a in enumerate(coco.get("annotations", [])):
+        where = f"{path}: annotation {k}"
+        if a.get("image_id") not in per_image:
+            raise CnnlabError(f"{where}: unknown image_id {a.get('image_id')}")
+        if a.get("category_id") not in cat_index:
+            raise CnnlabError(f"{where}: unknown category_id {a.get('category_id')}")
+        x, y, w, h = a["bbox"]
+        if w <= 0 or h <= 0:
+            raise CnnlabError(f"{where}: box has a negative or zero size")
+        per_image[a["image_id"]].append(a)
+    tensors, boxes, labels = [], [], []
+    for im in images:
+        file = path_.parent / "images" / im["file_name"]
+        if not file.exists():
+            file = path_.parent / im["file_name"]
+        tensors.append(image_to_uint8(file, image_size, 3, "stretch"))
+        w_img, h_img = im["width"], im["height"]
+        bx = []
+        for a in per_image[im["id"]]:
+            x, y, w, h = a["bbox"]
+            if x < 0 or y < 0 or x + w > w_img + 1e-3 or y + h > h_img + 1e-3:
+                raise CnnlabError(
+                    f"{path}: annotation {a.get('id')}: box outside image {im['file_name']}"
+                )
+            bx.append([x / w_img, y / h_img, (x + w) / w_img, (y + h) / h_img])
+        boxes.append(torch.tensor(bx, dtype=torch.float32).reshape(-1, 4))
+        labels.append(
+            torch.tensor(
+                [cat_index[a["category_id"]] for a in per_image[im["id"]]], dtype=torch.int64
+            )
+        )
+    return DetectionData(torch.stack(tensors), boxes, labels, [c["name"] for c in cats])
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """``cnnlab detect train`` settings."""
+
+    data: str = "scenes"  # scenes, a YOLO label folder, or a COCO .json file
+    backbone: str = "convnet_small"
+    images: int = 4000  # scenes to generate (train + val + test)
+    image_size: int = 128
+    num_classes: int = 3
+    max_objects: int = 6
+    anchors: int = 3  # k-means anchors from the training boxes
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    mirror: bool = True
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/detect/run"
+
+    def __post_init__(self) -> None:
+        for name in ("images", "image_size", "anchors", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+
+
+def load_detection_data(config: DetectConfig) -> DetectionData:
+    if config.data == "scenes":
+        return scenes_data(
+            config.images, config.image_size, config.num_classes, config.max_objects, config.seed
+        )
+    if config.data.endswith(".json"):
+        return coco_data(config.data, config.image_size)
+    return yolo_folder_data(config.data, config.image_size)
+
+
+def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    k = max(1, round(0.15 * n))
+    return {"test": order[:k], "val": order[k : 2 * k], "train": order[2 * k :]}
+
+
+def make_batch(
+    data: DetectionData, idx: torch.Tensor, mirror: bool
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Standardised images and their boxes; mirrored images get ``x -> 1 - x`` boxes."""
+    x = data.images[idx].float().div_(255)
+    boxes = [data.boxes[i].clone() for i in idx.tolist()]
+    labels = [data.labels[i] for i in idx.tolist()]
+    if mirror:
+        flip = torch.rand(len(idx)) < 0.5
+        x[flip] = x[flip].flip(-1)
+        for k in flip.nonzero().flatten().tolist():
+            b = boxes[k]
+            boxes[k] = torch.stack([1 - b[:, 2], b[:, 1], 1 - b[:, 0], b[:, 3]], 1)
+    return (x - MEAN) / STD, boxes, labels
+
+
+@torch.no_grad()
+def decode(
+    pred: torch.Tensor,
+    anchors: torch.Tensor,
+    score_threshold: float = 0.05,
+    iou_threshold: float = 0.5,
+    top_k: int = 100,
+) -> list[dict[str, torch.Tensor]]:
+    """Raw ``(B, S, S, A, 5 + C)`` -> per image ``boxes`` (xyxy relative), ``scores``,
+    ``labels``: score = p_c x P(class), threshold, per-class NMS, top-k."""
+    boxes = decode_boxes(pred[..., 1:3], pred[..., 3:5].flip(-1), anchors)
+    scores = torch.sigmoid(pred[..., 0:1]) * pred[..., 5:].softmax(-1)  # (B, S, S, A, C)
+    out = []
+    for n in range(len(pred)):
+        s, c = scores[n].reshape(-1, scores.shape[-1]).max(1)
+        b = boxes[n].reshape(-1, 4).clamp(0, 1)
+        keep = s >= score_threshold
+        b, s, c = b[keep], s[keep], c[keep]
+        kept = batched_nms(b, s, c, iou_threshold)[:top_k]
+        out.append({"boxes": b[kept], "scores": s[kept], "labels": c[kept]})
+    return out
+
+
+@torch.no_grad()
+def evaluate_detector(
+    model: torch.nn.Module, data: DetectionData, device: torch.device, batch_size: int = 64
+) -> dict[str, Any]:
+    model.eval()
+    preds = []
+    for idx in torch.arange(len(data.images)).split(batch_size):
+        x, _, _ = make_batch(data, idx, mirror=False)
+        preds += decode(model(x.to(device)).cpu(), model.anchors.cpu())
+    size = data.images.shape[-1]
+    p = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in preds]
+    t = [{"boxes": b * size, "labels": lab} for b, lab in zip(data.boxes, data.labels, strict=True)]
+    return coco_evaluate(p, t, len(data.class_names))
+
+
+def train_detector(config: DetectConfig, console: Console | None = None) -> dict[str, Any]:
+    """Train a YOLO detector; write ``out/`` with checkpoints, ``metrics.csv`` (mAP per epoch
+    against elapsed time), ``pr_curve.png`` and ``results.json``."""
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    data = load_detection_data(config)
+    parts = split_indices(len(data.images), config.seed)
+    train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
+    wh = torch.cat([b[:, 2:] - b[:, :2] for b in train.boxes])
+    anchors = kmeans_anchors(wh, config.anchors, seed=config.seed)
+    torch.manual_seed(config.seed)
+    kwargs = {
+        "backbone": config.backbone,
+        "num_classes": len(data.class_names),
+        "anchors": tuple(tuple(round(v, 4) for v in a) for a in anchors.tolist()),
+        "input_size": config.image_size,
+    }
+    model = create_model("yolo", **kwargs).to(device)
+    grid = model(torch.zeros(1, 3, config.image_size, config.image_size, device=device)).shape[1]
+    loss_fn = YoloLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    steps = math.ceil(len(train.images) / config.batch_size) * config.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(
+        json.dumps(
+            asdict(config)
+            | {
+                "anchors_resolved": kwargs["anchors"],
+                "grid": grid,
+                "anchor_mean_iou": mean_best_iou(wh, anchors),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    base = {
+        "model": "yolo",
+        "model_kwargs": kwargs,
+        "config": asdict(config),
+        "class_names": data.class_names,
+        "input_size": [3, config.image_size, config.image_size],
+    }
+    rows, best = [], -1.0
+    columns = [
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=config.epochs, stats="")
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total = 0.0
+            for idx in torch.randperm(len(train.images)).split(config.batch_size):
+                x, boxes, labels = make_batch(train, idx, config.mirror)
+                targets = assign_targets(boxes, labels, grid, anchors)
+                loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
+                if not torch.isfinite(loss):
+                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            ev = evaluate_detector(model, val, device)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "train_loss": total / len(train.images),
+                    "val_map_50": ev["map_50"],
+                    "val_map": ev["map"],
+                }
+            )
+            payload = base | {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "epoch": epoch,
+                "metrics": rows[-1],
+            }
+            save_checkpoint(out / "last.pt", payload)
+            if ev["map_50"] > best:
+                best = ev["map_50"]
+                save_checkpoint(out / "best.pt", payload)
+            _write_rows(out / "metrics.csv", rows)
+            progress.update(
+                task,
+                advance=1,
+                stats=(f"loss {rows[-1]['train_loss']:.3f}  mAP@0.5 {ev['map_50']:.3f}"),
+            )
+    model, _ = model_from_checkpoint(out / "best.pt")
+    ev = evaluate_detector(model.to(device), test, device)
+    plot_pr_curve(ev, out / "pr_curve.png")
+    result = {
+        "run_dir": str(out),
+        "test_map_50": ev["map_50"],
+        "test_map": ev["map"],
+        "test_map_75": ev["map_75"],
+        "seconds": round(time.perf_counter() - started, 1),
+        "grid": grid,
+        "anchors": kwargs["anchors"],
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def draw_detections(
+    images: torch.Tensor,
+    detections: list[dict[str, torch.Tensor]],
+    class_names: list[str],
+    path: str | Path,
+    min_score: float = 0.3,
+) -> Path:
+    """A grid of images with labelled boxes (pixels) drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    colours = ["yellow", "cyan", "magenta", "lime", "orange", "white", "red", "blue"]
+    cols = min(4, len(images))
+    rows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, det in zip(axes.flat, images, detections, strict=False):
+        ax.imshow(img.permute(1, 2, 0).numpy())
+        for box, score, label in zip(
+            det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist(), strict=True
+        ):
+            if score < min_score:
+                continue
+            x1, y1, x2, y2 = box
+            colour = colours[label % len(colours)]
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
+            ax.text(
+                x1,
+                y1,
+                f"{class_names[label]} {score:.2f}",
+                color="black",
+                fontsize=6,
+                bbox={"facecolor": colour, "pad": 1, "lw": 0},
+            )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

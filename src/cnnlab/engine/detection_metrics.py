@@ -1,0 +1,103 @@
+"""Detection metrics with pycocotools (the maintained reference implementation): COCO mAP
+@[.5:.95], mAP@0.5 and the precision-recall curve at IoU 0.5."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def coco_evaluate(
+    predictions: list[dict[str, torch.Tensor]],
+    targets: list[dict[str, torch.Tensor]],
+    num_classes: int,
+) -> dict[str, object]:
+    """``predictions[i]``: ``boxes (N, 4)`` xyxy pixels, ``scores (N,)``, ``labels (N,)``;
+    ``targets[i]``: ``boxes``, ``labels``. Returns ``map``, ``map_50``, ``map_75`` and the
+    precision-recall curve at IoU 0.5 averaged over classes."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for i, (p, t) in enumerate(zip(predictions, targets, strict=True)):
+        images.append({"id": i + 1})
+        for box, label in zip(t["boxes"].tolist(), t["labels"].tolist(), strict=True):
+            x1, y1, x2, y2 = box
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": label + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+        for box, score, label in zip(
+            p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist(), strict=True
+        ):
+            x1, y1, x2, y2 = box
+            dets.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": label + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": score,
+                }
+            )
+    if not anns:
+        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "recall": [], "precision": []}
+    gt = COCO()
+    gt.dataset = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": c + 1} for c in range(num_classes)],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        if not dets:
+            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "recall": [], "precision": []}
+        dt = gt.loadRes(dets)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    precision = ev.eval["precision"][0, :, :, 0, -1]  # IoU 0.5, all recalls, classes, all areas
+    valid = precision > -1
+    curve = np.where(valid, precision, np.nan)
+    mean_curve = np.nanmean(curve, axis=1) if valid.any() else np.zeros(len(precision))
+    return {
+        "map": float(ev.stats[0]),
+        "map_50": float(ev.stats[1]),
+        "map_75": float(ev.stats[2]),
+        "recall": ev.params.recThrs.tolist(),
+        "precision": np.nan_to_num(mean_curve).tolist(),
+    }
+
+
+def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(result["recall"], result["precision"])
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        title=title or f"PR at IoU 0.5 (mAP@0.5 = {result['map_50']:.3f})",
+    )
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,188 @@
+"""YOLO detection: the slide's grid and target assignment, anchors, loss, decoding, mAP, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.data.scenes import make_scenes, write_coco, write_yolo
+from cnnlab.engine.detect import (
+    coco_data,
+    decode,
+    make_batch,
+    scenes_data,
+    yolo_folder_data,
+)
+from cnnlab.engine.detection_metrics import coco_evaluate
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.yolo import YoloLoss
+from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, shape_iou
+
+# Slide "Anchor box example": anchor 1 tall (pedestrian), anchor 2 wide (car).
+ANCHORS = torch.tensor([[0.1, 0.3], [0.3, 0.1]])
+
+
+def test_slide_output_shape() -> None:
+    """S = 3, A = 2, C = 3: y is 3 x 3 x 2 x 8."""
+    model = cnnlab.create_model(
+        "yolo",
+        anchors=tuple(map(tuple, ANCHORS.tolist())),
+        input_size=96,
+        backbone_kwargs={"widths": (16, 32, 64, 64, 64)},
+    )
+    assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 3, 3, 2, 8)
+
+
+def test_slide_target_assignment() -> None:
+    """A car (wide) and a pedestrian (tall) share the middle cell: each goes to its anchor."""
+    car = torch.tensor([[0.35, 0.45, 0.65, 0.55]])  # midpoint (0.5, 0.5): cell (1, 1)
+    person = torch.tensor([[0.45, 0.35, 0.55, 0.65]])
+    t = assign_targets([torch.cat([car, person])], [torch.tensor([1, 0])], 3, ANCHORS)
+    assert t.responsible.sum() == 2
+    assert t.responsible[0, 1, 1].tolist() == [True, True]
+    assert t.labels[0, 1, 1].tolist() == [0, 1]  # anchor 1 pedestrian, anchor 2 car
+    assert torch.allclose(t.txy[0, 1, 1, 1], torch.tensor([0.5, 0.5]))
+    assert torch.allclose(
+        t.twh[0, 1, 1, 1], torch.log(torch.tensor([0.3, 0.1]) / ANCHORS[1]), atol=1e-5
+    )
+    # The cell is the one holding the midpoint, here the bottom-right one.
+    t = assign_targets([torch.tensor([[0.8, 0.7, 0.9, 0.95]])], [torch.tensor([2])], 3, ANCHORS)
+    assert t.responsible[0, 2, 2, 0]
+    # Encoding and decoding invert each other.
+    raw_xy = torch.logit(t.txy.clamp(1e-6, 1 - 1e-6))
+    boxes = decode_boxes(raw_xy, t.twh, ANCHORS)
+    assert torch.allclose(boxes[t.responsible], torch.tensor([[0.8, 0.7, 0.9, 0.95]]), atol=1e-5)
+
+
+def test_kmeans_anchors_find_the_clusters() -> None:
+    g = torch.Generator().manual_seed(0)
+    tall = torch.tensor([0.1, 0.3]) * (1 + 0.05 * torch.randn(50, 2, generator=g))
+    wide = torch.tensor([0.3, 0.1]) * (1 + 0.05 * torch.randn(50, 2, generator=g))
+    anchors = kmeans_anchors(torch.cat([tall, wide]), 2)
+    assert shape_iou(anchors, ANCHORS).max(1).values.min() > 0.9
+
+
+def test_loss_overfits_one_batch() -> None:
+    data = scenes_data(8, image_size=64, seed=1)
+    model = cnnlab.create_model("yolo", input_size=64)
+    x, boxes, labels = make_batch(data, torch.arange(8), mirror=False)
+    grid = model(x).shape[1]
+    targets = assign_targets(boxes, labels, grid, model.anchors)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss, parts = YoloLoss()(model(x), targets, model.anchors, boxes)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1 * first
+    assert set(parts) == {"coord", "obj", "noobj", "class"}
+    model.eval()
+    dets = decode(model(x), model.anchors, score_threshold=0.3)
+    found = sum(len(d["boxes"]) for d in dets)
+    assert found >= 0.8 * sum(len(b) for b in boxes)
+
+
+def test_decode_thresholds_and_nms() -> None:
+    pred = torch.full((1, 2, 2, 2, 8), -10.0)
+    pred[0, 0, 0, 0, 0] = 5.0  # confident object, class 2
+    pred[0, 0, 0, 0, 7] = 5.0
+    pred[0, 0, 0, 1, 0] = 4.0  # same place, other anchor: suppressed by NMS if same class
+    pred[0, 0, 0, 1, 7] = 5.0
+    pred[0, 0, 0, :, 3:5] = 0.0
+    anchors = torch.tensor([[0.2, 0.2], [0.2, 0.2]])
+    (det,) = decode(pred, anchors, score_threshold=0.5)
+    assert det["labels"].tolist() == [2] and len(det["boxes"]) == 1
+
+
+def test_map_with_pycocotools() -> None:
+    t = [
+        {
+            "boxes": torch.tensor([[10.0, 10, 50, 50], [60, 60, 90, 100]]),
+            "labels": torch.tensor([0, 1]),
+        }
+    ]
+    perfect = [
+        {"boxes": t[0]["boxes"], "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([0, 1])}
+    ]
+    r = coco_evaluate(perfect, t, 2)
+    assert r["map"] == pytest.approx(1.0) and r["map_50"] == pytest.approx(1.0)
+    shifted = [
+        {
+            "boxes": t[0]["boxes"] + torch.tensor([12.0, 0, 12, 0]),
+            "scores": torch.tensor([0.9, 0.8]),
+            "labels": torch.tensor([0, 1]),
+        }
+    ]
+    assert coco_evaluate(shifted, t, 2)["map"] < 0.5
+
+
+def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
+    scenes = make_scenes(5, seed=4, image_size=64)
+    a = yolo_folder_data(str(write_yolo(scenes, tmp_path / "y")), 64)
+    b = coco_data(str(write_coco(scenes, tmp_path / "c")), 64)
+    for d in (a, b):
+        assert len(d.images) == 5 and d.class_names == ["pedestrian", "car", "motorcycle"]
+        for boxes, scene in zip(d.boxes, scenes, strict=True):
+            assert torch.allclose(boxes * 64, torch.from_numpy(scene.boxes_xyxy), atol=1e-3)
+    coco = json.loads((tmp_path / "c" / "annotations.json").read_text())
+    coco["annotations"][0]["category_id"] = 99
+    (tmp_path / "c" / "bad.json").write_text(json.dumps(coco))
+    with pytest.raises(CnnlabError, match=r"bad\.json: annotation 0: unknown category_id 99"):
+        coco_data(str(tmp_path / "c" / "bad.json"), 64)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "detect",
+                "train",
+                "--images",
+                "120",
+                "--image-size",
+                "64",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["test_map_50"] <= 1 and (out / "pr_curve.png").is_file()
+    assert main(["detect", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["map_50"] == pytest.approx(result["test_map_50"])
+    png = tmp_path / "pred.png"
+    assert (
+        main(
+            [
+                "detect",
+                "predict",
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--scenes",
+                "2",
+                "--score-threshold",
+                "0.0",
+                "-o",
+                str(png),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert len(preds) == 2 and png.is_file()
+    assert main(["detect", "anchors", "--images", "50", "--k", "2", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["anchors_wh"]) == 2
