@@ -5,8 +5,8 @@ while boxes remain, pick the one with the largest ``p_c``, output it, and discar
 box with ``IoU >= 0.5`` against it. "For each class use non-max suppression" (slide "Outputting
 the non-max suppressed outputs"): :func:`batched_nms` keeps classes (or images) apart.
 
-All IoU arithmetic is vectorised: the overlapping pairs come from one sweep along x, with no
-N x N matrix; the greedy rule then needs one scan down the score order (see :func:`nms`).
+The loop runs over *kept* boxes only, each pass vectorised over all remaining candidates (see
+:func:`nms`); there is no N x N matrix.
 ``batched_nms`` offsets each group's boxes so groups cannot overlap (torchvision's trick), and runs
 one NMS.
 
@@ -21,77 +21,48 @@ import numpy as np
 import torch
 
 
-def overlapping_pairs(
-    boxes: torch.Tensor, iou_threshold: float, inclusive: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every pair ``(a, b)``, ``a != b``, whose IoU exceeds the threshold (``>=`` if inclusive),
-    each pair once, without an N x N matrix.
-
-    A sweep along x: after sorting by ``x1``, a box can only reach the threshold with boxes whose
-    ``x1`` lies in ``[x1, x1 + (1 - t) w]``, a contiguous run found by ``searchsorted``; all
-    candidate pairs are laid out with ``repeat_interleave`` and their IoUs computed at once.
-    """
-    n = len(boxes)
-    by_x = boxes[:, 0].argsort()
-    b = boxes[by_x]
-    # IoU >= t needs intersection width >= t * w (intersection <= width x h, and >= t * area),
-    # so a partner's x1 can be at most x1 + (1 - t) * w: a shorter run than [x1, x2).
-    reach = b[:, 0] + (1 - iou_threshold) * (b[:, 2] - b[:, 0])
-    end = torch.searchsorted(b[:, 0].contiguous(), reach.contiguous(), side="right")
-    counts = (end - torch.arange(1, n + 1, device=b.device)).clamp(min=0)
-    total = int(counts.sum())
-    if total == 0:
-        empty = torch.empty(0, dtype=torch.int64, device=boxes.device)
-        return empty, empty
-    src = torch.repeat_interleave(torch.arange(n, device=b.device), counts)
-    starts = torch.cumsum(counts, 0) - counts
-    dst = src + 1 + (torch.arange(total, device=b.device) - starts[src])
-    p, q = b[src], b[dst]
-    w = (torch.minimum(p[:, 2], q[:, 2]) - torch.maximum(p[:, 0], q[:, 0])).clamp(min=0)
-    h = (torch.minimum(p[:, 3], q[:, 3]) - torch.maximum(p[:, 1], q[:, 1])).clamp(min=0)
-    inter = w * h
-    union = (
-        (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])
-        + (q[:, 2] - q[:, 0]) * (q[:, 3] - q[:, 1])
-        - inter
-    )
-    iou = torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
-    hit = iou >= iou_threshold if inclusive else iou > iou_threshold
-    return by_x[src[hit]], by_x[dst[hit]]
-
-
-def nms(
-    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, inclusive: bool = False
-) -> torch.Tensor:
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
+        inclusive: bool = False) -> torch.Tensor:
     """Indices of the kept boxes, sorted by decreasing score. ``boxes (N, 4)`` xyxy, ``scores
     (N,)``. ``inclusive`` suppresses at ``IoU >= threshold`` (the slide) instead of ``>``.
 
-    All IoU arithmetic is one vectorised sweep (:func:`overlapping_pairs`). What remains is
-    inherently sequential (a box's fate depends on whether the boxes above it were kept): a
-    single scan down the score order, O(1) work per box plus marking its suppressed neighbours.
+    The loop runs once per *kept* box (the slide's "pick the box with the largest p_c"); each
+    pass computes that box's IoU with every remaining candidate at once and drops the ones it
+    suppresses, so the candidate array shrinks fast where boxes cluster, as a detector's do.
+    On the CPU the arrays are NumPy views of the tensors (no copy; far less per-call overhead
+    than small tensor ops), elsewhere the same steps run as tensor operations on the device.
     """
     n = len(boxes)
     if n == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = scores.argsort(descending=True, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n, device=boxes.device)
-    a, b = overlapping_pairs(boxes, iou_threshold, inclusive)
-    ra, rb = rank[a], rank[b]
-    hi, lo = torch.minimum(ra, rb), torch.maximum(ra, rb)  # higher score suppresses lower
-    by_hi = hi.argsort()
-    hi_np, lo_np = hi[by_hi].cpu().numpy(), lo[by_hi].cpu().numpy()
-    ptr = np.searchsorted(hi_np, np.arange(n + 1))
-    removed = np.zeros(n, dtype=bool)
+    if boxes.device.type == "cpu":
+        keep = _greedy(boxes[order].numpy(), iou_threshold, inclusive, np)
+        return order[torch.from_numpy(keep)]
+    keep_t = _greedy(boxes[order], iou_threshold, inclusive, torch)
+    return order[keep_t]
+
+
+def _greedy(b, iou_threshold: float, inclusive: bool, xp):
+    """The slide's loop on score-sorted boxes ``b`` with array module ``xp`` (numpy or torch)."""
+    x1, y1, x2, y2 = (b[:, k] for k in range(4))
+    area = (x2 - x1) * (y2 - y1)
+    idx = xp.arange(len(b))
     keep = []
-    for r in range(n):
-        if removed[r]:
-            continue
-        keep.append(r)
-        s, e = ptr[r], ptr[r + 1]
-        if e > s:
-            removed[lo_np[s:e]] = True
-    return order[torch.as_tensor(keep, dtype=torch.int64, device=boxes.device)]
+    while len(idx):
+        i, rest = idx[0], idx[1:]
+        keep.append(i)
+        if not len(rest):
+            break
+        w = (xp.minimum(x2[rest], x2[i]) - xp.maximum(x1[rest], x1[i])).clip(0, None)
+        h = (xp.minimum(y2[rest], y2[i]) - xp.maximum(y1[rest], y1[i])).clip(0, None)
+        inter = w * h
+        union = area[rest] + area[i] - inter
+        iou = inter / xp.where(union > 0, union, 1.0) * (union > 0)
+        idx = rest[iou < iou_threshold] if inclusive else rest[iou <= iou_threshold]
+    if xp is np:
+        return np.array(keep, dtype=np.int64)
+    return torch.stack(keep)
 
 
 def batched_nms(
