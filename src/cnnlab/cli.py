@@ -163,12 +163,17 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         table.add_column("layer", min_width=10)
         for col in ("type", "activation shape"):
             table.add_column(col, no_wrap=True)
-        for col in ("size", "# params", "MACs"):
+        for col in ("size", "# params", "M MACs"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_row("input", "", str((*spatial, c)), f"{_numel(shape):,}", "0", "0")
         for r in summary.rows:
             table.add_row(
-                r.name, r.kind, str(r.slide_shape), f"{r.size:,}", f"{r.params:,}", f"{r.macs:,}"
+                r.name,
+                r.kind,
+                str(r.slide_shape),
+                f"{r.size:,}",
+                f"{r.params:,}",
+                f"{r.macs / 1e6:,.3f}",
             )
         console.print(table)
         console.print(
@@ -689,6 +694,95 @@ def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, 
     return result
 
 
+# --- segment --------------------------------------------------------------------------------
+
+
+def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.segment import SegmentConfig, train_segmenter
+
+    config = SegmentConfig(
+        data=args.data,
+        model=args.model,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        class_weights=args.class_weights or "",
+        precision=args.precision,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_segmenter(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(
+            f"test mean IoU {result['test']['mean_iou']:.3f}, pixel accuracy "
+            f"{result['test']['pixel_accuracy']:.3f}; run folder {result['run_dir']}"
+        )
+    return result
+
+
+def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import split_indices
+    from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = SegmentConfig(**ckpt["config"])
+    data = _load(config)
+    idx = split_indices(len(data.images), config.seed)[args.split]
+    device = resolve_device(args.device)
+    metrics = evaluate_segmenter(model.to(device), data, idx, device)
+    if not args.json:
+        console.print(
+            f"{args.split}: mean IoU {metrics['mean_iou']:.3f}, per class "
+            + ", ".join(
+                f"{n} {v:.3f}"
+                for n, v in zip(ckpt["class_names"], metrics["per_class_iou"], strict=True)
+            )
+        )
+    return {"checkpoint": args.checkpoint, "split": args.split, **metrics}
+
+
+def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.segment import MEAN, STD, save_prediction, scenes_segmentation
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model.eval()
+    names = ckpt["class_names"]
+    if args.images:
+        images = [
+            torch.from_numpy(np.asarray(read_image(p, "RGB")).copy()).permute(2, 0, 1)
+            for p in args.images
+        ]
+        stems = [Path(p).stem for p in args.images]
+    else:
+        size = ckpt["input_size"][-1]
+        data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
+        images, stems = list(data.images), [f"scene{i}" for i in range(args.scenes)]
+    rows = []
+    for image, stem in zip(images, stems, strict=True):
+        with torch.no_grad():
+            mask = model(((image.float() / 255 - MEAN) / STD)[None]).argmax(1)[0]
+        paths = save_prediction(image, mask, Path(args.out), stem)
+        counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
+        rows.append(
+            {"source": stem, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
+        )
+    if not args.json:
+        console.print(f"wrote {len(rows)} maps and overlays to {args.out}")
+    return {"predictions": rows}
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -724,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify(sub, common)
     _add_localize(sub, common)
     _add_detect(sub, common)
+    _add_segment(sub, common)
     return parser
 
 
@@ -979,6 +1074,39 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=_positive_int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_detect_anchors)
+
+
+def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
+    seg = sub.add_parser("segment", parents=[common], help="semantic segmentation (U-Net)")
+    what = seg.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")
+    p.add_argument("--data", default="scenes", help="scenes, or a folder images/, masks/")
+    p.add_argument("--model", default="unet")
+    p.add_argument("--images", type=_positive_int, default=2000)
+    p.add_argument("--image-size", type=_positive_int, default=128)
+    p.add_argument("--num-classes", type=_positive_int, default=3, help="object classes")
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default="ce+dice")
+    p.add_argument("--class-weights", help="comma list, background first")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/segment/run")
+    p.set_defaults(handler=cmd_segment_train)
+    p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_segment_eval)
+    p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=_positive_int, default=4)
+    p.add_argument("--seed", type=int, default=999)
+    p.add_argument("--out", default="runs/segment/predictions")
+    p.set_defaults(handler=cmd_segment_predict)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

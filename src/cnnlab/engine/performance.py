@@ -21,7 +21,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 
-DENSE = ("resnet", "cifar_", "vgg", "alexnet", "googlenet", "nin")
+DENSE = ("resnet", "cifar_", "vgg", "alexnet", "googlenet", "nin", "unet")
 DEPTHWISE = ("mobilenet", "efficientnet")
 
 

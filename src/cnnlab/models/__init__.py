@@ -11,6 +11,7 @@ from cnnlab.models import (
     nin,
     overfeat,
     resnet,
+    unet,
     vgg,
     yolo,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "nin",
     "overfeat",
     "resnet",
+    "unet",
     "vgg",
     "yolo",
 ]

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
-        inclusive: bool = False) -> torch.Tensor:
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, inclusive: bool = False
+) -> torch.Tensor:
     """Indices of the kept boxes, sorted by decreasing score. ``boxes (N, 4)`` xyxy, ``scores
     (N,)``. ``inclusive`` suppresses at ``IoU >= threshold`` (the slide) instead of ``>``.
 

@@ -1,0 +1,291 @@
+"""Semantic segmentation: data, training, metrics and pictures.
+
+Metrics come from one confusion matrix (rows: true class, columns: predicted) accumulated over
+the pixels: per-class IoU ``TP / (TP + FP + FN)``, mean IoU, per-class Dice
+``2 TP / (2 TP + FP + FN)``, and pixel accuracy ``trace / total``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cnnlab.data.images import read_image
+from cnnlab.data.scenes import make_scenes
+from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.detect import split_indices
+from cnnlab.engine.device import resolve_device
+from cnnlab.engine.performance import choose_settings
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.segmentation import segmentation_loss
+from cnnlab.registry import create_model
+
+MEAN, STD = 0.5, 0.25
+PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [230, 60, 60],
+        [60, 200, 90],
+        [70, 110, 240],
+        [240, 200, 40],
+        [200, 80, 220],
+        [60, 210, 220],
+        [250, 140, 40],
+        [150, 150, 150],
+    ],
+    np.uint8,
+)
+
+
+@dataclass(frozen=True)
+class SegmentationData:
+    images: torch.Tensor  # (N, 3, H, W) uint8
+    masks: torch.Tensor  # (N, H, W) int64 class per pixel, 0 = background
+    class_names: list[str]  # background first
+
+
+def scenes_segmentation(
+    n: int, image_size: int = 128, num_classes: int = 3, seed: int = 0
+) -> SegmentationData:
+    scenes = make_scenes(n, seed=seed, image_size=image_size, num_classes=num_classes)
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
+    masks = torch.from_numpy(np.stack([s.semantic for s in scenes]).astype(np.int64))
+    return SegmentationData(images.contiguous(), masks, ["background", *scenes[0].class_names])
+
+
+def folder_segmentation(root: str | Path) -> SegmentationData:
+    """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray) and
+    ``root/classes.txt`` (background first). Sizes must match and indices be known."""
+    root = Path(root)
+    classes_file = root / "classes.txt"
+    if not classes_file.is_file():
+        raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
+    names = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
+    images, masks = [], []
+    files = sorted(p for p in (root / "images").glob("*") if p.is_file())
+    if not files:
+        raise CnnlabError(f"{root / 'images'}: no images")
+    for path in files:
+        mask_path = root / "masks" / f"{path.stem}.png"
+        if not mask_path.is_file():
+            raise CnnlabError(f"{mask_path}: missing mask for {path.name}")
+        img = np.asarray(read_image(path, "RGB"))
+        with Image.open(mask_path) as m:
+            mask = np.asarray(m if m.mode in ("P", "L") else m.convert("L"))
+        if mask.shape != img.shape[:2]:
+            raise CnnlabError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
+                f"{path.name} is {img.shape[1]}x{img.shape[0]}"
+            )
+        if mask.max() >= len(names):
+            raise CnnlabError(
+                f"{mask_path}: class index {int(mask.max())} is not in "
+                f"classes.txt ({len(names)} classes)"
+            )
+        images.append(torch.from_numpy(img.copy()).permute(2, 0, 1))
+        masks.append(torch.from_numpy(mask.astype(np.int64)))
+    sizes = {tuple(i.shape) for i in images}
+    if len(sizes) > 1:
+        raise CnnlabError(
+            f"{root / 'images'}: images differ in size ({sorted(sizes)[:3]}); "
+            "resize them to one size first"
+        )
+    return SegmentationData(torch.stack(images), torch.stack(masks), names)
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """``(k, k)`` counts, rows true class, columns predicted."""
+    return torch.bincount((target.flatten() * k + pred.flatten()), minlength=k * k).view(k, k)
+
+
+def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
+    tp = confusion.diag().double()
+    fp = confusion.sum(0).double() - tp
+    fn = confusion.sum(1).double() - tp
+    present = (tp + fn) > 0
+    iou = tp / (tp + fp + fn).clamp(min=1)
+    dice = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    return {
+        "per_class_iou": iou.tolist(),
+        "mean_iou": iou[present].mean().item(),
+        "per_class_dice": dice.tolist(),
+        "mean_dice": dice[present].mean().item(),
+        "pixel_accuracy": (tp.sum() / confusion.sum().clamp(min=1)).item(),
+    }
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    data: str = "scenes"  # scenes, or a folder with images/, masks/, classes.txt
+    model: str = "unet"
+    images: int = 2000
+    image_size: int = 128
+    num_classes: int = 3
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 3e-3
+    loss: str = "ce+dice"
+    class_weights: str = ""  # comma list, one per class (background first), or "" for none
+    precision: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs/segment/run"
+
+
+def _load(config: SegmentConfig) -> SegmentationData:
+    if config.data == "scenes":
+        return scenes_segmentation(
+            config.images, config.image_size, config.num_classes, config.seed
+        )
+    return folder_segmentation(config.data)
+
+
+def _batch(
+    data: SegmentationData, idx: torch.Tensor, mirror: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    x = data.images[idx].float().div_(255)
+    y = data.masks[idx].clone()
+    if mirror:  # the same flip for image and mask keeps them aligned (nearest: exact)
+        flip = torch.rand(len(idx)) < 0.5
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+    return (x - MEAN) / STD, y
+
+
+@torch.no_grad()
+def evaluate_segmenter(
+    model: torch.nn.Module, data: SegmentationData, idx: torch.Tensor, device: torch.device
+) -> dict[str, Any]:
+    model.eval()
+    k = len(data.class_names)
+    conf = torch.zeros(k, k, dtype=torch.int64)
+    for chunk in idx.split(32):
+        x, y = _batch(data, chunk, mirror=False)
+        conf += confusion_matrix(model(x.to(device)).argmax(1).cpu(), y, k)
+    return segmentation_metrics(conf)
+
+
+def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    data = _load(config)
+    parts = split_indices(len(data.images), config.seed)
+    torch.manual_seed(config.seed)
+    kwargs = {"num_classes": len(data.class_names)}
+    model = create_model(config.model, **kwargs).to(device)
+    settings = choose_settings(config.model, device, config.precision, "off")
+    weights = None
+    if config.class_weights:
+        weights = torch.tensor([float(v) for v in config.class_weights.split(",")])
+        if len(weights) != len(data.class_names):
+            raise CnnlabError(f"--class-weights needs {len(data.class_names)} values")
+        weights = weights.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    train = parts["train"]
+    steps = math.ceil(len(train) / config.batch_size) * config.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(
+        json.dumps(asdict(config) | {"settings": settings.to_dict()}, indent=2) + "\n"
+    )
+    base = {
+        "model": config.model,
+        "model_kwargs": kwargs,
+        "config": asdict(config),
+        "class_names": data.class_names,
+        "input_size": list(data.images.shape[1:]),
+    }
+    rows, best = [], -1.0
+    columns = [
+        TextColumn("[bold]epoch {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("train", total=config.epochs, stats="")
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total = 0.0
+            for idx in train[torch.randperm(len(train))].split(config.batch_size):
+                x, y = _batch(data, idx, mirror=True)
+                with settings.autocast(device):
+                    logits = model(x.to(device)).float()
+                loss = segmentation_loss(logits, y.to(device), config.loss, weights)
+                if not torch.isfinite(loss):
+                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            val = evaluate_segmenter(model, data, parts["val"], device)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "train_loss": total / len(train),
+                    "val_mean_iou": val["mean_iou"],
+                    "val_pixel_accuracy": val["pixel_accuracy"],
+                }
+            )
+            payload = base | {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "epoch": epoch,
+                "metrics": rows[-1],
+            }
+            save_checkpoint(out / "last.pt", payload)
+            if val["mean_iou"] > best:
+                best = val["mean_iou"]
+                save_checkpoint(out / "best.pt", payload)
+            progress.update(
+                task,
+                advance=1,
+                stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
+            )
+    import csv
+
+    with (out / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    model, _ = model_from_checkpoint(out / "best.pt")
+    test = evaluate_segmenter(model.to(device), data, parts["test"], device)
+    result = {
+        "run_dir": str(out),
+        "test": test,
+        "class_names": data.class_names,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def colorize(mask: np.ndarray) -> np.ndarray:
+    """Class indices -> RGB segmentation map."""
+    return PALETTE[mask % len(PALETTE)]
+
+
+def save_prediction(
+    image: torch.Tensor, mask: torch.Tensor, out_dir: Path, stem: str
+) -> dict[str, str]:
+    """Write the colour segmentation map and an overlay on the input image."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rgb = image.permute(1, 2, 0).numpy()
+    seg = colorize(mask.numpy())
+    overlay = np.where(mask.numpy()[..., None] > 0, (0.45 * rgb + 0.55 * seg).astype(np.uint8), rgb)
+    paths = {"map": out_dir / f"{stem}_map.png", "overlay": out_dir / f"{stem}_overlay.png"}
+    Image.fromarray(seg).save(paths["map"])
+    Image.fromarray(overlay).save(paths["overlay"])
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,153 @@
+"""U-Net: Ronneberger, Fischer & Brox, 2015, "U-Net: Convolutional networks for biomedical image
+segmentation" (slides "U-Net"), and a practical padded variant.
+
+* ``unet_paper``: as published: unpadded 3x3 convolutions (each trims 2 pixels), 2x2 max
+  pooling, 2x2 up-convolutions (transposed convolutions, stride 2: ``(i - 1)*2 + 2 = 2i``) that
+  halve the channels, and skip connections that crop the encoder's map to the decoder's size and
+  concatenate. A 572x572 input gives a 388x388 map (`cnnlab summary unet_paper --input
+  1x572x572` walks the shapes).
+* ``unet``: "same" padding so the output matches the input; any input size (padded internally
+  to a multiple of ``2^depth`` and cropped back); configurable depth, base width, batch norm and
+  transposed-convolution or bilinear upsampling.
+
+Skip connections are named tensors in ``forward`` (``skips["enc1"]`` ...), never found by index.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.registry import register_model
+
+RONNEBERGER_2015 = "Ronneberger et al., 2015. U-Net"
+
+
+def double_conv(
+    in_channels: int, out_channels: int, padding: int, batch_norm: bool
+) -> nn.Sequential:
+    """``(conv 3x3 -> [BN] -> ReLU) x 2``; ``padding=0`` is the paper's valid convolution."""
+    layers: list[nn.Module] = []
+    for c_in in (in_channels, out_channels):
+        layers.append(nn.Conv2d(c_in, out_channels, 3, padding=padding, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The paper's "crop": the centre ``height x width`` of ``x (B, C, H, W)``."""
+    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+    return x[..., top : top + height, left : left + width]
+
+
+class UNet(nn.Module):
+    """Encoder of ``depth`` double convs with pooling, a bottleneck, and a decoder that upsamples,
+    joins the named skip and double-convs. ``(B, C_in, H, W) -> (B, num_classes, H', W')``."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        depth: int = 4,
+        base_width: int = 64,
+        padding: int = 0,
+        batch_norm: bool = False,
+        upsample: str = "transpose",
+    ) -> None:
+        super().__init__()
+        if upsample not in ("transpose", "bilinear"):
+            raise ValueError(f"upsample must be transpose or bilinear, got {upsample!r}")
+        self.depth, self.padding, self.upsample_mode = depth, padding, upsample
+        widths = [base_width * 2**i for i in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        c = in_channels
+        for w in widths[:-1]:
+            self.encoders.append(double_conv(c, w, padding, batch_norm))
+            c = w
+        self.pool = nn.MaxPool2d(2, 2)
+        self.bottleneck = double_conv(widths[-2], widths[-1], padding, batch_norm)
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for w_hi, w in zip(widths[:0:-1], widths[-2::-1], strict=True):
+            if upsample == "transpose":
+                self.ups.append(nn.ConvTranspose2d(w_hi, w, 2, stride=2))  # "up-conv 2x2"
+            else:
+                self.ups.append(
+                    nn.Sequential(
+                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                        nn.Conv2d(w_hi, w, 1),
+                    )
+                )
+            self.decoders.append(double_conv(2 * w, w, padding, batch_norm))
+        self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The bottleneck map and the named encoder outputs (the skip connections)."""
+        skips: dict[str, torch.Tensor] = {}
+        for level, encoder in enumerate(self.encoders, start=1):
+            x = encoder(x)
+            skips[f"enc{level}"] = x
+            x = self.pool(x)
+        return self.bottleneck(x), skips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pad_h = pad_w = 0
+        if self.padding:  # pad to a multiple of 2^depth so every pooling divides evenly
+            m = 2**self.depth
+            pad_h, pad_w = (-size[0]) % m, (-size[1]) % m
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(size) > 1 else "constant")
+        y, skips = self.forward_features(x)
+        for level, up, decoder in zip(
+            range(self.depth, 0, -1), self.ups, self.decoders, strict=True
+        ):
+            y = up(y)
+            skip = center_crop(skips[f"enc{level}"], y.shape[-2], y.shape[-1])
+            y = decoder(torch.cat([skip, y], 1))
+        out = self.classifier(y)
+        return out[..., : size[0], : size[1]] if self.padding else out
+
+
+@register_model("unet_paper", input_size=(1, 572, 572), task="segmentation", paper=RONNEBERGER_2015)
+def unet_paper(*, num_classes: int = 2, in_channels: int = 1) -> UNet:
+    """U-Net as published: valid convolutions, 572 -> 388."""
+    return UNet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        depth=4,
+        base_width=64,
+        padding=0,
+        batch_norm=False,
+        upsample="transpose",
+    )
+
+
+@register_model(
+    "unet",
+    input_size=(3, 128, 128),
+    task="segmentation",
+    paper=RONNEBERGER_2015 + " (padded, batch norm)",
+)
+def unet(
+    *,
+    num_classes: int = 4,
+    in_channels: int = 3,
+    depth: int = 4,
+    base_width: int = 16,
+    batch_norm: bool = True,
+    upsample: str = "transpose",
+) -> UNet:
+    """Padded U-Net for any input size (output size = input size)."""
+    return UNet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        depth=depth,
+        base_width=base_width,
+        padding=1,
+        batch_norm=batch_norm,
+        upsample=upsample,
+    )

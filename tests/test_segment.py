@@ -1,0 +1,152 @@
+"""Semantic segmentation: U-Net shapes, transposed-convolution sizes, losses, metrics, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.data.scenes import make_scenes, write_masks
+from cnnlab.engine.segment import (
+    confusion_matrix,
+    folder_segmentation,
+    scenes_segmentation,
+    segmentation_metrics,
+)
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.segmentation import dice_loss, segmentation_loss
+from cnnlab.ops import transposed_output_size
+from cnnlab.viz.summary import summarize
+
+
+def test_unet_paper_572_to_388() -> None:
+    with torch.device("meta"):
+        model = cnnlab.create_model("unet_paper")
+    s = summarize(model, (1, 572, 572))
+    shapes = [r.slide_shape for r in s.rows]
+    assert shapes[0] == (570, 570, 64) and shapes[1] == (568, 568, 64)  # valid 3x3 convs
+    assert (28, 28, 1024) in shapes  # the bottleneck
+    assert (56, 56, 512) in shapes  # the first up-conv doubles 28 -> 56
+    assert shapes[-1] == (388, 388, 2)
+
+
+@pytest.mark.parametrize("s, p, expected", [(1, 0, 4), (1, 1, 2), (2, 0, 5), (2, 1, 3)])
+def test_transposed_conv_sizes_of_the_slide(s: int, p: int, expected: int) -> None:
+    """The slide's four cases for a 2x2 input and a 3x3 kernel: (i - 1) s + k - 2p."""
+    assert transposed_output_size(2, 3, s, p) == expected
+    y = F.conv_transpose2d(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 3), stride=s, padding=p)
+    assert y.shape[-1] == expected
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "bilinear"])
+def test_padded_unet_keeps_any_size(upsample: str) -> None:
+    model = cnnlab.create_model("unet", upsample=upsample, depth=3, base_width=4)
+    for h, w in ((37, 50), (64, 64), (9, 17)):
+        assert model(torch.randn(1, 3, h, w)).shape == (1, 4, h, w)
+
+
+def test_metrics_hand_example() -> None:
+    target = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 0, 2]])
+    conf = confusion_matrix(pred, target, 3)
+    assert conf.tolist() == [[3, 1, 0], [0, 4, 0], [1, 0, 3]]
+    m = segmentation_metrics(conf)
+    assert m["per_class_iou"] == pytest.approx([3 / 5, 4 / 5, 3 / 4])
+    assert m["mean_iou"] == pytest.approx((3 / 5 + 4 / 5 + 3 / 4) / 3)
+    assert m["per_class_dice"] == pytest.approx([6 / 8, 8 / 9, 6 / 7])
+    assert m["pixel_accuracy"] == pytest.approx(10 / 12)
+
+
+def test_losses() -> None:
+    labels = torch.randint(0, 3, (2, 8, 8))
+    perfect = F.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 50
+    assert dice_loss(perfect, labels) < 1e-3
+    assert dice_loss(torch.zeros(2, 3, 8, 8), labels) > 0.3
+    both = segmentation_loss(perfect, labels, "ce+dice")
+    assert both == pytest.approx(
+        segmentation_loss(perfect, labels, "ce") + segmentation_loss(perfect, labels, "dice")
+    )
+    w = torch.tensor([0.0, 1.0, 1.0])
+    assert segmentation_loss(torch.zeros(2, 3, 8, 8), labels, "ce", w) == pytest.approx(
+        np.log(3), abs=1e-5
+    )
+
+
+def test_overfit_one_batch() -> None:
+    data = scenes_segmentation(4, image_size=32, seed=1)
+    model = cnnlab.create_model("unet", depth=3, base_width=8)
+    x = (data.images.float() / 255 - 0.5) / 0.25
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(80):
+        loss = segmentation_loss(model(x), data.masks)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_mask_folder_and_errors(tmp_path: Path) -> None:
+    root = write_masks(make_scenes(4, seed=2, image_size=32), tmp_path / "m")
+    data = folder_segmentation(root)
+    assert data.images.shape == (4, 3, 32, 32) and data.class_names[0] == "background"
+    Image.fromarray(np.full((16, 16), 9, np.uint8)).save(root / "masks" / "000001.png")
+    with pytest.raises(CnnlabError, match=r"000001\.png: mask is 16x16"):
+        folder_segmentation(root)
+    Image.fromarray(np.full((32, 32), 9, np.uint8)).save(root / "masks" / "000001.png")
+    with pytest.raises(CnnlabError, match=r"class index 9 is not in classes\.txt"):
+        folder_segmentation(root)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "segment",
+                "train",
+                "--images",
+                "40",
+                "--image-size",
+                "32",
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= r["test"]["mean_iou"] <= 1 and len(r["test"]["per_class_iou"]) == 4
+    assert main(["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["mean_iou"] == pytest.approx(r["test"]["mean_iou"])
+    assert (
+        main(
+            [
+                "segment",
+                "predict",
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--scenes",
+                "2",
+                "--out",
+                str(tmp_path / "pred"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert sum(preds[0]["pixel_counts"].values()) == 32 * 32
+    assert Path(preds[0]["overlay"]).is_file() and Path(preds[0]["map"]).is_file()
