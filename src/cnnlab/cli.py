@@ -783,6 +783,53 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     return {"predictions": rows}
 
 
+# --- style ----------------------------------------------------------------------------------
+
+
+def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.style import load_rgb, save_strip, transfer_style
+
+    content, style = load_rgb(args.content, args.size), load_rgb(args.style, args.size)
+    result = transfer_style(
+        content,
+        style,
+        steps=args.steps,
+        alpha=args.alpha,
+        beta=args.beta,
+        tv_weight=args.tv,
+        norm=args.norm,
+        init=args.init,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weights=args.weights,
+        seed=args.seed,
+        bf16=args.precision == "bf16",
+        console=Console(stderr=True, quiet=args.json),
+    )
+    out = save_strip([result.image], args.output)
+    strip = save_strip(
+        [content[0], style[0], *result.snapshots],
+        Path(args.output).with_name(Path(args.output).stem + "_strip.png"),
+    )
+    first, last = result.history[0], result.history[-1]
+    if not args.json:
+        console.print(
+            f"wrote {out} and {strip}; J {first['total']:.3g} -> {last['total']:.3g} "
+            f"in {result.seconds:.1f} s ({result.seconds_per_step:.2f} s/step)"
+        )
+    return {
+        "output": str(out),
+        "strip": str(strip),
+        "first": first,
+        "last": last,
+        "seconds": result.seconds,
+        "seconds_per_step": result.seconds_per_step,
+        "features": "vgg19 (torchvision weights)"
+        if args.weights
+        else "vgg19 with random weights (see docs)",
+    }
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -819,6 +866,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_localize(sub, common)
     _add_detect(sub, common)
     _add_segment(sub, common)
+    p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
+    p.add_argument("content", help="image path or bundled photo (astronaut, chelsea, coffee, ...)")
+    p.add_argument("style", help="image path or bundled photo/texture (brick, grass, gravel, ...)")
+    p.add_argument("-o", "--output", default="runs/style/generated.png")
+    p.add_argument("--size", type=_positive_int, default=256)
+    p.add_argument("--steps", type=_positive_int, default=200)
+    p.add_argument("--alpha", type=float, default=10.0, help="content weight")
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="style weight (default 40 with --weights, 4000 with random features)",
+    )
+    p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
+    p.add_argument("--norm", choices=("course", "gatys"), default="course")
+    p.add_argument("--init", choices=("content", "random"), default="content")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--weights", help="a torchvision VGG-19 weights file (vgg19-dcbb9e9d.pth)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_style)
     return parser
 
 

@@ -1,0 +1,247 @@
+"""Neural style transfer by gradient descent on the pixels of G (Gatys et al., 2015).
+
+Features come from VGG-19 of the model zoo: layer ``conv4_2`` for content and ``conv1_1,
+conv2_1, conv3_1, conv4_1, conv5_1`` (equal weights) for style, read after their ReLUs.
+
+* With ``weights`` (a torchvision VGG-19 file, ``vgg19-dcbb9e9d.pth``) images are normalised with
+  ImageNet statistics and the results are the classic ones.
+* Without weights nothing can be downloaded here, so the default uses VGG-19 with *random*
+  (seeded, Kaiming-initialised) weights. Random convolutional features still capture texture
+  statistics through their Gram matrices (Ustyuzhaninov et al., 2016, "Texture synthesis using
+  shallow convolutional networks with random filters"), so the style (colours, strokes,
+  textures) transfers recognisably, but the content is held by low-level structure rather than
+  object semantics: edges and layout are kept, the "meaning" of the content is not. Random mode
+  uses the shallower layers (content ``conv3_1``, style ``conv1_1 .. conv4_1``), where random
+  features are most informative.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.ops.style import content_cost, style_cost, total_variation
+from cnnlab.registry import create_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "china",
+    "flower",
+    "brick",
+    "grass",
+    "gravel",
+    "rocket",
+    "camera",
+)
+
+
+def load_rgb(source: str, size: int) -> torch.Tensor:
+    """A bundled photo by name (scikit-image: astronaut, chelsea (the cat), coffee, rocket,
+    camera; textures brick, grass, gravel; scikit-learn: china, flower) or an image path ->
+    ``(1, 3, size, size)`` in [0, 1] (shorter side resized, centre crop)."""
+    from PIL import Image
+
+    if source in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        arr = load_sample_image(f"{source}.jpg")
+    elif source in PHOTOS:
+        import skimage.data
+
+        arr = np.asarray(getattr(skimage.data, source)())
+    elif Path(source).is_file():
+        from cnnlab.data.images import read_image
+
+        arr = np.asarray(read_image(source, "RGB"))
+    else:
+        raise CnnlabError(f"{source}: no such file, and not a bundled photo ({', '.join(PHOTOS)})")
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    from cnnlab.data.folder import fit_image
+
+    img = fit_image(Image.fromarray(arr[..., :3].astype(np.uint8)), size)
+    return torch.from_numpy(np.asarray(img, np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def vgg19_layer_names() -> list[str]:
+    """Names of ``vgg19.features`` children: conv1_1, relu1_1, conv1_2, ..., pool5."""
+    from cnnlab.models.vgg import VGG_CONFIGS
+
+    names = []
+    for block, stage in enumerate(VGG_CONFIGS[19], start=1):
+        for i in range(1, stage.convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+class FeatureExtractor(nn.Module):
+    """VGG-19 features returning the named ReLU outputs; max pools replaced by average pools
+    (Gatys et al. report slightly smoother results with average pooling)."""
+
+    def __init__(self, weights: str | None, layers: list[str], seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        vgg = create_model("vgg19")
+        if weights:
+            from cnnlab.models.torchvision_weights import load_torchvision_weights
+
+            load_torchvision_weights(vgg, weights)
+        names = vgg19_layer_names()
+        last = max(names.index(n.replace("conv", "relu")) for n in layers)
+        modules = []
+        for m in list(vgg.features)[: last + 1]:
+            modules.append(nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else m)
+        self.body = nn.Sequential(*modules).eval().requires_grad_(False)
+        self.taps = {names.index(n.replace("conv", "relu")): n for n in layers}
+        self.normalise = weights is not None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.normalise:
+            mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            x = (x - mean) / std
+        out = {}
+        for i, m in enumerate(self.body):
+            x = m(x)
+            if i in self.taps:
+                out[self.taps[i]] = x
+        return out
+
+
+@dataclass
+class StyleResult:
+    image: torch.Tensor  # (3, H, W) in [0, 1]
+    history: list[dict[str, float]] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    seconds: float = 0.0
+    seconds_per_step: float = 0.0
+
+
+def transfer_style(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    *,
+    steps: int = 300,
+    alpha: float = 10.0,
+    beta: float | None = None,
+    tv_weight: float = 0.0,
+    norm: str = "course",
+    init: str = "content",
+    optimizer: str = "adam",
+    lr: float = 0.02,
+    weights: str | None = None,
+    seed: int = 0,
+    bf16: bool = False,
+    snapshots: int = 6,
+    console: Console | None = None,
+) -> StyleResult:
+    """Minimise ``J(G)`` over the pixels of G. ``init``: ``random`` (the slide's step 1: uniform
+    noise) or ``content`` (the content image plus noise, which converges faster). ``beta``
+    defaults to the course's 40 with pretrained weights and to 4,000 with random features, whose
+    Gram matrices are about a hundred times smaller."""
+    if beta is None:
+        beta = 40.0 if weights else 4000.0
+    if init not in ("random", "content"):
+        raise CnnlabError(f"--init must be random or content, got {init!r}")
+    if optimizer not in ("adam", "lbfgs"):
+        raise CnnlabError(f"--optimizer must be adam or lbfgs, got {optimizer!r}")
+    if weights:
+        content_layer, style_layers = (
+            "conv4_2",
+            ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],
+        )
+    else:
+        content_layer, style_layers = "conv3_1", ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
+    net = FeatureExtractor(
+        weights, sorted({content_layer, *style_layers}, key=vgg19_layer_names().index), seed
+    )
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if bf16
+        else torch.autocast("cpu", enabled=False)
+    )
+    with torch.no_grad(), autocast:
+        target_c = {k: v.float() for k, v in net(content).items()}[content_layer]
+        target_s = {k: v.float() for k, v in net(style).items()}
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(content.shape, generator=g)
+    start = noise if init == "random" else (0.8 * content + 0.2 * noise)
+    x = start.clone().requires_grad_(True)
+    layer_w = {k: 1.0 / len(style_layers) for k in style_layers}
+    opt: torch.optim.Optimizer = (
+        torch.optim.Adam([x], lr=lr)
+        if optimizer == "adam"
+        else torch.optim.LBFGS([x], lr=1.0, max_iter=1)
+    )
+    history: list[dict[str, float]] = []
+    shots: list[torch.Tensor] = []
+    every = max(1, steps // max(snapshots, 1))
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        with autocast:
+            feats = {k: v.float() for k, v in net(x).items()}
+        jc = content_cost(target_c, feats[content_layer], norm).sum()
+        js = style_cost(target_s, feats, layer_w, norm).sum()
+        jtv = total_variation(x).sum()
+        total = alpha * jc + beta * js + tv_weight * jtv
+        total.backward()
+        history.append(
+            {"total": total.item(), "content": jc.item(), "style": js.item(), "tv": jtv.item()}
+        )
+        return total
+
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    columns = [
+        TextColumn("[bold]step {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("style", total=steps, stats="")
+        for step in range(1, steps + 1):
+            opt.step(closure)
+            with torch.no_grad():
+                x.clamp_(0, 1)
+            if step % every == 0 or step == steps:
+                shots.append(x.detach()[0].clone())
+            h = history[-1]
+            progress.update(
+                task,
+                advance=1,
+                stats=(f"J {h['total']:.3g}  content {h['content']:.3g}  style {h['style']:.3g}"),
+            )
+    seconds = time.perf_counter() - started
+    return StyleResult(x.detach()[0], history, shots, seconds, seconds / steps)
+
+
+def save_strip(images: list[torch.Tensor], path: str | Path) -> Path:
+    """Side-by-side strip of ``(3, H, W)`` images."""
+    from PIL import Image
+
+    strip = torch.cat([im.clamp(0, 1) for im in images], -1)
+    arr = (strip.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def _interp(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)

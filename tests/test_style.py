@@ -1,0 +1,71 @@
+"""Style transfer costs against hand-computed values, and the optimisation lowering J(G)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.engine.style import load_rgb, transfer_style, vgg19_layer_names
+from cnnlab.errors import CnnlabError
+from cnnlab.ops.style import (
+    content_cost,
+    gram_matrix,
+    style_cost,
+    style_layer_cost,
+    total_variation,
+)
+
+
+def test_gram_matrix_by_hand() -> None:
+    a = torch.tensor([[[[1.0, 2.0], [0.0, 1.0]], [[3.0, 0.0], [1.0, 1.0]]]])  # (1, 2, 2, 2)
+    # channel vectors f0 = (1, 2, 0, 1), f1 = (3, 0, 1, 1)
+    assert gram_matrix(a).tolist() == [[[6.0, 4.0], [4.0, 11.0]]]
+
+
+def test_costs_by_hand() -> None:
+    a_c = torch.zeros(1, 2, 2, 2)
+    a_g = torch.ones(1, 2, 2, 2)
+    assert content_cost(a_c, a_g, "course").item() == pytest.approx(8 / (4 * 2 * 2 * 2))
+    assert content_cost(a_c, a_g, "gatys").item() == pytest.approx(0.5 * 8)
+    # G(a_g) is all 4s (each channel vector (1,1,1,1)), G(a_c) zeros: sum of squares 4 * 16
+    expected = 4 * 16 / (2 * 2 * 2 * 2) ** 2
+    assert style_layer_cost(a_c, a_g, "course").item() == pytest.approx(expected)
+    assert style_layer_cost(a_c, a_g, "gatys").item() == pytest.approx(expected)  # 1/(4N^2M^2)
+    both = style_cost({"a": a_c, "b": a_c}, {"a": a_g, "b": a_g}, {"a": 0.5, "b": 0.25})
+    assert both.item() == pytest.approx(0.75 * expected)
+    x = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    assert total_variation(x).item() == pytest.approx(0.0 + 1.0)
+    with pytest.raises(CnnlabError):
+        content_cost(a_c, a_g, "mine")
+
+
+def test_layer_names_follow_vgg19() -> None:
+    names = vgg19_layer_names()
+    assert names[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert len(names) == 37 and names[-1] == "pool5"
+
+
+def test_cost_falls_in_a_few_steps() -> None:
+    content, style = load_rgb("astronaut", 32), load_rgb("brick", 32)
+    result = transfer_style(content, style, steps=8, snapshots=2)
+    assert result.history[-1]["total"] < result.history[0]["total"]
+    assert result.image.shape == (3, 32, 32) and len(result.snapshots) == 2
+    lbfgs = transfer_style(content, style, steps=4, optimizer="lbfgs", init="random")
+    assert lbfgs.history[-1]["total"] < lbfgs.history[0]["total"]
+
+
+def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "g.png"
+    assert (
+        main(
+            ["style", "chelsea", "gravel", "-o", str(out), "--size", "32", "--steps", "3", "--json"]
+        )
+        == 0
+    )
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out.is_file() and Path(r["strip"]).is_file() and "random" in r["features"]
+    assert main(["style", "nowhere.png", "gravel"]) == 2
