@@ -214,6 +214,8 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         result = explain.explain_scale(args.phi)
     elif args.what == "sliding-windows":
         result = _explain_sliding(args, console)
+    elif args.what == "receptive-field":
+        result = _explain_receptive_field(args, console)
     else:
         result = explain.explain_cost(
             explain.parse_shape(args.shape),
@@ -225,7 +227,7 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
-    if not args.json and args.what != "sliding-windows":
+    if not args.json and args.what not in ("sliding-windows", "receptive-field"):
         explain.render(result, console)
     return result
 
@@ -830,6 +832,109 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     }
 
 
+# --- visualize ------------------------------------------------------------------------------
+
+
+def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    from cnnlab.config import ClassifyTrainConfig
+    from cnnlab.data.classification import load_classification, normalize
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
+    data = load_classification(
+        args.data or config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+    )
+    norm = ckpt.get("normalization", data.normalization())
+    images = normalize(data.splits[args.split].images[: args.limit], norm["mean"], norm["std"])
+    return model.eval(), images, ckpt
+
+
+def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+
+    from cnnlab.engine import visualize as V
+    from cnnlab.viz.plots import plot_image_grid
+
+    model, images, ckpt = _vis_inputs(args)
+    out = Path(args.output)
+    if args.what == "filters":
+        w = V.first_layer_filters(model)
+        tiles = [f.mean(0) if f.shape[0] != 3 else f.permute(1, 2, 0).mean(-1) for f in w]
+        path = plot_image_grid(
+            tiles,
+            [f"filter {i}" for i in range(len(tiles))],
+            out,
+            cols=min(8, len(tiles)),
+            symmetric=True,
+            suptitle=f"{ckpt['model']}: first-layer filters",
+        )
+        result: dict[str, Any] = {"figure": str(path), "filters": list(w.shape)}
+    elif args.what == "activations":
+        maps = V.activation_maps(model, images[args.index], args.channels)
+        tiles = [m for _, ms in maps for m in ms]
+        titles = [f"{n}[{i}]" for n, ms in maps for i in range(len(ms))]
+        path = plot_image_grid(tiles, titles, out, cols=args.channels)
+        result = {"figure": str(path), "layers": [n for n, _ in maps]}
+    else:
+        geometry = [
+            g for g in V.layer_geometry(model, tuple(images.shape[1:])) if g.kind == "Conv2d"
+        ][: args.layers]
+        rows, summary = [], []
+        for g in geometry:
+            stacks = [
+                V.top_patches(model, g.name, u, images, g)[0]
+                for u in range(min(args.units, g.channels))
+            ]
+            rows.append((f"{g.name} (field {g.rf}px)", stacks))
+            summary.append({"layer": g.name, "receptive_field": g.rf, "jump": g.jump})
+        path = V.plot_patch_grid(rows, out, title=f"{ckpt['model']}: top-9 patches per unit")
+        result = {"figure": str(path), "layers": summary}
+    if not args.json:
+        console.print(f"wrote {result['figure']}")
+    return result
+
+
+def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.visualize import layer_geometry
+    from cnnlab.registry import create_model, get_model_entry
+
+    size = args.input or get_model_entry(args.model).input_size
+    rows = [
+        {
+            "layer": g.name,
+            "type": g.kind,
+            "kernel": g.kernel,
+            "stride": g.stride,
+            "padding": g.padding,
+            "receptive_field": g.rf,
+            "jump": g.jump,
+            "start": g.start,
+            "output_size": g.size,
+        }
+        for g in layer_geometry(create_model(args.model), size)
+    ]
+    if not args.json:
+        table = Table(title=f"{args.model}: receptive fields (input {'x'.join(map(str, size))})")
+        for col in ("layer", "type", "k", "s", "p", "field", "jump", "start"):
+            table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+        for r in rows:
+            table.add_row(
+                r["layer"],
+                r["type"],
+                str(r["kernel"]),
+                str(r["stride"]),
+                str(r["padding"]),
+                str(r["receptive_field"]),
+                str(r["jump"]),
+                f"{r['start']:g}",
+            )
+        console.print(table)
+    return {"kind": "receptive-field", "model": args.model, "layers": rows}
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -866,6 +971,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_localize(sub, common)
     _add_detect(sub, common)
     _add_segment(sub, common)
+    vis = sub.add_parser("visualize", parents=[common], help="what a trained network learned")
+    kinds = vis.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    for name, helptext in (
+        ("patches", "top-9 patches per unit, layer by layer"),
+        ("filters", "the first layer's filters as images"),
+        ("activations", "one image's activation maps"),
+    ):
+        p = kinds.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("--checkpoint", required=True, help="a classifier trained by cnnlab")
+        p.add_argument("--data", help="dataset (default: the checkpoint's)")
+        p.add_argument("--split", choices=("train", "val", "test"), default="train")
+        p.add_argument("--limit", type=_positive_int, default=2000, help="images searched")
+        p.add_argument("--layers", type=_positive_int, default=5)
+        p.add_argument("--units", type=_positive_int, default=4)
+        p.add_argument("--channels", type=_positive_int, default=8)
+        p.add_argument("--index", type=int, default=0, help="image for activations")
+        p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png")
+        p.set_defaults(handler=cmd_visualize)
     p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
     p.add_argument("content", help="image path or bundled photo (astronaut, chelsea, coffee, ...)")
     p.add_argument("style", help="image path or bundled photo/texture (brick, grass, gravel, ...)")
@@ -952,6 +1075,12 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=_positive_int, default=28)
     p.add_argument("--checkpoint", help="a trained window classifier (default: seeded weights)")
     p.add_argument("--repeats", type=_positive_int, default=3)
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
+    )
+    p.add_argument("model")
+    p.add_argument("--input", type=_dims, help="input size CxHxW (default: the model's)")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
     p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")

@@ -1,0 +1,206 @@
+"""Seeing what a network learned (Zeiler & Fergus, 2014; slides "Visualizing what a deep network
+is learning" and "Visualizing deep layers: Layer 1..5").
+
+* :func:`layer_geometry`: every convolution and pooling layer in execution order with its
+  receptive field: ``size r``, ``jump j`` (input pixels between neighbouring units) and ``start``
+  (input coordinate of unit 0's field centre): ``r_l = r + (k_eff - 1) j``,
+  ``start_l = start + ((k_eff - 1)/2 - p) j``, ``j_l = j s``. Exact for chain networks (LeNet,
+  AlexNet, VGG, NiN, MobileNet v1, convnet_small); for branching ones it follows execution order.
+* :func:`top_patches`: for a unit (a channel of a layer), the nine dataset patches with the
+  largest activation, each cropped to that unit's exact receptive field.
+* first-layer filters as images, and one image's activation maps through the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """A conv/pool layer and the receptive field of its output units."""
+
+    name: str
+    kind: str
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    rf: int  # receptive field size in input pixels
+    jump: int  # input pixels between neighbouring output units
+    start: float  # input coordinate of the centre of unit 0's field
+    channels: int
+    size: int  # output height
+
+    def field(self, i: int) -> tuple[int, int]:
+        """``[lo, hi)`` input rows (or columns) seen by output unit ``i``."""
+        centre = self.start + i * self.jump
+        lo = math.floor(centre - (self.rf - 1) / 2 + 0.5)
+        return lo, lo + self.rf
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return v if isinstance(v, int) else v[0]
+
+
+def layer_geometry(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerGeometry]:
+    """Trace ``model`` on a zero input and accumulate the receptive fields (module docstring)."""
+    calls: list[tuple[str, nn.Module, torch.Size]] = []
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
+            handles.append(
+                m.register_forward_hook(
+                    lambda mod, a, o, name=name: calls.append((name, mod, o.shape))
+                )
+            )
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    out, r, j, start = [], 1, 1, 0.0
+    for name, m, shape in calls:
+        k, s = _first(m.kernel_size), _first(m.stride)
+        p = _first(m.padding)
+        d = _first(getattr(m, "dilation", 1))
+        k_eff = d * (k - 1) + 1
+        start += ((k_eff - 1) / 2 - p) * j
+        r += (k_eff - 1) * j
+        j *= s
+        out.append(
+            LayerGeometry(name, type(m).__name__, k, s, p, d, r, j, start, shape[1], shape[2])
+        )
+    return out
+
+
+@torch.no_grad()
+def top_patches(
+    model: nn.Module,
+    layer: str,
+    unit: int,
+    images: torch.Tensor,
+    geometry: LayerGeometry,
+    k: int = 9,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    """The ``k`` patches of ``images (N, C, H, W)`` (model-ready) that most excite channel
+    ``unit`` of ``layer``: ``(k, C, rf, rf)`` crops (zero outside the image) and their
+    ``(image, row, col)`` unit positions, strongest first. One patch per image at most, as in
+    Zeiler & Fergus's figures."""
+    module = dict(model.named_modules())[layer]
+    grabbed: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda m, a, o: grabbed.append(o[:, unit]))
+    model.eval()
+    best_val, best_pos = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            grabbed.clear()
+            model(images[start : start + batch_size])
+            act = grabbed[0]  # (b, h, w)
+            flat = act.flatten(1)
+            v, i = flat.max(1)
+            best_val.append(v)
+            best_pos.append(
+                torch.stack([torch.arange(len(v)) + start, i // act.shape[2], i % act.shape[2]], 1)
+            )
+    finally:
+        handle.remove()
+    vals, pos = torch.cat(best_val), torch.cat(best_pos)
+    order = vals.argsort(descending=True)[:k]
+    pad = geometry.rf
+    padded = F.pad(images, (pad, pad, pad, pad))
+    crops, where = [], []
+    for n, row, col in pos[order].tolist():
+        (y0, y1), (x0, x1) = geometry.field(row), geometry.field(col)
+        crops.append(padded[n, :, y0 + pad : y1 + pad, x0 + pad : x1 + pad])
+        where.append((n, row, col))
+    return torch.stack(crops), where
+
+
+def plot_patch_grid(
+    rows: list[tuple[str, list[torch.Tensor]]], path: str | Path, title: str = ""
+) -> Path:
+    """``rows``: per layer, a list of ``(9, C, r, r)`` patch stacks (one per unit), drawn as
+    3x3 mosaics side by side like the slides."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    units = max(len(u) for _, u in rows)
+    fig, axes = plt.subplots(
+        len(rows), units, figsize=(1.8 * units, 1.9 * len(rows)), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (name, stacks) in enumerate(rows):
+        for u, stack in enumerate(stacks):
+            mosaic = _mosaic(stack)
+            ax = axes[r][u]
+            ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None)
+            if u == 0:
+                ax.set_title(name, fontsize=7, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _mosaic(stack: torch.Tensor) -> np.ndarray:
+    """``(n, C, r, r)`` -> a 3x3 (or smaller) grid image, each patch min-max scaled."""
+    n, c, r, _ = stack.shape
+    side = math.ceil(math.sqrt(n))
+    grid = torch.ones(c, side * (r + 1) - 1, side * (r + 1) - 1)
+    for i, p in enumerate(stack):
+        lo, hi = p.min(), p.max()
+        p = (p - lo) / (hi - lo + 1e-8)
+        y, x = divmod(i, side)
+        grid[:, y * (r + 1) : y * (r + 1) + r, x * (r + 1) : x * (r + 1) + r] = p
+    arr = grid.permute(1, 2, 0).numpy()
+    return arr[..., 0] if c == 1 else arr[..., :3]
+
+
+def first_layer_filters(model: nn.Module) -> torch.Tensor:
+    """The first convolution's weights ``(out, in, k, k)``."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.weight.detach().cpu()
+    raise ValueError("the model has no Conv2d layer")
+
+
+@torch.no_grad()
+def activation_maps(
+    model: nn.Module, image: torch.Tensor, max_channels: int = 8
+) -> list[tuple[str, torch.Tensor]]:
+    """One image's output of every Conv2d, first ``max_channels`` channels each."""
+    maps: list[tuple[str, torch.Tensor]] = []
+    handles = [
+        m.register_forward_hook(
+            lambda mod, a, o, name=name: maps.append((name, o[0, :max_channels].cpu()))
+        )
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    model.eval()
+    try:
+        model(image[None])
+    finally:
+        for h in handles:
+            h.remove()
+    return maps

@@ -1,0 +1,88 @@
+"""Receptive fields against gradients, top-9 patches on a hand-made model, the CLI figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.engine.visualize import layer_geometry, top_patches
+
+
+@pytest.mark.parametrize(
+    "name, size",
+    [
+        ("lenet5", (1, 32, 32)),
+        ("convnet_small", (3, 64, 64)),
+        ("alexnet", (3, 227, 227)),
+        ("vgg11", (3, 64, 64)),
+    ],
+)
+def test_receptive_fields_match_gradients(name: str, size: tuple[int, ...]) -> None:
+    """Away from padding, the input pixels with a non-zero gradient for one unit are exactly
+    its computed field."""
+    model = cnnlab.create_model(name).eval()
+    for g in layer_geometry(model, size)[:6]:
+        module = dict(model.named_modules())[g.name]
+        store = {}
+        handle = module.register_forward_hook(lambda m, a, o, s=store: s.setdefault("out", o))
+        x = torch.rand(1, *size, requires_grad=True)
+        model(x)
+        handle.remove()
+        out = store["out"]
+        i = out.shape[-1] // 2  # a unit in the middle, away from the padding
+        out[0, :, i, i].sum().backward()
+        rows = (x.grad[0].abs().sum(0).sum(1) > 0).nonzero().flatten()
+        lo, hi = g.field(i)
+        assert (rows.min().item(), rows.max().item() + 1) == (lo, hi), g.name
+        assert hi - lo == g.rf
+
+
+def test_top_patches_find_the_known_maximisers() -> None:
+    """A 3x3 conv that sums its window: the brightest 3x3 blocks win, cropped exactly."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False))
+    nn.init.ones_(model[0].weight)
+    images = torch.zeros(12, 1, 10, 10)
+    for n in range(12):
+        r, c = n % 7, (2 * n) % 7
+        images[n, 0, r : r + 3, c : c + 3] = n + 1  # image n has a block of brightness n + 1
+    geometry = layer_geometry(model, (1, 10, 10))[0]
+    patches, where = top_patches(model, "0", 0, images, geometry, k=9)
+    assert [n for n, _, _ in where] == list(range(11, 2, -1))  # the nine brightest images
+    for patch, (n, row, col) in zip(patches, where, strict=True):
+        assert (row, col) == (n % 7, (2 * n) % 7)
+        assert torch.equal(patch, torch.full((1, 3, 3), float(n + 1)))
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["classify", "train", "--epochs", "1", "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    for what in ("patches", "filters", "activations"):
+        out = tmp_path / f"{what}.png"
+        assert (
+            main(
+                [
+                    "visualize",
+                    what,
+                    "--checkpoint",
+                    str(run / "best.pt"),
+                    "--limit",
+                    "200",
+                    "-o",
+                    str(out),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        assert out.stat().st_size > 3000
+        capsys.readouterr()
+    assert main(["explain", "receptive-field", "vgg16", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert layers[-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels
