@@ -1,0 +1,94 @@
+"""The recognition database: identities and their embeddings in SQLite (Python's standard
+library). Every enrolment is one transaction: a crash part-way leaves the person either fully
+enrolled or absent, and never touches people enrolled before. The database remembers which model
+made its embeddings and refuses embeddings from another.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL
+);
+"""
+
+
+class FaceDatabase:
+    """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
+
+    def __init__(self, path: str | Path, model_id: str) -> None:
+        self.path = Path(path)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.executescript(SCHEMA)
+            row = self.conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CnnlabError(f"{self.path}: not a cnnlab face database ({exc})") from None
+        if row is None:
+            self.conn.execute("INSERT INTO meta VALUES ('model', ?)", (model_id,))
+        elif row[0] != model_id:
+            raise CnnlabError(
+                f"{self.path}: its embeddings were made by model {row[0]}; this "
+                f"is {model_id}. Use a new database or the same model"
+            )
+        self.model_id = model_id
+
+    def enroll(self, name: str, embeddings: np.ndarray) -> int:
+        """Add ``embeddings (n, D)`` for ``name`` (created if new) in one transaction."""
+        if not name.strip():
+            raise CnnlabError("a person needs a non-empty name")
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("INSERT OR IGNORE INTO persons(name) VALUES (?)", (name,))
+            pid = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0]
+            cur.executemany(
+                "INSERT INTO embeddings(person_id, vector) VALUES (?, ?)",
+                [(pid, np.asarray(e, np.float32).tobytes()) for e in embeddings],
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return len(embeddings)
+
+    def remove(self, name: str) -> None:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        deleted = cur.execute("DELETE FROM persons WHERE name = ?", (name,)).rowcount
+        cur.execute("COMMIT")
+        if not deleted:
+            raise CnnlabError(f"{self.path}: no person named {name!r}")
+
+    def people(self) -> list[tuple[str, int]]:
+        """``(name, number of embeddings)`` for everyone enrolled."""
+        return self.conn.execute(
+            "SELECT p.name, COUNT(e.id) FROM persons p LEFT JOIN embeddings e "
+            "ON e.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        ).fetchall()
+
+    def gallery(self) -> tuple[list[str], np.ndarray]:
+        """Names (one per embedding) and the ``(n, D)`` embeddings."""
+        rows = self.conn.execute(
+            "SELECT p.name, e.vector FROM embeddings e JOIN persons p "
+            "ON p.id = e.person_id ORDER BY e.id"
+        ).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), np.float32)
+        return [r[0] for r in rows], np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,99 @@
+"""Triplet loss and triplet mining (Schroff et al., 2015, FaceNet; slides "Triplet loss" and
+"Choosing the triplets A, P, N").
+
+``L(A, P, N) = max(||f(A) - f(P)||^2 - ||f(A) - f(N)||^2 + alpha, 0)``, summed over triplets,
+``alpha = 0.2``. Randomly chosen triplets mostly satisfy ``d(A, P) + alpha <= d(A, N)`` already
+and teach nothing, so triplets are mined from a batch of P identities x K images:
+
+* ``batch_all``: every valid (A, P, N) with a positive loss (averaged over those);
+* ``batch_hard`` (Hermans et al., 2017): per anchor, the farthest positive and nearest negative;
+* ``semi_hard`` (FaceNet): per (A, P) pair, the nearest negative that is still farther than P
+  (``d(A,P) < d(A,N) < d(A,P) + alpha``), falling back to the hardest negative.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+MINING = ("batch_all", "batch_hard", "semi_hard")
+
+
+def triplet_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    alpha: float = 0.2,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """The slide's loss on explicit triplets ``(T, D)`` each. ``reduction``: sum, mean or none."""
+    d_ap = ((anchor - positive) ** 2).sum(1)
+    d_an = ((anchor - negative) ** 2).sum(1)
+    loss = (d_ap - d_an + alpha).clamp(min=0)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def pairwise_sq_distances(emb: torch.Tensor) -> torch.Tensor:
+    """``(B, D) -> (B, B)`` squared Euclidean distances (clamped at 0)."""
+    sq = (emb**2).sum(1)
+    return (sq[:, None] + sq[None, :] - 2 * emb @ emb.T).clamp(min=0)
+
+
+def mine_triplets(
+    emb: torch.Tensor, labels: torch.Tensor, strategy: str = "batch_hard", alpha: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices ``(a, p, n)`` of mined triplets in a batch (see module docstring)."""
+    if strategy not in MINING:
+        raise CnnlabError(f"mining must be one of {', '.join(MINING)}, got {strategy!r}")
+    d = pairwise_sq_distances(emb.detach())
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    if strategy == "batch_hard":
+        has = pos_mask.any(1) & neg_mask.any(1)
+        a = has.nonzero().flatten()
+        p = torch.where(pos_mask, d, -1.0)[a].argmax(1)
+        n = torch.where(neg_mask, d, float("inf"))[a].argmin(1)
+        return a, p, n
+    a, p = pos_mask.nonzero(as_tuple=True)
+    if strategy == "batch_all":
+        a3, p3, n3 = [], [], []
+        for i, j in zip(a.tolist(), p.tolist(), strict=True):
+            ns = (neg_mask[i] & (d[i, j] - d[i] + alpha > 0)).nonzero().flatten()
+            a3 += [i] * len(ns)
+            p3 += [j] * len(ns)
+            n3 += ns.tolist()
+        t = torch.tensor
+        return t(a3, dtype=torch.long), t(p3, dtype=torch.long), t(n3, dtype=torch.long)
+    d_ap = d[a, p][:, None]
+    d_an = d[a]
+    semi = neg_mask[a] & (d_an > d_ap) & (d_an < d_ap + alpha)
+    hardest = torch.where(neg_mask[a], d_an, float("inf")).argmin(1)
+    nearest_semi = torch.where(semi, d_an, float("inf")).argmin(1)
+    n = torch.where(semi.any(1), nearest_semi, hardest)
+    keep = neg_mask[a].any(1)
+    return a[keep], p[keep], n[keep]
+
+
+def mined_triplet_loss(
+    emb: torch.Tensor, labels: torch.Tensor, strategy: str = "batch_hard", alpha: float = 0.2
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean triplet loss over the mined triplets, and statistics (``active``: fraction of
+    triplets with a positive loss; ``mean_distance``). Warns when embeddings collapse."""
+    a, p, n = mine_triplets(emb, labels, strategy, alpha)
+    if len(a) == 0:
+        return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": 0.0}
+    losses = triplet_loss(emb[a], emb[p], emb[n], alpha, reduction="none")
+    mean_d = pairwise_sq_distances(emb.detach()).mean().item()
+    if mean_d < 1e-4:
+        warnings.warn("embeddings have collapsed: all distances are near zero", stacklevel=2)
+    return losses.mean(), {
+        "triplets": len(a),
+        "active": (losses > 0).float().mean().item(),
+        "mean_distance": mean_d,
+    }

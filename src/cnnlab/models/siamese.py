@@ -1,0 +1,91 @@
+"""Siamese networks for faces (Taigman et al., 2014, DeepFace; Schroff et al., 2015, FaceNet).
+
+* :class:`SiameseEncoder`: any registered backbone, global average pooling and a linear layer to
+  an L2-normalised embedding ``f(x)`` (128-d by default). Both branches of a pair are the same
+  module: the weights are shared by construction.
+* :class:`LearnedSimilarity` (slide "Learning the similarity function"): a logistic unit on
+  ``sum_i alpha_i |f1[i] - f2[i]|`` (``form="l1"``) or on the chi-square form
+  ``sum_i w_i (f1[i] - f2[i])^2 / (f1[i] + f2[i])`` (``form="chi2"``). The chi-square form
+  assumes non-negative features (DeepFace's come after a ReLU); ours can be negative, so the
+  denominator is ``|f1[i]| + |f2[i]| + eps``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.registry import create_model, get_model_entry, register_model
+
+
+class SiameseEncoder(nn.Module):
+    """``(B, C, H, W) -> (B, embedding_dim)`` with unit L2 norm."""
+
+    def __init__(
+        self,
+        backbone: str = "convnet_small",
+        *,
+        embedding_dim: int = 128,
+        in_channels: int = 1,
+        input_size: int = 32,
+    ) -> None:
+        super().__init__()
+        kwargs = (
+            {"in_channels": in_channels}
+            if "in_channels" in get_model_entry(backbone).parameters()
+            else {}
+        )
+        self.backbone = create_model(backbone, **kwargs)
+        with torch.device("meta"):
+            ghost = create_model(backbone, **kwargs).eval()
+            c = ghost.forward_features(torch.zeros(1, in_channels, input_size, input_size))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.embed = nn.Linear(c.shape[1], embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.pool(self.backbone.forward_features(x)).flatten(1)
+        return F.normalize(self.embed(f), dim=1)
+
+
+def squared_distance(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """``d(img1, img2) = ||f(x1) - f(x2)||^2``, row by row."""
+    return ((f1 - f2) ** 2).sum(-1)
+
+
+class LearnedSimilarity(nn.Module):
+    """``y_hat = sigmoid(sum_i w_i phi_i(f1, f2) + b)``; returns the logit."""
+
+    def __init__(self, dim: int, form: str = "l1", eps: float = 1e-6) -> None:
+        super().__init__()
+        if form not in ("l1", "chi2"):
+            raise ValueError(f"form must be l1 or chi2, got {form!r}")
+        self.form, self.eps = form, eps
+        self.linear = nn.Linear(dim, 1)
+
+    def features(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+        if self.form == "l1":
+            return (f1 - f2).abs()
+        return (f1 - f2) ** 2 / (f1.abs() + f2.abs() + self.eps)
+
+    def forward(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(f1, f2)).squeeze(-1)
+
+
+@register_model(
+    "siamese",
+    input_size=(1, 32, 32),
+    task="embedding",
+    paper="Taigman et al., 2014 (DeepFace); Schroff et al., 2015 (FaceNet)",
+)
+def siamese(
+    *,
+    backbone: str = "convnet_small",
+    embedding_dim: int = 128,
+    in_channels: int = 1,
+    input_size: int = 32,
+) -> SiameseEncoder:
+    """A shared-weight encoder producing L2-normalised embeddings."""
+    return SiameseEncoder(
+        backbone, embedding_dim=embedding_dim, in_channels=in_channels, input_size=input_size
+    )

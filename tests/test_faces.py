@@ -1,0 +1,183 @@
+"""Faces: triplet loss against PyTorch, mining on a hand-made batch, the crash-safe database,
+and the command line from training to identification."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import cnnlab
+from cnnlab.cli import main
+from cnnlab.data.classification import load_digits
+from cnnlab.data.face_db import FaceDatabase
+from cnnlab.errors import CnnlabError
+from cnnlab.losses.triplet import mine_triplets, mined_triplet_loss, triplet_loss
+from cnnlab.models.siamese import LearnedSimilarity
+
+
+def test_triplet_loss_against_pytorch() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, p, n = (torch.randn(16, 8, generator=g) for _ in range(3))
+    oracle = F.triplet_margin_with_distance_loss(
+        a, p, n, distance_function=lambda x, y: ((x - y) ** 2).sum(1), margin=0.2, reduction="sum"
+    )
+    assert triplet_loss(a, p, n, 0.2).item() == pytest.approx(oracle.item(), rel=1e-6)
+    # With non-squared distances the slide's form is exactly PyTorch's triplet_margin_loss.
+    d_ap, d_an = (a - p).norm(dim=1), (a - n).norm(dim=1)
+    assert (d_ap - d_an + 1.0).clamp(min=0).mean().item() == pytest.approx(
+        F.triplet_margin_loss(a, p, n, margin=1.0, eps=0).item(), rel=1e-5
+    )
+
+
+def test_mining_picks_the_hardest_on_a_hand_made_batch() -> None:
+    # identity 0 at x = 0, 1, 3; identity 1 at x = 2, 10 (1-D embeddings)
+    emb = torch.tensor([[0.0], [1.0], [3.0], [2.0], [10.0]])
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    a, p, n = mine_triplets(emb, labels, "batch_hard")
+    hard = {int(i): (int(j), int(k)) for i, j, k in zip(a, p, n, strict=True)}
+    assert hard[0] == (2, 3)  # farthest positive x=3, nearest negative x=2
+    assert hard[4] == (3, 2)  # identity 1's anchor at 10: positive x=2, nearest negative x=3
+    a, p, n = mine_triplets(emb, labels, "semi_hard", alpha=5.0)
+    for i, j, k in zip(a.tolist(), p.tolist(), n.tolist(), strict=True):
+        assert labels[i] == labels[j] != labels[k]
+    a, p, n = mine_triplets(emb, labels, "batch_all", alpha=0.2)
+    losses = triplet_loss(emb[a], emb[p], emb[n], 0.2, "none")
+    assert (losses > 0).all() and len(a) > 0
+
+
+def test_collapse_warning() -> None:
+    emb = torch.zeros(6, 4, requires_grad=True)
+    with pytest.warns(UserWarning, match="collapsed"):
+        mined_triplet_loss(emb, torch.tensor([0, 0, 1, 1, 2, 2]))
+
+
+def test_encoder_and_learned_similarity() -> None:
+    enc = cnnlab.create_model("siamese", embedding_dim=16)
+    f = enc(torch.randn(4, 1, 32, 32))
+    assert f.shape == (4, 16) and torch.allclose(f.norm(dim=1), torch.ones(4), atol=1e-5)
+    for form in ("l1", "chi2"):
+        sim = LearnedSimilarity(16, form)
+        out = sim(f[:2], f[2:])
+        assert out.shape == (2,) and torch.isfinite(out).all()
+    zeros = torch.zeros(1, 16)
+    assert torch.isfinite(LearnedSimilarity(16, "chi2")(zeros, zeros)).all()  # guarded 0/0
+
+
+CHILD = """
+import sys, time, numpy as np
+from cnnlab.data.face_db import FaceDatabase
+db = FaceDatabase(sys.argv[1], "m1")
+db.enroll("alice", np.ones((3, 4), np.float32))
+print("alice", flush=True)
+class Slow:
+    def __iter__(self):
+        for i in range(1000):
+            time.sleep(0.01)
+            yield np.full(4, i, np.float32)
+db.enroll("bob", Slow())
+"""
+
+
+def test_database_survives_a_kill_mid_enrolment(tmp_path: Path) -> None:
+    path = tmp_path / "faces.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "alice"
+    time.sleep(0.5)  # bob's enrolment is under way
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db = FaceDatabase(path, "m1")
+    assert db.people() == [("alice", 3)]  # nothing half-written, nothing lost
+    with pytest.raises(CnnlabError, match="made by model m1"):
+        FaceDatabase(path, "other")
+    db.remove("alice")
+    assert db.people() == []
+
+
+def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["faces", "train", "--steps", "30", "--out", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in (
+        "verification_accuracy",
+        "identification_1_shot",
+        "identification_5_shot",
+        "open_set_rejection",
+        "eer",
+        "tau",
+    ):
+        assert key in result
+    digits = load_digits()
+    images = digits.splits["test"].images
+    labels = digits.splits["test"].labels
+    files = {}
+    for digit in (6, 7):
+        idx = (labels == digit).nonzero().flatten()[:2]
+        for j, i in enumerate(idx.tolist()):
+            f = tmp_path / f"d{digit}_{j}.png"
+            Image.fromarray(images[i, 0].numpy()).save(f)
+            files[(digit, j)] = str(f)
+    db = str(tmp_path / "faces.db")
+    ckpt = str(run / "best.pt")
+    for digit in (6, 7):
+        assert (
+            main(
+                [
+                    "faces",
+                    "enroll",
+                    "--checkpoint",
+                    ckpt,
+                    "--db",
+                    db,
+                    "--name",
+                    f"person{digit}",
+                    files[(digit, 0)],
+                    "--json",
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "faces",
+                "verify",
+                "--checkpoint",
+                ckpt,
+                "--db",
+                db,
+                "--name",
+                "person6",
+                files[(6, 1)],
+                "--json",
+            ]
+        )
+        == 0
+    )
+    v = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert v["claimed"] == "person6" and v["distance"] >= 0
+    assert (
+        main(["faces", "identify", "--checkpoint", ckpt, "--db", db, files[(7, 1)], "--json"]) == 0
+    )
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert r["nearest"] in ("person6", "person7")
+    assert main(["faces", "list", "--db", db, "--json"]) == 0
+    people = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
+    assert {p["name"] for p in people} == {"person6", "person7"}
+    assert main(["faces", "remove", "--db", db, "--name", "person6"]) == 0
+    assert main(["faces", "remove", "--db", db, "--name", "nobody"]) == 2
+    np.testing.assert_equal(
+        len(FaceDatabase(db, torch.load(ckpt, weights_only=True)["model_id"]).people()), 1
+    )
