@@ -38,11 +38,11 @@ from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
-    head_parameter_names,
     load_pretrained,
     parameter_groups,
 )
 from cnnlab.errors import CnnlabError
+from cnnlab.models.backbone import head_parameter_names
 from cnnlab.registry import create_model, get_model_entry
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another

@@ -19,17 +19,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-
-
-def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
-    """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
-    alone on a ``meta`` copy (shapes only, no memory)."""
-    import copy
-
-    ghost = copy.deepcopy(model).to("meta")
-    feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
-    ghost.forward_head(feats.requires_grad_()).sum().backward()
-    return {n for n, p in ghost.named_parameters() if p.grad is not None}
+from cnnlab.models.backbone import head_parameter_names
 
 
 def freeze_groups(model: nn.Module, head: set[str]) -> list[list[str]]:

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from cnnlab.layers import ConvBNAct
-from cnnlab.registry import create_model, get_model_entry, register_model
+from cnnlab.models.backbone import build_backbone
+from cnnlab.registry import register_model
 
 
 class ConvNetSmall(nn.Module):
@@ -83,15 +84,10 @@ class LocalizationNet(nn.Module):
         input_size: int = 64,
     ) -> None:
         super().__init__()
-        entry = get_model_entry(backbone)
-        kwargs = {"in_channels": in_channels} if "in_channels" in entry.parameters() else {}
-        self.backbone = create_model(backbone, **kwargs)
-        with torch.device("meta"):
-            ghost = create_model(backbone, **kwargs).eval()
-            feat = ghost.forward_features(torch.zeros(1, in_channels, input_size, input_size))
+        self.backbone, channels = build_backbone(backbone, in_channels, input_size)
         self.num_classes, self.num_landmarks = num_classes, num_landmarks
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(feat.shape[1], 5 + num_classes + 2 * num_landmarks)
+        self.head = nn.Linear(channels, 5 + num_classes + 2 * num_landmarks)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(x)

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.registry import create_model, get_model_entry, register_model
+from cnnlab.models.backbone import build_backbone
+from cnnlab.registry import register_model
 
 
 class SiameseEncoder(nn.Module):
@@ -31,17 +32,9 @@ class SiameseEncoder(nn.Module):
         input_size: int = 32,
     ) -> None:
         super().__init__()
-        kwargs = (
-            {"in_channels": in_channels}
-            if "in_channels" in get_model_entry(backbone).parameters()
-            else {}
-        )
-        self.backbone = create_model(backbone, **kwargs)
-        with torch.device("meta"):
-            ghost = create_model(backbone, **kwargs).eval()
-            c = ghost.forward_features(torch.zeros(1, in_channels, input_size, input_size))
+        self.backbone, channels = build_backbone(backbone, in_channels, input_size)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.embed = nn.Linear(c.shape[1], embedding_dim)
+        self.embed = nn.Linear(channels, embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.pool(self.backbone.forward_features(x)).flatten(1)

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from cnnlab.layers import ConvBNAct
-from cnnlab.registry import create_model, get_model_entry, register_model
+from cnnlab.models.backbone import build_backbone
+from cnnlab.registry import register_model
 
 DEFAULT_ANCHORS = ((0.12, 0.2), (0.25, 0.3), (0.35, 0.18))  # (w, h) relative; k-means replaces
 
@@ -32,14 +33,9 @@ class YoloDetector(nn.Module):
         input_size: int = 128,
     ) -> None:
         super().__init__()
-        kwargs = dict(backbone_kwargs or {})
-        if "in_channels" in get_model_entry(backbone).parameters():
-            kwargs["in_channels"] = in_channels
-        self.backbone = create_model(backbone, **kwargs)
-        with torch.device("meta"):
-            ghost = create_model(backbone, **kwargs).eval()
-            feat = ghost.forward_features(torch.zeros(1, in_channels, input_size, input_size))
-        c = feat.shape[1]
+        self.backbone, c = build_backbone(
+            backbone, in_channels, input_size, **dict(backbone_kwargs or {})
+        )
         self.num_classes = num_classes
         self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32))
         self.neck = ConvBNAct(c, c, 3)

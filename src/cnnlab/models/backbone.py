@@ -1,0 +1,43 @@
+"""Using a registered classifier as a backbone: find its classification head and drop it.
+
+Task models (localisation, detection, Siamese encoders) call ``forward_features`` of a
+registered classifier; its own head would hold parameters that never run, so
+:func:`build_backbone` replaces the head's layers with ``nn.Identity``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from cnnlab.registry import create_model, get_model_entry
+
+
+def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
+    """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
+    alone on a ``meta`` copy (shapes only, no memory)."""
+    ghost = copy.deepcopy(model).to("meta")
+    feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
+    ghost.forward_head(feats.requires_grad_()).sum().backward()
+    return {n for n, p in ghost.named_parameters() if p.grad is not None}
+
+
+def build_backbone(
+    name: str, in_channels: int, input_size: int, **kwargs: object
+) -> tuple[nn.Module, int]:
+    """A registered classifier without its head, and the channels of its feature map."""
+    if "in_channels" in get_model_entry(name).parameters():
+        kwargs["in_channels"] = in_channels
+    model = create_model(name, **kwargs)
+    shape = (in_channels, input_size, input_size)
+    for pname in head_parameter_names(model, shape):
+        path = pname.rsplit(".", 1)[0]
+        parent_path, _, child = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        setattr(parent, child, nn.Identity())
+    with torch.device("meta"):
+        ghost = copy.deepcopy(model).to("meta").eval()
+        channels = ghost.forward_features(torch.zeros(1, *shape)).shape[1]
+    return model, int(channels)
