@@ -19,8 +19,9 @@ def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[s
     """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
     alone on a ``meta`` copy (shapes only, no memory)."""
     ghost = copy.deepcopy(model).to("meta")
-    feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
-    ghost.forward_head(feats.requires_grad_()).sum().backward()
+    with torch.enable_grad():  # callers may sit inside no_grad (loading for prediction)
+        feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
+        ghost.forward_head(feats.requires_grad_()).sum().backward()
     return {n for n, p in ghost.named_parameters() if p.grad is not None}
 
 
