@@ -183,7 +183,9 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names)}
     model = create_model(config.model, **kwargs).to(device)
-    settings = choose_settings(config.model, device, config.precision, "off")
+    settings = choose_settings(config.model, device, config.precision, "auto")
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     weights = None
     if config.class_weights:
         weights = torch.tensor([float(v) for v in config.class_weights.split(",")])
@@ -220,8 +222,11 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
             total = 0.0
             for idx in train[torch.randperm(len(train))].split(config.batch_size):
                 x, y = _batch(data, idx, mirror=True)
+                x = x.to(device)
+                if settings.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 with settings.autocast(device):
-                    logits = model(x.to(device)).float()
+                    logits = model(x).float()
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
                     raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
