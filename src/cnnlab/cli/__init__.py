@@ -1,0 +1,67 @@
+"""The ``cnnlab`` command line: thin argparse front-ends over the library.
+
+Each handler parses flags into plain values or a config dataclass, calls the library and prints a
+human view (rich) or, with ``--json``, one JSON object as the last stdout line. Bad input raises
+:class:`CnnlabError` anywhere below; :func:`main` prints it as one line and returns 2.
+
+One module per area: ``course`` (models, summary, explain, edges), ``classify`` (train, eval,
+predict, export, augment), ``tasks`` (localize, detect, segment), ``faces``, ``art`` (visualize,
+style).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from cnnlab.cli import art, classify, course, faces, tasks
+from cnnlab.cli.common import Parser
+from cnnlab.errors import CnnlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results as the last stdout line",
+    )
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser = Parser(
+        prog="cnnlab",
+        parents=[common],
+        description="cnnlab: the ideas of a CNN course, implemented for real",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for area in (course, classify, tasks, faces, art):
+        area.add_parsers(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0, or 2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    console = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        result = args.handler(args, console)
+        if args.json:
+            print(json.dumps(result, default=str))
+        return 0
+    except CnnlabError as exc:
+        if debug:
+            raise
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Seeing what networks learn, and neural style transfer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cnnlab.cli.common import (
+    Parser,
+    positive_int,
+)
+
+
+def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    from cnnlab.config import ClassifyTrainConfig
+    from cnnlab.data.classification import load_classification, normalize
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
+    data = load_classification(
+        args.data or config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+    )
+    norm = ckpt.get("normalization", data.normalization())
+    images = normalize(data.splits[args.split].images[: args.limit], norm["mean"], norm["std"])
+    return model.eval(), images, ckpt
+
+
+def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+
+    from cnnlab.engine import visualize as V
+    from cnnlab.viz.plots import plot_image_grid
+
+    model, images, ckpt = _vis_inputs(args)
+    out = Path(args.output)
+    if args.what == "filters":
+        w = V.first_layer_filters(model)
+        tiles = [f.mean(0) if f.shape[0] != 3 else f.permute(1, 2, 0).mean(-1) for f in w]
+        path = plot_image_grid(
+            tiles,
+            [f"filter {i}" for i in range(len(tiles))],
+            out,
+            cols=min(8, len(tiles)),
+            symmetric=True,
+            suptitle=f"{ckpt['model']}: first-layer filters",
+        )
+        result: dict[str, Any] = {"figure": str(path), "filters": list(w.shape)}
+    elif args.what == "activations":
+        maps = V.activation_maps(model, images[args.index], args.channels)
+        tiles = [m for _, ms in maps for m in ms]
+        titles = [f"{n}[{i}]" for n, ms in maps for i in range(len(ms))]
+        path = plot_image_grid(tiles, titles, out, cols=args.channels)
+        result = {"figure": str(path), "layers": [n for n, _ in maps]}
+    else:
+        geometry = [
+            g for g in V.layer_geometry(model, tuple(images.shape[1:])) if g.kind == "Conv2d"
+        ][: args.layers]
+        rows, summary = [], []
+        for g in geometry:
+            stacks = [
+                V.top_patches(model, g.name, u, images, g)[0]
+                for u in range(min(args.units, g.channels))
+            ]
+            rows.append((f"{g.name} (field {g.rf}px)", stacks))
+            summary.append({"layer": g.name, "receptive_field": g.rf, "jump": g.jump})
+        path = V.plot_patch_grid(rows, out, title=f"{ckpt['model']}: top-9 patches per unit")
+        result = {"figure": str(path), "layers": summary}
+    if not args.json:
+        console.print(f"wrote {result['figure']}")
+    return result
+
+
+def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.style import load_rgb, save_strip, transfer_style
+
+    content, style = load_rgb(args.content, args.size), load_rgb(args.style, args.size)
+    result = transfer_style(
+        content,
+        style,
+        steps=args.steps,
+        alpha=args.alpha,
+        beta=args.beta,
+        tv_weight=args.tv,
+        norm=args.norm,
+        init=args.init,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weights=args.weights,
+        seed=args.seed,
+        bf16=args.precision == "bf16",
+        console=Console(stderr=True, quiet=args.json),
+    )
+    out = save_strip([result.image], args.output)
+    strip = save_strip(
+        [content[0], style[0], *result.snapshots],
+        Path(args.output).with_name(Path(args.output).stem + "_strip.png"),
+    )
+    first, last = result.history[0], result.history[-1]
+    if not args.json:
+        console.print(
+            f"wrote {out} and {strip}; J {first['total']:.3g} -> {last['total']:.3g} "
+            f"in {result.seconds:.1f} s ({result.seconds_per_step:.2f} s/step)"
+        )
+    return {
+        "output": str(out),
+        "strip": str(strip),
+        "first": first,
+        "last": last,
+        "seconds": result.seconds,
+        "seconds_per_step": result.seconds_per_step,
+        "features": "vgg19 (torchvision weights)"
+        if args.weights
+        else "vgg19 with random weights (see docs)",
+    }
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """visualize and style."""
+    vis = sub.add_parser("visualize", parents=[common], help="what a trained network learned")
+    kinds = vis.add_subparsers(dest="what", required=True, parser_class=Parser)
+    for name, helptext in (
+        ("patches", "top-9 patches per unit, layer by layer"),
+        ("filters", "the first layer's filters as images"),
+        ("activations", "one image's activation maps"),
+    ):
+        p = kinds.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("--checkpoint", required=True, help="a classifier trained by cnnlab")
+        p.add_argument("--data", help="dataset (default: the checkpoint's)")
+        p.add_argument("--split", choices=("train", "val", "test"), default="train")
+        p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
+        p.add_argument("--layers", type=positive_int, default=5)
+        p.add_argument("--units", type=positive_int, default=4)
+        p.add_argument("--channels", type=positive_int, default=8)
+        p.add_argument("--index", type=int, default=0, help="image for activations")
+        p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png")
+        p.set_defaults(handler=cmd_visualize)
+    p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
+    p.add_argument("content", help="image path or bundled photo (astronaut, chelsea, coffee, ...)")
+    p.add_argument("style", help="image path or bundled photo/texture (brick, grass, gravel, ...)")
+    p.add_argument("-o", "--output", default="runs/style/generated.png")
+    p.add_argument("--size", type=positive_int, default=256)
+    p.add_argument("--steps", type=positive_int, default=200)
+    p.add_argument("--alpha", type=float, default=10.0, help="content weight")
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="style weight (default 40 with --weights, 4000 with random features)",
+    )
+    p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
+    p.add_argument("--norm", choices=("course", "gatys"), default="course")
+    p.add_argument("--init", choices=("content", "random"), default="content")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--weights", help="a torchvision VGG-19 weights file (vgg19-dcbb9e9d.pth)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_style)

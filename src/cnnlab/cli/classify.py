@@ -1,0 +1,260 @@
+"""Classification: train, eval, predict, export and augment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.cli.common import (
+    Parser,
+    positive_int,
+)
+from cnnlab.errors import CnnlabError
+
+
+def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.config import ClassifyTrainConfig
+    from cnnlab.engine.classify import train_classifier
+
+    config = ClassifyTrainConfig(
+        model=args.model,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        augment=args.augment,
+        label_smoothing=args.label_smoothing,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        image_size=args.image_size,
+        channels=args.channels,
+        resize=args.resize,
+        strict=args.strict,
+        pretrained=args.pretrained or "",
+        freeze=args.freeze,
+        backbone_lr_mult=args.backbone_lr_mult,
+        cache_features=args.cache_features,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        device=args.device,
+        tensorboard=args.tensorboard,
+        out=args.out or "",
+    )
+    result = train_classifier(
+        config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
+    )
+    if not args.json:
+        console.print(
+            f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "
+            f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
+        )
+        console.print(f"run folder: {result.run_dir}")
+    return result.to_dict()
+
+
+def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.classify import evaluate_checkpoint
+
+    result, ckpt = evaluate_checkpoint(args.checkpoint, args.split, args.device)
+    out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
+    if args.out:
+        from cnnlab.viz.plots import plot_confusion_matrix
+
+        out["figure"] = str(
+            plot_confusion_matrix(
+                result.confusion,
+                ckpt["class_names"],
+                Path(args.out) / f"confusion_{args.split}.png",
+                title=f"{ckpt['model']} on {args.split} (accuracy {result.accuracy:.2%})",
+            )
+        )
+    if not args.json:
+        console.print(
+            f"{args.split}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
+            f"on {result.count} images"
+        )
+    return out
+
+
+def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.classification import normalize
+    from cnnlab.engine import predict as P
+
+    if bool(args.checkpoint) == bool(args.onnx):
+        raise CnnlabError("give exactly one of --checkpoint and --onnx")
+    if args.onnx:
+        session, meta = P.onnx_session(args.onnx)
+        run = lambda batch: P.onnx_predict(session, batch)  # noqa: E731
+        ckpt = None
+    else:
+        from cnnlab.engine.checkpoint import model_from_checkpoint
+        from cnnlab.engine.device import resolve_device
+
+        device = resolve_device(args.device)
+        model, ckpt = model_from_checkpoint(args.checkpoint)
+        meta = P.model_meta(ckpt)
+        model.to(device).eval()
+        run = lambda batch: model(batch.to(device)).cpu()  # noqa: E731
+    labels: list[str | None] | None = None
+    if args.images:
+        batch = P.preprocess_files(args.images, meta)
+        sources = list(args.images)
+    else:
+        if ckpt is None:
+            raise CnnlabError("with --onnx, give image files to classify")
+        from cnnlab.engine.classify import load_split
+
+        split = load_split(ckpt, args.split)
+        norm = meta["normalization"]
+        batch = normalize(split.images[: args.limit], norm["mean"], norm["std"])
+        sources = [f"{args.split}[{i}]" for i in range(len(batch))]
+        labels = [meta["class_names"][int(t)] for t in split.labels[: args.limit]]
+    with torch.no_grad():
+        probs = run(batch).softmax(1)
+    rows = P.topk_rows(probs, meta["class_names"], sources, args.top_k, labels)
+    if not args.json:
+        table = Table(
+            title=f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
+        )
+        for col in ("source", "prediction", "probability", "label"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["source"], r["prediction"], f"{r['probability']:.3f}", r.get("label", "")
+            )
+        console.print(table)
+    return {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.export import export_onnx
+
+    out = args.output or str(Path(args.checkpoint).with_suffix(".onnx"))
+    result = export_onnx(args.checkpoint, out, opset=args.opset)
+    if not args.json:
+        console.print(
+            f"wrote {result.path}; ONNX Runtime vs PyTorch max abs difference "
+            f"{result.max_abs_diff:.2e}"
+        )
+    return result.to_dict()
+
+
+def cmd_augment(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
+    from cnnlab.data.classification import load_classification
+    from cnnlab.viz.plots import plot_augmentation_grid
+
+    data = load_classification(
+        args.data, image_size=args.image_size, channels=args.channels or None, strict=args.strict
+    )
+    names = parse_augment(args.augment)
+    if not names:
+        raise CnnlabError("--augment names nothing to show")
+    torch.manual_seed(args.seed)
+    train = data.splits["train"]
+    pca = pca_basis(train.images) if "pca" in names else None
+    pipeline = build_augmentation(
+        names, image_size=data.image_size, channels=data.channels, pca=pca
+    )
+    picks = torch.randperm(len(train))[: args.images]
+    originals = train.images[picks].float() / 255
+    rows = [originals] + [pipeline(originals) for _ in range(args.variants)]
+    path = plot_augmentation_grid(rows, args.output, title=f"{args.data}: {', '.join(names)}")
+    if not args.json:
+        console.print(f"wrote {path} (first row: originals; then {args.variants} draws)")
+    return {"figure": str(path), "augment": list(names), "images": len(picks)}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    classify = sub.add_parser("classify", parents=[common], help="train and use a classifier")
+    what = classify.add_subparsers(dest="what", required=True, parser_class=Parser)
+    device = {"default": "auto", "help": "auto, cpu, cuda, cuda:N or mps"}
+
+    p = what.add_parser("train", parents=[common], help="train on a dataset, write a run folder")
+    p.add_argument("--model", default="lenet5")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="digits, faces, or a folder root/<class>/*.png (or root/train, root/val)",
+    )
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument(
+        "--augment",
+        default="auto",
+        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca; "
+        "none; or auto (per dataset)",
+    )
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--image-size", type=positive_int, default=32)
+    p.add_argument("--channels", type=int, default=0, help="1 or 3 (folders; default 3)")
+    p.add_argument("--resize", choices=("center-crop", "stretch"), default="center-crop")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--pretrained", help="cnnlab checkpoint or torchvision weights file")
+    p.add_argument("--freeze", default="none", help="none, backbone, or stages:K")
+    p.add_argument("--backbone-lr-mult", type=float, default=1.0)
+    p.add_argument(
+        "--cache-features",
+        action="store_true",
+        help="with --freeze backbone: compute features once, train the head on them",
+    )
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--resume", help="a run's last.pt: continue exactly where it stopped")
+    p.add_argument("--device", **device)
+    p.add_argument("--out", help="run folder (default runs/classify/<model>-<data>[-N])")
+    p.set_defaults(handler=cmd_classify_train)
+
+    p = what.add_parser("eval", parents=[common], help="score a checkpoint on a split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", **device)
+    p.add_argument("--out", help="folder for a confusion-matrix PNG")
+    p.set_defaults(handler=cmd_classify_eval)
+
+    p = what.add_parser("predict", parents=[common], help="classify image files or a split")
+    p.add_argument("--checkpoint")
+    p.add_argument("--onnx", help="an exported model, run with ONNX Runtime")
+    p.add_argument("images", nargs="*", help="image files (default: the test split)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--limit", type=positive_int, default=10, help="images of the split to show")
+    p.add_argument("--top-k", type=positive_int, default=3)
+    p.add_argument("--device", **device)
+    p.set_defaults(handler=cmd_classify_predict)
+
+    p = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("-o", "--output", help="output file (default: the checkpoint's name .onnx)")
+    p.add_argument("--opset", type=positive_int, default=17)
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("augment", parents=[common], help="write a grid of augmented samples")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--augment", default="flip,crop,rotate,shear,warp,color")
+    p.add_argument("-o", "--output", default="runs/augment/grid.png")
+    p.add_argument("--images", type=positive_int, default=8, help="images (columns)")
+    p.add_argument("--variants", type=positive_int, default=4, help="augmented rows")
+    p.add_argument("--image-size", type=positive_int, default=64)
+    p.add_argument("--channels", type=int, default=0)
+    p.add_argument("--strict", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_augment)

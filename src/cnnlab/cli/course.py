@@ -1,0 +1,420 @@
+"""The course's explainers: models, summary, explain and edges."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.cli.common import (
+    Parser,
+    dims,
+    non_negative_int,
+    numel,
+    padding,
+    positive_int,
+)
+from cnnlab.errors import CnnlabError
+
+
+def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    if args.ledger:
+        return _ledger(args, console)
+    import torch
+
+    from cnnlab.registry import create_model, get_model_entry, list_models
+
+    rows = []
+    for name in list_models(args.pattern):
+        entry = get_model_entry(name)
+        with torch.device("meta"):  # shapes only: no memory, instant even for VGG
+            model = create_model(name)
+        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        rows.append(
+            {
+                "name": name,
+                "input_size": list(entry.input_size),
+                "params": params,
+                "paper": entry.paper,
+            }
+        )
+    if not args.json:
+        table = Table(title="registered models")
+        for col in ("name", "input (C,H,W)", "trainable params", "paper"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["paper"]
+            )
+        console.print(table)
+    return {"models": rows}
+
+
+def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import fnmatch
+
+    from cnnlab.models.ledger import LEDGER, build_ledger
+
+    entries = tuple(e for e in LEDGER if fnmatch.fnmatch(e.model, args.pattern))
+    rows = [r.to_dict() for r in build_ledger(entries)]
+    if not args.json:
+        table = Table(
+            title="parameters and MACs: ours vs published (G MACs = 10^9 "
+            "multiply-accumulates; FLOPs = 2 x MACs)"
+        )
+        for col in ("model", "px", "source", "params", "published", "G MACs", "published", "note"):
+            table.add_column(col, justify="right" if col in ("px", "params", "G MACs") else "left")
+        for r in rows:
+            name = r["model"] + "".join(f" {k}={v}" for k, v in r["overrides"].items())
+            mark = {True: "", False: " *", None: ""}[r["params_match"]]
+            pub_p = f"{r['published_params']:,}{mark}" if r["published_params"] else "-"
+            pub_g = f"{r['published_gmacs']}" if r["published_gmacs"] is not None else "-"
+            table.add_row(
+                name,
+                str(r["resolution"]),
+                r["source"],
+                f"{r['params']:,}",
+                pub_p,
+                f"{r['gmacs']:.3f}",
+                pub_g,
+                r["note"],
+            )
+        console.print(table)
+        console.print("* differs by more than the source's rounding; the note says why")
+    return {"ledger": rows}
+
+
+def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.registry import create_model, get_model_entry
+    from cnnlab.viz.summary import summarize
+
+    entry = get_model_entry(args.model)
+    with torch.device("meta"):  # the summary needs shapes only
+        model = create_model(args.model)
+    shape = args.input or getattr(model, "default_input_size", entry.input_size)
+    try:
+        summary = summarize(model, shape, args.model, show_all=args.all)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise CnnlabError(
+            f"input {'x'.join(map(str, shape))} does not fit {args.model} "
+            f"(default {'x'.join(map(str, entry.input_size))}): {first}"
+        ) from None
+    if not args.json:
+        c, *spatial = shape
+        table = Table(
+            title=f"{args.model}: input {'x'.join(map(str, shape))} "
+            "(shapes channels last, as on the slides)"
+        )
+        table.add_column("layer", min_width=10)
+        for col in ("type", "activation shape"):
+            table.add_column(col, no_wrap=True)
+        for col in ("size", "# params", "M MACs"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_row("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")
+        for r in summary.rows:
+            table.add_row(
+                r.name,
+                r.kind,
+                str(r.slide_shape),
+                f"{r.size:,}",
+                f"{r.params:,}",
+                f"{r.macs / 1e6:,.3f}",
+            )
+        console.print(table)
+        console.print(
+            f"total parameters: {summary.total_params:,} "
+            f"(trainable {summary.trainable_params:,}); "
+            f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)"
+        )
+    return summary.to_dict()
+
+
+def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab import explain
+
+    matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
+    if args.what == "conv":
+        filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
+        result = explain.explain_conv(
+            matrix, filt, fname, args.n, args.f, args.p, args.s, args.channels, args.filters
+        )
+    elif args.what == "pool":
+        result = explain.explain_pool(
+            matrix, args.f, args.s, args.mode, args.p, args.n, args.channels
+        )
+    elif args.what == "transpose":
+        filt = explain.resolve_filter(args.filter)[0] if args.filter else None
+        result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
+    elif args.what == "scale":
+        result = explain.explain_scale(args.phi)
+    elif args.what == "sliding-windows":
+        result = _explain_sliding(args, console)
+    elif args.what == "receptive-field":
+        result = _explain_receptive_field(args, console)
+    else:
+        result = explain.explain_cost(
+            explain.parse_shape(args.shape),
+            args.f,
+            args.filters,
+            separable=args.separable,
+            bottleneck=args.bottleneck,
+            expansion=args.expansion,
+            p=args.p,
+            s=args.s,
+        )
+    if not args.json and args.what not in ("sliding-windows", "receptive-field"):
+        explain.render(result, console)
+    return result
+
+
+def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.engine.sliding import compare_sliding_windows
+    from cnnlab.models.overfeat import WINDOW
+
+    if args.image_size < WINDOW:
+        raise CnnlabError(f"--image-size must be at least the {WINDOW}-pixel window")
+    if args.checkpoint:
+        from cnnlab.engine.checkpoint import model_from_checkpoint
+
+        model, _ = model_from_checkpoint(args.checkpoint)
+    else:
+        from cnnlab.registry import create_model
+
+        torch.manual_seed(0)
+        model = create_model("window_classifier")
+    result = compare_sliding_windows(model, args.image_size, args.repeats)
+    if not args.json:
+        table = Table(title="one 14x14 window, FC form  ->  whole image, convolutional form")
+        for col in ("FC form (14x14 input)", "shape", "convolutional form", "shape"):
+            table.add_column(col)
+        for (a, sa), (b, sb) in zip(result["layers_fc"], result["layers_conv"], strict=True):
+            table.add_row(a, str(sa), b, str(sb))
+        console.print(table)
+        console.print(
+            f"{args.image_size}x{args.image_size} image: output grid "
+            f"{result['grid'][0]}x{result['grid'][1]} ({result['windows']} windows); "
+            f"max |naive - conv| = {result['max_abs_diff']:.1e}"
+        )
+        console.print(
+            f"naive loop {result['seconds_naive'] * 1e3:.2f} ms, batched crops "
+            f"{result['seconds_naive_batched'] * 1e3:.2f} ms, convolutional "
+            f"{result['seconds_conv'] * 1e3:.2f} ms (x{result['speedup']:.1f})"
+        )
+    return {"kind": "sliding-windows"} | result
+
+
+def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.visualize import layer_geometry
+    from cnnlab.registry import create_model, get_model_entry
+
+    size = args.input or get_model_entry(args.model).input_size
+    rows = [
+        {
+            "layer": g.name,
+            "type": g.kind,
+            "kernel": g.kernel,
+            "stride": g.stride,
+            "padding": g.padding,
+            "receptive_field": g.rf,
+            "jump": g.jump,
+            "start": g.start,
+            "output_size": g.size,
+        }
+        for g in layer_geometry(create_model(args.model), size)
+    ]
+    if not args.json:
+        table = Table(title=f"{args.model}: receptive fields (input {'x'.join(map(str, size))})")
+        for col in ("layer", "type", "k", "s", "p", "field", "jump", "start"):
+            table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+        for r in rows:
+            table.add_row(
+                r["layer"],
+                r["type"],
+                str(r["kernel"]),
+                str(r["stride"]),
+                str(r["padding"]),
+                str(r["receptive_field"]),
+                str(r["jump"]),
+                f"{r['start']:g}",
+            )
+        console.print(table)
+    return {"kind": "receptive-field", "model": args.model, "layers": rows}
+
+
+def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.data.images import load_gray
+    from cnnlab.engine.edges import apply_edge_filters
+    from cnnlab.viz.plots import plot_image_grid
+
+    names = [n.strip() for n in args.filters.split(",") if n.strip()]
+    image = load_gray(args.image)
+    maps = apply_edge_filters(image, names)
+    out = Path(args.out)
+    path = plot_image_grid(
+        [image, *maps.values()],
+        [f"input: {args.image}", *maps],
+        out / "edges.png",
+        cols=min(3, len(maps) + 1),
+        symmetric=[False] + [True] * len(maps),
+        suptitle="edge maps (red: positive, blue: negative response)",
+    )
+    stats = {
+        n: {"min": float(m.min()), "max": float(m.max()), "mean_abs": float(m.abs().mean())}
+        for n, m in maps.items()
+    }
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"image": args.image, "shape": list(image.shape), "figure": str(path), "maps": stats}
+
+
+def cmd_edges_learn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.edges import learn_edge_kernel
+
+    images = [n.strip() for n in args.images.split(",") if n.strip()]
+    result = learn_edge_kernel(
+        args.target, images, args.steps, args.optimizer, args.lr, args.size, args.seed
+    )
+    if not args.json:
+        from cnnlab.explain import _matrix_table
+
+        console.print(_matrix_table(f"target ({args.target})", result.target.tolist()))
+        console.print(
+            _matrix_table(
+                "learned w1..w9",
+                [[round(v, 4) + 0.0 for v in row] for row in result.kernel.tolist()],
+            )
+        )
+        console.print(
+            f"max |learned - target| = {result.max_abs_error:.2e} after "
+            f"{len(result.losses)} loss evaluations ({args.optimizer})"
+        )
+    return result.to_dict()
+
+
+def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
+    explain = sub.add_parser(
+        "explain", parents=[common], help="the slides' worked examples, computed"
+    )
+    what = explain.add_subparsers(dest="what", required=True, parser_class=Parser)
+    matrix_help = "matrix, rows separated by ';', e.g. '3 0 1;1 5 8;2 7 2'"
+    for name, helptext in (
+        ("conv", "a convolution"),
+        ("pool", "max or average pooling"),
+        ("transpose", "a transposed convolution by both methods"),
+    ):
+        p = what.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("--input", help=matrix_help)
+        p.add_argument("--n", type=positive_int, help="input size, to explain shapes only")
+        p.add_argument(
+            "--s",
+            type=positive_int,
+            default=None if name == "pool" else 1,
+            help="stride" + (" (default: f)" if name == "pool" else ""),
+        )
+        if name != "pool":
+            p.add_argument(
+                "--filter", help="a matrix, or a name: vertical, horizontal, sobel, scharr, ..."
+            )
+            p.add_argument("--f", type=positive_int, help="filter size, to explain shapes only")
+        else:
+            p.add_argument("--f", type=positive_int, default=2, help="window size")
+            p.add_argument("--mode", choices=("max", "avg"), default="max")
+        if name == "conv":
+            p.add_argument("--p", type=padding, default=0, help="padding: int, valid or same")
+            p.add_argument("--filters", type=positive_int, default=1, help="number of filters")
+        else:
+            p.add_argument("--p", type=non_negative_int, default=0, help="padding")
+        if name != "transpose":
+            p.add_argument("--channels", type=positive_int, default=1, help="input channels")
+        p.set_defaults(handler=cmd_explain)
+    p = what.add_parser("cost", parents=[common], help="MACs of normal vs cheaper convolutions")
+    p.add_argument("--input", dest="shape", required=True, help="input HxWxC, e.g. 28x28x192")
+    p.add_argument("--f", type=positive_int, required=True, help="filter size")
+    p.add_argument("--filters", type=positive_int, required=True, help="output channels")
+    p.add_argument("--separable", action="store_true", help="vs depthwise-separable")
+    p.add_argument("--bottleneck", type=positive_int, help="vs a 1x1 bottleneck of N channels")
+    p.add_argument(
+        "--expansion", type=positive_int, help="vs a MobileNet v2 block with this expansion factor"
+    )
+    p.add_argument(
+        "--p",
+        type=padding,
+        default=None,
+        help="padding (default: valid, or same for --bottleneck/--expansion)",
+    )
+    p.add_argument("--s", type=positive_int, default=1, help="stride")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "sliding-windows",
+        parents=[common],
+        help="FC layers as convolutions: naive vs convolutional windows",
+    )
+    p.add_argument("--image-size", type=positive_int, default=28)
+    p.add_argument("--checkpoint", help="a trained window classifier (default: seeded weights)")
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
+    )
+    p.add_argument("model")
+    p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's)")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
+    p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")
+    p.set_defaults(handler=cmd_explain)
+
+
+def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
+    edges = sub.add_parser("edges", parents=[common], help="edge filters on real photos")
+    what = edges.add_subparsers(dest="what", required=True, parser_class=Parser)
+    p = what.add_parser("apply", parents=[common], help="filter a photo, write edges.png")
+    p.add_argument(
+        "--image",
+        default="camera",
+        help="a scikit-image sample (camera, coins, brick, ...) or an image file",
+    )
+    p.add_argument("--filters", default="vertical,horizontal,sobel,scharr")
+    p.add_argument("--out", default="runs/edges")
+    p.set_defaults(handler=cmd_edges_apply)
+    p = what.add_parser("learn", parents=[common], help="learn a 3x3 kernel by gradient descent")
+    p.add_argument("--target", default="sobel", help="the filter to recover")
+    p.add_argument(
+        "--images",
+        default="camera,coins,moon,brick",
+        help="comma-separated sample names or image files",
+    )
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    p.add_argument("--steps", type=positive_int, default=100)
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (adam)")
+    p.add_argument("--size", type=positive_int, default=128, help="images resized to this")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_edges_learn)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """models, summary, explain, edges."""
+    p = sub.add_parser("models", parents=[common], help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
+    p.add_argument(
+        "--ledger",
+        action="store_true",
+        help="our parameter and MAC counts beside the published figures",
+    )
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
+    p.add_argument("model")
+    p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's own)")
+    p.add_argument("--all", action="store_true", help="also list activations, flatten, dropout")
+    p.set_defaults(handler=cmd_summary)
+
+    _add_explain(sub, common)
+    _add_edges(sub, common)

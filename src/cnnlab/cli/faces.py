@@ -1,0 +1,170 @@
+"""Face verification and recognition commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cnnlab.cli.common import (
+    Parser,
+    positive_int,
+)
+from cnnlab.errors import CnnlabError
+
+
+def _face_model(checkpoint: str) -> tuple[Any, dict[str, Any]]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(checkpoint)
+    if ckpt["model"] != "siamese" or "tau" not in ckpt:
+        raise CnnlabError(f"{checkpoint}: not a face encoder (train one with cnnlab faces train)")
+    return model.eval(), ckpt
+
+
+def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str]) -> Any:
+    from cnnlab.engine.predict import preprocess_files
+
+    meta = {
+        "input_size": ckpt["input_size"],
+        "normalization": ckpt["normalization"],
+        "invert_light": ckpt["config"]["data"] == "digits",
+        "resize": "stretch",
+    }
+    import torch
+
+    with torch.no_grad():
+        return model(preprocess_files(paths, meta)).numpy()
+
+
+def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import numpy as np
+
+    from cnnlab.data.face_db import FaceDatabase
+
+    if args.what == "train":
+        from cnnlab.engine.faces import FacesConfig, train_faces
+
+        config = FacesConfig(
+            data=args.data,
+            unseen=args.unseen,
+            backbone=args.backbone,
+            embedding_dim=args.embedding_dim,
+            method=args.method,
+            mining=args.mining,
+            steps=args.steps,
+            lr=args.lr,
+            augment=args.augment,
+            seed=args.seed,
+            out=args.out,
+        )
+        result = train_faces(config, Console(stderr=True, quiet=args.json))
+        if not args.json:
+            console.print(
+                ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
+            )
+        return result
+    if args.what in ("list", "remove"):
+        import sqlite3
+
+        if not Path(args.db).is_file():
+            raise CnnlabError(f"{args.db}: no such database")
+        conn = sqlite3.connect(args.db)
+        try:
+            model_id = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise CnnlabError(f"{args.db}: not a cnnlab face database ({exc})") from None
+        finally:
+            conn.close()
+        db = FaceDatabase(args.db, model_id)
+        if args.what == "remove":
+            db.remove(args.name)
+        people = [{"name": n, "images": c} for n, c in db.people()]
+        if not args.json:
+            for p in people:
+                console.print(f"{p['name']}: {p['images']} image(s)")
+        return {"people": people}
+    model, ckpt = _face_model(args.checkpoint)
+    db = FaceDatabase(args.db, ckpt["model_id"])
+    emb = _face_embeddings(model, ckpt, args.images)
+    tau = ckpt["tau"]
+    if args.what == "enroll":
+        n = db.enroll(args.name, emb)
+        if not args.json:
+            console.print(f"enrolled {n} image(s) of {args.name}")
+        return {"name": args.name, "enrolled": n}
+    names, gallery = db.gallery()
+    if not names:
+        raise CnnlabError(f"{args.db}: nobody is enrolled yet (cnnlab faces enroll)")
+    d = ((emb[:, None, :] - gallery[None]) ** 2).sum(-1)  # (probes, gallery)
+    rows = []
+    for path, dist in zip(args.images, d, strict=True):
+        if args.what == "verify":
+            mine = [i for i, n in enumerate(names) if n == args.name]
+            if not mine:
+                raise CnnlabError(f"{args.db}: no person named {args.name!r}")
+            best = float(dist[mine].min())
+            rows.append(
+                {"source": path, "claimed": args.name, "distance": best, "same": best <= tau}
+            )
+        else:
+            i = int(np.argmin(dist))
+            rows.append(
+                {
+                    "source": path,
+                    "identity": names[i] if dist[i] <= tau else None,
+                    "nearest": names[i],
+                    "distance": float(dist[i]),
+                }
+            )
+    if not args.json:
+        for r in rows:
+            verdict = (
+                ("same person" if r["same"] else "different person")
+                if args.what == "verify"
+                else (r["identity"] or "not recognized")
+            )
+            console.print(f"{r['source']}: {verdict} (distance {r['distance']:.3f}, tau {tau:.3f})")
+    return {"tau": tau, "results": rows}
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """faces train|enroll|verify|identify|list|remove."""
+    faces = sub.add_parser("faces", parents=[common], help="face verification and recognition")
+    kinds = faces.add_subparsers(dest="what", required=True, parser_class=Parser)
+    p = kinds.add_parser("train", parents=[common], help="Siamese encoder, triplet loss")
+    p.add_argument("--data", default="digits", help="digits, or root/<person>/*.jpg")
+    p.add_argument("--unseen", default="6,7,8,9", help="identities held out of training")
+    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--embedding-dim", type=positive_int, default=128)
+    p.add_argument("--method", choices=("triplet", "similarity"), default="triplet")
+    p.add_argument(
+        "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default="batch_hard"
+    )
+    p.add_argument("--steps", type=positive_int, default=600)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--augment", default="crop,rotate,shear")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/faces/run")
+    p.set_defaults(handler=cmd_faces)
+    for name, helptext in (
+        ("enroll", "add images of a person"),
+        ("verify", "is this the claimed person?"),
+        ("identify", "who is this, or not recognized"),
+    ):
+        p = kinds.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("--checkpoint", required=True)
+        p.add_argument("--db", default="runs/faces/faces.db")
+        if name != "identify":
+            p.add_argument("--name", required=True)
+        p.add_argument("images", nargs="+")
+        p.set_defaults(handler=cmd_faces)
+    p = kinds.add_parser("list", parents=[common], help="enrolled people")
+    p.add_argument("--db", default="runs/faces/faces.db")
+    p.set_defaults(handler=cmd_faces)
+    p = kinds.add_parser("remove", parents=[common], help="remove a person")
+    p.add_argument("--db", default="runs/faces/faces.db")
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=cmd_faces)

@@ -1,0 +1,420 @@
+"""Localisation, detection and segmentation commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cnnlab.cli.common import (
+    Parser,
+    positive_int,
+)
+
+
+def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.localize import LocalizeConfig, train_localizer
+
+    config = LocalizeConfig(
+        data=args.data,
+        backbone=args.backbone,
+        landmarks=args.landmarks,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_localizer(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(f"test: {result['test']}")
+        console.print(f"run folder: {result['run_dir']}")
+    return result
+
+
+def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.localize import LocalizeConfig, evaluate, load_data
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = LocalizeConfig(**ckpt["config"])
+    device = resolve_device(args.device)
+    metrics = evaluate(model.to(device), load_data(config), args.split, device)
+    if not args.json:
+        console.print(f"{args.split}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    return {"checkpoint": args.checkpoint, "split": args.split, **metrics}
+
+
+def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.data.scenes import make_scenes
+    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.localize import draw_predictions, predict_images
+
+    ckpt = load_checkpoint(args.checkpoint)
+    size = ckpt["input_size"][-1]
+    if args.images:
+        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        sources = list(args.images)
+    else:
+        cfg = ckpt["config"]
+        scenes = make_scenes(
+            args.scenes,
+            seed=args.seed,
+            image_size=size,
+            num_classes=cfg["num_classes"],
+            min_objects=0,
+            max_objects=1,
+            min_scale=0.35,
+            max_scale=0.7,
+            max_occlusion=1.0,
+        )
+        images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
+        sources = [f"scene[{i}]" for i in range(len(scenes))]
+    rows = predict_images(args.checkpoint, images)
+    path = draw_predictions(images, rows, args.output)
+    for src, row in zip(sources, rows, strict=True):
+        row["source"] = src
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"figure": str(path), "predictions": rows}
+
+
+def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.detect import DetectConfig, train_detector
+
+    config = DetectConfig(
+        data=args.data,
+        backbone=args.backbone,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        max_objects=args.max_objects,
+        anchors=args.anchors,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_detector(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(
+            f"test mAP@0.5 {result['test_map_50']:.3f}, mAP@[.5:.95] "
+            f"{result['test_map']:.3f} ({result['seconds']:.0f} s); "
+            f"run folder {result['run_dir']}"
+        )
+    return result
+
+
+def _detect_eval_data(ckpt: dict[str, Any], split: str) -> Any:
+    from cnnlab.engine.detect import DetectConfig, load_detection_data, split_indices
+
+    config = DetectConfig(**ckpt["config"])
+    data = load_detection_data(config)
+    return data.subset(split_indices(len(data.images), config.seed)[split])
+
+
+def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import evaluate_detector
+    from cnnlab.engine.detection_metrics import plot_pr_curve
+    from cnnlab.engine.device import resolve_device
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    ev = evaluate_detector(model.to(device), _detect_eval_data(ckpt, args.split), device)
+    out = {
+        "checkpoint": args.checkpoint,
+        "split": args.split,
+        "map_50": ev["map_50"],
+        "map": ev["map"],
+        "map_75": ev["map_75"],
+    }
+    if args.out:
+        out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{args.split}.png"))
+    if not args.json:
+        console.print(f"{args.split}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
+    return out
+
+
+def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import MEAN, STD, decode, draw_detections, scenes_data
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model.eval()
+    size = ckpt["input_size"][-1]
+    if args.images:
+        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        sources = list(args.images)
+    else:
+        cfg = ckpt["config"]
+        images = scenes_data(
+            args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
+        ).images
+        sources = [f"scene[{i}]" for i in range(len(images))]
+    with torch.no_grad():
+        raw = model((images.float() / 255 - MEAN) / STD)
+    dets = decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
+    dets = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
+    path = draw_detections(images, dets, ckpt["class_names"], args.output, args.score_threshold)
+    names = ckpt["class_names"]
+    rows = [
+        {
+            "source": src,
+            "detections": [
+                {
+                    "label": names[int(c)],
+                    "score": round(float(sc), 4),
+                    "box_xyxy": [round(v, 2) for v in b.tolist()],
+                }
+                for b, sc, c in zip(d["boxes"], d["scores"], d["labels"], strict=True)
+            ],
+        }
+        for src, d in zip(sources, dets, strict=True)
+    ]
+    if not args.json:
+        console.print(f"wrote {path}")
+    return {"figure": str(path), "predictions": rows}
+
+
+def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.engine.detect import DetectConfig, load_detection_data
+    from cnnlab.ops.anchors import kmeans_anchors, mean_best_iou
+
+    data = load_detection_data(
+        DetectConfig(data=args.data, images=args.images, image_size=args.image_size)
+    )
+    wh = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+    anchors = kmeans_anchors(wh, args.k, seed=args.seed)
+    result = {
+        "anchors_wh": [[round(v, 4) for v in a] for a in anchors.tolist()],
+        "mean_best_iou": mean_best_iou(wh, anchors),
+        "boxes": len(wh),
+    }
+    if not args.json:
+        console.print(
+            f"{args.k} anchors (w, h relative to the image) from {len(wh)} boxes: "
+            f"{result['anchors_wh']}; mean best IoU {result['mean_best_iou']:.3f}"
+        )
+    return result
+
+
+def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.segment import SegmentConfig, train_segmenter
+
+    config = SegmentConfig(
+        data=args.data,
+        model=args.model,
+        images=args.images,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        loss=args.loss,
+        class_weights=args.class_weights or "",
+        precision=args.precision,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+    )
+    result = train_segmenter(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(
+            f"test mean IoU {result['test']['mean_iou']:.3f}, pixel accuracy "
+            f"{result['test']['pixel_accuracy']:.3f}; run folder {result['run_dir']}"
+        )
+    return result
+
+
+def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.detect import split_indices
+    from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    config = SegmentConfig(**ckpt["config"])
+    data = _load(config)
+    idx = split_indices(len(data.images), config.seed)[args.split]
+    device = resolve_device(args.device)
+    metrics = evaluate_segmenter(model.to(device), data, idx, device)
+    if not args.json:
+        console.print(
+            f"{args.split}: mean IoU {metrics['mean_iou']:.3f}, per class "
+            + ", ".join(
+                f"{n} {v:.3f}"
+                for n, v in zip(ckpt["class_names"], metrics["per_class_iou"], strict=True)
+            )
+        )
+    return {"checkpoint": args.checkpoint, "split": args.split, **metrics}
+
+
+def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.segment import MEAN, STD, save_prediction, scenes_segmentation
+
+    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model.eval()
+    names = ckpt["class_names"]
+    if args.images:
+        images = [
+            torch.from_numpy(np.asarray(read_image(p, "RGB")).copy()).permute(2, 0, 1)
+            for p in args.images
+        ]
+        stems = [Path(p).stem for p in args.images]
+    else:
+        size = ckpt["input_size"][-1]
+        data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
+        images, stems = list(data.images), [f"scene{i}" for i in range(args.scenes)]
+    rows = []
+    for image, stem in zip(images, stems, strict=True):
+        with torch.no_grad():
+            mask = model(((image.float() / 255 - MEAN) / STD)[None]).argmax(1)[0]
+        paths = save_prediction(image, mask, Path(args.out), stem)
+        counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
+        rows.append(
+            {"source": stem, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
+        )
+    if not args.json:
+        console.print(f"wrote {len(rows)} maps and overlays to {args.out}")
+    return {"predictions": rows}
+
+
+def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
+    loc = sub.add_parser(
+        "localize", parents=[common], help="classification with localisation (and landmarks)"
+    )
+    what = loc.add_subparsers(dest="what", required=True, parser_class=Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
+    p.add_argument("--data", default="scenes", help="scenes, or a YOLO label folder")
+    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
+    p.add_argument("--images", type=positive_int, default=3000, help="scenes to generate")
+    p.add_argument("--image-size", type=positive_int, default=64)
+    p.add_argument("--num-classes", type=positive_int, default=3)
+    p.add_argument("--epochs", type=positive_int, default=15)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--loss", choices=("practical", "squared"), default="practical")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/localize/run")
+    p.set_defaults(handler=cmd_localize_train)
+    p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_localize_eval)
+    p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=positive_int, default=8)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("-o", "--output", default="runs/localize/predictions.png")
+    p.set_defaults(handler=cmd_localize_predict)
+
+
+def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
+    det = sub.add_parser("detect", parents=[common], help="YOLO object detection")
+    what = det.add_subparsers(dest="what", required=True, parser_class=Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")
+    p.add_argument("--data", default="scenes", help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--images", type=positive_int, default=4000, help="scenes to generate")
+    p.add_argument("--image-size", type=positive_int, default=128)
+    p.add_argument("--num-classes", type=positive_int, default=3)
+    p.add_argument("--max-objects", type=int, default=6)
+    p.add_argument("--anchors", type=positive_int, default=3, help="k-means anchors")
+    p.add_argument("--epochs", type=positive_int, default=40)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/detect/run")
+    p.set_defaults(handler=cmd_detect_train)
+    p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="folder for the precision-recall PNG")
+    p.set_defaults(handler=cmd_detect_eval)
+    p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=positive_int, default=8)
+    p.add_argument("--seed", type=int, default=4321)
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--iou-threshold", type=float, default=0.5)
+    p.add_argument("-o", "--output", default="runs/detect/predictions.png")
+    p.set_defaults(handler=cmd_detect_predict)
+    p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
+    p.add_argument("--data", default="scenes")
+    p.add_argument("--images", type=positive_int, default=1000)
+    p.add_argument("--image-size", type=positive_int, default=128)
+    p.add_argument("--k", type=positive_int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_detect_anchors)
+
+
+def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
+    seg = sub.add_parser("segment", parents=[common], help="semantic segmentation (U-Net)")
+    what = seg.add_subparsers(dest="what", required=True, parser_class=Parser)
+    p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")
+    p.add_argument("--data", default="scenes", help="scenes, or a folder images/, masks/")
+    p.add_argument("--model", default="unet")
+    p.add_argument("--images", type=positive_int, default=2000)
+    p.add_argument("--image-size", type=positive_int, default=128)
+    p.add_argument("--num-classes", type=positive_int, default=3, help="object classes")
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default="ce+dice")
+    p.add_argument("--class-weights", help="comma list, background first")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="runs/segment/run")
+    p.set_defaults(handler=cmd_segment_train)
+    p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_segment_eval)
+    p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="*", help="image files (default: new scenes)")
+    p.add_argument("--scenes", type=positive_int, default=4)
+    p.add_argument("--seed", type=int, default=999)
+    p.add_argument("--out", default="runs/segment/predictions")
+    p.set_defaults(handler=cmd_segment_predict)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """localize, detect, segment."""
+    _add_localize(sub, common)
+    _add_detect(sub, common)
+    _add_segment(sub, common)
