@@ -13,7 +13,6 @@ with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -25,7 +24,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from cnnlab.config import ClassifyTrainConfig
@@ -35,6 +33,7 @@ from cnnlab.engine import distributed as D
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.runlog import epoch_progress, write_rows
 from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
@@ -340,13 +339,7 @@ def train_classifier(
         "invert_light": data.invert_light,
     }
 
-    columns = [
-        TextColumn("[bold]epoch {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console, disable=not main) as progress:
+    with epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
         for epoch in range(start_epoch, config.epochs + 1):
             model.train()
@@ -407,7 +400,7 @@ def train_classifier(
                         "rng": _rng_state(generator),
                     },
                 )
-                _write_metrics(run_dir / "metrics.csv", history)
+                write_rows(run_dir / "metrics.csv", history)
                 if writer is not None:
                     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
                         writer.add_scalar(key, row[key], epoch)
@@ -463,15 +456,6 @@ def _tensorboard(run_dir: Path) -> Any:
             "--tensorboard needs the tensorboard package: pip install 'cnnlab[tensorboard]'"
         ) from None
     return SummaryWriter(str(run_dir / "tensorboard"))
-
-
-def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
 
 
 def evaluate_checkpoint(

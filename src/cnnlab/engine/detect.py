@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import make_scenes
@@ -25,6 +24,7 @@ from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
 from cnnlab.engine.detection_metrics import coco_evaluate, plot_pr_curve
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.runlog import epoch_progress, write_rows
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -262,13 +262,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         "input_size": [3, config.image_size, config.image_size],
     }
     rows, best = [], -1.0
-    columns = [
-        TextColumn("[bold]epoch {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console) as progress:
+    with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -303,7 +297,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
             if ev["map_50"] > best:
                 best = ev["map_50"]
                 save_checkpoint(out / "best.pt", payload)
-            _write_rows(out / "metrics.csv", rows)
+            write_rows(out / "metrics.csv", rows)
             progress.update(
                 task,
                 advance=1,
@@ -323,15 +317,6 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def draw_detections(

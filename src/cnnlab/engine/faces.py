@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.data.classification import load_classification, normalize
 from cnnlab.engine.checkpoint import save_checkpoint
+from cnnlab.engine.runlog import epoch_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.triplet import mined_triplet_loss
 from cnnlab.models.siamese import LearnedSimilarity, squared_distance
@@ -219,13 +219,7 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
     n_val = max(10, len(perm) // 7)
     val_i, train_i = perm[:n_val], perm[n_val:]
     labels = seen.labels[train_i]
-    columns = [
-        TextColumn("[bold]step {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console) as progress:
+    with epoch_progress(console, unit="step") as progress:
         task = progress.add_task("faces", total=config.steps, stats="")
         for _ in range(config.steps):
             model.train()

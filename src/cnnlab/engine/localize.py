@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
 from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.runlog import epoch_progress, write_rows
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -157,13 +157,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         "input_size": [3, config.image_size, config.image_size],
     }
     best, rows = -1.0, []
-    columns = [
-        TextColumn("[bold]epoch {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console) as progress:
+    with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -204,12 +198,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                     f"IoU {val['mean_iou']:.3f}"
                 ),
             )
-    import csv
-
-    with (out / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / "metrics.csv", rows)
     model, _ = model_from_checkpoint(out / "best.pt")
     test = evaluate(model.to(device), data, "test", device)
     result = {"run_dir": str(out), "test": test, "seconds": round(time.perf_counter() - started, 1)}

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.data.images import read_image
 from cnnlab.data.scenes import make_scenes
@@ -26,6 +25,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.runlog import epoch_progress, write_rows
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.registry import create_model
@@ -209,13 +209,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         "input_size": list(data.images.shape[1:]),
     }
     rows, best = [], -1.0
-    columns = [
-        TextColumn("[bold]epoch {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console) as progress:
+    with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -259,12 +253,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                 advance=1,
                 stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
             )
-    import csv
-
-    with (out / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / "metrics.csv", rows)
     model, _ = model_from_checkpoint(out / "best.pt")
     test = evaluate_segmenter(model.to(device), data, parts["test"], device)
     result = {

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from cnnlab.engine.runlog import epoch_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.ops.style import content_cost, style_cost, total_variation
 from cnnlab.registry import create_model
@@ -207,13 +207,7 @@ def transfer_style(
 
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    columns = [
-        TextColumn("[bold]step {task.completed}/{task.total}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, console=console) as progress:
+    with epoch_progress(console, unit="step") as progress:
         task = progress.add_task("style", total=steps, stats="")
         for step in range(1, steps + 1):
             opt.step(closure)

@@ -1,0 +1,34 @@
+"""What every training loop shares: the epoch progress bar and the metrics CSV."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch") -> Progress:
+    """A progress bar showing ``unit n/N``, a bar, a ``stats`` text field and elapsed time."""
+    columns = [
+        TextColumn(f"[bold]{unit} {{task.completed}}/{{task.total}}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    ]
+    return Progress(*columns, console=console, disable=disable)
+
+
+def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write one CSV row per dict (header from the first) via a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
