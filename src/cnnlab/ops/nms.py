@@ -20,8 +20,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cnnlab.ops.boxes import box_iou
-
 
 def nms(
     boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, inclusive: bool = False
@@ -29,9 +27,7 @@ def nms(
     """Indices of the kept boxes, sorted by decreasing score. ``boxes (N, 4)`` xyxy, ``scores
     (N,)``. ``inclusive`` suppresses at ``IoU >= threshold`` (the slide) instead of ``>``.
 
-    Up to :data:`MATRIX_LIMIT` boxes the IoU matrix is computed at once and the scan only ORs
-    the kept boxes' rows. Beyond it, the loop runs once per *kept* box (the slide's "pick the
-    box with the largest p_c"); each
+    The loop runs once per *kept* box (the slide's "pick the box with the largest p_c"); each
     pass computes that box's IoU with every remaining candidate at once and drops the ones it
     suppresses, so the candidate array shrinks fast where boxes cluster, as a detector's do.
     On the CPU the arrays are NumPy views of the tensors (no copy; far less per-call overhead
@@ -41,30 +37,11 @@ def nms(
     if n == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = scores.argsort(descending=True, stable=True)
-    if n <= MATRIX_LIMIT:
-        return order[_greedy_matrix(boxes[order], iou_threshold, inclusive)]
     if boxes.device.type == "cpu":
         keep = _greedy(boxes[order].numpy(), iou_threshold, inclusive, np)
         return order[torch.from_numpy(keep)]
     keep_t = _greedy(boxes[order], iou_threshold, inclusive, torch)
     return order[keep_t]
-
-
-MATRIX_LIMIT = 2048  # up to this many boxes, one N x N IoU matrix (<= 16 MB) is cheapest
-
-
-def _greedy_matrix(b: torch.Tensor, iou_threshold: float, inclusive: bool) -> torch.Tensor:
-    """Few boxes: compute every IoU at once, then scan the kept boxes' rows."""
-    iou = box_iou(b, b)
-    over = (iou >= iou_threshold) if inclusive else (iou > iou_threshold)
-    over = over.cpu().numpy()
-    removed = np.zeros(len(b), dtype=bool)
-    keep = []
-    for i in range(len(b)):
-        if not removed[i]:
-            keep.append(i)
-            removed |= over[i]
-    return torch.as_tensor(keep, dtype=torch.int64, device=b.device)
 
 
 def _greedy(b, iou_threshold: float, inclusive: bool, xp):
