@@ -16,7 +16,8 @@ class ClassifyTrainConfig:
     """How to train a classifier (``cnnlab classify train``)."""
 
     model: str = "lenet5"  # registered model name (`cnnlab models`)
-    data: str = "digits"  # digits, faces, or a folder root/<class>/*.png (or root/train, root/val)
+    data: str = "digits"  # digits, faces, mnist, fashion-mnist, cifar10, cifar100, or a folder
+    data_root: str = ""  # where `cnnlab data download` put the standard datasets (default cache)
     epochs: int = 30  # passes over the training split
     batch_size: int = 64  # images per optimisation step (over all processes when distributed)
     lr: float = 3e-3  # peak learning rate of AdamW (linear warm-up, then cosine decay)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from cnnlab.cli import art, classify, course, faces, tasks
+from cnnlab.cli import art, classify, course, data, faces, tasks
 from cnnlab.cli.common import Parser
 from cnnlab.errors import CnnlabError
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="cnnlab: the ideas of a CNN course, implemented for real",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for area in (course, classify, tasks, faces, art):
+    for area in (course, classify, tasks, faces, art, data):
         area.add_parsers(sub, common)
     return parser
 

@@ -96,6 +96,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
 
     config = DetectConfig(
         data=args.data,
+        data_root=args.data_root or "",
         backbone=args.backbone,
         images=args.images,
         image_size=args.image_size,
@@ -223,6 +224,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
 
     config = SegmentConfig(
         data=args.data,
+        data_root=args.data_root or "",
         model=args.model,
         images=args.images,
         image_size=args.image_size,
@@ -343,6 +345,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     what = det.add_subparsers(dest="what", required=True, parser_class=Parser)
     p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")
     p.add_argument("--data", default="scenes", help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--data-root", help="where `cnnlab data download` put datasets")
     p.add_argument("--backbone", default="convnet_small")
     p.add_argument("--images", type=positive_int, default=4000, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=128)
@@ -385,6 +388,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     what = seg.add_subparsers(dest="what", required=True, parser_class=Parser)
     p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")
     p.add_argument("--data", default="scenes", help="scenes, or a folder images/, masks/")
+    p.add_argument("--data-root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default="unet")
     p.add_argument("--images", type=positive_int, default=2000)
     p.add_argument("--image-size", type=positive_int, default=128)

@@ -196,12 +196,21 @@ def load_classification(
     test_fraction: float = 0.15,
     strict: bool = False,
     resize: str = "center-crop",
+    data_root: str = "",
 ) -> ClassificationData:
-    """A bundled dataset by name (``digits``, ``faces``) or an image folder by path."""
+    """A bundled dataset by name (``digits``, ``faces``), a downloaded standard one (``mnist``,
+    ``fashion-mnist``, ``cifar10``, ``cifar100``; see ``cnnlab data download``) or an image
+    folder by path."""
     if source == "digits":
         data = load_digits(image_size, split_seed, val_fraction, test_fraction)
     elif source == "faces":
         data = load_faces(image_size, split_seed, val_fraction, test_fraction)
+    elif source in ("mnist", "fashion-mnist", "cifar10", "cifar100"):
+        from cnnlab.data.standard import load_standard_classification
+
+        data = load_standard_classification(
+            source, data_root or None, image_size, split_seed, val_fraction or 0.1
+        )
     elif Path(source).is_dir():
         from cnnlab.data.folder import load_image_folder
 

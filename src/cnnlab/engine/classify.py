@@ -243,6 +243,7 @@ def train_classifier(
         test_fraction=config.test_fraction,
         strict=config.strict,
         resize=config.resize,
+        data_root=config.data_root,
     )
     for msg in data.skipped[:20]:
         console.print(f"[yellow]skipped[/] {msg}")
@@ -473,6 +474,7 @@ def evaluate_checkpoint(
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
         resize=config.resize,
+        data_root=config.data_root,
     )
     norm = ckpt.get("normalization")
     if norm:  # the statistics the model was trained with
@@ -501,4 +503,5 @@ def load_split(ckpt: dict[str, Any], split: str) -> Split:
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
         resize=config.resize,
+        data_root=config.data_root,
     ).splits[split]

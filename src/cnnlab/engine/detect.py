@@ -76,8 +76,9 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
     return DetectionData(images, boxes, [torch.from_numpy(i.labels) for i in items], names)
 
 
-def coco_data(path: str, image_size: int) -> DetectionData:
-    """A COCO JSON file; images are looked up next to it (``images/`` or the JSON's folder)."""
+def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
+    """A COCO JSON file; images are looked up in ``image_dir``, or next to it (``images/`` or
+    the JSON's folder)."""
     path_ = Path(path)
     try:
         coco = json.loads(path_.read_text())
@@ -99,7 +100,7 @@ def coco_data(path: str, image_size: int) -> DetectionData:
         per_image[a["image_id"]].append(a)
     tensors, boxes, labels = [], [], []
     for im in images:
-        file = path_.parent / "images" / im["file_name"]
+        file = (image_dir or path_.parent / "images") / im["file_name"]
         if not file.exists():
             file = path_.parent / im["file_name"]
         tensors.append(image_to_uint8(file, image_size, 3, "stretch"))
@@ -125,7 +126,8 @@ def coco_data(path: str, image_size: int) -> DetectionData:
 class DetectConfig:
     """``cnnlab detect train`` settings."""
 
-    data: str = "scenes"  # scenes, a YOLO label folder, or a COCO .json file
+    data: str = "scenes"  # scenes, a YOLO label folder, a COCO .json file, voc2007 or voc2012
+    data_root: str = ""  # where `cnnlab data download` put VOC (default cache)
     backbone: str = "convnet_small"
     images: int = 4000  # scenes to generate (train + val + test)
     image_size: int = 128
@@ -151,6 +153,19 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
         )
+    if config.data == "coco":
+        from cnnlab.data.download import require
+
+        folder = require("coco", config.data_root or None)
+        return coco_data(
+            str(folder / "annotations" / "instances_val2017.json"),
+            config.image_size,
+            image_dir=folder / "val2017",
+        )
+    if config.data in ("voc2007", "voc2012"):
+        from cnnlab.data.standard import voc_detection
+
+        return voc_detection(config.data, config.data_root or None, config.image_size)
     if config.data.endswith(".json"):
         return coco_data(config.data, config.image_size)
     return yolo_folder_data(config.data, config.image_size)

@@ -126,7 +126,8 @@ def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    data: str = "scenes"  # scenes, or a folder with images/, masks/, classes.txt
+    data: str = "scenes"  # scenes, pets (downloaded), or a folder with images/, masks/
+    data_root: str = ""  # where `cnnlab data download` put pets (default cache)
     model: str = "unet"
     images: int = 2000
     image_size: int = 128
@@ -147,6 +148,10 @@ def _load(config: SegmentConfig) -> SegmentationData:
         return scenes_segmentation(
             config.images, config.image_size, config.num_classes, config.seed
         )
+    if config.data == "pets":
+        from cnnlab.data.standard import pets_segmentation
+
+        return pets_segmentation(config.data_root or None, config.image_size)
     return folder_segmentation(config.data)
 
 

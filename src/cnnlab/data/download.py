@@ -1,0 +1,344 @@
+"""Standard datasets on demand: fetched once with ``cnnlab data download NAME``, verified, and
+read offline afterwards. This is the only module of cnnlab that opens network connections, and
+only when that command (or :func:`download`) is called.
+
+Each file streams to ``<name>.part`` with a progress bar; an interrupted transfer resumes with an
+HTTP ``Range`` request where the server allows it; the MD5 checksum is verified before anything
+is unpacked (a mismatch deletes the partial file and says so); archives are extracted into a
+temporary folder, refusing members that would escape it, and moved into place with one rename.
+
+URLs and MD5 checksums: as published on each dataset's page and as used by torchvision 0.29.1's
+dataset modules (MNIST: the mirrors torchvision uses; Fashion-MNIST: Zalando's bucket; CIFAR: the
+*binary* versions listed on Alex Krizhevsky's page, so no pickle is ever loaded; Pets: the VGG
+page; VOC: the Oxford mirror). The COCO site publishes no checksums: its files are size-checked
+only, and `cnnlab data download coco` says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+DEFAULT_ROOT = Path.home() / ".cache" / "cnnlab" / "datasets"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    url: str
+    md5: str | None  # None: the publisher gives no checksum
+    unpack: str = "auto"  # auto (by suffix), gunzip (single .gz file), or none
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    files: tuple[RemoteFile, ...]
+    size: str  # approximate download size, for `cnnlab data list`
+    licence: str
+    task: str
+
+
+MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FASHION_BASE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+VOC_BASE = "https://thor.robots.ox.ac.uk/pascal/VOC/"
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        "mnist",
+        (
+            RemoteFile(
+                MNIST_BASE + "train-images-idx3-ubyte.gz",
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "gunzip",
+            ),
+            RemoteFile(
+                MNIST_BASE + "train-labels-idx1-ubyte.gz",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "gunzip",
+            ),
+            RemoteFile(
+                MNIST_BASE + "t10k-images-idx3-ubyte.gz",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "gunzip",
+            ),
+            RemoteFile(
+                MNIST_BASE + "t10k-labels-idx1-ubyte.gz",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+                "gunzip",
+            ),
+        ),
+        "12 MB",
+        "CC BY-SA 3.0 (LeCun, Cortes, Burges)",
+        "classify",
+    ),
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist",
+        (
+            RemoteFile(
+                FASHION_BASE + "train-images-idx3-ubyte.gz",
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "gunzip",
+            ),
+            RemoteFile(
+                FASHION_BASE + "train-labels-idx1-ubyte.gz",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "gunzip",
+            ),
+            RemoteFile(
+                FASHION_BASE + "t10k-images-idx3-ubyte.gz",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "gunzip",
+            ),
+            RemoteFile(
+                FASHION_BASE + "t10k-labels-idx1-ubyte.gz",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+                "gunzip",
+            ),
+        ),
+        "30 MB",
+        "MIT (Zalando Research)",
+        "classify",
+    ),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        (
+            RemoteFile(
+                "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                "c32a1d4ab5d03f1284b67883e8d87530",
+            ),
+        ),
+        "163 MB",
+        "no licence stated (Krizhevsky, 2009); cite the tech report",
+        "classify",
+    ),
+    "cifar100": DatasetSpec(
+        "cifar100",
+        (
+            RemoteFile(
+                "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                "03b5dce01913d631647c71ecec9e9cb8",
+            ),
+        ),
+        "161 MB",
+        "no licence stated (Krizhevsky, 2009); cite the tech report",
+        "classify",
+    ),
+    "pets": DatasetSpec(
+        "pets",
+        (
+            RemoteFile(
+                "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+                "5c4f3ee8e5d25df40f4fd59a7f44e54c",
+            ),
+            RemoteFile(
+                "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+                "95a8c909bbe2e81eed6a22bccdf3f68f",
+            ),
+        ),
+        "800 MB",
+        "CC BY-SA 4.0 (Parkhi et al., 2012)",
+        "segment",
+    ),
+    "voc2007": DatasetSpec(
+        "voc2007",
+        (
+            RemoteFile(
+                VOC_BASE + "voc2007/VOCtrainval_06-Nov-2007.tar", "c52e279531787c972589f7e41ab4ae64"
+            ),
+            RemoteFile(
+                VOC_BASE + "voc2007/VOCtest_06-Nov-2007.tar", "b6e924de25625d8de591ea690078ad9f"
+            ),
+        ),
+        "870 MB",
+        "Flickr terms per image; annotations free for research",
+        "detect",
+    ),
+    "voc2012": DatasetSpec(
+        "voc2012",
+        (
+            RemoteFile(
+                VOC_BASE + "voc2012/VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3de84fd"
+            ),
+        ),
+        "2 GB",
+        "Flickr terms per image; annotations free for research",
+        "detect, segment",
+    ),
+    "coco": DatasetSpec(
+        "coco",
+        (
+            RemoteFile(
+                "http://images.cocodataset.org/annotations/annotations_trainval2017.zip", None
+            ),
+            RemoteFile("http://images.cocodataset.org/zips/val2017.zip", None),
+        ),
+        "1 GB (annotations + val2017 images)",
+        "CC BY 4.0 annotations; Flickr terms per image",
+        "detect",
+    ),
+}
+
+
+def dataset_dir(name: str, root: str | Path | None = None) -> Path:
+    return Path(root or DEFAULT_ROOT) / name
+
+
+def is_present(name: str, root: str | Path | None = None) -> bool:
+    return (dataset_dir(name, root) / ".complete").is_file()
+
+
+def require(name: str, root: str | Path | None = None) -> Path:
+    """The folder of a downloaded dataset, or a :class:`CnnlabError` saying how to get it."""
+    if name not in DATASETS:
+        raise CnnlabError(f"unknown dataset {name!r}; see `cnnlab data list`")
+    if not is_present(name, root):
+        where = f" --root {root}" if root else ""
+        raise CnnlabError(
+            f"dataset {name!r} is not downloaded; run `cnnlab data download "
+            f"{name}{where}` (nothing is fetched at training time)"
+        )
+    return dataset_dir(name, root)
+
+
+def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(
+    url: str, dest: Path, md5: str | None, timeout: float = 60.0, progress: bool = True
+) -> Path:
+    """Download ``url`` to ``dest`` (resuming ``dest.part`` when the server allows), then verify
+    ``md5``. A checksum mismatch deletes the file and raises :class:`CnnlabError`."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # already complete
+            response = None
+        else:
+            raise CnnlabError(f"{url}: server answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise CnnlabError(f"{url}: cannot connect ({exc})") from None
+    if response is not None:
+        with response:
+            resumed = response.status == 206
+            mode = "ab" if resumed else "wb"
+            total = response.headers.get("Content-Length")
+            total_bytes = int(total) + (have if resumed else 0) if total else None
+            columns = [TextColumn(dest.name), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+            with (
+                part.open(mode) as f,
+                Progress(*columns, disable=not progress, transient=True) as bar,
+            ):
+                task = bar.add_task("get", total=total_bytes, completed=have if resumed else 0)
+                try:
+                    while block := response.read(1 << 16):
+                        f.write(block)
+                        bar.advance(task, len(block))
+                except (OSError, urllib.error.URLError) as exc:
+                    raise CnnlabError(
+                        f"{url}: transfer interrupted after "
+                        f"{part.stat().st_size} bytes ({exc}); run the same "
+                        "command again to resume"
+                    ) from None
+            if total_bytes is not None and part.stat().st_size < total_bytes:
+                raise CnnlabError(
+                    f"{url}: transfer cut at {part.stat().st_size} of "
+                    f"{total_bytes} bytes; run the same command again to resume"
+                )
+    if md5 is not None:
+        got = md5sum(part)
+        if got != md5:
+            part.unlink()
+            raise CnnlabError(
+                f"{url}: checksum mismatch (md5 {got}, expected {md5}); the "
+                "partial file was deleted"
+            )
+    part.replace(dest)
+    return dest
+
+
+def _safe_target(base: Path, member: str) -> Path:
+    target = (base / member).resolve()
+    if not target.is_relative_to(base.resolve()):
+        raise CnnlabError(f"archive member {member!r} would escape the target folder; refused")
+    return target
+
+
+def unpack(archive: Path, into: Path, how: str = "auto") -> None:
+    """Extract ``archive`` into ``into``, refusing members outside it (``../``, absolute
+    paths, links pointing out)."""
+    name = archive.name
+    if how == "gunzip" or (
+        how == "auto" and name.endswith(".gz") and not name.endswith((".tar.gz", ".tgz"))
+    ):
+        with gzip.open(archive, "rb") as src, (into / name[:-3]).open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    elif how == "none":
+        shutil.copy2(archive, into / name)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tar:
+            for m in tar.getmembers():
+                _safe_target(into, m.name)
+                if m.issym() or m.islnk():
+                    _safe_target(into, str(Path(m.name).parent / m.linkname))
+            tar.extractall(into, filter="data")
+    elif zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for m in z.namelist():
+                _safe_target(into, m)
+            z.extractall(into)
+    else:
+        raise CnnlabError(f"{archive}: not a gzip, tar or zip archive")
+
+
+def download(
+    name: str, root: str | Path | None = None, mirror: str | None = None, progress: bool = True
+) -> Path:
+    """Fetch, verify and unpack dataset ``name`` into ``root/name``; returns that folder.
+
+    ``mirror`` replaces every URL's folder with another base URL (same file names): for a local
+    copy, a proxy, or the tests' server on 127.0.0.1."""
+    if name not in DATASETS:
+        raise CnnlabError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    target = dataset_dir(name, root)
+    if is_present(name, root):
+        return target
+    downloads = Path(root or DEFAULT_ROOT) / ".downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=downloads.parent))
+    try:
+        for f in spec.files:
+            filename = f.url.rsplit("/", 1)[1]
+            url = mirror.rstrip("/") + "/" + filename if mirror else f.url
+            archive = downloads / filename
+            if not (archive.exists() and (f.md5 is None or md5sum(archive) == f.md5)):
+                fetch(url, archive, f.md5, progress=progress)
+            unpack(archive, staging, f.unpack)
+        (staging / ".complete").write_text(name + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)  # one atomic move into place
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,418 @@
+"""`cnnlab data`: the real download path against a server this test runs on 127.0.0.1, and the
+format readers on small files written in each real format."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import struct
+import tarfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data import download as D
+
+
+class Files:
+    """What the test server serves, and how it misbehaves."""
+
+    def __init__(self) -> None:
+        self.content: dict[str, bytes] = {}
+        self.cut_once: set[str] = set()
+        self.fail: set[str] = set()
+        self.ranges: list[str] = []
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Files]]:
+    files = Files()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            name = self.path.rsplit("/", 1)[-1]
+            if name in files.fail or name not in files.content:
+                self.send_error(500 if name in files.fail else 404)
+                return
+            body, start = files.content[name], 0
+            if rng := self.headers.get("Range"):
+                files.ranges.append(rng)
+                start = int(rng.split("=")[1].split("-")[0])
+                self.send_response(206)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            if name in files.cut_once:
+                files.cut_once.discard(name)
+                self.wfile.write(body[start : start + (len(body) - start) // 2])
+                return  # the connection closes with half the bytes sent
+            self.wfile.write(body[start:])
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/files", files
+    httpd.shutdown()
+
+
+def serve(
+    files: Files,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    archives: dict[str, bytes],
+    bad_md5: bool = False,
+) -> None:
+    """Serve ``archives`` and make dataset ``name`` point at them with their real checksums."""
+    files.content.update(archives)
+    spec = D.DATASETS[name]
+    remote = tuple(
+        D.RemoteFile(
+            f"https://example.invalid/{fname}",
+            "0" * 32 if bad_md5 else hashlib.md5(data).hexdigest(),
+            next((f.unpack for f in spec.files if f.url.endswith(fname)), "auto"),
+        )
+        for fname, data in archives.items()
+    )
+    monkeypatch.setitem(
+        D.DATASETS, name, D.DatasetSpec(name, remote, spec.size, spec.licence, spec.task)
+    )
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return gzip.compress(header + arr.astype(np.uint8).tobytes())
+
+
+def mnist_files(n_train: int = 60, n_test: int = 20) -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 30, (n, 28, 28))
+        for i, lab in enumerate(labels):  # a bright bar whose position encodes the label
+            images[i, 2 + 2 * lab : 4 + 2 * lab, 4:24] = 250
+        out[f"{prefix}-images-idx3-ubyte.gz"] = idx_bytes(images)
+        out[f"{prefix}-labels-idx1-ubyte.gz"] = idx_bytes(labels)
+    return out
+
+
+def tar_bytes(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def png_bytes(arr: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_download_mnist_then_train(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    serve(files, monkeypatch, "mnist", mnist_files())
+    root = str(tmp_path / "data")
+    assert main(["classify", "train", "--data", "mnist", "--data-root", root]) == 2
+    assert "cnnlab data download mnist" in capsys.readouterr().err  # nothing fetched here
+    assert main(["data", "download", "mnist", "--root", root, "--mirror", url, "--json"]) == 0
+    assert D.is_present("mnist", root)
+    assert main(["data", "list", "--root", root, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["datasets"]
+    assert next(d for d in listed if d["name"] == "mnist")["present"] is True
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                "--data",
+                "mnist",
+                "--data-root",
+                root,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--out",
+                str(tmp_path / "run"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["test_count"] == 20
+
+
+def test_checksum_mismatch_deletes_the_file(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    serve(files, monkeypatch, "mnist", mnist_files(), bad_md5=True)
+    root = tmp_path / "data"
+    assert main(["data", "download", "mnist", "--root", str(root), "--mirror", url]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+    assert not list((root / ".downloads").glob("*")) and not D.is_present("mnist", root)
+
+
+def test_cut_transfer_resumes(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    archives = mnist_files()
+    serve(files, monkeypatch, "mnist", archives)
+    files.cut_once.add("train-images-idx3-ubyte.gz")
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "mnist", "--root", root, "--mirror", url]) == 2
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert main(["data", "download", "mnist", "--root", root, "--mirror", url]) == 0
+    half = len(archives["train-images-idx3-ubyte.gz"]) // 2
+    assert files.ranges == [f"bytes={half}-"]  # the second request continued, not restarted
+    assert D.is_present("mnist", root)
+
+
+def test_server_error_and_escaping_archive(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    serve(files, monkeypatch, "mnist", mnist_files())
+    files.fail.add("t10k-images-idx3-ubyte.gz")
+    assert main(["data", "download", "mnist", "--root", str(tmp_path / "a"), "--mirror", url]) == 2
+    assert "server answered 500" in capsys.readouterr().err
+    evil = tar_bytes({"cifar-10-batches-bin/ok.bin": b"x", "../evil.txt": b"pwned"})
+    serve(files, monkeypatch, "cifar10", {"cifar-10-binary.tar.gz": evil})
+    assert (
+        main(["data", "download", "cifar10", "--root", str(tmp_path / "b"), "--mirror", url]) == 2
+    )
+    assert "would escape the target folder" in capsys.readouterr().err
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "b" / "evil.txt").exists()
+
+
+def cifar_record(label: int, rng: np.random.Generator, extra: int = 0) -> bytes:
+    return bytes([label] * (1 + extra)) + rng.integers(0, 255, 3072).astype(np.uint8).tobytes()
+
+
+def test_cifar_binary_parser(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    rng = np.random.default_rng(1)
+    members = {
+        f"cifar-10-batches-bin/data_batch_{i}.bin": b"".join(
+            cifar_record(k % 10, rng) for k in range(10)
+        )
+        for i in range(1, 6)
+    }
+    members["cifar-10-batches-bin/test_batch.bin"] = b"".join(
+        cifar_record(k % 10, rng) for k in range(10)
+    )
+    members["cifar-10-batches-bin/batches.meta.txt"] = "\n".join(
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    ).encode()
+    serve(files, monkeypatch, "cifar10", {"cifar-10-binary.tar.gz": tar_bytes(members)})
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "cifar10", "--root", root, "--mirror", url]) == 0
+    from cnnlab.data.standard import load_standard_classification
+
+    data = load_standard_classification("cifar10", root)
+    assert data.channels == 3 and data.class_names[0] == "airplane"
+    assert sum(len(s) for s in data.splits.values()) == 60
+    assert (
+        main(
+            [
+                "classify",
+                "train",
+                "--data",
+                "cifar10",
+                "--data-root",
+                root,
+                "--model",
+                "cifar_resnet20",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "10",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+
+
+VOC_XML = """<annotation><size><width>64</width><height>48</height><depth>3</depth></size>
+<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>5</ymin><xmax>{x2}</xmax>
+<ymax>40</ymax></bndbox></object></annotation>"""
+
+
+def test_voc_and_pets_feed_detection_and_segmentation(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, files = server
+    rng = np.random.default_rng(2)
+    voc = {}
+    for i in range(8):
+        stem = f"{i:06d}"
+        voc[f"VOCdevkit/VOC2007/Annotations/{stem}.xml"] = VOC_XML.format(
+            name=("car", "person")[i % 2], x1=3 + i, x2=30 + i
+        ).encode()
+        voc[f"VOCdevkit/VOC2007/JPEGImages/{stem}.jpg"] = png_bytes(
+            rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), "JPEG"
+        )
+    serve(
+        files,
+        monkeypatch,
+        "voc2007",
+        {
+            "VOCtrainval_06-Nov-2007.tar": tar_bytes(voc, "w"),
+            "VOCtest_06-Nov-2007.tar": tar_bytes({}, "w"),
+        },
+    )
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "voc2007", "--root", root, "--mirror", url]) == 0
+    from cnnlab.data.standard import VOC_CLASSES, voc_detection
+
+    det = voc_detection("voc2007", root, 64)
+    assert det.labels[0].tolist() == [VOC_CLASSES.index("car")]
+    assert np.allclose(det.boxes[0].numpy(), [[2 / 64, 4 / 48, 30 / 64, 40 / 48]])
+    assert (
+        main(
+            [
+                "detect",
+                "train",
+                "--data",
+                "voc2007",
+                "--data-root",
+                root,
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--anchors",
+                "2",
+                "--out",
+                str(tmp_path / "det"),
+            ]
+        )
+        == 0
+    )
+    images = {
+        f"images/pet{i}.jpg": png_bytes(rng.integers(0, 255, (40, 40, 3)).astype(np.uint8), "JPEG")
+        for i in range(8)
+    }
+    trimap = np.full((40, 40), 2, np.uint8)
+    trimap[10:30, 10:30] = 1
+    trimap[10, 10:30] = 3
+    annotations = {f"annotations/trimaps/pet{i}.png": png_bytes(trimap) for i in range(8)}
+    serve(
+        files,
+        monkeypatch,
+        "pets",
+        {"images.tar.gz": tar_bytes(images), "annotations.tar.gz": tar_bytes(annotations)},
+    )
+    assert main(["data", "download", "pets", "--root", root, "--mirror", url]) == 0
+    from cnnlab.data.standard import pets_segmentation
+
+    seg = pets_segmentation(root, 40)
+    assert seg.class_names == ["background", "pet", "border"]
+    assert seg.masks[0, 20, 20] == 1 and seg.masks[0, 0, 0] == 0 and seg.masks[0, 10, 15] == 2
+    assert (
+        main(
+            [
+                "segment",
+                "train",
+                "--data",
+                "pets",
+                "--data-root",
+                root,
+                "--image-size",
+                "40",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "seg"),
+            ]
+        )
+        == 0
+    )
+
+
+def test_coco_without_checksums(server, monkeypatch, tmp_path: Path) -> None:
+    import zipfile
+
+    url, files = server
+    rng = np.random.default_rng(3)
+    images, anns = [], []
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        for i in range(6):
+            z.writestr(
+                f"val2017/{i:012d}.jpg",
+                png_bytes(rng.integers(0, 255, (40, 50, 3)).astype(np.uint8), "JPEG"),
+            )
+            images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "width": 50, "height": 40})
+            anns.append(
+                {
+                    "id": i + 1,
+                    "image_id": i + 1,
+                    "category_id": (18, 3)[i % 2],
+                    "bbox": [5, 5, 20, 25],
+                    "area": 500,
+                    "iscrowd": 0,
+                }
+            )
+    coco = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 3, "name": "car"}, {"id": 18, "name": "dog"}],
+    }
+    abuf = io.BytesIO()
+    with zipfile.ZipFile(abuf, "w") as z:
+        z.writestr("annotations/instances_val2017.json", json.dumps(coco))
+    files.content.update(
+        {"annotations_trainval2017.zip": abuf.getvalue(), "val2017.zip": zbuf.getvalue()}
+    )
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "coco", "--root", root, "--mirror", url]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "train",
+                "--data",
+                "coco",
+                "--data-root",
+                root,
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--anchors",
+                "2",
+                "--out",
+                str(tmp_path / "det"),
+            ]
+        )
+        == 0
+    )
+    from cnnlab.engine.detect import DetectConfig, load_detection_data
+
+    data = load_detection_data(DetectConfig(data="coco", data_root=root, image_size=64))
+    assert data.class_names == ["car", "dog"] and data.labels[0].tolist() == [1]
