@@ -184,5 +184,9 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 2 and png.is_file()
+    onnx_path = tmp_path / "yolo.onnx"
+    assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exported["max_abs_diff"] < 1e-4 and onnx_path.is_file()  # the raw grid matches
     assert main(["detect", "anchors", "--images", "50", "--k", "2", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["anchors_wh"]) == 2
