@@ -104,6 +104,21 @@ def next_run_dir(root: Path, name: str) -> Path:
     return candidate
 
 
+def data_from_config(config: ClassifyTrainConfig) -> ClassificationData:
+    """The dataset a training config names, split as that config says."""
+    return load_classification(
+        config.data,
+        image_size=config.image_size,
+        channels=config.channels or None,
+        split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        strict=config.strict,
+        resize=config.resize,
+        data_root=config.data_root,
+    )
+
+
 def augment_names(config: ClassifyTrainConfig, data: ClassificationData) -> tuple[str, ...]:
     if config.augment != "auto":
         return parse_augment(config.augment)
@@ -234,17 +249,7 @@ def train_classifier(
             f"--batch-size {config.batch_size} is smaller than the {dist_info.world_size} processes"
         )
     entry = get_model_entry(config.model)
-    data = load_classification(
-        config.data,
-        image_size=config.image_size,
-        channels=config.channels or None,
-        split_seed=config.split_seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        strict=config.strict,
-        resize=config.resize,
-        data_root=config.data_root,
-    )
+    data = data_from_config(config)
     for msg in data.skipped[:20]:
         console.print(f"[yellow]skipped[/] {msg}")
     if len(data.skipped) > 20:
@@ -466,16 +471,7 @@ def evaluate_checkpoint(
     model, ckpt = model_from_checkpoint(path)
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     dev = resolve_device(device)
-    data = load_classification(
-        config.data,
-        image_size=config.image_size,
-        channels=config.channels or None,
-        split_seed=config.split_seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        resize=config.resize,
-        data_root=config.data_root,
-    )
+    data = data_from_config(config)
     norm = ckpt.get("normalization")
     if norm:  # the statistics the model was trained with
         data = ClassificationData(
@@ -495,13 +491,4 @@ def evaluate_checkpoint(
 def load_split(ckpt: dict[str, Any], split: str) -> Split:
     """The split a checkpoint's dataset holds, recreated from its config."""
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
-    return load_classification(
-        config.data,
-        image_size=config.image_size,
-        channels=config.channels or None,
-        split_seed=config.split_seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        resize=config.resize,
-        data_root=config.data_root,
-    ).splits[split]
+    return data_from_config(config).splits[split]
