@@ -267,3 +267,33 @@ def pets_segmentation(root: str | Path | None, image_size: int = 128):
     return SegmentationData(
         torch.stack(images), torch.stack(masks), ["background", "pet", "border"]
     )
+
+
+def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
+    """Pascal VOC semantic segmentation: ``SegmentationClass/*.png`` (palette indices 0 =
+    background, 1-20 the classes, 255 = the "void" border, mapped to background here) with their
+    ``JPEGImages``."""
+    from PIL import Image
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.segment import SegmentationData
+
+    year = name.removeprefix("voc")
+    base = require(name, root) / "VOCdevkit" / f"VOC{year}"
+    pngs = sorted((base / "SegmentationClass").glob("*.png"))
+    if not pngs:
+        raise CnnlabError(f"{base / 'SegmentationClass'}: no segmentation masks")
+    images, masks = [], []
+    for png in pngs:
+        images.append(
+            image_to_uint8(base / "JPEGImages" / f"{png.stem}.jpg", image_size, 3, "stretch")
+        )
+        with Image.open(png) as m:
+            if m.mode != "P":
+                raise CnnlabError(f"{png}: expected a palette PNG of class indices")
+            arr = np.array(m.resize((image_size, image_size), Image.Resampling.NEAREST))
+        arr[arr == 255] = 0
+        if arr.max() > len(VOC_CLASSES):
+            raise CnnlabError(f"{png}: class index {int(arr.max())} is not a VOC class")
+        masks.append(torch.from_numpy(arr.astype(np.int64)))
+    return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *VOC_CLASSES])

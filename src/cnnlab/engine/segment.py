@@ -152,6 +152,10 @@ def _load(config: SegmentConfig) -> SegmentationData:
         from cnnlab.data.standard import pets_segmentation
 
         return pets_segmentation(config.data_root or None, config.image_size)
+    if config.data in ("voc2007", "voc2012"):
+        from cnnlab.data.standard import voc_segmentation
+
+        return voc_segmentation(config.data, config.data_root or None, config.image_size)
     return folder_segmentation(config.data)
 
 
