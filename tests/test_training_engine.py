@@ -245,3 +245,13 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert onnx_pred["prediction"] == torch_pred["prediction"]
     assert onnx_pred["probability"] == pytest.approx(torch_pred["probability"], abs=1e-4)
     assert main(["classify", "predict", "--onnx", str(png), str(png)]) == 2
+
+
+def test_tensorboard_logging(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_classifier(ClassifyTrainConfig(epochs=2, tensorboard=True, out=str(tmp_path / "r")))
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("val_accuracy")] == [1, 2]
