@@ -224,6 +224,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
 
     config = SegmentConfig(
         data=args.data,
+        augment=args.augment,
         data_root=args.data_root or "",
         model=args.model,
         images=args.images,
@@ -396,6 +397,11 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument(
+        "--augment",
+        default="flip,rotate,shear",
+        help="geometric augmentations applied to image and mask alike",
+    )
     p.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default="ce+dice")
     p.add_argument("--class-weights", help="comma list, background first")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")

@@ -136,6 +136,7 @@ class SegmentConfig:
     batch_size: int = 16
     lr: float = 3e-3
     loss: str = "ce+dice"
+    augment: str = "flip,rotate,shear"  # geometric, applied to image and mask alike
     class_weights: str = ""  # comma list, one per class (background first), or "" for none
     precision: str = "auto"
     seed: int = 0
@@ -160,13 +161,15 @@ def _load(config: SegmentConfig) -> SegmentationData:
 
 
 def _batch(
-    data: SegmentationData, idx: torch.Tensor, mirror: bool
+    data: SegmentationData, idx: torch.Tensor, augment: torch.nn.Module | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardised images and their label maps; ``augment`` (a kornia pipeline with data keys
+    ``input`` and ``mask``) moves both with the same transform, nearest-neighbour for masks."""
     x = data.images[idx].float().div_(255)
     y = data.masks[idx].clone()
-    if mirror:  # the same flip for image and mask keeps them aligned (nearest: exact)
-        flip = torch.rand(len(idx)) < 0.5
-        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+    if augment is not None:
+        x, m = augment(x, y[:, None].float())
+        y = m[:, 0].round().long()
     return (x - MEAN) / STD, y
 
 
@@ -178,7 +181,7 @@ def evaluate_segmenter(
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
     for chunk in idx.split(32):
-        x, y = _batch(data, chunk, mirror=False)
+        x, y = _batch(data, chunk)
         conf += confusion_matrix(model(x.to(device)).argmax(1).cpu(), y, k)
     return segmentation_metrics(conf)
 
@@ -202,6 +205,14 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
             raise CnnlabError(f"--class-weights needs {len(data.class_names)} values")
         weights = weights.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    from cnnlab.data.augment import build_augmentation, parse_augment
+
+    augment = build_augmentation(
+        parse_augment(config.augment),
+        image_size=config.image_size,
+        channels=3,
+        data_keys=("input", "mask"),
+    )
     train = parts["train"]
     steps = math.ceil(len(train) / config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
@@ -224,7 +235,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
             model.train()
             total = 0.0
             for idx in train[torch.randperm(len(train))].split(config.batch_size):
-                x, y = _batch(data, idx, mirror=True)
+                x, y = _batch(data, idx, augment)
                 x = x.to(device)
                 if settings.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)

@@ -112,6 +112,68 @@ class UNet(nn.Module):
         return out[..., : size[0], : size[1]] if self.padding else out
 
 
+class ResNetUNet(nn.Module):
+    """A U-Net whose encoder is a ResNet of the model zoo: skips are taken at strides 2 (after
+    the stem's ReLU), 4, 8 and 16 (``layer1..3``), the bottleneck is ``layer4`` (stride 32); the
+    decoder upsamples (transposed convolutions) and joins each named skip, then a last 2x up-conv
+    returns to the input size. Torchvision ResNet weights load into ``encoder`` with
+    :func:`cnnlab.models.load_torchvision_weights`."""
+
+    def __init__(
+        self, encoder: str = "resnet18", *, num_classes: int = 4, in_channels: int = 3
+    ) -> None:
+        super().__init__()
+        from cnnlab.registry import create_model
+
+        self.encoder = create_model(encoder, in_channels=in_channels)
+        self.encoder.fc = nn.Identity()  # the classifier never runs here
+        c0 = self.encoder.conv1.out_channels
+        widths = [
+            getattr(self.encoder, f"layer{i}")[-1].bn2.num_features
+            if not hasattr(getattr(self.encoder, f"layer{i}")[-1], "bn3")
+            else getattr(self.encoder, f"layer{i}")[-1].bn3.num_features
+            for i in range(1, 5)
+        ]
+        skips = [c0, *widths[:3]]  # channels at strides 2, 4, 8, 16
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        c = widths[3]
+        for skip in reversed(skips):
+            out = max(skip, 32)
+            self.ups.append(nn.ConvTranspose2d(c, out, 2, stride=2))
+            self.decoders.append(double_conv(out + skip, out, 1, True))
+            c = out
+        self.final_up = nn.ConvTranspose2d(c, 32, 2, stride=2)
+        self.classifier = nn.Conv2d(32, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pad_h, pad_w = (-size[0]) % 32, (-size[1]) % 32
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+        e = self.encoder
+        skips = {"s2": e.relu(e.bn1(e.conv1(x)))}
+        skips["s4"] = e.layer1(e.maxpool(skips["s2"]))
+        skips["s8"] = e.layer2(skips["s4"])
+        skips["s16"] = e.layer3(skips["s8"])
+        y = e.layer4(skips["s16"])
+        for name, up, decoder in zip(
+            ("s16", "s8", "s4", "s2"), self.ups, self.decoders, strict=True
+        ):
+            y = decoder(torch.cat([skips[name], up(y)], 1))
+        out = self.classifier(torch.relu(self.final_up(y)))
+        return out[..., : size[0], : size[1]]
+
+
+@register_model(
+    "unet_resnet18",
+    input_size=(3, 128, 128),
+    task="segmentation",
+    paper=RONNEBERGER_2015 + " with a ResNet-18 encoder (He et al., 2015)",
+)
+def unet_resnet18(*, num_classes: int = 4, in_channels: int = 3) -> ResNetUNet:
+    """U-Net decoder on the zoo's ResNet-18 encoder."""
+    return ResNetUNet("resnet18", num_classes=num_classes, in_channels=in_channels)
+
+
 @register_model("unet_paper", input_size=(1, 572, 572), task="segmentation", paper=RONNEBERGER_2015)
 def unet_paper(*, num_classes: int = 2, in_channels: int = 1) -> UNet:
     """U-Net as published: valid convolutions, 572 -> 388."""
