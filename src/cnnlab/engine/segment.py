@@ -136,7 +136,7 @@ class SegmentConfig:
     batch_size: int = 16
     lr: float = 3e-3
     loss: str = "ce+dice"
-    augment: str = "flip,rotate,shear"  # geometric, applied to image and mask alike
+    augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
     class_weights: str = ""  # comma list, one per class (background first), or "" for none
     precision: str = "auto"
     seed: int = 0
