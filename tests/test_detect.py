@@ -190,3 +190,38 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert exported["max_abs_diff"] < 1e-4 and onnx_path.is_file()  # the raw grid matches
     assert main(["detect", "anchors", "--images", "50", "--k", "2", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["anchors_wh"]) == 2
+
+
+def test_augmentation_moves_boxes_with_the_image(tmp_path: Path) -> None:
+    from cnnlab.data.augment import build_augmentation
+
+    data = scenes_data(6, image_size=64, seed=5, max_objects=1)
+    keep = [i for i in range(6) if len(data.boxes[i])]
+    sub = data.subset(torch.tensor(keep))
+    aug = build_augmentation(
+        ["rotate", "shear"], image_size=64, channels=3, data_keys=("input", "bbox_xyxy")
+    )
+    torch.manual_seed(1)
+    x, boxes, labels = make_batch(sub, torch.arange(len(keep)), mirror=True, augment=aug)
+    assert x.shape == (len(keep), 3, 64, 64)
+    for b, lab in zip(boxes, labels, strict=True):
+        assert len(b) == len(lab) and ((b >= 0) & (b <= 1)).all()
+    assert (
+        main(
+            [
+                "detect",
+                "train",
+                "--images",
+                "60",
+                "--image-size",
+                "64",
+                "--epochs",
+                "1",
+                "--augment",
+                "color,rotate,shear",
+                "--out",
+                "/tmp/cnnlab-det-aug",
+            ]
+        )
+        == 0
+    )

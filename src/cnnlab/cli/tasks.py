@@ -96,6 +96,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
 
     config = DetectConfig(
         data=args.data,
+        augment=args.augment,
         data_root=args.data_root or "",
         backbone=args.backbone,
         images=args.images,
@@ -353,6 +354,12 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=positive_int, default=3)
     p.add_argument("--max-objects", type=int, default=6)
     p.add_argument("--anchors", type=positive_int, default=3, help="k-means anchors")
+    p.add_argument(
+        "--augment",
+        default="",
+        help="extra augmentations moving the boxes with the image, e.g. "
+        "color,rotate,shear (mirroring is always on)",
+    )
     p.add_argument("--epochs", type=positive_int, default=40)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)

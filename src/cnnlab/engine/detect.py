@@ -138,6 +138,7 @@ class DetectConfig:
     batch_size: int = 32
     lr: float = 2e-3
     mirror: bool = True
+    augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
     seed: int = 0
     device: str = "auto"
     out: str = "runs/detect/run"
@@ -178,9 +179,12 @@ def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
 
 
 def make_batch(
-    data: DetectionData, idx: torch.Tensor, mirror: bool
+    data: DetectionData, idx: torch.Tensor, mirror: bool, augment: torch.nn.Module | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Standardised images and their boxes; mirrored images get ``x -> 1 - x`` boxes."""
+    """Standardised images and their boxes. ``mirror`` flips half the images (``x -> 1 - x``
+    boxes); ``augment`` is a kornia pipeline with data keys ``input`` and ``bbox_xyxy`` that moves
+    the boxes with the image (boxes are padded per batch and the padding dropped afterwards;
+    boxes squeezed below 4 square pixels, or pushed out of the image, are dropped too)."""
     x = data.images[idx].float().div_(255)
     boxes = [data.boxes[i].clone() for i in idx.tolist()]
     labels = [data.labels[i] for i in idx.tolist()]
@@ -190,6 +194,23 @@ def make_batch(
         for k in flip.nonzero().flatten().tolist():
             b = boxes[k]
             boxes[k] = torch.stack([1 - b[:, 2], b[:, 1], 1 - b[:, 0], b[:, 3]], 1)
+    if augment is not None:
+        h, w = x.shape[-2:]
+        scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+        n = max(1, max(len(b) for b in boxes))
+        padded = torch.zeros(len(boxes), n, 4)
+        for k, b in enumerate(boxes):
+            padded[k, : len(b)] = b * scale
+        x, moved = augment(x, padded)
+        new_boxes, new_labels = [], []
+        for k, (b, lab) in enumerate(zip(boxes, labels, strict=True)):
+            m = moved[k, : len(b)].clone()
+            m[:, 0::2] = m[:, 0::2].clamp(0, w)
+            m[:, 1::2] = m[:, 1::2].clamp(0, h)
+            keep = ((m[:, 2] - m[:, 0]) * (m[:, 3] - m[:, 1])) >= 4
+            new_boxes.append(m[keep] / scale)
+            new_labels.append(lab[keep])
+        boxes, labels = new_boxes, new_labels
     return (x - MEAN) / STD, boxes, labels
 
 
@@ -252,6 +273,14 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     model = create_model("yolo", **kwargs).to(device)
     grid = model(torch.zeros(1, 3, config.image_size, config.image_size, device=device)).shape[1]
     loss_fn = YoloLoss()
+    from cnnlab.data.augment import build_augmentation, parse_augment
+
+    augment = build_augmentation(
+        parse_augment(config.augment),
+        image_size=config.image_size,
+        channels=3,
+        data_keys=("input", "bbox_xyxy"),
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     steps = math.ceil(len(train.images) / config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
@@ -283,7 +312,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
             model.train()
             total = 0.0
             for idx in torch.randperm(len(train.images)).split(config.batch_size):
-                x, boxes, labels = make_batch(train, idx, config.mirror)
+                x, boxes, labels = make_batch(train, idx, config.mirror, augment)
                 targets = assign_targets(boxes, labels, grid, anchors)
                 loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
