@@ -52,6 +52,7 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             unseen=args.unseen,
             backbone=args.backbone,
             embedding_dim=args.embedding_dim,
+            pool_size=args.pool_size,
             method=args.method,
             mining=args.mining,
             steps=args.steps,
@@ -137,13 +138,19 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = kinds.add_parser("train", parents=[common], help="Siamese encoder, triplet loss")
     p.add_argument("--data", default="digits", help="digits, or root/<person>/*.jpg")
     p.add_argument("--unseen", default="6,7,8,9", help="identities held out of training")
-    p.add_argument("--backbone", default="convnet_small")
+    p.add_argument("--backbone", default="lenet5")
+    p.add_argument(
+        "--pool-size",
+        type=positive_int,
+        default=4,
+        help="spatial grid kept before the embedding (1: global pooling)",
+    )
     p.add_argument("--embedding-dim", type=positive_int, default=128)
     p.add_argument("--method", choices=("triplet", "similarity"), default="triplet")
     p.add_argument(
         "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default="batch_hard"
     )
-    p.add_argument("--steps", type=positive_int, default=600)
+    p.add_argument("--steps", type=positive_int, default=400)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--augment", default="crop,rotate,shear")
     p.add_argument("--seed", type=int, default=0)

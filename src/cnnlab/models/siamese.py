@@ -30,11 +30,14 @@ class SiameseEncoder(nn.Module):
         embedding_dim: int = 128,
         in_channels: int = 1,
         input_size: int = 32,
+        pool_size: int = 1,
     ) -> None:
         super().__init__()
         self.backbone, channels = build_backbone(backbone, in_channels, input_size)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.embed = nn.Linear(channels, embedding_dim)
+        # pool_size > 1 keeps a coarse spatial layout (where strokes are), which global
+        # average pooling throws away
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.embed = nn.Linear(channels * pool_size * pool_size, embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.pool(self.backbone.forward_features(x)).flatten(1)
@@ -77,8 +80,13 @@ def siamese(
     embedding_dim: int = 128,
     in_channels: int = 1,
     input_size: int = 32,
+    pool_size: int = 1,
 ) -> SiameseEncoder:
     """A shared-weight encoder producing L2-normalised embeddings."""
     return SiameseEncoder(
-        backbone, embedding_dim=embedding_dim, in_channels=in_channels, input_size=input_size
+        backbone,
+        embedding_dim=embedding_dim,
+        in_channels=in_channels,
+        input_size=input_size,
+        pool_size=pool_size,
     )
