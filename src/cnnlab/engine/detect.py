@@ -21,10 +21,10 @@ from rich.console import Console
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import make_scenes
 from cnnlab.data.yolo import read_yolo_folder
-from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import coco_evaluate, plot_pr_curve
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, write_rows
+from cnnlab.engine.runlog import epoch_progress, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -332,16 +332,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
                     "val_map": ev["map"],
                 }
             )
-            payload = base | {
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "epoch": epoch,
-                "metrics": rows[-1],
-            }
-            save_checkpoint(out / "last.pt", payload)
-            if ev["map_50"] > best:
-                best = ev["map_50"]
-                save_checkpoint(out / "best.pt", payload)
-            write_rows(out / "metrics.csv", rows)
+            best = save_epoch(out, base, model, rows, ev["map_50"], best)
             progress.update(
                 task,
                 advance=1,

@@ -20,9 +20,9 @@ from rich.console import Console
 
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
-from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, write_rows
+from cnnlab.engine.runlog import epoch_progress, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -181,15 +181,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                     **{f"val_{k}": v for k, v in val.items() if k != "count"},
                 }
             )
-            payload = base | {
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "epoch": epoch,
-                "metrics": rows[-1],
-            }
-            save_checkpoint(out / "last.pt", payload)
-            if score > best:
-                best = score
-                save_checkpoint(out / "best.pt", payload)
+            best = save_epoch(out, base, model, rows, score, best)
             progress.update(
                 task,
                 advance=1,
@@ -198,7 +190,6 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                     f"IoU {val['mean_iou']:.3f}"
                 ),
             )
-    write_rows(out / "metrics.csv", rows)
     model, _ = model_from_checkpoint(out / "best.pt")
     test = evaluate(model.to(device), data, "test", device)
     result = {"run_dir": str(out), "test": test, "seconds": round(time.perf_counter() - started, 1)}

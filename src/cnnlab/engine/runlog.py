@@ -1,4 +1,5 @@
-"""What every training loop shares: the epoch progress bar and the metrics CSV."""
+"""What every training loop shares: the epoch progress bar, the metrics CSV and the per-epoch
+``last.pt`` / ``best.pt`` checkpoints."""
 
 from __future__ import annotations
 
@@ -32,3 +33,28 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
         writer.writerows(rows)
     tmp.replace(path)
     return path
+
+
+def save_epoch(
+    out: Path,
+    base: dict[str, Any],
+    model: Any,
+    rows: list[dict[str, Any]],
+    score: float,
+    best: float,
+) -> float:
+    """After an epoch: write ``last.pt`` (``base`` + weights + the epoch's metrics row),
+    ``best.pt`` when ``score`` beats ``best``, and ``metrics.csv``; return the new best."""
+    from cnnlab.engine.checkpoint import save_checkpoint
+
+    payload = base | {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "epoch": rows[-1]["epoch"],
+        "metrics": rows[-1],
+    }
+    save_checkpoint(Path(out) / "last.pt", payload)
+    if score > best:
+        save_checkpoint(Path(out) / "best.pt", payload)
+        best = score
+    write_rows(Path(out) / "metrics.csv", rows)
+    return best

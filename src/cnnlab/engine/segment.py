@@ -21,11 +21,11 @@ from rich.console import Console
 
 from cnnlab.data.images import read_image
 from cnnlab.data.scenes import make_scenes
-from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
+from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.runlog import epoch_progress, write_rows
+from cnnlab.engine.runlog import epoch_progress, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.registry import create_model
@@ -259,21 +259,12 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                     "val_pixel_accuracy": val["pixel_accuracy"],
                 }
             )
-            payload = base | {
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "epoch": epoch,
-                "metrics": rows[-1],
-            }
-            save_checkpoint(out / "last.pt", payload)
-            if val["mean_iou"] > best:
-                best = val["mean_iou"]
-                save_checkpoint(out / "best.pt", payload)
+            best = save_epoch(out, base, model, rows, val["mean_iou"], best)
             progress.update(
                 task,
                 advance=1,
                 stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
             )
-    write_rows(out / "metrics.csv", rows)
     model, _ = model_from_checkpoint(out / "best.pt")
     test = evaluate_segmenter(model.to(device), data, parts["test"], device)
     result = {
