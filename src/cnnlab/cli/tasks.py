@@ -360,7 +360,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="extra augmentations moving the boxes with the image, e.g. "
         "color,rotate,shear (mirroring is always on)",
     )
-    p.add_argument("--epochs", type=positive_int, default=40)
+    p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -401,7 +401,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=positive_int, default=2000)
     p.add_argument("--image-size", type=positive_int, default=128)
     p.add_argument("--num-classes", type=positive_int, default=3, help="object classes")
-    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--epochs", type=positive_int, default=12)
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument(

@@ -134,7 +134,7 @@ class DetectConfig:
     num_classes: int = 3
     max_objects: int = 6
     anchors: int = 3  # k-means anchors from the training boxes
-    epochs: int = 40
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
     mirror: bool = True

@@ -132,7 +132,7 @@ class SegmentConfig:
     images: int = 2000
     image_size: int = 128
     num_classes: int = 3
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 16
     lr: float = 3e-3
     loss: str = "ce+dice"
