@@ -73,21 +73,23 @@ def serve(
     name: str,
     archives: dict[str, bytes],
     bad_md5: bool = False,
+    size_error: int = 0,
+    checksums: bool = True,
 ) -> None:
-    """Serve ``archives`` and make dataset ``name`` point at them with their real checksums."""
+    """Serve ``archives`` and make dataset ``name`` point at them with their real checksums and
+    sizes (off by ``size_error`` bytes when asked)."""
     files.content.update(archives)
     spec = D.DATASETS[name]
     remote = tuple(
         D.RemoteFile(
             f"https://example.invalid/{fname}",
-            "0" * 32 if bad_md5 else hashlib.md5(data).hexdigest(),
+            ("0" * 32 if bad_md5 else hashlib.md5(data).hexdigest()) if checksums else None,
+            len(data) + size_error,
             next((f.unpack for f in spec.files if f.url.endswith(fname)), "auto"),
         )
         for fname, data in archives.items()
     )
-    monkeypatch.setitem(
-        D.DATASETS, name, D.DatasetSpec(name, remote, spec.size, spec.licence, spec.task)
-    )
+    monkeypatch.setitem(D.DATASETS, name, D.DatasetSpec(name, remote, spec.licence, spec.task))
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -170,6 +172,28 @@ def test_checksum_mismatch_deletes_the_file(
     assert main(["data", "download", "mnist", "--root", str(root), "--mirror", url]) == 2
     assert "checksum mismatch" in capsys.readouterr().err
     assert not list((root / ".downloads").glob("*")) and not D.is_present("mnist", root)
+
+
+@pytest.mark.parametrize("size_error", [5, -5])
+def test_size_mismatch_deletes_the_file(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_error: int
+) -> None:
+    url, files = server
+    serve(files, monkeypatch, "mnist", mnist_files(), size_error=size_error)
+    root = tmp_path / "data"
+    assert main(["data", "download", "mnist", "--root", str(root), "--mirror", url]) == 2
+    assert "size mismatch" in capsys.readouterr().err
+    assert not list((root / ".downloads").glob("*")) and not D.is_present("mnist", root)
+
+
+def test_the_table_has_exact_sizes_and_checksums() -> None:
+    for spec in D.DATASETS.values():
+        for f in spec.files:
+            assert f.url.startswith(("https://", "http://")) and f.size and f.size > 1000
+            if "cocodataset.org" not in f.url:  # COCO publishes no checksums
+                assert f.md5 is not None and len(f.md5) == 32
+    assert D.DATASETS["cifar10"].size == "170 MB"
+    assert D.DATASETS["coco-train2017"].size == "19.6 GB"
 
 
 def test_cut_transfer_resumes(
@@ -354,7 +378,8 @@ def test_voc_and_pets_feed_detection_and_segmentation(
     )
 
 
-def test_coco_without_checksums(server, monkeypatch, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name, split", [("coco", "val2017"), ("coco-train2017", "train2017")])
+def test_coco_without_checksums(server, monkeypatch, tmp_path: Path, name: str, split: str) -> None:
     import zipfile
 
     url, files = server
@@ -364,7 +389,7 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path) -> None:
     with zipfile.ZipFile(zbuf, "w") as z:
         for i in range(6):
             z.writestr(
-                f"val2017/{i:012d}.jpg",
+                f"{split}/{i:012d}.jpg",
                 png_bytes(rng.integers(0, 255, (40, 50, 3)).astype(np.uint8), "JPEG"),
             )
             images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "width": 50, "height": 40})
@@ -385,19 +410,18 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path) -> None:
     }
     abuf = io.BytesIO()
     with zipfile.ZipFile(abuf, "w") as z:
-        z.writestr("annotations/instances_val2017.json", json.dumps(coco))
-    files.content.update(
-        {"annotations_trainval2017.zip": abuf.getvalue(), "val2017.zip": zbuf.getvalue()}
-    )
+        z.writestr(f"annotations/instances_{split}.json", json.dumps(coco))
+    archives = {"annotations_trainval2017.zip": abuf.getvalue(), f"{split}.zip": zbuf.getvalue()}
+    serve(files, monkeypatch, name, archives, checksums=False)
     root = str(tmp_path / "data")
-    assert main(["data", "download", "coco", "--root", root, "--mirror", url]) == 0
+    assert main(["data", "download", name, "--root", root, "--mirror", url]) == 0
     assert (
         main(
             [
                 "detect",
                 "train",
                 "--data",
-                "coco",
+                name,
                 "--data-root",
                 root,
                 "--image-size",
@@ -414,5 +438,5 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path) -> None:
     )
     from cnnlab.engine.detect import DetectConfig, load_detection_data
 
-    data = load_detection_data(DetectConfig(data="coco", data_root=root, image_size=64))
+    data = load_detection_data(DetectConfig(data=name, data_root=root, image_size=64))
     assert data.class_names == ["car", "dog"] and data.labels[0].tolist() == [1]

@@ -52,7 +52,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     what = data.add_subparsers(dest="what", required=True, parser_class=Parser)
     p = what.add_parser("download", parents=[common], help="fetch, verify and unpack a dataset")
     p.add_argument(
-        "name", help="mnist, fashion-mnist, cifar10, cifar100, pets, voc2007, voc2012, coco"
+        "name",
+        help="mnist, fashion-mnist, cifar10, cifar100, pets, voc2007, voc2012, coco, "
+        "coco-train2017",
     )
     p.add_argument("--root", help="where datasets live (default ~/.cache/cnnlab/datasets)")
     p.add_argument("--mirror", help="a base URL serving the same file names")

@@ -9,9 +9,12 @@ temporary folder, refusing members that would escape it, and moved into place wi
 
 URLs and MD5 checksums: as published on each dataset's page and as used by torchvision 0.29.1's
 dataset modules (MNIST: the mirrors torchvision uses; Fashion-MNIST: Zalando's bucket; CIFAR: the
-*binary* versions listed on Alex Krizhevsky's page, so no pickle is ever loaded; Pets: the VGG
-page; VOC: the Oxford mirror). The COCO site publishes no checksums: its files are size-checked
-only, and `cnnlab data download coco` says so.
+*binary* versions, with the MD5s listed on Alex Krizhevsky's page, so no pickle is ever loaded;
+Pets: the VGG page; VOC: the Oxford mirror). Byte sizes: the servers' Content-Length as recorded
+in many independent download logs and scripts (none could be fetched from here). The COCO site
+publishes no checksums: its files are checked by exact size only, and `cnnlab data download coco`
+says so. ``coco`` is the annotations and the 5,000 val2017 images; ``coco-train2017`` the
+annotations and the 118,287 train2017 images (19.3 GB).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ DEFAULT_ROOT = Path.home() / ".cache" / "cnnlab" / "datasets"
 class RemoteFile:
     url: str
     md5: str | None  # None: the publisher gives no checksum
+    size: int | None  # exact bytes; checked before the checksum (and instead of it for COCO)
     unpack: str = "auto"  # auto (by suffix), gunzip (single .gz file), or none
 
 
@@ -43,9 +47,17 @@ class RemoteFile:
 class DatasetSpec:
     name: str
     files: tuple[RemoteFile, ...]
-    size: str  # approximate download size, for `cnnlab data list`
     licence: str
     task: str
+
+    @property
+    def size(self) -> str:
+        """The download size for `cnnlab data list`, e.g. ``"163 MB"``."""
+        total = sum(f.size or 0 for f in self.files)
+        for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if total >= scale:
+                return f"{total / scale:.3g} {unit}"
+        return f"{total} B"
 
 
 MNIST_BASE = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -59,25 +71,28 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile(
                 MNIST_BASE + "train-images-idx3-ubyte.gz",
                 "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                9912422,
                 "gunzip",
             ),
             RemoteFile(
                 MNIST_BASE + "train-labels-idx1-ubyte.gz",
                 "d53e105ee54ea40749a09fcbcd1e9432",
+                28881,
                 "gunzip",
             ),
             RemoteFile(
                 MNIST_BASE + "t10k-images-idx3-ubyte.gz",
                 "9fb629c4189551a2d022fa330f9573f3",
+                1648877,
                 "gunzip",
             ),
             RemoteFile(
                 MNIST_BASE + "t10k-labels-idx1-ubyte.gz",
                 "ec29112dd5afa0611ce80d1b7f02629c",
+                4542,
                 "gunzip",
             ),
         ),
-        "12 MB",
         "CC BY-SA 3.0 (LeCun, Cortes, Burges)",
         "classify",
     ),
@@ -87,25 +102,28 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile(
                 FASHION_BASE + "train-images-idx3-ubyte.gz",
                 "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                26421880,
                 "gunzip",
             ),
             RemoteFile(
                 FASHION_BASE + "train-labels-idx1-ubyte.gz",
                 "25c81989df183df01b3e8a0aad5dffbe",
+                29515,
                 "gunzip",
             ),
             RemoteFile(
                 FASHION_BASE + "t10k-images-idx3-ubyte.gz",
                 "bef4ecab320f06d8554ea6380940ec79",
+                4422102,
                 "gunzip",
             ),
             RemoteFile(
                 FASHION_BASE + "t10k-labels-idx1-ubyte.gz",
                 "bb300cfdad3c16e7a12a480ee83cd310",
+                5148,
                 "gunzip",
             ),
         ),
-        "30 MB",
         "MIT (Zalando Research)",
         "classify",
     ),
@@ -115,9 +133,9 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile(
                 "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
                 "c32a1d4ab5d03f1284b67883e8d87530",
+                170052171,
             ),
         ),
-        "163 MB",
         "no licence stated (Krizhevsky, 2009); cite the tech report",
         "classify",
     ),
@@ -127,9 +145,9 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile(
                 "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
                 "03b5dce01913d631647c71ecec9e9cb8",
+                168513733,
             ),
         ),
-        "161 MB",
         "no licence stated (Krizhevsky, 2009); cite the tech report",
         "classify",
     ),
@@ -139,13 +157,14 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile(
                 "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
                 "5c4f3ee8e5d25df40f4fd59a7f44e54c",
+                791918971,
             ),
             RemoteFile(
                 "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
                 "95a8c909bbe2e81eed6a22bccdf3f68f",
+                19173078,
             ),
         ),
-        "800 MB",
         "CC BY-SA 4.0 (Parkhi et al., 2012)",
         "segment",
     ),
@@ -153,13 +172,16 @@ DATASETS: dict[str, DatasetSpec] = {
         "voc2007",
         (
             RemoteFile(
-                VOC_BASE + "voc2007/VOCtrainval_06-Nov-2007.tar", "c52e279531787c972589f7e41ab4ae64"
+                VOC_BASE + "voc2007/VOCtrainval_06-Nov-2007.tar",
+                "c52e279531787c972589f7e41ab4ae64",
+                460032000,
             ),
             RemoteFile(
-                VOC_BASE + "voc2007/VOCtest_06-Nov-2007.tar", "b6e924de25625d8de591ea690078ad9f"
+                VOC_BASE + "voc2007/VOCtest_06-Nov-2007.tar",
+                "b6e924de25625d8de591ea690078ad9f",
+                451020800,
             ),
         ),
-        "870 MB",
         "Flickr terms per image; annotations free for research",
         "detect",
     ),
@@ -167,10 +189,11 @@ DATASETS: dict[str, DatasetSpec] = {
         "voc2012",
         (
             RemoteFile(
-                VOC_BASE + "voc2012/VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3de84fd"
+                VOC_BASE + "voc2012/VOCtrainval_11-May-2012.tar",
+                "6cd6e144f989b92b3379bac3b3de84fd",
+                1999639040,
             ),
         ),
-        "2 GB",
         "Flickr terms per image; annotations free for research",
         "detect, segment",
     ),
@@ -178,11 +201,25 @@ DATASETS: dict[str, DatasetSpec] = {
         "coco",
         (
             RemoteFile(
-                "http://images.cocodataset.org/annotations/annotations_trainval2017.zip", None
+                "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+                None,
+                252907541,
             ),
-            RemoteFile("http://images.cocodataset.org/zips/val2017.zip", None),
+            RemoteFile("http://images.cocodataset.org/zips/val2017.zip", None, 815585330),
         ),
-        "1 GB (annotations + val2017 images)",
+        "CC BY 4.0 annotations; Flickr terms per image",
+        "detect",
+    ),
+    "coco-train2017": DatasetSpec(
+        "coco-train2017",
+        (
+            RemoteFile(
+                "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+                None,
+                252907541,
+            ),
+            RemoteFile("http://images.cocodataset.org/zips/train2017.zip", None, 19336861798),
+        ),
         "CC BY 4.0 annotations; Flickr terms per image",
         "detect",
     ),
@@ -219,14 +256,22 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def fetch(
-    url: str, dest: Path, md5: str | None, timeout: float = 60.0, progress: bool = True
+    url: str,
+    dest: Path,
+    md5: str | None,
+    timeout: float = 60.0,
+    progress: bool = True,
+    size: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part`` when the server allows), then verify
-    ``md5``. A checksum mismatch deletes the file and raises :class:`CnnlabError`."""
+    the byte ``size`` and the ``md5``. A mismatch of either deletes the file and raises
+    :class:`CnnlabError`."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
+    if size is not None and have >= size:  # complete (or too long): verify below
+        return _verify(url, part, dest, md5, size)
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -242,7 +287,7 @@ def fetch(
             resumed = response.status == 206
             mode = "ab" if resumed else "wb"
             total = response.headers.get("Content-Length")
-            total_bytes = int(total) + (have if resumed else 0) if total else None
+            total_bytes = int(total) + (have if resumed else 0) if total else size
             columns = [TextColumn(dest.name), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
             with (
                 part.open(mode) as f,
@@ -264,6 +309,17 @@ def fetch(
                     f"{url}: transfer cut at {part.stat().st_size} of "
                     f"{total_bytes} bytes; run the same command again to resume"
                 )
+    return _verify(url, part, dest, md5, size)
+
+
+def _verify(url: str, part: Path, dest: Path, md5: str | None, size: int | None) -> Path:
+    """Check the finished ``part`` against the table's size and MD5, then rename it to ``dest``."""
+    if size is not None and part.stat().st_size != size:
+        got = part.stat().st_size
+        part.unlink()
+        raise CnnlabError(
+            f"{url}: size mismatch ({got} bytes, expected {size}); the partial file was deleted"
+        )
     if md5 is not None:
         got = md5sum(part)
         if got != md5:
@@ -331,8 +387,12 @@ def download(
             filename = f.url.rsplit("/", 1)[1]
             url = mirror.rstrip("/") + "/" + filename if mirror else f.url
             archive = downloads / filename
-            if not (archive.exists() and (f.md5 is None or md5sum(archive) == f.md5)):
-                fetch(url, archive, f.md5, progress=progress)
+            if not (
+                archive.exists()
+                and (f.size is None or archive.stat().st_size == f.size)
+                and (f.md5 is None or md5sum(archive) == f.md5)
+            ):
+                fetch(url, archive, f.md5, progress=progress, size=f.size)
             unpack(archive, staging, f.unpack)
         (staging / ".complete").write_text(name + "\n")
         if target.exists():

@@ -154,14 +154,15 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
         )
-    if config.data == "coco":
+    if config.data in ("coco", "coco-train2017"):
         from cnnlab.data.download import require
 
-        folder = require("coco", config.data_root or None)
+        folder = require(config.data, config.data_root or None)
+        split = "train2017" if config.data == "coco-train2017" else "val2017"
         return coco_data(
-            str(folder / "annotations" / "instances_val2017.json"),
+            str(folder / "annotations" / f"instances_{split}.json"),
             config.image_size,
-            image_dir=folder / "val2017",
+            image_dir=folder / split,
         )
     if config.data in ("voc2007", "voc2012"):
         from cnnlab.data.standard import voc_detection
