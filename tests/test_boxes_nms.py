@@ -115,6 +115,26 @@ def test_nms_matches_the_slide_loop_and_its_properties(
         assert ((cover >= thr) if inclusive else (cover > thr)).all()
 
 
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 300),
+    block=st.sampled_from([1, 3, 16, 64]),
+    inclusive=st.booleans(),
+)
+def test_block_size_and_backend_do_not_change_the_result(
+    seed: int, n: int, block: int, inclusive: bool
+) -> None:
+    from cnnlab.ops.nms import _greedy
+
+    boxes = random_boxes(n, seed, spread=60)
+    scores = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    expected = python_nms(boxes, scores, 0.5, inclusive)
+    assert nms(boxes, scores, 0.5, inclusive, block=block).tolist() == expected
+    order = scores.argsort(descending=True, stable=True)
+    on_device = order[_greedy(boxes[order], 0.5, inclusive, torch, block)]  # the non-CPU path
+    assert on_device.tolist() == expected
+
+
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 50))
 def test_batched_equals_one_by_one(seed: int, n: int) -> None:
     boxes = random_boxes(n, seed, spread=30)
