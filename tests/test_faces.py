@@ -181,3 +181,102 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.testing.assert_equal(
         len(FaceDatabase(db, torch.load(ckpt, weights_only=True)["model_id"]).people()), 1
     )
+
+
+def test_cosface_loss_against_hand_computation() -> None:
+    from cnnlab.losses.cosface import CosFaceLoss
+
+    loss = CosFaceLoss(2, 2, scale=10.0, margin=0.3)
+    with torch.no_grad():
+        loss.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # normalised to the axes
+    emb = torch.tensor([[0.6, 0.8]])
+    # cos = (0.6, 0.8); the true class 0 loses the margin: logits 10 * (0.3, 0.8)
+    expected = -torch.log(torch.exp(torch.tensor(3.0)) / (np.exp(3.0) + np.exp(8.0)))
+    torch.testing.assert_close(loss(emb, torch.tensor([0])), expected)
+    # m = 0 is normalised softmax cross-entropy
+    loss.margin = 0.0
+    logits = 10 * F.normalize(emb, dim=1) @ F.normalize(loss.weight, dim=1).T
+    torch.testing.assert_close(
+        loss(emb, torch.tensor([1])), F.cross_entropy(logits, torch.tensor([1]))
+    )
+
+
+def test_random_triplets_are_valid() -> None:
+    from cnnlab.losses.triplet import random_triplets
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])  # identity 2 has no positive
+    a, p, n = random_triplets(labels, torch.Generator().manual_seed(0))
+    assert a.tolist() == [0, 1, 2, 3, 4]
+    assert (labels[a] == labels[p]).all() and (a != p).all()
+    assert (labels[a] != labels[n]).all()
+
+
+def test_dihedral_identities() -> None:
+    from cnnlab.data.identities import dihedral_identities
+
+    g = torch.Generator().manual_seed(0)
+    ell = torch.zeros(4, 1, 5, 5)
+    ell[:, 0, :, 0] = 1
+    ell[:, 0, 4, :3] = 1  # an "L" with a short foot: all 8 transforms differ
+    ring = torch.zeros(4, 1, 5, 5)
+    ring[:, 0, 1:4, 1:4] = 1
+    ring[:, 0, 2, 2] = 0  # a ring: every transform is the same glyph
+    images = torch.cat([ell, ring]) + 0.01 * torch.rand(8, 1, 5, 5, generator=g)
+    labels = torch.tensor([0] * 4 + [1] * 4)
+    x, y = dihedral_identities(images, labels)
+    assert sorted(y.unique().tolist()) == [0, 1, 2, 3, 4, 5, 6, 7, 8]  # 8 Ls, 1 ring
+    torch.testing.assert_close(x[y == 8 * 0 + 1], torch.rot90(ell, 1, (2, 3)), atol=0.02, rtol=0)
+    torch.testing.assert_close(
+        x[y == 8 * 0 + 5], torch.rot90(ell, 1, (2, 3)).flip(-1), atol=0.02, rtol=0
+    )
+    with pytest.raises(CnnlabError, match="square"):
+        dihedral_identities(torch.zeros(2, 1, 4, 5), torch.tensor([0, 1]))
+
+
+def _identity_folder(root: Path) -> None:
+    digits = load_digits()
+    images, labels = digits.splits["test"].images, digits.splits["test"].labels
+    for name, digit in (("Ann_Lee", 6), ("Bo", 7)):
+        (root / name).mkdir(parents=True)
+        for j, i in enumerate((labels == digit).nonzero().flatten()[:3].tolist(), 1):
+            Image.fromarray(images[i, 0].numpy()).save(root / name / f"{name}_{j:04d}.png")
+
+
+def test_read_pairs(tmp_path: Path) -> None:
+    from cnnlab.data.identities import read_pairs
+
+    _identity_folder(tmp_path / "people")
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("1 3\nAnn_Lee 1 2\nBo 2 3\nAnn_Lee 3 Bo 1\n")
+    pairs = read_pairs(pairs_file, tmp_path / "people")
+    assert [p.same for p in pairs] == [True, True, False]
+    assert pairs[2].first.name == "Ann_Lee_0003.png" and pairs[2].second.name == "Bo_0001.png"
+    for text, message in (
+        ("Ann_Lee 1 9\n", r"pairs.txt:1: Ann_Lee has 3 image\(s\), no number 9"),
+        ("Ann_Lee 1 x\n", r"pairs.txt:1: image number 'x'"),
+        ("1 1\nCy 1 2\n", r"pairs.txt:2: no folder"),
+        ("Ann_Lee 1 2 3 4 5\n", r"pairs.txt:1: expected"),
+        ("", "no pairs"),
+    ):
+        pairs_file.write_text(text)
+        with pytest.raises(CnnlabError, match=message):
+            read_pairs(pairs_file, tmp_path / "people")
+
+
+def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    argv = ["faces", "train", "--steps", "20", "--method", "triplet", "--out", str(run)]
+    assert main([*argv, "--json"]) == 0
+    _identity_folder(tmp_path / "people")
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("Ann_Lee 1 2\nBo 1 3\nAnn_Lee 1 Bo 2\nAnn_Lee 3 Bo 3\n")
+    capsys.readouterr()
+    roc = tmp_path / "roc.png"
+    argv = ["faces", "pairs", "--checkpoint", str(run / "best.pt"), "--data", str(tmp_path)]
+    assert main([*argv, "--pairs", str(pairs_file), "--json"]) == 2  # no such person folders
+    argv[-1] = str(tmp_path / "people")
+    assert main([*argv, "--pairs", str(pairs_file), "--roc", str(roc), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["pairs"] == 4 and result["same_pairs"] == 2
+    assert 0 <= result["accuracy_at_tau"] <= 1 and 0 <= result["auc"] <= 1
+    assert roc.stat().st_size > 1000

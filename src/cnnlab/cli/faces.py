@@ -39,6 +39,36 @@ def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str]) -> Any:
         return model(preprocess_files(paths, meta)).numpy()
 
 
+def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Verification on an LFW-style pairs file at the checkpoint's tau, with the ROC."""
+    import numpy as np
+
+    from cnnlab.data.identities import read_pairs
+    from cnnlab.engine.faces import choose_threshold, plot_roc
+
+    model, ckpt = _face_model(args.checkpoint)
+    pairs = read_pairs(args.pairs, args.data)
+    files = sorted({str(p.first) for p in pairs} | {str(p.second) for p in pairs})
+    emb = dict(zip(files, _face_embeddings(model, ckpt, files), strict=True))
+    d = np.array([((emb[str(p.first)] - emb[str(p.second)]) ** 2).sum() for p in pairs])
+    same = np.array([p.same for p in pairs])
+    tau = ckpt["tau"]
+    result: dict[str, Any] = {
+        "pairs": len(pairs),
+        "same_pairs": int(same.sum()),
+        "tau": tau,
+        "accuracy_at_tau": float(((d <= tau) == same).mean()),
+    }
+    if 0 < same.sum() < len(same):
+        _, roc = choose_threshold(-d, same)
+        result.update(auc=roc["auc"], eer=roc["eer"], best_accuracy=roc["val_accuracy"])
+        if args.roc:
+            result["roc"] = str(plot_roc(roc, Path(args.roc)))
+    if not args.json:
+        console.print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
+    return result
+
+
 def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import numpy as np
 
@@ -55,6 +85,8 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             pool_size=args.pool_size,
             method=args.method,
             mining=args.mining,
+            margin=args.margin,
+            identities=args.identities,
             steps=args.steps,
             lr=args.lr,
             augment=args.augment,
@@ -67,6 +99,8 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
             )
         return result
+    if args.what == "pairs":
+        return _evaluate_pairs(args, console)
     if args.what in ("list", "remove"):
         import sqlite3
 
@@ -132,29 +166,39 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """faces train|enroll|verify|identify|list|remove."""
+    """faces train|enroll|verify|identify|pairs|list|remove."""
     faces = sub.add_parser("faces", parents=[common], help="face verification and recognition")
     kinds = faces.add_subparsers(dest="what", required=True, parser_class=Parser)
-    p = kinds.add_parser("train", parents=[common], help="Siamese encoder, triplet loss")
-    p.add_argument("--data", default="digits", help="digits, or root/<person>/*.jpg")
-    p.add_argument("--unseen", default="6,7,8,9", help="identities held out of training")
-    p.add_argument("--backbone", default="lenet5")
+    from cnnlab.engine.faces import METHODS, FacesConfig
+
+    d = FacesConfig()
+    p = kinds.add_parser("train", parents=[common], help="Siamese encoder on identities")
+    p.add_argument("--data", default=d.data, help="digits, or root/<person>/*.jpg")
+    p.add_argument("--unseen", default=d.unseen, help="identities held out of training")
+    p.add_argument("--backbone", default=d.backbone)
     p.add_argument(
         "--pool-size",
         type=positive_int,
-        default=4,
+        default=d.pool_size,
         help="spatial grid kept before the embedding (1: global pooling)",
     )
-    p.add_argument("--embedding-dim", type=positive_int, default=128)
-    p.add_argument("--method", choices=("triplet", "similarity"), default="triplet")
+    p.add_argument("--embedding-dim", type=positive_int, default=d.embedding_dim)
+    p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument(
-        "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default="batch_hard"
+        "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default=d.mining
     )
-    p.add_argument("--steps", type=positive_int, default=400)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--augment", default="crop,rotate,shear")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/faces/run")
+    p.add_argument("--margin", type=float, default=d.margin, help="cosface margin m")
+    p.add_argument(
+        "--identities",
+        choices=("auto", "dihedral", "none"),
+        default=d.identities,
+        help="dihedral: rotations/mirrors of training identities are new identities (glyphs)",
+    )
+    p.add_argument("--steps", type=positive_int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--augment", default=d.augment)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--out", default=d.out)
     p.set_defaults(handler=cmd_faces)
     for name, helptext in (
         ("enroll", "add images of a person"),
@@ -168,6 +212,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--name", required=True)
         p.add_argument("images", nargs="+")
         p.set_defaults(handler=cmd_faces)
+    p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="identity folder root/<person>/*.jpg")
+    p.add_argument("--pairs", required=True, help="LFW-style pairs.txt")
+    p.add_argument("--roc", help="write the ROC curve to this PNG")
+    p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("list", parents=[common], help="enrolled people")
     p.add_argument("--db", default="runs/faces/faces.db")
     p.set_defaults(handler=cmd_faces)

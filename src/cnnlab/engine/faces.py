@@ -23,10 +23,12 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from cnnlab.data.classification import load_classification, normalize
+from cnnlab.data.identities import dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.runlog import epoch_progress
 from cnnlab.errors import CnnlabError
-from cnnlab.losses.triplet import mined_triplet_loss
+from cnnlab.losses.cosface import CosFaceLoss
+from cnnlab.losses.triplet import mined_triplet_loss, random_triplets, triplet_loss
 from cnnlab.models.siamese import LearnedSimilarity, squared_distance
 from cnnlab.registry import create_model
 
@@ -39,13 +41,21 @@ class FacesConfig:
     embedding_dim: int = 128
     pool_size: int = 4  # spatial grid kept before the embedding layer (1 = global pooling);
     # measured on the digits default: 4x4 lifts one-shot identification from 0.53 to 0.67
-    method: str = "triplet"  # triplet (with mining) or similarity (learned, on pairs)
+    # cosface (large-margin softmax over the training identities), triplet (with mining), or
+    # similarity (a learned similarity on pairs); measured on the digits default, one-shot
+    # identification of unseen digits: cosface 0.79, triplet batch-hard 0.67
+    method: str = "cosface"
     mining: str = "batch_hard"  # batch_hard, batch_all, semi_hard, or random
-    alpha: float = 0.2
-    p: int = 6  # identities per batch
-    k: int = 8  # images per identity per batch
-    steps: int = 400
-    augment: str = "crop,rotate,shear"  # applied to each training batch
+    alpha: float = 0.2  # triplet margin
+    margin: float = 0.2  # cosface margin m
+    scale: float = 16.0  # cosface scale s
+    # dihedral: rotations and mirror images of the training identities become new identities
+    # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
+    identities: str = "auto"
+    p: int = 16  # identities per batch
+    k: int = 4  # images per identity per batch
+    steps: int = 800
+    augment: str = "crop"  # applied to each training batch
     lr: float = 2e-3
     image_size: int = 32
     seed: int = 0
@@ -192,9 +202,22 @@ def evaluate_unseen(
     return result
 
 
+METHODS = ("cosface", "triplet", "similarity")
+
+
+def training_identities(config: FacesConfig, seen: IdentitySet) -> IdentitySet:
+    """The identities the encoder trains on: the seen ones, or their dihedral family."""
+    if config.identities not in ("auto", "dihedral", "none"):
+        raise CnnlabError(f"--identities must be auto, dihedral or none, not {config.identities!r}")
+    if config.identities == "none" or (config.identities == "auto" and config.data != "digits"):
+        return seen
+    images, labels = dihedral_identities(seen.images, seen.labels)
+    return IdentitySet(images, labels, seen.names)
+
+
 def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str, Any]:
-    if config.method not in ("triplet", "similarity"):
-        raise CnnlabError(f"--method must be triplet or similarity, got {config.method!r}")
+    if config.method not in METHODS:
+        raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = load_identities(config)
@@ -215,54 +238,41 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
     augment = build_augmentation(
         parse_augment(config.augment), image_size=config.image_size, channels=seen.images.shape[1]
     )
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     # hold out 15% of the seen identities' images to choose tau
     perm = torch.randperm(len(seen.labels), generator=g)
     n_val = max(10, len(perm) // 7)
     val_i, train_i = perm[:n_val], perm[n_val:]
-    labels = seen.labels[train_i]
+    train = training_identities(
+        config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
+    )
+    labels = train.labels
+    cosface = None
+    if config.method == "cosface":
+        cosface = CosFaceLoss(
+            config.embedding_dim, int(labels.max()) + 1, config.scale, config.margin
+        )
+        params += list(cosface.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task("faces", total=config.steps, stats="")
         for _ in range(config.steps):
             model.train()
-            idx = train_i[pk_batch(labels, config.p, config.k, g)]
-            emb = model(augment(seen.images[idx]) if augment is not None else seen.images[idx])
-            y = seen.labels[idx]
-            if similarity is not None:
+            idx = pk_batch(labels, config.p, config.k, g)
+            x, y = train.images[idx], labels[idx]
+            emb = model(augment(x) if augment is not None else x)
+            stats: dict[str, float] = {}
+            if cosface is not None:
+                loss = cosface(emb, y)
+            elif similarity is not None:
                 a = torch.randint(len(idx), (len(idx),), generator=g)
                 b = torch.randint(len(idx), (len(idx),), generator=g)
                 loss = F.binary_cross_entropy_with_logits(
                     similarity(emb[a], emb[b]), (y[a] == y[b]).float()
                 )
-                stats = {}
             elif config.mining == "random":
-                a = torch.arange(len(idx))
-                same = y[:, None] == y[None, :]
-                p = torch.stack(
-                    [
-                        (same[i] & (torch.arange(len(y)) != i)).nonzero().flatten()[0]
-                        for i in range(len(y))
-                    ]
-                )
-                n = torch.stack(
-                    [
-                        (~same[i])
-                        .nonzero()
-                        .flatten()[torch.randint((~same[i]).sum().item(), (1,), generator=g)][0]
-                        for i in range(len(y))
-                    ]
-                )
-                loss = (
-                    (
-                        (emb[a] - emb[p]).pow(2).sum(1)
-                        - (emb[a] - emb[n]).pow(2).sum(1)
-                        + config.alpha
-                    )
-                    .clamp(min=0)
-                    .mean()
-                )
-                stats = {}
+                a, p, n = random_triplets(y, g)
+                loss = triplet_loss(emb[a], emb[p], emb[n], config.alpha, reduction="mean")
             else:
                 loss, stats = mined_triplet_loss(emb, y, config.mining, config.alpha)
             opt.zero_grad()

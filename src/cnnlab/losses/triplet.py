@@ -80,6 +80,21 @@ def mine_triplets(
     return a[keep], p[keep], n[keep]
 
 
+def random_triplets(
+    labels: torch.Tensor, g: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices ``(a, p, n)``: every image as anchor, a random other image of its identity and a
+    random image of another identity (the unmined baseline). Anchors without both are skipped."""
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    neg = ~same
+    a = (pos.any(1) & neg.any(1)).nonzero().flatten()
+    noise = torch.rand(len(labels), len(labels), generator=g).to(labels.device)
+    p = torch.where(pos, noise, -1.0)[a].argmax(1)
+    n = torch.where(neg, noise, -1.0)[a].argmax(1)
+    return a, p, n
+
+
 def mined_triplet_loss(
     emb: torch.Tensor, labels: torch.Tensor, strategy: str = "batch_hard", alpha: float = 0.2
 ) -> tuple[torch.Tensor, dict[str, float]]:

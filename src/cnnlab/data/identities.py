@@ -1,0 +1,105 @@
+"""Identity data for face verification: more training identities from few, and LFW-style pairs.
+
+``dihedral_identities`` follows the few-shot practice from Omniglot (Santoro et al., 2016; Snell
+et al., 2017, "Prototypical Networks", Sec. 3.1): a rotation by a multiple of 90 degrees, or a
+mirror image, of a character is treated as a *new* class. Six seen digits become up to 48
+identities, and an encoder that must tell all of them apart learns features that carry over to
+identities it never saw. Use it only where a transformed identity is a different identity (glyphs),
+never for faces: a mirrored face is the same person.
+
+``read_pairs`` reads the pairs file of Labeled Faces in the Wild (Huang et al., 2007):
+an optional header line (``N`` or ``folds N``), then one pair per line, either
+``name i j`` (two images of one person) or ``name1 i name2 j`` (two people), where image ``i`` of
+``name`` is ``root/name/name_%04d.jpg`` (or any extension, or the ``i``-th file in sorted order
+when the LFW file names are not used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def dihedral_identities(
+    images: torch.Tensor, labels: torch.Tensor, max_similarity: float = 0.9
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, C, S, S), (N,)`` -> the 8 rotations/mirrors of every image with identity ids
+    ``8 * label + t``. A transformed identity whose mean image has cosine similarity above
+    ``max_similarity`` with an identity already kept (a 0 turned upside down is still a 0) is
+    dropped, so no two identities are the same glyph. Returns ``(M, C, S, S), (M,)``."""
+    if images.shape[-1] != images.shape[-2]:
+        raise CnnlabError("dihedral identities need square images")
+    xs, ys, means = [], [], []
+    for t in range(8):
+        x = torch.rot90(images, t % 4, (-2, -1))
+        if t >= 4:
+            x = x.flip(-1)
+        for c in labels.unique().tolist():
+            sel = labels == c
+            mean = x[sel].mean(0).flatten()
+            mean = mean - mean.mean()
+            if means and max(float(torch.cosine_similarity(mean, m, 0)) for m in means) > (
+                max_similarity
+            ):
+                continue
+            means.append(mean)
+            xs.append(x[sel])
+            ys.append(torch.full((int(sel.sum()),), 8 * c + t, dtype=torch.long))
+    return torch.cat(xs), torch.cat(ys)
+
+
+@dataclass(frozen=True)
+class Pair:
+    first: Path
+    second: Path
+    same: bool
+
+
+def _image(root: Path, name: str, index: str, where: str) -> Path:
+    try:
+        i = int(index)
+    except ValueError:
+        raise CnnlabError(f"{where}: image number {index!r} is not an integer") from None
+    folder = root / name
+    if not folder.is_dir():
+        raise CnnlabError(f"{where}: no folder {folder}")
+    for suffix in IMAGE_SUFFIXES:
+        path = folder / f"{name}_{i:04d}{suffix}"
+        if path.is_file():
+            return path
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not 1 <= i <= len(files):
+        raise CnnlabError(f"{where}: {name} has {len(files)} image(s), no number {i}")
+    return files[i - 1]
+
+
+def read_pairs(path: str | Path, root: str | Path) -> list[Pair]:
+    """The pairs of an LFW-style ``pairs.txt`` under the identity folder ``root``."""
+    path, root = Path(path), Path(root)
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such pairs file")
+    pairs = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        fields = line.split()
+        where = f"{path}:{number}"
+        if not fields or (number == 1 and len(fields) <= 2 and all(f.isdigit() for f in fields)):
+            continue
+        if len(fields) == 3:
+            name, i, j = fields
+            pairs.append(Pair(_image(root, name, i, where), _image(root, name, j, where), True))
+        elif len(fields) == 4:
+            a, i, b, j = fields
+            pairs.append(Pair(_image(root, a, i, where), _image(root, b, j, where), a == b))
+        else:
+            raise CnnlabError(
+                f"{where}: expected 'name i j' or 'name1 i name2 j', got {len(fields)} fields"
+            )
+    if not pairs:
+        raise CnnlabError(f"{path}: no pairs in the file")
+    return pairs
