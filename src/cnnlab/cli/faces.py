@@ -63,7 +63,7 @@ def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
         _, roc = choose_threshold(-d, same)
         result.update(auc=roc["auc"], eer=roc["eer"], best_accuracy=roc["val_accuracy"])
         if args.roc:
-            result["roc"] = str(plot_roc(roc, Path(args.roc)))
+            result["roc"] = str(plot_roc({Path(args.pairs).name: roc}, Path(args.roc)))
     if not args.json:
         console.print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
     return result
