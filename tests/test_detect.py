@@ -160,6 +160,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["test_map_50"] <= 1 and (out / "pr_curve.png").is_file()
+    assert (out / "map_time.png").stat().st_size > 1000
     assert main(["detect", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["map_50"] == pytest.approx(result["test_map_50"])

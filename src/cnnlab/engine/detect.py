@@ -22,7 +22,11 @@ from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import make_scenes
 from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
-from cnnlab.engine.detection_metrics import coco_evaluate, plot_pr_curve
+from cnnlab.engine.detection_metrics import (
+    coco_evaluate,
+    plot_map_against_time,
+    plot_pr_curve,
+)
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.runlog import epoch_progress, save_epoch
 from cnnlab.errors import CnnlabError
@@ -255,7 +259,8 @@ def evaluate_detector(
 
 def train_detector(config: DetectConfig, console: Console | None = None) -> dict[str, Any]:
     """Train a YOLO detector; write ``out/`` with checkpoints, ``metrics.csv`` (mAP per epoch
-    against elapsed time), ``pr_curve.png`` and ``results.json``."""
+    against elapsed time), ``map_time.png`` (the same as a figure), ``pr_curve.png`` and
+    ``results.json``."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     device = resolve_device(config.device)
@@ -342,6 +347,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     model, _ = model_from_checkpoint(out / "best.pt")
     ev = evaluate_detector(model.to(device), test, device)
     plot_pr_curve(ev, out / "pr_curve.png")
+    plot_map_against_time(rows, out / "map_time.png")
     result = {
         "run_dir": str(out),
         "test_map_50": ev["map_50"],

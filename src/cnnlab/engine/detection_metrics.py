@@ -101,3 +101,25 @@ def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_map_against_time(rows: list[dict[str, float]], path: str | Path) -> Path:
+    """Validation mAP@0.5 and mAP@[.5:.95] against training seconds (one point per epoch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["seconds"] / 60 for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(minutes, [r["val_map_50"] for r in rows], "o-", ms=3, label="mAP@0.5")
+    ax.plot(minutes, [r["val_map"] for r in rows], "s-", ms=3, label="mAP@[.5:.95]")
+    ax.set(xlabel="training time (minutes)", ylabel="validation mAP", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
