@@ -69,3 +69,33 @@ def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out.is_file() and Path(r["strip"]).is_file() and "random" in r["features"]
     assert main(["style", "nowhere.png", "gravel"]) == 2
+
+
+def test_weights_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``--weights`` the extractor loads the file, normalises with ImageNet statistics and
+    taps Gatys' layers (content conv4_2, style conv1_1 .. conv5_1). The file here has
+    torchvision's VGG-19 layout (test_torchvision_weights checks a real torchvision file)."""
+    import cnnlab
+    from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+
+    torch.manual_seed(3)
+    vgg = cnnlab.create_model("vgg19").eval()
+    path = tmp_path / "vgg19.pth"
+    torch.save(vgg.state_dict(), path)
+    net = FeatureExtractor(str(path), ["conv1_1", "conv2_1"])
+    x = torch.rand(1, 3, 32, 32)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = vgg.features[:2]((x - mean) / std)
+        torch.testing.assert_close(net(x)["conv1_1"], expected)
+        pooled = torch.nn.functional.avg_pool2d(vgg.features[:4]((x - mean) / std), 2)
+        torch.testing.assert_close(net(x)["conv2_1"], vgg.features[5:7](pooled))
+    out = tmp_path / "g.png"
+    argv = ["style", "coffee", "brick", "-o", str(out), "--size", "32", "--steps", "2"]
+    assert main([*argv, "--weights", str(path), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out.is_file() and "torchvision" in r["features"]
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    assert main([*argv, "--weights", str(bad)]) == 2

@@ -94,3 +94,25 @@ def test_new_head_for_transfer_learning(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.allclose(ours.forward_features(x), theirs.features(x), atol=1e-5)
     assert ours(x).shape == (1, 5)
+
+
+def test_style_features_from_a_torchvision_vgg19_file(tmp_path: Path) -> None:
+    """Style transfer's extractor on a real torchvision VGG-19 file equals torchvision's own
+    ``features`` (max pools swapped for average pools, as Gatys et al. do) on normalised input."""
+    from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+
+    path = tmp_path / "vgg19.pth"
+    theirs = torchvision_file("vgg19", path)
+    layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv4_2", "conv5_1"]
+    ours = FeatureExtractor(str(path), layers)
+    x = torch.rand(1, 3, 64, 64)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    taps = {1: "conv1_1", 6: "conv2_1", 11: "conv3_1", 20: "conv4_1", 22: "conv4_2", 29: "conv5_1"}
+    h = (x - mean) / std
+    with torch.no_grad():
+        got = ours(x)
+        for i, m in enumerate(theirs.features[:30]):
+            h = torch.nn.functional.avg_pool2d(h, 2) if isinstance(m, torch.nn.MaxPool2d) else m(h)
+            if i in taps:
+                assert (got[taps[i]] - h).abs().max().item() <= 1e-4, taps[i]
