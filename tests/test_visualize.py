@@ -86,3 +86,27 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "receptive-field", "vgg16", "--json"]) == 0
     layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     assert layers[-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels
+
+
+def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model --weights`` instead of a cnnlab checkpoint: a file in torchvision's AlexNet
+    layout (test_torchvision_weights loads real torchvision files), images from --data with
+    ImageNet normalisation."""
+    import torch
+
+    import cnnlab
+
+    torch.manual_seed(0)
+    path = tmp_path / "alexnet.pth"
+    torch.save(cnnlab.create_model("alexnet_tv").state_dict(), path)
+    base = ["--model", "alexnet_tv", "--weights", str(path), "--data", "faces", "--limit", "24"]
+    for what in ("patches", "filters"):
+        out = tmp_path / f"{what}.png"
+        argv = ["visualize", what, *base, "--layers", "2", "--units", "2", "-o", str(out)]
+        assert main([*argv, "--json"]) == 0
+        assert out.stat().st_size > 3000
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["filters"] == [64, 3, 11, 11]
+    assert main(["visualize", "filters", "--data", "faces"]) == 2  # neither checkpoint nor weights
+    torch.save(cnnlab.create_model("vgg11").state_dict(), path)
+    assert main(["visualize", "filters", *base]) == 2  # weights of another architecture

@@ -16,10 +16,25 @@ from cnnlab.errors import CnnlabError
 
 
 def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The model (a cnnlab checkpoint, or a registered model with torchvision weights) and the
+    standardised images to search."""
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.data.classification import load_classification, normalize
     from cnnlab.engine.checkpoint import model_from_checkpoint
 
+    if (args.checkpoint is None) == (args.weights is None):
+        raise CnnlabError("give --checkpoint (trained by cnnlab) or --model with --weights")
+    if args.weights is not None:
+        from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
+        from cnnlab.models.torchvision_weights import load_torchvision_weights
+        from cnnlab.registry import create_model
+
+        tv_model = load_torchvision_weights(create_model(args.model), args.weights)
+        data = load_classification(args.data or "faces", image_size=args.image_size)
+        split = data.splits[args.split].images[: args.limit]
+        split = split.expand(-1, 3, -1, -1) if split.shape[1] == 1 else split  # grey -> RGB
+        images = normalize(split, IMAGENET_MEAN, IMAGENET_STD)
+        return tv_model.eval(), images, {"model": args.model}
     model, ckpt = model_from_checkpoint(args.checkpoint)
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     data = load_classification(
@@ -141,7 +156,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         ("activations", "one image's activation maps"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("--checkpoint", required=True, help="a classifier trained by cnnlab")
+        p.add_argument("--checkpoint", help="a classifier trained by cnnlab")
+        p.add_argument(
+            "--weights", help="instead of --checkpoint: a torchvision weights file for --model"
+        )
+        p.add_argument("--model", default="alexnet_tv", help="the architecture of --weights")
+        p.add_argument(
+            "--image-size", type=positive_int, default=112, help="input size with --weights"
+        )
         p.add_argument("--data", help="dataset (default: the checkpoint's)")
         p.add_argument("--split", choices=("train", "val", "test"), default="train")
         p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
