@@ -51,11 +51,23 @@ def test_layer_names_follow_vgg19() -> None:
 
 def test_cost_falls_in_a_few_steps() -> None:
     content, style = load_rgb("astronaut", 32), load_rgb("brick", 32)
-    result = transfer_style(content, style, steps=8, snapshots=2)
+    result = transfer_style(content, style, steps=8, snapshots=2, scales=1)
     assert result.history[-1]["total"] < result.history[0]["total"]
     assert result.image.shape == (3, 32, 32) and len(result.snapshots) == 2
     lbfgs = transfer_style(content, style, steps=4, optimizer="lbfgs", init="random")
     assert lbfgs.history[-1]["total"] < lbfgs.history[0]["total"]
+
+
+def test_coarse_to_fine() -> None:
+    content, style = load_rgb("chelsea", 64), load_rgb("gravel", 64)
+    result = transfer_style(content, style, steps=9, scales=3, snapshots=3)
+    assert len(result.history) == 9  # 3 at 16 px, 3 at 32 px, 3 at 64 px
+    assert result.image.shape == (3, 64, 64)
+    assert len(result.snapshots) == 3 and all(s.shape == (3, 64, 64) for s in result.snapshots)
+    fine = result.history[-3:]
+    assert fine[-1]["total"] < fine[0]["total"]
+    with pytest.raises(CnnlabError, match="under 16 pixels"):
+        transfer_style(content, style, steps=3, scales=4)
 
 
 def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -110,6 +110,7 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         content,
         style,
         steps=args.steps,
+        scales=args.scales,
         alpha=args.alpha,
         beta=args.beta,
         tv_weight=args.tv,
@@ -178,7 +179,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("style", help="image path or bundled photo/texture (brick, grass, gravel, ...)")
     p.add_argument("-o", "--output", default="runs/style/generated.png")
     p.add_argument("--size", type=positive_int, default=256)
-    p.add_argument("--steps", type=positive_int, default=200)
+    p.add_argument("--steps", type=positive_int, default=300, help="in total, over all scales")
+    p.add_argument(
+        "--scales",
+        type=positive_int,
+        default=2,
+        help="coarse-to-fine levels (1: plain Gatys at full size)",
+    )
     p.add_argument("--alpha", type=float, default=10.0, help="content weight")
     p.add_argument(
         "--beta",
