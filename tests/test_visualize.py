@@ -110,3 +110,16 @@ def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["visualize", "filters", "--data", "faces"]) == 2  # neither checkpoint nor weights
     torch.save(cnnlab.create_model("vgg11").state_dict(), path)
     assert main(["visualize", "filters", *base]) == 2  # weights of another architecture
+
+
+def test_cli_with_a_scene_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "loc"
+    argv = ["localize", "train", "--images", "60", "--epochs", "1", "--out", str(run)]
+    assert main([*argv, "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "patches.png"
+    argv = ["visualize", "patches", "--checkpoint", str(run / "best.pt"), "--limit", "40"]
+    assert main([*argv, "--layers", "2", "-o", str(out), "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert len(layers) == 2 and layers[0]["receptive_field"] < layers[1]["receptive_field"]
+    assert out.stat().st_size > 3000

@@ -36,6 +36,15 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         images = normalize(split, IMAGENET_MEAN, IMAGENET_STD)
         return tv_model.eval(), images, {"model": args.model}
     model, ckpt = model_from_checkpoint(args.checkpoint)
+    if (args.data or ckpt.get("config", {}).get("data")) == "scenes":
+        # a localiser, detector or segmenter trained on the scene generator: fresh scenes of
+        # the same size, standardised as those tasks do ((x / 255 - 0.5) / 0.25)
+        from cnnlab.data.localization import from_scenes
+
+        cfg = ckpt.get("config", {})
+        size = ckpt["input_size"][-1]
+        scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
+        return model.eval(), (scenes.images.float() / 255 - 0.5) / 0.25, ckpt
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     data = load_classification(
         args.data or config.data,
