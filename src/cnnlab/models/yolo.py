@@ -43,7 +43,7 @@ class YoloDetector(nn.Module):
 
     @property
     def num_anchors(self) -> int:
-        return len(self.anchors)
+        return self.anchors.shape[0]  # not len(): ONNX tracing warns on it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.head(self.neck(self.backbone.forward_features(x)))
