@@ -280,3 +280,23 @@ def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert result["pairs"] == 4 and result["same_pairs"] == 2
     assert 0 <= result["accuracy_at_tau"] <= 1 and 0 <= result["auc"] <= 1
     assert roc.stat().st_size > 1000
+
+
+def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    digits = load_digits()
+    x, y = digits.splits["train"].images, digits.splits["train"].labels
+    root = tmp_path / "people"
+    for person, digit in (("ann", 1), ("bo", 2), ("cy", 3), ("di", 4)):
+        (root / person).mkdir(parents=True)
+        for j, i in enumerate((y == digit).nonzero().flatten()[:6].tolist()):
+            Image.fromarray(x[i, 0].numpy()).save(root / person / f"{person}_{j:04d}.png")
+    argv = ["faces", "train", "--data", str(root), "--steps", "5", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--unseen", "cy,di", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["identification_1_shot"] <= 1 and result["tau"] > 0
+    config = json.loads(
+        json.dumps(torch.load(tmp_path / "r" / "best.pt", weights_only=True)["config"])
+    )
+    assert config["method"] == "cosface" and config["identities"] == "auto"  # no dihedral faces
+    assert main([*argv, "--unseen", "di"]) == 2
+    assert "at least 2 identities" in capsys.readouterr().err

@@ -81,8 +81,11 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
         raise CnnlabError(f"--unseen names unknown identities: {', '.join(missing)}")
     unseen_ids = torch.tensor([data.class_names.index(n) for n in unseen_names])
     is_unseen = torch.isin(y, unseen_ids)
-    if is_unseen.all() or not is_unseen.any():
-        raise CnnlabError("--unseen must leave some identities for training and hold some out")
+    if len(unseen_ids) < 2 or len(data.class_names) - len(unseen_ids) < 2:
+        raise CnnlabError(
+            "--unseen must hold out at least 2 identities and leave at least 2 for training "
+            f"({len(data.class_names)} identities in {config.data})"
+        )
     norm = {"mean": list(data.mean), "std": list(data.std)}
 
     def part(mask: torch.Tensor) -> IdentitySet:
@@ -168,7 +171,7 @@ def evaluate_unseen(
     seed: int,
     similarity: LearnedSimilarity | None = None,
     sim_threshold: float = 0.0,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """On never-seen identities: verification accuracy at the chosen threshold, one-shot and
     5-shot identification, and open-set rejection of never-enrolled identities."""
     g = torch.Generator().manual_seed(seed + 7)
@@ -192,7 +195,8 @@ def evaluate_unseen(
             pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probe_i], float("inf"))
             correct += (pred == unseen.labels[probe_i]).sum().item()
             total += len(probe_i)
-        result[f"identification_{shots}_shot"] = correct / total
+        # None when no identity has more than `shots` images (nothing left to identify)
+        result[f"identification_{shots}_shot"] = correct / total if total else None
     half = ids[: len(ids) // 2]
     enrolled = torch.isin(unseen.labels, half)
     gal_i = torch.stack([(unseen.labels == c).nonzero().flatten()[0] for c in half])
