@@ -294,9 +294,11 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--unseen", "cy,di", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["identification_1_shot"] <= 1 and result["tau"] > 0
-    config = json.loads(
-        json.dumps(torch.load(tmp_path / "r" / "best.pt", weights_only=True)["config"])
-    )
-    assert config["method"] == "cosface" and config["identities"] == "auto"  # no dihedral faces
+    from cnnlab.engine.faces import FacesConfig, IdentitySet, training_identities
+
+    g = torch.Generator().manual_seed(0)
+    ids = IdentitySet(torch.rand(4, 1, 6, 6, generator=g), torch.tensor([0, 0, 1, 1]), ["a", "b"])
+    assert training_identities(FacesConfig(data=str(root)), ids) is ids  # mirrored faces: same
+    assert len(training_identities(FacesConfig(), ids).labels.unique()) > 2  # digits: dihedral
     assert main([*argv, "--unseen", "di"]) == 2
     assert "at least 2 identities" in capsys.readouterr().err
