@@ -422,7 +422,7 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path, name: str, 
                 "train",
                 "--data",
                 name,
-                "--data-root",
+                "--root",  # the same as --data-root
                 root,
                 "--image-size",
                 "64",

@@ -184,8 +184,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png")
         p.set_defaults(handler=cmd_visualize)
     p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
-    p.add_argument("content", help="image path or bundled photo (astronaut, chelsea, coffee, ...)")
-    p.add_argument("style", help="image path or bundled photo/texture (brick, grass, gravel, ...)")
+    p.add_argument(
+        "content",
+        nargs="?",
+        default="astronaut",
+        help="image path or bundled photo (astronaut, chelsea, coffee, china, flower, ...)",
+    )
+    p.add_argument(
+        "style",
+        nargs="?",
+        default="brick",
+        help="image path or bundled photo/texture (brick, grass, gravel, coffee, ...)",
+    )
     p.add_argument("-o", "--output", default="runs/style/generated.png")
     p.add_argument("--size", type=positive_int, default=256)
     p.add_argument("--steps", type=positive_int, default=300, help="in total, over all scales")

@@ -189,7 +189,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default="digits",
         help="digits, faces, or a folder root/<class>/*.png (or root/train, root/val)",
     )
-    p.add_argument("--data-root", help="where `cnnlab data download` put datasets")
+    p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
