@@ -369,11 +369,9 @@ def draw_detections(
     min_score: float = 0.3,
 ) -> Path:
     """A grid of images with labelled boxes (pixels) drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    from cnnlab.viz.plots import plt, save_figure
 
     colours = ["yellow", "cyan", "magenta", "lime", "orange", "white", "red", "blue"]
     cols = min(4, len(images))
@@ -399,9 +397,4 @@ def draw_detections(
                 fontsize=6,
                 bbox={"facecolor": colour, "pad": 1, "lw": 0},
             )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -80,10 +80,7 @@ def coco_evaluate(
 
 
 def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnlab.viz.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot(result["recall"], result["precision"])
@@ -95,20 +92,12 @@ def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") 
         title=title or f"PR at IoU 0.5 (mAP@0.5 = {result['map_50']:.3f})",
     )
     ax.grid(alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_map_against_time(rows: list[dict[str, float]], path: str | Path) -> Path:
     """Validation mAP@0.5 and mAP@[.5:.95] against training seconds (one point per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnlab.viz.plots import plt, save_figure
 
     minutes = [r["seconds"] / 60 for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -117,9 +106,4 @@ def plot_map_against_time(rows: list[dict[str, float]], path: str | Path) -> Pat
     ax.set(xlabel="training time (minutes)", ylabel="validation mAP", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -340,10 +340,7 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
 
 def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     """One verification ROC per named set of pairs (from :func:`choose_threshold`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnlab.viz.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for name, roc in curves.items():
@@ -352,8 +349,4 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.plot([0, 1], [0, 1], "k--", lw=0.5)
     ax.legend(loc="lower right", fontsize=8)
     ax.set(xlabel="false accept rate", ylabel="true accept rate", title="verification ROC")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -226,11 +226,9 @@ def draw_predictions(
     images: torch.Tensor, rows: list[dict[str, Any]], path: str | Path, threshold: float = 0.5
 ) -> Path:
     """A grid of images with the predicted box, label and landmarks drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    from cnnlab.viz.plots import plt, save_figure
 
     cols = min(4, len(images))
     n_rows = math.ceil(len(images) / cols)
@@ -249,9 +247,4 @@ def draw_predictions(
                 ax.plot(x, y, "c.", ms=6)
         else:
             ax.set_title(f"no object ({row['object_probability']:.2f})", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -134,10 +134,7 @@ def plot_patch_grid(
 ) -> Path:
     """``rows``: per layer, a list of ``(9, C, r, r)`` patch stacks (one per unit), drawn as
     3x3 mosaics side by side like the slides."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cnnlab.viz.plots import plt, save_figure
 
     units = max(len(u) for _, u in rows)
     fig, axes = plt.subplots(
@@ -154,12 +151,7 @@ def plot_patch_grid(
                 ax.set_title(name, fontsize=7, loc="left")
     if title:
         fig.suptitle(title, fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _mosaic(stack: torch.Tensor) -> np.ndarray:

@@ -26,7 +26,7 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) 
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(
@@ -62,7 +62,7 @@ def plot_confusion_matrix(
                     fontsize=8,
                     color="white" if counts[i, j] > threshold else "black",
                 )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_grid(
@@ -93,14 +93,15 @@ def plot_image_grid(
         ax.set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders created), close it, return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -122,4 +123,4 @@ def plot_augmentation_grid(rows: Sequence[torch.Tensor], path: str | Path, title
         axes[r][0].set_ylabel("original" if r == 0 else f"draw {r}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
