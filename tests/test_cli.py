@@ -273,3 +273,30 @@ def test_debug_shows_the_traceback() -> None:
 
     with pytest.raises(CnnlabError):
         main(["summary", "resnet9000", "--debug"])
+
+
+@pytest.mark.parametrize(
+    "command, module, cls",
+    [
+        (["classify", "train"], "cnnlab.config", "ClassifyTrainConfig"),
+        (["localize", "train"], "cnnlab.engine.localize", "LocalizeConfig"),
+        (["detect", "train"], "cnnlab.engine.detect", "DetectConfig"),
+        (["segment", "train"], "cnnlab.engine.segment", "SegmentConfig"),
+        (["faces", "train"], "cnnlab.engine.faces", "FacesConfig"),
+    ],
+)
+def test_train_commands_default_to_the_python_defaults(
+    command: list[str], module: str, cls: str
+) -> None:
+    """One source of defaults: a bare ``train`` command builds exactly the settings dataclass's
+    defaults, and an option reaches its field."""
+    import importlib
+
+    from cnnlab.cli import build_parser
+    from cnnlab.cli.common import config_from_args
+
+    config_cls = getattr(importlib.import_module(module), cls)
+    args = build_parser().parse_args(command)
+    assert config_from_args(config_cls, args) == config_cls()
+    changed = config_from_args(config_cls, build_parser().parse_args([*command, "--seed", "7"]))
+    assert changed.seed == 7

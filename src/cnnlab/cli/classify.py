@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    config_from_args,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -20,34 +21,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.engine.classify import train_classifier
 
-    config = ClassifyTrainConfig(
-        model=args.model,
-        data=args.data,
-        data_root=args.data_root or "",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        augment=args.augment,
-        label_smoothing=args.label_smoothing,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        image_size=args.image_size,
-        channels=args.channels,
-        resize=args.resize,
-        strict=args.strict,
-        pretrained=args.pretrained or "",
-        freeze=args.freeze,
-        backbone_lr_mult=args.backbone_lr_mult,
-        cache_features=args.cache_features,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        device=args.device,
-        tensorboard=args.tensorboard,
-        out=args.out or "",
-    )
+    config = config_from_args(ClassifyTrainConfig, args)
     result = train_classifier(
         config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
     )
@@ -182,43 +156,46 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     what = classify.add_subparsers(dest="what", required=True, parser_class=Parser)
     device = {"default": "auto", "help": "auto, cpu, cuda, cuda:N or mps"}
 
+    from cnnlab.config import ClassifyTrainConfig
+
+    d = ClassifyTrainConfig()
     p = what.add_parser("train", parents=[common], help="train on a dataset, write a run folder")
-    p.add_argument("--model", default="lenet5")
+    p.add_argument("--model", default=d.model)
     p.add_argument(
         "--data",
-        default="digits",
+        default=d.data,
         help="digits, faces, or a folder root/<class>/*.png (or root/train, root/val)",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
-    p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument(
         "--augment",
-        default="auto",
+        default=d.augment,
         help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca; "
         "none; or auto (per dataset)",
     )
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--image-size", type=positive_int, default=32)
-    p.add_argument("--channels", type=int, default=0, help="1 or 3 (folders; default 3)")
-    p.add_argument("--resize", choices=("center-crop", "stretch"), default="center-crop")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--split-seed", type=int, default=d.split_seed)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--test-fraction", type=float, default=d.test_fraction)
+    p.add_argument("--image-size", type=positive_int, default=d.image_size)
+    p.add_argument("--channels", type=int, default=d.channels, help="1 or 3 (folders; default 3)")
+    p.add_argument("--resize", choices=("center-crop", "stretch"), default=d.resize)
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--pretrained", help="cnnlab checkpoint or torchvision weights file")
-    p.add_argument("--freeze", default="none", help="none, backbone, or stages:K")
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0)
+    p.add_argument("--freeze", default=d.freeze, help="none, backbone, or stages:K")
+    p.add_argument("--backbone-lr-mult", type=float, default=d.backbone_lr_mult)
     p.add_argument(
         "--cache-features",
         action="store_true",
         help="with --freeze backbone: compute features once, train the head on them",
     )
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision)
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=d.channels_last)
     p.add_argument("--tensorboard", action="store_true")
     p.add_argument("--resume", help="a run's last.pt: continue exactly where it stopped")
     p.add_argument("--device", **device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from typing import NoReturn
+from dataclasses import fields
+from typing import Any, NoReturn, TypeVar
 
 from cnnlab.errors import CnnlabError
 
@@ -15,6 +16,21 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CnnlabError(f"{self.prog}: {message}")
+
+
+C = TypeVar("C")
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
+    """The settings dataclass ``cls`` filled from the parsed options of the same names
+    (``--image-size`` -> ``image_size``); an option left unset (``None``) keeps the dataclass
+    default. Parsers take their defaults from the dataclass, so there is one source of each."""
+    values = {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)  # type: ignore[arg-type]
+        if getattr(args, f.name, None) is not None
+    }
+    return cls(**{**values, **overrides})
 
 
 def positive_int(text: str) -> int:

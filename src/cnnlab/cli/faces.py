@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cnnlab.cli.common import (
     Parser,
+    config_from_args,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -77,22 +78,7 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if args.what == "train":
         from cnnlab.engine.faces import FacesConfig, train_faces
 
-        config = FacesConfig(
-            data=args.data,
-            unseen=args.unseen,
-            backbone=args.backbone,
-            embedding_dim=args.embedding_dim,
-            pool_size=args.pool_size,
-            method=args.method,
-            mining=args.mining,
-            margin=args.margin,
-            identities=args.identities,
-            steps=args.steps,
-            lr=args.lr,
-            augment=args.augment,
-            seed=args.seed,
-            out=args.out,
-        )
+        config = config_from_args(FacesConfig, args)
         result = train_faces(config, Console(stderr=True, quiet=args.json))
         if not args.json:
             console.print(
