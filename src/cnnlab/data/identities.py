@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp")
 
 
 def dihedral_identities(
@@ -69,11 +68,10 @@ def _image(root: Path, name: str, index: str, where: str) -> Path:
     folder = root / name
     if not folder.is_dir():
         raise CnnlabError(f"{where}: no folder {folder}")
-    for suffix in IMAGE_SUFFIXES:
-        path = folder / f"{name}_{i:04d}{suffix}"
-        if path.is_file():
-            return path
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for path in files:
+        if path.stem == f"{name}_{i:04d}":
+            return path
     if not 1 <= i <= len(files):
         raise CnnlabError(f"{where}: {name} has {len(files)} image(s), no number {i}")
     return files[i - 1]
