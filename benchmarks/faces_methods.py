@@ -80,7 +80,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     scores, same = pair_scores(Pixels()(seen.images), seen.labels, 2000, g)
     tau = -choose_threshold(scores, same)[0]  # chosen on the seen identities, as for the others
-    pixels = [evaluate_unseen(Pixels(), unseen, tau, s) for s in range(args.seeds)]
+    pixels = [evaluate_unseen(Pixels(), unseen, tau, s)[0] for s in range(args.seeds)]
     results["raw pixels"] = {
         k: statistics.median(r[k] for r in pixels) for k in KEYS if k in pixels[0]
     }
