@@ -38,13 +38,14 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     model, ckpt = model_from_checkpoint(args.checkpoint)
     if (args.data or ckpt.get("config", {}).get("data")) == "scenes":
         # a localiser, detector or segmenter trained on the scene generator: fresh scenes of
-        # the same size, standardised as those tasks do ((x / 255 - 0.5) / 0.25)
+        # the same size, standardised as those tasks do
         from cnnlab.data.localization import from_scenes
+        from cnnlab.data.scenes import standardise
 
         cfg = ckpt.get("config", {})
         size = ckpt["input_size"][-1]
         scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
-        return model.eval(), (scenes.images.float() / 255 - 0.5) / 0.25, ckpt
+        return model.eval(), standardise(scenes.images.float()), ckpt
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     data = load_classification(
         args.data or config.data,

@@ -127,8 +127,9 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     import torch
 
     from cnnlab.data.folder import image_to_uint8
+    from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.detect import MEAN, STD, decode, draw_detections, scenes_data
+    from cnnlab.engine.detect import decode, draw_detections, scenes_data
 
     model, ckpt = model_from_checkpoint(args.checkpoint)
     model.eval()
@@ -143,7 +144,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ).images
         sources = [f"scene[{i}]" for i in range(len(images))]
     with torch.no_grad():
-        raw = model((images.float() / 255 - MEAN) / STD)
+        raw = model(standardise(images.float()))
     dets = decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
     dets = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
     path = draw_detections(images, dets, ckpt["class_names"], args.output, args.score_threshold)
@@ -232,8 +233,9 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     import torch
 
     from cnnlab.data.images import read_image
+    from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.segment import MEAN, STD, save_prediction, scenes_segmentation
+    from cnnlab.engine.segment import save_prediction, scenes_segmentation
 
     model, ckpt = model_from_checkpoint(args.checkpoint)
     model.eval()
@@ -251,7 +253,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     rows = []
     for image, stem in zip(images, stems, strict=True):
         with torch.no_grad():
-            mask = model(((image.float() / 255 - MEAN) / STD)[None]).argmax(1)[0]
+            mask = model(standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
         counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
         rows.append(

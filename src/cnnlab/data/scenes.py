@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from skimage.draw import polygon as draw_polygon
@@ -31,6 +32,14 @@ from cnnlab.errors import CnnlabError
 CLASS_NAMES = ("pedestrian", "car", "motorcycle", "triangle", "star", "diamond", "cross", "ring")
 LANDMARKS = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
 LANDMARK_PAIRS = ((0, 1), (2, 3))  # left/right identities swapped by a horizontal mirror
+MEAN, STD = 0.5, 0.25  # every scene task feeds its network (x / 255 - MEAN) / STD
+
+
+def standardise(images: Any) -> Any:
+    """Pixel values 0..255 (a float NumPy array or tensor) -> ``(x / 255 - 0.5) / 0.25``: how the
+    scene tasks (localise, detect, segment, sliding windows) and the visualiser feed their
+    networks."""
+    return (images / 255 - MEAN) / STD
 
 
 def _circle(cx: float, cy: float, r: float, n: int = 20) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 
 from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.scenes import make_scenes
+from cnnlab.data.scenes import MEAN, STD, make_scenes
 from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
@@ -35,8 +35,6 @@ from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mea
 from cnnlab.ops.boxes import box_convert
 from cnnlab.ops.nms import batched_nms
 from cnnlab.registry import create_model
-
-MEAN, STD = 0.5, 0.25
 
 
 @dataclass(frozen=True)

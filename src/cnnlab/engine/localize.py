@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
+from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.runlog import epoch_progress, save_epoch
@@ -28,8 +29,6 @@ from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
 from cnnlab.ops.boxes import box_convert, elementwise_iou
 from cnnlab.registry import create_model
-
-MEAN, STD = 0.5, 0.25  # images are scaled to [0, 1] then standardised with these
 
 
 @dataclass(frozen=True)
@@ -204,7 +203,7 @@ def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[st
     model, ckpt = model_from_checkpoint(checkpoint)
     model.eval()
     s = images.shape[-1]
-    out = model.split(model((images.float() / 255 - MEAN) / STD))
+    out = model.split(model(standardise(images.float())))
     boxes = _xyxy(out.box) * s
     names = ckpt["class_names"]
     rows = []

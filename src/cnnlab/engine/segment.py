@@ -20,7 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from cnnlab.data.images import read_image
-from cnnlab.data.scenes import make_scenes
+from cnnlab.data.scenes import MEAN, STD, make_scenes
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
@@ -30,7 +30,6 @@ from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.registry import create_model
 
-MEAN, STD = 0.5, 0.25
 PALETTE = np.array(
     [
         [0, 0, 0],

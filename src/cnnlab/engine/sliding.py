@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnlab.data.scenes import make_scenes
+from cnnlab.data.scenes import make_scenes, standardise
 from cnnlab.models.overfeat import WINDOW, WindowClassifier, naive_sliding_windows
 from cnnlab.registry import create_model
 
@@ -33,9 +33,9 @@ def window_crops(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         max_scale=0.95,
         max_occlusion=1.0,
     )
-    x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
     y = torch.tensor([int(s.labels[0]) + 1 if len(s.labels) else 0 for s in scenes])
-    return (x - 0.5) / 0.25, y
+    return standardise(x), y
 
 
 def train_window_classifier(
