@@ -135,6 +135,21 @@ class StyleResult:
     seconds_per_step: float = 0.0
 
 
+def style_layers_for(weights: str | None) -> tuple[str, list[str]]:
+    """``(content layer, style layers)``: Gatys' with pretrained weights, shallower with random
+    features (module docstring)."""
+    if weights:
+        return "conv4_2", ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    return "conv3_1", ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
+
+
+def feature_network(weights: str | None, seed: int = 0) -> FeatureExtractor:
+    """VGG-19 cut after the last layer :func:`style_layers_for` needs."""
+    content_layer, style_layers = style_layers_for(weights)
+    layers = sorted({content_layer, *style_layers}, key=vgg19_layer_names().index)
+    return FeatureExtractor(weights, layers, seed)
+
+
 def optimise_pixels(
     content: torch.Tensor,
     style: torch.Tensor,
@@ -153,10 +168,12 @@ def optimise_pixels(
     snapshots: int = 6,
     console: Console | None = None,
     start: torch.Tensor | None = None,
+    net: FeatureExtractor | None = None,
 ) -> StyleResult:
     """Minimise ``J(G)`` over the pixels of G at one resolution. ``init``: ``random`` (the
     slide's step 1: uniform noise) or ``content`` (the content image plus noise, which converges
-    faster); ``start`` overrides both (the previous level of :func:`transfer_style`). ``beta``
+    faster); ``start`` overrides both (the previous level of :func:`transfer_style`), which also
+    passes its ``net`` (:func:`feature_network`) so that it is built once. ``beta``
     defaults to the course's 40 with pretrained weights and to 4,000 with random features, whose
     Gram matrices are about a hundred times smaller."""
     if beta is None:
@@ -165,16 +182,8 @@ def optimise_pixels(
         raise CnnlabError(f"--init must be random or content, got {init!r}")
     if optimizer not in ("adam", "lbfgs"):
         raise CnnlabError(f"--optimizer must be adam or lbfgs, got {optimizer!r}")
-    if weights:
-        content_layer, style_layers = (
-            "conv4_2",
-            ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"],
-        )
-    else:
-        content_layer, style_layers = "conv3_1", ["conv1_1", "conv2_1", "conv3_1", "conv4_1"]
-    net = FeatureExtractor(
-        weights, sorted({content_layer, *style_layers}, key=vgg19_layer_names().index), seed
-    )
+    content_layer, style_layers = style_layers_for(weights)
+    net = net or feature_network(weights, seed)
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16)
         if bf16
@@ -257,6 +266,7 @@ def transfer_style(
     plan = [*coarse, fine]
     total = StyleResult(content[0])
     start = None
+    net = feature_network(options.get("weights"), options.get("seed", 0))
     for level, level_steps in enumerate(plan):
         factor = 2 ** (scales - 1 - level)
         shape = (size[0] // factor, size[1] // factor)
@@ -267,7 +277,7 @@ def transfer_style(
             start = F.interpolate(start, size=shape, mode="bilinear", align_corners=False)
         shots = max(1, round(snapshots * level_steps / steps))
         r = optimise_pixels(
-            c, s, steps=max(1, level_steps), snapshots=shots, start=start, **options
+            c, s, steps=max(1, level_steps), snapshots=shots, start=start, net=net, **options
         )
         start = r.image[None]
         total.history += r.history
