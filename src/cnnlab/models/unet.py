@@ -61,7 +61,7 @@ class UNet(nn.Module):
         super().__init__()
         if upsample not in ("transpose", "bilinear"):
             raise ValueError(f"upsample must be transpose or bilinear, got {upsample!r}")
-        self.depth, self.padding, self.upsample_mode = depth, padding, upsample
+        self.depth, self.padding = depth, padding
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList()
         c = in_channels
