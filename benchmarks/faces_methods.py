@@ -5,7 +5,8 @@ at the tau chosen on the seen identities, one-shot and 5-shot identification amo
 identities, open-set rejection of never-enrolled ones, and training seconds. Rows: raw pixels (no
 learning), cnnlab's first recipe (batch-hard triplets, 6 x 8 batches, 400 steps), then with the
 default batches and steps: random triplets, batch-hard and semi-hard mining, the learned
-similarity on pairs, and CosFace, each with and without the dihedral training identities.
+similarity on pairs, and CosFace, each with and without the dihedral training identities, and
+with the synthetic glyph identities (cnnlab.data.glyphs) added to every batch.
 Median over seeds.
 
 Run: `python benchmarks/faces_methods.py [--seeds 3]`; prints a table and one JSON line.
@@ -55,7 +56,9 @@ ROWS = {
     "cosface": {"method": "cosface", "identities": "none"},
     "batch-hard + dihedral": {"method": "triplet", "mining": "batch_hard"},
     "learned similarity + dihedral": {"method": "similarity"},
-    "cosface + dihedral (default)": {"method": "cosface"},
+    "cosface + dihedral": {"method": "cosface"},
+    "batch-hard + dihedral + glyphs": {"method": "triplet", "mining": "batch_hard"},
+    "cosface + dihedral + glyphs (default)": {"method": "cosface"},
 }
 
 
@@ -88,7 +91,8 @@ def main() -> None:
         runs = []
         for seed in range(args.seeds):
             config = replace(FacesConfig(), seed=seed, out=f"/tmp/cnnlab-faces-bench/{seed}")
-            runs.append(train_faces(replace(config, **overrides), quiet))
+            synthetic = "auto" if "glyphs" in name else "none"
+            runs.append(train_faces(replace(config, synthetic=synthetic, **overrides), quiet))
         results[name] = {k: statistics.median(r[k] for r in runs) for k in KEYS}
     for name, row in results.items():
         table.add_row(name, *(f"{row[k]:.3f}" if k in row else "-" for k in KEYS))

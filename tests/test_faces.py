@@ -118,6 +118,7 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "tau",
     ):
         assert key in result
+    assert (run / "roc.png").is_file() and (run / "glyphs.png").is_file()
     digits = load_digits()
     images = digits.splits["test"].images
     labels = digits.splits["test"].labels
@@ -231,6 +232,41 @@ def test_dihedral_identities() -> None:
     )
     with pytest.raises(CnnlabError, match="square"):
         dihedral_identities(torch.zeros(2, 1, 4, 5), torch.tensor([0, 1]))
+
+
+def test_glyph_identities_are_drawn_like_the_uci_digits() -> None:
+    from cnnlab.data.glyphs import draw_glyphs, random_glyphs
+
+    glyphs = random_glyphs(40, torch.Generator().manual_seed(0))
+    ids = torch.arange(40).repeat_interleave(6)
+    x = draw_glyphs(glyphs, ids, torch.Generator().manual_seed(1))
+    assert x.shape == (240, 1, 8, 8)
+    # counts of inked pixels in 4x4 blocks of a 32x32 bitmap: k / 16 with k in 0..16
+    torch.testing.assert_close(x * 16, (x * 16).round())
+    assert x.min() >= 0 and x.max() <= 1 and (x.flatten(1).sum(1) > 0).all()
+    # handwriting-sized: ink reaches (nearly) the top and bottom rows, not the left/right edges
+    rows = x.sum((1, 3)) > 0
+    assert rows[:, :2].any(1).float().mean() > 0.9 and rows[:, -2:].any(1).float().mean() > 0.9
+    torch.testing.assert_close(x, draw_glyphs(glyphs, ids, torch.Generator().manual_seed(1)))
+    # a new drawing of the same glyph is closer than a drawing of another glyph
+    f = F.normalize((x - x.mean(0)).flatten(1), dim=1)
+    sim = f @ f.T
+    same = (ids[:, None] == ids[None]) & ~torch.eye(240, dtype=torch.bool)
+    assert sim[same].mean() > sim[ids[:, None] != ids[None]].mean() + 0.3
+
+
+def test_synthetic_identities_join_training_for_digits_only() -> None:
+    from cnnlab.engine.faces import FacesConfig, glyph_batches, load_identities
+
+    seen, _, norm = load_identities(FacesConfig())
+    batches = glyph_batches(FacesConfig(synthetic_identities=50), seen, norm, offset=48)
+    assert batches is not None and len(batches) == 50
+    x, y = batches.sample()
+    assert x.shape == (32 * 4, 1, 32, 32) and y.min() >= 48 and y.max() < 98
+    assert (y.view(-1, 4) == y.view(-1, 4)[:, :1]).all()  # P identities x K drawings
+    assert glyph_batches(FacesConfig(data="/some/faces"), seen, norm, 0) is None
+    with pytest.raises(CnnlabError, match="--synthetic"):
+        glyph_batches(FacesConfig(synthetic="fonts"), seen, norm, 0)
 
 
 def _identity_folder(root: Path) -> None:

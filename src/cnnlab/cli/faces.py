@@ -180,6 +180,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.identities,
         help="dihedral: rotations/mirrors of training identities are new identities (glyphs)",
     )
+    p.add_argument(
+        "--synthetic",
+        choices=("auto", "glyphs", "none"),
+        default=d.synthetic,
+        help="glyphs: random pen-stroke glyphs join every batch as extra identities (auto: digits)",
+    )
+    p.add_argument("--synthetic-identities", type=positive_int, default=d.synthetic_identities)
     p.add_argument("--steps", type=positive_int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--augment", default=d.augment)

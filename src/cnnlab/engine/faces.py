@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from cnnlab.data.classification import load_classification, normalize
+from cnnlab.data.classification import load_classification, normalize, resize_batch
+from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.runlog import epoch_progress
@@ -52,6 +53,11 @@ class FacesConfig:
     # dihedral: rotations and mirror images of the training identities become new identities
     # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
     identities: str = "auto"
+    # glyphs: every batch also holds random pen-stroke glyphs, each an identity
+    # (cnnlab.data.glyphs); auto = glyphs for digits only. Measured on the digits default,
+    # one-shot identification of unseen digits: 0.77 without, 0.82 with
+    synthetic: str = "auto"
+    synthetic_identities: int = 2000
     p: int = 16  # identities per batch
     k: int = 4  # images per identity per batch
     steps: int = 800
@@ -188,7 +194,7 @@ def evaluate_unseen(
     }
     for shots in (1, 5):
         correct = total = 0
-        for trial in range(10):
+        for trial in range(100):
             gal, probe = [], []
             gt = torch.Generator().manual_seed(seed + trial)
             for c in ids:
@@ -224,6 +230,40 @@ def training_identities(config: FacesConfig, seen: IdentitySet) -> IdentitySet:
     return IdentitySet(images, labels, seen.names)
 
 
+class GlyphBatches:
+    """P random glyph identities x K new drawings each, as standardised training images whose
+    labels follow the real identities' (``offset + glyph``)."""
+
+    def __init__(self, config: FacesConfig, like: IdentitySet, norm: dict, offset: int) -> None:
+        self.g = torch.Generator().manual_seed(config.seed + 1)
+        self.glyphs: GlyphIdentities = random_glyphs(config.synthetic_identities, self.g)
+        self.p, self.k, self.offset = config.p * 2, config.k, offset
+        self.size, self.channels = config.image_size, like.images.shape[1]
+        self.mean, self.std = norm["mean"], norm["std"]
+
+    def __len__(self) -> int:
+        return len(self.glyphs)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = torch.randperm(len(self.glyphs), generator=self.g)[: self.p].repeat_interleave(self.k)
+        x = resize_batch(draw_glyphs(self.glyphs, ids, self.g), self.size)
+        x = normalize(x.expand(-1, self.channels, -1, -1), self.mean, self.std)
+        return x, ids + self.offset
+
+
+def glyph_batches(
+    config: FacesConfig, like: IdentitySet, norm: dict, offset: int
+) -> GlyphBatches | None:
+    """The synthetic identities this run adds to every batch, or ``None``."""
+    if config.synthetic not in ("auto", "glyphs", "none"):
+        raise CnnlabError(f"--synthetic must be auto, glyphs or none, not {config.synthetic!r}")
+    if config.synthetic == "none" or (config.synthetic == "auto" and config.data != "digits"):
+        return None
+    if config.synthetic_identities < 2:
+        raise CnnlabError("--synthetic-identities must be at least 2")
+    return GlyphBatches(config, like, norm, offset)
+
+
 def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str, Any]:
     if config.method not in METHODS:
         raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
@@ -255,11 +295,11 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
     labels = train.labels
+    glyphs = glyph_batches(config, seen, norm, int(labels.max()) + 1)
+    n_identities = int(labels.max()) + 1 + (len(glyphs) if glyphs else 0)
     cosface = None
     if config.method == "cosface":
-        cosface = CosFaceLoss(
-            config.embedding_dim, int(labels.max()) + 1, config.scale, config.margin
-        )
+        cosface = CosFaceLoss(config.embedding_dim, n_identities, config.scale, config.margin)
         params += list(cosface.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
@@ -269,6 +309,9 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
             model.train()
             idx = pk_batch(labels, config.p, config.k, g)
             x, y = train.images[idx], labels[idx]
+            if glyphs is not None:
+                gx, gy = glyphs.sample()
+                x, y = torch.cat([x, gx]), torch.cat([y, gy])
             emb = model(augment(x) if augment is not None else x)
             stats: dict[str, float] = {}
             if cosface is not None:
@@ -323,6 +366,8 @@ def train_faces(config: FacesConfig, console: Console | None = None) -> dict[str
         {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},
         out / "roc.png",
     )
+    if glyphs is not None:
+        plot_glyphs(glyphs, out / "glyphs.png")
     result = {
         "run_dir": str(out),
         "tau": tau,
@@ -347,4 +392,19 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.plot([0, 1], [0, 1], "k--", lw=0.5)
     ax.legend(loc="lower right", fontsize=8)
     ax.set(xlabel="false accept rate", ylabel="true accept rate", title="verification ROC")
+    return save_figure(fig, path, dpi=100)
+
+
+def plot_glyphs(glyphs: GlyphBatches, path: Path, rows: int = 6, drawings: int = 8) -> Path:
+    """What the synthetic identities look like: one glyph per row, new drawings across."""
+    from cnnlab.viz.plots import plt, save_figure
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.arange(rows).repeat_interleave(drawings)
+    x = draw_glyphs(glyphs.glyphs, ids, g)[:, 0]
+    fig, axes = plt.subplots(rows, drawings, figsize=(drawings * 0.8, rows * 0.8))
+    for ax, image in zip(axes.flat, x, strict=True):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.set_axis_off()
+    fig.suptitle("synthetic identities: one glyph per row, new drawings across", fontsize=9)
     return save_figure(fig, path, dpi=100)
