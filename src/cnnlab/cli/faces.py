@@ -173,6 +173,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default=d.mining
     )
+    p.add_argument("--alpha", type=float, default=d.alpha, help="triplet margin alpha")
     p.add_argument("--margin", type=float, default=d.margin, help="cosface margin m")
     p.add_argument(
         "--identities",
@@ -187,6 +188,22 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="glyphs: random pen-stroke glyphs join every batch as extra identities (auto: digits)",
     )
     p.add_argument("--synthetic-identities", type=positive_int, default=d.synthetic_identities)
+    p.add_argument(
+        "--p",
+        "--identities-per-batch",
+        dest="p",
+        type=positive_int,
+        default=d.p,
+        help="P: identities in each batch (mining looks for triplets among them)",
+    )
+    p.add_argument(
+        "--k",
+        "--images-per-identity",
+        dest="k",
+        type=positive_int,
+        default=d.k,
+        help="K: images of each identity in a batch",
+    )
     p.add_argument("--steps", type=positive_int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--augment", default=d.augment)
