@@ -300,3 +300,15 @@ def test_train_commands_default_to_the_python_defaults(
     assert config_from_args(config_cls, args) == config_cls()
     changed = config_from_args(config_cls, build_parser().parse_args([*command, "--seed", "7"]))
     assert changed.seed == 7
+
+
+def test_faces_batch_and_margin_options_reach_the_settings() -> None:
+    from cnnlab.cli import build_parser
+    from cnnlab.cli.common import config_from_args
+    from cnnlab.engine.faces import FacesConfig
+
+    argv = ["faces", "train", "--alpha", "0.3", "--p", "8", "--images-per-identity", "2"]
+    argv += ["--synthetic", "none", "--synthetic-identities", "50"]
+    config = config_from_args(FacesConfig, build_parser().parse_args(argv))
+    assert (config.alpha, config.p, config.k) == (0.3, 8, 2)
+    assert (config.synthetic, config.synthetic_identities) == ("none", 50)
