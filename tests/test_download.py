@@ -163,26 +163,27 @@ def test_download_mnist_then_train(
     assert result["test_count"] == 20
 
 
-def test_checksum_mismatch_deletes_the_file(
-    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ({"bad_md5": True}, "checksum mismatch"),
+        ({"size_error": 5}, "size mismatch"),
+        ({"size_error": -5}, "size mismatch"),
+    ],
+)
+def test_a_wrong_file_is_deleted(
+    server,
+    monkeypatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fault: dict[str, object],
+    message: str,
 ) -> None:
     url, files = server
-    serve(files, monkeypatch, "mnist", mnist_files(), bad_md5=True)
+    serve(files, monkeypatch, "mnist", mnist_files(), **fault)
     root = tmp_path / "data"
     assert main(["data", "download", "mnist", "--root", str(root), "--mirror", url]) == 2
-    assert "checksum mismatch" in capsys.readouterr().err
-    assert not list((root / ".downloads").glob("*")) and not D.is_present("mnist", root)
-
-
-@pytest.mark.parametrize("size_error", [5, -5])
-def test_size_mismatch_deletes_the_file(
-    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_error: int
-) -> None:
-    url, files = server
-    serve(files, monkeypatch, "mnist", mnist_files(), size_error=size_error)
-    root = tmp_path / "data"
-    assert main(["data", "download", "mnist", "--root", str(root), "--mirror", url]) == 2
-    assert "size mismatch" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not list((root / ".downloads").glob("*")) and not D.is_present("mnist", root)
 
 
