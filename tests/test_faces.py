@@ -258,15 +258,16 @@ def test_glyph_identities_are_drawn_like_the_uci_digits() -> None:
 def test_synthetic_identities_join_training_for_digits_only() -> None:
     from cnnlab.engine.faces import FacesConfig, glyph_batches, load_identities
 
-    seen, _, norm = load_identities(FacesConfig())
-    batches = glyph_batches(FacesConfig(synthetic_identities=50), seen, norm, offset=48)
+    _, _, norm = load_identities(FacesConfig())
+    batches = glyph_batches(FacesConfig(synthetic_identities=50), 1, norm, offset=48)
     assert batches is not None and len(batches) == 50
     x, y = batches.sample()
     assert x.shape == (32 * 4, 1, 32, 32) and y.min() >= 48 and y.max() < 98
     assert (y.view(-1, 4) == y.view(-1, 4)[:, :1]).all()  # P identities x K drawings
-    assert glyph_batches(FacesConfig(data="/some/faces"), seen, norm, 0) is None
-    with pytest.raises(CnnlabError, match="--synthetic"):
-        glyph_batches(FacesConfig(synthetic="fonts"), seen, norm, 0)
+    assert glyph_batches(FacesConfig(data="/some/faces"), 1, norm, 0) is None
+    assert glyph_batches(FacesConfig(data="/some/faces", synthetic="glyphs"), 3, norm, 0)
+    with pytest.raises(CnnlabError, match="--synthetic must be auto, glyphs or none"):
+        glyph_batches(FacesConfig(synthetic="fonts"), 1, norm, 0)
 
 
 def _identity_folder(root: Path) -> None:

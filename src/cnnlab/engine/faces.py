@@ -221,11 +221,18 @@ def evaluate_unseen(
 METHODS = ("cosface", "triplet", "similarity")
 
 
+def _glyph_option(config: FacesConfig, option: str, on: str) -> bool:
+    """Whether an option that suits glyphs, not faces (``auto``, ``on`` or ``none``) is on:
+    ``auto`` means on for the digits only."""
+    value = getattr(config, option)
+    if value not in ("auto", on, "none"):
+        raise CnnlabError(f"--{option} must be auto, {on} or none, not {value!r}")
+    return value == on or (value == "auto" and config.data == "digits")
+
+
 def training_identities(config: FacesConfig, seen: IdentitySet) -> IdentitySet:
     """The identities the encoder trains on: the seen ones, or their dihedral family."""
-    if config.identities not in ("auto", "dihedral", "none"):
-        raise CnnlabError(f"--identities must be auto, dihedral or none, not {config.identities!r}")
-    if config.identities == "none" or (config.identities == "auto" and config.data != "digits"):
+    if not _glyph_option(config, "identities", "dihedral"):
         return seen
     images, labels = dihedral_identities(seen.images, seen.labels)
     return IdentitySet(images, labels, seen.names)
@@ -235,11 +242,11 @@ class GlyphBatches:
     """P random glyph identities x K new drawings each, as standardised training images whose
     labels follow the real identities' (``offset + glyph``)."""
 
-    def __init__(self, config: FacesConfig, like: IdentitySet, norm: dict, offset: int) -> None:
+    def __init__(self, config: FacesConfig, channels: int, norm: dict, offset: int) -> None:
         self.g = torch.Generator().manual_seed(config.seed + 1)
         self.glyphs: GlyphIdentities = random_glyphs(config.synthetic_identities, self.g)
         self.p, self.k, self.offset = config.p * 2, config.k, offset
-        self.size, self.channels = config.image_size, like.images.shape[1]
+        self.size, self.channels = config.image_size, channels
         self.mean, self.std = norm["mean"], norm["std"]
 
     def __len__(self) -> int:
@@ -253,16 +260,14 @@ class GlyphBatches:
 
 
 def glyph_batches(
-    config: FacesConfig, like: IdentitySet, norm: dict, offset: int
+    config: FacesConfig, channels: int, norm: dict, offset: int
 ) -> GlyphBatches | None:
     """The synthetic identities this run adds to every batch, or ``None``."""
-    if config.synthetic not in ("auto", "glyphs", "none"):
-        raise CnnlabError(f"--synthetic must be auto, glyphs or none, not {config.synthetic!r}")
-    if config.synthetic == "none" or (config.synthetic == "auto" and config.data != "digits"):
+    if not _glyph_option(config, "synthetic", "glyphs"):
         return None
     if config.synthetic_identities < 2:
         raise CnnlabError("--synthetic-identities must be at least 2")
-    return GlyphBatches(config, like, norm, offset)
+    return GlyphBatches(config, channels, norm, offset)
 
 
 def train_faces(
@@ -302,7 +307,7 @@ def train_faces(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
     labels = train.labels
-    glyphs = glyph_batches(config, seen, norm, int(labels.max()) + 1)
+    glyphs = glyph_batches(config, seen.images.shape[1], norm, int(labels.max()) + 1)
     n_identities = int(labels.max()) + 1 + (len(glyphs) if glyphs else 0)
     cosface = None
     if config.method == "cosface":
@@ -374,7 +379,7 @@ def train_faces(
         out / "roc.png",
     )
     if glyphs is not None:
-        plot_glyphs(glyphs, out / "glyphs.png")
+        plot_glyphs(glyphs.glyphs, out / "glyphs.png")
     result = {
         "run_dir": str(out),
         "tau": tau,
@@ -402,16 +407,15 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     return save_figure(fig, path, dpi=100)
 
 
-def plot_glyphs(glyphs: GlyphBatches, path: Path, rows: int = 6, drawings: int = 8) -> Path:
+def plot_glyphs(glyphs: GlyphIdentities, path: Path, rows: int = 6, drawings: int = 8) -> Path:
     """What the synthetic identities look like: one glyph per row, new drawings across."""
-    from cnnlab.viz.plots import plt, save_figure
+    from cnnlab.viz.plots import plot_augmentation_grid
 
-    g = torch.Generator().manual_seed(0)
     ids = torch.arange(rows).repeat_interleave(drawings)
-    x = draw_glyphs(glyphs.glyphs, ids, g)[:, 0]
-    fig, axes = plt.subplots(rows, drawings, figsize=(drawings * 0.8, rows * 0.8))
-    for ax, image in zip(axes.flat, x, strict=True):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_axis_off()
-    fig.suptitle("synthetic identities: one glyph per row, new drawings across", fontsize=9)
-    return save_figure(fig, path, dpi=100)
+    x = draw_glyphs(glyphs, ids, torch.Generator().manual_seed(0)).view(rows, drawings, 1, 8, 8)
+    return plot_augmentation_grid(
+        list(x),
+        path,
+        title="synthetic identities: one glyph per row, new drawings across",
+        row_labels=[f"glyph {i}" for i in range(rows)],
+    )

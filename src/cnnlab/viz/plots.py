@@ -106,8 +106,14 @@ def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
-def plot_augmentation_grid(rows: Sequence[torch.Tensor], path: str | Path, title: str = "") -> Path:
-    """``rows`` of ``(N, C, H, W)`` images in [0, 1]: the originals, then augmented draws."""
+def plot_augmentation_grid(
+    rows: Sequence[torch.Tensor],
+    path: str | Path,
+    title: str = "",
+    row_labels: Sequence[str] | None = None,
+) -> Path:
+    """``rows`` of ``(N, C, H, W)`` images in [0, 1]: by default the originals, then augmented
+    draws (``row_labels`` names the rows otherwise)."""
     n_rows, n_cols = len(rows), rows[0].shape[0]
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.3 * n_rows), squeeze=False)
     for r, batch in enumerate(rows):
@@ -120,7 +126,8 @@ def plot_augmentation_grid(rows: Sequence[torch.Tensor], path: str | Path, title
                 ax.imshow(img.permute(1, 2, 0).numpy())
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[r][0].set_ylabel("original" if r == 0 else f"draw {r}", fontsize=8)
+        label = row_labels[r] if row_labels else "original" if r == 0 else f"draw {r}"
+        axes[r][0].set_ylabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
