@@ -10,8 +10,8 @@ with the synthetic glyph identities (cnnlab.data.glyphs) added to every batch. A
 a valid result but a ceiling: the encoder trains on half of each "unseen" identity's images.
 Median over seeds.
 
-Run: `python benchmarks/faces_methods.py [--seeds 3] [--only ROW-SUBSTRING]`; prints a table and
-one JSON line.
+Run: `python benchmarks/faces_methods.py [--seeds 3] [--only TEXT] [--exclude TEXT]` (rows whose
+name holds / does not hold TEXT); prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 from dataclasses import replace
 
 import torch
@@ -27,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.engine.faces import (
+    N_PAIRS,
     FacesConfig,
     IdentitySet,
     choose_threshold,
@@ -100,7 +102,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", default="", help="run only the rows whose name contains this")
+    parser.add_argument("--exclude", help="skip the rows whose name contains this")
     args = parser.parse_args()
+
+    def wanted(name: str) -> bool:
+        return args.only in name and not (args.exclude and args.exclude in name)
+
+    root = tempfile.mkdtemp(prefix="cnnlab-faces-bench-")  # one per process: runs in parallel
     quiet = Console(stderr=True, quiet=True)
     table = Table(title="faces on unseen digits 6-9 (median of seeds)")
     table.add_column("method")
@@ -109,25 +117,25 @@ def main() -> None:
     results = {}
     seen, unseen, norm = load_identities(FacesConfig())
     g = torch.Generator().manual_seed(0)
-    scores, same = pair_scores(Pixels()(seen.images), seen.labels, 2000, g)
+    scores, same = pair_scores(Pixels()(seen.images), seen.labels, N_PAIRS, g)
     tau = -choose_threshold(scores, same)[0]  # chosen on the seen identities, as for the others
     pixels = [evaluate_unseen(Pixels(), unseen, tau, s)[0] for s in range(args.seeds)]
     results["raw pixels"] = {
         k: statistics.median(r[k] for r in pixels) for k in KEYS if k in pixels[0]
     }
     for name, overrides in ROWS.items():
-        if args.only not in name:
+        if not wanted(name):
             continue
         runs = []
         for seed in range(args.seeds):
-            config = replace(FacesConfig(), seed=seed, out=f"/tmp/cnnlab-faces-bench/{seed}")
+            config = replace(FacesConfig(), seed=seed, out=f"{root}/{seed}")
             synthetic = "auto" if "glyphs" in name else "none"
             runs.append(train_faces(replace(config, synthetic=synthetic, **overrides), quiet))
         results[name] = {k: statistics.median(r[k] for r in runs) for k in KEYS}
-    if args.only in CEILING:  # not a valid result: half of each "unseen" identity trains
+    if wanted(CEILING):  # not a valid result: half of each "unseen" identity trains
         runs = []
         for seed in range(args.seeds):
-            config = replace(FacesConfig(), seed=seed, out=f"/tmp/cnnlab-faces-bench/{seed}")
+            config = replace(FacesConfig(), seed=seed, out=f"{root}/{seed}")
             split = half_seen(seen, unseen, norm, seed)
             runs.append(train_faces(config, quiet, identities=split))
         results[CEILING] = {k: statistics.median(r[k] for r in runs) for k in KEYS}

@@ -73,6 +73,36 @@ def test_encoder_and_learned_similarity() -> None:
     assert torch.isfinite(LearnedSimilarity(16, "chi2")(zeros, zeros)).all()  # guarded 0/0
 
 
+def test_balanced_pairs() -> None:
+    from cnnlab.engine.faces import balanced_pairs
+
+    perm = torch.randperm(11, generator=torch.Generator().manual_seed(3))
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 7, 7, 7, 7, 9])[perm]  # 2 and 9: one image each
+    i, j, same = balanced_pairs(labels, 400, torch.Generator().manual_seed(0))
+    assert len(i) == 400 and same.sum() == 200  # half same, half different
+    assert (i[same] != j[same]).all() and (labels[i] == labels[j]).eq(same).all()
+    assert not torch.isin(labels[i[same]], torch.tensor([2, 9])).any()
+    assert set(torch.cat([i, j]).tolist()) == set(range(11))  # every image takes part
+    # thousands of identities with two images each: still exactly balanced
+    many = torch.arange(3000).repeat(2)
+    _, _, same = balanced_pairs(many, 1000, torch.Generator().manual_seed(0))
+    assert same.sum() == 500
+    with pytest.raises(CnnlabError, match="at least two images"):
+        balanced_pairs(torch.tensor([3]), 4, torch.Generator())
+
+
+def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
+    from cnnlab.engine.faces import choose_threshold
+
+    rng = np.random.default_rng(0)
+    same = rng.random(300) < 0.3  # unbalanced, as a pairs file may be
+    scores = rng.normal(same * 1.0, 1.0)
+    threshold, roc = choose_threshold(scores, same)
+    brute = max(((scores >= t) == same).mean() for t in scores)
+    assert roc["val_accuracy"] == pytest.approx(brute)
+    assert ((scores >= threshold) == same).mean() == pytest.approx(brute)
+
+
 CHILD = """
 import sys, time, numpy as np
 from cnnlab.data.face_db import FaceDatabase

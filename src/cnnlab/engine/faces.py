@@ -118,6 +118,42 @@ def embed(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> tor
     return torch.cat([model(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
+def balanced_pairs(
+    labels: torch.Tensor, n_pairs: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n_pairs`` index pairs ``(i, j, same)``: half of one identity (two different images), half
+    of two identities, each a random anchor and a random partner among the images that qualify.
+    Anchors whose identity has one image only are used for "different" pairs. Exact balance at
+    any number of identities (with thousands of people, random pairs are almost never "same");
+    memory O(N): the images are ordered by identity and partners are drawn by position."""
+    order = labels.argsort(stable=True)
+    _, inverse, counts = labels[order].unique_consecutive(return_inverse=True, return_counts=True)
+    start = (counts.cumsum(0) - counts)[inverse]  # first position of each image's identity
+    size = counts[inverse]
+    rank = torch.arange(len(labels)) - start  # position within its identity
+    halves = (n_pairs // 2, n_pairs - n_pairs // 2)
+    pairs = []
+    for same, want, eligible in (
+        (True, halves[0], size > 1),
+        (False, halves[1], size < len(labels)),
+    ):
+        pool = eligible.nonzero().flatten()
+        if len(pool) == 0 or want == 0:
+            continue
+        a = pool[torch.randint(len(pool), (want,), generator=g)]
+        u = torch.rand(want, generator=g)
+        if same:  # another image of a's identity
+            b = start[a] + (rank[a] + 1 + (u * (size[a] - 1)).long()) % size[a]
+        else:  # different: any image outside a's identity
+            r = (u * (len(labels) - size[a])).long()
+            b = torch.where(r < start[a], r, r + size[a])
+        pairs.append((order[a], order[b]))
+    if not pairs:
+        raise CnnlabError("pairs need at least two images")
+    i, j = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    return i, j, labels[i] == labels[j]
+
+
 def pair_scores(
     emb: torch.Tensor,
     labels: torch.Tensor,
@@ -127,28 +163,26 @@ def pair_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced same/different pairs: ``(scores, is_same)``; score = -distance (or the learned
     similarity's logit), so higher means "same"."""
-    i = torch.randint(len(labels), (4 * n_pairs,), generator=g)
-    j = torch.randint(len(labels), (4 * n_pairs,), generator=g)
-    same = (labels[i] == labels[j]) & (i != j)
-    diff = labels[i] != labels[j]
-    pick_s, pick_d = (
-        same.nonzero().flatten()[: n_pairs // 2],
-        diff.nonzero().flatten()[: n_pairs // 2],
-    )
-    idx = torch.cat([pick_s, pick_d])
-    a, b = emb[i[idx]], emb[j[idx]]
+    i, j, same = balanced_pairs(labels, n_pairs, g)
+    a, b = emb[i], emb[j]
     with torch.no_grad():
         score = similarity(a, b) if similarity is not None else -squared_distance(a, b)
-    truth = torch.cat([torch.ones(len(pick_s)), torch.zeros(len(pick_d))])
-    return score.numpy(), truth.numpy().astype(bool)
+    return score.numpy(), same.numpy()
+
+
+# pairs drawn to choose tau and to score verification. Measured on one trained model, 8 draws:
+# unseen verification accuracy sd 0.011 (range 0.043) with 2,000 pairs, sd 0.003 with 20,000
+N_PAIRS = 20_000
 
 
 def choose_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, dict[str, Any]]:
-    """The score threshold with the best accuracy; ROC, AUC and equal-error rate."""
+    """The score threshold (``score >= threshold`` means "same") with the best accuracy; ROC, AUC
+    and equal-error rate."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     fpr, tpr, thr = roc_curve(same, scores)
-    acc = [((scores >= t) == same).mean() for t in thr]
+    n_same = same.sum()
+    acc = (tpr * n_same + (1 - fpr) * (len(same) - n_same)) / len(same)  # at each threshold
     best = int(np.argmax(acc))
     eer_i = int(np.argmin(np.abs(fpr - (1 - tpr))))
     return float(thr[best]), {
@@ -184,7 +218,7 @@ def evaluate_unseen(
     never-enrolled identities."""
     g = torch.Generator().manual_seed(seed + 7)
     emb = embed(model, unseen.images)
-    scores, same = pair_scores(emb, unseen.labels, 2000, g, similarity)
+    scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
     threshold = sim_threshold if similarity is not None else -tau_distance
     _, roc = choose_threshold(scores, same)
     ids = unseen.labels.unique()
@@ -329,6 +363,9 @@ def train_faces(
             if cosface is not None:
                 loss = cosface(emb, y)
             elif similarity is not None:
+                # uniform random pairs from the whole batch, glyphs included: mostly "different".
+                # Measured against balanced pairs (half "same"), seed 0: unseen AUC 0.88 vs
+                # 0.78, one-shot 0.81 vs 0.78; pushing identities apart generalises better
                 a = torch.randint(len(y), (len(y),), generator=g)
                 b = torch.randint(len(y), (len(y),), generator=g)
                 loss = F.binary_cross_entropy_with_logits(
@@ -350,11 +387,11 @@ def train_faces(
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
     val_emb = embed(model, seen.images[val_i])
-    scores, same = pair_scores(val_emb, seen.labels[val_i], 2000, g, similarity)
+    scores, same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g, similarity)
     threshold, roc = choose_threshold(scores, same)
     tau = -threshold if similarity is None else float("inf")
     if similarity is not None:  # open-set rejection still needs a distance threshold
-        d_scores, d_same = pair_scores(val_emb, seen.labels[val_i], 2000, g)
+        d_scores, d_same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g)
         tau = -choose_threshold(d_scores, d_same)[0]
     metrics, roc_unseen = evaluate_unseen(
         model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
