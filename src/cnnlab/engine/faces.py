@@ -44,8 +44,8 @@ class FacesConfig:
     # measured on the digits default: 4x4 lifts one-shot identification from 0.53 to 0.67
     # cosface (large-margin softmax over the training identities), triplet (with mining), or
     # similarity (a learned similarity on pairs); measured on the digits default, one-shot
-    # identification of unseen digits (benchmarks/faces_methods.py): semi-hard triplets 0.87,
-    # cosface 0.85, random triplets 0.82, batch-hard triplets 0.65, learned similarity 0.76
+    # identification of unseen digits (benchmarks/faces_methods.py): semi-hard triplets 0.86,
+    # cosface 0.85, random triplets 0.84, batch-hard triplets 0.65, learned similarity 0.75
     method: str = "triplet"
     mining: str = "semi_hard"  # batch_hard, batch_all, semi_hard (FaceNet), or random
     alpha: float = 0.2  # triplet margin
