@@ -215,8 +215,10 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     config = json.loads((tmp_path / "two" / "config.json").read_text())
     assert config["world_size"] == 2
     a, b = weights(tmp_path / "one" / "last.pt"), weights(tmp_path / "two" / "last.pt")
+    # the all-reduce sums gradients in another order than one process: measured up to 3e-5 apart
+    # after 2 epochs (conv2, weights ~0.1); one process at batch 32 instead of 64 ends 0.08 apart
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
+        assert torch.allclose(a[k], b[k], atol=2e-4), k
 
 
 def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
