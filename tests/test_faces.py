@@ -159,8 +159,11 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             f = tmp_path / f"d{digit}_{j}.png"
             Image.fromarray(images[i, 0].numpy()).save(f)
             files[(digit, j)] = str(f)
-    db = str(tmp_path / "faces.db")
+    db = str(tmp_path / "new" / "faces.db")  # enrolling creates the folder
     ckpt = str(run / "best.pt")
+    assert main(["faces", "identify", "--checkpoint", ckpt, "--db", db, files[(6, 0)]]) == 2
+    assert "no such database" in capsys.readouterr().err
+    assert not Path(db).parent.exists()  # a failed look-up creates nothing
     for digit in (6, 7):
         assert (
             main(

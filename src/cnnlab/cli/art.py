@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cnnlab.cli.common import (
     Parser,
+    positive_float,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -217,7 +218,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--norm", choices=("course", "gatys"), default="course")
     p.add_argument("--init", choices=("content", "random"), default="content")
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
-    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--lr", type=positive_float, default=0.03)
     p.add_argument("--weights", help="a torchvision VGG-19 weights file (vgg19-dcbb9e9d.pth)")
     p.add_argument(
         "--precision",

@@ -12,6 +12,7 @@ from rich.table import Table
 from cnnlab.cli.common import (
     Parser,
     config_from_args,
+    positive_float,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -169,7 +170,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument(
         "--augment",

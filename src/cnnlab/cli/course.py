@@ -15,6 +15,7 @@ from cnnlab.cli.common import (
     non_negative_int,
     numel,
     padding,
+    positive_float,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -393,7 +394,7 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--steps", type=positive_int, default=100)
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (adam)")
+    p.add_argument("--lr", type=positive_float, default=0.05, help="learning rate (adam)")
     p.add_argument("--size", type=positive_int, default=128, help="images resized to this")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=cmd_edges_learn)

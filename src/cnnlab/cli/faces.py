@@ -11,6 +11,8 @@ from rich.console import Console
 from cnnlab.cli.common import (
     Parser,
     config_from_args,
+    non_negative_float,
+    positive_float,
     positive_int,
 )
 from cnnlab.errors import CnnlabError
@@ -108,8 +110,11 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 console.print(f"{p['name']}: {p['images']} image(s)")
         return {"people": people}
     model, ckpt = _face_model(args.checkpoint)
+    if args.what != "enroll" and not Path(args.db).is_file():
+        raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
+    emb = _face_embeddings(model, ckpt, args.images)  # a bad image stops us before the database
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     db = FaceDatabase(args.db, ckpt["model_id"])
-    emb = _face_embeddings(model, ckpt, args.images)
     tau = ckpt["tau"]
     if args.what == "enroll":
         n = db.enroll(args.name, emb)
@@ -173,8 +178,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default=d.mining
     )
-    p.add_argument("--alpha", type=float, default=d.alpha, help="triplet margin alpha")
-    p.add_argument("--margin", type=float, default=d.margin, help="cosface margin m")
+    p.add_argument("--alpha", type=non_negative_float, default=d.alpha, help="triplet margin")
+    p.add_argument("--margin", type=non_negative_float, default=d.margin, help="cosface margin m")
     p.add_argument(
         "--identities",
         choices=("auto", "dihedral", "none"),
@@ -205,7 +210,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="K: images of each identity in a batch",
     )
     p.add_argument("--steps", type=positive_int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument("--augment", default=d.augment)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=d.out)

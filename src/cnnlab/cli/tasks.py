@@ -11,6 +11,7 @@ from rich.console import Console
 from cnnlab.cli.common import (
     Parser,
     config_from_args,
+    positive_float,
     positive_int,
 )
 
@@ -281,7 +282,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=positive_int, default=d.num_classes)
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument("--loss", choices=("practical", "squared"), default=d.loss)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
@@ -324,7 +325,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", default=d.out)
@@ -368,7 +369,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--num-classes", type=positive_int, default=d.num_classes, help="object classes")
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument(
         "--augment",
         default=d.augment,

@@ -59,10 +59,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ValueError,
         KeyError,
     ) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CnnlabError(
-            f"{path}: not a readable checkpoint (truncated or corrupt: {reason[:120]})"
-        ) from None
+        text = str(exc).strip()
+        if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
+            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+            detail = detail.split(". ")[0][:120]  # "Unsupported global: GLOBAL print was not ..."
+            reason = (
+                f"the weights-only loader refused it: {detail}; only tensors and plain values load"
+            )
+        else:
+            first = text.splitlines()[0] if text else type(exc).__name__
+            reason = f"truncated or corrupt: {first[:120]}"
+        raise CnnlabError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CnnlabError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' format tag)")
     missing = [k for k in REQUIRED if k not in ckpt]

@@ -313,6 +313,15 @@ def train_faces(
     replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits."""
     if config.method not in METHODS:
         raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.p < 2:
+        raise CnnlabError(
+            f"--p must be at least 2: a negative is another identity (got {config.p})"
+        )
+    if config.k < 2 and config.method != "cosface":
+        raise CnnlabError(
+            f"--k must be at least 2 for --method {config.method}: a positive is another image "
+            f"of the same identity (got {config.k})"
+        )
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
