@@ -103,6 +103,27 @@ def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
     assert ((scores >= threshold) == same).mean() == pytest.approx(brute)
 
 
+def test_whitening_is_the_identity_until_fitted_then_whitens() -> None:
+    torch.manual_seed(0)
+    plain = cnnlab.create_model("siamese", embedding_dim=8)
+    white = cnnlab.create_model("siamese", embedding_dim=8, whiten=True)
+    white.load_state_dict(plain.state_dict(), strict=False)
+    plain.eval(), white.eval()
+    x = torch.randn(6, 1, 32, 32)
+    torch.testing.assert_close(white(x), plain(x))  # training sees the plain embedding
+    # correlated unit vectors stand in for the embeddings of many identities
+    f = F.normalize(torch.randn(2000, 8) @ torch.randn(8, 8) + torch.randn(8), dim=1)
+    white.fit_whitening(f, shrink=0.0)
+    z = (f - white.white_mean) @ white.white_proj
+    torch.testing.assert_close(torch.cov(z.T), torch.eye(8), atol=1e-3, rtol=0)
+    expected = F.normalize((plain(x) - white.white_mean) @ white.white_proj, dim=1)
+    torch.testing.assert_close(white(x), expected)
+    white.fit_whitening(f, shrink=1.0)  # full shrinkage: centre and scale only
+    torch.testing.assert_close(white(x), F.normalize(plain(x) - f.mean(0), dim=1))
+    with pytest.raises(ValueError, match="without whiten"):
+        plain.fit_whitening(f)
+
+
 CHILD = """
 import sys, time, numpy as np
 from cnnlab.data.face_db import FaceDatabase

@@ -194,6 +194,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--synthetic-identities", type=positive_int, default=d.synthetic_identities)
     p.add_argument(
+        "--whiten",
+        action=argparse.BooleanOptionalAction,
+        default=d.whiten,
+        help="whiten the embedding on new synthetic identities after training",
+    )
+    p.add_argument(
         "--p",
         "--identities-per-batch",
         dest="p",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,10 @@ class FacesConfig:
     # one-shot identification of unseen digits (cosface): 0.78 without, 0.85 with
     synthetic: str = "auto"
     synthetic_identities: int = 2000
+    # whiten the embedding on drawings of the synthetic identities after training (triplet and
+    # cosface runs that use them). Measured on the digits default, 3 seeds: one-shot +0.012,
+    # 5-shot +0.010, open-set rejection +0.11, verification +0.003 (medians of the changes)
+    whiten: bool = True
     p: int = 16  # identities per batch (and twice as many glyph identities)
     k: int = 4  # images per identity per batch
     steps: int = 2000  # with glyphs, one-shot 0.81 at 800 steps, 0.85 at 2,000, no gain at 4,000
@@ -334,6 +338,13 @@ def train_faces(
         "input_size": config.image_size,
         "pool_size": config.pool_size,
     }
+    whiten = (
+        config.whiten
+        and config.method != "similarity"  # its weights are fitted to the plain embedding
+        and _glyph_option(config, "synthetic", "glyphs")
+    )
+    if whiten:
+        kwargs["whiten"] = True
     model = create_model("siamese", **kwargs)
     similarity = LearnedSimilarity(config.embedding_dim) if config.method == "similarity" else None
     params = list(model.parameters()) + (list(similarity.parameters()) if similarity else [])
@@ -350,7 +361,8 @@ def train_faces(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
     labels = train.labels
-    glyphs = glyph_batches(config, seen.images.shape[1], norm, int(labels.max()) + 1)
+    channels = seen.images.shape[1]
+    glyphs = glyph_batches(config, channels, norm, int(labels.max()) + 1)
     n_identities = int(labels.max()) + 1 + (len(glyphs) if glyphs else 0)
     cosface = None
     if config.method == "cosface":
@@ -395,6 +407,9 @@ def train_faces(
                 stats=f"loss {loss.item():.4f}"
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
+    if whiten:  # 1,280 drawings of glyph identities never trained on (another seed)
+        fresh = GlyphBatches(replace(config, seed=config.seed + 100), channels, norm, 0)
+        model.fit_whitening(embed(model, torch.cat([fresh.sample()[0] for _ in range(10)])))
     val_emb = embed(model, seen.images[val_i])
     scores, same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g, similarity)
     threshold, roc = choose_threshold(scores, same)

@@ -1,8 +1,8 @@
 """Siamese networks for faces (Taigman et al., 2014, DeepFace; Schroff et al., 2015, FaceNet).
 
 * :class:`SiameseEncoder`: any registered backbone, global average pooling and a linear layer to
-  an L2-normalised embedding ``f(x)`` (128-d by default). Both branches of a pair are the same
-  module: the weights are shared by construction.
+  an L2-normalised embedding ``f(x)`` (128-d by default), optionally whitened after training.
+  Both branches of a pair are the same module: the weights are shared by construction.
 * :class:`LearnedSimilarity` (slide "Learning the similarity function"): a logistic unit on
   ``sum_i alpha_i |f1[i] - f2[i]|`` (``form="l1"``) or on the chi-square form
   ``sum_i w_i (f1[i] - f2[i])^2 / (f1[i] + f2[i])`` (``form="chi2"``). The chi-square form
@@ -31,6 +31,7 @@ class SiameseEncoder(nn.Module):
         in_channels: int = 1,
         input_size: int = 32,
         pool_size: int = 1,
+        whiten: bool = False,
     ) -> None:
         super().__init__()
         self.backbone, channels = build_backbone(backbone, in_channels, input_size)
@@ -38,10 +39,36 @@ class SiameseEncoder(nn.Module):
         # average pooling throws away
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.embed = nn.Linear(channels * pool_size * pool_size, embedding_dim)
+        self.whiten = whiten
+        if whiten:  # the identity until fit_whitening: training sees the plain embedding
+            self.register_buffer("white_mean", torch.zeros(embedding_dim))
+            self.register_buffer("white_proj", torch.eye(embedding_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.pool(self.backbone.forward_features(x)).flatten(1)
-        return F.normalize(self.embed(f), dim=1)
+        f = F.normalize(self.embed(f), dim=1)
+        if self.whiten:
+            f = F.normalize((f - self.white_mean) @ self.white_proj, dim=1)
+        return f
+
+    @torch.no_grad()
+    def fit_whitening(self, embeddings: torch.Tensor, shrink: float = 0.5) -> None:
+        """Whiten the embedding on ``embeddings (N, D)`` of many identities (made with the
+        whitening still the identity): ``f -> normalize((f - mu) C^(-1/2))`` with the covariance
+        shrunk toward its mean variance, ``C = (1 - shrink) Cov + shrink tr(Cov)/D I``
+        (PCA whitening of descriptors, Jegou & Chum, ECCV 2012). Directions the training
+        identities hardly used get the same say as the rest."""
+        if not self.whiten:
+            raise ValueError("this encoder was built without whiten=True")
+        e = embeddings.double()  # float64: small eigenvalues are taken to the power -1/2
+        mu = e.mean(0)
+        cov = torch.cov((e - mu).T)
+        d = len(cov)
+        cov = (1 - shrink) * cov + shrink * cov.trace() / d * torch.eye(d, dtype=cov.dtype)
+        values, vectors = torch.linalg.eigh(cov)
+        proj = vectors @ torch.diag(values.clamp_min(1e-12).rsqrt()) @ vectors.T
+        self.white_mean.copy_(mu)
+        self.white_proj.copy_(proj)
 
 
 def squared_distance(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
@@ -81,6 +108,7 @@ def siamese(
     in_channels: int = 1,
     input_size: int = 32,
     pool_size: int = 1,
+    whiten: bool = False,
 ) -> SiameseEncoder:
     """A shared-weight encoder producing L2-normalised embeddings."""
     return SiameseEncoder(
@@ -89,4 +117,5 @@ def siamese(
         in_channels=in_channels,
         input_size=input_size,
         pool_size=pool_size,
+        whiten=whiten,
     )
