@@ -170,6 +170,9 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert key in result
     assert (run / "roc.png").is_file() and (run / "glyphs.png").is_file()
+    trained = torch.load(run / "best.pt", weights_only=True)
+    assert trained["model_kwargs"]["whiten"]  # digits use glyphs, so the embedding is whitened
+    assert not torch.equal(trained["state_dict"]["white_proj"], torch.eye(128))
     digits = load_digits()
     images = digits.splits["test"].images
     labels = digits.splits["test"].labels

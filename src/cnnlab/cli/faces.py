@@ -89,11 +89,11 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         return result
     if args.what == "pairs":
         return _evaluate_pairs(args, console)
+    if args.what != "enroll" and not Path(args.db).is_file():
+        raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
     if args.what in ("list", "remove"):
         import sqlite3
 
-        if not Path(args.db).is_file():
-            raise CnnlabError(f"{args.db}: no such database")
         conn = sqlite3.connect(args.db)
         try:
             model_id = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()[0]
@@ -110,8 +110,6 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 console.print(f"{p['name']}: {p['images']} image(s)")
         return {"people": people}
     model, ckpt = _face_model(args.checkpoint)
-    if args.what != "enroll" and not Path(args.db).is_file():
-        raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
     emb = _face_embeddings(model, ckpt, args.images)  # a bad image stops us before the database
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     db = FaceDatabase(args.db, ckpt["model_id"])

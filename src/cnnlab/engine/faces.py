@@ -147,9 +147,10 @@ def balanced_pairs(
         a = pool[torch.randint(len(pool), (want,), generator=g)]
         u = torch.rand(want, generator=g)
         if same:  # another image of a's identity
-            b = start[a] + (rank[a] + 1 + (u * (size[a] - 1)).long()) % size[a]
+            step = (u * (size[a] - 1)).long().clamp_max(size[a] - 2)  # u*m may round up to m
+            b = start[a] + (rank[a] + 1 + step) % size[a]
         else:  # different: any image outside a's identity
-            r = (u * (len(labels) - size[a])).long()
+            r = (u * (len(labels) - size[a])).long().clamp_max(len(labels) - size[a] - 1)
             b = torch.where(r < start[a], r, r + size[a])
         pairs.append((order[a], order[b]))
     if not pairs:
