@@ -103,6 +103,40 @@ def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
     assert ((scores >= threshold) == same).mean() == pytest.approx(brute)
 
 
+def test_open_set_rates_trade_off_through_tau() -> None:
+    """Identities 0-3 as tight clusters around four corners of a square: at a lax tau every
+    enrolled image is named and no stranger is rejected; at tau 0 the reverse."""
+    from cnnlab.engine.faces import IdentitySet, evaluate_unseen
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(6)
+    centres = torch.eye(4)[labels]
+    images = F.normalize(centres + 0.01 * torch.randn(24, 4, generator=g), dim=1)
+    unseen = IdentitySet(images, labels, ["a", "b", "c", "d"])
+    lax, _ = evaluate_unseen(torch.nn.Identity(), unseen, 10.0, 0)
+    strict, _ = evaluate_unseen(torch.nn.Identity(), unseen, 0.0, 0)
+    assert lax["open_set_identification"] == 1 and lax["open_set_rejection"] == 0
+    assert strict["open_set_identification"] == 0 and strict["open_set_rejection"] == 1
+    # between the clusters (squared distance ~0.0005 within, 2 across): both right
+    middle, _ = evaluate_unseen(torch.nn.Identity(), unseen, 1.0, 0)
+    assert middle["open_set_identification"] == 1 and middle["open_set_rejection"] == 1
+    assert middle["verification_accuracy"] == 1 and middle["identification_1_shot"] == 1
+
+
+def test_validation_pairs_add_new_identities() -> None:
+    from cnnlab.engine.faces import N_PAIRS, IdentitySet, validation_pairs
+
+    g = torch.Generator().manual_seed(0)
+    val = IdentitySet(torch.randn(30, 8, generator=g), torch.arange(3).repeat(10), [])
+    fresh = IdentitySet(torch.randn(40, 8, generator=g), torch.arange(10).repeat(4), [])
+    model = torch.nn.Identity()
+    scores, same, rocs = validation_pairs(model, val, None, g)
+    assert len(scores) == N_PAIRS and same.sum() == N_PAIRS // 2 and len(rocs) == 1
+    scores, same, rocs = validation_pairs(model, val, fresh, g)
+    assert len(scores) == 2 * N_PAIRS and same.sum() == N_PAIRS
+    assert list(rocs) == ["seen identities, held-out images", "new glyph identities"]
+
+
 def test_whitening_is_the_identity_until_fitted_then_whitens() -> None:
     torch.manual_seed(0)
     plain = cnnlab.create_model("siamese", embedding_dim=8)
@@ -165,6 +199,7 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "identification_1_shot",
         "identification_5_shot",
         "open_set_rejection",
+        "open_set_identification",
         "eer",
         "tau",
     ):

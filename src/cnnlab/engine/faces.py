@@ -219,8 +219,10 @@ def evaluate_unseen(
     sim_threshold: float = 0.0,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """On never-seen identities: verification accuracy at the chosen threshold (with the ROC of
-    those pairs, returned second), one-shot and 5-shot identification, and open-set rejection of
-    never-enrolled identities."""
+    those pairs, returned second), one-shot and 5-shot identification, and open-set
+    identification with half of the identities enrolled (one image each): the rejection rate of
+    never-enrolled identities, and the rate at which the enrolled ones' other images are accepted
+    and named right. A stricter tau raises the first and lowers the second."""
     g = torch.Generator().manual_seed(seed + 7)
     emb = embed(model, unseen.images)
     scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
@@ -254,6 +256,12 @@ def evaluate_unseen(
     strangers = (~enrolled).nonzero().flatten()
     pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[strangers], tau_distance)
     result["open_set_rejection"] = (pred == -1).float().mean().item()
+    # the other side of tau: enrolled people's other images, accepted and named right
+    # (the detection and identification rate of open-set identification)
+    enrolled[gal_i] = False
+    probes = enrolled.nonzero().flatten()
+    pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probes], tau_distance)
+    result["open_set_identification"] = (pred == unseen.labels[probes]).float().mean().item()
     return result, roc
 
 
@@ -307,6 +315,42 @@ def glyph_batches(
     if config.synthetic_identities < 2:
         raise CnnlabError("--synthetic-identities must be at least 2")
     return GlyphBatches(config, channels, norm, offset)
+
+
+def new_glyph_identities(
+    config: FacesConfig, channels: int, norm: dict, seed_offset: int
+) -> IdentitySet:
+    """1,280 drawings of glyph identities the encoder never trained on (from another seed):
+    one set whitens the embedding, another helps choose tau."""
+    fresh = GlyphBatches(replace(config, seed=config.seed + seed_offset), channels, norm, 0)
+    images, labels = zip(*(fresh.sample() for _ in range(10)), strict=True)
+    return IdentitySet(torch.cat(images), torch.cat(labels), [])
+
+
+def validation_pairs(
+    model: torch.nn.Module,
+    val: IdentitySet,
+    fresh: IdentitySet | None,
+    g: torch.Generator,
+    similarity: LearnedSimilarity | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, Any]]]:
+    """The pairs tau is chosen on, ``(scores, is_same)``, and the ROC of each part.
+
+    Held-out images of the training identities alone set tau too strict for new identities (the
+    encoder packs the identities it trained on tightly); with new glyph identities (``fresh``),
+    as many pairs of those join them. Measured on 7 trained encoders (digits default), accuracy
+    on never-seen identities at that tau vs at the seen-only tau: -0.001 to +0.016 (lenet5),
+    +0.044 (cifar_plain20), within 0.006 of the best threshold for those identities."""
+    parts = {"seen identities, held-out images": val}
+    if fresh is not None:
+        parts["new glyph identities"] = fresh
+    scores, same, rocs = [], [], {}
+    for name, part in parts.items():
+        s, y = pair_scores(embed(model, part.images), part.labels, N_PAIRS, g, similarity)
+        scores.append(s)
+        same.append(y)
+        rocs[name] = choose_threshold(s, y)[1]
+    return np.concatenate(scores), np.concatenate(same), rocs
 
 
 def train_faces(
@@ -408,16 +452,15 @@ def train_faces(
                 stats=f"loss {loss.item():.4f}"
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
-    if whiten:  # 1,280 drawings of glyph identities never trained on (another seed)
-        fresh = GlyphBatches(replace(config, seed=config.seed + 100), channels, norm, 0)
-        model.fit_whitening(embed(model, torch.cat([fresh.sample()[0] for _ in range(10)])))
-    val_emb = embed(model, seen.images[val_i])
-    scores, same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g, similarity)
+    val = IdentitySet(seen.images[val_i], seen.labels[val_i], seen.names)
+    if whiten:
+        model.fit_whitening(embed(model, new_glyph_identities(config, channels, norm, 100).images))
+    fresh = new_glyph_identities(config, channels, norm, 200) if glyphs is not None else None
+    scores, same, rocs = validation_pairs(model, val, fresh, g, similarity)
     threshold, roc = choose_threshold(scores, same)
     tau = -threshold if similarity is None else float("inf")
     if similarity is not None:  # open-set rejection still needs a distance threshold
-        d_scores, d_same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g)
-        tau = -choose_threshold(d_scores, d_same)[0]
+        tau = -choose_threshold(*validation_pairs(model, val, fresh, g)[:2])[0]
     metrics, roc_unseen = evaluate_unseen(
         model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
     )
@@ -436,10 +479,7 @@ def train_faces(
         ).hexdigest()[:16],
     }
     save_checkpoint(out / "best.pt", payload)
-    plot_roc(
-        {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},
-        out / "roc.png",
-    )
+    plot_roc({**rocs, "never-seen identities": roc_unseen}, out / "roc.png")
     if glyphs is not None:
         plot_glyphs(glyphs.glyphs, out / "glyphs.png")
     result = {
