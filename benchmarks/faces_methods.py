@@ -1,16 +1,16 @@
 """Face recognition on never-seen identities: one table comparing training methods.
 
 The digits default (train on 0-5, test on 6-9, which the encoder never saw): verification accuracy
-at the tau chosen on held-out images of the seen identities (and new glyph identities where the run
-has glyphs), one-shot and 5-shot identification among the four unseen identities, open-set
-rejection of never-enrolled ones and identification of enrolled ones, and training seconds. Rows:
-raw pixels (no learning), cnnlab's first recipe (batch-hard triplets, 6 x 8 batches, 400 steps),
-then with the default batches and steps: random triplets, batch-hard and semi-hard mining, the
-learned similarity on pairs, and CosFace, each with and without the dihedral training identities,
-and with the synthetic glyph identities (cnnlab.data.glyphs) added to every batch, and then the
-embedding whitened on new glyph identities (with and without, for two methods), and the default
-with a deeper backbone (slow: `--exclude plain20` skips it). A last row is not a valid result but a
-ceiling: the encoder trains on half of each "unseen" identity's images. Median over seeds.
+at the tau chosen on held-out images of the seen identities, one-shot and 5-shot identification
+among the four unseen identities, open-set rejection of never-enrolled ones and identification of
+enrolled ones, and training seconds. Rows: raw pixels (no learning), cnnlab's first recipe (batch-
+hard triplets, 6 x 8 batches, 400 steps), then with the default batches and steps: random triplets,
+batch-hard and semi-hard mining, the learned similarity on pairs, and CosFace, each with and
+without the dihedral training identities, and with the synthetic glyph identities
+(cnnlab.data.glyphs) added to every batch, and then the embedding whitened on new glyph identities
+(with and without, for two methods), and the default with a deeper backbone (slow: `--exclude
+plain20` skips it). A last row is not a valid result but a ceiling: the encoder trains on half of
+each "unseen" identity's images. Median over seeds.
 
 Run: `python benchmarks/faces_methods.py [--seeds 3] [--only TEXT] [--exclude TEXT]` (rows whose
 name holds / does not hold TEXT); prints a table and one JSON line.

@@ -123,20 +123,6 @@ def test_open_set_rates_trade_off_through_tau() -> None:
     assert middle["verification_accuracy"] == 1 and middle["identification_1_shot"] == 1
 
 
-def test_validation_pairs_add_new_identities() -> None:
-    from cnnlab.engine.faces import N_PAIRS, IdentitySet, validation_pairs
-
-    g = torch.Generator().manual_seed(0)
-    val = IdentitySet(torch.randn(30, 8, generator=g), torch.arange(3).repeat(10), [])
-    fresh = IdentitySet(torch.randn(40, 8, generator=g), torch.arange(10).repeat(4), [])
-    model = torch.nn.Identity()
-    scores, same, rocs = validation_pairs(model, val, None, g)
-    assert len(scores) == N_PAIRS and same.sum() == N_PAIRS // 2 and len(rocs) == 1
-    scores, same, rocs = validation_pairs(model, val, fresh, g)
-    assert len(scores) == 2 * N_PAIRS and same.sum() == N_PAIRS
-    assert list(rocs) == ["seen identities, held-out images", "new glyph identities"]
-
-
 def test_whitening_is_the_identity_until_fitted_then_whitens() -> None:
     torch.manual_seed(0)
     plain = cnnlab.create_model("siamese", embedding_dim=8)

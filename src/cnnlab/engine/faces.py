@@ -317,42 +317,6 @@ def glyph_batches(
     return GlyphBatches(config, channels, norm, offset)
 
 
-def new_glyph_identities(
-    config: FacesConfig, channels: int, norm: dict, seed_offset: int
-) -> IdentitySet:
-    """1,280 drawings of glyph identities the encoder never trained on (from another seed):
-    one set whitens the embedding, another helps choose tau."""
-    fresh = GlyphBatches(replace(config, seed=config.seed + seed_offset), channels, norm, 0)
-    images, labels = zip(*(fresh.sample() for _ in range(10)), strict=True)
-    return IdentitySet(torch.cat(images), torch.cat(labels), [])
-
-
-def validation_pairs(
-    model: torch.nn.Module,
-    val: IdentitySet,
-    fresh: IdentitySet | None,
-    g: torch.Generator,
-    similarity: LearnedSimilarity | None = None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, Any]]]:
-    """The pairs tau is chosen on, ``(scores, is_same)``, and the ROC of each part.
-
-    Held-out images of the training identities alone set tau too strict for new identities (the
-    encoder packs the identities it trained on tightly); with new glyph identities (``fresh``),
-    as many pairs of those join them. Measured on 7 trained encoders (digits default), accuracy
-    on never-seen identities at that tau vs at the seen-only tau: -0.001 to +0.016 (lenet5),
-    +0.044 (cifar_plain20), within 0.006 of the best threshold for those identities."""
-    parts = {"seen identities, held-out images": val}
-    if fresh is not None:
-        parts["new glyph identities"] = fresh
-    scores, same, rocs = [], [], {}
-    for name, part in parts.items():
-        s, y = pair_scores(embed(model, part.images), part.labels, N_PAIRS, g, similarity)
-        scores.append(s)
-        same.append(y)
-        rocs[name] = choose_threshold(s, y)[1]
-    return np.concatenate(scores), np.concatenate(same), rocs
-
-
 def train_faces(
     config: FacesConfig,
     console: Console | None = None,
@@ -452,15 +416,19 @@ def train_faces(
                 stats=f"loss {loss.item():.4f}"
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
-    val = IdentitySet(seen.images[val_i], seen.labels[val_i], seen.names)
-    if whiten:
-        model.fit_whitening(embed(model, new_glyph_identities(config, channels, norm, 100).images))
-    fresh = new_glyph_identities(config, channels, norm, 200) if glyphs is not None else None
-    scores, same, rocs = validation_pairs(model, val, fresh, g, similarity)
+    if whiten:  # 1,280 drawings of glyph identities never trained on (another seed)
+        fresh = GlyphBatches(replace(config, seed=config.seed + 100), channels, norm, 0)
+        model.fit_whitening(embed(model, torch.cat([fresh.sample()[0] for _ in range(10)])))
+    # tau is chosen on the seen identities only. Adding as many pairs of new glyph identities
+    # (to set it for identities the encoder never trained on) measured worse on the default,
+    # 3 seeds: unseen verification 0.877 -> 0.867, open-set rejection 0.94 -> 0.71
+    val_emb = embed(model, seen.images[val_i])
+    scores, same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g, similarity)
     threshold, roc = choose_threshold(scores, same)
     tau = -threshold if similarity is None else float("inf")
     if similarity is not None:  # open-set rejection still needs a distance threshold
-        tau = -choose_threshold(*validation_pairs(model, val, fresh, g)[:2])[0]
+        d_scores, d_same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g)
+        tau = -choose_threshold(d_scores, d_same)[0]
     metrics, roc_unseen = evaluate_unseen(
         model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
     )
@@ -479,7 +447,10 @@ def train_faces(
         ).hexdigest()[:16],
     }
     save_checkpoint(out / "best.pt", payload)
-    plot_roc({**rocs, "never-seen identities": roc_unseen}, out / "roc.png")
+    plot_roc(
+        {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},
+        out / "roc.png",
+    )
     if glyphs is not None:
         plot_glyphs(glyphs.glyphs, out / "glyphs.png")
     result = {
