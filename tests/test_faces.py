@@ -121,6 +121,11 @@ def test_open_set_rates_trade_off_through_tau() -> None:
     middle, _ = evaluate_unseen(torch.nn.Identity(), unseen, 1.0, 0)
     assert middle["open_set_identification"] == 1 and middle["open_set_rejection"] == 1
     assert middle["verification_accuracy"] == 1 and middle["identification_1_shot"] == 1
+    # one image per enrolled identity: nothing left to identify, so no figure (not NaN)
+    single = IdentitySet(images[::6], labels[::6], unseen.names)
+    lone, _ = evaluate_unseen(torch.nn.Identity(), single, 1.0, 0)
+    assert lone["open_set_identification"] is None and lone["open_set_rejection"] == 1
+    assert lone["unseen_auc"] is None and lone["verification_accuracy"] == 1
 
 
 def test_whitening_is_the_identity_until_fitted_then_whitens() -> None:

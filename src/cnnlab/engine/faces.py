@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -227,12 +228,17 @@ def evaluate_unseen(
     emb = embed(model, unseen.images)
     scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
     threshold = sim_threshold if similarity is not None else -tau_distance
-    _, roc = choose_threshold(scores, same)
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    both = bool(same.any() and not same.all())  # one image per identity: no "same" pairs
+    with warnings.catch_warnings():  # sklearn warns that the ROC is undefined then
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        _, roc = choose_threshold(scores, same)
     ids = unseen.labels.unique()
     result: dict[str, float | None] = {
         "verification_accuracy": float(((scores >= threshold) == same).mean()),
-        "unseen_auc": roc["auc"],
-        "unseen_eer": roc["eer"],
+        "unseen_auc": roc["auc"] if both else None,  # None, not NaN: the JSON stays valid
+        "unseen_eer": roc["eer"] if both else None,
     }
     for shots in (1, 5):
         correct = total = 0
@@ -261,7 +267,9 @@ def evaluate_unseen(
     enrolled[gal_i] = False
     probes = enrolled.nonzero().flatten()
     pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probes], tau_distance)
-    result["open_set_identification"] = (pred == unseen.labels[probes]).float().mean().item()
+    # None when the enrolled identities have no other image (as for identification above)
+    hits = (pred == unseen.labels[probes]).float()
+    result["open_set_identification"] = hits.mean().item() if len(probes) else None
     return result, roc
 
 
