@@ -3,10 +3,10 @@
 The digits default (train on 0-5, test on 6-9, which the encoder never saw): verification accuracy
 at the tau chosen on held-out images of the seen identities, one-shot and 5-shot identification
 among the four unseen identities, open-set rejection of never-enrolled ones and identification of
-enrolled ones, and training seconds. Rows: raw pixels (no learning), cnnlab's first recipe (batch-
-hard triplets, 6 x 8 batches, 400 steps), then with the default batches and steps: random triplets,
-batch-hard and semi-hard mining, the learned similarity on pairs, and CosFace, each with and
-without the dihedral training identities, and with the synthetic glyph identities
+enrolled ones, and training seconds. Rows: raw pixels (no learning), cnnlab's first recipe
+(batch-hard triplets, 6 x 8 batches, 400 steps), then with the default batches and steps: random
+triplets, batch-hard and semi-hard mining, the learned similarity on pairs, and CosFace, each with
+and without the dihedral training identities, and with the synthetic glyph identities
 (cnnlab.data.glyphs) added to every batch, and then the embedding whitened on new glyph identities
 (with and without, for two methods), and the default with a deeper backbone (slow: `--exclude
 plain20` skips it). A last row is not a valid result but a ceiling: the encoder trains on half of
