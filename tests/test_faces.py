@@ -121,6 +121,11 @@ def test_open_set_rates_trade_off_through_tau() -> None:
     middle, _ = evaluate_unseen(torch.nn.Identity(), unseen, 1.0, 0)
     assert middle["open_set_identification"] == 1 and middle["open_set_rejection"] == 1
     assert middle["verification_accuracy"] == 1 and middle["identification_1_shot"] == 1
+    # 100 one-shot galleries, 5 probes of each identity each: all named right
+    assert middle["confusion_1_shot"] == {
+        "names": ["a", "b", "c", "d"],
+        "counts": (500 * torch.eye(4, dtype=torch.long)).tolist(),
+    }
     # one image per enrolled identity: nothing left to identify, so no figure (not NaN)
     single = IdentitySet(images[::6], labels[::6], unseen.names)
     lone, _ = evaluate_unseen(torch.nn.Identity(), single, 1.0, 0)
@@ -196,6 +201,12 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ):
         assert key in result
     assert (run / "roc.png").is_file() and (run / "glyphs.png").is_file()
+    assert (run / "confusion_1_shot.png").is_file()
+    confusion = result["confusion_1_shot"]  # rows: the true identity, over 100 galleries
+    assert confusion["names"] == ["6", "7", "8", "9"]
+    correct = sum(confusion["counts"][i][i] for i in range(4))
+    total = sum(map(sum, confusion["counts"]))
+    assert correct / total == pytest.approx(result["identification_1_shot"])
     trained = torch.load(run / "best.pt", weights_only=True)
     assert trained["model_kwargs"]["whiten"]  # digits use glyphs, so the embedding is whitened
     assert not torch.equal(trained["state_dict"]["white_proj"], torch.eye(128))

@@ -218,12 +218,13 @@ def evaluate_unseen(
     seed: int,
     similarity: LearnedSimilarity | None = None,
     sim_threshold: float = 0.0,
-) -> tuple[dict[str, float | None], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """On never-seen identities: verification accuracy at the chosen threshold (with the ROC of
     those pairs, returned second), one-shot and 5-shot identification, and open-set
     identification with half of the identities enrolled (one image each): the rejection rate of
     never-enrolled identities, and the rate at which the enrolled ones' other images are accepted
-    and named right. A stricter tau raises the first and lowers the second."""
+    and named right. A stricter tau raises the first and lowers the second. ``confusion_1_shot``
+    counts, over the one-shot galleries, which identity each probe was named as."""
     g = torch.Generator().manual_seed(seed + 7)
     emb = embed(model, unseen.images)
     scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
@@ -235,11 +236,13 @@ def evaluate_unseen(
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         _, roc = choose_threshold(scores, same)
     ids = unseen.labels.unique()
-    result: dict[str, float | None] = {
+    result: dict[str, Any] = {
         "verification_accuracy": float(((scores >= threshold) == same).mean()),
         "unseen_auc": roc["auc"] if both else None,  # None, not NaN: the JSON stays valid
         "unseen_eer": roc["eer"] if both else None,
     }
+    n = len(ids)
+    confusion = torch.zeros(n * n, dtype=torch.long)  # one-shot: (true, named) over all galleries
     for shots in (1, 5):
         correct = total = 0
         for trial in range(100):
@@ -254,8 +257,16 @@ def evaluate_unseen(
             pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probe_i], float("inf"))
             correct += (pred == unseen.labels[probe_i]).sum().item()
             total += len(probe_i)
+            if shots == 1:
+                true = torch.searchsorted(ids, unseen.labels[probe_i])
+                named = torch.searchsorted(ids, pred)
+                confusion += torch.bincount(true * n + named, minlength=n * n)
         # None when no identity has more than `shots` images (nothing left to identify)
         result[f"identification_{shots}_shot"] = correct / total if total else None
+    result["confusion_1_shot"] = {  # which never-seen identity is taken for which
+        "names": [unseen.names[int(c)] for c in ids],
+        "counts": confusion.view(n, n).tolist(),
+    }
     half = ids[: len(ids) // 2]
     enrolled = torch.isin(unseen.labels, half)
     gal_i = torch.stack([(unseen.labels == c).nonzero().flatten()[0] for c in half])
@@ -461,6 +472,15 @@ def train_faces(
     )
     if glyphs is not None:
         plot_glyphs(glyphs.glyphs, out / "glyphs.png")
+    from cnnlab.viz.plots import plot_confusion_matrix
+
+    plot_confusion_matrix(
+        torch.tensor(metrics["confusion_1_shot"]["counts"]),
+        metrics["confusion_1_shot"]["names"],
+        out / "confusion_1_shot.png",
+        "never-seen identities named after one image each",
+        shares=True,
+    )
     result = {
         "run_dir": str(out),
         "tau": tau,

@@ -34,11 +34,15 @@ def plot_confusion_matrix(
     class_names: Sequence[str],
     path: str | Path,
     title: str = "Confusion matrix",
+    shares: bool = False,
 ) -> Path:
-    """Counts with true classes as rows and predicted classes as columns."""
+    """Counts with true classes as rows and predicted classes as columns; ``shares`` shows each
+    row as fractions of its total instead (for counts summed over many trials)."""
     counts = confusion.cpu().numpy()
+    if shares:
+        counts = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.0 + 0.5 * n), max(3.0, 0.8 + 0.5 * n)))
     ax.imshow(counts, cmap="Blues")
     ax.set(
         xticks=range(n),
@@ -56,7 +60,7 @@ def plot_confusion_matrix(
                 ax.text(
                     j,
                     i,
-                    str(counts[i, j]),
+                    f"{counts[i, j]:.2f}" if shares else str(counts[i, j]),
                     ha="center",
                     va="center",
                     fontsize=8,
