@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -317,3 +318,44 @@ def test_faces_batch_and_margin_options_reach_the_settings() -> None:
     config = config_from_args(FacesConfig, build_parser().parse_args(argv))
     assert (config.alpha, config.p, config.k) == (0.3, 8, 2)
     assert (config.synthetic, config.synthetic_identities) == ("none", 50)
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "needs"),
+    [
+        (["classify", "predict"], "siamese", "classification"),
+        (["classify", "eval"], "yolo", "classification"),
+        (["localize", "eval"], "lenet5", "localization"),
+        (["localize", "predict"], "siamese", "localization"),
+        (["detect", "eval"], "localizer", "detection"),
+        (["detect", "predict"], "unet", "detection"),
+        (["segment", "eval"], "yolo", "segmentation"),
+        (["segment", "predict"], "lenet5", "segmentation"),
+        (["explain", "sliding-windows"], "siamese", "classification"),
+    ],
+)
+def test_a_checkpoint_of_another_task_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    model: str,
+    needs: str,
+) -> None:
+    """A face encoder given to ``classify predict`` (and so on) is named in one line, exit 2,
+    instead of a KeyError on a field only the right task's checkpoints have."""
+    from cnnlab.engine.checkpoint import TRAINED_BY, save_checkpoint
+    from cnnlab.registry import create_model, get_model_entry
+
+    path = save_checkpoint(
+        tmp_path / f"{model}.pt",
+        {"model": model, "model_kwargs": {}, "state_dict": create_model(model).state_dict()},
+    )
+    assert main([*command, "--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    made = get_model_entry(model).task
+    assert err.splitlines() == [
+        f"cnnlab: error: {path}: {'an' if made == 'embedding' else 'a'} {made} checkpoint "
+        f"(model {model!r}), not a {needs} one; "
+        f"make one with {TRAINED_BY[needs]}"
+    ]
+    assert TRAINED_BY[needs].split()[1] in ("classify", command[0])

@@ -76,7 +76,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         from cnnlab.engine.device import resolve_device
 
         device = resolve_device(args.device)
-        model, ckpt = model_from_checkpoint(args.checkpoint)
+        model, ckpt = model_from_checkpoint(args.checkpoint, "classification")
         meta = P.model_meta(ckpt)
         model.to(device).eval()
         run = lambda batch: model(batch.to(device)).cpu()  # noqa: E731

@@ -185,7 +185,7 @@ def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, An
     if args.checkpoint:
         from cnnlab.engine.checkpoint import model_from_checkpoint
 
-        model, _ = model_from_checkpoint(args.checkpoint)
+        model, _ = model_from_checkpoint(args.checkpoint, "classification")
     else:
         from cnnlab.registry import create_model
 

@@ -32,7 +32,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.localize import LocalizeConfig, evaluate, load_data
 
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
     metrics = evaluate(model.to(device), load_data(config), args.split, device)
@@ -47,10 +47,11 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
 
     from cnnlab.data.folder import image_to_uint8
     from cnnlab.data.scenes import make_scenes
-    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.checkpoint import check_task, load_checkpoint
     from cnnlab.engine.localize import draw_predictions, predict_images
 
     ckpt = load_checkpoint(args.checkpoint)
+    check_task(ckpt, args.checkpoint, "localization")
     size = ckpt["input_size"][-1]
     if args.images:
         images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
@@ -107,7 +108,7 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.engine.detection_metrics import plot_pr_curve
     from cnnlab.engine.device import resolve_device
 
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     device = resolve_device(args.device)
     ev = evaluate_detector(model.to(device), _detect_eval_data(ckpt, args.split), device)
     out = {
@@ -132,7 +133,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.detect import decode, draw_detections, scenes_data
 
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     model.eval()
     size = ckpt["input_size"][-1]
     if args.images:
@@ -212,7 +213,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter
 
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     data = _load(config)
     idx = split_indices(len(data.images), config.seed)[args.split]
@@ -238,7 +239,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.segment import save_prediction, scenes_segmentation
 
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     model.eval()
     names = ckpt["class_names"]
     if args.images:

@@ -78,9 +78,38 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the registered model a checkpoint was saved from and load its weights."""
+# the command that trains a model of each registered task, for the error that names it
+TRAINED_BY = {
+    "classification": "cnnlab classify train",
+    "localization": "cnnlab localize train",
+    "detection": "cnnlab detect train",
+    "segmentation": "cnnlab segment train",
+    "embedding": "cnnlab faces train",
+}
+
+
+def check_task(ckpt: dict[str, Any], path: str | Path, task: str) -> None:
+    """Refuse a checkpoint whose model does another task than the command needs (a face encoder
+    given to ``classify predict``, say) with one line instead of a ``KeyError`` later."""
+    from cnnlab.registry import get_model_entry
+
+    made = get_model_entry(ckpt["model"]).task
+    if made != task:
+        raise CnnlabError(
+            f"{path}: {'an' if made[0] in 'aeiou' else 'a'} {made} checkpoint "
+            f"(model {ckpt['model']!r}), not a {task} one; "
+            f"make one with {TRAINED_BY.get(task, 'cnnlab')}"
+        )
+
+
+def model_from_checkpoint(
+    path: str | Path, task: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the registered model a checkpoint was saved from and load its weights; with
+    ``task``, refuse a checkpoint of another task (:func:`check_task`)."""
     ckpt = load_checkpoint(path)
+    if task is not None:
+        check_task(ckpt, path, task)
     model = create_model(ckpt["model"], **ckpt["model_kwargs"])
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -468,7 +468,7 @@ def evaluate_checkpoint(
     path: str | Path, split: str = "test", device: str = "auto"
 ) -> tuple[EvalResult, dict[str, Any]]:
     """Score a saved model on a split of the dataset it was trained on."""
-    model, ckpt = model_from_checkpoint(path)
+    model, ckpt = model_from_checkpoint(path, "classification")
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     dev = resolve_device(device)
     data = data_from_config(config)

@@ -200,7 +200,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
 def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[str, Any]]:
     """``images (N, 3, S, S)`` uint8 -> per image: object probability, class, box (pixels, xyxy)
     and landmarks (pixels)."""
-    model, ckpt = model_from_checkpoint(checkpoint)
+    model, ckpt = model_from_checkpoint(checkpoint, "localization")
     model.eval()
     s = images.shape[-1]
     out = model.split(model(standardise(images.float())))
