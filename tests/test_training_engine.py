@@ -257,3 +257,44 @@ def test_tensorboard_logging(tmp_path: Path) -> None:
     events = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("val_accuracy")] == [1, 2]
+
+
+@pytest.mark.parametrize(("size", "out"), [((5, 5), 4), ((7, 6), (3, 4)), ((8, 8), 4)])
+def test_matrix_adaptive_pooling_matches_pytorch(size: tuple[int, int], out: object) -> None:
+    """The ONNX-friendly pooling gives adaptive_avg_pool2d's windows (5 -> 4: overlapping)."""
+    from cnnlab.engine.export import MatrixAdaptiveAvgPool
+
+    x = torch.randn(2, 3, *size)
+    expected = torch.nn.functional.adaptive_avg_pool2d(x, out)
+    pool = MatrixAdaptiveAvgPool(size, expected.shape[-2:])
+    assert torch.allclose(pool(x), expected, atol=1e-6)
+
+
+def test_export_a_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """LeNet-5's 5x5 maps pooled to a 4x4 grid have no ONNX operator of their own; the export
+    swaps in matrix pooling and still matches PyTorch. The file is not a classifier's."""
+    pytest.importorskip("onnxruntime")
+    from cnnlab.engine.checkpoint import save_checkpoint
+    from cnnlab.registry import create_model
+
+    kwargs = {"backbone": "lenet5", "pool_size": 4, "whiten": True}
+    model = create_model("siamese", **kwargs)
+    ckpt = save_checkpoint(
+        tmp_path / "faces.pt",
+        {
+            "model": "siamese",
+            "model_kwargs": kwargs,
+            "state_dict": model.state_dict(),
+            "input_size": [1, 32, 32],
+            "normalization": {"mean": [0.0], "std": [1.0]},
+        },
+    )
+    onnx_path = tmp_path / "faces.onnx"
+    assert main(["export", str(ckpt), "-o", str(onnx_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["max_abs_diff"] < 1e-5
+    assert main(["classify", "predict", "--onnx", str(onnx_path), str(onnx_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"cnnlab: error: {onnx_path}: exported from the embedding model 'siamese', "
+        "not from a classifier"
+    )

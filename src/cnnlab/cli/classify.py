@@ -69,6 +69,11 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         raise CnnlabError("give exactly one of --checkpoint and --onnx")
     if args.onnx:
         session, meta = P.onnx_session(args.onnx)
+        if meta.get("task", "classification") != "classification":
+            raise CnnlabError(
+                f"{args.onnx}: exported from the {meta['task']} model {meta['model']!r}, "
+                "not from a classifier"
+            )
         run = lambda batch: P.onnx_predict(session, batch)  # noqa: E731
         ckpt = None
     else:

@@ -1,8 +1,9 @@
-"""Export a trained classifier to ONNX and check it against PyTorch with ONNX Runtime.
+"""Export a trained model to ONNX and check it against PyTorch with ONNX Runtime.
 
 The exported graph takes the standardised ``(N, C, S, S)`` batch (dynamic N) and returns the
 model's output: a classifier's logits, or a task model's raw output (a detector's
-``(N, S, S, A, 5 + C)`` grid: decoding and NMS stay in PyTorch/NumPy after the graph);
+``(N, S, S, A, 5 + C)`` grid: decoding and NMS stay in PyTorch/NumPy after the graph; a face
+encoder's embedding);
 the preprocessing constants, class names and input size are stored as ``cnnlab`` metadata in the
 ONNX file so ``cnnlab classify predict --onnx`` needs nothing else.
 """
@@ -15,10 +16,60 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.predict import model_meta, onnx_predict, onnx_session
 from cnnlab.errors import CnnlabError
+
+
+def _pool_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """``(n_out, n_in)``: row ``i`` averages inputs ``floor(i n_in / n_out)`` to
+    ``ceil((i + 1) n_in / n_out) - 1``, PyTorch's adaptive-pooling windows."""
+    m = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        a, b = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, a:b] = 1 / (b - a)
+    return m
+
+
+class MatrixAdaptiveAvgPool(nn.Module):
+    """``adaptive_avg_pool2d`` for one input size as two matrix products, ``R x C^T``:
+    ONNX has no adaptive pooling whose output does not divide its input (LeNet-5's 5x5 maps
+    pooled to the face encoder's 4x4 grid), but it has MatMul. Exact, not an approximation."""
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.register_buffer("rows", _pool_matrix(in_hw[0], out_hw[0]))
+        self.register_buffer("cols", _pool_matrix(in_hw[1], out_hw[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, h, w)
+        return self.rows @ x @ self.cols.T
+
+
+def exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``model`` with each adaptive average pooling whose output size does not divide the size
+    it meets on ``example`` replaced by :class:`MatrixAdaptiveAvgPool` (in place)."""
+    seen: dict[str, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_hook(lambda m, args, out, n=n: seen.__setitem__(n, args[0].shape[-2:]))
+        for n, m in model.named_modules()
+        if isinstance(m, nn.AdaptiveAvgPool2d)
+    ]
+    with torch.no_grad():
+        model(example)
+    for h in hooks:
+        h.remove()
+    for name, (h_in, w_in) in seen.items():
+        pool = model.get_submodule(name)
+        size = pool.output_size
+        h_out, w_out = (size, size) if isinstance(size, int) else size
+        h_out, w_out = h_out or h_in, w_out or w_in
+        if h_in % h_out or w_in % w_out:
+            parent, _, leaf = name.rpartition(".")
+            swap = MatrixAdaptiveAvgPool((h_in, w_in), (h_out, w_out))
+            setattr(model.get_submodule(parent) if parent else model, leaf, swap)
+    return model
 
 
 @dataclass(frozen=True)
@@ -39,22 +90,32 @@ def export_onnx(
         import onnx
     except ImportError:
         raise CnnlabError("export needs the export extra: pip install 'cnnlab[export]'") from None
-    model, ckpt = model_from_checkpoint(checkpoint)
-    try:
-        meta = model_meta(ckpt)  # a classifier: preprocessing constants for predict --onnx
-    except CnnlabError:  # a task model (detector, segmenter...): its raw output is exported
-        from cnnlab.registry import get_model_entry
+    from cnnlab.registry import get_model_entry
 
+    model, ckpt = model_from_checkpoint(checkpoint)
+    task = get_model_entry(ckpt["model"]).task
+    try:
+        if task != "classification":
+            raise CnnlabError(task)
+        meta = model_meta(ckpt)  # a classifier: preprocessing constants for predict --onnx
+    except CnnlabError:  # a task model (detector, face encoder...): its raw output is exported
+        if "input_size" not in ckpt:
+            raise CnnlabError(f"{checkpoint}: checkpoint lacks input_size") from None
         meta = {
             "model": ckpt["model"],
             "input_size": ckpt["input_size"],
             "class_names": ckpt.get("class_names", []),
-            "task": get_model_entry(ckpt["model"]).task,
+            "task": task,
         }
+        if "normalization" in ckpt:
+            meta["normalization"] = ckpt["normalization"]
     model.eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(samples, *meta["input_size"])
+    with torch.no_grad():
+        expected = model(example)  # before any pooling is swapped: the ONNX graph must match it
+    model = exportable(model, example)
     tmp = out.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():  # the TorchScript exporter needs no extra package
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -74,7 +135,5 @@ def export_onnx(
     onnx.save(graph, str(tmp))
     tmp.replace(out)
     session, _ = onnx_session(out)
-    with torch.no_grad():
-        expected = model(example)
     diff = float((onnx_predict(session, example) - expected).abs().max())
     return ExportResult(out, diff, opset)
