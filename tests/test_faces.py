@@ -433,3 +433,19 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(training_identities(FacesConfig(), ids).labels.unique()) > 2  # digits: dihedral
     assert main([*argv, "--unseen", "di"]) == 2
     assert "at least 2 identities" in capsys.readouterr().err
+
+
+def test_train_names_the_most_confused_identities(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --json, training ends with the figures and the worst one-shot confusion."""
+    run = tmp_path / "run"
+    assert main(["faces", "train", "--steps", "30", "--out", str(run)]) == 0
+    out = capsys.readouterr().out.replace("\n", "")  # rich wraps long lines
+    counts = json.loads((run / "results.json").read_text())["confusion_1_shot"]["counts"]
+    shares = torch.tensor(counts, dtype=torch.float64)
+    shares = shares / shares.sum(1, keepdim=True)
+    shares.fill_diagonal_(0)
+    i, j = divmod(int(shares.argmax()), 4)
+    assert f"most confused, one-shot: {6 + i} named as {6 + j} for {shares[i, j]:.1%}" in out
+    assert str(run / "confusion_1_shot.png") in out

@@ -86,6 +86,18 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             console.print(
                 ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
             )
+            names = result["confusion_1_shot"]["names"]
+            counts = np.array(result["confusion_1_shot"]["counts"], dtype=float)
+            shares = counts / counts.sum(1, keepdims=True).clip(min=1)
+            np.fill_diagonal(shares, 0)
+            i, j = np.unravel_index(shares.argmax(), shares.shape)
+            if shares[i, j] > 0:
+                console.print(
+                    f"most confused, one-shot: {names[i]} named as {names[j]} "
+                    f"for {shares[i, j]:.1%} of its images"
+                )
+            run = Path(result["run_dir"])
+            console.print(f"figures: {run / 'roc.png'}, {run / 'confusion_1_shot.png'}")
         return result
     if args.what == "pairs":
         return _evaluate_pairs(args, console)
