@@ -433,6 +433,10 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(training_identities(FacesConfig(), ids).labels.unique()) > 2  # digits: dihedral
     assert main([*argv, "--unseen", "di"]) == 2
     assert "at least 2 identities" in capsys.readouterr().err
+    assert main(argv) == 2  # the digits' default --unseen 6,7,8,9: the folder's names are shown
+    assert capsys.readouterr().err.strip() == (
+        f"cnnlab: error: --unseen names unknown identities: 6, 7, 8, 9 ({root} has ann, bo, cy, di)"
+    )
 
 
 def test_train_names_the_most_confused_identities(

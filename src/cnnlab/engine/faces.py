@@ -90,7 +90,10 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
     unseen_names = [n.strip() for n in config.unseen.split(",") if n.strip()]
     missing = [n for n in unseen_names if n not in data.class_names]
     if missing:
-        raise CnnlabError(f"--unseen names unknown identities: {', '.join(missing)}")
+        known = ", ".join(data.class_names[:10]) + (", ..." if len(data.class_names) > 10 else "")
+        raise CnnlabError(
+            f"--unseen names unknown identities: {', '.join(missing)} ({config.data} has {known})"
+        )
     unseen_ids = torch.tensor([data.class_names.index(n) for n in unseen_names])
     is_unseen = torch.isin(y, unseen_ids)
     if len(unseen_ids) < 2 or len(data.class_names) - len(unseen_ids) < 2:
