@@ -453,3 +453,46 @@ def test_train_names_the_most_confused_identities(
     i, j = divmod(int(shares.argmax()), 4)
     assert f"most confused, one-shot: {6 + i} named as {6 + j} for {shares[i, j]:.1%}" in out
     assert str(run / "confusion_1_shot.png") in out
+
+
+def test_an_ensemble_distance_is_the_members_mean() -> None:
+    """``[f_1, ..., f_N] / sqrt(N)`` has unit norm, and its squared distance is the mean of the
+    members' squared distances."""
+    from cnnlab.models.siamese import squared_distance
+
+    ensemble = cnnlab.create_model("siamese_ensemble", members=3, embedding_dim=8).eval()
+    x1, x2 = torch.randn(5, 1, 32, 32), torch.randn(5, 1, 32, 32)
+    with torch.no_grad():
+        f1, f2 = ensemble(x1), ensemble(x2)
+        each = torch.stack([squared_distance(m(x1), m(x2)) for m in ensemble.members])
+    assert f1.shape == (5, 24)
+    assert torch.allclose(f1.norm(dim=1), torch.ones(5))
+    assert torch.allclose(squared_distance(f1, f2), each.mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        cnnlab.create_model("siamese_ensemble", members=1)
+
+
+def test_train_an_ensemble_and_identify_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--members 2``: two encoders with their own seeds, one checkpoint, usable by the
+    database commands; the learned similarity (one pair model) refuses it."""
+    run = tmp_path / "run"
+    argv = ["faces", "train", "--steps", "10", "--members", "2", "--out", str(run), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["identification_1_shot"] <= 1
+    trained = torch.load(run / "best.pt", weights_only=True)
+    assert trained["model"] == "siamese_ensemble" and trained["model_kwargs"]["members"] == 2
+    state = trained["state_dict"]
+    assert not torch.equal(state["members.0.embed.weight"], state["members.1.embed.weight"])
+    digits = load_digits()
+    image = tmp_path / "six.png"
+    Image.fromarray(digits.splits["test"].images[0, 0].numpy()).save(image)
+    db = ["--checkpoint", str(run / "best.pt"), "--db", str(tmp_path / "faces.db")]
+    assert main(["faces", "enroll", *db, "--name", "six", str(image)]) == 0
+    assert main(["faces", "identify", *db, str(image), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+    assert found["identity"] == "six" and found["distance"] == pytest.approx(0, abs=1e-6)
+    assert main([*argv[:-3], "--method", "similarity", "--out", str(tmp_path / "s")]) == 2
+    assert "--members must be at least 1, and 1 for --method similarity" in capsys.readouterr().err

@@ -31,7 +31,12 @@ from cnnlab.engine.runlog import epoch_progress
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import mined_triplet_loss, random_triplets, triplet_loss
-from cnnlab.models.siamese import LearnedSimilarity, squared_distance
+from cnnlab.models.siamese import (
+    LearnedSimilarity,
+    SiameseEncoder,
+    SiameseEnsemble,
+    squared_distance,
+)
 from cnnlab.registry import create_model
 
 
@@ -70,6 +75,10 @@ class FacesConfig:
     augment: str = "crop"  # applied to each training batch
     lr: float = 2e-3
     image_size: int = 32
+    # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
+    # on the digits default (seeds 0-4, 3 evaluation draws): one-shot 0.884 -> 0.901 with 5,
+    # verification 0.877 -> 0.889, at 5x the time
+    members: int = 1
     seed: int = 0
     out: str = "runs/faces/run"
 
@@ -339,60 +348,29 @@ def glyph_batches(
     return GlyphBatches(config, channels, norm, offset)
 
 
-def train_faces(
+def train_encoder(
     config: FacesConfig,
-    console: Console | None = None,
-    identities: tuple[IdentitySet, IdentitySet, dict] | None = None,
-) -> dict[str, Any]:
-    """Train on the seen identities, choose tau, measure on the unseen ones. ``identities``
-    replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits."""
-    if config.method not in METHODS:
-        raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
-    if config.p < 2:
-        raise CnnlabError(
-            f"--p must be at least 2: a negative is another identity (got {config.p})"
-        )
-    if config.k < 2 and config.method != "cosface":
-        raise CnnlabError(
-            f"--k must be at least 2 for --method {config.method}: a positive is another image "
-            f"of the same identity (got {config.k})"
-        )
-    console = console or Console(stderr=True)
-    started = time.perf_counter()
-    seen, unseen, norm = identities or load_identities(config)
+    train: IdentitySet,
+    kwargs: dict[str, Any],
+    norm: dict,
+    g: torch.Generator,
+    console: Console,
+    label: str = "faces",
+) -> tuple[SiameseEncoder, LearnedSimilarity | None, GlyphBatches | None]:
+    """One encoder (and the learned similarity, for that method) trained on ``train``'s
+    identities plus the run's glyphs with ``config.method``, then whitened on new glyphs when
+    ``kwargs["whiten"]``; ``g`` draws the batches."""
     torch.manual_seed(config.seed)
-    g = torch.Generator().manual_seed(config.seed)
-    kwargs = {
-        "backbone": config.backbone,
-        "embedding_dim": config.embedding_dim,
-        "in_channels": seen.images.shape[1],
-        "input_size": config.image_size,
-        "pool_size": config.pool_size,
-    }
-    whiten = (
-        config.whiten
-        and config.method != "similarity"  # its weights are fitted to the plain embedding
-        and _glyph_option(config, "synthetic", "glyphs")
-    )
-    if whiten:
-        kwargs["whiten"] = True
     model = create_model("siamese", **kwargs)
     similarity = LearnedSimilarity(config.embedding_dim) if config.method == "similarity" else None
     params = list(model.parameters()) + (list(similarity.parameters()) if similarity else [])
     from cnnlab.data.augment import build_augmentation, parse_augment
 
+    channels = train.images.shape[1]
     augment = build_augmentation(
-        parse_augment(config.augment), image_size=config.image_size, channels=seen.images.shape[1]
-    )
-    # hold out 15% of the seen identities' images to choose tau
-    perm = torch.randperm(len(seen.labels), generator=g)
-    n_val = max(10, len(perm) // 7)
-    val_i, train_i = perm[:n_val], perm[n_val:]
-    train = training_identities(
-        config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
+        parse_augment(config.augment), image_size=config.image_size, channels=channels
     )
     labels = train.labels
-    channels = seen.images.shape[1]
     glyphs = glyph_batches(config, channels, norm, int(labels.max()) + 1)
     n_identities = int(labels.max()) + 1 + (len(glyphs) if glyphs else 0)
     cosface = None
@@ -402,7 +380,7 @@ def train_faces(
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     with epoch_progress(console, unit="step") as progress:
-        task = progress.add_task("faces", total=config.steps, stats="")
+        task = progress.add_task(label, total=config.steps, stats="")
         for _ in range(config.steps):
             model.train()
             idx = pk_batch(labels, config.p, config.k, g)
@@ -438,9 +416,78 @@ def train_faces(
                 stats=f"loss {loss.item():.4f}"
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
-    if whiten:  # 1,280 drawings of glyph identities never trained on (another seed)
+    if kwargs.get("whiten"):  # 1,280 drawings of glyph identities never trained on
         fresh = GlyphBatches(replace(config, seed=config.seed + 100), channels, norm, 0)
         model.fit_whitening(embed(model, torch.cat([fresh.sample()[0] for _ in range(10)])))
+    return model, similarity, glyphs
+
+
+def train_faces(
+    config: FacesConfig,
+    console: Console | None = None,
+    identities: tuple[IdentitySet, IdentitySet, dict] | None = None,
+) -> dict[str, Any]:
+    """Train on the seen identities, choose tau, measure on the unseen ones. ``identities``
+    replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits. With
+    ``config.members`` > 1, that many encoders train apart (seeds ``seed``, ``seed + 1``, ...)
+    and join as a :class:`SiameseEnsemble`."""
+    if config.method not in METHODS:
+        raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.p < 2:
+        raise CnnlabError(
+            f"--p must be at least 2: a negative is another identity (got {config.p})"
+        )
+    if config.k < 2 and config.method != "cosface":
+        raise CnnlabError(
+            f"--k must be at least 2 for --method {config.method}: a positive is another image "
+            f"of the same identity (got {config.k})"
+        )
+    if config.members < 1 or (config.members > 1 and config.method == "similarity"):
+        raise CnnlabError(
+            f"--members must be at least 1, and 1 for --method similarity (got {config.members})"
+        )
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    seen, unseen, norm = identities or load_identities(config)
+    g = torch.Generator().manual_seed(config.seed)
+    kwargs = {
+        "backbone": config.backbone,
+        "embedding_dim": config.embedding_dim,
+        "in_channels": seen.images.shape[1],
+        "input_size": config.image_size,
+        "pool_size": config.pool_size,
+    }
+    if (
+        config.whiten
+        and config.method != "similarity"  # its weights are fitted to the plain embedding
+        and _glyph_option(config, "synthetic", "glyphs")
+    ):
+        kwargs["whiten"] = True
+    # hold out 15% of the seen identities' images to choose tau
+    perm = torch.randperm(len(seen.labels), generator=g)
+    n_val = max(10, len(perm) // 7)
+    val_i, train_i = perm[:n_val], perm[n_val:]
+    train = training_identities(
+        config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
+    )
+    trained = [  # member i: seed + i for its weights, batches and glyphs
+        train_encoder(
+            replace(config, seed=config.seed + i),
+            train,
+            kwargs,
+            norm,
+            g if i == 0 else torch.Generator().manual_seed(config.seed + i),
+            console,
+            "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
+        )
+        for i in range(config.members)
+    ]
+    members = [encoder for encoder, _, _ in trained]
+    _, similarity, glyphs = trained[0]
+    model: torch.nn.Module = members[0] if len(members) == 1 else SiameseEnsemble(members)
+    name = "siamese" if len(members) == 1 else "siamese_ensemble"
+    if len(members) > 1:
+        kwargs = {"members": len(members), **kwargs}
     # tau is chosen on the seen identities only. Adding as many pairs of new glyph identities
     # (to set it for identities the encoder never trained on) measured worse on the default,
     # 3 seeds: unseen verification 0.877 -> 0.867, open-set rejection 0.94 -> 0.71
@@ -457,7 +504,7 @@ def train_faces(
     out = Path(config.out)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     payload = {
-        "model": "siamese",
+        "model": name,
         "model_kwargs": kwargs,
         "config": asdict(config),
         "state_dict": state,

@@ -3,6 +3,7 @@
 * :class:`SiameseEncoder`: any registered backbone, global average pooling and a linear layer to
   an L2-normalised embedding ``f(x)`` (128-d by default), optionally whitened after training.
   Both branches of a pair are the same module: the weights are shared by construction.
+* :class:`SiameseEnsemble`: several encoders trained apart, their embeddings joined.
 * :class:`LearnedSimilarity` (slide "Learning the similarity function"): a logistic unit on
   ``sum_i alpha_i |f1[i] - f2[i]|`` (``form="l1"``) or on the chi-square form
   ``sum_i w_i (f1[i] - f2[i])^2 / (f1[i] + f2[i])`` (``form="chi2"``). The chi-square form
@@ -118,4 +119,52 @@ def siamese(
         input_size=input_size,
         pool_size=pool_size,
         whiten=whiten,
+    )
+
+
+class SiameseEnsemble(nn.Module):
+    """``N`` encoders trained apart, one embedding: ``f(x) = [f_1(x), ..., f_N(x)] / sqrt(N)``,
+    ``(B, C, H, W) -> (B, N * embedding_dim)`` with unit L2 norm. Each member's output has unit
+    norm, so the squared distance is the members' mean, ``d(x1, x2) = (1/N) sum_i d_i(x1, x2)``:
+    independent errors of the members average out."""
+
+    def __init__(self, members: list[SiameseEncoder]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], 1) / len(self.members) ** 0.5
+
+
+@register_model(
+    "siamese_ensemble",
+    input_size=(1, 32, 32),
+    task="embedding",
+    paper="Hansen & Salamon, 1990 (neural network ensembles); Schroff et al., 2015 (FaceNet)",
+)
+def siamese_ensemble(
+    *,
+    members: int = 2,
+    backbone: str = "convnet_small",
+    embedding_dim: int = 128,
+    in_channels: int = 1,
+    input_size: int = 32,
+    pool_size: int = 1,
+    whiten: bool = False,
+) -> SiameseEnsemble:
+    """``members`` encoders as :func:`siamese` builds them; their weights come from training."""
+    return SiameseEnsemble(
+        [
+            SiameseEncoder(
+                backbone,
+                embedding_dim=embedding_dim,
+                in_channels=in_channels,
+                input_size=input_size,
+                pool_size=pool_size,
+                whiten=whiten,
+            )
+            for _ in range(members)
+        ]
     )
