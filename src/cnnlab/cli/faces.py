@@ -230,8 +230,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--members",
         type=positive_int,
         default=d.members,
-        help="encoders trained apart and joined into one embedding (5: one-shot 0.88 -> 0.90 "
-        "on the digits, 5x the time)",
+        help="encoders trained apart and joined into one embedding (5 on the digits: one-shot "
+        "0.884 -> 0.890, median of 3 seeds, steadier across seeds; 5x the time)",
     )
     p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument("--augment", default=d.augment)

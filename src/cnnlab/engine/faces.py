@@ -76,8 +76,8 @@ class FacesConfig:
     lr: float = 2e-3
     image_size: int = 32
     # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
-    # on the digits default (seeds 0-4, 3 evaluation draws): one-shot 0.884 -> 0.901 with 5,
-    # verification 0.877 -> 0.889, at 5x the time
+    # on the digits default with 5, seeds 0/1/2: one-shot 0.901 / 0.890 / 0.884 (one encoder:
+    # 0.885 / 0.884 / 0.841), verification 0.888 / 0.884 / 0.875, at 5x the time
     members: int = 1
     seed: int = 0
     out: str = "runs/faces/run"
