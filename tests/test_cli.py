@@ -332,6 +332,7 @@ def test_faces_batch_and_margin_options_reach_the_settings() -> None:
         (["segment", "eval"], "yolo", "segmentation"),
         (["segment", "predict"], "lenet5", "segmentation"),
         (["explain", "sliding-windows"], "siamese", "classification"),
+        (["faces", "enroll", "--name", "ada", "ada.png"], "lenet5", "embedding"),
     ],
 )
 def test_a_checkpoint_of_another_task_is_refused(
@@ -353,9 +354,9 @@ def test_a_checkpoint_of_another_task_is_refused(
     assert main([*command, "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     made = get_model_entry(model).task
+    a = {"embedding": "an embedding"}  # every other task here takes "a"
     assert err.splitlines() == [
-        f"cnnlab: error: {path}: {'an' if made == 'embedding' else 'a'} {made} checkpoint "
-        f"(model {model!r}), not a {needs} one; "
-        f"make one with {TRAINED_BY[needs]}"
+        f"cnnlab: error: {path}: {a.get(made, 'a ' + made)} checkpoint (model {model!r}), "
+        f"not {a.get(needs, 'a ' + needs)} one; make one with {TRAINED_BY[needs]}"
     ]
     assert TRAINED_BY[needs].split()[1] in ("classify", command[0])

@@ -298,3 +298,6 @@ def test_export_a_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str
         f"cnnlab: error: {onnx_path}: exported from the embedding model 'siamese', "
         "not from a classifier"
     )
+    # an encoder saved without a threshold cannot decide who is who
+    assert main(["faces", "enroll", "--checkpoint", str(ckpt), "--name", "a", "a.png"]) == 2
+    assert "not a face encoder" in capsys.readouterr().err

@@ -21,8 +21,8 @@ from cnnlab.errors import CnnlabError
 def _face_model(checkpoint: str) -> tuple[Any, dict[str, Any]]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
 
-    model, ckpt = model_from_checkpoint(checkpoint)
-    if ckpt["model"] not in ("siamese", "siamese_ensemble") or "tau" not in ckpt:
+    model, ckpt = model_from_checkpoint(checkpoint, "embedding")
+    if "tau" not in ckpt:  # an encoder saved some other way: no threshold to decide with
         raise CnnlabError(f"{checkpoint}: not a face encoder (train one with cnnlab faces train)")
     return model.eval(), ckpt
 

@@ -95,9 +95,12 @@ def check_task(ckpt: dict[str, Any], path: str | Path, task: str) -> None:
 
     made = get_model_entry(ckpt["model"]).task
     if made != task:
+
+        def a(word: str) -> str:
+            return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
         raise CnnlabError(
-            f"{path}: {'an' if made[0] in 'aeiou' else 'a'} {made} checkpoint "
-            f"(model {ckpt['model']!r}), not a {task} one; "
+            f"{path}: {a(made)} checkpoint (model {ckpt['model']!r}), not {a(task)} one; "
             f"make one with {TRAINED_BY.get(task, 'cnnlab')}"
         )
 

@@ -94,13 +94,13 @@ def export_onnx(
 
     model, ckpt = model_from_checkpoint(checkpoint)
     task = get_model_entry(ckpt["model"]).task
-    try:
-        if task != "classification":
-            raise CnnlabError(task)
-        meta = model_meta(ckpt)  # a classifier: preprocessing constants for predict --onnx
-    except CnnlabError:  # a task model (detector, face encoder...): its raw output is exported
+    # a classifier with its preprocessing constants (older ones lack them) is ready for
+    # classify predict --onnx; any other model's raw output is exported (detector, face encoder)
+    if task == "classification" and "normalization" in ckpt:
+        meta = model_meta(ckpt)
+    else:
         if "input_size" not in ckpt:
-            raise CnnlabError(f"{checkpoint}: checkpoint lacks input_size") from None
+            raise CnnlabError(f"{checkpoint}: checkpoint lacks input_size")
         meta = {
             "model": ckpt["model"],
             "input_size": ckpt["input_size"],
