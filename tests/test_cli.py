@@ -265,6 +265,13 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["faces", "train", "--p", "1", "--out", "/nonexistent/never"], "--p must be at least 2"),
         (["faces", "train", "--k", "1", "--out", "/nonexistent/never"], "--k must be at least 2"),
         (["edges", "apply", "--image", "/no/such.png"], "no such file"),
+        (["detect", "predict", "--checkpoint", "x.pt", "--score-threshold", "2"], "between 0"),
+        (["detect", "predict", "--checkpoint", "x.pt", "--iou-threshold", "-0.1"], "between 0"),
+        (["detect", "train", "--max-objects", "0"], "--max-objects: must be >= 1"),
+        (["style", "--alpha", "-1"], "--alpha: must be >= 0"),
+        (["style", "--beta", "-1"], "--beta: must be >= 0"),
+        (["style", "--tv", "nan"], "finite number"),
+        (["visualize", "activations", "--index", "-1"], "--index: must be >= 0"),
         (["nonsense"], "invalid choice"),
     ],
 )
@@ -360,3 +367,40 @@ def test_a_checkpoint_of_another_task_is_refused(
         f"not {a.get(needs, 'a ' + needs)} one; make one with {TRAINED_BY[needs]}"
     ]
     assert TRAINED_BY[needs].split()[1] in ("classify", command[0])
+
+
+def _commands(parser, path: tuple[str, ...] = ("cnnlab",)):
+    """Every (command path, parser) pair below ``parser``."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_option_is_explained_with_its_default() -> None:
+    """``--help`` of every command says what each option and sub-command does; a real default
+    is shown."""
+    import argparse
+
+    from cnnlab.cli import build_parser
+
+    commands = list(_commands(build_parser()))
+    assert len(commands) > 40
+    silent = []
+    for path, parser in commands:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):  # each choice says what it does
+                silent += [
+                    f"{' '.join(path)} {c.dest}" for c in action._choices_actions if not c.help
+                ]
+            elif not action.help:
+                silent.append(f"{' '.join(path)} {action.option_strings or action.dest}")
+    assert silent == []
+    for _, parser in commands:
+        parser.format_help()  # every --help renders
+    usage = " ".join(dict(commands)[("cnnlab", "detect", "predict")].format_help().split())
+    assert "(default: 0.3)" in usage and "(default: runs/detect/predictions.png)" in usage
+    assert "(default: None)" not in usage and "(default: False)" not in usage

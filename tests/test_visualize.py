@@ -83,6 +83,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         )
         assert out.stat().st_size > 3000
         capsys.readouterr()
+    # an image past the searched ones: one line naming the range, not an IndexError
+    argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--limit", "200"]
+    assert main([*argv, "--index", "200"]) == 2
+    assert "0 to 199" in capsys.readouterr().err
     assert main(["explain", "receptive-field", "vgg16", "--json"]) == 0
     layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     assert layers[-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels

@@ -10,6 +10,8 @@ from rich.console import Console
 
 from cnnlab.cli.common import (
     Parser,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -60,7 +62,6 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-
     from cnnlab.engine import visualize as V
     from cnnlab.viz.plots import plot_image_grid
 
@@ -79,6 +80,11 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         )
         result: dict[str, Any] = {"figure": str(path), "filters": list(w.shape)}
     elif args.what == "activations":
+        if args.index >= len(images):
+            raise CnnlabError(
+                f"--index {args.index}: there are {len(images)} images to choose from "
+                f"(0 to {len(images) - 1}; --limit {args.limit})"
+            )
         maps = V.activation_maps(model, images[args.index], args.channels)
         tiles = [m for _, ms in maps for m in ms]
         titles = [f"{n}[{i}]" for n, ms in maps for i in range(len(ms))]
@@ -177,13 +183,22 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             "--image-size", type=positive_int, default=112, help="input size with --weights"
         )
         p.add_argument("--data", help="dataset (default: the checkpoint's)")
-        p.add_argument("--split", choices=("train", "val", "test"), default="train")
+        p.add_argument(
+            "--split",
+            choices=("train", "val", "test"),
+            default="train",
+            help="the split whose images are searched",
+        )
         p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
-        p.add_argument("--layers", type=positive_int, default=5)
-        p.add_argument("--units", type=positive_int, default=4)
-        p.add_argument("--channels", type=positive_int, default=8)
-        p.add_argument("--index", type=int, default=0, help="image for activations")
-        p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png")
+        p.add_argument("--layers", type=positive_int, default=5, help="conv layers (patches)")
+        p.add_argument("--units", type=positive_int, default=4, help="units per layer (patches)")
+        p.add_argument(
+            "--channels", type=positive_int, default=8, help="maps per layer (activations)"
+        )
+        p.add_argument(
+            "--index", type=non_negative_int, default=0, help="which image (activations)"
+        )
+        p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png", help="the PNG")
         p.set_defaults(handler=cmd_visualize)
     p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
     p.add_argument(
@@ -198,8 +213,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default="brick",
         help="image path or bundled photo/texture (brick, grass, gravel, coffee, ...)",
     )
-    p.add_argument("-o", "--output", default="runs/style/generated.png")
-    p.add_argument("--size", type=positive_int, default=256)
+    p.add_argument(
+        "-o",
+        "--output",
+        default="runs/style/generated.png",
+        help="the generated image (and a _strip.png beside it)",
+    )
+    p.add_argument(
+        "--size", type=positive_int, default=256, help="images are cropped and resized to NxN"
+    )
     p.add_argument("--steps", type=positive_int, default=300, help="in total, over all scales")
     p.add_argument(
         "--scales",
@@ -207,18 +229,30 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=2,
         help="coarse-to-fine levels (1: plain Gatys at full size)",
     )
-    p.add_argument("--alpha", type=float, default=10.0, help="content weight")
+    p.add_argument("--alpha", type=non_negative_float, default=10.0, help="content weight")
     p.add_argument(
         "--beta",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="style weight (default 40 with --weights, 4000 with random features)",
     )
-    p.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
-    p.add_argument("--norm", choices=("course", "gatys"), default="course")
-    p.add_argument("--init", choices=("content", "random"), default="content")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
-    p.add_argument("--lr", type=positive_float, default=0.03)
+    p.add_argument("--tv", type=non_negative_float, default=0.0, help="total-variation weight")
+    p.add_argument(
+        "--norm",
+        choices=("course", "gatys"),
+        default="course",
+        help="the costs' normalisers: the course's exercise or Gatys et al.'s paper",
+    )
+    p.add_argument(
+        "--init",
+        choices=("content", "random"),
+        default="content",
+        help="start G from the content image or from noise",
+    )
+    p.add_argument(
+        "--optimizer", choices=("adam", "lbfgs"), default="adam", help="optimiser of G's pixels"
+    )
+    p.add_argument("--lr", type=positive_float, default=0.03, help="learning rate (adam)")
     p.add_argument("--weights", help="a torchvision VGG-19 weights file (vgg19-dcbb9e9d.pth)")
     p.add_argument(
         "--precision",
@@ -226,5 +260,5 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: bf16 where the CPU supports it (1.5x faster at 256 px here)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the random features and noise")
     p.set_defaults(handler=cmd_style)

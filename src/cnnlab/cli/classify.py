@@ -11,6 +11,8 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    add_checkpoint_split,
+    add_device,
     config_from_args,
     positive_float,
     positive_int,
@@ -160,86 +162,143 @@ def cmd_augment(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     classify = sub.add_parser("classify", parents=[common], help="train and use a classifier")
     what = classify.add_subparsers(dest="what", required=True, parser_class=Parser)
-    device = {"default": "auto", "help": "auto, cpu, cuda, cuda:N or mps"}
 
     from cnnlab.config import ClassifyTrainConfig
 
     d = ClassifyTrainConfig()
     p = what.add_parser("train", parents=[common], help="train on a dataset, write a run folder")
-    p.add_argument("--model", default=d.model)
+    p.add_argument("--model", default=d.model, help="a registered model (see cnnlab models)")
     p.add_argument(
         "--data",
         default=d.data,
-        help="digits, faces, or a folder root/<class>/*.png (or root/train, root/val)",
+        help="digits, faces; mnist, fashion-mnist, cifar10, cifar100 once downloaded; or a "
+        "folder root/<class>/*.png (or root/train, root/val)",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images per step")
+    p.add_argument(
+        "--lr",
+        type=positive_float,
+        default=d.lr,
+        help="peak learning rate of AdamW (warm-up, then cosine decay)",
+    )
+    p.add_argument(
+        "--weight-decay", type=float, default=d.weight_decay, help="AdamW's weight decay"
+    )
     p.add_argument(
         "--augment",
         default=d.augment,
         help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca; "
         "none; or auto (per dataset)",
     )
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--split-seed", type=int, default=d.split_seed)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction)
-    p.add_argument("--image-size", type=positive_int, default=d.image_size)
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=d.label_smoothing,
+        help="cross-entropy label smoothing, in [0, 1)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=d.seed, help="seeds weights, shuffling and augmentation"
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=d.split_seed,
+        help="seeds the train/val/test split, so runs with other seeds share a test set",
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="share held out for validation"
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=d.test_fraction, help="share held out for the test"
+    )
+    p.add_argument(
+        "--image-size", type=positive_int, default=d.image_size, help="images are resized to NxN"
+    )
     p.add_argument("--channels", type=int, default=d.channels, help="1 or 3 (folders; default 3)")
-    p.add_argument("--resize", choices=("center-crop", "stretch"), default=d.resize)
+    p.add_argument(
+        "--resize",
+        choices=("center-crop", "stretch"),
+        default=d.resize,
+        help="how folder images reach the square size",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--pretrained", help="cnnlab checkpoint or torchvision weights file")
     p.add_argument("--freeze", default=d.freeze, help="none, backbone, or stages:K")
-    p.add_argument("--backbone-lr-mult", type=float, default=d.backbone_lr_mult)
+    p.add_argument(
+        "--backbone-lr-mult",
+        type=float,
+        default=d.backbone_lr_mult,
+        help="learning-rate factor for the pretrained (non-head) layers",
+    )
     p.add_argument(
         "--cache-features",
         action="store_true",
         help="with --freeze backbone: compute features once, train the head on them",
     )
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision)
-    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=d.channels_last)
-    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=d.precision,
+        help="bf16: autocast; auto: bf16 for the large models where the hardware has it",
+    )
+    p.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off"),
+        default=d.channels_last,
+        help="NHWC memory layout; auto: on for the large and depthwise models",
+    )
+    p.add_argument(
+        "--tensorboard", action="store_true", help="also log to TensorBoard (its extra installed)"
+    )
     p.add_argument("--resume", help="a run's last.pt: continue exactly where it stopped")
-    p.add_argument("--device", **device)
+    add_device(p)
     p.add_argument("--out", help="run folder (default runs/classify/<model>-<data>[-N])")
     p.set_defaults(handler=cmd_classify_train)
 
     p = what.add_parser("eval", parents=[common], help="score a checkpoint on a split")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--device", **device)
+    add_checkpoint_split(p)
+    add_device(p)
     p.add_argument("--out", help="folder for a confusion-matrix PNG")
     p.set_defaults(handler=cmd_classify_eval)
 
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")
-    p.add_argument("--checkpoint")
+    p.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
     p.add_argument("--onnx", help="an exported model, run with ONNX Runtime")
     p.add_argument("images", nargs="*", help="image files (default: the test split)")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default="test",
+        help="the run's split to classify when no images are given",
+    )
     p.add_argument("--limit", type=positive_int, default=10, help="images of the split to show")
-    p.add_argument("--top-k", type=positive_int, default=3)
-    p.add_argument("--device", **device)
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes shown per image")
+    add_device(p)
     p.set_defaults(handler=cmd_classify_predict)
 
     p = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX")
-    p.add_argument("checkpoint")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("checkpoint", help="a cnnlab checkpoint (classifier, detector, encoder, ...)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the file format")
     p.add_argument("-o", "--output", help="output file (default: the checkpoint's name .onnx)")
-    p.add_argument("--opset", type=positive_int, default=17)
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX operator set version")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("augment", parents=[common], help="write a grid of augmented samples")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--augment", default="flip,crop,rotate,shear,warp,color")
-    p.add_argument("-o", "--output", default="runs/augment/grid.png")
+    p.add_argument("--data", default="digits", help="a bundled dataset or an image folder")
+    p.add_argument(
+        "--augment",
+        default="flip,crop,rotate,shear,warp,color",
+        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca",
+    )
+    p.add_argument("-o", "--output", default="runs/augment/grid.png", help="the grid's PNG")
     p.add_argument("--images", type=positive_int, default=8, help="images (columns)")
     p.add_argument("--variants", type=positive_int, default=4, help="augmented rows")
-    p.add_argument("--image-size", type=positive_int, default=64)
-    p.add_argument("--channels", type=int, default=0)
-    p.add_argument("--strict", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=positive_int, default=64, help="images resized to NxN")
+    p.add_argument(
+        "--channels", type=int, default=0, help="1 or 3 for folders (default: the dataset's)"
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--seed", type=int, default=0, help="seeds the augmentations")
     p.set_defaults(handler=cmd_augment)

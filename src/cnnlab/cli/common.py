@@ -12,8 +12,24 @@ from typing import Any, NoReturn, TypeVar
 from cnnlab.errors import CnnlabError
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option's text with its default, when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        unset = any(default is v for v in (None, False, argparse.SUPPRESS)) or default == []
+        positional = not action.option_strings and action.nargs not in ("?", "*")
+        if not action.help or "default" in action.help or unset or positional:
+            return action.help
+        return f"{action.help} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line and exit code 2."""
+    """argparse that reports a usage error as one line and exit code 2, and shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise CnnlabError(f"{self.prog}: {message}")
@@ -68,6 +84,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """A probability-like value: a score or IoU threshold, a share."""
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -99,3 +123,35 @@ def numel(shape: Sequence[int]) -> int:
     for d in shape:
         n *= d
     return n
+
+
+def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    parser.add_argument("--device", default=default, help="auto, cpu, cuda, cuda:N or mps")
+
+
+def add_checkpoint_split(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` (required) and ``--split`` of an eval command."""
+    parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
+    parser.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default="test",
+        help="the split of the run's data to score",
+    )
+
+
+def add_schedule(parser: argparse.ArgumentParser, d: Any) -> None:
+    """``--epochs --batch-size --lr --seed --device --out`` with the defaults of the settings
+    dataclass ``d`` (localize, detect and segment train)."""
+    parser.add_argument(
+        "--epochs", type=positive_int, default=d.epochs, help="passes over the training data"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=d.batch_size, help="images per step"
+    )
+    parser.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate")
+    parser.add_argument(
+        "--seed", type=int, default=d.seed, help="seeds the data, weights and shuffling"
+    )
+    add_device(parser, d.device)
+    parser.add_argument("--out", default=d.out, help="run folder")

@@ -300,6 +300,9 @@ def cmd_edges_learn(args: argparse.Namespace, console: Console) -> dict[str, Any
     return result.to_dict()
 
 
+MODEL_HELP = "a registered model (see cnnlab models)"
+
+
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     explain = sub.add_parser(
         "explain", parents=[common], help="the slides' worked examples, computed"
@@ -327,7 +330,9 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--f", type=positive_int, help="filter size, to explain shapes only")
         else:
             p.add_argument("--f", type=positive_int, default=2, help="window size")
-            p.add_argument("--mode", choices=("max", "avg"), default="max")
+            p.add_argument(
+                "--mode", choices=("max", "avg"), default="max", help="max or average pooling"
+            )
         if name == "conv":
             p.add_argument("--p", type=padding, default=0, help="padding: int, valid or same")
             p.add_argument("--filters", type=positive_int, default=1, help="number of filters")
@@ -358,14 +363,18 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="FC layers as convolutions: naive vs convolutional windows",
     )
-    p.add_argument("--image-size", type=positive_int, default=28)
+    p.add_argument(
+        "--image-size", type=positive_int, default=28, help="the image the windows slide over"
+    )
     p.add_argument("--checkpoint", help="a trained window classifier (default: seeded weights)")
-    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument(
+        "--repeats", type=positive_int, default=3, help="timing repeats (the median is shown)"
+    )
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser(
         "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
     )
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's)")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
@@ -382,8 +391,12 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
         default="camera",
         help="a scikit-image sample (camera, coins, brick, ...) or an image file",
     )
-    p.add_argument("--filters", default="vertical,horizontal,sobel,scharr")
-    p.add_argument("--out", default="runs/edges")
+    p.add_argument(
+        "--filters",
+        default="vertical,horizontal,sobel,scharr",
+        help="comma list of named filters (as explain conv --filter)",
+    )
+    p.add_argument("--out", default="runs/edges", help="folder for edges.png")
     p.set_defaults(handler=cmd_edges_apply)
     p = what.add_parser("learn", parents=[common], help="learn a 3x3 kernel by gradient descent")
     p.add_argument("--target", default="sobel", help="the filter to recover")
@@ -392,11 +405,13 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
         default="camera,coins,moon,brick",
         help="comma-separated sample names or image files",
     )
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    p.add_argument("--steps", type=positive_int, default=100)
+    p.add_argument(
+        "--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="fits the 9 weights"
+    )
+    p.add_argument("--steps", type=positive_int, default=100, help="optimisation steps")
     p.add_argument("--lr", type=positive_float, default=0.05, help="learning rate (adam)")
     p.add_argument("--size", type=positive_int, default=128, help="images resized to this")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the starting kernel")
     p.set_defaults(handler=cmd_edges_learn)
 
 
@@ -412,7 +427,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_models)
 
     p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's own)")
     p.add_argument("--all", action="store_true", help="also list activations, flatten, dropout")
     p.set_defaults(handler=cmd_summary)

@@ -56,9 +56,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="mnist, fashion-mnist, cifar10, cifar100, pets, voc2007, voc2012, coco, "
         "coco-train2017",
     )
-    p.add_argument("--root", help="where datasets live (default ~/.cache/cnnlab/datasets)")
+    root_help = "where datasets live (default ~/.cache/cnnlab/datasets)"
+    p.add_argument("--root", help=root_help)
     p.add_argument("--mirror", help="a base URL serving the same file names")
     p.set_defaults(handler=cmd_data)
     p = what.add_parser("list", parents=[common], help="which datasets are present")
-    p.add_argument("--root")
+    p.add_argument("--root", help=root_help)
     p.set_defaults(handler=cmd_data)

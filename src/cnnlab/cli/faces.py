@@ -166,6 +166,13 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"tau": tau, "results": rows}
 
 
+ENCODER_HELP = "an encoder's best.pt from cnnlab faces train"
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default="runs/faces/faces.db", help="the SQLite face database")
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """faces train|enroll|verify|identify|pairs|list|remove."""
     faces = sub.add_parser("faces", parents=[common], help="face verification and recognition")
@@ -176,17 +183,29 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = kinds.add_parser("train", parents=[common], help="Siamese encoder on identities")
     p.add_argument("--data", default=d.data, help="digits, or root/<person>/*.jpg")
     p.add_argument("--unseen", default=d.unseen, help="identities held out of training")
-    p.add_argument("--backbone", default=d.backbone)
+    p.add_argument(
+        "--backbone", default=d.backbone, help="a registered classifier (see cnnlab models)"
+    )
     p.add_argument(
         "--pool-size",
         type=positive_int,
         default=d.pool_size,
         help="spatial grid kept before the embedding (1: global pooling)",
     )
-    p.add_argument("--embedding-dim", type=positive_int, default=d.embedding_dim)
-    p.add_argument("--method", choices=METHODS, default=d.method)
     p.add_argument(
-        "--mining", choices=("batch_hard", "batch_all", "semi_hard", "random"), default=d.mining
+        "--embedding-dim", type=positive_int, default=d.embedding_dim, help="length of f(x)"
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=d.method,
+        help="triplet loss, a learned similarity on pairs, or CosFace's margin softmax",
+    )
+    p.add_argument(
+        "--mining",
+        choices=("batch_hard", "batch_all", "semi_hard", "random"),
+        default=d.mining,
+        help="which triplets of each P x K batch the triplet loss trains on",
     )
     p.add_argument("--alpha", type=non_negative_float, default=d.alpha, help="triplet margin")
     p.add_argument("--margin", type=non_negative_float, default=d.margin, help="cosface margin m")
@@ -202,7 +221,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.synthetic,
         help="glyphs: random pen-stroke glyphs join every batch as extra identities (auto: digits)",
     )
-    p.add_argument("--synthetic-identities", type=positive_int, default=d.synthetic_identities)
+    p.add_argument(
+        "--synthetic-identities",
+        type=positive_int,
+        default=d.synthetic_identities,
+        help="how many glyph identities the batches draw from",
+    )
     p.add_argument(
         "--whiten",
         action=argparse.BooleanOptionalAction,
@@ -225,7 +249,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.k,
         help="K: images of each identity in a batch",
     )
-    p.add_argument("--steps", type=positive_int, default=d.steps)
+    p.add_argument("--steps", type=positive_int, default=d.steps, help="optimisation steps")
     p.add_argument(
         "--members",
         type=positive_int,
@@ -233,33 +257,35 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="encoders trained apart and joined into one embedding (5 on the digits: one-shot "
         "0.884 -> 0.890, median of 3 seeds, steadier across seeds; 5x the time)",
     )
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument("--augment", default=d.augment)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out)
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate of AdamW")
+    p.add_argument(
+        "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="seeds weights, batches and glyphs")
+    p.add_argument("--out", default=d.out, help="run folder")
     p.set_defaults(handler=cmd_faces)
-    for name, helptext in (
-        ("enroll", "add images of a person"),
-        ("verify", "is this the claimed person?"),
-        ("identify", "who is this, or not recognized"),
+    for name, helptext, images_help in (
+        ("enroll", "add images of a person", "one or more images of the person"),
+        ("verify", "is this the claimed person?", "images to check against --name"),
+        ("identify", "who is this, or not recognized", "images to identify"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("--checkpoint", required=True)
-        p.add_argument("--db", default="runs/faces/faces.db")
+        p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
+        _add_db(p)
         if name != "identify":
-            p.add_argument("--name", required=True)
-        p.add_argument("images", nargs="+")
+            p.add_argument("--name", required=True, help="the person")
+        p.add_argument("images", nargs="+", help=images_help)
         p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
     p.add_argument("--data", required=True, help="identity folder root/<person>/*.jpg")
     p.add_argument("--pairs", required=True, help="LFW-style pairs.txt")
     p.add_argument("--roc", help="write the ROC curve to this PNG")
     p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("list", parents=[common], help="enrolled people")
-    p.add_argument("--db", default="runs/faces/faces.db")
+    _add_db(p)
     p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("remove", parents=[common], help="remove a person")
-    p.add_argument("--db", default="runs/faces/faces.db")
-    p.add_argument("--name", required=True)
+    _add_db(p)
+    p.add_argument("--name", required=True, help="the person to remove, with their images")
     p.set_defaults(handler=cmd_faces)

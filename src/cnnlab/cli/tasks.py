@@ -10,9 +10,12 @@ from rich.console import Console
 
 from cnnlab.cli.common import (
     Parser,
+    add_checkpoint_split,
+    add_device,
+    add_schedule,
     config_from_args,
-    positive_float,
     positive_int,
+    unit_interval,
 )
 
 
@@ -266,6 +269,17 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     return {"predictions": rows}
 
 
+BACKBONE_HELP = "a registered classifier whose features the head reads (see cnnlab models)"
+SIZE_HELP = "images are NxN"
+
+
+def _add_scenes(p: argparse.ArgumentParser, seed: int, output: str) -> None:
+    """``--scenes --seed -o`` of a predict command that draws new scenes without images."""
+    p.add_argument("--scenes", type=positive_int, default=8, help="new scenes, without images")
+    p.add_argument("--seed", type=int, default=seed, help="seeds the new scenes")
+    p.add_argument("-o", "--output", default=output, help="the figure's PNG")
+
+
 def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     loc = sub.add_parser(
         "localize", parents=[common], help="classification with localisation (and landmarks)"
@@ -276,30 +290,29 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     d = LocalizeConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
     p.add_argument("--data", default=d.data, help="scenes, or a YOLO label folder")
-    p.add_argument("--backbone", default=d.backbone)
+    p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
     p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
-    p.add_argument("--image-size", type=positive_int, default=d.image_size)
-    p.add_argument("--num-classes", type=positive_int, default=d.num_classes)
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument("--loss", choices=("practical", "squared"), default=d.loss)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--out", default=d.out)
+    p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
+    p.add_argument(
+        "--num-classes", type=positive_int, default=d.num_classes, help="object classes (scenes)"
+    )
+    p.add_argument(
+        "--loss",
+        choices=("practical", "squared"),
+        default=d.loss,
+        help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
+    )
+    add_schedule(p, d)
     p.set_defaults(handler=cmd_localize_train)
     p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--device", default="auto")
+    add_checkpoint_split(p)
+    add_device(p)
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     p.add_argument("images", nargs="*", help="image files (default: new scenes)")
-    p.add_argument("--scenes", type=positive_int, default=8)
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("-o", "--output", default="runs/localize/predictions.png")
+    _add_scenes(p, 1234, "runs/localize/predictions.png")
     p.set_defaults(handler=cmd_localize_predict)
 
 
@@ -312,11 +325,15 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")
     p.add_argument("--data", default=d.data, help="scenes, a YOLO folder, or a COCO .json")
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
-    p.add_argument("--backbone", default=d.backbone)
+    p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
-    p.add_argument("--image-size", type=positive_int, default=d.image_size)
-    p.add_argument("--num-classes", type=positive_int, default=d.num_classes)
-    p.add_argument("--max-objects", type=int, default=d.max_objects)
+    p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
+    p.add_argument(
+        "--num-classes", type=positive_int, default=d.num_classes, help="object classes (scenes)"
+    )
+    p.add_argument(
+        "--max-objects", type=positive_int, default=d.max_objects, help="objects per scene, at most"
+    )
     p.add_argument("--anchors", type=positive_int, default=d.anchors, help="k-means anchors")
     p.add_argument(
         "--augment",
@@ -324,34 +341,36 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="extra augmentations moving the boxes with the image, e.g. "
         "color,rotate,shear (mirroring is always on)",
     )
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--out", default=d.out)
+    add_schedule(p, d)
     p.set_defaults(handler=cmd_detect_train)
     p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--device", default="auto")
+    add_checkpoint_split(p)
+    add_device(p)
     p.add_argument("--out", help="folder for the precision-recall PNG")
     p.set_defaults(handler=cmd_detect_eval)
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     p.add_argument("images", nargs="*", help="image files (default: new scenes)")
-    p.add_argument("--scenes", type=positive_int, default=8)
-    p.add_argument("--seed", type=int, default=4321)
-    p.add_argument("--score-threshold", type=float, default=0.3)
-    p.add_argument("--iou-threshold", type=float, default=0.5)
-    p.add_argument("-o", "--output", default="runs/detect/predictions.png")
+    _add_scenes(p, 4321, "runs/detect/predictions.png")
+    p.add_argument(
+        "--score-threshold",
+        type=unit_interval,
+        default=0.3,
+        help="keep boxes whose objectness x class probability reaches this",
+    )
+    p.add_argument(
+        "--iou-threshold",
+        type=unit_interval,
+        default=0.5,
+        help="non-max suppression drops a box whose IoU with a better one reaches this",
+    )
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
-    p.add_argument("--data", default="scenes")
-    p.add_argument("--images", type=positive_int, default=1000)
-    p.add_argument("--image-size", type=positive_int, default=128)
-    p.add_argument("--k", type=positive_int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="scenes", help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--images", type=positive_int, default=1000, help="scenes to generate")
+    p.add_argument("--image-size", type=positive_int, default=128, help=SIZE_HELP)
+    p.add_argument("--k", type=positive_int, default=3, help="anchors (clusters)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the scenes and k-means")
     p.set_defaults(handler=cmd_detect_anchors)
 
 
@@ -364,13 +383,10 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")
     p.add_argument("--data", default=d.data, help="scenes, or a folder images/, masks/")
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--images", type=positive_int, default=d.images)
-    p.add_argument("--image-size", type=positive_int, default=d.image_size)
+    p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")
+    p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
+    p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
     p.add_argument("--num-classes", type=positive_int, default=d.num_classes, help="object classes")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument(
         "--augment",
         default=d.augment,
@@ -378,24 +394,31 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
         "(the scenes already vary rotation; in the 12-epoch recipe flip alone scores 0.877 "
         "test mIoU, flip,rotate,shear 0.854)",
     )
-    p.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default=d.loss)
+    p.add_argument(
+        "--loss",
+        choices=("ce", "dice", "ce+dice"),
+        default=d.loss,
+        help="pixel cross-entropy, soft Dice, or their sum",
+    )
     p.add_argument("--class-weights", help="comma list, background first")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=d.precision)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--out", default=d.out)
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=d.precision,
+        help="bf16: autocast; auto: bf16 where the hardware has it (U-Nets)",
+    )
+    add_schedule(p, d)
     p.set_defaults(handler=cmd_segment_train)
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "val", "test"), default="test")
-    p.add_argument("--device", default="auto")
+    add_checkpoint_split(p)
+    add_device(p)
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     p.add_argument("images", nargs="*", help="image files (default: new scenes)")
-    p.add_argument("--scenes", type=positive_int, default=4)
-    p.add_argument("--seed", type=int, default=999)
-    p.add_argument("--out", default="runs/segment/predictions")
+    p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
+    p.add_argument("--seed", type=int, default=999, help="seeds the new scenes")
+    p.add_argument("--out", default="runs/segment/predictions", help="folder for the PNGs")
     p.set_defaults(handler=cmd_segment_predict)
 
 
