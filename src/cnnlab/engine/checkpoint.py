@@ -9,9 +9,7 @@ Nothing in it can run code when loaded.
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import create_model
+from cnnlab.torchfile import load_torch_file
 
 FORMAT = "cnnlab.checkpoint/1"
 REQUIRED = ("format", "model", "model_kwargs", "state_dict")
@@ -45,31 +44,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint safely; a missing, truncated or foreign file is a :class:`CnnlabError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CnnlabError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        KeyError,
-    ) as exc:
-        text = str(exc).strip()
-        if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
-            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
-            detail = detail.split(". ")[0][:120]  # "Unsupported global: GLOBAL print was not ..."
-            reason = (
-                f"the weights-only loader refused it: {detail}; only tensors and plain values load"
-            )
-        else:
-            first = text.splitlines()[0] if text else type(exc).__name__
-            reason = f"truncated or corrupt: {first[:120]}"
-        raise CnnlabError(f"{path}: not a readable checkpoint ({reason})") from None
+    ckpt = load_torch_file(path, "checkpoint file")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CnnlabError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' format tag)")
     missing = [k for k in REQUIRED if k not in ckpt]
@@ -91,14 +66,10 @@ TRAINED_BY = {
 def check_task(ckpt: dict[str, Any], path: str | Path, task: str) -> None:
     """Refuse a checkpoint whose model does another task than the command needs (a face encoder
     given to ``classify predict``, say) with one line instead of a ``KeyError`` later."""
-    from cnnlab.registry import get_model_entry
+    from cnnlab.registry import a, get_model_entry
 
     made = get_model_entry(ckpt["model"]).task
     if made != task:
-
-        def a(word: str) -> str:
-            return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
-
         raise CnnlabError(
             f"{path}: {a(made)} checkpoint (model {ckpt['model']!r}), not {a(task)} one; "
             f"make one with {TRAINED_BY.get(task, 'cnnlab')}"

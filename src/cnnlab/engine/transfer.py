@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.backbone import head_parameter_names
+from cnnlab.torchfile import load_torch_file
 
 
 def freeze_groups(model: nn.Module, head: set[str]) -> list[list[str]]:
@@ -95,14 +95,10 @@ def parameter_groups(
 def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
     """Load a cnnlab checkpoint or a torchvision weights file into ``model``; a classifier of a
     different size is left freshly initialised. Returns the names of parameters not loaded."""
-    state = (
-        torch.load(path, map_location="cpu", weights_only=True) if Path(path).is_file() else None
-    )
-    if state is None:
-        raise CnnlabError(f"{path}: no such weights file")
-    if isinstance(state, dict) and "format" in state:
-        from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.checkpoint import load_checkpoint
 
+    state = load_torch_file(path, "weights file")
+    if isinstance(state, dict) and "format" in state:
         weights = load_checkpoint(path)["state_dict"]
     else:
         from cnnlab.models.torchvision_weights import convert_state_dict

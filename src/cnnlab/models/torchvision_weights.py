@@ -10,9 +10,7 @@ renames them. The file is read with ``weights_only=True``.
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from cnnlab.models.googlenet import GoogLeNet
 from cnnlab.models.mobilenet import MobileNetV2
 from cnnlab.models.resnet import ResNet
 from cnnlab.models.vgg import VGG
+from cnnlab.torchfile import load_torch_file
 
 KeyMap = Callable[[str, set[str]], str]
 
@@ -123,13 +122,7 @@ def load_torchvision_weights(
     architecture or variant, or has a classifier of a different size (pass ``ignore_head=True``
     to keep the model's own, freshly initialised head).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CnnlabError(f"{path}: no such weights file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
-        raise CnnlabError(f"{path}: not a readable weights file ({str(exc)[:100]})") from None
+    state = load_torch_file(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state and "format" not in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):

@@ -1,0 +1,43 @@
+"""Reading ``.pt``/``.pth`` files safely: tensors and plain values only (``weights_only=True``),
+and every way a file can fail to load becomes one :class:`CnnlabError` line naming it."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnlab.errors import CnnlabError
+
+
+def load_torch_file(path: str | Path, what: str = "checkpoint file") -> Any:
+    """``torch.load(weights_only=True)`` on CPU; a missing, truncated or refused file is a
+    :class:`CnnlabError` naming it (``what``: "checkpoint file" or "weights file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such {what}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+    ) as exc:
+        text = str(exc).strip()
+        if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
+            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+            detail = detail.split(". ")[0][:120]  # "Unsupported global: GLOBAL print was not ..."
+            reason = (
+                f"the weights-only loader refused it: {detail}; only tensors and plain values load"
+            )
+        else:
+            first = text.splitlines()[0] if text else type(exc).__name__
+            reason = f"truncated or corrupt: {first[:120]}"
+        raise CnnlabError(f"{path}: not a readable {what} ({reason})") from None
