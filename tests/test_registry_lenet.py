@@ -34,6 +34,35 @@ def test_builders_must_be_keyword_only() -> None:
         register_model("bad_builder_for_test", input_size=(1, 8, 8))(lambda n: None)
 
 
+def test_tasks_are_known_and_each_has_a_training_command() -> None:
+    from cnnlab.engine.checkpoint import TRAINED_BY
+    from cnnlab.registry import TASKS, get_model_entry, list_models, require_task
+
+    assert set(TRAINED_BY) == set(TASKS)
+    assert {get_model_entry(n).task for n in list_models()} == set(TASKS)
+    with pytest.raises(ValueError, match="task 'poetry'"):
+        register_model("bad_task_for_test", input_size=(1, 8, 8), task="poetry")(
+            lambda: torch.nn.Identity()
+        )
+    assert require_task("unet", "segmentation").name == "unet"
+    with pytest.raises(CnnlabError, match="--backbone unet: a segmentation model"):
+        require_task("unet", "classification", "--backbone")
+
+
+def test_every_classifier_takes_its_own_input_size_and_not_a_tiny_one() -> None:
+    """The shape check that guards --image-size passes each registered classifier at its
+    registered input size (a meta forward pass), and refuses 2x2 inputs to LeNet-5."""
+    from cnnlab.models.backbone import check_input_fits
+    from cnnlab.registry import get_model_entry, list_models
+
+    for name in list_models(task="classification"):
+        with torch.device("meta"):
+            model = cnnlab.create_model(name)
+        check_input_fits(model, get_model_entry(name).input_size, name)
+    with pytest.raises(CnnlabError, match="1x2x2 inputs do not fit lenet5"):
+        check_input_fits(cnnlab.create_model("lenet5"), (1, 2, 2), "lenet5")
+
+
 def trainable(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

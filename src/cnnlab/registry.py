@@ -17,6 +17,9 @@ from cnnlab.errors import CnnlabError
 
 Builder = Callable[..., nn.Module]
 
+# what a model's forward returns: class scores, or one task's raw output
+TASKS = ("classification", "localization", "detection", "segmentation", "embedding")
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -44,6 +47,8 @@ def register_model(
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
+        if task not in TASKS:
+            raise ValueError(f"model {name!r}: task {task!r} is not one of {TASKS}")
         positional = [
             p.name
             for p in inspect.signature(builder).parameters.values()
@@ -68,6 +73,23 @@ def get_model_entry(name: str) -> ModelEntry:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnlab models`"
         raise CnnlabError(f"unknown model {name!r}{hint}") from None
+
+
+def a(task: str) -> str:
+    """``"a detection"``, ``"an embedding"``: a task with its article, for messages."""
+    return f"{'an' if task[0] in 'aeiou' else 'a'} {task}"
+
+
+def require_task(name: str, task: str, option: str = "--model") -> ModelEntry:
+    """The entry of ``name`` when its model does ``task``; otherwise a :class:`CnnlabError`
+    listing the models that do (a detector named where a classifier belongs, say)."""
+    entry = get_model_entry(name)
+    if entry.task != task:
+        raise CnnlabError(
+            f"{option} {name}: {a(entry.task)} model, not {a(task)} one "
+            f"(`cnnlab models --task {task}` lists them)"
+        )
+    return entry
 
 
 def create_model(name: str, **overrides: object) -> nn.Module:

@@ -29,7 +29,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.registry import create_model, get_model_entry, list_models
 
     rows = []
-    for name in list_models(args.pattern):
+    for name in list_models(args.pattern, args.task):
         entry = get_model_entry(name)
         with torch.device("meta"):  # shapes only: no memory, instant even for VGG
             model = create_model(name)
@@ -37,6 +37,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         rows.append(
             {
                 "name": name,
+                "task": entry.task,
                 "input_size": list(entry.input_size),
                 "params": params,
                 "paper": entry.paper,
@@ -44,11 +45,15 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         )
     if not args.json:
         table = Table(title="registered models")
-        for col in ("name", "input (C,H,W)", "trainable params", "paper"):
+        for col in ("name", "task", "input (C,H,W)", "trainable params", "paper"):
             table.add_column(col)
         for r in rows:
             table.add_row(
-                r["name"], "x".join(map(str, r["input_size"])), f"{r['params']:,}", r["paper"]
+                r["name"],
+                r["task"],
+                "x".join(map(str, r["input_size"])),
+                f"{r['params']:,}",
+                r["paper"],
             )
         console.print(table)
     return {"models": rows}
@@ -416,6 +421,8 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    from cnnlab.registry import TASKS
+
     """models, summary, explain, edges."""
     p = sub.add_parser("models", parents=[common], help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
@@ -423,6 +430,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--ledger",
         action="store_true",
         help="our parameter and MAC counts beside the published figures",
+    )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        help="only the models of this task (backbones and --model of classify are classification)",
     )
     p.set_defaults(handler=cmd_models)
 

@@ -42,7 +42,7 @@ from cnnlab.engine.transfer import (
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.models.backbone import head_parameter_names
-from cnnlab.registry import create_model, get_model_entry
+from cnnlab.registry import create_model, require_task
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another
 # symbol), mirror + crop for faces, the ImageNet-style recipe for photo folders.
@@ -248,7 +248,7 @@ def train_classifier(
         raise CnnlabError(
             f"--batch-size {config.batch_size} is smaller than the {dist_info.world_size} processes"
         )
-    entry = get_model_entry(config.model)
+    entry = require_task(config.model, "classification")
     data = data_from_config(config)
     for msg in data.skipped[:20]:
         console.print(f"[yellow]skipped[/] {msg}")

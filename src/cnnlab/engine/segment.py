@@ -28,7 +28,8 @@ from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import epoch_progress, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
-from cnnlab.registry import create_model
+from cnnlab.models.backbone import check_input_fits
+from cnnlab.registry import create_model, require_task
 
 PALETTE = np.array(
     [
@@ -185,9 +186,27 @@ def evaluate_segmenter(
     return segmentation_metrics(conf)
 
 
+def _class_weights(text: str) -> torch.Tensor | None:
+    """``--class-weights "1,2,2"`` -> a tensor of finite weights >= 0 (None when empty)."""
+    if not text.strip():
+        return None
+    try:
+        weights = torch.tensor([float(v) for v in text.split(",")])
+    except ValueError:
+        raise CnnlabError(f"--class-weights {text!r}: expected numbers like 1,2,2") from None
+    if not (torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise CnnlabError(f"--class-weights {text!r}: weights must be finite, >= 0, not all 0")
+    return weights
+
+
 def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    require_task(config.model, "segmentation")
+    size = (3, config.image_size, config.image_size)
+    with torch.device("meta"):  # shapes only: fail before any scene is drawn
+        check_input_fits(create_model(config.model), size, config.model)
+    class_weights = _class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
     parts = split_indices(len(data.images), config.seed)
@@ -198,11 +217,13 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weights = None
-    if config.class_weights:
-        weights = torch.tensor([float(v) for v in config.class_weights.split(",")])
-        if len(weights) != len(data.class_names):
-            raise CnnlabError(f"--class-weights needs {len(data.class_names)} values")
-        weights = weights.to(device)
+    if class_weights is not None:
+        if len(class_weights) != len(data.class_names):
+            names = ", ".join(data.class_names)
+            raise CnnlabError(
+                f"--class-weights needs {len(data.class_names)} values, one per class ({names})"
+            )
+        weights = class_weights.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     from cnnlab.data.augment import build_augmentation, parse_augment
 

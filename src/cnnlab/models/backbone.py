@@ -7,12 +7,15 @@ registered classifier; its own head would hold parameters that never run, so
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from cnnlab.registry import create_model, get_model_entry
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import create_model, require_task
 
 
 def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
@@ -20,16 +23,39 @@ def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[s
     alone on a ``meta`` copy (shapes only, no memory)."""
     ghost = copy.deepcopy(model).to("meta")
     with torch.enable_grad():  # callers may sit inside no_grad (loading for prediction)
-        feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
+        with input_must_fit(type(model).__name__, input_size):
+            feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
         ghost.forward_head(feats.requires_grad_()).sum().backward()
     return {n for n, p in ghost.named_parameters() if p.grad is not None}
+
+
+def check_input_fits(model: nn.Module, input_size: tuple[int, ...], name: str) -> None:
+    """One forward pass of a ``meta`` copy (shapes only): an input size the model cannot take
+    is a :class:`CnnlabError` before any training starts."""
+    ghost = copy.deepcopy(model).to("meta").eval()
+    with input_must_fit(name, input_size), torch.no_grad():
+        ghost(torch.zeros(1, *input_size, device="meta"))
+
+
+@contextlib.contextmanager
+def input_must_fit(name: str, input_size: tuple[int, ...]) -> Iterator[None]:
+    """Turn the ``RuntimeError`` of a forward pass on an input the model cannot take (a 5x5
+    kernel over a 4x4 map) into one :class:`CnnlabError` line naming the size."""
+    try:
+        yield
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        size = "x".join(map(str, input_size))
+        raise CnnlabError(
+            f"{size} inputs do not fit {name} (a larger --image-size?): {first}"
+        ) from None
 
 
 def build_backbone(
     name: str, in_channels: int, input_size: int, **kwargs: object
 ) -> tuple[nn.Module, int]:
     """A registered classifier without its head, and the channels of its feature map."""
-    if "in_channels" in get_model_entry(name).parameters():
+    if "in_channels" in require_task(name, "classification", "--backbone").parameters():
         kwargs["in_channels"] = in_channels
     model = create_model(name, **kwargs)
     shape = (in_channels, input_size, input_size)
@@ -40,5 +66,6 @@ def build_backbone(
         setattr(parent, child, nn.Identity())
     with torch.device("meta"):
         ghost = copy.deepcopy(model).to("meta").eval()
-        channels = ghost.forward_features(torch.zeros(1, *shape)).shape[1]
+        with input_must_fit(name, shape):
+            channels = ghost.forward_features(torch.zeros(1, *shape)).shape[1]
     return model, int(channels)
