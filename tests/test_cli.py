@@ -195,6 +195,31 @@ def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert "60,000" in capsys.readouterr().out
     r = run_json(capsys, "models")
     assert {m["name"] for m in r["models"]} >= {"lenet5", "lenet5_classic", "lenet_course"}
+    r = run_json(capsys, "models", "--task", "segmentation")
+    assert {m["name"] for m in r["models"]} == {"unet", "unet_paper", "unet_resnet18"}
+    assert {m["task"] for m in r["models"]} == {"segmentation"}
+
+
+def test_paths_the_system_refuses_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A folder where a file goes, a file where a folder goes, a suffix nothing can write:
+    one line naming the path, exit 2, before any long work; a figure without a suffix is a PNG
+    and the JSON names the file really written."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for argv, fragment in [
+        (["data", "list", "--root", str(a_file)], "not a folder"),
+        (["data", "download", "mnist", "--root", str(a_file)], "not a folder"),
+        (["style", "-o", str(tmp_path)], "a folder"),
+        (["augment", "-o", str(tmp_path)], "a folder"),
+        (["augment", "-o", str(tmp_path / "grid.xyz")], "cannot write .xyz figures"),
+        (["classify", "train", "--pretrained", str(a_file)], "not a readable weights file"),
+    ]:
+        err = run_error(capsys, *argv)
+        assert str(tmp_path) in err and fragment in err
+    r = run_json(capsys, "augment", "--images", "2", "--variants", "1", "-o", str(tmp_path / "g"))
+    assert r["figure"] == str(tmp_path / "g.png") and (tmp_path / "g.png").is_file()
 
 
 def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
@@ -272,6 +297,15 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["style", "--beta", "-1"], "--beta: must be >= 0"),
         (["style", "--tv", "nan"], "finite number"),
         (["visualize", "activations", "--index", "-1"], "--index: must be >= 0"),
+        (["classify", "train", "--model", "unet"], "a segmentation model, not a classification"),
+        (["faces", "train", "--backbone", "yolo"], "--backbone yolo: a detection model"),
+        (["localize", "train", "--backbone", "siamese"], "an embedding model"),
+        (["classify", "train", "--image-size", "4"], "1x4x4 inputs do not fit"),
+        (["segment", "train", "--model", "lenet5"], "a classification model, not a segmentation"),
+        (["segment", "train", "--image-size", "8"], "3x8x8 inputs do not fit unet"),
+        (["segment", "train", "--class-weights", "a,b"], "expected numbers"),
+        (["segment", "train", "--class-weights", "1,-1,1,1"], ">= 0"),
+        (["style", "-o", "out.xyz"], "not an image file name"),
         (["nonsense"], "invalid choice"),
     ],
 )

@@ -247,6 +247,11 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert onnx_pred["prediction"] == torch_pred["prediction"]
     assert onnx_pred["probability"] == pytest.approx(torch_pred["probability"], abs=1e-4)
     assert main(["classify", "predict", "--onnx", str(png), str(png)]) == 2
+    capsys.readouterr()
+    # a folder as the output: one line, nothing half-written beside it
+    assert main(["export", str(run / "best.pt"), "-o", str(tmp_path)]) == 2
+    assert "a folder" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_tensorboard_logging(tmp_path: Path) -> None:

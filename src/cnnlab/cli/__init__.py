@@ -2,7 +2,8 @@
 
 Each handler parses flags into plain values or a config dataclass, calls the library and prints a
 human view (rich) or, with ``--json``, one JSON object as the last stdout line. Bad input raises
-:class:`CnnlabError` anywhere below; :func:`main` prints it as one line and returns 2.
+:class:`CnnlabError` anywhere below; :func:`main` prints it as one line and returns 2, as it does
+an operating-system error on a path the user named (a folder where a file should go, say).
 
 One module per area: ``course`` (models, summary, explain, edges), ``classify`` (train, eval,
 predict, export, augment), ``tasks`` (localize, detect, segment), ``faces``, ``art`` (visualize,
@@ -57,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave that the system refuses: a folder for a file...
+        if debug or exc.filename is None:
+            raise
+        print(f"cnnlab: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)

@@ -120,8 +120,9 @@ def _style_bf16(precision: str) -> bool:
 
 
 def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.style import load_rgb, save_strip, transfer_style
+    from cnnlab.engine.style import image_path, load_rgb, save_strip, transfer_style
 
+    image_path(args.output)  # before the optimisation: a bad name would lose its result
     content, style = load_rgb(args.content, args.size), load_rgb(args.style, args.size)
     result = transfer_style(
         content,

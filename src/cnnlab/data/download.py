@@ -226,8 +226,16 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def data_root(root: str | Path | None = None) -> Path:
+    """``--root``, or the default cache; a file in its place is an error, not a traceback."""
+    path = Path(root or DEFAULT_ROOT)
+    if path.exists() and not path.is_dir():
+        raise CnnlabError(f"{path}: not a folder (--root is where datasets are kept)")
+    return path
+
+
 def dataset_dir(name: str, root: str | Path | None = None) -> Path:
-    return Path(root or DEFAULT_ROOT) / name
+    return data_root(root) / name
 
 
 def is_present(name: str, root: str | Path | None = None) -> bool:
@@ -379,7 +387,7 @@ def download(
     target = dataset_dir(name, root)
     if is_present(name, root):
         return target
-    downloads = Path(root or DEFAULT_ROOT) / ".downloads"
+    downloads = data_root(root) / ".downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=downloads.parent))
     try:

@@ -111,29 +111,34 @@ def export_onnx(
             meta["normalization"] = ckpt["normalization"]
     model.eval()
     out = Path(out)
+    if out.is_dir():
+        raise CnnlabError(f"{out}: a folder; give the file to write, e.g. {out / 'model.onnx'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(samples, *meta["input_size"])
     with torch.no_grad():
         expected = model(example)  # before any pooling is swapped: the ONNX graph must match it
     model = exportable(model, example)
     tmp = out.with_suffix(".onnx.tmp")
-    with warnings.catch_warnings():  # the TorchScript exporter needs no extra package
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (example,),
-            str(tmp),
-            input_names=["images"],
-            output_names=["outputs"],
-            dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    graph = onnx.load(str(tmp))
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = "cnnlab", json.dumps(meta)
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
+    try:
+        with warnings.catch_warnings():  # the TorchScript exporter needs no extra package
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["outputs"],
+                dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+        graph = onnx.load(str(tmp))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = "cnnlab", json.dumps(meta)
+        onnx.save(graph, str(tmp))
+        tmp.replace(out)  # an earlier file at out stays whole until the new one is complete
+    finally:
+        tmp.unlink(missing_ok=True)
     session, _ = onnx_session(out)
     diff = float((onnx_predict(session, example) - expected).abs().max())
     return ExportResult(out, diff, opset)

@@ -291,13 +291,26 @@ def transfer_style(
     return total
 
 
+def image_path(path: str | Path) -> Path:
+    """``path`` when Pillow can write an image there; a folder or an unknown suffix is a
+    :class:`CnnlabError` (checked before a long optimisation, not after it)."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder; give the image's file name, e.g. {path / 'out.png'}")
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise CnnlabError(f"{path}: not an image file name Pillow can write (try .png or .jpg)")
+    return path
+
+
 def save_strip(images: list[torch.Tensor], path: str | Path) -> Path:
     """Side-by-side strip of ``(3, H, W)`` images."""
     from PIL import Image
 
     strip = torch.cat([im.clamp(0, 1) for im in images], -1)
     arr = (strip.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    path = Path(path)
+    path = image_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path)
     return path

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from cnnlab.errors import CnnlabError
+
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     """Loss (left) and accuracy (right) per epoch for the training and validation splits."""
@@ -100,9 +102,29 @@ def plot_image_grid(
     return save_figure(fig, path)
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (folders created), close it, return the path."""
+def figure_path(path: str | Path) -> Path:
+    """Where a figure goes: ``path``, with ``.png`` added when it has no suffix; a folder or a
+    format matplotlib cannot write is a :class:`CnnlabError`."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
     path = Path(path)
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder; give the figure's file name, e.g. {path / 'out.png'}")
+    if not path.suffix:
+        return path.with_suffix(".png")
+    if path.suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
+        raise CnnlabError(f"{path}: cannot write {path.suffix} figures (try .png, .pdf or .svg)")
+    return path
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` at ``path`` (PNG unless its suffix names another format; folders created),
+    close it, return the path written."""
+    try:
+        path = figure_path(path)
+    except CnnlabError:
+        plt.close(fig)
+        raise
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
