@@ -54,6 +54,13 @@ def test_empty_inputs_are_clear_errors(tmp_path: Path) -> None:
         load_classification(str(root))
     with pytest.raises(CnnlabError, match="not a bundled dataset"):
         load_classification(str(tmp_path / "missing"))
+    (root / "green").rmdir()
+    for other in [d for d in root.iterdir() if d.is_dir()][1:]:
+        for f in other.iterdir():
+            f.unlink()
+        other.rmdir()
+    with pytest.raises(CnnlabError, match="one class folder"):  # a 1-class "classifier"
+        load_classification(str(root))
 
 
 def test_decompression_bomb_is_refused(tmp_path: Path, monkeypatch) -> None:

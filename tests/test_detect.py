@@ -136,6 +136,20 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
     (tmp_path / "c" / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(CnnlabError, match=r"bad\.json: annotation 0: unknown category_id 99"):
         coco_data(str(tmp_path / "c" / "bad.json"), 64)
+    from cnnlab.data.yolo import parse_label_file
+
+    bad = tmp_path / "bad.txt"
+    for line, fragment in [
+        ("0 nan 0.5 0.2 0.2", "not finite"),  # nan passed every range check: IndexError later
+        ("0 0.5 0.5 inf 0.2", "not finite"),
+        ("zero 0.5 0.5 0.2 0.2", "not numbers"),
+        ("0 0.5 0.5 -0.2 0.2", "box has a negative or zero size"),
+        ("0 1.5 0.5 0.2 0.2", "box lies outside the image"),
+        ("3 0.5 0.5 0.2 0.2", "unknown class id 3"),
+    ]:
+        bad.write_text(f"0 0.5 0.5 0.2 0.2\n{line}\n")
+        with pytest.raises(CnnlabError, match=rf"bad\.txt:2: {fragment}"):
+            parse_label_file(bad, 3)
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -104,6 +104,13 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     Image.fromarray(np.full((32, 32), 9, np.uint8)).save(root / "masks" / "000001.png")
     with pytest.raises(CnnlabError, match=r"class index 9 is not in classes\.txt"):
         folder_segmentation(root)
+    colours = np.zeros((32, 32, 3), np.uint8)
+    colours[:8] = (200, 30, 30)  # a mask painted in colours, not class indices
+    Image.fromarray(colours).save(root / "masks" / "000001.png")
+    with pytest.raises(CnnlabError, match=r"000001\.png: a colour image"):
+        folder_segmentation(root)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "masks" / "000001.png")
+    assert folder_segmentation(root).masks[1].max() == 0  # a gray RGB mask is read as indices
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -111,6 +111,10 @@ def load_image_folder(
     class_names = [p.name for p in _class_dirs(base)]
     if not class_names:
         raise CnnlabError(f"{base}: no class folders (expected {base}/<class>/<images>)")
+    if len(class_names) == 1:  # every prediction would be right: nothing to learn or measure
+        raise CnnlabError(
+            f"{base}: one class folder ({class_names[0]}); classes need a folder each, two or more"
+        )
     skipped: list[str] = []
     parts: dict[str, tuple[list[torch.Tensor], list[int]]] = {}
     sources = {"train": base}

@@ -41,6 +41,8 @@ def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarr
             cx, cy, w, h = (float(v) for v in parts[1:])
         except ValueError:
             raise CnnlabError(f"{where}: not numbers: {line.strip()!r}") from None
+        if not np.isfinite([cx, cy, w, h]).all():  # nan passes every comparison below
+            raise CnnlabError(f"{where}: not finite numbers: {line.strip()!r}")
         if not 0 <= cls < num_classes:
             raise CnnlabError(f"{where}: unknown class id {cls} (classes.txt has {num_classes})")
         if w <= 0 or h <= 0:

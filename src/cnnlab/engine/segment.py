@@ -81,6 +81,11 @@ def folder_segmentation(root: str | Path) -> SegmentationData:
             raise CnnlabError(f"{mask_path}: missing mask for {path.name}")
         img = np.asarray(read_image(path, "RGB"))
         with Image.open(mask_path) as m:
+            if m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
+                raise CnnlabError(
+                    f"{mask_path}: a colour image; a mask holds class indices "
+                    "(a palette or grayscale PNG, 0 = background)"
+                )
             mask = np.asarray(m if m.mode in ("P", "L") else m.convert("L"))
         if mask.shape != img.shape[:2]:
             raise CnnlabError(
