@@ -136,6 +136,21 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
     (tmp_path / "c" / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(CnnlabError, match=r"bad\.json: annotation 0: unknown category_id 99"):
         coco_data(str(tmp_path / "c" / "bad.json"), 64)
+    for change, fragment in [
+        (
+            lambda c: c["annotations"][0].update(bbox=[float("nan"), 1, 5, 5]),
+            "bbox must be 4 finite",
+        ),
+        (lambda c: c["annotations"][0].update(bbox=["a", 1, 5, 5]), "bbox must be 4 finite"),
+        (lambda c: c["annotations"][0].update(bbox=[1, 1, 5]), "bbox must be 4 finite"),
+        (lambda c: c["annotations"][0].update(bbox=[60, 60, 50, 50]), "box outside image"),
+        (lambda c: c["images"][0].pop("file_name"), "needs file_name, width and height"),
+    ]:
+        broken = json.loads((tmp_path / "c" / "annotations.json").read_text())
+        change(broken)
+        (tmp_path / "c" / "bad.json").write_text(json.dumps(broken))
+        with pytest.raises(CnnlabError, match=rf"bad\.json: (annotation 0|image \d+): {fragment}"):
+            coco_data(str(tmp_path / "c" / "bad.json"), 64)
     from cnnlab.data.yolo import parse_label_file
 
     bad = tmp_path / "bad.txt"
