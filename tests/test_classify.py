@@ -97,6 +97,21 @@ def test_bad_checkpoints_and_images(
             "no such file",
         ),
     ]
+    # well-formed files with one field wrong: each names what is wrong instead of a traceback
+    good = torch.load(run_dir / "best.pt", weights_only=True)
+    for key, value, fragment in [
+        ("state_dict", [1, 2], "malformed state_dict"),
+        ("input_size", "abc", "malformed input_size"),
+        ("class_names", [], "0 class names for a model of 10 classes"),
+        (
+            "state_dict",
+            {**good["state_dict"], "features.conv1.weight": torch.zeros(3, 1, 5, 5)},
+            "size mismatch for features.conv1.weight",
+        ),
+    ]:
+        path = tmp_path / f"bad_{key}_{len(cases)}.pt"
+        torch.save({**good, key: value}, path)
+        cases.append((["classify", "predict", "--checkpoint", str(path)], fragment))
     for argv, fragment in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

@@ -50,6 +50,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CnnlabError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    kinds = {"model": str, "model_kwargs": dict, "state_dict": dict}
+    wrong = [k for k, kind in kinds.items() if not isinstance(ckpt[k], kind)]
+    if "class_names" in ckpt and not (
+        isinstance(ckpt["class_names"], list)
+        and all(isinstance(n, str) for n in ckpt["class_names"])
+    ):
+        wrong.append("class_names")
+    if "input_size" in ckpt and not (
+        isinstance(ckpt["input_size"], list | tuple)
+        and all(isinstance(d, int) and d > 0 for d in ckpt["input_size"])
+    ):
+        wrong.append("input_size")
+    if wrong:
+        raise CnnlabError(f"{path}: checkpoint has a malformed {', '.join(wrong)}")
     return ckpt
 
 
@@ -87,7 +101,17 @@ def model_from_checkpoint(
     model = create_model(ckpt["model"], **ckpt["model_kwargs"])
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CnnlabError(f"{path}: weights do not fit model {ckpt['model']!r} ({first})") from None
+    except RuntimeError as exc:  # torch: a header line, then one line per mismatch
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[min(1, len(lines) - 1)][:160]
+        raise CnnlabError(
+            f"{path}: weights do not fit model {ckpt['model']!r} ({detail})"
+        ) from None
+    classes = ckpt.get("class_names")
+    n_classes = ckpt["model_kwargs"].get("num_classes")
+    if classes is not None and n_classes is not None and n_classes != len(classes):
+        raise CnnlabError(
+            f"{path}: {len(classes)} class names for a model of "
+            f"{ckpt['model_kwargs']['num_classes']} classes"
+        )
     return model, ckpt
