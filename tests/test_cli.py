@@ -289,6 +289,7 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["faces", "train", "--margin", "nan"], "finite number"),
         (["faces", "train", "--p", "1", "--out", "/nonexistent/never"], "--p must be at least 2"),
         (["faces", "train", "--k", "1", "--out", "/nonexistent/never"], "--k must be at least 2"),
+        (["faces", "train", "--k", "200", "--out", "/nonexistent/never"], "at most 2048"),
         (["edges", "apply", "--image", "/no/such.png"], "no such file"),
         (["detect", "predict", "--checkpoint", "x.pt", "--score-threshold", "2"], "between 0"),
         (["detect", "predict", "--checkpoint", "x.pt", "--iou-threshold", "-0.1"], "between 0"),
@@ -306,6 +307,9 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["segment", "train", "--class-weights", "a,b"], "expected numbers"),
         (["segment", "train", "--class-weights", "1,-1,1,1"], ">= 0"),
         (["style", "-o", "out.xyz"], "not an image file name"),
+        (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
+        (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),
+        (["segment", "train", "--images", "2"], "2 image(s) are too few to split"),
         (["nonsense"], "invalid choice"),
     ],
 )

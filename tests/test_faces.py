@@ -55,6 +55,21 @@ def test_mining_picks_the_hardest_on_a_hand_made_batch() -> None:
     assert (losses > 0).all() and len(a) > 0
 
 
+def test_semi_hard_mining_in_chunks_equals_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large P x K batches are mined a few anchor-positive pairs at a time; the triplets are the
+    same as in one pass."""
+    import cnnlab.losses.triplet as T
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(48, 8, generator=g), dim=1)
+    labels = torch.arange(6).repeat_interleave(8)
+    whole = mine_triplets(emb, labels, "semi_hard", alpha=0.3)
+    monkeypatch.setattr(T, "CHUNK", 48 * 7)  # 7 pairs a step: 48 steps for 336 pairs
+    chunked = mine_triplets(emb, labels, "semi_hard", alpha=0.3)
+    assert len(whole[0]) == 6 * 8 * 7
+    assert all(torch.equal(x, y) for x, y in zip(whole, chunked, strict=True))
+
+
 def test_collapse_warning() -> None:
     emb = torch.zeros(6, 4, requires_grad=True)
     with pytest.warns(UserWarning, match="collapsed"):

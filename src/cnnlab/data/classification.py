@@ -81,6 +81,14 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return (tuple(x.mean(1).tolist()), tuple(x.std(1).clamp_min(1e-3).tolist()))
 
 
+def require_splittable(n: int) -> None:
+    """Train, validation and test need an image each."""
+    if n < 3:
+        raise CnnlabError(
+            f"{n} image(s) are too few to split into train, validation and test (at least 3)"
+        )
+
+
 def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, np.ndarray]:

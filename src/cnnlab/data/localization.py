@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnlab.data.classification import stratified_split
+from cnnlab.data.classification import require_splittable, stratified_split
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, make_scenes
 from cnnlab.data.yolo import read_yolo_folder
@@ -38,6 +38,7 @@ class LocalizationData:
 def _split(pc: np.ndarray, label: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
     """70/15/15, stratified by class (background as its own) when every group has 3 images,
     else by object presence, else a plain seeded shuffle."""
+    require_splittable(len(pc))
     for strata in (np.where(pc > 0, label + 1, 0), (pc > 0).astype(int)):
         if np.unique(strata, return_counts=True)[1].min() >= 3:
             try:

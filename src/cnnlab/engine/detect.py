@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import MEAN, STD, make_scenes
 from cnnlab.data.yolo import read_yolo_folder
@@ -190,6 +191,8 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
 
 
 def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """15% test, 15% validation (an image each at least), the rest to train."""
+    require_splittable(n)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     k = max(1, round(0.15 * n))
     return {"test": order[:k], "val": order[k : 2 * k], "train": order[2 * k :]}

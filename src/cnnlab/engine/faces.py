@@ -297,6 +297,8 @@ def evaluate_unseen(
 
 
 METHODS = ("cosface", "triplet", "similarity")
+# images of the training identities in one P x K batch (FaceNet used about 1,800)
+MAX_BATCH = 2048
 
 
 def _glyph_option(config: FacesConfig, option: str, on: str) -> bool:
@@ -441,6 +443,11 @@ def train_faces(
         raise CnnlabError(
             f"--k must be at least 2 for --method {config.method}: a positive is another image "
             f"of the same identity (got {config.k})"
+        )
+    if config.p * config.k > MAX_BATCH:
+        raise CnnlabError(
+            f"--p {config.p} x --k {config.k} = {config.p * config.k} images a batch (plus twice "
+            f"as many glyphs); at most {MAX_BATCH}: the triplets grow as P x K^2"
         )
     if config.members < 1 or (config.members > 1 and config.method == "similarity"):
         raise CnnlabError(

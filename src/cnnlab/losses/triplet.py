@@ -44,6 +44,9 @@ def pairwise_sq_distances(emb: torch.Tensor) -> torch.Tensor:
     return (sq[:, None] + sq[None, :] - 2 * emb @ emb.T).clamp(min=0)
 
 
+CHUNK = 1 << 22  # distances looked at per step of semi-hard mining (16 MiB of float32)
+
+
 def mine_triplets(
     emb: torch.Tensor, labels: torch.Tensor, strategy: str = "batch_hard", alpha: float = 0.2
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,13 +73,19 @@ def mine_triplets(
             n3 += ns.tolist()
         t = torch.tensor
         return t(a3, dtype=torch.long), t(p3, dtype=torch.long), t(n3, dtype=torch.long)
-    d_ap = d[a, p][:, None]
-    d_an = d[a]
-    semi = neg_mask[a] & (d_an > d_ap) & (d_an < d_ap + alpha)
-    hardest = torch.where(neg_mask[a], d_an, float("inf")).argmin(1)
-    nearest_semi = torch.where(semi, d_an, float("inf")).argmin(1)
-    n = torch.where(semi.any(1), nearest_semi, hardest)
-    keep = neg_mask[a].any(1)
+    # semi-hard, anchor-positive pairs in chunks: P*K*(K-1) pairs x B candidates would not fit
+    # in memory at once for large K
+    n = torch.empty_like(a)
+    keep = torch.empty_like(a, dtype=torch.bool)
+    step = max(1, CHUNK // len(labels))
+    for s in range(0, len(a), step):
+        rows = slice(s, s + step)
+        d_ap, d_an, negs = d[a[rows], p[rows]][:, None], d[a[rows]], neg_mask[a[rows]]
+        semi = negs & (d_an > d_ap) & (d_an < d_ap + alpha)
+        hardest = torch.where(negs, d_an, float("inf")).argmin(1)
+        nearest_semi = torch.where(semi, d_an, float("inf")).argmin(1)
+        n[rows] = torch.where(semi.any(1), nearest_semi, hardest)
+        keep[rows] = negs.any(1)
     return a[keep], p[keep], n[keep]
 
 
