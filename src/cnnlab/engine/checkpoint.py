@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model
+from cnnlab.registry import a, create_model, get_model_entry
 from cnnlab.torchfile import load_torch_file
 
 FORMAT = "cnnlab.checkpoint/1"
@@ -80,8 +80,6 @@ TRAINED_BY = {
 def check_task(ckpt: dict[str, Any], path: str | Path, task: str) -> None:
     """Refuse a checkpoint whose model does another task than the command needs (a face encoder
     given to ``classify predict``, say) with one line instead of a ``KeyError`` later."""
-    from cnnlab.registry import a, get_model_entry
-
     made = get_model_entry(ckpt["model"]).task
     if made != task:
         raise CnnlabError(
@@ -110,8 +108,5 @@ def model_from_checkpoint(
     classes = ckpt.get("class_names")
     n_classes = ckpt["model_kwargs"].get("num_classes")
     if classes is not None and n_classes is not None and n_classes != len(classes):
-        raise CnnlabError(
-            f"{path}: {len(classes)} class names for a model of "
-            f"{ckpt['model_kwargs']['num_classes']} classes"
-        )
+        raise CnnlabError(f"{path}: {len(classes)} class names for a model of {n_classes} classes")
     return model, ckpt
