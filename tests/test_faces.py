@@ -440,6 +440,13 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--unseen", "cy,di", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["identification_1_shot"] <= 1 and result["tau"] > 0
+    few = tmp_path / "few"  # two people to train on with one image each: too few
+    for person, n in (("e1", 1), ("e2", 1), ("cy", 3), ("di", 3)):
+        (few / person).mkdir(parents=True)
+        for j in range(n):
+            Image.fromarray(x[j, 0].numpy()).save(few / person / f"{j}.png")
+    assert main([*argv, "--data", str(few), "--unseen", "cy,di"]) == 2
+    assert "fewer than 2 identities to train on" in capsys.readouterr().err
     from cnnlab.engine.faces import FacesConfig, IdentitySet, training_identities
 
     g = torch.Generator().manual_seed(0)

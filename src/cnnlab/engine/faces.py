@@ -472,8 +472,13 @@ def train_faces(
         kwargs["whiten"] = True
     # hold out 15% of the seen identities' images to choose tau
     perm = torch.randperm(len(seen.labels), generator=g)
-    n_val = max(10, len(perm) // 7)
+    n_val = min(max(10, len(perm) // 7), len(perm) // 2)  # small folders keep half to train
     val_i, train_i = perm[:n_val], perm[n_val:]
+    if len(seen.labels[train_i].unique()) < 2:
+        raise CnnlabError(
+            f"{config.data}: the training identities have only {len(perm)} images; choosing tau "
+            f"holds out {min(n_val, len(perm))}, which leaves fewer than 2 identities to train on"
+        )
     train = training_identities(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
