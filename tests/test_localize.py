@@ -132,6 +132,18 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(preds) == 4 and len(preds[0]["landmarks"]) == 5 and png.stat().st_size > 5000
 
 
+def test_boxes_are_well_formed_whatever_the_regression_says() -> None:
+    """The slide's [b_x, b_y, b_h, b_w] is an unbounded regression: a raw output with a negative
+    width or a centre off the image still gives a box inside the image with x1 <= x2, y1 <= y2."""
+    from cnnlab.engine.localize import _xyxy
+
+    raw = torch.tensor([[0.5, 0.5, 0.2, 0.4], [0.02, -0.3, 0.1, -0.2], [1.4, 0.9, 0.8, 0.9]])
+    boxes = _xyxy(raw)
+    assert torch.allclose(boxes[0], torch.tensor([0.3, 0.4, 0.7, 0.6]))
+    assert ((boxes >= 0) & (boxes <= 1)).all()
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+
+
 def test_yolo_folder_source(tmp_path: Path) -> None:
     root = write_yolo(make_scenes(12, seed=3, image_size=32, max_objects=1), tmp_path / "y")
     data = from_yolo(str(root), image_size=32)

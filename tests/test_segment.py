@@ -157,6 +157,17 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert sum(preds[0]["pixel_counts"].values()) == 32 * 32
     assert Path(preds[0]["overlay"]).is_file() and Path(preds[0]["map"]).is_file()
+    # two photos called 0.png in different folders: two pairs of files, not one overwritten
+    photos = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        photos.append(tmp_path / folder / "0.png")
+        Image.open(preds[0]["overlay"]).convert("RGB").save(photos[-1])
+    argv = ["segment", "predict", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path)]
+    assert main([*argv, *map(str, photos), "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert [p["source"] for p in preds] == [str(p) for p in photos]
+    assert len({p["map"] for p in preds}) == 2 and all(Path(p["map"]).is_file() for p in preds)
 
 
 def test_augmentation_keeps_masks_aligned() -> None:

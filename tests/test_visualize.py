@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import cnnlab
@@ -87,6 +88,14 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--limit", "200"]
     assert main([*argv, "--index", "200"]) == 2
     assert "0 to 199" in capsys.readouterr().err
+    # a folder of colour photos for this grey digits model: read in grey, as it was trained
+    for cls in ("x", "y"):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(4):
+            rgb = (torch.rand(20, 20, 3) * 255).to(torch.uint8).numpy()
+            Image.fromarray(rgb).save(tmp_path / "photos" / cls / f"{i}.png")
+    photos = ["--data", str(tmp_path / "photos"), "-o", str(tmp_path / "act.png")]
+    assert main([*argv, *photos, "--json"]) == 0
     assert main(["explain", "receptive-field", "vgg16", "--json"]) == 0
     layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     assert layers[-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels

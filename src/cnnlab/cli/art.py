@@ -53,7 +53,8 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     data = load_classification(
         args.data or config.data,
         image_size=config.image_size,
-        channels=config.channels or None,
+        # read with the model's own channels (a --data folder of colour photos for a grey model)
+        channels=ckpt["input_size"][0] if "input_size" in ckpt else config.channels or None,
         split_seed=config.split_seed,
     )
     norm = ckpt.get("normalization", data.normalization())

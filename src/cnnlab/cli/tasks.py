@@ -250,19 +250,23 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             torch.from_numpy(np.asarray(read_image(p, "RGB")).copy()).permute(2, 0, 1)
             for p in args.images
         ]
+        sources = list(args.images)
         stems = [Path(p).stem for p in args.images]
+        if len(set(stems)) < len(stems):  # a/0.png and b/0.png must not write the same files
+            stems = [f"{i}_{stem}" for i, stem in enumerate(stems)]
     else:
         size = ckpt["input_size"][-1]
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
         images, stems = list(data.images), [f"scene{i}" for i in range(args.scenes)]
+        sources = stems
     rows = []
-    for image, stem in zip(images, stems, strict=True):
+    for image, stem, source in zip(images, stems, sources, strict=True):
         with torch.no_grad():
             mask = model(standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
         counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
         rows.append(
-            {"source": stem, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
+            {"source": source, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
         )
     if not args.json:
         console.print(f"wrote {len(rows)} maps and overlays to {args.out}")

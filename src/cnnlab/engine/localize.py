@@ -89,9 +89,12 @@ def batch(
 
 
 def _xyxy(box_slide: torch.Tensor) -> torch.Tensor:
-    """``[b_x, b_y, b_h, b_w]`` -> ``xyxy`` (same units)."""
-    cxcywh = torch.stack([box_slide[:, 0], box_slide[:, 1], box_slide[:, 3], box_slide[:, 2]], 1)
-    return box_convert(cxcywh, "cxcywh", "xyxy")
+    """``[b_x, b_y, b_h, b_w]`` (fractions of the image) -> ``xyxy`` inside the image. The
+    regression is unbounded: a raw output outside [0, 1], or a negative height or width, would
+    make an inverted box, so the centre and size are clamped and the corners clipped."""
+    b = box_slide.clamp(0, 1)
+    cxcywh = torch.stack([b[:, 0], b[:, 1], b[:, 3], b[:, 2]], 1)
+    return box_convert(cxcywh, "cxcywh", "xyxy").clamp(0, 1)
 
 
 @torch.no_grad()
