@@ -41,6 +41,11 @@ def test_presplit_folder(tmp_path: Path) -> None:
     data = load_classification(str(tmp_path / "ds"), image_size=16)
     assert (len(data.splits["train"]), len(data.splits["val"])) == (18, 6)
     assert len(data.splits["test"]) == 6  # no test/: the val images are reported as test
+    stray = tmp_path / "ds" / "val" / "purple"  # a class train/ lacks: not dropped in silence
+    stray.mkdir()
+    (tmp_path / "ds" / "val" / "red").rename(stray / "red")
+    with pytest.raises(CnnlabError, match=r"val/purple: a class that .*train does not have"):
+        load_classification(str(tmp_path / "ds"), image_size=16)
 
 
 def test_empty_inputs_are_clear_errors(tmp_path: Path) -> None:

@@ -25,6 +25,16 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.classify import train_classifier
 
     config = config_from_args(ClassifyTrainConfig, args)
+    if args.resume:  # the run continues with the settings it was started with
+        changed = [
+            f"--{f.replace('_', '-')}"
+            for f, v in vars(config).items()
+            if f != "device" and v != getattr(ClassifyTrainConfig(), f)
+        ]
+        if changed:
+            raise CnnlabError(
+                f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
+            )
     result = train_classifier(
         config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
     )

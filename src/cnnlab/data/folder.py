@@ -121,6 +121,12 @@ def load_image_folder(
     if presplit:
         sources |= {k: root / k for k in ("val", "test") if (root / k).is_dir()}
     for split, folder in sources.items():
+        extra = sorted({p.name for p in _class_dirs(folder)} - set(class_names))
+        if extra:  # its images would be dropped without a word
+            raise CnnlabError(
+                f"{folder / extra[0]}: a class that {base} does not have "
+                "(the classes are train/'s folders)"
+            )
         files = _scan(folder, class_names)
         parts[split] = _decode(files, image_size, channels, resize, strict, skipped)
     images, labels = parts["train"]
