@@ -136,3 +136,19 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "no class folders" in capsys.readouterr().err
     assert main(["classify", "train", "--augment", "sparkle"]) == 2
     assert "unknown augmentation 'sparkle'" in capsys.readouterr().err
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    """Pillow's own conversion clips 16-bit grey at 255 (a scientific PNG turns white); read as
+    8 bits it keeps its gradient: 0 -> 0, 65535 -> 255, in order."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.images import read_image
+
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    grey = np.asarray(read_image(tmp_path / "ramp16.png"), dtype=int).ravel()
+    assert grey[0] == 0 and grey[-1] == 255 and (np.diff(grey) >= 0).all()
+    assert len(np.unique(grey)) > 200
+    assert np.asarray(read_image(tmp_path / "ramp16.png", "RGB")).shape == (32, 32, 3)

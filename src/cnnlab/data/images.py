@@ -35,8 +35,13 @@ SAMPLE_IMAGES = (
 )
 
 
+# grey 16-bit images (scientific and medical PNGs/TIFFs), and "I", as which Pillow opens some
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def read_image(path: str | Path, mode: str = "L") -> Image.Image:
-    """Open and fully decode ``path`` as a Pillow image in ``mode`` ("L" gray, "RGB" colour)."""
+    """Open and fully decode ``path`` as a Pillow image in ``mode`` ("L" gray, "RGB" colour);
+    16-bit grey is scaled to 8 bits (65535 -> 255) instead of clipped."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"{path}: no such file")
@@ -45,6 +50,9 @@ def read_image(path: str | Path, mode: str = "L") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
+                if img.mode in SIXTEEN_BIT:  # Pillow's convert clips 16-bit values at 255
+                    depth = np.asarray(img, dtype=np.float64) / 257  # 65535 -> 255
+                    img = Image.fromarray(depth.clip(0, 255).round().astype(np.uint8), "L")
                 return img.convert(mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CnnlabError(f"{path}: image is too large (decompression bomb refused)") from None
