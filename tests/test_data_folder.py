@@ -152,3 +152,18 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     assert grey[0] == 0 and grey[-1] == 255 and (np.diff(grey) >= 0).all()
     assert len(np.unique(grey)) > 200
     assert np.asarray(read_image(tmp_path / "ramp16.png", "RGB")).shape == (32, 32, 3)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A photo stored sideways with EXIF orientation 6 ("rotate 90 clockwise to view") reads
+    upright, as viewers show it: a 40x20 stored image becomes 20x40."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.images import read_image
+
+    stored = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    stored.save(tmp_path / "phone.jpg", exif=exif)
+    assert read_image(tmp_path / "phone.jpg", "RGB").size == (20, 40)

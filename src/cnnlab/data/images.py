@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError
 
@@ -41,7 +41,8 @@ SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 def read_image(path: str | Path, mode: str = "L") -> Image.Image:
     """Open and fully decode ``path`` as a Pillow image in ``mode`` ("L" gray, "RGB" colour);
-    16-bit grey is scaled to 8 bits (65535 -> 255) instead of clipped."""
+    16-bit grey is scaled to 8 bits (65535 -> 255) instead of clipped, and an EXIF orientation
+    (how a camera was held) is applied, as a photo viewer shows it."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError(f"{path}: no such file")
@@ -50,6 +51,7 @@ def read_image(path: str | Path, mode: str = "L") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
+                img = ImageOps.exif_transpose(img)  # a phone photo's "rotate 90" tag applied
                 if img.mode in SIXTEEN_BIT:  # Pillow's convert clips 16-bit values at 255
                     depth = np.asarray(img, dtype=np.float64) / 257  # 65535 -> 255
                     img = Image.fromarray(depth.clip(0, 255).round().astype(np.uint8), "L")
