@@ -138,7 +138,9 @@ def build_augmentation(
     if not names:
         return None
     if set(data_keys) - {"input"} and {"warp", "tps"} & set(names):
-        raise CnnlabError("warp/tps cannot move boxes or keypoints; leave them out for this task")
+        words = {"bbox_xyxy": "boxes", "keypoints": "landmarks", "mask": "masks"}
+        moved = " and ".join(words.get(k, k) for k in data_keys if k != "input")
+        raise CnnlabError(f"warp/tps cannot move the {moved} with the image; leave them out here")
     augs = [_one(n, image_size, channels, pca) for n in names]
     return K.AugmentationSequential(*augs, data_keys=list(data_keys))
 
