@@ -182,7 +182,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     d = FacesConfig()
     p = kinds.add_parser("train", parents=[common], help="Siamese encoder on identities")
     p.add_argument("--data", default=d.data, help="digits, or root/<person>/*.jpg")
-    p.add_argument("--unseen", default=d.unseen, help="identities held out of training")
+    p.add_argument(
+        "--unseen",
+        default=d.unseen,
+        help="identities held out of training; verification and one-shot are measured on them",
+    )
     p.add_argument(
         "--backbone", default=d.backbone, help="a registered classifier (see cnnlab models)"
     )
@@ -213,7 +217,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--identities",
         choices=("auto", "dihedral", "none"),
         default=d.identities,
-        help="dihedral: rotations/mirrors of training identities are new identities (glyphs)",
+        help="dihedral: each rotation/mirror of a training identity is a new identity "
+        "(auto: for digits; a mirrored face is the same person)",
     )
     p.add_argument(
         "--synthetic",
