@@ -75,7 +75,7 @@ def get_model_entry(name: str) -> ModelEntry:
         raise CnnlabError(f"unknown model {name!r}{hint}") from None
 
 
-def a(task: str) -> str:
+def with_article(task: str) -> str:
     """``"a detection"``, ``"an embedding"``: a task with its article, for messages."""
     return f"{'an' if task[0] in 'aeiou' else 'a'} {task}"
 
@@ -86,7 +86,7 @@ def require_task(name: str, task: str, option: str = "--model") -> ModelEntry:
     entry = get_model_entry(name)
     if entry.task != task:
         raise CnnlabError(
-            f"{option} {name}: {a(entry.task)} model, not {a(task)} one "
+            f"{option} {name}: {with_article(entry.task)} model, not {with_article(task)} one "
             f"(`cnnlab models --task {task}` lists them)"
         )
     return entry

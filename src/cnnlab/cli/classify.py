@@ -26,10 +26,11 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
     config = config_from_args(ClassifyTrainConfig, args)
     if args.resume:  # the run continues with the settings it was started with
+        default = vars(ClassifyTrainConfig())
         changed = [
             f"--{f.replace('_', '-')}"
             for f, v in vars(config).items()
-            if f != "device" and v != getattr(ClassifyTrainConfig(), f)
+            if f != "device" and v != default[f]
         ]
         if changed:
             raise CnnlabError(

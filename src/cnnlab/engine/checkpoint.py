@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import a, create_model, get_model_entry
+from cnnlab.registry import create_model, get_model_entry, with_article
 from cnnlab.torchfile import load_torch_file
 
 FORMAT = "cnnlab.checkpoint/1"
@@ -83,8 +83,8 @@ def check_task(ckpt: dict[str, Any], path: str | Path, task: str) -> None:
     made = get_model_entry(ckpt["model"]).task
     if made != task:
         raise CnnlabError(
-            f"{path}: {a(made)} checkpoint (model {ckpt['model']!r}), not {a(task)} one; "
-            f"make one with {TRAINED_BY.get(task, 'cnnlab')}"
+            f"{path}: {with_article(made)} checkpoint (model {ckpt['model']!r}), "
+            f"not {with_article(task)} one; make one with {TRAINED_BY[task]}"
         )
 
 
