@@ -175,3 +175,47 @@ def test_overfit_one_batch(name: str) -> None:
         loss.backward()
         opt.step()
     assert loss.item() < 0.1 * first
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"epochs": 0}, "--epochs must be >= 1"),
+        ({"image_size": 0}, "--image-size must be >= 1"),
+        ({"lr": float("nan")}, "--lr must be > 0"),
+        ({"weight_decay": -0.1}, "--weight-decay must be >= 0"),
+        ({"weight_decay": float("nan")}, "--weight-decay must be >= 0"),
+        ({"label_smoothing": 1.0}, r"--label-smoothing must be in \[0, 1\)"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "sum below 1"),
+        ({"channels": 2}, "--channels must be 1 or 3"),
+        ({"backbone_lr_mult": -1.0}, "--backbone-lr-mult must be >= 0"),
+        ({"cache_features": True}, "--cache-features needs --freeze backbone"),
+    ],
+)
+def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> None:
+    """The Python API refuses the same values the CLI does, with the CLI's option names."""
+    with pytest.raises(CnnlabError, match=message):
+        ClassifyTrainConfig(**bad)
+
+
+@pytest.mark.parametrize(
+    "config, bad, message",
+    [
+        ("cnnlab.engine.faces:FacesConfig", {"lr": float("nan")}, "--lr must be > 0"),
+        ("cnnlab.engine.faces:FacesConfig", {"steps": 0}, "--steps must be >= 1"),
+        ("cnnlab.engine.faces:FacesConfig", {"alpha": -0.2}, "--alpha must be >= 0"),
+        ("cnnlab.engine.segment:SegmentConfig", {"epochs": 0}, "--epochs must be >= 1"),
+        ("cnnlab.engine.segment:SegmentConfig", {"lr": -1.0}, "--lr must be > 0"),
+        ("cnnlab.engine.detect:DetectConfig", {"num_classes": 0}, "--num-classes must be >= 1"),
+        ("cnnlab.engine.detect:DetectConfig", {"lr": 0.0}, "--lr must be > 0"),
+        ("cnnlab.engine.localize:LocalizeConfig", {"batch_size": 0}, "--batch-size must be >= 1"),
+        ("cnnlab.engine.localize:LocalizeConfig", {"lr": float("nan")}, "--lr must be > 0"),
+    ],
+)
+def test_every_task_config_is_checked_on_creation(config: str, bad: dict, message: str) -> None:
+    """Each task's settings refuse out-of-range numbers when made from Python, not mid-training."""
+    import importlib
+
+    module, name = config.split(":")
+    with pytest.raises(CnnlabError, match=message):
+        getattr(importlib.import_module(module), name)(**bad)

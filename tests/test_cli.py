@@ -181,10 +181,39 @@ def test_explain_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["alternative_macs"] == 2_778_624
 
 
-def test_human_output_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["explain", "conv", "--input", text(EDGE_INPUT), "--filter", "vertical"]) == 0
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (
+            ["conv", "--input", text(EDGE_INPUT), "--filter", "vertical"],
+            ["-16", "floor((6 + 2*0 - 3) / 1) + 1 = 4"],
+        ),
+        (["pool", "--input", text(POOL_INPUT), "--f", "2", "--s", "2"], ["max pool", "f=2 s=2"]),
+        (
+            ["transpose", "--input", "1 2;3 4", "--filter", "1 1 1;1 1 1;1 1 1", "--s", "2"],
+            ["convolution matrix C", "4  10  6", "F.conv_transpose2d: True"],
+        ),
+        (["transpose", "--n", "2", "--f", "3", "--s", "2", "--p", "1"], ["(2 - 1)*2 + 3 - 2*1"]),
+        (
+            ["cost", "--input", "28x28x192", "--f", "5", "--filters", "32", "--bottleneck", "16"],
+            ["120,422,400", "12,443,648", "ratio 0.1033"],
+        ),
+        (
+            ["cost", "--input", "6x6x3", "--f", "3", "--filters", "5", "--separable"],
+            ["2,160", "672", "1/5 + 1/9 = 0.3111"],
+        ),
+        (["scale", "--phi", "2"], ["1.920", "B7", "296"]),
+        (["receptive-field", "lenet5"], ["features.conv2", "14"]),
+    ],
+)
+def test_human_output_is_printed(
+    capsys: pytest.CaptureFixture[str], argv: list[str], shown: list[str]
+) -> None:
+    """Without --json each explain command draws its tables (not only the JSON path runs)."""
+    assert main(["explain", *argv]) == 0
     out = capsys.readouterr().out
-    assert "-16" in out and "floor((6 + 2*0 - 3) / 1) + 1 = 4" in out
+    for figure in shown:
+        assert figure in out, (figure, out)
 
 
 def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import download as D
+from cnnlab.errors import CnnlabError
 
 
 class Files:
@@ -280,6 +281,92 @@ def test_cifar_binary_parser(
         )
         == 0
     )
+
+
+def test_cifar100_reads_the_fine_label(server, monkeypatch, tmp_path: Path) -> None:
+    """CIFAR-100 records carry two label bytes (coarse, fine); the classes are the fine ones."""
+    url, files = server
+    rng = np.random.default_rng(4)
+
+    def records(n: int) -> bytes:  # coarse label 99 - fine, so reading the wrong byte shows
+        return b"".join(
+            bytes([19 - k % 20, k % 20]) + rng.integers(0, 255, 3072).astype(np.uint8).tobytes()
+            for k in range(n)
+        )
+
+    fine = [f"class_{i}" for i in range(100)]
+    members = {
+        "cifar-100-binary/train.bin": records(40),
+        "cifar-100-binary/test.bin": records(20),
+        "cifar-100-binary/fine_label_names.txt": "\n".join(fine).encode(),
+        "cifar-100-binary/coarse_label_names.txt": b"a\nb\n",
+    }
+    serve(files, monkeypatch, "cifar100", {"cifar-100-binary.tar.gz": tar_bytes(members)})
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "cifar100", "--root", root, "--mirror", url]) == 0
+    from cnnlab.data.standard import load_standard_classification
+
+    data = load_standard_classification("cifar100", root)
+    assert data.class_names == fine and data.channels == 3
+    assert sorted(data.splits["test"].labels.tolist()) == sorted(k % 20 for k in range(20))
+    assert sum(len(s) for s in data.splits.values()) == 60
+    (Path(root) / "cifar100" / "cifar-100-binary" / "test.bin").write_bytes(b"x" * 3075)
+    with pytest.raises(CnnlabError, match=r"test\.bin: size 3075 is not a whole number of 3074"):
+        load_standard_classification("cifar100", root)
+
+
+def test_voc_segmentation_maps_void_to_background(server, monkeypatch, tmp_path: Path) -> None:
+    """VOC masks are palette PNGs of class indices; 255 (the object borders) counts as background,
+    and an RGB-coloured mask is refused, naming the file."""
+    url, files = server
+    rng = np.random.default_rng(5)
+    members = {}
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = 15  # person
+    mask[10, 20:40] = 255
+    for i in range(6):
+        stem = f"2012_{i:06d}"
+        members[f"VOCdevkit/VOC2012/JPEGImages/{stem}.jpg"] = png_bytes(
+            rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), "JPEG"
+        )
+        png = Image.fromarray(mask, mode="P")
+        png.putpalette([0, 0, 0] * 21 + [224, 224, 192] * 235)
+        buf = io.BytesIO()
+        png.save(buf, format="PNG")
+        members[f"VOCdevkit/VOC2012/SegmentationClass/{stem}.png"] = buf.getvalue()
+    serve(files, monkeypatch, "voc2012", {"VOCtrainval_11-May-2012.tar": tar_bytes(members, "w")})
+    root = str(tmp_path / "data")
+    assert main(["data", "download", "voc2012", "--root", root, "--mirror", url]) == 0
+    from cnnlab.data.standard import voc_segmentation
+
+    seg = voc_segmentation("voc2012", root, 64)
+    assert seg.class_names[0] == "background" and seg.class_names[15] == "person"
+    assert seg.images.shape == (6, 3, 64, 64) and seg.masks.shape == (6, 64, 64)
+    assert seg.masks[0, 25, 30] == 15 and seg.masks[0, 0, 0] == 0
+    assert set(seg.masks.unique().tolist()) == {0, 15}  # the 255 border became background
+    assert (
+        main(
+            [
+                "segment",
+                "train",
+                "--data",
+                "voc2012",
+                "--data-root",
+                root,
+                "--image-size",
+                "32",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "seg"),
+            ]
+        )
+        == 0
+    )
+    bad = Path(root) / "voc2012" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2012_000003.png"
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bad)
+    with pytest.raises(CnnlabError, match=r"2012_000003\.png: expected a palette PNG"):
+        voc_segmentation("voc2012", root, 64)
 
 
 VOC_XML = """<annotation><size><width>64</width><height>48</height><depth>3</depth></size>

@@ -201,6 +201,27 @@ def test_database_survives_a_kill_mid_enrolment(tmp_path: Path) -> None:
     assert db.people() == []
 
 
+def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
+    """A file that is not a database, a nameless person and an unknown name fail in one line;
+    an empty database has an empty gallery; a person keeps every image enrolled."""
+    junk = tmp_path / "notes.db"
+    junk.write_text("these are my notes, not a database " * 100)
+    with pytest.raises(CnnlabError, match=r"notes\.db: not a cnnlab face database"):
+        FaceDatabase(junk, "m1")
+    db = FaceDatabase(tmp_path / "faces.db", "m1")
+    assert db.gallery()[0] == [] and db.people() == []
+    with pytest.raises(CnnlabError, match="non-empty name"):
+        db.enroll("  ", np.ones((1, 4), np.float32))
+    with pytest.raises(CnnlabError, match="no person named 'nobody'"):
+        db.remove("nobody")
+    db.enroll("ada", np.eye(4, dtype=np.float32)[:2])
+    db.enroll("ada", np.eye(4, dtype=np.float32)[2:3])
+    names, gallery = db.gallery()
+    assert names == ["ada"] * 3 and np.array_equal(gallery, np.eye(4, dtype=np.float32)[:3])
+    assert db.people() == [("ada", 3)]
+    db.close()
+
+
 def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["faces", "train", "--steps", "30", "--out", str(run), "--json"]) == 0

@@ -11,6 +11,23 @@ from dataclasses import asdict, dataclass, fields
 from cnnlab.errors import CnnlabError
 
 
+def check_settings(
+    config: object,
+    at_least_one: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+) -> None:
+    """Refuse a config's out-of-range numbers with the CLI option's name, so the Python API fails
+    as clearly as the command line (NaN fails every test: ``not nan > 0``)."""
+    rules = [(n, ">= 1", lambda v: v >= 1) for n in at_least_one]
+    rules += [(n, "> 0", lambda v: v > 0) for n in positive]
+    rules += [(n, ">= 0", lambda v: v >= 0) for n in non_negative]
+    for name, bound, holds in rules:
+        value = getattr(config, name)
+        if not holds(value):
+            raise CnnlabError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+
+
 @dataclass(frozen=True)
 class ClassifyTrainConfig:
     """How to train a classifier (``cnnlab classify train``)."""
@@ -43,15 +60,12 @@ class ClassifyTrainConfig:
     out: str = ""  # run folder; empty means runs/classify/<model>-<data>[-N], never overwriting
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "image_size"):
-            if getattr(self, name) < 1:
-                raise CnnlabError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if not self.lr > 0:
-            raise CnnlabError(f"--lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise CnnlabError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        check_settings(
+            self,
+            at_least_one=("epochs", "batch_size", "image_size"),
+            positive=("lr",),
+            non_negative=("weight_decay", "backbone_lr_mult"),
+        )
         if not 0 <= self.label_smoothing < 1:
             raise CnnlabError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (
@@ -64,8 +78,6 @@ class ClassifyTrainConfig:
             )
         if self.channels not in (0, 1, 3):
             raise CnnlabError(f"--channels must be 1 or 3, got {self.channels}")
-        if not self.backbone_lr_mult >= 0:
-            raise CnnlabError(f"--backbone-lr-mult must be >= 0, got {self.backbone_lr_mult}")
         if self.cache_features and self.freeze != "backbone":
             raise CnnlabError(
                 "--cache-features needs --freeze backbone (the features must not "

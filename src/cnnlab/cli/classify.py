@@ -14,6 +14,7 @@ from cnnlab.cli.common import (
     add_checkpoint_split,
     add_device,
     config_from_args,
+    non_negative_float,
     positive_float,
     positive_int,
 )
@@ -195,7 +196,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="peak learning rate of AdamW (warm-up, then cosine decay)",
     )
     p.add_argument(
-        "--weight-decay", type=float, default=d.weight_decay, help="AdamW's weight decay"
+        "--weight-decay",
+        type=non_negative_float,
+        default=d.weight_decay,
+        help="AdamW's weight decay",
     )
     p.add_argument(
         "--augment",

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import MEAN, STD, make_scenes
@@ -161,9 +162,11 @@ class DetectConfig:
     out: str = "runs/detect/run"
 
     def __post_init__(self) -> None:
-        for name in ("images", "image_size", "anchors", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "anchors", "epochs", "batch_size"),
+            positive=("lr",),
+        )
 
 
 def load_detection_data(config: DetectConfig) -> DetectionData:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from cnnlab.config import check_settings
 from cnnlab.data.classification import load_classification, normalize, resize_batch
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import dihedral_identities
@@ -81,6 +82,14 @@ class FacesConfig:
     members: int = 1
     seed: int = 0
     out: str = "runs/faces/run"
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("embedding_dim", "pool_size", "steps", "image_size"),
+            positive=("lr", "scale"),
+            non_negative=("alpha", "margin"),
+        )
 
 
 @dataclass

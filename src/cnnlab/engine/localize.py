@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from cnnlab.config import check_settings
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
@@ -51,9 +52,11 @@ class LocalizeConfig:
     out: str = "runs/localize/run"
 
     def __post_init__(self) -> None:
-        for name in ("images", "image_size", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
+            positive=("lr",),
+        )
         if self.loss not in ("practical", "squared"):
             raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
 

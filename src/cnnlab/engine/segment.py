@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from rich.console import Console
 
+from cnnlab.config import check_settings
 from cnnlab.data.images import read_image
 from cnnlab.data.scenes import MEAN, STD, make_scenes
 from cnnlab.engine.checkpoint import model_from_checkpoint
@@ -147,6 +148,13 @@ class SegmentConfig:
     seed: int = 0
     device: str = "auto"
     out: str = "runs/segment/run"
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
+            positive=("lr",),
+        )
 
 
 def _load(config: SegmentConfig) -> SegmentationData:
