@@ -156,3 +156,23 @@ def test_slide_nms_drops_low_scores_and_uses_ge() -> None:
     assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]  # torchvision's strict >
     assert slide_nms(boxes, scores, classes=torch.tensor([0, 1, 0, 0])).tolist() == [0, 1]
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: box_iou(torch.rand(3, 3), torch.rand(2, 4)), r"boxes1 must be an \(N, 4\)"),
+        (lambda: box_iou(torch.rand(2, 4), torch.rand(2, 2, 4)), r"boxes2 .* shape \(2, 2, 4\)"),
+        (lambda: nms(torch.rand(3, 4), torch.rand(2), 0.5), r"scores must have shape \(3,\)"),
+        (
+            lambda: batched_nms(torch.rand(3, 4), torch.rand(3), torch.zeros(4), 0.5),
+            r"idxs must have shape \(3,\)",
+        ),
+    ],
+)
+def test_mismatched_shapes_are_refused(call, message: str) -> None:
+    """A score too few used to pass silently (NMS kept boxes by a shorter ranking)."""
+    from cnnlab.errors import CnnlabError
+
+    with pytest.raises(CnnlabError, match=message):
+        call()

@@ -123,3 +123,10 @@ def test_receptive_field_by_gradient(layers: list[tuple[int, int]]) -> None:
     y[0, 0, 0, 0].backward()
     touched = (x.grad[0, 0, 0] != 0).nonzero()
     assert int(touched.max() - touched.min()) + 1 == receptive_field(layers).size
+
+
+def test_receptive_field_refuses_a_model_name() -> None:
+    """A string is iterable: without the check each letter was read as a kernel size."""
+    with pytest.raises(CnnlabError, match="cnnlab explain receptive-field"):
+        receptive_field("vgg16")
+

@@ -110,3 +110,12 @@ def test_lenet_course_parameters_per_layer() -> None:
         120 * 84 + 84,
         84 * 10 + 10,
     ]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_class_and_channel_counts_must_be_positive_integers(bad: object) -> None:
+    """num_classes=0 used to build a model with an empty head; -1 failed deep inside torch."""
+    with pytest.raises(CnnlabError, match=f"num_classes must be an integer >= 1, got {bad!r}"):
+        cnnlab.create_model("lenet5", num_classes=bad)
+    with pytest.raises(CnnlabError, match="in_channels must be an integer >= 1"):
+        cnnlab.create_model("resnet18", in_channels=bad)

@@ -8,6 +8,7 @@ ones it does; nothing is dropped silently.
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,6 +103,10 @@ def create_model(name: str, **overrides: object) -> nn.Module:
             f"model {name!r} does not accept {', '.join(unknown)}; "
             f"it accepts: {', '.join(accepted) or 'no overrides'}"
         )
+    for key in ("num_classes", "in_channels", "embedding_dim"):
+        value = overrides.get(key, 1)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise CnnlabError(f"model {name!r}: {key} must be an integer >= 1, got {value!r}")
     return entry.builder(**overrides)
 
 

@@ -48,9 +48,17 @@ def box_area(boxes_xyxy: torch.Tensor) -> torch.Tensor:
     return (boxes_xyxy[..., 2] - boxes_xyxy[..., 0]) * (boxes_xyxy[..., 3] - boxes_xyxy[..., 1])
 
 
+def check_boxes(boxes: torch.Tensor, what: str = "boxes") -> None:
+    """Refuse anything but an ``(N, 4)`` tensor of boxes, naming the shape it got."""
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise CnnlabError(f"{what} must be an (N, 4) tensor, got shape {tuple(boxes.shape)}")
+
+
 def _inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairwise intersection and union areas, ``(N, M)`` each, computed coordinate by coordinate
     on ``(N, 1)`` x ``(1, M)`` views (no ``(N, M, 2)`` temporaries: ~3x faster)."""
+    check_boxes(b1, "boxes1")
+    check_boxes(b2, "boxes2")
     w = (
         torch.minimum(b1[:, 2, None], b2[None, :, 2])
         - torch.maximum(b1[:, 0, None], b2[None, :, 0])

@@ -125,6 +125,11 @@ def receptive_field(layers: Iterable[LayerGeometry | tuple[int, int]]) -> Recept
     with ``r_0 = 1, j_0 = 1`` and ``k_l`` the dilated kernel extent. Two 3x3 stride-1 layers see
     5x5, three see 7x7 (VGG's argument for stacking 3x3 convolutions).
     """
+    if isinstance(layers, str):
+        raise CnnlabError(
+            f"receptive_field takes layer geometries (f, s), not {layers!r}; for a model by name "
+            "use `cnnlab explain receptive-field NAME`"
+        )
     r, j = 1, 1
     for layer in layers:
         g = layer if isinstance(layer, LayerGeometry) else LayerGeometry(*layer)
