@@ -129,4 +129,3 @@ def test_receptive_field_refuses_a_model_name() -> None:
     """A string is iterable: without the check each letter was read as a kernel size."""
     with pytest.raises(CnnlabError, match="cnnlab explain receptive-field"):
         receptive_field("vgg16")
-

@@ -65,6 +65,10 @@ def test_kmeans_anchors_find_the_clusters() -> None:
     wide = torch.tensor([0.3, 0.1]) * (1 + 0.05 * torch.randn(50, 2, generator=g))
     anchors = kmeans_anchors(torch.cat([tall, wide]), 2)
     assert shape_iou(anchors, ANCHORS).max(1).values.min() > 0.9
+    with pytest.raises(CnnlabError, match="at least 1 anchor, got 0"):
+        kmeans_anchors(tall, 0)
+    with pytest.raises(CnnlabError, match="2 boxes are too few for 3 anchors"):
+        kmeans_anchors(tall[:2], 3)
 
 
 def test_loss_overfits_one_batch() -> None:

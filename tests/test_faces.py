@@ -70,6 +70,21 @@ def test_semi_hard_mining_in_chunks_equals_all_at_once(monkeypatch: pytest.Monke
     assert all(torch.equal(x, y) for x, y in zip(whole, chunked, strict=True))
 
 
+def test_triplet_inputs_are_checked() -> None:
+    """Mismatched shapes and unknown options fail by name; a batch with nothing to mine gives a
+    zero loss that still reports the batch's distances (not a fake 0 that reads as collapse)."""
+    x = torch.randn(4, 8)
+    with pytest.raises(CnnlabError, match=r"\(T, D\) each, got \(4, 8\), \(4, 8\), \(3, 8\)"):
+        triplet_loss(x, x, x[:3])
+    with pytest.raises(CnnlabError, match="reduction must be sum, mean or none"):
+        triplet_loss(x, x, x, reduction="avg")
+    with pytest.raises(CnnlabError, match=r"one label each: got \(4, 8\) and labels \(3,\)"):
+        mine_triplets(x, torch.tensor([0, 0, 1]))
+    loss, stats = mined_triplet_loss(x, torch.zeros(4, dtype=torch.int64))
+    assert loss.item() == 0 and stats["triplets"] == 0
+    assert stats["mean_distance"] == pytest.approx(torch.cdist(x, x).pow(2).mean().item(), 1e-4)
+
+
 def test_collapse_warning() -> None:
     emb = torch.zeros(6, 4, requires_grad=True)
     with pytest.warns(UserWarning, match="collapsed"):

@@ -30,9 +30,16 @@ def triplet_loss(
     reduction: str = "sum",
 ) -> torch.Tensor:
     """The slide's loss on explicit triplets ``(T, D)`` each. ``reduction``: sum, mean or none."""
+    if not anchor.shape == positive.shape == negative.shape or anchor.dim() != 2:
+        raise CnnlabError(
+            "anchor, positive and negative must be (T, D) each, got "
+            f"{tuple(anchor.shape)}, {tuple(positive.shape)}, {tuple(negative.shape)}"
+        )
     d_ap = ((anchor - positive) ** 2).sum(1)
     d_an = ((anchor - negative) ** 2).sum(1)
     loss = (d_ap - d_an + alpha).clamp(min=0)
+    if reduction not in ("sum", "mean", "none"):
+        raise CnnlabError(f"reduction must be sum, mean or none, got {reduction!r}")
     if reduction == "none":
         return loss
     return loss.sum() if reduction == "sum" else loss.mean()
@@ -53,6 +60,11 @@ def mine_triplets(
     """Indices ``(a, p, n)`` of mined triplets in a batch (see module docstring)."""
     if strategy not in MINING:
         raise CnnlabError(f"mining must be one of {', '.join(MINING)}, got {strategy!r}")
+    if emb.dim() != 2 or labels.shape != (len(emb),):
+        raise CnnlabError(
+            f"embeddings (B, D) need one label each: got {tuple(emb.shape)} and labels "
+            f"{tuple(labels.shape)}"
+        )
     d = pairwise_sq_distances(emb.detach())
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
@@ -110,10 +122,10 @@ def mined_triplet_loss(
     """Mean triplet loss over the mined triplets, and statistics (``active``: fraction of
     triplets with a positive loss; ``mean_distance``). Warns when embeddings collapse."""
     a, p, n = mine_triplets(emb, labels, strategy, alpha)
-    if len(a) == 0:
-        return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": 0.0}
-    losses = triplet_loss(emb[a], emb[p], emb[n], alpha, reduction="none")
     mean_d = pairwise_sq_distances(emb.detach()).mean().item()
+    if len(a) == 0:  # one identity, or no identity with two images: nothing to learn from
+        return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": mean_d}
+    losses = triplet_loss(emb[a], emb[p], emb[n], alpha, reduction="none")
     if mean_d < 1e-4:
         warnings.warn("embeddings have collapsed: all distances are near zero", stacklevel=2)
     return losses.mean(), {

@@ -35,6 +35,8 @@ def shape_iou(wh1: torch.Tensor, wh2: torch.Tensor) -> torch.Tensor:
 def kmeans_anchors(wh: torch.Tensor, k: int, iterations: int = 100, seed: int = 0) -> torch.Tensor:
     """``k`` anchor shapes ``(k, 2)`` from box shapes ``(N, 2)`` by k-means with distance
     ``1 - IoU``; sorted by area. Centres are the cluster medians (robust to outliers)."""
+    if k < 1:
+        raise CnnlabError(f"k-means needs at least 1 anchor, got {k}")
     if len(wh) < k:
         raise CnnlabError(f"{len(wh)} boxes are too few for {k} anchors")
     g = torch.Generator().manual_seed(seed)
