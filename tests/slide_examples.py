@@ -62,6 +62,12 @@ CONV_MATRIX_4x16 = [
     [0, 0, 0, 0, 0, 1, 4, 1, 0, 1, 4, 3, 0, 3, 3, 1],
 ]
 
+# "Convolutions in 2D and 1D": an 8-sample signal and a 5-tap filter; the four outputs are
+# computed by hand here (the slide shows the operands): 1*1 + 20*3 + 15*10 + 3*3 + 18*1 = 238, ...
+SIGNAL_1D = [1, 20, 15, 3, 18, 12, 4, 17]
+FILTER_1D = [1, 3, 10, 3, 1]
+OUTPUT_1D = [238, 161, 244, 206]
+
 
 def t(rows: list[list[float]]) -> torch.Tensor:
     """A slide matrix as a float64 ``(1, 1, H, W)`` batch."""

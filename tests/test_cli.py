@@ -12,8 +12,11 @@ from cnnlab.cli import main
 from slide_examples import (
     EDGE_INPUT,
     EDGE_OUTPUT,
+    FILTER_1D,
+    OUTPUT_1D,
     POOL_INPUT,
     POOL_MAX,
+    SIGNAL_1D,
     STRIDED_FILTER,
     STRIDED_INPUT,
     TRANSPOSE_CONV_OUTPUT,
@@ -56,6 +59,14 @@ def test_explain_conv_slide(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["output"] == EDGE_OUTPUT
     assert r["formula"][0] == "floor((6 + 2*0 - 3) / 1) + 1 = 4"
     assert r["first_cell"].endswith("= -5")
+
+
+def test_explain_conv_1d_slide(capsys: pytest.CaptureFixture[str]) -> None:
+    """A signal is a one-row matrix: the slide's 1D example through the same command."""
+    signal, taps = " ".join(map(str, SIGNAL_1D)), " ".join(map(str, FILTER_1D))
+    r = run_json(capsys, "explain", "conv", "--input", signal, "--filter", taps)
+    assert r["output"] == [OUTPUT_1D]
+    assert r["first_cell"] == "1*1 + 20*3 + 15*10 + 3*3 + 18*1 = 238"
 
 
 def test_explain_conv_strided_and_same(capsys: pytest.CaptureFixture[str]) -> None:

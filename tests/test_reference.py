@@ -27,11 +27,14 @@ from slide_examples import (
     CHECKER_HORIZONTAL,
     EDGE_INPUT,
     EDGE_OUTPUT,
+    FILTER_1D,
+    OUTPUT_1D,
     POOL5_INPUT,
     POOL5_MAX,
     POOL_AVG,
     POOL_INPUT,
     POOL_MAX,
+    SIGNAL_1D,
     STEP_BRIGHT_LEFT,
     STEP_DARK_LEFT,
     STRIDED_CELLS_THAT_FOLLOW,
@@ -246,3 +249,11 @@ def test_gradients_flow_through_reference() -> None:
     x = torch.randn(1, 2, 5, 5, dtype=D, requires_grad=True)
     w = torch.randn(3, 2, 3, 3, dtype=D, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: conv2d(a, b, stride=2, padding=1), (x, w))
+
+
+def test_slide_1d_convolution() -> None:
+    """The slide's 1D example: 8 samples and a 5-tap filter give 8 - 5 + 1 = 4 outputs."""
+    x = torch.tensor(SIGNAL_1D, dtype=D)[None, None]
+    w = torch.tensor(FILTER_1D, dtype=D)[None, None]
+    assert conv1d(x, w).flatten().tolist() == OUTPUT_1D
+    assert F.conv1d(x, w).flatten().tolist() == OUTPUT_1D
