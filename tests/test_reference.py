@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from cnnlab.errors import CnnlabError
 from cnnlab.ops import (
     avg_pool,
     conv1d,
@@ -257,3 +259,36 @@ def test_slide_1d_convolution() -> None:
     w = torch.tensor(FILTER_1D, dtype=D)[None, None]
     assert conv1d(x, w).flatten().tolist() == OUTPUT_1D
     assert F.conv1d(x, w).flatten().tolist() == OUTPUT_1D
+
+
+@given(
+    nd=st.sampled_from([1, 2, 3]),
+    n=st.integers(3, 7),
+    half=st.integers(0, 2),
+    d=st.integers(1, 2),
+    name=st.sampled_from(["valid", "same"]),
+)
+def test_named_padding_matches_functional(nd: int, n: int, half: int, d: int, name: str) -> None:
+    """The slide's "valid" and "same" (odd kernels, stride 1) give F.conv*d's result; "same"
+    keeps the size."""
+    f = 2 * half + 1
+    assume(name == "same" or d * (f - 1) + 1 <= n)
+    x = torch.randn(1, 2, *([n] * nd), dtype=D)
+    w = torch.randn(3, 2, *([f] * nd), dtype=D)
+    ours = {1: conv1d, 2: conv2d, 3: conv3d}[nd](x, w, padding=name, dilation=d)
+    theirs = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd](x, w, padding=name, dilation=d)
+    assert close(ours, theirs)
+    if name == "same":
+        assert ours.shape[2:] == x.shape[2:]
+
+
+def test_named_padding_refusals() -> None:
+    x, w = torch.randn(1, 1, 6, 6), torch.randn(1, 1, 3, 3)
+    with pytest.raises(CnnlabError, match="only at stride 1"):
+        conv2d(x, w, stride=2, padding="same")
+    with pytest.raises(CnnlabError, match="needs an odd kernel"):
+        conv2d(x, torch.randn(1, 1, 2, 2), padding="same")
+    with pytest.raises(CnnlabError, match="'valid', 'same' or an integer, got 'full'"):
+        conv2d(x, w, padding="full")
+    with pytest.raises(CnnlabError, match="kernel size f must be >= 1, got 0"):
+        max_pool(x, 0)

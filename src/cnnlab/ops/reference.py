@@ -20,7 +20,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from cnnlab.ops.conv_arith import conv_output_size, transposed_output_size
+from cnnlab.errors import CnnlabError
+from cnnlab.ops.conv_arith import (
+    conv_output_size,
+    effective_kernel_size,
+    resolve_padding,
+    transposed_output_size,
+)
 
 IntOrSeq = int | Sequence[int]
 
@@ -68,7 +74,7 @@ def conv_nd(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> torch.Tensor:
@@ -80,8 +86,14 @@ def conv_nd(
     its group and produces one output channel; ``groups = C_in`` is a depthwise convolution.
 
     Shapes: ``x (B, C_in, *n)``, ``weight (C_out, C_in/groups, *f)`` -> ``(B, C_out, *out)``.
+
+    ``padding`` may also be the slide's ``"valid"`` (p = 0) or ``"same"`` (p = (f - 1)/2, which
+    keeps the size at stride 1), as in ``F.conv2d``. Note: ``"same"`` needs an odd (dilated)
+    kernel and stride 1; PyTorch also pads even kernels, one pixel more after than before.
     """
     nd = weight.dim() - 2
+    if isinstance(padding, str):
+        padding = _named_padding(padding, tuple(weight.shape[2:]), stride, dilation, nd)
     if x.dim() != nd + 2:
         raise ValueError(f"a {nd}D convolution needs input (B, C, {nd} dims), got {tuple(x.shape)}")
     c_out, c_in_g = weight.shape[:2]
@@ -109,12 +121,22 @@ def conv_nd(
     return y
 
 
+def _named_padding(
+    name: str, kernel: tuple[int, ...], stride: IntOrSeq, dilation: IntOrSeq, nd: int
+) -> tuple[int, ...]:
+    """``"valid"`` or ``"same"`` as one padding per spatial dimension (slide: Valid and Same)."""
+    if name == "same" and any(s != 1 for s in _tuple(stride, nd, "stride")):
+        raise CnnlabError(f"padding 'same' keeps the size only at stride 1, got stride {stride}")
+    dilations = _tuple(dilation, nd, "dilation")
+    return tuple(resolve_padding(name, f, d) for f, d in zip(kernel, dilations, strict=True))
+
+
 def conv1d(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> torch.Tensor:
@@ -130,7 +152,7 @@ def conv2d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> torch.Tensor:
@@ -144,7 +166,7 @@ def conv3d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> torch.Tensor:
@@ -175,7 +197,7 @@ def depthwise_conv2d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
 ) -> torch.Tensor:
     """Depthwise convolution (slide "Depthwise Convolution"): one ``f x f`` filter per input
     channel, no mixing across channels. ``weight (C * multiplier, 1, f, f)``."""
@@ -189,7 +211,7 @@ def depthwise_separable_conv2d(
     depthwise_weight: torch.Tensor,
     pointwise_weight: torch.Tensor,
     stride: IntOrSeq = 1,
-    padding: IntOrSeq = 0,
+    padding: IntOrSeq | str = 0,
 ) -> torch.Tensor:
     """Depthwise-separable convolution (MobileNet, Howard et al. 2017): depthwise then pointwise.
 
@@ -224,6 +246,8 @@ def _pool(
     if nd not in (1, 2, 3):
         raise ValueError(f"pooling needs input (B, C, 1-3 spatial dims), got {tuple(x.shape)}")
     f = _tuple(kernel_size, nd, "kernel_size")
+    for fi in f:
+        effective_kernel_size(fi)  # "kernel size f must be >= 1" before the stride it sets
     s = f if stride is None else _tuple(stride, nd, "stride")
     p = _tuple(padding, nd, "padding")
     for n, fi, pi, si in zip(x.shape[2:], f, p, s, strict=True):
