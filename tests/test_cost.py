@@ -6,6 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from cnnlab.errors import CnnlabError
 from cnnlab.ops import bottleneck_cost, conv_cost, inverted_residual_cost, separable_cost
 
 
@@ -54,3 +55,11 @@ def test_conv_cost_counts_every_multiply(n: int, f: int, cin: int, cout: int, s:
     term = conv_cost("c", n, f, cin, cout, "same", s)
     out = term.output_shape[0]
     assert term.macs == out * out * cout * f * f * cin
+
+
+def test_channel_counts_below_one_are_refused() -> None:
+    """A 0-channel bottleneck used to cost 0 MACs and make any comparison look free."""
+    with pytest.raises(CnnlabError, match="1x1 conv to 0: filters must be an integer >= 1"):
+        bottleneck_cost(28, 5, 192, 32, 0)
+    with pytest.raises(CnnlabError, match="input channels must be an integer >= 1, got 0"):
+        separable_cost(6, 3, 0, 5)

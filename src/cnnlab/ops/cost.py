@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cnnlab.errors import CnnlabError
 from cnnlab.ops.conv_arith import conv_output_size, resolve_padding
 
 
@@ -92,6 +93,9 @@ def conv_cost(
     """Cost of one convolution on an ``n x n x in_channels`` input.
 
     A depthwise convolution has one ``f x f x 1`` filter per channel (``filters = in_channels``)."""
+    for what, count in (("input channels", in_channels), ("filters", filters)):
+        if not isinstance(count, int) or count < 1:
+            raise CnnlabError(f"{name}: {what} must be an integer >= 1, got {count!r}")
     pad = resolve_padding(p, f)
     out = conv_output_size(n, f, pad, s)
     seen = 1 if depthwise else in_channels
