@@ -16,6 +16,7 @@ from cnnlab.ops import (
     box_iou,
     complete_box_iou,
     distance_box_iou,
+    elementwise_iou,
     generalized_box_iou,
     nms,
     slide_nms,
@@ -164,6 +165,11 @@ def test_slide_nms_drops_low_scores_and_uses_ge() -> None:
         (lambda: box_iou(torch.rand(3, 3), torch.rand(2, 4)), r"boxes1 must be an \(N, 4\)"),
         (lambda: box_iou(torch.rand(2, 4), torch.rand(2, 2, 4)), r"boxes2 .* shape \(2, 2, 4\)"),
         (lambda: nms(torch.rand(3, 4), torch.rand(2), 0.5), r"scores must have shape \(3,\)"),
+        (lambda: box_convert(torch.rand(3, 5), "xyxy", "xywh"), r"\(\.\.\., 4\).*\(3, 5\)"),
+        (
+            lambda: elementwise_iou(torch.rand(3, 4), torch.rand(2, 4)),
+            r"share one \(\.\.\., 4\) shape, got \(3, 4\) and \(2, 4\)",
+        ),
         (
             lambda: batched_nms(torch.rand(3, 4), torch.rand(3), torch.zeros(4), 0.5),
             r"idxs must have shape \(3,\)",

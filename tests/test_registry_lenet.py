@@ -119,3 +119,10 @@ def test_class_and_channel_counts_must_be_positive_integers(bad: object) -> None
         cnnlab.create_model("lenet5", num_classes=bad)
     with pytest.raises(CnnlabError, match="in_channels must be an integer >= 1"):
         cnnlab.create_model("resnet18", in_channels=bad)
+
+
+def test_listing_an_unknown_task_is_an_error() -> None:
+    """A misspelt task used to list nothing, as if the zoo had no such models."""
+    assert "yolo" in cnnlab.list_models(task="detection")
+    with pytest.raises(CnnlabError, match="unknown task 'detector'; tasks are classification"):
+        cnnlab.list_models(task="detector")

@@ -114,6 +114,8 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted."""
     import fnmatch
 
+    if task is not None and task not in TASKS:
+        raise CnnlabError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
     _ensure_loaded()
     return sorted(
         n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and task in (None, e.task)

@@ -27,6 +27,8 @@ def box_convert(boxes: torch.Tensor, in_fmt: str, out_fmt: str) -> torch.Tensor:
     for fmt in (in_fmt, out_fmt):
         if fmt not in FORMATS:
             raise CnnlabError(f"unknown box format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if boxes.dim() == 0 or boxes.shape[-1] != 4:
+        raise CnnlabError(f"boxes must be (..., 4) tensors, got shape {tuple(boxes.shape)}")
     if in_fmt == out_fmt:
         return boxes.clone()
     a, b, c, d = boxes.unbind(-1)
@@ -128,6 +130,11 @@ def complete_box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e
 
 def elementwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     """IoU of matching rows: ``(..., 4) x (..., 4) -> (...)`` (prediction vs its own target)."""
+    if boxes1.shape != boxes2.shape or boxes1.dim() == 0 or boxes1.shape[-1] != 4:
+        raise CnnlabError(
+            f"matching boxes must share one (..., 4) shape, got {tuple(boxes1.shape)} and "
+            f"{tuple(boxes2.shape)}"
+        )
     lt = torch.maximum(boxes1[..., :2], boxes2[..., :2])
     rb = torch.minimum(boxes1[..., 2:], boxes2[..., 2:])
     wh = (rb - lt).clamp(min=0)
