@@ -554,3 +554,26 @@ def test_train_an_ensemble_and_identify_with_it(
     assert found["identity"] == "six" and found["distance"] == pytest.approx(0, abs=1e-6)
     assert main([*argv[:-3], "--method", "similarity", "--out", str(tmp_path / "s")]) == 2
     assert "--members must be at least 1, and 1 for --method similarity" in capsys.readouterr().err
+
+
+def test_another_programs_database_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An SQLite file that is not ours is neither listed (was a TypeError) nor given our tables."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('owner', 'someone')")
+    conn.close()
+    before = other.read_bytes()
+    for argv in (["faces", "list", "--db", str(other)], ["faces", "remove", "--db", str(other)]):
+        assert main([*argv, "--name", "x"] if "remove" in argv else argv) == 2
+        assert "other.db: not a cnnlab face database" in capsys.readouterr().err
+    with pytest.raises(CnnlabError, match="not a cnnlab face database"):
+        FaceDatabase(other, "m1")
+    assert other.read_bytes() == before
+    db = FaceDatabase(tmp_path / "ours.db", "m1")  # a new one records its model at creation
+    db.close()
+    assert FaceDatabase.model_of(tmp_path / "ours.db") == "m1"

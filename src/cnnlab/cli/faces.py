@@ -104,16 +104,7 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if args.what != "enroll" and not Path(args.db).is_file():
         raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
     if args.what in ("list", "remove"):
-        import sqlite3
-
-        conn = sqlite3.connect(args.db)
-        try:
-            model_id = conn.execute("SELECT value FROM meta WHERE key='model'").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise CnnlabError(f"{args.db}: not a cnnlab face database ({exc})") from None
-        finally:
-            conn.close()
-        db = FaceDatabase(args.db, model_id)
+        db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))
         if args.what == "remove":
             db.remove(args.name)
         people = [{"name": n, "images": c} for n, c in db.people()]

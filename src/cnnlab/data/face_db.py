@@ -29,22 +29,53 @@ class FaceDatabase:
 
     def __init__(self, path: str | Path, model_id: str) -> None:
         self.path = Path(path)
+        if self.path.is_file() and self.path.stat().st_size:
+            made_by = self.model_of(self.path)  # another program's SQLite file is left alone
+            if made_by != model_id:
+                raise CnnlabError(
+                    f"{self.path}: its embeddings were made by model {made_by}; this "
+                    f"is {model_id}. Use a new database or the same model"
+                )
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
             self.conn.execute("PRAGMA foreign_keys = ON")
             self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.executescript(SCHEMA)
-            row = self.conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+            self.conn.execute("BEGIN IMMEDIATE")  # tables and model record appear together
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                self.conn.execute(statement)
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (model_id,))
+            self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise CnnlabError(f"{self.path}: not a cnnlab face database ({exc})") from None
-        if row is None:
-            self.conn.execute("INSERT INTO meta VALUES ('model', ?)", (model_id,))
-        elif row[0] != model_id:
-            raise CnnlabError(
-                f"{self.path}: its embeddings were made by model {row[0]}; this "
-                f"is {model_id}. Use a new database or the same model"
-            )
         self.model_id = model_id
+
+    @staticmethod
+    def model_of(path: str | Path) -> str:
+        """The id of the model that made an existing database's embeddings; a
+        :class:`CnnlabError` when ``path`` is not a cnnlab face database (it is not changed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
+        try:
+            conn = sqlite3.connect(path)
+            try:
+                tables = {
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                row = (
+                    conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+                    if "meta" in tables
+                    else None
+                )
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise CnnlabError(f"{path}: not a cnnlab face database ({exc})") from None
+        if row is None or not {"persons", "embeddings"} <= tables:
+            raise CnnlabError(
+                f"{path}: not a cnnlab face database (no model record, persons and embeddings)"
+            )
+        return row[0]
 
     def enroll(self, name: str, embeddings: np.ndarray) -> int:
         """Add ``embeddings (n, D)`` for ``name`` (created if new) in one transaction."""
