@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_folder
@@ -152,6 +153,28 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     assert grey[0] == 0 and grey[-1] == 255 and (np.diff(grey) >= 0).all()
     assert len(np.unique(grey)) > 200
     assert np.asarray(read_image(tmp_path / "ramp16.png", "RGB")).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "values, dtype, expected_max",
+    [
+        (255, np.int32, 255),  # an 8-bit picture saved as 32-bit "I" stays as it was (was /257)
+        (65535, np.int32, 255),  # 16-bit values held in "I"
+        (1.0, np.float32, 255),  # a float image in [0, 1] (was black: convert clips to 0/1)
+        (200.0, np.float32, 200),  # a float image on the 0-255 scale
+    ],
+)
+def test_deep_grey_images_keep_their_range(
+    tmp_path: Path, values: float, dtype: type, expected_max: int
+) -> None:
+    from PIL import Image
+
+    from cnnlab.data.images import read_image
+
+    ramp = (np.linspace(0, 1, 16 * 16) * values).reshape(16, 16).astype(dtype)
+    Image.fromarray(ramp).save(tmp_path / "deep.tif")
+    grey = np.asarray(read_image(tmp_path / "deep.tif"), dtype=int).ravel()
+    assert grey[0] == 0 and grey.max() == expected_max and (np.diff(grey) >= 0).all()
 
 
 def test_exif_orientation_is_applied(tmp_path: Path) -> None:

@@ -35,8 +35,24 @@ SAMPLE_IMAGES = (
 )
 
 
-# grey 16-bit images (scientific and medical PNGs/TIFFs), and "I", as which Pillow opens some
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+# grey 16-bit images (scientific and medical PNGs/TIFFs)
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def grey_to_8bit(img: Image.Image) -> Image.Image:
+    """Deep grey (16-bit, 32-bit integer ``I``, float ``F``) as 8-bit ``L``, scaled instead of
+    clipped at 255 as Pillow's ``convert`` does. 16-bit: ``v / 257`` (65535 -> 255). ``I`` and
+    ``F`` do not say their depth, so the smallest of 1 (float only), 255 and 65535 that holds the
+    largest value is taken as white (an 8-bit picture saved as ``I`` stays as it was); negative
+    values are black."""
+    v = np.asarray(img, dtype=np.float64)
+    if img.mode in SIXTEEN_BIT:
+        white = 65535.0
+    else:
+        top = float(v.max()) if v.size else 0.0
+        tops = (1.0, 255.0, 65535.0) if img.mode == "F" else (255.0, 65535.0)
+        white = next((t for t in tops if top <= t), top)
+    return Image.fromarray((v * (255 / white)).clip(0, 255).round().astype(np.uint8), "L")
 
 
 def read_image(path: str | Path, mode: str = "L") -> Image.Image:
@@ -52,9 +68,8 @@ def read_image(path: str | Path, mode: str = "L") -> Image.Image:
             with Image.open(path) as img:
                 img.load()
                 img = ImageOps.exif_transpose(img)  # a phone photo's "rotate 90" tag applied
-                if img.mode in SIXTEEN_BIT:  # Pillow's convert clips 16-bit values at 255
-                    depth = np.asarray(img, dtype=np.float64) / 257  # 65535 -> 255
-                    img = Image.fromarray(depth.clip(0, 255).round().astype(np.uint8), "L")
+                if img.mode in (*SIXTEEN_BIT, "I", "F"):  # Pillow's convert clips at 255
+                    img = grey_to_8bit(img)
                 return img.convert(mode)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CnnlabError(f"{path}: image is too large (decompression bomb refused)") from None
