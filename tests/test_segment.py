@@ -111,6 +111,14 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
         folder_segmentation(root)
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "masks" / "000001.png")
     assert folder_segmentation(root).masks[1].max() == 0  # a gray RGB mask is read as indices
+    binary = np.zeros((32, 32), bool)
+    binary[4:20, 6:12] = True
+    Image.fromarray(binary).save(root / "masks" / "000001.png")  # mode "1": classes 0 and 1
+    read = folder_segmentation(root).masks[1]
+    assert read.unique().tolist() == [0, 1] and read.bool().equal(torch.from_numpy(binary))
+    Image.fromarray(binary.astype(np.uint8) * 255).save(root / "masks" / "000001.png")
+    with pytest.raises(CnnlabError, match=r"class index 255 .* black and white \(0/255\)"):
+        folder_segmentation(root)
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

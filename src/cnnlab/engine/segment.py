@@ -87,16 +87,24 @@ def folder_segmentation(root: str | Path) -> SegmentationData:
                     f"{mask_path}: a colour image; a mask holds class indices "
                     "(a palette or grayscale PNG, 0 = background)"
                 )
-            mask = np.asarray(m if m.mode in ("P", "L") else m.convert("L"))
+            if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
+                mask = np.asarray(m).astype(np.uint8)
+            else:
+                mask = np.asarray(m if m.mode in ("P", "L") else m.convert("L"))
         if mask.shape != img.shape[:2]:
             raise CnnlabError(
                 f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
                 f"{path.name} is {img.shape[1]}x{img.shape[0]}"
             )
         if mask.max() >= len(names):
+            hint = (
+                "; it looks black and white (0/255): store the class indices 0 and 1"
+                if set(np.unique(mask).tolist()) <= {0, 255}
+                else ""
+            )
             raise CnnlabError(
                 f"{mask_path}: class index {int(mask.max())} is not in "
-                f"classes.txt ({len(names)} classes)"
+                f"classes.txt ({len(names)} classes){hint}"
             )
         images.append(torch.from_numpy(img.copy()).permute(2, 0, 1))
         masks.append(torch.from_numpy(mask.astype(np.int64)))
