@@ -483,3 +483,16 @@ def test_every_option_is_explained_with_its_default() -> None:
     usage = " ".join(dict(commands)[("cnnlab", "detect", "predict")].format_help().split())
     assert "(default: 0.3)" in usage and "(default: runs/detect/predictions.png)" in usage
     assert "(default: None)" not in usage and "(default: False)" not in usage
+
+
+def test_json_line_is_valid_json_whatever_the_numbers() -> None:
+    """NaN and infinity become null (json.dumps would write NaN, which JSON lacks); NumPy
+    scalars become numbers, not strings."""
+    import numpy as np
+
+    from cnnlab.cli import json_safe
+
+    result = {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32(0.5)}
+    result["d"] = (np.int64(3),)
+    line = json.dumps(json_safe(result), allow_nan=False)
+    assert json.loads(line) == {"a": None, "b": [1.0, None], "c": 0.5, "d": [3]}

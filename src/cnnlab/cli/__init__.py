@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from cnnlab.cli import art, classify, course, data, faces, tasks
@@ -43,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None``: the ``--json`` line stays valid JSON
+    (``json.dumps`` would write ``NaN``, which JSON does not have); NumPy scalars as numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, or 2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -52,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         result = args.handler(args, console)
         if args.json:
-            print(json.dumps(result, default=str))
+            print(json.dumps(json_safe(result), default=str, allow_nan=False))
         return 0
     except CnnlabError as exc:
         if debug:
