@@ -165,6 +165,24 @@ def test_speed_settings_policy() -> None:
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
 
 
+def test_device_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refusal names the device; a CUDA index past the machine's GPUs is refused here, not
+    deep in the first tensor copy. CUDA is faked as present with one device."""
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("tpu", "meta", "cuda:x"):
+        with pytest.raises(CnnlabError, match=f"unknown device '{bad}'"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(CnnlabError, match="'cuda:1' asked for, but this machine has 1 CUDA"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CnnlabError, match="CUDA is not available here"):
+        resolve_device("cuda")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

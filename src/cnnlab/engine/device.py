@@ -18,9 +18,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CnnlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise CnnlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CnnlabError(f"device {name!r} asked for, but CUDA is not available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CnnlabError(
+            f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} "
+            "CUDA device(s), numbered from 0"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CnnlabError(f"device {name!r} asked for, but MPS is not available here")
     return device
