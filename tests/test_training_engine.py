@@ -120,6 +120,12 @@ def test_freeze_policies() -> None:
         apply_freeze(cnnlab.create_model("resnet18"), "stages:9", (3, 32, 32))
     lenet_head = head_parameter_names(cnnlab.create_model("lenet5"), (1, 32, 32))
     assert lenet_head == {f"head.fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
+    vgg = cnnlab.create_model("vgg11", num_classes=3)  # no freeze_groups(): its features' layers
+    frozen = apply_freeze(vgg, "stages:3", (3, 32, 32))
+    assert frozen == [f"features.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
+    assert vgg.features[8].weight.requires_grad and vgg.classifier[0].weight.requires_grad
+    with pytest.raises(CnnlabError, match="expected stages:K with an integer K"):
+        apply_freeze(vgg, "stages:all", (3, 32, 32))
 
 
 def test_transfer_from_a_checkpoint_with_frozen_backbone(tmp_path: Path) -> None:
