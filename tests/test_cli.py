@@ -298,6 +298,20 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         ),
         (["explain", "conv", "--input", "1 2;3 4", "--filter", "blur"], "unknown filter"),
         (["explain", "conv"], "give --input"),
+        (["explain", "conv", "--input", "1 2;;3 4", "--filter", "1"], "empty matrix row"),
+        (["explain", "conv", "--input", "1 2 3;3 4 5;1 1 1"], "--filter is needed with --input"),
+        (
+            ["explain", "conv", "--input", "1 2 3;4 5 6;7 8 9", "--filter", "1 1 1", "--p", "same"],
+            "needs a square filter",
+        ),
+        (["explain", "pool", "--f", "2"], "give --input (a matrix) or --n"),
+        (["explain", "transpose", "--n", "2"], "or --n and --f for shapes"),
+        (["explain", "transpose", "--input", "1 2;3 4"], "--filter is needed with --input"),
+        (
+            ["explain", "transpose", "--input", "1 2;3 4", "--filter", "1 1 1;1 1 1"],
+            "must be square",
+        ),
+        (["explain", "cost", "--input", "6x5x3", "--f", "3", "--filters", "2"], "square input"),
         (["explain", "pool", "--input", "1 2;3 4", "--f", "3"], "larger than the padded"),
         (["explain", "cost", "--input", "6x6", "--f", "3", "--filters", "5"], "HxWxC"),
         (
