@@ -227,6 +227,23 @@ def test_human_output_is_printed(
         assert figure in out, (figure, out)
 
 
+@pytest.mark.parametrize(
+    "argv, shown",
+    [
+        (["models", "lenet*"], ["lenet5_classic", "classification", "61,706", "60,000"]),
+        (["models", "--ledger", "lenet5_classic"], ["60,000", "LeCun et"]),
+        (["explain", "sliding-windows", "--image-size", "16"], ["output grid 2x2 (4 windows)"]),
+    ],
+)
+def test_tables_are_drawn(capsys: pytest.CaptureFixture[str], argv: list[str], shown: list[str]):
+    """The human views of the model list, the ledger and the sliding-window comparison, at the
+    80 columns of a non-terminal: names and counts are whole, not cut to an ellipsis."""
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for figure in shown:
+        assert figure in out, (figure, out)
+
+
 def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_json(capsys, "summary", "lenet_course", "--input", "3x32x32")
     assert [row["params"] for row in r["rows"]] == [608, 0, 3216, 0, 48120, 10164, 850]

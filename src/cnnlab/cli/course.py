@@ -46,7 +46,8 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if not args.json:
         table = Table(title="registered models")
         for col in ("name", "task", "input (C,H,W)", "trainable params", "paper"):
-            table.add_column(col)
+            # names stay whole; on a narrow terminal the citation wraps instead
+            table.add_column(col, no_wrap=col != "paper", overflow="fold")
         for r in rows:
             table.add_row(
                 r["name"],
