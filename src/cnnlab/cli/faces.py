@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
@@ -72,6 +73,33 @@ def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
     return result
 
 
+SUMMARY_ROWS = (  # (key in train_faces' results, what it measures)
+    ("verification_accuracy", "verification accuracy at tau (never-seen identities)"),
+    ("identification_1_shot", "one-shot identification (1 image enrolled)"),
+    ("identification_5_shot", "5-shot identification"),
+    ("open_set_rejection", "open set: strangers turned away"),
+    ("open_set_identification", "open set: enrolled people named right"),
+    ("unseen_auc", "ROC AUC, never-seen pairs"),
+    ("unseen_eer", "equal-error rate, never-seen pairs"),
+    ("tau", "tau (chosen on held-out images of the training identities)"),
+    ("val_accuracy", "verification accuracy there"),
+    ("seconds", "training seconds"),
+)
+
+
+def _summary_table(result: dict[str, Any]) -> Table:
+    """The figures of a faces run, never-seen identities first; absent ones (no identity with
+    more than 5 images, say) show as '-'."""
+    table = Table(title="faces: what the encoder does on identities it never saw")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, what in SUMMARY_ROWS:
+        value = result.get(key)
+        shown = "-" if value is None else f"{value:.1f}" if key == "seconds" else f"{value:.3f}"
+        table.add_row(what, shown)
+    return table
+
+
 def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import numpy as np
 
@@ -83,9 +111,7 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         config = config_from_args(FacesConfig, args)
         result = train_faces(config, Console(stderr=True, quiet=args.json))
         if not args.json:
-            console.print(
-                ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
-            )
+            console.print(_summary_table(result))
             names = result["confusion_1_shot"]["names"]
             counts = np.array(result["confusion_1_shot"]["counts"], dtype=float)
             shares = counts / counts.sum(1, keepdims=True).clip(min=1)
