@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,40 @@ def test_yolo_folder_source(tmp_path: Path) -> None:
     data = from_yolo(str(root), image_size=32)
     assert len(data.images) == 12 and data.landmarks.shape == (12, 0, 2)
     assert ((data.pc > 0) == (data.label >= 0)).all()
+
+
+def test_first_epoch_is_best_whatever_its_score(tmp_path: Path) -> None:
+    """With landmarks the selection score (accuracy + IoU - landmark error) can be below -1, the
+    old starting 'best': no best.pt was written and loading it failed, or a best.pt left by an
+    earlier run in the same folder was evaluated as this run's."""
+    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.runlog import save_epoch
+
+    model = torch.nn.Linear(2, 1)
+    base = {"model": "x", "model_kwargs": {}, "config": {}}
+    torch.save({"stale": True}, tmp_path / "best.pt")
+    best = save_epoch(tmp_path, base, model, [{"epoch": 1, "val": -3.0}], -3.0, -math.inf)
+    assert best == -3.0 and load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    best = save_epoch(tmp_path, base, model, [{"epoch": 2, "val": -4.0}], -4.0, best)
+    assert best == -3.0 and load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    best = save_epoch(tmp_path, base, model, [{"epoch": 3, "val": -2.0}], -2.0, best)
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 3
+    nan_run = tmp_path / "nan"  # even a first epoch without a score is this run's best.pt
+    nan_run.mkdir()
+    save_epoch(nan_run, base, model, [{"epoch": 1, "val": math.nan}], math.nan, -math.inf)
+    assert load_checkpoint(nan_run / "best.pt")["epoch"] == 1
+
+
+def test_figures_are_printed_in_words() -> None:
+    from cnnlab.cli.tasks import _localization_line
+
+    line = _localization_line(
+        {"accuracy": 0.9625, "iou_correct": 0.856, "mean_iou": 0.6712, "count": 300}
+    )
+    assert line == (
+        "class accuracy 96.2%, IoU >= 0.5 for 85.6% of the objects, mean IoU 0.671 on 300 images"
+    )
+    with_landmarks = _localization_line(
+        {"accuracy": 1.0, "iou_correct": 1.0, "mean_iou": 0.9, "count": 3, "landmark_error": 0.14}
+    )
+    assert "landmark error 0.140 of the box diagonal on 3 images" in with_landmarks

@@ -25,9 +25,21 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
     config = config_from_args(LocalizeConfig, args)
     result = train_localizer(config, Console(stderr=True, quiet=args.json))
     if not args.json:
-        console.print(f"test: {result['test']}")
+        console.print(f"test: {_localization_line(result['test'])} ({result['seconds']} s)")
         console.print(f"run folder: {result['run_dir']}")
     return result
+
+
+def _localization_line(m: dict[str, Any]) -> str:
+    """``evaluate``'s figures in words: presence-and-class accuracy, boxes with IoU >= 0.5 (the
+    slide's "correct"), mean IoU, and the landmark error as a share of the box diagonal."""
+    line = (
+        f"class accuracy {m['accuracy']:.1%}, IoU >= 0.5 for {m['iou_correct']:.1%} of the "
+        f"objects, mean IoU {m['mean_iou']:.3f}"
+    )
+    if "landmark_error" in m:
+        line += f", landmark error {m['landmark_error']:.3f} of the box diagonal"
+    return line + f" on {m['count']} images"
 
 
 def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -40,7 +52,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     device = resolve_device(args.device)
     metrics = evaluate(model.to(device), load_data(config), args.split, device)
     if not args.json:
-        console.print(f"{args.split}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        console.print(f"{args.split}: {_localization_line(metrics)}")
     return {"checkpoint": args.checkpoint, "split": args.split, **metrics}
 
 

@@ -329,7 +329,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         "class_names": data.class_names,
         "input_size": [3, config.image_size, config.image_size],
     }
-    rows, best = [], -1.0
+    rows, best = [], -math.inf
     with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):

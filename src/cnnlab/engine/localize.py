@@ -161,7 +161,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         "landmark_names": list(data.landmark_names),
         "input_size": [3, config.image_size, config.image_size],
     }
-    best, rows = -1.0, []
+    best, rows = -math.inf, []  # the score can be below -1: it subtracts the landmark error
     with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):

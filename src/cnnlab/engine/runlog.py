@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def save_epoch(
     best: float,
 ) -> float:
     """After an epoch: write ``last.pt`` (``base`` + weights + the epoch's metrics row),
-    ``best.pt`` when ``score`` beats ``best``, and ``metrics.csv``; return the new best."""
+    ``best.pt`` when ``score`` beats ``best``, and ``metrics.csv``; return the new best. Start
+    with ``best = -inf``: the first epoch always writes ``best.pt``, whatever its score, so a
+    ``best.pt`` left in the folder by an earlier run is never taken for this run's."""
     from cnnlab.engine.checkpoint import save_checkpoint
 
     payload = base | {
@@ -53,7 +56,7 @@ def save_epoch(
         "metrics": rows[-1],
     }
     save_checkpoint(Path(out) / "last.pt", payload)
-    if score > best:
+    if score > best or best == -math.inf:
         save_checkpoint(Path(out) / "best.pt", payload)
         best = score
     write_rows(Path(out) / "metrics.csv", rows)

@@ -269,7 +269,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         "class_names": data.class_names,
         "input_size": list(data.images.shape[1:]),
     }
-    rows, best = [], -1.0
+    rows, best = [], -math.inf
     with epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, stats="")
         for epoch in range(1, config.epochs + 1):
