@@ -218,6 +218,13 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 2 and png.is_file()
+    ckpt, shown = str(out / "best.pt"), str(tmp_path / "shown.png")
+    assert main(["detect", "predict", "--checkpoint", ckpt, "--scenes", "2", "-o", shown]) == 0
+    table = capsys.readouterr().out  # without --json: a table of every detection, or a word
+    first = preds[0]["detections"]
+    assert "detections (score >= 0.3, NMS at IoU 0.5)" in table and "scene[1]" in table
+    strong = [d for d in first if d["score"] >= 0.3]
+    assert (f"{strong[0]['score']:.3f}" if strong else "nothing above the score") in table
     onnx_path = tmp_path / "yolo.onnx"
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -581,3 +581,14 @@ def test_another_programs_database_is_refused_and_left_alone(
     db = FaceDatabase(tmp_path / "ours.db", "m1")  # a new one records its model at creation
     db.close()
     assert FaceDatabase.model_of(tmp_path / "ours.db") == "m1"
+
+
+def test_names_with_brackets_are_printed_as_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rich reads "[bold]" in a string as a style: a person or file named so lost that part."""
+    db = FaceDatabase(tmp_path / "f.db", "m1")
+    db.enroll("ada [bold] lovelace", np.ones((1, 4), np.float32))
+    db.close()
+    assert main(["faces", "list", "--db", str(tmp_path / "f.db")]) == 0
+    assert "ada [bold] lovelace: 1 image(s)" in capsys.readouterr().out

@@ -131,6 +131,11 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 4 and len(preds[0]["landmarks"]) == 5 and png.stat().st_size > 5000
+    ckpt, shown = str(out / "best.pt"), str(tmp_path / "shown.png")
+    assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "4", "-o", shown]) == 0
+    table = capsys.readouterr().out  # without --json: y = [p_c, box, class] for every image
+    assert "y = [p_c, box, class]" in table and "scene[3]" in table
+    assert f"{preds[0]['object_probability']:.3f}" in table and preds[0]["class"] in table
 
 
 def test_boxes_are_well_formed_whatever_the_regression_says() -> None:

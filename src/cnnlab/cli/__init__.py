@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, or 2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    console = Console()
+    console = Console(markup=False)  # file names like "img[1].png" are printed as they are
     try:
         args = build_parser().parse_args(argv)
         result = args.handler(args, console)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
@@ -91,8 +92,24 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     for src, row in zip(sources, rows, strict=True):
         row["source"] = src
     if not args.json:
+        table = Table(title="classification with localisation: y = [p_c, box, class]")
+        for col in ("source", "p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
+            table.add_column(col, justify="left" if col in ("source", "class") else "right")
+        for r in rows:
+            table.add_row(
+                r["source"],
+                f"{r['object_probability']:.3f}",
+                r["class"],
+                f"{r['class_probability']:.3f}",
+                _box_text(r["box_xyxy"]),
+            )
+        console.print(table)
         console.print(f"wrote {path}")
     return {"figure": str(path), "predictions": rows}
+
+
+def _box_text(box: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in box)
 
 
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -181,6 +198,19 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         for src, d in zip(sources, dets, strict=True)
     ]
     if not args.json:
+        table = Table(
+            title=f"detections (score >= {args.score_threshold:g}, NMS at IoU "
+            f"{args.iou_threshold:g})"
+        )
+        for col in ("source", "class", "score", "box x1, y1, x2, y2 (px)"):
+            table.add_column(col, justify="right" if col == "score" else "left")
+        for r in rows:
+            for d in r["detections"]:
+                score, box = f"{d['score']:.3f}", _box_text(d["box_xyxy"])
+                table.add_row(r["source"], d["label"], score, box)
+            if not r["detections"]:
+                table.add_row(r["source"], "-", "-", "nothing above the score threshold")
+        console.print(table)
         console.print(f"wrote {path}")
     return {"figure": str(path), "predictions": rows}
 

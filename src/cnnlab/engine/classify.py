@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 from torch import nn
 
 from cnnlab.config import ClassifyTrainConfig
@@ -251,7 +252,7 @@ def train_classifier(
     entry = require_task(config.model, "classification")
     data = data_from_config(config)
     for msg in data.skipped[:20]:
-        console.print(f"[yellow]skipped[/] {msg}")
+        console.print(f"[yellow]skipped[/] {escape(msg)}")
     if len(data.skipped) > 20:
         console.print(f"[yellow]... and {len(data.skipped) - 20} more unreadable files[/]")
     if not len(data.splits["val"]):
@@ -266,7 +267,7 @@ def train_classifier(
     if config.pretrained and ckpt is None:
         missing = load_pretrained(model, config.pretrained)
         console.print(
-            f"loaded {config.pretrained} ({len(missing)} tensors kept fresh: "
+            f"loaded {escape(config.pretrained)} ({len(missing)} tensors kept fresh: "
             f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''})"
         )
     head = head_parameter_names(model, input_size)
