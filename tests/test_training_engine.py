@@ -330,3 +330,17 @@ def test_export_a_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # an encoder saved without a threshold cannot decide who is who
     assert main(["faces", "enroll", "--checkpoint", str(ckpt), "--name", "a", "a.png"]) == 2
     assert "not a face encoder" in capsys.readouterr().err
+
+
+def test_runs_without_out_never_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """localize/detect/segment/faces used to write runs/<task>/run every time, replacing the
+    last run's checkpoints; now, like classify, a second run goes beside the first."""
+    from cnnlab.engine.runlog import run_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert run_folder("", "detect") == Path("runs/detect/run")
+    Path("runs/detect/run").mkdir(parents=True)
+    assert run_folder("", "detect") == Path("runs/detect/run-2")
+    Path("runs/detect/run-2").mkdir()
+    assert run_folder("", "detect") == Path("runs/detect/run-3")
+    assert run_folder("mine", "detect") == Path("mine")  # an --out given is the user's choice

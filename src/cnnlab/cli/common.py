@@ -140,7 +140,7 @@ def add_checkpoint_split(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_schedule(parser: argparse.ArgumentParser, d: Any) -> None:
+def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     """``--epochs --batch-size --lr --seed --device --out`` with the defaults of the settings
     dataclass ``d`` (localize, detect and segment train)."""
     parser.add_argument(
@@ -154,4 +154,12 @@ def add_schedule(parser: argparse.ArgumentParser, d: Any) -> None:
         "--seed", type=int, default=d.seed, help="seeds the data, weights and shuffling"
     )
     add_device(parser, d.device)
-    parser.add_argument("--out", default=d.out, help="run folder")
+    add_run_folder(parser, task)
+
+
+def add_run_folder(parser: argparse.ArgumentParser, task: str) -> None:
+    parser.add_argument(
+        "--out",
+        default="",
+        help=f"run folder (default: runs/{task}/run, or run-2, run-3... beside earlier runs)",
+    )

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    add_run_folder,
     config_from_args,
     non_negative_float,
     positive_float,
@@ -284,7 +285,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seeds weights, batches and glyphs")
-    p.add_argument("--out", default=d.out, help="run folder")
+    add_run_folder(p, "faces")
     p.set_defaults(handler=cmd_faces)
     for name, helptext, images_help in (
         ("enroll", "add images of a person", "one or more images of the person"),

@@ -349,7 +349,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.loss,
         help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
     )
-    add_schedule(p, d)
+    add_schedule(p, d, "localize")
     p.set_defaults(handler=cmd_localize_train)
     p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
     add_checkpoint_split(p)
@@ -387,7 +387,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="extra augmentations moving the boxes with the image, e.g. "
         "color,rotate,shear (mirroring is always on)",
     )
-    add_schedule(p, d)
+    add_schedule(p, d, "detect")
     p.set_defaults(handler=cmd_detect_train)
     p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
     add_checkpoint_split(p)
@@ -453,7 +453,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.precision,
         help="bf16: autocast; auto: bf16 where the hardware has it (U-Nets)",
     )
-    add_schedule(p, d)
+    add_schedule(p, d, "segment")
     p.set_defaults(handler=cmd_segment_train)
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
     add_checkpoint_split(p)

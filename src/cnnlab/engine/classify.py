@@ -34,7 +34,7 @@ from cnnlab.engine import distributed as D
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
-from cnnlab.engine.runlog import epoch_progress, write_rows
+from cnnlab.engine.runlog import epoch_progress, next_run_dir, write_rows
 from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
@@ -94,15 +94,6 @@ class TrainResult:
             "settings": self.settings.to_dict(),
             "skipped_files": self.skipped,
         }
-
-
-def next_run_dir(root: Path, name: str) -> Path:
-    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten."""
-    candidate, n = root / name, 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{name}-{n}"
-    return candidate
 
 
 def data_from_config(config: ClassifyTrainConfig) -> ClassificationData:

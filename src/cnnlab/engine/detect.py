@@ -30,7 +30,7 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, save_epoch
+from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -159,7 +159,7 @@ class DetectConfig:
     augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
     seed: int = 0
     device: str = "auto"
-    out: str = "runs/detect/run"
+    out: str = ""  # run folder; empty: runs/detect/run, or run-2, run-3... (never overwriting)
 
     def __post_init__(self) -> None:
         check_settings(
@@ -308,7 +308,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     steps = math.ceil(len(train.images) / config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = Path(config.out)
+    out = run_folder(config.out, "detect")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(

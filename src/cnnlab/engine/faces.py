@@ -28,7 +28,7 @@ from cnnlab.data.classification import load_classification, normalize, resize_ba
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
-from cnnlab.engine.runlog import epoch_progress
+from cnnlab.engine.runlog import epoch_progress, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import mined_triplet_loss, random_triplets, triplet_loss
@@ -81,7 +81,7 @@ class FacesConfig:
     # 0.885 / 0.884 / 0.841), verification 0.888 / 0.884 / 0.875, at 5x the time
     members: int = 1
     seed: int = 0
-    out: str = "runs/faces/run"
+    out: str = ""  # run folder; empty: runs/faces/run, or run-2, run-3... (never overwriting)
 
     def __post_init__(self) -> None:
         check_settings(
@@ -522,7 +522,7 @@ def train_faces(
     metrics, roc_unseen = evaluate_unseen(
         model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
     )
-    out = Path(config.out)
+    out = run_folder(config.out, "faces")
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     payload = {
         "model": name,

@@ -24,7 +24,7 @@ from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, save_epoch
+from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -49,7 +49,7 @@ class LocalizeConfig:
     mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
     seed: int = 0
     device: str = "auto"
-    out: str = "runs/localize/run"
+    out: str = ""  # run folder; empty: runs/localize/run, or run-2, run-3... (never overwriting)
 
     def __post_init__(self) -> None:
         check_settings(
@@ -150,7 +150,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
     train_idx = data.splits["train"]
     steps = math.ceil(len(train_idx) / config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = Path(config.out)
+    out = run_folder(config.out, "localize")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     base = {

@@ -36,6 +36,21 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     return path
 
 
+def next_run_dir(root: Path, name: str) -> Path:
+    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten."""
+    candidate, n = root / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{name}-{n}"
+    return candidate
+
+
+def run_folder(out: str, task: str) -> Path:
+    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else
+    ``runs/<task>/run``, then ``run-2``, ``run-3``... beside earlier runs."""
+    return Path(out) if out else next_run_dir(Path("runs") / task, "run")
+
+
 def save_epoch(
     out: Path,
     base: dict[str, Any],

@@ -26,7 +26,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.runlog import epoch_progress, save_epoch
+from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.models.backbone import check_input_fits
@@ -155,7 +155,7 @@ class SegmentConfig:
     precision: str = "auto"
     seed: int = 0
     device: str = "auto"
-    out: str = "runs/segment/run"
+    out: str = ""  # run folder; empty: runs/segment/run, or run-2, run-3... (never overwriting)
 
     def __post_init__(self) -> None:
         check_settings(
@@ -257,7 +257,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     train = parts["train"]
     steps = math.ceil(len(train) / config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = Path(config.out)
+    out = run_folder(config.out, "segment")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(asdict(config) | {"settings": settings.to_dict()}, indent=2) + "\n"
