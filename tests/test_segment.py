@@ -176,6 +176,11 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert [p["source"] for p in preds] == [str(p) for p in photos]
     assert len({p["map"] for p in preds}) == 2 and all(Path(p["map"]).is_file() for p in preds)
+    assert main([*argv, str(photos[0])]) == 0  # without --json: each class's share of the pixels
+    shown = capsys.readouterr().out
+    counts = preds[0]["pixel_counts"]
+    assert "share of the pixels" in shown and "background" in shown
+    assert f"{counts['background'] / sum(counts.values()):.1%}" in shown
 
 
 def test_augmentation_keeps_masks_aligned() -> None:

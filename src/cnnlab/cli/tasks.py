@@ -311,6 +311,14 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             {"source": source, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
         )
     if not args.json:
+        table = Table(title="share of the pixels given to each class")
+        table.add_column("source")
+        for n in names:
+            table.add_column(n, justify="right")
+        for r in rows:
+            total = max(1, sum(r["pixel_counts"].values()))
+            table.add_row(r["source"], *(f"{r['pixel_counts'][n] / total:.1%}" for n in names))
+        console.print(table)
         console.print(f"wrote {len(rows)} maps and overlays to {args.out}")
     return {"predictions": rows}
 
