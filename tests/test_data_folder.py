@@ -129,6 +129,18 @@ def test_train_on_a_folder(
     )
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
     assert pred["prediction"] == "red"
+    evaluate = ["classify", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
+    assert main(evaluate) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is False
+    assert "warning" not in captured.err
+    # images added since training: the split made again is another one, and eval says so
+    for i in range(40, 52):
+        Image.new("RGB", (24, 24), (200, 40, 40)).save(image_folder / "red" / f"{i:03d}.png")
+    assert main(evaluate) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is True
+    assert "the test split recreated now differs from the one this checkpoint" in captured.err
 
 
 def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

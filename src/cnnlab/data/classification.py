@@ -9,6 +9,7 @@ deviation (stored in checkpoints so predictions see the same numbers).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,14 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """A short SHA-1 of the split's labels and uint8 pixels: equal exactly when the split
+        holds the same images in the same order (a checkpoint keeps its splits' fingerprints,
+        so evaluating can tell when the data was changed since training)."""
+        h = hashlib.sha1(self.labels.numpy().tobytes())
+        h.update(self.images.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

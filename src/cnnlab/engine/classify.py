@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,7 @@ def train_classifier(
         "input_size": list(input_size),
         "normalization": data.normalization(),
         "invert_light": data.invert_light,
+        "data_fingerprint": {name: s.fingerprint() for name, s in data.splits.items()},
     }
 
     with epoch_progress(console, disable=not main) as progress:
@@ -456,6 +458,10 @@ def _tensorboard(run_dir: Path) -> Any:
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+class DataChangedWarning(UserWarning):
+    """The dataset a checkpoint names is no longer the one it was trained on."""
+
+
 def evaluate_checkpoint(
     path: str | Path, split: str = "test", device: str = "auto"
 ) -> tuple[EvalResult, dict[str, Any]]:
@@ -476,6 +482,15 @@ def evaluate_checkpoint(
         )
     if not len(data.splits[split]):
         raise CnnlabError(f"the {split} split of {config.data} is empty")
+    trained_on = ckpt.get("data_fingerprint", {}).get(split)
+    if trained_on and trained_on != data.splits[split].fingerprint():
+        warnings.warn(
+            f"{config.data}: the {split} split recreated now differs from the one this "
+            "checkpoint was trained with (images added, removed or changed since?); its "
+            "figures may count images the model trained on",
+            DataChangedWarning,
+            stacklevel=2,
+        )
     inputs = Inputs(data, dev, SpeedSettings(False, False), None)
     return evaluate(model.to(dev), inputs, split), ckpt
 
