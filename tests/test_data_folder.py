@@ -140,7 +140,10 @@ def test_train_on_a_folder(
     assert main(evaluate) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is True
-    assert "the test split recreated now differs from the one this checkpoint" in captured.err
+    assert (
+        "warning: the test split made again now differs from the one this checkpoint"
+        in captured.err
+    )
 
 
 def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

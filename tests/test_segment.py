@@ -208,3 +208,27 @@ def test_resnet_encoder_unet() -> None:
     assert y.shape == (2, 3, 50, 70)
     y.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_eval_says_when_the_folder_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """eval splits the folder again by the run's seed; with images added since training the
+    test split is another one (it may hold training images), and eval warns instead of
+    reporting inflated figures silently."""
+    root = write_masks(make_scenes(12, seed=4, image_size=32), tmp_path / "m")
+    out = tmp_path / "run"
+    train = ["segment", "train", "--data", str(root), "--epochs", "1", "--image-size", "32"]
+    assert main([*train, "--out", str(out), "--json"]) == 0
+    evaluate = ["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
+    capsys.readouterr()
+    assert main(evaluate) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["data_changed"] is False
+    write_masks(make_scenes(4, seed=9, image_size=32), tmp_path / "more")
+    for kind in ("images", "masks"):
+        for f in (tmp_path / "more" / kind).iterdir():
+            f.rename(root / kind / f"new_{f.name}")
+    assert main(evaluate) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is True
+    assert "cnnlab: warning: the test split made again now differs" in captured.err

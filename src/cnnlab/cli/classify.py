@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    ReportDataChange,
     add_checkpoint_split,
     add_device,
     config_from_args,
@@ -51,21 +51,12 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import warnings
+    from cnnlab.engine.classify import evaluate_checkpoint
 
-    from cnnlab.engine.classify import DataChangedWarning, evaluate_checkpoint
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataChangedWarning)
+    with ReportDataChange() as report:
         result, ckpt = evaluate_checkpoint(args.checkpoint, args.split, args.device)
-    changed = [w for w in caught if issubclass(w.category, DataChangedWarning)]
-    for w in caught:
-        if w in changed:
-            print(f"cnnlab: warning: {w.message}", file=sys.stderr)
-        else:  # not ours to judge: pass it on
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
-    out["data_changed"] = bool(changed) if "data_fingerprint" in ckpt else None
+    out["data_changed"] = report.changed if "data_fingerprint" in ckpt else None
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix
 

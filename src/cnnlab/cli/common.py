@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, NoReturn, TypeVar
@@ -163,3 +165,27 @@ def add_run_folder(parser: argparse.ArgumentParser, task: str) -> None:
         default="",
         help=f"run folder (default: runs/{task}/run, or run-2, run-3... beside earlier runs)",
     )
+
+
+class ReportDataChange:
+    """``with ReportDataChange() as report:`` around an evaluation: a
+    :class:`~cnnlab.engine.runlog.DataChangedWarning` raised inside is printed as one
+    ``cnnlab: warning:`` line on stderr and sets ``report.changed``; other warnings pass on."""
+
+    def __enter__(self) -> ReportDataChange:
+        from cnnlab.engine.runlog import DataChangedWarning
+
+        self._kind, self.changed = DataChangedWarning, False
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always", DataChangedWarning)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._catch.__exit__(*exc)
+        for w in self._caught:
+            if issubclass(w.category, self._kind):
+                print(f"cnnlab: warning: {w.message}", file=sys.stderr)
+                self.changed = True
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

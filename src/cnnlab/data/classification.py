@@ -9,7 +9,6 @@ deviation (stored in checkpoints so predictions see the same numbers).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +35,9 @@ class Split:
         """A short SHA-1 of the split's labels and uint8 pixels: equal exactly when the split
         holds the same images in the same order (a checkpoint keeps its splits' fingerprints,
         so evaluating can tell when the data was changed since training)."""
-        h = hashlib.sha1(self.labels.numpy().tobytes())
-        h.update(self.images.contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        from cnnlab.engine.runlog import fingerprint
+
+        return fingerprint(self.labels, self.images)
 
 
 @dataclass(frozen=True)

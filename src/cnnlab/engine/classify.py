@@ -17,7 +17,6 @@ import json
 import math
 import re
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from cnnlab.engine import distributed as D
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
-from cnnlab.engine.runlog import epoch_progress, next_run_dir, write_rows
+from cnnlab.engine.runlog import data_changed, epoch_progress, next_run_dir, write_rows
 from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
@@ -458,10 +457,6 @@ def _tensorboard(run_dir: Path) -> Any:
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-class DataChangedWarning(UserWarning):
-    """The dataset a checkpoint names is no longer the one it was trained on."""
-
-
 def evaluate_checkpoint(
     path: str | Path, split: str = "test", device: str = "auto"
 ) -> tuple[EvalResult, dict[str, Any]]:
@@ -482,15 +477,7 @@ def evaluate_checkpoint(
         )
     if not len(data.splits[split]):
         raise CnnlabError(f"the {split} split of {config.data} is empty")
-    trained_on = ckpt.get("data_fingerprint", {}).get(split)
-    if trained_on and trained_on != data.splits[split].fingerprint():
-        warnings.warn(
-            f"{config.data}: the {split} split recreated now differs from the one this "
-            "checkpoint was trained with (images added, removed or changed since?); its "
-            "figures may count images the model trained on",
-            DataChangedWarning,
-            stacklevel=2,
-        )
+    data_changed(ckpt, split, data.splits[split].labels, data.splits[split].images)
     inputs = Inputs(data, dev, SpeedSettings(False, False), None)
     return evaluate(model.to(dev), inputs, split), ckpt
 

@@ -30,7 +30,7 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
+from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -328,6 +328,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         "config": asdict(config),
         "class_names": data.class_names,
         "input_size": [3, config.image_size, config.image_size],
+        "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
     rows, best = [], -math.inf
     with epoch_progress(console) as progress:

@@ -24,7 +24,7 @@ from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
+from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -160,6 +160,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         "class_names": data.class_names,
         "landmark_names": list(data.landmark_names),
         "input_size": [3, config.image_size, config.image_size],
+        "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in data.splits.items()},
     }
     best, rows = -math.inf, []  # the score can be below -1: it subtracts the landmark error
     with epoch_progress(console) as progress:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -34,6 +37,38 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
         writer.writerows(rows)
     tmp.replace(path)
     return path
+
+
+class DataChangedWarning(UserWarning):
+    """The dataset a checkpoint names is no longer the one it was trained on."""
+
+
+def fingerprint(*tensors: torch.Tensor) -> str:
+    """A short SHA-1 of tensors' bytes (a split's uint8 images, its labels): equal exactly when
+    they hold the same values in the same order."""
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bool | None:
+    """Whether ``split``, made again for evaluation, differs from the one the checkpoint was
+    trained with (``None`` for checkpoints older than the fingerprints); warns when it does,
+    since the figures could then count images the model trained on."""
+    trained_on = ckpt.get("data_fingerprint", {}).get(split)
+    if trained_on is None:
+        return None
+    changed = trained_on != fingerprint(*tensors)
+    if changed:
+        warnings.warn(
+            f"the {split} split made again now differs from the one this checkpoint was trained "
+            "with (images added, removed or changed since?); its figures may count images the "
+            "model trained on",
+            DataChangedWarning,
+            stacklevel=2,
+        )
+    return changed
 
 
 def next_run_dir(root: Path, name: str) -> Path:

@@ -26,7 +26,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.runlog import epoch_progress, run_folder, save_epoch
+from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.models.backbone import check_input_fits
@@ -268,6 +268,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         "config": asdict(config),
         "class_names": data.class_names,
         "input_size": list(data.images.shape[1:]),
+        "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
     rows, best = [], -math.inf
     with epoch_progress(console) as progress:
