@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import cnnlab
 from cnnlab.cli import main
@@ -225,6 +226,17 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "detections (score >= 0.3, NMS at IoU 0.5)" in table and "scene[1]" in table
     strong = [d for d in first if d["score"] >= 0.3]
     assert (f"{strong[0]['score']:.3f}" if strong else "nothing above the score") in table
+    # a file twice as tall as the model's input: boxes come back in the file's own pixels
+    scene = scenes_data(1, image_size=64, seed=12).images[0].permute(1, 2, 0).numpy()
+    Image.fromarray(scene).save(tmp_path / "square.png")
+    Image.fromarray(scene).resize((64, 128), Image.Resampling.NEAREST).save(tmp_path / "tall.png")
+    files = [str(tmp_path / "square.png"), str(tmp_path / "tall.png")]
+    argv = ["detect", "predict", "--checkpoint", ckpt, "--score-threshold", "0", "-o", shown]
+    assert main([*argv, *files, "--json"]) == 0
+    square, tall = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert square["image_size"] == [64, 64] and tall["image_size"] == [64, 128]
+    x1, y1, x2, y2 = square["detections"][0]["box_xyxy"]
+    assert tall["detections"][0]["box_xyxy"] == pytest.approx([x1, 2 * y1, x2, 2 * y2], abs=0.5)
     onnx_path = tmp_path / "yolo.onnx"
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -135,6 +135,24 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "4", "-o", shown]) == 0
     table = capsys.readouterr().out  # without --json: y = [p_c, box, class] for every image
     assert "y = [p_c, box, class]" in table and "scene[3]" in table
+    # a file twice as wide as the model's input: found on the stretched image, reported in the
+    # file's own pixels (x doubled, y kept), not in the 32x32 frame the model saw
+    from PIL import Image
+
+    from cnnlab.data.scenes import make_scenes
+
+    scene = make_scenes(1, seed=11, image_size=32, min_objects=1, max_objects=1)[0].image
+    Image.fromarray(scene).save(tmp_path / "square.png")
+    Image.fromarray(scene).resize((64, 32), Image.Resampling.NEAREST).save(tmp_path / "wide.png")
+    files = [str(tmp_path / "square.png"), str(tmp_path / "wide.png")]
+    assert main(["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--json"]) == 0
+    square, wide = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert square["image_size"] == [32, 32] and wide["image_size"] == [64, 32]
+    x1, y1, x2, y2 = square["box_xyxy"]
+    assert wide["box_xyxy"] == pytest.approx([2 * x1, y1, 2 * x2, y2], abs=0.5)
+    assert wide["landmarks"][0] == pytest.approx(
+        [2 * square["landmarks"][0][0], square["landmarks"][0][1]], abs=0.5
+    )
     assert f"{preds[0]['object_probability']:.3f}" in table and preds[0]["class"] in table
 
 

@@ -71,7 +71,6 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     import numpy as np
     import torch
 
-    from cnnlab.data.folder import image_to_uint8
     from cnnlab.data.scenes import make_scenes
     from cnnlab.engine.checkpoint import check_task, load_checkpoint
     from cnnlab.engine.localize import draw_predictions, predict_images
@@ -80,7 +79,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     check_task(ckpt, args.checkpoint, "localization")
     size = ckpt["input_size"][-1]
     if args.images:
-        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        images, frames = _stretched(args.images, size)
         sources = list(args.images)
     else:
         cfg = ckpt["config"]
@@ -97,10 +96,13 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         )
         images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
         sources = [f"scene[{i}]" for i in range(len(scenes))]
+        frames = [(size, size)] * len(scenes)
     rows = predict_images(args.checkpoint, images)
-    path = draw_predictions(images, rows, args.output)
-    for src, row in zip(sources, rows, strict=True):
-        row["source"] = src
+    path = draw_predictions(images, rows, args.output)  # drawn on what the model saw
+    for src, row, frame in zip(sources, rows, frames, strict=True):
+        row["source"], row["image_size"] = src, list(frame)  # coordinates in the file's pixels
+        row["box_xyxy"] = _in_frame(row["box_xyxy"], size, frame)
+        row["landmarks"] = [_in_frame(xy, size, frame) for xy in row["landmarks"]]
     if not args.json:
         table = Table(title="classification with localisation: y = [p_c, box, class]")
         for col in ("source", "p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
@@ -116,6 +118,31 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         console.print(table)
         console.print(f"wrote {path}")
     return {"figure": str(path), "predictions": rows}
+
+
+def _stretched(paths: list[str], size: int) -> tuple[Any, list[tuple[int, int]]]:
+    """Image files stretched to the model's ``size x size`` as ``(N, 3, size, size)`` uint8, and
+    each file's own ``(width, height)``: predictions made on the stretched image are reported in
+    the file's pixels (:func:`_in_frame`)."""
+    import numpy as np
+    import torch
+
+    from cnnlab.data.folder import fit_image
+    from cnnlab.data.images import read_image
+
+    images, frames = [], []
+    for p in paths:
+        img = read_image(p, "RGB")
+        frames.append(img.size)
+        arr = np.asarray(fit_image(img, size, "stretch"), dtype=np.uint8)
+        images.append(torch.from_numpy(arr.transpose(2, 0, 1).copy()))
+    return torch.stack(images), frames
+
+
+def _in_frame(xy: list[float], size: int, frame: tuple[int, int]) -> list[float]:
+    """``x, y, x, y...`` in the ``size x size`` model input -> the ``(width, height)`` file's."""
+    scale = (frame[0] / size, frame[1] / size)
+    return [round(v * scale[i % 2], 2) for i, v in enumerate(xy)]
 
 
 def _box_text(box: list[float]) -> str:
@@ -175,7 +202,6 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
-    from cnnlab.data.folder import image_to_uint8
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.detect import decode, draw_detections, scenes_data
@@ -184,7 +210,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     model.eval()
     size = ckpt["input_size"][-1]
     if args.images:
-        images = torch.stack([image_to_uint8(p, size, 3, "stretch") for p in args.images])
+        images, frames = _stretched(args.images, size)
         sources = list(args.images)
     else:
         cfg = ckpt["config"]
@@ -192,6 +218,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
         ).images
         sources = [f"scene[{i}]" for i in range(len(images))]
+        frames = [(size, size)] * len(images)
     with torch.no_grad():
         raw = model(standardise(images.float()))
     dets = decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
@@ -201,16 +228,17 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     rows = [
         {
             "source": src,
+            "image_size": list(frame),  # boxes in the file's own pixels
             "detections": [
                 {
                     "label": names[int(c)],
                     "score": round(float(sc), 4),
-                    "box_xyxy": [round(v, 2) for v in b.tolist()],
+                    "box_xyxy": _in_frame(b.tolist(), size, frame),
                 }
                 for b, sc, c in zip(d["boxes"], d["scores"], d["labels"], strict=True)
             ],
         }
-        for src, d in zip(sources, dets, strict=True)
+        for src, d, frame in zip(sources, dets, frames, strict=True)
     ]
     if not args.json:
         table = Table(
