@@ -140,6 +140,8 @@ def test_train_on_a_folder(
     assert main(evaluate) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is True
+    assert main(["classify", "train", "--resume", str(out / "last.pt"), "--json"]) == 0
+    assert "warning: the train split made again now differs" in capsys.readouterr().err
     assert (
         "warning: the test split made again now differs from the one this checkpoint"
         in captured.err

@@ -38,9 +38,10 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             raise CnnlabError(
                 f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
             )
-    result = train_classifier(
-        config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
-    )
+    with ReportDataChange():  # a run resumed on changed data says so
+        result = train_classifier(
+            config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
+        )
     if not args.json:
         console.print(
             f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "

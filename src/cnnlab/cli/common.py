@@ -168,24 +168,35 @@ def add_run_folder(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 class ReportDataChange:
-    """``with ReportDataChange() as report:`` around an evaluation: a
-    :class:`~cnnlab.engine.runlog.DataChangedWarning` raised inside is printed as one
-    ``cnnlab: warning:`` line on stderr and sets ``report.changed``; other warnings pass on."""
+    """``with ReportDataChange() as report:`` around an evaluation or a resumed run: a
+    :class:`~cnnlab.engine.runlog.DataChangedWarning` raised inside is printed at once as one
+    ``cnnlab: warning:`` line on stderr and sets ``report.changed``; others show as usual."""
 
     def __enter__(self) -> ReportDataChange:
         from cnnlab.engine.runlog import DataChangedWarning
 
-        self._kind, self.changed = DataChangedWarning, False
-        self._catch = warnings.catch_warnings(record=True)
-        self._caught = self._catch.__enter__()
+        self.changed = False
+        self._catch = warnings.catch_warnings()  # restores the filters and showwarning on exit
+        self._catch.__enter__()
         warnings.simplefilter("always", DataChangedWarning)
+        show_others = warnings.showwarning
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: Any = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, DataChangedWarning):
+                print(f"cnnlab: warning: {message}", file=sys.stderr)
+                self.changed = True
+            else:
+                show_others(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._catch.__exit__(*exc)
-        for w in self._caught:
-            if issubclass(w.category, self._kind):
-                print(f"cnnlab: warning: {w.message}", file=sys.stderr)
-                self.changed = True
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

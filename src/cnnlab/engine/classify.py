@@ -299,6 +299,7 @@ def train_classifier(
         start_epoch = ckpt["epoch"] + 1
         _set_rng_state(ckpt["rng"], generator)
         run_dir = Path(resume).parent
+        data_changed(ckpt, "train", train.labels, train.images)  # resumed on other data: warn
     else:
         run_dir = (
             Path(config.out)
