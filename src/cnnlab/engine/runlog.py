@@ -1,5 +1,6 @@
-"""What every training loop shares: the epoch progress bar, the metrics CSV and the per-epoch
-``last.pt`` / ``best.pt`` checkpoints."""
+"""What every training loop shares: the run folder (never overwriting an earlier run), the epoch
+progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, and the
+fingerprints of the data splits that let evaluation tell when the data changed since training."""
 
 from __future__ import annotations
 
