@@ -592,3 +592,31 @@ def test_names_with_brackets_are_printed_as_they_are(
     db.close()
     assert main(["faces", "list", "--db", str(tmp_path / "f.db")]) == 0
     assert "ada [bold] lovelace: 1 image(s)" in capsys.readouterr().out
+
+
+def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
+    """Training resizes identity-folder photos shorter side first, then crops the centre;
+    enrolment and verification used to stretch them instead, so every non-square photo met the
+    encoder distorted. The tensor enrolment builds now equals the training one."""
+    from cnnlab.cli.faces import face_meta
+    from cnnlab.data.classification import load_classification, normalize
+    from cnnlab.engine.predict import preprocess_files
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "people"
+    for person in ("ann", "bo", "cy", "di"):
+        (root / person).mkdir(parents=True)
+        for j in range(6):
+            photo = rng.integers(0, 255, (32, 48, 3)).astype(np.uint8)  # wider than tall
+            photo[:, :8] = 255  # a white band that a centre crop cuts away and a stretch keeps
+            Image.fromarray(photo).save(root / person / f"{j}.png")
+    run = tmp_path / "run"
+    argv = ["faces", "train", "--data", str(root), "--unseen", "cy,di", "--steps", "3"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    size = ckpt["input_size"][-1]
+    trained = load_classification(str(root), image_size=size, val_fraction=0, test_fraction=0)
+    norm = ckpt["normalization"]
+    seen = normalize(trained.splits["train"].images, norm["mean"], norm["std"])
+    enrolled = preprocess_files([root / "ann" / "0.png"], face_meta(ckpt))[0]
+    assert any(torch.allclose(enrolled, x, atol=1e-6) for x in seen)  # one training image is it

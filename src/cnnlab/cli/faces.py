@@ -29,19 +29,25 @@ def _face_model(checkpoint: str) -> tuple[Any, dict[str, Any]]:
     return model.eval(), ckpt
 
 
-def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str]) -> Any:
-    from cnnlab.engine.predict import preprocess_files
-
-    meta = {
+def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How a file becomes the encoder's input, exactly as in training: the training images were
+    resized by ``load_classification``'s default (shorter side, then a centre crop; stretching
+    instead distorted every non-square photo), and the digits' light-on-dark look is kept."""
+    return {
         "input_size": ckpt["input_size"],
         "normalization": ckpt["normalization"],
         "invert_light": ckpt["config"]["data"] == "digits",
-        "resize": "stretch",
+        "resize": "center-crop",
     }
+
+
+def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str]) -> Any:
     import torch
 
+    from cnnlab.engine.predict import preprocess_files
+
     with torch.no_grad():
-        return model(preprocess_files(paths, meta)).numpy()
+        return model(preprocess_files(paths, face_meta(ckpt))).numpy()
 
 
 def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
