@@ -462,6 +462,13 @@ def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert result["pairs"] == 4 and result["same_pairs"] == 2
     assert 0 <= result["accuracy_at_tau"] <= 1 and 0 <= result["auc"] <= 1
     assert roc.stat().st_size > 1000
+    from cnnlab.cli.faces import _face_embeddings, _face_model  # files embedded a chunk at a time
+
+    model, ckpt = _face_model(str(run / "best.pt"))
+    files = sorted(str(f) for f in (tmp_path / "people").rglob("*.png"))
+    whole = _face_embeddings(model, ckpt, files)
+    assert len(files) > 2 and whole.shape == (len(files), 128)
+    np.testing.assert_allclose(_face_embeddings(model, ckpt, files, chunk=2), whole, atol=1e-5)
 
 
 def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

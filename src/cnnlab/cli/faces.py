@@ -41,13 +41,19 @@ def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str]) -> Any:
+def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str], chunk: int = 256) -> Any:
+    """``(len(paths), D)`` embeddings, ``chunk`` files at a time (an LFW pairs file names
+    thousands: decoding and embedding them all at once held every image in memory)."""
+    import numpy as np
     import torch
 
     from cnnlab.engine.predict import preprocess_files
 
+    meta, parts = face_meta(ckpt), []
     with torch.no_grad():
-        return model(preprocess_files(paths, face_meta(ckpt))).numpy()
+        for start in range(0, len(paths), chunk):
+            parts.append(model(preprocess_files(paths[start : start + chunk], meta)).numpy())
+    return np.concatenate(parts)
 
 
 def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
