@@ -55,7 +55,9 @@ def test_run_folder(run_dir: Path) -> None:
     assert not list(run_dir.glob("*.tmp"))
 
 
-def test_eval_and_predict(run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+def test_eval_and_predict(
+    run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ckpt = str(run_dir / "best.pt")
     assert main(["classify", "eval", "--checkpoint", ckpt, "--json", "--out", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -66,6 +68,13 @@ def test_eval_and_predict(run_dir: Path, capsys: pytest.CaptureFixture[str], tmp
     assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 5 and all(0 <= p["probability"] <= 1 for p in preds)
+    import cnnlab.cli.classify
+
+    monkeypatch.setattr(cnnlab.cli.classify, "CHUNK", 2)  # scored two at a time: same answers
+    assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
+    chunked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert [p["prediction"] for p in chunked] == [p["prediction"] for p in preds]
+    assert [p["probability"] for p in chunked] == pytest.approx([p["probability"] for p in preds])
 
     # A user's image: a test digit written out as a PNG, dark ink on white paper.
     split = load_digits().splits["test"]

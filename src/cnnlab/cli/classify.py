@@ -77,6 +77,9 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     return out
 
 
+CHUNK = 256  # images decoded and scored at once by predict
+
+
 def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
@@ -104,9 +107,11 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         model.to(device).eval()
         run = lambda batch: model(batch.to(device)).cpu()  # noqa: E731
     labels: list[str | None] | None = None
-    if args.images:
-        batch = P.preprocess_files(args.images, meta)
+    if args.images:  # files are decoded and scored a chunk at a time: thousands fit in memory
         sources = list(args.images)
+        chunks = (
+            P.preprocess_files(sources[i : i + CHUNK], meta) for i in range(0, len(sources), CHUNK)
+        )
     else:
         if ckpt is None:
             raise CnnlabError("with --onnx, give image files to classify")
@@ -114,11 +119,15 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
 
         split = load_split(ckpt, args.split)
         norm = meta["normalization"]
-        batch = normalize(split.images[: args.limit], norm["mean"], norm["std"])
-        sources = [f"{args.split}[{i}]" for i in range(len(batch))]
+        images = split.images[: args.limit]
+        sources = [f"{args.split}[{i}]" for i in range(len(images))]
         labels = [meta["class_names"][int(t)] for t in split.labels[: args.limit]]
+        chunks = (
+            normalize(images[i : i + CHUNK], norm["mean"], norm["std"])
+            for i in range(0, len(images), CHUNK)
+        )
     with torch.no_grad():
-        probs = run(batch).softmax(1)
+        probs = torch.cat([run(batch).softmax(1) for batch in chunks])
     rows = P.topk_rows(probs, meta["class_names"], sources, args.top_k, labels)
     if not args.json:
         table = Table(
