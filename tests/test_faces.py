@@ -319,6 +319,14 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert r["nearest"] in ("person6", "person7")
+    from cnnlab.cli.faces import _face_embeddings, _face_model  # the distance, done directly
+
+    model, meta = _face_model(ckpt)
+    probe = _face_embeddings(model, meta, [files[(7, 1)]])[0]
+    names, gallery = FaceDatabase(db, meta["model_id"]).gallery()
+    direct = ((gallery - probe) ** 2).sum(1)
+    assert r["distance"] == pytest.approx(float(direct.min()), abs=1e-5)
+    assert r["nearest"] == names[int(direct.argmin())]
     assert main(["faces", "list", "--db", db, "--json"]) == 0
     people = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
     assert {p["name"] for p in people} == {"person6", "person7"}

@@ -164,7 +164,9 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     names, gallery = db.gallery()
     if not names:
         raise CnnlabError(f"{args.db}: nobody is enrolled yet (cnnlab faces enroll)")
-    d = ((emb[:, None, :] - gallery[None]) ** 2).sum(-1)  # (probes, gallery)
+    # (probes, gallery) squared distances as |a|^2 + |b|^2 - 2ab: no (probes, gallery, D) array
+    a, b = emb.astype(np.float64), gallery.astype(np.float64)
+    d = np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
     rows = []
     for path, dist in zip(args.images, d, strict=True):
         if args.what == "verify":
