@@ -31,14 +31,6 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def fingerprint(self) -> str:
-        """A short SHA-1 of the split's labels and uint8 pixels: equal exactly when the split
-        holds the same images in the same order (a checkpoint keeps its splits' fingerprints,
-        so evaluating can tell when the data was changed since training)."""
-        from cnnlab.engine.runlog import fingerprint
-
-        return fingerprint(self.labels, self.images)
-
 
 @dataclass(frozen=True)
 class ClassificationData:

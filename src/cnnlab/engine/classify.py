@@ -34,7 +34,13 @@ from cnnlab.engine import distributed as D
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
-from cnnlab.engine.runlog import data_changed, epoch_progress, next_run_dir, write_rows
+from cnnlab.engine.runlog import (
+    data_changed,
+    epoch_progress,
+    fingerprint,
+    next_run_dir,
+    write_rows,
+)
 from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
@@ -336,7 +342,7 @@ def train_classifier(
         "input_size": list(input_size),
         "normalization": data.normalization(),
         "invert_light": data.invert_light,
-        "data_fingerprint": {name: s.fingerprint() for name, s in data.splits.items()},
+        "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
     with epoch_progress(console, disable=not main) as progress:
