@@ -11,10 +11,10 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
-    ReportDataChange,
     add_checkpoint_split,
     add_device,
     config_from_args,
+    data_change_reported,
     non_negative_float,
     positive_float,
     positive_int,
@@ -38,7 +38,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             raise CnnlabError(
                 f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
             )
-    with ReportDataChange():  # a run resumed on changed data says so
+    with data_change_reported():  # a run resumed on changed data says so
         result = train_classifier(
             config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
         )
@@ -54,10 +54,10 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.classify import evaluate_checkpoint
 
-    with ReportDataChange() as report:
+    with data_change_reported() as changes:
         result, ckpt = evaluate_checkpoint(args.checkpoint, args.split, args.device)
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
-    out["data_changed"] = report.changed if "data_fingerprint" in ckpt else None
+    out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt else None
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn, TypeVar
 
@@ -167,36 +168,33 @@ def add_run_folder(parser: argparse.ArgumentParser, task: str) -> None:
     )
 
 
-class ReportDataChange:
-    """``with ReportDataChange() as report:`` around an evaluation or a resumed run: a
-    :class:`~cnnlab.engine.runlog.DataChangedWarning` raised inside is printed at once as one
-    ``cnnlab: warning:`` line on stderr and sets ``report.changed``; others show as usual."""
+@contextlib.contextmanager
+def data_change_reported() -> Iterator[list[str]]:
+    """Around an evaluation or a resumed run: a :class:`~cnnlab.engine.runlog.DataChangedWarning`
+    raised inside is printed at once as one ``cnnlab: warning:`` line on stderr and its text
+    added to the yielded list; other warnings show as usual."""
+    from cnnlab.engine.runlog import DataChangedWarning
 
-    def __enter__(self) -> ReportDataChange:
-        from cnnlab.engine.runlog import DataChangedWarning
-
-        self.changed = False
-        self._catch = warnings.catch_warnings()  # restores the filters and showwarning on exit
-        self._catch.__enter__()
+    seen: list[str] = []
+    with warnings.catch_warnings():  # restores the filters and showwarning on exit
         warnings.simplefilter("always", DataChangedWarning)
         show_others = warnings.showwarning
 
-        def show(
-            message: Warning | str,
-            category: type[Warning],
-            filename: str,
-            lineno: int,
-            file: Any = None,
-            line: str | None = None,
-        ) -> None:
+        def show(message: Warning | str, category: type[Warning], *where: Any) -> None:
             if issubclass(category, DataChangedWarning):
                 print(f"cnnlab: warning: {message}", file=sys.stderr)
-                self.changed = True
+                seen.append(str(message))
             else:
-                show_others(message, category, filename, lineno, file, line)
+                show_others(message, category, *where)
 
         warnings.showwarning = show
-        return self
+        yield seen
 
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
+
+def split_changed(ckpt: dict[str, Any], split: str, *tensors: Any) -> bool | None:
+    """:func:`~cnnlab.engine.runlog.data_changed` for an eval command, its warning printed as
+    one line: ``None`` for checkpoints without fingerprints."""
+    from cnnlab.engine.runlog import data_changed
+
+    with data_change_reported():
+        return data_changed(ckpt, split, *tensors)

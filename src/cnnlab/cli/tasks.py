@@ -11,12 +11,12 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
-    ReportDataChange,
     add_checkpoint_split,
     add_device,
     add_schedule,
     config_from_args,
     positive_int,
+    split_changed,
     unit_interval,
 )
 
@@ -48,14 +48,12 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.localize import LocalizeConfig, evaluate, load_data
-    from cnnlab.engine.runlog import data_changed
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
     data = load_data(config)
-    with ReportDataChange() as report:
-        changed = data_changed(ckpt, args.split, data.images[data.splits[args.split]])
+    changed = split_changed(ckpt, args.split, data.images[data.splits[args.split]])
     metrics = evaluate(model.to(device), data, args.split, device)
     if not args.json:
         console.print(f"{args.split}: {_localization_line(metrics)}")
@@ -63,7 +61,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         "checkpoint": args.checkpoint,
         "split": args.split,
         **metrics,
-        "data_changed": report.changed if changed is not None else None,
+        "data_changed": changed,
     }
 
 
@@ -176,13 +174,11 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.engine.detect import evaluate_detector
     from cnnlab.engine.detection_metrics import plot_pr_curve
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.runlog import data_changed
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     device = resolve_device(args.device)
     data = _detect_eval_data(ckpt, args.split)
-    with ReportDataChange() as report:
-        changed = data_changed(ckpt, args.split, data.images)
+    changed = split_changed(ckpt, args.split, data.images)
     ev = evaluate_detector(model.to(device), data, device)
     out = {
         "checkpoint": args.checkpoint,
@@ -190,7 +186,7 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
         "map_50": ev["map_50"],
         "map": ev["map"],
         "map_75": ev["map_75"],
-        "data_changed": report.changed if changed is not None else None,
+        "data_changed": changed,
     }
     if args.out:
         out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{args.split}.png"))
@@ -299,7 +295,6 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.detect import split_indices
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.runlog import data_changed
     from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
@@ -307,8 +302,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     data = _load(config)
     idx = split_indices(len(data.images), config.seed)[args.split]
     device = resolve_device(args.device)
-    with ReportDataChange() as report:
-        changed = data_changed(ckpt, args.split, data.images[idx])
+    changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)
     if not args.json:
         console.print(
@@ -322,7 +316,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         "checkpoint": args.checkpoint,
         "split": args.split,
         **metrics,
-        "data_changed": report.changed if changed is not None else None,
+        "data_changed": changed,
     }
 
 
