@@ -122,18 +122,16 @@ def _stretched(paths: list[str], size: int) -> tuple[Any, list[tuple[int, int]]]
     """Image files stretched to the model's ``size x size`` as ``(N, 3, size, size)`` uint8, and
     each file's own ``(width, height)``: predictions made on the stretched image are reported in
     the file's pixels (:func:`_in_frame`)."""
-    import numpy as np
     import torch
 
-    from cnnlab.data.folder import fit_image
+    from cnnlab.data.folder import fit_image, image_tensor
     from cnnlab.data.images import read_image
 
     images, frames = [], []
     for p in paths:
         img = read_image(p, "RGB")
         frames.append(img.size)
-        arr = np.asarray(fit_image(img, size, "stretch"), dtype=np.uint8)
-        images.append(torch.from_numpy(arr.transpose(2, 0, 1).copy()))
+        images.append(image_tensor(fit_image(img, size, "stretch")))
     return torch.stack(images), frames
 
 

@@ -48,7 +48,11 @@ def image_to_uint8(
 ) -> torch.Tensor:
     """Decode one file to ``(C, size, size)`` uint8; a :class:`CnnlabError` names it if it is
     unreadable."""
-    img = fit_image(read_image(path, "L" if channels == 1 else "RGB"), size, resize)
+    return image_tensor(fit_image(read_image(path, "L" if channels == 1 else "RGB"), size, resize))
+
+
+def image_tensor(img: Image.Image) -> torch.Tensor:
+    """A Pillow image as ``(C, H, W)`` uint8 (``C`` = 1 for grey)."""
     arr = np.asarray(img, dtype=np.uint8)
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(arr.copy())
