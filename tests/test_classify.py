@@ -127,6 +127,27 @@ def test_bad_checkpoints_and_images(
         assert fragment in err and len(err.splitlines()) == 1
 
 
+def test_no_test_split_reports_no_test_accuracy(tmp_path, capsys) -> None:
+    """``--test-fraction 0`` (every image for training and validation) leaves the test split
+    empty: the run reports no test accuracy (null), not "0.00% on 0 images", and draws no
+    confusion matrix of nothing."""
+    out = tmp_path / "run"
+    argv = ["classify", "train", "--epochs", "1", "--test-fraction", "0", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "no test split (--test-fraction 0); validation accuracy" in printed
+    assert "0.00%" not in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_accuracy"] is None and results["test_count"] == 0
+    assert results["best_val_accuracy"] > 0.5
+    assert not (out / "confusion_matrix.png").exists()
+    for command in ("eval", "predict"):
+        assert main(["classify", command, "--checkpoint", str(out / "best.pt")]) == 2
+        assert "test split of digits is empty (trained with --test-fraction 0)" in (
+            capsys.readouterr().err
+        )
+
+
 def test_checkpoint_round_trip_is_weights_only(tmp_path) -> None:
     path = save_checkpoint(
         tmp_path / "x.pt",
@@ -199,6 +220,9 @@ def test_overfit_one_batch(name: str) -> None:
         ({"channels": 2}, "--channels must be 1 or 3"),
         ({"backbone_lr_mult": -1.0}, "--backbone-lr-mult must be >= 0"),
         ({"cache_features": True}, "--cache-features needs --freeze backbone"),
+        ({"split_seed": -1}, r"--split-seed must be an integer in \[0, 4294967295\]"),
+        ({"seed": 2**32}, "--seed must be an integer in"),
+        ({"seed": 1.5}, "--seed must be an integer in"),
     ],
 )
 def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> None:
@@ -219,6 +243,8 @@ def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> 
         ("cnnlab.engine.detect:DetectConfig", {"lr": 0.0}, "--lr must be > 0"),
         ("cnnlab.engine.localize:LocalizeConfig", {"batch_size": 0}, "--batch-size must be >= 1"),
         ("cnnlab.engine.localize:LocalizeConfig", {"lr": float("nan")}, "--lr must be > 0"),
+        ("cnnlab.engine.faces:FacesConfig", {"seed": -1}, "--seed must be an integer in"),
+        ("cnnlab.engine.detect:DetectConfig", {"seed": -1}, "--seed must be an integer in"),
     ],
 )
 def test_every_task_config_is_checked_on_creation(config: str, bad: dict, message: str) -> None:

@@ -383,6 +383,9 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),
         (["segment", "train", "--images", "2"], "2 image(s) are too few to split"),
         (["nonsense"], "invalid choice"),
+        (["classify", "train", "--split-seed", "-1"], "--split-seed: must be >= 0"),
+        (["augment", "--seed", str(2**32)], f"--seed: must be at most {2**32 - 1}"),
+        (["localize", "train", "--seed", "-1"], "--seed: must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, fields
 
 from cnnlab.errors import CnnlabError
 
+# numpy's and scikit-learn's generators take seeds in [0, 2**32 - 1]; torch takes more
+MAX_SEED = 2**32 - 1
+
 
 def check_settings(
     config: object,
@@ -18,14 +21,23 @@ def check_settings(
     non_negative: tuple[str, ...] = (),
 ) -> None:
     """Refuse a config's out-of-range numbers with the CLI option's name, so the Python API fails
-    as clearly as the command line (NaN fails every test: ``not nan > 0``)."""
-    rules = [(n, ">= 1", lambda v: v >= 1) for n in at_least_one]
+    as clearly as the command line (NaN fails every test: ``not nan > 0``). Every ``seed`` and
+    ``*_seed`` field is checked as well: an integer in [0, MAX_SEED]."""
+    names = [f.name for f in fields(config)]  # type: ignore[arg-type]
+    seeds = [n for n in names if n == "seed" or n.endswith("_seed")]
+    rules = [(n, f"an integer in [0, {MAX_SEED}]", is_seed) for n in seeds]
+    rules += [(n, ">= 1", lambda v: v >= 1) for n in at_least_one]
     rules += [(n, "> 0", lambda v: v > 0) for n in positive]
     rules += [(n, ">= 0", lambda v: v >= 0) for n in non_negative]
     for name, bound, holds in rules:
         value = getattr(config, name)
         if not holds(value):
             raise CnnlabError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+
+
+def is_seed(value: object) -> bool:
+    """A seed every generator here accepts: an int (not a bool) in [0, MAX_SEED]."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from cnnlab.cli.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    random_seed,
 )
 from cnnlab.errors import CnnlabError
 
@@ -262,5 +263,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: bf16 where the CPU supports it (1.5x faster at 256 px here)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seeds the random features and noise")
+    p.add_argument(
+        "--seed", type=random_seed, default=0, help="seeds the random features and noise"
+    )
     p.set_defaults(handler=cmd_style)

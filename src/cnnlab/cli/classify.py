@@ -18,6 +18,7 @@ from cnnlab.cli.common import (
     non_negative_float,
     positive_float,
     positive_int,
+    random_seed,
 )
 from cnnlab.errors import CnnlabError
 
@@ -43,10 +44,13 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
         )
     if not args.json:
-        console.print(
-            f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images "
-            f"(best epoch {result.best_epoch}, {result.seconds:.1f} s)"
+        scored = (
+            f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images"
+            if result.test.accuracy is not None
+            else f"no test split (--test-fraction 0); validation accuracy "
+            f"{result.best_val_accuracy:.2%}"
         )
+        console.print(f"{scored} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
         console.print(f"run folder: {result.run_dir}")
     return result.to_dict()
 
@@ -227,11 +231,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="cross-entropy label smoothing, in [0, 1)",
     )
     p.add_argument(
-        "--seed", type=int, default=d.seed, help="seeds weights, shuffling and augmentation"
+        "--seed", type=random_seed, default=d.seed, help="seeds weights, shuffling and augmentation"
     )
     p.add_argument(
         "--split-seed",
-        type=int,
+        type=random_seed,
         default=d.split_seed,
         help="seeds the train/val/test split, so runs with other seeds share a test set",
     )
@@ -328,5 +332,5 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--channels", type=int, default=0, help="1 or 3 for folders (default: the dataset's)"
     )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
-    p.add_argument("--seed", type=int, default=0, help="seeds the augmentations")
+    p.add_argument("--seed", type=random_seed, default=0, help="seeds the augmentations")
     p.set_defaults(handler=cmd_augment)

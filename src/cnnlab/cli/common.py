@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from typing import Any, NoReturn, TypeVar
 
+from cnnlab.config import MAX_SEED, is_seed
 from cnnlab.errors import CnnlabError
 
 
@@ -105,6 +106,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def random_seed(text: str) -> int:
+    """A random seed: an integer numpy and scikit-learn accept too, in [0, 2**32 - 1]."""
+    value = non_negative_int(text)
+    if not is_seed(value):
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
+    return value
+
+
 def padding(text: str) -> int | str:
     if text in ("same", "valid"):
         return text
@@ -154,7 +163,7 @@ def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     )
     parser.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate")
     parser.add_argument(
-        "--seed", type=int, default=d.seed, help="seeds the data, weights and shuffling"
+        "--seed", type=random_seed, default=d.seed, help="seeds the data, weights and shuffling"
     )
     add_device(parser, d.device)
     add_run_folder(parser, task)

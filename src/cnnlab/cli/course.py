@@ -17,6 +17,7 @@ from cnnlab.cli.common import (
     padding,
     positive_float,
     positive_int,
+    random_seed,
 )
 from cnnlab.errors import CnnlabError
 
@@ -417,7 +418,7 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=100, help="optimisation steps")
     p.add_argument("--lr", type=positive_float, default=0.05, help="learning rate (adam)")
     p.add_argument("--size", type=positive_int, default=128, help="images resized to this")
-    p.add_argument("--seed", type=int, default=0, help="seeds the starting kernel")
+    p.add_argument("--seed", type=random_seed, default=0, help="seeds the starting kernel")
     p.set_defaults(handler=cmd_edges_learn)
 
 

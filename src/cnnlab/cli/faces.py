@@ -16,6 +16,7 @@ from cnnlab.cli.common import (
     non_negative_float,
     positive_float,
     positive_int,
+    random_seed,
 )
 from cnnlab.errors import CnnlabError
 
@@ -298,7 +299,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
     )
-    p.add_argument("--seed", type=int, default=d.seed, help="seeds weights, batches and glyphs")
+    p.add_argument(
+        "--seed", type=random_seed, default=d.seed, help="seeds weights, batches and glyphs"
+    )
     add_run_folder(p, "faces")
     p.set_defaults(handler=cmd_faces)
     for name, helptext, images_help in (

@@ -16,6 +16,7 @@ from cnnlab.cli.common import (
     add_schedule,
     config_from_args,
     positive_int,
+    random_seed,
     split_changed,
     unit_interval,
 )
@@ -373,7 +374,7 @@ SIZE_HELP = "images are NxN"
 def _add_scenes(p: argparse.ArgumentParser, seed: int, output: str) -> None:
     """``--scenes --seed -o`` of a predict command that draws new scenes without images."""
     p.add_argument("--scenes", type=positive_int, default=8, help="new scenes, without images")
-    p.add_argument("--seed", type=int, default=seed, help="seeds the new scenes")
+    p.add_argument("--seed", type=random_seed, default=seed, help="seeds the new scenes")
     p.add_argument("-o", "--output", default=output, help="the figure's PNG")
 
 
@@ -467,7 +468,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=positive_int, default=1000, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=128, help=SIZE_HELP)
     p.add_argument("--k", type=positive_int, default=3, help="anchors (clusters)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the scenes and k-means")
+    p.add_argument("--seed", type=random_seed, default=0, help="seeds the scenes and k-means")
     p.set_defaults(handler=cmd_detect_anchors)
 
 
@@ -514,7 +515,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     p.add_argument("images", nargs="*", help="image files (default: new scenes)")
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
-    p.add_argument("--seed", type=int, default=999, help="seeds the new scenes")
+    p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
     p.add_argument("--out", default="runs/segment/predictions", help="folder for the PNGs")
     p.set_defaults(handler=cmd_segment_predict)
 

@@ -59,10 +59,11 @@ FOLDER_AUGMENT = "flip,rcrop,color"
 
 @dataclass
 class EvalResult:
-    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of one split."""
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of one split;
+    an empty split (``--test-fraction 0``) has no loss or accuracy: ``None``, never 0."""
 
-    loss: float
-    accuracy: float
+    loss: float | None
+    accuracy: float | None
     confusion: torch.Tensor  # (classes, classes) int64
     count: int
 
@@ -189,9 +190,9 @@ def evaluate(model: nn.Module, inputs: Inputs, split: str, batch_size: int = 256
         logits = inputs.forward(model, x)
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         confusion += torch.bincount((y * k + logits.argmax(1)).cpu(), minlength=k * k).view(k, k)
-    return EvalResult(
-        total_loss / max(n, 1), confusion.diag().sum().item() / max(n, 1), confusion, n
-    )
+    if not n:
+        return EvalResult(None, None, confusion, 0)
+    return EvalResult(total_loss / n, confusion.diag().sum().item() / n, confusion, n)
 
 
 def _schedule(
@@ -437,13 +438,14 @@ def train_classifier(
     )
     if main:
         plot_training_curves(history, run_dir / "curves.png")
-        plot_confusion_matrix(
-            test.confusion,
-            data.class_names,
-            run_dir / "confusion_matrix.png",
-            title=f"{config.model} on {Path(config.data).name} test split "
-            f"(accuracy {test.accuracy:.2%})",
-        )
+        if test.count:  # --test-fraction 0 leaves no test split to draw
+            plot_confusion_matrix(
+                test.confusion,
+                data.class_names,
+                run_dir / "confusion_matrix.png",
+                title=f"{config.model} on {Path(config.data).name} test split "
+                f"(accuracy {test.accuracy:.2%})",
+            )
         (run_dir / "results.json").write_text(
             json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2)
             + "\n"
@@ -482,8 +484,7 @@ def evaluate_checkpoint(
             tuple(norm["std"]),
             data.invert_light,
         )
-    if not len(data.splits[split]):
-        raise CnnlabError(f"the {split} split of {config.data} is empty")
+    _require_images(data.splits[split], split, config)
     data_changed(ckpt, split, data.splits[split].labels, data.splits[split].images)
     inputs = Inputs(data, dev, SpeedSettings(False, False), None)
     return evaluate(model.to(dev), inputs, split), ckpt
@@ -492,4 +493,14 @@ def evaluate_checkpoint(
 def load_split(ckpt: dict[str, Any], split: str) -> Split:
     """The split a checkpoint's dataset holds, recreated from its config."""
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
-    return data_from_config(config).splits[split]
+    return _require_images(data_from_config(config).splits[split], split, config)
+
+
+def _require_images(images: Split, split: str, config: ClassifyTrainConfig) -> Split:
+    """``images``, or the error that the run's ``split`` has none (``--test-fraction 0``)."""
+    if not len(images):
+        raise CnnlabError(
+            f"the {split} split of {config.data} is empty (trained with --{split}-fraction 0)"
+            + ("; use the validation split: --split val" if split == "test" else "")
+        )
+    return images
