@@ -135,7 +135,7 @@ def test_no_test_split_reports_no_test_accuracy(tmp_path, capsys) -> None:
     argv = ["classify", "train", "--epochs", "1", "--test-fraction", "0", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "no test split (--test-fraction 0); validation accuracy" in printed
+    assert "no test split; validation accuracy" in printed
     assert "0.00%" not in printed
     results = json.loads((out / "results.json").read_text())
     assert results["test_accuracy"] is None and results["test_count"] == 0
@@ -143,9 +143,10 @@ def test_no_test_split_reports_no_test_accuracy(tmp_path, capsys) -> None:
     assert not (out / "confusion_matrix.png").exists()
     for command in ("eval", "predict"):
         assert main(["classify", command, "--checkpoint", str(out / "best.pt")]) == 2
-        assert "test split of digits is empty (trained with --test-fraction 0)" in (
-            capsys.readouterr().err
-        )
+        assert "digits has no test split (--test-fraction 0" in capsys.readouterr().err
+    best = str(out / "best.pt")
+    assert main(["visualize", "patches", "--checkpoint", best, "--split", "test"]) == 2
+    assert "digits has no test split; search another with --split" in capsys.readouterr().err
 
 
 def test_checkpoint_round_trip_is_weights_only(tmp_path) -> None:

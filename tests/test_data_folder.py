@@ -41,7 +41,9 @@ def test_presplit_folder(tmp_path: Path) -> None:
     write_folder(tmp_path / "ds" / "val", per_class=2, seed=1)
     data = load_classification(str(tmp_path / "ds"), image_size=16)
     assert (len(data.splits["train"]), len(data.splits["val"])) == (18, 6)
-    assert len(data.splits["test"]) == 6  # no test/: the val images are reported as test
+    # no test/: no test split. The val images chose the best epoch; scored again as "test" they
+    # would flatter the model
+    assert len(data.splits["test"]) == 0
     stray = tmp_path / "ds" / "val" / "purple"  # a class train/ lacks: not dropped in silence
     stray.mkdir()
     (tmp_path / "ds" / "val" / "red").rename(stray / "red")

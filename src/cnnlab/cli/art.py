@@ -35,7 +35,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
         tv_model = load_torchvision_weights(create_model(args.model), args.weights)
         data = load_classification(args.data or "faces", image_size=args.image_size)
-        split = data.splits[args.split].images[: args.limit]
+        split = _split_images(data, args.split, args.limit)
         split = split.expand(-1, 3, -1, -1) if split.shape[1] == 1 else split  # grey -> RGB
         images = normalize(split, IMAGENET_MEAN, IMAGENET_STD)
         return tv_model.eval(), images, {"model": args.model}
@@ -56,11 +56,24 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         image_size=config.image_size,
         # read with the model's own channels (a --data folder of colour photos for a grey model)
         channels=ckpt["input_size"][0] if "input_size" in ckpt else config.channels or None,
+        # the run's own splits: its test split is the one it never trained or selected on
         split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        resize=config.resize,
+        data_root=config.data_root,
     )
     norm = ckpt.get("normalization", data.normalization())
-    images = normalize(data.splits[args.split].images[: args.limit], norm["mean"], norm["std"])
+    images = normalize(_split_images(data, args.split, args.limit), norm["mean"], norm["std"])
     return model.eval(), images, ckpt
+
+
+def _split_images(data: Any, split: str, limit: int) -> Any:
+    """The first ``limit`` uint8 images of ``split``, or the error that it has none."""
+    images = data.splits[split].images[:limit]
+    if not len(images):
+        raise CnnlabError(f"{data.name} has no {split} split; search another with --split")
+    return images
 
 
 def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:

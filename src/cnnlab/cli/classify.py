@@ -47,8 +47,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
         scored = (
             f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images"
             if result.test.accuracy is not None
-            else f"no test split (--test-fraction 0); validation accuracy "
-            f"{result.best_val_accuracy:.2%}"
+            else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
         console.print(f"{scored} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
         console.print(f"run folder: {result.run_dir}")

@@ -1,5 +1,6 @@
 """A folder of the user's images: ``root/<class>/*.jpg`` (then a seeded stratified split), or
-``root/train/<class>/...`` with ``root/val/...`` (and optionally ``root/test/...``).
+``root/train/<class>/...`` with ``root/val/...`` (and optionally ``root/test/...``; without it
+there is no test split: the val images choose the best epoch, so they are no test).
 
 Every file is decoded with Pillow, converted to RGB or grayscale, resized (shorter side to
 ``image_size`` then a centre crop, or stretched), and cached as uint8. Unreadable files (corrupt,
@@ -159,8 +160,6 @@ def load_image_folder(
                 f"{root}/val: no usable image; add val/<class>/ images or put all "
                 "classes directly under the root for an automatic split"
             )
-        if not len(splits["test"]):
-            splits["test"] = splits["val"]
     else:
         small = int(counts.min())
         if small < 3 and (val_fraction > 0 or test_fraction > 0):

@@ -60,7 +60,8 @@ FOLDER_AUGMENT = "flip,rcrop,color"
 @dataclass
 class EvalResult:
     """Loss, accuracy and confusion matrix (rows: true class, columns: predicted) of one split;
-    an empty split (``--test-fraction 0``) has no loss or accuracy: ``None``, never 0."""
+    an empty split (``--test-fraction 0``, a folder without ``test/``) has no loss or accuracy:
+    ``None``, never 0."""
 
     loss: float | None
     accuracy: float | None
@@ -500,7 +501,8 @@ def _require_images(images: Split, split: str, config: ClassifyTrainConfig) -> S
     """``images``, or the error that the run's ``split`` has none (``--test-fraction 0``)."""
     if not len(images):
         raise CnnlabError(
-            f"the {split} split of {config.data} is empty (trained with --{split}-fraction 0)"
+            f"{config.data} has no {split} split (--{split}-fraction 0, or a folder with train/ "
+            f"and val/ but no {split}/)"
             + ("; use the validation split: --split val" if split == "test" else "")
         )
     return images
