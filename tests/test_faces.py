@@ -330,11 +330,22 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["faces", "list", "--db", db, "--json"]) == 0
     people = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
     assert {p["name"] for p in people} == {"person6", "person7"}
+    enrolled = {p["name"]: p["images"] for p in people}
     assert main(["faces", "remove", "--db", db, "--name", "person6"]) == 0
+    said = capsys.readouterr().out  # a removal says what it removed and who is left
+    assert f"removed person6 and their {enrolled['person6']} image(s)" in said
+    assert f"person7: {enrolled['person7']} image(s)" in said
     assert main(["faces", "remove", "--db", db, "--name", "nobody"]) == 2
     np.testing.assert_equal(
         len(FaceDatabase(db, torch.load(ckpt, weights_only=True)["model_id"]).people()), 1
     )
+    assert main(["faces", "remove", "--db", db, "--name", "person7", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "people": [],
+        "removed": "person7",
+    }
+    assert main(["faces", "list", "--db", db]) == 0
+    assert f"nobody is enrolled in {db}" in capsys.readouterr().out
 
 
 def test_cosface_loss_against_hand_computation() -> None:

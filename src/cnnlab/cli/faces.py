@@ -145,13 +145,16 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
     if args.what in ("list", "remove"):
         db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))
-        if args.what == "remove":
-            db.remove(args.name)
+        removed = db.remove(args.name) if args.what == "remove" else None
         people = [{"name": n, "images": c} for n, c in db.people()]
         if not args.json:
+            if removed is not None:
+                console.print(f"removed {args.name} and their {removed} image(s) from {args.db}")
             for p in people:
                 console.print(f"{p['name']}: {p['images']} image(s)")
-        return {"people": people}
+            if not people:
+                console.print(f"nobody is enrolled in {args.db}")
+        return {"people": people} | ({"removed": args.name} if removed is not None else {})
     model, ckpt = _face_model(args.checkpoint)
     emb = _face_embeddings(model, ckpt, args.images)  # a bad image stops us before the database
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)

@@ -96,13 +96,21 @@ class FaceDatabase:
             raise
         return len(embeddings)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str) -> int:
+        """Remove ``name`` and their embeddings in one transaction; returns how many images
+        they had enrolled."""
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
+        (images,) = cur.execute(
+            "SELECT COUNT(e.id) FROM embeddings e JOIN persons p ON p.id = e.person_id "
+            "WHERE p.name = ?",
+            (name,),
+        ).fetchone()
         deleted = cur.execute("DELETE FROM persons WHERE name = ?", (name,)).rowcount
         cur.execute("COMMIT")
         if not deleted:
             raise CnnlabError(f"{self.path}: no person named {name!r}")
+        return int(images)
 
     def people(self) -> list[tuple[str, int]]:
         """``(name, number of embeddings)`` for everyone enrolled."""
