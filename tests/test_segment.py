@@ -181,6 +181,16 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     counts = preds[0]["pixel_counts"]
     assert "share of the pixels" in shown and "background" in shown
     assert f"{counts['background'] / sum(counts.values()):.1%}" in shown
+    # ONNX: the U-Net exports and matches PyTorch, without the tracer's warnings about its
+    # padding arithmetic (constants in a graph of fixed size, as intended)
+    import warnings
+
+    onnx_path = tmp_path / "unet.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exported["max_abs_diff"] < 1e-4 and onnx_path.is_file()
 
 
 def test_augmentation_keeps_masks_aligned() -> None:

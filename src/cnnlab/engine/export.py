@@ -122,6 +122,9 @@ def export_onnx(
     try:
         with warnings.catch_warnings():  # the TorchScript exporter needs no extra package
             warnings.simplefilter("ignore", DeprecationWarning)
+            # shape arithmetic traced as constants (U-Net's padding to a multiple of 2^depth) is
+            # what a graph of fixed H x W wants; the graph is checked against PyTorch below
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 model,
                 (example,),
