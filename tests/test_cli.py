@@ -378,6 +378,7 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["segment", "train", "--class-weights", "a,b"], "expected numbers"),
         (["segment", "train", "--class-weights", "1,-1,1,1"], ">= 0"),
         (["style", "-o", "out.xyz"], "not an image file name"),
+        (["style", "--size", "64", "--steps", "1"], "--steps 1: fewer than one per level"),
         (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
         (["classify", "train", "--resume", "last.pt", "--epochs", "3"], "drop --epochs"),
         (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),

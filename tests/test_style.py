@@ -68,6 +68,10 @@ def test_coarse_to_fine() -> None:
     assert fine[-1]["total"] < fine[0]["total"]
     with pytest.raises(CnnlabError, match="under 16 pixels"):
         transfer_style(content, style, steps=3, scales=4)
+    # --steps is the total: 10 over three levels is 3 + 3 + 4, not 3 + 3 + 3
+    assert len(transfer_style(content, style, steps=10, scales=3, snapshots=1).history) == 10
+    with pytest.raises(CnnlabError, match="--steps 2: fewer than one per level of --scales 3"):
+        transfer_style(content, style, steps=2, scales=3)
 
 
 def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -260,10 +260,12 @@ def transfer_style(
     :func:`optimise_pixels`. Snapshots of all levels are upsampled to the final size."""
     if scales < 1 or min(content.shape[-2:]) >> (scales - 1) < 16:
         raise CnnlabError(f"--scales {scales}: the coarsest level would be under 16 pixels")
+    if steps < scales:  # every level takes at least one step: the total would not hold
+        raise CnnlabError(f"--steps {steps}: fewer than one per level of --scales {scales}")
     size = content.shape[-2:]
     fine = max(1, steps // 3) if scales > 1 else steps
     coarse = [(steps - fine) // (scales - 1)] * (scales - 1) if scales > 1 else []
-    plan = [*coarse, fine]
+    plan = [*coarse, steps - sum(coarse)]  # the finest level takes any remainder
     total = StyleResult(content[0])
     start = None
     net = feature_network(options.get("weights"), options.get("seed", 0))
@@ -277,7 +279,7 @@ def transfer_style(
             start = F.interpolate(start, size=shape, mode="bilinear", align_corners=False)
         shots = max(1, round(snapshots * level_steps / steps))
         r = optimise_pixels(
-            c, s, steps=max(1, level_steps), snapshots=shots, start=start, net=net, **options
+            c, s, steps=level_steps, snapshots=shots, start=start, net=net, **options
         )
         start = r.image[None]
         total.history += r.history
@@ -287,7 +289,7 @@ def transfer_style(
         ]
         total.seconds += r.seconds
     total.image = start[0]
-    total.seconds_per_step = total.seconds / sum(max(1, n) for n in plan)
+    total.seconds_per_step = total.seconds / steps
     return total
 
 
