@@ -379,6 +379,8 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["segment", "train", "--class-weights", "1,-1,1,1"], ">= 0"),
         (["style", "-o", "out.xyz"], "not an image file name"),
         (["style", "--size", "64", "--steps", "1"], "--steps 1: fewer than one per level"),
+        (["edges", "apply", "--filters", " , "], "--filters: give at least one of vertical"),
+        (["edges", "learn", "--images", ""], "--images: give at least one sample name"),
         (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
         (["classify", "train", "--resume", "last.pt", "--epochs", "3"], "drop --epochs"),
         (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),

@@ -401,7 +401,7 @@ def _add_edges(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--filters",
         default="vertical,horizontal,sobel,scharr",
-        help="comma list of named filters (as explain conv --filter)",
+        help="comma list of named 3x3 filters: vertical, horizontal, sobel, scharr, ...",
     )
     p.add_argument("--out", default="runs/edges", help="folder for edges.png")
     p.set_defaults(handler=cmd_edges_apply)

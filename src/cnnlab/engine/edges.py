@@ -16,13 +16,15 @@ import torch.nn.functional as F
 
 from cnnlab.data.images import load_gray
 from cnnlab.errors import CnnlabError
-from cnnlab.ops.filters import edge_filter
+from cnnlab.ops.filters import EDGE_FILTERS, edge_filter
 
 
 def apply_edge_filters(image: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
     """``image (H, W)`` -> ``{name: (H-2, W-2) response}`` for each named 3x3 kernel ("valid")."""
     if image.dim() != 2 or min(image.shape) < 3:
         raise CnnlabError(f"need a 2D image of at least 3x3 pixels, got {tuple(image.shape)}")
+    if not names:
+        raise CnnlabError(f"--filters: give at least one of {', '.join(EDGE_FILTERS)}")
     kernels = torch.stack([edge_filter(n) for n in names])[:, None]  # (K, 1, 3, 3)
     maps = F.conv2d(image[None, None], kernels)[0]
     return dict(zip(names, maps, strict=True))
@@ -74,6 +76,8 @@ def learn_edge_kernel(
         raise CnnlabError(f"--steps must be >= 1, got {steps}")
     if optimizer not in ("lbfgs", "adam"):
         raise CnnlabError(f"optimizer must be lbfgs or adam, got {optimizer!r}")
+    if not images:
+        raise CnnlabError("--images: give at least one sample name or image file")
     goal = edge_filter(target, torch.float64)
     batch = torch.stack(
         [
