@@ -434,6 +434,23 @@ def test_synthetic_identities_join_training_for_digits_only() -> None:
         glyph_batches(FacesConfig(synthetic="fonts"), 1, norm, 0)
 
 
+def test_unseen_identities_stay_out_of_the_statistics() -> None:
+    """The standardisation comes from the seen identities' images alone (the never-seen ones
+    must not reach training even as a mean), and a repeated --unseen name counts once."""
+    from cnnlab.data.classification import channel_stats
+    from cnnlab.engine.faces import FacesConfig, load_identities
+
+    seen, unseen, norm = load_identities(FacesConfig())
+    digits = load_digits(val_fraction=0, test_fraction=0).splits["train"]
+    mean, std = channel_stats(digits.images[digits.labels < 6])
+    assert norm == {"mean": list(mean), "std": list(std)}
+    assert channel_stats(digits.images)[0] != mean  # all ten digits would give another mean
+    assert abs(float(seen.images.mean())) < 1e-4  # so the seen images are centred exactly
+    assert set(unseen.labels.tolist()) == {6, 7, 8, 9}
+    with pytest.raises(CnnlabError, match="--unseen must hold out at least 2 identities"):
+        load_identities(FacesConfig(unseen="6,6"))
+
+
 def _identity_folder(root: Path) -> None:
     digits = load_digits()
     images, labels = digits.splits["test"].images, digits.splits["test"].labels

@@ -24,7 +24,12 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from cnnlab.config import check_settings
-from cnnlab.data.classification import load_classification, normalize, resize_batch
+from cnnlab.data.classification import (
+    channel_stats,
+    load_classification,
+    normalize,
+    resize_batch,
+)
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
@@ -105,7 +110,7 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
         config.data, image_size=config.image_size, val_fraction=0, test_fraction=0
     )
     x, y = data.splits["train"].images, data.splits["train"].labels
-    unseen_names = [n.strip() for n in config.unseen.split(",") if n.strip()]
+    unseen_names = list(dict.fromkeys(n.strip() for n in config.unseen.split(",") if n.strip()))
     missing = [n for n in unseen_names if n not in data.class_names]
     if missing:
         known = ", ".join(data.class_names[:10]) + (", ..." if len(data.class_names) > 10 else "")
@@ -119,10 +124,12 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
             "--unseen must hold out at least 2 identities and leave at least 2 for training "
             f"({len(data.class_names)} identities in {config.data})"
         )
-    norm = {"mean": list(data.mean), "std": list(data.std)}
+    # the seen images' statistics only: the never-seen identities stay unseen, even in the mean
+    mean, std = channel_stats(x[~is_unseen])
+    norm = {"mean": list(mean), "std": list(std)}
 
     def part(mask: torch.Tensor) -> IdentitySet:
-        return IdentitySet(normalize(x[mask], data.mean, data.std), y[mask], data.class_names)
+        return IdentitySet(normalize(x[mask], mean, std), y[mask], data.class_names)
 
     return part(~is_unseen), part(is_unseen), norm
 
