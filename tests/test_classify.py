@@ -75,6 +75,12 @@ def test_eval_and_predict(
     chunked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert [p["prediction"] for p in chunked] == [p["prediction"] for p in preds]
     assert [p["probability"] for p in chunked] == pytest.approx([p["probability"] for p in preds])
+    # without --json, the table shows the --top-k classes: the prediction and the runners-up
+    assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "2", "--top-k", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "next 2" in table
+    name, prob = preds[0]["top_k"][2]
+    assert f"{name} {prob:.3f}" in table
 
     # A user's image: a test digit written out as a PNG, dark ink on white paper.
     split = load_digits().splits["test"]

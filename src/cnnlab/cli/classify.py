@@ -136,11 +136,18 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         table = Table(
             title=f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
         )
-        for col in ("source", "prediction", "probability", "label"):
+        runners_up = min(args.top_k, len(meta["class_names"])) - 1
+        columns = ["source", "prediction", "probability", "label"]
+        for col in columns + ([f"next {runners_up}"] if runners_up else []):
             table.add_column(col)
         for r in rows:
+            others = ", ".join(f"{name} {p:.3f}" for name, p in r["top_k"][1:])
             table.add_row(
-                r["source"], r["prediction"], f"{r['probability']:.3f}", r.get("label", "")
+                r["source"],
+                r["prediction"],
+                f"{r['probability']:.3f}",
+                r.get("label", ""),
+                *([others] if runners_up else []),
             )
         console.print(table)
     return {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
