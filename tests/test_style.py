@@ -84,6 +84,9 @@ def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out.is_file() and Path(r["strip"]).is_file() and "random" in r["features"]
+    from cnnlab.engine.device import resolve_device
+
+    assert r["device"] == str(resolve_device("auto"))  # a GPU where there is one (--device)
     assert main(["style", "nowhere.png", "gravel"]) == 2
     default = tmp_path / "default.png"  # astronaut in the style of brick
     assert main(["style", "-o", str(default), "--size", "32", "--steps", "2", "--json"]) == 0

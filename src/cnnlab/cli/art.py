@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cnnlab.cli.common import (
     Parser,
+    add_device,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -124,20 +125,20 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return result
 
 
-def _style_bf16(precision: str) -> bool:
-    import torch
-
+def _style_bf16(precision: str, device: Any) -> bool:
     from cnnlab.engine.performance import bf16_supported
 
-    if precision == "bf16" and not bf16_supported(torch.device("cpu")):
-        raise CnnlabError("--precision bf16: this CPU has no bf16 support")
-    return precision == "bf16" or (precision == "auto" and bf16_supported(torch.device("cpu")))
+    if precision == "bf16" and not bf16_supported(device):
+        raise CnnlabError(f"--precision bf16: this {device.type} device has no bf16 support")
+    return precision == "bf16" or (precision == "auto" and bf16_supported(device))
 
 
 def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.device import resolve_device
     from cnnlab.engine.style import image_path, load_rgb, save_strip, transfer_style
 
     image_path(args.output)  # before the optimisation: a bad name would lose its result
+    device = resolve_device(args.device)
     content, style = load_rgb(args.content, args.size), load_rgb(args.style, args.size)
     result = transfer_style(
         content,
@@ -153,7 +154,8 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         lr=args.lr,
         weights=args.weights,
         seed=args.seed,
-        bf16=_style_bf16(args.precision),
+        bf16=_style_bf16(args.precision, device),
+        device=device,
         console=Console(stderr=True, quiet=args.json),
     )
     out = save_strip([result.image], args.output)
@@ -174,6 +176,7 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "last": last,
         "seconds": result.seconds,
         "seconds_per_step": result.seconds_per_step,
+        "device": str(device),
         "features": "vgg19 (torchvision weights)"
         if args.weights
         else "vgg19 with random weights (see docs)",
@@ -274,9 +277,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 where the CPU supports it (1.5x faster at 256 px here)",
+        help="auto: bf16 where the device supports it (1.5x faster at 256 px on this CPU)",
     )
     p.add_argument(
         "--seed", type=random_seed, default=0, help="seeds the random features and noise"
     )
+    add_device(p)
     p.set_defaults(handler=cmd_style)

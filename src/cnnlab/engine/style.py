@@ -169,13 +169,15 @@ def optimise_pixels(
     console: Console | None = None,
     start: torch.Tensor | None = None,
     net: FeatureExtractor | None = None,
+    device: str | torch.device = "cpu",
 ) -> StyleResult:
     """Minimise ``J(G)`` over the pixels of G at one resolution. ``init``: ``random`` (the
     slide's step 1: uniform noise) or ``content`` (the content image plus noise, which converges
     faster); ``start`` overrides both (the previous level of :func:`transfer_style`), which also
     passes its ``net`` (:func:`feature_network`) so that it is built once. ``beta``
     defaults to the course's 40 with pretrained weights and to 4,000 with random features, whose
-    Gram matrices are about a hundred times smaller."""
+    Gram matrices are about a hundred times smaller. The optimisation runs on ``device``; the
+    result's images come back on the CPU."""
     if beta is None:
         beta = 40.0 if weights else 4000.0
     if init not in ("random", "content"):
@@ -183,20 +185,22 @@ def optimise_pixels(
     if optimizer not in ("adam", "lbfgs"):
         raise CnnlabError(f"--optimizer must be adam or lbfgs, got {optimizer!r}")
     content_layer, style_layers = style_layers_for(weights)
-    net = net or feature_network(weights, seed)
+    device = torch.device(device)
+    net = (net or feature_network(weights, seed)).to(device)
+    content, style = content.to(device), style.to(device)
     autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
+        torch.autocast(device.type, dtype=torch.bfloat16)
         if bf16
-        else torch.autocast("cpu", enabled=False)
+        else torch.autocast(device.type, enabled=False)
     )
     with torch.no_grad(), autocast:
         target_c = {k: v.float() for k, v in net(content).items()}[content_layer]
         target_s = {k: v.float() for k, v in net(style).items()}
     g = torch.Generator().manual_seed(seed)
-    noise = torch.rand(content.shape, generator=g)
+    noise = torch.rand(content.shape, generator=g).to(device)  # the same noise on any device
     if start is None:
         start = noise if init == "random" else (0.8 * content + 0.2 * noise)
-    x = start.clone().requires_grad_(True)
+    x = start.to(device).clone().requires_grad_(True)
     layer_w = {k: 1.0 / len(style_layers) for k in style_layers}
     opt: torch.optim.Optimizer = (
         torch.optim.Adam([x], lr=lr)
@@ -230,7 +234,7 @@ def optimise_pixels(
             with torch.no_grad():
                 x.clamp_(0, 1)
             if step % every == 0 or step == steps:
-                shots.append(x.detach()[0].clone())
+                shots.append(x.detach()[0].cpu().clone())
             h = history[-1]
             progress.update(
                 task,
@@ -238,7 +242,7 @@ def optimise_pixels(
                 stats=(f"J {h['total']:.3g}  content {h['content']:.3g}  style {h['style']:.3g}"),
             )
     seconds = time.perf_counter() - started
-    return StyleResult(x.detach()[0], history, shots, seconds, seconds / steps)
+    return StyleResult(x.detach()[0].cpu(), history, shots, seconds, seconds / steps)
 
 
 def transfer_style(
@@ -269,6 +273,7 @@ def transfer_style(
     total = StyleResult(content[0])
     start = None
     net = feature_network(options.get("weights"), options.get("seed", 0))
+    net.to(options.get("device", "cpu"))
     for level, level_steps in enumerate(plan):
         factor = 2 ** (scales - 1 - level)
         shape = (size[0] // factor, size[1] // factor)
