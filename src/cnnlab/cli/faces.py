@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    add_device,
     add_run_folder,
     config_from_args,
     non_negative_float,
@@ -305,6 +306,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=random_seed, default=d.seed, help="seeds weights, batches and glyphs"
     )
+    add_device(p, d.device)
     add_run_folder(p, "faces")
     p.set_defaults(handler=cmd_faces)
     for name, helptext, images_help in (

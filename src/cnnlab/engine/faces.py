@@ -33,6 +33,7 @@ from cnnlab.data.classification import (
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
+from cnnlab.engine.device import resolve_device
 from cnnlab.engine.runlog import epoch_progress, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
@@ -86,6 +87,7 @@ class FacesConfig:
     # 0.885 / 0.884 / 0.841), verification 0.888 / 0.884 / 0.875, at 5x the time
     members: int = 1
     seed: int = 0
+    device: str = "auto"  # trains here (auto, cpu, cuda, cuda:N or mps); scored on the CPU
     out: str = ""  # run folder; empty: runs/faces/run, or run-2, run-3... (never overwriting)
 
     def __post_init__(self) -> None:
@@ -147,8 +149,13 @@ def pk_batch(labels: torch.Tensor, p: int, k: int, g: torch.Generator) -> torch.
 
 @torch.no_grad()
 def embed(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """``(N, D)`` embeddings on the CPU, ``batch`` images at a time on the model's device."""
     model.eval()
-    return torch.cat([model(images[i : i + batch]) for i in range(0, len(images), batch)])
+    weight = next(model.parameters(), None)  # a model without weights runs where images are
+    device = weight.device if weight is not None else images.device
+    return torch.cat(
+        [model(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)]
+    )
 
 
 def balanced_pairs(
@@ -366,6 +373,12 @@ def glyph_batches(
     return GlyphBatches(config, channels, norm, offset)
 
 
+def pick(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``rows[index]`` by ``index_select``: its backward sums repeated rows in a fixed order, so a
+    seed trains the same encoder twice (``rows[index]``'s backward varies with the CPU threads)."""
+    return rows.index_select(0, index.to(rows.device))
+
+
 def train_encoder(
     config: FacesConfig,
     train: IdentitySet,
@@ -377,10 +390,14 @@ def train_encoder(
 ) -> tuple[SiameseEncoder, LearnedSimilarity | None, GlyphBatches | None]:
     """One encoder (and the learned similarity, for that method) trained on ``train``'s
     identities plus the run's glyphs with ``config.method``, then whitened on new glyphs when
-    ``kwargs["whiten"]``; ``g`` draws the batches."""
+    ``kwargs["whiten"]``; ``g`` draws the batches (on the CPU, so a seed draws the same ones on
+    any device). Trains on ``config.device`` and returns the modules on the CPU."""
     torch.manual_seed(config.seed)
-    model = create_model("siamese", **kwargs)
+    device = resolve_device(config.device)
+    model = create_model("siamese", **kwargs).to(device)
     similarity = LearnedSimilarity(config.embedding_dim) if config.method == "similarity" else None
+    if similarity is not None:
+        similarity.to(device)
     params = list(model.parameters()) + (list(similarity.parameters()) if similarity else [])
     from cnnlab.data.augment import build_augmentation, parse_augment
 
@@ -394,7 +411,7 @@ def train_encoder(
     cosface = None
     if config.method == "cosface":
         cosface = CosFaceLoss(config.embedding_dim, n_identities, config.scale, config.margin)
-        params += list(cosface.parameters())
+        params += list(cosface.to(device).parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     with epoch_progress(console, unit="step") as progress:
@@ -406,10 +423,11 @@ def train_encoder(
             if glyphs is not None:
                 gx, gy = glyphs.sample()
                 x, y = torch.cat([x, gx]), torch.cat([y, gy])
+            x = x.to(device)
             emb = model(augment(x) if augment is not None else x)
             stats: dict[str, float] = {}
             if cosface is not None:
-                loss = cosface(emb, y)
+                loss = cosface(emb, y.to(device))
             elif similarity is not None:
                 # uniform random pairs from the whole batch, glyphs included: mostly "different".
                 # Measured against balanced pairs (half "same"), seed 0: unseen AUC 0.88 vs
@@ -417,13 +435,15 @@ def train_encoder(
                 a = torch.randint(len(y), (len(y),), generator=g)
                 b = torch.randint(len(y), (len(y),), generator=g)
                 loss = F.binary_cross_entropy_with_logits(
-                    similarity(emb[a], emb[b]), (y[a] == y[b]).float()
+                    similarity(pick(emb, a), pick(emb, b)), (y[a] == y[b]).float().to(device)
                 )
             elif config.mining == "random":
                 a, p, n = random_triplets(y, g)
-                loss = triplet_loss(emb[a], emb[p], emb[n], config.alpha, reduction="mean")
+                loss = triplet_loss(
+                    pick(emb, a), pick(emb, p), pick(emb, n), config.alpha, reduction="mean"
+                )
             else:
-                loss, stats = mined_triplet_loss(emb, y, config.mining, config.alpha)
+                loss, stats = mined_triplet_loss(emb, y.to(device), config.mining, config.alpha)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -434,6 +454,9 @@ def train_encoder(
                 stats=f"loss {loss.item():.4f}"
                 + (f"  active {stats['active']:.2f}" if stats else ""),
             )
+    model.cpu()  # whitening, tau and the scores are small: the CPU, whatever trained
+    if similarity is not None:
+        similarity.cpu()
     if kwargs.get("whiten"):  # 1,280 drawings of glyph identities never trained on
         fresh = GlyphBatches(replace(config, seed=config.seed + 100), channels, norm, 0)
         model.fit_whitening(embed(model, torch.cat([fresh.sample()[0] for _ in range(10)])))
@@ -469,6 +492,7 @@ def train_faces(
         raise CnnlabError(
             f"--members must be at least 1, and 1 for --method similarity (got {config.members})"
         )
+    device = resolve_device(config.device)  # a bad --device fails before any work
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
@@ -567,6 +591,7 @@ def train_faces(
         "val_accuracy": roc["val_accuracy"],
         **metrics,
         "seconds": round(time.perf_counter() - started, 1),
+        "device": str(device),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -125,7 +125,10 @@ def mined_triplet_loss(
     mean_d = pairwise_sq_distances(emb.detach()).mean().item()
     if len(a) == 0:  # one identity, or no identity with two images: nothing to learn from
         return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": mean_d}
-    losses = triplet_loss(emb[a], emb[p], emb[n], alpha, reduction="none")
+    # index_select, not emb[a]: its backward (index_add) sums repeated rows in a fixed order,
+    # where advanced indexing's (index_put with accumulate) varies with the CPU threads
+    pick = emb.index_select
+    losses = triplet_loss(pick(0, a), pick(0, p), pick(0, n), alpha, reduction="none")
     if mean_d < 1e-4:
         warnings.warn("embeddings have collapsed: all distances are near zero", stacklevel=2)
     return losses.mean(), {
