@@ -89,6 +89,20 @@ def test_eval_and_predict(
     assert main(["classify", "predict", "--checkpoint", ckpt, str(png), "--json"]) == 0
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
     assert pred["source"] == str(png) and pred["prediction"] in [str(d) for d in range(10)]
+    # a folder stands for the images under it, in sorted order; one without any is an error
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    for name in ("b.png", "more/a.png"):
+        Image.fromarray((255 - split.images[1, 0]).numpy()).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["classify", "predict", "--checkpoint", ckpt, str(folder), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert [r["source"] for r in rows] == [str(folder / "b.png"), str(folder / "more" / "a.png")]
+    assert main(["classify", "predict", "--checkpoint", ckpt, str(folder / "more")]) == 0
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert main(["classify", "predict", "--checkpoint", ckpt, str(tmp_path / "empty")]) == 2
+    assert "empty: a folder with no image files" in capsys.readouterr().err
 
 
 def test_bad_checkpoints_and_images(

@@ -137,6 +137,21 @@ def numel(shape: Sequence[int]) -> int:
     return n
 
 
+class ImageFiles(argparse.Action):
+    """Positional image paths, where a folder stands for the image files under it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from cnnlab.data.folder import image_files
+
+        setattr(namespace, self.dest, image_files(list(values or [])))
+
+
 def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     parser.add_argument("--device", default=default, help="auto, cpu, cuda, cuda:N or mps")
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    ImageFiles,
     Parser,
     add_device,
     add_run_folder,
@@ -310,16 +311,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_run_folder(p, "faces")
     p.set_defaults(handler=cmd_faces)
     for name, helptext, images_help in (
-        ("enroll", "add images of a person", "one or more images of the person"),
-        ("verify", "is this the claimed person?", "images to check against --name"),
-        ("identify", "who is this, or not recognized", "images to identify"),
+        ("enroll", "add images of a person", "images of the person, or folders of them"),
+        ("verify", "is this the claimed person?", "images (or folders) to check against --name"),
+        ("identify", "who is this, or not recognized", "images (or folders) to identify"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
         p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
         _add_db(p)
         if name != "identify":
             p.add_argument("--name", required=True, help="the person")
-        p.add_argument("images", nargs="+", help=images_help)
+        p.add_argument("images", action=ImageFiles, nargs="+", help=images_help)
         p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
     p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)

@@ -29,6 +29,27 @@ from cnnlab.errors import CnnlabError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
+def image_files(paths: list[str]) -> list[str]:
+    """The image paths given, with each folder replaced by the image files under it (sorted, as
+    a class folder is read); a folder without any is an error naming it."""
+    files: list[str] = []
+    for given in paths:
+        if not Path(given).is_dir():
+            files.append(given)  # a file, or a missing path: reading it says which
+            continue
+        found = [
+            str(p)
+            for p in sorted(Path(given).rglob("*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if not found:
+            raise CnnlabError(
+                f"{given}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        files += found
+    return files
+
+
 def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image.Image:
     """Resize to ``size x size``: shorter side, then centre crop (``center-crop``); or
     ``stretch``."""
