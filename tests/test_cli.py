@@ -380,6 +380,7 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["style", "-o", "out.xyz"], "not an image file name"),
         (["style", "--size", "64", "--steps", "1"], "--steps 1: fewer than one per level"),
         (["edges", "apply", "--filters", " , "], "--filters: give at least one of vertical"),
+        (["edges", "apply", "--image", "."], ".: a folder, not an image file"),
         (["edges", "learn", "--images", ""], "--images: give at least one sample name"),
         (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
         (["classify", "train", "--resume", "last.pt", "--epochs", "3"], "drop --epochs"),

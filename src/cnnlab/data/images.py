@@ -60,6 +60,8 @@ def read_image(path: str | Path, mode: str = "L") -> Image.Image:
     16-bit grey is scaled to 8 bits (65535 -> 255) instead of clipped, and an EXIF orientation
     (how a camera was held) is applied, as a photo viewer shows it."""
     path = Path(path)
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise CnnlabError(f"{path}: no such file")
     try:

@@ -66,7 +66,7 @@ def load_rgb(source: str, size: int) -> torch.Tensor:
         import skimage.data
 
         arr = np.asarray(getattr(skimage.data, source)())
-    elif Path(source).is_file():
+    elif Path(source).exists():  # a file, or a folder that read_image names as one
         from cnnlab.data.images import read_image
 
         arr = np.asarray(read_image(source, "RGB"))
