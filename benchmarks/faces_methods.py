@@ -12,8 +12,9 @@ and without the dihedral training identities, and with the synthetic glyph ident
 with a deeper backbone (slow: `--exclude plain20` skips it). A last row is not a valid result but a
 ceiling: the encoder trains on half of each "unseen" identity's images. Median over seeds.
 
-Run: `python benchmarks/faces_methods.py [--seeds 3] [--only TEXT] [--exclude TEXT]` (rows whose
-name holds / does not hold TEXT); prints a table and one JSON line.
+Run: `python benchmarks/faces_methods.py [--seeds 3] [--only TEXT] [--exclude TEXT,TEXT]` (rows
+whose name holds TEXT / none of the TEXTs); prints one JSON line per row as it finishes, then the
+table and one JSON line of all rows.
 """
 
 from __future__ import annotations
@@ -141,11 +142,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", default="", help="run only the rows whose name contains this")
-    parser.add_argument("--exclude", help="skip the rows whose name contains this")
+    parser.add_argument(
+        "--exclude", default="", help="skip the rows whose name contains one of these (commas)"
+    )
     args = parser.parse_args()
+    excluded = [t for t in args.exclude.split(",") if t]
 
     def wanted(name: str) -> bool:
-        return args.only in name and not (args.exclude and args.exclude in name)
+        return args.only in name and not any(t in name for t in excluded)
+
+    def done(name: str, runs: list[dict]) -> None:  # one JSON line per row as it finishes
+        results[name] = {k: statistics.median(r[k] for r in runs) for k in KEYS if k in runs[0]}
+        print(json.dumps({"row": name, **results[name]}), flush=True)
 
     root = tempfile.mkdtemp(prefix="cnnlab-faces-bench-")  # one per process: runs in parallel
     quiet = Console(stderr=True, quiet=True)
@@ -153,15 +161,13 @@ def main() -> None:
     table.add_column("method")
     for key in KEYS:
         table.add_column(key.replace("identification_", "").replace("_", " "), justify="right")
-    results = {}
+    results: dict[str, dict] = {}
     seen, unseen, norm = load_identities(FacesConfig())
     g = torch.Generator().manual_seed(0)
     scores, same = pair_scores(Pixels()(seen.images), seen.labels, N_PAIRS, g)
     tau = -choose_threshold(scores, same)[0]  # chosen on the seen identities, as for the others
     pixels = [evaluate_unseen(Pixels(), unseen, tau, s)[0] for s in range(args.seeds)]
-    results["raw pixels"] = {
-        k: statistics.median(r[k] for r in pixels) for k in KEYS if k in pixels[0]
-    }
+    done("raw pixels", pixels)
     for name, overrides in ROWS.items():
         if not wanted(name):
             continue
@@ -171,14 +177,14 @@ def main() -> None:
             # glyphs only where a row asks for them ("synthetic": "auto")
             row = {"synthetic": "none", **overrides}
             runs.append(train_faces(replace(config, **row), quiet))
-        results[name] = {k: statistics.median(r[k] for r in runs) for k in KEYS}
+        done(name, runs)
     if wanted(CEILING):  # not a valid result: half of each "unseen" identity trains
         runs = []
         for seed in range(args.seeds):
             config = replace(FacesConfig(), seed=seed, out=f"{root}/{seed}")
             split = half_seen(seen, unseen, norm, seed)
             runs.append(train_faces(config, quiet, identities=split))
-        results[CEILING] = {k: statistics.median(r[k] for r in runs) for k in KEYS}
+        done(CEILING, runs)
     for name, row in results.items():
         table.add_row(name, *(f"{row[k]:.3f}" if k in row else "-" for k in KEYS))
     Console().print(table)
