@@ -110,6 +110,13 @@ def test_explain_conv_shapes(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["parameters"] == (3 * 3 * 3 + 1) * 2
 
 
+def test_explain_titles_are_never_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1x1 output is narrower than its title: the title shows whole, not as "ou…"."""
+    assert main(["explain", "pool", "--input", "1 2;3 4", "--f", "2", "--s", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "output" in shown and "…" not in shown
+
+
 def test_explain_pool_and_transpose(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_json(
         capsys,

@@ -369,7 +369,10 @@ def explain_scale(phi: float) -> dict:
 
 
 def _matrix_table(title: str, rows: Matrix) -> Table:
-    table = Table(title=title, show_header=False, box=None, padding=(0, 1))
+    # as wide as the title's longest word: rich wraps a title, but cuts a word ("ou…" above a
+    # 1x1 output)
+    widest = max(len(word) for word in title.split())
+    table = Table(title=title, show_header=False, box=None, padding=(0, 1), min_width=widest)
     for _ in rows[0]:
         table.add_column(justify="right")
     for row in rows:
