@@ -388,6 +388,7 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["style", "--size", "64", "--steps", "1"], "--steps 1: fewer than one per level"),
         (["edges", "apply", "--filters", " , "], "--filters: give at least one of vertical"),
         (["edges", "apply", "--image", "."], ".: a folder, not an image file"),
+        (["faces", "train", "--pool-size", "6"], "lenet5's feature map at 32 px is 5x5"),
         (["edges", "learn", "--images", ""], "--images: give at least one sample name"),
         (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
         (["classify", "train", "--resume", "last.pt", "--epochs", "3"], "drop --epochs"),

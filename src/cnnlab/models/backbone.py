@@ -64,8 +64,13 @@ def build_backbone(
         parent_path, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
         setattr(parent, child, nn.Identity())
+    return model, feature_shape(name, model, shape)[0]
+
+
+def feature_shape(name: str, model: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``(C, H, W)`` of ``model.forward_features`` on one ``shape`` input, found on the meta
+    device (no memory, no arithmetic); an input the model cannot take is an error naming it."""
     with torch.device("meta"):
         ghost = copy.deepcopy(model).to("meta").eval()
         with input_must_fit(name, shape):
-            channels = ghost.forward_features(torch.zeros(1, *shape)).shape[1]
-    return model, int(channels)
+            return tuple(ghost.forward_features(torch.zeros(1, *shape)).shape[1:])

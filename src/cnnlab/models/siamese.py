@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.backbone import build_backbone
+from cnnlab.errors import CnnlabError
+from cnnlab.models.backbone import build_backbone, feature_shape
 from cnnlab.registry import register_model
 
 
@@ -36,6 +37,12 @@ class SiameseEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone, channels = build_backbone(backbone, in_channels, input_size)
+        grid = feature_shape(backbone, self.backbone, (in_channels, input_size, input_size))[1:]
+        if pool_size > min(grid):
+            raise CnnlabError(
+                f"--pool-size {pool_size}: {backbone}'s feature map at {input_size} px is "
+                f"{grid[0]}x{grid[1]}; a finer pooled grid would only repeat its cells"
+            )
         # pool_size > 1 keeps a coarse spatial layout (where strokes are), which global
         # average pooling throws away
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
