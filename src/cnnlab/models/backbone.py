@@ -53,8 +53,9 @@ def input_must_fit(name: str, input_size: tuple[int, ...]) -> Iterator[None]:
 
 def build_backbone(
     name: str, in_channels: int, input_size: int, **kwargs: object
-) -> tuple[nn.Module, int]:
-    """A registered classifier without its head, and the channels of its feature map."""
+) -> tuple[nn.Module, tuple[int, ...]]:
+    """A registered classifier without its head, and its feature map's ``(C, H, W)`` at
+    ``input_size``."""
     if "in_channels" in require_task(name, "classification", "--backbone").parameters():
         kwargs["in_channels"] = in_channels
     model = create_model(name, **kwargs)
@@ -64,7 +65,7 @@ def build_backbone(
         parent_path, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
         setattr(parent, child, nn.Identity())
-    return model, feature_shape(name, model, shape)[0]
+    return model, feature_shape(name, model, shape)
 
 
 def feature_shape(name: str, model: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:

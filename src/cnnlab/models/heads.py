@@ -84,7 +84,7 @@ class LocalizationNet(nn.Module):
         input_size: int = 64,
     ) -> None:
         super().__init__()
-        self.backbone, channels = build_backbone(backbone, in_channels, input_size)
+        self.backbone, (channels, *_) = build_backbone(backbone, in_channels, input_size)
         self.num_classes, self.num_landmarks = num_classes, num_landmarks
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(channels, 5 + num_classes + 2 * num_landmarks)

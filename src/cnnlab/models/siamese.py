@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.backbone import build_backbone, feature_shape
+from cnnlab.models.backbone import build_backbone
 from cnnlab.registry import register_model
 
 
@@ -36,8 +36,7 @@ class SiameseEncoder(nn.Module):
         whiten: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone, channels = build_backbone(backbone, in_channels, input_size)
-        grid = feature_shape(backbone, self.backbone, (in_channels, input_size, input_size))[1:]
+        self.backbone, (channels, *grid) = build_backbone(backbone, in_channels, input_size)
         if pool_size > min(grid):
             raise CnnlabError(
                 f"--pool-size {pool_size}: {backbone}'s feature map at {input_size} px is "

@@ -33,7 +33,7 @@ class YoloDetector(nn.Module):
         input_size: int = 128,
     ) -> None:
         super().__init__()
-        self.backbone, c = build_backbone(
+        self.backbone, (c, *_) = build_backbone(
             backbone, in_channels, input_size, **dict(backbone_kwargs or {})
         )
         self.num_classes = num_classes
