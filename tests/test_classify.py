@@ -166,7 +166,7 @@ def test_no_test_split_reports_no_test_accuracy(tmp_path, capsys) -> None:
         assert "digits has no test split (--test-fraction 0" in capsys.readouterr().err
     best = str(out / "best.pt")
     assert main(["visualize", "patches", "--checkpoint", best, "--split", "test"]) == 2
-    assert "digits has no test split; search another with --split" in capsys.readouterr().err
+    assert "digits has no test split (--test-fraction 0" in capsys.readouterr().err
 
 
 def test_checkpoint_round_trip_is_weights_only(tmp_path) -> None:

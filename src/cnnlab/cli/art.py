@@ -23,9 +23,12 @@ from cnnlab.errors import CnnlabError
 def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The model (a cnnlab checkpoint, or a registered model with torchvision weights) and the
     standardised images to search."""
+    from dataclasses import replace
+
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.data.classification import load_classification, normalize
     from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.classify import data_from_config, require_split
 
     if (args.checkpoint is None) == (args.weights is None):
         raise CnnlabError("give --checkpoint (trained by cnnlab) or --model with --weights")
@@ -36,7 +39,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
         tv_model = load_torchvision_weights(create_model(args.model), args.weights)
         data = load_classification(args.data or "faces", image_size=args.image_size)
-        split = _split_images(data, args.split, args.limit)
+        split = require_split(data.splits[args.split], args.split, data.name).images[: args.limit]
         split = split.expand(-1, 3, -1, -1) if split.shape[1] == 1 else split  # grey -> RGB
         images = normalize(split, IMAGENET_MEAN, IMAGENET_STD)
         return tv_model.eval(), images, {"model": args.model}
@@ -52,29 +55,14 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
         return model.eval(), standardise(scenes.images.float()), ckpt
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
-    data = load_classification(
-        args.data or config.data,
-        image_size=config.image_size,
-        # read with the model's own channels (a --data folder of colour photos for a grey model)
-        channels=ckpt["input_size"][0] if "input_size" in ckpt else config.channels or None,
-        # the run's own splits: its test split is the one it never trained or selected on
-        split_seed=config.split_seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        resize=config.resize,
-        data_root=config.data_root,
-    )
+    # the run's own splits (its test split is the one it never trained or selected on), read
+    # with the model's own channels (a --data folder of colour photos for a grey model)
+    channels = ckpt["input_size"][0] if "input_size" in ckpt else config.channels
+    data = data_from_config(replace(config, data=args.data or config.data, channels=channels))
     norm = ckpt.get("normalization", data.normalization())
-    images = normalize(_split_images(data, args.split, args.limit), norm["mean"], norm["std"])
+    split = require_split(data.splits[args.split], args.split, data.name)
+    images = normalize(split.images[: args.limit], norm["mean"], norm["std"])
     return model.eval(), images, ckpt
-
-
-def _split_images(data: Any, split: str, limit: int) -> Any:
-    """The first ``limit`` uint8 images of ``split``, or the error that it has none."""
-    images = data.splits[split].images[:limit]
-    if not len(images):
-        raise CnnlabError(f"{data.name} has no {split} split; search another with --split")
-    return images
 
 
 def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -485,7 +485,7 @@ def evaluate_checkpoint(
             tuple(norm["std"]),
             data.invert_light,
         )
-    _require_images(data.splits[split], split, config)
+    require_split(data.splits[split], split, config.data)
     data_changed(ckpt, split, data.splits[split].labels, data.splits[split].images)
     inputs = Inputs(data, dev, SpeedSettings(False, False), None)
     return evaluate(model.to(dev), inputs, split), ckpt
@@ -494,14 +494,14 @@ def evaluate_checkpoint(
 def load_split(ckpt: dict[str, Any], split: str) -> Split:
     """The split a checkpoint's dataset holds, recreated from its config."""
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
-    return _require_images(data_from_config(config).splits[split], split, config)
+    return require_split(data_from_config(config).splits[split], split, config.data)
 
 
-def _require_images(images: Split, split: str, config: ClassifyTrainConfig) -> Split:
-    """``images``, or the error that the run's ``split`` has none (``--test-fraction 0``)."""
+def require_split(images: Split, split: str, data: str) -> Split:
+    """``images``, or the error that the ``data``'s ``split`` has none (``--test-fraction 0``)."""
     if not len(images):
         raise CnnlabError(
-            f"{config.data} has no {split} split (--{split}-fraction 0, or a folder with train/ "
+            f"{data} has no {split} split (--{split}-fraction 0, or a folder with train/ "
             f"and val/ but no {split}/)"
             + ("; use the validation split: --split val" if split == "test" else "")
         )

@@ -37,7 +37,12 @@ from cnnlab.engine.device import resolve_device
 from cnnlab.engine.runlog import epoch_progress, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
-from cnnlab.losses.triplet import mined_triplet_loss, random_triplets, triplet_loss
+from cnnlab.losses.triplet import (
+    gather_rows,
+    mined_triplet_loss,
+    random_triplets,
+    triplet_loss,
+)
 from cnnlab.models.siamese import (
     LearnedSimilarity,
     SiameseEncoder,
@@ -373,12 +378,6 @@ def glyph_batches(
     return GlyphBatches(config, channels, norm, offset)
 
 
-def pick(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``rows[index]`` by ``index_select``: its backward sums repeated rows in a fixed order, so a
-    seed trains the same encoder twice (``rows[index]``'s backward varies with the CPU threads)."""
-    return rows.index_select(0, index.to(rows.device))
-
-
 def train_encoder(
     config: FacesConfig,
     train: IdentitySet,
@@ -435,12 +434,13 @@ def train_encoder(
                 a = torch.randint(len(y), (len(y),), generator=g)
                 b = torch.randint(len(y), (len(y),), generator=g)
                 loss = F.binary_cross_entropy_with_logits(
-                    similarity(pick(emb, a), pick(emb, b)), (y[a] == y[b]).float().to(device)
+                    similarity(gather_rows(emb, a), gather_rows(emb, b)),
+                    (y[a] == y[b]).float().to(device),
                 )
             elif config.mining == "random":
                 a, p, n = random_triplets(y, g)
                 loss = triplet_loss(
-                    pick(emb, a), pick(emb, p), pick(emb, n), config.alpha, reduction="mean"
+                    *(gather_rows(emb, i) for i in (a, p, n)), config.alpha, reduction="mean"
                 )
             else:
                 loss, stats = mined_triplet_loss(emb, y.to(device), config.mining, config.alpha)

@@ -101,6 +101,13 @@ def mine_triplets(
     return a[keep], p[keep], n[keep]
 
 
+def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``rows[index]`` by ``index_select``: its backward (index_add) sums repeated rows in a fixed
+    order, so a seed trains the same encoder twice; ``rows[index]``'s backward (index_put with
+    accumulate) sums them in an order that varies with the CPU threads."""
+    return rows.index_select(0, index.to(rows.device))
+
+
 def random_triplets(
     labels: torch.Tensor, g: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,10 +132,8 @@ def mined_triplet_loss(
     mean_d = pairwise_sq_distances(emb.detach()).mean().item()
     if len(a) == 0:  # one identity, or no identity with two images: nothing to learn from
         return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": mean_d}
-    # index_select, not emb[a]: its backward (index_add) sums repeated rows in a fixed order,
-    # where advanced indexing's (index_put with accumulate) varies with the CPU threads
-    pick = emb.index_select
-    losses = triplet_loss(pick(0, a), pick(0, p), pick(0, n), alpha, reduction="none")
+    anchor, positive, negative = (gather_rows(emb, i) for i in (a, p, n))
+    losses = triplet_loss(anchor, positive, negative, alpha, reduction="none")
     if mean_d < 1e-4:
         warnings.warn("embeddings have collapsed: all distances are near zero", stacklevel=2)
     return losses.mean(), {
