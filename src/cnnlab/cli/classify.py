@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
-    ImageFiles,
     Parser,
     add_checkpoint_split,
     add_device,
+    add_image_files,
     config_from_args,
     data_change_reported,
     non_negative_float,
@@ -305,12 +305,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")
     p.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
     p.add_argument("--onnx", help="an exported model, run with ONNX Runtime")
-    p.add_argument(
-        "images",
-        action=ImageFiles,
-        nargs="*",
-        help="image files or folders of them (default: the test split)",
-    )
+    add_image_files(p, "image files or folders of them (default: the test split)")
     p.add_argument(
         "--split",
         choices=("train", "val", "test"),

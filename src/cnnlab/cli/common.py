@@ -152,6 +152,11 @@ class ImageFiles(argparse.Action):
         setattr(namespace, self.dest, image_files(list(values or [])))
 
 
+def add_image_files(parser: argparse.ArgumentParser, help: str, nargs: str = "*") -> None:
+    """The positional ``images``: files, or folders standing for the images under them."""
+    parser.add_argument("images", action=ImageFiles, nargs=nargs, help=help)
+
+
 def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     parser.add_argument("--device", default=default, help="auto, cpu, cuda, cuda:N or mps")
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
-    ImageFiles,
     Parser,
     add_device,
+    add_image_files,
     add_run_folder,
     config_from_args,
     non_negative_float,
@@ -320,7 +320,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         _add_db(p)
         if name != "identify":
             p.add_argument("--name", required=True, help="the person")
-        p.add_argument("images", action=ImageFiles, nargs="+", help=images_help)
+        add_image_files(p, images_help, nargs="+")
         p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
     p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)

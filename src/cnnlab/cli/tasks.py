@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
-    ImageFiles,
     Parser,
     add_checkpoint_split,
     add_device,
+    add_image_files,
     add_schedule,
     config_from_args,
     positive_int,
@@ -410,12 +410,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
-    p.add_argument(
-        "images",
-        action=ImageFiles,
-        nargs="*",
-        help="image files or folders of them (default: new scenes)",
-    )
+    add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     p.set_defaults(handler=cmd_localize_predict)
 
@@ -454,12 +449,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_detect_eval)
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
-    p.add_argument(
-        "images",
-        action=ImageFiles,
-        nargs="*",
-        help="image files or folders of them (default: new scenes)",
-    )
+    add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 4321, "runs/detect/predictions.png")
     p.add_argument(
         "--score-threshold",
@@ -524,12 +514,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
-    p.add_argument(
-        "images",
-        action=ImageFiles,
-        nargs="*",
-        help="image files or folders of them (default: new scenes)",
-    )
+    add_image_files(p, "image files or folders of them (default: new scenes)")
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
     p.add_argument("--out", default="runs/segment/predictions", help="folder for the PNGs")
