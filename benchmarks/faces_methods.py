@@ -30,16 +30,9 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.engine.faces import (
-    N_PAIRS,
-    FacesConfig,
-    IdentitySet,
-    choose_threshold,
-    evaluate_unseen,
-    load_identities,
-    pair_scores,
-    train_faces,
-)
+from cnnlab.data.identities import IdentitySet
+from cnnlab.engine.face_scores import N_PAIRS, choose_threshold, evaluate_unseen, pair_scores
+from cnnlab.engine.faces import FacesConfig, load_identities, train_faces
 
 KEYS = (
     "verification_accuracy",

@@ -104,7 +104,7 @@ def test_encoder_and_learned_similarity() -> None:
 
 
 def test_balanced_pairs() -> None:
-    from cnnlab.engine.faces import balanced_pairs
+    from cnnlab.engine.face_scores import balanced_pairs
 
     perm = torch.randperm(11, generator=torch.Generator().manual_seed(3))
     labels = torch.tensor([0, 0, 0, 1, 1, 2, 7, 7, 7, 7, 9])[perm]  # 2 and 9: one image each
@@ -122,7 +122,7 @@ def test_balanced_pairs() -> None:
 
 
 def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
-    from cnnlab.engine.faces import choose_threshold
+    from cnnlab.engine.face_scores import choose_threshold
 
     rng = np.random.default_rng(0)
     same = rng.random(300) < 0.3  # unbalanced, as a pairs file may be
@@ -136,7 +136,8 @@ def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
 def test_open_set_rates_trade_off_through_tau() -> None:
     """Identities 0-3 as tight clusters around four corners of a square: at a lax tau every
     enrolled image is named and no stranger is rejected; at tau 0 the reverse."""
-    from cnnlab.engine.faces import IdentitySet, evaluate_unseen
+    from cnnlab.data.identities import IdentitySet
+    from cnnlab.engine.face_scores import evaluate_unseen
 
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(4).repeat_interleave(6)
@@ -553,7 +554,8 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
             Image.fromarray(x[j, 0].numpy()).save(few / person / f"{j}.png")
     assert main([*argv, "--data", str(few), "--unseen", "cy,di"]) == 2
     assert "fewer than 2 identities to train on" in capsys.readouterr().err
-    from cnnlab.engine.faces import FacesConfig, IdentitySet, training_identities
+    from cnnlab.data.identities import IdentitySet
+    from cnnlab.engine.faces import FacesConfig, training_identities
 
     g = torch.Generator().manual_seed(0)
     ids = IdentitySet(torch.rand(4, 1, 6, 6, generator=g), torch.tensor([0, 0, 1, 1]), ["a", "b"])

@@ -64,7 +64,7 @@ def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
     import numpy as np
 
     from cnnlab.data.identities import read_pairs
-    from cnnlab.engine.faces import choose_threshold, plot_roc
+    from cnnlab.engine.face_scores import choose_threshold, plot_roc
 
     model, ckpt = _face_model(args.checkpoint)
     pairs = read_pairs(args.pairs, args.data)

@@ -25,6 +25,15 @@ from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
 
 
+@dataclass
+class IdentitySet:
+    """Images of people (or glyphs standing for them) and who each is."""
+
+    images: torch.Tensor  # standardised (N, C, S, S)
+    labels: torch.Tensor  # (N,) indices into names
+    names: list[str]
+
+
 def dihedral_identities(
     images: torch.Tensor, labels: torch.Tensor, max_similarity: float = 0.9
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,6 @@
 """Face verification and recognition: training a Siamese encoder with mined triplets (or a
 learned similarity on pairs), choosing tau, and measuring one-shot learning on identities the
-network never saw.
+network never saw (the measuring itself: :mod:`cnnlab.engine.face_scores`).
 
 The bundled default is honest about what it is: no face-identity data ships with any package
 here, so "identities" are scikit-learn's handwritten digits: classes 0-5 are the people seen in
@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -31,9 +29,17 @@ from cnnlab.data.classification import (
     resize_batch,
 )
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
-from cnnlab.data.identities import dihedral_identities
+from cnnlab.data.identities import IdentitySet, dihedral_identities
 from cnnlab.engine.checkpoint import save_checkpoint
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.face_scores import (
+    N_PAIRS,
+    choose_threshold,
+    embed,
+    evaluate_unseen,
+    pair_scores,
+    plot_roc,
+)
 from cnnlab.engine.runlog import epoch_progress, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
@@ -47,7 +53,6 @@ from cnnlab.models.siamese import (
     LearnedSimilarity,
     SiameseEncoder,
     SiameseEnsemble,
-    squared_distance,
 )
 from cnnlab.registry import create_model
 
@@ -104,13 +109,6 @@ class FacesConfig:
         )
 
 
-@dataclass
-class IdentitySet:
-    images: torch.Tensor  # standardised (N, C, S, S)
-    labels: torch.Tensor  # (N,)
-    names: list[str]
-
-
 def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict]:
     """Seen (training) and unseen identities, standardised with the seen images' statistics."""
     data = load_classification(
@@ -150,178 +148,6 @@ def pk_batch(labels: torch.Tensor, p: int, k: int, g: torch.Generator) -> torch.
         pool = (labels == c).nonzero().flatten()
         out.append(pool[torch.randint(len(pool), (k,), generator=g)])
     return torch.cat(out)
-
-
-@torch.no_grad()
-def embed(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """``(N, D)`` embeddings on the CPU, ``batch`` images at a time on the model's device."""
-    model.eval()
-    weight = next(model.parameters(), None)  # a model without weights runs where images are
-    device = weight.device if weight is not None else images.device
-    return torch.cat(
-        [model(images[i : i + batch].to(device)).cpu() for i in range(0, len(images), batch)]
-    )
-
-
-def balanced_pairs(
-    labels: torch.Tensor, n_pairs: int, g: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n_pairs`` index pairs ``(i, j, same)``: half of one identity (two different images), half
-    of two identities, each a random anchor and a random partner among the images that qualify.
-    Anchors whose identity has one image only are used for "different" pairs. Exact balance at
-    any number of identities (with thousands of people, random pairs are almost never "same");
-    memory O(N): the images are ordered by identity and partners are drawn by position."""
-    order = labels.argsort(stable=True)
-    _, inverse, counts = labels[order].unique_consecutive(return_inverse=True, return_counts=True)
-    start = (counts.cumsum(0) - counts)[inverse]  # first position of each image's identity
-    size = counts[inverse]
-    rank = torch.arange(len(labels)) - start  # position within its identity
-    halves = (n_pairs // 2, n_pairs - n_pairs // 2)
-    pairs = []
-    for same, want, eligible in (
-        (True, halves[0], size > 1),
-        (False, halves[1], size < len(labels)),
-    ):
-        pool = eligible.nonzero().flatten()
-        if len(pool) == 0 or want == 0:
-            continue
-        a = pool[torch.randint(len(pool), (want,), generator=g)]
-        u = torch.rand(want, generator=g)
-        if same:  # another image of a's identity
-            step = (u * (size[a] - 1)).long().clamp_max(size[a] - 2)  # u*m may round up to m
-            b = start[a] + (rank[a] + 1 + step) % size[a]
-        else:  # different: any image outside a's identity
-            r = (u * (len(labels) - size[a])).long().clamp_max(len(labels) - size[a] - 1)
-            b = torch.where(r < start[a], r, r + size[a])
-        pairs.append((order[a], order[b]))
-    if not pairs:
-        raise CnnlabError("pairs need at least two images")
-    i, j = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
-    return i, j, labels[i] == labels[j]
-
-
-def pair_scores(
-    emb: torch.Tensor,
-    labels: torch.Tensor,
-    n_pairs: int,
-    g: torch.Generator,
-    similarity: LearnedSimilarity | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced same/different pairs: ``(scores, is_same)``; score = -distance (or the learned
-    similarity's logit), so higher means "same"."""
-    i, j, same = balanced_pairs(labels, n_pairs, g)
-    a, b = emb[i], emb[j]
-    with torch.no_grad():
-        score = similarity(a, b) if similarity is not None else -squared_distance(a, b)
-    return score.numpy(), same.numpy()
-
-
-# pairs drawn to choose tau and to score verification. Measured on one trained model, 8 draws:
-# unseen verification accuracy sd 0.011 (range 0.043) with 2,000 pairs, sd 0.003 with 20,000
-N_PAIRS = 20_000
-
-
-def choose_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, dict[str, Any]]:
-    """The score threshold (``score >= threshold`` means "same") with the best accuracy; ROC, AUC
-    and equal-error rate."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fpr, tpr, thr = roc_curve(same, scores)
-    n_same = same.sum()
-    acc = (tpr * n_same + (1 - fpr) * (len(same) - n_same)) / len(same)  # at each threshold
-    best = int(np.argmax(acc))
-    eer_i = int(np.argmin(np.abs(fpr - (1 - tpr))))
-    return float(thr[best]), {
-        "roc_fpr": fpr.tolist(),
-        "roc_tpr": tpr.tolist(),
-        "auc": float(roc_auc_score(same, scores)),
-        "eer": float((fpr[eer_i] + 1 - tpr[eer_i]) / 2),
-        "val_accuracy": float(acc[best]),
-    }
-
-
-def identify(
-    gallery: torch.Tensor, gallery_labels: torch.Tensor, probes: torch.Tensor, tau: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest enrolled embedding: ``(labels, distances)``; label -1 when ``distance > tau``."""
-    d = torch.cdist(probes, gallery) ** 2
-    dist, idx = d.min(1)
-    labels = gallery_labels[idx].clone()
-    labels[dist > tau] = -1
-    return labels, dist
-
-
-def evaluate_unseen(
-    model: torch.nn.Module,
-    unseen: IdentitySet,
-    tau_distance: float,
-    seed: int,
-    similarity: LearnedSimilarity | None = None,
-    sim_threshold: float = 0.0,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """On never-seen identities: verification accuracy at the chosen threshold (with the ROC of
-    those pairs, returned second), one-shot and 5-shot identification, and open-set
-    identification with half of the identities enrolled (one image each): the rejection rate of
-    never-enrolled identities, and the rate at which the enrolled ones' other images are accepted
-    and named right. A stricter tau raises the first and lowers the second. ``confusion_1_shot``
-    counts, over the one-shot galleries, which identity each probe was named as."""
-    g = torch.Generator().manual_seed(seed + 7)
-    emb = embed(model, unseen.images)
-    scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
-    threshold = sim_threshold if similarity is not None else -tau_distance
-    from sklearn.exceptions import UndefinedMetricWarning
-
-    both = bool(same.any() and not same.all())  # one image per identity: no "same" pairs
-    with warnings.catch_warnings():  # sklearn warns that the ROC is undefined then
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        _, roc = choose_threshold(scores, same)
-    ids = unseen.labels.unique()
-    result: dict[str, Any] = {
-        "verification_accuracy": float(((scores >= threshold) == same).mean()),
-        "unseen_auc": roc["auc"] if both else None,  # None, not NaN: the JSON stays valid
-        "unseen_eer": roc["eer"] if both else None,
-    }
-    n = len(ids)
-    confusion = torch.zeros(n * n, dtype=torch.long)  # one-shot: (true, named) over all galleries
-    for shots in (1, 5):
-        correct = total = 0
-        for trial in range(100):
-            gal, probe = [], []
-            gt = torch.Generator().manual_seed(seed + trial)
-            for c in ids:
-                pool = (unseen.labels == c).nonzero().flatten()
-                perm = pool[torch.randperm(len(pool), generator=gt)]
-                gal.append(perm[:shots])
-                probe.append(perm[shots:])
-            gal_i, probe_i = torch.cat(gal), torch.cat(probe)
-            pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probe_i], float("inf"))
-            correct += (pred == unseen.labels[probe_i]).sum().item()
-            total += len(probe_i)
-            if shots == 1:
-                true = torch.searchsorted(ids, unseen.labels[probe_i])
-                named = torch.searchsorted(ids, pred)
-                confusion += torch.bincount(true * n + named, minlength=n * n)
-        # None when no identity has more than `shots` images (nothing left to identify)
-        result[f"identification_{shots}_shot"] = correct / total if total else None
-    result["confusion_1_shot"] = {  # which never-seen identity is taken for which
-        "names": [unseen.names[int(c)] for c in ids],
-        "counts": confusion.view(n, n).tolist(),
-    }
-    half = ids[: len(ids) // 2]
-    enrolled = torch.isin(unseen.labels, half)
-    gal_i = torch.stack([(unseen.labels == c).nonzero().flatten()[0] for c in half])
-    strangers = (~enrolled).nonzero().flatten()
-    pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[strangers], tau_distance)
-    result["open_set_rejection"] = (pred == -1).float().mean().item()
-    # the other side of tau: enrolled people's other images, accepted and named right
-    # (the detection and identification rate of open-set identification)
-    enrolled[gal_i] = False
-    probes = enrolled.nonzero().flatten()
-    pred, _ = identify(emb[gal_i], unseen.labels[gal_i], emb[probes], tau_distance)
-    # None when the enrolled identities have no other image (as for identification above)
-    hits = (pred == unseen.labels[probes]).float()
-    result["open_set_identification"] = hits.mean().item() if len(probes) else None
-    return result, roc
 
 
 METHODS = ("cosface", "triplet", "similarity")
@@ -595,20 +421,6 @@ def train_faces(
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
-    """One verification ROC per named set of pairs (from :func:`choose_threshold`)."""
-    from cnnlab.viz.plots import plt, save_figure
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    for name, roc in curves.items():
-        label = f"{name}\nAUC {roc['auc']:.3f}, EER {roc['eer']:.3f}"
-        ax.plot(roc["roc_fpr"], roc["roc_tpr"], label=label)
-    ax.plot([0, 1], [0, 1], "k--", lw=0.5)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set(xlabel="false accept rate", ylabel="true accept rate", title="verification ROC")
-    return save_figure(fig, path, dpi=100)
 
 
 def plot_glyphs(glyphs: GlyphIdentities, path: Path, rows: int = 6, drawings: int = 8) -> Path:
