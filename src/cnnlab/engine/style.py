@@ -272,8 +272,7 @@ def transfer_style(
     plan = [*coarse, steps - sum(coarse)]  # the finest level takes any remainder
     total = StyleResult(content[0])
     start = None
-    net = feature_network(options.get("weights"), options.get("seed", 0))
-    net.to(options.get("device", "cpu"))
+    net = feature_network(options.get("weights"), options.get("seed", 0))  # moved by each level
     for level, level_steps in enumerate(plan):
         factor = 2 ** (scales - 1 - level)
         shape = (size[0] // factor, size[1] // factor)
