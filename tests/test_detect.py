@@ -278,3 +278,35 @@ def test_augmentation_moves_boxes_with_the_image(tmp_path: Path) -> None:
         )
         == 0
     )
+
+
+@pytest.mark.parametrize("task", ["detect", "localize"])
+def test_train_val_folders_are_the_splits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str
+) -> None:
+    """An Ultralytics folder (images/train, images/val, no test): training keeps the folders'
+    split, reports on val and says so; eval on the missing test split is a one-line error."""
+    flat = write_yolo(make_scenes(16, seed=6, image_size=32, min_objects=1), tmp_path / "flat")
+    root = tmp_path / "u"
+    for k, image in enumerate(sorted((flat / "images").iterdir())):
+        split = "val" if k % 4 == 0 else "train"
+        for kind, file in (("images", image), ("labels", flat / "labels" / f"{image.stem}.txt")):
+            (root / kind / split).mkdir(parents=True, exist_ok=True)
+            file.rename(root / kind / split / file.name)
+    (root / "data.yaml").write_text("names: [pedestrian, car, motorcycle]\n")
+    out = tmp_path / "run"
+    args = [task, "train", "--data", str(root), "--image-size", "32", "--epochs", "1"]
+    assert main([*args, "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["evaluated_on"] == "val" and "test" not in result
+    ckpt = torch.load(out / "best.pt", weights_only=True)
+    assert set(ckpt["data_fingerprint"]) == {"train", "val"}
+    eval_args = [task, "eval", "--checkpoint", str(out / "best.pt")]
+    assert main([*eval_args, "--split", "val", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    if task == "detect":
+        assert ev["map_50"] == pytest.approx(result["val_map_50"])
+    else:
+        assert ev["count"] == 4 and ev["accuracy"] == pytest.approx(result["val"]["accuracy"])
+    assert main(eval_args) == 2
+    assert "no test split" in capsys.readouterr().err

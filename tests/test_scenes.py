@@ -76,3 +76,79 @@ def test_bad_yolo_lines_name_file_and_line(tmp_path: Path, line: str, message: s
     path.write_text(f"1 0.5 0.5 0.2 0.2\n{line}\n")
     with pytest.raises(CnnlabError, match=f"a.txt:2: {message}"):
         parse_label_file(path, 3)
+
+
+def _split_layout(root: Path, ultralytics: bool) -> int:
+    """``write_yolo``'s flat folder moved into train/val/test folders: images/train/ and
+    labels/train/ (Ultralytics) or train/images/ and train/labels/ (Roboflow, "valid").
+    Returns the number of objects."""
+    scenes = make_scenes(9, seed=3, image_size=32)
+    flat = write_yolo(scenes, root / "flat")
+    for k, image in enumerate(sorted((flat / "images").iterdir())):
+        split = ("train", "val" if ultralytics else "valid", "test")[k % 3]
+        for kind, file in (("images", image), ("labels", flat / "labels" / f"{image.stem}.txt")):
+            folder = root / kind / split if ultralytics else root / split / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            if file.exists():
+                file.rename(folder / file.name)
+    return sum(len(s.labels) for s in scenes)
+
+
+@pytest.mark.parametrize("ultralytics", [True, False])
+def test_yolo_split_layouts_give_their_splits(tmp_path: Path, ultralytics: bool) -> None:
+    from cnnlab.data.yolo import folder_splits
+
+    objects = _split_layout(tmp_path, ultralytics)
+    (tmp_path / "data.yaml").write_text("nc: 3\nnames:\n  0: pedestrian\n  1: car\n  2: bike\n")
+    items, names = read_yolo_folder(tmp_path)
+    assert names == ["pedestrian", "car", "bike"] and len(items) == 9
+    assert sum(len(i.labels) for i in items) == objects
+    splits = folder_splits(items)
+    assert splits is not None and sorted(splits) == ["test", "train", "val"]
+    for split, idx in splits.items():
+        assert len(idx) == 3
+        folders = {
+            items[i].image.parent.name if ultralytics else items[i].image.parts[-3] for i in idx
+        }
+        assert folders == {split if ultralytics or split != "val" else "valid"}
+
+
+def test_flat_yolo_folder_has_no_splits_and_yaml_names_list(tmp_path: Path) -> None:
+    from cnnlab.data.yolo import folder_splits
+
+    root = write_yolo(make_scenes(4, seed=1, image_size=32), tmp_path / "y")
+    (root / "classes.txt").unlink()
+    (root / "data.yaml").write_text("names: [p, c, m]\n")
+    items, names = read_yolo_folder(root)
+    assert names == ["p", "c", "m"] and folder_splits(items) is None
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no labels", "labels: missing"),
+        ("renamed labels", "no image has a label file"),
+        ("no names", "classes.txt: missing"),
+        ("bad yaml", "data.yaml: not readable YAML"),
+        ("yaml without names", "data.yaml: 'names' must be"),
+        ("no images folder", "no images/ folder"),
+    ],
+)
+def test_broken_yolo_folders_say_what_is_wrong(tmp_path: Path, damage: str, message: str) -> None:
+    import shutil
+
+    root = write_yolo(make_scenes(3, seed=1, image_size=32), tmp_path / "y")
+    if damage == "no labels":
+        shutil.rmtree(root / "labels")
+    elif damage == "renamed labels":
+        for f in (root / "labels").iterdir():
+            f.rename(f.with_name(f"img_{f.name}"))
+    elif damage == "no images folder":
+        (root / "images").rename(root / "pictures")
+    else:
+        (root / "classes.txt").unlink()
+        if damage != "no names":
+            text = "names: [a, b\n" if damage == "bad yaml" else "nc: 3\n"
+            (root / "data.yaml").write_text(text)
+    with pytest.raises(CnnlabError, match=message):
+        read_yolo_folder(root)

@@ -21,6 +21,7 @@ from cnnlab.cli.common import (
     split_changed,
     unit_interval,
 )
+from cnnlab.errors import CnnlabError
 
 
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -29,7 +30,11 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
     config = config_from_args(LocalizeConfig, args)
     result = train_localizer(config, Console(stderr=True, quiet=args.json))
     if not args.json:
-        console.print(f"test: {_localization_line(result['test'])} ({result['seconds']} s)")
+        split = result["evaluated_on"]
+        console.print(
+            f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
+            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+        )
         console.print(f"run folder: {result['run_dir']}")
     return result
 
@@ -55,6 +60,11 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
     data = load_data(config)
+    if args.split not in data.splits:
+        raise CnnlabError(
+            f"{config.data} has no {args.split} split (its folders name "
+            f"{', '.join(sorted(data.splits))}); use the validation split: --split val"
+        )
     changed = split_changed(ckpt, args.split, data.images[data.splits[args.split]])
     metrics = evaluate(model.to(device), data, args.split, device)
     if not args.json:
@@ -153,20 +163,21 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
     config = config_from_args(DetectConfig, args)
     result = train_detector(config, Console(stderr=True, quiet=args.json))
     if not args.json:
+        split = result["evaluated_on"]
         console.print(
-            f"test mAP@0.5 {result['test_map_50']:.3f}, mAP@[.5:.95] "
-            f"{result['test_map']:.3f} ({result['seconds']:.0f} s); "
-            f"run folder {result['run_dir']}"
+            f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
+            f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)"
+            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+            + f"; run folder {result['run_dir']}"
         )
     return result
 
 
 def _detect_eval_data(ckpt: dict[str, Any], split: str) -> Any:
-    from cnnlab.engine.detect import DetectConfig, load_detection_data, split_indices
+    from cnnlab.engine.detect import DetectConfig, load_detection_data, split_of
 
     config = DetectConfig(**ckpt["config"])
-    data = load_detection_data(config)
-    return data.subset(split_indices(len(data.images), config.seed)[split])
+    return split_of(load_detection_data(config), config.seed, split, config.data)
 
 
 def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:

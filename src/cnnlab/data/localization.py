@@ -16,7 +16,7 @@ import torch
 from cnnlab.data.classification import require_splittable, stratified_split
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, make_scenes
-from cnnlab.data.yolo import read_yolo_folder
+from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
 
 
@@ -30,7 +30,7 @@ class LocalizationData:
     label: torch.Tensor  # (N,) int64 (-1 where pc = 0)
     landmarks: torch.Tensor  # (N, K, 2) relative (x, y); K = 0 without landmarks
     class_names: list[str]
-    splits: dict[str, torch.Tensor]
+    splits: dict[str, torch.Tensor]  # train, val and (unless a folder layout lacks it) test
     landmark_names: tuple[str, ...] = ()
     landmark_pairs: tuple[tuple[int, int], ...] = ()
 
@@ -100,7 +100,8 @@ def from_scenes(
 
 
 def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationData:
-    """A YOLO label folder; the first object of each image is its target."""
+    """A YOLO label folder; the first object of each image is its target. The splits are the
+    folders' (train/val, and test where there is one) where they name them."""
     items, class_names = read_yolo_folder(root)
     images, pc, box, label = [], [], [], []
     for item in items:
@@ -123,5 +124,7 @@ def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationDat
         torch.from_numpy(label_np),
         torch.zeros(len(items), 0, 2),
         class_names,
-        _split(pc_np, label_np, seed),
+        {k: torch.from_numpy(v) for k, v in given.items()}
+        if (given := folder_splits(items))
+        else _split(pc_np, label_np, seed),
     )

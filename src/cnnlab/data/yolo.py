@@ -1,6 +1,14 @@
-"""Reading YOLO-format label folders: ``root/images/*.png`` with ``root/labels/*.txt``, one line
-``class cx cy w h`` per object (relative to the image), and ``root/classes.txt``.
+"""Reading YOLO-format label folders: images with one ``.txt`` label file each, one line
+``class cx cy w h`` per object (relative to the image), and the class names.
 
+Three layouts are read (the ones YOLO tools write):
+
+- ``root/images/*.png`` and ``root/labels/*.txt`` (an image without a label file has no objects);
+- the same with split folders, ``root/images/train/`` and ``root/labels/train/`` (Ultralytics);
+- ``root/train/images/`` and ``root/train/labels/`` (Roboflow exports; ``valid`` means ``val``).
+
+Split folders named ``train``, ``val`` and optionally ``test`` become the data's splits. The class
+names come from ``root/classes.txt`` (one per line) or from the ``names`` of ``root/data.yaml``.
 Bad annotations are reported with file and line: a malformed line, an unknown class id, a
 negative or zero size, a box outside the image.
 """
@@ -12,18 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
 
 EPS = 1e-6
+SPLIT_FOLDERS = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+YAML_FILES = ("data.yaml", "dataset.yaml", "data.yml")
 
 
 @dataclass(frozen=True)
 class YoloImage:
-    """One image's path, labels and boxes (``cxcywh`` relative to the image)."""
+    """One image's path, labels and boxes (``cxcywh`` relative to the image), and the split its
+    folder names (``None`` when the layout has no split folders)."""
 
     image: Path
     labels: np.ndarray  # (N,) int64
     boxes_cxcywh: np.ndarray  # (N, 4) float32 in [0, 1]
+    split: str | None = None
 
 
 def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +63,7 @@ def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarr
         if not np.isfinite([cx, cy, w, h]).all():  # nan passes every comparison below
             raise CnnlabError(f"{where}: not finite numbers: {line.strip()!r}")
         if not 0 <= cls < num_classes:
-            raise CnnlabError(f"{where}: unknown class id {cls} (classes.txt has {num_classes})")
+            raise CnnlabError(f"{where}: unknown class id {cls} ({num_classes} class names)")
         if w <= 0 or h <= 0:
             raise CnnlabError(f"{where}: box has a negative or zero size ({w} x {h})")
         if cx - w / 2 < -EPS or cy - h / 2 < -EPS or cx + w / 2 > 1 + EPS or cy + h / 2 > 1 + EPS:
@@ -54,23 +73,99 @@ def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarr
     return np.array(labels, np.int64), np.array(boxes, np.float32).reshape(-1, 4)
 
 
-def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
-    """Every image of ``root/images`` with its labels (an image without a label file has no
-    objects), and the class names."""
+def read_class_names(root: str | Path) -> list[str]:
+    """``root/classes.txt``, else the ``names`` of ``root/data.yaml`` (a list, or a mapping from
+    0, 1, ... to names, as Ultralytics writes them)."""
     root = Path(root)
     classes_file = root / "classes.txt"
-    if not classes_file.is_file():
-        raise CnnlabError(f"{classes_file}: missing (one class name per line)")
-    class_names = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
-    images = sorted(p for p in (root / "images").glob("*") if p.is_file())
-    if not images:
-        raise CnnlabError(f"{root / 'images'}: no images")
-    items = []
-    for image in images:
-        label_file = root / "labels" / f"{image.stem}.txt"
-        if label_file.is_file():
-            labels, boxes = parse_label_file(label_file, len(class_names))
-        else:
-            labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-        items.append(YoloImage(image, labels, boxes))
-    return items, class_names
+    if classes_file.is_file():
+        return [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
+    for name in YAML_FILES:
+        if (root / name).is_file():
+            return _yaml_names(root / name)
+    raise CnnlabError(
+        f"{classes_file}: missing (one class name per line; or a data.yaml with 'names')"
+    )
+
+
+def _yaml_names(path: Path) -> list[str]:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CnnlabError(f"{path}: not readable YAML ({type(exc).__name__})") from None
+    names = spec.get("names") if isinstance(spec, dict) else None
+    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+        names = [names[i] for i in range(len(names))]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise CnnlabError(
+            f"{path}: 'names' must be a list of class names or a mapping 0, 1, ... -> name"
+        )
+    return names
+
+
+def _folder_pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
+    """``(images folder, labels folder, split)`` for each layout of the module docstring."""
+    if (root / "images").is_dir():
+        return [(root / "images", root / "labels", None)]
+    pairs = [
+        (d / "images", d / "labels", SPLIT_FOLDERS[d.name.lower()])
+        for d in sorted(root.iterdir())
+        if d.name.lower() in SPLIT_FOLDERS and (d / "images").is_dir()
+    ]
+    if not pairs:
+        raise CnnlabError(
+            f"{root}: no images/ folder (expected images/ and labels/, or train/images and "
+            "train/labels)"
+        )
+    return pairs
+
+
+def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
+    """Every image of ``root`` with its labels, and the class names (layouts: module docstring).
+    An image without a label file has no objects, but a folder where no image has one is an
+    error: the label files are elsewhere or named differently."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CnnlabError(f"{root}: not a folder (expected a YOLO folder or a COCO .json)")
+    names = read_class_names(root)
+    items, labelled = [], 0
+    for images_dir, labels_dir, split in _folder_pairs(root):
+        if not labels_dir.is_dir():
+            raise CnnlabError(f"{labels_dir}: missing (one .txt per image: 'class cx cy w h')")
+        images = sorted(
+            p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        for image in images:
+            relative = image.relative_to(images_dir)
+            label_file = labels_dir / relative.with_suffix(".txt")
+            if label_file.is_file():
+                labels, boxes = parse_label_file(label_file, len(names))
+                labelled += 1
+            else:
+                labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+            folder_split = SPLIT_FOLDERS.get(relative.parts[0].lower())
+            if split is None and len(relative.parts) > 1 and folder_split:
+                items.append(YoloImage(image, labels, boxes, folder_split))
+            else:
+                items.append(YoloImage(image, labels, boxes, split))
+    if not items:
+        raise CnnlabError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if not labelled:
+        raise CnnlabError(
+            f"{root}: no image has a label file (images/a.png needs labels/a.txt; "
+            "images/train/a.png needs labels/train/a.txt)"
+        )
+    return items, names
+
+
+def folder_splits(items: list[YoloImage]) -> dict[str, np.ndarray] | None:
+    """The indices of each split the folders name, when every image lies in a ``train``, ``val``
+    or ``test`` folder and there are train and val images; else ``None`` (split at random)."""
+    splits = [item.split for item in items]
+    if None in splits or not {"train", "val"} <= set(splits):
+        return None
+    return {
+        k: np.flatnonzero([s == k for s in splits]) for k in ("train", "val", "test") if k in splits
+    }

@@ -22,7 +22,7 @@ from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import MEAN, STD, make_scenes
-from cnnlab.data.yolo import read_yolo_folder
+from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
     coco_evaluate,
@@ -41,12 +41,14 @@ from cnnlab.registry import create_model
 
 @dataclass(frozen=True)
 class DetectionData:
-    """Images ``(N, 3, S, S)`` uint8 with per-image boxes (xyxy relative) and labels."""
+    """Images ``(N, 3, S, S)`` uint8 with per-image boxes (xyxy relative) and labels;
+    ``splits`` when the source names them (a YOLO folder's train/val/test folders)."""
 
     images: torch.Tensor
     boxes: list[torch.Tensor]
     labels: list[torch.Tensor]
     class_names: list[str]
+    splits: dict[str, torch.Tensor] | None = None
 
     def subset(self, idx: torch.Tensor) -> DetectionData:
         i = idx.tolist()
@@ -77,7 +79,9 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
     items, names = read_yolo_folder(root)
     images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
     boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
-    return DetectionData(images, boxes, [torch.from_numpy(i.labels) for i in items], names)
+    given = folder_splits(items)
+    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
+    return DetectionData(images, boxes, [torch.from_numpy(i.labels) for i in items], names, splits)
 
 
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
@@ -201,6 +205,22 @@ def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
     return {"test": order[:k], "val": order[k : 2 * k], "train": order[2 * k :]}
 
 
+def detection_splits(data: DetectionData, seed: int) -> dict[str, torch.Tensor]:
+    """The data's own splits where it names them, else :func:`split_indices`."""
+    return data.splits if data.splits is not None else split_indices(len(data.images), seed)
+
+
+def split_of(data: DetectionData, seed: int, split: str, source: str) -> DetectionData:
+    """The images of one split, or the error that ``source`` has no such split."""
+    parts = detection_splits(data, seed)
+    if split not in parts:
+        raise CnnlabError(
+            f"{source} has no {split} split (its folders name {', '.join(sorted(parts))})"
+            + ("; use the validation split: --split val" if split == "test" else "")
+        )
+    return data.subset(parts[split])
+
+
 def make_batch(
     data: DetectionData, idx: torch.Tensor, mirror: bool, augment: torch.nn.Module | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -278,13 +298,15 @@ def evaluate_detector(
 def train_detector(config: DetectConfig, console: Console | None = None) -> dict[str, Any]:
     """Train a YOLO detector; write ``out/`` with checkpoints, ``metrics.csv`` (mAP per epoch
     against elapsed time), ``map_time.png`` (the same as a figure), ``pr_curve.png`` and
-    ``results.json``."""
+    ``results.json``. The best epoch's checkpoint is measured on the test split, or on val when
+    the data's folders have train and val only (``evaluated_on`` says which)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     device = resolve_device(config.device)
     data = load_detection_data(config)
-    parts = split_indices(len(data.images), config.seed)
-    train, val, test = (data.subset(parts[k]) for k in ("train", "val", "test"))
+    parts = detection_splits(data, config.seed)
+    final = "test" if "test" in parts else "val"  # folders with train/ and val/ only
+    train, val, test = (data.subset(parts[k]) for k in ("train", "val", final))
     wh = torch.cat([b[:, 2:] - b[:, :2] for b in train.boxes])
     anchors = kmeans_anchors(wh, config.anchors, seed=config.seed)
     torch.manual_seed(config.seed)
@@ -369,9 +391,10 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     plot_map_against_time(rows, out / "map_time.png")
     result = {
         "run_dir": str(out),
-        "test_map_50": ev["map_50"],
-        "test_map": ev["map"],
-        "test_map_75": ev["map_75"],
+        "evaluated_on": final,
+        f"{final}_map_50": ev["map_50"],
+        f"{final}_map": ev["map"],
+        f"{final}_map_75": ev["map_75"],
         "seconds": round(time.perf_counter() - started, 1),
         "grid": grid,
         "anchors": kwargs["anchors"],

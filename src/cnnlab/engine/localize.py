@@ -133,7 +133,8 @@ def evaluate(
 
 def train_localizer(config: LocalizeConfig, console: Console | None = None) -> dict[str, Any]:
     """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv`` and
-    ``results.json``; return the test metrics."""
+    ``results.json``; return the test metrics (val's, under ``val``, when the data's folders
+    have train and val only; ``evaluated_on`` says which)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     device = resolve_device(config.device)
@@ -197,8 +198,13 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                 ),
             )
     model, _ = model_from_checkpoint(out / "best.pt")
-    test = evaluate(model.to(device), data, "test", device)
-    result = {"run_dir": str(out), "test": test, "seconds": round(time.perf_counter() - started, 1)}
+    final = "test" if "test" in data.splits else "val"
+    result = {
+        "run_dir": str(out),
+        "evaluated_on": final,
+        final: evaluate(model.to(device), data, final, device),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
