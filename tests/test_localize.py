@@ -135,6 +135,10 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "4", "-o", shown]) == 0
     table = capsys.readouterr().out  # without --json: y = [p_c, box, class] for every image
     assert "y = [p_c, box, class]" in table and "scene[3]" in table
+    # many images: every one in the table and --json, the first 24 in the figure (one per axis)
+    assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "70", "-o", shown]) == 0
+    table = " ".join(capsys.readouterr().out.split())
+    assert "scene[69]" in table and "(the first 24 of 70 images)" in table
     # a file twice as wide as the model's input: found on the stretched image, reported in the
     # file's own pixels (x doubled, y kept), not in the 32x32 frame the model saw
     from PIL import Image

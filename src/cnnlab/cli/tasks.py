@@ -23,6 +23,8 @@ from cnnlab.cli.common import (
 )
 from cnnlab.errors import CnnlabError
 
+MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
+
 
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
@@ -108,7 +110,8 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         sources = [f"scene[{i}]" for i in range(len(scenes))]
         frames = [(size, size)] * len(scenes)
     rows = predict_images(args.checkpoint, images)
-    path = draw_predictions(images, rows, args.output)  # drawn on what the model saw
+    drawn = images[:MAX_DRAWN]  # drawn on what the model saw
+    path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     for src, row, frame in zip(sources, rows, frames, strict=True):
         row["source"], row["image_size"] = src, list(frame)  # coordinates in the file's pixels
         row["box_xyxy"] = _in_frame(row["box_xyxy"], size, frame)
@@ -126,8 +129,13 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
                 _box_text(r["box_xyxy"]),
             )
         console.print(table)
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}{_drawn_note(len(images))}")
     return {"figure": str(path), "predictions": rows}
+
+
+def _drawn_note(n: int) -> str:
+    """What the figure leaves out: it draws the first :data:`MAX_DRAWN` images."""
+    return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
 
 
 def _stretched(paths: list[str], size: int) -> tuple[Any, list[tuple[int, int]]]:
@@ -226,11 +234,16 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ).images
         sources = [f"scene[{i}]" for i in range(len(images))]
         frames = [(size, size)] * len(images)
+    dets = []
     with torch.no_grad():
-        raw = model(standardise(images.float()))
-    dets = decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
+        for chunk in images.split(64):
+            raw = model(standardise(chunk.float()))
+            dets += decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
     dets = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
-    path = draw_detections(images, dets, ckpt["class_names"], args.output, args.score_threshold)
+    drawn = images[:MAX_DRAWN]
+    path = draw_detections(
+        drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
+    )
     names = ckpt["class_names"]
     rows = [
         {
@@ -261,7 +274,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             if not r["detections"]:
                 table.add_row(r["source"], "-", "-", "nothing above the score threshold")
         console.print(table)
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}{_drawn_note(len(images))}")
     return {"figure": str(path), "predictions": rows}
 
 

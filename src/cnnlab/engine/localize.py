@@ -216,7 +216,7 @@ def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[st
     model, ckpt = model_from_checkpoint(checkpoint, "localization")
     model.eval()
     s = images.shape[-1]
-    out = model.split(model(standardise(images.float())))
+    out = model.split(torch.cat([model(standardise(c.float())) for c in images.split(64)]))
     boxes = _xyxy(out.box) * s
     names = ckpt["class_names"]
     rows = []
