@@ -96,8 +96,17 @@ def test_overfit_one_batch() -> None:
 
 def test_mask_folder_and_errors(tmp_path: Path) -> None:
     root = write_masks(make_scenes(4, seed=2, image_size=32), tmp_path / "m")
-    data = folder_segmentation(root)
+    data = folder_segmentation(root, 32)
     assert data.images.shape == (4, 3, 32, 32) and data.class_names[0] == "background"
+    # resized to --image-size: nearest-neighbour keeps every mask's class indices (2x: each
+    # pixel becomes a 2x2 block), and images of other sizes join the set
+    mask = Image.open(root / "masks" / "000002.png")
+    mask.resize((48, 40), Image.Resampling.NEAREST).save(root / "masks" / "000002.png")
+    Image.open(root / "images" / "000002.png").resize((48, 40)).save(root / "images" / "000002.png")
+    big = folder_segmentation(root, 64)
+    assert big.images.shape == (4, 3, 64, 64) and big.masks.shape == (4, 64, 64)
+    twice = data.masks[0].repeat_interleave(2, 0).repeat_interleave(2, 1)
+    assert big.masks[0].equal(twice) and set(big.masks[2].unique().tolist()) <= {0, 1, 2, 3}
     Image.fromarray(np.full((16, 16), 9, np.uint8)).save(root / "masks" / "000001.png")
     with pytest.raises(CnnlabError, match=r"000001\.png: mask is 16x16"):
         folder_segmentation(root)
@@ -110,11 +119,11 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     with pytest.raises(CnnlabError, match=r"000001\.png: a colour image"):
         folder_segmentation(root)
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "masks" / "000001.png")
-    assert folder_segmentation(root).masks[1].max() == 0  # a gray RGB mask is read as indices
+    assert folder_segmentation(root, 32).masks[1].max() == 0  # a gray RGB mask: indices
     binary = np.zeros((32, 32), bool)
     binary[4:20, 6:12] = True
     Image.fromarray(binary).save(root / "masks" / "000001.png")  # mode "1": classes 0 and 1
-    read = folder_segmentation(root).masks[1]
+    read = folder_segmentation(root, 32).masks[1]
     assert read.unique().tolist() == [0, 1] and read.bool().equal(torch.from_numpy(binary))
     Image.fromarray(binary.astype(np.uint8) * 255).save(root / "masks" / "000001.png")
     with pytest.raises(CnnlabError, match=r"class index 255 .* black and white \(0/255\)"):

@@ -20,6 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from cnnlab.config import check_settings
+from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
 from cnnlab.data.scenes import MEAN, STD, make_scenes
 from cnnlab.engine.checkpoint import model_from_checkpoint
@@ -64,23 +65,27 @@ def scenes_segmentation(
     return SegmentationData(images.contiguous(), masks, ["background", *scenes[0].class_names])
 
 
-def folder_segmentation(root: str | Path) -> SegmentationData:
+def folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray) and
-    ``root/classes.txt`` (background first). Sizes must match and indices be known."""
+    ``root/classes.txt`` (background first). Each mask must have its image's size and known
+    indices; both are resized to ``image_size x image_size`` (the image bilinear, the mask
+    nearest-neighbour, so it keeps class indices), as the detection folders are."""
     root = Path(root)
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
     names = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
     images, masks = [], []
-    files = sorted(p for p in (root / "images").glob("*") if p.is_file())
+    files = sorted(
+        p for p in (root / "images").glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise CnnlabError(f"{root / 'images'}: no images")
     for path in files:
         mask_path = root / "masks" / f"{path.stem}.png"
         if not mask_path.is_file():
             raise CnnlabError(f"{mask_path}: missing mask for {path.name}")
-        img = np.asarray(read_image(path, "RGB"))
+        img = read_image(path, "RGB")
         with Image.open(mask_path) as m:
             if m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
                 raise CnnlabError(
@@ -88,14 +93,15 @@ def folder_segmentation(root: str | Path) -> SegmentationData:
                     "(a palette or grayscale PNG, 0 = background)"
                 )
             if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
-                mask = np.asarray(m).astype(np.uint8)
+                mask = Image.fromarray(np.asarray(m).astype(np.uint8))
             else:
-                mask = np.asarray(m if m.mode in ("P", "L") else m.convert("L"))
-        if mask.shape != img.shape[:2]:
-            raise CnnlabError(
-                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
-                f"{path.name} is {img.shape[1]}x{img.shape[0]}"
-            )
+                mask = m if m.mode in ("P", "L") else m.convert("L")
+            if m.size != img.size:
+                raise CnnlabError(
+                    f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image "
+                    f"{path.name} is {img.size[0]}x{img.size[1]}"
+                )
+            mask = np.asarray(mask.resize((image_size, image_size), Image.Resampling.NEAREST))
         if mask.max() >= len(names):
             hint = (
                 "; it looks black and white (0/255): store the class indices 0 and 1"
@@ -106,14 +112,8 @@ def folder_segmentation(root: str | Path) -> SegmentationData:
                 f"{mask_path}: class index {int(mask.max())} is not in "
                 f"classes.txt ({len(names)} classes){hint}"
             )
-        images.append(torch.from_numpy(img.copy()).permute(2, 0, 1))
+        images.append(image_tensor(fit_image(img, image_size, "stretch")))
         masks.append(torch.from_numpy(mask.astype(np.int64)))
-    sizes = {tuple(i.shape) for i in images}
-    if len(sizes) > 1:
-        raise CnnlabError(
-            f"{root / 'images'}: images differ in size ({sorted(sizes)[:3]}); "
-            "resize them to one size first"
-        )
     return SegmentationData(torch.stack(images), torch.stack(masks), names)
 
 
@@ -178,7 +178,7 @@ def _load(config: SegmentConfig) -> SegmentationData:
         from cnnlab.data.standard import voc_segmentation
 
         return voc_segmentation(config.data, config.data_root or None, config.image_size)
-    return folder_segmentation(config.data)
+    return folder_segmentation(config.data, config.image_size)
 
 
 def _batch(
