@@ -137,6 +137,14 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
         for boxes, scene in zip(d.boxes, scenes, strict=True):
             assert torch.allclose(boxes * 64, torch.from_numpy(scene.boxes_xyxy), atol=1e-3)
     coco = json.loads((tmp_path / "c" / "annotations.json").read_text())
+    coco["annotations"][0]["iscrowd"] = 1  # a crowd box is left out of the objects
+    (tmp_path / "c" / "crowd.json").write_text(json.dumps(coco))
+    crowd = coco_data(str(tmp_path / "c" / "crowd.json"), 64)
+    first = coco["annotations"][0]["image_id"]
+    image_ids = [im["id"] for im in coco["images"]]
+    assert sum(map(len, crowd.labels)) == sum(map(len, b.labels)) - 1
+    assert len(crowd.labels[image_ids.index(first)]) == len(b.labels[image_ids.index(first)]) - 1
+    coco["annotations"][0]["iscrowd"] = 0
     coco["annotations"][0]["category_id"] = 99
     (tmp_path / "c" / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(CnnlabError, match=r"bad\.json: annotation 0: unknown category_id 99"):

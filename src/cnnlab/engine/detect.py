@@ -87,7 +87,8 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
     """A COCO JSON file; images are looked up in ``image_dir``, or next to it (``images/`` or
     the JSON's folder). Every image, category and box is checked first: a bad one is a
-    :class:`CnnlabError` naming the file and the entry."""
+    :class:`CnnlabError` naming the file and the entry. Crowd annotations (``iscrowd: 1``, one
+    box around many objects) are left out, as detectors trained on COCO do."""
     path_ = Path(path)
     try:
         coco = json.loads(path_.read_text())
@@ -115,6 +116,8 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
         bbox = a.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
             raise CnnlabError(f"{where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+        if a.get("iscrowd"):
+            continue
         x, y, w, h = bbox
         if w <= 0 or h <= 0:
             raise CnnlabError(f"{where}: box has a negative or zero size")
