@@ -49,6 +49,12 @@ def test_presplit_folder(tmp_path: Path) -> None:
     (tmp_path / "ds" / "val" / "red").rename(stray / "red")
     with pytest.raises(CnnlabError, match=r"val/purple: a class that .*train does not have"):
         load_classification(str(tmp_path / "ds"), image_size=16)
+    # train/, valid/, test/ as Roboflow and Kaggle exports name them
+    write_folder(tmp_path / "rf" / "train", per_class=6)
+    write_folder(tmp_path / "rf" / "valid", per_class=2, seed=1)
+    write_folder(tmp_path / "rf" / "test", per_class=3, seed=2)
+    data = load_classification(str(tmp_path / "rf"), image_size=16)
+    assert [len(data.splits[k]) for k in ("train", "val", "test")] == [18, 6, 9]
 
 
 def test_empty_inputs_are_clear_errors(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A folder of the user's images: ``root/<class>/*.jpg`` (then a seeded stratified split), or
-``root/train/<class>/...`` with ``root/val/...`` (and optionally ``root/test/...``; without it
-there is no test split: the val images choose the best epoch, so they are no test).
+``root/train/<class>/...`` with ``root/val/...`` (``valid/`` or ``validation/`` as exports name
+it) and optionally ``root/test/...`` (without it there is no test split: the val images choose
+the best epoch, so they are no test).
 
 Every file is decoded with Pillow, converted to RGB or grayscale, resized (shorter side to
 ``image_size`` then a centre crop, or stretched), and cached as uint8. Unreadable files (corrupt,
@@ -26,6 +27,7 @@ from cnnlab.data.classification import (
 from cnnlab.data.images import read_image
 from cnnlab.errors import CnnlabError
 
+VAL_FOLDERS = ("val", "valid", "validation")  # the validation split's folder, as tools name it
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -145,7 +147,9 @@ def load_image_folder(
     parts: dict[str, tuple[list[torch.Tensor], list[int]]] = {}
     sources = {"train": base}
     if presplit:
-        sources |= {k: root / k for k in ("val", "test") if (root / k).is_dir()}
+        val = next((root / k for k in VAL_FOLDERS if (root / k).is_dir()), None)
+        sources |= {"val": val} if val else {}
+        sources |= {"test": root / "test"} if (root / "test").is_dir() else {}
     for split, folder in sources.items():
         extra = sorted({p.name for p in _class_dirs(folder)} - set(class_names))
         if extra:  # its images would be dropped without a word
