@@ -145,6 +145,13 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
     assert sum(map(len, crowd.labels)) == sum(map(len, b.labels)) - 1
     assert len(crowd.labels[image_ids.index(first)]) == len(b.labels[image_ids.index(first)]) - 1
     coco["annotations"][0]["iscrowd"] = 0
+    (tmp_path / "c" / "empty.json").write_text(json.dumps(coco | {"images": []}))
+    with pytest.raises(CnnlabError, match=r"empty\.json: no images listed"):
+        coco_data(str(tmp_path / "c" / "empty.json"), 64)
+    (tmp_path / "c" / "images" / coco["images"][1]["file_name"]).rename(tmp_path / "moved.png")
+    with pytest.raises(CnnlabError, match=r"images/\S+: no such file \(image \S+ of \S+crowd"):
+        coco_data(str(tmp_path / "c" / "crowd.json"), 64)
+    (tmp_path / "moved.png").rename(tmp_path / "c" / "images" / coco["images"][1]["file_name"])
     coco["annotations"][0]["category_id"] = 99
     (tmp_path / "c" / "bad.json").write_text(json.dumps(coco))
     with pytest.raises(CnnlabError, match=r"bad\.json: annotation 0: unknown category_id 99"):

@@ -100,6 +100,8 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
+    if not images:
+        raise CnnlabError(f"{path}: no images listed")
     for im in images.values():
         w_img, h_img = im.get("width"), im.get("height")
         if not (isinstance(im.get("file_name"), str) and _positive(w_img) and _positive(h_img)):
@@ -130,8 +132,10 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
     tensors, boxes, labels = [], [], []
     for image_id, im in images.items():
         file = (image_dir or path_.parent / "images") / im["file_name"]
-        if not file.exists():
+        if not file.exists() and (path_.parent / im["file_name"]).exists():
             file = path_.parent / im["file_name"]
+        if not file.exists():
+            raise CnnlabError(f"{file}: no such file (image {image_id} of {path})")
         tensors.append(image_to_uint8(file, image_size, 3, "stretch"))
         objects = per_image[image_id]
         boxes.append(torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4))
