@@ -109,6 +109,7 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result["test"]) >= {"accuracy", "iou_correct", "mean_iou", "landmark_error"}
+    assert (out / "curves.png").stat().st_size > 5000  # loss and validation figures per epoch
     assert main(["localize", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["accuracy"] == pytest.approx(result["test"]["accuracy"])

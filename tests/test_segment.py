@@ -152,6 +152,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= r["test"]["mean_iou"] <= 1 and len(r["test"]["per_class_iou"]) == 4
+    assert (out / "curves.png").stat().st_size > 5000  # loss and validation IoU per epoch
     assert main(["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["mean_iou"] == pytest.approx(r["test"]["mean_iou"])

@@ -132,9 +132,9 @@ def evaluate(
 
 
 def train_localizer(config: LocalizeConfig, console: Console | None = None) -> dict[str, Any]:
-    """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv`` and
-    ``results.json``; return the test metrics (val's, under ``val``, when the data's folders
-    have train and val only; ``evaluated_on`` says which)."""
+    """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv``, ``curves.png``
+    (the same per epoch, drawn) and ``results.json``; return the test metrics (val's, under
+    ``val``, when the data's folders have train and val only; ``evaluated_on`` says which)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     device = resolve_device(config.device)
@@ -198,6 +198,12 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                 ),
             )
     model, _ = model_from_checkpoint(out / "best.pt")
+    from cnnlab.viz.plots import plot_epoch_curves
+
+    curves = {"val_accuracy": "class accuracy", "val_mean_iou": "mean IoU"}
+    if data.landmarks.shape[1]:
+        curves["val_landmark_error"] = "landmark error / box diagonal"
+    plot_epoch_curves(rows, curves, out / "curves.png", "Localisation")
     final = "test" if "test" in data.splits else "val"
     result = {
         "run_dir": str(out),

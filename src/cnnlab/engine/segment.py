@@ -221,6 +221,9 @@ def _class_weights(text: str) -> torch.Tensor | None:
 
 
 def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
+    """Train a segmentation network and write ``out/`` with ``best.pt``, ``last.pt``,
+    ``metrics.csv``, ``curves.png`` (loss, validation mean IoU and pixel accuracy per epoch) and
+    ``results.json``; return the test metrics."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     require_task(config.model, "segmentation")
@@ -309,6 +312,10 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
             )
     model, _ = model_from_checkpoint(out / "best.pt")
     test = evaluate_segmenter(model.to(device), data, parts["test"], device)
+    from cnnlab.viz.plots import plot_epoch_curves
+
+    curves = {"val_mean_iou": "mean IoU", "val_pixel_accuracy": "pixel accuracy"}
+    plot_epoch_curves(rows, curves, out / "curves.png", "Segmentation")
     result = {
         "run_dir": str(out),
         "test": test,

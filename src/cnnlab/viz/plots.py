@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from cnnlab.errors import CnnlabError
 
@@ -28,6 +29,25 @@ def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) 
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_epoch_curves(
+    rows: Sequence[dict[str, float]], metrics: dict[str, str], path: str | Path, title: str
+) -> Path:
+    """Training loss (left) and validation ``metrics`` (right; row key -> label) per epoch:
+    the ``metrics.csv`` of a localisation or segmentation run as a figure."""
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker=".")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Training loss")
+    for key, label in metrics.items():
+        ax_val.plot(epochs, [r[key] for r in rows], marker=".", label=label)
+    ax_val.set(xlabel="epoch", title=f"{title} (validation)")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_val.legend()
     return save_figure(fig, path)
 
 
