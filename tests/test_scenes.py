@@ -41,6 +41,11 @@ def test_options() -> None:
     assert scenes[0].class_names[3:] == ("triangle", "star")
     with pytest.raises(CnnlabError):
         make_scenes(1, num_classes=20)
+    from cnnlab.data.scenes import check_scene_size
+
+    assert sum(len(s.labels) for s in make_scenes(50, image_size=16)) == 0  # all background
+    with pytest.raises(CnnlabError, match="--image-size 16: scenes need 32 pixels or more"):
+        check_scene_size(16)
 
 
 def test_writers_round_trip(tmp_path: Path) -> None:

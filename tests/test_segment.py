@@ -95,6 +95,8 @@ def test_overfit_one_batch() -> None:
 
 
 def test_mask_folder_and_errors(tmp_path: Path) -> None:
+    with pytest.raises(CnnlabError, match=r"nowhere: not a folder \(expected scenes, pets"):
+        folder_segmentation(tmp_path / "nowhere")
     root = write_masks(make_scenes(4, seed=2, image_size=32), tmp_path / "m")
     data = folder_segmentation(root, 32)
     assert data.images.shape == (4, 3, 32, 32) and data.class_names[0] == "background"

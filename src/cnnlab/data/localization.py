@@ -15,7 +15,7 @@ import torch
 
 from cnnlab.data.classification import require_splittable, stratified_split
 from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, make_scenes
+from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, check_scene_size, make_scenes
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
 
@@ -63,6 +63,7 @@ def from_scenes(
     landmarks: bool = False,
 ) -> LocalizationData:
     """``n`` scenes with zero or one object (always one when ``landmarks``)."""
+    check_scene_size(image_size)
     scenes = make_scenes(
         n,
         seed=seed,

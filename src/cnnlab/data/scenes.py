@@ -163,6 +163,19 @@ def _shape_mask(
     return mask
 
 
+MIN_SIZE = 32  # with the default scales: 1.5 objects per scene at 32 px, none at 16
+
+
+def check_scene_size(image_size: int) -> None:
+    """Refuse training sets of scenes too small to hold objects (objects under 30 pixels are
+    not drawn): below :data:`MIN_SIZE` almost every scene would be empty background."""
+    if image_size < MIN_SIZE:
+        raise CnnlabError(
+            f"--image-size {image_size}: scenes need {MIN_SIZE} pixels or more (objects under "
+            "30 pixels are not drawn, so smaller scenes are almost all empty)"
+        )
+
+
 def make_scene(
     rng: np.random.Generator,
     image_size: int = 128,

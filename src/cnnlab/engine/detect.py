@@ -21,7 +21,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.scenes import MEAN, STD, make_scenes
+from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
@@ -63,6 +63,7 @@ class DetectionData:
 def scenes_data(
     n: int, image_size: int = 128, num_classes: int = 3, max_objects: int = 6, seed: int = 0
 ) -> DetectionData:
+    check_scene_size(image_size)
     scenes = make_scenes(
         n, seed=seed, image_size=image_size, num_classes=num_classes, max_objects=max_objects
     )

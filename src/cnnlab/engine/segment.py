@@ -22,7 +22,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
-from cnnlab.data.scenes import MEAN, STD, make_scenes
+from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
@@ -59,6 +59,7 @@ class SegmentationData:
 def scenes_segmentation(
     n: int, image_size: int = 128, num_classes: int = 3, seed: int = 0
 ) -> SegmentationData:
+    check_scene_size(image_size)
     scenes = make_scenes(n, seed=seed, image_size=image_size, num_classes=num_classes)
     images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
     masks = torch.from_numpy(np.stack([s.semantic for s in scenes]).astype(np.int64))
@@ -71,6 +72,11 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     indices; both are resized to ``image_size x image_size`` (the image bilinear, the mask
     nearest-neighbour, so it keeps class indices), as the detection folders are."""
     root = Path(root)
+    if not root.is_dir():
+        raise CnnlabError(
+            f"{root}: not a folder (expected scenes, pets, voc2007, voc2012 or a "
+            "folder with images/, masks/ and classes.txt)"
+        )
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
