@@ -215,3 +215,32 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif[0x0112] = 6  # Orientation
     stored.save(tmp_path / "phone.jpg", exif=exif)
     assert read_image(tmp_path / "phone.jpg", "RGB").size == (20, 40)
+
+
+def test_big_jpegs_decode_at_reduced_scale_with_the_same_result(tmp_path: Path) -> None:
+    """A 2400x1800 photo for a 64 px input is decoded at 1/8 scale (libjpeg DCT scaling) yet
+    gives the image the full decode gives, to within a grey level on average; both sides stay
+    at least twice the input, and other formats decode in full."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8
+    from cnnlab.data.images import read_image
+
+    photo = Image.fromarray(data.astronaut()).resize((2400, 1800))
+    photo.save(tmp_path / "big.jpg", quality=92)
+    photo.save(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.jpg", "RGB", at_least=128).size == (300, 225)
+    assert read_image(tmp_path / "big.png", "RGB", at_least=128).size == (2400, 1800)
+    for resize in ("center-crop", "stretch"):
+        fast = image_to_uint8(tmp_path / "big.jpg", 64, 3, resize).float()
+        full = image_tensor(fit_image(read_image(tmp_path / "big.jpg", "RGB"), 64, resize))
+        assert fast.shape == (3, 64, 64) and (fast - full.float()).abs().mean() < 1.0
+    grey = image_to_uint8(tmp_path / "big.jpg", 64, 1).float()
+    full_grey = image_tensor(fit_image(read_image(tmp_path / "big.jpg", "L"), 64))
+    assert (grey - full_grey.float()).abs().mean() < 1.0
+    assert np.asarray(read_image(tmp_path / "big.jpg", "RGB", at_least=5000)).shape[:2] == (
+        1800,
+        2400,
+    )

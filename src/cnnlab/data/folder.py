@@ -72,7 +72,8 @@ def image_to_uint8(
 ) -> torch.Tensor:
     """Decode one file to ``(C, size, size)`` uint8; a :class:`CnnlabError` names it if it is
     unreadable."""
-    return image_tensor(fit_image(read_image(path, "L" if channels == 1 else "RGB"), size, resize))
+    image = read_image(path, "L" if channels == 1 else "RGB", at_least=2 * size)
+    return image_tensor(fit_image(image, size, resize))
 
 
 def image_tensor(img: Image.Image) -> torch.Tensor:
