@@ -154,6 +154,12 @@ def test_slide_nms_drops_low_scores_and_uses_ge() -> None:
     scores = torch.tensor([0.9, 0.8, 0.7, 0.5])
     # box 2 has IoU exactly 0.5 with box 0: the slide discards it (>=); box 3 is below 0.6.
     assert slide_nms(boxes, scores).tolist() == [0]
+    # "Discard all boxes with p_c <= 0.6": a lone box scoring exactly 0.6 goes too
+    lone = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert slide_nms(boxes, lone).tolist() == [0] and slide_nms(boxes, lone, 0.59).tolist() == [
+        0,
+        3,
+    ]
     assert nms(boxes, scores, 0.5).tolist() == [0, 2, 3]  # torchvision's strict >
     assert slide_nms(boxes, scores, classes=torch.tensor([0, 1, 0, 0])).tolist() == [0, 1]
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0

@@ -147,9 +147,10 @@ def slide_nms(
     iou_threshold: float = 0.5,
     classes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The slide's full procedure: drop ``p_c < score_threshold``, then NMS with ``IoU >= 0.5``
-    suppressing, per class when ``classes`` is given. Returns indices into the inputs."""
-    candidates = (scores >= score_threshold).nonzero().flatten()
+    """The slide's full procedure: "discard all boxes with ``p_c <= 0.6``", then NMS with
+    ``IoU >= 0.5`` suppressing, per class when ``classes`` is given. Returns indices into the
+    inputs."""
+    candidates = (scores > score_threshold).nonzero().flatten()
     b, s = boxes[candidates], scores[candidates]
     if classes is None:
         kept = nms(b, s, iou_threshold, inclusive=True)
