@@ -18,6 +18,7 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
+    unit_interval,
 )
 from cnnlab.errors import CnnlabError
 
@@ -165,6 +166,8 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         result = _explain_sliding(args, console)
     elif args.what == "receptive-field":
         result = _explain_receptive_field(args, console)
+    elif args.what in ("iou", "nms"):
+        result = _explain_boxes(args, console)
     else:
         result = explain.explain_cost(
             explain.parse_shape(args.shape),
@@ -176,8 +179,27 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
-    if not args.json and args.what not in ("sliding-windows", "receptive-field"):
+    if not args.json and args.what not in ("sliding-windows", "receptive-field", "iou", "nms"):
         explain.render(result, console)
+    return result
+
+
+def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab import explain_boxes as eb
+
+    if args.what == "iou":
+        result = eb.explain_iou(eb.parse_box(args.a, "--a"), eb.parse_box(args.b, "--b"))
+        if not args.json:
+            eb.render_iou(result, console)
+        return result
+    boxes, scores = eb.parse_scored_boxes(args.boxes or eb.EXAMPLE_BOXES)
+    result = eb.explain_nms(boxes, scores, args.score_threshold, args.iou_threshold)
+    if args.out:
+        result["figure"] = str(eb.plot_nms(result, args.out))
+    if not args.json:
+        eb.render_nms(result, console)
+        if args.out:
+            console.print(f"wrote {result['figure']}")
     return result
 
 
@@ -383,6 +405,28 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's)")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser("iou", parents=[common], help="intersection over union of two boxes")
+    p.add_argument("--a", required=True, help="a box 'x1 y1 x2 y2' (top-left, bottom-right)")
+    p.add_argument("--b", required=True, help="the other box 'x1 y1 x2 y2'")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "nms", parents=[common], help="the slide's non-max suppression, step by step"
+    )
+    p.add_argument(
+        "--boxes",
+        help="'x1 y1 x2 y2 p_c; ...' (default: two cars found several times, one faint box)",
+    )
+    p.add_argument(
+        "--score-threshold", type=unit_interval, default=0.6, help="discard boxes with p_c <= this"
+    )
+    p.add_argument(
+        "--iou-threshold",
+        type=unit_interval,
+        default=0.5,
+        help="discard boxes with IoU >= this with the pick",
+    )
+    p.add_argument("--out", help="also draw the boxes before and after into this PNG")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
     p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")
