@@ -72,3 +72,66 @@ def test_example_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     ):
         assert main(["explain", *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_yolo_target_is_the_slides_y() -> None:
+    """The slide's car: middle cell of a 3 x 3 grid, the wide anchor 2, and y for that cell
+    [0 ? ? ? ? ? ? ? | 1 0.3 0.4 0.5 1.1 0 1 0] (y is 3 x 3 x 2 x 8)."""
+    from cnnlab.explain_boxes import (
+        EXAMPLE_ANCHORS,
+        EXAMPLE_OBJECTS,
+        explain_yolo_target,
+        parse_anchors,
+        parse_objects,
+    )
+
+    boxes, labels = parse_objects(EXAMPLE_OBJECTS, 300, 3)
+    r = explain_yolo_target(boxes, labels, 3, parse_anchors(EXAMPLE_ANCHORS))
+    assert r["shape"] == [3, 3, 2, 8] and len(r["cells"]) == 1
+    (car,) = r["objects"]
+    assert car["cell"] == [1, 1] and car["anchor"] == 2 and car["class"] == "car"
+    assert [car[k] for k in ("b_x", "b_y", "b_h", "b_w")] == pytest.approx([0.3, 0.4, 0.5, 1.1])
+    assert r["cells"][0]["y"][0] == [0] + [None] * 7
+    assert r["cells"][0]["y"][1] == pytest.approx([1, 0.3, 0.4, 0.5, 1.1, 0, 1, 0])
+    # a second car in the same cell wanting the same anchor takes the slot (the later one wins)
+    boxes, labels = parse_objects(f"{EXAMPLE_OBJECTS}; 80 110 190 170 2", 300, 3)
+    r = explain_yolo_target(boxes, labels, 3, parse_anchors(EXAMPLE_ANCHORS))
+    assert [o["replaced"] for o in r["objects"]] == [True, False]
+    assert r["cells"][0]["y"][1][1:5] == pytest.approx([0.35, 0.4, 0.6, 1.1])
+
+
+def test_yolo_target_cells_and_offsets_agree_with_the_boxes() -> None:
+    """For random objects: the midpoint is (col + b_x, row + b_y) / S and the size (b_w, b_h) / S,
+    and the anchor is the one whose shape overlaps the box most."""
+    from cnnlab.explain_boxes import explain_yolo_target
+    from cnnlab.ops.anchors import shape_iou
+
+    g = torch.Generator().manual_seed(3)
+    anchors = torch.tensor([[0.1, 0.3], [0.3, 0.1], [0.2, 0.2]])
+    xy = torch.rand(12, 2, generator=g) * 0.6
+    boxes = torch.cat([xy, xy + 0.05 + torch.rand(12, 2, generator=g) * 0.3], 1)
+    r = explain_yolo_target(boxes, torch.randint(0, 3, (12,), generator=g), 7, anchors)
+    for box, o in zip(boxes, r["objects"], strict=True):
+        row, col = o["cell"]
+        centre = [(col + o["b_x"]) / 7, (row + o["b_y"]) / 7]
+        assert centre == pytest.approx(((box[:2] + box[2:]) / 2).tolist(), abs=1e-4)
+        assert [o["b_w"] / 7, o["b_h"] / 7] == pytest.approx((box[2:] - box[:2]).tolist(), abs=1e-4)
+        assert 0 <= o["b_x"] < 1 and 0 <= o["b_y"] < 1
+        assert o["anchor"] - 1 == int(shape_iou((box[2:] - box[:2])[None], anchors).argmax())
+
+
+def test_yolo_target_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "yolo-target"]) == 0
+    out = capsys.readouterr().out
+    assert "y[1, 1], anchor 2: [1 0.3 0.4 0.5 1.1 0 1 0]" in out and "3 x 3 x 2 x 8" in out
+    assert main(["explain", "yolo-target", "--grid", "19", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["shape"] == [19, 19, 2, 8] and r["objects"][0]["cell"] == [8, 8]
+    for argv, message in (
+        (["--objects", "0 0 10 10 4"], "class must be a whole number from 1 to 3"),
+        (["--objects", "0 0 400 10 1"], "leaves the 300 x 300 image"),
+        (["--objects", "0 0 10 10"], "5 numbers"),
+        (["--anchors", "0.1 0"], "--anchors: each anchor is 'w h'"),
+    ):
+        assert main(["explain", "yolo-target", *argv]) == 2
+        assert message in capsys.readouterr().err

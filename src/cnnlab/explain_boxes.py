@@ -1,5 +1,6 @@
-"""``cnnlab explain iou`` and ``cnnlab explain nms``: the slides "Intersection over Union (IoU)"
-and "Non-max suppression algorithm", worked through on boxes the user types.
+"""``cnnlab explain iou``, ``explain nms`` and ``explain yolo-target``: the slides
+"Intersection over Union (IoU)", "Non-max suppression algorithm" and "Specify the bounding
+boxes" / "Anchor box algorithm", worked through on boxes the user types.
 
 IoU = size of intersection / size of union, and a localisation is "correct" if IoU >= 0.5. The
 non-max suppression algorithm, for one class (each prediction is ``[p_c, b_x, b_y, b_h, b_w]``,
@@ -12,6 +13,13 @@ here given as corners ``x1 y1 x2 y2`` and ``p_c``):
 
 :func:`explain_nms` records every step as a plain loop; the tests check that it keeps the
 boxes :func:`cnnlab.ops.nms.slide_nms` (the vectorised implementation) keeps.
+
+The YOLO target (:func:`explain_yolo_target`): each object is assigned to the grid cell that
+contains its midpoint and to the anchor box with the highest IoU with its shape; that cell's
+anchor slot holds ``[p_c = 1, b_x, b_y, b_h, b_w, c_1, ..., c_C]`` with ``b_x, b_y`` the
+midpoint's place inside the cell (0 to 1) and ``b_h, b_w`` the size in cells (can exceed 1:
+the slide's ``b_w = 1.1``); every other slot has ``p_c = 0`` and "don't care" entries. The
+assignment itself is :func:`cnnlab.ops.anchors.assign_targets`, the one training uses.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from rich.table import Table
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explain import _num, parse_matrix
+from cnnlab.ops.anchors import assign_targets, shape_iou
 from cnnlab.ops.boxes import box_iou
 
 # Two cars, each found by several overlapping boxes, and one faint box: the situation the
@@ -33,6 +42,12 @@ EXAMPLE_BOXES = (
     "10 20 40 45 0.9; 12 18 43 44 0.6; 8 22 38 48 0.7; 60 15 90 40 0.8; "
     "57 17 88 43 0.7; 64 12 92 38 0.75; 44 4 54 14 0.5"
 )
+
+# The slide's example: a 3 x 3 grid, anchor 1 tall (pedestrian), anchor 2 wide (car), and a car
+# in the middle cell at b_x = 0.3, b_y = 0.4, b_h = 0.5, b_w = 1.1 (a 300 x 300 image).
+EXAMPLE_OBJECTS = "75 115 185 165 2"
+EXAMPLE_ANCHORS = "0.1 0.3; 0.3 0.1"
+SLIDE_CLASSES = ("pedestrian", "car", "motorcycle")
 
 
 def parse_box(text: str, what: str) -> torch.Tensor:
@@ -194,3 +209,120 @@ def plot_nms(result: dict[str, Any], path: str | Path) -> Path:
         fontsize=9,
     )
     return save_figure(fig, path)
+
+
+def parse_objects(
+    text: str, image_size: int, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``"x1 y1 x2 y2 class; ..."`` in pixels of an ``image_size`` square, classes numbered from 1
+    as on the slide -> boxes ``(N, 4)`` relative to the image and labels ``(N,)`` from 0."""
+    rows = parse_matrix(text, "--objects")
+    if rows.shape[1] != 5:
+        raise CnnlabError(
+            f"--objects: each object is 'x1 y1 x2 y2 class' (5 numbers), got {rows.shape[1]}"
+        )
+    _check_corners(rows[:, :4], "--objects")
+    if (rows[:, :4] < 0).any() or (rows[:, :4] > image_size).any():
+        raise CnnlabError(f"--objects: a box leaves the {image_size} x {image_size} image")
+    labels = rows[:, 4]
+    if (labels != labels.round()).any() or (labels < 1).any() or (labels > num_classes).any():
+        raise CnnlabError(f"--objects: class must be a whole number from 1 to {num_classes}")
+    return (rows[:, :4] / image_size).float(), labels.long() - 1
+
+
+def parse_anchors(text: str) -> torch.Tensor:
+    """``"w h; w h"`` relative to the image -> ``(A, 2)``."""
+    anchors = parse_matrix(text, "--anchors")
+    if anchors.shape[1] != 2 or (anchors <= 0).any() or (anchors > 1).any():
+        raise CnnlabError("--anchors: each anchor is 'w h', relative to the image (0 < w, h <= 1)")
+    return anchors.float()
+
+
+def explain_yolo_target(
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    grid: int,
+    anchors: torch.Tensor,
+    class_names: tuple[str, ...] = SLIDE_CLASSES,
+) -> dict[str, Any]:
+    """The target ``y`` (``grid x grid x A x (5 + C)``) of one image with ``boxes (N, 4)`` xyxy
+    relative to the image and ``labels (N,)``, and for each object how it got there."""
+    t = assign_targets([boxes], [labels], grid, anchors)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    ious = shape_iou(wh, anchors)
+    objects = []
+    for k in range(len(boxes)):
+        cell = (centre[k] * grid).floor().clamp(0, grid - 1)
+        col, row = cell.long().tolist()
+        anchor = int(ious[k].argmax())
+        b_x, b_y = (centre[k] * grid - cell).tolist()
+        objects.append(
+            {
+                "class": class_names[int(labels[k])],
+                "midpoint": [round(v, 4) for v in centre[k].tolist()],
+                "cell": [row, col],
+                "anchor_iou": [round(v, 4) for v in ious[k].tolist()],
+                "anchor": anchor + 1,
+                "b_x": round(b_x, 4),
+                "b_y": round(b_y, 4),
+                "b_h": round(float(wh[k, 1] * grid), 4),
+                "b_w": round(float(wh[k, 0] * grid), 4),
+                # two objects in one cell with one best anchor: the later one is kept
+                "replaced": not torch.equal(t.boxes[0, row, col, anchor], boxes[k]),
+            }
+        )
+    cells = []
+    for row, col in sorted({tuple(o["cell"]) for o in objects}):
+        slots = []
+        for a in range(len(anchors)):
+            if not t.responsible[0, row, col, a]:
+                slots.append([0] + [None] * (4 + len(class_names)))  # "?": don't care
+                continue
+            bx, by = t.txy[0, row, col, a].tolist()
+            x1, y1, x2, y2 = t.boxes[0, row, col, a].tolist()
+            onehot = [int(c == int(t.labels[0, row, col, a])) for c in range(len(class_names))]
+            size = [round((y2 - y1) * grid, 4), round((x2 - x1) * grid, 4)]
+            slots.append([1, round(bx, 4), round(by, 4), *size, *onehot])
+        cells.append({"cell": [row, col], "y": slots})
+    return {
+        "kind": "yolo-target",
+        "grid": grid,
+        "anchors": [[round(v, 4) for v in a] for a in anchors.tolist()],
+        "classes": list(class_names),
+        "shape": [grid, grid, len(anchors), 5 + len(class_names)],
+        "objects": objects,
+        "cells": cells,
+        "responsible_slots": int(t.responsible.sum()),
+    }
+
+
+def render_yolo_target(result: dict[str, Any], console: Console) -> None:
+    """Each object's cell, anchor and numbers, then the ``y`` vectors of the cells that hold
+    objects, one row per anchor as the slide stacks them (``?`` for don't care)."""
+    g, anchors = result["grid"], result["anchors"]
+    table = Table(title=f"{g} x {g} grid; anchors (w, h): {anchors}")
+    for col in ("object", "midpoint", "cell", "IoU w/ anchors", "anchor", "b_x, b_y, b_h, b_w"):
+        table.add_column(col)
+    for o in result["objects"]:
+        table.add_row(
+            o["class"],
+            ", ".join(f"{v:.3g}" for v in o["midpoint"]),
+            f"{o['cell'][0]}, {o['cell'][1]}",
+            ", ".join(f"{v:.2f}" for v in o["anchor_iou"]),
+            f"{o['anchor']}" + (" (taken by a later object)" if o["replaced"] else ""),
+            ", ".join(f"{o[k]:g}" for k in ("b_x", "b_y", "b_h", "b_w")),
+        )
+    console.print(table)
+    classes = [f"c_{k + 1}" for k in range(len(result["classes"]))]
+    console.print("anchor slots: [" + " ".join(["p_c", "b_x", "b_y", "b_h", "b_w", *classes]) + "]")
+    for cell in result["cells"]:
+        row, col = cell["cell"]
+        for a, slot in enumerate(cell["y"], start=1):
+            values = " ".join("?" if v is None else f"{v:g}" for v in slot)
+            console.print(f"y[{row}, {col}], anchor {a}: [{values}]")
+    shape = " x ".join(map(str, result["shape"]))
+    console.print(
+        f"y is {shape}: every other cell has p_c = 0 for each anchor. For the size the network "
+        "regresses log(w / anchor w) and log(h / anchor h)."
+    )

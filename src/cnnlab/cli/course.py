@@ -166,7 +166,7 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         result = _explain_sliding(args, console)
     elif args.what == "receptive-field":
         result = _explain_receptive_field(args, console)
-    elif args.what in ("iou", "nms"):
+    elif args.what in ("iou", "nms", "yolo-target"):
         result = _explain_boxes(args, console)
     else:
         result = explain.explain_cost(
@@ -179,7 +179,7 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
-    if not args.json and args.what not in ("sliding-windows", "receptive-field", "iou", "nms"):
+    if not args.json and args.what in ("conv", "pool", "transpose", "cost", "scale"):
         explain.render(result, console)
     return result
 
@@ -191,6 +191,15 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
         result = eb.explain_iou(eb.parse_box(args.a, "--a"), eb.parse_box(args.b, "--b"))
         if not args.json:
             eb.render_iou(result, console)
+        return result
+    if args.what == "yolo-target":
+        boxes, labels = eb.parse_objects(
+            args.objects or eb.EXAMPLE_OBJECTS, args.image_size, len(eb.SLIDE_CLASSES)
+        )
+        anchors = eb.parse_anchors(args.anchors or eb.EXAMPLE_ANCHORS)
+        result = eb.explain_yolo_target(boxes, labels, args.grid, anchors)
+        if not args.json:
+            eb.render_yolo_target(result, console)
         return result
     boxes, scores = eb.parse_scored_boxes(args.boxes or eb.EXAMPLE_BOXES)
     result = eb.explain_nms(boxes, scores, args.score_threshold, args.iou_threshold)
@@ -427,6 +436,22 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         help="discard boxes with IoU >= this with the pick",
     )
     p.add_argument("--out", help="also draw the boxes before and after into this PNG")
+    p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "yolo-target", parents=[common], help="the YOLO target y: grid cell, anchor, b_x..b_w"
+    )
+    p.add_argument(
+        "--objects",
+        help="'x1 y1 x2 y2 class; ...' in pixels, classes 1 pedestrian, 2 car, 3 motorcycle "
+        "(default: the slide's car, b_x 0.3, b_y 0.4, b_h 0.5, b_w 1.1)",
+    )
+    p.add_argument(
+        "--image-size", type=positive_int, default=300, help="the square image's side in pixels"
+    )
+    p.add_argument("--grid", type=positive_int, default=3, help="S: an S x S grid")
+    p.add_argument(
+        "--anchors", help="'w h; w h' relative to the image (default: tall 0.1 0.3, wide 0.3 0.1)"
+    )
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
     p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")
