@@ -254,3 +254,37 @@ def test_eval_says_when_the_folder_changed(
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])["data_changed"] is True
     assert "cnnlab: warning: the test split made again now differs" in captured.err
+
+
+@pytest.mark.parametrize("ultralytics", [True, False])
+def test_split_mask_folders_are_the_splits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ultralytics: bool
+) -> None:
+    """images/train + masks/train (or train/images + train/masks, "valid" for val): the folders
+    are the splits; without a test folder the run reports val and eval --split test says so."""
+    flat = write_masks(make_scenes(12, seed=5, image_size=32), tmp_path / "flat")
+    root = tmp_path / "split"
+    root.mkdir()
+    (flat / "classes.txt").rename(root / "classes.txt")
+    for k, image in enumerate(sorted((flat / "images").iterdir())):
+        split = "train" if k % 3 else ("val" if ultralytics else "valid")
+        for kind in ("images", "masks"):
+            folder = root / kind / split if ultralytics else root / split / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            (flat / kind / image.name).rename(folder / image.name)
+    data = folder_segmentation(root, 32)
+    assert data.splits is not None and {k: len(v) for k, v in data.splits.items()} == {
+        "train": 8,
+        "val": 4,
+    }
+    out = tmp_path / "run"
+    train = ["segment", "train", "--data", str(root), "--epochs", "1", "--image-size", "32"]
+    assert main([*train, "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["evaluated_on"] == "val" and "test" not in r
+    evaluate = ["segment", "eval", "--checkpoint", str(out / "best.pt")]
+    assert main([*evaluate, "--split", "val", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["mean_iou"] == pytest.approx(r["val"]["mean_iou"]) and not ev["data_changed"]
+    assert main(evaluate) == 2
+    assert "no test split" in capsys.readouterr().err

@@ -308,23 +308,36 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
     config = config_from_args(SegmentConfig, args)
     result = train_segmenter(config, Console(stderr=True, quiet=args.json))
     if not args.json:
+        split = result["evaluated_on"]
         console.print(
-            f"test mean IoU {result['test']['mean_iou']:.3f}, pixel accuracy "
-            f"{result['test']['pixel_accuracy']:.3f}; run folder {result['run_dir']}"
+            f"{split} mean IoU {result[split]['mean_iou']:.3f}, pixel accuracy "
+            f"{result[split]['pixel_accuracy']:.3f}"
+            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+            + f"; run folder {result['run_dir']}"
         )
     return result
 
 
 def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.detect import split_indices
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter
+    from cnnlab.engine.segment import (
+        SegmentConfig,
+        _load,
+        evaluate_segmenter,
+        segmentation_splits,
+    )
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     data = _load(config)
-    idx = split_indices(len(data.images), config.seed)[args.split]
+    parts = segmentation_splits(data, config.seed)
+    if args.split not in parts:
+        raise CnnlabError(
+            f"{config.data} has no {args.split} split (its folders name "
+            f"{', '.join(sorted(parts))}); use the validation split: --split val"
+        )
+    idx = parts[args.split]
     device = resolve_device(args.device)
     changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)

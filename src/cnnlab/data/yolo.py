@@ -1,16 +1,11 @@
 """Reading YOLO-format label folders: images with one ``.txt`` label file each, one line
 ``class cx cy w h`` per object (relative to the image), and the class names.
 
-Three layouts are read (the ones YOLO tools write):
-
-- ``root/images/*.png`` and ``root/labels/*.txt`` (an image without a label file has no objects);
-- the same with split folders, ``root/images/train/`` and ``root/labels/train/`` (Ultralytics);
-- ``root/train/images/`` and ``root/train/labels/`` (Roboflow exports; ``valid`` means ``val``).
-
-Split folders named ``train``, ``val`` and optionally ``test`` become the data's splits. The class
-names come from ``root/classes.txt`` (one per line) or from the ``names`` of ``root/data.yaml``.
-Bad annotations are reported with file and line: a malformed line, an unknown class id, a
-negative or zero size, a box outside the image.
+The folders may be flat (``root/images/``, ``root/labels/``) or split as Ultralytics and Roboflow
+write them (:mod:`cnnlab.data.split_folders`); an image without a label file has no objects.
+The class names come from ``root/classes.txt`` (one per line) or from the ``names`` of
+``root/data.yaml``. Bad annotations are reported with file and line: a malformed line, an
+unknown class id, a negative or zero size, a box outside the image.
 """
 
 from __future__ import annotations
@@ -21,16 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
+from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.errors import CnnlabError
 
 EPS = 1e-6
-SPLIT_FOLDERS = {
-    "train": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-}
 YAML_FILES = ("data.yaml", "dataset.yaml", "data.yml")
 
 
@@ -105,23 +94,6 @@ def _yaml_names(path: Path) -> list[str]:
     return names
 
 
-def _folder_pairs(root: Path) -> list[tuple[Path, Path, str | None]]:
-    """``(images folder, labels folder, split)`` for each layout of the module docstring."""
-    if (root / "images").is_dir():
-        return [(root / "images", root / "labels", None)]
-    pairs = [
-        (d / "images", d / "labels", SPLIT_FOLDERS[d.name.lower()])
-        for d in sorted(root.iterdir())
-        if d.name.lower() in SPLIT_FOLDERS and (d / "images").is_dir()
-    ]
-    if not pairs:
-        raise CnnlabError(
-            f"{root}: no images/ folder (expected images/ and labels/, or train/images and "
-            "train/labels)"
-        )
-    return pairs
-
-
 def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
     """Every image of ``root`` with its labels, and the class names (layouts: module docstring).
     An image without a label file has no objects, but a folder where no image has one is an
@@ -131,7 +103,7 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
         raise CnnlabError(f"{root}: not a folder (expected a YOLO folder or a COCO .json)")
     names = read_class_names(root)
     items, labelled = [], 0
-    for images_dir, labels_dir, split in _folder_pairs(root):
+    for images_dir, labels_dir, split in folder_pairs(root, "images", "labels"):
         if not labels_dir.is_dir():
             raise CnnlabError(f"{labels_dir}: missing (one .txt per image: 'class cx cy w h')")
         images = sorted(
@@ -145,11 +117,7 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
                 labelled += 1
             else:
                 labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-            folder_split = SPLIT_FOLDERS.get(relative.parts[0].lower())
-            if split is None and len(relative.parts) > 1 and folder_split:
-                items.append(YoloImage(image, labels, boxes, folder_split))
-            else:
-                items.append(YoloImage(image, labels, boxes, split))
+            items.append(YoloImage(image, labels, boxes, split_of(relative, split)))
     if not items:
         raise CnnlabError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not labelled:
@@ -161,11 +129,5 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
 
 
 def folder_splits(items: list[YoloImage]) -> dict[str, np.ndarray] | None:
-    """The indices of each split the folders name, when every image lies in a ``train``, ``val``
-    or ``test`` folder and there are train and val images; else ``None`` (split at random)."""
-    splits = [item.split for item in items]
-    if None in splits or not {"train", "val"} <= set(splits):
-        return None
-    return {
-        k: np.flatnonzero([s == k for s in splits]) for k in ("train", "val", "test") if k in splits
-    }
+    """The splits the folders name (:func:`cnnlab.data.split_folders.given_splits`)."""
+    return given_splits([item.split for item in items])

@@ -23,6 +23,7 @@ from cnnlab.config import check_settings
 from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
 from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
+from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
@@ -54,6 +55,7 @@ class SegmentationData:
     images: torch.Tensor  # (N, 3, H, W) uint8
     masks: torch.Tensor  # (N, H, W) int64 class per pixel, 0 = background
     class_names: list[str]  # background first
+    splits: dict[str, torch.Tensor] | None = None  # a folder's own train/val(/test), if any
 
 
 def scenes_segmentation(
@@ -68,9 +70,11 @@ def scenes_segmentation(
 
 def folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray) and
-    ``root/classes.txt`` (background first). Each mask must have its image's size and known
-    indices; both are resized to ``image_size x image_size`` (the image bilinear, the mask
-    nearest-neighbour, so it keeps class indices), as the detection folders are."""
+    ``root/classes.txt`` (background first); or split into ``images/train/``, ``masks/train/``,
+    ... or ``train/images/``, ``train/masks/``, ... (:mod:`cnnlab.data.split_folders`), whose
+    folders are then the splits. Each mask must have its image's size and known indices; both
+    are resized to ``image_size x image_size`` (the image bilinear, the mask nearest-neighbour, so
+    it keeps class indices), as the detection folders are."""
     root = Path(root)
     if not root.is_dir():
         raise CnnlabError(
@@ -81,14 +85,20 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
     names = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
-    images, masks = [], []
-    files = sorted(
-        p for p in (root / "images").glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    files = [
+        (
+            path,
+            masks_dir / path.relative_to(images_dir).with_suffix(".png"),
+            split_of(path.relative_to(images_dir), split),
+        )
+        for images_dir, masks_dir, split in folder_pairs(root, "images", "masks")
+        for path in sorted(images_dir.rglob("*"))
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
-        raise CnnlabError(f"{root / 'images'}: no images")
-    for path in files:
-        mask_path = root / "masks" / f"{path.stem}.png"
+        raise CnnlabError(f"{root}: no images under its images/ folder(s)")
+    images, masks = [], []
+    for path, mask_path, _ in files:
         if not mask_path.is_file():
             raise CnnlabError(f"{mask_path}: missing mask for {path.name}")
         img = read_image(path, "RGB")
@@ -120,7 +130,14 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
             )
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
         masks.append(torch.from_numpy(mask.astype(np.int64)))
-    return SegmentationData(torch.stack(images), torch.stack(masks), names)
+    given = given_splits([split for _, _, split in files])
+    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
+    return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
+
+
+def segmentation_splits(data: SegmentationData, seed: int) -> dict[str, torch.Tensor]:
+    """The data's own splits where its folders name them, else a seeded 70/15/15 split."""
+    return data.splits if data.splits is not None else split_indices(len(data.images), seed)
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
@@ -229,7 +246,8 @@ def _class_weights(text: str) -> torch.Tensor | None:
 def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
     """Train a segmentation network and write ``out/`` with ``best.pt``, ``last.pt``,
     ``metrics.csv``, ``curves.png`` (loss, validation mean IoU and pixel accuracy per epoch) and
-    ``results.json``; return the test metrics."""
+    ``results.json``; return the test metrics (val's, under ``val``, when the data's folders
+    have train and val only; ``evaluated_on`` says which)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
     require_task(config.model, "segmentation")
@@ -239,7 +257,8 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     class_weights = _class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
-    parts = split_indices(len(data.images), config.seed)
+    parts = segmentation_splits(data, config.seed)
+    final = "test" if "test" in parts else "val"  # folders with train/ and val/ only
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names)}
     model = create_model(config.model, **kwargs).to(device)
@@ -317,14 +336,15 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                 stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
             )
     model, _ = model_from_checkpoint(out / "best.pt")
-    test = evaluate_segmenter(model.to(device), data, parts["test"], device)
+    final_metrics = evaluate_segmenter(model.to(device), data, parts[final], device)
     from cnnlab.viz.plots import plot_epoch_curves
 
     curves = {"val_mean_iou": "mean IoU", "val_pixel_accuracy": "pixel accuracy"}
     plot_epoch_curves(rows, curves, out / "curves.png", "Segmentation")
     result = {
         "run_dir": str(out),
-        "test": test,
+        "evaluated_on": final,
+        final: final_metrics,
         "class_names": data.class_names,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -1,0 +1,61 @@
+"""Datasets whose files come in two parallel folders (images and their labels, or images and
+their masks), laid out in one of the ways tools write them:
+
+- ``root/images/`` and ``root/labels/`` (files matched by their path inside the folder);
+- the same with split folders: ``root/images/train/`` and ``root/labels/train/`` (Ultralytics);
+- ``root/train/images/`` and ``root/train/labels/`` (Roboflow exports; ``valid`` means ``val``).
+
+Split folders named ``train``, ``val`` and optionally ``test`` become the data's splits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+SPLIT_FOLDERS = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+}
+
+
+def folder_pairs(root: Path, first: str, second: str) -> list[tuple[Path, Path, str | None]]:
+    """``(root/first, root/second, None)``, or ``(root/<split>/first, root/<split>/second,
+    split)`` for each split folder; a :class:`CnnlabError` when neither layout is there."""
+    if (root / first).is_dir():
+        return [(root / first, root / second, None)]
+    pairs = [
+        (d / first, d / second, SPLIT_FOLDERS[d.name.lower()])
+        for d in sorted(root.iterdir())
+        if d.name.lower() in SPLIT_FOLDERS and (d / first).is_dir()
+    ]
+    if not pairs:
+        raise CnnlabError(
+            f"{root}: no {first}/ folder (expected {first}/ and {second}/, or train/{first} and "
+            f"train/{second})"
+        )
+    return pairs
+
+
+def split_of(relative: Path, split: str | None) -> str | None:
+    """The split of a file at ``relative`` inside an images folder: the pair's own, else its
+    first folder's when that is a split name (``images/train/a.png``)."""
+    if split is None and len(relative.parts) > 1:
+        return SPLIT_FOLDERS.get(relative.parts[0].lower())
+    return split
+
+
+def given_splits(splits: list[str | None]) -> dict[str, np.ndarray] | None:
+    """The indices of each split the folders name, when every file lies in a ``train``, ``val``
+    or ``test`` folder and there are train and val files; else ``None`` (split at random)."""
+    if None in splits or not {"train", "val"} <= set(splits):
+        return None
+    return {
+        k: np.flatnonzero([s == k for s in splits]) for k in ("train", "val", "test") if k in splits
+    }
