@@ -21,7 +21,7 @@ from cnnlab.cli.common import (
     split_changed,
     unit_interval,
 )
-from cnnlab.errors import CnnlabError
+from cnnlab.data.split_folders import require_split
 
 MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
 
@@ -62,12 +62,8 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
     data = load_data(config)
-    if args.split not in data.splits:
-        raise CnnlabError(
-            f"{config.data} has no {args.split} split (its folders name "
-            f"{', '.join(sorted(data.splits))}); use the validation split: --split val"
-        )
-    changed = split_changed(ckpt, args.split, data.images[data.splits[args.split]])
+    idx = require_split(data.splits, args.split, config.data)
+    changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate(model.to(device), data, args.split, device)
     if not args.json:
         console.print(f"{args.split}: {_localization_line(metrics)}")
@@ -331,13 +327,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     data = _load(config)
-    parts = segmentation_splits(data, config.seed)
-    if args.split not in parts:
-        raise CnnlabError(
-            f"{config.data} has no {args.split} split (its folders name "
-            f"{', '.join(sorted(parts))}); use the validation split: --split val"
-        )
-    idx = parts[args.split]
+    idx = require_split(segmentation_splits(data, config.seed), args.split, config.data)
     device = resolve_device(args.device)
     changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)

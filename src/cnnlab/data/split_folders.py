@@ -11,11 +11,13 @@ Split folders named ``train``, ``val`` and optionally ``test`` become the data's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from cnnlab.errors import CnnlabError
 
+T = TypeVar("T")
 SPLIT_FOLDERS = {
     "train": "train",
     "val": "val",
@@ -59,3 +61,14 @@ def given_splits(splits: list[str | None]) -> dict[str, np.ndarray] | None:
     return {
         k: np.flatnonzero([s == k for s in splits]) for k in ("train", "val", "test") if k in splits
     }
+
+
+def require_split(parts: dict[str, T], split: str, source: str) -> T:
+    """``parts[split]``, or the error that ``source``'s folders have no such split (a layout
+    with train/ and val/ only has no test split)."""
+    if split not in parts:
+        raise CnnlabError(
+            f"{source} has no {split} split (its folders name {', '.join(sorted(parts))})"
+            + ("; use the validation split: --split val" if split == "test" else "")
+        )
+    return parts[split]

@@ -22,6 +22,7 @@ from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
+from cnnlab.data.split_folders import require_split
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
@@ -220,13 +221,7 @@ def detection_splits(data: DetectionData, seed: int) -> dict[str, torch.Tensor]:
 
 def split_of(data: DetectionData, seed: int, split: str, source: str) -> DetectionData:
     """The images of one split, or the error that ``source`` has no such split."""
-    parts = detection_splits(data, seed)
-    if split not in parts:
-        raise CnnlabError(
-            f"{source} has no {split} split (its folders name {', '.join(sorted(parts))})"
-            + ("; use the validation split: --split val" if split == "test" else "")
-        )
-    return data.subset(parts[split])
+    return data.subset(require_split(detection_splits(data, seed), split, source))
 
 
 def make_batch(
