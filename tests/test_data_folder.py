@@ -215,6 +215,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif[0x0112] = 6  # Orientation
     stored.save(tmp_path / "phone.jpg", exif=exif)
     assert read_image(tmp_path / "phone.jpg", "RGB").size == (20, 40)
+    from cnnlab.data.images import displayed_size
+
+    assert displayed_size(tmp_path / "phone.jpg") == (20, 40)  # from the header, turned too
 
 
 def test_big_jpegs_decode_at_reduced_scale_with_the_same_result(tmp_path: Path) -> None:
@@ -232,6 +235,9 @@ def test_big_jpegs_decode_at_reduced_scale_with_the_same_result(tmp_path: Path) 
     photo.save(tmp_path / "big.jpg", quality=92)
     photo.save(tmp_path / "big.png")
     assert read_image(tmp_path / "big.jpg", "RGB", at_least=128).size == (300, 225)
+    from cnnlab.data.images import displayed_size
+
+    assert displayed_size(tmp_path / "big.jpg") == (2400, 1800)  # the frame predictions use
     assert read_image(tmp_path / "big.png", "RGB", at_least=128).size == (2400, 1800)
     for resize in ("center-crop", "stretch"):
         fast = image_to_uint8(tmp_path / "big.jpg", 64, 3, resize).float()

@@ -140,14 +140,13 @@ def _stretched(paths: list[str], size: int) -> tuple[Any, list[tuple[int, int]]]
     the file's pixels (:func:`_in_frame`)."""
     import torch
 
-    from cnnlab.data.folder import fit_image, image_tensor
-    from cnnlab.data.images import read_image
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.data.images import displayed_size
 
     images, frames = [], []
     for p in paths:
-        img = read_image(p, "RGB")
-        frames.append(img.size)
-        images.append(image_tensor(fit_image(img, size, "stretch")))
+        images.append(image_to_uint8(p, size, 3, "stretch"))  # as training decodes its images
+        frames.append(displayed_size(p))
     return torch.stack(images), frames
 
 

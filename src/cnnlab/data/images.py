@@ -87,6 +87,15 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: corrupt or truncated image ({exc})") from None
 
 
+def displayed_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file as a viewer shows it (EXIF orientations 5-8 turn it
+    a quarter), from its header alone: the frame to report positions in when the pixels were
+    decoded at a reduced scale (``read_image(..., at_least=...)``)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        return (h, w) if img.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+
+
 def load_gray(source: str) -> torch.Tensor:
     """A grayscale image in [0, 1] as ``(H, W)`` float32: a scikit-image sample name or a path."""
     if source in SAMPLE_IMAGES:
