@@ -188,6 +188,14 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert [p["source"] for p in preds] == [str(p) for p in photos]
     assert len({p["map"] for p in preds}) == 2 and all(Path(p["map"]).is_file() for p in preds)
+    # a photo of another size is segmented at the training size (32 px) and its map brought
+    # back to the photo's own pixels; at the training size that is the model's own arg-max
+    Image.open(photos[0]).resize((64, 48)).save(tmp_path / "wide.png")
+    assert main([*argv, str(tmp_path / "wide.png"), str(photos[0]), "--json"]) == 0
+    wide, same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    assert Image.open(wide["map"]).size == (64, 48)
+    assert sum(wide["pixel_counts"].values()) == 64 * 48
+    assert same["pixel_counts"] == preds[0]["pixel_counts"]
     assert main([*argv, str(photos[0])]) == 0  # without --json: each class's share of the pixels
     shown = capsys.readouterr().out
     counts = preds[0]["pixel_counts"]

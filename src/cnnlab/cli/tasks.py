@@ -347,35 +347,33 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
 
 
 def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import numpy as np
     import torch
 
-    from cnnlab.data.images import read_image
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.segment import save_prediction, scenes_segmentation
+    from cnnlab.engine.segment import predict_mask, save_prediction, scenes_segmentation
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     model.eval()
     names = ckpt["class_names"]
+    size = ckpt["input_size"][-1]
     if args.images:
-        images = [
-            torch.from_numpy(np.asarray(read_image(p, "RGB")).copy()).permute(2, 0, 1)
-            for p in args.images
-        ]
         sources = list(args.images)
         stems = [Path(p).stem for p in args.images]
         if len(set(stems)) < len(stems):  # a/0.png and b/0.png must not write the same files
             stems = [f"{i}_{stem}" for i, stem in enumerate(stems)]
     else:
-        size = ckpt["input_size"][-1]
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
-        images, stems = list(data.images), [f"scene{i}" for i in range(args.scenes)]
+        stems = [f"scene{i}" for i in range(args.scenes)]
         sources = stems
     rows = []
-    for image, stem, source in zip(images, stems, sources, strict=True):
-        with torch.no_grad():
-            mask = model(standardise(image.float())[None]).argmax(1)[0]
+    for k, (stem, source) in enumerate(zip(stems, sources, strict=True)):
+        if args.images:  # at the training size, the map brought back to the photo's pixels
+            image, mask = predict_mask(model, source, size)
+        else:
+            image = data.images[k]
+            with torch.no_grad():
+                mask = model(standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
         counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
         rows.append(

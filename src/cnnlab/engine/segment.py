@@ -22,7 +22,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
-from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
+from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes, standardise
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
@@ -355,6 +355,24 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
 def colorize(mask: np.ndarray) -> np.ndarray:
     """Class indices -> RGB segmentation map."""
     return PALETTE[mask % len(PALETTE)]
+
+
+@torch.no_grad()
+def predict_mask(
+    model: torch.nn.Module, path: str | Path, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment an image file as the model was trained: stretched to ``size x size``; the class
+    scores are resized back to the file's own pixels (bilinear, then the arg-max), so the map
+    lies on the photo. Returns the file's image ``(3, H, W)`` uint8 and its map ``(H, W)``."""
+    import torch.nn.functional as F
+
+    from cnnlab.data.folder import image_to_uint8
+
+    image = torch.from_numpy(np.asarray(read_image(path, "RGB")).copy()).permute(2, 0, 1)
+    logits = model(standardise(image_to_uint8(path, size, 3, "stretch").float())[None])
+    if logits.shape[-2:] != image.shape[-2:]:
+        logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return image, logits.argmax(1)[0]
 
 
 def save_prediction(
