@@ -365,9 +365,14 @@ def train_classifier(
                         logits, y, reduction="sum", label_smoothing=config.label_smoothing
                     )
                     if not torch.isfinite(loss):
+                        hint = (
+                            " (it trained in bfloat16: --precision fp32 may hold, or a lower --lr)"
+                            if settings.bf16
+                            else " (a lower --lr may hold)"
+                        )
                         raise CnnlabError(
                             f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                            f"stopped. The last good checkpoint is {run_dir / 'last.pt'}"
+                            f"stopped{hint}. The last good checkpoint is {run_dir / 'last.pt'}"
                         )
                     loss.backward()
                     loss_sum += loss.item()
