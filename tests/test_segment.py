@@ -296,3 +296,27 @@ def test_split_mask_folders_are_the_splits(
     assert ev["mean_iou"] == pytest.approx(r["val"]["mean_iou"]) and not ev["data_changed"]
     assert main(evaluate) == 2
     assert "no test split" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_with_what_may_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NaN loss in epoch 2 stops the run with one line: where, what may help, and the last
+    checkpoint written before it (epoch 1's), which stays loadable."""
+    import cnnlab.engine.segment as seg
+
+    calls = {"n": 0}
+    real = seg.segmentation_loss
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs) * (float("nan") if calls["n"] == 4 else 1.0)
+
+    monkeypatch.setattr(seg, "segmentation_loss", flaky)
+    out = tmp_path / "run"
+    argv = ["segment", "train", "--images", "40", "--image-size", "32", "--epochs", "3"]
+    assert main([*argv, "--batch-size", "16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "loss became nan at epoch 2; stopped (" in err and "may hold" in err
+    assert f"The last good checkpoint is {out / 'last.pt'}" in " ".join(err.split())
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1

@@ -36,6 +36,7 @@ from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     data_changed,
+    diverged,
     epoch_progress,
     fingerprint,
     next_run_dir,
@@ -365,15 +366,8 @@ def train_classifier(
                         logits, y, reduction="sum", label_smoothing=config.label_smoothing
                     )
                     if not torch.isfinite(loss):
-                        hint = (
-                            " (it trained in bfloat16: --precision fp32 may hold, or a lower --lr)"
-                            if settings.bf16
-                            else " (a lower --lr may hold)"
-                        )
-                        raise CnnlabError(
-                            f"loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                            f"stopped{hint}. The last good checkpoint is {run_dir / 'last.pt'}"
-                        )
+                        where = f"epoch {epoch}, step {step + 1}"
+                        raise diverged(loss.item(), where, settings.bf16, run_dir / "last.pt")
                     loss.backward()
                     loss_sum += loss.item()
                     correct += (logits.argmax(1) == y).sum().item()

@@ -31,7 +31,7 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -366,7 +366,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
                 targets = assign_targets(boxes, labels, grid, anchors)
                 loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
-                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                    raise diverged(loss.item(), f"epoch {epoch}", False, out / "last.pt")
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -24,7 +24,7 @@ from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -173,7 +173,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
                 x, target = batch(data, chunk, device, mirror=config.mirror)
                 loss = localization_loss(model.split(model(x)), target, config.loss)
                 if not torch.isfinite(loss):
-                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                    raise diverged(loss.item(), f"epoch {epoch}", False, out / "last.pt")
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -1,6 +1,7 @@
 """What every training loop shares: the run folder (never overwriting an earlier run), the epoch
 progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, and the
-fingerprints of the data splits that let evaluation tell when the data changed since training."""
+fingerprints of the data splits that let evaluation tell when the data changed since training,
+and the error that stops a run whose loss is no longer finite."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cnnlab.errors import CnnlabError
 
 
 def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch") -> Progress:
@@ -112,3 +115,16 @@ def save_epoch(
         best = score
     write_rows(Path(out) / "metrics.csv", rows)
     return best
+
+
+def diverged(loss: float, where: str, bf16: bool, last: Path | None = None) -> CnnlabError:
+    """The error for a loss that became NaN or infinite at ``where`` ("epoch 2, step 4"), with
+    what may help (fp32 when the run trained in bfloat16, else a lower learning rate) and, when
+    there is one, the last checkpoint saved before it."""
+    hint = (
+        "it trained in bfloat16: --precision fp32 may hold, or a lower --lr"
+        if bf16
+        else "a lower --lr may hold"
+    )
+    kept = f". The last good checkpoint is {last}" if last is not None and last.is_file() else ""
+    return CnnlabError(f"loss became {loss} at {where}; stopped ({hint}){kept}")

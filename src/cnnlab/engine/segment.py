@@ -28,7 +28,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.runlog import epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.models.backbone import check_input_fits
@@ -313,7 +313,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                     logits = model(x).float()
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
-                    raise CnnlabError(f"loss became {loss.item()} at epoch {epoch}; stopped")
+                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, out / "last.pt")
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
