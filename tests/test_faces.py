@@ -692,3 +692,14 @@ def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
     seen = normalize(trained.splits["train"].images, norm["mean"], norm["std"])
     enrolled = preprocess_files([root / "ann" / "0.png"], face_meta(ckpt))[0]
     assert any(torch.allclose(enrolled, x, atol=1e-6) for x in seen)  # one training image is it
+
+
+def test_a_diverging_training_stops_instead_of_scoring_nan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A learning rate of 1e6 makes the loss NaN within a few steps: the run stops there with
+    one line (it used to train on and score NaN embeddings)."""
+    argv = ["faces", "train", "--lr", "1e6", "--steps", "60", "--synthetic", "none"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "loss became nan at step" in err and "a lower --lr may hold" in err

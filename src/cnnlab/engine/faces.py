@@ -40,7 +40,7 @@ from cnnlab.engine.face_scores import (
     pair_scores,
     plot_roc,
 )
-from cnnlab.engine.runlog import epoch_progress, run_folder
+from cnnlab.engine.runlog import diverged, epoch_progress, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -241,7 +241,7 @@ def train_encoder(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
-        for _ in range(config.steps):
+        for step in range(1, config.steps + 1):
             model.train()
             idx = pk_batch(labels, config.p, config.k, g)
             x, y = train.images[idx], labels[idx]
@@ -270,6 +270,8 @@ def train_encoder(
                 )
             else:
                 loss, stats = mined_triplet_loss(emb, y.to(device), config.mining, config.alpha)
+            if not torch.isfinite(loss):
+                raise diverged(loss.item(), f"step {step}", bf16=False)
             opt.zero_grad()
             loss.backward()
             opt.step()
