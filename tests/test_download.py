@@ -334,6 +334,9 @@ def test_voc_segmentation_maps_void_to_background(server, monkeypatch, tmp_path:
         buf = io.BytesIO()
         png.save(buf, format="PNG")
         members[f"VOCdevkit/VOC2012/SegmentationClass/{stem}.png"] = buf.getvalue()
+    sets = "VOCdevkit/VOC2012/ImageSets/Segmentation"
+    members[f"{sets}/train.txt"] = b"".join(f"2012_{i:06d}\n".encode() for i in (0, 2, 4, 5))
+    members[f"{sets}/val.txt"] = b"2012_000001\n2012_000003\n"
     serve(files, monkeypatch, "voc2012", {"VOCtrainval_11-May-2012.tar": tar_bytes(members, "w")})
     root = str(tmp_path / "data")
     assert main(["data", "download", "voc2012", "--root", root, "--mirror", url]) == 0
@@ -344,6 +347,7 @@ def test_voc_segmentation_maps_void_to_background(server, monkeypatch, tmp_path:
     assert seg.images.shape == (6, 3, 64, 64) and seg.masks.shape == (6, 64, 64)
     assert seg.masks[0, 25, 30] == 15 and seg.masks[0, 0, 0] == 0
     assert set(seg.masks.unique().tolist()) == {0, 15}  # the 255 border became background
+    assert {k: v.tolist() for k, v in seg.splits.items()} == {"train": [0, 2, 4, 5], "val": [1, 3]}
     assert (
         main(
             [
@@ -388,13 +392,17 @@ def test_voc_and_pets_feed_detection_and_segmentation(
         voc[f"VOCdevkit/VOC2007/JPEGImages/{stem}.jpg"] = png_bytes(
             rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), "JPEG"
         )
+    main_sets = "VOCdevkit/VOC2007/ImageSets/Main"
+    voc[f"{main_sets}/train.txt"] = b"000000\n000001\n000002\n000003\n"
+    voc[f"{main_sets}/val.txt"] = b"000004\n000005\n"
+    test_list = {f"{main_sets}/test.txt": b"000006\n000007\n"}  # VOC 2007's test tar has it
     serve(
         files,
         monkeypatch,
         "voc2007",
         {
             "VOCtrainval_06-Nov-2007.tar": tar_bytes(voc, "w"),
-            "VOCtest_06-Nov-2007.tar": tar_bytes({}, "w"),
+            "VOCtest_06-Nov-2007.tar": tar_bytes(test_list, "w"),
         },
     )
     root = str(tmp_path / "data")
@@ -404,6 +412,11 @@ def test_voc_and_pets_feed_detection_and_segmentation(
     det = voc_detection("voc2007", root, 64)
     assert det.labels[0].tolist() == [VOC_CLASSES.index("car")]
     assert np.allclose(det.boxes[0].numpy(), [[2 / 64, 4 / 48, 30 / 64, 40 / 48]])
+    assert {k: v.tolist() for k, v in det.splits.items()} == {
+        "train": [0, 1, 2, 3],
+        "val": [4, 5],
+        "test": [6, 7],
+    }
     assert (
         main(
             [

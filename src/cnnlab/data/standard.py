@@ -218,8 +218,25 @@ def parse_voc_xml(path: Path) -> tuple[tuple[int, int], list[tuple[str, list[flo
     return (w, h), objects
 
 
+def voc_splits(base: Path, kind: str, stems: list[str]) -> dict[str, torch.Tensor] | None:
+    """VOC's own splits, ``base/ImageSets/<kind>/{train,val,test}.txt`` (one image id per line),
+    as indices into ``stems``; ``None`` when train and val lists are not both there (the data is
+    then split at random like any other)."""
+    index = {stem: i for i, stem in enumerate(stems)}
+    parts = {}
+    for split in ("train", "val", "test"):
+        listed = base / "ImageSets" / kind / f"{split}.txt"
+        if listed.is_file():
+            ids = [line.split()[0] for line in listed.read_text().splitlines() if line.strip()]
+            idx = [index[i] for i in ids if i in index]
+            if idx:
+                parts[split] = torch.tensor(idx, dtype=torch.int64)
+    return parts if {"train", "val"} <= parts.keys() else None
+
+
 def voc_detection(name: str, root: str | Path | None, image_size: int):
-    """Pascal VOC detection as :class:`cnnlab.engine.detect.DetectionData` (trainval + test)."""
+    """Pascal VOC detection as :class:`cnnlab.engine.detect.DetectionData` (trainval + test),
+    split as VOC splits it (``ImageSets/Main``: train, val, and VOC 2007's test)."""
     from cnnlab.data.folder import image_to_uint8
     from cnnlab.engine.detect import DetectionData
 
@@ -239,7 +256,8 @@ def voc_detection(name: str, root: str | Path | None, image_size: int):
             torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4) / scale
         )
         labels.append(torch.tensor([VOC_CLASSES.index(n) for n, _ in objects], dtype=torch.int64))
-    return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES))
+    splits = voc_splits(base, "Main", [xml.stem for xml in xmls])
+    return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES), splits)
 
 
 def pets_segmentation(root: str | Path | None, image_size: int = 128):
@@ -272,7 +290,7 @@ def pets_segmentation(root: str | Path | None, image_size: int = 128):
 def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
     """Pascal VOC semantic segmentation: ``SegmentationClass/*.png`` (palette indices 0 =
     background, 1-20 the classes, 255 = the "void" border, mapped to background here) with their
-    ``JPEGImages``."""
+    ``JPEGImages``, split as VOC splits it (``ImageSets/Segmentation``: train and val)."""
     from PIL import Image
 
     from cnnlab.data.folder import image_to_uint8
@@ -296,4 +314,7 @@ def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
         if arr.max() > len(VOC_CLASSES):
             raise CnnlabError(f"{png}: class index {int(arr.max())} is not a VOC class")
         masks.append(torch.from_numpy(arr.astype(np.int64)))
-    return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *VOC_CLASSES])
+    splits = voc_splits(base, "Segmentation", [png.stem for png in pngs])
+    return SegmentationData(
+        torch.stack(images), torch.stack(masks), ["background", *VOC_CLASSES], splits
+    )
