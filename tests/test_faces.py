@@ -694,6 +694,7 @@ def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
     assert any(torch.allclose(enrolled, x, atol=1e-6) for x in seen)  # one training image is it
 
 
+@pytest.mark.filterwarnings("ignore:embeddings have collapsed")  # on the way to NaN
 def test_a_diverging_training_stops_instead_of_scoring_nan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
