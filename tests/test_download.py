@@ -446,6 +446,9 @@ def test_voc_and_pets_feed_detection_and_segmentation(
     trimap[10:30, 10:30] = 1
     trimap[10, 10:30] = 3
     annotations = {f"annotations/trimaps/pet{i}.png": png_bytes(trimap) for i in range(8)}
+    # the dataset's lists: "<image> <class id> <species> <breed id>" per line
+    annotations["annotations/trainval.txt"] = b"".join(f"pet{i} 1 1 1\n".encode() for i in range(6))
+    annotations["annotations/test.txt"] = b"pet6 1 1 1\npet7 1 1 1\n"
     serve(
         files,
         monkeypatch,
@@ -458,6 +461,8 @@ def test_voc_and_pets_feed_detection_and_segmentation(
     seg = pets_segmentation(root, 40)
     assert seg.class_names == ["background", "pet", "border"]
     assert seg.masks[0, 20, 20] == 1 and seg.masks[0, 0, 0] == 0 and seg.masks[0, 10, 15] == 2
+    assert seg.splits["test"].tolist() == [6, 7] and len(seg.splits["val"]) == 1
+    assert sorted(seg.splits["train"].tolist() + seg.splits["val"].tolist()) == list(range(6))
     assert (
         main(
             [

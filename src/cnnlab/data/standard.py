@@ -260,8 +260,10 @@ def voc_detection(name: str, root: str | Path | None, image_size: int):
     return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES), splits)
 
 
-def pets_segmentation(root: str | Path | None, image_size: int = 128):
-    """Oxford-IIIT Pet images with trimaps -> classes background, pet, border."""
+def pets_segmentation(root: str | Path | None, image_size: int = 128, seed: int = 0):
+    """Oxford-IIIT Pet images with trimaps -> classes background, pet, border. The dataset's own
+    test list (``annotations/test.txt``) is the test split; 15% of its ``trainval.txt``, drawn
+    with ``seed``, is the validation split."""
     from PIL import Image
 
     from cnnlab.data.folder import image_to_uint8
@@ -282,9 +284,32 @@ def pets_segmentation(root: str | Path | None, image_size: int = 128):
         if tri.max() > 3:
             raise CnnlabError(f"{t}: trimap values must be 1, 2 or 3")
         masks.append(torch.from_numpy(np.select([tri == 1, tri == 3], [1, 2], 0).astype(np.int64)))
+    splits = _pets_splits(folder / "annotations", [t.stem for t in trimaps], seed)
     return SegmentationData(
-        torch.stack(images), torch.stack(masks), ["background", "pet", "border"]
+        torch.stack(images), torch.stack(masks), ["background", "pet", "border"], splits
     )
+
+
+def _pets_splits(annotations: Path, stems: list[str], seed: int) -> dict[str, torch.Tensor] | None:
+    """``test`` from ``test.txt``; ``train`` and ``val`` (15%, seeded) from ``trainval.txt``;
+    ``None`` when the lists are missing or leave a split empty."""
+    index = {stem: i for i, stem in enumerate(stems)}
+    listed = {}
+    for name in ("trainval", "test"):
+        path = annotations / f"{name}.txt"
+        if not path.is_file():
+            return None
+        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        listed[name] = [index[i] for i in ids if i in index]
+    trainval = torch.tensor(listed["trainval"], dtype=torch.int64)
+    order = trainval[torch.randperm(len(trainval), generator=torch.Generator().manual_seed(seed))]
+    n_val = max(1, round(0.15 * len(order)))
+    splits = {
+        "train": order[n_val:],
+        "val": order[:n_val],
+        "test": torch.tensor(listed["test"], dtype=torch.int64),
+    }
+    return splits if all(len(v) for v in splits.values()) else None
 
 
 def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):

@@ -196,7 +196,7 @@ def _load(config: SegmentConfig) -> SegmentationData:
     if config.data == "pets":
         from cnnlab.data.standard import pets_segmentation
 
-        return pets_segmentation(config.data_root or None, config.image_size)
+        return pets_segmentation(config.data_root or None, config.image_size, config.seed)
     if config.data in ("voc2007", "voc2012"):
         from cnnlab.data.standard import voc_segmentation
 
