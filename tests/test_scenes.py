@@ -157,3 +157,30 @@ def test_broken_yolo_folders_say_what_is_wrong(tmp_path: Path, damage: str, mess
             (root / "data.yaml").write_text(text)
     with pytest.raises(CnnlabError, match=message):
         read_yolo_folder(root)
+
+
+def test_data_scenes_writes_what_the_readers_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cnnlab data scenes`` in each format reads back with the loader that format feeds, with
+    the same objects; an existing non-empty folder is refused and left as it was."""
+    from cnnlab.cli import main
+    from cnnlab.engine.detect import coco_data
+    from cnnlab.engine.segment import folder_segmentation
+
+    counts = {}
+    for fmt in ("yolo", "coco", "masks"):
+        argv = ["data", "scenes", "--format", fmt, "--out", str(tmp_path / fmt), "--json"]
+        assert main([*argv, "--images", "6", "--image-size", "48", "--seed", "3"]) == 0
+        counts[fmt] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["objects"]
+    assert len(set(counts.values())) == 1  # one seed, the same scenes in every format
+    items, names = read_yolo_folder(tmp_path / "yolo")
+    assert len(items) == 6 and sum(len(i.labels) for i in items) == counts["yolo"]
+    coco = coco_data(str(tmp_path / "coco" / "annotations.json"), 48)
+    assert sum(len(b) for b in coco.boxes) == counts["coco"] and coco.class_names == names
+    seg = folder_segmentation(tmp_path / "masks", 48)
+    assert seg.masks.shape == (6, 48, 48) and seg.class_names[1:] == names
+    before = sorted(p.name for p in (tmp_path / "yolo").iterdir())
+    assert main(["data", "scenes", "--format", "yolo", "--out", str(tmp_path / "yolo")]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "yolo").iterdir()) == before

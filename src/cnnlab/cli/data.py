@@ -1,4 +1,5 @@
-"""``cnnlab data download|list``: standard datasets fetched once and used offline."""
+"""``cnnlab data download|list``: standard datasets fetched once and used offline; ``cnnlab data
+scenes``: a synthetic dataset written in the formats the training commands read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,44 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.cli.common import Parser
+from cnnlab.cli.common import Parser, positive_int, random_seed
+from cnnlab.errors import CnnlabError
+
+LAYOUTS = {
+    "yolo": "images/, labels/*.txt, classes.txt",
+    "coco": "images/, annotations.json",
+    "masks": "images/, masks/*.png, classes.txt",
+}
+
+
+def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Generate scenes and write them as ``--format`` into a new or empty ``--out`` folder."""
+    from pathlib import Path
+
+    from cnnlab.data.scenes import (
+        check_scene_size,
+        make_scenes,
+        write_coco,
+        write_masks,
+        write_yolo,
+    )
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CnnlabError(f"{out}: exists and is not an empty folder (nothing was written)")
+    check_scene_size(args.image_size)
+    scenes = make_scenes(
+        args.images, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes
+    )
+    writer = {"yolo": write_yolo, "coco": write_coco, "masks": write_masks}[args.format]
+    writer(scenes, out)
+    objects = sum(len(s.labels) for s in scenes)
+    if not args.json:
+        console.print(
+            f"wrote {len(scenes)} scenes ({objects} objects) as {args.format} to {out}: "
+            f"{LAYOUTS[args.format]}"
+        )
+    return {"format": args.format, "path": str(out), "images": len(scenes), "objects": objects}
 
 
 def cmd_data(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -48,7 +86,9 @@ def cmd_data(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    data = sub.add_parser("data", parents=[common], help="download and list standard datasets")
+    data = sub.add_parser(
+        "data", parents=[common], help="download and list standard datasets; write scenes"
+    )
     what = data.add_subparsers(dest="what", required=True, parser_class=Parser)
     p = what.add_parser("download", parents=[common], help="fetch, verify and unpack a dataset")
     p.add_argument(
@@ -63,3 +103,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("list", parents=[common], help="which datasets are present")
     p.add_argument("--root", help=root_help)
     p.set_defaults(handler=cmd_data)
+    p = what.add_parser(
+        "scenes", parents=[common], help="write synthetic scenes as YOLO, COCO or mask files"
+    )
+    p.add_argument("--format", choices=sorted(LAYOUTS), required=True, help="the files to write")
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--images", type=positive_int, default=200, help="scenes to write")
+    p.add_argument("--image-size", type=positive_int, default=128, help="images are NxN")
+    p.add_argument("--num-classes", type=positive_int, default=3, help="object classes (1-8)")
+    p.add_argument("--seed", type=random_seed, default=0, help="the same seed, the same scenes")
+    p.set_defaults(handler=cmd_data_scenes)
