@@ -12,6 +12,7 @@ from rich.table import Table
 from cnnlab.cli.common import Parser, positive_int, random_seed
 from cnnlab.errors import CnnlabError
 
+MAX_SCENES = 10_000
 LAYOUTS = {
     "yolo": "images/, labels/*.txt, classes.txt",
     "coco": "images/, annotations.json",
@@ -35,11 +36,17 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CnnlabError(f"{out}: exists and is not an empty folder (nothing was written)")
     check_scene_size(args.image_size)
-    scenes = make_scenes(
-        args.images, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes
-    )
+    if args.images > MAX_SCENES:  # every scene is held in memory before it is written
+        raise CnnlabError(
+            f"--images {args.images}: at most {MAX_SCENES:,} at a time (each is held in memory "
+            "with its masks); write several folders with different --seed"
+        )
     writer = {"yolo": write_yolo, "coco": write_coco, "masks": write_masks}[args.format]
-    writer(scenes, out)
+    with console.status(f"drawing and writing {args.images} scenes", spinner="dots"):
+        scenes = make_scenes(
+            args.images, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes
+        )
+        writer(scenes, out)
     objects = sum(len(s.labels) for s in scenes)
     if not args.json:
         console.print(
