@@ -46,6 +46,11 @@ def test_options() -> None:
     assert sum(len(s.labels) for s in make_scenes(50, image_size=16)) == 0  # all background
     with pytest.raises(CnnlabError, match="--image-size 16: scenes need 32 pixels or more"):
         check_scene_size(16)
+    from cnnlab.data.scenes import check_scene_memory
+
+    check_scene_memory(4000, 128)  # the detection default: about 0.6 GiB
+    with pytest.raises(CnnlabError, match=r"--images 1000000000 at 128 px needs about 1\d{5}"):
+        check_scene_memory(10**9, 128)  # would be killed by the OS half-way, without a word
 
 
 def test_writers_round_trip(tmp_path: Path) -> None:

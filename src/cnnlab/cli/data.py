@@ -12,7 +12,6 @@ from rich.table import Table
 from cnnlab.cli.common import Parser, positive_int, random_seed
 from cnnlab.errors import CnnlabError
 
-MAX_SCENES = 10_000
 LAYOUTS = {
     "yolo": "images/, labels/*.txt, classes.txt",
     "coco": "images/, annotations.json",
@@ -25,6 +24,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
     from pathlib import Path
 
     from cnnlab.data.scenes import (
+        check_scene_memory,
         check_scene_size,
         make_scenes,
         write_coco,
@@ -36,11 +36,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CnnlabError(f"{out}: exists and is not an empty folder (nothing was written)")
     check_scene_size(args.image_size)
-    if args.images > MAX_SCENES:  # every scene is held in memory before it is written
-        raise CnnlabError(
-            f"--images {args.images}: at most {MAX_SCENES:,} at a time (each is held in memory "
-            "with its masks); write several folders with different --seed"
-        )
+    check_scene_memory(args.images, args.image_size)  # every scene is held until written
     writer = {"yolo": write_yolo, "coco": write_coco, "masks": write_masks}[args.format]
     with console.status(f"drawing and writing {args.images} scenes", spinner="dots"):
         scenes = make_scenes(

@@ -15,7 +15,13 @@ import torch
 
 from cnnlab.data.classification import require_splittable, stratified_split
 from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.scenes import LANDMARK_PAIRS, LANDMARKS, check_scene_size, make_scenes
+from cnnlab.data.scenes import (
+    LANDMARK_PAIRS,
+    LANDMARKS,
+    check_scene_memory,
+    check_scene_size,
+    make_scenes,
+)
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
 
@@ -64,6 +70,7 @@ def from_scenes(
 ) -> LocalizationData:
     """``n`` scenes with zero or one object (always one when ``landmarks``)."""
     check_scene_size(image_size)
+    check_scene_memory(n, image_size, max_objects=1)
     scenes = make_scenes(
         n,
         seed=seed,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -173,6 +174,23 @@ def check_scene_size(image_size: int) -> None:
         raise CnnlabError(
             f"--image-size {image_size}: scenes need {MIN_SIZE} pixels or more (objects under "
             "30 pixels are not drawn, so smaller scenes are almost all empty)"
+        )
+
+
+def check_scene_memory(n: int, image_size: int, max_objects: int = 6) -> None:
+    """Refuse ``n`` scenes whose pixels and masks (uint8 RGB plus a boolean mask per object,
+    all held in memory while they are drawn) would need more than half of this machine's
+    memory: the process would be killed later without a word."""
+    need = n * image_size * image_size * (3 + max_objects)
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: nothing to compare with
+        return
+    if need > total / 2:
+        raise CnnlabError(
+            f"--images {n} at {image_size} px needs about {need / 2**30:.1f} GiB while the "
+            f"scenes are drawn, more than half of this machine's {total / 2**30:.0f} GiB; "
+            "use fewer images or a smaller --image-size"
         )
 
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes
+from cnnlab.data.scenes import MEAN, STD, check_scene_memory, check_scene_size, make_scenes
 from cnnlab.data.split_folders import require_split
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
@@ -65,6 +65,7 @@ def scenes_data(
     n: int, image_size: int = 128, num_classes: int = 3, max_objects: int = 6, seed: int = 0
 ) -> DetectionData:
     check_scene_size(image_size)
+    check_scene_memory(n, image_size, max_objects)
     scenes = make_scenes(
         n, seed=seed, image_size=image_size, num_classes=num_classes, max_objects=max_objects
     )

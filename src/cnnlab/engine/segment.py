@@ -22,7 +22,14 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
-from cnnlab.data.scenes import MEAN, STD, check_scene_size, make_scenes, standardise
+from cnnlab.data.scenes import (
+    MEAN,
+    STD,
+    check_scene_memory,
+    check_scene_size,
+    make_scenes,
+    standardise,
+)
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
@@ -62,6 +69,7 @@ def scenes_segmentation(
     n: int, image_size: int = 128, num_classes: int = 3, seed: int = 0
 ) -> SegmentationData:
     check_scene_size(image_size)
+    check_scene_memory(n, image_size)
     scenes = make_scenes(n, seed=seed, image_size=image_size, num_classes=num_classes)
     images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
     masks = torch.from_numpy(np.stack([s.semantic for s in scenes]).astype(np.int64))
