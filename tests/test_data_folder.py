@@ -250,3 +250,20 @@ def test_big_jpegs_decode_at_reduced_scale_with_the_same_result(tmp_path: Path) 
         1800,
         2400,
     )
+
+
+def test_a_folder_too_big_for_memory_is_refused_before_decoding(
+    image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The images are held decoded (uint8): a set that needs more than half the machine's
+    memory is refused with the estimate, before any file is decoded."""
+    import cnnlab.data.memory as memory
+
+    decoded = []
+    monkeypatch.setattr("cnnlab.data.folder.image_to_uint8", lambda *a: decoded.append(a))
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2 * 3 * 64 * 64 * 10)  # 10 images
+    with pytest.raises(CnnlabError, match=r"images at 64 px needs about .* GiB in memory"):
+        load_classification(str(image_folder), image_size=64)
+    assert decoded == []
+    monkeypatch.setattr(memory, "physical_memory", lambda: None)  # an OS that does not say
+    memory.require_memory(10**15, "anything", "")

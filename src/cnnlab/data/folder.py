@@ -25,6 +25,7 @@ from cnnlab.data.classification import (
     stratified_split,
 )
 from cnnlab.data.images import read_image
+from cnnlab.data.memory import require_memory
 from cnnlab.errors import CnnlabError
 
 VAL_FOLDERS = ("val", "valid", "validation")  # the validation split's folder, as tools name it
@@ -151,6 +152,7 @@ def load_image_folder(
         val = next((root / k for k in VAL_FOLDERS if (root / k).is_dir()), None)
         sources |= {"val": val} if val else {}
         sources |= {"test": root / "test"} if (root / "test").is_dir() else {}
+    scanned = {}
     for split, folder in sources.items():
         extra = sorted({p.name for p in _class_dirs(folder)} - set(class_names))
         if extra:  # its images would be dropped without a word
@@ -158,7 +160,14 @@ def load_image_folder(
                 f"{folder / extra[0]}: a class that {base} does not have "
                 "(the classes are train/'s folders)"
             )
-        files = _scan(folder, class_names)
+        scanned[split] = _scan(folder, class_names)
+    n_files = sum(len(files) for files in scanned.values())
+    require_memory(  # decoded once, held as uint8
+        n_files * channels * image_size * image_size,
+        f"{root}: {n_files:,} images at {image_size} px",
+        "use a smaller --image-size or fewer images",
+    )
+    for split, files in scanned.items():
         parts[split] = _decode(files, image_size, channels, resize, strict, skipped)
     images, labels = parts["train"]
     if not images:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from skimage.draw import polygon as draw_polygon
 
+from cnnlab.data.memory import require_memory
 from cnnlab.errors import CnnlabError
 
 CLASS_NAMES = ("pedestrian", "car", "motorcycle", "triangle", "star", "diamond", "cross", "ring")
@@ -180,18 +180,12 @@ def check_scene_size(image_size: int) -> None:
 def check_scene_memory(n: int, image_size: int, max_objects: int = 6) -> None:
     """Refuse ``n`` scenes whose pixels and masks (uint8 RGB plus a boolean mask per object,
     all held in memory while they are drawn) would need more than half of this machine's
-    memory: the process would be killed later without a word."""
-    need = n * image_size * image_size * (3 + max_objects)
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system: nothing to compare with
-        return
-    if need > total / 2:
-        raise CnnlabError(
-            f"--images {n} at {image_size} px needs about {need / 2**30:.1f} GiB while the "
-            f"scenes are drawn, more than half of this machine's {total / 2**30:.0f} GiB; "
-            "use fewer images or a smaller --image-size"
-        )
+    memory (:func:`cnnlab.data.memory.require_memory`)."""
+    require_memory(
+        n * image_size * image_size * (3 + max_objects),
+        f"--images {n} at {image_size} px",
+        "use fewer images or a smaller --image-size",
+    )
 
 
 def make_scene(
