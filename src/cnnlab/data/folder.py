@@ -25,7 +25,7 @@ from cnnlab.data.classification import (
     stratified_split,
 )
 from cnnlab.data.images import read_image
-from cnnlab.data.memory import require_memory
+from cnnlab.data.memory import require_image_memory
 from cnnlab.errors import CnnlabError
 
 VAL_FOLDERS = ("val", "valid", "validation")  # the validation split's folder, as tools name it
@@ -162,11 +162,7 @@ def load_image_folder(
             )
         scanned[split] = _scan(folder, class_names)
     n_files = sum(len(files) for files in scanned.values())
-    require_memory(  # decoded once, held as uint8
-        n_files * channels * image_size * image_size,
-        f"{root}: {n_files:,} images at {image_size} px",
-        "use a smaller --image-size or fewer images",
-    )
+    require_image_memory(n_files, image_size, root, channels)
     for split, files in scanned.items():
         parts[split] = _decode(files, image_size, channels, resize, strict, skipped)
     images, labels = parts["train"]

@@ -15,6 +15,7 @@ import torch
 
 from cnnlab.data.classification import require_splittable, stratified_split
 from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     LANDMARK_PAIRS,
     LANDMARKS,
@@ -111,6 +112,7 @@ def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationDat
     """A YOLO label folder; the first object of each image is its target. The splits are the
     folders' (train/val, and test where there is one) where they name them."""
     items, class_names = read_yolo_folder(root)
+    require_image_memory(len(items), image_size, root)
     images, pc, box, label = [], [], [], []
     for item in items:
         images.append(image_to_uint8(item.image, image_size, 3, "stretch"))

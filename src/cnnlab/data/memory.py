@@ -24,3 +24,12 @@ def require_memory(need: int, what: str, advice: str) -> None:
             f"{what} needs about {need / 2**30:.1f} GiB in memory, more than half of this "
             f"machine's {total / 2**30:.0f} GiB; {advice}"
         )
+
+
+def require_image_memory(n: int, size: int, source: object, bytes_per_pixel: int = 3) -> None:
+    """:func:`require_memory` for ``n`` images of ``size x size`` pixels from ``source``."""
+    require_memory(
+        n * bytes_per_pixel * size * size,
+        f"{source}: {n:,} images at {size} px",
+        "use a smaller --image-size or fewer images",
+    )

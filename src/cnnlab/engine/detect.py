@@ -21,6 +21,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
 from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import MEAN, STD, check_scene_memory, check_scene_size, make_scenes
 from cnnlab.data.split_folders import require_split
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
@@ -80,6 +81,7 @@ def scenes_data(
 
 def yolo_folder_data(root: str, image_size: int) -> DetectionData:
     items, names = read_yolo_folder(root)
+    require_image_memory(len(items), image_size, root)
     images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
     boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
     given = folder_splits(items)
@@ -105,6 +107,7 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
         raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
     if not images:
         raise CnnlabError(f"{path}: no images listed")
+    require_image_memory(len(images), image_size, path)
     for im in images.values():
         w_img, h_img = im.get("width"), im.get("height")
         if not (isinstance(im.get("file_name"), str) and _positive(w_img) and _positive(h_img)):

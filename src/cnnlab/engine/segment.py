@@ -22,6 +22,7 @@ from rich.console import Console
 from cnnlab.config import check_settings
 from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
 from cnnlab.data.images import read_image
+from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
     STD,
@@ -105,6 +106,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     ]
     if not files:
         raise CnnlabError(f"{root}: no images under its images/ folder(s)")
+    require_image_memory(len(files), image_size, root, 11)  # uint8 RGB + an int64 map
     images, masks = [], []
     for path, mask_path, _ in files:
         if not mask_path.is_file():
