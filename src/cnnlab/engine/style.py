@@ -69,7 +69,7 @@ def load_rgb(source: str, size: int) -> torch.Tensor:
     elif Path(source).exists():  # a file, or a folder that read_image names as one
         from cnnlab.data.images import read_image
 
-        arr = np.asarray(read_image(source, "RGB"))
+        arr = np.asarray(read_image(source, "RGB", at_least=2 * size))  # fast for big JPEGs
     else:
         raise CnnlabError(f"{source}: no such file, and not a bundled photo ({', '.join(PHOTOS)})")
     if arr.ndim == 2:
