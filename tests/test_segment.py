@@ -320,3 +320,61 @@ def test_a_diverging_run_stops_with_what_may_help(
     assert "loss became nan at epoch 2; stopped (" in err and "may hold" in err
     assert f"The last good checkpoint is {out / 'last.pt'}" in " ".join(err.split())
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_coco_segmentation_paints_the_scenes_back(tmp_path: Path) -> None:
+    """write_coco stores each object's visible mask as RLE; read back, the class maps equal the
+    scenes' own semantic maps pixel for pixel (objects' visible masks never overlap)."""
+    from cnnlab.data.scenes import write_coco
+    from cnnlab.engine.segment import coco_segmentation
+
+    scenes = make_scenes(6, seed=7, image_size=48)
+    data = coco_segmentation(write_coco(scenes, tmp_path / "c"), 48)
+    assert data.class_names == ["background", "pedestrian", "car", "motorcycle"]
+    for got, scene in zip(data.masks, scenes, strict=True):
+        assert np.array_equal(got.numpy(), scene.semantic)
+    json_file = str(tmp_path / "c" / "annotations.json")
+    argv = ["segment", "train", "--data", json_file, "--image-size", "48", "--epochs", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0  # the CLI takes the .json
+
+
+def test_coco_polygons_crowds_and_bad_segmentations(tmp_path: Path) -> None:
+    """A hand-made polygon fills its rectangle; a smaller object in front of a larger one keeps
+    its pixels whatever the annotation order; a crowd region stays background; a box-only or
+    malformed annotation is an error naming the file and the annotation."""
+    from cnnlab.engine.segment import coco_segmentation
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    big = [[0, 0, 6, 0, 6, 12, 0, 12]]  # x 0..5, every row
+    small = [[3, 2, 8, 2, 8, 5, 3, 5]]  # x 3..7, y 2..4: in front of big where they meet
+    crowd = {"size": [12, 12], "counts": [132, 12]}  # uncompressed RLE, column-major: x = 11
+
+    def write(annotations: list[dict]) -> Path:
+        coco = {
+            "images": [{"id": 1, "file_name": "a.png", "width": 12, "height": 12}],
+            "categories": [{"id": 1, "name": "sky"}, {"id": 5, "name": "bird"}],
+            "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], **a} for a in annotations],
+        }
+        path = tmp_path / "a.json"
+        path.write_text(json.dumps(coco))
+        return path
+
+    path = write(
+        [
+            {"category_id": 5, "segmentation": small},
+            {"category_id": 1, "segmentation": big},
+            {"category_id": 5, "segmentation": crowd, "iscrowd": 1},
+        ]
+    )
+    expected = np.zeros((12, 12), np.int64)
+    expected[:, :6] = 1
+    expected[2:5, 3:8] = 2
+    assert np.array_equal(coco_segmentation(path, 12).masks[0].numpy(), expected)
+    for annotation, message in [
+        ({"category_id": 1}, r"annotation 0: no segmentation .* cnnlab detect train"),
+        ({"category_id": 1, "segmentation": [[1, 2, 3]]}, "at least 3 x, y points"),
+        ({"category_id": 1, "segmentation": {"size": [5, 5], "counts": "0"}}, "not the image's"),
+    ]:
+        with pytest.raises(CnnlabError, match=message):
+            coco_segmentation(write([annotation]), 12)

@@ -504,7 +504,11 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
 
     d = SegmentConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")
-    p.add_argument("--data", default=d.data, help="scenes, or a folder images/, masks/")
+    p.add_argument(
+        "--data",
+        default=d.data,
+        help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, or a COCO .json",
+    )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")

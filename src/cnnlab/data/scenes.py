@@ -291,7 +291,10 @@ def write_yolo(scenes: list[Scene], root: str | Path) -> Path:
 
 def write_coco(scenes: list[Scene], root: str | Path) -> Path:
     """``root/images/*.png`` and ``root/annotations.json`` (COCO: ``bbox`` as ``[x, y, w, h]``,
-    categories numbered from 1, landmarks as ``keypoints`` ``[x, y, 2, ...]``)."""
+    the visible mask as compressed RLE ``segmentation``, categories numbered from 1, landmarks
+    as ``keypoints`` ``[x, y, 2, ...]``)."""
+    from pycocotools import mask as mask_utils
+
     root = Path(root)
     names = _save_images(scenes, root / "images")
     images, annotations = [], []
@@ -309,6 +312,7 @@ def write_coco(scenes: list[Scene], root: str | Path) -> Path:
                     "image_id": i + 1,
                     "category_id": int(label) + 1,
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "segmentation": _rle(mask_utils, mask),
                     "area": int(mask.sum()),
                     "iscrowd": 0,
                     "keypoints": kps,
@@ -324,6 +328,12 @@ def write_coco(scenes: list[Scene], root: str | Path) -> Path:
         json.dumps({"images": images, "annotations": annotations, "categories": categories})
     )
     return out
+
+
+def _rle(mask_utils: Any, mask: np.ndarray) -> dict[str, Any]:
+    """A boolean mask as COCO's compressed run-length encoding, JSON-ready."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def write_masks(scenes: list[Scene], root: str | Path) -> Path:

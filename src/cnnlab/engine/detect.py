@@ -20,6 +20,7 @@ from rich.console import Console
 
 from cnnlab.config import check_settings
 from cnnlab.data.classification import require_splittable
+from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import MEAN, STD, check_scene_memory, check_scene_size, make_scenes
@@ -91,70 +92,38 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
 
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
     """A COCO JSON file; images are looked up in ``image_dir``, or next to it (``images/`` or
-    the JSON's folder). Every image, category and box is checked first: a bad one is a
-    :class:`CnnlabError` naming the file and the entry. Crowd annotations (``iscrowd: 1``, one
-    box around many objects) are left out, as detectors trained on COCO do."""
-    path_ = Path(path)
-    try:
-        coco = json.loads(path_.read_text())
-        cats = sorted(coco["categories"], key=lambda c: c["id"])
-        cat_index = {c["id"]: i for i, c in enumerate(cats)}
-        names = [str(c["name"]) for c in cats]
-        images = {im["id"]: im for im in coco["images"]}
-        annotations = list(coco.get("annotations", []))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
-    if not images:
-        raise CnnlabError(f"{path}: no images listed")
-    require_image_memory(len(images), image_size, path)
-    for im in images.values():
-        w_img, h_img = im.get("width"), im.get("height")
-        if not (isinstance(im.get("file_name"), str) and _positive(w_img) and _positive(h_img)):
-            raise CnnlabError(f"{path}: image {im['id']}: needs file_name, width and height")
-    per_image: dict[Any, list[tuple[int, list[float]]]] = {i: [] for i in images}
-    for k, a in enumerate(annotations):
+    the JSON's folder). Every image, category and box is checked first
+    (:func:`cnnlab.data.coco.read_coco`): a bad one is a :class:`CnnlabError` naming the file
+    and the entry. Crowd annotations (``iscrowd: 1``, one box around many objects) are left out,
+    as detectors trained on COCO do."""
+    coco = read_coco(path)
+    require_image_memory(len(coco.images), image_size, path)
+    per_image: dict[Any, list[tuple[int, list[float]]]] = {i: [] for i in coco.images}
+    for k, a in enumerate(coco.annotations):
         where = f"{path}: annotation {k}"
-        if not isinstance(a, dict):
-            raise CnnlabError(f"{where}: expected an object with image_id, category_id, bbox")
-        if a.get("image_id") not in per_image:
-            raise CnnlabError(f"{where}: unknown image_id {a.get('image_id')}")
-        if a.get("category_id") not in cat_index:
-            raise CnnlabError(f"{where}: unknown category_id {a.get('category_id')}")
         bbox = a.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
             raise CnnlabError(f"{where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
         if a.get("iscrowd"):
             continue
         x, y, w, h = bbox
         if w <= 0 or h <= 0:
             raise CnnlabError(f"{where}: box has a negative or zero size")
-        im = images[a["image_id"]]
+        im = coco.images[a["image_id"]]
         w_img, h_img = im["width"], im["height"]
         if x < 0 or y < 0 or x + w > w_img + 1e-3 or y + h > h_img + 1e-3:
             raise CnnlabError(f"{where}: box outside image {im['file_name']} ({w_img}x{h_img})")
         box = [x / w_img, y / h_img, (x + w) / w_img, (y + h) / h_img]
-        per_image[a["image_id"]].append((cat_index[a["category_id"]], box))
+        per_image[a["image_id"]].append((coco.cat_index[a["category_id"]], box))
     tensors, boxes, labels = [], [], []
-    for image_id, im in images.items():
-        file = (image_dir or path_.parent / "images") / im["file_name"]
-        if not file.exists() and (path_.parent / im["file_name"]).exists():
-            file = path_.parent / im["file_name"]
-        if not file.exists():
-            raise CnnlabError(f"{file}: no such file (image {image_id} of {path})")
-        tensors.append(image_to_uint8(file, image_size, 3, "stretch"))
+    for image_id in coco.images:
+        tensors.append(
+            image_to_uint8(coco.image_file(image_id, image_dir), image_size, 3, "stretch")
+        )
         objects = per_image[image_id]
         boxes.append(torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4))
         labels.append(torch.tensor([c for c, _ in objects], dtype=torch.int64))
-    return DetectionData(torch.stack(tensors), boxes, labels, names)
-
-
-def _number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _positive(v: object) -> bool:
-    return _number(v) and v > 0  # type: ignore[operator]
+    return DetectionData(torch.stack(tensors), boxes, labels, coco.names)
 
 
 @dataclass(frozen=True)

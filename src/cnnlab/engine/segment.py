@@ -20,7 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from cnnlab.config import check_settings
-from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor
+from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor, image_to_uint8
 from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
@@ -87,8 +87,8 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     root = Path(root)
     if not root.is_dir():
         raise CnnlabError(
-            f"{root}: not a folder (expected scenes, pets, voc2007, voc2012 or a "
-            "folder with images/, masks/ and classes.txt)"
+            f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json or "
+            "a folder with images/, masks/ and classes.txt)"
         )
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
@@ -145,6 +145,38 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
 
 
+def coco_segmentation(
+    path: str | Path, image_size: int = 128, image_dir: Path | None = None
+) -> SegmentationData:
+    """A COCO file's ``segmentation`` annotations (polygons or RLE) painted into one class map
+    per image: background 0, then the categories in id order. Larger objects are painted first,
+    so a small object in front of a large one keeps its pixels; crowd regions stay background.
+    Maps and images are resized to ``image_size`` (nearest / bilinear)."""
+    from cnnlab.data.coco import annotation_mask, read_coco
+
+    coco = read_coco(path)
+    require_image_memory(len(coco.images), image_size, path, 11)
+    per_image: dict[Any, list[tuple[int, dict[str, Any]]]] = {i: [] for i in coco.images}
+    for k, a in enumerate(coco.annotations):
+        per_image[a["image_id"]].append((k, a))
+    images, masks = [], []
+    for image_id, im in coco.images.items():
+        h, w = int(im["height"]), int(im["width"])
+        shapes = [
+            (annotation_mask(a, h, w, f"{path}: annotation {k}"), coco.cat_index[a["category_id"]])
+            for k, a in per_image[image_id]
+            if not a.get("iscrowd")
+        ]
+        semantic = np.zeros((h, w), np.uint8)
+        for mask, cls in sorted(shapes, key=lambda s: -int(s[0].sum())):
+            semantic[mask] = cls + 1
+        small = Image.fromarray(semantic).resize((image_size, image_size), Image.Resampling.NEAREST)
+        masks.append(torch.from_numpy(np.asarray(small).astype(np.int64)))
+        file = coco.image_file(image_id, image_dir)
+        images.append(image_to_uint8(file, image_size, 3, "stretch"))
+    return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *coco.names])
+
+
 def segmentation_splits(data: SegmentationData, seed: int) -> dict[str, torch.Tensor]:
     """The data's own splits where its folders name them, else a seeded 70/15/15 split."""
     return data.splits if data.splits is not None else split_indices(len(data.images), seed)
@@ -173,7 +205,7 @@ def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    data: str = "scenes"  # scenes, pets (downloaded), or a folder with images/, masks/
+    data: str = "scenes"  # scenes, pets, voc2007/2012, a folder with images/ + masks/, COCO .json
     data_root: str = ""  # where `cnnlab data download` put pets (default cache)
     model: str = "unet"
     images: int = 2000
@@ -211,6 +243,8 @@ def _load(config: SegmentConfig) -> SegmentationData:
         from cnnlab.data.standard import voc_segmentation
 
         return voc_segmentation(config.data, config.data_root or None, config.image_size)
+    if config.data.endswith(".json"):
+        return coco_segmentation(config.data, config.image_size)
     return folder_segmentation(config.data, config.image_size)
 
 
@@ -375,8 +409,6 @@ def predict_mask(
     scores are resized back to the file's own pixels (bilinear, then the arg-max), so the map
     lies on the photo. Returns the file's image ``(3, H, W)`` uint8 and its map ``(H, W)``."""
     import torch.nn.functional as F
-
-    from cnnlab.data.folder import image_to_uint8
 
     image = torch.from_numpy(np.asarray(read_image(path, "RGB")).copy()).permute(2, 0, 1)
     logits = model(standardise(image_to_uint8(path, size, 3, "stretch").float())[None])

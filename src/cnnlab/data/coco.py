@@ -1,0 +1,116 @@
+"""Reading COCO annotation files (``instances_*.json`` and what labelling tools export as COCO):
+the images, the categories and each annotation, checked first, so that a bad entry is a
+:class:`CnnlabError` naming the file and the entry rather than a failure mid-training.
+
+Detection reads each annotation's ``bbox`` (:func:`cnnlab.engine.detect.coco_data`);
+segmentation reads its ``segmentation``, polygons or run-length encoded, decoded by pycocotools
+(:func:`annotation_mask`, :func:`cnnlab.engine.segment.coco_segmentation`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+
+@dataclass(frozen=True)
+class CocoFile:
+    """A checked COCO file: ``images`` by id (each with ``file_name``, ``width``, ``height``),
+    category names in id order with ``cat_index`` mapping a category id to its position, and
+    the annotations (each with a known ``image_id`` and ``category_id``)."""
+
+    path: Path
+    images: dict[Any, dict[str, Any]]
+    names: list[str]
+    cat_index: dict[Any, int]
+    annotations: list[dict[str, Any]]
+
+    def image_file(self, image_id: Any, image_dir: Path | None = None) -> Path:
+        """Where image ``image_id`` is: in ``image_dir``, else ``images/`` beside the JSON, else
+        beside the JSON itself; the error names the first place looked."""
+        name = self.images[image_id]["file_name"]
+        file = (image_dir or self.path.parent / "images") / name
+        if not file.exists() and (self.path.parent / name).exists():
+            file = self.path.parent / name
+        if not file.exists():
+            raise CnnlabError(f"{file}: no such file (image {image_id} of {self.path})")
+        return file
+
+
+def read_coco(path: str | Path) -> CocoFile:
+    """Parse and check ``path``: categories, images (``file_name``, positive ``width`` and
+    ``height``; at least one), and every annotation's ``image_id`` and ``category_id``."""
+    path = Path(path)
+    try:
+        coco = json.loads(path.read_text())
+        cats = sorted(coco["categories"], key=lambda c: c["id"])
+        cat_index = {c["id"]: i for i, c in enumerate(cats)}
+        names = [str(c["name"]) for c in cats]
+        images = {im["id"]: im for im in coco["images"]}
+        annotations = list(coco.get("annotations", []))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
+    if not images:
+        raise CnnlabError(f"{path}: no images listed")
+    for im in images.values():
+        w, h = im.get("width"), im.get("height")
+        if not (isinstance(im.get("file_name"), str) and is_positive(w) and is_positive(h)):
+            raise CnnlabError(f"{path}: image {im['id']}: needs file_name, width and height")
+    for k, a in enumerate(annotations):
+        where = f"{path}: annotation {k}"
+        if not isinstance(a, dict):
+            raise CnnlabError(f"{where}: expected an object with image_id, category_id, bbox")
+        if a.get("image_id") not in images:
+            raise CnnlabError(f"{where}: unknown image_id {a.get('image_id')}")
+        if a.get("category_id") not in cat_index:
+            raise CnnlabError(f"{where}: unknown category_id {a.get('category_id')}")
+    return CocoFile(path, images, names, cat_index, annotations)
+
+
+def is_number(v: object) -> bool:
+    """A finite int or float (``True`` is not a number here)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_positive(v: object) -> bool:
+    return is_number(v) and v > 0  # type: ignore[operator]
+
+
+def annotation_mask(annotation: dict[str, Any], height: int, width: int, where: str) -> np.ndarray:
+    """The ``(height, width)`` boolean mask of one annotation's ``segmentation``: a list of
+    polygons ``[x1, y1, x2, y2, ...]`` in pixels, or run-length encoding (``{"size", "counts"}``,
+    compressed string or uncompressed list), decoded by pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    seg = annotation.get("segmentation")
+    if isinstance(seg, list):
+        polygons = [p for p in seg if isinstance(p, list)]
+        if (
+            not seg
+            or len(polygons) != len(seg)
+            or any(len(p) < 6 or len(p) % 2 or not all(is_number(v) for v in p) for p in polygons)
+        ):
+            raise CnnlabError(
+                f"{where}: segmentation polygons must be lists of at least 3 x, y points"
+            )
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+        if list(seg["size"]) != [height, width]:
+            raise CnnlabError(
+                f"{where}: segmentation size {seg['size']} is not the image's [{height}, {width}]"
+            )
+        rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else seg
+    else:
+        raise CnnlabError(
+            f"{where}: no segmentation (polygons or RLE); a file with boxes only is for "
+            "cnnlab detect train"
+        )
+    return mask_utils.decode(rle).astype(bool)
