@@ -215,3 +215,21 @@ def test_figures_are_printed_in_words() -> None:
         {"accuracy": 1.0, "iou_correct": 1.0, "mean_iou": 0.9, "count": 3, "landmark_error": 0.14}
     )
     assert "landmark error 0.140 of the box diagonal on 3 images" in with_landmarks
+
+
+def test_yolo_folder_and_coco_file_give_the_same_targets(tmp_path: Path) -> None:
+    """The same scenes written as a YOLO folder and as a COCO file: the same single-object
+    targets (first object, p_c = 0 without one), and the slide's [b_x, b_y, b_h, b_w] order."""
+    from cnnlab.data.scenes import make_scenes, write_coco, write_yolo
+    from cnnlab.engine.localize import LocalizeConfig, load_data
+
+    scenes = make_scenes(12, seed=8, image_size=32)
+    yolo = load_data(LocalizeConfig(data=str(write_yolo(scenes, tmp_path / "y")), image_size=32))
+    coco = load_data(LocalizeConfig(data=str(write_coco(scenes, tmp_path / "c")), image_size=32))
+    assert torch.equal(yolo.pc, coco.pc) and torch.equal(yolo.label, coco.label)
+    assert torch.allclose(yolo.box, coco.box, atol=1e-5)
+    k = int(yolo.pc.argmax())  # an image with an object: its first box, as the slide writes it
+    x1, y1, x2, y2 = (scenes[k].boxes_xyxy[0] / 32).tolist()
+    expected = [(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1]
+    assert yolo.box[k].tolist() == pytest.approx(expected, abs=1e-5)
+    assert yolo.pc.min() == 0  # a scene without objects is background

@@ -412,7 +412,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
 
     d = LocalizeConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
-    p.add_argument("--data", default=d.data, help="scenes, or a YOLO label folder")
+    p.add_argument("--data", default=d.data, help="scenes, a YOLO folder, or a COCO .json")
     p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
     p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")

@@ -3,7 +3,7 @@
 Each image holds at most one object; its target is the slide's ``[p_c, b_x, b_y, b_h, b_w,
 class]`` with the midpoint and size relative to the image ((0, 0) is the top-left corner) and,
 from the scene generator, five landmarks relative to the image. Sources: the scene generator
-(``scenes``) or a YOLO label folder (the first object of each image).
+(``scenes``), a YOLO label folder or a COCO file (the first object of each image).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from cnnlab.data.scenes import (
 )
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
+from cnnlab.ops.boxes import box_convert
 
 
 @dataclass(frozen=True)
@@ -113,28 +114,42 @@ def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationDat
     folders' (train/val, and test where there is one) where they name them."""
     items, class_names = read_yolo_folder(root)
     require_image_memory(len(items), image_size, root)
-    images, pc, box, label = [], [], [], []
-    for item in items:
-        images.append(image_to_uint8(item.image, image_size, 3, "stretch"))
-        has = len(item.labels) > 0
-        pc.append(float(has))
-        label.append(int(item.labels[0]) if has else -1)
-        if has:
-            cx, cy, w, h = item.boxes_cxcywh[0]
-            box.append([cx, cy, h, w])
-        else:
-            box.append([0.0, 0.0, 0.0, 0.0])
-    pc_np, label_np = np.array(pc, np.float32), np.array(label, np.int64)
-    if len(items) < 10:
-        raise CnnlabError(f"{root}: {len(items)} images are too few to train on")
+    images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
+    boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
+    labels = [torch.from_numpy(i.labels) for i in items]
+    given = folder_splits(items)
+    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
+    return from_boxes(images, boxes, labels, class_names, seed, splits, root)
+
+
+def from_boxes(
+    images: torch.Tensor,
+    boxes: list[torch.Tensor],
+    labels: list[torch.Tensor],
+    class_names: list[str],
+    seed: int = 0,
+    splits: dict[str, torch.Tensor] | None = None,
+    source: str = "the data",
+) -> LocalizationData:
+    """Detection-style data (``images (N, 3, S, S)`` uint8, per image ``boxes (K, 4)`` xyxy
+    relative and ``labels (K,)``, from a YOLO folder or a COCO file) as single-object targets:
+    the first object of each image, ``p_c = 0`` for an image with none. ``splits``: the source's
+    own, else a stratified 70/15/15 by ``seed``."""
+    if len(images) < 10:
+        raise CnnlabError(f"{source}: {len(images)} images are too few to train on")
+    pc = np.array([len(b) > 0 for b in boxes], np.float32)
+    label = np.array([int(lab[0]) if len(lab) else -1 for lab in labels], np.int64)
+    box = torch.zeros(len(images), 4)
+    for i, b in enumerate(boxes):
+        if len(b):
+            x1, y1, x2, y2 = b[0].tolist()
+            box[i] = torch.tensor([(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1])
     return LocalizationData(
-        torch.stack(images),
-        torch.from_numpy(pc_np),
-        torch.tensor(box, dtype=torch.float32),
-        torch.from_numpy(label_np),
-        torch.zeros(len(items), 0, 2),
+        images,
+        torch.from_numpy(pc),
+        box,
+        torch.from_numpy(label),
+        torch.zeros(len(images), 0, 2),
         class_names,
-        {k: torch.from_numpy(v) for k, v in given.items()}
-        if (given := folder_splits(items))
-        else _split(pc_np, label_np, seed),
+        splits if splits is not None else _split(pc, label, seed),
     )

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from cnnlab.config import check_settings
 from cnnlab.data.augment import mirror_keypoint_pairs
-from cnnlab.data.localization import LocalizationData, from_scenes, from_yolo
+from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
@@ -36,7 +36,7 @@ from cnnlab.registry import create_model
 class LocalizeConfig:
     """``cnnlab localize train`` settings."""
 
-    data: str = "scenes"  # scenes, or a YOLO label folder (first object per image)
+    data: str = "scenes"  # scenes, a YOLO label folder or a COCO .json (first object per image)
     backbone: str = "convnet_small"  # any registered classifier
     landmarks: bool = False  # also regress the scenes' five landmarks
     images: int = 3000  # scenes to generate
@@ -67,7 +67,14 @@ def load_data(config: LocalizeConfig) -> LocalizationData:
             config.images, config.image_size, config.num_classes, config.seed, config.landmarks
         )
     if config.landmarks:
-        raise CnnlabError("--landmarks needs --data scenes (YOLO folders carry no landmarks)")
+        raise CnnlabError("--landmarks needs --data scenes (YOLO and COCO files carry none here)")
+    if config.data.endswith(".json"):
+        from cnnlab.engine.detect import coco_data
+
+        det = coco_data(config.data, config.image_size)
+        return from_boxes(
+            det.images, det.boxes, det.labels, det.class_names, config.seed, None, config.data
+        )
     return from_yolo(config.data, config.image_size, config.seed)
 
 
