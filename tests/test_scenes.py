@@ -131,6 +131,8 @@ def test_flat_yolo_folder_has_no_splits_and_yaml_names_list(tmp_path: Path) -> N
     (root / "data.yaml").write_text("names: [p, c, m]\n")
     items, names = read_yolo_folder(root)
     assert names == ["p", "c", "m"] and folder_splits(items) is None
+    (root / "data.yaml").write_text("names: [7, 8, 9]\n")  # digits as class names: YAML ints
+    assert read_yolo_folder(root)[1] == ["7", "8", "9"]
 
 
 @pytest.mark.parametrize(

@@ -87,11 +87,12 @@ def _yaml_names(path: Path) -> list[str]:
     names = spec.get("names") if isinstance(spec, dict) else None
     if isinstance(names, dict) and sorted(names) == list(range(len(names))):
         names = [names[i] for i in range(len(names))]
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+    # YAML reads `names: [0, 1]` as numbers: class names that are digits are names all the same
+    if not (isinstance(names, list) and names and all(isinstance(n, str | int) for n in names)):
         raise CnnlabError(
             f"{path}: 'names' must be a list of class names or a mapping 0, 1, ... -> name"
         )
-    return names
+    return [str(n) for n in names]
 
 
 def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
