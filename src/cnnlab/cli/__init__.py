@@ -13,10 +13,13 @@ style).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,14 +63,39 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def _own_warnings_as_lines(debug: bool) -> Iterator[None]:
+    """cnnlab's own warnings (embeddings collapsing, ...) print as one ``cnnlab: warning:`` line
+    on stderr, like its errors, instead of Python's ``file:line: UserWarning:`` form; other
+    libraries' warnings, and everything under ``--debug``, show as usual."""
+    if debug:
+        yield
+        return
+    package = str(Path(__file__).resolve().parents[1])
+    with warnings.catch_warnings():
+        show_others = warnings.showwarning
+
+        def show(
+            message: Warning | str, category: type[Warning], filename: str, *rest: Any
+        ) -> None:
+            if str(Path(filename).resolve()).startswith(package):
+                print(f"cnnlab: warning: {message}", file=sys.stderr)
+            else:
+                show_others(message, category, filename, *rest)
+
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, or 2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     console = Console(markup=False)  # file names like "img[1].png" are printed as they are
     try:
-        args = build_parser().parse_args(argv)
-        result = args.handler(args, console)
+        with _own_warnings_as_lines(debug):
+            args = build_parser().parse_args(argv)
+            result = args.handler(args, console)
         if args.json:
             print(json.dumps(json_safe(result), default=str, allow_nan=False))
         return 0
