@@ -133,13 +133,19 @@ def test_flat_yolo_folder_has_no_splits_and_yaml_names_list(tmp_path: Path) -> N
     assert names == ["p", "c", "m"] and folder_splits(items) is None
     (root / "data.yaml").write_text("names: [7, 8, 9]\n")  # digits as class names: YAML ints
     assert read_yolo_folder(root)[1] == ["7", "8", "9"]
+    (root / "labels" / "000001.txt").rename(root / "labels" / "lost.txt")  # its image: no labels
+    with pytest.warns(
+        UserWarning, match=r"1 label file\(s\) match no image .* e\.g\. labels/lost\.txt"
+    ):
+        items = read_yolo_folder(root)[0]
+    assert len(items[1].labels) == 0
 
 
 @pytest.mark.parametrize(
     "damage, message",
     [
         ("no labels", "labels: missing"),
-        ("renamed labels", "no image has a label file"),
+        ("renamed labels", r"no image has a label file .*; labels/img_000000\.txt matches no"),
         ("no names", "classes.txt: missing"),
         ("bad yaml", "data.yaml: not readable YAML"),
         ("yaml without names", "data.yaml: 'names' must be"),

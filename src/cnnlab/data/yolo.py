@@ -10,6 +10,7 @@ unknown class id, a negative or zero size, a box outside the image.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,28 +104,38 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
     if not root.is_dir():
         raise CnnlabError(f"{root}: not a folder (expected a YOLO folder or a COCO .json)")
     names = read_class_names(root)
-    items, labelled = [], 0
+    items, labelled, unmatched = [], 0, []
     for images_dir, labels_dir, split in folder_pairs(root, "images", "labels"):
         if not labels_dir.is_dir():
             raise CnnlabError(f"{labels_dir}: missing (one .txt per image: 'class cx cy w h')")
         images = sorted(
             p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
+        used = set()
         for image in images:
             relative = image.relative_to(images_dir)
             label_file = labels_dir / relative.with_suffix(".txt")
+            used.add(label_file)
             if label_file.is_file():
                 labels, boxes = parse_label_file(label_file, len(names))
                 labelled += 1
             else:
                 labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
             items.append(YoloImage(image, labels, boxes, split_of(relative, split)))
+        unmatched += sorted(set(labels_dir.rglob("*.txt")) - used)
     if not items:
         raise CnnlabError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not labelled:
         raise CnnlabError(
             f"{root}: no image has a label file (images/a.png needs labels/a.txt; "
             "images/train/a.png needs labels/train/a.txt)"
+            + (f"; {unmatched[0].relative_to(root)} matches no image" if unmatched else "")
+        )
+    if unmatched:  # their objects would be left out without a word
+        warnings.warn(
+            f"{root}: {len(unmatched)} label file(s) match no image and are left out, e.g. "
+            f"{unmatched[0].relative_to(root)} (images/a.png goes with labels/a.txt)",
+            stacklevel=2,
         )
     return items, names
 
