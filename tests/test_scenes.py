@@ -197,3 +197,27 @@ def test_data_scenes_writes_what_the_readers_read(
     assert main(["data", "scenes", "--format", "yolo", "--out", str(tmp_path / "yolo")]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "yolo").iterdir()) == before
+
+
+def test_text_files_with_a_byte_order_mark_or_not_text(tmp_path: Path) -> None:
+    """Windows editors start UTF-8 files with a byte-order mark: class lists, YOLO labels and
+    COCO files read the same with it; a file that is not text is a one-line error."""
+    from cnnlab.engine.detect import coco_data
+
+    root = write_yolo(make_scenes(3, seed=4, image_size=32), tmp_path / "y")
+    plain = read_yolo_folder(root)
+    for f in [root / "classes.txt", *(root / "labels").iterdir()]:
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    items, names = read_yolo_folder(root)
+    assert names == plain[1] and all(
+        np.array_equal(a.boxes_cxcywh, b.boxes_cxcywh) for a, b in zip(items, plain[0], strict=True)
+    )
+    (root / "classes.txt").write_bytes(b"\xff\xfe\x00car")
+    with pytest.raises(CnnlabError, match=r"classes\.txt: not a UTF-8 text file"):
+        read_yolo_folder(root)
+    coco = write_coco(make_scenes(3, seed=4, image_size=32), tmp_path / "c")
+    coco.write_bytes(b"\xef\xbb\xbf" + coco.read_bytes())
+    assert len(coco_data(str(coco), 32).images) == 3
+    coco.write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(CnnlabError, match=r"annotations\.json: not a COCO annotation file"):
+        coco_data(str(coco), 32)

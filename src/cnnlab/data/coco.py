@@ -49,13 +49,13 @@ def read_coco(path: str | Path) -> CocoFile:
     ``height``; at least one), and every annotation's ``image_id`` and ``category_id``."""
     path = Path(path)
     try:
-        coco = json.loads(path.read_text())
+        coco = json.loads(path.read_text(encoding="utf-8-sig"))
         cats = sorted(coco["categories"], key=lambda c: c["id"])
         cat_index = {c["id"]: i for i, c in enumerate(cats)}
         names = [str(c["name"]) for c in cats]
         images = {im["id"]: im for im in coco["images"]}
         annotations = list(coco.get("annotations", []))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON or UTF-8
         reason = f"{type(exc).__name__}: {exc}"
         raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
     if not images:

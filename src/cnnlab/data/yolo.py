@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
+from cnnlab.data.textfiles import read_lines
 from cnnlab.errors import CnnlabError
 
 EPS = 1e-6
@@ -38,7 +39,7 @@ class YoloImage:
 def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """``(labels, boxes)`` of one label file; :class:`CnnlabError` names file and line."""
     labels, boxes = [], []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -69,7 +70,7 @@ def read_class_names(root: str | Path) -> list[str]:
     root = Path(root)
     classes_file = root / "classes.txt"
     if classes_file.is_file():
-        return [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
+        return [c.strip() for c in read_lines(classes_file) if c.strip()]
     for name in YAML_FILES:
         if (root / name).is_file():
             return _yaml_names(root / name)

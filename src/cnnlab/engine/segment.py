@@ -32,6 +32,7 @@ from cnnlab.data.scenes import (
     standardise,
 )
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
+from cnnlab.data.textfiles import read_lines
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
@@ -93,7 +94,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
-    names = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
+    names = [c.strip() for c in read_lines(classes_file) if c.strip()]
     files = [
         (
             path,

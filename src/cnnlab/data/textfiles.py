@@ -1,0 +1,17 @@
+"""Small text files users write by hand or export from tools (class lists, YOLO labels, split
+lists): UTF-8 with or without the byte-order mark Windows editors add, and a file that is not
+text is a one-line error naming it rather than a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of ``path``, a leading UTF-8 byte-order mark dropped."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise CnnlabError(f"{path}: not a UTF-8 text file") from None
