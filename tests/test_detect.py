@@ -325,3 +325,26 @@ def test_train_val_folders_are_the_splits(
         assert ev["count"] == 4 and ev["accuracy"] == pytest.approx(result["val"]["accuracy"])
     assert main(eval_args) == 2
     assert "no test split" in capsys.readouterr().err
+
+
+def test_ignored_boxes_count_neither_way() -> None:
+    """VOC's difficult objects: missing one costs nothing and finding one earns nothing (a
+    pycocotools crowd region), where an ordinary box missed halves the recall."""
+    t = {
+        "boxes": torch.tensor([[0.0, 0, 20, 20], [40, 40, 60, 60]]),
+        "labels": torch.tensor([0, 0]),
+    }
+    only_first = {
+        "boxes": torch.tensor([[0.0, 0, 20, 20]]),
+        "scores": torch.tensor([0.9]),
+        "labels": torch.tensor([0]),
+    }
+    assert coco_evaluate([only_first], [t], 1)["map_50"] == pytest.approx(0.5, abs=0.01)
+    ignored = t | {"ignore": torch.tensor([False, True])}
+    assert coco_evaluate([only_first], [ignored], 1)["map_50"] == pytest.approx(1.0)
+    both = {
+        "boxes": t["boxes"],
+        "scores": torch.tensor([0.9, 0.95]),  # the ignored box found first: not a true positive
+        "labels": torch.tensor([0, 0]),
+    }
+    assert coco_evaluate([both], [ignored], 1)["map_50"] == pytest.approx(1.0)

@@ -392,6 +392,15 @@ def test_voc_and_pets_feed_detection_and_segmentation(
         voc[f"VOCdevkit/VOC2007/JPEGImages/{stem}.jpg"] = png_bytes(
             rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), "JPEG"
         )
+    voc["VOCdevkit/VOC2007/Annotations/000001.xml"] = (
+        VOC_XML.replace(
+            "</annotation>",
+            "<object><name>dog</name><difficult>1</difficult><bndbox><xmin>40</xmin><ymin>5</ymin>"
+            "<xmax>60</xmax><ymax>20</ymax></bndbox></object></annotation>",
+        )
+        .format(name="person", x1=4, x2=31)
+        .encode()
+    )
     main_sets = "VOCdevkit/VOC2007/ImageSets/Main"
     voc[f"{main_sets}/train.txt"] = b"000000\n000001\n000002\n000003\n"
     voc[f"{main_sets}/val.txt"] = b"000004\n000005\n"
@@ -412,6 +421,8 @@ def test_voc_and_pets_feed_detection_and_segmentation(
     det = voc_detection("voc2007", root, 64)
     assert det.labels[0].tolist() == [VOC_CLASSES.index("car")]
     assert np.allclose(det.boxes[0].numpy(), [[2 / 64, 4 / 48, 30 / 64, 40 / 48]])
+    assert det.difficult[1].tolist() == [False, True] and det.labels[1].tolist() == [14, 11]
+    assert [t.tolist() for t in det.trained_on(1)[1:]] == [[14]]  # the difficult dog: not taught
     assert {k: v.tolist() for k, v in det.splits.items()} == {
         "train": [0, 1, 2, 3],
         "val": [4, 5],

@@ -191,9 +191,10 @@ def load_standard_classification(
     raise CnnlabError(f"{name} is not a classification dataset")
 
 
-def parse_voc_xml(path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float]]]]:
-    """``((width, height), [(class, [x1, y1, x2, y2]), ...])`` with continuous coordinates (VOC's
-    1-based inclusive pixel corners become ``x1 - 1``, ``x2``). Bad files name the problem."""
+def parse_voc_xml(path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float], bool]]]:
+    """``((width, height), [(class, [x1, y1, x2, y2], difficult), ...])`` with continuous
+    coordinates (VOC's 1-based inclusive pixel corners become ``x1 - 1``, ``x2``) and VOC's
+    ``<difficult>`` flag. Bad files name the problem."""
     try:
         tree = ET.parse(path)
     except ET.ParseError as exc:
@@ -214,7 +215,8 @@ def parse_voc_xml(path: Path) -> tuple[tuple[int, int], list[tuple[str, list[flo
             raise CnnlabError(f"{path}: object {name!r} has a malformed <bndbox>") from None
         if x2 < x1 or y2 < y1 or x1 < 1 or y1 < 1 or x2 > w or y2 > h:
             raise CnnlabError(f"{path}: box {[x1, y1, x2, y2]} lies outside the {w}x{h} image")
-        objects.append((name, [x1 - 1, y1 - 1, x2, y2]))
+        difficult = obj.findtext("difficult", "0").strip() == "1"
+        objects.append((name, [x1 - 1, y1 - 1, x2, y2], difficult))
     return (w, h), objects
 
 
@@ -236,7 +238,9 @@ def voc_splits(base: Path, kind: str, stems: list[str]) -> dict[str, torch.Tenso
 
 def voc_detection(name: str, root: str | Path | None, image_size: int):
     """Pascal VOC detection as :class:`cnnlab.engine.detect.DetectionData` (trainval + test),
-    split as VOC splits it (``ImageSets/Main``: train, val, and VOC 2007's test)."""
+    split as VOC splits it (``ImageSets/Main``: train, val, and VOC 2007's test). Objects marked
+    ``difficult`` are kept but flagged: not trained on, and neither found nor missed in the
+    evaluation, as VOC's own protocol has it."""
     from cnnlab.data.folder import image_to_uint8
     from cnnlab.engine.detect import DetectionData
 
@@ -245,19 +249,22 @@ def voc_detection(name: str, root: str | Path | None, image_size: int):
     xmls = sorted((base / "Annotations").glob("*.xml"))
     if not xmls:
         raise CnnlabError(f"{base / 'Annotations'}: no annotation files")
-    images, boxes, labels = [], [], []
+    images, boxes, labels, difficult = [], [], [], []
     for xml in xmls:
         (w, h), objects = parse_voc_xml(xml)
+        difficult.append(torch.tensor([d for _, _, d in objects], dtype=torch.bool))
         images.append(
             image_to_uint8(base / "JPEGImages" / f"{xml.stem}.jpg", image_size, 3, "stretch")
         )
         scale = torch.tensor([w, h, w, h], dtype=torch.float32)
         boxes.append(
-            torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4) / scale
+            torch.tensor([b for _, b, _ in objects], dtype=torch.float32).reshape(-1, 4) / scale
         )
-        labels.append(torch.tensor([VOC_CLASSES.index(n) for n, _ in objects], dtype=torch.int64))
+        labels.append(
+            torch.tensor([VOC_CLASSES.index(n) for n, _, _ in objects], dtype=torch.int64)
+        )
     splits = voc_splits(base, "Main", [xml.stem for xml in xmls])
-    return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES), splits)
+    return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES), splits, difficult)
 
 
 def pets_segmentation(root: str | Path | None, image_size: int = 128, seed: int = 0):

@@ -45,13 +45,16 @@ from cnnlab.registry import create_model
 @dataclass(frozen=True)
 class DetectionData:
     """Images ``(N, 3, S, S)`` uint8 with per-image boxes (xyxy relative) and labels;
-    ``splits`` when the source names them (a YOLO folder's train/val/test folders)."""
+    ``splits`` when the source names them (a YOLO folder's train/val/test folders);
+    ``difficult`` per image, a bool per box, where the source marks boxes that are neither
+    trained on nor counted in the evaluation (VOC's ``difficult`` objects)."""
 
     images: torch.Tensor
     boxes: list[torch.Tensor]
     labels: list[torch.Tensor]
     class_names: list[str]
     splits: dict[str, torch.Tensor] | None = None
+    difficult: list[torch.Tensor] | None = None
 
     def subset(self, idx: torch.Tensor) -> DetectionData:
         i = idx.tolist()
@@ -60,7 +63,15 @@ class DetectionData:
             [self.boxes[k] for k in i],
             [self.labels[k] for k in i],
             self.class_names,
+            difficult=[self.difficult[k] for k in i] if self.difficult is not None else None,
         )
+
+    def trained_on(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``k``'s boxes and labels to learn from: all but the difficult ones."""
+        if self.difficult is None:
+            return self.boxes[k], self.labels[k]
+        keep = ~self.difficult[k]
+        return self.boxes[k][keep], self.labels[k][keep]
 
 
 def scenes_data(
@@ -205,8 +216,9 @@ def make_batch(
     the boxes with the image (boxes are padded per batch and the padding dropped afterwards;
     boxes squeezed below 4 square pixels, or pushed out of the image, are dropped too)."""
     x = data.images[idx].float().div_(255)
-    boxes = [data.boxes[i].clone() for i in idx.tolist()]
-    labels = [data.labels[i] for i in idx.tolist()]
+    pairs = [data.trained_on(i) for i in idx.tolist()]
+    boxes = [b.clone() for b, _ in pairs]
+    labels = [lab for _, lab in pairs]
     if mirror:
         flip = torch.rand(len(idx)) < 0.5
         x[flip] = x[flip].flip(-1)
@@ -268,6 +280,9 @@ def evaluate_detector(
     size = data.images.shape[-1]
     p = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in preds]
     t = [{"boxes": b * size, "labels": lab} for b, lab in zip(data.boxes, data.labels, strict=True)]
+    if data.difficult is not None:  # neither found nor missed: pycocotools' ignore regions
+        for target, difficult in zip(t, data.difficult, strict=True):
+            target["ignore"] = difficult
     return coco_evaluate(p, t, len(data.class_names))
 
 
@@ -283,7 +298,8 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     parts = detection_splits(data, config.seed)
     final = "test" if "test" in parts else "val"  # folders with train/ and val/ only
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", final))
-    wh = torch.cat([b[:, 2:] - b[:, :2] for b in train.boxes])
+    trained = [train.trained_on(k)[0] for k in range(len(train.images))]
+    wh = torch.cat([b[:, 2:] - b[:, :2] for b in trained])
     anchors = kmeans_anchors(wh, config.anchors, seed=config.seed)
     torch.manual_seed(config.seed)
     kwargs = {

@@ -17,15 +17,20 @@ def coco_evaluate(
     num_classes: int,
 ) -> dict[str, object]:
     """``predictions[i]``: ``boxes (N, 4)`` xyxy pixels, ``scores (N,)``, ``labels (N,)``;
-    ``targets[i]``: ``boxes``, ``labels``. Returns ``map``, ``map_50``, ``map_75`` and the
-    precision-recall curve at IoU 0.5 averaged over classes."""
+    ``targets[i]``: ``boxes``, ``labels`` and optionally ``ignore`` (bool per box: a region
+    whose detections count neither way, pycocotools' ``iscrowd``, used for VOC's difficult
+    objects). Returns ``map``, ``map_50``, ``map_75`` and the precision-recall curve at IoU 0.5
+    averaged over classes."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     images, anns, dets = [], [], []
     for i, (p, t) in enumerate(zip(predictions, targets, strict=True)):
         images.append({"id": i + 1})
-        for box, label in zip(t["boxes"].tolist(), t["labels"].tolist(), strict=True):
+        ignore = t.get("ignore", torch.zeros(len(t["labels"]), dtype=torch.bool)).tolist()
+        for box, label, crowd in zip(
+            t["boxes"].tolist(), t["labels"].tolist(), ignore, strict=True
+        ):
             x1, y1, x2, y2 = box
             anns.append(
                 {
@@ -34,7 +39,7 @@ def coco_evaluate(
                     "category_id": label + 1,
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": (x2 - x1) * (y2 - y1),
-                    "iscrowd": 0,
+                    "iscrowd": int(crowd),
                 }
             )
         for box, score, label in zip(
