@@ -282,7 +282,8 @@ def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, 
     data = load_detection_data(
         DetectConfig(data=args.data, images=args.images, image_size=args.image_size)
     )
-    wh = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+    boxes = [data.trained_on(k)[0] for k in range(len(data.images))]  # not VOC's difficult
+    wh = torch.cat([b[:, 2:] - b[:, :2] for b in boxes])
     anchors = kmeans_anchors(wh, args.k, seed=args.seed)
     result = {
         "anchors_wh": [[round(v, 4) for v in a] for a in anchors.tolist()],
