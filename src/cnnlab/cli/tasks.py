@@ -21,7 +21,7 @@ from cnnlab.cli.common import (
     split_changed,
     unit_interval,
 )
-from cnnlab.data.split_folders import require_split
+from cnnlab.data.split_folders import own_or_seeded, require_split
 
 MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
 
@@ -35,7 +35,7 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
         split = result["evaluated_on"]
         console.print(
             f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
-            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+            + _final_note(split)
         )
         console.print(f"run folder: {result['run_dir']}")
     return result
@@ -129,6 +129,11 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     return {"figure": str(path), "predictions": rows}
 
 
+def _final_note(split: str) -> str:
+    """What a train command adds when its final figures are on val (no test split)."""
+    return "; no test split, val also chose the best epoch" if split == "val" else ""
+
+
 def _drawn_note(n: int) -> str:
     """What the figure leaves out: it draws the first :data:`MAX_DRAWN` images."""
     return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
@@ -170,7 +175,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
         console.print(
             f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
             f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)"
-            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+            + _final_note(split)
             + f"; run folder {result['run_dir']}"
         )
     return result
@@ -308,7 +313,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
         console.print(
             f"{split} mean IoU {result[split]['mean_iou']:.3f}, pixel accuracy "
             f"{result[split]['pixel_accuracy']:.3f}"
-            + ("; no test split, val also chose the best epoch" if split == "val" else "")
+            + _final_note(split)
             + f"; run folder {result['run_dir']}"
         )
     return result
@@ -321,13 +326,13 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         SegmentConfig,
         _load,
         evaluate_segmenter,
-        segmentation_splits,
     )
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     data = _load(config)
-    idx = require_split(segmentation_splits(data, config.seed), args.split, config.data)
+    parts = own_or_seeded(data.splits, len(data.images), config.seed)
+    idx = require_split(parts, args.split, config.data)
     device = resolve_device(args.device)
     changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)

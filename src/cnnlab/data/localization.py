@@ -117,9 +117,7 @@ def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationDat
     images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
     boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
     labels = [torch.from_numpy(i.labels) for i in items]
-    given = folder_splits(items)
-    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
-    return from_boxes(images, boxes, labels, class_names, seed, splits, root)
+    return from_boxes(images, boxes, labels, class_names, seed, folder_splits(items), root)
 
 
 def from_boxes(

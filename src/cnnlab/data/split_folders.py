@@ -5,7 +5,8 @@ their masks), laid out in one of the ways tools write them:
 - the same with split folders: ``root/images/train/`` and ``root/labels/train/`` (Ultralytics);
 - ``root/train/images/`` and ``root/train/labels/`` (Roboflow exports; ``valid`` means ``val``).
 
-Split folders named ``train``, ``val`` and optionally ``test`` become the data's splits.
+Split folders named ``train``, ``val`` and optionally ``test`` become the data's splits; data
+without them is split 70/15/15 with a seed (:func:`split_indices`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
+import torch
 
+from cnnlab.data.classification import require_splittable
 from cnnlab.errors import CnnlabError
 
 T = TypeVar("T")
@@ -53,14 +55,37 @@ def split_of(relative: Path, split: str | None) -> str | None:
     return split
 
 
-def given_splits(splits: list[str | None]) -> dict[str, np.ndarray] | None:
+def given_splits(splits: list[str | None]) -> dict[str, torch.Tensor] | None:
     """The indices of each split the folders name, when every file lies in a ``train``, ``val``
     or ``test`` folder and there are train and val files; else ``None`` (split at random)."""
     if None in splits or not {"train", "val"} <= set(splits):
         return None
     return {
-        k: np.flatnonzero([s == k for s in splits]) for k in ("train", "val", "test") if k in splits
+        k: torch.tensor([i for i, s in enumerate(splits) if s == k])
+        for k in ("train", "val", "test")
+        if k in splits
     }
+
+
+def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """15% test, 15% validation (an image each at least), the rest to train."""
+    require_splittable(n)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    k = max(1, round(0.15 * n))
+    return {"test": order[:k], "val": order[k : 2 * k], "train": order[2 * k :]}
+
+
+def own_or_seeded(
+    splits: dict[str, torch.Tensor] | None, n: int, seed: int
+) -> dict[str, torch.Tensor]:
+    """A dataset's own ``splits`` where its source names them, else :func:`split_indices`."""
+    return splits if splits is not None else split_indices(n, seed)
+
+
+def final_split(parts: dict[str, torch.Tensor]) -> str:
+    """Where a run reports its final figures: the test split, or val when the data's folders
+    have train and val only (val then also chose the best epoch, and the output says so)."""
+    return "test" if "test" in parts else "val"
 
 
 def require_split(parts: dict[str, T], split: str, source: str) -> T:

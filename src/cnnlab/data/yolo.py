@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
@@ -141,6 +142,6 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
     return items, names
 
 
-def folder_splits(items: list[YoloImage]) -> dict[str, np.ndarray] | None:
+def folder_splits(items: list[YoloImage]) -> dict[str, torch.Tensor] | None:
     """The splits the folders name (:func:`cnnlab.data.split_folders.given_splits`)."""
     return given_splits([item.split for item in items])

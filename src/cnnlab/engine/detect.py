@@ -19,12 +19,15 @@ import torch
 from rich.console import Console
 
 from cnnlab.config import check_settings
-from cnnlab.data.classification import require_splittable
 from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import MEAN, STD, check_scene_memory, check_scene_size, make_scenes
-from cnnlab.data.split_folders import require_split
+from cnnlab.data.split_folders import (
+    final_split,
+    own_or_seeded,
+    require_split,
+)
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
@@ -96,9 +99,8 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
     require_image_memory(len(items), image_size, root)
     images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
     boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
-    given = folder_splits(items)
-    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
-    return DetectionData(images, boxes, [torch.from_numpy(i.labels) for i in items], names, splits)
+    labels = [torch.from_numpy(i.labels) for i in items]
+    return DetectionData(images, boxes, labels, names, folder_splits(items))
 
 
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
@@ -190,22 +192,10 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
     return yolo_folder_data(config.data, config.image_size)
 
 
-def split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
-    """15% test, 15% validation (an image each at least), the rest to train."""
-    require_splittable(n)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    k = max(1, round(0.15 * n))
-    return {"test": order[:k], "val": order[k : 2 * k], "train": order[2 * k :]}
-
-
-def detection_splits(data: DetectionData, seed: int) -> dict[str, torch.Tensor]:
-    """The data's own splits where it names them, else :func:`split_indices`."""
-    return data.splits if data.splits is not None else split_indices(len(data.images), seed)
-
-
 def split_of(data: DetectionData, seed: int, split: str, source: str) -> DetectionData:
     """The images of one split, or the error that ``source`` has no such split."""
-    return data.subset(require_split(detection_splits(data, seed), split, source))
+    parts = own_or_seeded(data.splits, len(data.images), seed)
+    return data.subset(require_split(parts, split, source))
 
 
 def make_batch(
@@ -295,8 +285,8 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     started = time.perf_counter()
     device = resolve_device(config.device)
     data = load_detection_data(config)
-    parts = detection_splits(data, config.seed)
-    final = "test" if "test" in parts else "val"  # folders with train/ and val/ only
+    parts = own_or_seeded(data.splits, len(data.images), config.seed)
+    final = final_split(parts)
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", final))
     trained = [train.trained_on(k)[0] for k in range(len(train.images))]
     wh = torch.cat([b[:, 2:] - b[:, :2] for b in trained])

@@ -22,6 +22,7 @@ from cnnlab.config import check_settings
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
+from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
@@ -211,7 +212,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
     if data.landmarks.shape[1]:
         curves["val_landmark_error"] = "landmark error / box diagonal"
     plot_epoch_curves(rows, curves, out / "curves.png", "Localisation")
-    final = "test" if "test" in data.splits else "val"
+    final = final_split(data.splits)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,

@@ -31,10 +31,15 @@ from cnnlab.data.scenes import (
     make_scenes,
     standardise,
 )
-from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
+from cnnlab.data.split_folders import (
+    final_split,
+    folder_pairs,
+    given_splits,
+    own_or_seeded,
+    split_of,
+)
 from cnnlab.data.textfiles import read_lines
 from cnnlab.engine.checkpoint import model_from_checkpoint
-from cnnlab.engine.detect import split_indices
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
@@ -141,8 +146,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
             )
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
         masks.append(torch.from_numpy(mask.astype(np.int64)))
-    given = given_splits([split for _, _, split in files])
-    splits = {k: torch.from_numpy(v) for k, v in given.items()} if given else None
+    splits = given_splits([split for _, _, split in files])
     return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
 
 
@@ -176,11 +180,6 @@ def coco_segmentation(
         file = coco.image_file(image_id, image_dir)
         images.append(image_to_uint8(file, image_size, 3, "stretch"))
     return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *coco.names])
-
-
-def segmentation_splits(data: SegmentationData, seed: int) -> dict[str, torch.Tensor]:
-    """The data's own splits where its folders name them, else a seeded 70/15/15 split."""
-    return data.splits if data.splits is not None else split_indices(len(data.images), seed)
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
@@ -302,8 +301,8 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     class_weights = _class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
-    parts = segmentation_splits(data, config.seed)
-    final = "test" if "test" in parts else "val"  # folders with train/ and val/ only
+    parts = own_or_seeded(data.splits, len(data.images), config.seed)
+    final = final_split(parts)
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names)}
     model = create_model(config.model, **kwargs).to(device)
