@@ -26,10 +26,18 @@ from cnnlab.data.classification import (
 )
 from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
+from cnnlab.data.split_folders import SPLIT_FOLDERS
 from cnnlab.errors import CnnlabError
 
-VAL_FOLDERS = ("val", "valid", "validation")  # the validation split's folder, as tools name it
+VAL_FOLDERS = tuple(k for k, v in SPLIT_FOLDERS.items() if v == "val")  # val, valid, validation
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Every image file under ``folder``, subfolders included, in sorted order."""
+    return [
+        p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def image_files(paths: list[str]) -> list[str]:
@@ -40,11 +48,7 @@ def image_files(paths: list[str]) -> list[str]:
         if not Path(given).is_dir():
             files.append(given)  # a file, or a missing path: reading it says which
             continue
-        found = [
-            str(p)
-            for p in sorted(Path(given).rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        ]
+        found = [str(p) for p in images_under(Path(given))]
         if not found:
             raise CnnlabError(
                 f"{given}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -94,9 +98,7 @@ def _scan(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
         folder = root / name
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append((path, label))
+        files += [(path, label) for path in images_under(folder)]
     return files
 
 

@@ -25,6 +25,7 @@ from cnnlab.data.classification import (
     stratified_split,
 )
 from cnnlab.data.download import require
+from cnnlab.data.textfiles import read_lines
 from cnnlab.errors import CnnlabError
 
 IDX_TYPES = {0x08: np.uint8}
@@ -228,12 +229,16 @@ def voc_splits(base: Path, kind: str, stems: list[str]) -> dict[str, torch.Tenso
     parts = {}
     for split in ("train", "val", "test"):
         listed = base / "ImageSets" / kind / f"{split}.txt"
-        if listed.is_file():
-            ids = [line.split()[0] for line in listed.read_text().splitlines() if line.strip()]
-            idx = [index[i] for i in ids if i in index]
-            if idx:
-                parts[split] = torch.tensor(idx, dtype=torch.int64)
+        if listed.is_file() and (idx := _listed(listed, index)):
+            parts[split] = torch.tensor(idx, dtype=torch.int64)
     return parts if {"train", "val"} <= parts.keys() else None
+
+
+def _listed(path: Path, index: dict[str, int]) -> list[int]:
+    """The positions in ``index`` of the image ids a split list names (the first word of each
+    line, as VOC's ImageSets and the Pet lists write them); ids not in ``index`` are skipped."""
+    ids = [line.split()[0] for line in read_lines(path) if line.strip()]
+    return [index[i] for i in ids if i in index]
 
 
 def voc_detection(name: str, root: str | Path | None, image_size: int):
@@ -306,8 +311,7 @@ def _pets_splits(annotations: Path, stems: list[str], seed: int) -> dict[str, to
         path = annotations / f"{name}.txt"
         if not path.is_file():
             return None
-        ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-        listed[name] = [index[i] for i in ids if i in index]
+        listed[name] = _listed(path, index)
     trainval = torch.tensor(listed["trainval"], dtype=torch.int64)
     order = trainval[torch.randperm(len(trainval), generator=torch.Generator().manual_seed(seed))]
     n_val = max(1, round(0.15 * len(order)))

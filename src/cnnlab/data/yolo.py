@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.folder import IMAGE_SUFFIXES
+from cnnlab.data.folder import IMAGE_SUFFIXES, images_under
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.data.textfiles import read_lines
 from cnnlab.errors import CnnlabError
@@ -110,11 +110,8 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
     for images_dir, labels_dir, split in folder_pairs(root, "images", "labels"):
         if not labels_dir.is_dir():
             raise CnnlabError(f"{labels_dir}: missing (one .txt per image: 'class cx cy w h')")
-        images = sorted(
-            p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        )
         used = set()
-        for image in images:
+        for image in images_under(images_dir):
             relative = image.relative_to(images_dir)
             label_file = labels_dir / relative.with_suffix(".txt")
             used.add(label_file)

@@ -20,7 +20,7 @@ from PIL import Image
 from rich.console import Console
 
 from cnnlab.config import check_settings
-from cnnlab.data.folder import IMAGE_SUFFIXES, fit_image, image_tensor, image_to_uint8
+from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8, images_under
 from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
@@ -107,8 +107,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
             split_of(path.relative_to(images_dir), split),
         )
         for images_dir, masks_dir, split in folder_pairs(root, "images", "masks")
-        for path in sorted(images_dir.rglob("*"))
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        for path in images_under(images_dir)
     ]
     if not files:
         raise CnnlabError(f"{root}: no images under its images/ folder(s)")
