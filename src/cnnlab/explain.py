@@ -67,10 +67,11 @@ def resolve_filter(text: str) -> tuple[torch.Tensor, str]:
 
 
 def _plain(t: torch.Tensor) -> Matrix:
-    return [[_num(v) for v in row] for row in t.tolist()]
+    return [[plain_number(v) for v in row] for row in t.tolist()]
 
 
-def _num(v: float) -> float | int:
+def plain_number(v: float) -> float | int:
+    """An int where the value is whole (the slides print 3, not 3.0), else rounded to 6 places."""
     return int(v) if float(v).is_integer() else round(float(v), 6)
 
 
@@ -131,7 +132,7 @@ def explain_conv(
     padded = F.pad(input_matrix, (pad,) * 4)
     window = padded[:kh, :kw]
     terms = " + ".join(
-        f"{_num(a)}*{_num(b)}"
+        f"{plain_number(a)}*{plain_number(b)}"
         for a, b in zip(window.flatten().tolist(), filter_matrix.flatten().tolist(), strict=True)
     )
     return {
@@ -147,7 +148,7 @@ def explain_conv(
         "input_shape": [h, w],
         "output_shape": list(out.shape),
         "formula": formulas,
-        "first_cell": f"{terms} = {_num(out[0, 0].item())}",
+        "first_cell": f"{terms} = {plain_number(out[0, 0].item())}",
     }
 
 

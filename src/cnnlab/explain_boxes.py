@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError
-from cnnlab.explain import _num, parse_matrix
+from cnnlab.explain import parse_matrix, plain_number
 from cnnlab.ops.anchors import assign_targets, shape_iou
 from cnnlab.ops.boxes import box_iou
 
@@ -80,13 +80,15 @@ def explain_iou(a: torch.Tensor, b: torch.Tensor) -> dict[str, Any]:
     iou = float(box_iou(a[None], b[None])[0, 0])
     return {
         "kind": "iou",
-        "a": [_num(v) for v in a.tolist()],
-        "b": [_num(v) for v in b.tolist()],
-        "intersection_box": [_num(v) for v in (*lt.tolist(), *rb.tolist())] if inter else None,
-        "intersection": _num(inter),
-        "area_a": _num(area_a),
-        "area_b": _num(area_b),
-        "union": _num(union),
+        "a": [plain_number(v) for v in a.tolist()],
+        "b": [plain_number(v) for v in b.tolist()],
+        "intersection_box": (
+            [plain_number(v) for v in (*lt.tolist(), *rb.tolist())] if inter else None
+        ),
+        "intersection": plain_number(inter),
+        "area_a": plain_number(area_a),
+        "area_b": plain_number(area_b),
+        "union": plain_number(union),
         "iou": round(iou, 6),
         "correct": iou >= 0.5,
     }
@@ -126,12 +128,17 @@ def explain_nms(
         gone = [j for j in remaining if iou[pick, j] >= iou_threshold]
         remaining = [j for j in remaining if j not in gone]
         steps.append(
-            {"pick": pick, "p_c": _num(scores[pick]), "iou_with_rest": others, "discarded": gone}
+            {
+                "pick": pick,
+                "p_c": plain_number(scores[pick]),
+                "iou_with_rest": others,
+                "discarded": gone,
+            }
         )
     return {
         "kind": "nms",
-        "boxes": [[_num(v) for v in b] for b in boxes.tolist()],
-        "scores": [_num(s) for s in scores.tolist()],
+        "boxes": [[plain_number(v) for v in b] for b in boxes.tolist()],
+        "scores": [plain_number(s) for s in scores.tolist()],
         "score_threshold": score_threshold,
         "iou_threshold": iou_threshold,
         "dropped_low_p_c": dropped,
