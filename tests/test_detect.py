@@ -295,12 +295,13 @@ def test_augmentation_moves_boxes_with_the_image(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("task", ["detect", "localize"])
+@pytest.mark.parametrize("task, given", [("detect", "folder"), ("localize", "yaml")])
 def test_train_val_folders_are_the_splits(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str, given: str
 ) -> None:
-    """An Ultralytics folder (images/train, images/val, no test): training keeps the folders'
-    split, reports on val and says so; eval on the missing test split is a one-line error."""
+    """An Ultralytics folder (images/train, images/val, no test), given as the folder or as its
+    data.yaml: training keeps the folders' split, reports on val and says so; eval on the
+    missing test split is a one-line error."""
     flat = write_yolo(make_scenes(16, seed=6, image_size=32, min_objects=1), tmp_path / "flat")
     root = tmp_path / "u"
     for k, image in enumerate(sorted((flat / "images").iterdir())):
@@ -308,9 +309,12 @@ def test_train_val_folders_are_the_splits(
         for kind, file in (("images", image), ("labels", flat / "labels" / f"{image.stem}.txt")):
             (root / kind / split).mkdir(parents=True, exist_ok=True)
             file.rename(root / kind / split / file.name)
-    (root / "data.yaml").write_text("names: [pedestrian, car, motorcycle]\n")
+    (root / "data.yaml").write_text(
+        "train: images/train\nval: images/val\nnames: [pedestrian, car, motorcycle]\n"
+    )
+    data = root / "data.yaml" if given == "yaml" else root
     out = tmp_path / "run"
-    args = [task, "train", "--data", str(root), "--image-size", "32", "--epochs", "1"]
+    args = [task, "train", "--data", str(data), "--image-size", "32", "--epochs", "1"]
     assert main([*args, "--out", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["evaluated_on"] == "val" and "test" not in result

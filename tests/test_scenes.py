@@ -221,3 +221,79 @@ def test_text_files_with_a_byte_order_mark_or_not_text(tmp_path: Path) -> None:
     coco.write_bytes(b"\xff\xfe\x00{")
     with pytest.raises(CnnlabError, match=r"annotations\.json: not a COCO annotation file"):
         coco_data(str(coco), 32)
+
+
+def test_dataset_yaml_is_followed_as_ultralytics_does(tmp_path: Path) -> None:
+    """``--data data.yaml``: train a folder, val a ``.txt`` list (``./`` lines from the list's
+    folder), test a list of folders; labels where Ultralytics looks (``images`` -> ``labels``);
+    ``path`` relative to the YAML, Roboflow's ``../train/images`` tried without ``../``."""
+    from cnnlab.data.yolo import folder_splits, label_file_of
+
+    objects = _split_layout(tmp_path / "d", ultralytics=True)  # d/images/{train,val,test}
+    d = tmp_path / "d"
+    (d / "val.txt").write_text(
+        "".join(f"./images/val/{p.name}\n" for p in (d / "images/val").iterdir())
+    )
+    yaml_file = tmp_path / "cfg" / "mine.yaml"
+    yaml_file.parent.mkdir()
+    yaml_file.write_text(
+        "path: ../d\ntrain: images/train\nval: val.txt\ntest: [images/test]\nnc: 3\n"
+        "names: {0: pedestrian, 1: car, 2: bike}\n"
+    )
+    items, names = read_yolo_folder(yaml_file)
+    assert names == ["pedestrian", "car", "bike"] and len(items) == 9
+    assert sum(len(i.labels) for i in items) == objects
+    splits = folder_splits(items)
+    assert splits is not None
+    assert {k: {items[i].image.parent.name for i in v} for k, v in splits.items()} == {
+        "train": {"train"},
+        "val": {"val"},
+        "test": {"test"},
+    }
+    assert label_file_of(Path("x/images/a/images/b.jpg")) == Path("x/images/a/labels/b.txt")
+    assert label_file_of(Path("x/pics/b.png")) == Path("x/pics/b.txt")
+    # Roboflow: the YAML beside train/ and valid/, entries written as ../train/images
+    rf = tmp_path / "rf"
+    _split_layout(rf, ultralytics=False)
+    (rf / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\nnames: [p, c, m]\n"
+    )
+    items, _ = read_yolo_folder(rf / "data.yaml")
+    assert sorted(set(i.split for i in items)) == ["train", "val"] and len(items) == 6
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train: images/train\nnames: [a, b, c]\n", "needs 'train' and 'val'"),
+        ("train: images/train\nval: nowhere\nnames: [a, b, c]\n", r"val: .*nowhere does not exist"),
+        ("train: images/train\nval: images/val\nnc: 2\nnames: [a, b, c]\n", "nc is 2 but"),
+        ("path: gone\ntrain: a\nval: b\nnames: [a, b, c]\n", r"path: .*gone is not a folder"),
+        ("train: images/train\nval: bad.txt\nnames: [a, b, c]\n", r"bad\.txt:2: .*z\.png does not"),
+        ("train: images/train\nval: images/val\nnames: [a]\n", r"unknown class id"),
+        ("train: images/train\nval: [images/val, 3]\nnames: [a, b, c]\n", "expected a path, got 3"),
+    ],
+)
+def test_bad_dataset_yaml_says_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
+    _split_layout(tmp_path, ultralytics=True)
+    first_val = sorted((tmp_path / "images/val").iterdir())[0].name
+    (tmp_path / "bad.txt").write_text(f"images/val/{first_val}\nimages/val/z.png\n")
+    (tmp_path / "data.yaml").write_text(text)
+    with pytest.raises(CnnlabError, match=message):
+        read_yolo_folder(tmp_path / "data.yaml")
+
+
+def test_dataset_yaml_warns_of_images_in_two_splits(tmp_path: Path) -> None:
+    _split_layout(tmp_path, ultralytics=True)
+    (tmp_path / "data.yaml").write_text(
+        "train: [images/train, images/val]\nval: images/val\nnames: [a, b, c]\n"
+    )
+    with pytest.warns(UserWarning, match=r"3 image\(s\) are in two splits"):
+        items, _ = read_yolo_folder(tmp_path / "data.yaml")
+    assert len(items) == 9
+    for label in (tmp_path / "labels").rglob("*.txt"):
+        label.unlink()
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a, b]\n")
+    missing = r"no image has a label file .*labels/train/000000\.txt is missing"
+    with pytest.raises(CnnlabError, match=missing):
+        read_yolo_folder(tmp_path / "data.yaml")

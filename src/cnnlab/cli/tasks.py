@@ -400,6 +400,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
 
 BACKBONE_HELP = "a registered classifier whose features the head reads (see cnnlab models)"
 SIZE_HELP = "images are NxN"
+BOX_DATA_HELP = "scenes, a YOLO folder or its data.yaml (Ultralytics), or a COCO .json"
 
 
 def _add_scenes(p: argparse.ArgumentParser, seed: int, output: str) -> None:
@@ -418,7 +419,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
 
     d = LocalizeConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
-    p.add_argument("--data", default=d.data, help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--data", default=d.data, help=BOX_DATA_HELP)
     p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
     p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
@@ -452,7 +453,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
 
     d = DetectConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")
-    p.add_argument("--data", default=d.data, help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--data", default=d.data, help=BOX_DATA_HELP)
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
@@ -495,7 +496,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
-    p.add_argument("--data", default="scenes", help="scenes, a YOLO folder, or a COCO .json")
+    p.add_argument("--data", default="scenes", help=BOX_DATA_HELP)
     p.add_argument("--images", type=positive_int, default=1000, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=128, help=SIZE_HELP)
     p.add_argument("--k", type=positive_int, default=3, help="anchors (clusters)")

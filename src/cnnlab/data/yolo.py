@@ -4,8 +4,10 @@
 The folders may be flat (``root/images/``, ``root/labels/``) or split as Ultralytics and Roboflow
 write them (:mod:`cnnlab.data.split_folders`); an image without a label file has no objects.
 The class names come from ``root/classes.txt`` (one per line) or from the ``names`` of
-``root/data.yaml``. Bad annotations are reported with file and line: a malformed line, an
-unknown class id, a negative or zero size, a box outside the image.
+``root/data.yaml``. Given the YAML file itself, its ``train``/``val``/``test`` entries are
+followed wherever they point (:func:`read_yolo_yaml`). Bad annotations are reported with file
+and line: a malformed line, an unknown class id, a negative or zero size, a box outside the
+image.
 """
 
 from __future__ import annotations
@@ -80,14 +82,19 @@ def read_class_names(root: str | Path) -> list[str]:
     )
 
 
-def _yaml_names(path: Path) -> list[str]:
+def _read_yaml(path: Path) -> dict:
     import yaml
 
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CnnlabError(f"{path}: not readable YAML ({type(exc).__name__})") from None
-    names = spec.get("names") if isinstance(spec, dict) else None
+    return spec if isinstance(spec, dict) else {}
+
+
+def _yaml_names(path: Path, spec: dict | None = None) -> list[str]:
+    spec = _read_yaml(path) if spec is None else spec
+    names = spec.get("names")
     if isinstance(names, dict) and sorted(names) == list(range(len(names))):
         names = [names[i] for i in range(len(names))]
     # YAML reads `names: [0, 1]` as numbers: class names that are digits are names all the same
@@ -98,13 +105,27 @@ def _yaml_names(path: Path) -> list[str]:
     return [str(n) for n in names]
 
 
+def _labelled(image: Path, label_file: Path, names: list[str], split: str | None) -> YoloImage:
+    """One image with the objects of its label file (none when there is no such file)."""
+    if label_file.is_file():
+        labels, boxes = parse_label_file(label_file, len(names))
+    else:
+        labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+    return YoloImage(image, labels, boxes, split)
+
+
 def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
     """Every image of ``root`` with its labels, and the class names (layouts: module docstring).
     An image without a label file has no objects, but a folder where no image has one is an
-    error: the label files are elsewhere or named differently."""
+    error: the label files are elsewhere or named differently. ``root`` may also be an
+    Ultralytics dataset YAML file (:func:`read_yolo_yaml`)."""
     root = Path(root)
+    if root.suffix.lower() in (".yaml", ".yml") and root.is_file():
+        return read_yolo_yaml(root)
     if not root.is_dir():
-        raise CnnlabError(f"{root}: not a folder (expected a YOLO folder or a COCO .json)")
+        raise CnnlabError(
+            f"{root}: not a folder (expected a YOLO folder, its data.yaml, or a COCO .json)"
+        )
     names = read_class_names(root)
     items, labelled, unmatched = [], 0, []
     for images_dir, labels_dir, split in folder_pairs(root, "images", "labels"):
@@ -115,12 +136,8 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
             relative = image.relative_to(images_dir)
             label_file = labels_dir / relative.with_suffix(".txt")
             used.add(label_file)
-            if label_file.is_file():
-                labels, boxes = parse_label_file(label_file, len(names))
-                labelled += 1
-            else:
-                labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-            items.append(YoloImage(image, labels, boxes, split_of(relative, split)))
+            labelled += label_file.is_file()
+            items.append(_labelled(image, label_file, names, split_of(relative, split)))
         unmatched += sorted(set(labels_dir.rglob("*.txt")) - used)
     if not items:
         raise CnnlabError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -137,6 +154,107 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
             stacklevel=2,
         )
     return items, names
+
+
+def read_yolo_yaml(path: Path) -> tuple[list[YoloImage], list[str]]:
+    """The images of an Ultralytics dataset YAML with their labels, and its class ``names``.
+
+    Followed as Ultralytics does: ``path`` is the dataset root (relative to the YAML's folder,
+    which is also the default); ``train``, ``val`` and optionally ``test`` are each a folder of
+    images (searched recursively), a ``.txt`` list of image paths (relative ones from the list's
+    folder), or a list of these, relative to the root; an entry starting ``../`` that does not
+    exist there is tried without it (Roboflow writes ``train: ../train/images`` beside the
+    folders). Each image's label file is :func:`label_file_of` it. The entries become the
+    splits; an image listed in two of them is a warning (the later figures would count images
+    trained on)."""
+    spec = _read_yaml(path)
+    names = _yaml_names(path, spec)
+    nc = spec.get("nc")
+    if nc is not None and nc != len(names):
+        raise CnnlabError(f"{path}: nc is {nc} but 'names' has {len(names)} class names")
+    root = path.parent
+    if spec.get("path"):
+        root = path.parent / Path(str(spec["path"])).expanduser()  # an absolute path stays
+        if not root.is_dir():
+            raise CnnlabError(f"{path}: path: {root} is not a folder")
+    if not spec.get("train") or not spec.get("val"):
+        raise CnnlabError(f"{path}: needs 'train' and 'val' (folders of images or .txt lists)")
+    items: list[YoloImage] = []
+    first_split: dict[Path, str] = {}
+    overlap = []
+    for split in ("train", "val", "test"):
+        for image in dict.fromkeys(_split_images(path, root, split, spec.get(split))):
+            if first_split.setdefault(image.resolve(), split) != split:
+                overlap.append(image)
+            items.append(_labelled(image, label_file_of(image), names, split))
+    if not any(label_file_of(i.image).is_file() for i in items):
+        raise CnnlabError(
+            f"{path}: no image has a label file (.../images/a.png needs .../labels/a.txt), "
+            f"e.g. {label_file_of(items[0].image)} is missing"
+        )
+    if overlap:
+        warnings.warn(
+            f"{path}: {len(overlap)} image(s) are in two splits, e.g. {overlap[0]}: the figures "
+            "on val or test count images that were trained on",
+            stacklevel=2,
+        )
+    return items, names
+
+
+def label_file_of(image: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder in the path swapped for ``labels``, the
+    suffix for ``.txt`` (``d/images/train/a.jpg -> d/labels/train/a.txt``); an image with no
+    ``images`` folder above it has its ``.txt`` beside it."""
+    folders = image.parts[:-1]
+    if "images" in folders:
+        k = len(folders) - 1 - folders[::-1].index("images")
+        image = Path(*folders[:k], "labels", *image.parts[k + 1 :])
+    return image.with_suffix(".txt")
+
+
+def _split_images(yaml_file: Path, root: Path, split: str, entry: object) -> list[Path]:
+    """The image files one split entry of a dataset YAML names (:func:`read_yolo_yaml`)."""
+    if entry in (None, ""):
+        return []
+    images: list[Path] = []
+    for given in entry if isinstance(entry, list) else [entry]:
+        if not isinstance(given, str):
+            raise CnnlabError(f"{yaml_file}: {split}: expected a path, got {given!r}")
+        where = root / given
+        if not where.exists() and given.startswith("../") and (root / given[3:]).exists():
+            where = root / given[3:]
+        if where.is_dir():
+            found = images_under(where)
+        elif where.is_file() and where.suffix.lower() == ".txt":
+            found = _listed_images(where)
+        elif where.is_file():
+            raise CnnlabError(
+                f"{yaml_file}: {split}: {where} is not a folder of images or a .txt list"
+            )
+        else:
+            raise CnnlabError(f"{yaml_file}: {split}: {where} does not exist")
+        if not found:
+            raise CnnlabError(
+                f"{yaml_file}: {split}: no images in {where} ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        images += found
+    return images
+
+
+def _listed_images(list_file: Path) -> list[Path]:
+    """The image paths of a ``.txt`` list, one per line (relative ones from the list's folder);
+    a missing one is an error naming the list and the line."""
+    images = []
+    for n, line in enumerate(read_lines(list_file), start=1):
+        if not line.strip():
+            continue
+        image = list_file.parent / line.strip()
+        if not image.is_file():
+            raise CnnlabError(f"{list_file}:{n}: {image} does not exist")
+        if image.suffix.lower() not in IMAGE_SUFFIXES:
+            raise CnnlabError(f"{list_file}:{n}: {image.name} is not an image file")
+        images.append(image)
+    return images
 
 
 def folder_splits(items: list[YoloImage]) -> dict[str, torch.Tensor] | None:
