@@ -74,7 +74,10 @@ def test_writers_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("0 0.5 0.5 0.2", "expected 'class cx cy w h'"),
+        ("0 0.5 0.5 0.2", "expected 'class cx cy w h' or a polygon"),
+        ("0 0.1 0.1 0.5 0.5 0.9", "expected 'class cx cy w h' or a polygon"),
+        ("0 0.1 0.1 0.5 0.5 0.9 0.9", "the polygon has no area"),
+        ("0 0.1 0.1 0.5 0.5 1.2 0.3", "a polygon point lies outside the image"),
         ("0 0.5 0.5 x 0.2", "not numbers"),
         ("7 0.5 0.5 0.2 0.2", "unknown class id 7"),
         ("0 0.5 0.5 -0.2 0.2", "box has a negative or zero size"),

@@ -378,3 +378,56 @@ def test_coco_polygons_crowds_and_bad_segmentations(tmp_path: Path) -> None:
     ]:
         with pytest.raises(CnnlabError, match=message):
             coco_segmentation(write([annotation]), 12)
+
+
+def _yolo_seg_folder(root: Path, lines: list[str]) -> None:
+    """Ultralytics' segmentation layout: images/{train,val}/k.png and labels/.../k.txt holding
+    ``lines[k]`` (polygon lines), names in data.yaml."""
+    for k, text in enumerate(lines):
+        split = "val" if k % 2 else "train"
+        for kind in ("images", "labels"):
+            (root / kind / split).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (k * 40, 90, 200)).save(root / "images" / split / f"{k}.png")
+        (root / "labels" / split / f"{k}.txt").write_text(text)
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a, b, c]\n")
+
+
+def test_yolo_polygon_labels_paint_class_maps(tmp_path: Path) -> None:
+    """Ultralytics' polygon labels: an axis-aligned rectangle fills exactly its pixels (hand
+    oracle), class c is painted c + 1, a small object in front of a larger one keeps its
+    pixels, the folder's splits are kept; detection reads the polygons' bounds as boxes."""
+    from cnnlab.engine.detect import yolo_folder_data
+    from cnnlab.engine.segment import yolo_segmentation
+
+    rect = "0 0.25 0.25 0.75 0.25 0.75 0.5 0.25 0.5"  # x 4..12, y 4..8 at 16 px
+    small = "2 0.375 0.3125 0.5 0.3125 0.5 0.4375 0.375 0.4375"  # x 6..8, y 5..7, inside it
+    _yolo_seg_folder(tmp_path, [f"{small}\n{rect}\n", "1 0 0 1 0 0 1\n", ""])
+    for given in (tmp_path, tmp_path / "data.yaml"):
+        data = yolo_segmentation(given, 16) if given.suffix else folder_segmentation(given, 16)
+        assert data.class_names == ["background", "a", "b", "c"]
+        expected = torch.zeros(16, 16, dtype=torch.int64)
+        expected[4:8, 4:12] = 1
+        expected[5:7, 6:8] = 3
+        assert torch.equal(data.masks[0], expected)
+        lower_left = torch.tensor([[int(x + y < 16) for x in range(16)] for y in range(16)])
+        assert (data.masks[1] == 0).all()  # images/train/2.png has no labels: background only
+        assert (data.masks[2] == 2 * lower_left).float().mean() > 0.9  # the triangle's half
+        assert data.splits is not None and data.splits["val"].tolist() == [2]
+    boxes = yolo_folder_data(str(tmp_path), 16).boxes[0]
+    assert torch.allclose(
+        boxes, torch.tensor([[0.375, 0.3125, 0.5, 0.4375], [0.25, 0.25, 0.75, 0.5]])
+    )
+    (tmp_path / "labels" / "train" / "2.txt").write_text("1 0.5 0.5 0.2 0.2\n")  # a box line
+    with pytest.raises(CnnlabError, match=r"2\.png: its label file has boxes; segmentation needs"):
+        folder_segmentation(tmp_path, 16)
+
+
+def test_segment_train_on_a_yolo_polygon_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [f"{k % 3} 0.1 0.1 0.6 0.1 0.35 0.7\n" for k in range(12)]
+    _yolo_seg_folder(tmp_path / "d", lines)
+    args = ["segment", "train", "--data", str(tmp_path / "d" / "data.yaml"), "--epochs", "1"]
+    assert main([*args, "--image-size", "32", "--out", str(tmp_path / "run"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["evaluated_on"] == "val" and len(result["val"]["per_class_iou"]) == 4

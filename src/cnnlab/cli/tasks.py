@@ -514,7 +514,8 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default=d.data,
-        help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, or a COCO .json",
+        help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, a COCO .json, or a "
+        "YOLO segmentation folder or data.yaml (polygon labels)",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")

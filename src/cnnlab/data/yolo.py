@@ -1,5 +1,6 @@
 """Reading YOLO-format label folders: images with one ``.txt`` label file each, one line
-``class cx cy w h`` per object (relative to the image), and the class names.
+``class cx cy w h`` per object (relative to the image), or ``class x1 y1 x2 y2 x3 y3 ...``
+where the object is a polygon (Ultralytics' segmentation labels), and the class names.
 
 The folders may be flat (``root/images/``, ``root/labels/``) or split as Ultralytics and Roboflow
 write them (:mod:`cnnlab.data.split_folders`); an image without a label file has no objects.
@@ -30,41 +31,71 @@ YAML_FILES = ("data.yaml", "dataset.yaml", "data.yml")
 
 @dataclass(frozen=True)
 class YoloImage:
-    """One image's path, labels and boxes (``cxcywh`` relative to the image), and the split its
-    folder names (``None`` when the layout has no split folders)."""
+    """One image's path, labels and boxes (``cxcywh`` relative to the image), the split its
+    folder names (``None`` when the layout has no split folders), and the objects' polygons
+    where the label file gives them (Ultralytics' segmentation labels)."""
 
     image: Path
     labels: np.ndarray  # (N,) int64
     boxes_cxcywh: np.ndarray  # (N, 4) float32 in [0, 1]
     split: str | None = None
+    polygons: tuple[np.ndarray | None, ...] = ()  # per object (K, 2) xy in [0, 1]; None: a box
 
 
-def parse_label_file(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(labels, boxes)`` of one label file; :class:`CnnlabError` names file and line."""
-    labels, boxes = [], []
+def parse_label_file(
+    path: Path, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray | None, ...]]:
+    """``(labels (N,), boxes (N, 4) cxcywh, polygons)`` of one label file. A line is a box
+    ``class cx cy w h``, or a polygon ``class x1 y1 x2 y2 x3 y3 ...`` as Ultralytics writes
+    segmentation labels (its box is the polygon's bounds; its ``(K, 2)`` points, relative to the
+    image, are kept in ``polygons``, where a box line has ``None``). A bad line is a
+    :class:`CnnlabError` naming file and line."""
+    labels, boxes, polygons = [], [], []
     for n, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         parts = line.split()
         where = f"{path}:{n}"
-        if len(parts) != 5:
-            raise CnnlabError(f"{where}: expected 'class cx cy w h', got {line.strip()!r}")
+        if len(parts) != 5 and (len(parts) < 7 or len(parts) % 2 == 0):
+            raise CnnlabError(
+                f"{where}: expected 'class cx cy w h' or a polygon 'class x1 y1 x2 y2 x3 y3 ...', "
+                f"got {line.strip()!r}"
+            )
         try:
             cls = int(parts[0])
-            cx, cy, w, h = (float(v) for v in parts[1:])
+            values = np.array([float(v) for v in parts[1:]])
         except ValueError:
             raise CnnlabError(f"{where}: not numbers: {line.strip()!r}") from None
-        if not np.isfinite([cx, cy, w, h]).all():  # nan passes every comparison below
+        if not np.isfinite(values).all():  # nan passes every comparison below
             raise CnnlabError(f"{where}: not finite numbers: {line.strip()!r}")
         if not 0 <= cls < num_classes:
             raise CnnlabError(f"{where}: unknown class id {cls} ({num_classes} class names)")
+        polygon = None
+        if len(values) > 4:
+            polygon = values.reshape(-1, 2).astype(np.float32)
+            if (polygon < -EPS).any() or (polygon > 1 + EPS).any():
+                raise CnnlabError(f"{where}: a polygon point lies outside the image")
+            polygon = polygon.clip(0, 1)
+            if polygon_area(polygon) < 1e-9:
+                raise CnnlabError(f"{where}: the polygon has no area (its points lie on a line)")
+            (x1, y1), (x2, y2) = polygon.min(0), polygon.max(0)
+            values = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+        cx, cy, w, h = values
         if w <= 0 or h <= 0:
             raise CnnlabError(f"{where}: box has a negative or zero size ({w} x {h})")
         if cx - w / 2 < -EPS or cy - h / 2 < -EPS or cx + w / 2 > 1 + EPS or cy + h / 2 > 1 + EPS:
             raise CnnlabError(f"{where}: box lies outside the image")
         labels.append(cls)
-        boxes.append([cx, cy, w, h])
-    return np.array(labels, np.int64), np.array(boxes, np.float32).reshape(-1, 4)
+        boxes.append(values)
+        polygons.append(polygon)
+    boxes_array = np.array(boxes, np.float32).reshape(-1, 4)
+    return np.array(labels, np.int64), boxes_array, tuple(polygons)
+
+
+def polygon_area(points: np.ndarray) -> float:
+    """The area enclosed by ``points (K, 2)`` (the shoelace formula; either winding)."""
+    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
 
 
 def read_class_names(root: str | Path) -> list[str]:
@@ -107,11 +138,10 @@ def _yaml_names(path: Path, spec: dict | None = None) -> list[str]:
 
 def _labelled(image: Path, label_file: Path, names: list[str], split: str | None) -> YoloImage:
     """One image with the objects of its label file (none when there is no such file)."""
-    if label_file.is_file():
-        labels, boxes = parse_label_file(label_file, len(names))
-    else:
-        labels, boxes = np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
-    return YoloImage(image, labels, boxes, split)
+    if not label_file.is_file():
+        return YoloImage(image, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), split)
+    labels, boxes, polygons = parse_label_file(label_file, len(names))
+    return YoloImage(image, labels, boxes, split, polygons)
 
 
 def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:

@@ -32,6 +32,7 @@ from cnnlab.data.scenes import (
     standardise,
 )
 from cnnlab.data.split_folders import (
+    SPLIT_FOLDERS,
     final_split,
     folder_pairs,
     given_splits,
@@ -39,6 +40,7 @@ from cnnlab.data.split_folders import (
     split_of,
 )
 from cnnlab.data.textfiles import read_lines
+from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
@@ -93,9 +95,11 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     root = Path(root)
     if not root.is_dir():
         raise CnnlabError(
-            f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json or "
-            "a folder with images/, masks/ and classes.txt)"
+            f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json, "
+            "a YOLO segmentation data.yaml, or a folder with images/, masks/ and classes.txt)"
         )
+    if not _has_folder(root, "masks") and _has_folder(root, "labels"):
+        return yolo_segmentation(root, image_size)
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
@@ -147,6 +151,41 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         masks.append(torch.from_numpy(mask.astype(np.int64)))
     splits = given_splits([split for _, _, split in files])
     return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
+
+
+def _has_folder(root: Path, name: str) -> bool:
+    """``root/name``, or ``root/<split>/name`` (:mod:`cnnlab.data.split_folders`), is there."""
+    return (root / name).is_dir() or any((root / s / name).is_dir() for s in SPLIT_FOLDERS)
+
+
+def yolo_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
+    """Ultralytics' segmentation format, a YOLO folder or its ``data.yaml``
+    (:func:`cnnlab.data.yolo.read_yolo_folder`) whose label lines are polygons
+    ``class x1 y1 x2 y2 x3 y3 ...`` (relative to the image): each image's polygons painted into
+    a ``size x size`` class map by pycocotools, as COCO's polygons are (background 0, class ``c``
+    as ``c + 1``, larger objects first so a small one in front keeps its pixels)."""
+    from cnnlab.data.coco import annotation_mask
+
+    items, names = read_yolo_folder(root)
+    require_image_memory(len(items), size, root, 11)
+    images, masks = [], []
+    for item in items:
+        if any(polygon is None for polygon in item.polygons):
+            raise CnnlabError(
+                f"{item.image}: its label file has boxes; segmentation needs polygons "
+                "('class x1 y1 x2 y2 x3 y3 ...', Ultralytics' segmentation labels)"
+            )
+        shapes = [
+            (annotation_mask({"segmentation": [(p * size).ravel().tolist()]}, size, size, ""), c)
+            for p, c in zip(item.polygons, item.labels.tolist(), strict=True)
+        ]
+        semantic = np.zeros((size, size), np.int64)
+        for mask, label in sorted(shapes, key=lambda s: -int(s[0].sum())):
+            semantic[mask] = label + 1
+        masks.append(torch.from_numpy(semantic))
+        images.append(image_to_uint8(item.image, size, 3, "stretch"))
+    splits = given_splits([item.split for item in items])
+    return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *names], splits)
 
 
 def coco_segmentation(
@@ -244,6 +283,8 @@ def _load(config: SegmentConfig) -> SegmentationData:
         return voc_segmentation(config.data, config.data_root or None, config.image_size)
     if config.data.endswith(".json"):
         return coco_segmentation(config.data, config.image_size)
+    if config.data.lower().endswith((".yaml", ".yml")):
+        return yolo_segmentation(config.data, config.image_size)
     return folder_segmentation(config.data, config.image_size)
 
 
