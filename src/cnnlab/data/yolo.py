@@ -189,8 +189,9 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
 def read_yolo_yaml(path: Path) -> tuple[list[YoloImage], list[str]]:
     """The images of an Ultralytics dataset YAML with their labels, and its class ``names``.
 
-    Followed as Ultralytics does: ``path`` is the dataset root (relative to the YAML's folder,
-    which is also the default); ``train``, ``val`` and optionally ``test`` are each a folder of
+    Followed as Ultralytics does: ``path`` is the dataset root (a relative one is taken from
+    the YAML's folder, where Ultralytics takes it from its own datasets folder; without ``path``,
+    the YAML's folder); ``train``, ``val`` and optionally ``test`` are each a folder of
     images (searched recursively), a ``.txt`` list of image paths (relative ones from the list's
     folder), or a list of these, relative to the root; an entry starting ``../`` that does not
     exist there is tried without it (Roboflow writes ``train: ../train/images`` beside the
