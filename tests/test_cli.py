@@ -382,7 +382,11 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["classify", "train", "--image-size", "4"], "1x4x4 inputs do not fit"),
         (["segment", "train", "--model", "lenet5"], "a classification model, not a segmentation"),
         (["segment", "train", "--image-size", "8"], "3x8x8 inputs do not fit unet"),
-        (["segment", "train", "--class-weights", "a,b"], "expected numbers"),
+        (["segment", "train", "--class-weights", "a,b"], "expected none, balanced, or numbers"),
+        (
+            ["classify", "train", "--image-size", "16"],
+            "1x16x16 inputs do not fit lenet5 (made for 1x32x32",
+        ),
         (["segment", "train", "--class-weights", "1,-1,1,1"], ">= 0"),
         (["style", "-o", "out.xyz"], "not an image file name"),
         (["style", "--size", "64", "--steps", "1"], "--steps 1: fewer than one per level"),

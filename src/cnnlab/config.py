@@ -53,6 +53,7 @@ class ClassifyTrainConfig:
     weight_decay: float = 5e-4  # AdamW's decoupled weight decay
     augment: str = "auto"  # comma list from cnnlab.data.augment, "none", or auto (per dataset)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
+    class_weights: str = "none"  # none, balanced (class c's loss times n / (k n_c)), or 1,2,...
     seed: int = 0  # seeds weights, shuffling and augmentation
     split_seed: int = 0  # seeds the train/val/test split (kept apart so seeds share a test set)
     val_fraction: float = 0.15  # share of a folder (or bundled set) held out for validation

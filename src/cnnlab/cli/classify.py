@@ -46,7 +46,8 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
         )
     if not args.json:
         scored = (
-            f"test accuracy {result.test.accuracy:.2%} on {result.test.count} images"
+            f"test accuracy {result.test.accuracy:.2%}{_balanced(result.test.per_class)} on "
+            f"{result.test.count} images"
             if result.test.accuracy is not None
             else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
@@ -75,10 +76,43 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         )
     if not args.json:
         console.print(
-            f"{args.split}: accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
-            f"on {result.count} images"
+            f"{args.split}: accuracy {result.accuracy:.2%}{_balanced(result.per_class)}, "
+            f"loss {result.loss:.4f} on {result.count} images"
         )
+        console.print(per_class_table(result.per_class, ckpt["class_names"]))
     return out
+
+
+def _balanced(figures: dict[str, Any]) -> str:
+    """`` (balanced accuracy B)`` where the split's classes differ in size by half or more
+    (elsewhere it is about the accuracy and would only add a number)."""
+    support = [n for n in figures["support"] if n]
+    if not support or max(support) < 1.5 * min(support):
+        return ""
+    return f" (balanced accuracy {figures['balanced_accuracy']:.2%})"
+
+
+def per_class_table(figures: dict[str, Any], class_names: list[str], most: int = 30) -> Table:
+    """Precision, recall, F1 and support per class; with more than ``most`` classes, the
+    ``most`` of lowest F1 (the JSON has every class)."""
+    rows = list(
+        zip(
+            class_names,
+            figures["precision"],
+            figures["recall"],
+            figures["f1"],
+            figures["support"],
+            strict=True,
+        )
+    )
+    shown = sorted(rows, key=lambda r: r[3])[:most] if len(rows) > most else rows
+    title = "per class" if len(rows) <= most else f"the {most} classes of lowest F1"
+    table = Table(title=f"{title} (macro F1 {figures['macro_f1']:.3f})")
+    for col in ("class", "precision", "recall", "F1", "images"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, precision, recall, f1, support in shown:
+        table.add_row(name, f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}", str(support))
+    return table
 
 
 CHUNK = 256  # images decoded and scored at once by predict
@@ -236,6 +270,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         type=float,
         default=d.label_smoothing,
         help="cross-entropy label smoothing, in [0, 1)",
+    )
+    p.add_argument(
+        "--class-weights",
+        default=d.class_weights,
+        help="for classes of unequal size: balanced (class c's loss weighted n / (k n_c)), or "
+        "a comma list, one per class",
     )
     p.add_argument(
         "--seed", type=random_seed, default=d.seed, help="seeds weights, shuffling and augmentation"

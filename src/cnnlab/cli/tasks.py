@@ -535,7 +535,10 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.loss,
         help="pixel cross-entropy, soft Dice, or their sum",
     )
-    p.add_argument("--class-weights", help="comma list, background first")
+    p.add_argument(
+        "--class-weights",
+        help="balanced (class c weighted n / (k n_c), by pixels) or a comma list, background first",
+    )
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16"),

@@ -32,6 +32,12 @@ from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
 from cnnlab.data.classification import ClassificationData, Split, load_classification, normalize
 from cnnlab.engine import distributed as D
 from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from cnnlab.engine.class_balance import (
+    class_weights,
+    parse_class_weights,
+    per_class_metrics,
+    warn_if_imbalanced,
+)
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
@@ -49,7 +55,7 @@ from cnnlab.engine.transfer import (
     parameter_groups,
 )
 from cnnlab.errors import CnnlabError
-from cnnlab.models.backbone import head_parameter_names
+from cnnlab.models.backbone import check_input_fits, head_parameter_names
 from cnnlab.registry import create_model, require_task
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another
@@ -69,13 +75,19 @@ class EvalResult:
     confusion: torch.Tensor  # (classes, classes) int64
     count: int
 
+    @property
+    def per_class(self) -> dict[str, Any]:
+        """Precision, recall, F1, support, balanced accuracy and macro F1
+        (:func:`~cnnlab.engine.class_balance.per_class_metrics`)."""
+        return per_class_metrics(self.confusion)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "loss": self.loss,
             "accuracy": self.accuracy,
             "count": self.count,
             "confusion": self.confusion.tolist(),
-        }
+        } | self.per_class
 
 
 @dataclass
@@ -97,6 +109,8 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_val_accuracy,
             "test_accuracy": self.test.accuracy,
+            "test_balanced_accuracy": self.test.per_class["balanced_accuracy"],
+            "test_macro_f1": self.test.per_class["macro_f1"],
             "test_loss": self.test.loss,
             "test_count": self.test.count,
             "seconds": round(self.seconds, 2),
@@ -250,6 +264,7 @@ def train_classifier(
             f"--batch-size {config.batch_size} is smaller than the {dist_info.world_size} processes"
         )
     entry = require_task(config.model, "classification")
+    given_weights = parse_class_weights(config.class_weights)
     data = data_from_config(config)
     for msg in data.skipped[:20]:
         console.print(f"[yellow]skipped[/] {escape(msg)}")
@@ -264,6 +279,10 @@ def train_classifier(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = create_model(config.model, **model_kwargs)
+    check_input_fits(model, input_size, config.model)  # LeNet-5's head wants 32 px exactly
+    train_counts = torch.bincount(data.splits["train"].labels, minlength=len(data.class_names))
+    weight = class_weights(given_weights, train_counts, data.class_names)
+    warn_if_imbalanced(train_counts, data.class_names, weighted=weight is not None)
     if config.pretrained and ckpt is None:
         missing = load_pretrained(model, config.pretrained)
         console.print(
@@ -290,6 +309,7 @@ def train_classifier(
         console.print(f"cached backbone features in {time.perf_counter() - t0:.1f} s")
 
     train = data.splits["train"]
+    weight = weight.to(device) if weight is not None else None
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, head, config.lr, config.backbone_lr_mult),
@@ -363,7 +383,11 @@ def train_classifier(
                     x, y = inputs.batch("train", mine, train=True)
                     logits = inputs.forward(model, x)
                     loss = F.cross_entropy(
-                        logits, y, reduction="sum", label_smoothing=config.label_smoothing
+                        logits,
+                        y,
+                        weight=weight,
+                        reduction="sum",
+                        label_smoothing=config.label_smoothing,
                     )
                     if not torch.isfinite(loss):
                         where = f"epoch {epoch}, step {step + 1}"

@@ -42,6 +42,7 @@ from cnnlab.data.split_folders import (
 from cnnlab.data.textfiles import read_lines
 from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
+from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
@@ -254,7 +255,7 @@ class SegmentConfig:
     lr: float = 3e-3
     loss: str = "ce+dice"
     augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
-    class_weights: str = ""  # comma list, one per class (background first), or "" for none
+    class_weights: str = ""  # balanced (by pixels), a comma list (background first), or none
     precision: str = "auto"
     seed: int = 0
     device: str = "auto"
@@ -314,17 +315,13 @@ def evaluate_segmenter(
     return segmentation_metrics(conf)
 
 
-def _class_weights(text: str) -> torch.Tensor | None:
-    """``--class-weights "1,2,2"`` -> a tensor of finite weights >= 0 (None when empty)."""
-    if not text.strip():
-        return None
-    try:
-        weights = torch.tensor([float(v) for v in text.split(",")])
-    except ValueError:
-        raise CnnlabError(f"--class-weights {text!r}: expected numbers like 1,2,2") from None
-    if not (torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
-        raise CnnlabError(f"--class-weights {text!r}: weights must be finite, >= 0, not all 0")
-    return weights
+def pixel_counts(data: SegmentationData, idx: torch.Tensor) -> torch.Tensor:
+    """``(k,)`` pixels of each class in the maps ``idx`` (for balanced class weights)."""
+    k = len(data.class_names)
+    return sum(
+        (torch.bincount(data.masks[part].flatten(), minlength=k) for part in idx.split(256)),
+        torch.zeros(k, dtype=torch.int64),
+    )
 
 
 def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
@@ -338,7 +335,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     size = (3, config.image_size, config.image_size)
     with torch.device("meta"):  # shapes only: fail before any scene is drawn
         check_input_fits(create_model(config.model), size, config.model)
-    class_weights = _class_weights(config.class_weights)
+    given_weights = parse_class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
@@ -349,14 +346,8 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     settings = choose_settings(config.model, device, config.precision, "auto")
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    weights = None
-    if class_weights is not None:
-        if len(class_weights) != len(data.class_names):
-            names = ", ".join(data.class_names)
-            raise CnnlabError(
-                f"--class-weights needs {len(data.class_names)} values, one per class ({names})"
-            )
-        weights = class_weights.to(device)
+    weights = class_weights(given_weights, pixel_counts(data, parts["train"]), data.class_names)
+    weights = weights.to(device) if weights is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     from cnnlab.data.augment import build_augmentation, parse_augment
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model, require_task
+from cnnlab.registry import create_model, get_model_entry, require_task
 
 
 def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
@@ -47,8 +47,16 @@ def input_must_fit(name: str, input_size: tuple[int, ...]) -> Iterator[None]:
         first = str(exc).strip().splitlines()[0][:160]
         size = "x".join(map(str, input_size))
         raise CnnlabError(
-            f"{size} inputs do not fit {name} (a larger --image-size?): {first}"
+            f"{size} inputs do not fit {name} ({_made_for(name)}another --image-size?): {first}"
         ) from None
+
+
+def _made_for(name: str) -> str:
+    """``made for 1x32x32; `` for a registered model, else nothing."""
+    try:
+        return f"made for {'x'.join(map(str, get_model_entry(name).input_size))}; "
+    except CnnlabError:  # a class name (head_parameter_names) or an unregistered model
+        return ""
 
 
 def build_backbone(
