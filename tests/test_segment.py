@@ -431,3 +431,61 @@ def test_segment_train_on_a_yolo_polygon_dataset(
     assert main([*args, "--image-size", "32", "--out", str(tmp_path / "run"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["evaluated_on"] == "val" and len(result["val"]["per_class_iou"]) == 4
+
+
+def test_overlap_tile_is_the_papers_mirrored_input() -> None:
+    """The unpadded U-Net on an image whose side is a valid output side: its scores equal the
+    raw network on the image mirrored by the context c on every side (Ronneberger et al. 2015,
+    Fig. 2; c = 92 for 572 -> 388), with torch's reflect padding as the oracle. Other sides
+    keep their size; a margin wider than the image is mirrored again."""
+    from cnnlab.models.unet import UNet, mirror_pad
+
+    torch.manual_seed(0)
+    net = UNet(num_classes=3, in_channels=3, depth=2, base_width=4).eval()
+    sides = {n: net.unpadded_output_side(n) for n in range(1, 200)}
+    # the first input side whose output is wider than the margin c = (in - out) / 2, so that
+    # torch's reflect padding takes the margin in one step
+    side, out = next((n, o) for n, o in sides.items() if o is not None and o > (n - o) // 2)
+    c = (side - out) // 2
+    assert (side, out, c) == (64, 24, 20)  # depth 2: in 4b + 28 -> out 4b - 12
+    x = torch.randn(2, 3, out, out)
+    with torch.no_grad():
+        expected = net(F.pad(x, (c, c, c, c), mode="reflect"))
+        assert expected.shape[-2:] == (out, out)
+        assert torch.allclose(net.overlap_tile(x), expected, atol=1e-6)
+        assert net.overlap_tile(torch.randn(1, 3, out - 3, out + 5)).shape == (
+            1,
+            3,
+            out - 3,
+            out + 5,
+        )
+    assert cnnlab.create_model("unet_paper").unpadded_output_side(572) == 388
+    small = torch.arange(6.0).view(1, 1, 2, 3)
+    wide = mirror_pad(small, 5, 4, 3, 2)  # wider than the image: reflected again
+    assert wide.shape == (1, 1, 7, 12)
+    row = wide[0, 0, 3].tolist()  # the image's first row, mirrored out to both sides
+    assert row == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]
+
+
+def test_unet_paper_trains_on_rgb_scenes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The published U-Net (unpadded, made for one grey channel) trains on RGB images of any
+    size through the overlap-tile input, and its maps have the images' size."""
+    out = tmp_path / "run"
+    args = ["segment", "train", "--model", "unet_paper", "--images", "12", "--image-size", "32"]
+    assert main([*args, "--epochs", "1", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= result["test"]["pixel_accuracy"] <= 1
+    maps = tmp_path / "maps"
+    assert (
+        main(["segment", "predict", "--checkpoint", str(out / "best.pt"), "--out", str(maps)]) == 0
+    )
+    assert Image.open(next(maps.glob("*map*.png"))).size == (32, 32)
+    from cnnlab.engine.export import export_onnx
+    from cnnlab.engine.predict import onnx_predict, onnx_session
+
+    exported = export_onnx(out / "best.pt", tmp_path / "unet.onnx", samples=1)
+    assert exported.max_abs_diff < 1e-4  # the graph holds the mirroring and the cut
+    session, _ = onnx_session(exported.path)
+    assert onnx_predict(session, torch.randn(2, 3, 32, 32)).shape == (2, 4, 32, 32)

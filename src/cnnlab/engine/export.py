@@ -3,7 +3,8 @@
 The exported graph takes the standardised ``(N, C, S, S)`` batch (dynamic N) and returns the
 model's output: a classifier's logits, or a task model's raw output (a detector's
 ``(N, S, S, A, 5 + C)`` grid: decoding and NMS stay in PyTorch/NumPy after the graph; a face
-encoder's embedding);
+encoder's embedding; a segmenter's ``(N, K, S, S)`` class scores, the paper's U-Net's through
+its overlap-tile input);
 the preprocessing constants, class names and input size are stored as ``cnnlab`` metadata in the
 ONNX file so ``cnnlab classify predict --onnx`` needs nothing else.
 """
@@ -109,6 +110,10 @@ def export_onnx(
         }
         if "normalization" in ckpt:
             meta["normalization"] = ckpt["normalization"]
+    if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)
+        from cnnlab.engine.segment import SameSizeScores
+
+        model = SameSizeScores(model)
     model.eval()
     out = Path(out)
     if out.is_dir():

@@ -22,9 +22,9 @@ def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[s
     """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
     alone on a ``meta`` copy (shapes only, no memory)."""
     ghost = copy.deepcopy(model).to("meta")
-    with torch.enable_grad():  # callers may sit inside no_grad (loading for prediction)
-        with input_must_fit(type(model).__name__, input_size):
-            feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
+    # enable_grad: callers may sit inside no_grad (loading for prediction)
+    with torch.enable_grad(), input_must_fit(type(model).__name__, input_size):
+        feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
         ghost.forward_head(feats.requires_grad_()).sum().backward()
     return {n for n, p in ghost.named_parameters() if p.grad is not None}
 
@@ -63,12 +63,15 @@ def build_backbone(
     name: str, in_channels: int, input_size: int, **kwargs: object
 ) -> tuple[nn.Module, tuple[int, ...]]:
     """A registered classifier without its head, and its feature map's ``(C, H, W)`` at
-    ``input_size``."""
-    if "in_channels" in require_task(name, "classification", "--backbone").parameters():
+    ``input_size``. The head is found at the classifier's own input size, where it fits even
+    when it only takes one (LeNet-5's first FC layer wants 16x5x5 features, from 32 px); the
+    features themselves may come from any size the convolutions take."""
+    entry = require_task(name, "classification", "--backbone")
+    if "in_channels" in entry.parameters():
         kwargs["in_channels"] = in_channels
     model = create_model(name, **kwargs)
     shape = (in_channels, input_size, input_size)
-    for pname in head_parameter_names(model, shape):
+    for pname in head_parameter_names(model, (in_channels, *entry.input_size[1:])):
         path = pname.rsplit(".", 1)[0]
         parent_path, _, child = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model

@@ -5,7 +5,8 @@ segmentation" (slides "U-Net"), and a practical padded variant.
   pooling, 2x2 up-convolutions (transposed convolutions, stride 2: ``(i - 1)*2 + 2 = 2i``) that
   halve the channels, and skip connections that crop the encoder's map to the decoder's size and
   concatenate. A 572x572 input gives a 388x388 map (`cnnlab summary unet_paper --input
-  1x572x572` walks the shapes).
+  1x572x572` walks the shapes); trained and used on images of any size through the paper's
+  overlap-tile input (:meth:`UNet.overlap_tile`: the image mirrored at its borders).
 * ``unet``: "same" padding so the output matches the input; any input size (padded internally
   to a multiple of ``2^depth`` and cropped back); configurable depth, base width, batch norm and
   transposed-convolution or bilinear upsampling.
@@ -41,6 +42,25 @@ def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """The paper's "crop": the centre ``height x width`` of ``x (B, C, H, W)``."""
     top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
     return x[..., top : top + height, left : left + width]
+
+
+def mirror_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """Mirror padding of any width for ``x (B, C, H, W)``: ``F.pad``'s reflect takes less than
+    the side, so a wider margin is mirrored again from the already padded map (a 1-pixel side
+    is repeated instead)."""
+    while left or right or top or bottom:
+        h, w = x.shape[-2:]
+        step = (min(left, w - 1), min(right, w - 1), min(top, h - 1), min(bottom, h - 1))
+        if not any(step):
+            return F.pad(x, (left, right, top, bottom), mode="replicate")
+        x = F.pad(x, step, mode="reflect")
+        left, right, top, bottom = (
+            left - step[0],
+            right - step[1],
+            top - step[2],
+            bottom - step[3],
+        )
+    return x
 
 
 class UNet(nn.Module):
@@ -94,6 +114,40 @@ class UNet(nn.Module):
             x = self.pool(x)
         return self.bottleneck(x), skips
 
+    def unpadded_output_side(self, n: int) -> int | None:
+        """The output side for an ``n x n`` input without padding (each double conv trims 4
+        pixels, each pooling halves, each up-conv doubles), or ``None`` where a pooling would
+        meet an odd side or a map would vanish: ``572 -> 388`` for the paper's depth 4."""
+        for _ in range(self.depth):
+            n -= 4
+            if n <= 0 or n % 2:
+                return None
+            n //= 2
+        n -= 4  # the bottleneck's double conv
+        if n <= 0:
+            return None
+        for _ in range(self.depth):
+            n = 2 * n - 4
+        return n if n > 0 else None
+
+    def overlap_tile(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, num_classes, H, W)`` at the input's own size. The padded U-Net's
+        ``forward`` gives them already. The paper's unpadded one gets the overlap-tile input of
+        Ronneberger et al. (2015, Fig. 2): "the missing context is extrapolated by mirroring the
+        input image", on the smallest input whose output covers the image; output pixel ``j``
+        sees input pixel ``j + c`` at the centre of its context ``c = (in - out) / 2`` (92 for
+        572 -> 388), so the mirror adds ``c`` pixels before the image and the output is cut to
+        ``H x W``."""
+        if self.padding:
+            return self(x)
+        h, w = (int(v) for v in x.shape[-2:])  # numbers even while traced for export
+        n = max(h, w)
+        while (out := self.unpadded_output_side(n)) is None or out < max(h, w):
+            n += 1
+        c = (n - out) // 2
+        y = self(mirror_pad(x, c, n - w - c, c, n - h - c))
+        return y[..., :h, :w]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pad_h = pad_w = 0
@@ -144,6 +198,40 @@ class ResNetUNet(nn.Module):
             c = out
         self.final_up = nn.ConvTranspose2d(c, 32, 2, stride=2)
         self.classifier = nn.Conv2d(32, num_classes, 1)
+
+    def unpadded_output_side(self, n: int) -> int | None:
+        """The output side for an ``n x n`` input without padding (each double conv trims 4
+        pixels, each pooling halves, each up-conv doubles), or ``None`` where a pooling would
+        meet an odd side or a map would vanish: ``572 -> 388`` for the paper's depth 4."""
+        for _ in range(self.depth):
+            n -= 4
+            if n <= 0 or n % 2:
+                return None
+            n //= 2
+        n -= 4  # the bottleneck's double conv
+        if n <= 0:
+            return None
+        for _ in range(self.depth):
+            n = 2 * n - 4
+        return n if n > 0 else None
+
+    def overlap_tile(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, num_classes, H, W)`` at the input's own size. The padded U-Net's
+        ``forward`` gives them already. The paper's unpadded one gets the overlap-tile input of
+        Ronneberger et al. (2015, Fig. 2): "the missing context is extrapolated by mirroring the
+        input image", on the smallest input whose output covers the image; output pixel ``j``
+        sees input pixel ``j + c`` at the centre of its context ``c = (in - out) / 2`` (92 for
+        572 -> 388), so the mirror adds ``c`` pixels before the image and the output is cut to
+        ``H x W``."""
+        if self.padding:
+            return self(x)
+        h, w = (int(v) for v in x.shape[-2:])  # numbers even while traced for export
+        n = max(h, w)
+        while (out := self.unpadded_output_side(n)) is None or out < max(h, w):
+            n += 1
+        c = (n - out) // 2
+        y = self(mirror_pad(x, c, n - w - c, c, n - h - c))
+        return y[..., :h, :w]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
