@@ -383,6 +383,8 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["segment", "train", "--model", "lenet5"], "a classification model, not a segmentation"),
         (["segment", "train", "--image-size", "8"], "3x8x8 inputs do not fit unet"),
         (["segment", "train", "--class-weights", "a,b"], "expected none, balanced, or numbers"),
+        (["classify", "train", "--model", "conv3d_net"], "takes 1x16x32x32 inputs (3-D data), not"),
+        (["faces", "train", "--backbone", "conv1d_net"], "takes 1x256 inputs (1-D data), not"),
         (
             ["classify", "train", "--image-size", "16"],
             "1x16x16 inputs do not fit lenet5 (made for 1x32x32",

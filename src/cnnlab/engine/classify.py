@@ -55,7 +55,7 @@ from cnnlab.engine.transfer import (
     parameter_groups,
 )
 from cnnlab.errors import CnnlabError
-from cnnlab.models.backbone import check_input_fits, head_parameter_names
+from cnnlab.models.backbone import check_input_fits, head_parameter_names, require_images
 from cnnlab.registry import create_model, require_task
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another
@@ -264,6 +264,7 @@ def train_classifier(
             f"--batch-size {config.batch_size} is smaller than the {dist_info.world_size} processes"
         )
     entry = require_task(config.model, "classification")
+    require_images(config.model, entry.input_size)
     given_weights = parse_class_weights(config.class_weights)
     data = data_from_config(config)
     for msg in data.skipped[:20]:

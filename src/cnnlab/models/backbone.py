@@ -59,6 +59,17 @@ def _made_for(name: str) -> str:
         return ""
 
 
+def require_images(name: str, input_size: tuple[int, ...], option: str = "--model") -> None:
+    """A :class:`CnnlabError` unless the model takes images ``(C, H, W)`` (``conv1d_net`` and
+    ``conv3d_net``, the slides' 1-D and 3-D convolutions, take signals and volumes)."""
+    if len(input_size) != 3:
+        shape = "x".join(map(str, input_size))
+        raise CnnlabError(
+            f"{option} {name} takes {shape} inputs ({len(input_size) - 1}-D data), not images "
+            f"(`cnnlab summary {name}` walks its shapes)"
+        )
+
+
 def build_backbone(
     name: str, in_channels: int, input_size: int, **kwargs: object
 ) -> tuple[nn.Module, tuple[int, ...]]:
@@ -67,6 +78,7 @@ def build_backbone(
     when it only takes one (LeNet-5's first FC layer wants 16x5x5 features, from 32 px); the
     features themselves may come from any size the convolutions take."""
     entry = require_task(name, "classification", "--backbone")
+    require_images(name, entry.input_size, "--backbone")
     if "in_channels" in entry.parameters():
         kwargs["in_channels"] = in_channels
     model = create_model(name, **kwargs)
