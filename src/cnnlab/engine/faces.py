@@ -107,6 +107,10 @@ class FacesConfig:
             positive=("lr", "scale"),
             non_negative=("alpha", "margin"),
         )
+        if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
+            raise CnnlabError(
+                f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"
+            )
 
 
 def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict]:
