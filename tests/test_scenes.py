@@ -185,7 +185,7 @@ def test_data_scenes_writes_what_the_readers_read(
     from cnnlab.engine.segment import folder_segmentation
 
     counts = {}
-    for fmt in ("yolo", "coco", "masks"):
+    for fmt in ("yolo", "coco", "masks", "yolo-seg"):
         argv = ["data", "scenes", "--format", fmt, "--out", str(tmp_path / fmt), "--json"]
         assert main([*argv, "--images", "6", "--image-size", "48", "--seed", "3"]) == 0
         counts[fmt] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["objects"]
@@ -196,6 +196,8 @@ def test_data_scenes_writes_what_the_readers_read(
     assert sum(len(b) for b in coco.boxes) == counts["coco"] and coco.class_names == names
     seg = folder_segmentation(tmp_path / "masks", 48)
     assert seg.masks.shape == (6, 48, 48) and seg.class_names[1:] == names
+    polygons = folder_segmentation(tmp_path / "yolo-seg", 48)  # polygon labels: painted
+    assert (polygons.masks == seg.masks).float().mean() > 0.98
     before = sorted(p.name for p in (tmp_path / "yolo").iterdir())
     assert main(["data", "scenes", "--format", "yolo", "--out", str(tmp_path / "yolo")]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err
@@ -300,3 +302,29 @@ def test_dataset_yaml_warns_of_images_in_two_splits(tmp_path: Path) -> None:
     missing = r"no image has a label file .*labels/train/000000\.txt is missing"
     with pytest.raises(CnnlabError, match=missing):
         read_yolo_folder(tmp_path / "data.yaml")
+
+
+def test_polygon_labels_round_trip_to_the_scenes_maps(tmp_path: Path) -> None:
+    """``data scenes --format yolo-seg``: each object's outline, read back by the segmentation
+    reader, paints nearly the scenes' own class maps (only the smaller part of an object that
+    another splits in two, and edge pixels of the half-pixel simplification, differ); a plain
+    rectangle's outline is its pixel edges."""
+    import torch
+
+    from cnnlab.data.scenes import mask_outline, write_yolo_polygons
+    from cnnlab.engine.segment import yolo_segmentation
+
+    scenes = make_scenes(12, seed=4, image_size=64)
+    write_yolo_polygons(scenes, tmp_path / "ys")
+    data = yolo_segmentation(tmp_path / "ys", 64)
+    truth = torch.from_numpy(np.stack([s.semantic for s in scenes]).astype(np.int64))
+    assert (data.masks == truth).float().mean() > 0.99
+    on_objects = truth > 0
+    assert (data.masks[on_objects] == truth[on_objects]).float().mean() > 0.95
+    rectangle = np.zeros((8, 8), bool)
+    rectangle[2:5, 3:7] = True
+    corners = mask_outline(rectangle)
+    assert corners.min(0).tolist() == [3, 2] and corners.max(0).tolist() == pytest.approx(
+        [7, 5], abs=0.25
+    )
+    assert mask_outline(np.zeros((4, 4), bool)) is None

@@ -16,6 +16,7 @@ LAYOUTS = {
     "yolo": "images/, labels/*.txt, classes.txt",
     "coco": "images/, annotations.json",
     "masks": "images/, masks/*.png, classes.txt",
+    "yolo-seg": "images/, labels/*.txt (a polygon per object), classes.txt",
 }
 
 
@@ -30,6 +31,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         write_coco,
         write_masks,
         write_yolo,
+        write_yolo_polygons,
     )
 
     out = Path(args.out)
@@ -37,7 +39,12 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         raise CnnlabError(f"{out}: exists and is not an empty folder (nothing was written)")
     check_scene_size(args.image_size)
     check_scene_memory(args.images, args.image_size)  # every scene is held until written
-    writer = {"yolo": write_yolo, "coco": write_coco, "masks": write_masks}[args.format]
+    writer = {
+        "yolo": write_yolo,
+        "yolo-seg": write_yolo_polygons,
+        "coco": write_coco,
+        "masks": write_masks,
+    }[args.format]
     with console.status(f"drawing and writing {args.images} scenes", spinner="dots"):
         scenes = make_scenes(
             args.images, seed=args.seed, image_size=args.image_size, num_classes=args.num_classes
@@ -107,7 +114,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help=root_help)
     p.set_defaults(handler=cmd_data)
     p = what.add_parser(
-        "scenes", parents=[common], help="write synthetic scenes as YOLO, COCO or mask files"
+        "scenes",
+        parents=[common],
+        help="write synthetic scenes as YOLO (boxes or polygons), COCO or mask files",
     )
     p.add_argument("--format", choices=sorted(LAYOUTS), required=True, help="the files to write")
     p.add_argument("--out", required=True, help="a new or empty folder")

@@ -289,6 +289,51 @@ def write_yolo(scenes: list[Scene], root: str | Path) -> Path:
     return root
 
 
+def write_yolo_polygons(scenes: list[Scene], root: str | Path) -> Path:
+    """Ultralytics' segmentation layout: ``root/images/*.png``, ``root/labels/*.txt`` with one
+    polygon per object (``class x1 y1 x2 y2 ...``, relative to the image: the outline of its
+    visible mask, traced by scikit-image at the pixels' edges and simplified to within half a
+    pixel; an object that another splits in two keeps its larger part) and
+    ``root/classes.txt``."""
+    root = Path(root)
+    names = _save_images(scenes, root / "images")
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for scene, name in zip(scenes, names, strict=True):
+        h, w = scene.image.shape[:2]
+        lines = []
+        for label, mask in zip(scene.labels, scene.masks, strict=True):
+            outline = mask_outline(mask)
+            if outline is not None:
+                xy = (outline / [w, h]).clip(0, 1).ravel()
+                lines.append(f"{label} " + " ".join(f"{v:.6f}" for v in xy))
+        (root / "labels" / name.replace(".png", ".txt")).write_text(
+            "\n".join(lines) + "\n" if lines else ""
+        )
+    (root / "classes.txt").write_text("\n".join(scenes[0].class_names) + "\n")
+    return root
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray | None:
+    """``(K, 2)`` ``x, y`` pixel-edge coordinates of the largest outline of a boolean mask
+    ``(H, W)`` (``None`` when the mask is empty). Each pixel is blown up 2x before tracing so the
+    traced iso-line runs along the pixels' edges, not through their centres; the polygon is then
+    simplified (Douglas-Peucker, half a pixel)."""
+    from skimage.measure import approximate_polygon, find_contours
+
+    if not mask.any():
+        return None
+    big = np.pad(np.kron(mask, np.ones((2, 2))), 1)  # 2x, with a frame of background
+    contours = find_contours(big, 0.5)
+    largest = max(contours, key=lambda c: _area(c))
+    rows_cols = approximate_polygon(largest, tolerance=1.0)[:-1]  # closed: the last is the first
+    return (rows_cols[:, ::-1] - 0.5) / 2  # (row, col) at 2x with the frame -> (x, y) edges
+
+
+def _area(points: np.ndarray) -> float:
+    x, y = points[:, 1], points[:, 0]
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+
 def write_coco(scenes: list[Scene], root: str | Path) -> Path:
     """``root/images/*.png`` and ``root/annotations.json`` (COCO: ``bbox`` as ``[x, y, w, h]``,
     the visible mask as compressed RLE ``segmentation``, categories numbered from 1, landmarks
