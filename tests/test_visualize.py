@@ -60,6 +60,22 @@ def test_top_patches_find_the_known_maximisers() -> None:
         assert torch.equal(patch, torch.full((1, 3, 3), float(n + 1)))
 
 
+def test_one_pass_finds_every_units_patches() -> None:
+    """The patches from one shared pass over the images equal each unit's own search."""
+    from cnnlab.engine.visualize import strongest_units
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2))
+    images = torch.randn(20, 3, 16, 16)
+    geometry = {g.name: g for g in layer_geometry(model, (3, 16, 16)) if g.kind == "Conv2d"}
+    shared = strongest_units(model, list(geometry), images, batch_size=7)
+    for name, g in geometry.items():
+        for unit in range(g.channels):
+            alone = top_patches(model, name, unit, images, g, k=5)
+            together = top_patches(model, name, unit, images, g, k=5, strongest=shared[name])
+            assert alone[1] == together[1] and torch.equal(alone[0], together[0])
+
+
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["classify", "train", "--epochs", "1", "--out", str(run), "--json"]) == 0

@@ -67,9 +67,12 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine import visualize as V
+    from cnnlab.models.unet import network_input
     from cnnlab.viz.plots import plot_image_grid
 
     model, images, ckpt = _vis_inputs(args)
+    # the paper's U-Net sees its images mirrored at the borders: patches and maps show that
+    images = network_input(model, images)
     out = Path(args.output)
     if args.what == "filters":
         w = V.first_layer_filters(model)
@@ -99,9 +102,10 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             g for g in V.layer_geometry(model, tuple(images.shape[1:])) if g.kind == "Conv2d"
         ][: args.layers]
         rows, summary = [], []
+        strongest = V.strongest_units(model, [g.name for g in geometry], images)  # one pass
         for g in geometry:
             stacks = [
-                V.top_patches(model, g.name, u, images, g)[0]
+                V.top_patches(model, g.name, u, images, g, strongest=strongest[g.name])[0]
                 for u in range(min(args.units, g.channels))
             ]
             rows.append((f"{g.name} (field {g.rf}px)", stacks))

@@ -357,7 +357,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
 
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.segment import predict_mask, save_prediction, scenes_segmentation, scores
+    from cnnlab.engine.segment import predict_mask, save_prediction, scenes_segmentation
+    from cnnlab.models.unet import at_input_size
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     model.eval()
@@ -379,7 +380,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         else:
             image = data.images[k]
             with torch.no_grad():
-                mask = scores(model, standardise(image.float())[None]).argmax(1)[0]
+                mask = at_input_size(model, standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
         counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
         rows.append(

@@ -49,6 +49,7 @@ from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_fold
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.models.backbone import input_must_fit
+from cnnlab.models.unet import at_input_size
 from cnnlab.registry import create_model, require_task
 
 PALETTE = np.array(
@@ -302,24 +303,16 @@ def _batch(
     return (x - MEAN) / STD, y
 
 
-def scores(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Class scores ``(B, K, H, W)`` for images ``x (B, 3, H, W)`` at their own size: a U-Net
-    through :meth:`~cnnlab.models.unet.UNet.overlap_tile` (the paper's unpadded one sees the
-    image mirrored at its borders), any other model as it is."""
-    tile = getattr(model, "overlap_tile", None)
-    return tile(x) if tile is not None else model(x)
-
-
 class SameSizeScores(torch.nn.Module):
-    """A segmenter whose ``forward`` is :func:`scores` (for export: the graph then maps an
-    image to scores at its own size, the overlap-tile input included)."""
+    """A segmenter whose ``forward`` is :func:`~cnnlab.models.unet.at_input_size` (for export:
+    the graph then maps an image to scores at its own size, the overlap-tile input included)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return scores(self.model, x)
+        return at_input_size(self.model, x)
 
 
 def _channels(name: str) -> dict[str, int]:
@@ -341,7 +334,7 @@ def evaluate_segmenter(
     conf = torch.zeros(k, k, dtype=torch.int64)
     for chunk in idx.split(32):
         x, y = _batch(data, chunk)
-        conf += confusion_matrix(scores(model, x.to(device)).argmax(1).cpu(), y, k)
+        conf += confusion_matrix(at_input_size(model, x.to(device)).argmax(1).cpu(), y, k)
     return segmentation_metrics(conf)
 
 
@@ -364,7 +357,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     require_task(config.model, "segmentation")
     size = (3, config.image_size, config.image_size)
     with torch.device("meta"), input_must_fit(config.model, size):  # before any scene is drawn
-        scores(create_model(config.model, **_channels(config.model)), torch.zeros(1, *size))
+        at_input_size(create_model(config.model, **_channels(config.model)), torch.zeros(1, *size))
     given_weights = parse_class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
@@ -415,7 +408,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                 if settings.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with settings.autocast(device):
-                    logits = scores(model, x).float()
+                    logits = at_input_size(model, x).float()
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
                     raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, out / "last.pt")
@@ -472,7 +465,9 @@ def predict_mask(
     import torch.nn.functional as F
 
     image = torch.from_numpy(np.asarray(read_image(path, "RGB")).copy()).permute(2, 0, 1)
-    logits = scores(model, standardise(image_to_uint8(path, size, 3, "stretch").float())[None])
+    logits = at_input_size(
+        model, standardise(image_to_uint8(path, size, 3, "stretch").float())[None]
+    )
     if logits.shape[-2:] != image.shape[-2:]:
         logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return image, logits.argmax(1)[0]

@@ -85,7 +85,47 @@ def layer_geometry(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerG
     return out
 
 
+@dataclass(frozen=True)
+class Strongest:
+    """Per image and channel of one layer, the strongest activation and where it is:
+    ``value``, ``row``, ``col``, each ``(N, C)``."""
+
+    value: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+
+
 @torch.no_grad()
+def strongest_units(
+    model: nn.Module, layers: list[str], images: torch.Tensor, batch_size: int = 256
+) -> dict[str, Strongest]:
+    """One pass of ``images (N, C, H, W)`` through ``model``: each named layer's strongest
+    activation per image and channel (:class:`Strongest`), from which :func:`top_patches` picks
+    any unit's patches without running the model again."""
+    modules = dict(model.named_modules())
+    found: dict[str, list[tuple[torch.Tensor, torch.Tensor, int]]] = {n: [] for n in layers}
+
+    def grab(name: str, out: torch.Tensor) -> None:
+        value, index = out.flatten(2).max(2)  # (b, C) over the h x w positions
+        found[name].append((value, index, out.shape[-1]))
+
+    handles = [modules[n].register_forward_hook(lambda m, a, o, n=n: grab(n, o)) for n in layers]
+    model.eval()
+    try:
+        for start in range(0, len(images), batch_size):
+            model(images[start : start + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+    result = {}
+    for name, parts in found.items():
+        value = torch.cat([v for v, _, _ in parts])
+        index = torch.cat([i for _, i, _ in parts])
+        width = parts[0][2]
+        result[name] = Strongest(value, index // width, index % width)
+    return result
+
+
 def top_patches(
     model: nn.Module,
     layer: str,
@@ -94,35 +134,21 @@ def top_patches(
     geometry: LayerGeometry,
     k: int = 9,
     batch_size: int = 256,
+    strongest: Strongest | None = None,
 ) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
     """The ``k`` patches of ``images (N, C, H, W)`` (model-ready) that most excite channel
     ``unit`` of ``layer``: ``(k, C, rf, rf)`` crops (zero outside the image) and their
     ``(image, row, col)`` unit positions, strongest first. One patch per image at most, as in
-    Zeiler & Fergus's figures."""
-    module = dict(model.named_modules())[layer]
-    grabbed: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda m, a, o: grabbed.append(o[:, unit]))
-    model.eval()
-    best_val, best_pos = [], []
-    try:
-        for start in range(0, len(images), batch_size):
-            grabbed.clear()
-            model(images[start : start + batch_size])
-            act = grabbed[0]  # (b, h, w)
-            flat = act.flatten(1)
-            v, i = flat.max(1)
-            best_val.append(v)
-            best_pos.append(
-                torch.stack([torch.arange(len(v)) + start, i // act.shape[2], i % act.shape[2]], 1)
-            )
-    finally:
-        handle.remove()
-    vals, pos = torch.cat(best_val), torch.cat(best_pos)
-    order = vals.argsort(descending=True)[:k]
+    Zeiler & Fergus's figures. ``strongest``: the layer's :func:`strongest_units`, when one
+    pass has found them for many units."""
+    if strongest is None:
+        strongest = strongest_units(model, [layer], images, batch_size)[layer]
+    order = strongest.value[:, unit].argsort(descending=True)[:k]
     pad = geometry.rf
     padded = F.pad(images, (pad, pad, pad, pad))
     crops, where = [], []
-    for n, row, col in pos[order].tolist():
+    for n in order.tolist():
+        row, col = strongest.row[n, unit].item(), strongest.col[n, unit].item()
         (y0, y1), (x0, x1) = geometry.field(row), geometry.field(col)
         crops.append(padded[n, :, y0 + pad : y1 + pad, x0 + pad : x1 + pad])
         where.append((n, row, col))

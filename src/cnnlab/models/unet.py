@@ -63,6 +63,20 @@ def mirror_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int) ->
     return x
 
 
+def network_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What ``model`` sees of images ``x``: :meth:`UNet.tile_input` for a U-Net, else ``x``."""
+    tile = getattr(model, "tile_input", None)
+    return tile(x) if tile is not None else x
+
+
+def at_input_size(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model``'s output for ``x (B, C, H, W)``, a segmenter's at the input's own size: a U-Net
+    through :meth:`UNet.overlap_tile` (the paper's unpadded one sees the image mirrored at its
+    borders), any other model as it is."""
+    tile = getattr(model, "overlap_tile", None)
+    return tile(x) if tile is not None else model(x)
+
+
 class UNet(nn.Module):
     """Encoder of ``depth`` double convs with pooling, a bottleneck, and a decoder that upsamples,
     joins the named skip and double-convs. ``(B, C_in, H, W) -> (B, num_classes, H', W')``."""
@@ -131,22 +145,26 @@ class UNet(nn.Module):
         return n if n > 0 else None
 
     def overlap_tile(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``(B, num_classes, H, W)`` at the input's own size. The padded U-Net's
-        ``forward`` gives them already. The paper's unpadded one gets the overlap-tile input of
-        Ronneberger et al. (2015, Fig. 2): "the missing context is extrapolated by mirroring the
-        input image", on the smallest input whose output covers the image; output pixel ``j``
-        sees input pixel ``j + c`` at the centre of its context ``c = (in - out) / 2`` (92 for
-        572 -> 388), so the mirror adds ``c`` pixels before the image and the output is cut to
-        ``H x W``."""
+        """Scores ``(B, num_classes, H, W)`` at the input's own size: ``forward`` on
+        :meth:`tile_input`, cut to ``H x W``."""
+        h, w = x.shape[-2:]
+        return self(self.tile_input(x))[..., :h, :w]
+
+    def tile_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network sees of images ``x (B, C, H, W)``. The padded U-Net: ``x``. The
+        paper's unpadded one: the overlap-tile input of Ronneberger et al. (2015, Fig. 2), "the
+        missing context is extrapolated by mirroring the input image", on the smallest input
+        whose output covers the image; output pixel ``j`` sees input pixel ``j + c`` at the
+        centre of its context ``c = (in - out) / 2`` (92 for 572 -> 388), so the mirror adds
+        ``c`` pixels before the image and the rest after it."""
         if self.padding:
-            return self(x)
+            return x
         h, w = (int(v) for v in x.shape[-2:])  # numbers even while traced for export
         n = max(h, w)
         while (out := self.unpadded_output_side(n)) is None or out < max(h, w):
             n += 1
         c = (n - out) // 2
-        y = self(mirror_pad(x, c, n - w - c, c, n - h - c))
-        return y[..., :h, :w]
+        return mirror_pad(x, c, n - w - c, c, n - h - c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
