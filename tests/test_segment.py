@@ -240,6 +240,20 @@ def test_resnet_encoder_unet() -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("name", ["unet", "unet_resnet18", "unet_paper"])
+def test_every_segmenter_scores_at_the_input_size(name: str) -> None:
+    """What training, eval, predict, export and visualize run: scores at the image's size,
+    for each registered segmentation model (the paper's via its mirrored input)."""
+    from cnnlab.models.unet import at_input_size, network_input
+
+    with torch.device("meta"):
+        model = cnnlab.create_model(name, num_classes=3, in_channels=3)
+        x = torch.zeros(2, 3, 40, 56)
+        assert at_input_size(model, x).shape == (2, 3, 40, 56)
+        seen = network_input(model, x).shape
+    assert seen == ((2, 3, 252, 252) if name == "unet_paper" else (2, 3, 40, 56))
+
+
 def test_eval_says_when_the_folder_changed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

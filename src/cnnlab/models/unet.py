@@ -217,40 +217,6 @@ class ResNetUNet(nn.Module):
         self.final_up = nn.ConvTranspose2d(c, 32, 2, stride=2)
         self.classifier = nn.Conv2d(32, num_classes, 1)
 
-    def unpadded_output_side(self, n: int) -> int | None:
-        """The output side for an ``n x n`` input without padding (each double conv trims 4
-        pixels, each pooling halves, each up-conv doubles), or ``None`` where a pooling would
-        meet an odd side or a map would vanish: ``572 -> 388`` for the paper's depth 4."""
-        for _ in range(self.depth):
-            n -= 4
-            if n <= 0 or n % 2:
-                return None
-            n //= 2
-        n -= 4  # the bottleneck's double conv
-        if n <= 0:
-            return None
-        for _ in range(self.depth):
-            n = 2 * n - 4
-        return n if n > 0 else None
-
-    def overlap_tile(self, x: torch.Tensor) -> torch.Tensor:
-        """Scores ``(B, num_classes, H, W)`` at the input's own size. The padded U-Net's
-        ``forward`` gives them already. The paper's unpadded one gets the overlap-tile input of
-        Ronneberger et al. (2015, Fig. 2): "the missing context is extrapolated by mirroring the
-        input image", on the smallest input whose output covers the image; output pixel ``j``
-        sees input pixel ``j + c`` at the centre of its context ``c = (in - out) / 2`` (92 for
-        572 -> 388), so the mirror adds ``c`` pixels before the image and the output is cut to
-        ``H x W``."""
-        if self.padding:
-            return self(x)
-        h, w = (int(v) for v in x.shape[-2:])  # numbers even while traced for export
-        n = max(h, w)
-        while (out := self.unpadded_output_side(n)) is None or out < max(h, w):
-            n += 1
-        c = (n - out) // 2
-        y = self(mirror_pad(x, c, n - w - c, c, n - h - c))
-        return y[..., :h, :w]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         pad_h, pad_w = (-size[0]) % 32, (-size[1]) % 32
