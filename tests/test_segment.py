@@ -232,12 +232,15 @@ def test_augmentation_keeps_masks_aligned() -> None:
     assert agree > 0.97  # and moved together (edges differ by interpolation only)
 
 
-def test_resnet_encoder_unet() -> None:
+def test_resnet_encoder_unet(tmp_path: Path) -> None:
     model = cnnlab.create_model("unet_resnet18", num_classes=3)
     y = model(torch.randn(2, 3, 50, 70))
     assert y.shape == (2, 3, 50, 70)
     y.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+    # at 32 px its last stage is 1x1: the up-front shape check (one image) must not trip BN
+    args = ["segment", "train", "--model", "unet_resnet18", "--images", "12", "--epochs", "1"]
+    assert main([*args, "--image-size", "32", "--out", str(tmp_path / "run")]) == 0
 
 
 @pytest.mark.parametrize("name", ["unet", "unet_resnet18", "unet_paper"])

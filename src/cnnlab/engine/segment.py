@@ -357,7 +357,8 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     require_task(config.model, "segmentation")
     size = (3, config.image_size, config.image_size)
     with torch.device("meta"), input_must_fit(config.model, size):  # before any scene is drawn
-        at_input_size(create_model(config.model, **_channels(config.model)), torch.zeros(1, *size))
+        ghost = create_model(config.model, **_channels(config.model)).eval()  # BN: 1 image
+        at_input_size(ghost, torch.zeros(1, *size))
     given_weights = parse_class_weights(config.class_weights)
     device = resolve_device(config.device)
     data = _load(config)
