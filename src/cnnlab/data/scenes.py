@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -271,22 +272,16 @@ def _save_images(scenes: list[Scene], folder: Path) -> list[str]:
 def write_yolo(scenes: list[Scene], root: str | Path) -> Path:
     """``root/images/*.png``, ``root/labels/*.txt`` (``class cx cy w h``, relative to the image)
     and ``root/classes.txt``."""
-    root = Path(root)
-    names = _save_images(scenes, root / "images")
-    (root / "labels").mkdir(parents=True, exist_ok=True)
-    for scene, name in zip(scenes, names, strict=True):
+
+    def boxes(scene: Scene) -> list[str]:
         h, w = scene.image.shape[:2]
-        lines = []
-        for label, (x1, y1, x2, y2) in zip(scene.labels, scene.boxes_xyxy, strict=True):
-            lines.append(
-                f"{label} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
-                f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
-            )
-        (root / "labels" / name.replace(".png", ".txt")).write_text(
-            "\n".join(lines) + "\n" if lines else ""
-        )
-    (root / "classes.txt").write_text("\n".join(scenes[0].class_names) + "\n")
-    return root
+        return [
+            f"{label} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} "
+            f"{(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            for label, (x1, y1, x2, y2) in zip(scene.labels, scene.boxes_xyxy, strict=True)
+        ]
+
+    return _write_label_folder(scenes, root, boxes)
 
 
 def write_yolo_polygons(scenes: list[Scene], root: str | Path) -> Path:
@@ -295,10 +290,8 @@ def write_yolo_polygons(scenes: list[Scene], root: str | Path) -> Path:
     visible mask, traced by scikit-image at the pixels' edges and simplified to within half a
     pixel; an object that another splits in two keeps its larger part) and
     ``root/classes.txt``."""
-    root = Path(root)
-    names = _save_images(scenes, root / "images")
-    (root / "labels").mkdir(parents=True, exist_ok=True)
-    for scene, name in zip(scenes, names, strict=True):
+
+    def polygons(scene: Scene) -> list[str]:
         h, w = scene.image.shape[:2]
         lines = []
         for label, mask in zip(scene.labels, scene.masks, strict=True):
@@ -306,6 +299,21 @@ def write_yolo_polygons(scenes: list[Scene], root: str | Path) -> Path:
             if outline is not None:
                 xy = (outline / [w, h]).clip(0, 1).ravel()
                 lines.append(f"{label} " + " ".join(f"{v:.6f}" for v in xy))
+        return lines
+
+    return _write_label_folder(scenes, root, polygons)
+
+
+def _write_label_folder(
+    scenes: list[Scene], root: str | Path, lines_of: Callable[[Scene], list[str]]
+) -> Path:
+    """``root/images/*.png``, one ``root/labels/*.txt`` per image holding ``lines_of(scene)``,
+    and ``root/classes.txt``: the YOLO layout, whatever the label lines are."""
+    root = Path(root)
+    names = _save_images(scenes, root / "images")
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for scene, name in zip(scenes, names, strict=True):
+        lines = lines_of(scene)
         (root / "labels" / name.replace(".png", ".txt")).write_text(
             "\n".join(lines) + "\n" if lines else ""
         )
@@ -316,22 +324,20 @@ def write_yolo_polygons(scenes: list[Scene], root: str | Path) -> Path:
 def mask_outline(mask: np.ndarray) -> np.ndarray | None:
     """``(K, 2)`` ``x, y`` pixel-edge coordinates of the largest outline of a boolean mask
     ``(H, W)`` (``None`` when the mask is empty). Each pixel is blown up 2x before tracing so the
-    traced iso-line runs along the pixels' edges, not through their centres; the polygon is then
-    simplified (Douglas-Peucker, half a pixel)."""
+    traced iso-line runs along the pixels' edges, not through their centres (marching squares
+    cuts each corner by a quarter pixel); the polygon is then simplified (Douglas-Peucker, half a
+    pixel)."""
     from skimage.measure import approximate_polygon, find_contours
+
+    from cnnlab.data.yolo import polygon_area
 
     if not mask.any():
         return None
     big = np.pad(np.kron(mask, np.ones((2, 2))), 1)  # 2x, with a frame of background
     contours = find_contours(big, 0.5)
-    largest = max(contours, key=lambda c: _area(c))
+    largest = max(contours, key=polygon_area)  # (row, col) points: the same area
     rows_cols = approximate_polygon(largest, tolerance=1.0)[:-1]  # closed: the last is the first
     return (rows_cols[:, ::-1] - 0.5) / 2  # (row, col) at 2x with the frame -> (x, y) edges
-
-
-def _area(points: np.ndarray) -> float:
-    x, y = points[:, 1], points[:, 0]
-    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
 
 
 def write_coco(scenes: list[Scene], root: str | Path) -> Path:
