@@ -212,13 +212,15 @@ def read_yolo_yaml(path: Path) -> tuple[list[YoloImage], list[str]]:
         raise CnnlabError(f"{path}: needs 'train' and 'val' (folders of images or .txt lists)")
     items: list[YoloImage] = []
     first_split: dict[Path, str] = {}
-    overlap = []
+    overlap, labelled = [], 0
     for split in ("train", "val", "test"):
         for image in dict.fromkeys(_split_images(path, root, split, spec.get(split))):
             if first_split.setdefault(image.resolve(), split) != split:
                 overlap.append(image)
-            items.append(_labelled(image, label_file_of(image), names, split))
-    if not any(label_file_of(i.image).is_file() for i in items):
+            label_file = label_file_of(image)
+            labelled += label_file.is_file()
+            items.append(_labelled(image, label_file, names, split))
+    if not labelled:
         raise CnnlabError(
             f"{path}: no image has a label file (.../images/a.png needs .../labels/a.txt), "
             f"e.g. {label_file_of(items[0].image)} is missing"

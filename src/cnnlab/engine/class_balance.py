@@ -95,9 +95,9 @@ def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
 
 
-def warn_if_imbalanced(counts: torch.Tensor, class_names: list[str], weighted: bool) -> float:
-    """The ratio of the largest training class to the smallest (``counts (k,)``), with a
-    warning from :data:`IMBALANCE_WARNING` on when the loss is not weighted."""
+def warn_if_imbalanced(counts: torch.Tensor, class_names: list[str], weighted: bool) -> None:
+    """Warn when the largest training class (``counts (k,)``) has :data:`IMBALANCE_WARNING`
+    times the images of the smallest and the loss is not weighted."""
     big, small = int(counts.argmax()), int(counts.argmin())
     ratio = counts[big].item() / max(counts[small].item(), 1)
     if ratio >= IMBALANCE_WARNING and not weighted:
@@ -108,4 +108,3 @@ def warn_if_imbalanced(counts: torch.Tensor, class_names: list[str], weighted: b
             "class equally",
             stacklevel=2,
         )
-    return ratio

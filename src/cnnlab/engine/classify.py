@@ -104,13 +104,14 @@ class TrainResult:
     skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        figures = self.test.per_class
         return {
             "run_dir": str(self.run_dir),
             "best_epoch": self.best_epoch,
             "best_val_accuracy": self.best_val_accuracy,
             "test_accuracy": self.test.accuracy,
-            "test_balanced_accuracy": self.test.per_class["balanced_accuracy"],
-            "test_macro_f1": self.test.per_class["macro_f1"],
+            "test_balanced_accuracy": figures["balanced_accuracy"],
+            "test_macro_f1": figures["macro_f1"],
             "test_loss": self.test.loss,
             "test_count": self.test.count,
             "seconds": round(self.seconds, 2),

@@ -111,7 +111,7 @@ def export_onnx(
         if "normalization" in ckpt:
             meta["normalization"] = ckpt["normalization"]
     if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)
-        from cnnlab.engine.segment import SameSizeScores
+        from cnnlab.models.unet import SameSizeScores
 
         model = SameSizeScores(model)
     model.eval()

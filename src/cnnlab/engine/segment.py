@@ -303,18 +303,6 @@ def _batch(
     return (x - MEAN) / STD, y
 
 
-class SameSizeScores(torch.nn.Module):
-    """A segmenter whose ``forward`` is :func:`~cnnlab.models.unet.at_input_size` (for export:
-    the graph then maps an image to scores at its own size, the overlap-tile input included)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return at_input_size(self.model, x)
-
-
 def _channels(name: str) -> dict[str, int]:
     """``in_channels=3`` (the data are RGB) for a model that takes it (``unet_paper`` is made
     for the paper's grey cell images)."""

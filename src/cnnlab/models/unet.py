@@ -77,6 +77,18 @@ def at_input_size(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return tile(x) if tile is not None else model(x)
 
 
+class SameSizeScores(nn.Module):
+    """A segmenter whose ``forward`` is :func:`at_input_size` (for export: the graph then maps
+    an image to scores at its own size, the overlap-tile input included)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return at_input_size(self.model, x)
+
+
 class UNet(nn.Module):
     """Encoder of ``depth`` double convs with pooling, a bottleneck, and a decoder that upsamples,
     joins the named skip and double-convs. ``(B, C_in, H, W) -> (B, num_classes, H', W')``."""
