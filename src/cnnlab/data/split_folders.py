@@ -47,6 +47,12 @@ def folder_pairs(root: Path, first: str, second: str) -> list[tuple[Path, Path, 
     return pairs
 
 
+def has_pair_folder(root: Path, name: str) -> bool:
+    """Whether ``root`` has a ``name`` folder in one of the layouts: ``root/name`` (flat or
+    ``name/train``), or ``root/<split>/name``."""
+    return (root / name).is_dir() or any((root / s / name).is_dir() for s in SPLIT_FOLDERS)
+
+
 def split_of(relative: Path, split: str | None) -> str | None:
     """The split of a file at ``relative`` inside an images folder: the pair's own, else its
     first folder's when that is a split name (``images/train/a.png``)."""

@@ -32,10 +32,10 @@ from cnnlab.data.scenes import (
     standardise,
 )
 from cnnlab.data.split_folders import (
-    SPLIT_FOLDERS,
     final_split,
     folder_pairs,
     given_splits,
+    has_pair_folder,
     own_or_seeded,
     split_of,
 )
@@ -100,7 +100,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
             f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json, "
             "a YOLO segmentation data.yaml, or a folder with images/, masks/ and classes.txt)"
         )
-    if not _has_folder(root, "masks") and _has_folder(root, "labels"):
+    if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
         return yolo_segmentation(root, image_size)
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
@@ -153,11 +153,6 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         masks.append(torch.from_numpy(mask.astype(np.int64)))
     splits = given_splits([split for _, _, split in files])
     return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
-
-
-def _has_folder(root: Path, name: str) -> bool:
-    """``root/name``, or ``root/<split>/name`` (:mod:`cnnlab.data.split_folders`), is there."""
-    return (root / name).is_dir() or any((root / s / name).is_dir() for s in SPLIT_FOLDERS)
 
 
 def yolo_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
