@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_folder
 
 import cnnlab
 from cnnlab.cli import main
@@ -23,6 +24,7 @@ from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.engine.classify import train_classifier
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.runlog import batch_slices, batches_per_epoch
 from cnnlab.engine.transfer import apply_freeze, head_parameter_names, load_pretrained
 from cnnlab.errors import CnnlabError
 
@@ -344,3 +346,25 @@ def test_runs_without_out_never_overwrite(tmp_path: Path, monkeypatch: pytest.Mo
     Path("runs/detect/run-2").mkdir()
     assert run_folder("", "detect") == Path("runs/detect/run-3")
     assert run_folder("mine", "detect") == Path("mine")  # an --out given is the user's choice
+
+
+def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path: Path) -> None:
+    """Batch norm cannot train on one image with 1x1 maps (ResNet-18's last stage at 32 px):
+    33 training images in batches of 32 used to end in a traceback."""
+    order = torch.randperm(70)
+    for n, size, smallest, sizes in [
+        (70, 32, 2, [32, 32, 6]),
+        (65, 32, 2, [32, 33]),
+        (64, 32, 2, [32, 32]),
+        (35, 32, 4, [35]),  # two processes: each share of the last batch needs 2
+        (1, 32, 2, [1]),
+    ]:
+        chunks = batch_slices(order[:n], size, smallest)
+        assert [len(c) for c in chunks] == sizes
+        assert torch.equal(torch.cat(chunks), order[:n])  # every image once, in order
+        assert batches_per_epoch(n, size, smallest) == len(sizes)
+    write_folder(tmp_path / "data" / "train", per_class=11)  # 3 classes: 33 images
+    write_folder(tmp_path / "data" / "val", per_class=2, seed=1)
+    args = ["classify", "train", "--data", str(tmp_path / "data"), "--model", "resnet18"]
+    args += ["--image-size", "32", "--batch-size", "32", "--epochs", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0

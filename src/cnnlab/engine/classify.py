@@ -41,6 +41,8 @@ from cnnlab.engine.class_balance import (
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
+    batch_slices,
+    batches_per_epoch,
     data_changed,
     diverged,
     epoch_progress,
@@ -312,7 +314,8 @@ def train_classifier(
 
     train = data.splits["train"]
     weight = weight.to(device) if weight is not None else None
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    smallest = 2 * dist_info.world_size  # every rank's share of the last batch: >= 2 for BN
+    steps_per_epoch = batches_per_epoch(len(train), config.batch_size, smallest)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, head, config.lr, config.backbone_lr_mult),
         lr=config.lr,
@@ -377,8 +380,7 @@ def train_classifier(
             frozen_norms_to_eval(model)
             order = torch.randperm(len(train), generator=generator)
             loss_sum, correct, seen = 0.0, 0.0, 0.0
-            for step, start in enumerate(range(0, len(train), config.batch_size)):
-                batch = order[start : start + config.batch_size]
+            for step, batch in enumerate(batch_slices(order, config.batch_size, smallest)):
                 mine = D.shard(batch, dist_info)
                 optimizer.zero_grad(set_to_none=False)
                 if len(mine):

@@ -36,7 +36,15 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import (
+    batch_slices,
+    batches_per_epoch,
+    diverged,
+    epoch_progress,
+    fingerprint,
+    run_folder,
+    save_epoch,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
@@ -310,7 +318,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         data_keys=("input", "bbox_xyxy"),
     )
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
-    steps = math.ceil(len(train.images) / config.batch_size) * config.epochs
+    steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
     out = run_folder(config.out, "detect")
     out.mkdir(parents=True, exist_ok=True)
@@ -340,7 +348,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         for epoch in range(1, config.epochs + 1):
             model.train()
             total = 0.0
-            for idx in torch.randperm(len(train.images)).split(config.batch_size):
+            for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
                 x, boxes, labels = make_batch(train, idx, config.mirror, augment)
                 targets = assign_targets(boxes, labels, grid, anchors)
                 loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)

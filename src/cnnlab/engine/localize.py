@@ -25,7 +25,15 @@ from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import (
+    batch_slices,
+    batches_per_epoch,
+    diverged,
+    epoch_progress,
+    fingerprint,
+    run_folder,
+    save_epoch,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationNet
@@ -157,7 +165,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
     model = create_model("localizer", **kwargs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
-    steps = math.ceil(len(train_idx) / config.batch_size) * config.epochs
+    steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
     out = run_folder(config.out, "localize")
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +185,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         for epoch in range(1, config.epochs + 1):
             model.train()
             total = 0.0
-            for chunk in train_idx[torch.randperm(len(train_idx))].split(config.batch_size):
+            for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
                 x, target = batch(data, chunk, device, mirror=config.mirror)
                 loss = localization_loss(model.split(model(x)), target, config.loss)
                 if not torch.isfinite(loss):

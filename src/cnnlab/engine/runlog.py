@@ -56,6 +56,22 @@ def fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
+def batch_slices(order: torch.Tensor, batch_size: int, smallest: int = 2) -> list[torch.Tensor]:
+    """``order`` (a permutation of a split's indices) cut into training batches of
+    ``batch_size``, a last batch of fewer than ``smallest`` joined to the one before it: batch
+    norm cannot train on a single image whose maps are 1x1 (a ResNet's last stage at 32 px), and
+    a batch of one would say nothing about the batch's statistics anyway."""
+    chunks = list(order.split(batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) < smallest:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
+def batches_per_epoch(n: int, batch_size: int, smallest: int = 2) -> int:
+    """How many batches :func:`batch_slices` cuts ``n`` images into (a scheduler's steps)."""
+    return len(batch_slices(torch.arange(n), batch_size, smallest))
+
+
 def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bool | None:
     """Whether ``split``, made again for evaluation, differs from the one the checkpoint was
     trained with (``None`` for checkpoints older than the fingerprints); warns when it does,

@@ -45,7 +45,15 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.runlog import diverged, epoch_progress, fingerprint, run_folder, save_epoch
+from cnnlab.engine.runlog import (
+    batch_slices,
+    batches_per_epoch,
+    diverged,
+    epoch_progress,
+    fingerprint,
+    run_folder,
+    save_epoch,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import segmentation_loss
 from cnnlab.models.backbone import input_must_fit
@@ -365,7 +373,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         data_keys=("input", "mask"),
     )
     train = parts["train"]
-    steps = math.ceil(len(train) / config.batch_size) * config.epochs
+    steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
     out = run_folder(config.out, "segment")
     out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +394,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         for epoch in range(1, config.epochs + 1):
             model.train()
             total = 0.0
-            for idx in train[torch.randperm(len(train))].split(config.batch_size):
+            for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
                 x, y = _batch(data, idx, augment)
                 x = x.to(device)
                 if settings.channels_last:
