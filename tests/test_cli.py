@@ -386,6 +386,9 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["classify", "train", "--model", "conv3d_net"], "takes 1x16x32x32 inputs (3-D data), not"),
         (["faces", "train", "--backbone", "conv1d_net"], "takes 1x256 inputs (1-D data), not"),
         (["faces", "train", "--embedding-dim", "1"], "--embedding-dim 1: at least 2"),
+        (["faces", "train", "--method", "cosface", "--mining", "random"], "--mining is for"),
+        (["faces", "train", "--method", "similarity", "--alpha", "0.3"], "--alpha is for"),
+        (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (
             ["classify", "train", "--image-size", "16"],
             "1x16x16 inputs do not fit lenet5 (made for 1x32x32",

@@ -116,6 +116,10 @@ def _summary_table(result: dict[str, Any]) -> Table:
     return table
 
 
+# options that only one --method reads (None when not given: the method's default applies)
+METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface"}
+
+
 def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import numpy as np
 
@@ -125,6 +129,11 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         from cnnlab.engine.faces import FacesConfig, train_faces
 
         config = config_from_args(FacesConfig, args)
+        for option, method in METHOD_OPTIONS.items():  # given for a method that ignores it
+            if getattr(args, option) is not None and config.method != method:
+                raise CnnlabError(
+                    f"--{option} is for --method {method}; {config.method} does not use it"
+                )
         result = train_faces(config, Console(stderr=True, quiet=args.json))
         if not args.json:
             console.print(_summary_table(result))
@@ -246,11 +255,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mining",
         choices=("batch_hard", "batch_all", "semi_hard", "random"),
-        default=d.mining,
-        help="which triplets of each P x K batch the triplet loss trains on",
+        help=f"which triplets of each P x K batch the triplet loss trains on ({d.mining})",
     )
-    p.add_argument("--alpha", type=non_negative_float, default=d.alpha, help="triplet margin")
-    p.add_argument("--margin", type=non_negative_float, default=d.margin, help="cosface margin m")
+    p.add_argument("--alpha", type=non_negative_float, help=f"triplet margin ({d.alpha})")
+    p.add_argument("--margin", type=non_negative_float, help=f"cosface margin m ({d.margin})")
     p.add_argument(
         "--identities",
         choices=("auto", "dihedral", "none"),
