@@ -98,6 +98,22 @@ def test_eval_and_predict(
     assert main(["classify", "predict", "--checkpoint", ckpt, str(folder), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert [r["source"] for r in rows] == [str(folder / "b.png"), str(folder / "more" / "a.png")]
+    assert not any("label" in r for r in rows)  # neither "photos" nor "more" is a class
+    # files under folders named after classes (root/<class>/*.png) carry those labels
+    for i in range(6):
+        label = int(split.labels[i])
+        (tmp_path / "sorted" / str(label)).mkdir(parents=True, exist_ok=True)
+        png = tmp_path / "sorted" / str(label) / f"{i}.png"
+        Image.fromarray((255 - split.images[i, 0]).numpy()).save(png)
+    assert (
+        main(["classify", "predict", "--checkpoint", ckpt, str(tmp_path / "sorted"), "--json"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["label"] for r in out["predictions"]] == [
+        Path(r["source"]).parent.name for r in out["predictions"]
+    ]
+    right = sum(r["prediction"] == r["label"] for r in out["predictions"])
+    assert out["labelled"] == 6 and out["accuracy"] == right / 6
     assert main(["classify", "predict", "--checkpoint", ckpt, str(folder / "more")]) == 0
     capsys.readouterr()
     (tmp_path / "empty").mkdir()

@@ -552,3 +552,15 @@ def test_json_line_is_valid_json_whatever_the_numbers() -> None:
     result["d"] = (np.int64(3),)
     line = json.dumps(json_safe(result), allow_nan=False)
     assert json.loads(line) == {"a": None, "b": [1.0, None], "c": 0.5, "d": [3]}
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_before_or_after_the_command(capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """``cnnlab --json explain iou ...`` (the form the top-level usage shows) used to print the
+    human view only: the command's own --json default overwrote the one given before it."""
+    argv = ["explain", "iou", "--a", "0 0 4 4", "--b", "2 2 6 6"]
+    assert main(["--json", *argv] if where == "before" else [*argv, "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last)["union"] == 28
+    assert main(argv) == 0  # and without it, the human view
+    assert "IoU = 4 / 28" in capsys.readouterr().out

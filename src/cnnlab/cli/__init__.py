@@ -30,17 +30,28 @@ from cnnlab.cli.common import Parser
 from cnnlab.errors import CnnlabError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = Parser(add_help=False)
-    common.add_argument(
+def _global_options(default: Any) -> Parser:
+    """``--json`` and ``--debug``, taken before the command or after it. The commands' copies
+    default to ``SUPPRESS``: a subcommand's own default (False) would otherwise overwrite
+    ``cnnlab --json ...`` (argparse copies every value of the subcommand's namespace)."""
+    options = Parser(add_help=False)
+    options.add_argument(
         "--json",
         action="store_true",
+        default=default,
         help="print one JSON object with the results as the last stdout line",
     )
-    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    options.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks of errors"
+    )
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options(argparse.SUPPRESS)
     parser = Parser(
         prog="cnnlab",
-        parents=[common],
+        parents=[_global_options(False)],
         description="cnnlab: the ideas of a CNN course, implemented for real",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

@@ -147,6 +147,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     labels: list[str | None] | None = None
     if args.images:  # files are decoded and scored a chunk at a time: thousands fit in memory
         sources = list(args.images)
+        labels = folder_labels(sources, meta["class_names"])
         chunks = (
             P.preprocess_files(sources[i : i + CHUNK], meta) for i in range(0, len(sources), CHUNK)
         )
@@ -172,7 +173,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
             title=f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
         )
         runners_up = min(args.top_k, len(meta["class_names"])) - 1
-        columns = ["source", "prediction", "probability", "label"]
+        labelled = [r for r in rows if "label" in r]
+        columns = ["source", "prediction", "probability"] + (["label"] if labelled else [])
         for col in columns + ([f"next {runners_up}"] if runners_up else []):
             table.add_column(col)
         for r in rows:
@@ -181,11 +183,28 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 r["source"],
                 r["prediction"],
                 f"{r['probability']:.3f}",
-                r.get("label", ""),
+                *([r.get("label", "")] if labelled else []),
                 *([others] if runners_up else []),
             )
         console.print(table)
-    return {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
+    result: dict[str, Any] = {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
+    labelled = [r for r in rows if "label" in r]
+    if labelled:
+        right = sum(r["prediction"] == r["label"] for r in labelled)
+        result["labelled"], result["accuracy"] = len(labelled), right / len(labelled)
+        if not args.json:
+            console.print(
+                f"{right} of {len(labelled)} labelled images right ({right / len(labelled):.2%})"
+                + ("; the label of a file is its folder's name" if args.images else "")
+            )
+    return result
+
+
+def folder_labels(paths: list[str], class_names: list[str]) -> list[str | None]:
+    """Each file's label where its folder is named after one of the classes (the
+    ``root/<class>/*.png`` layout training reads), else ``None``."""
+    known = set(class_names)
+    return [name if (name := Path(p).parent.name) in known else None for p in paths]
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:
