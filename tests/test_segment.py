@@ -15,6 +15,7 @@ import cnnlab
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_masks
 from cnnlab.engine.segment import (
+    VOID,
     confusion_matrix,
     folder_segmentation,
     scenes_segmentation,
@@ -79,6 +80,33 @@ def test_losses() -> None:
     )
 
 
+def test_void_pixels_are_neither_trained_on_nor_scored() -> None:
+    """VOC's 255 border: the losses and the confusion matrix see the labelled pixels only."""
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2, 8, 8))
+    labels[:, 2:5, 3:6] = VOID
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    labelled = labels != VOID
+    ce = segmentation_loss(logits, labels, "ce")
+    flat = logits.permute(0, 2, 3, 1)[labelled]  # (n, 3) the labelled pixels' scores
+    assert ce.item() == pytest.approx(F.cross_entropy(flat, labels[labelled]).item(), rel=1e-6)
+    for kind in ("ce", "dice"):  # scores at void pixels change nothing and get no gradient
+        loss = segmentation_loss(logits, labels, kind)
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert grad.permute(0, 2, 3, 1)[~labelled].abs().max() == 0
+        moved = logits.detach().clone()
+        moved.permute(0, 2, 3, 1)[~labelled] += 10 * torch.randn(int((~labelled).sum()), 3)
+        assert segmentation_loss(moved, labels, kind) == pytest.approx(loss.item(), rel=1e-6)
+    # dice over the labelled pixels = dice of those pixels alone, laid out as one row
+    one_row = dice_loss(flat.detach().T[None, :, None, :], labels[labelled][None, None, :])
+    dice = segmentation_loss(logits, labels, "dice").item()
+    assert dice == pytest.approx(one_row.item(), rel=1e-6)
+    assert segmentation_loss(logits, torch.full_like(labels, VOID), "ce+dice") == 0  # not NaN
+    target = torch.tensor([[0, VOID, 1], [2, 2, VOID]])
+    pred = torch.tensor([[0, 1, 1], [2, 0, 0]])
+    assert confusion_matrix(pred, target, 3).tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+
+
 def test_overfit_one_batch() -> None:
     data = scenes_segmentation(4, image_size=32, seed=1)
     model = cnnlab.create_model("unet", depth=3, base_width=8)
@@ -127,8 +155,16 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     Image.fromarray(binary).save(root / "masks" / "000001.png")  # mode "1": classes 0 and 1
     read = folder_segmentation(root, 32).masks[1]
     assert read.unique().tolist() == [0, 1] and read.bool().equal(torch.from_numpy(binary))
+    # 255 is VOC's "void" (nobody labelled it): kept as such; but when every mask holds only 0
+    # and 255, they are black-and-white masks stored the wrong way round: an error
     Image.fromarray(binary.astype(np.uint8) * 255).save(root / "masks" / "000001.png")
-    with pytest.raises(CnnlabError, match=r"class index 255 .* black and white \(0/255\)"):
+    assert folder_segmentation(root, 32).masks[1].unique().tolist() == [0, VOID]
+    for path in (root / "masks").glob("*.png"):
+        size = Image.open(root / "images" / path.name).size
+        Image.fromarray(binary.astype(np.uint8) * 255).resize(size, Image.NEAREST).save(path)
+    with pytest.raises(
+        CnnlabError, match=r"masks: the masks hold only 0 and 255.* indices 0 and 1"
+    ):
         folder_segmentation(root)
 
 
@@ -513,3 +549,30 @@ def test_unet_paper_trains_on_rgb_scenes(
     assert exported.max_abs_diff < 1e-4  # the graph holds the mirroring and the cut
     session, _ = onnx_session(exported.path)
     assert onnx_predict(session, torch.randn(2, 3, 32, 32)).shape == (2, 4, 32, 32)
+
+
+def test_training_on_masks_with_voc_void_borders(tmp_path: Path) -> None:
+    """A mask folder as VOC draws it: a 255 border around every object, trained on as not
+    labelled (before: "class index 255 is not in classes.txt")."""
+    from skimage.segmentation import find_boundaries
+
+    from cnnlab.engine.segment import pixel_counts
+
+    root = write_masks(make_scenes(12, seed=3, image_size=32), tmp_path / "voc_like")
+    for path in sorted((root / "masks").glob("*.png")):
+        with Image.open(path) as m:
+            mask, palette = np.array(m), m.getpalette()
+        mask[find_boundaries(mask, mode="inner") & (mask > 0)] = VOID
+        painted = Image.fromarray(mask, mode="P")
+        painted.putpalette(palette)
+        painted.save(path)
+    data = folder_segmentation(root, 32)
+    void = data.masks == VOID
+    assert void.any()
+    every = torch.arange(len(data.masks))
+    counts = pixel_counts(data, every)
+    assert counts.sum() == (~void).sum()  # void pixels are no class's pixels
+    run = tmp_path / "run"
+    args = ["segment", "train", "--data", str(root), "--image-size", "32", "--epochs", "1"]
+    assert main([*args, "--class-weights", "balanced", "--out", str(run)]) == 0
+    assert main(["segment", "eval", "--checkpoint", str(run / "best.pt")]) == 0

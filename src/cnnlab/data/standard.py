@@ -325,12 +325,12 @@ def _pets_splits(annotations: Path, stems: list[str], seed: int) -> dict[str, to
 
 def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
     """Pascal VOC semantic segmentation: ``SegmentationClass/*.png`` (palette indices 0 =
-    background, 1-20 the classes, 255 = the "void" border, mapped to background here) with their
+    background, 1-20 the classes, 255 = the "void" border, neither trained on nor scored) with their
     ``JPEGImages``, split as VOC splits it (``ImageSets/Segmentation``: train and val)."""
     from PIL import Image
 
     from cnnlab.data.folder import image_to_uint8
-    from cnnlab.engine.segment import SegmentationData
+    from cnnlab.engine.segment import VOID, SegmentationData
 
     year = name.removeprefix("voc")
     base = require(name, root) / "VOCdevkit" / f"VOC{year}"
@@ -346,9 +346,9 @@ def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
             if m.mode != "P":
                 raise CnnlabError(f"{png}: expected a palette PNG of class indices")
             arr = np.array(m.resize((image_size, image_size), Image.Resampling.NEAREST))
-        arr[arr == 255] = 0
-        if arr.max() > len(VOC_CLASSES):
-            raise CnnlabError(f"{png}: class index {int(arr.max())} is not a VOC class")
+        unknown = arr[(arr > len(VOC_CLASSES)) & (arr != VOID)]
+        if unknown.size:
+            raise CnnlabError(f"{png}: class index {int(unknown.max())} is not a VOC class")
         masks.append(torch.from_numpy(arr.astype(np.int64)))
     splits = voc_splits(base, "Segmentation", [png.stem for png in pngs])
     return SegmentationData(

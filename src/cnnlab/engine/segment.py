@@ -2,7 +2,9 @@
 
 Metrics come from one confusion matrix (rows: true class, columns: predicted) accumulated over
 the pixels: per-class IoU ``TP / (TP + FP + FN)``, mean IoU, per-class Dice
-``2 TP / (2 TP + FP + FN)``, and pixel accuracy ``trace / total``.
+``2 TP / (2 TP + FP + FN)``, and pixel accuracy ``trace / total``. Pixels labelled
+:data:`VOID` (255, Pascal VOC's border around each object) are neither trained on nor scored,
+as in VOC's own evaluation.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from cnnlab.engine.runlog import (
     save_epoch,
 )
 from cnnlab.errors import CnnlabError
-from cnnlab.losses.segmentation import segmentation_loss
+from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import input_must_fit
 from cnnlab.models.unet import at_input_size
 from cnnlab.registry import create_model, require_task
@@ -79,7 +81,7 @@ PALETTE = np.array(
 @dataclass(frozen=True)
 class SegmentationData:
     images: torch.Tensor  # (N, 3, H, W) uint8
-    masks: torch.Tensor  # (N, H, W) int64 class per pixel, 0 = background
+    masks: torch.Tensor  # (N, H, W) int64 class per pixel, 0 = background, VOID = not labelled
     class_names: list[str]  # background first
     splits: dict[str, torch.Tensor] | None = None  # a folder's own train/val(/test), if any
 
@@ -96,8 +98,8 @@ def scenes_segmentation(
 
 
 def folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
-    """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray) and
-    ``root/classes.txt`` (background first); or split into ``images/train/``, ``masks/train/``,
+    """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray;
+    255 = not labelled, as in VOC) and ``root/classes.txt`` (background first); or split into ``images/train/``, ``masks/train/``,
     ... or ``train/images/``, ``train/masks/``, ... (:mod:`cnnlab.data.split_folders`), whose
     folders are then the splits. Each mask must have its image's size and known indices; both
     are resized to ``image_size x image_size`` (the image bilinear, the mask nearest-neighbour, so
@@ -147,20 +149,23 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
                     f"{path.name} is {img.size[0]}x{img.size[1]}"
                 )
             mask = np.asarray(mask.resize((image_size, image_size), Image.Resampling.NEAREST))
-        if mask.max() >= len(names):
-            hint = (
-                "; it looks black and white (0/255): store the class indices 0 and 1"
-                if set(np.unique(mask).tolist()) <= {0, 255}
-                else ""
-            )
+        unknown = mask[(mask >= len(names)) & (mask != VOID)]
+        if unknown.size:
             raise CnnlabError(
-                f"{mask_path}: class index {int(mask.max())} is not in "
-                f"classes.txt ({len(names)} classes){hint}"
+                f"{mask_path}: class index {int(unknown.max())} is not in "
+                f"classes.txt ({len(names)} classes; {VOID} marks pixels nobody labelled)"
             )
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
         masks.append(torch.from_numpy(mask.astype(np.int64)))
+    stacked = torch.stack(masks)
+    if len(names) > 1 and not ((stacked > 0) & (stacked != VOID)).any() and (stacked == VOID).any():
+        raise CnnlabError(
+            f"{root / 'masks'}: the masks hold only 0 and {VOID}, and {VOID} means a pixel "
+            "nobody labelled (VOC's void); black-and-white masks must store the class indices "
+            "0 and 1"
+        )
     splits = given_splits([split for _, _, split in files])
-    return SegmentationData(torch.stack(images), torch.stack(masks), names, splits)
+    return SegmentationData(torch.stack(images), stacked, names, splits)
 
 
 def yolo_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
@@ -226,8 +231,10 @@ def coco_segmentation(
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
-    """``(k, k)`` counts, rows true class, columns predicted."""
-    return torch.bincount((target.flatten() * k + pred.flatten()), minlength=k * k).view(k, k)
+    """``(k, k)`` counts, rows true class, columns predicted; :data:`VOID` pixels left out."""
+    scored = target != VOID
+    cells = target[scored] * k + pred[scored]
+    return torch.bincount(cells, minlength=k * k).view(k, k)
 
 
 def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
@@ -332,10 +339,11 @@ def evaluate_segmenter(
 def pixel_counts(data: SegmentationData, idx: torch.Tensor) -> torch.Tensor:
     """``(k,)`` pixels of each class in the maps ``idx`` (for balanced class weights)."""
     k = len(data.class_names)
-    return sum(
-        (torch.bincount(data.masks[part].flatten(), minlength=k) for part in idx.split(256)),
-        torch.zeros(k, dtype=torch.int64),
-    )
+    counts = torch.zeros(k, dtype=torch.int64)
+    for part in idx.split(256):
+        labels = data.masks[part]
+        counts += torch.bincount(labels[labels != VOID], minlength=k)
+    return counts
 
 
 def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
