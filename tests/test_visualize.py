@@ -152,3 +152,31 @@ def test_cli_with_a_scene_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixtu
     layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     assert len(layers) == 2 and layers[0]["receptive_field"] < layers[1]["receptive_field"]
     assert out.stat().st_size > 3000
+
+
+def test_patches_of_a_model_that_pads_its_input() -> None:
+    """The padded U-Net pads a 36 px image to 48 (a multiple of 2^depth) before its encoder, so
+    a unit's strongest position can lie past the image plus one receptive field: its patch is
+    cropped with zeros there, at full size (it was an empty crop and a stack error)."""
+    from cnnlab.engine.visualize import strongest_units
+
+    torch.manual_seed(0)
+    model = cnnlab.create_model("unet", num_classes=2, in_channels=3).eval()
+    images = torch.randn(6, 3, 36, 36)
+    geometry = [g for g in layer_geometry(model, (3, 36, 36)) if g.kind == "Conv2d"]
+    strongest = strongest_units(model, [g.name for g in geometry], images)
+    beyond = 0
+    for g in geometry:
+        for unit in range(g.channels):
+            patches, where = top_patches(
+                model, g.name, unit, images, g, k=4, strongest=strongest[g.name]
+            )
+            assert patches.shape == (4, 3, g.rf, g.rf)
+            for patch, (n, row, col) in zip(patches, where, strict=True):
+                (y0, y1), (x0, x1) = g.field(row), g.field(col)
+                inside = images[n, :, max(y0, 0) : y1, max(x0, 0) : x1]  # the part in the image
+                top, left = max(0, -y0), max(0, -x0)
+                got = patch[:, top : top + inside.shape[1], left : left + inside.shape[2]]
+                assert torch.equal(got, inside)
+                beyond += y1 > 36 + g.rf or x1 > 36 + g.rf
+    assert beyond  # the case the fix is for did occur

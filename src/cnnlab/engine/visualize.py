@@ -143,15 +143,21 @@ def top_patches(
     pass has found them for many units."""
     if strongest is None:
         strongest = strongest_units(model, [layer], images, batch_size)[layer]
-    order = strongest.value[:, unit].argsort(descending=True)[:k]
-    pad = geometry.rf
-    padded = F.pad(images, (pad, pad, pad, pad))
-    crops, where = [], []
-    for n in order.tolist():
-        row, col = strongest.row[n, unit].item(), strongest.col[n, unit].item()
-        (y0, y1), (x0, x1) = geometry.field(row), geometry.field(col)
-        crops.append(padded[n, :, y0 + pad : y1 + pad, x0 + pad : x1 + pad])
-        where.append((n, row, col))
+    order = strongest.value[:, unit].argsort(descending=True)[:k].tolist()
+    where = [(n, int(strongest.row[n, unit]), int(strongest.col[n, unit])) for n in order]
+    fields = [(geometry.field(row), geometry.field(col)) for _, row, col in where]
+    # zeros wide enough for every field: a field reaches past the image by up to rf at the
+    # borders, and further where the model pads its input (the padded U-Net, to 2^depth)
+    h, w = images.shape[-2:]
+    top = max(0, *(-y0 for (y0, _), _ in fields))
+    left = max(0, *(-x0 for _, (x0, _) in fields))
+    bottom = max(0, *(y1 - h for (_, y1), _ in fields))
+    right = max(0, *(x1 - w for _, (_, x1) in fields))
+    padded = F.pad(images[order], (left, right, top, bottom))
+    crops = [
+        padded[i, :, y0 + top : y1 + top, x0 + left : x1 + left]
+        for i, ((y0, y1), (x0, x1)) in enumerate(fields)
+    ]
     return torch.stack(crops), where
 
 
