@@ -357,6 +357,7 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["summary", "resnet9000"], "unknown model"),
         (["summary", "lenet5", "--input", "1x8x8"], "does not fit"),
         (["summary", "lenet5", "--input", "1xAx8"], "expected sizes"),
+        (["summary", "conv3d_net", "--input", "3x97x97"], "does not fit conv3d_net"),
         (["classify", "train", "--epochs", "0"], "--epochs"),
         (["classify", "train", "--lr", "-1", "--out", "/nonexistent/never"], "--lr"),
         (["classify", "train", "--model", "nope"], "unknown model"),

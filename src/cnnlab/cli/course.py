@@ -108,7 +108,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     shape = args.input or getattr(model, "default_input_size", entry.input_size)
     try:
         summary = summarize(model, shape, args.model, show_all=args.all)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # ValueError: batch norm given the wrong rank
         first = str(exc).strip().splitlines()[0][:160]
         raise CnnlabError(
             f"input {'x'.join(map(str, shape))} does not fit {args.model} "

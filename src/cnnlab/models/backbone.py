@@ -40,10 +40,11 @@ def check_input_fits(model: nn.Module, input_size: tuple[int, ...], name: str) -
 @contextlib.contextmanager
 def input_must_fit(name: str, input_size: tuple[int, ...]) -> Iterator[None]:
     """Turn the ``RuntimeError`` of a forward pass on an input the model cannot take (a 5x5
-    kernel over a 4x4 map) into one :class:`CnnlabError` line naming the size."""
+    kernel over a 4x4 map), or batch norm's ``ValueError`` (a 3-D volume net given an image),
+    into one :class:`CnnlabError` line naming the size."""
     try:
         yield
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160]
         size = "x".join(map(str, input_size))
         raise CnnlabError(
