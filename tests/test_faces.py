@@ -547,6 +547,11 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--unseen", "cy,di", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["identification_1_shot"] <= 1 and result["tau"] > 0
+    # faces want more than 32 px with a deeper backbone: --image-size reaches the encoder
+    big = ["--image-size", "64", "--backbone", "resnet18", "--pool-size", "2"]
+    assert main([*argv, *big, "--unseen", "cy,di", "--out", str(tmp_path / "r64")]) == 0
+    ckpt = torch.load(tmp_path / "r64" / "best.pt", weights_only=True)
+    assert ckpt["input_size"][-2:] == [64, 64]
     few = tmp_path / "few"  # two people to train on with one image each: too few
     for person, n in (("e1", 1), ("e2", 1), ("cy", 3), ("di", 3)):
         (few / person).mkdir(parents=True)

@@ -302,6 +302,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--steps", type=positive_int, default=d.steps, help="optimisation steps")
     p.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=d.image_size,
+        help="images are resized to NxN (faces: 64 or more for a deeper --backbone)",
+    )
+    p.add_argument(
         "--members",
         type=positive_int,
         default=d.members,
