@@ -101,10 +101,10 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray;
     255 = not labelled, as in VOC) and ``root/classes.txt`` (background first); or split into
     ``images/train/``, ``masks/train/``, ... or ``train/images/``, ``train/masks/``, ...
-    (:mod:`cnnlab.data.split_folders`), whose
-    folders are then the splits. Each mask must have its image's size and known indices; both
-    are resized to ``image_size x image_size`` (the image bilinear, the mask nearest-neighbour, so
-    it keeps class indices), as the detection folders are."""
+    (:mod:`cnnlab.data.split_folders`), whose folders are then the splits. Each mask must have
+    its image's size and known indices; both are resized to ``image_size x image_size`` (the
+    image bilinear, the mask nearest-neighbour, so it keeps class indices), as the detection
+    folders are."""
     root = Path(root)
     if not root.is_dir():
         raise CnnlabError(
