@@ -315,9 +315,9 @@ def test_cifar100_reads_the_fine_label(server, monkeypatch, tmp_path: Path) -> N
         load_standard_classification("cifar100", root)
 
 
-def test_voc_segmentation_maps_void_to_background(server, monkeypatch, tmp_path: Path) -> None:
-    """VOC masks are palette PNGs of class indices; 255 (the object borders) counts as background,
-    and an RGB-coloured mask is refused, naming the file."""
+def test_voc_segmentation_keeps_void_out(server, monkeypatch, tmp_path: Path) -> None:
+    """VOC masks are palette PNGs of class indices; 255 (the object borders) stays "void", which
+    training and scoring leave out, and an RGB-coloured mask is refused, naming the file."""
     url, files = server
     rng = np.random.default_rng(5)
     members = {}
@@ -346,7 +346,7 @@ def test_voc_segmentation_maps_void_to_background(server, monkeypatch, tmp_path:
     assert seg.class_names[0] == "background" and seg.class_names[15] == "person"
     assert seg.images.shape == (6, 3, 64, 64) and seg.masks.shape == (6, 64, 64)
     assert seg.masks[0, 25, 30] == 15 and seg.masks[0, 0, 0] == 0
-    assert set(seg.masks.unique().tolist()) == {0, 15}  # the 255 border became background
+    assert set(seg.masks.unique().tolist()) == {0, 15, 255}  # the border stays void
     assert {k: v.tolist() for k, v in seg.splits.items()} == {"train": [0, 2, 4, 5], "val": [1, 3]}
     assert (
         main(
