@@ -291,3 +291,48 @@ def test_every_task_config_is_checked_on_creation(config: str, bad: dict, messag
     module, name = config.split(":")
     with pytest.raises(CnnlabError, match=message):
         getattr(importlib.import_module(module), name)(**bad)
+
+
+def test_eval_on_other_labelled_data(
+    run_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`classify eval --data`: the digits' test split written out as a user's folder (dark ink
+    on white, class folders, one class left out and the rest renamed in no order) scores
+    exactly as the run's own test split, image for image."""
+    ckpt = str(run_dir / "best.pt")
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--json"]) == 0
+    own = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    test = load_digits().splits["test"]
+    root = tmp_path / "new_scans"
+    for i, (image, label) in enumerate(zip(test.images, test.labels, strict=True)):
+        (root / str(int(label))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - image[0].numpy()).save(root / str(int(label)) / f"{i}.png")
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--data", str(root), "--json"]) == 0
+    other = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert other["split"] == "all" and other["count"] == own["count"]
+    assert other["data_changed"] is None  # not the run's data: nothing to compare
+    assert other["confusion"] == own["confusion"] and other["accuracy"] == own["accuracy"]
+    # a folder with fewer classes is fine; the named dataset itself too (its --split)
+    import shutil
+
+    shutil.rmtree(root / "3")
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--data", str(root), "--json"]) == 0
+    fewer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fewer["count"] == own["count"] - int((test.labels == 3).sum())
+    argv = ["classify", "eval", "--checkpoint", ckpt, "--data", "digits", "--json"]
+    assert main(argv) == 0
+    named = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert named["confusion"] == own["confusion"]
+    # a class the checkpoint does not know, and split folders without the asked split
+    (root / "cat").mkdir()
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--data", str(root)]) == 2
+    assert "cat: a class unknown to the checkpoint (its classes: 0, 1" in capsys.readouterr().err
+    (root / "cat").rmdir()
+    (tmp_path / "split" / "val").mkdir(parents=True)
+    shutil.move(str(root / "5"), tmp_path / "split" / "val" / "5")
+    argv = ["classify", "eval", "--checkpoint", ckpt, "--data", str(tmp_path / "split")]
+    assert main(argv) == 2
+    assert "has no test folder (its folders name val)" in capsys.readouterr().err
+    assert main([*argv, "--split", "val", "--json"]) == 0
+    val = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert val["split"] == "val" and val["count"] == int((test.labels == 5).sum())

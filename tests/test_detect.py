@@ -352,3 +352,44 @@ def test_ignored_boxes_count_neither_way() -> None:
         "labels": torch.tensor([0, 0]),
     }
     assert coco_evaluate([both], [ignored], 1)["map_50"] == pytest.approx(1.0)
+
+
+def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`detect eval --data`: the same scenes as a YOLO folder whose classes.txt lists the
+    classes in another order (labels renumbered to match) score exactly as the original, and
+    the COCO export of them too; every image is scored; an unknown class is a one-line error."""
+    import shutil
+
+    scenes = make_scenes(16, seed=8, image_size=64, min_objects=1)
+    root = write_yolo(scenes, tmp_path / "y")
+    run = tmp_path / "run"
+    argv = ["detect", "train", "--data", str(root), "--image-size", "64", "--epochs", "2"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+
+    def score(data: Path) -> dict:
+        argv = ["detect", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(data)]
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    original = score(root)
+    assert original["split"] == "all" and original["images"] == 16
+    assert original["map_50"] > 0  # some boxes found: the comparisons below can fail
+    names = (root / "classes.txt").read_text().split()
+    order = names[::-1]  # classes.txt reversed; each label line renumbered to match
+    moved = tmp_path / "reordered"
+    shutil.copytree(root, moved)
+    (moved / "classes.txt").write_text("\n".join(order) + "\n")
+    for label_file in (moved / "labels").glob("*.txt"):
+        lines = [line.split() for line in label_file.read_text().splitlines() if line.strip()]
+        label_file.write_text(
+            "".join(" ".join([str(order.index(names[int(c)])), *rest]) + "\n" for c, *rest in lines)
+        )
+    reordered = score(moved)
+    assert reordered["map"] == original["map"] and reordered["map_50"] == original["map_50"]
+    coco = score(write_coco(scenes, tmp_path / "c"))
+    assert coco["map"] == pytest.approx(original["map"])
+    (moved / "classes.txt").write_text("\n".join(["zebra", *order[1:]]) + "\n")
+    argv = ["detect", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(moved)]
+    assert main(argv) == 2
+    assert "class(es) zebra unknown to the checkpoint" in capsys.readouterr().err

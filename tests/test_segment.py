@@ -576,3 +576,46 @@ def test_training_on_masks_with_voc_void_borders(tmp_path: Path) -> None:
     args = ["segment", "train", "--data", str(root), "--image-size", "32", "--epochs", "1"]
     assert main([*args, "--class-weights", "balanced", "--out", str(run)]) == 0
     assert main(["segment", "eval", "--checkpoint", str(run / "best.pt")]) == 0
+
+
+def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`segment eval --data`: the same scenes as a mask folder whose classes.txt lists the
+    object classes in another order (mask indices renumbered to match) score exactly as the
+    original, and as their COCO and YOLO-polygon exports come close; an unknown class is an
+    error."""
+    import shutil
+
+    from cnnlab.data.scenes import write_coco
+
+    scenes = make_scenes(12, seed=4, image_size=32)
+    root = write_masks(scenes, tmp_path / "m")
+    run = tmp_path / "run"
+    argv = ["segment", "train", "--data", str(root), "--image-size", "32", "--epochs", "2"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+
+    def score(data: Path) -> dict:
+        argv = ["segment", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(data)]
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    original = score(root)
+    assert original["split"] == "all" and original["images"] == 12
+    assert 0 < original["pixel_accuracy"] < 1
+    names = (root / "classes.txt").read_text().split()
+    order = [names[0], *names[:0:-1]]  # background first, the object classes reversed
+    moved = tmp_path / "reordered"
+    shutil.copytree(root, moved)
+    (moved / "classes.txt").write_text("\n".join(order) + "\n")
+    lookup = np.array([order.index(n) for n in names], np.uint8)
+    for path in (moved / "masks").glob("*.png"):
+        Image.fromarray(lookup[np.array(Image.open(path))]).save(path)
+    reordered = score(moved)
+    for key in ("per_class_iou", "mean_iou", "pixel_accuracy"):
+        assert reordered[key] == pytest.approx(original[key], abs=1e-12), key
+    coco = score(write_coco(scenes, tmp_path / "c"))
+    assert coco["pixel_accuracy"] == pytest.approx(original["pixel_accuracy"], abs=0.02)
+    (moved / "classes.txt").write_text("\n".join(["background", "zebra", *order[2:]]) + "\n")
+    argv = ["segment", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(moved)]
+    assert main(argv) == 2
+    assert "class(es) zebra unknown to the checkpoint" in capsys.readouterr().err

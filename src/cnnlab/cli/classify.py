@@ -13,6 +13,7 @@ from cnnlab.cli.common import (
     Parser,
     add_checkpoint_split,
     add_device,
+    add_eval_data,
     add_image_files,
     config_from_args,
     data_change_reported,
@@ -60,9 +61,12 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.classify import evaluate_checkpoint
 
     with data_change_reported() as changes:
-        result, ckpt = evaluate_checkpoint(args.checkpoint, args.split, args.device)
-    out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": args.split} | result.to_dict()
-    out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt else None
+        result, ckpt, scored = evaluate_checkpoint(
+            args.checkpoint, args.split, args.device, args.data
+        )
+    out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": scored} | result.to_dict()
+    out["data"] = args.data or ckpt.get("config", {}).get("data")
+    out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt and not args.data else None
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix
 
@@ -70,13 +74,13 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
             plot_confusion_matrix(
                 result.confusion,
                 ckpt["class_names"],
-                Path(args.out) / f"confusion_{args.split}.png",
-                title=f"{ckpt['model']} on {args.split} (accuracy {result.accuracy:.2%})",
+                Path(args.out) / f"confusion_{scored}.png",
+                title=f"{ckpt['model']} on {scored} (accuracy {result.accuracy:.2%})",
             )
         )
     if not args.json:
         console.print(
-            f"{args.split}: accuracy {result.accuracy:.2%}{_balanced(result.per_class)}, "
+            f"{scored}: accuracy {result.accuracy:.2%}{_balanced(result.per_class)}, "
             f"loss {result.loss:.4f} on {result.count} images"
         )
         console.print(per_class_table(result.per_class, ckpt["class_names"]))
@@ -357,6 +361,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = what.add_parser("eval", parents=[common], help="score a checkpoint on a split")
     add_checkpoint_split(p)
+    add_eval_data(p, "a folder of class folders, or digits, mnist, ...")
     add_device(p)
     p.add_argument("--out", help="folder for a confusion-matrix PNG")
     p.set_defaults(handler=cmd_classify_eval)

@@ -172,6 +172,16 @@ def add_checkpoint_split(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_eval_data(parser: argparse.ArgumentParser, kinds: str) -> None:
+    """``--data`` of an eval command: other labelled data to score (:mod:`cnnlab.engine.eval_data`:
+    classes matched by name; every image, or ``--split`` of data with split folders)."""
+    parser.add_argument(
+        "--data",
+        help=f"score other labelled data instead ({kinds}; the same class names): all of "
+        "it, or --split where it has train/val/test folders",
+    )
+
+
 def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     """``--epochs --batch-size --lr --seed --device --out`` with the defaults of the settings
     dataclass ``d`` (localize, detect and segment train)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from cnnlab.cli.common import (
     Parser,
     add_checkpoint_split,
     add_device,
+    add_eval_data,
     add_image_files,
     add_schedule,
     config_from_args,
@@ -181,11 +183,18 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
     return result
 
 
-def _detect_eval_data(ckpt: dict[str, Any], split: str) -> Any:
-    from cnnlab.engine.detect import DetectConfig, load_detection_data, split_of
+def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tuple[Any, str]:
+    """The split of the run's own data, or (``--data``) other labelled data: every image, or
+    ``split`` where it has split folders, its classes renumbered to the checkpoint's."""
+    from cnnlab.engine.detect import DetectConfig, load_detection_data, relabelled, split_of
+    from cnnlab.engine.eval_data import scored_indices
 
     config = DetectConfig(**ckpt["config"])
-    return split_of(load_detection_data(config), config.seed, split, config.data)
+    if not other:
+        return split_of(load_detection_data(config), config.seed, split, config.data), split
+    data = relabelled(load_detection_data(replace(config, data=other)), ckpt["class_names"], other)
+    idx, scored = scored_indices(data.splits, len(data.images), split, other)
+    return data.subset(idx), scored
 
 
 def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -196,21 +205,23 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     device = resolve_device(args.device)
-    data = _detect_eval_data(ckpt, args.split)
-    changed = split_changed(ckpt, args.split, data.images)
+    data, scored = _detect_eval_data(ckpt, args.split, args.data)
+    changed = None if args.data else split_changed(ckpt, args.split, data.images)
     ev = evaluate_detector(model.to(device), data, device)
     out = {
         "checkpoint": args.checkpoint,
-        "split": args.split,
+        "data": args.data or ckpt["config"]["data"],
+        "split": scored,
+        "images": len(data.images),
         "map_50": ev["map_50"],
         "map": ev["map"],
         "map_75": ev["map_75"],
         "data_changed": changed,
     }
     if args.out:
-        out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{args.split}.png"))
+        out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{scored}.png"))
     if not args.json:
-        console.print(f"{args.split}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
+        console.print(f"{scored}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
     return out
 
 
@@ -322,23 +333,25 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
 def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.segment import (
-        SegmentConfig,
-        _load,
-        evaluate_segmenter,
-    )
+    from cnnlab.engine.eval_data import scored_indices
+    from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter, relabelled
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
-    data = _load(config)
-    parts = own_or_seeded(data.splits, len(data.images), config.seed)
-    idx = require_split(parts, args.split, config.data)
     device = resolve_device(args.device)
-    changed = split_changed(ckpt, args.split, data.images[idx])
+    if args.data:  # another labelled set: classes by name, every image unless it has splits
+        data = relabelled(_load(replace(config, data=args.data)), ckpt["class_names"], args.data)
+        idx, scored = scored_indices(data.splits, len(data.images), args.split, args.data)
+        changed = None
+    else:
+        data = _load(config)
+        parts = own_or_seeded(data.splits, len(data.images), config.seed)
+        idx, scored = require_split(parts, args.split, config.data), args.split
+        changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)
     if not args.json:
         console.print(
-            f"{args.split}: mean IoU {metrics['mean_iou']:.3f}, per class "
+            f"{scored}: mean IoU {metrics['mean_iou']:.3f}, per class "
             + ", ".join(
                 f"{n} {v:.3f}"
                 for n, v in zip(ckpt["class_names"], metrics["per_class_iou"], strict=True)
@@ -346,7 +359,9 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         )
     return {
         "checkpoint": args.checkpoint,
-        "split": args.split,
+        "data": args.data or config.data,
+        "split": scored,
+        "images": len(idx),
         **metrics,
         "data_changed": changed,
     }
@@ -476,6 +491,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_detect_train)
     p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
     add_checkpoint_split(p)
+    add_eval_data(p, "a YOLO folder or data.yaml, or a COCO .json")
     add_device(p)
     p.add_argument("--out", help="folder for the precision-recall PNG")
     p.set_defaults(handler=cmd_detect_eval)
@@ -550,6 +566,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_segment_train)
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
     add_checkpoint_split(p)
+    add_eval_data(p, "a mask folder, a COCO .json or a YOLO segmentation folder")
     add_device(p)
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")

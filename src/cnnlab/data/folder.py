@@ -208,3 +208,42 @@ def load_image_folder(
         }
     mean, std = channel_stats(splits["train"].images)
     return ClassificationData(str(root), splits, class_names, mean, std, skipped=skipped)
+
+
+def load_labelled_folder(
+    root: Path,
+    class_names: list[str],
+    split: str,
+    *,
+    image_size: int,
+    channels: int,
+    resize: str = "center-crop",
+    strict: bool = False,
+) -> tuple[Split, str, list[str]]:
+    """A checkpoint's scoring set from a folder of class folders, labelled with ``class_names``'
+    indices (:mod:`cnnlab.engine.eval_data`): every image under ``root/<class>/``, or, where
+    ``root`` has split folders (``train/``, ``val/`` or ``valid/``, ``test/``), those under
+    ``split``'s. A folder may hold fewer classes than ``class_names``, not others. Returns the
+    images, what was scored (``all`` or ``split``) and the files skipped as unreadable."""
+    if not root.is_dir():
+        raise CnnlabError(f"{root}: not a folder of class folders")
+    splits = {SPLIT_FOLDERS[p.name]: p for p in _class_dirs(root) if p.name in SPLIT_FOLDERS}
+    folder, scored = (root, "all") if not splits else (splits.get(split), split)
+    if folder is None:
+        raise CnnlabError(
+            f"{root} has no {split} folder (its folders name {', '.join(sorted(splits))})"
+        )
+    unknown = [p for p in _class_dirs(folder) if p.name not in class_names]
+    if unknown:
+        shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+        raise CnnlabError(f"{unknown[0]}: a class unknown to the checkpoint (its classes: {shown})")
+    files = _scan(folder, class_names)
+    require_image_memory(len(files), image_size, root, channels)
+    skipped: list[str] = []
+    images, labels = _decode(files, image_size, channels, resize, strict, skipped)
+    if not images:
+        raise CnnlabError(
+            f"{folder}: no usable image in class folders named after the checkpoint's classes"
+            + (f" ({len(skipped)} unreadable)" if skipped else "")
+        )
+    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), scored, skipped

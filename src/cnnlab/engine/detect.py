@@ -85,6 +85,16 @@ class DetectionData:
         return self.boxes[k][keep], self.labels[k][keep]
 
 
+def relabelled(data: DetectionData, known: list[str], source: str) -> DetectionData:
+    """``data`` with its box labels renumbered to a checkpoint's classes ``known`` (matched by
+    name, :func:`cnnlab.engine.eval_data.class_lookup`)."""
+    from cnnlab.engine.eval_data import class_lookup
+
+    lookup = class_lookup(data.class_names, known, source)
+    labels = [lookup[lab] for lab in data.labels]
+    return DetectionData(data.images, data.boxes, labels, list(known), data.splits, data.difficult)
+
+
 def scenes_data(
     n: int, image_size: int = 128, num_classes: int = 3, max_objects: int = 6, seed: int = 0
 ) -> DetectionData:

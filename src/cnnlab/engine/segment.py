@@ -231,6 +231,17 @@ def coco_segmentation(
     return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *coco.names])
 
 
+def relabelled(data: SegmentationData, known: list[str], source: str) -> SegmentationData:
+    """``data`` with its masks' class indices renumbered to a checkpoint's classes ``known``
+    (matched by name, :func:`cnnlab.engine.eval_data.class_lookup`); void stays void."""
+    from cnnlab.engine.eval_data import class_lookup
+
+    lookup = class_lookup(data.class_names, known, source)
+    void = data.masks == VOID
+    masks = lookup[data.masks.masked_fill(void, 0)].masked_fill_(void, VOID)
+    return SegmentationData(data.images, masks, list(known), data.splits)
+
+
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
     """``(k, k)`` counts, rows true class, columns predicted; :data:`VOID` pixels left out."""
     scored = target != VOID
