@@ -190,7 +190,7 @@ def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tu
     from cnnlab.engine.eval_data import scored_indices
 
     config = DetectConfig(**ckpt["config"])
-    if not other:
+    if not other or other == config.data:  # the run's own data (scenes: the same scenes)
         return split_of(load_detection_data(config), config.seed, split, config.data), split
     data = relabelled(load_detection_data(replace(config, data=other)), ckpt["class_names"], other)
     idx, scored = scored_indices(data.splits, len(data.images), split, other)
@@ -206,7 +206,8 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     device = resolve_device(args.device)
     data, scored = _detect_eval_data(ckpt, args.split, args.data)
-    changed = None if args.data else split_changed(ckpt, args.split, data.images)
+    own = args.data in (None, ckpt["config"]["data"])
+    changed = split_changed(ckpt, args.split, data.images) if own else None
     ev = evaluate_detector(model.to(device), data, device)
     out = {
         "checkpoint": args.checkpoint,
@@ -339,7 +340,8 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     device = resolve_device(args.device)
-    if args.data:  # another labelled set: classes by name, every image unless it has splits
+    if args.data and args.data != config.data:  # other labelled data: classes by name, every
+        # image unless it has split folders
         data = relabelled(_load(replace(config, data=args.data)), ckpt["class_names"], args.data)
         idx, scored = scored_indices(data.splits, len(data.images), args.split, args.data)
         changed = None
