@@ -66,7 +66,8 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         )
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": scored} | result.to_dict()
     out["data"] = args.data or ckpt.get("config", {}).get("data")
-    out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt and not args.data else None
+    own = args.data in (None, ckpt.get("config", {}).get("data"))
+    out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt and own else None
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix
 

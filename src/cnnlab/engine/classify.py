@@ -504,7 +504,7 @@ def evaluate_checkpoint(
     model, ckpt = model_from_checkpoint(path, "classification")
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     dev = resolve_device(device)
-    if other:
+    if other and other != config.data:  # naming the run's own data scores its split
         data, split = other_data(ckpt, config, other, split)
     else:
         data = data_from_config(config)

@@ -8,6 +8,9 @@ Two rules, shared by the tasks:
   knows (its labels are renumbered to the checkpoint's indices); the data may hold fewer;
 * **every image** is scored, unless the data has split folders of its own (``train/``,
   ``val/``, ``test/``), in which case ``--split`` picks one.
+
+``--data`` naming the run's own data (the same text as its training ``--data``, e.g.
+``scenes``) scores the run's ``--split``, as without it.
 """
 
 from __future__ import annotations
