@@ -336,3 +336,12 @@ def test_eval_on_other_labelled_data(
     assert main([*argv, "--split", "val", "--json"]) == 0
     val = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert val["split"] == "val" and val["count"] == int((test.labels == 5).sum())
+
+
+def test_predict_labels_files_by_their_class_folder() -> None:
+    """Training reads root/<class>/**: a file's label is the nearest folder above it named
+    after a class; none when no folder is."""
+    from cnnlab.cli.classify import folder_labels
+
+    paths = ["scans/cat/2024/a.png", "scans/b.png", "dog/cat/c.png", "cat"]
+    assert folder_labels(paths, ["cat", "dog"]) == ["cat", None, "cat", None]

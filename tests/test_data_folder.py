@@ -31,6 +31,22 @@ def test_folder_loads_and_skips_bad_files(image_folder: Path) -> None:
     assert gray.channels == 1
 
 
+def test_hidden_files_and_folders_are_not_images(image_folder: Path) -> None:
+    """macOS's ``._name.png`` metadata beside each copied file, and copies under hidden
+    folders, are neither trained on, nor skipped with a warning, nor given to predict."""
+    from cnnlab.data.folder import image_files, images_under
+
+    (image_folder / "red" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (image_folder / "red" / ".ipynb_checkpoints").mkdir()
+    (image_folder / "red" / "000.png").rename(image_folder / "red" / ".ipynb_checkpoints" / "a.png")
+    listed = images_under(image_folder / "red")
+    assert listed and not any(p.name.startswith(".") or ".ipynb" in str(p) for p in listed)
+    assert image_files([str(image_folder / "red")]) == [str(p) for p in listed]
+    data = load_classification(str(image_folder), image_size=24, split_seed=1)
+    assert sum(len(s) for s in data.splits.values()) == 35  # 000.png is now hidden
+    assert len(data.skipped) == 3  # the same three bad files: no word about "._000.png"
+
+
 def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:
     with pytest.raises(CnnlabError, match=r"(empty\.jpg|notes\.png|truncated\.png)"):
         load_classification(str(image_folder), strict=True)

@@ -200,16 +200,16 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         if not args.json:
             console.print(
                 f"{right} of {len(labelled)} labelled images right ({right / len(labelled):.2%})"
-                + ("; the label of a file is its folder's name" if args.images else "")
+                + ("; a file's label: the class folder it lies in" if args.images else "")
             )
     return result
 
 
 def folder_labels(paths: list[str], class_names: list[str]) -> list[str | None]:
-    """Each file's label where its folder is named after one of the classes (the
-    ``root/<class>/*.png`` layout training reads), else ``None``."""
+    """Each file's label where a folder above it is named after one of the classes (the
+    ``root/<class>/**/*.png`` layout training reads; the nearest such folder), else ``None``."""
     known = set(class_names)
-    return [name if (name := Path(p).parent.name) in known else None for p in paths]
+    return [next((q.name for q in Path(p).parents if q.name in known), None) for p in paths]
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -34,9 +34,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def images_under(folder: Path) -> list[Path]:
-    """Every image file under ``folder``, subfolders included, in sorted order."""
+    """Every image file under ``folder``, subfolders included, in sorted order; hidden files and
+    folders (a leading dot) are left out: macOS writes a ``._photo.jpg`` of metadata beside each
+    ``photo.jpg`` copied to a foreign disk, and ``.git``, ``.ipynb_checkpoints`` hold copies."""
     return [
-        p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
 
 
