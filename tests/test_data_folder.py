@@ -71,6 +71,13 @@ def test_presplit_folder(tmp_path: Path) -> None:
     write_folder(tmp_path / "rf" / "test", per_class=3, seed=2)
     data = load_classification(str(tmp_path / "rf"), image_size=16)
     assert [len(data.splits[k]) for k in ("train", "val", "test")] == [18, 6, 9]
+    # Train/, Test/ as some Kaggle sets name them: split folders, not two classes to learn
+    write_folder(tmp_path / "kg" / "Train", per_class=6)
+    write_folder(tmp_path / "kg" / "Validation", per_class=2, seed=1)
+    write_folder(tmp_path / "kg" / "Test", per_class=3, seed=2)
+    data = load_classification(str(tmp_path / "kg"), image_size=16)
+    assert data.class_names == ["blue", "green", "red"]
+    assert [len(data.splits[k]) for k in ("train", "val", "test")] == [18, 6, 9]
 
 
 def test_empty_inputs_are_clear_errors(tmp_path: Path) -> None:

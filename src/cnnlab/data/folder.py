@@ -29,7 +29,6 @@ from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import SPLIT_FOLDERS
 from cnnlab.errors import CnnlabError
 
-VAL_FOLDERS = tuple(k for k, v in SPLIT_FOLDERS.items() if v == "val")  # val, valid, validation
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -98,6 +97,16 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _split_dirs(root: Path) -> dict[str, Path]:
+    """``root``'s split folders by split: ``train``, ``val`` (``val``, ``valid`` or
+    ``validation``, the first found) and ``test``, matched whatever their case (``Train/``)."""
+    found: dict[str, Path] = {}
+    for p in _class_dirs(root):
+        if p.name.lower() in SPLIT_FOLDERS:
+            found.setdefault(SPLIT_FOLDERS[p.name.lower()], p)
+    return found
+
+
 def _scan(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     files = []
     for label, name in enumerate(class_names):
@@ -144,8 +153,9 @@ def load_image_folder(
     resize: str = "center-crop",
 ) -> ClassificationData:
     """Load ``root`` as described in the module docstring."""
-    presplit = (root / "train").is_dir()
-    base = root / "train" if presplit else root
+    split_dirs = _split_dirs(root)
+    presplit = "train" in split_dirs
+    base = split_dirs["train"] if presplit else root
     class_names = [p.name for p in _class_dirs(base)]
     if not class_names:
         raise CnnlabError(f"{base}: no class folders (expected {base}/<class>/<images>)")
@@ -157,9 +167,7 @@ def load_image_folder(
     parts: dict[str, tuple[list[torch.Tensor], list[int]]] = {}
     sources = {"train": base}
     if presplit:
-        val = next((root / k for k in VAL_FOLDERS if (root / k).is_dir()), None)
-        sources |= {"val": val} if val else {}
-        sources |= {"test": root / "test"} if (root / "test").is_dir() else {}
+        sources |= {k: v for k, v in split_dirs.items() if k != "train"}
     scanned = {}
     for split, folder in sources.items():
         extra = sorted({p.name for p in _class_dirs(folder)} - set(class_names))
@@ -233,7 +241,7 @@ def load_labelled_folder(
     images, what was scored (``all`` or ``split``) and the files skipped as unreadable."""
     if not root.is_dir():
         raise CnnlabError(f"{root}: not a folder of class folders")
-    splits = {SPLIT_FOLDERS[p.name]: p for p in _class_dirs(root) if p.name in SPLIT_FOLDERS}
+    splits = _split_dirs(root)
     folder, scored = (root, "all") if not splits else (splits.get(split), split)
     if folder is None:
         raise CnnlabError(
