@@ -50,7 +50,9 @@ def folder_pairs(root: Path, first: str, second: str) -> list[tuple[Path, Path, 
 def has_pair_folder(root: Path, name: str) -> bool:
     """Whether ``root`` has a ``name`` folder in one of the layouts: ``root/name`` (flat or
     ``name/train``), or ``root/<split>/name``."""
-    return (root / name).is_dir() or any((root / s / name).is_dir() for s in SPLIT_FOLDERS)
+    return (root / name).is_dir() or any(
+        (d / name).is_dir() for d in root.iterdir() if d.name.lower() in SPLIT_FOLDERS
+    )
 
 
 def split_of(relative: Path, split: str | None) -> str | None:
