@@ -233,3 +233,46 @@ def test_yolo_folder_and_coco_file_give_the_same_targets(tmp_path: Path) -> None
     expected = [(x1 + x2) / 2, (y1 + y2) / 2, y2 - y1, x2 - x1]
     assert yolo.box[k].tolist() == pytest.approx(expected, abs=1e-5)
     assert yolo.pc.min() == 0  # a scene without objects is background
+
+
+def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`localize eval --data`: a copy of the run's own YOLO folder (train/val/test folders)
+    scores its test split exactly as the run's own eval does, and so does a copy whose
+    classes.txt lists the classes in another order (labels renumbered to match); a folder
+    without split folders is scored whole, however small."""
+    import shutil
+
+    root = write_yolo(make_scenes(30, seed=21, image_size=48, max_objects=1), tmp_path / "y")
+    for kind in ("images", "labels"):
+        for i, path in enumerate(sorted((root / kind).iterdir())):
+            split = "train" if i < 20 else "val" if i < 25 else "test"
+            (root / kind / split).mkdir(exist_ok=True)
+            path.rename(root / kind / split / path.name)
+    run = tmp_path / "run"
+    argv = ["localize", "train", "--data", str(root), "--image-size", "48", "--epochs", "2"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+
+    def score(*more: str) -> dict:
+        argv = ["localize", "eval", "--checkpoint", str(run / "best.pt"), *more, "--json"]
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    own = score()
+    assert own["split"] == "test" and own["count"] == 5
+    names = (root / "classes.txt").read_text().split()
+    order = names[::-1]
+    moved = shutil.copytree(root, tmp_path / "reordered")
+    (moved / "classes.txt").write_text("\n".join(order) + "\n")
+    for label_file in (moved / "labels").rglob("*.txt"):
+        lines = [line.split() for line in label_file.read_text().splitlines() if line.strip()]
+        label_file.write_text(
+            "".join(" ".join([str(order.index(names[int(c)])), *rest]) + "\n" for c, *rest in lines)
+        )
+    for copy in (shutil.copytree(root, tmp_path / "copy"), moved):
+        other = score("--data", str(copy))
+        assert other["split"] == "test" and other["data_changed"] is None
+        for key in ("accuracy", "mean_iou", "iou_correct", "count"):
+            assert other[key] == own[key], key
+    flat = write_yolo(make_scenes(3, seed=22, image_size=48), tmp_path / "few")
+    assert score("--data", str(flat))["count"] == 3

@@ -58,20 +58,30 @@ def _localization_line(m: dict[str, Any]) -> str:
 def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.localize import LocalizeConfig, evaluate, load_data
+    from cnnlab.engine.localize import (
+        LocalizeConfig,
+        evaluate,
+        load_data,
+        other_localization_data,
+    )
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
-    data = load_data(config)
-    idx = require_split(data.splits, args.split, config.data)
-    changed = split_changed(ckpt, args.split, data.images[idx])
-    metrics = evaluate(model.to(device), data, args.split, device)
+    if args.data and args.data != config.data:  # other labelled data (cnnlab.engine.eval_data)
+        data, scored = other_localization_data(args.data, ckpt, args.split)
+        changed = None
+    else:
+        data, scored = load_data(config), args.split
+        idx = require_split(data.splits, args.split, config.data)
+        changed = split_changed(ckpt, args.split, data.images[idx])
+    metrics = evaluate(model.to(device), data, scored, device)
     if not args.json:
-        console.print(f"{args.split}: {_localization_line(metrics)}")
+        console.print(f"{scored}: {_localization_line(metrics)}")
     return {
         "checkpoint": args.checkpoint,
-        "split": args.split,
+        "data": args.data or config.data,
+        "split": scored,
         **metrics,
         "data_changed": changed,
     }
@@ -455,6 +465,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_localize_train)
     p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
     add_checkpoint_split(p)
+    add_eval_data(p, "a YOLO folder or data.yaml, or a COCO .json")
     add_device(p)
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")

@@ -128,12 +128,14 @@ def from_boxes(
     seed: int = 0,
     splits: dict[str, torch.Tensor] | None = None,
     source: str = "the data",
+    least: int = 10,
 ) -> LocalizationData:
     """Detection-style data (``images (N, 3, S, S)`` uint8, per image ``boxes (K, 4)`` xyxy
     relative and ``labels (K,)``, from a YOLO folder or a COCO file) as single-object targets:
     the first object of each image, ``p_c = 0`` for an image with none. ``splits``: the source's
-    own, else a stratified 70/15/15 by ``seed``."""
-    if len(images) < 10:
+    own, else a stratified 70/15/15 by ``seed``. Fewer than ``least`` images are an error (to
+    train on; a set to score may be smaller)."""
+    if len(images) < least:
         raise CnnlabError(f"{source}: {len(images)} images are too few to train on")
     pc = np.array([len(b) > 0 for b in boxes], np.float32)
     label = np.array([int(lab[0]) if len(lab) else -1 for lab in labels], np.int64)

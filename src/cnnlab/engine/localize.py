@@ -87,6 +87,31 @@ def load_data(config: LocalizeConfig) -> LocalizationData:
     return from_yolo(config.data, config.image_size, config.seed)
 
 
+def other_localization_data(
+    source: str, ckpt: dict[str, Any], split: str
+) -> tuple[LocalizationData, str]:
+    """Labelled boxes other than the run's (a YOLO folder or data.yaml, or a COCO file) as the
+    checkpoint's single-object targets (:mod:`cnnlab.engine.eval_data`: classes by name; every
+    image, or ``split``'s where the data has split folders), and what is scored."""
+    from cnnlab.engine.detect import DetectConfig, load_detection_data, relabelled
+    from cnnlab.engine.eval_data import scored_indices
+
+    size = ckpt["input_size"][-1]
+    det = load_detection_data(DetectConfig(data=source, image_size=size))
+    det = relabelled(det, ckpt["class_names"], source)
+    idx, scored = scored_indices(det.splits, len(det.images), split, source)
+    data = from_boxes(
+        det.images,
+        det.boxes,
+        det.labels,
+        det.class_names,
+        splits={scored: idx},
+        source=source,
+        least=1,
+    )
+    return data, scored
+
+
 def batch(
     data: LocalizationData, idx: torch.Tensor, device: torch.device, mirror: bool = False
 ) -> tuple[torch.Tensor, LocalizationTarget]:
