@@ -1,6 +1,6 @@
-"""Scoring a checkpoint on labelled data other than its own (``cnnlab classify|detect|segment
-eval --data ...``): a test set gathered after training, or another dataset with the same
-classes.
+"""Scoring a checkpoint on labelled data other than its own (``cnnlab
+classify|localize|detect|segment eval --data ...``): a test set gathered after training, or
+another dataset with the same classes.
 
 Two rules, shared by the tasks:
 
