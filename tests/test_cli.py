@@ -555,6 +555,17 @@ def test_json_line_is_valid_json_whatever_the_numbers() -> None:
     assert json.loads(line) == {"a": None, "b": [1.0, None], "c": 0.5, "d": [3]}
 
 
+def test_receptive_field_at_another_input_size(capsys: pytest.CaptureFixture[str]) -> None:
+    """``explain receptive-field lenet5 --input 1x64x64`` ended in a traceback (its --input, a
+    size, was parsed again as a matrix); the fields do not depend on the size, the maps do."""
+    argv = ["explain", "receptive-field", "lenet5", "--json"]
+    assert main(argv) == 0
+    at_32 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert main([*argv, "--input", "1x64x64"]) == 0
+    at_64 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert [r["receptive_field"] for r in at_64] == [r["receptive_field"] for r in at_32]
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_json_before_or_after_the_command(capsys: pytest.CaptureFixture[str], where: str) -> None:
     """``cnnlab --json explain iou ...`` (the form the top-level usage shows) used to print the

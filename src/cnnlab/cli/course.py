@@ -147,7 +147,9 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab import explain
 
-    matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
+    matrix = (  # receptive-field's --input is a size, already parsed
+        explain.parse_matrix(args.input) if isinstance(getattr(args, "input", None), str) else None
+    )
     if args.what == "conv":
         filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
         result = explain.explain_conv(
