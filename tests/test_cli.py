@@ -556,14 +556,18 @@ def test_json_line_is_valid_json_whatever_the_numbers() -> None:
 
 
 def test_receptive_field_at_another_input_size(capsys: pytest.CaptureFixture[str]) -> None:
-    """``explain receptive-field lenet5 --input 1x64x64`` ended in a traceback (its --input, a
-    size, was parsed again as a matrix); the fields do not depend on the size, the maps do."""
-    argv = ["explain", "receptive-field", "lenet5", "--json"]
+    """``explain receptive-field MODEL --input CxHxW`` ended in a traceback (its --input, a
+    size, was parsed again as a matrix); the fields do not depend on the size, the maps do; a
+    size the model cannot take (LeNet-5's head is made for 32 px) is one line."""
+    argv = ["explain", "receptive-field", "unet", "--json"]
     assert main(argv) == 0
-    at_32 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
-    assert main([*argv, "--input", "1x64x64"]) == 0
-    at_64 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
-    assert [r["receptive_field"] for r in at_64] == [r["receptive_field"] for r in at_32]
+    default = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert main([*argv, "--input", "3x48x48"]) == 0
+    at_48 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
+    assert [r["receptive_field"] for r in at_48] == [r["receptive_field"] for r in default]
+    assert at_48[0]["output_size"] == 48 != default[0]["output_size"]
+    assert main(["explain", "receptive-field", "lenet5", "--input", "1x64x64"]) == 2
+    assert "input 1x64x64 does not fit lenet5 (default 1x32x32)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,23 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"ledger": rows}
 
 
+@contextlib.contextmanager
+def input_fits(name: str, shape: Sequence[int]) -> Iterator[None]:
+    """The error of a forward pass over an ``--input`` the model cannot take (a kernel larger
+    than a map, a head made for another size; ``ValueError``: batch norm given the wrong rank)
+    as one line naming the size and the model's own."""
+    from cnnlab.registry import get_model_entry
+
+    try:
+        yield
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        default = "x".join(map(str, get_model_entry(name).input_size))
+        raise CnnlabError(
+            f"input {'x'.join(map(str, shape))} does not fit {name} (default {default}): {first}"
+        ) from None
+
+
 def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
@@ -106,14 +125,8 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     with torch.device("meta"):  # the summary needs shapes only
         model = create_model(args.model)
     shape = args.input or getattr(model, "default_input_size", entry.input_size)
-    try:
+    with input_fits(args.model, shape):
         summary = summarize(model, shape, args.model, show_all=args.all)
-    except (RuntimeError, ValueError) as exc:  # ValueError: batch norm given the wrong rank
-        first = str(exc).strip().splitlines()[0][:160]
-        raise CnnlabError(
-            f"input {'x'.join(map(str, shape))} does not fit {args.model} "
-            f"(default {'x'.join(map(str, entry.input_size))}): {first}"
-        ) from None
     if not args.json:
         c, *spatial = shape
         table = Table(
@@ -257,6 +270,8 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
     from cnnlab.registry import create_model, get_model_entry
 
     size = args.input or get_model_entry(args.model).input_size
+    with input_fits(args.model, size):
+        geometry = layer_geometry(create_model(args.model), size)
     rows = [
         {
             "layer": g.name,
@@ -269,7 +284,7 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
             "start": g.start,
             "output_size": g.size,
         }
-        for g in layer_geometry(create_model(args.model), size)
+        for g in geometry
     ]
     if not args.json:
         table = Table(title=f"{args.model}: receptive fields (input {'x'.join(map(str, size))})")
