@@ -180,3 +180,22 @@ def test_patches_of_a_model_that_pads_its_input() -> None:
                 assert torch.equal(got, inside)
                 beyond += y1 > 36 + g.rf or x1 > 36 + g.rf
     assert beyond  # the case the fix is for did occur
+
+
+def test_cli_with_a_detector_trained_on_a_yolo_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A detector (or localiser, segmenter) trained on files: its images are read the way the
+    task reads them (it was "class folder(s) with no usable image: labels")."""
+    from cnnlab.data.scenes import make_scenes, write_yolo
+
+    root = write_yolo(make_scenes(16, seed=3, image_size=64, min_objects=1), tmp_path / "y")
+    run = tmp_path / "run"
+    argv = ["detect", "train", "--data", str(root), "--image-size", "64", "--epochs", "1"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "patches.png"
+    argv = ["visualize", "patches", "--checkpoint", str(run / "best.pt"), "--layers", "2"]
+    assert main([*argv, "-o", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["layers"]) == 2 and out.stat().st_size > 3000

@@ -54,6 +54,14 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         size = ckpt["input_size"][-1]
         scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
         return model.eval(), standardise(scenes.images.float()), ckpt
+    from cnnlab.registry import get_model_entry
+
+    task = get_model_entry(ckpt["model"]).task
+    if task in ("localization", "detection", "segmentation"):  # trained on files, not scenes
+        from cnnlab.data.scenes import standardise
+
+        images = _task_images(task, ckpt["config"], args.data, args.split)
+        return model.eval(), standardise(images[: args.limit].float()), ckpt
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     # the run's own splits (its test split is the one it never trained or selected on), read
     # with the model's own channels (a --data folder of colour photos for a grey model)
@@ -63,6 +71,32 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     split = require_split(data.splits[args.split], args.split, data.name)
     images = normalize(split.images[: args.limit], norm["mean"], norm["std"])
     return model.eval(), images, ckpt
+
+
+def _task_images(task: str, config: dict[str, Any], data: str | None, split: str) -> Any:
+    """The uint8 images of ``split`` of a localiser's, detector's or segmenter's own data (a
+    YOLO folder, COCO file, mask folder, VOC...), or of ``data`` read the same way, at the
+    checkpoint's size: its own splits, else the run's seeded ones."""
+    from dataclasses import replace
+
+    from cnnlab.data.split_folders import own_or_seeded, require_split
+
+    source = data or config["data"]
+    if task == "localization":
+        from cnnlab.engine.localize import LocalizeConfig, load_data
+
+        loc = load_data(replace(LocalizeConfig(**config), data=source))
+        return loc.images[require_split(loc.splits, split, source)]
+    if task == "detection":
+        from cnnlab.engine.detect import DetectConfig, load_detection_data
+
+        found = load_detection_data(replace(DetectConfig(**config), data=source))
+    else:
+        from cnnlab.engine.segment import SegmentConfig, _load
+
+        found = _load(replace(SegmentConfig(**config), data=source))
+    parts = own_or_seeded(found.splits, len(found.images), config.get("seed", 0))
+    return found.images[require_split(parts, split, source)]
 
 
 def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
