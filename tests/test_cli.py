@@ -388,6 +388,53 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["faces", "train", "--backbone", "conv1d_net"], "takes 1x256 inputs (1-D data), not"),
         (["faces", "train", "--embedding-dim", "1"], "--embedding-dim 1: at least 2"),
         (["faces", "train", "--method", "cosface", "--mining", "random"], "--mining is for"),
+        (
+            ["classify", "train", "--model", "resnet18", "--image-size", "32", "--batch-size", "1"],
+            "--batch-size 1: resnet18's batch norm meets 1x1 maps at 1x32x32",
+        ),
+        (
+            [
+                "segment",
+                "train",
+                "--model",
+                "unet_resnet18",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "1",
+            ],
+            "unet_resnet18's batch norm meets 1x1 maps",
+        ),
+        (
+            [
+                "detect",
+                "train",
+                "--backbone",
+                "resnet18",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "1",
+                "--images",
+                "20",
+            ],
+            "yolo (resnet18)'s batch norm meets 1x1 maps",
+        ),
+        (
+            [
+                "localize",
+                "train",
+                "--backbone",
+                "resnet18",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "1",
+                "--images",
+                "20",
+            ],
+            "the localizer (resnet18)'s batch norm meets 1x1 maps",
+        ),
         (["faces", "train", "--method", "similarity", "--alpha", "0.3"], "--alpha is for"),
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (
@@ -580,3 +627,10 @@ def test_json_before_or_after_the_command(capsys: pytest.CaptureFixture[str], wh
     assert json.loads(last)["union"] == 28
     assert main(argv) == 0  # and without it, the human view
     assert "IoU = 4 / 28" in capsys.readouterr().out
+
+
+def test_a_detector_whose_last_map_is_1x1_trains(tmp_path: Path) -> None:
+    """yolo on ResNet-18 at 32 px: the grid was probed with one image in training mode, which
+    batch norm refuses at a 1x1 map (a ValueError traceback before any training)."""
+    argv = ["detect", "train", "--backbone", "resnet18", "--image-size", "32", "--images", "20"]
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0

@@ -58,7 +58,12 @@ from cnnlab.engine.transfer import (
     parameter_groups,
 )
 from cnnlab.errors import CnnlabError
-from cnnlab.models.backbone import check_input_fits, head_parameter_names, require_images
+from cnnlab.models.backbone import (
+    check_batch_of_one,
+    check_input_fits,
+    head_parameter_names,
+    require_images,
+)
 from cnnlab.registry import create_model, require_task
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another
@@ -296,6 +301,10 @@ def train_classifier(
         )
     head = head_parameter_names(model, input_size)
     frozen = apply_freeze(model, config.freeze, input_size)
+    if not config.cache_features:  # cached: only the head trains, on feature vectors
+        model.train()
+        frozen_norms_to_eval(model)
+        check_batch_of_one(model, input_size, config.batch_size, config.model)
     settings = choose_settings(config.model, device, config.precision, config.channels_last)
     model.to(device)
     if settings.channels_last:

@@ -47,6 +47,7 @@ from cnnlab.engine.runlog import (
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
+from cnnlab.models.backbone import check_batch_of_one
 from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, mean_best_iou
 from cnnlab.ops.boxes import box_convert
 from cnnlab.ops.nms import batched_nms
@@ -317,7 +318,11 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         "input_size": config.image_size,
     }
     model = create_model("yolo", **kwargs).to(device)
-    grid = model(torch.zeros(1, 3, config.image_size, config.image_size, device=device)).shape[1]
+    size = (3, config.image_size, config.image_size)
+    check_batch_of_one(model, size, config.batch_size, f"yolo ({config.backbone})")
+    with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
+        grid = model.eval()(torch.zeros(1, *size, device=device)).shape[1]
+    model.train()
     loss_fn = YoloLoss()
     from cnnlab.data.augment import build_augmentation, parse_augment
 

@@ -36,6 +36,7 @@ from cnnlab.engine.runlog import (
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
+from cnnlab.models.backbone import check_batch_of_one
 from cnnlab.models.heads import LocalizationNet
 from cnnlab.ops.boxes import box_convert, elementwise_iou
 from cnnlab.registry import create_model
@@ -188,6 +189,8 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         "input_size": config.image_size,
     }
     model = create_model("localizer", **kwargs).to(device)
+    size = (3, config.image_size, config.image_size)
+    check_batch_of_one(model, size, config.batch_size, f"the localizer ({config.backbone})")
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs

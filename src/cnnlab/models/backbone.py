@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -35,6 +35,31 @@ def check_input_fits(model: nn.Module, input_size: tuple[int, ...], name: str) -
     ghost = copy.deepcopy(model).to("meta").eval()
     with input_must_fit(name, input_size), torch.no_grad():
         ghost(torch.zeros(1, *input_size, device="meta"))
+
+
+def check_batch_of_one(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    name: str,
+    forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+) -> None:
+    """``--batch-size 1`` for a model whose batch norm would meet a 1x1 map (ResNet-18's last
+    stage at 32 px: one value per channel has no batch statistics) is a :class:`CnnlabError`
+    before training, not batch norm's ``ValueError`` at the first step. ``model`` in the mode
+    it trains in (frozen norms in eval); ``forward(model, x)`` when not ``model(x)``."""
+    if batch_size != 1:
+        return
+    ghost = copy.deepcopy(model).to("meta")
+    x = torch.zeros(1, *input_size, device="meta")
+    try:
+        with torch.no_grad():
+            forward(ghost, x) if forward is not None else ghost(x)
+    except ValueError:  # "Expected more than 1 value per channel when training"
+        raise CnnlabError(
+            f"--batch-size 1: {name}'s batch norm meets 1x1 maps at "
+            f"{'x'.join(map(str, input_size))} and cannot train on one image; use 2 or more"
+        ) from None
 
 
 @contextlib.contextmanager
