@@ -137,6 +137,12 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     assert big.images.shape == (4, 3, 64, 64) and big.masks.shape == (4, 64, 64)
     twice = data.masks[0].repeat_interleave(2, 0).repeat_interleave(2, 1)
     assert big.masks[0].equal(twice) and set(big.masks[2].unique().tolist()) <= {0, 1, 2, 3}
+    mask_png = root / "masks" / "000001.png"
+    Image.open(mask_png).convert("L").save(mask_png.with_suffix(".jpg"))
+    mask_png.unlink()
+    with pytest.raises(CnnlabError, match=r"missing mask .* 000001\.jpg is there, but masks must"):
+        folder_segmentation(root)
+    mask_png.with_suffix(".jpg").unlink()
     Image.fromarray(np.full((16, 16), 9, np.uint8)).save(root / "masks" / "000001.png")
     with pytest.raises(CnnlabError, match=r"000001\.png: mask is 16x16"):
         folder_segmentation(root)

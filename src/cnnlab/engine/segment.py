@@ -132,7 +132,13 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     images, masks = [], []
     for path, mask_path, _ in files:
         if not mask_path.is_file():
-            raise CnnlabError(f"{mask_path}: missing mask for {path.name}")
+            lossy = sorted(mask_path.parent.glob(f"{mask_path.stem}.*"))
+            raise CnnlabError(
+                f"{mask_path}: missing mask for {path.name}"
+                + (  # a JPEG's compression blurs class indices at every edge
+                    f"; {lossy[0].name} is there, but masks must be PNG (lossless)" if lossy else ""
+                )
+            )
         img = read_image(path, "RGB")
         with Image.open(mask_path) as m:
             if m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
