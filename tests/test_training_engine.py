@@ -278,6 +278,11 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["export", str(run / "best.pt"), "-o", str(tmp_path)]) == 2
     assert "a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tmp"))
+    # an opset the exporter lacks: one line (it was a traceback), the earlier file kept whole
+    before = onnx_path.read_bytes()
+    assert main(["export", str(run / "best.pt"), "-o", str(onnx_path), "--opset", "99"]) == 2
+    assert "--opset 99: torch 2." in capsys.readouterr().err
+    assert onnx_path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
 
 
 def test_tensorboard_logging(tmp_path: Path) -> None:

@@ -386,7 +386,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a cnnlab checkpoint (classifier, detector, encoder, ...)")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="the file format")
     p.add_argument("-o", "--output", help="output file (default: the checkpoint's name .onnx)")
-    p.add_argument("--opset", type=positive_int, default=17, help="ONNX operator set version")
+    from cnnlab.engine.export import DEFAULT_OPSET
+
+    p.add_argument(
+        "--opset", type=positive_int, default=DEFAULT_OPSET, help="ONNX operator set version"
+    )
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("augment", parents=[common], help="write a grid of augmented samples")

@@ -23,6 +23,8 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.predict import model_meta, onnx_predict, onnx_session
 from cnnlab.errors import CnnlabError
 
+DEFAULT_OPSET = 17  # ONNX Runtime runs it everywhere; every cnnlab model exports at it
+
 
 def _pool_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """``(n_out, n_in)``: row ``i`` averages inputs ``floor(i n_in / n_out)`` to
@@ -83,8 +85,18 @@ class ExportResult:
         return {"path": str(self.path), "max_abs_diff": self.max_abs_diff, "opset": self.opset}
 
 
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets torch's TorchScript exporter (the one used here) can write."""
+    from torch.onnx import _constants  # private; the fallback is torch 2.x's range
+
+    return (
+        getattr(_constants, "ONNX_MIN_OPSET", 7),
+        getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20),
+    )
+
+
 def export_onnx(
-    checkpoint: str | Path, out: str | Path, opset: int = 17, samples: int = 4
+    checkpoint: str | Path, out: str | Path, opset: int = DEFAULT_OPSET, samples: int = 4
 ) -> ExportResult:
     """Write ``out`` from ``checkpoint`` and compare ONNX Runtime with PyTorch on random input."""
     try:
@@ -93,6 +105,12 @@ def export_onnx(
         raise CnnlabError("export needs the export extra: pip install 'cnnlab[export]'") from None
     from cnnlab.registry import get_model_entry
 
+    lo, hi = opset_range()
+    if not lo <= opset <= hi:
+        raise CnnlabError(
+            f"--opset {opset}: torch {torch.__version__}'s ONNX exporter writes opsets {lo} to "
+            f"{hi} (default {DEFAULT_OPSET})"
+        )
     model, ckpt = model_from_checkpoint(checkpoint)
     task = get_model_entry(ckpt["model"]).task
     # a classifier with its preprocessing constants (older ones lack them) is ready for
@@ -130,16 +148,23 @@ def export_onnx(
             # shape arithmetic traced as constants (U-Net's padding to a multiple of 2^depth) is
             # what a graph of fixed H x W wants; the graph is checked against PyTorch below
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                input_names=["images"],
-                output_names=["outputs"],
-                dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
+            try:
+                torch.onnx.export(
+                    model,
+                    (example,),
+                    str(tmp),
+                    input_names=["images"],
+                    output_names=["outputs"],
+                    dynamic_axes={"images": {0: "batch"}, "outputs": {0: "batch"}},
+                    opset_version=opset,
+                    dynamo=False,
+                )
+            except RuntimeError as exc:  # an opset the exporter lacks, or an operator too new
+                first = str(exc).strip().splitlines()[0][:160]
+                raise CnnlabError(
+                    f"--opset {opset}: the ONNX exporter failed ({first}); the default, "
+                    f"{DEFAULT_OPSET}, works for every cnnlab model"
+                ) from exc
         graph = onnx.load(str(tmp))
         entry = graph.metadata_props.add()
         entry.key, entry.value = "cnnlab", json.dumps(meta)
