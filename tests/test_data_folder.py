@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,26 @@ def test_hidden_files_and_folders_are_not_images(image_folder: Path) -> None:
     data = load_classification(str(image_folder), image_size=24, split_seed=1)
     assert sum(len(s) for s in data.splits.values()) == 35  # 000.png is now hidden
     assert len(data.skipped) == 3  # the same three bad files: no word about "._000.png"
+
+
+def test_a_detection_or_segmentation_folder_is_not_two_classes(tmp_path: Path) -> None:
+    """images/ + labels/ (or masks/) given to classify trained a classifier of two classes
+    named "images" and "labels"; it is an error naming the command that reads it."""
+    from cnnlab.data.scenes import make_scenes, write_masks, write_yolo
+
+    scenes = make_scenes(6, seed=1, image_size=32)
+    for root, words in (
+        (
+            write_yolo(scenes, tmp_path / "y"),
+            "a detection dataset, not class folders (cnnlab detect",
+        ),
+        (
+            write_masks(scenes, tmp_path / "m"),
+            "segmentation dataset, not class folders (cnnlab segment",
+        ),
+    ):
+        with pytest.raises(CnnlabError, match=re.escape(words)):
+            load_classification(str(root), image_size=16)
 
 
 def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:

@@ -157,6 +157,14 @@ def load_image_folder(
     presplit = "train" in split_dirs
     base = split_dirs["train"] if presplit else root
     class_names = [p.name for p in _class_dirs(base)]
+    lower = {n.lower() for n in class_names}
+    if "images" in lower and lower & {"labels", "masks"}:  # not two classes to tell apart
+        other = sorted(lower & {"labels", "masks"})[0]
+        task, kind = ("detect", "detection") if other == "labels" else ("segment", "segmentation")
+        raise CnnlabError(
+            f"{base}: images/ and {other}/ make a {kind} dataset, not class folders "
+            f"(cnnlab {task} train --data {root})"
+        )
     if not class_names:
         raise CnnlabError(f"{base}: no class folders (expected {base}/<class>/<images>)")
     if len(class_names) == 1:  # every prediction would be right: nothing to learn or measure
