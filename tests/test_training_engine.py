@@ -373,3 +373,18 @@ def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path: Path) -> None:
     args = ["classify", "train", "--data", str(tmp_path / "data"), "--model", "resnet18"]
     args += ["--image-size", "32", "--batch-size", "32", "--epochs", "1"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_one_image_per_batch_is_refused_where_batch_norm_needs_more() -> None:
+    """ResNet-18 at 32 px ends in 1x1 maps: one image per batch (or per process) cannot train
+    its batch norm; at 64 px (2x2 maps), or with two images per process, it can."""
+    from cnnlab.models.backbone import check_batch_of_one
+
+    model = cnnlab.create_model("resnet18", num_classes=3).train()
+    with pytest.raises(CnnlabError, match=r"--batch-size 1: resnet18's batch norm meets 1x1"):
+        check_batch_of_one(model, (3, 32, 32), 1, "resnet18")
+    with pytest.raises(CnnlabError, match=r"--batch-size 3 over 2 processes: .* use 4 or more"):
+        check_batch_of_one(model, (3, 32, 32), 3, "resnet18", processes=2)
+    check_batch_of_one(model, (3, 32, 32), 4, "resnet18", processes=2)
+    check_batch_of_one(model, (3, 64, 64), 1, "resnet18")
+    check_batch_of_one(model.eval(), (3, 32, 32), 1, "resnet18")  # frozen norms: fine

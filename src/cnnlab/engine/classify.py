@@ -304,7 +304,9 @@ def train_classifier(
     if not config.cache_features:  # cached: only the head trains, on feature vectors
         model.train()
         frozen_norms_to_eval(model)
-        check_batch_of_one(model, input_size, config.batch_size, config.model)
+        check_batch_of_one(
+            model, input_size, config.batch_size, config.model, processes=dist_info.world_size
+        )
     settings = choose_settings(config.model, device, config.precision, config.channels_last)
     model.to(device)
     if settings.channels_last:

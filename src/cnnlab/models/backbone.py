@@ -43,12 +43,14 @@ def check_batch_of_one(
     batch_size: int,
     name: str,
     forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+    processes: int = 1,
 ) -> None:
-    """``--batch-size 1`` for a model whose batch norm would meet a 1x1 map (ResNet-18's last
-    stage at 32 px: one value per channel has no batch statistics) is a :class:`CnnlabError`
-    before training, not batch norm's ``ValueError`` at the first step. ``model`` in the mode
-    it trains in (frozen norms in eval); ``forward(model, x)`` when not ``model(x)``."""
-    if batch_size != 1:
+    """Batches of one image (``--batch-size 1``, or 1 per process) for a model whose batch norm
+    would meet a 1x1 map (ResNet-18's last stage at 32 px: one value per channel has no batch
+    statistics) are a :class:`CnnlabError` before training, not batch norm's ``ValueError`` at
+    the first step. ``model`` in the mode it trains in (frozen norms in eval);
+    ``forward(model, x)`` when not ``model(x)``."""
+    if batch_size // processes != 1:
         return
     ghost = copy.deepcopy(model).to("meta")
     x = torch.zeros(1, *input_size, device="meta")
@@ -56,9 +58,11 @@ def check_batch_of_one(
         with torch.no_grad():
             forward(ghost, x) if forward is not None else ghost(x)
     except ValueError:  # "Expected more than 1 value per channel when training"
+        over = f" over {processes} processes" if processes > 1 else ""
         raise CnnlabError(
-            f"--batch-size 1: {name}'s batch norm meets 1x1 maps at "
-            f"{'x'.join(map(str, input_size))} and cannot train on one image; use 2 or more"
+            f"--batch-size {batch_size}{over}: {name}'s batch norm meets 1x1 maps at "
+            f"{'x'.join(map(str, input_size))} and cannot train on one image per batch; use "
+            f"{2 * processes} or more"
         ) from None
 
 
