@@ -26,7 +26,7 @@ from cnnlab.data.classification import (
 )
 from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
-from cnnlab.data.split_folders import SPLIT_FOLDERS
+from cnnlab.data.split_folders import split_dir_of_each
 from cnnlab.errors import CnnlabError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -97,16 +97,6 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _split_dirs(root: Path) -> dict[str, Path]:
-    """``root``'s split folders by split: ``train``, ``val`` (``val``, ``valid`` or
-    ``validation``, the first found) and ``test``, matched whatever their case (``Train/``)."""
-    found: dict[str, Path] = {}
-    for p in _class_dirs(root):
-        if p.name.lower() in SPLIT_FOLDERS:
-            found.setdefault(SPLIT_FOLDERS[p.name.lower()], p)
-    return found
-
-
 def _scan(root: Path, class_names: list[str]) -> list[tuple[Path, int]]:
     files = []
     for label, name in enumerate(class_names):
@@ -153,7 +143,7 @@ def load_image_folder(
     resize: str = "center-crop",
 ) -> ClassificationData:
     """Load ``root`` as described in the module docstring."""
-    split_dirs = _split_dirs(root)
+    split_dirs = split_dir_of_each(root)
     presplit = "train" in split_dirs
     base = split_dirs["train"] if presplit else root
     class_names = [p.name for p in _class_dirs(base)]
@@ -249,7 +239,7 @@ def load_labelled_folder(
     images, what was scored (``all`` or ``split``) and the files skipped as unreadable."""
     if not root.is_dir():
         raise CnnlabError(f"{root}: not a folder of class folders")
-    splits = _split_dirs(root)
+    splits = split_dir_of_each(root)
     folder, scored = (root, "all") if not splits else (splits.get(split), split)
     if folder is None:
         raise CnnlabError(

@@ -29,15 +29,31 @@ SPLIT_FOLDERS = {
 }
 
 
+def split_dirs(root: Path) -> list[tuple[Path, str]]:
+    """``root``'s split folders, sorted, each with its split: ``train``, ``val`` (``val``,
+    ``valid`` or ``validation``) or ``test``, named in any case (Kaggle's ``Train/``)."""
+    return [
+        (d, SPLIT_FOLDERS[d.name.lower()])
+        for d in sorted(root.iterdir())
+        if d.is_dir() and d.name.lower() in SPLIT_FOLDERS
+    ]
+
+
+def split_dir_of_each(root: Path) -> dict[str, Path]:
+    """One folder per split of ``root`` (the first by name where two mean the same split)."""
+    found: dict[str, Path] = {}
+    for d, split in split_dirs(root):
+        found.setdefault(split, d)
+    return found
+
+
 def folder_pairs(root: Path, first: str, second: str) -> list[tuple[Path, Path, str | None]]:
     """``(root/first, root/second, None)``, or ``(root/<split>/first, root/<split>/second,
     split)`` for each split folder; a :class:`CnnlabError` when neither layout is there."""
     if (root / first).is_dir():
         return [(root / first, root / second, None)]
     pairs = [
-        (d / first, d / second, SPLIT_FOLDERS[d.name.lower()])
-        for d in sorted(root.iterdir())
-        if d.name.lower() in SPLIT_FOLDERS and (d / first).is_dir()
+        (d / first, d / second, split) for d, split in split_dirs(root) if (d / first).is_dir()
     ]
     if not pairs:
         raise CnnlabError(
@@ -50,9 +66,7 @@ def folder_pairs(root: Path, first: str, second: str) -> list[tuple[Path, Path, 
 def has_pair_folder(root: Path, name: str) -> bool:
     """Whether ``root`` has a ``name`` folder in one of the layouts: ``root/name`` (flat or
     ``name/train``), or ``root/<split>/name``."""
-    return (root / name).is_dir() or any(
-        (d / name).is_dir() for d in root.iterdir() if d.name.lower() in SPLIT_FOLDERS
-    )
+    return (root / name).is_dir() or any((d / name).is_dir() for d, _ in split_dirs(root))
 
 
 def split_of(relative: Path, split: str | None) -> str | None:
