@@ -355,9 +355,9 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
             "choose one",
         ),
         (["summary", "resnet9000"], "unknown model"),
-        (["summary", "lenet5", "--input", "1x8x8"], "does not fit"),
+        (["summary", "lenet5", "--input", "1x8x8"], "1x8x8 inputs do not fit lenet5 (made for"),
         (["summary", "lenet5", "--input", "1xAx8"], "expected sizes"),
-        (["summary", "conv3d_net", "--input", "3x97x97"], "does not fit conv3d_net"),
+        (["summary", "conv3d_net", "--input", "3x97x97"], "inputs do not fit conv3d_net"),
         (["classify", "train", "--epochs", "0"], "--epochs"),
         (["classify", "train", "--lr", "-1", "--out", "/nonexistent/never"], "--lr"),
         (["classify", "train", "--model", "nope"], "unknown model"),
@@ -614,7 +614,8 @@ def test_receptive_field_at_another_input_size(capsys: pytest.CaptureFixture[str
     assert [r["receptive_field"] for r in at_48] == [r["receptive_field"] for r in default]
     assert at_48[0]["output_size"] == 48 != default[0]["output_size"]
     assert main(["explain", "receptive-field", "lenet5", "--input", "1x64x64"]) == 2
-    assert "input 1x64x64 does not fit lenet5 (default 1x32x32)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1x64x64 inputs do not fit lenet5 (made for 1x32x32; another --input?)" in err
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

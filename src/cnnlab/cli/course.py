@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,26 +96,10 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"ledger": rows}
 
 
-@contextlib.contextmanager
-def input_fits(name: str, shape: Sequence[int]) -> Iterator[None]:
-    """The error of a forward pass over an ``--input`` the model cannot take (a kernel larger
-    than a map, a head made for another size; ``ValueError``: batch norm given the wrong rank)
-    as one line naming the size and the model's own."""
-    from cnnlab.registry import get_model_entry
-
-    try:
-        yield
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:160]
-        default = "x".join(map(str, get_model_entry(name).input_size))
-        raise CnnlabError(
-            f"input {'x'.join(map(str, shape))} does not fit {name} (default {default}): {first}"
-        ) from None
-
-
 def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
+    from cnnlab.models.backbone import input_must_fit
     from cnnlab.registry import create_model, get_model_entry
     from cnnlab.viz.summary import summarize
 
@@ -125,7 +107,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     with torch.device("meta"):  # the summary needs shapes only
         model = create_model(args.model)
     shape = args.input or getattr(model, "default_input_size", entry.input_size)
-    with input_fits(args.model, shape):
+    with input_must_fit(args.model, shape, "--input"):
         summary = summarize(model, shape, args.model, show_all=args.all)
     if not args.json:
         c, *spatial = shape
@@ -267,10 +249,11 @@ def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, An
 
 def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.visualize import layer_geometry
+    from cnnlab.models.backbone import input_must_fit
     from cnnlab.registry import create_model, get_model_entry
 
     size = args.input or get_model_entry(args.model).input_size
-    with input_fits(args.model, size):
+    with input_must_fit(args.model, size, "--input"):
         geometry = layer_geometry(create_model(args.model), size)
     rows = [
         {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -67,17 +67,20 @@ def check_batch_of_one(
 
 
 @contextlib.contextmanager
-def input_must_fit(name: str, input_size: tuple[int, ...]) -> Iterator[None]:
+def input_must_fit(
+    name: str, input_size: Sequence[int], option: str = "--image-size"
+) -> Iterator[None]:
     """Turn the ``RuntimeError`` of a forward pass on an input the model cannot take (a 5x5
-    kernel over a 4x4 map), or batch norm's ``ValueError`` (a 3-D volume net given an image),
-    into one :class:`CnnlabError` line naming the size."""
+    kernel over a 4x4 map, a head made for another size), or batch norm's ``ValueError`` (a 3-D
+    volume net given an image), into one :class:`CnnlabError` line naming the size, the one
+    the model was made for, and the ``option`` that sets it."""
     try:
         yield
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160]
         size = "x".join(map(str, input_size))
         raise CnnlabError(
-            f"{size} inputs do not fit {name} ({_made_for(name)}another --image-size?): {first}"
+            f"{size} inputs do not fit {name} ({_made_for(name)}another {option}?): {first}"
         ) from None
 
 
