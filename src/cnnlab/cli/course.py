@@ -142,9 +142,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab import explain
 
-    matrix = (  # receptive-field's --input is a size, already parsed
-        explain.parse_matrix(args.input) if isinstance(getattr(args, "input", None), str) else None
-    )
+    matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
     if args.what == "conv":
         filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
         result = explain.explain_conv(
@@ -252,7 +250,7 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
     from cnnlab.models.backbone import input_must_fit
     from cnnlab.registry import create_model, get_model_entry
 
-    size = args.input or get_model_entry(args.model).input_size
+    size = args.size or get_model_entry(args.model).input_size
     with input_must_fit(args.model, size, "--input"):
         geometry = layer_geometry(create_model(args.model), size)
     rows = [
@@ -413,7 +411,9 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
     )
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's)")
+    p.add_argument(
+        "--input", dest="size", type=dims, help="input size CxHxW (default: the model's)"
+    )
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("iou", parents=[common], help="intersection over union of two boxes")
     p.add_argument("--a", required=True, help="a box 'x1 y1 x2 y2' (top-left, bottom-right)")
