@@ -274,7 +274,7 @@ def test_augmentation_keeps_masks_aligned() -> None:
     assert agree > 0.97  # and moved together (edges differ by interpolation only)
 
 
-def test_resnet_encoder_unet(tmp_path: Path) -> None:
+def test_resnet_encoder_unet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = cnnlab.create_model("unet_resnet18", num_classes=3)
     y = model(torch.randn(2, 3, 50, 70))
     assert y.shape == (2, 3, 50, 70)
@@ -289,6 +289,8 @@ def test_resnet_encoder_unet(tmp_path: Path) -> None:
     # on the input need opset 11): one line, not the exporter's traceback
     ckpt = str(tmp_path / "run" / "best.pt")
     assert main(["export", ckpt, "-o", str(tmp_path / "u.onnx"), "--opset", "9"]) == 2
+    assert "--opset 9: the ONNX exporter failed" in capsys.readouterr().err
+    assert not (tmp_path / "u.onnx").exists()
 
 
 @pytest.mark.parametrize("name", ["unet", "unet_resnet18", "unet_paper"])
