@@ -59,6 +59,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.classify import evaluate_checkpoint
+    from cnnlab.engine.eval_data import is_other_data
 
     with data_change_reported() as changes:
         result, ckpt, scored = evaluate_checkpoint(
@@ -66,7 +67,7 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         )
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": scored} | result.to_dict()
     out["data"] = args.data or ckpt.get("config", {}).get("data")
-    own = args.data in (None, ckpt.get("config", {}).get("data"))
+    own = not is_other_data(args.data, ckpt.get("config", {}).get("data", ""))
     out["data_changed"] = bool(changes) if "data_fingerprint" in ckpt and own else None
     if args.out:
         from cnnlab.viz.plots import plot_confusion_matrix

@@ -58,6 +58,7 @@ def _localization_line(m: dict[str, Any]) -> str:
 def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.eval_data import is_other_data
     from cnnlab.engine.localize import (
         LocalizeConfig,
         evaluate,
@@ -68,7 +69,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
     config = LocalizeConfig(**ckpt["config"])
     device = resolve_device(args.device)
-    if args.data and args.data != config.data:  # other labelled data (cnnlab.engine.eval_data)
+    if is_other_data(args.data, config.data):  # classes by name, every image or --split's
         data, scored = other_localization_data(args.data, ckpt, args.split)
         changed = None
     else:
@@ -197,10 +198,10 @@ def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tu
     """The split of the run's own data, or (``--data``) other labelled data: every image, or
     ``split`` where it has split folders, its classes renumbered to the checkpoint's."""
     from cnnlab.engine.detect import DetectConfig, load_detection_data, relabelled, split_of
-    from cnnlab.engine.eval_data import scored_indices
+    from cnnlab.engine.eval_data import is_other_data, scored_indices
 
     config = DetectConfig(**ckpt["config"])
-    if not other or other == config.data:  # the run's own data (scenes: the same scenes)
+    if not is_other_data(other, config.data):  # the run's own data (scenes: the same scenes)
         return split_of(load_detection_data(config), config.seed, split, config.data), split
     data = relabelled(load_detection_data(replace(config, data=other)), ckpt["class_names"], other)
     idx, scored = scored_indices(data.splits, len(data.images), split, other)
@@ -212,11 +213,12 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.engine.detect import evaluate_detector
     from cnnlab.engine.detection_metrics import plot_pr_curve
     from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.eval_data import is_other_data
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     device = resolve_device(args.device)
     data, scored = _detect_eval_data(ckpt, args.split, args.data)
-    own = args.data in (None, ckpt["config"]["data"])
+    own = not is_other_data(args.data, ckpt["config"]["data"])
     changed = split_changed(ckpt, args.split, data.images) if own else None
     ev = evaluate_detector(model.to(device), data, device)
     out = {
@@ -344,14 +346,13 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
 def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.eval_data import scored_indices
+    from cnnlab.engine.eval_data import is_other_data, scored_indices
     from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter, relabelled
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     device = resolve_device(args.device)
-    if args.data and args.data != config.data:  # other labelled data: classes by name, every
-        # image unless it has split folders
+    if is_other_data(args.data, config.data):  # classes by name, every image or --split's
         data = relabelled(_load(replace(config, data=args.data)), ckpt["class_names"], args.data)
         idx, scored = scored_indices(data.splits, len(data.images), args.split, args.data)
         changed = None

@@ -40,6 +40,7 @@ from cnnlab.engine.class_balance import (
     warn_if_imbalanced,
 )
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.eval_data import is_other_data
 from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     batch_slices,
@@ -515,7 +516,7 @@ def evaluate_checkpoint(
     model, ckpt = model_from_checkpoint(path, "classification")
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     dev = resolve_device(device)
-    if other and other != config.data:  # naming the run's own data scores its split
+    if is_other_data(other, config.data):  # naming the run's own data scores its split
         data, split = other_data(ckpt, config, other, split)
     else:
         data = data_from_config(config)

@@ -23,6 +23,12 @@ from cnnlab.data.split_folders import require_split
 from cnnlab.errors import CnnlabError
 
 
+def is_other_data(given: str | None, own: str) -> bool:
+    """Whether ``--data given`` names data other than the run's own (``own``, its training
+    ``--data``); no ``--data``, or the same text, is the run's own."""
+    return bool(given) and given != own
+
+
 def class_lookup(names: Sequence[str], known: Sequence[str], source: str) -> torch.Tensor:
     """``(len(names),)`` int64: the checkpoint's index of each of the data's class names, or
     the error that names those it does not know."""
