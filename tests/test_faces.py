@@ -526,6 +526,11 @@ def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert result["pairs"] == 4 and result["same_pairs"] == 2
     assert 0 <= result["accuracy_at_tau"] <= 1 and 0 <= result["auc"] <= 1
     assert roc.stat().st_size > 1000
+    pairs_file.write_text("Ann_Lee 1 2\nBo 1 3\n")  # no different pairs: no curve, and it says so
+    capsys.readouterr()
+    assert main([*argv, "--pairs", str(pairs_file), "--roc", str(tmp_path / "same.png")]) == 0
+    assert "only same-person pairs, so no ROC curve" in capsys.readouterr().err
+    assert not (tmp_path / "same.png").exists()
     from cnnlab.cli.faces import _face_embeddings, _face_model  # files embedded a chunk at a time
 
     model, ckpt = _face_model(str(run / "best.pt"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
         result.update(auc=roc["auc"], eer=roc["eer"], best_accuracy=roc["val_accuracy"])
         if args.roc:
             result["roc"] = str(plot_roc({Path(args.pairs).name: roc}, Path(args.roc)))
+    elif args.roc:  # a curve needs both kinds of pair: say so rather than write nothing quietly
+        kind = "same-person" if same.all() else "different-person"
+        message = f"{args.pairs}: only {kind} pairs, so no ROC curve; {args.roc} not written"
+        warnings.warn(message, stacklevel=2)
     if not args.json:
         console.print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
     return result
