@@ -164,6 +164,34 @@ def test_download_mnist_then_train(
     assert result["test_count"] == 20
 
 
+def test_a_local_folder_as_mirror(
+    monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--mirror may be a folder holding the archives (a copy carried to an offline machine), and
+    a --mirror that is neither a URL nor a folder is a one-line error, not urllib's traceback."""
+    files = Files()
+    archives = mnist_files()
+    serve(files, monkeypatch, "mnist", archives)
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    root = str(tmp_path / "data")
+    argv = ["data", "download", "mnist", "--root", root, "--mirror"]
+    assert main([*argv, str(folder)]) == 2  # an empty folder: the first archive is missing
+    assert "no such file in the mirror folder" in capsys.readouterr().err
+    for name, data in archives.items():
+        (folder / name).write_bytes(data)
+    assert main([*argv, str(folder), "--json"]) == 0
+    assert D.is_present("mnist", root)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["path"].endswith("mnist")
+    for mirror, message in (
+        ("archives", "neither an http(s):// or file:// URL nor an existing folder"),
+        ("http://[::1", "not a valid URL"),
+        ("http://", "neither an http(s)://"),
+    ):
+        assert main(["data", "download", "fashion-mnist", "--root", root, "--mirror", mirror]) == 2
+        assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "fault, message",
     [

@@ -108,7 +108,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     root_help = "where datasets live (default ~/.cache/cnnlab/datasets)"
     p.add_argument("--root", help=root_help)
-    p.add_argument("--mirror", help="a base URL serving the same file names")
+    p.add_argument(
+        "--mirror", help="a base URL (http, https, file) or a local folder with the same file names"
+    )
     p.set_defaults(handler=cmd_data)
     p = what.add_parser("list", parents=[common], help="which datasets are present")
     p.add_argument("--root", help=root_help)

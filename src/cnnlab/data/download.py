@@ -25,6 +25,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -288,7 +289,9 @@ def fetch(
             response = None
         else:
             raise CnnlabError(f"{url}: server answered {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: "http://:80/x"
+        if isinstance(getattr(exc, "reason", exc), FileNotFoundError):  # a --mirror folder's
+            raise CnnlabError(f"{url}: no such file in the mirror folder") from None
         raise CnnlabError(f"{url}: cannot connect ({exc})") from None
     if response is not None:
         with response:
@@ -374,15 +377,32 @@ def unpack(archive: Path, into: Path, how: str = "auto") -> None:
         raise CnnlabError(f"{archive}: not a gzip, tar or zip archive")
 
 
+def mirror_base(mirror: str) -> str:
+    """``--mirror`` as a base URL: an ``http(s)://`` or ``file://`` URL as given, or a local
+    folder (a USB disk, a shared drive holding the archives) as its ``file://`` URL."""
+    if Path(mirror).expanduser().is_dir():
+        return Path(mirror).expanduser().resolve().as_uri()
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+    except ValueError as exc:  # e.g. "http://[::1" (an unclosed IPv6 address)
+        raise CnnlabError(f"--mirror {mirror!r}: not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+        raise CnnlabError(
+            f"--mirror {mirror!r}: neither an http(s):// or file:// URL nor an existing folder"
+        )
+    return mirror.rstrip("/")
+
+
 def download(
     name: str, root: str | Path | None = None, mirror: str | None = None, progress: bool = True
 ) -> Path:
     """Fetch, verify and unpack dataset ``name`` into ``root/name``; returns that folder.
 
-    ``mirror`` replaces every URL's folder with another base URL (same file names): for a local
-    copy, a proxy, or the tests' server on 127.0.0.1."""
+    ``mirror`` replaces every URL's folder with another base URL or a local folder (same file
+    names): for a local copy, a proxy, or the tests' server on 127.0.0.1."""
     if name not in DATASETS:
         raise CnnlabError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    base = mirror_base(mirror) if mirror else None
     spec = DATASETS[name]
     target = dataset_dir(name, root)
     if is_present(name, root):
@@ -393,7 +413,7 @@ def download(
     try:
         for f in spec.files:
             filename = f.url.rsplit("/", 1)[1]
-            url = mirror.rstrip("/") + "/" + filename if mirror else f.url
+            url = f"{base}/{filename}" if base else f.url
             archive = downloads / filename
             if not (
                 archive.exists()
