@@ -48,6 +48,8 @@ def test_options() -> None:
         check_scene_size(16)
     from cnnlab.data.scenes import check_scene_memory
 
+    big = make_scenes(1, seed=0, image_size=600)[0]  # larger than the 512 px textures
+    assert big.image.shape == (600, 600, 3) and big.image.std() > 10  # textured, not flat
     check_scene_memory(4000, 128)  # the detection default: about 0.6 GiB
     with pytest.raises(CnnlabError, match=r"--images 1000000000 at 128 px needs about 1\d{5}"):
         check_scene_memory(10**9, 128)  # would be killed by the OS half-way, without a word

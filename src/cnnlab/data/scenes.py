@@ -126,7 +126,8 @@ def _textures() -> tuple[np.ndarray, ...]:
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     tex = _textures()[rng.integers(3)]
-    crop = int(rng.integers(size, min(tex.shape) + 1))
+    side = min(tex.shape)  # 512: a larger scene stretches the whole texture
+    crop = int(rng.integers(min(size, side), side + 1))
     y, x = rng.integers(0, tex.shape[0] - crop + 1), rng.integers(0, tex.shape[1] - crop + 1)
     patch = tex[y : y + crop, x : x + crop]
     idx = (np.arange(size) * crop / size).astype(int)
