@@ -117,3 +117,7 @@ def test_augment_grid_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         == 0
     )
     assert out.stat().st_size > 5000
+    # a folder read as 2 channels has no picture to show: refused before anything is written
+    argv = ["augment", "--data", "faces", "--channels", "2", "-o", str(tmp_path / "two.png")]
+    assert main(argv) == 2 and not (tmp_path / "two.png").exists()
+    assert "--channels: invalid choice: 2" in capsys.readouterr().err

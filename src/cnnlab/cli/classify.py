@@ -406,7 +406,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--variants", type=positive_int, default=4, help="augmented rows")
     p.add_argument("--image-size", type=positive_int, default=64, help="images resized to NxN")
     p.add_argument(
-        "--channels", type=int, default=0, help="1 or 3 for folders (default: the dataset's)"
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=0,
+        help="1 or 3 for folders (default: the dataset's)",
     )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--seed", type=random_seed, default=0, help="seeds the augmentations")
