@@ -279,6 +279,8 @@ def test_paths_the_system_refuses_are_one_line_errors(
         (["augment", "-o", str(tmp_path)], "a folder"),
         (["augment", "-o", str(tmp_path / "grid.xyz")], "cannot write .xyz figures"),
         (["classify", "train", "--pretrained", str(a_file)], "not a readable weights file"),
+        (["augment", "-o", str(a_file / "grid.png")], "notes.txt: a file, where a folder is"),
+        (["augment", "-o", str(a_file / "a" / "g.png")], "notes.txt: a file, where a folder is"),
     ]:
         err = run_error(capsys, *argv)
         assert str(tmp_path) in err and fragment in err

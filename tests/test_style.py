@@ -74,7 +74,9 @@ def test_coarse_to_fine() -> None:
         transfer_style(content, style, steps=2, scales=3)
 
 
-def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_style_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "g.png"
     assert (
         main(
@@ -90,6 +92,19 @@ def test_style_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["style", "nowhere.png", "gravel"]) == 2
     default = tmp_path / "default.png"  # astronaut in the style of brick
     assert main(["style", "-o", str(default), "--size", "32", "--steps", "2", "--json"]) == 0
+    capsys.readouterr()
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("optimised although its result could not be saved")
+
+    monkeypatch.setattr("cnnlab.engine.style.transfer_style", never)
+    for output, message in (  # refused before the optimisation, whose result would be lost
+        (tmp_path, "a folder; give the image's file name"),
+        (tmp_path / "g.txt", "not an image file name Pillow can write"),
+        (out / "sub" / "g.png", f"{out}: a file, where a folder is needed for g.png"),
+    ):
+        assert main(["style", "-o", str(output), "--size", "32", "--steps", "2"]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_weights_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

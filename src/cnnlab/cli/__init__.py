@@ -118,7 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a path the user gave that the system refuses: a folder for a file...
         if debug or exc.filename is None:
             raise
-        print(f"cnnlab: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        where, reason = exc.filename, exc.strerror
+        if isinstance(
+            exc, FileExistsError | NotADirectoryError
+        ):  # a file where a path needs a folder
+            path = Path(exc.filename)
+            where = next((p for p in (path, *path.parents) if p.is_file()), where)
+            reason = "a file, where a folder is needed for what is written there"
+        print(f"cnnlab: error: {where}: {reason}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)

@@ -307,6 +307,8 @@ def image_path(path: str | Path) -> Path:
         raise CnnlabError(f"{path}: a folder; give the image's file name, e.g. {path / 'out.png'}")
     if path.suffix.lower() not in Image.registered_extensions():
         raise CnnlabError(f"{path}: not an image file name Pillow can write (try .png or .jpg)")
+    if blocking := next((p for p in path.parents if p.is_file()), None):
+        raise CnnlabError(f"{blocking}: a file, where a folder is needed for {path.name}")
     return path
 
 
