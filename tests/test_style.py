@@ -90,6 +90,8 @@ def test_style_cli(
 
     assert r["device"] == str(resolve_device("auto"))  # a GPU where there is one (--device)
     assert main(["style", "nowhere.png", "gravel"]) == 2
+    assert main(["style", "--alpha", "0", "--beta", "0", "--size", "32", "--steps", "2"]) == 2
+    assert "all 0: J(G) = 0, nothing to optimise" in capsys.readouterr().err
     default = tmp_path / "default.png"  # astronaut in the style of brick
     assert main(["style", "-o", str(default), "--size", "32", "--steps", "2", "--json"]) == 0
     capsys.readouterr()

@@ -180,6 +180,8 @@ def optimise_pixels(
     result's images come back on the CPU."""
     if beta is None:
         beta = 40.0 if weights else 4000.0
+    if alpha == beta == tv_weight == 0:
+        raise CnnlabError("--alpha, --beta and --tv are all 0: J(G) = 0, nothing to optimise")
     if init not in ("random", "content"):
         raise CnnlabError(f"--init must be random or content, got {init!r}")
     if optimizer not in ("adam", "lbfgs"):
