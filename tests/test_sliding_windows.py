@@ -50,3 +50,6 @@ def test_explain_sliding_windows(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["grid"] == [2, 2] and r["max_abs_diff"] < 1e-5
     assert r["layers_conv"][1][1] == [400, 2, 2]
     assert main(["explain", "sliding-windows", "--image-size", "10"]) == 2
+    capsys.readouterr()  # 526 px: 257 x 257 windows, one more row and column than the limit
+    assert main(["explain", "sliding-windows", "--image-size", "526"]) == 2
+    assert "66,049 windows for the naive loop" in capsys.readouterr().err

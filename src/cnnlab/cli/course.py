@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +208,25 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
     return result
 
 
+MAX_NAIVE_WINDOWS = 256**2  # 525 px: the naive loop takes ~12 s a repeat on a 2-core CPU
+
+
 def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
     from cnnlab.engine.sliding import compare_sliding_windows
-    from cnnlab.models.overfeat import WINDOW
+    from cnnlab.models.overfeat import STRIDE, WINDOW
 
     if args.image_size < WINDOW:
         raise CnnlabError(f"--image-size must be at least the {WINDOW}-pixel window")
+    windows = ((args.image_size - WINDOW) // STRIDE + 1) ** 2
+    if windows > MAX_NAIVE_WINDOWS:  # the naive loop runs one window at a time, ~0.2 ms each
+        largest = WINDOW + STRIDE * math.isqrt(MAX_NAIVE_WINDOWS) - 1
+        raise CnnlabError(
+            f"--image-size {args.image_size}: {windows:,} windows for the naive loop to classify "
+            f"one by one (about {windows * 2e-4 * (2 * args.repeats + 1) / 60:.0f} min here); "
+            f"the comparison takes up to {MAX_NAIVE_WINDOWS:,} (--image-size {largest})"
+        )
     if args.checkpoint:
         from cnnlab.engine.checkpoint import model_from_checkpoint
 
