@@ -318,6 +318,9 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         ),
         (["explain", "conv", "--input", "1 2;3", "--filter", "vertical"], "different lengths"),
         (["explain", "conv", "--input", "1 x;3 4", "--filter", "1"], "'x', which is not a number"),
+        (["explain", "conv", "--input", "1 2;3 inf", "--filter", "1"], "'inf'; give finite"),
+        (["explain", "iou", "--a", "nan 0 1 1", "--b", "0 0 1 1"], "'nan'; give finite numbers"),
+        (["explain", "nms", "--boxes", "0 0 1 1 1e999"], "row 1 has '1e999'; give finite"),
         (
             ["explain", "conv", "--input", "1 2;3 4", "--filter", "1 1;1 1", "--p", "same"],
             "odd kernel",

@@ -7,6 +7,7 @@ matrix, filter, output matrix and the output-size formula with the numbers fille
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -25,7 +26,8 @@ Matrix = list[list[float]]
 
 def parse_matrix(text: str, what: str = "--input") -> torch.Tensor:
     """``"3 0 1; 1 5 8"`` -> a ``(rows, cols)`` float64 tensor. Rows are separated by ``;``,
-    cells by spaces or commas. Ragged rows or non-numbers are a :class:`CnnlabError`."""
+    cells by spaces or commas. Ragged rows, non-numbers, NaN or infinity are a
+    :class:`CnnlabError`."""
     rows = [r for r in (row.strip() for row in text.strip().strip(";").split(";"))]
     if not text.strip() or any(not r for r in rows):
         raise CnnlabError(f"{what}: empty matrix row in {text!r} (rows are separated by ';')")
@@ -37,6 +39,9 @@ def parse_matrix(text: str, what: str = "--input") -> torch.Tensor:
         except ValueError:
             bad = next(c for c in cells if not _is_number(c))
             raise CnnlabError(f"{what}: row {i + 1} has {bad!r}, which is not a number") from None
+        if not all(math.isfinite(v) for v in values[-1]):  # "nan", "inf", "1e999"
+            bad = next(c for c, v in zip(cells, values[-1], strict=True) if not math.isfinite(v))
+            raise CnnlabError(f"{what}: row {i + 1} has {bad!r}; give finite numbers")
     widths = {len(r) for r in values}
     if len(widths) != 1:
         lengths = ", ".join(str(len(r)) for r in values)
