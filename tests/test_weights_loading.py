@@ -53,3 +53,16 @@ def test_unreadable_and_unsupported(resnet18_file: Path, tmp_path: Path) -> None
         load_torchvision_weights(cnnlab.create_model("mobilenet_v1"), resnet18_file)
     with pytest.raises(CnnlabError, match="googlenet_paper has no torchvision weights"):
         load_torchvision_weights(cnnlab.create_model("googlenet_paper"), resnet18_file)
+
+
+def test_a_cnnlab_checkpoint_given_as_weights_says_so(tmp_path: Path) -> None:
+    """A run's best.pt passed where a torchvision file goes (--weights) names what it is
+    instead of listing its keys as 'unexpected'."""
+    from cnnlab.engine.checkpoint import save_checkpoint
+
+    model = cnnlab.create_model("resnet18")
+    path = tmp_path / "best.pt"
+    payload = {"model": "resnet18", "model_kwargs": {}, "state_dict": model.state_dict()}
+    save_checkpoint(path, payload)
+    with pytest.raises(CnnlabError, match=r"best.pt: a cnnlab checkpoint \(resnet18\), not a"):
+        load_torchvision_weights(cnnlab.create_model("resnet18"), path)

@@ -123,6 +123,11 @@ def load_torchvision_weights(
     to keep the model's own, freshly initialised head).
     """
     state = load_torch_file(path, "weights file")
+    if isinstance(state, dict) and "format" in state and "model_kwargs" in state:
+        raise CnnlabError(
+            f"{path}: a cnnlab checkpoint ({state.get('model')}), not a torchvision weights "
+            "file (cnnlab's commands take it as --checkpoint, or --pretrained to train from it)"
+        )
     if isinstance(state, dict) and "state_dict" in state and "format" not in state:
         state = state["state_dict"]
     if not isinstance(state, Mapping):
