@@ -108,6 +108,9 @@ def conv_nd(
             f"channels do not match: input has {c_in}, weight {tuple(weight.shape)}, "
             f"groups={groups}"
         )
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        got = tuple(bias.shape)
+        raise ValueError(f"bias must have shape ({c_out},), one per filter, got {got}")
     out_size = [
         conv_output_size(n, f, pi, si, di)
         for n, f, pi, si, di in zip(x.shape[2:], kernel, p, s, d, strict=True)
