@@ -189,7 +189,7 @@ CHILD = """
 import sys, time, numpy as np
 from cnnlab.data.face_db import FaceDatabase
 db = FaceDatabase(sys.argv[1], "m1")
-db.enroll("alice", np.ones((3, 4), np.float32))
+db.enroll("alice", np.eye(3, 4, dtype=np.float32))
 print("alice", flush=True)
 class Slow:
     def __iter__(self):
@@ -219,7 +219,7 @@ def test_database_survives_a_kill_mid_enrolment(tmp_path: Path) -> None:
 
 def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     """A file that is not a database, a nameless person and an unknown name fail in one line;
-    an empty database has an empty gallery; a person keeps every image enrolled."""
+    an empty database has an empty gallery; a person keeps every image enrolled, once."""
     junk = tmp_path / "notes.db"
     junk.write_text("these are my notes, not a database " * 100)
     with pytest.raises(CnnlabError, match=r"notes\.db: not a cnnlab face database"):
@@ -230,11 +230,16 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
         db.enroll("  ", np.ones((1, 4), np.float32))
     with pytest.raises(CnnlabError, match="no person named 'nobody'"):
         db.remove("nobody")
-    db.enroll("ada", np.eye(4, dtype=np.float32)[:2])
-    db.enroll("ada", np.eye(4, dtype=np.float32)[2:3])
+    assert db.enroll("ada", np.eye(4, dtype=np.float32)[:2]) == 2
+    assert db.enroll("ada", np.eye(4, dtype=np.float32)[2:3]) == 1
     names, gallery = db.gallery()
     assert names == ["ada"] * 3 and np.array_equal(gallery, np.eye(4, dtype=np.float32)[:3])
     assert db.people() == [("ada", 3)]
+    # the same images again (up to float rounding), or twice in one call, are not added twice;
+    # someone else may have the same image (a mistake the database cannot know)
+    again = np.eye(4, dtype=np.float32)[[0, 3, 3]] + 1e-6
+    assert db.enroll("ada", again) == 1 and db.people() == [("ada", 4)]
+    assert db.enroll("bo", np.eye(4, dtype=np.float32)[:1]) == 1
     db.close()
 
 
@@ -295,7 +300,14 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             )
             == 0
         )
-    capsys.readouterr()
+    capsys.readouterr()  # the same file again, beside a new one: only the new one is added
+    argv = ["faces", "enroll", "--checkpoint", ckpt, "--db", db, "--name", "person6"]
+    assert main([*argv, files[(6, 0)], files[(6, 1)], "--json"]) == 0
+    added = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert added["enrolled"] == 1 and added["skipped"] == 1
+    assert main([*argv, files[(6, 1)]]) == 0 and "1 already enrolled, skipped" in (
+        capsys.readouterr().out
+    )
     assert (
         main(
             [

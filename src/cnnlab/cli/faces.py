@@ -178,9 +178,11 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     tau = ckpt["tau"]
     if args.what == "enroll":
         n = db.enroll(args.name, emb)
+        skipped = len(emb) - n
         if not args.json:
-            console.print(f"enrolled {n} image(s) of {args.name}")
-        return {"name": args.name, "enrolled": n}
+            again = f" ({skipped} already enrolled, skipped)" if skipped else ""
+            console.print(f"enrolled {n} image(s) of {args.name}{again}")
+        return {"name": args.name, "enrolled": n, "skipped": skipped}
     names, gallery = db.gallery()
     if not names:
         raise CnnlabError(f"{args.db}: nobody is enrolled yet (cnnlab faces enroll)")

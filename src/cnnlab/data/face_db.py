@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+# Squared distance under which two embeddings count as one image: the same file embedded alone
+# or in a batch differs by float rounding (~1e-12), while two photos are ~0.01 or more apart.
+SAME_IMAGE = 1e-8
+
+
 class FaceDatabase:
     """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
 
@@ -78,7 +83,10 @@ class FaceDatabase:
         return row[0]
 
     def enroll(self, name: str, embeddings: np.ndarray) -> int:
-        """Add ``embeddings (n, D)`` for ``name`` (created if new) in one transaction."""
+        """Add ``embeddings (n, D)`` for ``name`` (created if new) in one transaction; returns
+        how many were added. An embedding equal to one ``name`` already has (within
+        ``SAME_IMAGE``: the same image enrolled again, or twice in one folder) is skipped, so
+        enrolling a folder again does not give its images double weight."""
         if not name.strip():
             raise CnnlabError("a person needs a non-empty name")
         cur = self.conn.cursor()
@@ -86,15 +94,24 @@ class FaceDatabase:
         try:
             cur.execute("INSERT OR IGNORE INTO persons(name) VALUES (?)", (name,))
             pid = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0]
-            cur.executemany(
-                "INSERT INTO embeddings(person_id, vector) VALUES (?, ?)",
-                [(pid, np.asarray(e, np.float32).tobytes()) for e in embeddings],
-            )
+            rows = cur.execute("SELECT vector FROM embeddings WHERE person_id = ?", (pid,))
+            kept = [np.frombuffer(r[0], np.float32) for r in rows]
+            added = 0
+            for e in embeddings:
+                vector = np.asarray(e, np.float32).ravel()
+                if any(float(((vector - k) ** 2).sum()) <= SAME_IMAGE for k in kept):
+                    continue
+                cur.execute(
+                    "INSERT INTO embeddings(person_id, vector) VALUES (?, ?)",
+                    (pid, vector.tobytes()),
+                )
+                kept.append(vector)
+                added += 1
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        return len(embeddings)
+        return added
 
     def remove(self, name: str) -> int:
         """Remove ``name`` and their embeddings in one transaction; returns how many images
