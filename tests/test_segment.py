@@ -107,6 +107,30 @@ def test_void_pixels_are_neither_trained_on_nor_scored() -> None:
     assert confusion_matrix(pred, target, 3).tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
 
 
+def test_augmentation_marks_pixels_from_outside_as_void() -> None:
+    """A rotation's corners and a crop's padding are black in the image and VOID in the map
+    (not background, which the network would learn black means); inside, classes move with
+    the image, and VOID pixels of the data stay VOID."""
+    from cnnlab.data.augment import build_augmentation
+    from cnnlab.engine.segment import SegmentationData, _batch
+
+    masks = torch.ones(4, 32, 32, dtype=torch.long)
+    masks[:, :, :8] = 2
+    masks[:, 0, 0] = VOID  # a pixel nobody labelled
+    data = SegmentationData(
+        torch.full((4, 3, 32, 32), 200, dtype=torch.uint8), masks, ("bg", "a", "b")
+    )
+    torch.manual_seed(0)
+    for names in (("rotate",), ("crop",)):
+        augment = build_augmentation(names, image_size=32, channels=3, data_keys=("input", "mask"))
+        augment[0].p = 1.0  # every image moved
+        _, y = _batch(data, torch.arange(4), augment)
+        assert (y == 0).sum() == 0  # no pixel became background
+        assert (y == VOID).sum() > 4 and ((y == 1) | (y == 2) | (y == VOID)).all()
+    _, y = _batch(data, torch.arange(4))
+    assert torch.equal(y, masks)
+
+
 def test_overfit_one_batch() -> None:
     data = scenes_segmentation(4, image_size=32, seed=1)
     model = cnnlab.create_model("unet", depth=3, base_width=8)

@@ -322,12 +322,16 @@ def _batch(
     data: SegmentationData, idx: torch.Tensor, augment: torch.nn.Module | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Standardised images and their label maps; ``augment`` (a kornia pipeline with data keys
-    ``input`` and ``mask``) moves both with the same transform, nearest-neighbour for masks."""
+    ``input`` and ``mask``) moves both with the same transform, nearest-neighbour for masks.
+    Pixels an augmentation brings in from outside the image (a rotation's corners, a crop's
+    padding: black in the image) are :data:`VOID` in the map, not background, as
+    torchvision's segmentation reference pads its targets with 255."""
     x = data.images[idx].float().div_(255)
     y = data.masks[idx].clone()
     if augment is not None:
-        x, m = augment(x, y[:, None].float())
-        y = m[:, 0].round().long()
+        x, m = augment(x, (y[:, None] + 1).float())  # shifted by one: the zero fill marks outside
+        y = m[:, 0].round().long() - 1
+        y[y < 0] = VOID
     return (x - MEAN) / STD, y
 
 
