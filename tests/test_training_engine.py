@@ -106,6 +106,11 @@ def test_resume_needs_a_last_checkpoint(tmp_path: Path) -> None:
     )
     with pytest.raises(CnnlabError, match="not a resumable checkpoint"):
         train_classifier(ClassifyTrainConfig(), resume=path)
+    # a detector's last.pt names its task instead of "use a run's last.pt" (it is one)
+    last = {"model": "yolo", "model_kwargs": {}, "state_dict": {}, "optimizer": {}, "rng": {}}
+    path = save_checkpoint(tmp_path / "last.pt", last)
+    with pytest.raises(CnnlabError, match=r"a detection checkpoint \(model 'yolo'\), not a class"):
+        train_classifier(ClassifyTrainConfig(), resume=path)
 
 
 def test_freeze_policies() -> None:

@@ -32,7 +32,12 @@ from cnnlab.config import ClassifyTrainConfig
 from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
 from cnnlab.data.classification import ClassificationData, Split, load_classification, normalize
 from cnnlab.engine import distributed as D
-from cnnlab.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from cnnlab.engine.checkpoint import (
+    check_task,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from cnnlab.engine.class_balance import (
     class_weights,
     parse_class_weights,
@@ -264,6 +269,7 @@ def train_classifier(
     ckpt: dict[str, Any] | None = None
     if resume:
         ckpt = load_checkpoint(resume)
+        check_task(ckpt, resume, "classification")  # a detector's last.pt: say what it is
         if "optimizer" not in ckpt or "rng" not in ckpt:
             raise CnnlabError(f"{resume}: not a resumable checkpoint (use a run's last.pt)")
         config = ClassifyTrainConfig.from_dict(ckpt["config"])
