@@ -119,9 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug or exc.filename is None:
             raise
         where, reason = exc.filename, exc.strerror
-        if isinstance(
-            exc, FileExistsError | NotADirectoryError
-        ):  # a file where a path needs a folder
+        # a file where the path needs a folder: name that file
+        if isinstance(exc, FileExistsError | NotADirectoryError):
             path = Path(exc.filename)
             where = next((p for p in (path, *path.parents) if p.is_file()), where)
             reason = "a file, where a folder is needed for what is written there"

@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS embeddings (
 SAME_IMAGE = 1e-8
 
 
+def _holds(rows: np.ndarray | None, vector: np.ndarray) -> bool:
+    """Whether ``rows (m, D)`` has one within :data:`SAME_IMAGE` of ``vector (D,)`` (the
+    differences taken directly: |a|^2 + |b|^2 - 2ab would round to ~1e-6)."""
+    return (
+        rows is not None
+        and len(rows) > 0
+        and bool(((rows - vector) ** 2).sum(1).min() <= SAME_IMAGE)
+    )
+
+
 class FaceDatabase:
     """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
 
@@ -95,23 +105,23 @@ class FaceDatabase:
             cur.execute("INSERT OR IGNORE INTO persons(name) VALUES (?)", (name,))
             pid = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0]
             rows = cur.execute("SELECT vector FROM embeddings WHERE person_id = ?", (pid,))
-            kept = [np.frombuffer(r[0], np.float32) for r in rows]
-            added = 0
+            before = [np.frombuffer(r[0], np.float32) for r in rows]
+            stored = np.stack(before) if before else None  # (m, D): compared in one go
+            added: list[np.ndarray] = []
             for e in embeddings:
                 vector = np.asarray(e, np.float32).ravel()
-                if any(float(((vector - k) ** 2).sum()) <= SAME_IMAGE for k in kept):
+                if _holds(stored, vector) or (added and _holds(np.stack(added), vector)):
                     continue
                 cur.execute(
                     "INSERT INTO embeddings(person_id, vector) VALUES (?, ?)",
                     (pid, vector.tobytes()),
                 )
-                kept.append(vector)
-                added += 1
+                added.append(vector)
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
-        return added
+        return len(added)
 
     def remove(self, name: str) -> int:
         """Remove ``name`` and their embeddings in one transaction; returns how many images
