@@ -224,7 +224,7 @@ def _explain_sliding(args: argparse.Namespace, console: Console) -> dict[str, An
         largest = WINDOW + STRIDE * math.isqrt(MAX_NAIVE_WINDOWS) - 1
         raise CnnlabError(
             f"--image-size {args.image_size}: {windows:,} windows for the naive loop to classify "
-            f"one by one (about {windows * 2e-4 * (2 * args.repeats + 1) / 60:.0f} min here); "
+            f"one by one (about {windows * 2e-4 * (args.repeats + 1) / 60:.0f} min here); "
             f"the comparison takes up to {MAX_NAIVE_WINDOWS:,} (--image-size {largest})"
         )
     if args.checkpoint:
