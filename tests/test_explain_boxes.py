@@ -132,6 +132,13 @@ def test_yolo_target_cli(capsys: pytest.CaptureFixture[str]) -> None:
         (["--objects", "0 0 400 10 1"], "leaves the 300 x 300 image"),
         (["--objects", "0 0 10 10"], "5 numbers"),
         (["--anchors", "0.1 0"], "--anchors: each anchor is 'w h'"),
+        (["--anchors", ""], "--anchors: empty matrix row"),  # not the slide's anchors instead
     ):
         assert main(["explain", "yolo-target", *argv]) == 2
         assert message in capsys.readouterr().err
+    # an image without objects: every slot's p_c is 0 (the slide's car no longer stands in)
+    assert main(["explain", "yolo-target", "--objects", "", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["objects"] == [] and r["responsible_slots"] == 0 and r["shape"] == [3, 3, 2, 8]
+    assert main(["explain", "nms", "--boxes", ""]) == 2
+    assert "--boxes: empty matrix row" in capsys.readouterr().err

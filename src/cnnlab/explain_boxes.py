@@ -222,7 +222,10 @@ def parse_objects(
     text: str, image_size: int, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``"x1 y1 x2 y2 class; ..."`` in pixels of an ``image_size`` square, classes numbered from 1
-    as on the slide -> boxes ``(N, 4)`` relative to the image and labels ``(N,)`` from 0."""
+    as on the slide -> boxes ``(N, 4)`` relative to the image and labels ``(N,)`` from 0. An
+    empty ``text`` is an image without objects (every cell's target is ``p_c = 0``)."""
+    if not text.strip():
+        return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
     rows = parse_matrix(text, "--objects")
     if rows.shape[1] != 5:
         raise CnnlabError(
@@ -330,6 +333,7 @@ def render_yolo_target(result: dict[str, Any], console: Console) -> None:
             console.print(f"y[{row}, {col}], anchor {a}: [{values}]")
     shape = " x ".join(map(str, result["shape"]))
     console.print(
-        f"y is {shape}: every other cell has p_c = 0 for each anchor. For the size the network "
+        f"y is {shape}: every {'other ' if result['cells'] else ''}cell has p_c = 0 for each "
+        "anchor. For the size the network "
         "regresses log(w / anchor w) and log(h / anchor h)."
     )

@@ -190,14 +190,16 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
         return result
     if args.what == "yolo-target":
         boxes, labels = eb.parse_objects(
-            args.objects or eb.EXAMPLE_OBJECTS, args.image_size, len(eb.SLIDE_CLASSES)
+            eb.EXAMPLE_OBJECTS if args.objects is None else args.objects,
+            args.image_size,
+            len(eb.SLIDE_CLASSES),
         )
-        anchors = eb.parse_anchors(args.anchors or eb.EXAMPLE_ANCHORS)
+        anchors = eb.parse_anchors(eb.EXAMPLE_ANCHORS if args.anchors is None else args.anchors)
         result = eb.explain_yolo_target(boxes, labels, args.grid, anchors)
         if not args.json:
             eb.render_yolo_target(result, console)
         return result
-    boxes, scores = eb.parse_scored_boxes(args.boxes or eb.EXAMPLE_BOXES)
+    boxes, scores = eb.parse_scored_boxes(eb.EXAMPLE_BOXES if args.boxes is None else args.boxes)
     result = eb.explain_nms(boxes, scores, args.score_threshold, args.iou_threshold)
     if args.out:
         result["figure"] = str(eb.plot_nms(result, args.out))
@@ -454,8 +456,9 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--objects",
-        help="'x1 y1 x2 y2 class; ...' in pixels, classes 1 pedestrian, 2 car, 3 motorcycle "
-        "(default: the slide's car, b_x 0.3, b_y 0.4, b_h 0.5, b_w 1.1)",
+        help="'x1 y1 x2 y2 class; ...' in pixels, classes 1 pedestrian, 2 car, 3 motorcycle; "
+        "'' for an image without objects (default: the slide's car, b_x 0.3, b_y 0.4, b_h 0.5, "
+        "b_w 1.1)",
     )
     p.add_argument(
         "--image-size", type=positive_int, default=300, help="the square image's side in pixels"
