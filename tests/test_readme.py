@@ -26,3 +26,25 @@ def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         script.write_text(block)
         runpy.run_path(str(script), run_name="readme")
     assert (tmp_path / "runs" / "py-digits" / "best.pt").is_file()
+
+
+def test_readme_command_lines_parse() -> None:
+    """Every `cnnlab ...` line in the README's shell blocks (continuations joined, comments and
+    `...` placeholders dropped, `&&` chains split, `python -m cnnlab` under torchrun too) is
+    accepted by the CLI's parser: a renamed option or choice shows here, not in a user's shell."""
+    import shlex
+
+    from cnnlab.cli import build_parser
+
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            for part in line.split("&&") if not line.startswith("#") else []:
+                words = shlex.split(part)
+                if "cnnlab" in words and (words[0] == "cnnlab" or "-m" in words):
+                    start = words.index("cnnlab") + 1
+                    commands.append([w for w in words[start:] if w != "..."])
+    assert len(commands) > 60
+    for argv in commands:
+        build_parser().parse_args(argv)  # a CnnlabError names the line's problem
