@@ -171,6 +171,13 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
         (tmp_path / "c" / "bad.json").write_text(json.dumps(broken))
         with pytest.raises(CnnlabError, match=rf"bad\.json: (annotation 0|image \d+): {fragment}"):
             coco_data(str(tmp_path / "c" / "bad.json"), 64)
+    for key in ("images", "categories"):  # one id for two entries: one would swallow the other
+        broken = json.loads((tmp_path / "c" / "annotations.json").read_text())
+        broken[key].append(dict(broken[key][0], file_name="other.png", name="other"))
+        (tmp_path / "c" / "bad.json").write_text(json.dumps(broken))
+        first_id = broken[key][0]["id"]
+        with pytest.raises(CnnlabError, match=rf"bad\.json: \w+ id {first_id} is listed twice"):
+            coco_data(str(tmp_path / "c" / "bad.json"), 64)
     from cnnlab.data.yolo import parse_label_file
 
     bad = tmp_path / "bad.txt"

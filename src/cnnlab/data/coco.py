@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,19 +46,26 @@ class CocoFile:
 
 
 def read_coco(path: str | Path) -> CocoFile:
-    """Parse and check ``path``: categories, images (``file_name``, positive ``width`` and
-    ``height``; at least one), and every annotation's ``image_id`` and ``category_id``."""
+    """Parse and check ``path``: categories and images (each id once; ``file_name``, positive
+    ``width`` and ``height``; at least one image), and every annotation's ``image_id`` and
+    ``category_id``."""
     path = Path(path)
     try:
         coco = json.loads(path.read_text(encoding="utf-8-sig"))
         cats = sorted(coco["categories"], key=lambda c: c["id"])
         cat_index = {c["id"]: i for i, c in enumerate(cats)}
         names = [str(c["name"]) for c in cats]
+        image_ids = [im["id"] for im in coco["images"]]
         images = {im["id"]: im for im in coco["images"]}
         annotations = list(coco.get("annotations", []))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON or UTF-8
         reason = f"{type(exc).__name__}: {exc}"
         raise CnnlabError(f"{path}: not a COCO annotation file ({reason})") from None
+    for what, ids in (("category", [c["id"] for c in cats]), ("image", image_ids)):
+        twice = [i for i, n in Counter(ids).items() if n > 1]
+        if twice:
+            # two images under one id would merge their boxes onto one picture, silently
+            raise CnnlabError(f"{path}: {what} id {twice[0]!r} is listed twice")
     if not images:
         raise CnnlabError(f"{path}: no images listed")
     for im in images.values():
