@@ -178,6 +178,12 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
         first_id = broken[key][0]["id"]
         with pytest.raises(CnnlabError, match=rf"bad\.json: \w+ id {first_id} is listed twice"):
             coco_data(str(tmp_path / "c" / "bad.json"), 64)
+    from cnnlab.engine.detect import DetectConfig, train_detector
+
+    (tmp_path / "c" / "bare.json").write_text(json.dumps(coco | {"annotations": []}))
+    bare = DetectConfig(data=str(tmp_path / "c" / "bare.json"), out=str(tmp_path / "r"))
+    with pytest.raises(CnnlabError, match=r"bare\.json: no boxes in the training images"):
+        train_detector(bare)  # was "0 boxes are too few for 3 anchors", naming no file
     from cnnlab.data.yolo import parse_label_file
 
     bad = tmp_path / "bad.txt"

@@ -309,6 +309,8 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     train, val, test = (data.subset(parts[k]) for k in ("train", "val", final))
     trained = [train.trained_on(k)[0] for k in range(len(train.images))]
     wh = torch.cat([b[:, 2:] - b[:, :2] for b in trained])
+    if not len(wh):  # the anchors are fitted to these boxes, and the loss needs objects
+        raise CnnlabError(f"{config.data}: no boxes in the training images; nothing to detect")
     anchors = kmeans_anchors(wh, config.anchors, seed=config.seed)
     torch.manual_seed(config.seed)
     kwargs = {
