@@ -77,7 +77,9 @@ def test_writers_round_trip(tmp_path: Path) -> None:
     "line, message",
     [
         ("0 0.5 0.5 0.2", "expected 'class cx cy w h' or a polygon"),
-        ("0 0.1 0.1 0.5 0.5 0.9", "expected 'class cx cy w h' or a polygon"),
+        ("0 0.1 0.1 0.5 0.5 0.9", r"expected .* \(a sixth number: a prediction file's conf"),
+        ("1.5 0.5 0.5 0.2 0.2", "class id must be a whole number, got 1.5"),
+        ("-1 0.5 0.5 0.2 0.2", "unknown class id -1"),
         ("0 0.1 0.1 0.5 0.5 0.9 0.9", "the polygon has no area"),
         ("0 0.1 0.1 0.5 0.5 1.2 0.3", "a polygon point lies outside the image"),
         ("0 0.5 0.5 x 0.2", "not numbers"),
@@ -91,6 +93,14 @@ def test_bad_yolo_lines_name_file_and_line(tmp_path: Path, line: str, message: s
     path.write_text(f"1 0.5 0.5 0.2 0.2\n{line}\n")
     with pytest.raises(CnnlabError, match=f"a.txt:2: {message}"):
         parse_label_file(path, 3)
+
+
+def test_a_class_id_written_as_a_float_is_read(tmp_path: Path) -> None:
+    """Some exporters write the class as "2.0"; Ultralytics reads it as class 2, so do we."""
+    path = tmp_path / "a.txt"
+    path.write_text("2.0 0.5 0.5 0.2 0.2\n1 0.4 0.4 0.2 0.2\n")
+    labels, boxes, _ = parse_label_file(path, 3)
+    assert labels.tolist() == [2, 1] and boxes.shape == (2, 4)
 
 
 def _split_layout(root: Path, ultralytics: bool) -> int:

@@ -57,17 +57,20 @@ def parse_label_file(
         parts = line.split()
         where = f"{path}:{n}"
         if len(parts) != 5 and (len(parts) < 7 or len(parts) % 2 == 0):
+            hint = " (a sixth number: a prediction file's confidence?)" if len(parts) == 6 else ""
             raise CnnlabError(
                 f"{where}: expected 'class cx cy w h' or a polygon 'class x1 y1 x2 y2 x3 y3 ...', "
-                f"got {line.strip()!r}"
+                f"got {line.strip()!r}{hint}"
             )
         try:
-            cls = int(parts[0])
-            values = np.array([float(v) for v in parts[1:]])
+            numbers = np.array([float(v) for v in parts])
         except ValueError:
             raise CnnlabError(f"{where}: not numbers: {line.strip()!r}") from None
-        if not np.isfinite(values).all():  # nan passes every comparison below
+        if not np.isfinite(numbers).all():  # nan passes every comparison below
             raise CnnlabError(f"{where}: not finite numbers: {line.strip()!r}")
+        if numbers[0] != round(numbers[0]):  # "0.0" is class 0, as Ultralytics reads it
+            raise CnnlabError(f"{where}: class id must be a whole number, got {parts[0]}")
+        cls, values = int(numbers[0]), numbers[1:]
         if not 0 <= cls < num_classes:
             raise CnnlabError(f"{where}: unknown class id {cls} ({num_classes} class names)")
         polygon = None
