@@ -185,6 +185,13 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     Image.fromarray(binary).save(root / "masks" / "000001.png")  # mode "1": classes 0 and 1
     read = folder_segmentation(root, 32).masks[1]
     assert read.unique().tolist() == [0, 1] and read.bool().equal(torch.from_numpy(binary))
+    deep = binary.astype(np.uint16) * 2  # a 16-bit mask: class indices read as they are
+    Image.fromarray(deep).save(root / "masks" / "000001.png")
+    assert folder_segmentation(root, 32).masks[1].equal(torch.from_numpy(deep.astype(np.int64)))
+    deep[0, 0] = 300  # was clipped to 255 by Pillow's 8-bit conversion: void, silently
+    Image.fromarray(deep).save(root / "masks" / "000001.png")
+    with pytest.raises(CnnlabError, match=r"000001\.png: class index 300 is not in classes"):
+        folder_segmentation(root)
     # 255 is VOC's "void" (nobody labelled it): kept as such; but when every mask holds only 0
     # and 255, they are black-and-white masks stored the wrong way round: an error
     Image.fromarray(binary.astype(np.uint8) * 255).save(root / "masks" / "000001.png")

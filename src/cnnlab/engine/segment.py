@@ -23,7 +23,7 @@ from rich.console import Console
 
 from cnnlab.config import check_settings
 from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8, images_under
-from cnnlab.data.images import read_image
+from cnnlab.data.images import SIXTEEN_BIT, read_image
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -148,6 +148,8 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
                 )
             if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
                 mask = Image.fromarray(np.asarray(m).astype(np.uint8))
+            elif m.mode in (*SIXTEEN_BIT, "I"):  # Pillow's convert("L") clips 300 to 255 (void)
+                mask = Image.fromarray(np.asarray(m).astype(np.int32), "I")
             else:
                 mask = m if m.mode in ("P", "L") else m.convert("L")
             if m.size != img.size:
