@@ -100,6 +100,37 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
 
 
+def test_ctrl_c_says_how_to_continue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C in epoch 2: exit 130 and the command that resumes from epoch 1's last.pt; in the
+    first epoch (no last.pt yet) only "interrupted"."""
+    import cnnlab.engine.classify as engine
+
+    out = tmp_path / "run"
+
+    def ctrl_c_once_an_epoch_is_saved(model: torch.nn.Module) -> None:
+        if (out / "last.pt").exists():
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "frozen_norms_to_eval", ctrl_c_once_an_epoch_is_saved)
+    assert main(["classify", "train", "--epochs", "3", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cnnlab: interrupted; `cnnlab classify train --resume {out / 'last.pt'}` continues "
+        "from the last finished epoch"
+    )
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+    def ctrl_c(model: torch.nn.Module) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "frozen_norms_to_eval", ctrl_c)
+    first = tmp_path / "first"
+    assert main(["classify", "train", "--epochs", "3", "--out", str(first)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "cnnlab: interrupted"
+    assert not (first / "last.pt").exists()
+
+
 def test_resume_needs_a_last_checkpoint(tmp_path: Path) -> None:
     path = save_checkpoint(
         tmp_path / "best.pt", {"model": "lenet5", "model_kwargs": {}, "state_dict": {}}

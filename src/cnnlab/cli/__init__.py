@@ -126,8 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reason = "a file, where a folder is needed for what is written there"
         print(f"cnnlab: error: {where}: {reason}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a training loop may say how to continue
+        print("cnnlab: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

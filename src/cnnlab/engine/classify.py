@@ -13,11 +13,13 @@ with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,6 +256,20 @@ def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -
         torch.cuda.set_rng_state(state["cuda"])
 
 
+@contextlib.contextmanager
+def _resume_hint(last: Path) -> Iterator[None]:
+    """Ctrl-C during training: the interrupt carries the command that continues from ``last``
+    (written after every epoch), which the CLI prints beside "interrupted"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not last.is_file():  # stopped during the first epoch: nothing to continue from
+            raise
+        raise KeyboardInterrupt(
+            f"`cnnlab classify train --resume {last}` continues from the last finished epoch"
+        ) from None
+
+
 def train_classifier(
     config: ClassifyTrainConfig, console: Console | None = None, resume: str | Path = ""
 ) -> TrainResult:
@@ -392,7 +408,7 @@ def train_classifier(
         "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
-    with epoch_progress(console, disable=not main) as progress:
+    with _resume_hint(run_dir / "last.pt"), epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
         for epoch in range(start_epoch, config.epochs + 1):
             model.train()
