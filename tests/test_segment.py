@@ -619,6 +619,9 @@ def test_training_on_masks_with_voc_void_borders(tmp_path: Path) -> None:
     args = ["segment", "train", "--data", str(root), "--image-size", "32", "--epochs", "1"]
     assert main([*args, "--class-weights", "balanced", "--out", str(run)]) == 0
     assert main(["segment", "eval", "--checkpoint", str(run / "best.pt")]) == 0
+    # Dice alone has no term to weigh: the weights would be ignored without a word
+    dice = ["--loss", "dice", "--class-weights", "balanced", "--out", str(tmp_path / "dice")]
+    assert main([*args, *dice]) == 2 and not (tmp_path / "dice").exists()
 
 
 def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -568,7 +568,8 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--class-weights",
-        help="balanced (class c weighted n / (k n_c), by pixels) or a comma list, background first",
+        help="the cross-entropy's: balanced (class c weighted n / (k n_c), by pixels) or a comma "
+        "list, background first",
     )
     p.add_argument(
         "--precision",

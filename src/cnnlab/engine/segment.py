@@ -384,6 +384,11 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         at_input_size(ghost, torch.zeros(1, *size))
     check_batch_of_one(ghost.train(), size, config.batch_size, config.model, at_input_size)
     given_weights = parse_class_weights(config.class_weights)
+    if given_weights is not None and config.loss == "dice":  # it would be ignored, silently
+        raise CnnlabError(
+            "--class-weights weighs the cross-entropy term; --loss dice has none (Dice already "
+            "gives every class an equal say): use --loss ce or ce+dice, or drop --class-weights"
+        )
     device = resolve_device(config.device)
     data = _load(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
