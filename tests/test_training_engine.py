@@ -154,8 +154,9 @@ def test_freeze_policies() -> None:
     frozen = apply_freeze(model, "stages:2", (3, 32, 32))  # stem and layer1
     assert all(n.startswith(("conv1", "bn1", "layer1")) for n in frozen)
     assert model.layer2[0].conv1.weight.requires_grad
-    with pytest.raises(CnnlabError, match="has 5 stages"):
-        apply_freeze(cnnlab.create_model("resnet18"), "stages:9", (3, 32, 32))
+    for k in (9, -1):
+        with pytest.raises(CnnlabError, match=rf"stages:{k}: K must be 0 to 5 \(the model has 5"):
+            apply_freeze(cnnlab.create_model("resnet18"), f"stages:{k}", (3, 32, 32))
     lenet_head = head_parameter_names(cnnlab.create_model("lenet5"), (1, 32, 32))
     assert lenet_head == {f"head.fc{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}
     vgg = cnnlab.create_model("vgg11", num_classes=3)  # no freeze_groups(): its features' layers

@@ -57,7 +57,10 @@ def apply_freeze(model: nn.Module, policy: str, input_size: tuple[int, ...]) -> 
             raise CnnlabError(f"--freeze {policy!r}: expected stages:K with an integer K") from None
         groups = freeze_groups(model, head)
         if not 0 <= k <= len(groups):
-            raise CnnlabError(f"--freeze {policy}: the model has {len(groups)} stages")
+            raise CnnlabError(
+                f"--freeze {policy}: K must be 0 to {len(groups)} (the model has {len(groups)} "
+                "stages)"
+            )
         frozen = [n for g in groups[:k] for n in g]
     else:
         raise CnnlabError(f"--freeze must be none, backbone or stages:K, got {policy!r}")
