@@ -14,6 +14,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data.classification import load_classification, load_faces
+from cnnlab.data.folder import load_labelled_folder
 from cnnlab.errors import CnnlabError
 
 
@@ -66,6 +67,9 @@ def test_a_detection_or_segmentation_folder_is_not_two_classes(tmp_path: Path) -
     ):
         with pytest.raises(CnnlabError, match=re.escape(words)):
             load_classification(str(root), image_size=16)
+        # scoring a classifier on it (eval --data) says the same, not "a class unknown"
+        with pytest.raises(CnnlabError, match=re.escape(words) + r" eval --checkpoint"):
+            load_labelled_folder(root, ["0", "1"], "test", image_size=16, channels=3)
 
 
 def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:

@@ -131,6 +131,20 @@ def _decode(
     return images, labels
 
 
+def _refuse_pair_layout(folder: Path, root: Path, names: list[str], verb: str) -> None:
+    """``images/`` beside ``labels/`` or ``masks/`` is a detection or segmentation dataset, not
+    two classes to tell apart: a :class:`CnnlabError` naming the command that reads it."""
+    lower = {n.lower() for n in names}
+    if "images" in lower and lower & {"labels", "masks"}:
+        other = sorted(lower & {"labels", "masks"})[0]
+        task, kind = ("detect", "detection") if other == "labels" else ("segment", "segmentation")
+        given = "--checkpoint <its best.pt> " if verb == "eval" else ""
+        raise CnnlabError(
+            f"{folder}: images/ and {other}/ make a {kind} dataset, not class folders "
+            f"(cnnlab {task} {verb} {given}--data {root})"
+        )
+
+
 def load_image_folder(
     root: Path,
     *,
@@ -147,14 +161,7 @@ def load_image_folder(
     presplit = "train" in split_dirs
     base = split_dirs["train"] if presplit else root
     class_names = [p.name for p in _class_dirs(base)]
-    lower = {n.lower() for n in class_names}
-    if "images" in lower and lower & {"labels", "masks"}:  # not two classes to tell apart
-        other = sorted(lower & {"labels", "masks"})[0]
-        task, kind = ("detect", "detection") if other == "labels" else ("segment", "segmentation")
-        raise CnnlabError(
-            f"{base}: images/ and {other}/ make a {kind} dataset, not class folders "
-            f"(cnnlab {task} train --data {root})"
-        )
+    _refuse_pair_layout(base, root, class_names, "train")
     if not class_names:
         raise CnnlabError(f"{base}: no class folders (expected {base}/<class>/<images>)")
     if len(class_names) == 1:  # every prediction would be right: nothing to learn or measure
@@ -245,6 +252,7 @@ def load_labelled_folder(
         raise CnnlabError(
             f"{root} has no {split} folder (its folders name {', '.join(sorted(splits))})"
         )
+    _refuse_pair_layout(folder, root, [p.name for p in _class_dirs(folder)], "eval")
     unknown = [p for p in _class_dirs(folder) if p.name not in class_names]
     if unknown:
         shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
