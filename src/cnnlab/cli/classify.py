@@ -58,7 +58,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.classify import evaluate_checkpoint
+    from cnnlab.engine.classify_eval import evaluate_checkpoint
     from cnnlab.engine.eval_data import is_other_data
 
     with data_change_reported() as changes:
@@ -160,7 +160,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     else:
         if ckpt is None:
             raise CnnlabError("with --onnx, give image files to classify")
-        from cnnlab.engine.classify import load_split
+        from cnnlab.engine.classify_eval import load_split
 
         split = load_split(ckpt, args.split)
         norm = meta["normalization"]
