@@ -308,6 +308,10 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     assert r["max_abs_error"] < 1e-4
 
 
+# a ResNet-18 at 32 px ends in 1x1 maps: batch norm cannot train on one image per batch
+ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
@@ -394,50 +398,19 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
         (["faces", "train", "--embedding-dim", "1"], "--embedding-dim 1: at least 2"),
         (["faces", "train", "--method", "cosface", "--mining", "random"], "--mining is for"),
         (
-            ["classify", "train", "--model", "resnet18", "--image-size", "32", "--batch-size", "1"],
+            ["classify", "train", "--model", "resnet18", *ONE_IMAGE_AT_32],
             "--batch-size 1: resnet18's batch norm meets 1x1 maps at 1x32x32",
         ),
         (
-            [
-                "segment",
-                "train",
-                "--model",
-                "unet_resnet18",
-                "--image-size",
-                "32",
-                "--batch-size",
-                "1",
-            ],
+            ["segment", "train", "--model", "unet_resnet18", *ONE_IMAGE_AT_32],
             "unet_resnet18's batch norm meets 1x1 maps",
         ),
         (
-            [
-                "detect",
-                "train",
-                "--backbone",
-                "resnet18",
-                "--image-size",
-                "32",
-                "--batch-size",
-                "1",
-                "--images",
-                "20",
-            ],
+            ["detect", "train", "--backbone", "resnet18", *ONE_IMAGE_AT_32, "--images", "20"],
             "yolo (resnet18)'s batch norm meets 1x1 maps",
         ),
         (
-            [
-                "localize",
-                "train",
-                "--backbone",
-                "resnet18",
-                "--image-size",
-                "32",
-                "--batch-size",
-                "1",
-                "--images",
-                "20",
-            ],
+            ["localize", "train", "--backbone", "resnet18", *ONE_IMAGE_AT_32, "--images", "20"],
             "the localizer (resnet18)'s batch norm meets 1x1 maps",
         ),
         (["faces", "train", "--method", "similarity", "--alpha", "0.3"], "--alpha is for"),
