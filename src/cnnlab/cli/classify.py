@@ -15,12 +15,13 @@ from cnnlab.cli.common import (
     add_device,
     add_eval_data,
     add_image_files,
-    config_from_args,
+    add_resume,
     data_change_reported,
     non_negative_float,
     positive_float,
     positive_int,
     random_seed,
+    resumed_config,
 )
 from cnnlab.errors import CnnlabError
 
@@ -29,18 +30,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.engine.classify import train_classifier
 
-    config = config_from_args(ClassifyTrainConfig, args)
-    if args.resume:  # the run continues with the settings it was started with
-        default = vars(ClassifyTrainConfig())
-        changed = [
-            f"--{f.replace('_', '-')}"
-            for f, v in vars(config).items()
-            if f != "device" and v != default[f]
-        ]
-        if changed:
-            raise CnnlabError(
-                f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
-            )
+    config = resumed_config(ClassifyTrainConfig, args)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_classifier(
             config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
@@ -356,7 +346,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tensorboard", action="store_true", help="also log to TensorBoard (its extra installed)"
     )
-    p.add_argument("--resume", help="a run's last.pt: continue exactly where it stopped")
+    add_resume(p)
     add_device(p)
     p.add_argument("--out", help="run folder (default runs/classify/<model>-<data>[-N])")
     p.set_defaults(handler=cmd_classify_train)

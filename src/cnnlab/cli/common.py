@@ -54,6 +54,32 @@ def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -
     return cls(**{**values, **overrides})
 
 
+def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
+    """:func:`config_from_args`, refusing with ``--resume`` any setting given other than its
+    default: a resumed run continues with the settings it was started with (only ``--device``
+    may change)."""
+    config = config_from_args(cls, args)
+    if getattr(args, "resume", None):
+        default = vars(cls())
+        changed = [
+            f"--{f.replace('_', '-')}"
+            for f, v in vars(config).items()
+            if f != "device" and v != default[f]
+        ]
+        if changed:
+            raise CnnlabError(
+                f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
+            )
+    return config
+
+
+def add_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resume",
+        help="a run's last.pt: continue exactly where it stopped, with its own settings",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -16,10 +16,12 @@ from cnnlab.cli.common import (
     add_device,
     add_eval_data,
     add_image_files,
+    add_resume,
     add_schedule,
-    config_from_args,
+    data_change_reported,
     positive_int,
     random_seed,
+    resumed_config,
     split_changed,
     unit_interval,
 )
@@ -31,8 +33,9 @@ MAX_DRAWN = 24  # images in a predict figure; the table and --json have every on
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
 
-    config = config_from_args(LocalizeConfig, args)
-    result = train_localizer(config, Console(stderr=True, quiet=args.json))
+    config = resumed_config(LocalizeConfig, args)
+    with data_change_reported():  # a run resumed on changed data says so
+        result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:
         split = result["evaluated_on"]
         console.print(
@@ -181,8 +184,9 @@ def _box_text(box: list[float]) -> str:
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import DetectConfig, train_detector
 
-    config = config_from_args(DetectConfig, args)
-    result = train_detector(config, Console(stderr=True, quiet=args.json))
+    config = resumed_config(DetectConfig, args)
+    with data_change_reported():  # a run resumed on changed data says so
+        result = train_detector(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:
         split = result["evaluated_on"]
         console.print(
@@ -330,8 +334,9 @@ def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, 
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.segment import SegmentConfig, train_segmenter
 
-    config = config_from_args(SegmentConfig, args)
-    result = train_segmenter(config, Console(stderr=True, quiet=args.json))
+    config = resumed_config(SegmentConfig, args)
+    with data_change_reported():  # a run resumed on changed data says so
+        result = train_segmenter(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:
         split = result["evaluated_on"]
         console.print(
@@ -463,6 +468,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
         help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
     )
     add_schedule(p, d, "localize")
+    add_resume(p)
     p.set_defaults(handler=cmd_localize_train)
     p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
     add_checkpoint_split(p)
@@ -502,6 +508,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         "color,rotate,shear (mirroring is always on)",
     )
     add_schedule(p, d, "detect")
+    add_resume(p)
     p.set_defaults(handler=cmd_detect_train)
     p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
     add_checkpoint_split(p)
@@ -578,6 +585,7 @@ def _add_segment(sub: Any, common: argparse.ArgumentParser) -> None:
         help="bf16: autocast; auto: bf16 where the hardware has it (U-Nets)",
     )
     add_schedule(p, d, "segment")
+    add_resume(p)
     p.set_defaults(handler=cmd_segment_train)
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
     add_checkpoint_split(p)

@@ -13,12 +13,10 @@ with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,7 @@ from cnnlab.config import ClassifyTrainConfig
 from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
 from cnnlab.data.classification import ClassificationData, Split, load_classification, normalize
 from cnnlab.engine import distributed as D
-from cnnlab.engine.checkpoint import (
-    check_task,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-)
+from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
 from cnnlab.engine.class_balance import (
     class_weights,
     parse_class_weights,
@@ -47,6 +40,13 @@ from cnnlab.engine.class_balance import (
 )
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.resume import (
+    config_of,
+    load_resumable,
+    resume_hint,
+    rng_state,
+    set_rng_state,
+)
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
@@ -240,34 +240,6 @@ def _schedule(
     )
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-@contextlib.contextmanager
-def _resume_hint(last: Path) -> Iterator[None]:
-    """Ctrl-C during training: the interrupt carries the command that continues from ``last``
-    (written after every epoch), which the CLI prints beside "interrupted"."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        if not last.is_file():  # stopped during the first epoch: nothing to continue from
-            raise
-        raise KeyboardInterrupt(
-            f"`cnnlab classify train --resume {last}` continues from the last finished epoch"
-        ) from None
-
-
 def train_classifier(
     config: ClassifyTrainConfig, console: Console | None = None, resume: str | Path = ""
 ) -> TrainResult:
@@ -282,11 +254,8 @@ def train_classifier(
     started = time.perf_counter()
     ckpt: dict[str, Any] | None = None
     if resume:
-        ckpt = load_checkpoint(resume)
-        check_task(ckpt, resume, "classification")  # a detector's last.pt: say what it is
-        if "optimizer" not in ckpt or "rng" not in ckpt:
-            raise CnnlabError(f"{resume}: not a resumable checkpoint (use a run's last.pt)")
-        config = ClassifyTrainConfig.from_dict(ckpt["config"])
+        ckpt = load_resumable(resume, "classification")
+        config = config_of(ckpt, ClassifyTrainConfig, config.device)
     device = resolve_device(config.device)
     dist_info = D.init_distributed(device)
     if config.batch_size < dist_info.world_size:
@@ -364,7 +333,9 @@ def train_classifier(
         history = list(ckpt.get("history", []))
         best_acc, best_epoch = ckpt.get("best_val_accuracy", -1.0), ckpt.get("best_epoch", 0)
         start_epoch = ckpt["epoch"] + 1
-        _set_rng_state(ckpt["rng"], generator)
+        set_rng_state(ckpt["rng"], generator)
+        if history:  # the time column goes on from where the run stopped
+            started -= history[-1]["seconds"]
         run_dir = Path(resume).parent
         data_changed(ckpt, "train", train.labels, train.images)  # resumed on other data: warn
     else:
@@ -406,7 +377,8 @@ def train_classifier(
         "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
-    with _resume_hint(run_dir / "last.pt"), epoch_progress(console, disable=not main) as progress:
+    hint = resume_hint(run_dir / "last.pt", "cnnlab classify train")
+    with hint, epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
         for epoch in range(start_epoch, config.epochs + 1):
             model.train()
@@ -465,7 +437,7 @@ def train_classifier(
                         "history": history,
                         "best_val_accuracy": best_acc,
                         "best_epoch": best_epoch,
-                        "rng": _rng_state(generator),
+                        "rng": rng_state(generator),
                     },
                 )
                 write_rows(run_dir / "metrics.csv", history)

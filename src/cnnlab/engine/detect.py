@@ -36,9 +36,17 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.resume import (
+    config_of,
+    load_resumable,
+    restore,
+    resumable_state,
+    resume_hint,
+)
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
+    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
@@ -295,13 +303,20 @@ def evaluate_detector(
     return coco_evaluate(p, t, len(data.class_names))
 
 
-def train_detector(config: DetectConfig, console: Console | None = None) -> dict[str, Any]:
+def train_detector(
+    config: DetectConfig, console: Console | None = None, resume: str | Path = ""
+) -> dict[str, Any]:
     """Train a YOLO detector; write ``out/`` with checkpoints, ``metrics.csv`` (mAP per epoch
     against elapsed time), ``map_time.png`` (the same as a figure), ``pr_curve.png`` and
     ``results.json``. The best epoch's checkpoint is measured on the test split, or on val when
-    the data's folders have train and val only (``evaluated_on`` says which)."""
+    the data's folders have train and val only (``evaluated_on`` says which). ``resume``: a
+    run's ``last.pt`` to continue with its own settings, in its folder
+    (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    ckpt = load_resumable(resume, "detection") if resume else None
+    if ckpt is not None:
+        config = config_of(ckpt, DetectConfig, config.device)
     device = resolve_device(config.device)
     data = load_detection_data(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
@@ -337,7 +352,7 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = run_folder(config.out, "detect")
+    out = Path(resume).parent if resume else run_folder(config.out, "detect")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(
@@ -359,10 +374,15 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
         "input_size": [3, config.image_size, config.image_size],
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
-    rows, best = [], -math.inf
-    with epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, stats="")
-        for epoch in range(1, config.epochs + 1):
+    start, rows, best = 1, [], -math.inf
+    if ckpt is not None:
+        data_changed(ckpt, "train", train.images)  # resumed on other data: warn
+        start, rows, best = restore(ckpt, model, opt, sched)
+        started -= rows[-1]["seconds"] if rows else 0.0
+    hint = resume_hint(out / "last.pt", "cnnlab detect train")
+    with hint, epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
+        for epoch in range(start, config.epochs + 1):
             model.train()
             total = 0.0
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
@@ -386,7 +406,9 @@ def train_detector(config: DetectConfig, console: Console | None = None) -> dict
                     "val_map": ev["map"],
                 }
             )
-            best = save_epoch(out, base, model, rows, ev["map_50"], best)
+            best = save_epoch(
+                out, base, model, rows, ev["map_50"], best, resumable_state(opt, sched)
+            )
             progress.update(
                 task,
                 advance=1,

@@ -25,9 +25,17 @@ from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.resume import (
+    config_of,
+    load_resumable,
+    restore,
+    resumable_state,
+    resume_hint,
+)
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
+    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
@@ -173,12 +181,19 @@ def evaluate(
     return metrics
 
 
-def train_localizer(config: LocalizeConfig, console: Console | None = None) -> dict[str, Any]:
+def train_localizer(
+    config: LocalizeConfig, console: Console | None = None, resume: str | Path = ""
+) -> dict[str, Any]:
     """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv``, ``curves.png``
     (the same per epoch, drawn) and ``results.json``; return the test metrics (val's, under
-    ``val``, when the data's folders have train and val only; ``evaluated_on`` says which)."""
+    ``val``, when the data's folders have train and val only; ``evaluated_on`` says which).
+    ``resume``: a run's ``last.pt`` to continue with its own settings, in its folder
+    (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    ckpt = load_resumable(resume, "localization") if resume else None
+    if ckpt is not None:
+        config = config_of(ckpt, LocalizeConfig, config.device)
     device = resolve_device(config.device)
     data = load_data(config)
     torch.manual_seed(config.seed)
@@ -195,7 +210,7 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = run_folder(config.out, "localize")
+    out = Path(resume).parent if resume else run_folder(config.out, "localize")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     base = {
@@ -207,10 +222,15 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
         "input_size": [3, config.image_size, config.image_size],
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in data.splits.items()},
     }
-    best, rows = -math.inf, []  # the score can be below -1: it subtracts the landmark error
-    with epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, stats="")
-        for epoch in range(1, config.epochs + 1):
+    start, rows, best = 1, [], -math.inf  # the score can be below -1: minus the landmark error
+    if ckpt is not None:
+        data_changed(ckpt, "train", data.images[train_idx])  # resumed on other data: warn
+        start, rows, best = restore(ckpt, model, opt, sched)
+        started -= rows[-1]["seconds"] if rows else 0.0
+    hint = resume_hint(out / "last.pt", "cnnlab localize train")
+    with hint, epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
+        for epoch in range(start, config.epochs + 1):
             model.train()
             total = 0.0
             for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
@@ -228,11 +248,12 @@ def train_localizer(config: LocalizeConfig, console: Console | None = None) -> d
             rows.append(
                 {
                     "epoch": epoch,
+                    "seconds": round(time.perf_counter() - started, 1),
                     "train_loss": total / len(train_idx),
                     **{f"val_{k}": v for k, v in val.items() if k != "count"},
                 }
             )
-            best = save_epoch(out, base, model, rows, score, best)
+            best = save_epoch(out, base, model, rows, score, best, resumable_state(opt, sched))
             progress.update(
                 task,
                 advance=1,

@@ -113,11 +113,14 @@ def save_epoch(
     rows: list[dict[str, Any]],
     score: float,
     best: float,
+    resumable: dict[str, Any] | None = None,
 ) -> float:
-    """After an epoch: write ``last.pt`` (``base`` + weights + the epoch's metrics row),
-    ``best.pt`` when ``score`` beats ``best``, and ``metrics.csv``; return the new best. Start
-    with ``best = -inf``: the first epoch always writes ``best.pt``, whatever its score, so a
-    ``best.pt`` left in the folder by an earlier run is never taken for this run's."""
+    """After an epoch: write ``best.pt`` when ``score`` beats ``best``, then ``last.pt`` (``base``
+    + weights + the epoch's metrics row, and for ``--resume`` the rows so far, the best score
+    and ``resumable``: :func:`cnnlab.engine.resume.resumable_state`), and ``metrics.csv``;
+    return the new best. Start with ``best = -inf``: the first epoch always writes ``best.pt``,
+    whatever its score, so a ``best.pt`` left in the folder by an earlier run is never taken
+    for this run's."""
     from cnnlab.engine.checkpoint import save_checkpoint
 
     payload = base | {
@@ -125,10 +128,11 @@ def save_epoch(
         "epoch": rows[-1]["epoch"],
         "metrics": rows[-1],
     }
-    save_checkpoint(Path(out) / "last.pt", payload)
     if score > best or best == -math.inf:
         save_checkpoint(Path(out) / "best.pt", payload)
         best = score
+    last = payload | {"history": rows, "best_score": best} | (resumable or {})
+    save_checkpoint(Path(out) / "last.pt", last)
     write_rows(Path(out) / "metrics.csv", rows)
     return best
 

@@ -47,9 +47,17 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.resume import (
+    config_of,
+    load_resumable,
+    restore,
+    resumable_state,
+    resume_hint,
+)
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
+    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
@@ -370,13 +378,19 @@ def pixel_counts(data: SegmentationData, idx: torch.Tensor) -> torch.Tensor:
     return counts
 
 
-def train_segmenter(config: SegmentConfig, console: Console | None = None) -> dict[str, Any]:
+def train_segmenter(
+    config: SegmentConfig, console: Console | None = None, resume: str | Path = ""
+) -> dict[str, Any]:
     """Train a segmentation network and write ``out/`` with ``best.pt``, ``last.pt``,
     ``metrics.csv``, ``curves.png`` (loss, validation mean IoU and pixel accuracy per epoch) and
     ``results.json``; return the test metrics (val's, under ``val``, when the data's folders
-    have train and val only; ``evaluated_on`` says which)."""
+    have train and val only; ``evaluated_on`` says which). ``resume``: a run's ``last.pt`` to
+    continue with its own settings, in its folder (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    ckpt = load_resumable(resume, "segmentation") if resume else None
+    if ckpt is not None:
+        config = config_of(ckpt, SegmentConfig, config.device)
     require_task(config.model, "segmentation")
     size = (3, config.image_size, config.image_size)
     with torch.device("meta"), input_must_fit(config.model, size):  # before any scene is drawn
@@ -413,7 +427,7 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
     train = parts["train"]
     steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
-    out = run_folder(config.out, "segment")
+    out = Path(resume).parent if resume else run_folder(config.out, "segment")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(asdict(config) | {"settings": settings.to_dict()}, indent=2) + "\n"
@@ -426,10 +440,15 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
         "input_size": list(data.images.shape[1:]),
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
-    rows, best = [], -math.inf
-    with epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, stats="")
-        for epoch in range(1, config.epochs + 1):
+    start, rows, best = 1, [], -math.inf
+    if ckpt is not None:
+        data_changed(ckpt, "train", data.images[train])  # resumed on other data: warn
+        start, rows, best = restore(ckpt, model, opt, sched)
+        started -= rows[-1]["seconds"] if rows else 0.0
+    hint = resume_hint(out / "last.pt", "cnnlab segment train")
+    with hint, epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
+        for epoch in range(start, config.epochs + 1):
             model.train()
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
@@ -457,7 +476,9 @@ def train_segmenter(config: SegmentConfig, console: Console | None = None) -> di
                     "val_pixel_accuracy": val["pixel_accuracy"],
                 }
             )
-            best = save_epoch(out, base, model, rows, val["mean_iou"], best)
+            best = save_epoch(
+                out, base, model, rows, val["mean_iou"], best, resumable_state(opt, sched)
+            )
             progress.update(
                 task,
                 advance=1,

@@ -1,0 +1,113 @@
+"""Continuing a training run from its ``last.pt``, exactly where it stopped.
+
+Every training loop writes ``last.pt`` after each epoch. Beside the weights it holds what the
+next epoch needs to run as it would have in an uninterrupted run (:func:`resumable_state`): the
+optimizer's moments, the learning-rate schedule's step, the metrics rows so far, the best
+validation score, and the random number generators' states (shuffling, mirroring and kornia's
+augmentations draw from them). :func:`restore` puts all of it back, so a run killed at any
+moment and resumed ends, on the CPU with a fixed seed, with the very weights of a run that was
+never stopped. The run's own settings come from the checkpoint (:func:`config_of`); only the
+device may change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from cnnlab.engine.checkpoint import check_task, load_checkpoint
+from cnnlab.errors import CnnlabError
+
+C = TypeVar("C")
+RESUMABLE = ("optimizer", "scheduler", "rng")  # what last.pt has and best.pt lacks
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The CPU (and, where there is one, CUDA) generator states, and ``generator``'s."""
+    state = {"torch": torch.get_rng_state()}
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> None:
+    """Undo :func:`rng_state`: the generators draw next what they would have drawn then."""
+    torch.set_rng_state(state["torch"])
+    if generator is not None:
+        generator.set_state(state["generator"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def resumable_state(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator | None = None,
+) -> dict[str, Any]:
+    """The keys :data:`RESUMABLE` for ``last.pt``, taken at the end of an epoch."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(generator),
+    }
+
+
+def load_resumable(path: str | Path, task: str) -> dict[str, Any]:
+    """A run's ``last.pt`` of ``task``; a checkpoint of another task, or a ``best.pt`` (which
+    has no optimizer state), is a one-line error."""
+    ckpt = load_checkpoint(path)
+    check_task(ckpt, path, task)  # a detector's last.pt given to segment: say what it is
+    if any(key not in ckpt for key in RESUMABLE) or not isinstance(ckpt.get("config"), dict):
+        raise CnnlabError(f"{path}: not a resumable checkpoint (use a run's last.pt)")
+    return ckpt
+
+
+def config_of(ckpt: dict[str, Any], cls: type[C], device: str = "auto") -> C:
+    """The settings dataclass ``cls`` the run was started with (keys this version does not know
+    are ignored), on ``device`` when that is not ``auto`` (a run started on a GPU may finish on
+    the CPU, and the other way round)."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in ckpt["config"].items() if k in known}
+    if device != "auto":
+        values["device"] = device
+    return cls(**values)
+
+
+def restore(
+    ckpt: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator | None = None,
+) -> tuple[int, list[dict[str, Any]], float]:
+    """Load ``last.pt``'s weights and states into the freshly built run; return the first epoch
+    to run, the metrics rows so far and the best score. Call it just before the epoch loop:
+    it sets the random generators, which building the model and the data would move on."""
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"], generator)
+    best = ckpt.get("best_score", -math.inf)
+    return int(ckpt["epoch"]) + 1, list(ckpt.get("history", [])), float(best)
+
+
+@contextlib.contextmanager
+def resume_hint(last: Path, command: str) -> Iterator[None]:
+    """Ctrl-C during training: the interrupt carries the command that continues from ``last``
+    (written after every epoch), which the CLI prints beside "interrupted"."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not last.is_file():  # stopped during the first epoch: nothing to continue from
+            raise
+        raise KeyboardInterrupt(
+            f"`{command} --resume {last}` continues from the last finished epoch"
+        ) from None

@@ -1,0 +1,93 @@
+"""``--resume`` for localize, detect and segment train (classify's, killed by SIGKILL, is in
+test_training_engine): Ctrl-C after an epoch, resume, and end with the weights, best epoch and
+metrics of a run never stopped."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab.engine.detect as detect
+import cnnlab.engine.localize as localize
+import cnnlab.engine.segment as segment
+from cnnlab.cli import main
+from cnnlab.engine.checkpoint import load_checkpoint
+
+# each with an augmentation that draws from the random generators, which must be restored too
+CASES = {
+    "localize": (localize, "evaluate", ["--images", "64", "--image-size", "32"]),
+    "detect": (detect, "evaluate_detector", ["--images", "48", "--augment", "color,rotate"]),
+    "segment": (segment, "evaluate_segmenter", ["--images", "32", "--augment", "flip,rotate"]),
+}
+
+
+def rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("task", list(CASES))
+def test_ctrl_c_then_resume_ends_as_an_unbroken_run(
+    task: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module, evaluate, extra = CASES[task]
+    args = [task, "train", "--epochs", "3", "--batch-size", "8", "--image-size", "32", *extra]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main([*args, "--out", str(whole)]) == 0
+    real, calls = getattr(module, evaluate), []
+
+    def interrupted_in_epoch_2(*a: object, **k: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2 trained, not yet saved
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, evaluate, interrupted_in_epoch_2)
+    assert main([*args, "--out", str(cut)]) == 130
+    last = cut / "last.pt"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"cnnlab: interrupted; `cnnlab {task} train --resume {last}` continues from the last "
+        "finished epoch"
+    )
+    assert load_checkpoint(last)["epoch"] == 1
+    monkeypatch.setattr(module, evaluate, real)
+
+    assert main([task, "train", "--resume", str(last), "--json"]) == 0
+    for name in ("last.pt", "best.pt"):
+        a, b = load_checkpoint(whole / name), load_checkpoint(cut / name)
+        assert a["epoch"] == b["epoch"]
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    unbroken, resumed = rows(whole), rows(cut)
+    assert [r["epoch"] for r in resumed] == ["1", "2", "3"]
+    assert [r["train_loss"] for r in resumed] == [r["train_loss"] for r in unbroken]
+    seconds = [float(r["seconds"]) for r in resumed]  # the clock goes on from epoch 1's
+    assert seconds == sorted(seconds)
+
+
+def test_resume_refuses_other_settings_and_other_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["localize", "train", "--images", "32", "--image-size", "32", "--epochs", "1"]
+    assert main([*args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    last, best = out / "last.pt", out / "best.pt"
+
+    assert main(["localize", "train", "--resume", str(last), "--epochs", "5"]) == 2
+    assert f"--resume continues {last} with its own settings; drop --epochs" in (
+        capsys.readouterr().err
+    )
+    assert main(["localize", "train", "--resume", str(best)]) == 2
+    assert f"{best}: not a resumable checkpoint (use a run's last.pt)" in capsys.readouterr().err
+    assert main(["detect", "train", "--resume", str(last)]) == 2
+    err = capsys.readouterr().err
+    assert f"{last}: a localization checkpoint (model 'localizer'), not a detection one" in err
+    # a finished run resumed has nothing left to train: it scores its best.pt again
+    assert main(["localize", "train", "--resume", str(last), "--json"]) == 0
+    assert len(rows(out)) == 1
