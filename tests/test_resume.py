@@ -91,3 +91,12 @@ def test_resume_refuses_other_settings_and_other_checkpoints(
     # a finished run resumed has nothing left to train: it scores its best.pt again
     assert main(["localize", "train", "--resume", str(last), "--json"]) == 0
     assert len(rows(out)) == 1
+
+
+def test_the_resumed_settings_are_the_runs_own_but_the_device() -> None:
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.resume import config_of
+
+    saved = {"config": {"epochs": 7, "device": "cuda", "a_setting_of_a_later_version": 1}}
+    assert config_of(saved, DetectConfig) == DetectConfig(epochs=7, device="cuda")
+    assert config_of(saved, DetectConfig, "cpu") == DetectConfig(epochs=7, device="cpu")
