@@ -24,6 +24,18 @@ def test_gram_matrix_by_hand() -> None:
     a = torch.tensor([[[[1.0, 2.0], [0.0, 1.0]], [[3.0, 0.0], [1.0, 1.0]]]])  # (1, 2, 2, 2)
     # channel vectors f0 = (1, 2, 0, 1), f1 = (3, 0, 1, 1)
     assert gram_matrix(a).tolist() == [[[6.0, 4.0], [4.0, 11.0]]]
+    # one image's (n_C, n_H, n_W), the slide's notation: (n_C, n_C), not a batch of 2 maps
+    assert gram_matrix(a[0]).tolist() == [[6.0, 4.0], [4.0, 11.0]]
+    assert content_cost(a[0], 2 * a[0]).item() == pytest.approx(content_cost(a, 2 * a).item())
+    assert style_layer_cost(a[0], 2 * a[0]).shape == ()
+    with pytest.raises(CnnlabError, match=r"must be \(C, H, W\) or \(B, C, H, W\).*\(2, 2\)"):
+        gram_matrix(a[0, 0])
+    with pytest.raises(CnnlabError, match=r"content and generated activations do not match"):
+        content_cost(a, torch.zeros(1, 2, 3, 3))
+    with pytest.raises(CnnlabError, match=r"style and generated activations do not match"):
+        style_layer_cost(a, torch.zeros(1, 3, 2, 2))
+    # a style image larger than the generated one: Gram matrices are (C, C) either way
+    assert style_layer_cost(torch.ones(1, 2, 4, 4), a).shape == (1,)
 
 
 def test_costs_by_hand() -> None:

@@ -29,26 +29,60 @@ from cnnlab.errors import CnnlabError
 NORMS = ("course", "gatys")
 
 
+def _maps(a: torch.Tensor, name: str) -> torch.Tensor:
+    """``a`` as ``(B, C, H, W)``: one image's ``(C, H, W)`` (the slide's ``n_C, n_H, n_W``) gets
+    a batch of one; any other shape is an error, not a Gram matrix of the wrong axes."""
+    if a.dim() == 3:
+        return a[None]
+    if a.dim() != 4:
+        raise CnnlabError(
+            f"{name} must be (C, H, W) or (B, C, H, W) activations, got shape {tuple(a.shape)}"
+        )
+    return a
+
+
+def _pair(
+    a: torch.Tensor, b: torch.Tensor, names: str, same_size: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both as ``(B, C, H, W)``, with the same channels (Gram matrices compare across sizes:
+    a style image may be larger than the generated one) and, with ``same_size``, the same
+    shape."""
+    a4, b4 = _maps(a, names), _maps(b, names)
+    if a.dim() != b.dim() or (a.shape != b.shape if same_size else a4.shape[1] != b4.shape[1]):
+        raise CnnlabError(
+            f"{names} activations do not match: shapes {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    return a4, b4
+
+
 def gram_matrix(a: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W) -> (B, C, C)``: ``G = F F^T`` with ``F`` the ``(C, H W)`` unrolled map."""
-    f = a.flatten(2)
-    return f @ f.transpose(1, 2)
+    """``(B, C, H, W) -> (B, C, C)``, or one image's ``(C, H, W) -> (C, C)``: ``G = F F^T``
+    with ``F`` the ``(C, H W)`` unrolled map."""
+    f = _maps(a, "gram_matrix's input").flatten(2)
+    g = f @ f.transpose(1, 2)
+    return g[0] if a.dim() == 3 else g
 
 
 def content_cost(a_c: torch.Tensor, a_g: torch.Tensor, norm: str = "course") -> torch.Tensor:
-    """``(B, C, H, W)`` activations of the content and generated images -> ``(B,)``."""
+    """``(B, C, H, W)`` activations of the content and generated images -> ``(B,)`` (one
+    image's ``(C, H, W)`` -> a scalar)."""
     _check(norm)
-    c, h, w = a_c.shape[1:]
+    c4, g4 = _pair(a_c, a_g, "content and generated")
+    c, h, w = c4.shape[1:]
     scale = 1 / (4 * h * w * c) if norm == "course" else 0.5
-    return scale * ((a_c - a_g) ** 2).sum((1, 2, 3))
+    cost = scale * ((c4 - g4) ** 2).sum((1, 2, 3))
+    return cost[0] if a_c.dim() == 3 else cost
 
 
 def style_layer_cost(a_s: torch.Tensor, a_g: torch.Tensor, norm: str = "course") -> torch.Tensor:
-    """One layer's style cost ``(B,)``; the two normalisations coincide (module docstring)."""
+    """One layer's style cost ``(B,)`` (a scalar for one image's ``(C, H, W)``); the two
+    normalisations coincide (module docstring)."""
     _check(norm)
-    c, h, w = a_s.shape[1:]
-    diff = gram_matrix(a_s) - gram_matrix(a_g)
-    return (diff**2).sum((1, 2)) / (2 * h * w * c) ** 2
+    s4, g4 = _pair(a_s, a_g, "style and generated", same_size=False)
+    c, h, w = s4.shape[1:]
+    diff = gram_matrix(s4) - gram_matrix(g4)
+    cost = (diff**2).sum((1, 2)) / (2 * h * w * c) ** 2
+    return cost[0] if a_s.dim() == 3 else cost
 
 
 def style_cost(
