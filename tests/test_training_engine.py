@@ -265,19 +265,20 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
             f"--master_port={_free_port()}",
             "-m",
             "cnnlab",
-            *args,
-            "--out",
-            str(tmp_path / "two"),
+            *args,  # no --out: rank 0 claims runs/classify/lenet5-digits for both ranks
         ],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    two = tmp_path / "runs" / "classify" / "lenet5-digits"
+    assert list(two.parent.iterdir()) == [two]
+    config = json.loads((two / "config.json").read_text())
     assert config["world_size"] == 2
-    a, b = weights(tmp_path / "one" / "last.pt"), weights(tmp_path / "two" / "last.pt")
+    a, b = weights(tmp_path / "one" / "last.pt"), weights(two / "last.pt")
     # the all-reduce sums gradients in another order than one process: measured up to 3e-5 apart
     # after 2 epochs (conv2, weights ~0.1); one process at batch 32 instead of 64 ends 0.08 apart
     for k in a:
@@ -383,9 +384,10 @@ def test_runs_without_out_never_overwrite(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.chdir(tmp_path)
     assert run_folder("", "detect") == Path("runs/detect/run")
-    Path("runs/detect/run").mkdir(parents=True)
+    # each is claimed as it is named: a second run started before the first wrote anything
+    # (two shells, or one script) used to be given the same folder
+    assert Path("runs/detect/run").is_dir()
     assert run_folder("", "detect") == Path("runs/detect/run-2")
-    Path("runs/detect/run-2").mkdir()
     assert run_folder("", "detect") == Path("runs/detect/run-3")
     assert run_folder("mine", "detect") == Path("mine")  # an --out given is the user's choice
 

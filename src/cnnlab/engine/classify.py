@@ -339,14 +339,12 @@ def train_classifier(
         run_dir = Path(resume).parent
         data_changed(ckpt, "train", train.labels, train.images)  # resumed on other data: warn
     else:
-        run_dir = (
-            Path(config.out)
-            if config.out
-            else next_run_dir(
-                Path("runs/classify"),
-                re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}"),
-            )
-        )
+        name = re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}")
+        if config.out:
+            run_dir = Path(config.out)
+        else:  # rank 0 claims a new folder and tells the other ranks
+            claimed = next_run_dir(Path("runs/classify"), name) if dist_info.is_main else ""
+            run_dir = Path(D.from_main(str(claimed), dist_info, device))
     main = dist_info.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)

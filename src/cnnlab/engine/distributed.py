@@ -89,6 +89,20 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
+def from_main(text: str, info: DistInfo, device: torch.device) -> str:
+    """Rank 0's ``text`` on every rank (the run folder rank 0 claimed: each rank claiming its
+    own would make two folders). Sent as UTF-8 bytes in a tensor, on ``device`` for NCCL."""
+    if not info.enabled:
+        return text
+    data = torch.tensor(list(text.encode()), dtype=torch.uint8, device=device)
+    size = torch.tensor([len(data)], device=device)
+    dist.broadcast(size, src=0)
+    if not info.is_main:
+        data = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(data, src=0)
+    return bytes(data.cpu().tolist()).decode()
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -92,17 +92,24 @@ def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bo
 
 
 def next_run_dir(root: Path, name: str) -> Path:
-    """``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never overwritten."""
-    candidate, n = root / name, 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"{name}-{n}"
-    return candidate
+    """Create and return ``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never
+    overwritten. The folder is claimed by creating it (an atomic ``mkdir``), so two runs started
+    at the same moment, in two shells or by one script, never share a folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
 
 
 def run_folder(out: str, task: str) -> Path:
-    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else
-    ``runs/<task>/run``, then ``run-2``, ``run-3``... beside earlier runs."""
+    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else a
+    new ``runs/<task>/run``, ``run-2``, ``run-3``... beside earlier runs."""
     return Path(out) if out else next_run_dir(Path("runs") / task, "run")
 
 
