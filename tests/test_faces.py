@@ -4,6 +4,7 @@ and the command line from training to identification."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -215,6 +216,36 @@ def test_database_survives_a_kill_mid_enrolment(tmp_path: Path) -> None:
         FaceDatabase(path, "other")
     db.remove("alice")
     assert db.people() == []
+
+
+def test_a_database_another_program_holds_is_said_to_be_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program writing (a database browser mid-edit, a slow enrolment) past the wait:
+    one line saying so, and nothing changed; it was "not a cnnlab face database (database is
+    locked)" on opening and a traceback on enrolling or removing."""
+    import sqlite3
+
+    import cnnlab.data.face_db as face_db
+
+    monkeypatch.setattr(face_db, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "faces.db"
+    db = FaceDatabase(path, "m1")
+    db.enroll("ada", np.eye(4, dtype=np.float32)[:1])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    in_use = rf"{re.escape(str(path))}: in use by another program \(locked for over 0.2 s\)"
+    with pytest.raises(CnnlabError, match=in_use):
+        FaceDatabase(path, "m1")
+    with pytest.raises(CnnlabError, match=in_use):
+        db.enroll("bo", np.eye(4, dtype=np.float32)[1:2])
+    with pytest.raises(CnnlabError, match=in_use):
+        db.remove("ada")
+    other.execute("ROLLBACK")
+    other.close()
+    assert db.people() == [("ada", 1)]
+    assert db.enroll("bo", np.eye(4, dtype=np.float32)[1:2]) == 1  # free again: it goes on
+    db.close()
 
 
 def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:

@@ -24,6 +24,42 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 
 
+# seconds to wait for another program's write (a database browser, a second enrolment) to end
+BUSY_TIMEOUT = 10.0
+
+
+def _busy(exc: sqlite3.DatabaseError) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc) for word in ("locked", "busy")
+    )
+
+
+def _in_use(path: Path) -> CnnlabError:
+    """For a database another program keeps locked past :data:`BUSY_TIMEOUT` (SQLite's own
+    "database is locked" came out as a traceback, or as "not a cnnlab face database")."""
+    return CnnlabError(
+        f"{path}: in use by another program (locked for over {BUSY_TIMEOUT:g} s); nothing was "
+        "changed, try again when it is done"
+    )
+
+
+def _not_ours(path: Path, exc: sqlite3.DatabaseError) -> CnnlabError:
+    """The error for a file SQLite would not open as ours: locked, or not a face database."""
+    return (
+        _in_use(path) if _busy(exc) else CnnlabError(f"{path}: not a cnnlab face database ({exc})")
+    )
+
+
+def _begin(cur: sqlite3.Cursor, path: Path) -> None:
+    """Start a write transaction, waiting up to :data:`BUSY_TIMEOUT` for another writer."""
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _busy(exc):
+            raise _in_use(path) from None
+        raise
+
+
 # Squared distance under which two embeddings count as one image: the same file embedded alone
 # or in a batch differs by float rounding (~1e-12), while two photos are ~0.01 or more apart.
 SAME_IMAGE = 1e-8
@@ -51,18 +87,23 @@ class FaceDatabase:
                     f"{self.path}: its embeddings were made by model {made_by}; this "
                     f"is {model_id}. Use a new database or the same model"
                 )
-        try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("BEGIN IMMEDIATE")  # tables and model record appear together
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                self.conn.execute(statement)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (model_id,))
-            self.conn.execute("COMMIT")
+        try:  # isolation_level None: explicit transactions
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            self._create_tables(model_id)
         except sqlite3.DatabaseError as exc:
-            raise CnnlabError(f"{self.path}: not a cnnlab face database ({exc})") from None
+            raise _not_ours(self.path, exc) from None
         self.model_id = model_id
+
+    def _create_tables(self, model_id: str) -> None:
+        """The tables and the model record, in one transaction (a new file, or one made by
+        this model: nothing is changed then)."""
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("BEGIN IMMEDIATE")  # tables and model record appear together
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            self.conn.execute(statement)
+        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (model_id,))
+        self.conn.execute("COMMIT")
 
     @staticmethod
     def model_of(path: str | Path) -> str:
@@ -72,7 +113,7 @@ class FaceDatabase:
         if not path.is_file():
             raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
         try:
-            conn = sqlite3.connect(path)
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
             try:
                 tables = {
                     r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -85,7 +126,7 @@ class FaceDatabase:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
-            raise CnnlabError(f"{path}: not a cnnlab face database ({exc})") from None
+            raise _not_ours(path, exc) from None
         if row is None or not {"persons", "embeddings"} <= tables:
             raise CnnlabError(
                 f"{path}: not a cnnlab face database (no model record, persons and embeddings)"
@@ -100,7 +141,7 @@ class FaceDatabase:
         if not name.strip():
             raise CnnlabError("a person needs a non-empty name")
         cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        _begin(cur, self.path)
         try:
             cur.execute("INSERT OR IGNORE INTO persons(name) VALUES (?)", (name,))
             pid = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0]
@@ -127,7 +168,7 @@ class FaceDatabase:
         """Remove ``name`` and their embeddings in one transaction; returns how many images
         they had enrolled."""
         cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        _begin(cur, self.path)
         (images,) = cur.execute(
             "SELECT COUNT(e.id) FROM embeddings e JOIN persons p ON p.id = e.person_id "
             "WHERE p.name = ?",
