@@ -91,6 +91,25 @@ def test_resume_refuses_other_settings_and_other_checkpoints(
     # a finished run resumed has nothing left to train: it scores its best.pt again
     assert main(["localize", "train", "--resume", str(last), "--json"]) == 0
     assert len(rows(out)) == 1
+    capsys.readouterr()
+
+
+def test_ctrl_c_in_the_first_epoch_offers_no_earlier_runs_last_pt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same --out again, stopped before its first epoch ended: the last.pt there is the
+    earlier run's, and resuming it would continue that run, not this one."""
+    out = tmp_path / "run"
+    args = ["localize", "train", "--images", "32", "--image-size", "32", "--out", str(out)]
+    assert main([*args, "--epochs", "1"]) == 0
+
+    def ctrl_c(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(localize, "evaluate", ctrl_c)
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "cnnlab: interrupted"
 
 
 def test_the_resumed_settings_are_the_runs_own_but_the_device() -> None:

@@ -102,11 +102,18 @@ def restore(
 @contextlib.contextmanager
 def resume_hint(last: Path, command: str) -> Iterator[None]:
     """Ctrl-C during training: the interrupt carries the command that continues from ``last``
-    (written after every epoch), which the CLI prints beside "interrupted"."""
+    (written after every epoch), which the CLI prints beside "interrupted". Stopped during
+    the first epoch there is nothing to continue from; a ``last.pt`` an earlier run left in a
+    reused ``--out`` folder is not this run's."""
+
+    def written() -> tuple[int, int] | None:  # save_checkpoint replaces the file: a new inode
+        return (last.stat().st_ino, last.stat().st_mtime_ns) if last.is_file() else None
+
+    before = written()
     try:
         yield
     except KeyboardInterrupt:
-        if not last.is_file():  # stopped during the first epoch: nothing to continue from
+        if written() in (None, before):
             raise
         raise KeyboardInterrupt(
             f"`{command} --resume {last}` continues from the last finished epoch"
