@@ -98,6 +98,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    # the same folder again, diverging in its first epoch: the last.pt there is the earlier
+    # run's, not "the last good checkpoint" of this one
+    calls["n"] = 29
+    with pytest.raises(CnnlabError, match=r"loss became nan at epoch 1.*--lr may hold\)$"):
+        train_classifier(ClassifyTrainConfig(epochs=3, out=str(tmp_path / "run")))
 
 
 def test_ctrl_c_says_how_to_continue(

@@ -379,6 +379,7 @@ def train_classifier(
     with hint, epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
         for epoch in range(start_epoch, config.epochs + 1):
+            saved = run_dir / "last.pt" if history else None  # this run's, not an old one
             model.train()
             frozen_norms_to_eval(model)
             order = torch.randperm(len(train), generator=generator)
@@ -398,7 +399,7 @@ def train_classifier(
                     )
                     if not torch.isfinite(loss):
                         where = f"epoch {epoch}, step {step + 1}"
-                        raise diverged(loss.item(), where, settings.bf16, run_dir / "last.pt")
+                        raise diverged(loss.item(), where, settings.bf16, saved)
                     loss.backward()
                     loss_sum += loss.item()
                     correct += (logits.argmax(1) == y).sum().item()

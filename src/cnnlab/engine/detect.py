@@ -383,6 +383,7 @@ def train_detector(
     with hint, epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
         for epoch in range(start, config.epochs + 1):
+            saved = out / "last.pt" if rows else None  # this run's, not an old one
             model.train()
             total = 0.0
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
@@ -390,7 +391,7 @@ def train_detector(
                 targets = assign_targets(boxes, labels, grid, anchors)
                 loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", False, out / "last.pt")
+                    raise diverged(loss.item(), f"epoch {epoch}", False, saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -231,13 +231,14 @@ def train_localizer(
     with hint, epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
         for epoch in range(start, config.epochs + 1):
+            saved = out / "last.pt" if rows else None  # this run's, not an old one
             model.train()
             total = 0.0
             for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
                 x, target = batch(data, chunk, device, mirror=config.mirror)
                 loss = localization_loss(model.split(model(x)), target, config.loss)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", False, out / "last.pt")
+                    raise diverged(loss.item(), f"epoch {epoch}", False, saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -449,6 +449,7 @@ def train_segmenter(
     with hint, epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
         for epoch in range(start, config.epochs + 1):
+            saved = out / "last.pt" if rows else None  # this run's, not an old one
             model.train()
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
@@ -460,7 +461,7 @@ def train_segmenter(
                     logits = at_input_size(model, x).float()
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, out / "last.pt")
+                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
