@@ -192,6 +192,29 @@ def test_a_local_folder_as_mirror(
         assert message in capsys.readouterr().err
 
 
+def test_a_second_download_of_the_same_set_is_refused_meanwhile(
+    server, monkeypatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two downloads of one dataset into one root used to append to the same .part files; the
+    second is refused while the first holds the lock, and goes ahead once it ends."""
+    fcntl = pytest.importorskip("fcntl")
+    url, files = server
+    serve(files, monkeypatch, "mnist", mnist_files())
+    root = tmp_path / "data"
+    root.mkdir()
+    argv = ["data", "download", "mnist", "--root", str(root), "--mirror", url]
+    with (root / ".mnist.lock").open("w") as held:  # what a download under way holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(argv) == 2
+        assert (
+            f"mnist: another `cnnlab data download mnist` is under way into {root}"
+            in capsys.readouterr().err
+        )
+        assert main(["data", "download", "fashion-mnist", "--root", str(root), "--json"]) == 2
+        assert "another" not in capsys.readouterr().err  # other sets are not held up
+    assert main(argv) == 0 and D.is_present("mnist", root)
+
+
 @pytest.mark.parametrize(
     "fault, message",
     [

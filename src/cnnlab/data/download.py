@@ -19,6 +19,7 @@ annotations and the 118,287 train2017 images (19.3 GB).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import shutil
@@ -28,6 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -393,6 +395,28 @@ def mirror_base(mirror: str) -> str:
     return mirror.rstrip("/")
 
 
+@contextlib.contextmanager
+def _only_download_of(name: str, root: Path) -> Iterator[None]:
+    """Hold ``root/.NAME.lock`` for the download: a second ``cnnlab data download NAME``
+    into the same root meanwhile would append to the same ``.part`` files and spoil both; it is
+    refused instead. ``flock`` locks go with the process, so a killed download leaves none
+    (where ``fcntl`` is missing, Windows, there is no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with (root / f".{name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CnnlabError(
+                f"{name}: another `cnnlab data download {name}` is under way into "
+                f"{root}; wait for it to end (run this again then to check)"
+            ) from None
+        yield  # the lock ends when the file closes
+
+
 def download(
     name: str, root: str | Path | None = None, mirror: str | None = None, progress: bool = True
 ) -> Path:
@@ -409,6 +433,17 @@ def download(
         return target
     downloads = data_root(root) / ".downloads"
     downloads.mkdir(parents=True, exist_ok=True)
+    with _only_download_of(name, downloads.parent):
+        if is_present(name, root):  # another download ended between the check and the lock
+            return target
+        return _download_unlocked(name, spec, target, downloads, base, progress)
+
+
+def _download_unlocked(
+    name: str, spec: DatasetSpec, target: Path, downloads: Path, base: str | None, progress: bool
+) -> Path:
+    """Fetch (or reuse) each archive into ``downloads``, unpack all into a staging folder and
+    move it to ``target`` in one rename; a failure removes the staging folder."""
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=downloads.parent))
     try:
         for f in spec.files:
