@@ -1,10 +1,12 @@
-"""``--resume`` for localize, detect and segment train (classify's, killed by SIGKILL, is in
-test_training_engine): Ctrl-C after an epoch, resume, and end with the weights, best epoch and
-metrics of a run never stopped."""
+"""Run control: ``--resume`` for localize, detect and segment train (classify's, killed by
+SIGKILL, is in test_training_engine): Ctrl-C after an epoch, resume, and end with the weights,
+best epoch and metrics of a run never stopped; and ``--patience`` (early stopping), which a
+resumed run keeps to."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,74 @@ def test_the_resumed_settings_are_the_runs_own_but_the_device() -> None:
     saved = {"config": {"epochs": 7, "device": "cuda", "a_setting_of_a_later_version": 1}}
     assert config_of(saved, DetectConfig) == DetectConfig(epochs=7, device="cuda")
     assert config_of(saved, DetectConfig, "cpu") == DetectConfig(epochs=7, device="cpu")
+
+
+def test_patience_stops_training_and_a_stopped_run_stays_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--patience 2 with validation accuracies 0.5, 0.6, 0.55, 0.58 (then 0.9, never reached):
+    epoch 2 stays the best for two epochs, so the run stops after epoch 4 and scores epoch 2's
+    best.pt; resumed, it trains nothing more."""
+    real = localize.evaluate
+    script = iter([0.5, 0.6, 0.55, 0.58, 0.9])
+
+    def scripted(model, data, split, device):  # type: ignore[no-untyped-def]
+        metrics = real(model, data, split, device)
+        return metrics | {"accuracy": next(script), "mean_iou": 0.0} if split == "val" else metrics
+
+    monkeypatch.setattr(localize, "evaluate", scripted)
+    out = tmp_path / "run"
+    args = ["localize", "train", "--images", "32", "--image-size", "32", "--epochs", "6"]
+    assert main([*args, "--patience", "2", "--out", str(out)]) == 0
+    assert "stopped at epoch 4: no better validation accuracy + mean IoU since epoch 2" in (
+        capsys.readouterr().err
+    )
+    assert json.loads((out / "results.json").read_text())["stopped_early_at"] == 4
+    assert [r["epoch"] for r in rows(out)] == ["1", "2", "3", "4"]
+    assert load_checkpoint(out / "best.pt")["epoch"] == 2
+    assert main(["localize", "train", "--resume", str(out / "last.pt"), "--json"]) == 0
+    assert len(rows(out)) == 4 and load_checkpoint(out / "last.pt")["epoch"] == 4
+    assert main([*args, "--patience", "-1"]) == 2
+
+
+def test_classify_patience_and_resume_mid_run_stop_where_an_unbroken_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation accuracies 0.5, 0.7, 0.6, 0.65, 0.69 with --patience 3: stopped after epoch 5
+    (epoch 2 the best). Cut after epoch 3 and resumed, the run still stops after epoch 5: the
+    best epoch travels in last.pt."""
+    import dataclasses
+
+    import cnnlab.engine.classify as classify
+
+    real = classify.evaluate
+
+    def scripted(accuracies: list[float]):  # type: ignore[no-untyped-def]
+        it = iter(accuracies)
+
+        def evaluate(model, inputs, split, batch_size=256):  # type: ignore[no-untyped-def]
+            result = real(model, inputs, split, batch_size)
+            if split != "val":
+                return result
+            accuracy = next(it, None)
+            if accuracy is None:  # the script is over: Ctrl-C
+                raise KeyboardInterrupt
+            return dataclasses.replace(result, accuracy=accuracy)
+
+        return evaluate
+
+    args = ["classify", "train", "--epochs", "8", "--patience", "3", "--json"]
+    monkeypatch.setattr(classify, "evaluate", scripted([0.5, 0.7, 0.6, 0.65, 0.69, 0.9]))
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    result = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert (result["stopped_early_at"], result["best_epoch"]) == (5, 2)
+    assert len(rows(tmp_path / "whole")) == 5
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(classify, "evaluate", scripted([0.5, 0.7, 0.6]))  # Ctrl-C in epoch 4
+    assert main([*args, "--out", str(cut)]) == 130
+    assert load_checkpoint(cut / "last.pt")["epoch"] == 3
+    monkeypatch.setattr(classify, "evaluate", scripted([0.65, 0.69, 0.9]))
+    assert main(["classify", "train", "--resume", str(cut / "last.pt"), "--json"]) == 0
+    assert json.loads((cut / "results.json").read_text())["stopped_early_at"] == 5
+    assert len(rows(cut)) == 5

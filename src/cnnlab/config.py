@@ -48,6 +48,7 @@ class ClassifyTrainConfig:
     data: str = "digits"  # digits, faces, mnist, fashion-mnist, cifar10, cifar100, or a folder
     data_root: str = ""  # where `cnnlab data download` put the standard datasets (default cache)
     epochs: int = 30  # passes over the training split
+    patience: int = 0  # stop after this many epochs without a better val accuracy; 0: never
     batch_size: int = 64  # images per optimisation step (over all processes when distributed)
     lr: float = 3e-3  # peak learning rate of AdamW (linear warm-up, then cosine decay)
     weight_decay: float = 5e-4  # AdamW's decoupled weight decay
@@ -77,7 +78,7 @@ class ClassifyTrainConfig:
             self,
             at_least_one=("epochs", "batch_size", "image_size"),
             positive=("lr",),
-            non_negative=("weight_decay", "backbone_lr_mult"),
+            non_negative=("weight_decay", "backbone_lr_mult", "patience"),
         )
         if not 0 <= self.label_smoothing < 1:
             raise CnnlabError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -15,6 +15,7 @@ from cnnlab.cli.common import (
     add_device,
     add_eval_data,
     add_image_files,
+    add_patience,
     add_resume,
     data_change_reported,
     non_negative_float,
@@ -261,6 +262,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the data")
+    add_patience(p, d.patience)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images per step")
     p.add_argument(
         "--lr",

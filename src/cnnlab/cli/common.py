@@ -214,6 +214,7 @@ def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     parser.add_argument(
         "--epochs", type=positive_int, default=d.epochs, help="passes over the training data"
     )
+    add_patience(parser, d.patience)
     parser.add_argument(
         "--batch-size", type=positive_int, default=d.batch_size, help="images per step"
     )
@@ -223,6 +224,16 @@ def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     )
     add_device(parser, d.device)
     add_run_folder(parser, task)
+
+
+def add_patience(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=default,
+        help="stop once this many epochs in a row bring no better validation score (best.pt "
+        "keeps the best epoch either way); 0: train every epoch",
+    )
 
 
 def add_run_folder(parser: argparse.ArgumentParser, task: str) -> None:

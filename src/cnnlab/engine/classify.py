@@ -48,6 +48,7 @@ from cnnlab.engine.resume import (
     set_rng_state,
 )
 from cnnlab.engine.runlog import (
+    EarlyStop,
     batch_slices,
     batches_per_epoch,
     data_changed,
@@ -116,6 +117,7 @@ class TrainResult:
     settings: SpeedSettings
     history: list[dict[str, float]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    stopped_at: int | None = None  # --patience ended the run after this epoch
 
     def to_dict(self) -> dict[str, Any]:
         figures = self.test.per_class
@@ -131,6 +133,7 @@ class TrainResult:
             "seconds": round(self.seconds, 2),
             "settings": self.settings.to_dict(),
             "skipped_files": self.skipped,
+            "stopped_early_at": self.stopped_at,
         }
 
 
@@ -375,10 +378,11 @@ def train_classifier(
         "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
+    stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(run_dir / "last.pt", "cnnlab classify train")
     with hint, epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
-        for epoch in range(start_epoch, config.epochs + 1):
+        for epoch in range(start_epoch, stop.last_epoch(config.epochs) + 1):
             saved = run_dir / "last.pt" if history else None  # this run's, not an old one
             model.train()
             frozen_norms_to_eval(model)
@@ -422,6 +426,7 @@ def train_classifier(
             improved = val.accuracy > best_acc
             if improved:
                 best_acc, best_epoch = val.accuracy, epoch
+            halt = stop.update(epoch, improved)
             if main:
                 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}
@@ -436,6 +441,7 @@ def train_classifier(
                         "history": history,
                         "best_val_accuracy": best_acc,
                         "best_epoch": best_epoch,
+                        "stopped_at": stop.stopped_at,
                         "rng": rng_state(generator),
                     },
                 )
@@ -451,6 +457,10 @@ def train_classifier(
                     f"val_acc {val.accuracy:.3f}"
                 ),
             )
+            if halt:
+                break
+    if stop.stopped_at is not None and main:
+        console.print(stop.note("accuracy"))
 
     D.barrier(dist_info)
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
@@ -467,6 +477,7 @@ def train_classifier(
         settings,
         history,
         data.skipped,
+        stop.stopped_at,
     )
     if main:
         plot_training_curves(history, run_dir / "curves.png")

@@ -44,12 +44,14 @@ from cnnlab.engine.resume import (
     resume_hint,
 )
 from cnnlab.engine.runlog import (
+    EarlyStop,
     batch_slices,
     batches_per_epoch,
     data_changed,
     diverged,
     epoch_progress,
     fingerprint,
+    improves,
     run_folder,
     save_epoch,
 )
@@ -179,6 +181,7 @@ class DetectConfig:
     max_objects: int = 6
     anchors: int = 3  # k-means anchors from the training boxes
     epochs: int = 20
+    patience: int = 0  # stop after this many epochs without a better val score; 0: never
     batch_size: int = 32
     lr: float = 2e-3
     mirror: bool = True
@@ -192,6 +195,7 @@ class DetectConfig:
             self,
             at_least_one=("images", "image_size", "num_classes", "anchors", "epochs", "batch_size"),
             positive=("lr",),
+            non_negative=("patience",),
         )
 
 
@@ -379,10 +383,11 @@ def train_detector(
         data_changed(ckpt, "train", train.images)  # resumed on other data: warn
         start, rows, best = restore(ckpt, model, opt, sched)
         started -= rows[-1]["seconds"] if rows else 0.0
+    stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(out / "last.pt", "cnnlab detect train")
     with hint, epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
-        for epoch in range(start, config.epochs + 1):
+        for epoch in range(start, stop.last_epoch(config.epochs) + 1):
             saved = out / "last.pt" if rows else None  # this run's, not an old one
             model.train()
             total = 0.0
@@ -407,14 +412,18 @@ def train_detector(
                     "val_map": ev["map"],
                 }
             )
-            best = save_epoch(
-                out, base, model, rows, ev["map_50"], best, resumable_state(opt, sched)
-            )
+            halt = stop.update(epoch, improves(ev["map_50"], best))
+            resumable = resumable_state(opt, sched) | stop.state()
+            best = save_epoch(out, base, model, rows, ev["map_50"], best, resumable)
             progress.update(
                 task,
                 advance=1,
                 stats=(f"loss {rows[-1]['train_loss']:.3f}  mAP@0.5 {ev['map_50']:.3f}"),
             )
+            if halt:
+                break
+    if stop.stopped_at is not None:
+        console.print(stop.note("mAP@0.5"))
     model, _ = model_from_checkpoint(out / "best.pt")
     ev = evaluate_detector(model.to(device), test, device)
     plot_pr_curve(ev, out / "pr_curve.png")
@@ -427,6 +436,7 @@ def train_detector(
         f"{final}_map_75": ev["map_75"],
         "seconds": round(time.perf_counter() - started, 1),
         "grid": grid,
+        "stopped_early_at": stop.stopped_at,
         "anchors": kwargs["anchors"],
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

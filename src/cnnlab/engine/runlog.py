@@ -1,5 +1,6 @@
 """What every training loop shares: the run folder (never overwriting an earlier run), the epoch
-progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, and the
+progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, early
+stopping (``--patience``), and the
 fingerprints of the data splits that let evaluation tell when the data changed since training,
 and the error that stops a run whose loss is no longer finite."""
 
@@ -10,6 +11,7 @@ import hashlib
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,51 @@ def run_folder(out: str, task: str) -> Path:
     return Path(out) if out else next_run_dir(Path("runs") / task, "run")
 
 
+def improves(score: float, best: float) -> bool:
+    """Whether an epoch's validation ``score`` makes a new ``best.pt`` (:func:`save_epoch`)."""
+    return score > best or best == -math.inf
+
+
+@dataclass
+class EarlyStop:
+    """``--patience N``: stop after the epoch that leaves the best validation score N epochs
+    behind ("stop when the validation error has not improved for N epochs", Prechelt 1998); 0
+    trains every epoch. ``best.pt`` already holds the best epoch, so stopping only saves the
+    time the remaining epochs would take. Its state goes into ``last.pt`` (:meth:`state`): a
+    resumed run stops where the unbroken run would have, and one that stopped stays stopped."""
+
+    patience: int
+    best_epoch: int = 0
+    stopped_at: int | None = None
+
+    @classmethod
+    def resumed(cls, patience: int, ckpt: dict[str, Any] | None) -> EarlyStop:
+        if ckpt is None:
+            return cls(patience)
+        return cls(patience, int(ckpt.get("best_epoch", 0)), ckpt.get("stopped_at"))
+
+    def last_epoch(self, epochs: int) -> int:
+        """The last epoch to train: ``epochs``, or the one a resumed run had stopped at."""
+        return epochs if self.stopped_at is None else self.stopped_at
+
+    def update(self, epoch: int, improved: bool) -> bool:
+        """After ``epoch``: whether to stop now."""
+        if improved:
+            self.best_epoch = epoch
+        if self.patience and epoch - self.best_epoch >= self.patience:
+            self.stopped_at = epoch
+        return self.stopped_at is not None
+
+    def state(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch, "stopped_at": self.stopped_at}
+
+    def note(self, score: str) -> str:
+        return (
+            f"stopped at epoch {self.stopped_at}: no better validation {score} since epoch "
+            f"{self.best_epoch} (--patience {self.patience})"
+        )
+
+
 def save_epoch(
     out: Path,
     base: dict[str, Any],
@@ -135,7 +182,7 @@ def save_epoch(
         "epoch": rows[-1]["epoch"],
         "metrics": rows[-1],
     }
-    if score > best or best == -math.inf:
+    if improves(score, best):
         save_checkpoint(Path(out) / "best.pt", payload)
         best = score
     last = payload | {"history": rows, "best_score": best} | (resumable or {})

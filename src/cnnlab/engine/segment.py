@@ -55,12 +55,14 @@ from cnnlab.engine.resume import (
     resume_hint,
 )
 from cnnlab.engine.runlog import (
+    EarlyStop,
     batch_slices,
     batches_per_epoch,
     data_changed,
     diverged,
     epoch_progress,
     fingerprint,
+    improves,
     run_folder,
     save_epoch,
 )
@@ -290,6 +292,7 @@ class SegmentConfig:
     image_size: int = 128
     num_classes: int = 3
     epochs: int = 12
+    patience: int = 0  # stop after this many epochs without a better val score; 0: never
     batch_size: int = 16
     lr: float = 3e-3
     loss: str = "ce+dice"
@@ -305,6 +308,7 @@ class SegmentConfig:
             self,
             at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
             positive=("lr",),
+            non_negative=("patience",),
         )
 
 
@@ -445,10 +449,11 @@ def train_segmenter(
         data_changed(ckpt, "train", data.images[train])  # resumed on other data: warn
         start, rows, best = restore(ckpt, model, opt, sched)
         started -= rows[-1]["seconds"] if rows else 0.0
+    stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(out / "last.pt", "cnnlab segment train")
     with hint, epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
-        for epoch in range(start, config.epochs + 1):
+        for epoch in range(start, stop.last_epoch(config.epochs) + 1):
             saved = out / "last.pt" if rows else None  # this run's, not an old one
             model.train()
             total = 0.0
@@ -477,14 +482,18 @@ def train_segmenter(
                     "val_pixel_accuracy": val["pixel_accuracy"],
                 }
             )
-            best = save_epoch(
-                out, base, model, rows, val["mean_iou"], best, resumable_state(opt, sched)
-            )
+            halt = stop.update(epoch, improves(val["mean_iou"], best))
+            resumable = resumable_state(opt, sched) | stop.state()
+            best = save_epoch(out, base, model, rows, val["mean_iou"], best, resumable)
             progress.update(
                 task,
                 advance=1,
                 stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
             )
+            if halt:
+                break
+    if stop.stopped_at is not None:
+        console.print(stop.note("mean IoU"))
     model, _ = model_from_checkpoint(out / "best.pt")
     final_metrics = evaluate_segmenter(model.to(device), data, parts[final], device)
     from cnnlab.viz.plots import plot_epoch_curves
@@ -497,6 +506,7 @@ def train_segmenter(
         final: final_metrics,
         "class_names": data.class_names,
         "seconds": round(time.perf_counter() - started, 1),
+        "stopped_early_at": stop.stopped_at,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
