@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,6 +51,25 @@ def test_unreadable_and_unsupported(resnet18_file: Path, tmp_path: Path) -> None
         load_torchvision_weights(cnnlab.create_model("resnet18"), broken)
     with pytest.raises(CnnlabError, match="no such weights file"):
         load_torchvision_weights(cnnlab.create_model("resnet18"), tmp_path / "missing.pth")
+    # any file at all: a run's metrics.csv made torch's weights-only unpickler raise IndexError
+    # (a traceback), and random bytes warned of a "pickle protocol 220" before failing
+    from cnnlab.torchfile import load_torch_file
+
+    rng = np.random.default_rng(0)
+    junk = [b"epoch,seconds,train_loss\n1,0.2,2.38\n", b"", b"\x80\x02]q\x00(e."[:-1]]
+    sizes = rng.integers(1, 400, 60)
+    junk += [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes() for n in sizes]
+    for k, data in enumerate(junk):
+        (tmp_path / f"junk{k}.pt").write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no warning on the way
+            with pytest.raises(CnnlabError, match=rf"junk{k}.pt: not a readable checkpoint file"):
+                load_torch_file(tmp_path / f"junk{k}.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(CnnlabError, match=r"run: a folder, not a checkpoint file; it holds best"):
+        load_torch_file(run)
     with pytest.raises(CnnlabError, match="torchvision has no weights for MobileNetV1"):
         load_torchvision_weights(cnnlab.create_model("mobilenet_v1"), resnet18_file)
     with pytest.raises(CnnlabError, match="googlenet_paper has no torchvision weights"):

@@ -3,8 +3,7 @@ and every way a file can fail to load becomes one :class:`CnnlabError` line nami
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,18 @@ def load_torch_file(path: str | Path, what: str = "checkpoint file") -> Any:
     """``torch.load(weights_only=True)`` on CPU; a missing, truncated or refused file is a
     :class:`CnnlabError` naming it (``what``: "checkpoint file" or "weights file")."""
     path = Path(path)
+    if path.is_dir():  # a run folder given for its checkpoint
+        held = [name for name in ("best.pt", "last.pt") if (path / name).is_file()]
+        hint = f"; it holds {' and '.join(held)}: give one of them" if held else ""
+        raise CnnlabError(f"{path}: a folder, not a {what}{hint}")
     if not path.is_file():
         raise CnnlabError(f"{path}: no such {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        KeyError,
-    ) as exc:
+        with warnings.catch_warnings():  # garbage read as a pickle "protocol 220" warns first
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # whatever a file's bytes make the loader raise: unreadable
+        # (a metrics.csv given as a checkpoint made the unpickler raise IndexError, a traceback)
         text = str(exc).strip()
         if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
             detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
