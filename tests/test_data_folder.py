@@ -315,3 +315,17 @@ def test_a_folder_too_big_for_memory_is_refused_before_decoding(
     assert decoded == []
     monkeypatch.setattr(memory, "physical_memory", lambda: None)  # an OS that does not say
     memory.require_memory(10**15, "anything", "")
+
+
+@pytest.mark.parametrize("source, size", [("digits", 2000), ("faces", 4000)])
+def test_a_bundled_set_too_big_at_its_image_size_is_refused(
+    source: str, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``classify train --image-size 20000`` on the digits (or ``faces train``, which reads
+    them) asked torch for 2.9 TB and ended in its allocator's traceback."""
+    import cnnlab.data.memory as memory
+
+    monkeypatch.setattr(memory, "physical_memory", lambda: 8 * 2**30)
+    with pytest.raises(CnnlabError, match=rf"{source}: .* images at {size} px needs about"):
+        load_classification(source, image_size=size)
+    assert load_classification(source, image_size=64).image_size == 64

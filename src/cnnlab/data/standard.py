@@ -107,7 +107,7 @@ def _finish(
         if t.dim() == 3:
             t = t[:, None]
         if t.shape[-1] != image_size:
-            t = (resize_batch(t.float() / 255, image_size) * 255).round().to(torch.uint8)
+            t = (resize_batch(t.float() / 255, image_size, name) * 255).round().to(torch.uint8)
         return t
 
     x, y = prep(train_x), torch.from_numpy(train_y.astype(np.int64))
