@@ -442,6 +442,29 @@ def test_bad_input_is_one_line_exit_2(
     assert fragment in run_error(capsys, *argv)
 
 
+def test_sizes_too_large_for_the_memory_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's allocator failing (``edges learn --size 100000``: 74.5 GiB for one tensor) was
+    its traceback; style transfer at ``--size 50000`` was killed by the OS after a minute, with
+    no word: it is refused first, from the memory it was measured to need."""
+    import torch
+
+    from cnnlab.cli import out_of_memory
+
+    err = run_error(capsys, "edges", "learn", "--target", "sobel", "--size", "100000")
+    assert "out of memory (torch asked for 74.5 GiB at once); lower the sizes" in err
+    cuda = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0")
+    assert out_of_memory(cuda) == "torch asked for 20.0 GiB at once"
+    assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
+
+    import cnnlab.data.memory as memory
+
+    monkeypatch.setattr(memory, "physical_memory", lambda: 8 * 2**30)
+    err = run_error(capsys, "style", "astronaut", "coffee", "--size", "1400", "--device", "cpu")
+    assert "style transfer at 1400 x 1400 px needs about 6.1 GiB in memory" in err
+
+
 def test_debug_shows_the_traceback() -> None:
     from cnnlab.errors import CnnlabError
 

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import math
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -98,6 +99,29 @@ def _own_warnings_as_lines(debug: bool) -> Iterator[None]:
         yield
 
 
+def out_of_memory(exc: RuntimeError) -> str | None:
+    """What torch asked for, when ``exc`` is its allocator failing (``DefaultCPUAllocator: can't
+    allocate memory: you tried to allocate 80000000000 bytes``, or CUDA's out of memory), else
+    ``None``. Most sizes are checked against the memory before any work; this catches the rest
+    (``edges learn --size 100000``, ``faces train --embedding-dim 10000000``) as one line."""
+    text = str(exc)
+    if not (isinstance(exc, torch_oom()) or "can't allocate memory" in text):
+        return None
+    asked = re.search(r"allocate ([\d.]+) (bytes|[KMGT]iB)", text)
+    if asked is None:
+        return "torch could not allocate what it needed"
+    amount, unit = float(asked.group(1)), asked.group(2)
+    scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+    return f"torch asked for {amount * scale / 2**30:,.1f} GiB at once"
+
+
+def torch_oom() -> type[BaseException] | tuple[()]:
+    """``torch.cuda.OutOfMemoryError`` where torch is already imported (always, once a command
+    has run a model)."""
+    torch = sys.modules.get("torch")
+    return getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ()) if torch else ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0, or 2 for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -125,6 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = next((p for p in (path, *path.parents) if p.is_file()), where)
             reason = "a file, where a folder is needed for what is written there"
         print(f"cnnlab: error: {where}: {reason}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # torch's allocator, on the CPU or a GPU: a size set too large
+        detail = out_of_memory(exc)
+        if debug or detail is None:
+            raise
+        print(
+            f"cnnlab: error: out of memory ({detail}); lower the sizes asked for "
+            "(--image-size, --size, --batch-size, --embedding-dim, ...)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt as exc:  # a training loop may say how to continue
         print("cnnlab: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)

@@ -161,10 +161,18 @@ def _style_bf16(precision: str, device: Any) -> bool:
 
 def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.style import image_path, load_rgb, save_strip, transfer_style
+    from cnnlab.engine.style import (
+        check_style_memory,
+        image_path,
+        load_rgb,
+        save_strip,
+        transfer_style,
+    )
 
     image_path(args.output)  # before the optimisation: a bad name would lose its result
     device = resolve_device(args.device)
+    if device.type == "cpu":  # a GPU's own memory says so itself (see cnnlab.cli.main)
+        check_style_memory(args.size)
     content, style = load_rgb(args.content, args.size), load_rgb(args.style, args.size)
     result = transfer_style(
         content,
