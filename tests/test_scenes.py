@@ -53,6 +53,14 @@ def test_options() -> None:
     check_scene_memory(4000, 128)  # the detection default: about 0.6 GiB
     with pytest.raises(CnnlabError, match=r"--images 1000000000 at 128 px needs about 1\d{5}"):
         check_scene_memory(10**9, 128)  # would be killed by the OS half-way, without a word
+    # --max-objects 100000 drew for minutes on end, to show at most ~25
+    from cnnlab.engine.detect import DetectConfig
+
+    assert DetectConfig(max_objects=50).max_objects == 50
+    with pytest.raises(CnnlabError, match="--max-objects 51: at most 50"):
+        DetectConfig(max_objects=51)
+    with pytest.raises(CnnlabError, match="--max-objects 100000: at most 50"):
+        make_scenes(1, max_objects=100_000)
 
 
 def test_writers_round_trip(tmp_path: Path) -> None:

@@ -22,7 +22,14 @@ from cnnlab.config import check_settings
 from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.memory import require_image_memory
-from cnnlab.data.scenes import MEAN, STD, check_scene_memory, check_scene_size, make_scenes
+from cnnlab.data.scenes import (
+    MEAN,
+    STD,
+    check_max_objects,
+    check_scene_memory,
+    check_scene_size,
+    make_scenes,
+)
 from cnnlab.data.split_folders import (
     final_split,
     own_or_seeded,
@@ -197,6 +204,7 @@ class DetectConfig:
             positive=("lr",),
             non_negative=("patience",),
         )
+        check_max_objects(self.max_objects)  # before any scene is drawn
 
 
 def load_detection_data(config: DetectConfig) -> DetectionData:
