@@ -90,6 +90,18 @@ def test_resume_refuses_other_settings_and_other_checkpoints(
     assert main(["detect", "train", "--resume", str(last)]) == 2
     err = capsys.readouterr().err
     assert f"{last}: a localization checkpoint (model 'localizer'), not a detection one" in err
+    # a state that does not fit the model its settings rebuild (an older cnnlab's last.pt)
+    from cnnlab.engine.checkpoint import save_checkpoint
+
+    edited = load_checkpoint(last)
+    edited["state_dict"].pop(sorted(edited["state_dict"])[0])
+    edited["config"]["epochs"] = 2
+    save_checkpoint(tmp_path / "old" / "last.pt", edited)
+    assert main(["classify", "train", "--resume", str(tmp_path / "old" / "last.pt")]) == 2
+    assert main(["localize", "train", "--resume", str(tmp_path / "old" / "last.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "not a classification one" in err
+    assert "last.pt: its saved state does not fit the run its settings describe (Missing key" in err
     # a finished run resumed has nothing left to train: it scores its best.pt again
     assert main(["localize", "train", "--resume", str(last), "--json"]) == 0
     assert len(rows(out)) == 1

@@ -43,9 +43,9 @@ from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.resume import (
     config_of,
     load_resumable,
+    restore,
     resume_hint,
     rng_state,
-    set_rng_state,
 )
 from cnnlab.engine.runlog import (
     EarlyStop,
@@ -330,13 +330,8 @@ def train_classifier(
     history: list[dict[str, float]] = []
     best_acc, best_epoch, start_epoch = -1.0, 0, 1
     if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
-        history = list(ckpt.get("history", []))
+        start_epoch, history, _ = restore(ckpt, resume, model, optimizer, schedule, generator)
         best_acc, best_epoch = ckpt.get("best_val_accuracy", -1.0), ckpt.get("best_epoch", 0)
-        start_epoch = ckpt["epoch"] + 1
-        set_rng_state(ckpt["rng"], generator)
         if history:  # the time column goes on from where the run stopped
             started -= history[-1]["seconds"]
         run_dir = Path(resume).parent

@@ -389,7 +389,7 @@ def train_detector(
     start, rows, best = 1, [], -math.inf
     if ckpt is not None:
         data_changed(ckpt, "train", train.images)  # resumed on other data: warn
-        start, rows, best = restore(ckpt, model, opt, sched)
+        start, rows, best = restore(ckpt, resume, model, opt, sched)
         started -= rows[-1]["seconds"] if rows else 0.0
     stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(out / "last.pt", "cnnlab detect train")

@@ -229,7 +229,7 @@ def train_localizer(
     start, rows, best = 1, [], -math.inf  # the score can be below -1: minus the landmark error
     if ckpt is not None:
         data_changed(ckpt, "train", data.images[train_idx])  # resumed on other data: warn
-        start, rows, best = restore(ckpt, model, opt, sched)
+        start, rows, best = restore(ckpt, resume, model, opt, sched)
         started -= rows[-1]["seconds"] if rows else 0.0
     stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(out / "last.pt", "cnnlab localize train")

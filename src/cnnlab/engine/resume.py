@@ -83,20 +83,32 @@ def config_of(ckpt: dict[str, Any], cls: type[C], device: str = "auto") -> C:
 
 def restore(
     ckpt: dict[str, Any],
+    path: str | Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator | None = None,
 ) -> tuple[int, list[dict[str, Any]], float]:
-    """Load ``last.pt``'s weights and states into the freshly built run; return the first epoch
-    to run, the metrics rows so far and the best score. Call it just before the epoch loop:
-    it sets the random generators, which building the model and the data would move on."""
-    model.load_state_dict(ckpt["state_dict"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"], generator)
-    best = ckpt.get("best_score", -math.inf)
-    return int(ckpt["epoch"]) + 1, list(ckpt.get("history", [])), float(best)
+    """Load ``last.pt``'s (at ``path``) weights and states into the freshly built run; return
+    the first epoch to run, the metrics rows so far and the best score. Call it just before the
+    epoch loop: it sets the random generators, which building the model and the data would
+    move on. A state that does not fit the run its own settings rebuild (a ``last.pt`` of an
+    older cnnlab whose model has changed, or one edited by hand) is a one-line error."""
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"], generator)
+        start = int(ckpt["epoch"]) + 1
+        rows = [dict(row) for row in ckpt.get("history", [])]
+        best = float(ckpt.get("best_score", -math.inf))
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = (lines[min(1, len(lines) - 1)] if lines else type(exc).__name__)[:160]
+        raise CnnlabError(
+            f"{path}: its saved state does not fit the run its settings describe ({detail})"
+        ) from None
+    return start, rows, best
 
 
 @contextlib.contextmanager

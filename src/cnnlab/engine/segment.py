@@ -447,7 +447,7 @@ def train_segmenter(
     start, rows, best = 1, [], -math.inf
     if ckpt is not None:
         data_changed(ckpt, "train", data.images[train])  # resumed on other data: warn
-        start, rows, best = restore(ckpt, model, opt, sched)
+        start, rows, best = restore(ckpt, resume, model, opt, sched)
         started -= rows[-1]["seconds"] if rows else 0.0
     stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(out / "last.pt", "cnnlab segment train")
