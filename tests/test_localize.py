@@ -198,8 +198,11 @@ def test_first_epoch_is_best_whatever_its_score(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 3
     nan_run = tmp_path / "nan"  # even a first epoch without a score is this run's best.pt
     nan_run.mkdir()
-    save_epoch(nan_run, base, model, [{"epoch": 1, "val": math.nan}], math.nan, -math.inf)
+    best = save_epoch(nan_run, base, model, [{"epoch": 1, "val": math.nan}], math.nan, -math.inf)
     assert load_checkpoint(nan_run / "best.pt")["epoch"] == 1
+    # and a score after it replaces it: NaN, greater than nothing, kept epoch 1 for good
+    best = save_epoch(nan_run, base, model, [{"epoch": 2, "val": -9.0}], -9.0, best)
+    assert best == -9.0 and load_checkpoint(nan_run / "best.pt")["epoch"] == 2
 
 
 def test_figures_are_printed_in_words() -> None:

@@ -1,8 +1,7 @@
 """What every training loop shares: the run folder (never overwriting an earlier run), the epoch
 progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, early
-stopping (``--patience``), and the
-fingerprints of the data splits that let evaluation tell when the data changed since training,
-and the error that stops a run whose loss is no longer finite."""
+stopping (``--patience``), the fingerprints of the data splits that let evaluation tell when the
+data changed since training, and the error that stops a run whose loss is no longer finite."""
 
 from __future__ import annotations
 
@@ -116,8 +115,10 @@ def run_folder(out: str, task: str) -> Path:
 
 
 def improves(score: float, best: float) -> bool:
-    """Whether an epoch's validation ``score`` makes a new ``best.pt`` (:func:`save_epoch`)."""
-    return score > best or best == -math.inf
+    """Whether an epoch's validation ``score`` makes a new ``best.pt`` (:func:`save_epoch`): the
+    first epoch's always does, and any epoch's after a best that is no number (NaN, which no
+    score is greater than, would otherwise keep the first epoch best for the whole run)."""
+    return best == -math.inf or math.isnan(best) or score > best
 
 
 @dataclass
