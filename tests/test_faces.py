@@ -248,6 +248,19 @@ def test_a_database_another_program_holds_is_said_to_be_in_use(
     db.close()
 
 
+def test_two_models_creating_one_database_at_once_cannot_mix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two enrolments with different models starting on a database not yet made both passed
+    the model check (no file yet), and the second enrolled its embeddings beside the first's:
+    the model is checked again inside the transaction that creates the tables."""
+    path = tmp_path / "faces.db"
+    FaceDatabase(path, "m1").close()
+    monkeypatch.setattr(FaceDatabase, "model_of", staticmethod(lambda p: "m2"))  # the race
+    with pytest.raises(CnnlabError, match="made by model m1; this is m2"):
+        FaceDatabase(path, "m2")
+
+
 def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     """A file that is not a database, a nameless person and an unknown name fail in one line;
     an empty database has an empty gallery; a person keeps every image enrolled, once."""

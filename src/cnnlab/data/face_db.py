@@ -50,6 +50,13 @@ def _not_ours(path: Path, exc: sqlite3.DatabaseError) -> CnnlabError:
     )
 
 
+def _other_model(path: Path, made_by: str, model_id: str) -> CnnlabError:
+    return CnnlabError(
+        f"{path}: its embeddings were made by model {made_by}; this is {model_id}. Use a new "
+        "database or the same model"
+    )
+
+
 def _begin(cur: sqlite3.Cursor, path: Path) -> None:
     """Start a write transaction, waiting up to :data:`BUSY_TIMEOUT` for another writer."""
     try:
@@ -83,10 +90,7 @@ class FaceDatabase:
         if self.path.is_file() and self.path.stat().st_size:
             made_by = self.model_of(self.path)  # another program's SQLite file is left alone
             if made_by != model_id:
-                raise CnnlabError(
-                    f"{self.path}: its embeddings were made by model {made_by}; this "
-                    f"is {model_id}. Use a new database or the same model"
-                )
+                raise _other_model(self.path, made_by, model_id)
         try:  # isolation_level None: explicit transactions
             self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             self._create_tables(model_id)
@@ -103,7 +107,11 @@ class FaceDatabase:
         for statement in filter(str.strip, SCHEMA.split(";")):
             self.conn.execute(statement)
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('model', ?)", (model_id,))
+        (made_by,) = self.conn.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         self.conn.execute("COMMIT")
+        if made_by != model_id:  # another enrolment created the file since the check above
+            self.conn.close()
+            raise _other_model(self.path, made_by, model_id)
 
     @staticmethod
     def model_of(path: str | Path) -> str:
