@@ -4,6 +4,7 @@ settings, two-process training and ONNX export."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -432,3 +433,31 @@ def test_one_image_per_batch_is_refused_where_batch_norm_needs_more() -> None:
     check_batch_of_one(model, (3, 32, 32), 4, "resnet18", processes=2)
     check_batch_of_one(model, (3, 64, 64), 1, "resnet18")
     check_batch_of_one(model.eval(), (3, 32, 32), 1, "resnet18")  # frozen norms: fine
+
+
+def test_the_one_cycle_schedule_takes_any_number_of_steps() -> None:
+    """torch's OneCycleLR divided by zero when its warm-up ended at step 0 (10 steps in all at
+    10%: `detect train --images 200 --epochs 2`); elsewhere the schedule is torch's own."""
+    from cnnlab.engine.runlog import one_cycle
+
+    def lrs(schedule: torch.optim.lr_scheduler.LRScheduler, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            out.append(schedule.get_last_lr()[0])
+            schedule.optimizer.step()
+            schedule.step()
+        return out
+
+    def sgd() -> torch.optim.Optimizer:
+        return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+    with pytest.raises(ZeroDivisionError):
+        torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=10, pct_start=0.1)
+    for warmup in (0.1, 0.3):
+        for n in range(1, 61):
+            got = lrs(one_cycle(sgd(), 0.1, n, warmup), n)
+            assert all(math.isfinite(v) and 0 < v <= 0.1 + 1e-12 for v in got), (warmup, n)
+    ten = lrs(one_cycle(sgd(), 0.1, 10), 10)
+    assert ten[0] < max(ten) > 0.09 and ten[-1] < ten[0]  # up near the peak, then down
+    torch_20 = torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=20, pct_start=0.1)
+    assert lrs(one_cycle(sgd(), 0.1, 20), 20) == lrs(torch_20, 20)

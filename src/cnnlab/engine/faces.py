@@ -40,7 +40,7 @@ from cnnlab.engine.face_scores import (
     pair_scores,
     plot_roc,
 )
-from cnnlab.engine.runlog import diverged, epoch_progress, run_folder
+from cnnlab.engine.runlog import diverged, epoch_progress, one_cycle, run_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -242,7 +242,7 @@ def train_encoder(
         cosface = CosFaceLoss(config.embedding_dim, n_identities, config.scale, config.margin)
         params += list(cosface.to(device).parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
+    sched = one_cycle(opt, config.lr, config.steps, warmup=0.3)  # torch's default warm-up
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
         for step in range(1, config.steps + 1):

@@ -41,6 +41,7 @@ from cnnlab.engine.runlog import (
     epoch_progress,
     fingerprint,
     improves,
+    one_cycle,
     run_folder,
     save_epoch,
 )
@@ -213,7 +214,7 @@ def train_localizer(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, config.lr, steps)
     out = Path(resume).parent if resume else run_folder(config.out, "localize")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")

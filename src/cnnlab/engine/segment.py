@@ -63,6 +63,7 @@ from cnnlab.engine.runlog import (
     epoch_progress,
     fingerprint,
     improves,
+    one_cycle,
     run_folder,
     save_epoch,
 )
@@ -430,7 +431,7 @@ def train_segmenter(
     )
     train = parts["train"]
     steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, config.lr, steps)
     out = Path(resume).parent if resume else run_folder(config.out, "segment")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
