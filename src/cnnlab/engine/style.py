@@ -220,7 +220,9 @@ def optimise_pixels(
     noise = torch.rand(content.shape, generator=g).to(device)  # the same noise on any device
     if start is None:
         start = noise if init == "random" else (0.8 * content + 0.2 * noise)
-    x = start.to(device).clone().requires_grad_(True)
+    # contiguous: L-BFGS flattens the gradient with view(), which a photo's HWC-permuted
+    # layout (load_rgb) refused with a traceback for the default --init content
+    x = start.to(device).clone(memory_format=torch.contiguous_format).requires_grad_(True)
     layer_w = {k: 1.0 / len(style_layers) for k in style_layers}
     opt: torch.optim.Optimizer = (
         torch.optim.Adam([x], lr=lr)
