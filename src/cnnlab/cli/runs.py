@@ -1,0 +1,55 @@
+"""``cnnlab runs``: the run folders under ``runs/`` (or ``--root``) side by side: task, model,
+data, how far each got, and its headline figure (:mod:`cnnlab.engine.runs`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab.errors import CnnlabError
+
+TASKS = ("classify", "localize", "detect", "segment", "faces")
+
+
+def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.runs import as_dicts, find_runs
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise CnnlabError(f"{root}: no such folder (training commands write their runs there)")
+    runs = [r for r in find_runs(root) if args.task in (None, r.task)]
+    if not args.json:
+        table = Table(title="runs" + (f" of {args.task}" if args.task else ""))
+        table.add_column(f"run (in {root})", overflow="fold")
+        table.add_column("trained", overflow="fold")
+        table.add_column("outcome", overflow="fold")
+        for r in runs:
+            trained = f"{r.task}: {r.model} on {r.data}"
+            if r.progress:
+                trained += f", {r.progress}" + (" epochs" if "/" in r.progress else "")
+            outcome = "; ".join(part for part in (r.state, r.result) if part)
+            if r.seconds is not None:
+                outcome += f" ({r.seconds:.0f} s)"
+            table.add_row(_within(Path(r.run), root), trained, outcome)
+        console.print(table if runs else f"no run folders under {root}")
+    return {"root": str(root), "runs": as_dicts(runs)}
+
+
+def _within(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "runs", parents=[common], help="the run folders side by side: how far, how good"
+    )
+    p.add_argument("--root", default="runs", help="where to look, at any depth (default: runs)")
+    p.add_argument("--task", choices=TASKS, help="only the runs of this task")
+    p.set_defaults(handler=cmd_runs)

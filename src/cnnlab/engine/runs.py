@@ -1,0 +1,142 @@
+"""The run folders under a root, summarised side by side (``cnnlab runs``).
+
+Every training command writes a run folder (:mod:`cnnlab.engine.runlog`): ``config.json`` when it
+starts, ``metrics.csv`` and ``last.pt`` after each epoch, ``results.json`` when it ends (faces
+writes its folder at the end). :func:`find_runs` reads those files, and only those: which task
+made the run, its model and data, how far it got (finished, stopped early by ``--patience``, or
+unfinished, with the ``--resume`` that continues it) and its headline figure. A folder whose
+files cannot be read is listed as such; nothing here fails on one bad run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# (task, a key of its config.json no earlier task's has), in the order they are tried
+TASK_KEYS = (
+    ("faces", "unseen"),
+    ("detect", "max_objects"),
+    ("localize", "landmarks"),
+    ("classify", "label_smoothing"),
+    ("segment", "loss"),
+)
+
+
+@dataclass
+class RunSummary:
+    """One run folder, as the table shows it."""
+
+    run: str
+    task: str = "?"
+    model: str = "?"
+    data: str = "?"
+    progress: str = ""  # epochs (or steps) done of those planned
+    state: str = ""  # finished, stopped early at N, unfinished, or what could not be read
+    result: str = ""  # the headline figure
+    seconds: float | None = None
+    figures: dict[str, float | None] | None = None  # the headline figures, as numbers
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _rows(path: Path) -> int:
+    try:
+        with path.open(newline="") as f:
+            return sum(1 for _ in csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return 0
+
+
+def _headline(task: str, results: dict[str, Any]) -> dict[str, float | None]:
+    """The figures a run of ``task`` is judged by, from its ``results.json``."""
+    final = results.get("evaluated_on", "test")
+    scored = results.get(final) if isinstance(results.get(final), dict) else {}
+    if task == "classify":
+        if results.get("test_accuracy") is not None:
+            return {"test acc": results["test_accuracy"]}
+        return {"val acc": results.get("best_val_accuracy")}
+    if task == "localize":
+        return {f"{final} acc": scored.get("accuracy"), "IoU": scored.get("mean_iou")}
+    if task == "detect":
+        return {f"{final} mAP@.5": results.get(f"{final}_map_50")}
+    if task == "segment":
+        return {f"{final} mIoU": scored.get("mean_iou")}
+    return {  # on the identities never seen in training
+        "verif": results.get("verification_accuracy"),
+        "1-shot": results.get("identification_1_shot"),
+    }
+
+
+def summarise(folder: Path) -> RunSummary:
+    """What :func:`find_runs` says of one run folder."""
+    row = RunSummary(str(folder))
+    config = _read_json(folder / "config.json")
+    results = _read_json(folder / "results.json")
+    if config is None and results is not None and "verification_accuracy" in results:
+        config = {"unseen": "", **_faces_config(folder)}  # faces writes no config.json
+    if config is None:
+        row.state = "no readable config.json"
+        return row
+    row.task = next((task for task, key in TASK_KEYS if key in config), "?")
+    row.model = str(config.get("model") or config.get("backbone") or "?")
+    row.data = str(config.get("data", "?"))
+    unit, planned = ("steps", config.get("steps")) if row.task == "faces" else ("epochs", None)
+    if unit == "epochs":
+        planned = config.get("epochs")
+        done = _rows(folder / "metrics.csv")
+        row.progress = f"{done}/{planned}"
+    else:
+        row.progress = f"{planned} steps" if planned else ""
+    if (folder / "results.json").exists() and results is None:
+        row.state = "unreadable results.json"
+    elif results is None:
+        last = folder / "last.pt"
+        row.state = f"unfinished: --resume {last}" if last.is_file() else "no results.json"
+    else:
+        stopped = results.get("stopped_early_at")
+        row.state = f"stopped early at {stopped}" if stopped else "finished"
+        row.figures = _headline(row.task, results)
+        row.result = ", ".join(
+            f"{name} {value:.3f}"
+            for name, value in row.figures.items()
+            if isinstance(value, int | float)
+        )
+        seconds = results.get("seconds")
+        row.seconds = float(seconds) if isinstance(seconds, int | float) else None
+    return row
+
+
+def _faces_config(folder: Path) -> dict[str, Any]:
+    """A faces run's settings, from the checkpoint it wrote (read safely, weights-only)."""
+    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.errors import CnnlabError
+
+    try:
+        config = load_checkpoint(folder / "best.pt").get("config")
+    except CnnlabError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def find_runs(root: str | Path = "runs") -> list[RunSummary]:
+    """Every run folder under ``root`` (any depth: ``runs/<task>/<name>`` or an ``--out``
+    folder), in path order. A run folder is one holding ``config.json`` or ``results.json``."""
+    root = Path(root)
+    folders = sorted(
+        {p.parent for name in ("config.json", "results.json") for p in root.rglob(name)}
+    )
+    return [summarise(folder) for folder in folders]
+
+
+def as_dicts(runs: list[RunSummary]) -> list[dict[str, Any]]:
+    return [asdict(run) for run in runs]

@@ -1,0 +1,76 @@
+"""`cnnlab runs`: every run folder under a root, read from the files the training commands
+write, with how far it got and its headline figure; a bad folder is listed, never a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import cnnlab.engine.localize as localize
+from cnnlab.cli import main
+
+
+def last_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_runs_lists_finished_stopped_cut_and_broken_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    small = ["--images", "32", "--image-size", "32"]
+    assert main(["classify", "train", "--epochs", "1"]) == 0  # runs/classify/lenet5-digits
+    assert main(["localize", "train", *small, "--epochs", "2"]) == 0  # runs/localize/run
+    assert main(["faces", "train", "--steps", "2", "--out", "mine/faces"]) == 0
+
+    def ctrl_c_in_epoch_2(*a: object, **k: object) -> object:
+        if Path("runs/localize/run-2/last.pt").exists():
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    real = localize.evaluate
+    monkeypatch.setattr(localize, "evaluate", ctrl_c_in_epoch_2)
+    assert main(["localize", "train", *small, "--epochs", "3"]) == 130  # runs/localize/run-2
+    monkeypatch.setattr(localize, "evaluate", real)
+    broken = tmp_path / "runs" / "segment" / "run"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text('{"model": "unet", "loss": "ce", "epochs": 3}')
+    (broken / "results.json").write_text("{ not json")
+    capsys.readouterr()
+
+    assert main(["runs", "--json"]) == 0
+    rows = {Path(r["run"]).relative_to("runs").as_posix(): r for r in last_json(capsys)["runs"]}
+    assert sorted(rows) == [
+        "classify/lenet5-digits",
+        "localize/run",
+        "localize/run-2",
+        "segment/run",
+    ]
+    classify = rows["classify/lenet5-digits"]
+    results = json.loads(Path("runs/classify/lenet5-digits/results.json").read_text())
+    assert (classify["task"], classify["model"], classify["data"]) == (
+        "classify",
+        "lenet5",
+        "digits",
+    )
+    assert classify["progress"] == "1/1" and classify["state"] == "finished"
+    assert classify["figures"] == {"test acc": results["test_accuracy"]}
+    done = rows["localize/run"]
+    assert done["task"] == "localize" and done["progress"] == "2/2"
+    assert set(done["figures"]) == {"test acc", "IoU"}
+    cut = rows["localize/run-2"]
+    assert cut["progress"] == "1/3"
+    assert cut["state"] == f"unfinished: --resume {Path('runs/localize/run-2/last.pt')}"
+    assert rows["segment/run"]["state"] == "unreadable results.json"
+
+    assert main(["runs", "--root", "mine", "--json"]) == 0  # an --out folder, faces' own files
+    (faces,) = last_json(capsys)["runs"]
+    assert (faces["task"], faces["model"], faces["progress"]) == ("faces", "lenet5", "2 steps")
+    assert set(faces["figures"]) == {"verif", "1-shot"}
+    assert main(["runs", "--task", "localize"]) == 0
+    out = capsys.readouterr().out
+    assert "localize/run-2" in out and "classify/" not in out and "--resume" in out
+    assert main(["runs", "--root", "nowhere"]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err
