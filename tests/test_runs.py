@@ -38,6 +38,9 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     broken.mkdir(parents=True)
     (broken / "config.json").write_text('{"model": "unet", "loss": "ce", "epochs": 3}')
     (broken / "results.json").write_text("{ not json")
+    other = tmp_path / "runs" / "notes"  # another program's config.json is not a run
+    other.mkdir()
+    (other / "config.json").write_text('{"theme": "dark"}')
     capsys.readouterr()
 
     assert main(["runs", "--json"]) == 0

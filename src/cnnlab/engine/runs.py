@@ -130,12 +130,20 @@ def _faces_config(folder: Path) -> dict[str, Any]:
 
 def find_runs(root: str | Path = "runs") -> list[RunSummary]:
     """Every run folder under ``root`` (any depth: ``runs/<task>/<name>`` or an ``--out``
-    folder), in path order. A run folder is one holding ``config.json`` or ``results.json``."""
+    folder), in path order: a folder holding ``config.json`` or ``results.json`` that a training
+    command wrote (its settings name a task, or it holds a checkpoint or ``metrics.csv``; another
+    program's ``config.json`` is not a run)."""
     root = Path(root)
     folders = sorted(
         {p.parent for name in ("config.json", "results.json") for p in root.rglob(name)}
     )
-    return [summarise(folder) for folder in folders]
+    runs = [summarise(folder) for folder in folders]
+    return [
+        run
+        for run in runs
+        if run.task != "?"
+        or any((Path(run.run) / name).is_file() for name in ("last.pt", "best.pt", "metrics.csv"))
+    ]
 
 
 def as_dicts(runs: list[RunSummary]) -> list[dict[str, Any]]:
