@@ -456,6 +456,8 @@ def test_sizes_too_large_for_the_memory_are_one_line_errors(
     assert "out of memory (torch asked for 74.5 GiB at once); lower the sizes" in err
     cuda = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0")
     assert out_of_memory(cuda) == "torch asked for 20.0 GiB at once"
+    mps = RuntimeError("MPS backend out of memory (MPS allocated: 1 GB). Tried to allocate 2 MiB")
+    assert out_of_memory(mps) == "torch asked for 2.0 MiB at once"  # the last straw
     assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
 
     import cnnlab.data.memory as memory

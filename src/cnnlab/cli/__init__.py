@@ -101,18 +101,22 @@ def _own_warnings_as_lines(debug: bool) -> Iterator[None]:
 
 def out_of_memory(exc: RuntimeError) -> str | None:
     """What torch asked for, when ``exc`` is its allocator failing (``DefaultCPUAllocator: can't
-    allocate memory: you tried to allocate 80000000000 bytes``, or CUDA's out of memory), else
+    allocate memory: you tried to allocate 80000000000 bytes``, or a GPU's out of memory), else
     ``None``. Most sizes are checked against the memory before any work; this catches the rest
     (``edges learn --size 100000``, ``faces train --embedding-dim 10000000``) as one line."""
     text = str(exc)
-    if not (isinstance(exc, torch_oom()) or "can't allocate memory" in text):
+    if not (
+        isinstance(exc, torch_oom()) or "can't allocate memory" in text or "out of memory" in text
+    ):
         return None
     asked = re.search(r"allocate ([\d.]+) (bytes|[KMGT]iB)", text)
     if asked is None:
         return "torch could not allocate what it needed"
     amount, unit = float(asked.group(1)), asked.group(2)
     scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
-    return f"torch asked for {amount * scale / 2**30:,.1f} GiB at once"
+    size = amount * scale
+    shown = f"{size / 2**30:,.1f} GiB" if size >= 2**30 else f"{size / 2**20:,.1f} MiB"
+    return f"torch asked for {shown} at once"
 
 
 def torch_oom() -> type[BaseException] | tuple[()]:
