@@ -461,3 +461,31 @@ def test_the_one_cycle_schedule_takes_any_number_of_steps() -> None:
     assert ten[0] < max(ten) > 0.09 and ten[-1] < ten[0]  # up near the peak, then down
     torch_20 = torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=20, pct_start=0.1)
     assert lrs(one_cycle(sgd(), 0.1, 20), 20) == lrs(torch_20, 20)
+
+
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path: Path) -> None:
+    """A batch scheduler's SIGTERM (or `kill`, `timeout`) used to end a run without a word; it
+    stops as Ctrl-C does, exit 143, with the --resume that continues from the last epoch."""
+    out = tmp_path / "run"
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [*CLI, "classify", "train", "--epochs", "30", "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = out / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 2:
+            break  # an epoch is saved
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        f"cnnlab: terminated; `cnnlab classify train --resume {out / 'last.pt'}` continues "
+        "from the last finished epoch"
+    )
+    assert 1 <= load_checkpoint(out / "last.pt")["epoch"] < 30

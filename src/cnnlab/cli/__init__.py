@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -126,11 +127,40 @@ def torch_oom() -> type[BaseException] | tuple[()]:
     return getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ()) if torch else ()
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[bool]]:
+    """SIGTERM (a batch scheduler's time limit, ``kill``, ``timeout``) stops a command the way
+    Ctrl-C does, so a training run says which ``--resume`` continues it instead of vanishing
+    without a word; the yielded flag says it was SIGTERM. Only where signals can be set (the
+    main thread)."""
+    seen = [False]
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        seen[0] = True
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        yield seen
+        return
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0, or 2 for bad input)."""
+    """Run the CLI; returns the exit code (0, 2 for bad input, 130 after Ctrl-C, 143 after
+    SIGTERM)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     console = Console(markup=False)  # file names like "img[1].png" are printed as they are
+    with _sigterm_as_interrupt() as terminated:
+        return _run(argv, debug, console, terminated)
+
+
+def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool]) -> int:
     try:
         with _own_warnings_as_lines(debug):
             args = build_parser().parse_args(argv)
@@ -165,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt as exc:  # a training loop may say how to continue
-        print("cnnlab: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
-        return 130
+        what = "terminated" if terminated[0] else "interrupted"
+        print(f"cnnlab: {what}" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
+        return 143 if terminated[0] else 130
 
 
 if __name__ == "__main__":
