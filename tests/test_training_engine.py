@@ -489,3 +489,56 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path: Path) -> N
         "from the last finished epoch"
     )
     assert 1 <= load_checkpoint(out / "last.pt")["epoch"] < 30
+
+
+def test_two_processes_resumed_end_as_an_unbroken_run(tmp_path: Path) -> None:
+    """torchrun with 2 processes and random crops, stopped by SIGTERM after an epoch and resumed
+    on 2 processes: the weights of a run never stopped. Each rank draws its own crops; last.pt
+    used to hold rank 0's generator only, which every rank then took on resume."""
+
+    def torchrun(*args: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_free_port()}",
+            "-m",
+            "cnnlab",
+            *args,
+        ]
+
+    args = ["classify", "train", "--epochs", "4", "--batch-size", "64", "--augment", "crop"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run = subprocess.run(
+        torchrun(*args, "--out", str(whole)), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    proc = subprocess.Popen(
+        torchrun(*args, "--out", str(cut)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = cut / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 2:
+            break  # epoch 1 is saved
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    epoch = load_checkpoint(cut / "last.pt")["epoch"]
+    assert 1 <= epoch < 4, "the run should stop part-way"
+    run = subprocess.run(
+        torchrun("classify", "train", "--resume", str(cut / "last.pt")),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    a, b = weights(whole / "last.pt"), weights(cut / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -7,7 +7,9 @@ rendezvous flags). Every rank draws the same shuffled order of the epoch; batch 
 ``batch_size`` images is cut into ``world_size`` contiguous shares (:func:`shard`, what a
 ``DistributedSampler`` does per batch), each rank backpropagates the *sum* of its share's losses,
 and :func:`all_reduce_gradients` sums the gradients and divides by the batch size: exactly the
-gradient of one process on the whole batch. Only rank 0 logs and writes files.
+gradient of one process on the whole batch. Only rank 0 logs and writes files; each rank's own
+random generator (augmentation, dropout) is gathered into ``last.pt`` (:func:`gather_from_ranks`)
+so that ``--resume`` on as many processes continues every rank's draws.
 
 Note: batch normalisation sees each rank's share, not the whole batch, as with plain DDP.
 """
@@ -101,6 +103,17 @@ def from_main(text: str, info: DistInfo, device: torch.device) -> str:
         data = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
     dist.broadcast(data, src=0)
     return bytes(data.cpu().tolist()).decode()
+
+
+def gather_from_ranks(t: torch.Tensor, info: DistInfo, device: torch.device) -> list[torch.Tensor]:
+    """Every rank's ``t`` (the same shape and dtype on each: a random generator's state), in
+    rank order, on the CPU; a single process gets ``[t]``. Via ``device`` for NCCL."""
+    if not info.enabled:
+        return [t]
+    mine = t.to(device)
+    parts = [torch.empty_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(parts, mine)
+    return [part.cpu() for part in parts]
 
 
 def barrier(info: DistInfo) -> None:
