@@ -43,9 +43,11 @@ from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.resume import (
     config_of,
     load_resumable,
+    rank_states,
     restore,
     resume_hint,
     rng_state,
+    set_rank_state,
 )
 from cnnlab.engine.runlog import (
     EarlyStop,
@@ -243,35 +245,6 @@ def _schedule(
     )
 
 
-def _rank_states(info: D.DistInfo, device: torch.device) -> dict[str, list[torch.Tensor]]:
-    """Under torchrun, every rank's generator states (each draws its own augmentation and
-    dropout), for ``last.pt``; nothing for one process (:func:`rng_state` has its state)."""
-    if not info.enabled:
-        return {}
-    states = {"torch_ranks": D.gather_from_ranks(torch.get_rng_state(), info, device)}
-    if device.type == "cuda":
-        states["cuda_ranks"] = D.gather_from_ranks(torch.cuda.get_rng_state(), info, device)
-    return states
-
-
-def _set_rank_state(rng: dict[str, Any], info: D.DistInfo, console: Console) -> None:
-    """Give this rank its own generator state back (``restore`` set rank 0's on every rank)."""
-    if not info.enabled:
-        return
-    ranks = rng.get("torch_ranks")
-    if ranks is None or len(ranks) != info.world_size:
-        if info.is_main:
-            saved = f"{len(ranks)} processes" if ranks is not None else "one process"
-            console.print(
-                f"[yellow]resumed on {info.world_size} processes a run saved with {saved}: "
-                "the ranks' random draws differ from the unbroken run's[/]"
-            )
-        return
-    torch.set_rng_state(ranks[info.rank])
-    if "cuda_ranks" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state(rng["cuda_ranks"][info.rank])
-
-
 def train_classifier(
     config: ClassifyTrainConfig, console: Console | None = None, resume: str | Path = ""
 ) -> TrainResult:
@@ -360,7 +333,7 @@ def train_classifier(
     best_acc, best_epoch, start_epoch = -1.0, 0, 1
     if ckpt is not None:
         start_epoch, history, _ = restore(ckpt, resume, model, optimizer, schedule, generator)
-        _set_rank_state(ckpt["rng"], dist_info, console)
+        set_rank_state(ckpt["rng"], dist_info, console)
         best_acc, best_epoch = ckpt.get("best_val_accuracy", -1.0), ckpt.get("best_epoch", 0)
         if history:  # the time column goes on from where the run stopped
             started -= history[-1]["seconds"]
@@ -452,7 +425,7 @@ def train_classifier(
             if improved:
                 best_acc, best_epoch = val.accuracy, epoch
             halt = stop.update(epoch, improved)
-            rng = rng_state(generator) | _rank_states(dist_info, device)  # every rank takes part
+            rng = rng_state(generator) | rank_states(dist_info, device)  # every rank takes part
             if main:
                 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}

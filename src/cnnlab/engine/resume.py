@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from rich.console import Console
 
 from cnnlab.engine.checkpoint import check_task, load_checkpoint
+from cnnlab.engine.distributed import DistInfo, gather_from_ranks
 from cnnlab.errors import CnnlabError
 
 C = TypeVar("C")
@@ -109,6 +111,35 @@ def restore(
             f"{path}: its saved state does not fit the run its settings describe ({detail})"
         ) from None
     return start, rows, best
+
+
+def rank_states(info: DistInfo, device: torch.device) -> dict[str, list[torch.Tensor]]:
+    """Under torchrun, every rank's generator states (each draws its own augmentation and
+    dropout), for ``last.pt``; nothing for one process (:func:`rng_state` has its state)."""
+    if not info.enabled:
+        return {}
+    states = {"torch_ranks": gather_from_ranks(torch.get_rng_state(), info, device)}
+    if device.type == "cuda":
+        states["cuda_ranks"] = gather_from_ranks(torch.cuda.get_rng_state(), info, device)
+    return states
+
+
+def set_rank_state(rng: dict[str, Any], info: DistInfo, console: Console) -> None:
+    """Give this rank its own generator state back (``restore`` set rank 0's on every rank)."""
+    if not info.enabled:
+        return
+    ranks = rng.get("torch_ranks")
+    if ranks is None or len(ranks) != info.world_size:
+        if info.is_main:
+            saved = f"{len(ranks)} processes" if ranks is not None else "one process"
+            console.print(
+                f"[yellow]resumed on {info.world_size} processes a run saved with {saved}: "
+                "the ranks' random draws differ from the unbroken run's[/]"
+            )
+        return
+    torch.set_rng_state(ranks[info.rank])
+    if "cuda_ranks" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda_ranks"][info.rank])
 
 
 @contextlib.contextmanager
