@@ -6,8 +6,9 @@ optimizer's moments, the learning-rate schedule's step, the metrics rows so far,
 validation score, and the random number generators' states (shuffling, mirroring and kornia's
 augmentations draw from them). :func:`restore` puts all of it back, so a run killed at any
 moment and resumed ends, on the CPU with a fixed seed, with the very weights of a run that was
-never stopped. The run's own settings come from the checkpoint (:func:`config_of`); only the
-device may change.
+never stopped. Under torchrun every rank's generator is kept (:func:`rank_states`), since each
+draws its own augmentation. The run's own settings come from the checkpoint (:func:`config_of`);
+only the device may change.
 """
 
 from __future__ import annotations
