@@ -77,3 +77,5 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert "localize/run-2" in out and "classify/" not in out and "--resume" in out
     assert main(["runs", "--root", "nowhere"]) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
+    assert main(["runs", "--root", "runs/classify/lenet5-digits/results.json"]) == 2
+    assert "results.json: not a folder" in capsys.readouterr().err

@@ -20,7 +20,8 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
     root = Path(args.root)
     if not root.is_dir():
-        raise CnnlabError(f"{root}: no such folder (training commands write their runs there)")
+        what = "not a folder" if root.exists() else "no such folder"
+        raise CnnlabError(f"{root}: {what} (training commands write their runs there)")
     runs = [r for r in find_runs(root) if args.task in (None, r.task)]
     if not args.json:
         table = Table(title="runs" + (f" of {args.task}" if args.task else ""))
