@@ -43,25 +43,14 @@ from cnnlab.engine.detection_metrics import (
     plot_pr_curve,
 )
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.resume import (
-    config_of,
-    load_resumable,
-    restore,
-    resumable_state,
-    resume_hint,
-)
+from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.runlog import (
-    EarlyStop,
     batch_slices,
     batches_per_epoch,
-    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
-    improves,
     one_cycle,
-    run_folder,
-    save_epoch,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
@@ -327,9 +316,7 @@ def train_detector(
     (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    ckpt = load_resumable(resume, "detection") if resume else None
-    if ckpt is not None:
-        config = config_of(ckpt, DetectConfig, config.device)
+    config, ckpt = resumed(config, DetectConfig, "detection", resume)
     device = resolve_device(config.device)
     data = load_detection_data(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
@@ -365,7 +352,7 @@ def train_detector(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
     sched = one_cycle(opt, config.lr, steps)
-    out = Path(resume).parent if resume else run_folder(config.out, "detect")
+    out = run_dir(config.out, "detect", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(
@@ -387,17 +374,12 @@ def train_detector(
         "input_size": [3, config.image_size, config.image_size],
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
-    start, rows, best = 1, [], -math.inf
-    if ckpt is not None:
-        data_changed(ckpt, "train", train.images)  # resumed on other data: warn
-        start, rows, best = restore(ckpt, resume, model, opt, sched)
-        started -= rows[-1]["seconds"] if rows else 0.0
-    stop = EarlyStop.resumed(config.patience, ckpt)
-    hint = resume_hint(out / "last.pt", "cnnlab detect train")
-    with hint, epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
-        for epoch in range(start, stop.last_epoch(config.epochs) + 1):
-            saved = out / "last.pt" if rows else None  # this run's, not an old one
+    run = EpochRun.begin("cnnlab detect train", out, base, config.patience, ckpt)
+    run.restore(resume, model, opt, sched, train.images)
+    started -= run.seconds_before
+    with run.hint(), epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
+        for epoch in run.epochs(config.epochs):
             model.train()
             total = 0.0
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
@@ -405,38 +387,33 @@ def train_detector(
                 targets = assign_targets(boxes, labels, grid, anchors)
                 loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", False, saved)
+                    raise diverged(loss.item(), f"epoch {epoch}", False, run.saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)
             ev = evaluate_detector(model, val, device)
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "train_loss": total / len(train.images),
-                    "val_map_50": ev["map_50"],
-                    "val_map": ev["map"],
-                }
-            )
-            halt = stop.update(epoch, improves(ev["map_50"], best))
-            resumable = resumable_state(opt, sched) | stop.state()
-            best = save_epoch(out, base, model, rows, ev["map_50"], best, resumable)
+            row = {
+                "epoch": epoch,
+                "seconds": round(time.perf_counter() - started, 1),
+                "train_loss": total / len(train.images),
+                "val_map_50": ev["map_50"],
+                "val_map": ev["map"],
+            }
+            halt = run.end_epoch(model, row, ev["map_50"], opt, sched)
             progress.update(
                 task,
                 advance=1,
-                stats=(f"loss {rows[-1]['train_loss']:.3f}  mAP@0.5 {ev['map_50']:.3f}"),
+                stats=(f"loss {row['train_loss']:.3f}  mAP@0.5 {ev['map_50']:.3f}"),
             )
             if halt:
                 break
-    if stop.stopped_at is not None:
-        console.print(stop.note("mAP@0.5"))
+    run.finish(console, "mAP@0.5")
     model, _ = model_from_checkpoint(out / "best.pt")
     ev = evaluate_detector(model.to(device), test, device)
     plot_pr_curve(ev, out / "pr_curve.png")
-    plot_map_against_time(rows, out / "map_time.png")
+    plot_map_against_time(run.rows, out / "map_time.png")
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
@@ -445,7 +422,7 @@ def train_detector(
         f"{final}_map_75": ev["map_75"],
         "seconds": round(time.perf_counter() - started, 1),
         "grid": grid,
-        "stopped_early_at": stop.stopped_at,
+        "stopped_early_at": run.stop.stopped_at,
         "anchors": kwargs["anchors"],
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

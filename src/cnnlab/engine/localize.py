@@ -25,25 +25,14 @@ from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.resume import (
-    config_of,
-    load_resumable,
-    restore,
-    resumable_state,
-    resume_hint,
-)
+from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.runlog import (
-    EarlyStop,
     batch_slices,
     batches_per_epoch,
-    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
-    improves,
     one_cycle,
-    run_folder,
-    save_epoch,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
@@ -196,9 +185,7 @@ def train_localizer(
     (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    ckpt = load_resumable(resume, "localization") if resume else None
-    if ckpt is not None:
-        config = config_of(ckpt, LocalizeConfig, config.device)
+    config, ckpt = resumed(config, LocalizeConfig, "localization", resume)
     device = resolve_device(config.device)
     data = load_data(config)
     torch.manual_seed(config.seed)
@@ -215,7 +202,7 @@ def train_localizer(
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
     sched = one_cycle(opt, config.lr, steps)
-    out = Path(resume).parent if resume else run_folder(config.out, "localize")
+    out = run_dir(config.out, "localize", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     base = {
@@ -227,24 +214,19 @@ def train_localizer(
         "input_size": [3, config.image_size, config.image_size],
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in data.splits.items()},
     }
-    start, rows, best = 1, [], -math.inf  # the score can be below -1: minus the landmark error
-    if ckpt is not None:
-        data_changed(ckpt, "train", data.images[train_idx])  # resumed on other data: warn
-        start, rows, best = restore(ckpt, resume, model, opt, sched)
-        started -= rows[-1]["seconds"] if rows else 0.0
-    stop = EarlyStop.resumed(config.patience, ckpt)
-    hint = resume_hint(out / "last.pt", "cnnlab localize train")
-    with hint, epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
-        for epoch in range(start, stop.last_epoch(config.epochs) + 1):
-            saved = out / "last.pt" if rows else None  # this run's, not an old one
+    run = EpochRun.begin("cnnlab localize train", out, base, config.patience, ckpt)
+    run.restore(resume, model, opt, sched, data.images[train_idx])
+    started -= run.seconds_before
+    with run.hint(), epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
+        for epoch in run.epochs(config.epochs):
             model.train()
             total = 0.0
             for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
                 x, target = batch(data, chunk, device, mirror=config.mirror)
                 loss = localization_loss(model.split(model(x)), target, config.loss)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", False, saved)
+                    raise diverged(loss.item(), f"epoch {epoch}", False, run.saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -252,43 +234,38 @@ def train_localizer(
                 total += loss.item() * len(chunk)
             val = evaluate(model, data, "val", device)
             score = val["accuracy"] + val["mean_iou"] - val.get("landmark_error", 0.0)
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "train_loss": total / len(train_idx),
-                    **{f"val_{k}": v for k, v in val.items() if k != "count"},
-                }
-            )
-            halt = stop.update(epoch, improves(score, best))
-            resumable = resumable_state(opt, sched) | stop.state()
-            best = save_epoch(out, base, model, rows, score, best, resumable)
+            row = {
+                "epoch": epoch,
+                "seconds": round(time.perf_counter() - started, 1),
+                "train_loss": total / len(train_idx),
+                **{f"val_{k}": v for k, v in val.items() if k != "count"},
+            }
+            halt = run.end_epoch(model, row, score, opt, sched)
             progress.update(
                 task,
                 advance=1,
                 stats=(
-                    f"loss {rows[-1]['train_loss']:.3f}  acc {val['accuracy']:.3f}  "
+                    f"loss {row['train_loss']:.3f}  acc {val['accuracy']:.3f}  "
                     f"IoU {val['mean_iou']:.3f}"
                 ),
             )
             if halt:
                 break
-    if stop.stopped_at is not None:
-        console.print(stop.note("accuracy + mean IoU"))
+    run.finish(console, "accuracy + mean IoU")
     model, _ = model_from_checkpoint(out / "best.pt")
     from cnnlab.viz.plots import plot_epoch_curves
 
     curves = {"val_accuracy": "class accuracy", "val_mean_iou": "mean IoU"}
     if data.landmarks.shape[1]:
         curves["val_landmark_error"] = "landmark error / box diagonal"
-    plot_epoch_curves(rows, curves, out / "curves.png", "Localisation")
+    plot_epoch_curves(run.rows, curves, out / "curves.png", "Localisation")
     final = final_split(data.splits)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
         final: evaluate(model.to(device), data, final, device),
         "seconds": round(time.perf_counter() - started, 1),
-        "stopped_early_at": stop.stopped_at,
+        "stopped_early_at": run.stop.stopped_at,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

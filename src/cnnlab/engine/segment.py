@@ -10,7 +10,6 @@ as in VOC's own evaluation.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,26 +45,15 @@ from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
+from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import choose_settings
-from cnnlab.engine.resume import (
-    config_of,
-    load_resumable,
-    restore,
-    resumable_state,
-    resume_hint,
-)
 from cnnlab.engine.runlog import (
-    EarlyStop,
     batch_slices,
     batches_per_epoch,
-    data_changed,
     diverged,
     epoch_progress,
     fingerprint,
-    improves,
     one_cycle,
-    run_folder,
-    save_epoch,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
@@ -393,9 +381,7 @@ def train_segmenter(
     continue with its own settings, in its folder (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
-    ckpt = load_resumable(resume, "segmentation") if resume else None
-    if ckpt is not None:
-        config = config_of(ckpt, SegmentConfig, config.device)
+    config, ckpt = resumed(config, SegmentConfig, "segmentation", resume)
     require_task(config.model, "segmentation")
     size = (3, config.image_size, config.image_size)
     with torch.device("meta"), input_must_fit(config.model, size):  # before any scene is drawn
@@ -432,7 +418,7 @@ def train_segmenter(
     train = parts["train"]
     steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
     sched = one_cycle(opt, config.lr, steps)
-    out = Path(resume).parent if resume else run_folder(config.out, "segment")
+    out = run_dir(config.out, "segment", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps(asdict(config) | {"settings": settings.to_dict()}, indent=2) + "\n"
@@ -445,17 +431,12 @@ def train_segmenter(
         "input_size": list(data.images.shape[1:]),
         "data_fingerprint": {k: fingerprint(data.images[v]) for k, v in parts.items()},
     }
-    start, rows, best = 1, [], -math.inf
-    if ckpt is not None:
-        data_changed(ckpt, "train", data.images[train])  # resumed on other data: warn
-        start, rows, best = restore(ckpt, resume, model, opt, sched)
-        started -= rows[-1]["seconds"] if rows else 0.0
-    stop = EarlyStop.resumed(config.patience, ckpt)
-    hint = resume_hint(out / "last.pt", "cnnlab segment train")
-    with hint, epoch_progress(console) as progress:
-        task = progress.add_task("train", total=config.epochs, completed=start - 1, stats="")
-        for epoch in range(start, stop.last_epoch(config.epochs) + 1):
-            saved = out / "last.pt" if rows else None  # this run's, not an old one
+    run = EpochRun.begin("cnnlab segment train", out, base, config.patience, ckpt)
+    run.restore(resume, model, opt, sched, data.images[train])
+    started -= run.seconds_before
+    with run.hint(), epoch_progress(console) as progress:
+        task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
+        for epoch in run.epochs(config.epochs):
             model.train()
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
@@ -467,47 +448,42 @@ def train_segmenter(
                     logits = at_input_size(model, x).float()
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, saved)
+                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 sched.step()
                 total += loss.item() * len(idx)
             val = evaluate_segmenter(model, data, parts["val"], device)
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "train_loss": total / len(train),
-                    "val_mean_iou": val["mean_iou"],
-                    "val_pixel_accuracy": val["pixel_accuracy"],
-                }
-            )
-            halt = stop.update(epoch, improves(val["mean_iou"], best))
-            resumable = resumable_state(opt, sched) | stop.state()
-            best = save_epoch(out, base, model, rows, val["mean_iou"], best, resumable)
+            row = {
+                "epoch": epoch,
+                "seconds": round(time.perf_counter() - started, 1),
+                "train_loss": total / len(train),
+                "val_mean_iou": val["mean_iou"],
+                "val_pixel_accuracy": val["pixel_accuracy"],
+            }
+            halt = run.end_epoch(model, row, val["mean_iou"], opt, sched)
             progress.update(
                 task,
                 advance=1,
-                stats=(f"loss {rows[-1]['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
+                stats=(f"loss {row['train_loss']:.3f}  mIoU {val['mean_iou']:.3f}"),
             )
             if halt:
                 break
-    if stop.stopped_at is not None:
-        console.print(stop.note("mean IoU"))
+    run.finish(console, "mean IoU")
     model, _ = model_from_checkpoint(out / "best.pt")
     final_metrics = evaluate_segmenter(model.to(device), data, parts[final], device)
     from cnnlab.viz.plots import plot_epoch_curves
 
     curves = {"val_mean_iou": "mean IoU", "val_pixel_accuracy": "pixel accuracy"}
-    plot_epoch_curves(rows, curves, out / "curves.png", "Segmentation")
+    plot_epoch_curves(run.rows, curves, out / "curves.png", "Segmentation")
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
         final: final_metrics,
         "class_names": data.class_names,
         "seconds": round(time.perf_counter() - started, 1),
-        "stopped_early_at": stop.stopped_at,
+        "stopped_early_at": run.stop.stopped_at,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
