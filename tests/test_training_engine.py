@@ -32,6 +32,17 @@ from cnnlab.errors import CnnlabError
 CLI = [sys.executable, "-m", "cnnlab"]
 
 
+def wait_for_epochs(run: Path, epochs: int, proc: subprocess.Popen) -> None:
+    """Until ``run``'s metrics.csv holds ``epochs`` rows (each saved with last.pt), or ``proc``
+    has ended, or two minutes have passed."""
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().strip().splitlines()) > epochs:
+            return
+        time.sleep(0.01)
+
+
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["state_dict"]
 
@@ -60,12 +71,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    metrics = killed / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 3:
-            break  # two epochs done: kill somewhere in the third
-        time.sleep(0.01)
+    wait_for_epochs(killed, 2, proc)  # two epochs done: kill somewhere in the third
     time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -240,6 +246,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun(*args: str) -> list[str]:
+    """``cnnlab *args`` on 2 CPU processes (gloo) under torchrun, on a free local port."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "cnnlab",
+        *args,
+    ]
+
+
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     """torchrun with 2 CPU processes (gloo) ends with the weights of 1 process, same batch."""
     args = [
@@ -262,17 +283,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
         [*CLI, *args, "--out", str(tmp_path / "one")], check=True, env=env, capture_output=True
     )
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            f"--master_port={_free_port()}",
-            "-m",
-            "cnnlab",
-            *args,  # no --out: rank 0 claims runs/classify/lenet5-digits for both ranks
-        ],
+        torchrun(*args),  # no --out: rank 0 claims runs/classify/lenet5-digits for both ranks
         env=env,
         capture_output=True,
         text=True,
@@ -475,12 +486,7 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    metrics = out / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 2:
-            break  # an epoch is saved
-        time.sleep(0.01)
+    wait_for_epochs(out, 1, proc)  # an epoch is saved
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-2000:]
@@ -496,19 +502,6 @@ def test_two_processes_resumed_end_as_an_unbroken_run(tmp_path: Path) -> None:
     on 2 processes: the weights of a run never stopped. Each rank draws its own crops; last.pt
     used to hold rank 0's generator only, which every rank then took on resume."""
 
-    def torchrun(*args: str) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            f"--master_port={_free_port()}",
-            "-m",
-            "cnnlab",
-            *args,
-        ]
-
     args = ["classify", "train", "--epochs", "4", "--batch-size", "64", "--augment", "crop"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -522,12 +515,7 @@ def test_two_processes_resumed_end_as_an_unbroken_run(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    metrics = cut / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().strip().splitlines()) >= 2:
-            break  # epoch 1 is saved
-        time.sleep(0.01)
+    wait_for_epochs(cut, 1, proc)  # epoch 1 is saved
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
     epoch = load_checkpoint(cut / "last.pt")["epoch"]
