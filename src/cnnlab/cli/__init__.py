@@ -6,7 +6,7 @@ human view (rich) or, with ``--json``, one JSON object as the last stdout line. 
 an operating-system error on a path the user named (a folder where a file should go, say).
 
 One module per area: ``course`` (models, summary, explain, edges), ``classify`` (train, eval,
-predict, export, augment), ``tasks`` (localize, detect, segment), ``faces``, ``art`` (visualize,
+predict, export, augment), ``tasks`` (localize, detect), ``segment``, ``faces``, ``art`` (visualize,
 style), ``data`` (download, list, scenes), ``runs``.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from cnnlab.cli import art, classify, course, data, faces, runs, tasks
+from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
 from cnnlab.cli.common import Parser
 from cnnlab.errors import CnnlabError
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="cnnlab: the ideas of a CNN course, implemented for real",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for area in (course, classify, tasks, faces, art, data, runs):
+    for area in (course, classify, tasks, segment, faces, art, data, runs):
         area.add_parsers(sub, common)
     return parser
 
