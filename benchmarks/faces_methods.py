@@ -10,7 +10,10 @@ and without the dihedral training identities, and with the synthetic glyph ident
 (cnnlab.data.glyphs) added to every batch, and then the embedding whitened on new glyph identities
 (with and without, for two methods), the default as an ensemble of five encoders, and the default
 with a deeper backbone (slow: `--exclude plain20` skips it). A last row is not a valid result but a
-ceiling: the encoder trains on half of each "unseen" identity's images. Median over seeds.
+ceiling: the encoder trains on half of each "unseen" identity's images. A second one asks what a
+plain supervised LeNet-5 classifier of all ten digits (trained on half of every digit's images,
+6-9 included) gives the protocol when its penultimate features are the embedding. Median over
+seeds.
 
 Run: `python benchmarks/faces_methods.py [--seeds 3] [--only TEXT] [--exclude TEXT,TEXT]` (rows
 whose name holds TEXT / none of the TEXTs); prints one JSON line per row as it finishes, then the
@@ -124,6 +127,55 @@ def half_seen(
     )
 
 
+CLASSIFIER = "not valid, a ceiling: a LeNet-5 classifier of all ten digits, half of each trained"
+
+
+class Penultimate(torch.nn.Module):
+    """A classifier's last hidden layer (FC 84 after ReLU), L2-normalised: ``(B, C, H, W) ->
+    (B, 84)``."""
+
+    def __init__(self, classifier: torch.nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.classifier.forward_features(x)
+        return F.normalize(self.classifier.head[:-1](features), dim=1)
+
+
+def classifier_ceiling(seen: IdentitySet, unseen: IdentitySet, seed: int) -> dict:
+    """Cross-entropy on half of every identity's images, the unseen ones included (30 epochs,
+    AdamW, random shifts of up to 2 px); tau chosen on the held-out half of the seen
+    identities, scored on the held-out half of the unseen ones."""
+    from cnnlab.registry import create_model
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    halves = []
+    for part in (seen, unseen):
+        perm = torch.randperm(len(part.labels), generator=g)
+        halves.append((perm[: len(perm) // 2], perm[len(perm) // 2 :]))
+    x = torch.cat([seen.images[halves[0][0]], unseen.images[halves[1][0]]])
+    y = torch.cat([seen.labels[halves[0][0]], unseen.labels[halves[1][0]]])
+    model = create_model("lenet5", num_classes=len(seen.names), in_channels=x.shape[1])
+    opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=5e-4)
+    for _ in range(30):
+        model.train()
+        for idx in torch.randperm(len(y), generator=g).split(64):
+            dy, dx = torch.randint(-2, 3, (2,), generator=g).tolist()
+            loss = F.cross_entropy(model(x[idx].roll((dy, dx), (2, 3))), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    encoder = Penultimate(model.eval())
+    held_out = seen.images[halves[0][1]], seen.labels[halves[0][1]]
+    with torch.no_grad():
+        scores, same = pair_scores(encoder(held_out[0]), held_out[1], N_PAIRS, g)
+    test = IdentitySet(unseen.images[halves[1][1]], unseen.labels[halves[1][1]], unseen.names)
+    with torch.no_grad():
+        return evaluate_unseen(encoder, test, -choose_threshold(scores, same)[0], seed)[0]
+
+
 class Pixels(torch.nn.Module):
     """The no-learning baseline: the standardised image itself, L2-normalised."""
 
@@ -178,6 +230,8 @@ def main() -> None:
             split = half_seen(seen, unseen, norm, seed)
             runs.append(train_faces(config, quiet, identities=split))
         done(CEILING, runs)
+    if wanted(CLASSIFIER):  # not valid either: a supervised classifier of all ten digits
+        done(CLASSIFIER, [classifier_ceiling(seen, unseen, seed) for seed in range(args.seeds)])
     for name, row in results.items():
         table.add_row(name, *(f"{row[k]:.3f}" if k in row else "-" for k in KEYS))
     Console().print(table)
