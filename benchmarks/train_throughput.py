@@ -1,6 +1,7 @@
-"""Training throughput on this machine: images/s for lenet5, resnet18 and mobilenet_v2 at 32
-and 64 px, PyTorch's fp32 default against cnnlab's automatic settings (bf16 autocast and/or
-channels-last per model), plus the machine's measured matrix-multiply ceiling in the same run.
+"""Training throughput on this machine: images/s for lenet5, convnet_small (the localizer's
+and detector's default backbone), resnet18 and mobilenet_v2 at 32 and 64 px, PyTorch's fp32
+default against cnnlab's automatic settings (bf16 autocast and/or channels-last per model), plus
+the machine's measured matrix-multiply ceiling in the same run.
 
 Run: `.venv/bin/python benchmarks/train_throughput.py [--repeats 5] [--steps 10]`.
 Each figure is the median of ``repeats`` timings of ``steps`` training steps (batch 64, AdamW,
@@ -71,7 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--models", nargs="+", default=["lenet5", "resnet18", "mobilenet_v2"])
+    parser.add_argument(
+        "--models", nargs="+", default=["lenet5", "convnet_small", "resnet18", "mobilenet_v2"]
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument(
         "--accuracy-epochs",

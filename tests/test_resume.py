@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,12 @@ def test_the_resumed_settings_are_the_runs_own_but_the_device() -> None:
     from cnnlab.engine.resume import config_of
 
     saved = {"config": {"epochs": 7, "device": "cuda", "a_setting_of_a_later_version": 1}}
+    # a run saved before --precision existed trained in fp32, whatever today's default is
+    older = DetectConfig(epochs=7, device="cuda", precision="fp32")
+    assert config_of(saved, DetectConfig) == older
+    assert config_of(saved, DetectConfig, "cpu") == replace(older, device="cpu")
+    saved["config"]["precision"] = "auto"
     assert config_of(saved, DetectConfig) == DetectConfig(epochs=7, device="cuda")
-    assert config_of(saved, DetectConfig, "cpu") == DetectConfig(epochs=7, device="cpu")
 
 
 def test_patience_stops_training_and_a_stopped_run_stays_stopped(

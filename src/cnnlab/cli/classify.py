@@ -16,6 +16,7 @@ from cnnlab.cli.common import (
     add_eval_data,
     add_image_files,
     add_patience,
+    add_precision,
     add_resume,
     data_change_reported,
     non_negative_float,
@@ -333,12 +334,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --freeze backbone: compute features once, train the head on them",
     )
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default=d.precision,
-        help="bf16: autocast; auto: bf16 for the large models where the hardware has it",
-    )
+    add_precision(p, d.precision)
     p.add_argument(
         "--channels-last",
         choices=("auto", "on", "off"),

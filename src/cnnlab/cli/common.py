@@ -226,6 +226,25 @@ def add_schedule(parser: argparse.ArgumentParser, d: Any, task: str) -> None:
     add_run_folder(parser, task)
 
 
+AUTO_PRECISION = (
+    "bf16 (with channels-last) for the models it was measured to speed up, where the hardware "
+    "has it"
+)
+
+
+def add_precision(
+    parser: argparse.ArgumentParser, default: str, auto: str = AUTO_PRECISION
+) -> None:
+    """``--precision auto|fp32|bf16`` (:mod:`cnnlab.engine.performance`); ``auto`` says what
+    auto means for the command."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=default,
+        help=f"bf16: autocast; fp32: PyTorch's default; auto: {auto}",
+    )
+
+
 def add_patience(parser: argparse.ArgumentParser, default: int) -> None:
     parser.add_argument(
         "--patience",

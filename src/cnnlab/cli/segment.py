@@ -17,6 +17,7 @@ from cnnlab.cli.common import (
     add_device,
     add_eval_data,
     add_image_files,
+    add_precision,
     add_resume,
     add_schedule,
     data_change_reported,
@@ -167,12 +168,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="the cross-entropy's: balanced (class c weighted n / (k n_c), by pixels) or a comma "
         "list, background first",
     )
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default=d.precision,
-        help="bf16: autocast; auto: bf16 where the hardware has it (U-Nets)",
-    )
+    add_precision(p, d.precision)
     add_schedule(p, d, "segment")
     add_resume(p)
     p.set_defaults(handler=cmd_segment_train)

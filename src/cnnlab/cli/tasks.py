@@ -17,6 +17,7 @@ from cnnlab.cli.common import (
     add_device,
     add_eval_data,
     add_image_files,
+    add_precision,
     add_resume,
     add_schedule,
     data_change_reported,
@@ -367,6 +368,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.loss,
         help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
     )
+    add_precision(p, d.precision, "fp32 with channels-last (bf16 cost box accuracy here)")
     add_schedule(p, d, "localize")
     add_resume(p)
     p.set_defaults(handler=cmd_localize_train)
@@ -407,6 +409,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="extra augmentations moving the boxes with the image, e.g. "
         "color,rotate,shear (mirroring is always on)",
     )
+    add_precision(p, d.precision)
     add_schedule(p, d, "detect")
     add_resume(p)
     p.set_defaults(handler=cmd_detect_train)

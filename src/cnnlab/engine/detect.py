@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from cnnlab.engine.detection_metrics import (
 )
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
+from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
@@ -183,9 +184,15 @@ class DetectConfig:
     lr: float = 2e-3
     mirror: bool = True
     augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
+    # auto: bf16 autocast + channels-last where they were measured faster (the default
+    # convnet_small backbone: 3.9x the images per second at 128 px; the default recipe in 5.6
+    # instead of 9.9 minutes, test mAP@0.5 0.907 / 0.918 against 0.902 / 0.916 on seeds 0 / 1)
+    precision: str = "auto"
     seed: int = 0
     device: str = "auto"
     out: str = ""  # run folder; empty: runs/detect/run, or run-2, run-3... (never overwriting)
+    # runs saved before a setting existed trained this way (so --resume continues them exactly)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"precision": "fp32"}
 
     def __post_init__(self) -> None:
         check_settings(
@@ -318,6 +325,7 @@ def train_detector(
     started = time.perf_counter()
     config, ckpt = resumed(config, DetectConfig, "detection", resume)
     device = resolve_device(config.device)
+    settings = choose_settings(config.backbone, device, config.precision, "auto")
     data = load_detection_data(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
     final = final_split(parts)
@@ -340,6 +348,8 @@ def train_detector(
     with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
         grid = model.eval()(torch.zeros(1, *size, device=device)).shape[1]
     model.train()
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     loss_fn = YoloLoss()
     from cnnlab.data.augment import build_augmentation, parse_augment
 
@@ -361,6 +371,7 @@ def train_detector(
                 "anchors_resolved": kwargs["anchors"],
                 "grid": grid,
                 "anchor_mean_iou": mean_best_iou(wh, anchors),
+                "settings": settings.to_dict(),
             },
             indent=2,
         )
@@ -385,9 +396,14 @@ def train_detector(
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
                 x, boxes, labels = make_batch(train, idx, config.mirror, augment)
                 targets = assign_targets(boxes, labels, grid, anchors)
-                loss, _ = loss_fn(model(x.to(device)), targets, model.anchors, boxes)
+                x = x.to(device)
+                if settings.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with settings.autocast(device):
+                    pred = model(x).float()
+                loss, _ = loss_fn(pred, targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", False, run.saved)
+                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -76,9 +76,11 @@ def load_resumable(path: str | Path, task: str) -> dict[str, Any]:
 def config_of(ckpt: dict[str, Any], cls: type[C], device: str = "auto") -> C:
     """The settings dataclass ``cls`` the run was started with (keys this version does not know
     are ignored), on ``device`` when that is not ``auto`` (a run started on a GPU may finish on
-    the CPU, and the other way round)."""
+    the CPU, and the other way round). A setting the run's cnnlab did not have yet takes the
+    value that reproduces what that version did (``cls.ADDED_LATER``), not today's default."""
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {k: v for k, v in ckpt["config"].items() if k in known}
+    values = getattr(cls, "ADDED_LATER", {}) | values
     if device != "auto":
         values["device"] = device
     return cls(**values)

@@ -71,7 +71,8 @@ class SiameseEncoder(nn.Module):
         mu = e.mean(0)
         cov = torch.cov((e - mu).T)
         d = len(cov)
-        cov = (1 - shrink) * cov + shrink * cov.trace() / d * torch.eye(d, dtype=cov.dtype, device=cov.device)
+        eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
+        cov = (1 - shrink) * cov + shrink * cov.trace() / d * eye
         values, vectors = torch.linalg.eigh(cov)
         proj = vectors @ torch.diag(values.clamp_min(1e-12).rsqrt()) @ vectors.T
         self.white_mean.copy_(mu)
