@@ -302,7 +302,9 @@ def train_classifier(
         check_batch_of_one(
             model, input_size, config.batch_size, config.model, processes=dist_info.world_size
         )
-    settings = choose_settings(config.model, device, config.precision, config.channels_last)
+    settings = choose_settings(
+        config.model, device, config.precision, config.channels_last, image_size=input_size[-1]
+    )
     model.to(device)
     if settings.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -325,7 +325,9 @@ def train_detector(
     started = time.perf_counter()
     config, ckpt = resumed(config, DetectConfig, "detection", resume)
     device = resolve_device(config.device)
-    settings = choose_settings(config.backbone, device, config.precision, "auto")
+    settings = choose_settings(
+        config.backbone, device, config.precision, image_size=config.image_size
+    )
     data = load_detection_data(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
     final = final_split(parts)

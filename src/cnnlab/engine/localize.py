@@ -195,7 +195,7 @@ def train_localizer(
     config, ckpt = resumed(config, LocalizeConfig, "localization", resume)
     device = resolve_device(config.device)
     precision = "fp32" if config.precision == "auto" else config.precision  # see LocalizeConfig
-    settings = choose_settings(config.backbone, device, precision, "auto")
+    settings = choose_settings(config.backbone, device, precision, image_size=config.image_size)
     data = load_data(config)
     torch.manual_seed(config.seed)
     kwargs = {

@@ -401,7 +401,7 @@ def train_segmenter(
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names), **_channels(config.model)}
     model = create_model(config.model, **kwargs).to(device)
-    settings = choose_settings(config.model, device, config.precision, "auto")
+    settings = choose_settings(config.model, device, config.precision, image_size=config.image_size)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     weights = class_weights(given_weights, pixel_counts(data, parts["train"]), data.class_names)
