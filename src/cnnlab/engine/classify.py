@@ -186,10 +186,7 @@ class Inputs:
         x = part.images[idx].to(self.device).float().div_(255)
         if train and self.augment is not None:
             x = self.augment(x)
-        x = normalize(x, self.data.mean, self.data.std)
-        if self.settings.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, labels
+        return self.settings.layout(normalize(x, self.data.mean, self.data.std)), labels
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         with self.settings.autocast(self.device):
@@ -305,9 +302,7 @@ def train_classifier(
     settings = choose_settings(
         config.model, device, config.precision, config.channels_last, image_size=input_size[-1]
     )
-    model.to(device)
-    if settings.channels_last:
-        model.to(memory_format=torch.channels_last)
+    settings.layout(model.to(device))
     torch.manual_seed(config.seed + dist_info.rank)  # augmentation and dropout differ per rank
 
     names = augment_names(config, data)
@@ -465,9 +460,7 @@ def train_classifier(
 
     D.barrier(dist_info)
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
-    best_model.to(device)
-    if settings.channels_last:
-        best_model.to(memory_format=torch.channels_last)
+    settings.layout(best_model.to(device))
     test = evaluate(best_model, inputs, "test")
     result = TrainResult(
         run_dir,

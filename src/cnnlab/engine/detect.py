@@ -350,8 +350,7 @@ def train_detector(
     with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
         grid = model.eval()(torch.zeros(1, *size, device=device)).shape[1]
     model.train()
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = settings.layout(model)
     loss_fn = YoloLoss()
     from cnnlab.data.augment import build_augmentation, parse_augment
 
@@ -398,11 +397,7 @@ def train_detector(
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
                 x, boxes, labels = make_batch(train, idx, config.mirror, augment)
                 targets = assign_targets(boxes, labels, grid, anchors)
-                x = x.to(device)
-                if settings.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with settings.autocast(device):
-                    pred = model(x).float()
+                pred = settings.forward(model, x.to(device), device)
                 loss, _ = loss_fn(pred, targets, model.anchors, boxes)
                 if not torch.isfinite(loss):
                     raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)

@@ -207,8 +207,7 @@ def train_localizer(
     model = create_model("localizer", **kwargs).to(device)
     size = (3, config.image_size, config.image_size)
     check_batch_of_one(model, size, config.batch_size, f"the localizer ({config.backbone})")
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = settings.layout(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
@@ -237,10 +236,7 @@ def train_localizer(
             total = 0.0
             for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
                 x, target = batch(data, chunk, device, mirror=config.mirror)
-                if settings.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with settings.autocast(device):
-                    raw = model(x).float()
+                raw = settings.forward(model, x, device)
                 loss = localization_loss(model.split(raw), target, config.loss)
                 if not torch.isfinite(loss):
                     raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)

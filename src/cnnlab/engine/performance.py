@@ -18,8 +18,10 @@ bf16's rounding, and the benchmark reports bf16 accuracy beside fp32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -29,6 +31,7 @@ DENSE = ("resnet", "cifar_", "vgg", "alexnet", "googlenet", "nin", "unet", "conv
 DEPTHWISE = ("mobilenet", "efficientnet")
 SMALL_INPUT_SLOWER = ("resnet",)  # the ImageNet ResNets (not cifar_resnet, not unet_resnet18)
 SMALL_INPUT = 64  # px: below this, those take neither
+T = TypeVar("T", torch.Tensor, torch.nn.Module)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,22 @@ class SpeedSettings:
 
     def to_dict(self) -> dict[str, bool]:
         return {"bf16": self.bf16, "channels_last": self.channels_last}
+
+    def layout(self, t: T) -> T:
+        """A model (in place) or a ``(B, C, H, W)`` batch in the memory layout chosen."""
+        if not self.channels_last:
+            return t
+        if isinstance(t, torch.Tensor):
+            return t.contiguous(memory_format=torch.channels_last)  # type: ignore[return-value]
+        return t.to(memory_format=torch.channels_last)
+
+    def forward(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device
+    ) -> torch.Tensor:
+        """The training step's ``fn(x)``: ``x`` in the layout chosen, under autocast, the
+        output back in float32 for the loss."""
+        with self.autocast(device):
+            return fn(self.layout(x)).float()
 
 
 def bf16_supported(device: torch.device) -> bool:

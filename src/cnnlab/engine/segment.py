@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -402,8 +403,7 @@ def train_segmenter(
     kwargs = {"num_classes": len(data.class_names), **_channels(config.model)}
     model = create_model(config.model, **kwargs).to(device)
     settings = choose_settings(config.model, device, config.precision, image_size=config.image_size)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = settings.layout(model)
     weights = class_weights(given_weights, pixel_counts(data, parts["train"]), data.class_names)
     weights = weights.to(device) if weights is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
@@ -441,11 +441,7 @@ def train_segmenter(
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
                 x, y = _batch(data, idx, augment)
-                x = x.to(device)
-                if settings.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with settings.autocast(device):
-                    logits = at_input_size(model, x).float()
+                logits = settings.forward(partial(at_input_size, model), x.to(device), device)
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 if not torch.isfinite(loss):
                     raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
