@@ -427,7 +427,7 @@ def test_export_a_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_runs_without_out_never_overwrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """localize/detect/segment/faces used to write runs/<task>/run every time, replacing the
     last run's checkpoints; now, like classify, a second run goes beside the first."""
-    from cnnlab.engine.runlog import run_folder
+    from cnnlab.engine.run_folders import run_folder
 
     monkeypatch.chdir(tmp_path)
     assert run_folder("", "detect") == Path("runs/detect/run")
@@ -437,6 +437,40 @@ def test_runs_without_out_never_overwrite(tmp_path: Path, monkeypatch: pytest.Mo
     assert run_folder("", "detect") == Path("runs/detect/run-2")
     assert run_folder("", "detect") == Path("runs/detect/run-3")
     assert run_folder("mine", "detect") == Path("mine")  # an --out given is the user's choice
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--tensorboard`` without the package (or Ctrl-C in the first epoch) used to leave a
+    ``runs/classify/<name>`` holding only ``config.json``: a folder that looks like a run. The
+    folder it claimed goes; one a finished run wrote, and an ``--out`` the user named, stay."""
+    import cnnlab.engine.classify as engine
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["classify", "train", "--data", "digits", "--epochs", "1"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in Path("runs/classify").iterdir()) == ["lenet5-digits"]
+
+    def missing(run_dir: Path) -> None:
+        assert (run_dir / "config.json").is_file()  # the folder was claimed and written
+        raise CnnlabError("--tensorboard needs the tensorboard package")
+
+    monkeypatch.setattr(engine, "_tensorboard", missing)
+    assert main([*argv, "--tensorboard"]) == 2
+    assert "tensorboard package" in capsys.readouterr().err
+    # the failed run's lenet5-digits-2 is gone; the finished one keeps its checkpoints
+    assert sorted(p.name for p in Path("runs/classify").iterdir()) == ["lenet5-digits"]
+    assert (Path("runs/classify/lenet5-digits") / "best.pt").is_file()
+
+    def interrupted(run_dir: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_tensorboard", interrupted)
+    assert main([*argv, "--tensorboard"]) == 130
+    assert sorted(p.name for p in Path("runs/classify").iterdir()) == ["lenet5-digits"]
+    assert main([*argv, "--tensorboard", "--out", "mine"]) == 130
+    assert (Path("mine") / "config.json").is_file()  # the user's own folder is not removed
 
 
 def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path: Path) -> None:

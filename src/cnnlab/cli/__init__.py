@@ -29,6 +29,7 @@ from rich.console import Console
 
 from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
 from cnnlab.cli.common import Parser
+from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError
 
 
@@ -156,8 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     console = Console(markup=False)  # file names like "img[1].png" are printed as they are
+    forget_claims()
+    code = 1  # an exception no handler below turns into a code (--debug, or a bug)
     with _sigterm_as_interrupt() as terminated:
-        return _run(argv, debug, console, terminated)
+        try:
+            code = _run(argv, debug, console, terminated)
+        finally:
+            if code != 0:  # a run that failed before its first checkpoint leaves no folder
+                release_unfinished_claims()
+    return code
 
 
 def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool]) -> int:

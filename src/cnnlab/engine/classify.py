@@ -49,6 +49,7 @@ from cnnlab.engine.resume import (
     rng_state,
     set_rank_state,
 )
+from cnnlab.engine.run_folders import next_run_dir
 from cnnlab.engine.runlog import (
     EarlyStop,
     batch_slices,
@@ -57,7 +58,6 @@ from cnnlab.engine.runlog import (
     diverged,
     epoch_progress,
     fingerprint,
-    next_run_dir,
     write_rows,
 )
 from cnnlab.engine.transfer import (

@@ -30,7 +30,8 @@ import torch
 from rich.console import Console
 
 from cnnlab.engine.resume import config_of, load_resumable, restore, resumable_state, resume_hint
-from cnnlab.engine.runlog import EarlyStop, data_changed, improves, run_folder, save_epoch
+from cnnlab.engine.run_folders import run_folder
+from cnnlab.engine.runlog import EarlyStop, data_changed, improves, save_epoch
 
 C = TypeVar("C")
 

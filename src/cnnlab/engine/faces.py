@@ -40,7 +40,8 @@ from cnnlab.engine.face_scores import (
     pair_scores,
     plot_roc,
 )
-from cnnlab.engine.runlog import diverged, epoch_progress, one_cycle, run_folder
+from cnnlab.engine.run_folders import run_folder
+from cnnlab.engine.runlog import diverged, epoch_progress, one_cycle
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (

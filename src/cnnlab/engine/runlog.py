@@ -1,7 +1,8 @@
-"""What every training loop shares: the run folder (never overwriting an earlier run), the epoch
-progress bar, the metrics CSV, the per-epoch ``last.pt`` / ``best.pt`` checkpoints, early
-stopping (``--patience``), the fingerprints of the data splits that let evaluation tell when the
-data changed since training, and the error that stops a run whose loss is no longer finite."""
+"""What every training loop shares: the epoch progress bar, the metrics CSV, the per-epoch
+``last.pt`` / ``best.pt`` checkpoints, early stopping (``--patience``), the fingerprints of the
+data splits that let evaluation tell when the data changed since training, and the error that
+stops a run whose loss is no longer finite. (:mod:`cnnlab.engine.run_folders`: the folder a run
+writes.)"""
 
 from __future__ import annotations
 
@@ -90,28 +91,6 @@ def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bo
             stacklevel=2,
         )
     return changed
-
-
-def next_run_dir(root: Path, name: str) -> Path:
-    """Create and return ``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never
-    overwritten. The folder is claimed by creating it (an atomic ``mkdir``), so two runs started
-    at the same moment, in two shells or by one script, never share a folder."""
-    root.mkdir(parents=True, exist_ok=True)
-    n = 1
-    while True:
-        candidate = root / (name if n == 1 else f"{name}-{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            n += 1
-            continue
-        return candidate
-
-
-def run_folder(out: str, task: str) -> Path:
-    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else a
-    new ``runs/<task>/run``, ``run-2``, ``run-3``... beside earlier runs."""
-    return Path(out) if out else next_run_dir(Path("runs") / task, "run")
 
 
 def one_cycle(

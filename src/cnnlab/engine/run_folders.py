@@ -1,0 +1,56 @@
+"""Where a training run writes: a new ``runs/<task>/run-N`` folder, claimed atomically so no
+earlier run is overwritten, and released again when the command fails before the run saved a
+checkpoint in it (so a failed start leaves no folder that looks like a run but holds none).
+
+Kept free of torch so the command line can import it before any model is built."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+_claimed: list[Path] = []  # the folders this process created with next_run_dir, newest last
+
+
+def next_run_dir(root: Path, name: str) -> Path:
+    """Create and return ``root/name``, or ``root/name-2``, ``-3``... so an earlier run is never
+    overwritten. The folder is claimed by creating it (an atomic ``mkdir``), so two runs started
+    at the same moment, in two shells or by one script, never share a folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = root / (name if n == 1 else f"{name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        _claimed.append(candidate)
+        return candidate
+
+
+def run_folder(out: str, task: str) -> Path:
+    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else a
+    new ``runs/<task>/run``, ``run-2``, ``run-3``... beside earlier runs."""
+    return Path(out) if out else next_run_dir(Path("runs") / task, "run")
+
+
+def forget_claims() -> None:
+    """Keep every folder claimed so far (a command that finished: its runs are the user's)."""
+    _claimed.clear()
+
+
+def release_unfinished_claims() -> list[Path]:
+    """Remove the folders claimed since :func:`forget_claims` that hold no checkpoint (``*.pt``)
+    yet, with what the failed run wrote there (its ``config.json``, say), and return them.
+
+    Only folders :func:`next_run_dir` created in this process are touched, never an ``--out``
+    the user named, and never one with a checkpoint: a run stopped after its first epoch keeps
+    its ``last.pt`` for ``--resume``."""
+    released = []
+    while _claimed:
+        folder = _claimed.pop()
+        if folder.is_dir() and not any(folder.rglob("*.pt")):
+            shutil.rmtree(folder, ignore_errors=True)
+            released.append(folder)
+    return released
