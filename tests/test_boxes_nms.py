@@ -136,6 +136,23 @@ def test_block_size_and_backend_do_not_change_the_result(
     assert on_device.tolist() == expected
 
 
+def test_nms_takes_bfloat16_boxes_and_boxes_with_gradients() -> None:
+    """Boxes a model made under bf16 autocast, or that still track gradients, used to end in
+    NumPy's "unsupported ScalarType BFloat16" / "Can't call numpy() on Tensor that requires
+    grad". bf16 boxes give the slide loop's answer on the same (exactly widened) values."""
+    boxes = random_boxes(200, 0, spread=60).to(torch.bfloat16)
+    scores = torch.rand(200, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    expected = python_nms(boxes.float(), scores.float(), 0.5, False)
+    assert nms(boxes, scores, 0.5).tolist() == expected
+    classes = torch.arange(200) % 3
+    assert (
+        batched_nms(boxes, scores, classes, 0.5).tolist()
+        == batched_nms(boxes.float(), scores.float(), classes, 0.5).tolist()
+    )
+    tracked = boxes.float().requires_grad_()
+    assert nms(tracked, scores.float(), 0.5).tolist() == expected
+
+
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 50))
 def test_batched_equals_one_by_one(seed: int, n: int) -> None:
     boxes = random_boxes(n, seed, spread=30)

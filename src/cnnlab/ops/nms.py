@@ -60,7 +60,10 @@ def nms(
     order = scores.argsort(descending=True, stable=True)
     block = block or (64 if n <= 2000 else 16)  # fastest measured: see benchmarks/nms.py
     if boxes.device.type == "cpu":
-        keep = _greedy(boxes[order].numpy(), iou_threshold, inclusive, np, block)
+        sorted_boxes = boxes.detach()[order]  # boxes a model still has gradients for
+        if sorted_boxes.dtype == torch.bfloat16:  # NumPy has no bfloat16; widening is exact
+            sorted_boxes = sorted_boxes.float()
+        keep = _greedy(sorted_boxes.numpy(), iou_threshold, inclusive, np, block)
         return order[torch.from_numpy(keep)]
     return order[_greedy(boxes[order], iou_threshold, inclusive, torch, block)]
 
