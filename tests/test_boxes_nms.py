@@ -65,6 +65,17 @@ def test_iou_properties(seed: int, n: int, m: int) -> None:
         assert (v <= iou + 1e-6).all() and (v >= low - 1e-6).all()
 
 
+def test_integer_pixel_boxes_give_the_same_ious_as_floats() -> None:
+    """Integer boxes (pixel coordinates) used to fail in ``torch.finfo``; the pairwise and the
+    matching IoU now equal those of the same boxes as floats."""
+    a = random_boxes(9, 3).round().long()
+    b = random_boxes(9, 4).round().long()
+    b[0] = torch.tensor([5, 5, 5, 9])  # no area: a zero union against itself
+    assert torch.equal(box_iou(a, b), box_iou(a.float(), b.float()))
+    assert box_iou(b[:1], b[:1]).item() == 0.0
+    assert torch.equal(elementwise_iou(a, b), elementwise_iou(a.float(), b.float()))
+
+
 @given(seed=st.integers(0, 10_000))
 def test_format_round_trips(seed: int) -> None:
     boxes = random_boxes(8, seed)

@@ -74,10 +74,17 @@ def _inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Tensor, torc
     return inter, union
 
 
+def _ratio(inter: torch.Tensor, union: torch.Tensor) -> torch.Tensor:
+    """``inter / union``, 0 where the union is empty (two boxes of zero area). Integer boxes
+    (pixel coordinates) give floating-point IoUs, as in torchvision."""
+    smallest = torch.finfo(union.dtype).tiny if union.is_floating_point() else 1
+    return torch.where(union > 0, inter / union.clamp(min=smallest), 0.0)
+
+
 def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     """Pairwise IoU, ``(N, 4) x (M, 4) -> (N, M)`` in [0, 1]; 0 where the union is empty."""
     inter, union = _inter_union(boxes1, boxes2)
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    return _ratio(inter, union)
 
 
 def _enclosing(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
@@ -140,4 +147,4 @@ def elementwise_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
     union = box_area(boxes1) + box_area(boxes2) - inter
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    return _ratio(inter, union)
