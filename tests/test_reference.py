@@ -20,6 +20,7 @@ from cnnlab.ops import (
     depthwise_conv2d,
     depthwise_separable_conv2d,
     edge_filter,
+    insert_zeros,
     max_pool,
     pointwise_conv2d,
 )
@@ -92,6 +93,25 @@ def test_pooling_examples() -> None:
     assert max_pool(t(POOL_INPUT), 2, 2)[0, 0].tolist() == POOL_MAX
     assert avg_pool(t(POOL_INPUT), 2, 2)[0, 0].tolist() == POOL_AVG
     assert max_pool(t(POOL5_INPUT), 3, 1)[0, 0].tolist() == POOL5_MAX
+
+
+def test_pooling_the_slides_integer_grids() -> None:
+    """The slide's grids typed as integers: average pooling used to fail ("mean(): could not
+    infer output dtype"), max pooling with padding to overflow its -inf fill."""
+    grid = torch.tensor(POOL_INPUT)[None, None]  # int64
+    assert avg_pool(grid, 2, 2)[0, 0].tolist() == POOL_AVG  # 3.75, not 3
+    for dtype in (torch.int64, torch.uint8, torch.int8, torch.bool):
+        x = grid.to(dtype)
+        out = max_pool(x, 3, 1, padding=1)
+        assert out.dtype == dtype
+        assert torch.equal(out.double(), F.max_pool2d(x.double(), 3, 1, padding=1))
+
+
+def test_insert_zeros_takes_one_stride_for_all_dims() -> None:
+    x = torch.arange(1, 7).reshape(1, 1, 2, 3)
+    spread = insert_zeros(x, 2)  # an int used to be a TypeError (len() of an int)
+    assert torch.equal(spread, insert_zeros(x, (2, 2)))
+    assert spread[0, 0].tolist() == [[1, 0, 2, 0, 3], [0, 0, 0, 0, 0], [4, 0, 5, 0, 6]]
 
 
 def test_transpose_slide_example() -> None:

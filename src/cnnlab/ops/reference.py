@@ -38,7 +38,9 @@ def _tuple(value: IntOrSeq, n: int, name: str) -> tuple[int, ...]:
     return out
 
 
-def _pad_spatial(x: torch.Tensor, padding: Sequence[int], value: float = 0.0) -> torch.Tensor:
+def _pad_spatial(
+    x: torch.Tensor, padding: Sequence[int], value: float | int | bool = 0.0
+) -> torch.Tensor:
     """Pad the trailing spatial dims of ``x`` symmetrically (``padding`` lists them in order)."""
     if not any(padding):
         return x
@@ -255,18 +257,29 @@ def _pool(
     p = _tuple(padding, nd, "padding")
     for n, fi, pi, si in zip(x.shape[2:], f, p, s, strict=True):
         conv_output_size(n, fi, pi, si)  # validates sizes with a clear message
-    fill = float("-inf") if mode == "max" else 0.0
+    if mode == "avg" and not x.is_floating_point():  # the slide's integer grids: 3.75, not 3
+        x = x.to(torch.get_default_dtype())
+    fill = _lowest(x.dtype) if mode == "max" else 0.0  # padding never wins a max
     win = sliding_windows(_pad_spatial(x, p, fill), f, s, (1,) * nd).flatten(-nd)
     return win.amax(-1) if mode == "max" else win.mean(-1)
+
+
+def _lowest(dtype: torch.dtype) -> float | int | bool:
+    """The value below every other of ``dtype``: -inf for floats, the integer minimum."""
+    if dtype.is_floating_point:
+        return float("-inf")
+    return False if dtype == torch.bool else torch.iinfo(dtype).min
 
 
 # --- Transposed convolution -----------------------------------------------------------------
 
 
-def insert_zeros(x: torch.Tensor, stride: Sequence[int]) -> torch.Tensor:
+def insert_zeros(x: torch.Tensor, stride: IntOrSeq) -> torch.Tensor:
     """Step 2 of the slide "Transpose Convolution": put ``s - 1`` zeros between input pixels.
 
-    ``x (B, C, *i)`` -> ``(B, C, *((i - 1)s + 1))``."""
+    ``x (B, C, *i)`` -> ``(B, C, *((i - 1)s + 1))``; ``stride`` one per spatial dim, or one
+    for all."""
+    stride = _tuple(stride, x.dim() - 2, "stride")
     nd = len(stride)
     size = [(n - 1) * s + 1 for n, s in zip(x.shape[2:], stride, strict=True)]
     out = x.new_zeros(*x.shape[:2], *size)
