@@ -56,6 +56,34 @@ def test_mining_picks_the_hardest_on_a_hand_made_batch() -> None:
     assert (losses > 0).all() and len(a) > 0
 
 
+def test_batch_all_finds_every_triplet_with_a_positive_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against the triple loop over every (A, P, N): same triplets, same order, whether the
+    anchors are taken all at once or a few at a time."""
+    import cnnlab.losses.triplet as T
+
+    g = torch.Generator().manual_seed(1)
+    emb = torch.nn.functional.normalize(torch.randn(20, 4, generator=g), dim=1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 5, 5, 5, 6, 6, 6, 7, 7])
+    d = ((emb[:, None] - emb[None]) ** 2).sum(-1)
+    expected = [
+        (i, j, k)
+        for i in range(20)
+        for j in range(20)
+        for k in range(20)
+        if i != j and labels[i] == labels[j] != labels[k] and d[i, j] - d[i, k] + 0.3 > 0
+    ]
+    whole = mine_triplets(emb, labels, "batch_all", alpha=0.3)
+    assert list(zip(*(t.tolist() for t in whole), strict=True)) == expected
+    assert 0 < len(expected) < 20 * 19 * 18  # some triplets are easy, some are not
+    monkeypatch.setattr(T, "CHUNK", 3 * 20 * 20)  # three anchors a step
+    chunked = mine_triplets(emb, labels, "batch_all", alpha=0.3)
+    assert all(torch.equal(x, y) for x, y in zip(whole, chunked, strict=True))
+    empty = mine_triplets(emb[:0], labels[:0], "batch_all")
+    assert [len(t) for t in empty] == [0, 0, 0]
+
+
 def test_semi_hard_mining_in_chunks_equals_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Large P x K batches are mined a few anchor-positive pairs at a time; the triplets are the
     same as in one pass."""

@@ -75,16 +75,9 @@ def mine_triplets(
         p = torch.where(pos_mask, d, -1.0)[a].argmax(1)
         n = torch.where(neg_mask, d, float("inf"))[a].argmin(1)
         return a, p, n
-    a, p = pos_mask.nonzero(as_tuple=True)
     if strategy == "batch_all":
-        a3, p3, n3 = [], [], []
-        for i, j in zip(a.tolist(), p.tolist(), strict=True):
-            ns = (neg_mask[i] & (d[i, j] - d[i] + alpha > 0)).nonzero().flatten()
-            a3 += [i] * len(ns)
-            p3 += [j] * len(ns)
-            n3 += ns.tolist()
-        t = torch.tensor
-        return t(a3, dtype=torch.long), t(p3, dtype=torch.long), t(n3, dtype=torch.long)
+        return _batch_all(d, pos_mask, neg_mask, alpha)
+    a, p = pos_mask.nonzero(as_tuple=True)
     # semi-hard, anchor-positive pairs in chunks: P*K*(K-1) pairs x B candidates would not fit
     # in memory at once for large K
     n = torch.empty_like(a)
@@ -99,6 +92,25 @@ def mine_triplets(
         n[rows] = torch.where(semi.any(1), nearest_semi, hardest)
         keep[rows] = negs.any(1)
     return a[keep], p[keep], n[keep]
+
+
+def _batch_all(
+    d: torch.Tensor, pos_mask: torch.Tensor, neg_mask: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every ``(a, p, n)`` with ``d(a, p) - d(a, n) + alpha > 0``, ordered by anchor, positive,
+    negative: a ``(anchors, B, B)`` mask a few anchors at a time (``CHUNK`` entries a step)."""
+    b = len(d)
+    step = max(1, CHUNK // max(1, b * b))
+    none = torch.empty(0, dtype=torch.long, device=d.device)
+    found = [(none, none, none)]
+    for s in range(0, b, step):
+        rows = slice(s, s + step)
+        d_a = d[rows]  # (anchors, B): d(a, p) along dim 1 and d(a, n) along dim 2 below
+        valid = pos_mask[rows, :, None] & neg_mask[rows, None, :]
+        valid &= d_a[:, :, None] - d_a[:, None, :] + alpha > 0
+        a, p, n = valid.nonzero(as_tuple=True)
+        found.append((a + s, p, n))
+    return tuple(torch.cat(x) for x in zip(*found, strict=True))  # type: ignore[return-value]
 
 
 def gather_rows(rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
