@@ -51,6 +51,10 @@ def test_costs_by_hand() -> None:
     assert both.item() == pytest.approx(0.75 * expected)
     x = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
     assert total_variation(x).item() == pytest.approx(0.0 + 1.0)
+    assert total_variation(x[0]).item() == pytest.approx(1.0)  # one image (C, H, W): a scalar
+    # one pixel high: no vertical neighbours, so only the horizontal term (it used to be nan)
+    assert total_variation(x[..., :1, :]).item() == pytest.approx(1.0)
+    assert total_variation(torch.ones(2, 3, 1, 1)).tolist() == [0.0, 0.0]
     with pytest.raises(CnnlabError):
         content_cost(a_c, a_g, "mine")
 

@@ -96,10 +96,15 @@ def style_cost(
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
-    """``(B, C, H, W) -> (B,)``: mean squared difference between neighbouring pixels."""
-    dh = (x[..., 1:, :] - x[..., :-1, :]) ** 2
-    dw = (x[..., :, 1:] - x[..., :, :-1]) ** 2
-    return dh.mean((1, 2, 3)) + dw.mean((1, 2, 3))
+    """``(B, C, H, W) -> (B,)`` (one image's ``(C, H, W)`` -> a scalar): mean squared
+    difference between vertically, plus between horizontally, neighbouring pixels; an image one
+    pixel high (or wide) has no such neighbours and adds 0 for them."""
+    x4 = _maps(x, "total_variation's input")
+    cost = x4.new_zeros(len(x4))
+    for d in (x4[..., 1:, :] - x4[..., :-1, :], x4[..., :, 1:] - x4[..., :, :-1]):
+        if all(d.shape[1:]):
+            cost = cost + (d**2).flatten(1).mean(1)
+    return cost[0] if x.dim() == 3 else cost
 
 
 def _check(norm: str) -> None:
