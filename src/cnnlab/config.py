@@ -1,17 +1,23 @@
 """Configuration: one frozen dataclass per concern, validated on creation.
 
 The CLI parses flags into these; engines receive them and pass plain values on. Model builders
-never see them.
+never see them. The module imports no torch: the command line builds its options (and their
+defaults) from these classes, and answers ``--help`` or a mistyped value at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
 from cnnlab.errors import CnnlabError
 
 # numpy's and scikit-learn's generators take seeds in [0, 2**32 - 1]; torch takes more
 MAX_SEED = 2**32 - 1
+
+# ONNX operator set of `cnnlab export` (:mod:`cnnlab.engine.export`): ONNX Runtime runs it
+# everywhere and every cnnlab model exports at it
+DEFAULT_OPSET = 17
 
 
 def check_settings(
@@ -106,3 +112,185 @@ class ClassifyTrainConfig:
         """Rebuild from ``to_dict`` output, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# objects drawn per scene (cnnlab.data.scenes), at most: 18-45% of the image wide and each at
+# most half hidden, no more than about 25 show at once (measured: 50 drawn, 19 visible on
+# average, 24 at most; 100 drawn, the same); --max-objects 100000 drew for minutes to no end
+MAX_OBJECTS = 50
+
+
+def check_max_objects(max_objects: int) -> None:
+    """Refuse ``--max-objects`` above :data:`MAX_OBJECTS` before any scene is drawn."""
+    if max_objects > MAX_OBJECTS:
+        raise CnnlabError(
+            f"--max-objects {max_objects}: at most {MAX_OBJECTS} (objects are 18-45% of the "
+            "image wide and at most half hidden: no more than about 25 ever show at once)"
+        )
+
+
+@dataclass(frozen=True)
+class LocalizeConfig:
+    """``cnnlab localize train`` settings."""
+
+    data: str = "scenes"  # scenes, a YOLO label folder or a COCO .json (first object per image)
+    backbone: str = "convnet_small"  # any registered classifier
+    landmarks: bool = False  # also regress the scenes' five landmarks
+    images: int = 3000  # scenes to generate
+    image_size: int = 64
+    num_classes: int = 3
+    epochs: int = 15  # the measured recipe: 96.2-96.9% class accuracy, mean IoU 0.67-0.69 in ~65 s
+    patience: int = 0  # stop after this many epochs without a better val score; 0: never
+    batch_size: int = 64
+    lr: float = 3e-3
+    loss: str = "practical"  # practical (BCE + squared error + CE) or squared (the slide)
+    mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
+    # auto: fp32 with channels-last. bf16 (--precision bf16) trains the default recipe in 53 s
+    # instead of 76 s but its boxes were worse on 3 seeds of 3 (test mean IoU 0.612 / 0.628 /
+    # 0.646 against 0.629 / 0.636 / 0.664; also with the head kept in fp32)
+    precision: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    out: str = ""  # run folder; empty: runs/localize/run, or run-2, run-3... (never overwriting)
+    # runs saved before a setting existed trained this way (so --resume continues them exactly)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
+            positive=("lr",),
+            non_negative=("patience",),
+        )
+        if self.loss not in ("practical", "squared"):
+            raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """``cnnlab detect train`` settings."""
+
+    data: str = "scenes"  # scenes, a YOLO label folder, a COCO .json file, voc2007 or voc2012
+    data_root: str = ""  # where `cnnlab data download` put VOC (default cache)
+    backbone: str = "convnet_small"
+    images: int = 4000  # scenes to generate (train + val + test)
+    image_size: int = 128
+    num_classes: int = 3
+    max_objects: int = 6
+    anchors: int = 3  # k-means anchors from the training boxes
+    epochs: int = 20
+    patience: int = 0  # stop after this many epochs without a better val score; 0: never
+    batch_size: int = 32
+    lr: float = 2e-3
+    mirror: bool = True
+    augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
+    # auto: bf16 autocast + channels-last where they were measured faster (the default
+    # convnet_small backbone: 3.9x the images per second at 128 px; the default recipe in 5.6
+    # instead of 9.9 minutes, test mAP@0.5 0.907 / 0.918 against 0.902 / 0.916 on seeds 0 / 1)
+    precision: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    out: str = ""  # run folder; empty: runs/detect/run, or run-2, run-3... (never overwriting)
+    # runs saved before a setting existed trained this way (so --resume continues them exactly)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "anchors", "epochs", "batch_size"),
+            positive=("lr",),
+            non_negative=("patience",),
+        )
+        check_max_objects(self.max_objects)  # before any scene is drawn
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """``cnnlab segment train`` settings."""
+
+    data: str = "scenes"  # scenes, pets, voc2007/2012, a folder with images/ + masks/, COCO .json
+    data_root: str = ""  # where `cnnlab data download` put pets (default cache)
+    model: str = "unet"
+    images: int = 2000
+    image_size: int = 128
+    num_classes: int = 3
+    epochs: int = 12
+    patience: int = 0  # stop after this many epochs without a better val score; 0: never
+    batch_size: int = 16
+    lr: float = 3e-3
+    loss: str = "ce+dice"
+    augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
+    class_weights: str = ""  # balanced (by pixels), a comma list (background first), or none
+    precision: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    out: str = ""  # run folder; empty: runs/segment/run, or run-2, run-3... (never overwriting)
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
+            positive=("lr",),
+            non_negative=("patience",),
+        )
+
+
+FACE_METHODS = ("cosface", "triplet", "similarity")  # what `faces train --method` takes
+
+
+@dataclass(frozen=True)
+class FacesConfig:
+    """``cnnlab faces train`` settings."""
+
+    data: str = "digits"  # digits, or an identity folder root/<person>/*.jpg
+    unseen: str = "6,7,8,9"  # identities held out of training (names)
+    backbone: str = "lenet5"
+    embedding_dim: int = 128
+    pool_size: int = 4  # spatial grid kept before the embedding layer (1 = global pooling);
+    # measured on the digits default: 4x4 lifts one-shot identification from 0.53 to 0.67
+    # cosface (large-margin softmax over the training identities), triplet (with mining), or
+    # similarity (a learned similarity on pairs); measured on the digits default, one-shot
+    # identification of unseen digits (benchmarks/faces_methods.py): semi-hard triplets 0.88,
+    # cosface 0.88, random triplets 0.86, batch-hard triplets 0.72, learned similarity 0.75
+    method: str = "triplet"
+    mining: str = "semi_hard"  # batch_hard, batch_all, semi_hard (FaceNet), or random
+    alpha: float = 0.2  # triplet margin
+    margin: float = 0.2  # cosface margin m
+    scale: float = 16.0  # cosface scale s
+    # dihedral: rotations and mirror images of the training identities become new identities
+    # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
+    identities: str = "auto"
+    # glyphs: every batch also holds random pen-stroke glyphs, each an identity
+    # (cnnlab.data.glyphs); auto = glyphs for digits only. Measured on the digits default,
+    # one-shot identification of unseen digits (cosface): 0.78 without, 0.85 with
+    synthetic: str = "auto"
+    synthetic_identities: int = 2000
+    # whiten the embedding on drawings of new synthetic identities after training (triplet and
+    # cosface runs that use them). Measured on the digits default, median of 3 seeds:
+    # verification 0.865 -> 0.877, one-shot 0.859 -> 0.884, open-set rejection 0.81 -> 0.94
+    whiten: bool = True
+    p: int = 16  # identities per batch (and twice as many glyph identities)
+    k: int = 4  # images per identity per batch
+    steps: int = 2000  # with glyphs, one-shot 0.81 at 800 steps, 0.85 at 2,000, no gain at 4,000
+    augment: str = "crop"  # applied to each training batch
+    lr: float = 2e-3
+    image_size: int = 32
+    # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
+    # on the digits default with 5, median of seeds 0/1/2: one-shot 0.887 (one encoder 0.876),
+    # verification 0.882 (0.873), open-set rejection 0.958 (0.907), at 5x the time
+    members: int = 1
+    seed: int = 0
+    device: str = "auto"  # trains here (auto, cpu, cuda, cuda:N or mps); scored on the CPU
+    out: str = ""  # run folder; empty: runs/faces/run, or run-2, run-3... (never overwriting)
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=("embedding_dim", "pool_size", "steps", "image_size"),
+            positive=("lr", "scale"),
+            non_negative=("alpha", "margin"),
+        )
+        if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
+            raise CnnlabError(
+                f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"
+            )

@@ -3,6 +3,9 @@
 Builders are plain functions with keyword-only arguments. ``create_model(name, **overrides)``
 passes overrides straight to the builder and rejects any the builder does not accept, naming the
 ones it does; nothing is dropped silently.
+
+Importing it does not import torch (the model families are loaded on first lookup), so the
+command line's parser, which names the tasks below, answers ``--help`` without waiting for torch.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import inspect
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import CnnlabError
 
-Builder = Callable[..., nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[..., "nn.Module"]
 
 # what a model's forward returns: class scores, or one task's raw output
 TASKS = ("classification", "localization", "detection", "segmentation", "embedding")

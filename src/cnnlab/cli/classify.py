@@ -25,6 +25,7 @@ from cnnlab.cli.common import (
     random_seed,
     resumed_config,
 )
+from cnnlab.config import DEFAULT_OPSET
 from cnnlab.errors import CnnlabError
 
 
@@ -375,8 +376,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a cnnlab checkpoint (classifier, detector, encoder, ...)")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="the file format")
     p.add_argument("-o", "--output", help="output file (default: the checkpoint's name .onnx)")
-    from cnnlab.engine.export import DEFAULT_OPSET
-
     p.add_argument(
         "--opset", type=positive_int, default=DEFAULT_OPSET, help="ONNX operator set version"
     )

@@ -231,7 +231,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """faces train|enroll|verify|identify|pairs|list|remove."""
     faces = sub.add_parser("faces", parents=[common], help="face verification and recognition")
     kinds = faces.add_subparsers(dest="what", required=True, parser_class=Parser)
-    from cnnlab.engine.faces import METHODS, FacesConfig
+    from cnnlab.config import FACE_METHODS, FacesConfig
 
     d = FacesConfig()
     p = kinds.add_parser("train", parents=[common], help="Siamese encoder on identities")
@@ -255,7 +255,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--method",
-        choices=METHODS,
+        choices=FACE_METHODS,
         default=d.method,
         help="triplet loss, a learned similarity on pairs, or CosFace's margin softmax",
     )

@@ -27,7 +27,6 @@ from cnnlab.cli.common import (
     split_changed,
 )
 from cnnlab.cli.tasks import SIZE_HELP, final_note
-from cnnlab.data.split_folders import own_or_seeded, require_split
 
 
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -48,6 +47,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
 
 
 def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.data.split_folders import own_or_seeded, require_split
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data, scored_indices
@@ -135,7 +135,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """segment train, eval, predict."""
     seg = sub.add_parser("segment", parents=[common], help="semantic segmentation (U-Net)")
     what = seg.add_subparsers(dest="what", required=True, parser_class=Parser)
-    from cnnlab.engine.segment import SegmentConfig
+    from cnnlab.config import SegmentConfig
 
     d = SegmentConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a mask folder")

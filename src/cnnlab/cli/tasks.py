@@ -27,7 +27,6 @@ from cnnlab.cli.common import (
     split_changed,
     unit_interval,
 )
-from cnnlab.data.split_folders import require_split
 
 MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
 
@@ -61,6 +60,7 @@ def _localization_line(m: dict[str, Any]) -> str:
 
 
 def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.data.split_folders import require_split
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data
@@ -350,7 +350,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
         "localize", parents=[common], help="classification with localisation (and landmarks)"
     )
     what = loc.add_subparsers(dest="what", required=True, parser_class=Parser)
-    from cnnlab.engine.localize import LocalizeConfig
+    from cnnlab.config import LocalizeConfig
 
     d = LocalizeConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
@@ -387,7 +387,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
 def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     det = sub.add_parser("detect", parents=[common], help="YOLO object detection")
     what = det.add_subparsers(dest="what", required=True, parser_class=Parser)
-    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.config import DetectConfig
 
     d = DetectConfig()
     p = what.add_parser("train", parents=[common], help="train on scenes, YOLO or COCO data")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from skimage.draw import polygon as draw_polygon
 
+from cnnlab.config import check_max_objects
 from cnnlab.data.memory import require_memory
 from cnnlab.errors import CnnlabError
 
@@ -167,18 +168,6 @@ def _shape_mask(
 
 
 MIN_SIZE = 32  # with the default scales: 1.5 objects per scene at 32 px, none at 16
-# objects drawn per scene, at most: 18-45% of the image wide and each at most half hidden, no
-# more than about 25 show at once (measured: 50 drawn, 19 visible on average, 24 at most; 100
-# drawn, the same); --max-objects 100000 drew for minutes to no end
-MAX_OBJECTS = 50
-
-
-def check_max_objects(max_objects: int) -> None:
-    if max_objects > MAX_OBJECTS:
-        raise CnnlabError(
-            f"--max-objects {max_objects}: at most {MAX_OBJECTS} (objects are 18-45% of the "
-            "image wide and at most half hidden: no more than about 25 ever show at once)"
-        )
 
 
 def check_scene_size(image_size: int) -> None:

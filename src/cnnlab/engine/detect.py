@@ -12,20 +12,19 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from rich.console import Console
 
-from cnnlab.config import check_settings
+from cnnlab.config import DetectConfig
 from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
     STD,
-    check_max_objects,
     check_scene_memory,
     check_scene_size,
     make_scenes,
@@ -164,44 +163,6 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
         boxes.append(torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4))
         labels.append(torch.tensor([c for c, _ in objects], dtype=torch.int64))
     return DetectionData(torch.stack(tensors), boxes, labels, coco.names)
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    """``cnnlab detect train`` settings."""
-
-    data: str = "scenes"  # scenes, a YOLO label folder, a COCO .json file, voc2007 or voc2012
-    data_root: str = ""  # where `cnnlab data download` put VOC (default cache)
-    backbone: str = "convnet_small"
-    images: int = 4000  # scenes to generate (train + val + test)
-    image_size: int = 128
-    num_classes: int = 3
-    max_objects: int = 6
-    anchors: int = 3  # k-means anchors from the training boxes
-    epochs: int = 20
-    patience: int = 0  # stop after this many epochs without a better val score; 0: never
-    batch_size: int = 32
-    lr: float = 2e-3
-    mirror: bool = True
-    augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
-    # auto: bf16 autocast + channels-last where they were measured faster (the default
-    # convnet_small backbone: 3.9x the images per second at 128 px; the default recipe in 5.6
-    # instead of 9.9 minutes, test mAP@0.5 0.907 / 0.918 against 0.902 / 0.916 on seeds 0 / 1)
-    precision: str = "auto"
-    seed: int = 0
-    device: str = "auto"
-    out: str = ""  # run folder; empty: runs/detect/run, or run-2, run-3... (never overwriting)
-    # runs saved before a setting existed trained this way (so --resume continues them exactly)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"precision": "fp32"}
-
-    def __post_init__(self) -> None:
-        check_settings(
-            self,
-            at_least_one=("images", "image_size", "num_classes", "anchors", "epochs", "batch_size"),
-            positive=("lr",),
-            non_negative=("patience",),
-        )
-        check_max_objects(self.max_objects)  # before any scene is drawn
 
 
 def load_detection_data(config: DetectConfig) -> DetectionData:

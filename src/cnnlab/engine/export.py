@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.config import DEFAULT_OPSET
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.predict import model_meta, onnx_predict, onnx_session
 from cnnlab.errors import CnnlabError
-
-DEFAULT_OPSET = 17  # ONNX Runtime runs it everywhere; every cnnlab model exports at it
 
 
 def _pool_matrix(n_in: int, n_out: int) -> torch.Tensor:

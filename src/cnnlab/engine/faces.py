@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from cnnlab.config import check_settings
+from cnnlab.config import FACE_METHODS, FacesConfig
 from cnnlab.data.classification import (
     channel_stats,
     load_classification,
@@ -56,62 +56,6 @@ from cnnlab.models.siamese import (
     SiameseEnsemble,
 )
 from cnnlab.registry import create_model
-
-
-@dataclass(frozen=True)
-class FacesConfig:
-    data: str = "digits"  # digits, or an identity folder root/<person>/*.jpg
-    unseen: str = "6,7,8,9"  # identities held out of training (names)
-    backbone: str = "lenet5"
-    embedding_dim: int = 128
-    pool_size: int = 4  # spatial grid kept before the embedding layer (1 = global pooling);
-    # measured on the digits default: 4x4 lifts one-shot identification from 0.53 to 0.67
-    # cosface (large-margin softmax over the training identities), triplet (with mining), or
-    # similarity (a learned similarity on pairs); measured on the digits default, one-shot
-    # identification of unseen digits (benchmarks/faces_methods.py): semi-hard triplets 0.88,
-    # cosface 0.88, random triplets 0.86, batch-hard triplets 0.72, learned similarity 0.75
-    method: str = "triplet"
-    mining: str = "semi_hard"  # batch_hard, batch_all, semi_hard (FaceNet), or random
-    alpha: float = 0.2  # triplet margin
-    margin: float = 0.2  # cosface margin m
-    scale: float = 16.0  # cosface scale s
-    # dihedral: rotations and mirror images of the training identities become new identities
-    # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
-    identities: str = "auto"
-    # glyphs: every batch also holds random pen-stroke glyphs, each an identity
-    # (cnnlab.data.glyphs); auto = glyphs for digits only. Measured on the digits default,
-    # one-shot identification of unseen digits (cosface): 0.78 without, 0.85 with
-    synthetic: str = "auto"
-    synthetic_identities: int = 2000
-    # whiten the embedding on drawings of new synthetic identities after training (triplet and
-    # cosface runs that use them). Measured on the digits default, median of 3 seeds:
-    # verification 0.865 -> 0.877, one-shot 0.859 -> 0.884, open-set rejection 0.81 -> 0.94
-    whiten: bool = True
-    p: int = 16  # identities per batch (and twice as many glyph identities)
-    k: int = 4  # images per identity per batch
-    steps: int = 2000  # with glyphs, one-shot 0.81 at 800 steps, 0.85 at 2,000, no gain at 4,000
-    augment: str = "crop"  # applied to each training batch
-    lr: float = 2e-3
-    image_size: int = 32
-    # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
-    # on the digits default with 5, median of seeds 0/1/2: one-shot 0.887 (one encoder 0.876),
-    # verification 0.882 (0.873), open-set rejection 0.958 (0.907), at 5x the time
-    members: int = 1
-    seed: int = 0
-    device: str = "auto"  # trains here (auto, cpu, cuda, cuda:N or mps); scored on the CPU
-    out: str = ""  # run folder; empty: runs/faces/run, or run-2, run-3... (never overwriting)
-
-    def __post_init__(self) -> None:
-        check_settings(
-            self,
-            at_least_one=("embedding_dim", "pool_size", "steps", "image_size"),
-            positive=("lr", "scale"),
-            non_negative=("alpha", "margin"),
-        )
-        if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
-            raise CnnlabError(
-                f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"
-            )
 
 
 def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict]:
@@ -155,7 +99,6 @@ def pk_batch(labels: torch.Tensor, p: int, k: int, g: torch.Generator) -> torch.
     return torch.cat(out)
 
 
-METHODS = ("cosface", "triplet", "similarity")
 # images of the training identities in one P x K batch (FaceNet used about 1,800)
 MAX_BATCH = 2048
 
@@ -305,8 +248,10 @@ def train_faces(
     replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits. With
     ``config.members`` > 1, that many encoders train apart (seeds ``seed``, ``seed + 1``, ...)
     and join as a :class:`SiameseEnsemble`."""
-    if config.method not in METHODS:
-        raise CnnlabError(f"--method must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.method not in FACE_METHODS:
+        raise CnnlabError(
+            f"--method must be one of {', '.join(FACE_METHODS)}, got {config.method!r}"
+        )
     if config.p < 2:
         raise CnnlabError(
             f"--p must be at least 2: a negative is another identity (got {config.p})"

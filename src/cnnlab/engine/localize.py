@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from rich.console import Console
 
-from cnnlab.config import check_settings
+from cnnlab.config import LocalizeConfig
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
@@ -41,43 +41,6 @@ from cnnlab.models.backbone import check_batch_of_one
 from cnnlab.models.heads import LocalizationNet
 from cnnlab.ops.boxes import box_convert, elementwise_iou
 from cnnlab.registry import create_model
-
-
-@dataclass(frozen=True)
-class LocalizeConfig:
-    """``cnnlab localize train`` settings."""
-
-    data: str = "scenes"  # scenes, a YOLO label folder or a COCO .json (first object per image)
-    backbone: str = "convnet_small"  # any registered classifier
-    landmarks: bool = False  # also regress the scenes' five landmarks
-    images: int = 3000  # scenes to generate
-    image_size: int = 64
-    num_classes: int = 3
-    epochs: int = 15  # the measured recipe: 96.2-96.9% class accuracy, mean IoU 0.67-0.69 in ~65 s
-    patience: int = 0  # stop after this many epochs without a better val score; 0: never
-    batch_size: int = 64
-    lr: float = 3e-3
-    loss: str = "practical"  # practical (BCE + squared error + CE) or squared (the slide)
-    mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
-    # auto: fp32 with channels-last. bf16 (--precision bf16) trains the default recipe in 53 s
-    # instead of 76 s but its boxes were worse on 3 seeds of 3 (test mean IoU 0.612 / 0.628 /
-    # 0.646 against 0.629 / 0.636 / 0.664; also with the head kept in fp32)
-    precision: str = "auto"
-    seed: int = 0
-    device: str = "auto"
-    out: str = ""  # run folder; empty: runs/localize/run, or run-2, run-3... (never overwriting)
-    # runs saved before a setting existed trained this way (so --resume continues them exactly)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"precision": "fp32"}
-
-    def __post_init__(self) -> None:
-        check_settings(
-            self,
-            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
-            positive=("lr",),
-            non_negative=("patience",),
-        )
-        if self.loss not in ("practical", "squared"):
-            raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
 
 
 def load_data(config: LocalizeConfig) -> LocalizationData:

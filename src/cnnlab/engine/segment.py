@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from rich.console import Console
 
-from cnnlab.config import check_settings
+from cnnlab.config import SegmentConfig
 from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8, images_under
 from cnnlab.data.images import SIXTEEN_BIT, read_image
 from cnnlab.data.memory import require_image_memory
@@ -271,35 +271,6 @@ def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
         "mean_dice": dice[present].mean().item(),
         "pixel_accuracy": (tp.sum() / confusion.sum().clamp(min=1)).item(),
     }
-
-
-@dataclass(frozen=True)
-class SegmentConfig:
-    data: str = "scenes"  # scenes, pets, voc2007/2012, a folder with images/ + masks/, COCO .json
-    data_root: str = ""  # where `cnnlab data download` put pets (default cache)
-    model: str = "unet"
-    images: int = 2000
-    image_size: int = 128
-    num_classes: int = 3
-    epochs: int = 12
-    patience: int = 0  # stop after this many epochs without a better val score; 0: never
-    batch_size: int = 16
-    lr: float = 3e-3
-    loss: str = "ce+dice"
-    augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
-    class_weights: str = ""  # balanced (by pixels), a comma list (background first), or none
-    precision: str = "auto"
-    seed: int = 0
-    device: str = "auto"
-    out: str = ""  # run folder; empty: runs/segment/run, or run-2, run-3... (never overwriting)
-
-    def __post_init__(self) -> None:
-        check_settings(
-            self,
-            at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
-            positive=("lr",),
-            non_negative=("patience",),
-        )
 
 
 def _load(config: SegmentConfig) -> SegmentationData:
