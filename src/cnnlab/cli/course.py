@@ -27,14 +27,13 @@ from cnnlab.errors import CnnlabError
 def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if args.ledger:
         return _ledger(args, console)
-    import torch
-
+    from cnnlab.models.shapes import shapes_only
     from cnnlab.registry import create_model, get_model_entry, list_models
 
     rows = []
     for name in list_models(args.pattern, args.task):
         entry = get_model_entry(name)
-        with torch.device("meta"):  # shapes only: no memory, instant even for VGG
+        with shapes_only():  # no memory, no weights drawn: instant even for VGG
             model = create_model(name)
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         rows.append(

@@ -59,6 +59,7 @@ from cnnlab.engine.runlog import (
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import check_batch_of_one, input_must_fit
+from cnnlab.models.shapes import shapes_only
 from cnnlab.models.unet import at_input_size
 from cnnlab.registry import create_model, require_task
 
@@ -356,7 +357,7 @@ def train_segmenter(
     config, ckpt = resumed(config, SegmentConfig, "segmentation", resume)
     require_task(config.model, "segmentation")
     size = (3, config.image_size, config.image_size)
-    with torch.device("meta"), input_must_fit(config.model, size):  # before any scene is drawn
+    with shapes_only(), input_must_fit(config.model, size):  # before any scene is drawn
         ghost = create_model(config.model, **_channels(config.model)).eval()  # BN: 1 image
         at_input_size(ghost, torch.zeros(1, *size))
     check_batch_of_one(ghost.train(), size, config.batch_size, config.model, at_input_size)

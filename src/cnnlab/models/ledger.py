@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
+from cnnlab.models.shapes import shapes_only
 from cnnlab.registry import create_model, get_model_entry
 from cnnlab.viz.summary import summarize
 
@@ -250,8 +249,9 @@ class LedgerRow:
 
 
 def count(model_name: str, resolution: int, **overrides: object) -> tuple[int, float]:
-    """Parameters and G MACs of a registered model at ``resolution`` (meta device: no memory)."""
-    with torch.device("meta"):
+    """Parameters and G MACs of a registered model at ``resolution`` (built for its shapes only:
+    no memory, no weights drawn)."""
+    with shapes_only():
         model = create_model(model_name, **overrides)
     channels = get_model_entry(model_name).input_size[0]
     summary = summarize(model, (channels, resolution, resolution))
