@@ -46,8 +46,9 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             }
         )
     if not args.json:
-        table = Table(title="registered models")
-        for col in ("name", "task", "input (C,H,W)", "trainable params", "paper"):
+        # short headers: at 80 columns the citation keeps room to wrap by words
+        table = Table(title="registered models: input C x H x W, trainable parameters, paper")
+        for col in ("name", "task", "input", "params", "paper"):
             # names stay whole; on a narrow terminal the citation wraps instead
             table.add_column(col, no_wrap=col != "paper", overflow="fold")
         for r in rows:
