@@ -257,6 +257,10 @@ def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["rows"][0]["slide_shape"] == [28, 28, 8]
     assert main(["summary", "lenet5_classic"]) == 0
     assert "60,000" in capsys.readouterr().out
+    # at 80 columns (captured output) the last column used to be cut off: "M M" and no MACs
+    assert main(["summary", "resnet18"]) == 0
+    out = capsys.readouterr().out
+    assert "M MACs" in out and "118.014" in out and max(map(len, out.splitlines())) <= 80
     r = run_json(capsys, "models")
     assert {m["name"] for m in r["models"]} >= {"lenet5", "lenet5_classic", "lenet_course"}
     r = run_json(capsys, "models", "--task", "segmentation")

@@ -98,14 +98,13 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import torch
-
     from cnnlab.models.backbone import input_must_fit
+    from cnnlab.models.shapes import shapes_only
     from cnnlab.registry import create_model, get_model_entry
     from cnnlab.viz.summary import summarize
 
     entry = get_model_entry(args.model)
-    with torch.device("meta"):  # the summary needs shapes only
+    with shapes_only():  # no memory, no weights drawn
         model = create_model(args.model)
     shape = args.input or getattr(model, "default_input_size", entry.input_size)
     with input_must_fit(args.model, shape, "--input"):
@@ -114,11 +113,13 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         c, *spatial = shape
         table = Table(
             title=f"{args.model}: input {'x'.join(map(str, shape))} "
-            "(shapes channels last, as on the slides)"
+            "(activation shapes channels last, as on the slides)",
+            pad_edge=False,
         )
-        table.add_column("layer", min_width=10)
-        for col in ("type", "activation shape"):
-            table.add_column(col, no_wrap=True)
+        # ResNet-18 fits 80 columns; longer names wrap, and every number stays in view
+        table.add_column("layer", min_width=8, overflow="fold")
+        table.add_column("type", min_width=6, overflow="fold")
+        table.add_column("activation", no_wrap=True)
         for col in ("size", "# params", "M MACs"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_row("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")
