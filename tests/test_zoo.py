@@ -257,6 +257,10 @@ def test_models_cli(capsys: pytest.CaptureFixture[str]) -> None:
         "resnet101",
         "resnet152",
     }
+    # notes go under the table, each once (a note column needed 200 characters)
+    assert main(["models", "--ledger", "vgg16*"]) == 0
+    out = capsys.readouterr().out
+    assert "[1] paper rounds to 138 M" in out and out.count("paper rounds to 138 M") == 1
     assert main(["models", "--json"]) == 0
     names = {
         m["name"] for m in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["models"]

@@ -76,12 +76,16 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             "multiply-accumulates; FLOPs = 2 x MACs)"
         )
         for col in ("model", "px", "source", "params", "published", "G MACs", "published", "note"):
-            table.add_column(col, justify="right" if col in ("px", "params", "G MACs") else "left")
+            right = col in ("px", "params", "G MACs")
+            table.add_column(col, justify="right" if right else "left", overflow="fold")
+        notes: list[str] = []  # printed under the table: a column of them needed 200 characters
         for r in rows:
             name = r["model"] + "".join(f" {k}={v}" for k, v in r["overrides"].items())
             mark = {True: "", False: " *", None: ""}[r["params_match"]]
             pub_p = f"{r['published_params']:,}{mark}" if r["published_params"] else "-"
             pub_g = f"{r['published_gmacs']}" if r["published_gmacs"] is not None else "-"
+            if r["note"] and r["note"] not in notes:
+                notes.append(r["note"])
             table.add_row(
                 name,
                 str(r["resolution"]),
@@ -90,9 +94,11 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 pub_p,
                 f"{r['gmacs']:.3f}",
                 pub_g,
-                r["note"],
+                f"[{notes.index(r['note']) + 1}]" if r["note"] else "",
             )
         console.print(table)
+        for k, note in enumerate(notes, 1):
+            console.print(f"[{k}] {note}")
         console.print("* differs by more than the source's rounding; the note says why")
     return {"ledger": rows}
 
