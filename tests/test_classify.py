@@ -89,6 +89,14 @@ def test_eval_and_predict(
     assert main(["classify", "predict", "--checkpoint", ckpt, str(png), "--json"]) == 0
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
     assert pred["source"] == str(png) and pred["prediction"] in [str(d) for d in range(10)]
+    # a long path in the (80-column) table wraps; it was cut at the end, file name and all
+    deep = tmp_path / "a_folder_with_a_long_name" / "and_another_one_inside_it"
+    deep.mkdir(parents=True)
+    (deep / "the_digit_i_wrote.png").write_bytes(png.read_bytes())
+    assert main(["classify", "predict", "--checkpoint", ckpt, str(deep)]) == 0
+    assert "the_digit_i_wrote.png" in "".join(
+        line.strip("│ ").split(" │")[0] for line in capsys.readouterr().out.splitlines()
+    )
     # a folder stands for the images under it, in sorted order; one without any is an error
     folder = tmp_path / "photos"
     (folder / "more").mkdir(parents=True)

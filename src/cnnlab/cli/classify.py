@@ -175,7 +175,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         labelled = [r for r in rows if "label" in r]
         columns = ["source", "prediction", "probability"] + (["label"] if labelled else [])
         for col in columns + ([f"next {runners_up}"] if runners_up else []):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")  # a long path wraps: its file name shows
         for r in rows:
             others = ", ".join(f"{name} {p:.3f}" for name, p in r["top_k"][1:])
             table.add_row(

@@ -120,7 +120,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         )
     if not args.json:
         table = Table(title="share of the pixels given to each class")
-        table.add_column("source")
+        table.add_column("source", overflow="fold")  # a long path wraps: its file name shows
         for n in names:
             table.add_column(n, justify="right")
         for r in rows:

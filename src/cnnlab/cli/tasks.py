@@ -133,7 +133,9 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     if not args.json:
         table = Table(title="classification with localisation: y = [p_c, box, class]")
         for col in ("source", "p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
-            table.add_column(col, justify="left" if col in ("source", "class") else "right")
+            table.add_column(
+                col, justify="left" if col in ("source", "class") else "right", overflow="fold"
+            )
         for r in rows:
             table.add_row(
                 r["source"],
@@ -296,7 +298,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             f"{args.iou_threshold:g})"
         )
         for col in ("source", "class", "score", "box x1, y1, x2, y2 (px)"):
-            table.add_column(col, justify="right" if col == "score" else "left")
+            table.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
         for r in rows:
             for d in r["detections"]:
                 score, box = f"{d['score']:.3f}", _box_text(d["box_xyxy"])
