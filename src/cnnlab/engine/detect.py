@@ -47,10 +47,10 @@ from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
-    diverged,
     epoch_progress,
     fingerprint,
     one_cycle,
+    optimizer_step,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
@@ -360,13 +360,8 @@ def train_detector(
                 targets = assign_targets(boxes, labels, grid, anchors)
                 pred = settings.forward(model, x.to(device), device)
                 loss, _ = loss_fn(pred, targets, model.anchors, boxes)
-                if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
+                value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
+                total += value * len(idx)
             ev = evaluate_detector(model, val, device)
             row = {
                 "epoch": epoch,

@@ -9,13 +9,15 @@ after each epoch. Each engine keeps only its own training step and its own figur
     started -= run.seconds_before  # the time column goes on after a resume
     with run.hint(), epoch_progress(console) as progress:
         for epoch in run.epochs(config.epochs):
-            ...train; if a loss is not finite: raise diverged(..., run.saved)...
+            for batch in ...:  # the engine's own step, up to its loss, then:
+                optimizer_step(loss, opt, sched, f"epoch {epoch}", bf16, run.saved)
             if run.end_epoch(model, row, score, opt, sched):
                 break
     run.finish(console, "mAP@0.5")
 
 (:mod:`cnnlab.engine.resume` for what ``last.pt`` holds, :mod:`cnnlab.engine.runlog` for the
-checkpoints, early stopping and the run folder.)
+training step, the checkpoints and early stopping, :mod:`cnnlab.engine.run_folders` for the
+run folder.)
 """
 
 from __future__ import annotations

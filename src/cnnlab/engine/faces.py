@@ -41,7 +41,7 @@ from cnnlab.engine.face_scores import (
     plot_roc,
 )
 from cnnlab.engine.run_folders import run_folder
-from cnnlab.engine.runlog import diverged, epoch_progress, one_cycle
+from cnnlab.engine.runlog import epoch_progress, one_cycle, optimizer_step
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -218,17 +218,11 @@ def train_encoder(
                 )
             else:
                 loss, stats = mined_triplet_loss(emb, y.to(device), config.mining, config.alpha)
-            if not torch.isfinite(loss):
-                raise diverged(loss.item(), f"step {step}", bf16=False)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+            value = optimizer_step(loss, opt, sched, f"step {step}", bf16=False)
             progress.update(
                 task,
                 advance=1,
-                stats=f"loss {loss.item():.4f}"
-                + (f"  active {stats['active']:.2f}" if stats else ""),
+                stats=f"loss {value:.4f}" + (f"  active {stats['active']:.2f}" if stats else ""),
             )
     model.cpu()  # whitening, tau and the scores are small: the CPU, whatever trained
     if similarity is not None:

@@ -30,10 +30,10 @@ from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
-    diverged,
     epoch_progress,
     fingerprint,
     one_cycle,
+    optimizer_step,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
@@ -201,13 +201,8 @@ def train_localizer(
                 x, target = batch(data, chunk, device, mirror=config.mirror)
                 raw = settings.forward(model, x, device)
                 loss = localization_loss(model.split(raw), target, config.loss)
-                if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(chunk)
+                value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
+                total += value * len(chunk)
             val = evaluate(model, data, "val", device)
             score = val["accuracy"] + val["mean_iou"] - val.get("landmark_error", 0.0)
             row = {

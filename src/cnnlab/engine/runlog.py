@@ -185,6 +185,27 @@ def save_epoch(
     return best
 
 
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    where: str,
+    bf16: bool,
+    last: Path | None = None,
+) -> float:
+    """One training step on ``loss``: stop with :func:`diverged` when it is NaN or infinite
+    (before it reaches the weights), else zero the gradients, backpropagate, step the optimizer
+    and the schedule. Returns the loss's value."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise diverged(value, where, bf16, last)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return value
+
+
 def diverged(loss: float, where: str, bf16: bool, last: Path | None = None) -> CnnlabError:
     """The error for a loss that became NaN or infinite at ``where`` ("epoch 2, step 4"), with
     what may help (fp32 when the run trained in bfloat16, else a lower learning rate) and, when

@@ -51,10 +51,10 @@ from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
     batch_slices,
     batches_per_epoch,
-    diverged,
     epoch_progress,
     fingerprint,
     one_cycle,
+    optimizer_step,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
@@ -415,13 +415,8 @@ def train_segmenter(
                 x, y = _batch(data, idx, augment)
                 logits = settings.forward(partial(at_input_size, model), x.to(device), device)
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
-                if not torch.isfinite(loss):
-                    raise diverged(loss.item(), f"epoch {epoch}", settings.bf16, run.saved)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(idx)
+                value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
+                total += value * len(idx)
             val = evaluate_segmenter(model, data, parts["val"], device)
             row = {
                 "epoch": epoch,
