@@ -79,11 +79,11 @@ def choose_settings(
     device: torch.device,
     precision: str = "auto",
     channels_last: str = "auto",
-    image_dims: int = 2,
     image_size: int | None = None,
 ) -> SpeedSettings:
     """Resolve ``--precision auto|fp32|bf16`` and ``--channels-last auto|on|off`` for
-    ``model_name`` trained on ``image_size`` px inputs (None: the size is not known)."""
+    ``model_name`` trained on ``image_size`` px images (None: the size is not known). Every
+    training command takes 2-D images (the 1-D and 3-D models are refused before this)."""
     if precision not in ("auto", "fp32", "bf16"):
         raise CnnlabError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
     if channels_last not in ("auto", "on", "off"):
@@ -95,8 +95,5 @@ def choose_settings(
     if precision == "bf16" and not bf16_supported(device):
         raise CnnlabError(f"--precision bf16: not supported on {device}")
     bf16 = precision == "bf16" or (precision == "auto" and dense and bf16_supported(device))
-    if channels_last == "auto":
-        cl = image_dims == 2 and (dense or depthwise)
-    else:
-        cl = channels_last == "on" and image_dims == 2
+    cl = (dense or depthwise) if channels_last == "auto" else channels_last == "on"
     return SpeedSettings(bf16=bf16, channels_last=cl)
