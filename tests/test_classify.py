@@ -268,12 +268,21 @@ def test_overfit_one_batch(name: str) -> None:
         ({"split_seed": -1}, r"--split-seed must be an integer in \[0, 4294967295\]"),
         ({"seed": 2**32}, "--seed must be an integer in"),
         ({"seed": 1.5}, "--seed must be an integer in"),
+        # a value of the wrong kind is refused by name (it was a TypeError from a comparison)
+        ({"lr": "0.1"}, r"--lr must be a number, got '0.1' \(str\)"),
+        ({"epochs": 2.5}, r"--epochs must be an integer, got 2.5 \(float\)"),
+        ({"strict": "yes"}, r"--strict must be True or False, got 'yes'"),
     ],
 )
 def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> None:
     """The Python API refuses the same values the CLI does, with the CLI's option names."""
     with pytest.raises(CnnlabError, match=message):
         ClassifyTrainConfig(**bad)
+
+
+def test_paths_are_taken_where_the_settings_hold_strings(tmp_path: Path) -> None:
+    config = ClassifyTrainConfig(data=tmp_path / "photos", out=tmp_path / "run")
+    assert config.data == str(tmp_path / "photos") and config.out == str(tmp_path / "run")
 
 
 @pytest.mark.parametrize(
@@ -290,6 +299,10 @@ def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> 
         ("cnnlab.engine.localize:LocalizeConfig", {"lr": float("nan")}, "--lr must be > 0"),
         ("cnnlab.engine.faces:FacesConfig", {"seed": -1}, "--seed must be an integer in"),
         ("cnnlab.engine.detect:DetectConfig", {"seed": -1}, "--seed must be an integer in"),
+        ("cnnlab.config:DetectConfig", {"max_objects": "5"}, "--max-objects must be an integer"),
+        ("cnnlab.config:SegmentConfig", {"images": None}, "--images must be an integer"),
+        ("cnnlab.config:LocalizeConfig", {"batch_size": True}, "--batch-size must be an integer"),
+        ("cnnlab.config:FacesConfig", {"steps": 10.5}, "--steps must be an integer, got 10.5"),
     ],
 )
 def test_every_task_config_is_checked_on_creation(config: str, bad: dict, message: str) -> None:

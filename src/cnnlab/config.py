@@ -7,6 +7,8 @@ defaults) from these classes, and answers ``--help`` or a mistyped value at once
 
 from __future__ import annotations
 
+import numbers
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -28,7 +30,10 @@ def check_settings(
 ) -> None:
     """Refuse a config's out-of-range numbers with the CLI option's name, so the Python API fails
     as clearly as the command line (NaN fails every test: ``not nan > 0``). Every ``seed`` and
-    ``*_seed`` field is checked as well: an integer in [0, MAX_SEED]."""
+    ``*_seed`` field is checked as well: an integer in [0, MAX_SEED]; and every field holds
+    the kind of value its annotation names (``epochs="5"`` is refused by name, not with a
+    ``TypeError`` from a comparison deep inside)."""
+    _check_kinds(config)
     names = [f.name for f in fields(config)]  # type: ignore[arg-type]
     seeds = [n for n in names if n == "seed" or n.endswith("_seed")]
     rules = [(n, f"an integer in [0, {MAX_SEED}]", is_seed) for n in seeds]
@@ -39,6 +44,35 @@ def check_settings(
         value = getattr(config, name)
         if not holds(value):
             raise CnnlabError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+
+
+# a field's annotation -> the values it takes (int for a float; never a bool for a number)
+_KINDS: dict[str, tuple[type, str]] = {
+    "int": (numbers.Integral, "an integer"),
+    "float": (numbers.Real, "a number"),
+    "str": (str, "a string"),
+    "bool": (bool, "True or False"),
+}
+
+
+def _check_kinds(config: object) -> None:
+    """Each field's value of its annotation's kind (a path given for a ``str`` is made one)."""
+    for f in fields(config):  # type: ignore[arg-type]
+        if f.name == "seed" or f.name.endswith("_seed"):
+            continue  # checked with their range, below
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if kind not in _KINDS:
+            continue
+        expected, words = _KINDS[kind]
+        value = getattr(config, f.name)
+        if kind == "str" and isinstance(value, os.PathLike):  # out=Path("runs/x"): a path is fine
+            value = os.fspath(value)
+            object.__setattr__(config, f.name, value)  # the dataclass is frozen
+        if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
+            raise CnnlabError(
+                f"--{f.name.replace('_', '-')} must be {words}, got {value!r} "
+                f"({type(value).__name__})"
+            )
 
 
 def is_seed(value: object) -> bool:
