@@ -366,3 +366,14 @@ def test_predict_labels_files_by_their_class_folder() -> None:
 
     paths = ["scans/cat/2024/a.png", "scans/b.png", "dog/cat/c.png", "cat"]
     assert folder_labels(paths, ["cat", "dog"]) == ["cat", None, "cat", None]
+
+
+def test_preprocessing_no_files_gives_an_empty_batch(run_dir: Path) -> None:
+    """An empty list of files (a filter that matched nothing) used to fail in torch.stack."""
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.predict import model_meta, preprocess_files
+
+    model, ckpt = model_from_checkpoint(run_dir / "best.pt", "classification")
+    batch = preprocess_files([], model_meta(ckpt))
+    assert batch.shape == (0, 1, 32, 32) and batch.dtype == torch.float32
+    assert model.eval()(batch).shape == (0, 10)

@@ -21,17 +21,18 @@ from cnnlab.errors import CnnlabError
 
 
 def preprocess_files(paths: Sequence[str | Path], meta: dict[str, Any]) -> torch.Tensor:
-    """Image files -> the standardised ``(N, C, S, S)`` batch the model expects. ``meta`` holds
-    ``input_size``, ``normalization``, ``invert_light`` and ``resize`` (see :func:`model_meta`)."""
+    """Image files -> the standardised ``(N, C, S, S)`` batch the model expects (no files: an
+    empty ``(0, C, S, S)`` batch). ``meta`` holds ``input_size``, ``normalization``,
+    ``invert_light`` and ``resize`` (see :func:`model_meta`)."""
     c, s = meta["input_size"][0], meta["input_size"][-1]
-    batch = []
+    batch = [torch.empty(0, c, s, s, dtype=torch.uint8)]
     for path in paths:
         x = image_to_uint8(path, s, c, meta.get("resize", "center-crop"))
         if meta.get("invert_light") and x.float().mean() > 127.5:
             x = 255 - x
-        batch.append(x)
+        batch.append(x[None])
     norm = meta["normalization"]
-    return normalize(torch.stack(batch), norm["mean"], norm["std"])
+    return normalize(torch.cat(batch), norm["mean"], norm["std"])
 
 
 def model_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
