@@ -431,7 +431,11 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--pool-size", "6"], "lenet5's feature map at 32 px is 5x5"),
         (["edges", "learn", "--images", ""], "--images: give at least one sample name"),
         (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
-        (["classify", "train", "--resume", "last.pt", "--epochs", "3"], "drop --epochs"),
+        (
+            ["classify", "train", "--resume", "r/last.pt", "--epochs", "3"],
+            "drop --epochs (its learning-rate schedule spans its own epochs: to train longer, "
+            "start a new run, e.g. from its weights: --pretrained r/best.pt)",
+        ),
         (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),
         (["segment", "train", "--images", "2"], "2 image(s) are too few to split"),
         (["nonsense"], "invalid choice"),

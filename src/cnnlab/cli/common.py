@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from cnnlab.config import MAX_SEED, is_seed
@@ -67,8 +68,17 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
             if f != "device" and v != default[f]
         ]
         if changed:
+            longer = ""
+            if "--epochs" in changed:  # the one-cycle schedule spans the epochs it began with
+                longer = " (its learning-rate schedule spans its own epochs: to train longer, "
+                longer += "start a new run"
+                if "pretrained" in default:
+                    longer += f", e.g. from its weights: --pretrained {Path(args.resume).parent}"
+                    longer += "/best.pt"
+                longer += ")"
             raise CnnlabError(
-                f"--resume continues {args.resume} with its own settings; drop {', '.join(changed)}"
+                f"--resume continues {args.resume} with its own settings; drop "
+                f"{', '.join(changed)}{longer}"
             )
     return config
 
