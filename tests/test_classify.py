@@ -280,9 +280,17 @@ def test_config_from_python_is_checked_like_the_cli(bad: dict, message: str) -> 
         ClassifyTrainConfig(**bad)
 
 
-def test_paths_are_taken_where_the_settings_hold_strings(tmp_path: Path) -> None:
-    config = ClassifyTrainConfig(data=tmp_path / "photos", out=tmp_path / "run")
+def test_paths_and_numpy_numbers_are_taken_as_python_values(tmp_path: Path) -> None:
+    """A Path where a string goes, NumPy numbers where numbers go: stored as Python values, so
+    config.json is written and the checkpoint loads weights-only (NumPy scalars would not)."""
+    import numpy as np
+
+    config = ClassifyTrainConfig(
+        data=tmp_path / "photos", out=tmp_path / "run", epochs=np.int64(3), lr=np.float32(0.5)
+    )
     assert config.data == str(tmp_path / "photos") and config.out == str(tmp_path / "run")
+    assert type(config.epochs) is int and type(config.lr) is float and config.lr == 0.5
+    json.dumps(config.to_dict())
 
 
 @pytest.mark.parametrize(

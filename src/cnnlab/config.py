@@ -56,7 +56,8 @@ _KINDS: dict[str, tuple[type, str]] = {
 
 
 def _check_kinds(config: object) -> None:
-    """Each field's value of its annotation's kind (a path given for a ``str`` is made one)."""
+    """Each field's value of its annotation's kind (a path given for a ``str`` is made one, a
+    NumPy number a Python one)."""
     for f in fields(config):  # type: ignore[arg-type]
         if f.name == "seed" or f.name.endswith("_seed"):
             continue  # checked with their range, below
@@ -73,6 +74,9 @@ def _check_kinds(config: object) -> None:
                 f"--{f.name.replace('_', '-')} must be {words}, got {value!r} "
                 f"({type(value).__name__})"
             )
+        if kind in ("int", "float") and type(value) not in (int, float):
+            # numpy's numbers as Python's: config.json and a weights-only checkpoint take those
+            object.__setattr__(config, f.name, int(value) if kind == "int" else float(value))
 
 
 def is_seed(value: object) -> bool:
