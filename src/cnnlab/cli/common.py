@@ -73,8 +73,8 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
                 longer = " (its learning-rate schedule spans its own epochs: to train longer, "
                 longer += "start a new run"
                 if "pretrained" in default:
-                    longer += f", e.g. from its weights: --pretrained {Path(args.resume).parent}"
-                    longer += "/best.pt"
+                    best = Path(args.resume).parent / "best.pt"
+                    longer += f", e.g. from its weights: --pretrained {best}"
                 longer += ")"
             raise CnnlabError(
                 f"--resume continues {args.resume} with its own settings; drop "

@@ -40,17 +40,14 @@ def forget_claims() -> None:
     _claimed.clear()
 
 
-def release_unfinished_claims() -> list[Path]:
+def release_unfinished_claims() -> None:
     """Remove the folders claimed since :func:`forget_claims` that hold no checkpoint (``*.pt``)
-    yet, with what the failed run wrote there (its ``config.json``, say), and return them.
+    yet, with what the failed run wrote there (its ``config.json``, say).
 
     Only folders :func:`next_run_dir` created in this process are touched, never an ``--out``
     the user named, and never one with a checkpoint: a run stopped after its first epoch keeps
     its ``last.pt`` for ``--resume``."""
-    released = []
     while _claimed:
         folder = _claimed.pop()
         if folder.is_dir() and not any(folder.rglob("*.pt")):
             shutil.rmtree(folder, ignore_errors=True)
-            released.append(folder)
-    return released
