@@ -309,7 +309,9 @@ class FacesConfig:
     whiten: bool = True
     p: int = 16  # identities per batch (and twice as many glyph identities)
     k: int = 4  # images per identity per batch
-    steps: int = 2000  # with glyphs, one-shot 0.81 at 800 steps, 0.85 at 2,000, no gain at 4,000
+    # measured on the digits default, median of seeds 0/1/2, one-shot identification of unseen
+    # digits: 0.80 untrained (1 step), 0.85 at 50, 0.86 at 800, 0.88 at 2,000; no gain at 4,000
+    steps: int = 2000
     augment: str = "crop"  # applied to each training batch
     lr: float = 2e-3
     image_size: int = 32
