@@ -515,8 +515,33 @@ def test_synthetic_identities_join_training_for_digits_only() -> None:
     assert (y.view(-1, 4) == y.view(-1, 4)[:, :1]).all()  # P identities x K drawings
     assert glyph_batches(FacesConfig(data="/some/faces"), 1, norm, 0) is None
     assert glyph_batches(FacesConfig(data="/some/faces", synthetic="glyphs"), 3, norm, 0)
-    with pytest.raises(CnnlabError, match="--synthetic must be auto, glyphs or none"):
-        glyph_batches(FacesConfig(synthetic="fonts"), 1, norm, 0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"synthetic": "fonts"}, "--synthetic must be auto, glyphs or none"),
+        ({"identities": "mirror"}, "--identities must be auto, dihedral or none"),
+        ({"method": "arcface"}, "--method must be one of cosface, triplet, similarity"),
+        ({"mining": "hardest"}, "--mining must be one of batch_hard, batch_all"),
+        ({"synthetic_identities": 1}, "--synthetic-identities must be at least 2"),
+        ({"p": 1}, "--p must be at least 2"),
+        ({"k": 1}, "--k must be at least 2 for --method triplet"),
+        ({"p": 64, "k": 64}, "at most 2048"),
+        ({"members": 0}, "--members must be at least 1"),
+        ({"members": 2, "method": "similarity"}, "1 for --method similarity"),
+        ({"seed": 2**32 - 1, "members": 2}, "must stay <= 4294967295"),
+    ],
+)
+def test_faces_settings_are_refused_when_made(settings: dict, message: str) -> None:
+    """The Python API refuses a bad setting when the FacesConfig is made, with the option's
+    name, before any image is read (as ``cnnlab faces train`` does)."""
+    from cnnlab.config import FacesConfig
+
+    with pytest.raises(CnnlabError, match=re.escape(message)):
+        FacesConfig(**settings)
+    FacesConfig(k=1, method="cosface")  # a cosface batch needs no positives
+    FacesConfig(synthetic="none", synthetic_identities=0)  # read by nobody
 
 
 def test_unseen_identities_stay_out_of_the_statistics() -> None:

@@ -274,6 +274,10 @@ class SegmentConfig:
 
 
 FACE_METHODS = ("cosface", "triplet", "similarity")  # what `faces train --method` takes
+# what `faces train --mining` takes: cnnlab.losses.triplet.MINING, or random triplets
+FACE_MINING = ("batch_hard", "batch_all", "semi_hard", "random")
+# images a faces batch holds at most (P x K, plus twice as many glyphs): triplets grow as P x K^2
+FACE_MAX_BATCH = 2048
 
 
 @dataclass(frozen=True)
@@ -333,4 +337,41 @@ class FacesConfig:
         if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
             raise CnnlabError(
                 f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"
+            )
+        for option, choices in (("method", FACE_METHODS), ("mining", FACE_MINING)):
+            if getattr(self, option) not in choices:
+                raise CnnlabError(
+                    f"--{option} must be one of {', '.join(choices)}, got {getattr(self, option)!r}"
+                )
+        for option, on in (("identities", "dihedral"), ("synthetic", "glyphs")):
+            if getattr(self, option) not in ("auto", on, "none"):
+                raise CnnlabError(
+                    f"--{option} must be auto, {on} or none, not {getattr(self, option)!r}"
+                )
+        if self.synthetic != "none" and self.synthetic_identities < 2:
+            raise CnnlabError(
+                f"--synthetic-identities must be at least 2, got {self.synthetic_identities}"
+            )
+        if self.p < 2:
+            raise CnnlabError(
+                f"--p must be at least 2: a negative is another identity (got {self.p})"
+            )
+        if self.k < 2 and self.method != "cosface":
+            raise CnnlabError(
+                f"--k must be at least 2 for --method {self.method}: a positive is another image "
+                f"of the same identity (got {self.k})"
+            )
+        if self.p * self.k > FACE_MAX_BATCH:
+            raise CnnlabError(
+                f"--p {self.p} x --k {self.k} = {self.p * self.k} images a batch (plus twice as "
+                f"many glyphs); at most {FACE_MAX_BATCH}: the triplets grow as P x K^2"
+            )
+        if self.members < 1 or (self.members > 1 and self.method == "similarity"):
+            raise CnnlabError(
+                f"--members must be at least 1, and 1 for --method similarity (got {self.members})"
+            )
+        if self.seed + self.members - 1 > MAX_SEED:  # member i trains with seed + i
+            raise CnnlabError(
+                f"--seed {self.seed} with --members {self.members}: the members' seeds "
+                f"(seed to seed + {self.members - 1}) must stay <= {MAX_SEED}"
             )

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from cnnlab.config import FACE_METHODS, FacesConfig
+from cnnlab.config import FacesConfig
 from cnnlab.data.classification import (
     channel_stats,
     load_classification,
@@ -99,16 +99,10 @@ def pk_batch(labels: torch.Tensor, p: int, k: int, g: torch.Generator) -> torch.
     return torch.cat(out)
 
 
-# images of the training identities in one P x K batch (FaceNet used about 1,800)
-MAX_BATCH = 2048
-
-
 def _glyph_option(config: FacesConfig, option: str, on: str) -> bool:
     """Whether an option that suits glyphs, not faces (``auto``, ``on`` or ``none``) is on:
     ``auto`` means on for the digits only."""
-    value = getattr(config, option)
-    if value not in ("auto", on, "none"):
-        raise CnnlabError(f"--{option} must be auto, {on} or none, not {value!r}")
+    value = getattr(config, option)  # FacesConfig checked it is one of the three
     return value == on or (value == "auto" and config.data == "digits")
 
 
@@ -147,8 +141,6 @@ def glyph_batches(
     """The synthetic identities this run adds to every batch, or ``None``."""
     if not _glyph_option(config, "synthetic", "glyphs"):
         return None
-    if config.synthetic_identities < 2:
-        raise CnnlabError("--synthetic-identities must be at least 2")
     return GlyphBatches(config, channels, norm, offset)
 
 
@@ -242,28 +234,6 @@ def train_faces(
     replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits. With
     ``config.members`` > 1, that many encoders train apart (seeds ``seed``, ``seed + 1``, ...)
     and join as a :class:`SiameseEnsemble`."""
-    if config.method not in FACE_METHODS:
-        raise CnnlabError(
-            f"--method must be one of {', '.join(FACE_METHODS)}, got {config.method!r}"
-        )
-    if config.p < 2:
-        raise CnnlabError(
-            f"--p must be at least 2: a negative is another identity (got {config.p})"
-        )
-    if config.k < 2 and config.method != "cosface":
-        raise CnnlabError(
-            f"--k must be at least 2 for --method {config.method}: a positive is another image "
-            f"of the same identity (got {config.k})"
-        )
-    if config.p * config.k > MAX_BATCH:
-        raise CnnlabError(
-            f"--p {config.p} x --k {config.k} = {config.p * config.k} images a batch (plus twice "
-            f"as many glyphs); at most {MAX_BATCH}: the triplets grow as P x K^2"
-        )
-    if config.members < 1 or (config.members > 1 and config.method == "similarity"):
-        raise CnnlabError(
-            f"--members must be at least 1, and 1 for --method similarity (got {config.members})"
-        )
     device = resolve_device(config.device)  # a bad --device fails before any work
     console = console or Console(stderr=True)
     started = time.perf_counter()
