@@ -263,6 +263,7 @@ def test_overfit_one_batch(name: str) -> None:
         ({"label_smoothing": 1.0}, r"--label-smoothing must be in \[0, 1\)"),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, "sum below 1"),
         ({"channels": 2}, "--channels must be 1 or 3"),
+        ({"resize": "crop"}, "--resize must be center-crop or stretch, got 'crop'"),
         ({"backbone_lr_mult": -1.0}, "--backbone-lr-mult must be >= 0"),
         ({"cache_features": True}, "--cache-features needs --freeze backbone"),
         ({"split_seed": -1}, r"--split-seed must be an integer in \[0, 4294967295\]"),

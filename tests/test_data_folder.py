@@ -329,3 +329,20 @@ def test_a_bundled_set_too_big_at_its_image_size_is_refused(
     with pytest.raises(CnnlabError, match=rf"{source}: .* images at {size} px needs about"):
         load_classification(source, image_size=size)
     assert load_classification(source, image_size=64).image_size == 64
+
+
+def test_a_bad_resize_mode_is_named_not_blamed_on_every_file(tmp_path: Path) -> None:
+    """``resize="crop"`` from Python is one error naming the option: checked per file, it read
+    as "no usable image (N unreadable)", as if every image were broken."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.folder import load_image_folder
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    with pytest.raises(CnnlabError, match="--resize must be center-crop or stretch, got 'crop'"):
+        load_image_folder(tmp_path, image_size=8, resize="crop")
+    assert len(load_image_folder(tmp_path, image_size=8, resize="stretch").class_names) == 2

@@ -21,6 +21,10 @@ MAX_SEED = 2**32 - 1
 # everywhere and every cnnlab model exports at it
 DEFAULT_OPSET = 17
 
+# how a folder's images become squares (cnnlab.data.folder.fit_image): the shorter side to the
+# size, then the centre cut out; or both sides to the size
+RESIZE_MODES = ("center-crop", "stretch")
+
 
 def check_settings(
     config: object,
@@ -134,6 +138,8 @@ class ClassifyTrainConfig:
             raise CnnlabError(
                 "--val-fraction and --test-fraction must be in [0, 1) and sum below 1"
             )
+        if self.resize not in RESIZE_MODES:
+            raise CnnlabError(f"--resize must be center-crop or stretch, got {self.resize!r}")
         if self.channels not in (0, 1, 3):
             raise CnnlabError(f"--channels must be 1 or 3, got {self.channels}")
         if self.cache_features and self.freeze != "backbone":

@@ -25,7 +25,7 @@ from cnnlab.cli.common import (
     random_seed,
     resumed_config,
 )
-from cnnlab.config import DEFAULT_OPSET
+from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
 
 
@@ -317,7 +317,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=int, default=d.channels, help="1 or 3 (folders; default 3)")
     p.add_argument(
         "--resize",
-        choices=("center-crop", "stretch"),
+        choices=RESIZE_MODES,
         default=d.resize,
         help="how folder images reach the square size",
     )

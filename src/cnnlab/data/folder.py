@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnlab.config import RESIZE_MODES
 from cnnlab.data.classification import (
     ClassificationData,
     Split,
@@ -65,16 +66,21 @@ def image_files(paths: list[str]) -> list[str]:
 def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image.Image:
     """Resize to ``size x size``: shorter side, then centre crop (``center-crop``); or
     ``stretch``."""
+    check_resize(resize)
     if resize == "stretch":
         return img.resize((size, size), Image.Resampling.BILINEAR)
-    if resize != "center-crop":
-        raise CnnlabError(f"--resize must be center-crop or stretch, got {resize!r}")
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     img = img.resize((nw, nh), Image.Resampling.BILINEAR)
     left, top = (nw - size) // 2, (nh - size) // 2
     return img.crop((left, top, left + size, top + size))
+
+
+def check_resize(resize: str) -> None:
+    """Refuse a resize mode other than :data:`cnnlab.config.RESIZE_MODES`."""
+    if resize not in RESIZE_MODES:
+        raise CnnlabError(f"--resize must be center-crop or stretch, got {resize!r}")
 
 
 def image_to_uint8(
@@ -117,6 +123,7 @@ def _decode(
 ) -> tuple[list[torch.Tensor], list[int]]:
     from rich.progress import track
 
+    check_resize(resize)  # not once per file, where it would read as each file's fault
     images, labels = [], []
     for path, label in track(
         files, description="decoding images", transient=True, disable=len(files) < 200
