@@ -149,6 +149,10 @@ def test_bad_checkpoints_and_images(
             ["classify", "predict", "--checkpoint", str(run_dir / "best.pt"), "missing.png"],
             "no such file",
         ),
+        (  # not "http:/x.org/a.png: no such file", the address with a slash lost
+            ["classify", "predict", "--checkpoint", str(run_dir / "best.pt"), "http://x.org/a.png"],
+            "http://x.org/a.png: a web address; cnnlab reads files on this machine",
+        ),
     ]
     # well-formed files with one field wrong: each names what is wrong instead of a traceback
     good = torch.load(run_dir / "best.pt", weights_only=True)

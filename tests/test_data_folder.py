@@ -346,3 +346,14 @@ def test_a_bad_resize_mode_is_named_not_blamed_on_every_file(tmp_path: Path) -> 
     with pytest.raises(CnnlabError, match="--resize must be center-crop or stretch, got 'crop'"):
         load_image_folder(tmp_path, image_size=8, resize="crop")
     assert len(load_image_folder(tmp_path, image_size=8, resize="stretch").class_names) == 2
+
+
+def test_a_web_address_from_python_is_named_as_one() -> None:
+    """``read_image("https://...")`` says nothing is fetched, not "https:/...: no such file"
+    (a path keeps one of the two slashes); a drive letter is a path, not an address."""
+    from cnnlab.data.images import read_image
+
+    with pytest.raises(CnnlabError, match=r"^https://x\.org/a\.jpg: a web address; cnnlab reads"):
+        read_image("https://x.org/a.jpg")
+    with pytest.raises(CnnlabError, match=r"^C:/x\.png: no such file$"):
+        read_image("C:/x.png")

@@ -7,6 +7,23 @@ one, the file. The CLI turns it into ``cnnlab: error: <message>`` on stderr and 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+# a web address (http://, https://, s3://...; "C:/" is a drive letter, not a scheme); a Path keeps
+# one slash of the two ("http:/host/x.jpg")
+WEB_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+
 
 class CnnlabError(ValueError):
     """Bad input from the user: reported as one line, exit code 2, never a traceback."""
+
+
+def refuse_web_address(given: str | Path) -> None:
+    """A :class:`CnnlabError` for a web address given where a file or folder goes (and no such
+    path exists here): nothing is fetched, except by ``cnnlab data download``."""
+    if WEB_ADDRESS.match(str(given)) and not Path(given).exists():
+        raise CnnlabError(
+            f"{given}: a web address; cnnlab reads files on this machine and downloads only "
+            "datasets (cnnlab data download): save the file, then give its path"
+        )

@@ -30,7 +30,7 @@ from rich.console import Console
 from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
 from cnnlab.cli.common import Parser
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, refuse_web_address
 
 
 def _global_options(default: Any) -> Parser:
@@ -168,10 +168,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+# options whose values may be web addresses: the dataset mirror, and a person's name (not a path)
+TAKES_ADDRESSES = frozenset({"mirror", "name"})
+
+
+def _refuse_web_addresses(args: argparse.Namespace) -> None:
+    """Every file or folder option given as a web address (``--weights https://...``) is one
+    error naming it: cnnlab fetches nothing outside ``cnnlab data download``; the address read
+    as a path said only "https:/download.pytorch.org/...: no such weights file"."""
+    for dest, value in vars(args).items():
+        if dest in TAKES_ADDRESSES:
+            continue
+        for given in value if isinstance(value, list) else [value]:
+            if isinstance(given, str):
+                refuse_web_address(given)
+
+
 def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool]) -> int:
     try:
         with _own_warnings_as_lines(debug):
             args = build_parser().parse_args(argv)
+            _refuse_web_addresses(args)
             result = args.handler(args, console)
         if args.json:
             print(json.dumps(json_safe(result), default=str, allow_nan=False))

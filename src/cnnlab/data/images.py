@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, refuse_web_address
 
 # Grayscale or colour photos shipped inside scikit-image (no download needed).
 SAMPLE_IMAGES = (
@@ -63,6 +63,7 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
     ``at_least``: the caller only needs both sides at least this long, so a JPEG may be decoded
     at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, Pillow's ``draft``): a 4000x3000
     photo for a 128 px input decodes about 10x faster (``benchmarks/decode_photos.py``)."""
+    refuse_web_address(path)  # from Python; the command line refuses one for every option
     path = Path(path)
     if path.is_dir():
         raise CnnlabError(f"{path}: a folder, not an image file")
