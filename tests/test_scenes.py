@@ -246,6 +246,13 @@ def test_text_files_with_a_byte_order_mark_or_not_text(tmp_path: Path) -> None:
     coco.write_bytes(b"\xff\xfe\x00{")
     with pytest.raises(CnnlabError, match=r"annotations\.json: not a COCO annotation file"):
         coco_data(str(coco), 32)
+    # a missing file, or a folder, is named as such, not as "not a COCO annotation file
+    # (FileNotFoundError: [Errno 2] ...)"
+    with pytest.raises(CnnlabError, match=r"none\.json: no such file$"):
+        coco_data(str(tmp_path / "none.json"), 32)
+    (tmp_path / "d.json").mkdir()
+    with pytest.raises(CnnlabError, match=r"d\.json: a folder, not a COCO \.json$"):
+        coco_data(str(tmp_path / "d.json"), 32)
 
 
 def test_dataset_yaml_is_followed_as_ultralytics_does(tmp_path: Path) -> None:

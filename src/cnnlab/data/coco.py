@@ -50,6 +50,10 @@ def read_coco(path: str | Path) -> CocoFile:
     ``width`` and ``height``; at least one image), and every annotation's ``image_id`` and
     ``category_id``."""
     path = Path(path)
+    if not path.is_file():  # not "not a COCO annotation file (FileNotFoundError: ...)"
+        raise CnnlabError(
+            f"{path}: " + ("a folder, not a COCO .json" if path.is_dir() else "no such file")
+        )
     try:
         coco = json.loads(path.read_text(encoding="utf-8-sig"))
         cats = sorted(coco["categories"], key=lambda c: c["id"])
