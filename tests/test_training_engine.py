@@ -368,6 +368,12 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["export", str(run / "best.pt"), "-o", str(onnx_path), "--opset", "99"]) == 2
     assert "--opset 99: torch 2." in capsys.readouterr().err
     assert onnx_path.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+    # --checkpoint, as every other command takes it, works too; none, or two, is one line
+    again = tmp_path / "again.onnx"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "-o", str(again)]) == 0
+    assert again.is_file()
+    assert main(["export"]) == 2 and main(["export", "a.pt", "--checkpoint", "b.pt"]) == 2
+    assert capsys.readouterr().err.count("export needs one checkpoint") == 2
 
 
 def test_tensorboard_logging(tmp_path: Path) -> None:

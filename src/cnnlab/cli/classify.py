@@ -209,8 +209,14 @@ def folder_labels(paths: list[str], class_names: list[str]) -> list[str | None]:
 def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.export import export_onnx
 
-    out = args.output or str(Path(args.checkpoint).with_suffix(".onnx"))
-    result = export_onnx(args.checkpoint, out, opset=args.opset)
+    given = {c for c in (args.checkpoint, args.checkpoint_option) if c is not None}
+    if len(given) != 1:
+        raise CnnlabError(
+            "export needs one checkpoint: cnnlab export run/best.pt (or --checkpoint run/best.pt)"
+        )
+    checkpoint = given.pop()
+    out = args.output or str(Path(checkpoint).with_suffix(".onnx"))
+    result = export_onnx(checkpoint, out, opset=args.opset)
     if not args.json:
         console.print(
             f"wrote {result.path}; ONNX Runtime vs PyTorch max abs difference "
@@ -373,7 +379,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_classify_predict)
 
     p = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX")
-    p.add_argument("checkpoint", help="a cnnlab checkpoint (classifier, detector, encoder, ...)")
+    p.add_argument(
+        "checkpoint", nargs="?", help="a cnnlab checkpoint (classifier, detector, encoder, ...)"
+    )
+    # as every other command takes it: `cnnlab export --checkpoint run/best.pt` works as well
+    p.add_argument("--checkpoint", dest="checkpoint_option", help="the checkpoint, as an option")
     p.add_argument("--format", choices=("onnx",), default="onnx", help="the file format")
     p.add_argument("-o", "--output", help="output file (default: the checkpoint's name .onnx)")
     p.add_argument(
