@@ -3,6 +3,8 @@ live in test_zoo.py)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -119,6 +121,50 @@ def test_class_and_channel_counts_must_be_positive_integers(bad: object) -> None
         cnnlab.create_model("lenet5", num_classes=bad)
     with pytest.raises(CnnlabError, match="in_channels must be an integer >= 1"):
         cnnlab.create_model("resnet18", in_channels=bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "override", "message"),
+    [
+        ("unet", {"base_width": 0}, "base_width must be an integer >= 1, got 0"),
+        ("unet", {"depth": 0}, "depth must be an integer >= 1"),
+        ("unet", {"upsample": "nearest"}, "upsample must be transpose or bilinear"),
+        ("yolo", {"anchors": ()}, "anchors must be a non-empty sequence of (width, height)"),
+        (
+            "yolo",
+            {"anchors": ((0.1, -0.2),)},
+            "anchors must be a non-empty sequence of (width, height) pairs > 0, got ((0.1, -0.2),)",
+        ),
+        ("yolo", {"anchors": 3}, "anchors must be a non-empty sequence"),
+        ("alexnet", {"dropout": -0.1}, "dropout must be a number in [0, 1), got -0.1"),
+        ("efficientnet_b0", {"drop_path_rate": 1.0}, "drop_path_rate must be a number in [0, 1)"),
+        ("mobilenet_v2", {"width_mult": 0}, "width_mult must be a number > 0, got 0"),
+        ("mobilenet_v1", {"resolution_mult": float("nan")}, "resolution_mult must be a number > 0"),
+        ("conv3d_net", {"widths": (0, 4)}, "widths must be a non-empty sequence of integers >= 1"),
+        ("conv1d_net", {"kernel_size": 0}, "kernel_size must be an integer >= 1"),
+        ("siamese", {"pool_size": 0}, "pool_size must be an integer >= 1"),
+        ("siamese_ensemble", {"members": 1}, "members must be an integer >= 2, got 1"),
+        ("localizer", {"num_landmarks": -1}, "num_landmarks must be an integer >= 0"),
+        ("googlenet", {"aux_logits": "yes"}, "aux_logits must be True or False, got 'yes'"),
+        ("resnet18", {"zero_init_residual": 1}, "zero_init_residual must be True or False"),
+    ],
+)
+def test_overrides_are_checked_before_building(name: str, override: dict, message: str) -> None:
+    """An override the builder would build wrong (``base_width=0``: a 4-parameter U-Net;
+    ``anchors=()``: a YOLO head predicting nothing; ``width_mult=0``: a MobileNet of minimum
+    widths) or fail on deep inside (a TypeError, torch's ValueError) is one error naming it."""
+    with pytest.raises(CnnlabError, match=re.escape(f"model {name!r}: {message}")):
+        cnnlab.create_model(name, **override)
+
+
+def test_overrides_as_a_checkpoint_stores_them_still_build() -> None:
+    """Lists where the builder's defaults are tuples (a checkpoint's kwargs), ``None`` where
+    that is the default, NumPy integers: all accepted."""
+    import numpy as np
+
+    assert cnnlab.create_model("yolo", anchors=[[0.1, 0.2], [0.3, 0.3]]).anchors.shape == (2, 2)
+    cnnlab.create_model("conv3d_net", widths=[4, 8], num_classes=np.int64(3))
+    cnnlab.create_model("efficientnet_b0", dropout=None, num_classes=2)
 
 
 def test_listing_an_unknown_task_is_an_error() -> None:

@@ -108,11 +108,75 @@ def create_model(name: str, **overrides: object) -> nn.Module:
             f"model {name!r} does not accept {', '.join(unknown)}; "
             f"it accepts: {', '.join(accepted) or 'no overrides'}"
         )
-    for key in ("num_classes", "in_channels", "embedding_dim"):
-        value = overrides.get(key, 1)
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise CnnlabError(f"model {name!r}: {key} must be an integer >= 1, got {value!r}")
+    for key, value in overrides.items():
+        check_override(name, key, value, inspect.signature(entry.builder).parameters[key])
     return entry.builder(**overrides)
+
+
+# overrides checked by name (the builders' vocabulary): the least an integer may be, ...
+_AT_LEAST = {
+    "num_classes": 1,
+    "in_channels": 1,
+    "embedding_dim": 1,
+    "base_width": 1,
+    "depth": 1,
+    "input_size": 1,
+    "kernel_size": 1,
+    "pool_size": 1,
+    "num_landmarks": 0,
+    "members": 2,
+}
+_FRACTIONS = ("dropout", "drop_path_rate")  # probabilities in [0, 1)
+_POSITIVE = ("width_mult", "resolution_mult")  # multipliers > 0
+_CHOICES = {"upsample": ("transpose", "bilinear")}  # U-Net's decoder
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value
+
+
+def check_override(name: str, key: str, value: object, parameter: inspect.Parameter) -> None:
+    """A :class:`CnnlabError` for an override the builder would build wrong or fail on deep
+    inside (``base_width=0``: a 4-parameter U-Net; ``anchors=()``: a YOLO head predicting
+    nothing; ``dropout=-0.1``: torch's ValueError). Checked by the parameter's name and the
+    kind its annotation names (``bool``, ``str``); a value equal to the default always passes
+    (``dropout=None``)."""
+    default = parameter.default
+    if value is default or (type(value) is type(default) and value == default):
+        return
+    kind = str(parameter.annotation)  # a string: the builders' modules postpone annotations
+    bad = ""
+    if key in _AT_LEAST and not (_is_int(value) and value >= _AT_LEAST[key]):
+        bad = f"an integer >= {_AT_LEAST[key]}"
+    elif key in _FRACTIONS and not (_is_number(value) and 0 <= value < 1):
+        bad = "a number in [0, 1)"
+    elif key in _POSITIVE and not (_is_number(value) and value > 0):
+        bad = "a number > 0"
+    elif key == "widths" and not (
+        isinstance(value, tuple | list) and value and all(_is_int(w) and w >= 1 for w in value)
+    ):
+        bad = "a non-empty sequence of integers >= 1"
+    elif key == "anchors" and not (
+        isinstance(value, tuple | list)
+        and value
+        and all(
+            isinstance(a, tuple | list) and len(a) == 2 and all(_is_number(v) and v > 0 for v in a)
+            for a in value
+        )
+    ):
+        bad = "a non-empty sequence of (width, height) pairs > 0"
+    elif key in _CHOICES and value not in _CHOICES[key]:
+        bad = " or ".join(_CHOICES[key])
+    elif kind == "bool" and not isinstance(value, bool):
+        bad = "True or False"
+    elif kind == "str" and not isinstance(value, str):
+        bad = "a string"
+    if bad:
+        raise CnnlabError(f"model {name!r}: {key} must be {bad}, got {value!r}")
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
