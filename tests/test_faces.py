@@ -22,7 +22,12 @@ from cnnlab.cli import main
 from cnnlab.data.classification import load_digits
 from cnnlab.data.face_db import FaceDatabase
 from cnnlab.errors import CnnlabError
-from cnnlab.losses.triplet import mine_triplets, mined_triplet_loss, triplet_loss
+from cnnlab.losses.triplet import (
+    mine_triplets,
+    mined_triplet_loss,
+    random_triplets,
+    triplet_loss,
+)
 from cnnlab.models.siamese import LearnedSimilarity
 
 
@@ -112,6 +117,12 @@ def test_triplet_inputs_are_checked() -> None:
     loss, stats = mined_triplet_loss(x, torch.zeros(4, dtype=torch.int64))
     assert loss.item() == 0 and stats["triplets"] == 0
     assert stats["mean_distance"] == pytest.approx(torch.cdist(x, x).pow(2).mean().item(), 1e-4)
+    # an empty batch: no triplet by any strategy (batch-hard's argmax over no columns raised)
+    empty, no_labels = x[:0].requires_grad_(), torch.zeros(0, dtype=torch.int64)
+    for strategy in ("batch_hard", "batch_all", "semi_hard"):
+        loss, stats = mined_triplet_loss(empty, no_labels, strategy)
+        assert loss.item() == 0 and stats["triplets"] == 0 and stats["mean_distance"] == 0
+    assert all(len(i) == 0 for i in random_triplets(no_labels))
 
 
 def test_collapse_warning() -> None:
@@ -452,7 +463,6 @@ def test_cosface_loss_against_hand_computation() -> None:
 
 
 def test_random_triplets_are_valid() -> None:
-    from cnnlab.losses.triplet import random_triplets
 
     labels = torch.tensor([0, 0, 0, 1, 1, 2])  # identity 2 has no positive
     a, p, n = random_triplets(labels, torch.Generator().manual_seed(0))

@@ -65,6 +65,9 @@ def mine_triplets(
             f"embeddings (B, D) need one label each: got {tuple(emb.shape)} and labels "
             f"{tuple(labels.shape)}"
         )
+    if len(emb) == 0:  # an empty batch: no triplet (argmax over no columns would raise)
+        none = torch.empty(0, dtype=torch.long, device=emb.device)
+        return none, none, none
     d = pairwise_sq_distances(emb.detach())
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
@@ -125,6 +128,9 @@ def random_triplets(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Indices ``(a, p, n)``: every image as anchor, a random other image of its identity and a
     random image of another identity (the unmined baseline). Anchors without both are skipped."""
+    if len(labels) == 0:
+        none = torch.empty(0, dtype=torch.long, device=labels.device)
+        return none, none, none
     same = labels[:, None] == labels[None, :]
     pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     neg = ~same
@@ -141,7 +147,7 @@ def mined_triplet_loss(
     """Mean triplet loss over the mined triplets, and statistics (``active``: fraction of
     triplets with a positive loss; ``mean_distance``). Warns when embeddings collapse."""
     a, p, n = mine_triplets(emb, labels, strategy, alpha)
-    mean_d = pairwise_sq_distances(emb.detach()).mean().item()
+    mean_d = pairwise_sq_distances(emb.detach()).mean().item() if len(emb) else 0.0
     if len(a) == 0:  # one identity, or no identity with two images: nothing to learn from
         return emb.sum() * 0, {"triplets": 0, "active": 0.0, "mean_distance": mean_d}
     anchor, positive, negative = (gather_rows(emb, i) for i in (a, p, n))
