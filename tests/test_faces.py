@@ -463,7 +463,6 @@ def test_cosface_loss_against_hand_computation() -> None:
 
 
 def test_random_triplets_are_valid() -> None:
-
     labels = torch.tensor([0, 0, 0, 1, 1, 2])  # identity 2 has no positive
     a, p, n = random_triplets(labels, torch.Generator().manual_seed(0))
     assert a.tolist() == [0, 1, 2, 3, 4]
