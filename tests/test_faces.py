@@ -323,6 +323,16 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     again = np.eye(4, dtype=np.float32)[[0, 3, 3]] + 1e-6
     assert db.enroll("ada", again) == 1 and db.people() == [("ada", 4)]
     assert db.enroll("bo", np.eye(4, dtype=np.float32)[:1]) == 1
+    # from Python: vectors the gallery could not stack or compare, or none for a new person,
+    # are refused and change nothing (a 5-d vector beside 4-d ones broke every later identify)
+    for name, bad, message in [
+        ("cy", np.ones((1, 5), np.float32), "a 5-d embedding, the database holds 4-d ones"),
+        ("ada", np.eye(4, dtype=np.float32)[[1, 1]] * np.nan, "a 4-d embedding, not all finite"),
+        ("cy", np.zeros((0, 4), np.float32), "no embedding given to enrol 'cy'"),
+    ]:
+        with pytest.raises(CnnlabError, match=message):
+            db.enroll(name, bad)
+    assert db.people() == [("ada", 4), ("bo", 1)] and db.gallery()[1].shape == (5, 4)
     db.close()
 
 

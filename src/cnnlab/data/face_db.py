@@ -82,6 +82,17 @@ def _holds(rows: np.ndarray | None, vector: np.ndarray) -> bool:
     )
 
 
+def _check_vector(path: Path, vector: np.ndarray, width: int) -> None:
+    """Refuse an embedding the gallery could not stack with the others (another width: another
+    model's) or could not compare (NaN, infinity)."""
+    if len(vector) != width or not np.isfinite(vector).all():
+        what = "not all finite" if len(vector) == width else f"the database holds {width}-d ones"
+        raise CnnlabError(
+            f"{path}: a {len(vector)}-d embedding, {what} (every vector must come from the "
+            "database's model)"
+        )
+
+
 class FaceDatabase:
     """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
 
@@ -157,8 +168,11 @@ class FaceDatabase:
             before = [np.frombuffer(r[0], np.float32) for r in rows]
             stored = np.stack(before) if before else None  # (m, D): compared in one go
             added: list[np.ndarray] = []
-            for e in embeddings:
+            width = cur.execute("SELECT length(vector) / 4 FROM embeddings LIMIT 1").fetchone()
+            for e in embeddings:  # read one at a time: an enrolment killed midway rolls back
                 vector = np.asarray(e, np.float32).ravel()
+                _check_vector(self.path, vector, width[0] if width else len(vector))
+                width = width or (len(vector),)
                 if _holds(stored, vector) or (added and _holds(np.stack(added), vector)):
                     continue
                 cur.execute(
@@ -166,6 +180,8 @@ class FaceDatabase:
                     (pid, vector.tobytes()),
                 )
                 added.append(vector)
+            if stored is None and not added:  # a new person with no image: not written
+                raise CnnlabError(f"{self.path}: no embedding given to enrol {name!r}")
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
