@@ -22,7 +22,13 @@ from cnnlab.engine.detect import (
 from cnnlab.engine.detection_metrics import coco_evaluate
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
-from cnnlab.ops.anchors import assign_targets, decode_boxes, kmeans_anchors, shape_iou
+from cnnlab.ops.anchors import (
+    assign_targets,
+    decode_boxes,
+    kmeans_anchors,
+    mean_best_iou,
+    shape_iou,
+)
 
 # Slide "Anchor box example": anchor 1 tall (pedestrian), anchor 2 wide (car).
 ANCHORS = torch.tensor([[0.1, 0.3], [0.3, 0.1]])
@@ -70,6 +76,14 @@ def test_kmeans_anchors_find_the_clusters() -> None:
         kmeans_anchors(tall, 0)
     with pytest.raises(CnnlabError, match="2 boxes are too few for 3 anchors"):
         kmeans_anchors(tall[:2], 3)
+    # zero-area shapes gave (0, 0) anchors, a log(0) in the targets; none to compare, NaN
+    with pytest.raises(CnnlabError, match="every width and height must be a finite number > 0"):
+        kmeans_anchors(torch.zeros(5, 2), 2)
+    with pytest.raises(CnnlabError, match=r"must be \(N, 2\) widths and heights, got \(5, 4\)"):
+        kmeans_anchors(torch.rand(5, 4), 2)
+    with pytest.raises(CnnlabError, match="0 boxes and 2 anchors: nothing to compare"):
+        mean_best_iou(tall[:0], anchors)
+    assert 0.9 < mean_best_iou(torch.cat([tall, wide]), anchors) <= 1
 
 
 def test_loss_overfits_one_batch() -> None:

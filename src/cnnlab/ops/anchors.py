@@ -37,6 +37,7 @@ def kmeans_anchors(wh: torch.Tensor, k: int, iterations: int = 100, seed: int = 
     ``1 - IoU``; sorted by area. Centres are the cluster medians (robust to outliers)."""
     if k < 1:
         raise CnnlabError(f"k-means needs at least 1 anchor, got {k}")
+    _check_shapes(wh, "box shapes")
     if len(wh) < k:
         raise CnnlabError(f"{len(wh)} boxes are too few for {k} anchors")
     g = torch.Generator().manual_seed(seed)
@@ -56,7 +57,20 @@ def kmeans_anchors(wh: torch.Tensor, k: int, iterations: int = 100, seed: int = 
 
 def mean_best_iou(wh: torch.Tensor, anchors: torch.Tensor) -> float:
     """Average over boxes of the best shape IoU with an anchor (how well anchors fit the data)."""
+    _check_shapes(wh, "box shapes")
+    _check_shapes(anchors, "anchors")
+    if len(wh) == 0 or len(anchors) == 0:
+        raise CnnlabError(f"{len(wh)} boxes and {len(anchors)} anchors: nothing to compare")
     return shape_iou(wh, anchors).max(1).values.mean().item()
+
+
+def _check_shapes(wh: torch.Tensor, what: str) -> None:
+    """``(N, 2)`` widths and heights, each finite and > 0: a zero-area box is a 0/0 shape IoU
+    and its anchor a log(0) in the YOLO target ``log(box / anchor)``."""
+    if wh.dim() != 2 or wh.shape[1] != 2:
+        raise CnnlabError(f"{what} must be (N, 2) widths and heights, got {tuple(wh.shape)}")
+    if not (torch.isfinite(wh) & (wh > 0)).all():
+        raise CnnlabError(f"{what}: every width and height must be a finite number > 0")
 
 
 @dataclass(frozen=True)
