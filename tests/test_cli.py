@@ -387,7 +387,10 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["edges", "apply", "--image", "https://x.org/a.png"], "https://x.org/a.png: a web"),
         (["visualize", "filters", "--weights", "https://x.org/w.pth"], "w.pth: a web address"),
         (["detect", "train", "--data", "http://x.org/coco.json"], "coco.json: a web address"),
-        (["classify", "train", "--out", "s3://bucket/run"], "s3://bucket/run: a web address"),
+        (
+            ["segment", "predict", "--checkpoint", "x.pt", "--out", "s3://bucket/run"],
+            "s3://bucket/run: a web address",
+        ),
         (["detect", "predict", "--checkpoint", "x.pt", "--score-threshold", "2"], "between 0"),
         (["detect", "predict", "--checkpoint", "x.pt", "--iou-threshold", "-0.1"], "between 0"),
         (["detect", "train", "--max-objects", "0"], "--max-objects: must be >= 1"),

@@ -740,7 +740,7 @@ def test_an_ensemble_distance_is_the_members_mean() -> None:
     assert f1.shape == (5, 24)
     assert torch.allclose(f1.norm(dim=1), torch.ones(5))
     assert torch.allclose(squared_distance(f1, f2), each.mean(0), atol=1e-6)
-    with pytest.raises(ValueError, match="at least 2 members"):
+    with pytest.raises(CnnlabError, match="members must be an integer >= 2, got 1"):
         cnnlab.create_model("siamese_ensemble", members=1)
 
 
