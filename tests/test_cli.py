@@ -326,6 +326,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         ),
         (["explain", "conv", "--input", "1 2;3", "--filter", "vertical"], "different lengths"),
         (["explain", "conv", "--input", "1 x;3 4", "--filter", "1"], "'x', which is not a number"),
+        (["explain", "conv", "--input", "6x6", "--f", "3"], "'6x6': give the matrix's numbers"),
         (["explain", "conv", "--input", "1 2;3 inf", "--filter", "1"], "'inf'; give finite"),
         (["explain", "iou", "--a", "nan 0 1 1", "--b", "0 0 1 1"], "'nan'; give finite numbers"),
         (["explain", "nms", "--boxes", "0 0 1 1 1e999"], "row 1 has '1e999'; give finite"),

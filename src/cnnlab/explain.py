@@ -38,6 +38,11 @@ def parse_matrix(text: str, what: str = "--input") -> torch.Tensor:
             values.append([float(c) for c in cells])
         except ValueError:
             bad = next(c for c in cells if not _is_number(c))
+            if re.fullmatch(r"\d+(x\d+)+", bad):  # a size where the numbers go (cost's form)
+                raise CnnlabError(
+                    f"{what} {bad!r}: give the matrix's numbers, rows separated by ';' (e.g. "
+                    f"'3 0 1;1 5 8;2 7 2'); for shapes alone, --n {bad.split('x')[0]}"
+                ) from None
             raise CnnlabError(f"{what}: row {i + 1} has {bad!r}, which is not a number") from None
         if not all(math.isfinite(v) for v in values[-1]):  # "nan", "inf", "1e999"
             bad = next(c for c, v in zip(cells, values[-1], strict=True) if not math.isfinite(v))
