@@ -93,6 +93,22 @@ def test_bad_names_and_combinations() -> None:
         pca_basis(torch.rand(2, 1, 4, 4))
     with pytest.raises(CnnlabError, match="warp/tps cannot move"):
         build_augmentation(["warp"], image_size=8, channels=1, data_keys=["input", "keypoints"])
+    with pytest.raises(CnnlabError, match="erase would hide objects"):
+        build_augmentation(["erase"], image_size=8, channels=3, data_keys=["input", "mask"])
+
+
+def test_random_erasing_blanks_one_rectangle_of_every_image() -> None:
+    """Each image loses one axis-aligned rectangle of 2-33% of its area to 0; the rest stays."""
+    x = torch.rand(32, 3, 40, 40) * 0.9 + 0.1  # no pixel is 0 before
+    y = build_augmentation(["erase"], image_size=40, channels=3)(x)
+    for before, after in zip(x, y, strict=True):
+        erased = (after == 0).all(0)  # (H, W): every channel blanked together
+        rows, cols = erased.any(1).nonzero().flatten(), erased.any(0).nonzero().flatten()
+        assert len(rows) and len(cols)
+        box = erased[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all()  # one filled rectangle
+        assert 0.02 * 1600 * 0.9 <= erased.sum() <= 0.33 * 1600 * 1.1
+        assert torch.equal(after[:, ~erased], before[:, ~erased])
 
 
 def test_augment_grid_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

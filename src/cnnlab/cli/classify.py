@@ -287,7 +287,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         default=d.augment,
-        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca; "
+        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca, erase; "
         "none; or auto (per dataset)",
     )
     p.add_argument(
@@ -396,7 +396,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         default="flip,crop,rotate,shear,warp,color",
-        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca",
+        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca, erase",
     )
     p.add_argument("-o", "--output", default="runs/augment/grid.png", help="the grid's PNG")
     p.add_argument("--images", type=positive_int, default=8, help="images (columns)")
