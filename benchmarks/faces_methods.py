@@ -97,6 +97,11 @@ ROWS = {
         "synthetic": "auto",
         "augment": "crop,erase",
     },
+    "cosface + dihedral + glyphs + whitening + random erasing": {
+        "method": "cosface",
+        "synthetic": "auto",
+        "augment": "crop,erase",
+    },
     # five encoders (seeds s..s+4) joined into one embedding: 5x the time
     "the default, an ensemble of 5 encoders (--members 5)": {
         "method": "triplet",
