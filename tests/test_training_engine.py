@@ -600,3 +600,15 @@ def test_two_processes_resumed_end_as_an_unbroken_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     a, b = weights(whole / "last.pt"), weights(cut / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_the_same_model_and_classes_loads_every_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Starting from a run of the same model on the same classes keeps nothing fresh, and the
+    line says so (it read "0 tensors kept fresh: ")."""
+    first = train_classifier(ClassifyTrainConfig(epochs=1, out=str(tmp_path / "a")))
+    argv = ["classify", "train", "--epochs", "1", "--out", str(tmp_path / "b")]
+    assert main([*argv, "--pretrained", str(first.run_dir / "best.pt")]) == 0
+    said = " ".join(capsys.readouterr().err.split())  # rich wraps the line at 80 columns
+    assert "best.pt (every tensor)" in said and "kept fresh" not in said

@@ -287,10 +287,13 @@ def train_classifier(
     warn_if_imbalanced(train_counts, data.class_names, weighted=weight is not None)
     if config.pretrained and ckpt is None:
         missing = load_pretrained(model, config.pretrained)
-        console.print(
-            f"loaded {escape(config.pretrained)} ({len(missing)} tensors kept fresh: "
-            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''})"
+        fresh = (
+            f"{len(missing)} tensors kept fresh: {', '.join(missing[:4])}"
+            f"{' ...' if len(missing) > 4 else ''}"
+            if missing
+            else "every tensor"  # the same model and classes: the head too
         )
+        console.print(f"loaded {escape(config.pretrained)} ({fresh})")
     head = head_parameter_names(model, input_size)
     frozen = apply_freeze(model, config.freeze, input_size)
     if not config.cache_features:  # cached: only the head trains, on feature vectors
