@@ -168,11 +168,12 @@ class FaceDatabase:
             before = [np.frombuffer(r[0], np.float32) for r in rows]
             stored = np.stack(before) if before else None  # (m, D): compared in one go
             added: list[np.ndarray] = []
-            width = cur.execute("SELECT length(vector) / 4 FROM embeddings LIMIT 1").fetchone()
+            row = cur.execute("SELECT length(vector) / 4 FROM embeddings LIMIT 1").fetchone()
+            width = row[0] if row else None  # float32s a vector; None: an empty database
             for e in embeddings:  # read one at a time: an enrolment killed midway rolls back
                 vector = np.asarray(e, np.float32).ravel()
-                _check_vector(self.path, vector, width[0] if width else len(vector))
-                width = width or (len(vector),)
+                width = width or len(vector)  # an empty database takes the first vector's
+                _check_vector(self.path, vector, width)
                 if _holds(stored, vector) or (added and _holds(np.stack(added), vector)):
                     continue
                 cur.execute(
