@@ -66,8 +66,7 @@ def mine_triplets(
             f"{tuple(labels.shape)}"
         )
     if len(emb) == 0:  # an empty batch: no triplet (argmax over no columns would raise)
-        none = torch.empty(0, dtype=torch.long, device=emb.device)
-        return none, none, none
+        return _no_triplets(emb.device)
     d = pairwise_sq_distances(emb.detach())
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
@@ -97,6 +96,12 @@ def mine_triplets(
     return a[keep], p[keep], n[keep]
 
 
+def _no_triplets(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Empty ``(a, p, n)`` index tensors."""
+    none = torch.empty(0, dtype=torch.long, device=device)
+    return none, none, none
+
+
 def _batch_all(
     d: torch.Tensor, pos_mask: torch.Tensor, neg_mask: torch.Tensor, alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -104,8 +109,7 @@ def _batch_all(
     negative: a ``(anchors, B, B)`` mask a few anchors at a time (``CHUNK`` entries a step)."""
     b = len(d)
     step = max(1, CHUNK // max(1, b * b))
-    none = torch.empty(0, dtype=torch.long, device=d.device)
-    found = [(none, none, none)]
+    found = [_no_triplets(d.device)]
     for s in range(0, b, step):
         rows = slice(s, s + step)
         d_a = d[rows]  # (anchors, B): d(a, p) along dim 1 and d(a, n) along dim 2 below
@@ -129,8 +133,7 @@ def random_triplets(
     """Indices ``(a, p, n)``: every image as anchor, a random other image of its identity and a
     random image of another identity (the unmined baseline). Anchors without both are skipped."""
     if len(labels) == 0:
-        none = torch.empty(0, dtype=torch.long, device=labels.device)
-        return none, none, none
+        return _no_triplets(labels.device)
     same = labels[:, None] == labels[None, :]
     pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     neg = ~same
