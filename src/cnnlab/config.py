@@ -59,6 +59,19 @@ _KINDS: dict[str, tuple[type, str]] = {
 }
 
 
+def kind_mismatch(kind: str, value: object) -> str:
+    """What ``value`` should have been ("an integer", "a number", "a string", "True or False")
+    when it is not of the kind an annotation names (``"int"``, ``"float"``, ``"str"``,
+    ``"bool"``; an int passes for a float, a bool for no number); ``""`` when it is, or when the
+    annotation names another kind."""
+    if kind not in _KINDS:
+        return ""
+    expected, words = _KINDS[kind]
+    if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
+        return words
+    return ""
+
+
 def _check_kinds(config: object) -> None:
     """Each field's value of its annotation's kind (a path given for a ``str`` is made one, a
     NumPy number a Python one)."""
@@ -68,12 +81,11 @@ def _check_kinds(config: object) -> None:
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
         if kind not in _KINDS:
             continue
-        expected, words = _KINDS[kind]
         value = getattr(config, f.name)
         if kind == "str" and isinstance(value, os.PathLike):  # out=Path("runs/x"): a path is fine
             value = os.fspath(value)
             object.__setattr__(config, f.name, value)  # the dataclass is frozen
-        if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
+        if words := kind_mismatch(kind, value):
             raise CnnlabError(
                 f"--{f.name.replace('_', '-')} must be {words}, got {value!r} "
                 f"({type(value).__name__})"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cnnlab.config import kind_mismatch
 from cnnlab.errors import CnnlabError
 
 if TYPE_CHECKING:
@@ -143,8 +144,8 @@ def check_override(name: str, key: str, value: object, parameter: inspect.Parame
     """A :class:`CnnlabError` for an override the builder would build wrong or fail on deep
     inside (``base_width=0``: a 4-parameter U-Net; ``anchors=()``: a YOLO head predicting
     nothing; ``dropout=-0.1``: torch's ValueError). Checked by the parameter's name and the
-    kind its annotation names (``bool``, ``str``); a value equal to the default always passes
-    (``dropout=None``)."""
+    kind its annotation names (:func:`cnnlab.config.kind_mismatch`); a value equal to the
+    default passes (``dropout=None``)."""
     default = parameter.default
     if value is default or (type(value) is type(default) and value == default):
         return
@@ -171,10 +172,8 @@ def check_override(name: str, key: str, value: object, parameter: inspect.Parame
         bad = "a non-empty sequence of (width, height) pairs > 0"
     elif key in _CHOICES and value not in _CHOICES[key]:
         bad = " or ".join(_CHOICES[key])
-    elif kind == "bool" and not isinstance(value, bool):
-        bad = "True or False"
-    elif kind == "str" and not isinstance(value, str):
-        bad = "a string"
+    else:  # any other: of the kind its annotation names (bool, str, int, float), as settings are
+        bad = kind_mismatch(kind, value)
     if bad:
         raise CnnlabError(f"model {name!r}: {key} must be {bad}, got {value!r}")
 
