@@ -334,9 +334,6 @@ def test_a_bundled_set_too_big_at_its_image_size_is_refused(
 def test_a_bad_resize_mode_is_named_not_blamed_on_every_file(tmp_path: Path) -> None:
     """``resize="crop"`` from Python is one error naming the option: checked per file, it read
     as "no usable image (N unreadable)", as if every image were broken."""
-    import numpy as np
-    from PIL import Image
-
     from cnnlab.data.folder import load_image_folder
 
     for name in ("a", "b"):
