@@ -710,10 +710,21 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_train_names_the_most_confused_identities(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without --json, training ends with the figures and the worst one-shot confusion."""
+    """Without --json, training starts by saying what it trains on and ends with the figures
+    and the worst one-shot confusion."""
     run = tmp_path / "run"
     assert main(["faces", "train", "--steps", "30", "--out", str(run)]) == 0
-    out = capsys.readouterr().out.replace("\n", "")  # rich wraps long lines
+    said = capsys.readouterr()
+    out = said.out.replace("\n", "")  # rich wraps long lines
+    # and it began by saying what trains on what, and what stays unseen
+    from sklearn.datasets import load_digits
+
+    unseen = int((load_digits().target >= 6).sum())
+    first = " ".join(said.err.split())
+    assert first.startswith("siamese (lenet5, 128-d): ") and "+ 2,000 glyph identities" in first
+    assert (
+        "digits: 6 identities (" in first and f"never seen: 6, 7, 8, 9 ({unseen} images)" in first
+    )
     counts = json.loads((run / "results.json").read_text())["confusion_1_shot"]["counts"]
     shares = torch.tensor(counts, dtype=torch.float64)
     shares = shares / shares.sum(1, keepdim=True)

@@ -61,7 +61,9 @@ def test_ctrl_c_then_resume_ends_as_an_unbroken_run(
     assert load_checkpoint(last)["epoch"] == 1
     monkeypatch.setattr(module, evaluate, real)
 
-    assert main([task, "train", "--resume", str(last), "--json"]) == 0
+    assert main([task, "train", "--resume", str(last)]) == 0
+    said = " ".join(capsys.readouterr().err.split())  # rich wraps lines at 80 columns
+    assert "| cpu, " in said and said.split(" | resumed at epoch ")[1].startswith("2 ")
     for name in ("last.pt", "best.pt"):
         a, b = load_checkpoint(whole / name), load_checkpoint(cut / name)
         assert a["epoch"] == b["epoch"]

@@ -612,3 +612,28 @@ def test_a_checkpoint_of_the_same_model_and_classes_loads_every_tensor(
     assert main([*argv, "--pretrained", str(first.run_dir / "best.pt")]) == 0
     said = " ".join(capsys.readouterr().err.split())  # rich wraps the line at 80 columns
     assert "best.pt (every tensor)" in said and "kept fresh" not in said
+
+
+def test_a_run_first_says_what_it_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before its first step a run names the model, its parameters (and how many train, when
+    some are frozen) and input, the data's classes and split sizes, the device and precision."""
+    from cnnlab.engine.classify import data_from_config
+    from cnnlab.engine.runlog import describe_data
+
+    argv = ["classify", "train", "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--freeze", "backbone", "--precision", "fp32"]) == 0
+    said = " ".join(capsys.readouterr().err.split())  # rich wraps the line at 80 columns
+    model = cnnlab.create_model("lenet5")
+    head = sum(p.numel() for n, p in model.named_parameters() if n.startswith("head."))
+    total = sum(p.numel() for p in model.parameters())
+    n = {k: len(v) for k, v in data_from_config(ClassifyTrainConfig()).splits.items()}
+    assert said.startswith(
+        f"lenet5: {total:,} parameters ({head:,} trained), 1x32x32 inputs | digits: 10 classes, "
+        f"{n['train']:,} train / {n['val']} val / {n['test']} test images | cpu, fp32 "
+    )
+    # splits in the order they are used, whatever the dict's; empty ones left out
+    assert describe_data("s", 1, {"test": 3, "val": 0, "train": 1_200}) == (
+        "s: 1 class, 1,200 train / 3 test images"
+    )

@@ -52,9 +52,11 @@ from cnnlab.engine.resume import (
 from cnnlab.engine.run_folders import next_run_dir
 from cnnlab.engine.runlog import (
     EarlyStop,
+    announce,
     batch_slices,
     batches_per_epoch,
     data_changed,
+    describe_data,
     diverged,
     epoch_progress,
     fingerprint,
@@ -376,6 +378,13 @@ def train_classifier(
         "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
+    if main:
+        counts = {k: len(v) for k, v in data.splits.items()}
+        about = describe_data(config.data, len(data.class_names), counts)
+        how = settings.describe()
+        if dist_info.world_size > 1:
+            how += f", {dist_info.world_size} processes"
+        announce(console, config.model, model, input_size, about, device, how, start_epoch)
     stop = EarlyStop.resumed(config.patience, ckpt)
     hint = resume_hint(run_dir / "last.pt", "cnnlab classify train")
     with hint, epoch_progress(console, disable=not main) as progress:

@@ -45,8 +45,10 @@ from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
+    announce,
     batch_slices,
     batches_per_epoch,
+    describe_data,
     epoch_progress,
     fingerprint,
     one_cycle,
@@ -324,6 +326,7 @@ def train_detector(
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
     sched = one_cycle(opt, config.lr, steps)
+    anchor_iou = mean_best_iou(wh, anchors)
     out = run_dir(config.out, "detect", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
@@ -332,7 +335,7 @@ def train_detector(
             | {
                 "anchors_resolved": kwargs["anchors"],
                 "grid": grid,
-                "anchor_mean_iou": mean_best_iou(wh, anchors),
+                "anchor_mean_iou": anchor_iou,
                 "settings": settings.to_dict(),
             },
             indent=2,
@@ -350,6 +353,11 @@ def train_detector(
     run = EpochRun.begin("cnnlab detect train", out, base, config.patience, ckpt)
     run.restore(resume, model, opt, sched, train.images)
     started -= run.seconds_before
+    counts = {k: len(v) for k, v in parts.items()}
+    about = describe_data(config.data, len(data.class_names), counts)
+    about += f", {len(wh):,} training boxes, {len(anchors)} anchors (mean IoU {anchor_iou:.2f})"
+    name = f"yolo ({config.backbone}, {grid}x{grid} grid)"
+    announce(console, name, model, size, about, device, settings.describe(), run.start)
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):

@@ -41,7 +41,7 @@ from cnnlab.engine.face_scores import (
     plot_roc,
 )
 from cnnlab.engine.run_folders import run_folder
-from cnnlab.engine.runlog import epoch_progress, one_cycle, optimizer_step
+from cnnlab.engine.runlog import announce, epoch_progress, one_cycle, optimizer_step
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -50,6 +50,7 @@ from cnnlab.losses.triplet import (
     random_triplets,
     triplet_loss,
 )
+from cnnlab.models.shapes import shapes_only
 from cnnlab.models.siamese import (
     LearnedSimilarity,
     SiameseEncoder,
@@ -225,6 +226,37 @@ def train_encoder(
     return model, similarity, glyphs
 
 
+def _announce(
+    config: FacesConfig,
+    console: Console,
+    kwargs: dict[str, Any],
+    train: IdentitySet,
+    n_val: int,
+    unseen: IdentitySet,
+    device: torch.device,
+) -> None:
+    """The line a run starts with: the encoder, the identities it trains on and the ones it
+    will never see."""
+    with shapes_only():
+        ghost = create_model("siamese", **kwargs)
+    trained_on = len(train.labels.unique())
+    if _glyph_option(config, "identities", "dihedral"):  # labels 8 * identity + transform
+        people = len((train.labels // 8).unique())
+        ids = f"{people} identities ({trained_on} with their rotations and mirrors)"
+    else:
+        ids = f"{trained_on} identities"
+    if _glyph_option(config, "synthetic", "glyphs"):
+        ids += f" + {config.synthetic_identities:,} glyph identities"
+    never = ", ".join(unseen.names[int(i)] for i in unseen.labels.unique())
+    about = (
+        f"{config.data}: {ids}, {len(train.labels):,} train / {n_val:,} held-out images (for "
+        f"tau); never seen: {never} ({len(unseen.labels):,} images)"
+    )
+    how = "fp32" + (f", {config.members} members" if config.members > 1 else "")
+    name = f"siamese ({config.backbone}, {config.embedding_dim}-d)"
+    announce(console, name, ghost, train.images.shape[1:], about, device, how)
+
+
 def train_faces(
     config: FacesConfig,
     console: Console | None = None,
@@ -264,6 +296,7 @@ def train_faces(
     train = training_identities(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
+    _announce(config, console, kwargs, train, len(val_i), unseen, device)
     trained = [  # member i: seed + i for its weights, batches and glyphs
         train_encoder(
             replace(config, seed=config.seed + i),

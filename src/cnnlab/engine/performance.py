@@ -49,6 +49,13 @@ class SpeedSettings:
     def to_dict(self) -> dict[str, bool]:
         return {"bf16": self.bf16, "channels_last": self.channels_last}
 
+    def describe(self) -> str:
+        """``bf16 autocast, channels-last``, or ``fp32``: for the line a run starts with."""
+        return ", ".join(
+            (["bf16 autocast"] if self.bf16 else ["fp32"])
+            + (["channels-last"] if self.channels_last else [])
+        )
+
     def layout(self, t: T) -> T:
         """A model (in place) or a ``(B, C, H, W)`` batch in the memory layout chosen."""
         if not self.channels_last:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.errors import CnnlabError
@@ -31,6 +32,44 @@ def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch")
         TimeElapsedColumn(),
     ]
     return Progress(*columns, console=console, disable=disable)
+
+
+def announce(
+    console: Console,
+    model: str,
+    module: torch.nn.Module,
+    input_size: Sequence[int],
+    data: str,
+    device: torch.device,
+    how: str,
+    start_epoch: int = 1,
+) -> None:
+    """One line before the first step, so a run says what it is before it takes minutes:
+
+    ``lenet5: 61,706 parameters, 1x32x32 inputs | digits: 10 classes, 1,257 train / 270 val /
+    270 test images | cpu, fp32``
+
+    ``data`` from :func:`describe_data`; ``how`` the precision and layout
+    (:meth:`SpeedSettings.describe <cnnlab.engine.performance.SpeedSettings.describe>`);
+    ``start_epoch`` past 1: a resumed run, said at the end."""
+    total = sum(p.numel() for p in module.parameters())
+    trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    params = f"{total:,} parameters" + (f" ({trained:,} trained)" if trained != total else "")
+    shape = "x".join(str(int(n)) for n in input_size)
+    resumed = f" | resumed at epoch {start_epoch}" if start_epoch > 1 else ""
+    line = f"{model}: {params}, {shape} inputs | {data} | {device}, {how}{resumed}"
+    console.print(escape(line))
+
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def describe_data(name: str, classes: int, splits: dict[str, int], noun: str = "images") -> str:
+    """``digits: 10 classes, 1,257 train / 270 val / 270 test images`` (empty splits left out;
+    train, val, test in that order, whatever the order of ``splits``)."""
+    order = sorted(splits, key=lambda k: SPLIT_ORDER.index(k) if k in SPLIT_ORDER else 3)
+    counts = " / ".join(f"{splits[k]:,} {k}" for k in order if splits[k])
+    return f"{name}: {classes} {'class' if classes == 1 else 'classes'}, {counts} {noun}"
 
 
 def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:

@@ -49,8 +49,10 @@ from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import choose_settings
 from cnnlab.engine.runlog import (
+    announce,
     batch_slices,
     batches_per_epoch,
+    describe_data,
     epoch_progress,
     fingerprint,
     one_cycle,
@@ -406,6 +408,9 @@ def train_segmenter(
     run = EpochRun.begin("cnnlab segment train", out, base, config.patience, ckpt)
     run.restore(resume, model, opt, sched, data.images[train])
     started -= run.seconds_before
+    counts = {k: len(v) for k, v in parts.items()}
+    about = describe_data(config.data, len(data.class_names), counts)
+    announce(console, config.model, model, size, about, device, settings.describe(), run.start)
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):
