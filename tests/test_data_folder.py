@@ -72,6 +72,27 @@ def test_a_detection_or_segmentation_folder_is_not_two_classes(tmp_path: Path) -
             load_labelled_folder(root, ["0", "1"], "test", image_size=16, channels=3)
 
 
+def test_class_folders_are_not_a_detection_or_segmentation_folder(tmp_path: Path) -> None:
+    """The other way round: class folders given to detect, localize or segment train said
+    "classes.txt: missing"; now they name the command that reads them, split folders too."""
+    from cnnlab.config import DetectConfig
+    from cnnlab.engine.detect import load_detection_data
+    from cnnlab.engine.segment import folder_segmentation
+
+    flat = write_folder(tmp_path / "flat", per_class=2)
+    write_folder(tmp_path / "split" / "train", per_class=2)
+    for root in (flat, tmp_path / "split"):
+        words = f"{root}: 3 folders of images (blue/, green/, red/) make a classification dataset"
+        with pytest.raises(CnnlabError, match=re.escape(words) + ".*images/ with labels/"):
+            load_detection_data(DetectConfig(data=str(root)))
+        with pytest.raises(CnnlabError, match=re.escape(words) + ".*images/ with masks/"):
+            folder_segmentation(root)
+    # a folder that is neither still asks for what a detection folder needs
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(CnnlabError, match=r"classes\.txt: missing"):
+        load_detection_data(DetectConfig(data=str(tmp_path / "bare")))
+
+
 def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:
     with pytest.raises(CnnlabError, match=r"(empty\.jpg|notes\.png|truncated\.png)"):
         load_classification(str(image_folder), strict=True)

@@ -27,7 +27,7 @@ from cnnlab.data.classification import (
 )
 from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
-from cnnlab.data.split_folders import split_dir_of_each
+from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.errors import CnnlabError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -149,6 +149,32 @@ def _refuse_pair_layout(folder: Path, root: Path, names: list[str], verb: str) -
         raise CnnlabError(
             f"{folder}: images/ and {other}/ make a {kind} dataset, not class folders "
             f"(cnnlab {task} {verb} {given}--data {root})"
+        )
+
+
+def refuse_class_folders(root: Path, second: str) -> None:
+    """The mirror of :func:`_refuse_pair_layout`: ``root/<class>/<images>`` (or under split
+    folders) given where images with their ``second`` (labels, masks) go is a
+    :class:`CnnlabError` naming ``cnnlab classify train``, not a missing ``classes.txt``."""
+    if has_pair_folder(root, "images"):
+        return
+    parents = [root, *(d for d, _ in split_dirs(root))]
+    classes = sorted(
+        {
+            d.name
+            for parent in parents
+            for d in parent.iterdir()
+            if d.is_dir()
+            and not d.name.startswith(".")
+            and any(f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() for f in d.iterdir())
+        }
+    )
+    if len(classes) >= 2:
+        shown = ", ".join(f"{c}/" for c in classes[:3]) + (", ..." if len(classes) > 3 else "")
+        raise CnnlabError(
+            f"{root}: {len(classes)} folders of images ({shown}) make a classification dataset "
+            f"(cnnlab classify train --data {root}); this command reads images/ with {second}/ "
+            "beside it"
         )
 
 

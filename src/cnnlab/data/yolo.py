@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.folder import IMAGE_SUFFIXES, images_under
+from cnnlab.data.folder import IMAGE_SUFFIXES, images_under, refuse_class_folders
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.data.textfiles import read_lines
 from cnnlab.errors import CnnlabError
@@ -159,6 +159,7 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
         raise CnnlabError(
             f"{root}: not a folder (expected a YOLO folder, its data.yaml, or a COCO .json)"
         )
+    refuse_class_folders(root, "labels")
     names = read_class_names(root)
     items, labelled, unmatched = [], 0, []
     for images_dir, labels_dir, split in folder_pairs(root, "images", "labels"):

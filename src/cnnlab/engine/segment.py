@@ -22,7 +22,13 @@ from PIL import Image
 from rich.console import Console
 
 from cnnlab.config import SegmentConfig
-from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8, images_under
+from cnnlab.data.folder import (
+    fit_image,
+    image_tensor,
+    image_to_uint8,
+    images_under,
+    refuse_class_folders,
+)
 from cnnlab.data.images import SIXTEEN_BIT, read_image
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
@@ -116,6 +122,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         )
     if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
         return yolo_segmentation(root, image_size)
+    refuse_class_folders(root, "masks")
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
