@@ -439,14 +439,14 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["edges", "apply", "--image", "."], ".: a folder, not an image file"),
         (["faces", "train", "--pool-size", "6"], "lenet5's feature map at 32 px is 5x5"),
         (["edges", "learn", "--images", ""], "--images: give at least one sample name"),
-        (["detect", "train", "--images", "1"], "1 image(s) are too few to split"),
+        (["detect", "train", "--images", "1"], "1 image: too few to split"),
         (
             ["classify", "train", "--resume", "r/last.pt", "--epochs", "3"],
             "drop --epochs (its learning-rate schedule spans its own epochs: to train longer, "
             "start a new run, e.g. from its weights: --pretrained r/best.pt)",
         ),
-        (["localize", "train", "--images", "2"], "2 image(s) are too few to split"),
-        (["segment", "train", "--images", "2"], "2 image(s) are too few to split"),
+        (["localize", "train", "--images", "2"], "2 images: too few to split"),
+        (["segment", "train", "--images", "2"], "2 images: too few to split"),
         (["nonsense"], "invalid choice"),
         (["classify", "train", "--split-seed", "-1"], "--split-seed: must be >= 0"),
         (["augment", "--seed", str(2**32)], f"--seed: must be at most {2**32 - 1}"),
@@ -674,3 +674,13 @@ def test_help_and_option_errors_answer_without_importing_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "--epochs: must be >= 1, got 0" in done.stderr
+
+
+def test_counts_are_said_in_their_number() -> None:
+    """Messages said "1 image(s)"; now "1 image", "1,797 images", "2 identities"."""
+    from cnnlab.words import counted
+
+    assert counted(1, "image") == "1 image"
+    assert counted(0, "image") == "0 images"
+    assert counted(1797, "image") == "1,797 images"
+    assert counted(2, "identity", "identities") == "2 identities"

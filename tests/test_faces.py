@@ -29,6 +29,7 @@ from cnnlab.losses.triplet import (
     triplet_loss,
 )
 from cnnlab.models.siamese import LearnedSimilarity
+from cnnlab.words import counted
 
 
 def test_triplet_loss_against_pytorch() -> None:
@@ -439,8 +440,8 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     enrolled = {p["name"]: p["images"] for p in people}
     assert main(["faces", "remove", "--db", db, "--name", "person6"]) == 0
     said = capsys.readouterr().out  # a removal says what it removed and who is left
-    assert f"removed person6 and their {enrolled['person6']} image(s)" in said
-    assert f"person7: {enrolled['person7']} image(s)" in said
+    assert f"removed person6 and their {counted(enrolled['person6'], 'image')}" in said
+    assert f"person7: {counted(enrolled['person7'], 'image')}" in said
     assert main(["faces", "remove", "--db", db, "--name", "nobody"]) == 2
     np.testing.assert_equal(
         len(FaceDatabase(db, torch.load(ckpt, weights_only=True)["model_id"]).people()), 1
@@ -626,7 +627,7 @@ def test_read_pairs(tmp_path: Path) -> None:
     assert [p.same for p in pairs] == [True, True, False]
     assert pairs[2].first.name == "Ann_Lee_0003.png" and pairs[2].second.name == "Bo_0001.png"
     for text, message in (
-        ("Ann_Lee 1 9\n", r"pairs.txt:1: Ann_Lee has 3 image\(s\), no number 9"),
+        ("Ann_Lee 1 9\n", r"pairs.txt:1: Ann_Lee has 3 images, no number 9"),
         ("Ann_Lee 1 x\n", r"pairs.txt:1: image number 'x'"),
         ("1 1\nCy 1 2\n", r"pairs.txt:2: no folder"),
         ("Ann_Lee 1 2 3 4 5\n", r"pairs.txt:1: expected"),
@@ -812,7 +813,7 @@ def test_names_with_brackets_are_printed_as_they_are(
     db.enroll("ada [bold] lovelace", np.ones((1, 4), np.float32))
     db.close()
     assert main(["faces", "list", "--db", str(tmp_path / "f.db")]) == 0
-    assert "ada [bold] lovelace: 1 image(s)" in capsys.readouterr().out
+    assert "ada [bold] lovelace: 1 image\n" in capsys.readouterr().out  # not "1 images"
 
 
 def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from cnnlab.cli.common import (
     random_seed,
 )
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def _face_model(checkpoint: str) -> tuple[Any, dict[str, Any]]:
@@ -165,9 +166,11 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         people = [{"name": n, "images": c} for n, c in db.people()]
         if not args.json:
             if removed is not None:
-                console.print(f"removed {args.name} and their {removed} image(s) from {args.db}")
+                console.print(
+                    f"removed {args.name} and their {counted(removed, 'image')} from {args.db}"
+                )
             for p in people:
-                console.print(f"{p['name']}: {p['images']} image(s)")
+                console.print(f"{p['name']}: {counted(p['images'], 'image')}")
             if not people:
                 console.print(f"nobody is enrolled in {args.db}")
         return {"people": people} | ({"removed": args.name} if removed is not None else {})
@@ -181,7 +184,7 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         skipped = len(emb) - n
         if not args.json:
             again = f" ({skipped} already enrolled, skipped)" if skipped else ""
-            console.print(f"enrolled {n} image(s) of {args.name}{again}")
+            console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
         return {"name": args.name, "enrolled": n, "skipped": skipped}
     names, gallery = db.gallery()
     if not names:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from cnnlab.data.memory import require_memory
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 BUNDLED = ("digits", "faces")
 
@@ -86,7 +87,7 @@ def require_splittable(n: int) -> None:
     """Train, validation and test need an image each."""
     if n < 3:
         raise CnnlabError(
-            f"{n} image(s) are too few to split into train, validation and test (at least 3)"
+            f"{counted(n, 'image')}: too few to split into train, validation and test (at least 3)"
         )
 
 

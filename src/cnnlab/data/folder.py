@@ -29,6 +29,7 @@ from cnnlab.data.images import read_image
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -249,8 +250,8 @@ def load_image_folder(
         small = int(counts.min())
         if small < 3 and (val_fraction > 0 or test_fraction > 0):
             raise CnnlabError(
-                f"{root}: class {class_names[int(counts.argmin())]!r} has {small} "
-                "image(s); a stratified split needs at least 3 per class"
+                f"{root}: class {class_names[int(counts.argmin())]!r} has "
+                f"{counted(small, 'image')}; a stratified split needs at least 3 per class"
             )
         full = stack(images, labels)
         idx = stratified_split(np.asarray(labels), val_fraction, test_fraction, split_seed)

@@ -23,6 +23,7 @@ import torch
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 @dataclass
@@ -82,7 +83,7 @@ def _image(root: Path, name: str, index: str, where: str) -> Path:
         if path.stem == f"{name}_{i:04d}":
             return path
     if not 1 <= i <= len(files):
-        raise CnnlabError(f"{where}: {name} has {len(files)} image(s), no number {i}")
+        raise CnnlabError(f"{where}: {name} has {counted(len(files), 'image')}, no number {i}")
     return files[i - 1]
 
 

@@ -24,6 +24,7 @@ from cnnlab.data.folder import IMAGE_SUFFIXES, images_under, refuse_class_folder
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.data.textfiles import read_lines
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 EPS = 1e-6
 YAML_FILES = ("data.yaml", "dataset.yaml", "data.yml")
@@ -183,7 +184,7 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
         )
     if unmatched:  # their objects would be left out without a word
         warnings.warn(
-            f"{root}: {len(unmatched)} label file(s) match no image and are left out, e.g. "
+            f"{root}: {counted(len(unmatched), 'label file')} with no image, left out, e.g. "
             f"{unmatched[0].relative_to(root)} (images/a.png goes with labels/a.txt)",
             stacklevel=2,
         )
@@ -231,8 +232,8 @@ def read_yolo_yaml(path: Path) -> tuple[list[YoloImage], list[str]]:
         )
     if overlap:
         warnings.warn(
-            f"{path}: {len(overlap)} image(s) are in two splits, e.g. {overlap[0]}: the figures "
-            "on val or test count images that were trained on",
+            f"{path}: {counted(len(overlap), 'image')} in two splits, e.g. {overlap[0]}: the "
+            "figures on val or test count images that were trained on",
             stacklevel=2,
         )
     return items, names
