@@ -74,7 +74,7 @@ def test_kmeans_anchors_find_the_clusters() -> None:
     assert shape_iou(anchors, ANCHORS).max(1).values.min() > 0.9
     with pytest.raises(CnnlabError, match="at least 1 anchor, got 0"):
         kmeans_anchors(tall, 0)
-    with pytest.raises(CnnlabError, match="2 boxes are too few for 3 anchors"):
+    with pytest.raises(CnnlabError, match="2 boxes: too few for 3 anchors"):
         kmeans_anchors(tall[:2], 3)
     # zero-area shapes gave (0, 0) anchors, a log(0) in the targets; none to compare, NaN
     with pytest.raises(CnnlabError, match="every width and height must be a finite number > 0"):

@@ -18,6 +18,7 @@ from cnnlab.cli.common import (
     random_seed,
 )
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
@@ -123,7 +124,7 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     elif args.what == "activations":
         if args.index >= len(images):
             raise CnnlabError(
-                f"--index {args.index}: there are {len(images)} images to choose from "
+                f"--index {args.index}: {counted(len(images), 'image')} to choose from "
                 f"(0 to {len(images) - 1}; --limit {args.limit})"
             )
         maps = V.activation_maps(model, images[args.index], args.channels)

@@ -27,6 +27,7 @@ from cnnlab.cli.common import (
 )
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     if not args.json:
         scored = (
             f"test accuracy {result.test.accuracy:.2%}{_balanced(result.test.per_class)} on "
-            f"{result.test.count} images"
+            f"{counted(result.test.count, 'image')}"
             if result.test.accuracy is not None
             else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
@@ -76,7 +77,7 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     if not args.json:
         console.print(
             f"{scored}: accuracy {result.accuracy:.2%}{_balanced(result.per_class)}, "
-            f"loss {result.loss:.4f} on {result.count} images"
+            f"loss {result.loss:.4f} on {counted(result.count, 'image')}"
         )
         console.print(per_class_table(result.per_class, ckpt["class_names"]))
     return out

@@ -27,6 +27,7 @@ from cnnlab.cli.common import (
     split_changed,
     unit_interval,
 )
+from cnnlab.words import counted
 
 MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
 
@@ -56,7 +57,7 @@ def _localization_line(m: dict[str, Any]) -> str:
     )
     if "landmark_error" in m:
         line += f", landmark error {m['landmark_error']:.3f} of the box diagonal"
-    return line + f" on {m['count']} images"
+    return line + f" on {counted(m['count'], 'image')}"
 
 
 def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:

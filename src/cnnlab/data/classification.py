@@ -106,7 +106,7 @@ def stratified_split(
     }
     if n - sizes["test"] - sizes["val"] < k:
         raise CnnlabError(
-            f"{n} images are too few for a stratified split into train/val/test "
+            f"{counted(n, 'image')}: too few for a stratified split into train/val/test "
             f"over {k} classes; add images or lower --val-fraction/--test-fraction"
         )
     idx = np.arange(n)

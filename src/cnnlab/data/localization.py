@@ -26,6 +26,7 @@ from cnnlab.data.scenes import (
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
 from cnnlab.ops.boxes import box_convert
+from cnnlab.words import counted
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def from_boxes(
     own, else a stratified 70/15/15 by ``seed``. Fewer than ``least`` images are an error (to
     train on; a set to score may be smaller)."""
     if len(images) < least:
-        raise CnnlabError(f"{source}: {len(images)} images are too few to train on")
+        raise CnnlabError(f"{source}: {counted(len(images), 'image')}, too few to train on")
     pc = np.array([len(b) > 0 for b in boxes], np.float32)
     label = np.array([int(lab[0]) if len(lab) else -1 for lab in labels], np.int64)
     box = torch.zeros(len(images), 4)

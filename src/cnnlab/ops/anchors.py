@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def shape_iou(wh1: torch.Tensor, wh2: torch.Tensor) -> torch.Tensor:
@@ -39,7 +40,7 @@ def kmeans_anchors(wh: torch.Tensor, k: int, iterations: int = 100, seed: int = 
         raise CnnlabError(f"k-means needs at least 1 anchor, got {k}")
     _check_shapes(wh, "box shapes")
     if len(wh) < k:
-        raise CnnlabError(f"{len(wh)} boxes are too few for {k} anchors")
+        raise CnnlabError(f"{counted(len(wh), 'box', 'boxes')}: too few for {k} anchors")
     g = torch.Generator().manual_seed(seed)
     centres = wh[torch.randperm(len(wh), generator=g)[:k]].clone()
     assign = torch.full((len(wh),), -1)
