@@ -199,6 +199,34 @@ def test_explain_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["alternative_macs"] == 2_778_624
 
 
+def test_explain_with_no_numbers_shows_the_slides_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`cnnlab explain conv` (pool, transpose, cost, scale) with none of its numbers was an
+    error; it now works the slide's own example, says which, and an option given keeps its
+    value."""
+    r = run_json(capsys, "explain", "conv")
+    assert r["output"] == EDGE_OUTPUT and r["input"] == EDGE_INPUT
+    assert r["example"].startswith('the slide "Vertical edge detection"')
+    r = run_json(capsys, "explain", "conv", "--filter", "horizontal")  # the slide's input
+    assert r["filter"] == [[1, 1, 1], [0, 0, 0], [-1, -1, -1]] and r["input"] == EDGE_INPUT
+    assert "its 6x6 input" in r["example"] and "filter" not in r["example"]
+    assert run_json(capsys, "explain", "pool")["output"] == POOL_MAX
+    r = run_json(capsys, "explain", "transpose")
+    assert r["input"] == TRANSPOSE_CONV_OUTPUT and r["output_shape"] == [4, 4]
+    r = run_json(capsys, "explain", "cost")  # the slide's 120m vs 12.4m
+    assert (r["baseline_macs"], r["alternative_macs"]) == (120_422_400, 12_443_648)
+    r = run_json(capsys, "explain", "cost", "--separable")  # compared as asked, not twice
+    assert "separable" in r["title"] and "bottleneck" not in r["example"]
+    assert run_json(capsys, "explain", "scale")["depth"] == pytest.approx(1.2)  # phi = 1
+    assert main(["explain", "conv"]) == 0  # and says so before the drawing
+    assert capsys.readouterr().out.startswith('the slide "Vertical edge detection": its 6x6')
+    # shapes alone, or a partial cost, are the user's, not the example's
+    assert "example" not in run_json(capsys, "explain", "conv", "--n", "6", "--f", "3")
+    err = run_error(capsys, "explain", "cost", "--f", "3")
+    assert err == "cnnlab: error: explain cost: give --input, --f and --filters together"
+
+
 @pytest.mark.parametrize(
     "argv, shown",
     [
@@ -335,14 +363,14 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
             "odd kernel",
         ),
         (["explain", "conv", "--input", "1 2;3 4", "--filter", "blur"], "unknown filter"),
-        (["explain", "conv"], "give --input"),
+        (["explain", "conv", "--f", "3"], "give --input"),
         (["explain", "conv", "--input", "1 2;;3 4", "--filter", "1"], "empty matrix row"),
         (["explain", "conv", "--input", "1 2 3;3 4 5;1 1 1"], "--filter is needed with --input"),
         (
             ["explain", "conv", "--input", "1 2 3;4 5 6;7 8 9", "--filter", "1 1 1", "--p", "same"],
             "needs a square filter",
         ),
-        (["explain", "pool", "--f", "2"], "give --input (a matrix) or --n"),
+        (["explain", "cost", "--filters", "2"], "give --input, --f and --filters together"),
         (["explain", "transpose", "--n", "2"], "or --n and --f for shapes"),
         (["explain", "transpose", "--input", "1 2;3 4"], "--filter is needed with --input"),
         (

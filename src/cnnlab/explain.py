@@ -23,6 +23,43 @@ from cnnlab.ops.filters import EDGE_FILTERS, edge_filter
 
 Matrix = list[list[float]]
 
+# What `cnnlab explain conv|pool|transpose|cost` shows when given none of its numbers: the
+# slide's own example, as the options that would ask for it, each with what it is in words
+# (tests/slide_examples.py types the same numbers in from the slides, with the results they
+# print). Options given on the command line keep their value.
+SLIDE_EXAMPLES: dict[str, tuple[str, dict[str, tuple[Any, str]]]] = {
+    "conv": (
+        'the slide "Vertical edge detection"',
+        {
+            "input": (
+                "3 0 1 2 7 4;1 5 8 9 3 1;2 7 2 5 1 3;0 1 3 1 7 8;4 2 1 6 2 8;2 4 5 2 3 9",
+                "its 6x6 input",
+            ),
+            "filter": ("vertical", "its 3x3 vertical filter"),
+        },
+    ),
+    "pool": (
+        'the slide "Pooling layer: Max pooling"',
+        {"input": ("1 3 2 1;2 9 1 1;1 3 2 3;5 6 1 2", "its 4x4 input")},
+    ),
+    "transpose": (
+        'the slide "Why transpose convolution?"',
+        {
+            "input": ("122 148;126 134", "its 2x2 output"),
+            "filter": ("1 4 1;1 4 3;3 3 1", "its 3x3 kernel"),
+        },
+    ),
+    "cost": (
+        'the slide "The problem of computational cost"',
+        {
+            "shape": ("28x28x192", "a 28x28x192 input"),
+            "f": (5, "5x5 filters"),
+            "filters": (32, "32 of them"),
+            "bottleneck": (16, "against a 1x1 bottleneck of 16"),
+        },
+    ),
+}
+
 
 def parse_matrix(text: str, what: str = "--input") -> torch.Tensor:
     """``"3 0 1; 1 5 8"`` -> a ``(rows, cols)`` float64 tensor. Rows are separated by ``;``,

@@ -150,6 +150,9 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab import explain
 
+    example = _slide_example(args)
+    if example and not args.json:
+        console.print(f"{example} (give your own numbers: cnnlab explain {args.what} --help)")
     matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
     if args.what == "conv":
         filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
@@ -172,6 +175,8 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     elif args.what in ("iou", "nms", "yolo-target"):
         result = _explain_boxes(args, console)
     else:
+        if None in (args.shape, args.f, args.filters):
+            raise CnnlabError("explain cost: give --input, --f and --filters together")
         result = explain.explain_cost(
             explain.parse_shape(args.shape),
             args.f,
@@ -184,7 +189,29 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         )
     if not args.json and args.what in ("conv", "pool", "transpose", "cost", "scale"):
         explain.render(result, console)
-    return result
+    return result | ({"example": example} if example else {})
+
+
+def _slide_example(args: argparse.Namespace) -> str:
+    """With none of the numbers given, fill ``args`` with the slide's own example (conv, pool,
+    transpose, cost; options given keep their value) and say what was filled in; else ``""``."""
+    from cnnlab.explain import SLIDE_EXAMPLES
+
+    if args.what not in SLIDE_EXAMPLES:
+        return ""
+    source, values = SLIDE_EXAMPLES[args.what]
+    asked = ("shape", "f", "filters") if args.what == "cost" else ("input", "n", "f")
+    if args.what == "pool":
+        asked = ("input", "n")  # --f has a default (2)
+    if any(getattr(args, name, None) is not None for name in asked):
+        return ""
+    compared = args.what == "cost" and (args.separable or args.expansion)
+    filled = []
+    for name, (value, words) in values.items():
+        if getattr(args, name, None) is None and not (name == "bottleneck" and compared):
+            setattr(args, name, value)
+            filled.append(words)
+    return f"{source}: {', '.join(filled)}"
 
 
 def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -399,9 +426,14 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--channels", type=positive_int, default=1, help="input channels")
         p.set_defaults(handler=cmd_explain)
     p = what.add_parser("cost", parents=[common], help="MACs of normal vs cheaper convolutions")
-    p.add_argument("--input", dest="shape", required=True, help="input HxWxC, e.g. 28x28x192")
-    p.add_argument("--f", type=positive_int, required=True, help="filter size")
-    p.add_argument("--filters", type=positive_int, required=True, help="output channels")
+    p.add_argument(
+        "--input",
+        dest="shape",
+        help="input HxWxC, e.g. 28x28x192 (with --f and --filters; none of the three: the slide's "
+        "1x1-bottleneck example)",
+    )
+    p.add_argument("--f", type=positive_int, help="filter size")
+    p.add_argument("--filters", type=positive_int, help="output channels")
     p.add_argument("--separable", action="store_true", help="vs depthwise-separable")
     p.add_argument("--bottleneck", type=positive_int, help="vs a 1x1 bottleneck of N channels")
     p.add_argument(
@@ -476,7 +508,12 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
-    p.add_argument("--phi", type=float, required=True, help="compound coefficient phi")
+    p.add_argument(
+        "--phi",
+        type=float,
+        default=1.0,
+        help="compound coefficient phi (default: 1, the slide's step 1: EfficientNet-B1)",
+    )
     p.set_defaults(handler=cmd_explain)
 
 
