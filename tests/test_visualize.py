@@ -199,3 +199,31 @@ def test_cli_with_a_detector_trained_on_a_yolo_folder(
     assert main([*argv, "-o", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(result["layers"]) == 2 and out.stat().st_size > 3000
+
+
+def test_visualize_without_a_model_names_the_newest_classifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --checkpoint and no --weights: the error shows the newest classifier run's best.pt
+    (none in a folder without runs), and both at once is its own error."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["visualize", "filters"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "cnnlab: error: give --checkpoint (a run's best.pt) or --model with --weights "
+        "(a torchvision file)"
+    )
+    for age, name in ((100, "old"), (10, "new")):
+        best = tmp_path / "runs" / "classify" / name / "best.pt"
+        best.parent.mkdir(parents=True)
+        best.write_bytes(b"")
+        os.utime(best, (1e9 - age, 1e9 - age))
+    (tmp_path / "runs" / "faces" / "run").mkdir(parents=True)  # newer, but not a classifier
+    (tmp_path / "runs" / "faces" / "run" / "best.pt").write_bytes(b"")
+    assert main(["visualize", "patches"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"e.g. {Path('runs/classify/new/best.pt')}, the newest classifier here" in said
+    argv = ["visualize", "filters", "--checkpoint", "a.pt", "--weights", "b.pth"]
+    assert main(argv) == 2
+    assert "not both" in capsys.readouterr().err

@@ -31,8 +31,16 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.classify import data_from_config, require_split
 
-    if (args.checkpoint is None) == (args.weights is None):
-        raise CnnlabError("give --checkpoint (trained by cnnlab) or --model with --weights")
+    if args.checkpoint is not None and args.weights is not None:
+        raise CnnlabError("give --checkpoint or --model with --weights, not both")
+    if args.checkpoint is None and args.weights is None:
+        runs = Path("runs/classify").glob("**/best.pt")
+        newest = max(runs, key=lambda p: p.stat().st_mtime, default=None)
+        example = f", e.g. {newest}, the newest classifier here" if newest else ""
+        raise CnnlabError(
+            f"give --checkpoint (a run's best.pt{example}) or --model with --weights (a "
+            "torchvision file)"
+        )
     if args.weights is not None:
         from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
         from cnnlab.models.torchvision_weights import load_torchvision_weights
