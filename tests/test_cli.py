@@ -716,3 +716,14 @@ def test_counts_are_said_in_their_number() -> None:
 
     one = {"accuracy": 1.0, "iou_correct": 1.0, "mean_iou": 0.9, "count": 1}
     assert _localization_line(one).endswith("mean IoU 0.900 on 1 image")  # was "on 1 images"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`cnnlab --version`: cnnlab's version (the package's metadata) and torch's."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    said = capsys.readouterr().out.strip()
+    assert said.startswith(f"cnnlab {version('cnnlab')} (torch {version('torch')}, Python 3.")

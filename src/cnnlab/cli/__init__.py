@@ -57,10 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(False)],
         description="cnnlab: the ideas of a CNN course, implemented for real",
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for area in (course, classify, tasks, segment, faces, art, data, runs):
         area.add_parsers(sub, common)
     return parser
+
+
+def _version() -> str:
+    """``cnnlab 0.1.0 (torch 2.13.0, Python 3.11.9)``, read without importing torch."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cnnlab import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"cnnlab {__version__} (torch {torch}, Python {platform.python_version()})"
 
 
 def json_safe(value: Any) -> Any:
