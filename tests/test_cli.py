@@ -727,3 +727,31 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert stop.value.code == 0
     said = capsys.readouterr().out.strip()
     assert said.startswith(f"cnnlab {version('cnnlab')} (torch {version('torch')}, Python 3.")
+
+
+def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that needs --checkpoint and got none shows the newest best.pt of its own
+    task under runs/ (none where there are no runs); classify predict's --onnx too."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    err = run_error(capsys, "detect", "predict")
+    assert err.endswith("required: --checkpoint (a run's best.pt)")
+    for age, run in ((100, "detect/run"), (10, "detect/run-2"), (1, "segment/run")):
+        best = tmp_path / "runs" / run / "best.pt"
+        best.parent.mkdir(parents=True)
+        best.write_bytes(b"")
+        os.utime(best, (1e9 - age, 1e9 - age))
+    err = run_error(capsys, "detect", "predict")
+    assert err.endswith(
+        f"(a run's best.pt, e.g. {Path('runs/detect/run-2/best.pt')}, the newest run here)"
+    )
+    assert "runs/segment" not in err.replace("\\", "/")
+    err = run_error(capsys, "classify", "predict", "a.png")
+    assert err == (
+        "cnnlab: error: give --checkpoint (a run's best.pt) or --onnx (a file cnnlab export wrote)"
+    )
+    err = run_error(capsys, "classify", "predict", "--checkpoint", "a.pt", "--onnx", "a.onnx")
+    assert err == "cnnlab: error: give --checkpoint or --onnx, not both"

@@ -34,12 +34,11 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if args.checkpoint is not None and args.weights is not None:
         raise CnnlabError("give --checkpoint or --model with --weights, not both")
     if args.checkpoint is None and args.weights is None:
-        runs = Path("runs/classify").glob("**/best.pt")
-        newest = max(runs, key=lambda p: p.stat().st_mtime, default=None)
-        example = f", e.g. {newest}, the newest classifier here" if newest else ""
+        from cnnlab.engine.run_folders import checkpoint_hint
+
         raise CnnlabError(
-            f"give --checkpoint (a run's best.pt{example}) or --model with --weights (a "
-            "torchvision file)"
+            f"give --checkpoint ({checkpoint_hint('classify', 'classifier')}) or --model with "
+            "--weights (a torchvision file)"
         )
     if args.weights is not None:
         from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD

@@ -124,8 +124,15 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     from cnnlab.data.classification import normalize
     from cnnlab.engine import predict as P
 
-    if bool(args.checkpoint) == bool(args.onnx):
-        raise CnnlabError("give exactly one of --checkpoint and --onnx")
+    if args.checkpoint and args.onnx:
+        raise CnnlabError("give --checkpoint or --onnx, not both")
+    if not args.checkpoint and not args.onnx:
+        from cnnlab.engine.run_folders import checkpoint_hint
+
+        raise CnnlabError(
+            f"give --checkpoint ({checkpoint_hint('classify')}) or --onnx (a file cnnlab export "
+            "wrote)"
+        )
     if args.onnx:
         session, meta = P.onnx_session(args.onnx)
         if meta.get("task", "classification") != "classification":

@@ -37,6 +37,11 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        words = self.prog.split()
+        if message.endswith("required: --checkpoint") and len(words) > 1:  # which to give
+            from cnnlab.engine.run_folders import checkpoint_hint
+
+            message += f" ({checkpoint_hint(words[1])})"
         raise CnnlabError(f"{self.prog}: {message}")
 
 

@@ -35,6 +35,21 @@ def run_folder(out: str, task: str) -> Path:
     return Path(out) if out else next_run_dir(Path("runs") / task, "run")
 
 
+def newest_checkpoint(task: str, root: Path = Path("runs")) -> Path | None:
+    """The most recently written ``best.pt`` under ``root/task`` (a hint for a command that
+    was not given one), or ``None``."""
+    found = (root / task).glob("**/best.pt") if (root / task).is_dir() else ()
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def checkpoint_hint(task: str, what: str = "run") -> str:
+    """``(a run's best.pt, e.g. runs/classify/demo/best.pt, the newest here)``: what to pass
+    as ``--checkpoint``; ``what`` names the kind of run in the example."""
+    newest = newest_checkpoint(task)
+    example = f", e.g. {newest}, the newest {what} here" if newest else ""
+    return f"a run's best.pt{example}"
+
+
 def forget_claims() -> None:
     """Keep every folder claimed so far (a command that finished: its runs are the user's)."""
     _claimed.clear()
