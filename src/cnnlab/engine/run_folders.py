@@ -43,7 +43,7 @@ def newest_checkpoint(task: str, root: Path = Path("runs")) -> Path | None:
 
 
 def checkpoint_hint(task: str, what: str = "run") -> str:
-    """``(a run's best.pt, e.g. runs/classify/demo/best.pt, the newest here)``: what to pass
+    """``a run's best.pt, e.g. runs/classify/demo/best.pt, the newest run here``: what to pass
     as ``--checkpoint``; ``what`` names the kind of run in the example."""
     newest = newest_checkpoint(task)
     example = f", e.g. {newest}, the newest {what} here" if newest else ""

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch") -> Progress:
@@ -69,7 +70,7 @@ def describe_data(name: str, classes: int, splits: dict[str, int], noun: str = "
     train, val, test in that order, whatever the order of ``splits``)."""
     order = sorted(splits, key=lambda k: SPLIT_ORDER.index(k) if k in SPLIT_ORDER else 3)
     counts = " / ".join(f"{splits[k]:,} {k}" for k in order if splits[k])
-    return f"{name}: {classes} {'class' if classes == 1 else 'classes'}, {counts} {noun}"
+    return f"{name}: {counted(classes, 'class', 'classes')}, {counts} {noun}"
 
 
 def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
