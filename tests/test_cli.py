@@ -719,14 +719,22 @@ def test_counts_are_said_in_their_number() -> None:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    """`cnnlab --version`: cnnlab's version (the package's metadata) and torch's."""
+    """`cnnlab --version`: cnnlab's version (the package's metadata) and torch's, as a line or,
+    with --json, as one JSON object; no command needed, exit code 0."""
+    import platform
     from importlib.metadata import version
 
-    with pytest.raises(SystemExit) as stop:
-        main(["--version"])
-    assert stop.value.code == 0
+    assert main(["--version"]) == 0
     said = capsys.readouterr().out.strip()
-    assert said.startswith(f"cnnlab {version('cnnlab')} (torch {version('torch')}, Python 3.")
+    assert said == (
+        f"cnnlab {version('cnnlab')} (torch {version('torch')}, Python {platform.python_version()})"
+    )
+    assert main(["--json", "--version"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
+        "cnnlab": version("cnnlab"),
+        "torch": version("torch"),
+        "python": platform.python_version(),
+    }
 
 
 def test_a_missing_checkpoint_names_the_newest_run_of_the_task(

@@ -57,15 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(False)],
         description="cnnlab: the ideas of a CNN course, implemented for real",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--version", action=_ShowVersion, help="show cnnlab's, torch's and Python's versions"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for area in (course, classify, tasks, segment, faces, art, data, runs):
         area.add_parsers(sub, common)
     return parser
 
 
-def _version() -> str:
-    """``cnnlab 0.1.0 (torch 2.13.0, Python 3.11.9)``, read without importing torch."""
+def versions() -> dict[str, str]:
+    """cnnlab's, torch's and Python's versions, read without importing torch."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -75,7 +77,22 @@ def _version() -> str:
         torch = version("torch")
     except PackageNotFoundError:
         torch = "not installed"
-    return f"cnnlab {__version__} (torch {torch}, Python {platform.python_version()})"
+    return {"cnnlab": __version__, "torch": torch, "python": platform.python_version()}
+
+
+class _ShowVersion(argparse.Action):
+    """``--version``: stop parsing (no command is needed) and let :func:`main` say the
+    versions, as a line or, with ``--json``, as the JSON object every command prints."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise _VersionAsked
+
+
+class _VersionAsked(Exception):
+    pass
 
 
 def json_safe(value: Any) -> Any:
@@ -202,7 +219,17 @@ def _refuse_web_addresses(args: argparse.Namespace) -> None:
 def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool]) -> int:
     try:
         with _own_warnings_as_lines(debug):
-            args = build_parser().parse_args(argv)
+            try:
+                args = build_parser().parse_args(argv)
+            except _VersionAsked:
+                said = versions()
+                if "--json" in argv:
+                    print(json.dumps(said))
+                else:
+                    print(
+                        f"cnnlab {said['cnnlab']} (torch {said['torch']}, Python {said['python']})"
+                    )
+                return 0
             _refuse_web_addresses(args)
             result = args.handler(args, console)
         if args.json:
