@@ -202,7 +202,7 @@ def test_explain_cost(capsys: pytest.CaptureFixture[str]) -> None:
 def test_explain_with_no_numbers_shows_the_slides_example(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`cnnlab explain conv` (pool, transpose, cost, scale) with none of its numbers was an
+    """`cnnlab explain conv` (pool, transpose, cost, iou, scale) with none of its numbers was an
     error; it now works the slide's own example, says which, and an option given keeps its
     value."""
     r = run_json(capsys, "explain", "conv")
@@ -221,6 +221,11 @@ def test_explain_with_no_numbers_shows_the_slides_example(
     assert run_json(capsys, "explain", "scale")["depth"] == pytest.approx(1.2)  # phi = 1
     assert main(["explain", "conv"]) == 0  # and says so before the drawing
     assert capsys.readouterr().out.startswith('the slide "Vertical edge detection": its 6x6')
+    r = run_json(capsys, "explain", "iou")  # a car's true and predicted box: 672 / 884
+    assert (r["intersection"], r["union"], r["correct"]) == (672, 884, True)
+    assert run_error(capsys, "explain", "iou", "--b", "0 0 1 1").endswith(
+        "give --a and --b together (neither: an example)"
+    )
     # shapes alone, or a partial cost, are the user's, not the example's
     assert "example" not in run_json(capsys, "explain", "conv", "--n", "6", "--f", "3")
     err = run_error(capsys, "explain", "cost", "--f", "3")

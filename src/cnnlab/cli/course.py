@@ -218,10 +218,20 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
     from cnnlab import explain_boxes as eb
 
     if args.what == "iou":
+        if (args.a is None) != (args.b is None):
+            raise CnnlabError("explain iou: give --a and --b together (neither: an example)")
+        example = args.a is None
+        if example:
+            args.a, args.b = eb.EXAMPLE_IOU
         result = eb.explain_iou(eb.parse_box(args.a, "--a"), eb.parse_box(args.b, "--b"))
         if not args.json:
+            if example:
+                console.print(
+                    "a car's true box (a) and a predicted box (b), as in the slide's picture "
+                    "(give your own: --a, --b)"
+                )
             eb.render_iou(result, console)
-        return result
+        return result | ({"example": "the IoU slide's picture"} if example else {})
     if args.what == "yolo-target":
         boxes, labels = eb.parse_objects(
             eb.EXAMPLE_OBJECTS if args.objects is None else args.objects,
@@ -469,8 +479,12 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("iou", parents=[common], help="intersection over union of two boxes")
-    p.add_argument("--a", required=True, help="a box 'x1 y1 x2 y2' (top-left, bottom-right)")
-    p.add_argument("--b", required=True, help="the other box 'x1 y1 x2 y2'")
+    p.add_argument(
+        "--a",
+        help="a box 'x1 y1 x2 y2' (top-left, bottom-right); with neither --a nor --b: a car's "
+        "true box and a predicted one",
+    )
+    p.add_argument("--b", help="the other box 'x1 y1 x2 y2'")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser(
         "nms", parents=[common], help="the slide's non-max suppression, step by step"
