@@ -723,6 +723,14 @@ def test_counts_are_said_in_their_number() -> None:
     assert _localization_line(one).endswith("mean IoU 0.900 on 1 image")  # was "on 1 images"
 
 
+def test_help_returns_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--help` returns 0 from main() (argparse's sys.exit was a SystemExit in a notebook)."""
+    assert main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: cnnlab ")
+    assert main(["faces", "train", "--help"]) == 0
+    assert "--members" in capsys.readouterr().out
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     """`cnnlab --version`: cnnlab's version (the package's metadata) and torch's, as a line or,
     with --json, as one JSON object; no command needed, exit code 0."""

@@ -28,7 +28,7 @@ import numpy as np
 from rich.console import Console
 
 from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
-from cnnlab.cli.common import Parser
+from cnnlab.cli.common import Parser, ParserDone
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError, refuse_web_address
 
@@ -221,6 +221,8 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
         with _own_warnings_as_lines(debug):
             try:
                 args = build_parser().parse_args(argv)
+            except ParserDone as done:  # --help was shown
+                return done.status
             except _VersionAsked:
                 said = versions()
                 if "--json" in argv:

@@ -29,8 +29,22 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return f"{action.help} (default: %(default)s)"
 
 
+class ParserDone(Exception):
+    """``--help`` was shown: :func:`cnnlab.cli.main` returns ``status`` instead of argparse's
+    ``sys.exit`` (a notebook calling ``main(["--help"])`` gets 0, not a ``SystemExit``)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2, and shows defaults."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserDone(status)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsFormatter)
