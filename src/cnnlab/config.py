@@ -26,6 +26,12 @@ DEFAULT_OPSET = 17
 RESIZE_MODES = ("center-crop", "stretch")
 
 
+def check_resize(resize: str) -> None:
+    """Refuse a resize mode other than :data:`RESIZE_MODES`."""
+    if resize not in RESIZE_MODES:
+        raise CnnlabError(f"--resize must be {' or '.join(RESIZE_MODES)}, got {resize!r}")
+
+
 def check_settings(
     config: object,
     at_least_one: tuple[str, ...] = (),
@@ -150,8 +156,7 @@ class ClassifyTrainConfig:
             raise CnnlabError(
                 "--val-fraction and --test-fraction must be in [0, 1) and sum below 1"
             )
-        if self.resize not in RESIZE_MODES:
-            raise CnnlabError(f"--resize must be center-crop or stretch, got {self.resize!r}")
+        check_resize(self.resize)
         if self.channels not in (0, 1, 3):
             raise CnnlabError(f"--channels must be 1 or 3, got {self.channels}")
         if self.cache_features and self.freeze != "backbone":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.config import RESIZE_MODES
+from cnnlab.config import check_resize
 from cnnlab.data.classification import (
     ClassificationData,
     Split,
@@ -76,12 +76,6 @@ def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image
     img = img.resize((nw, nh), Image.Resampling.BILINEAR)
     left, top = (nw - size) // 2, (nh - size) // 2
     return img.crop((left, top, left + size, top + size))
-
-
-def check_resize(resize: str) -> None:
-    """Refuse a resize mode other than :data:`cnnlab.config.RESIZE_MODES`."""
-    if resize not in RESIZE_MODES:
-        raise CnnlabError(f"--resize must be center-crop or stretch, got {resize!r}")
 
 
 def image_to_uint8(
