@@ -379,8 +379,7 @@ def train_classifier(
     }
 
     if main:
-        counts = {k: len(v) for k, v in data.splits.items()}
-        about = describe_data(config.data, len(data.class_names), counts)
+        about = describe_data(config.data, len(data.class_names), data.splits)
         how = settings.describe()
         if dist_info.world_size > 1:
             how += f", {dist_info.world_size} processes"

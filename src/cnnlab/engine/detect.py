@@ -353,8 +353,7 @@ def train_detector(
     run = EpochRun.begin("cnnlab detect train", out, base, config.patience, ckpt)
     run.restore(resume, model, opt, sched, train.images)
     started -= run.seconds_before
-    counts = {k: len(v) for k, v in parts.items()}
-    about = describe_data(config.data, len(data.class_names), counts)
+    about = describe_data(config.data, len(data.class_names), parts)
     about += f", {len(wh):,} training boxes, {len(anchors)} anchors (mean IoU {anchor_iou:.2f})"
     name = f"yolo ({config.backbone}, {grid}x{grid} grid)"
     announce(console, name, model, size, about, device, settings.describe(), run.start)

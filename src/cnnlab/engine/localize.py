@@ -194,8 +194,7 @@ def train_localizer(
     run = EpochRun.begin("cnnlab localize train", out, base, config.patience, ckpt)
     run.restore(resume, model, opt, sched, data.images[train_idx])
     started -= run.seconds_before
-    counts = {k: len(v) for k, v in data.splits.items()}
-    about = describe_data(config.data, len(data.class_names), counts)
+    about = describe_data(config.data, len(data.class_names), data.splits)
     name = f"localizer ({config.backbone})"
     announce(console, name, model, size, about, device, settings.describe(), run.start)
     with run.hint(), epoch_progress(console) as progress:

@@ -10,7 +10,7 @@ import csv
 import hashlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,14 @@ def announce(
 SPLIT_ORDER = ("train", "val", "test")
 
 
-def describe_data(name: str, classes: int, splits: dict[str, int], noun: str = "images") -> str:
-    """``digits: 10 classes, 1,257 train / 270 val / 270 test images`` (empty splits left out;
-    train, val, test in that order, whatever the order of ``splits``)."""
+def describe_data(
+    name: str, classes: int, splits: Mapping[str, Sized], noun: str = "images"
+) -> str:
+    """``digits: 10 classes, 1,257 train / 270 val / 270 test images`` from the splits (their
+    images, or index tensors into them): empty ones left out; train, val, test in that order,
+    whatever the order of ``splits``."""
     order = sorted(splits, key=lambda k: SPLIT_ORDER.index(k) if k in SPLIT_ORDER else 3)
-    counts = " / ".join(f"{splits[k]:,} {k}" for k in order if splits[k])
+    counts = " / ".join(f"{len(splits[k]):,} {k}" for k in order if len(splits[k]))
     return f"{name}: {counted(classes, 'class', 'classes')}, {counts} {noun}"
 
 

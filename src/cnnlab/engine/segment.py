@@ -415,8 +415,7 @@ def train_segmenter(
     run = EpochRun.begin("cnnlab segment train", out, base, config.patience, ckpt)
     run.restore(resume, model, opt, sched, data.images[train])
     started -= run.seconds_before
-    counts = {k: len(v) for k, v in parts.items()}
-    about = describe_data(config.data, len(data.class_names), counts)
+    about = describe_data(config.data, len(data.class_names), parts)
     announce(console, config.model, model, size, about, device, settings.describe(), run.start)
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
