@@ -23,10 +23,11 @@ from cnnlab.ops.filters import EDGE_FILTERS, edge_filter
 
 Matrix = list[list[float]]
 
-# What `cnnlab explain conv|pool|transpose|cost` shows when given none of its numbers: the
+# What `cnnlab explain conv|pool|transpose|cost|iou` shows when given none of its numbers: the
 # slide's own example, as the options that would ask for it, each with what it is in words
 # (tests/slide_examples.py types the same numbers in from the slides, with the results they
-# print). Options given on the command line keep their value.
+# print; the IoU slide's picture has no numbers, so its boxes are two of `explain nms`'s).
+# Options given on the command line keep their value.
 SLIDE_EXAMPLES: dict[str, tuple[str, dict[str, tuple[Any, str]]]] = {
     "conv": (
         'the slide "Vertical edge detection"',
@@ -56,6 +57,13 @@ SLIDE_EXAMPLES: dict[str, tuple[str, dict[str, tuple[Any, str]]]] = {
             "f": (5, "5x5 filters"),
             "filters": (32, "32 of them"),
             "bottleneck": (16, "against a 1x1 bottleneck of 16"),
+        },
+    ),
+    "iou": (
+        "the IoU slide's picture",
+        {
+            "a": ("10 20 40 45", "a car's true box (a)"),
+            "b": ("12 18 43 44", "a predicted box (b)"),
         },
     ),
 }

@@ -43,10 +43,6 @@ EXAMPLE_BOXES = (
     "57 17 88 43 0.7; 64 12 92 38 0.75; 44 4 54 14 0.5"
 )
 
-# The IoU slide's picture: a car's true box and a predicted box over it (two of the boxes above;
-# the picture has no numbers)
-EXAMPLE_IOU = ("10 20 40 45", "12 18 43 44")
-
 # The slide's example: a 3 x 3 grid, anchor 1 tall (pedestrian), anchor 2 wide (car), and a car
 # in the middle cell at b_x = 0.3, b_y = 0.4, b_h = 0.5, b_w = 1.1 (a 300 x 300 image).
 EXAMPLE_OBJECTS = "75 115 185 165 2"

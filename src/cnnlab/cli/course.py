@@ -192,17 +192,25 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return result | ({"example": example} if example else {})
 
 
+# the options any one of which, given, means the user's own numbers (conv and transpose: --input,
+# --n or --f; pool's --f has a default)
+EXAMPLE_UNLESS_GIVEN = {
+    "pool": ("input", "n"),
+    "cost": ("shape", "f", "filters"),
+    "iou": ("a", "b"),
+}
+
+
 def _slide_example(args: argparse.Namespace) -> str:
     """With none of the numbers given, fill ``args`` with the slide's own example (conv, pool,
-    transpose, cost; options given keep their value) and say what was filled in; else ``""``."""
+    transpose, cost, iou; options given keep their value) and say what was filled in; else
+    ``""``."""
     from cnnlab.explain import SLIDE_EXAMPLES
 
     if args.what not in SLIDE_EXAMPLES:
         return ""
     source, values = SLIDE_EXAMPLES[args.what]
-    asked = ("shape", "f", "filters") if args.what == "cost" else ("input", "n", "f")
-    if args.what == "pool":
-        asked = ("input", "n")  # --f has a default (2)
+    asked = EXAMPLE_UNLESS_GIVEN.get(args.what, ("input", "n", "f"))
     if any(getattr(args, name, None) is not None for name in asked):
         return ""
     compared = args.what == "cost" and (args.separable or args.expansion)
@@ -218,20 +226,12 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
     from cnnlab import explain_boxes as eb
 
     if args.what == "iou":
-        if (args.a is None) != (args.b is None):
+        if args.a is None or args.b is None:  # neither: _slide_example gave both
             raise CnnlabError("explain iou: give --a and --b together (neither: an example)")
-        example = args.a is None
-        if example:
-            args.a, args.b = eb.EXAMPLE_IOU
         result = eb.explain_iou(eb.parse_box(args.a, "--a"), eb.parse_box(args.b, "--b"))
         if not args.json:
-            if example:
-                console.print(
-                    "a car's true box (a) and a predicted box (b), as in the slide's picture "
-                    "(give your own: --a, --b)"
-                )
             eb.render_iou(result, console)
-        return result | ({"example": "the IoU slide's picture"} if example else {})
+        return result
     if args.what == "yolo-target":
         boxes, labels = eb.parse_objects(
             eb.EXAMPLE_OBJECTS if args.objects is None else args.objects,
