@@ -492,6 +492,57 @@ def test_bad_input_is_one_line_exit_2(
     assert fragment in run_error(capsys, *argv)
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (  # was "--backbone-lr-mult: invalid float value" (argparse's abbreviations)
+            ["classify", "train", "--backbone", "resnet18"],
+            "cnnlab classify train: unrecognized arguments: --backbone resnet18 "
+            "(this command calls it --model)",
+        ),
+        (
+            ["faces", "train", "--model", "resnet18"],
+            "cnnlab faces train: unrecognized arguments: --model resnet18 "
+            "(this command calls it --backbone)",
+        ),
+        (
+            ["classify", "train", "--bacth-size=8"],
+            "cnnlab classify train: unrecognized arguments: --bacth-size=8 "
+            "(did you mean --batch-size?)",
+        ),
+        (  # an abbreviation is not taken: a new option could change what it means
+            ["detect", "train", "--epoch", "3"],
+            "cnnlab detect train: unrecognized arguments: --epoch 3 (this command calls it "
+            "--epochs)",
+        ),
+        (
+            ["classify", "train", "--lerning-rate", "0.1"],
+            "(this command calls it --lr)",
+        ),
+        (
+            ["models", "--jsn"],
+            "cnnlab models: unrecognized arguments: --jsn (did you mean --json?)",
+        ),
+        (["classify", "evaluate"], "(choose from 'train', 'eval', 'predict'); did you mean eval?"),
+        (["clasify"], "; did you mean classify?"),
+        (["classify", "train", "--precision", "bf61"], "; did you mean bf16?"),
+    ],
+)
+def test_misspelt_commands_and_options_are_named_with_the_nearest(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    assert line in run_error(capsys, *argv)
+
+
+def test_unknown_words_without_a_near_option_get_no_guess(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_error(capsys, "classify", "train", "--zzz", "extra").endswith(
+        "cnnlab classify train: unrecognized arguments: --zzz extra"
+    )
+    assert run_error(capsys, "explain", "qqq").endswith("'scale')")
+
+
 def test_sizes_too_large_for_the_memory_are_one_line_errors(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import math
 import re
 import sys
@@ -48,7 +49,39 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsFormatter)
+        # No abbreviations: with them, classify's `--backbone resnet18` silently became
+        # `--backbone-lr-mult resnet18` ("invalid float value"), and every new option could
+        # change what an old abbreviation meant. A misspelt option is named instead (below).
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """As argparse, but a command without subcommands refuses options it does not know
+        itself, so the error names the command and suggests its own options."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._suggest(extras)}")
+        return namespace, extras
+
+    def _suggest(self, extras: Sequence[str]) -> str:
+        """`` (did you mean --batch-size?)`` for the first unknown option close to one of this
+        command's own, or the name this command gives a setting others call otherwise."""
+        known = list(self._option_string_actions)
+        for extra in extras:
+            option = extra.split("=", 1)[0]
+            if not option.startswith("-") or option in known:
+                continue
+            spelt = difflib.get_close_matches(option, SYNONYMS, n=1, cutoff=0.8)
+            others = SYNONYMS[spelt[0]] if spelt else ()
+            synonym = next((s for s in others if s in known), None)
+            if synonym:
+                return f" (this command calls it {synonym})"
+            close = difflib.get_close_matches(option, known, n=1, cutoff=0.7)
+            if close:
+                return f" (did you mean {close[0]}?)"
+        return ""
 
     def error(self, message: str) -> NoReturn:
         words = self.prog.split()
@@ -56,7 +89,25 @@ class Parser(argparse.ArgumentParser):
             from cnnlab.engine.run_folders import checkpoint_hint
 
             message += f" ({checkpoint_hint(words[1])})"
+        choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
+        if choice:
+            choices = [c.strip("'\" ") for c in choice[2].split(",")]
+            close = difflib.get_close_matches(choice[1], choices, n=1, cutoff=0.6)
+            message += f"; did you mean {close[0]}?" if close else ""
         raise CnnlabError(f"{self.prog}: {message}")
+
+
+# The name other commands (or other tools) give a setting -> what a command may call it instead.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "--backbone": ("--model",),
+    "--model": ("--backbone",),
+    "--arch": ("--model", "--backbone"),
+    "--learning-rate": ("--lr",),
+    "--weights": ("--pretrained", "--checkpoint"),
+    "--output": ("--out", "-o"),
+    "--output-dir": ("--out",),
+    "--epoch": ("--epochs", "--epoch-steps"),
+}
 
 
 C = TypeVar("C")
