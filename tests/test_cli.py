@@ -520,6 +520,10 @@ def test_bad_input_is_one_line_exit_2(
             "(this command calls it --lr)",
         ),
         (
+            ["segment", "predict", "--checkpoint", "c.pt", "-o", "m"],
+            "(this command calls it --out)",
+        ),
+        (
             ["models", "--jsn"],
             "cnnlab models: unrecognized arguments: --jsn (did you mean --json?)",
         ),

@@ -105,6 +105,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "--learning-rate": ("--lr",),
     "--weights": ("--pretrained", "--checkpoint"),
     "--output": ("--out", "-o"),
+    "-o": ("--out",),
+    "--out": ("-o",),
     "--output-dir": ("--out",),
     "--epoch": ("--epochs", "--epoch-steps"),
 }
