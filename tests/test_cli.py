@@ -527,6 +527,10 @@ def test_bad_input_is_one_line_exit_2(
             ["models", "--jsn"],
             "cnnlab models: unrecognized arguments: --jsn (did you mean --json?)",
         ),
+        (  # what argparse's abbreviation used to take it for
+            ["classify", "train", "--val", "0.1"],
+            "(did you mean --val-fraction?)",
+        ),
         (["classify", "evaluate"], "(choose from 'train', 'eval', 'predict'); did you mean eval?"),
         (["clasify"], "; did you mean classify?"),
         (["classify", "train", "--precision", "bf61"], "; did you mean bf16?"),
@@ -536,6 +540,26 @@ def test_misspelt_commands_and_options_are_named_with_the_nearest(
     capsys: pytest.CaptureFixture[str], argv: list[str], line: str
 ) -> None:
     assert line in run_error(capsys, *argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "classify", "train", "--data", "no-such-folder"],  # the command's refusal
+        ["classify", "train", "--json", "--bacth", "3"],  # argparse's
+        ["--json", "edges", "apply", "--image", "."],  # an OSError's path
+    ],
+)
+def test_errors_under_json_end_stdout_with_a_json_object(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A script reading the last stdout line of a failed ``--json`` command gets why, not an
+    empty stdout; the line on stderr says the same."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    said = json.loads(captured.out.strip().splitlines()[-1])
+    assert said["exit_code"] == 2
+    assert captured.err.strip() == f"cnnlab: error: {said['error']}"
 
 
 def test_unknown_words_without_a_near_option_get_no_guess(

@@ -240,8 +240,7 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
     except CnnlabError as exc:
         if debug:
             raise
-        print(f"cnnlab: error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(f"error: {exc}", 2, argv)
     except OSError as exc:  # a path the user gave that the system refuses: a folder for a file...
         if debug or exc.filename is None:
             raise
@@ -251,22 +250,30 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
             path = Path(exc.filename)
             where = next((p for p in (path, *path.parents) if p.is_file()), where)
             reason = "a file, where a folder is needed for what is written there"
-        print(f"cnnlab: error: {where}: {reason}", file=sys.stderr)
-        return 2
+        return _failed(f"error: {where}: {reason}", 2, argv)
     except RuntimeError as exc:  # torch's allocator, on the CPU or a GPU: a size set too large
         detail = out_of_memory(exc)
         if debug or detail is None:
             raise
-        print(
-            f"cnnlab: error: out of memory ({detail}); lower the sizes asked for "
+        return _failed(
+            f"error: out of memory ({detail}); lower the sizes asked for "
             "(--image-size, --size, --batch-size, --embedding-dim, ...)",
-            file=sys.stderr,
+            2,
+            argv,
         )
-        return 2
     except KeyboardInterrupt as exc:  # a training loop may say how to continue
         what = "terminated" if terminated[0] else "interrupted"
-        print(f"cnnlab: {what}" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
-        return 143 if terminated[0] else 130
+        return _failed(what + (f"; {exc}" if str(exc) else ""), 143 if terminated[0] else 130, argv)
+
+
+def _failed(message: str, code: int, argv: Sequence[str]) -> int:
+    """Say ``cnnlab: <message>`` on stderr and return ``code``; with ``--json`` the last stdout
+    line is still one JSON object, ``{"error": message, "exit_code": code}``, so a script that
+    reads it learns why instead of finding no JSON (or a progress line) there."""
+    print(f"cnnlab: {message}", file=sys.stderr)
+    if "--json" in argv:
+        print(json.dumps({"error": message.removeprefix("error: "), "exit_code": code}))
+    return code
 
 
 if __name__ == "__main__":

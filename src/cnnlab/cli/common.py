@@ -78,7 +78,9 @@ class Parser(argparse.ArgumentParser):
             synonym = next((s for s in others if s in known), None)
             if synonym:
                 return f" (this command calls it {synonym})"
-            close = difflib.get_close_matches(option, known, n=1, cutoff=0.7)
+            longer = [k for k in known if k.startswith(option)]  # what an abbreviation meant
+            close = longer if len(longer) == 1 else []
+            close = close or difflib.get_close_matches(option, known, n=1, cutoff=0.7)
             if close:
                 return f" (did you mean {close[0]}?)"
         return ""
