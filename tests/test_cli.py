@@ -411,6 +411,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["classify", "train", "--device", "cuda:7"], "device"),
         (["classify", "eval", "--checkpoint", "/no/such.pt"], "no such checkpoint"),
         (["faces", "train", "--lr", "0"], "--lr: must be > 0"),
+        (["faces", "train", "--augment", "sparkle"], "unknown augmentation 'sparkle'"),  # first
         (["faces", "train", "--alpha", "-0.5"], "--alpha: must be >= 0"),
         (["faces", "train", "--margin", "nan"], "finite number"),
         (["faces", "train", "--p", "1", "--out", "/nonexistent/never"], "--p must be at least 2"),

@@ -266,7 +266,10 @@ def train_faces(
     replaces :func:`load_identities` (``seen, unseen, normalization``) for other splits. With
     ``config.members`` > 1, that many encoders train apart (seeds ``seed``, ``seed + 1``, ...)
     and join as a :class:`SiameseEnsemble`."""
+    from cnnlab.data.augment import parse_augment
+
     device = resolve_device(config.device)  # a bad --device fails before any work
+    parse_augment(config.augment)  # and so does a misspelt --augment
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
