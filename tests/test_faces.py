@@ -855,3 +855,24 @@ def test_a_diverging_training_stops_instead_of_scoring_nan(
     assert "loss became nan at step" in err and "a lower --lr may hold" in err
     # on the way, the embeddings collapse: cnnlab's own warning as one line, not Python's form
     assert "cnnlab: warning: embeddings have collapsed" in err and "UserWarning" not in err
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out`` naming a file: refused before the encoder trains (it was refused after, when
+    the checkpoint was written, the training lost)."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained although the run could not be saved")
+
+    monkeypatch.setattr("cnnlab.engine.faces.train_encoder", never)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    assert main(["faces", "train", "--out", str(a_file / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"cnnlab: error: {a_file}: a file, where a folder is needed for what is written there"
+    )
+    assert a_file.read_text() == "mine\n"

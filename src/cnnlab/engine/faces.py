@@ -270,6 +270,8 @@ def train_faces(
 
     device = resolve_device(config.device)  # a bad --device fails before any work
     parse_augment(config.augment)  # and so does a misspelt --augment
+    out = run_folder(config.out, "faces")
+    out.mkdir(parents=True, exist_ok=True)  # an --out that cannot be a folder fails here too
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
@@ -331,7 +333,6 @@ def train_faces(
     metrics, roc_unseen = evaluate_unseen(
         model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
     )
-    out = run_folder(config.out, "faces")
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     payload = {
         "model": name,
