@@ -49,6 +49,19 @@ def test_hidden_files_and_folders_are_not_images(image_folder: Path) -> None:
     assert len(data.skipped) == 3  # the same three bad files: no word about "._000.png"
 
 
+def test_a_folder_of_only_unreadable_files_is_an_error_naming_one(tmp_path: Path) -> None:
+    from cnnlab.data.folder import image_files
+
+    (tmp_path / "a.png").write_text("not an image")
+    (tmp_path / "b.jpg").write_bytes(b"")
+    skipped: list[str] = []
+    with pytest.raises(
+        CnnlabError, match=r"none of its 2 image files can be read \(.*a.png: not an"
+    ):
+        image_files([str(tmp_path)], skipped)
+    assert image_files([str(tmp_path)]) == [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
+
+
 def test_a_detection_or_segmentation_folder_is_not_two_classes(tmp_path: Path) -> None:
     """images/ + labels/ (or masks/) given to classify trained a classifier of two classes
     named "images" and "labels"; it is an error naming the command that reads it."""
@@ -206,6 +219,21 @@ def test_train_on_a_folder(
     )
     pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"][0]
     assert pred["prediction"] == "red"
+    # a folder's three unreadable files are passed over with a line each, as training does; the
+    # rest are predicted (one bad file used to stop the whole folder)
+    predict = ["classify", "predict", "--checkpoint", str(out / "best.pt"), "--json"]
+    assert main([*predict, str(image_folder)]) == 0
+    captured = capsys.readouterr()
+    said = json.loads(captured.out.strip().splitlines()[-1])
+    assert sorted(Path(s.split(": ")[0]).name for s in said["skipped_files"]) == [
+        "empty.jpg",
+        "notes.png",
+        "truncated.png",
+    ]
+    assert len(said["predictions"]) == 36  # the 39 images of the folder, less those three
+    assert captured.err.count("skipped ") == 3
+    assert main([*predict, str(image_folder / "red" / "truncated.png")]) == 2  # named: refused
+    assert "truncated.png: corrupt or truncated image" in capsys.readouterr().err
     evaluate = ["classify", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
     assert main(evaluate) == 0
     captured = capsys.readouterr()

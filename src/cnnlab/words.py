@@ -1,8 +1,20 @@
-"""How counts are said in messages: ``1 image``, ``2 images``, ``1,797 images``."""
+"""How counts are said in messages (``1 image``, ``2 images``, ``1,797 images``), and the
+files passed over."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
     """``n`` with ``noun`` in the number it needs (``plural`` where adding "s" is wrong)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def skipped_lines(skipped: Sequence[str], shown: int = 20) -> list[str]:
+    """``skipped <file>: <why>`` for the first ``shown`` unreadable files a folder held, then
+    ``... and N more unreadable files``: what training and prediction say of them."""
+    lines = [f"skipped {why}" for why in skipped[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"... and {counted(len(skipped) - shown, 'more unreadable file')}")
+    return lines

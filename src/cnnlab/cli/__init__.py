@@ -31,6 +31,7 @@ from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
 from cnnlab.cli.common import Parser, ParserDone
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError, refuse_web_address
+from cnnlab.words import skipped_lines
 
 
 def _global_options(default: Any) -> Parser:
@@ -233,7 +234,12 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
                     )
                 return 0
             _refuse_web_addresses(args)
+            skipped = getattr(args, "skipped_files", [])  # a folder's unreadable images
+            for line in skipped_lines(skipped):
+                print(line, file=sys.stderr)
             result = args.handler(args, console)
+            if skipped and isinstance(result, dict):
+                result["skipped_files"] = skipped
         if args.json:
             print(json.dumps(json_safe(result), default=str, allow_nan=False))
         return 0

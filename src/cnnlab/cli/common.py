@@ -248,7 +248,8 @@ def numel(shape: Sequence[int]) -> int:
 
 
 class ImageFiles(argparse.Action):
-    """Positional image paths, where a folder stands for the image files under it."""
+    """Positional image paths, where a folder stands for the image files under it, less those
+    that cannot be read (``skipped_files``)."""
 
     def __call__(
         self,
@@ -259,7 +260,9 @@ class ImageFiles(argparse.Action):
     ) -> None:
         from cnnlab.data.folder import image_files
 
-        setattr(namespace, self.dest, image_files(list(values or [])))
+        skipped: list[str] = getattr(namespace, "skipped_files", None) or []
+        setattr(namespace, self.dest, image_files(list(values or []), skipped))
+        namespace.skipped_files = skipped  # said by cnnlab.cli.main, and in --json
 
 
 def add_image_files(parser: argparse.ArgumentParser, help: str, nargs: str = "*") -> None:

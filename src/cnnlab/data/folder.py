@@ -25,7 +25,7 @@ from cnnlab.data.classification import (
     channel_stats,
     stratified_split,
 )
-from cnnlab.data.images import read_image
+from cnnlab.data.images import read_image, unreadable
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.errors import CnnlabError
@@ -47,9 +47,14 @@ def images_under(folder: Path) -> list[Path]:
     ]
 
 
-def image_files(paths: list[str]) -> list[str]:
+def image_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
     """The image paths given, with each folder replaced by the image files under it (sorted, as
-    a class folder is read); a folder without any is an error naming it."""
+    a class folder is read); a folder without any is an error naming it.
+
+    With a ``skipped`` list, a folder's files that :func:`~cnnlab.data.images.unreadable` finds
+    unreadable are left out and noted there as ``"<file>: <why>"`` (as training skips them): one
+    corrupt photo among thousands does not stop a prediction. A file named itself is kept, and
+    reading it is an error."""
     files: list[str] = []
     for given in paths:
         if not Path(given).is_dir():
@@ -60,6 +65,16 @@ def image_files(paths: list[str]) -> list[str]:
             raise CnnlabError(
                 f"{given}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )
+        if skipped is not None:
+            why = {f: unreadable(f) for f in found}
+            bad = [f"{f}: {reason}" for f, reason in why.items() if reason]
+            if len(bad) == len(found):
+                raise CnnlabError(
+                    f"{given}: none of its {counted(len(found), 'image file')} can be read "
+                    f"({bad[0]})"
+                )
+            skipped += bad
+            found = [f for f in found if not why[f]]
         files += found
     return files
 

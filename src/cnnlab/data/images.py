@@ -80,12 +80,47 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
                 if img.mode in (*SIXTEEN_BIT, "I", "F"):  # Pillow's convert clips at 255
                     img = grey_to_8bit(img)
                 return img.convert(mode)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise CnnlabError(f"{path}: image is too large (decompression bomb refused)") from None
-    except UnidentifiedImageError:
-        raise CnnlabError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise CnnlabError(f"{path}: corrupt or truncated image ({exc})") from None
+    except UNREADABLE as exc:
+        raise CnnlabError(f"{path}: {why_unreadable(exc)}") from None
+
+
+# what Pillow raises for a file it cannot read: not an image, corrupt, truncated, a bomb
+UNREADABLE = (
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+)
+
+
+def why_unreadable(exc: BaseException) -> str:
+    """What :data:`UNREADABLE`'s ``exc`` means for the file, in words."""
+    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return "image is too large (decompression bomb refused)"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image file Pillow can read"
+    return f"corrupt or truncated image ({exc})"
+
+
+def unreadable(path: str | Path) -> str | None:
+    """Why :func:`read_image` would refuse the file ``path`` (not an image, corrupt, truncated,
+    a decompression bomb), or ``None``, from a quick look that decodes no full image: the
+    header, a PNG's or WebP's checksums and chunks, a JPEG at 1/8 scale (libjpeg still reads it
+    to the end). Note: a truncated BMP, GIF or TIFF passes, and :func:`read_image` says so."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.format == "JPEG":
+                    img.draft(img.mode, (1, 1))  # the smallest scale libjpeg decodes
+                    img.load()
+                else:
+                    img.verify()
+    except UNREADABLE as exc:
+        return why_unreadable(exc)
+    return None
 
 
 def displayed_size(path: str | Path) -> tuple[int, int]:

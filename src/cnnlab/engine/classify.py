@@ -76,6 +76,7 @@ from cnnlab.models.backbone import (
     require_images,
 )
 from cnnlab.registry import create_model, require_task
+from cnnlab.words import skipped_lines
 
 # Augmentation when --augment is auto: translations for digits (a mirrored digit is another
 # symbol), mirror + crop for faces, the ImageNet-style recipe for photo folders.
@@ -270,10 +271,8 @@ def train_classifier(
     require_images(config.model, entry.input_size)
     given_weights = parse_class_weights(config.class_weights)
     data = data_from_config(config)
-    for msg in data.skipped[:20]:
-        console.print(f"[yellow]skipped[/] {escape(msg)}")
-    if len(data.skipped) > 20:
-        console.print(f"[yellow]... and {len(data.skipped) - 20} more unreadable files[/]")
+    for line in skipped_lines(data.skipped):
+        console.print(line, markup=False, style="yellow")
     if not len(data.splits["val"]):
         raise CnnlabError("the validation split is empty; raise --val-fraction")
     model_kwargs = {"num_classes": len(data.class_names), "in_channels": data.channels}
