@@ -216,3 +216,18 @@ def test_mismatched_shapes_are_refused(call, message: str) -> None:
 
     with pytest.raises(CnnlabError, match=message):
         call()
+
+
+def test_non_finite_scores_or_boxes_are_refused() -> None:
+    """A NaN score sorted above 0.9: NMS kept the NaN box first and it suppressed the best real
+    box ([1, 2] was returned for the boxes below)."""
+    from cnnlab.errors import CnnlabError
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]])
+    assert nms(boxes, torch.tensor([0.9, 0.8, 0.5]), 0.5).tolist() == [0, 2]
+    with pytest.raises(CnnlabError, match="scores hold NaN or infinite values"):
+        nms(boxes, torch.tensor([0.9, float("nan"), 0.5]), 0.5)
+    with pytest.raises(CnnlabError, match="boxes hold NaN or infinite values"):
+        batched_nms(
+            boxes.index_fill(1, torch.tensor([2]), math.inf), torch.rand(3), torch.zeros(3), 0.5
+        )

@@ -28,13 +28,18 @@ from cnnlab.ops.boxes import check_boxes
 def _check_pairs(
     boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor | None = None
 ) -> None:
-    """``boxes (N, 4)`` with one score (and one group index) per box."""
+    """``boxes (N, 4)`` with one score (and one group index) per box, all finite: a NaN score
+    sorts above every real one, so the greedy loop would keep it first and let it suppress the
+    best real box (a model that diverged gives such scores)."""
     check_boxes(boxes)
     for what, t in (("scores", scores), ("idxs", idxs)):
         if t is not None and tuple(t.shape) != (len(boxes),):
             raise CnnlabError(
                 f"{what} must have shape ({len(boxes)},), one per box, got {tuple(t.shape)}"
             )
+    for what, t in (("boxes", boxes), ("scores", scores)):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CnnlabError(f"{what} hold NaN or infinite values (a diverged model?)")
 
 
 def nms(
