@@ -176,7 +176,10 @@ def test_faces_is_the_real_lfw_subset() -> None:
 
 
 def test_train_on_a_folder(
-    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    image_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "run"
     assert (
@@ -234,6 +237,27 @@ def test_train_on_a_folder(
     assert captured.err.count("skipped ") == 3
     assert main([*predict, str(image_folder / "red" / "truncated.png")]) == 2  # named: refused
     assert "truncated.png: corrupt or truncated image" in capsys.readouterr().err
+    # --csv holds every prediction, flat; the terminal shows the first SHOWN
+    import csv
+
+    import cnnlab.cli.classify as cli_classify
+
+    monkeypatch.setattr(cli_classify, "SHOWN", 5)
+    table = tmp_path / "sheets" / "pred.csv"
+    assert main([*predict[:-1], str(image_folder), "--csv", str(table)]) == 0
+    shown = capsys.readouterr().out
+    assert f"the first 5 of 36 images shown; all in {table}" in " ".join(shown.split())
+    assert shown.count(".png") == 5  # five rows of files
+    with table.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["source"], r["prediction"], r["label"]) for r in written] == [
+        (r["source"], r["prediction"], r["label"]) for r in said["predictions"]
+    ]
+    top = said["predictions"][0]["top_k"]
+    assert float(written[0]["probability_2"]) == pytest.approx(top[1][1])
+    assert written[0]["class_3"] == top[2][0]
+    assert main([*predict, str(image_folder), "--csv", str(tmp_path)]) == 2  # a folder
+    assert "a folder; give the CSV's file name" in capsys.readouterr().err
     evaluate = ["classify", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
     assert main(evaluate) == 0
     captured = capsys.readouterr()

@@ -151,6 +151,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         meta = P.model_meta(ckpt)
         model.to(device).eval()
         run = lambda batch: model(batch.to(device)).cpu()  # noqa: E731
+    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     labels: list[str | None] | None = None
     if args.images:  # files are decoded and scored a chunk at a time: thousands fit in memory
         sources = list(args.images)
@@ -184,7 +185,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         columns = ["source", "prediction", "probability"] + (["label"] if labelled else [])
         for col in columns + ([f"next {runners_up}"] if runners_up else []):
             table.add_column(col, overflow="fold")  # a long path wraps: its file name shows
-        for r in rows:
+        for r in rows[:SHOWN]:
             others = ", ".join(f"{name} {p:.3f}" for name, p in r["top_k"][1:])
             table.add_row(
                 r["source"],
@@ -194,6 +195,9 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 *([others] if runners_up else []),
             )
         console.print(table)
+        if len(rows) > SHOWN:
+            where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
+            console.print(f"the first {SHOWN} of {len(rows):,} images shown; {where}")
     result: dict[str, Any] = {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
     labelled = [r for r in rows if "label" in r]
     if labelled:
@@ -204,7 +208,42 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 f"{right} of {len(labelled)} labelled images right ({right / len(labelled):.2%})"
                 + ("; a file's label: the class folder it lies in" if args.images else "")
             )
+    if csv_path:
+        from cnnlab.engine.runlog import write_rows
+
+        write_rows(csv_path, csv_rows(rows))
+        result["csv"] = str(csv_path)
+        if not args.json:
+            console.print(f"wrote {csv_path}")
     return result
+
+
+SHOWN = 50  # rows of the predictions table on the terminal (--csv and --json hold them all)
+
+
+def csv_file(path: str) -> Path:
+    """``path`` when a CSV file can be written there (its folders are made); a folder, or a file
+    where a folder is needed, is an error before the images are read."""
+    out = Path(path)
+    if out.is_dir():
+        raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per image for a spreadsheet: source, prediction, probability, the label
+    where its folder gives one, then each runner-up class and its probability."""
+    labelled = any("label" in r for r in rows)
+    flat = []
+    for r in rows:
+        row = {k: r[k] for k in ("source", "prediction", "probability")}
+        if labelled:
+            row["label"] = r.get("label", "")
+        for n, (name, p) in enumerate(r["top_k"][1:], start=2):
+            row[f"class_{n}"], row[f"probability_{n}"] = name, p
+        flat.append(row)
+    return flat
 
 
 def folder_labels(paths: list[str], class_names: list[str]) -> list[str | None]:
@@ -383,6 +422,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=positive_int, default=10, help="images of the split to show")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes shown per image")
+    p.add_argument(
+        "--csv",
+        help="also write every prediction to this CSV file (source, prediction, probability, "
+        f"label, runners-up); the terminal shows the first {SHOWN}",
+    )
     add_device(p)
     p.set_defaults(handler=cmd_classify_predict)
 
