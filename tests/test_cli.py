@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli import main
+from cnnlab.errors import CnnlabError
 
 from slide_examples import (
     EDGE_INPUT,
@@ -462,6 +463,8 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         ),
         (["faces", "train", "--method", "similarity", "--alpha", "0.3"], "--alpha is for"),
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
+        (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
+        (["faces", "train", "--method", "cosface", "--scale", "0"], "--scale: must be > 0"),
         (
             ["classify", "train", "--image-size", "16"],
             "1x16x16 inputs do not fit lenet5 (made for 1x32x32",
@@ -480,6 +483,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
             "start a new run, e.g. from its weights: --pretrained r/best.pt)",
         ),
         (["localize", "train", "--images", "2"], "2 images: too few to split"),
+        (["detect", "train", "--resume", "r/last.pt", "--no-mirror"], "drop --no-mirror"),
         (["segment", "train", "--images", "2"], "2 images: too few to split"),
         (["nonsense"], "invalid choice"),
         (["classify", "train", "--split-seed", "-1"], "--split-seed: must be >= 0"),
@@ -856,3 +860,44 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
     )
     err = run_error(capsys, "classify", "predict", "--checkpoint", "a.pt", "--onnx", "a.onnx")
     assert err == "cnnlab: error: give --checkpoint or --onnx, not both"
+
+
+@pytest.mark.parametrize(
+    ("command", "settings"),
+    [
+        ("classify train", "ClassifyTrainConfig"),
+        ("localize train", "LocalizeConfig"),
+        ("detect train", "DetectConfig"),
+        ("segment train", "SegmentConfig"),
+        ("faces train", "FacesConfig"),
+    ],
+)
+def test_every_training_setting_is_an_option_of_its_command(command: str, settings: str) -> None:
+    """Each field of a train command's settings dataclass can be given on the command line, and
+    the option left out means the dataclass default (detect and localize could not turn their
+    mirroring off, faces could not set CosFace's scale s)."""
+    import argparse
+    from dataclasses import fields
+
+    import cnnlab.config
+    from cnnlab.cli import build_parser
+    from cnnlab.cli.common import config_from_args
+
+    cls = getattr(cnnlab.config, settings)
+    parser = build_parser()
+    for word in command.split():
+        parser = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        ).choices[word]
+    options = {a.dest: a for a in parser._actions}
+    assert [f.name for f in fields(cls) if f.name not in options] == []
+    assert config_from_args(cls, parser.parse_args([])) == cls()
+    for f in fields(cls):
+        if isinstance(f.default, bool):  # a switch flips its field
+            flag = f"--{'no-' if f.default else ''}{f.name.replace('_', '-')}"
+            try:
+                flipped = config_from_args(cls, parser.parse_args([flag]))
+            except CnnlabError as exc:  # refused alone (--cache-features needs --freeze)
+                assert flag in str(exc)
+                continue
+            assert getattr(flipped, f.name) is not f.default, flag

@@ -136,8 +136,8 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
     config = config_from_args(cls, args)
     if getattr(args, "resume", None):
         default = vars(cls())
-        changed = [
-            f"--{f.replace('_', '-')}"
+        changed = [  # as typed: a switch on by default was given as --no-<switch>
+            f"--{'no-' if v is False and default[f] is True else ''}{f.replace('_', '-')}"
             for f, v in vars(config).items()
             if f != "device" and v != default[f]
         ]

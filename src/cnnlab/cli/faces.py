@@ -123,7 +123,7 @@ def _summary_table(result: dict[str, Any]) -> Table:
 
 
 # options that only one --method reads (None when not given: the method's default applies)
-METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface"}
+METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface", "scale": "cosface"}
 
 
 def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -269,6 +269,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--alpha", type=non_negative_float, help=f"triplet margin ({d.alpha})")
     p.add_argument("--margin", type=non_negative_float, help=f"cosface margin m ({d.margin})")
+    p.add_argument(
+        "--scale", type=positive_float, help=f"cosface scale s of the cosines ({d.scale:g})"
+    )
     p.add_argument(
         "--identities",
         choices=("auto", "dihedral", "none"),

@@ -341,6 +341,17 @@ SIZE_HELP = "images are NxN"
 BOX_DATA_HELP = "scenes, a YOLO folder or its data.yaml (Ultralytics), or a COCO .json"
 
 
+def _add_mirror(p: argparse.ArgumentParser, default: bool, what: str) -> None:
+    """``--mirror / --no-mirror``: random horizontal flips of the training images."""
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=f"mirror half the training images left to right, {what} alike; --no-mirror where "
+        "left and right differ (arrows, text)",
+    )
+
+
 def _add_scenes(p: argparse.ArgumentParser, seed: int, output: str) -> None:
     """``--scenes --seed -o`` of a predict command that draws new scenes without images."""
     p.add_argument("--scenes", type=positive_int, default=8, help="new scenes, without images")
@@ -371,6 +382,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
         default=d.loss,
         help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
     )
+    _add_mirror(p, d.mirror, "boxes (and left/right landmarks swapped)")
     add_precision(p, d.precision, "fp32 with channels-last (bf16 cost box accuracy here)")
     add_schedule(p, d, "localize")
     add_resume(p)
@@ -410,8 +422,9 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         "--augment",
         default=d.augment,
         help="extra augmentations moving the boxes with the image, e.g. "
-        "color,rotate,shear (mirroring is always on)",
+        "color,rotate,shear (mirroring: --mirror)",
     )
+    _add_mirror(p, d.mirror, "boxes")
     add_precision(p, d.precision)
     add_schedule(p, d, "detect")
     add_resume(p)
