@@ -68,9 +68,9 @@ def test_eval_and_predict(
     assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 5 and all(0 <= p["probability"] <= 1 for p in preds)
-    import cnnlab.cli.classify
+    import cnnlab.engine.predict
 
-    monkeypatch.setattr(cnnlab.cli.classify, "CHUNK", 2)  # scored two at a time: same answers
+    monkeypatch.setattr(cnnlab.engine.predict, "CHUNK", 2)  # scored two at a time: same answers
     assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
     chunked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
     assert [p["prediction"] for p in chunked] == [p["prediction"] for p in preds]
@@ -375,7 +375,7 @@ def test_eval_on_other_labelled_data(
 def test_predict_labels_files_by_their_class_folder() -> None:
     """Training reads root/<class>/**: a file's label is the nearest folder above it named
     after a class; none when no folder is."""
-    from cnnlab.cli.classify import folder_labels
+    from cnnlab.engine.predict import folder_labels
 
     paths = ["scans/cat/2024/a.png", "scans/b.png", "dog/cat/c.png", "cat"]
     assert folder_labels(paths, ["cat", "dog"]) == ["cat", None, "cat", None]

@@ -359,6 +359,21 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert onnx_pred["probability"] == pytest.approx(torch_pred["probability"], abs=1e-4)
     assert main(["classify", "predict", "--onnx", str(png), str(png)]) == 2
     capsys.readouterr()
+    # from Python: the same rows as the command line, from either file
+    from cnnlab.engine.predict import Classifier
+
+    for kind, source, cli in (
+        ("onnx", onnx_path, onnx_pred),
+        ("checkpoint", run / "best.pt", torch_pred),
+    ):
+        row = Classifier.load(**{kind: source}).predict_files([png])[0]
+        assert row["prediction"] == cli["prediction"] and row["top_k"][0][0] == cli["prediction"]
+        assert row["probability"] == pytest.approx(cli["probability"], abs=1e-6)
+    with pytest.raises(CnnlabError, match="a checkpoint or an ONNX file: one of them"):
+        Classifier.load(run / "best.pt", onnx_path)
+    with pytest.raises(CnnlabError, match="a checkpoint or an ONNX file: one of them"):
+        Classifier.load()
+    assert Classifier.load(run / "best.pt").predict_files([]) == []  # nothing in, nothing out
     # a folder as the output: one line, nothing half-written beside it
     assert main(["export", str(run / "best.pt"), "-o", str(tmp_path)]) == 2
     assert "a folder" in capsys.readouterr().err

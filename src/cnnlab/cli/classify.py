@@ -115,13 +115,7 @@ def per_class_table(figures: dict[str, Any], class_names: list[str], most: int =
     return table
 
 
-CHUNK = 256  # images decoded and scored at once by predict
-
-
 def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import torch
-
-    from cnnlab.data.classification import normalize
     from cnnlab.engine import predict as P
 
     if args.checkpoint and args.onnx:
@@ -133,49 +127,31 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
             f"give --checkpoint ({checkpoint_hint('classify')}) or --onnx (a file cnnlab export "
             "wrote)"
         )
-    if args.onnx:
-        session, meta = P.onnx_session(args.onnx)
-        if meta.get("task", "classification") != "classification":
-            raise CnnlabError(
-                f"{args.onnx}: exported from the {meta['task']} model {meta['model']!r}, "
-                "not from a classifier"
-            )
-        run = lambda batch: P.onnx_predict(session, batch)  # noqa: E731
-        ckpt = None
-    else:
-        from cnnlab.engine.checkpoint import model_from_checkpoint
-        from cnnlab.engine.device import resolve_device
-
-        device = resolve_device(args.device)
-        model, ckpt = model_from_checkpoint(args.checkpoint, "classification")
-        meta = P.model_meta(ckpt)
-        model.to(device).eval()
-        run = lambda batch: model(batch.to(device)).cpu()  # noqa: E731
+    classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
+    meta = classifier.meta
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
-    labels: list[str | None] | None = None
-    if args.images:  # files are decoded and scored a chunk at a time: thousands fit in memory
-        sources = list(args.images)
-        labels = folder_labels(sources, meta["class_names"])
-        chunks = (
-            P.preprocess_files(sources[i : i + CHUNK], meta) for i in range(0, len(sources), CHUNK)
-        )
+    if args.images:
+        rows = classifier.predict_files(args.images, args.top_k)
     else:
-        if ckpt is None:
+        if classifier.checkpoint is None:
             raise CnnlabError("with --onnx, give image files to classify")
+        from cnnlab.data.classification import normalize
         from cnnlab.engine.classify_eval import load_split
 
-        split = load_split(ckpt, args.split)
+        split = load_split(classifier.checkpoint, args.split)
         norm = meta["normalization"]
         images = split.images[: args.limit]
-        sources = [f"{args.split}[{i}]" for i in range(len(images))]
-        labels = [meta["class_names"][int(t)] for t in split.labels[: args.limit]]
         chunks = (
-            normalize(images[i : i + CHUNK], norm["mean"], norm["std"])
-            for i in range(0, len(images), CHUNK)
+            normalize(images[i : i + P.CHUNK], norm["mean"], norm["std"])
+            for i in range(0, len(images), P.CHUNK)
         )
-    with torch.no_grad():
-        probs = torch.cat([run(batch).softmax(1) for batch in chunks])
-    rows = P.topk_rows(probs, meta["class_names"], sources, args.top_k, labels)
+        rows = P.topk_rows(
+            classifier.probabilities(chunks),
+            meta["class_names"],
+            [f"{args.split}[{i}]" for i in range(len(images))],
+            args.top_k,
+            [meta["class_names"][int(t)] for t in split.labels[: args.limit]],
+        )
     if not args.json:
         table = Table(
             title=f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
@@ -244,13 +220,6 @@ def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"class_{n}"], row[f"probability_{n}"] = name, p
         flat.append(row)
     return flat
-
-
-def folder_labels(paths: list[str], class_names: list[str]) -> list[str | None]:
-    """Each file's label where a folder above it is named after one of the classes (the
-    ``root/<class>/**/*.png`` layout training reads; the nearest such folder), else ``None``."""
-    known = set(class_names)
-    return [next((q.name for q in Path(p).parents if q.name in known), None) for p in paths]
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -9,7 +9,8 @@ the model's metadata).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,71 @@ def onnx_predict(session: Any, batch: torch.Tensor) -> torch.Tensor:
     """Logits from an ONNX Runtime session for a float batch."""
     name = session.get_inputs()[0].name
     return torch.from_numpy(session.run(None, {name: batch.numpy()})[0])
+
+
+CHUNK = 256  # images decoded and scored at once: thousands of files fit in memory
+
+
+@dataclass
+class Classifier:
+    """A trained classifier ready for image files: a checkpoint's model on a device, or an
+    exported model run by ONNX Runtime, with what its inputs need (``meta``: size,
+    standardisation, class names). ``scores`` maps a standardised ``(N, C, S, S)`` batch to
+    logits ``(N, K)`` on the CPU.
+
+    >>> clf = Classifier.load(checkpoint="runs/classify/lenet5-digits/best.pt")
+    >>> clf.predict_files(["my_digit.png"])[0]["prediction"]  # doctest: +SKIP
+    """
+
+    scores: Callable[[torch.Tensor], torch.Tensor]
+    meta: dict[str, Any]
+    checkpoint: dict[str, Any] | None = field(default=None, repr=False)  # None for ONNX
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        device: str = "auto",
+    ) -> Classifier:
+        """From a run's ``best.pt`` (on ``device``) or from a file ``cnnlab export`` wrote."""
+        if (checkpoint is None) == (onnx is None):
+            raise CnnlabError("Classifier.load takes a checkpoint or an ONNX file: one of them")
+        if onnx is not None:
+            session, meta = onnx_session(onnx)
+            if meta.get("task", "classification") != "classification":
+                raise CnnlabError(
+                    f"{onnx}: exported from the {meta['task']} model {meta['model']!r}, "
+                    "not from a classifier"
+                )
+            return cls(lambda batch: onnx_predict(session, batch), meta)
+        from cnnlab.engine.checkpoint import model_from_checkpoint
+        from cnnlab.engine.device import resolve_device
+
+        where = resolve_device(device)
+        model, ckpt = model_from_checkpoint(checkpoint, "classification")
+        model.to(where).eval()
+        return cls(lambda batch: model(batch.to(where)).cpu(), model_meta(ckpt), ckpt)
+
+    def probabilities(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
+        """Softmax ``(N, K)`` of standardised batches, scored one after the other."""
+        k = len(self.meta["class_names"])
+        with torch.no_grad():
+            return torch.cat([torch.empty(0, k)] + [self.scores(b).softmax(1) for b in batches])
+
+    def predict_files(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
+        """One row per image file (:func:`topk_rows`), decoded :data:`CHUNK` at a time as
+        training saw them; a file under a folder named after a class gets that ``label``."""
+        paths = [str(p) for p in paths]
+        chunks = (
+            preprocess_files(paths[i : i + CHUNK], self.meta) for i in range(0, len(paths), CHUNK)
+        )
+        labels = folder_labels(paths, self.meta["class_names"])
+        return topk_rows(self.probabilities(chunks), self.meta["class_names"], paths, top_k, labels)
+
+
+def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:
+    """Each file's label where a folder above it is named after one of the classes (the
+    ``root/<class>/**/*.png`` layout training reads; the nearest such folder), else ``None``."""
+    known = set(class_names)
+    return [next((q.name for q in Path(p).parents if q.name in known), None) for p in paths]
