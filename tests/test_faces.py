@@ -426,14 +426,21 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert r["nearest"] in ("person6", "person7")
-    from cnnlab.cli.faces import _face_embeddings, _face_model  # the distance, done directly
+    from cnnlab.engine.recognition import FaceEncoder  # the distance, done directly
 
-    model, meta = _face_model(ckpt)
-    probe = _face_embeddings(model, meta, [files[(7, 1)]])[0]
-    names, gallery = FaceDatabase(db, meta["model_id"]).gallery()
+    encoder = FaceEncoder.load(ckpt)
+    probe = encoder.embed([files[(7, 1)]])[0]
+    names, gallery = FaceDatabase(db, encoder.checkpoint["model_id"]).gallery()
     direct = ((gallery - probe) ** 2).sum(1)
     assert r["distance"] == pytest.approx(float(direct.min()), abs=1e-5)
     assert r["nearest"] == names[int(direct.argmin())]
+    # from Python, the same answers as the command line
+    database = encoder.database(db)
+    assert encoder.identify(database, [files[(7, 1)]]) == [r]
+    assert encoder.verify(database, "person6", [files[(6, 1)]]) == [v]
+    with pytest.raises(CnnlabError, match="no person named 'nobody'"):
+        encoder.verify(database, "nobody", [files[(6, 1)]])
+    assert encoder.embed([]).shape == (0, probe.shape[0])
     assert main(["faces", "list", "--db", db, "--json"]) == 0
     people = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
     assert {p["name"] for p in people} == {"person6", "person7"}
@@ -660,13 +667,13 @@ def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--pairs", str(pairs_file), "--roc", str(tmp_path / "same.png")]) == 0
     assert "only same-person pairs, so no ROC curve" in capsys.readouterr().err
     assert not (tmp_path / "same.png").exists()
-    from cnnlab.cli.faces import _face_embeddings, _face_model  # files embedded a chunk at a time
+    from cnnlab.engine.recognition import FaceEncoder  # files embedded a chunk at a time
 
-    model, ckpt = _face_model(str(run / "best.pt"))
+    encoder = FaceEncoder.load(run / "best.pt")
     files = sorted(str(f) for f in (tmp_path / "people").rglob("*.png"))
-    whole = _face_embeddings(model, ckpt, files)
+    whole = encoder.embed(files)
     assert len(files) > 2 and whole.shape == (len(files), 128)
-    np.testing.assert_allclose(_face_embeddings(model, ckpt, files, chunk=2), whole, atol=1e-5)
+    np.testing.assert_allclose(encoder.embed(files, chunk=2), whole, atol=1e-5)
 
 
 def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -820,9 +827,9 @@ def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
     """Training resizes identity-folder photos shorter side first, then crops the centre;
     enrolment and verification used to stretch them instead, so every non-square photo met the
     encoder distorted. The tensor enrolment builds now equals the training one."""
-    from cnnlab.cli.faces import face_meta
     from cnnlab.data.classification import load_classification, normalize
     from cnnlab.engine.predict import preprocess_files
+    from cnnlab.engine.recognition import face_meta
 
     rng = np.random.default_rng(0)
     root = tmp_path / "people"

@@ -25,56 +25,21 @@ from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 
-def _face_model(checkpoint: str) -> tuple[Any, dict[str, Any]]:
-    from cnnlab.engine.checkpoint import model_from_checkpoint
-
-    model, ckpt = model_from_checkpoint(checkpoint, "embedding")
-    if "tau" not in ckpt:  # an encoder saved some other way: no threshold to decide with
-        raise CnnlabError(f"{checkpoint}: not a face encoder (train one with cnnlab faces train)")
-    return model.eval(), ckpt
-
-
-def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """How a file becomes the encoder's input, exactly as in training: the training images were
-    resized by ``load_classification``'s default (shorter side, then a centre crop; stretching
-    instead distorted every non-square photo), and the digits' light-on-dark look is kept."""
-    return {
-        "input_size": ckpt["input_size"],
-        "normalization": ckpt["normalization"],
-        "invert_light": ckpt["config"]["data"] == "digits",
-        "resize": "center-crop",
-    }
-
-
-def _face_embeddings(model: Any, ckpt: dict[str, Any], paths: list[str], chunk: int = 256) -> Any:
-    """``(len(paths), D)`` embeddings, ``chunk`` files at a time (an LFW pairs file names
-    thousands: decoding and embedding them all at once held every image in memory)."""
-    import numpy as np
-    import torch
-
-    from cnnlab.engine.predict import preprocess_files
-
-    meta, parts = face_meta(ckpt), []
-    with torch.no_grad():
-        for start in range(0, len(paths), chunk):
-            parts.append(model(preprocess_files(paths[start : start + chunk], meta)).numpy())
-    return np.concatenate(parts)
-
-
 def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Verification on an LFW-style pairs file at the checkpoint's tau, with the ROC."""
     import numpy as np
 
     from cnnlab.data.identities import read_pairs
     from cnnlab.engine.face_scores import choose_threshold, plot_roc
+    from cnnlab.engine.recognition import FaceEncoder
 
-    model, ckpt = _face_model(args.checkpoint)
+    encoder = FaceEncoder.load(args.checkpoint)
     pairs = read_pairs(args.pairs, args.data)
     files = sorted({str(p.first) for p in pairs} | {str(p.second) for p in pairs})
-    emb = dict(zip(files, _face_embeddings(model, ckpt, files), strict=True))
+    emb = dict(zip(files, encoder.embed(files), strict=True))
     d = np.array([((emb[str(p.first)] - emb[str(p.second)]) ** 2).sum() for p in pairs])
     same = np.array([p.same for p in pairs])
-    tau = ckpt["tau"]
+    tau = encoder.tau
     result: dict[str, Any] = {
         "pairs": len(pairs),
         "same_pairs": int(same.sum()),
@@ -174,44 +139,23 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             if not people:
                 console.print(f"nobody is enrolled in {args.db}")
         return {"people": people} | ({"removed": args.name} if removed is not None else {})
-    model, ckpt = _face_model(args.checkpoint)
-    emb = _face_embeddings(model, ckpt, args.images)  # a bad image stops us before the database
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    db = FaceDatabase(args.db, ckpt["model_id"])
-    tau = ckpt["tau"]
+    from cnnlab.engine.recognition import FaceEncoder
+
+    encoder = FaceEncoder.load(args.checkpoint)
+    tau = encoder.tau
     if args.what == "enroll":
-        n = db.enroll(args.name, emb)
+        emb = encoder.embed(args.images)  # a bad image stops us before the database
+        n = encoder.database(args.db).enroll(args.name, emb)
         skipped = len(emb) - n
         if not args.json:
             again = f" ({skipped} already enrolled, skipped)" if skipped else ""
             console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
         return {"name": args.name, "enrolled": n, "skipped": skipped}
-    names, gallery = db.gallery()
-    if not names:
-        raise CnnlabError(f"{args.db}: nobody is enrolled yet (cnnlab faces enroll)")
-    # (probes, gallery) squared distances as |a|^2 + |b|^2 - 2ab: no (probes, gallery, D) array
-    a, b = emb.astype(np.float64), gallery.astype(np.float64)
-    d = np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
-    rows = []
-    for path, dist in zip(args.images, d, strict=True):
-        if args.what == "verify":
-            mine = [i for i, n in enumerate(names) if n == args.name]
-            if not mine:
-                raise CnnlabError(f"{args.db}: no person named {args.name!r}")
-            best = float(dist[mine].min())
-            rows.append(
-                {"source": path, "claimed": args.name, "distance": best, "same": best <= tau}
-            )
-        else:
-            i = int(np.argmin(dist))
-            rows.append(
-                {
-                    "source": path,
-                    "identity": names[i] if dist[i] <= tau else None,
-                    "nearest": names[i],
-                    "distance": float(dist[i]),
-                }
-            )
+    db = encoder.database(args.db)
+    if args.what == "verify":
+        rows = encoder.verify(db, args.name, args.images)
+    else:
+        rows = encoder.identify(db, args.images)
     if not args.json:
         for r in rows:
             verdict = (

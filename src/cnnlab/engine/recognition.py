@@ -1,0 +1,136 @@
+"""Face verification and recognition with a trained encoder (slides "Face verification vs. face
+recognition", "One-shot learning", "Learning a similarity function").
+
+* Verification: an image and a claimed identity -> same or not, by ``d = ||f(x1) - f(x2)||^2``
+  against the identity's enrolled images: same when the nearest ``d <= tau``.
+* Recognition: an image -> the enrolled person nearest to it, or "not recognized" when even the
+  nearest ``d > tau`` (one enrolled image per person is enough: one-shot learning).
+
+``tau`` is the one the encoder's training chose on held-out images; the enrolled embeddings live
+in a :class:`~cnnlab.data.face_db.FaceDatabase` that refuses embeddings of another model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.data.face_db import FaceDatabase
+from cnnlab.engine.predict import preprocess_files
+from cnnlab.errors import CnnlabError
+
+CHUNK = 256  # files decoded and embedded at once (a pairs file names thousands)
+
+
+def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """How a file becomes the encoder's input, exactly as in training: the training images were
+    resized by ``load_classification``'s default (shorter side, then a centre crop; stretching
+    instead distorted every non-square photo), and the digits' light-on-dark look is kept."""
+    return {
+        "input_size": ckpt["input_size"],
+        "normalization": ckpt["normalization"],
+        "invert_light": ckpt["config"]["data"] == "digits",
+        "resize": "center-crop",
+    }
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(P, D) x (G, D) -> (P, G)`` squared distances as ``|a|^2 + |b|^2 - 2ab`` (no
+    ``(P, G, D)`` array), in float64, clipped at 0 against rounding."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
+
+
+@dataclass
+class FaceEncoder:
+    """A trained encoder ``f(x)`` (``cnnlab faces train``'s ``best.pt``) with its ``tau``.
+
+    >>> enc = FaceEncoder.load("runs/faces/run/best.pt")  # doctest: +SKIP
+    >>> db = enc.database("runs/faces/faces.db")  # doctest: +SKIP
+    >>> enc.enroll(db, "ada", ["ada1.png"])  # doctest: +SKIP
+    >>> enc.identify(db, ["probe.png"])[0]["identity"]  # doctest: +SKIP
+    """
+
+    model: torch.nn.Module
+    checkpoint: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> FaceEncoder:
+        from cnnlab.engine.checkpoint import model_from_checkpoint
+
+        model, ckpt = model_from_checkpoint(checkpoint, "embedding")
+        if "tau" not in ckpt:  # an encoder saved some other way: no threshold to decide with
+            raise CnnlabError(
+                f"{checkpoint}: not a face encoder (train one with cnnlab faces train)"
+            )
+        return cls(model.eval(), ckpt)
+
+    @property
+    def tau(self) -> float:
+        return float(self.checkpoint["tau"])
+
+    def embed(self, paths: Sequence[str | Path], chunk: int = CHUNK) -> np.ndarray:
+        """``(len(paths), D)`` embeddings of image files, ``chunk`` files at a time."""
+        meta, parts = face_meta(self.checkpoint), []
+        with torch.no_grad():
+            for start in range(0, max(len(paths), 1), chunk):  # no files: one empty batch
+                batch = preprocess_files(paths[start : start + chunk], meta)
+                parts.append(self.model(batch).numpy())
+        return np.concatenate(parts)
+
+    def database(self, path: str | Path) -> FaceDatabase:
+        """The face database at ``path`` for this encoder's embeddings (made with its folder
+        when missing; one another model filled is refused)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return FaceDatabase(path, self.checkpoint["model_id"])
+
+    def enroll(self, db: FaceDatabase, name: str, paths: Sequence[str | Path]) -> int:
+        """Enrol ``name`` with the images ``paths`` in one transaction; returns how many were
+        added (an image enrolled before for the same person is skipped). Every image is read
+        before the database is touched, so a bad one adds nothing."""
+        return db.enroll(name, self.embed(paths))
+
+    def verify(
+        self, db: FaceDatabase, name: str, paths: Sequence[str | Path]
+    ) -> list[dict[str, Any]]:
+        """For each image: is it ``name``? Its distance to ``name``'s nearest enrolled image and
+        ``same`` (``distance <= tau``)."""
+        names, gallery = _enrolled(db)
+        mine = [i for i, n in enumerate(names) if n == name]
+        if not mine:
+            raise CnnlabError(f"{db.path}: no person named {name!r}")
+        d = squared_distances(self.embed(paths), gallery[mine]).min(1)
+        return [
+            {"source": str(p), "claimed": name, "distance": float(x), "same": bool(x <= self.tau)}
+            for p, x in zip(paths, d, strict=True)
+        ]
+
+    def identify(self, db: FaceDatabase, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+        """For each image: the enrolled person nearest to it (``nearest``, ``distance``) and
+        ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized)."""
+        names, gallery = _enrolled(db)
+        d = squared_distances(self.embed(paths), gallery)
+        rows = []
+        for p, dist in zip(paths, d, strict=True):
+            i = int(np.argmin(dist))
+            rows.append(
+                {
+                    "source": str(p),
+                    "identity": names[i] if dist[i] <= self.tau else None,
+                    "nearest": names[i],
+                    "distance": float(dist[i]),
+                }
+            )
+        return rows
+
+
+def _enrolled(db: FaceDatabase) -> tuple[list[str], np.ndarray]:
+    names, gallery = db.gallery()
+    if not names:
+        raise CnnlabError(f"{db.path}: nobody is enrolled yet (cnnlab faces enroll)")
+    return names, gallery
