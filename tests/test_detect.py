@@ -279,6 +279,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert square["image_size"] == [64, 64] and tall["image_size"] == [64, 128]
     x1, y1, x2, y2 = square["detections"][0]["box_xyxy"]
     assert tall["detections"][0]["box_xyxy"] == pytest.approx([x1, 2 * y1, x2, 2 * y2], abs=0.5)
+    from cnnlab.engine.detect import predict_files  # from Python: the same rows
+
+    assert predict_files(ckpt, files, score_threshold=0) == [square, tall]
+    assert predict_files(ckpt, []) == []
     onnx_path = tmp_path / "yolo.onnx"
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -158,6 +158,10 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert wide["landmarks"][0] == pytest.approx(
         [2 * square["landmarks"][0][0], square["landmarks"][0][1]], abs=0.5
     )
+    from cnnlab.engine.localize import predict_files  # from Python: the same rows
+
+    assert predict_files(ckpt, files) == [square, wide]
+    assert predict_files(ckpt, []) == []
     assert f"{preds[0]['object_probability']:.3f}" in table and preds[0]["class"] in table
 
 

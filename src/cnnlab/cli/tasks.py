@@ -100,13 +100,14 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
 
     from cnnlab.data.scenes import make_scenes
     from cnnlab.engine.checkpoint import check_task, load_checkpoint
-    from cnnlab.engine.localize import draw_predictions, predict_images
+    from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
+    from cnnlab.engine.predict import stretched_files
 
     ckpt = load_checkpoint(args.checkpoint)
     check_task(ckpt, args.checkpoint, "localization")
     size = ckpt["input_size"][-1]
     if args.images:
-        images, frames = _stretched(args.images, size)
+        images, frames = stretched_files(args.images, size)
         sources = list(args.images)
     else:
         cfg = ckpt["config"]
@@ -127,10 +128,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     rows = predict_images(args.checkpoint, images)
     drawn = images[:MAX_DRAWN]  # drawn on what the model saw
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
-    for src, row, frame in zip(sources, rows, frames, strict=True):
-        row["source"], row["image_size"] = src, list(frame)  # coordinates in the file's pixels
-        row["box_xyxy"] = _in_frame(row["box_xyxy"], size, frame)
-        row["landmarks"] = [_in_frame(xy, size, frame) for xy in row["landmarks"]]
+    rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
     if not args.json:
         table = Table(title="classification with localisation: y = [p_c, box, class]")
         for col in ("source", "p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
@@ -158,28 +156,6 @@ def final_note(split: str) -> str:
 def _drawn_note(n: int) -> str:
     """What the figure leaves out: it draws the first :data:`MAX_DRAWN` images."""
     return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
-
-
-def _stretched(paths: list[str], size: int) -> tuple[Any, list[tuple[int, int]]]:
-    """Image files stretched to the model's ``size x size`` as ``(N, 3, size, size)`` uint8, and
-    each file's own ``(width, height)``: predictions made on the stretched image are reported in
-    the file's pixels (:func:`_in_frame`)."""
-    import torch
-
-    from cnnlab.data.folder import image_to_uint8
-    from cnnlab.data.images import displayed_size
-
-    images, frames = [], []
-    for p in paths:
-        images.append(image_to_uint8(p, size, 3, "stretch"))  # as training decodes its images
-        frames.append(displayed_size(p))
-    return torch.stack(images), frames
-
-
-def _in_frame(xy: list[float], size: int, frame: tuple[int, int]) -> list[float]:
-    """``x, y, x, y...`` in the ``size x size`` model input -> the ``(width, height)`` file's."""
-    scale = (frame[0] / size, frame[1] / size)
-    return [round(v * scale[i % 2], 2) for i, v in enumerate(xy)]
 
 
 def _box_text(box: list[float]) -> str:
@@ -248,17 +224,15 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import torch
-
-    from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.detect import decode, draw_detections, scenes_data
+    from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
+    from cnnlab.engine.predict import stretched_files
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     model.eval()
     size = ckpt["input_size"][-1]
     if args.images:
-        images, frames = _stretched(args.images, size)
+        images, frames = stretched_files(args.images, size)
         sources = list(args.images)
     else:
         cfg = ckpt["config"]
@@ -267,32 +241,12 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ).images
         sources = [f"scene[{i}]" for i in range(len(images))]
         frames = [(size, size)] * len(images)
-    dets = []
-    with torch.no_grad():
-        for chunk in images.split(64):
-            raw = model(standardise(chunk.float()))
-            dets += decode(raw, model.anchors, args.score_threshold, args.iou_threshold)
-    dets = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
+    dets = detect_images(model, images, args.score_threshold, args.iou_threshold)
     drawn = images[:MAX_DRAWN]
     path = draw_detections(
         drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
     )
-    names = ckpt["class_names"]
-    rows = [
-        {
-            "source": src,
-            "image_size": list(frame),  # boxes in the file's own pixels
-            "detections": [
-                {
-                    "label": names[int(c)],
-                    "score": round(float(sc), 4),
-                    "box_xyxy": _in_frame(b.tolist(), size, frame),
-                }
-                for b, sc, c in zip(d["boxes"], d["scores"], d["labels"], strict=True)
-            ],
-        }
-        for src, d, frame in zip(sources, dets, frames, strict=True)
-    ]
+    rows = detection_rows(dets, ckpt["class_names"], sources, frames, size)  # the file's pixels
     if not args.json:
         table = Table(
             title=f"detections (score >= {args.score_threshold:g}, NMS at IoU "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from cnnlab.data.scenes import (
     check_scene_memory,
     check_scene_size,
     make_scenes,
+    standardise,
 )
 from cnnlab.data.split_folders import (
     final_split,
@@ -255,6 +257,68 @@ def decode(
         kept = batched_nms(b, s, c, iou_threshold)[:top_k]
         out.append({"boxes": b[kept], "scores": s[kept], "labels": c[kept]})
     return out
+
+
+@torch.no_grad()
+def detect_images(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    score_threshold: float = 0.3,
+    iou_threshold: float = 0.5,
+) -> list[dict[str, torch.Tensor]]:
+    """``images (N, 3, S, S)`` uint8 -> per image :func:`decode`'s ``boxes`` (xyxy in the
+    ``S x S`` input's pixels), ``scores`` and ``labels``, 64 images a forward pass."""
+    size, dets = images.shape[-1], []
+    for chunk in images.split(64):
+        dets += decode(
+            model(standardise(chunk.float())), model.anchors, score_threshold, iou_threshold
+        )
+    return [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in dets]
+
+
+def detection_rows(
+    dets: list[dict[str, torch.Tensor]],
+    class_names: Sequence[str],
+    sources: Sequence[str],
+    frames: Sequence[tuple[int, int]],
+    size: int,
+) -> list[dict[str, Any]]:
+    """One row per image: ``source``, its ``image_size`` and each detection's ``label``,
+    ``score`` and ``box_xyxy`` in the file's own ``(width, height)`` pixels."""
+    from cnnlab.engine.predict import in_frame
+
+    return [
+        {
+            "source": src,
+            "image_size": list(frame),
+            "detections": [
+                {
+                    "label": class_names[int(c)],
+                    "score": round(float(sc), 4),
+                    "box_xyxy": in_frame(b.tolist(), size, frame),
+                }
+                for b, sc, c in zip(d["boxes"], d["scores"], d["labels"], strict=True)
+            ],
+        }
+        for src, d, frame in zip(sources, dets, frames, strict=True)
+    ]
+
+
+def predict_files(
+    checkpoint: str | Path,
+    paths: Sequence[str | Path],
+    score_threshold: float = 0.3,
+    iou_threshold: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Image files -> :func:`detection_rows`: each file stretched to the detector's input, as
+    training saw its images, and the boxes brought back to the file's pixels."""
+    from cnnlab.engine.predict import stretched_files
+
+    model, ckpt = model_from_checkpoint(checkpoint, "detection")
+    size = ckpt["input_size"][-1]
+    images, frames = stretched_files(paths, size)
+    dets = detect_images(model.eval(), images, score_threshold, iou_threshold)
+    return detection_rows(dets, ckpt["class_names"], [str(p) for p in paths], frames, size)
 
 
 @torch.no_grad()

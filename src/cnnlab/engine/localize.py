@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -248,11 +249,40 @@ def train_localizer(
 
 
 @torch.no_grad()
+def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Image files -> :func:`predict_images`' rows with the ``source``, its ``image_size``, and
+    the box and landmarks in the file's own pixels (the model saw it stretched to its input)."""
+    from cnnlab.engine.checkpoint import load_checkpoint
+    from cnnlab.engine.predict import stretched_files
+
+    size = load_checkpoint(checkpoint)["input_size"][-1]
+    images, frames = stretched_files(paths, size)
+    rows = predict_images(checkpoint, images)
+    return in_file_pixels(rows, [str(p) for p in paths], frames, size)
+
+
+def in_file_pixels(
+    rows: list[dict[str, Any]], sources: Sequence[str], frames: Sequence[tuple[int, int]], size: int
+) -> list[dict[str, Any]]:
+    """:func:`predict_images`' rows (in the ``size x size`` input) with ``source``,
+    ``image_size`` and coordinates in each ``(width, height)`` frame."""
+    from cnnlab.engine.predict import in_frame
+
+    for src, row, frame in zip(sources, rows, frames, strict=True):
+        row["source"], row["image_size"] = src, list(frame)
+        row["box_xyxy"] = in_frame(row["box_xyxy"], size, frame)
+        row["landmarks"] = [in_frame(xy, size, frame) for xy in row["landmarks"]]
+    return rows
+
+
+@torch.no_grad()
 def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[str, Any]]:
     """``images (N, 3, S, S)`` uint8 -> per image: object probability, class, box (pixels, xyxy)
     and landmarks (pixels)."""
     model, ckpt = model_from_checkpoint(checkpoint, "localization")
     model.eval()
+    if not len(images):
+        return []
     s = images.shape[-1]
     out = model.split(torch.cat([model(standardise(c.float())) for c in images.split(64)]))
     boxes = _xyxy(out.box) * s

@@ -104,6 +104,26 @@ def onnx_predict(session: Any, batch: torch.Tensor) -> torch.Tensor:
 CHUNK = 256  # images decoded and scored at once: thousands of files fit in memory
 
 
+def stretched_files(
+    paths: Sequence[str | Path], size: int
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Image files stretched to a box model's ``size x size`` as ``(N, 3, size, size)`` uint8
+    (as localize and detect training decode their images), and each file's own
+    ``(width, height)`` as a viewer shows it: predictions made on the stretched image are
+    reported in the file's pixels (:func:`in_frame`)."""
+    from cnnlab.data.images import displayed_size
+
+    images = [torch.empty(0, 3, size, size, dtype=torch.uint8)]
+    images += [image_to_uint8(p, size, 3, "stretch")[None] for p in paths]
+    return torch.cat(images), [displayed_size(p) for p in paths]
+
+
+def in_frame(xy: Sequence[float], size: int, frame: tuple[int, int]) -> list[float]:
+    """``x, y, x, y...`` in the ``size x size`` model input -> the ``(width, height)`` file's."""
+    scale = (frame[0] / size, frame[1] / size)
+    return [round(v * scale[i % 2], 2) for i, v in enumerate(xy)]
+
+
 @dataclass
 class Classifier:
     """A trained classifier ready for image files: a checkpoint's model on a device, or an
