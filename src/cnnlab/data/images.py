@@ -105,18 +105,17 @@ def why_unreadable(exc: BaseException) -> str:
 
 
 def unreadable(path: str | Path) -> str | None:
-    """Why :func:`read_image` would refuse the file ``path`` (not an image, corrupt, truncated,
-    a decompression bomb), or ``None``, from a quick look that decodes no full image: the
-    header, a PNG's or WebP's checksums and chunks, a JPEG at 1/8 scale (libjpeg still reads it
-    to the end). Note: a truncated BMP, GIF or TIFF passes, and :func:`read_image` says so."""
+    """Why :func:`read_image` would refuse the file ``path`` (not an image, empty, a
+    decompression bomb, a PNG cut short or corrupt), or ``None``, from a quick look that decodes
+    no pixels: the header, and a PNG's chunks and checksums (0.4 ms for a 512x512 PNG whose
+    decoding takes 15 ms). Note: a truncated JPEG, BMP, GIF or TIFF passes; reading it is then
+    the one-line error naming it. (Decoding a JPEG even at 1/8 scale took 1.4 of the 3.1 ms a
+    full read of a 512x512 one does, nearly doubling a folder's prediction time.)"""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.format == "JPEG":
-                    img.draft(img.mode, (1, 1))  # the smallest scale libjpeg decodes
-                    img.load()
-                else:
+                if img.format == "PNG":
                     img.verify()
     except UNREADABLE as exc:
         return why_unreadable(exc)
