@@ -269,6 +269,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert Image.open(wide["map"]).size == (64, 48)
     assert sum(wide["pixel_counts"].values()) == 64 * 48
     assert same["pixel_counts"] == preds[0]["pixel_counts"]
+    from cnnlab.engine.segment import colorize, predict_files  # from Python: the same maps
+
+    rows = predict_files(out / "best.pt", [tmp_path / "wide.png", photos[0]])
+    assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
+    assert rows[0]["mask"].shape == (48, 64)
+    assert np.array_equal(colorize(rows[0]["mask"].numpy()), np.asarray(Image.open(wide["map"])))
     assert main([*argv, str(photos[0])]) == 0  # without --json: each class's share of the pixels
     shown = capsys.readouterr().out
     counts = preds[0]["pixel_counts"]

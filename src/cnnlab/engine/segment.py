@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -484,6 +485,25 @@ def predict_mask(
     if logits.shape[-2:] != image.shape[-2:]:
         logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return image, logits.argmax(1)[0]
+
+
+def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Image files -> per file its ``source``, ``mask`` (``(H, W)`` class indices on the
+    file's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class name)."""
+    model, ckpt = model_from_checkpoint(checkpoint, "segmentation")
+    names, size = ckpt["class_names"], ckpt["input_size"][-1]
+    rows = []
+    for path in paths:
+        _, mask = predict_mask(model.eval(), path, size)
+        counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
+        rows.append(
+            {
+                "source": str(path),
+                "mask": mask,
+                "pixel_counts": dict(zip(names, counts, strict=True)),
+            }
+        )
+    return rows
 
 
 def save_prediction(
