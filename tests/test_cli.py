@@ -536,6 +536,11 @@ def test_bad_input_is_one_line_exit_2(
             ["classify", "train", "--val", "0.1"],
             "(did you mean --val-fraction?)",
         ),
+        ([], "cnnlab: give one of: models, summary, explain, edges, classify, export, augment"),
+        (
+            ["classify"],
+            "cnnlab classify: give one of: train, eval, predict (`cnnlab classify --help`",
+        ),
         (["classify", "evaluate"], "(choose from 'train', 'eval', 'predict'); did you mean eval?"),
         (["clasify"], "; did you mean classify?"),
         (["classify", "train", "--precision", "bf61"], "; did you mean bf16?"),

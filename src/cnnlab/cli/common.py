@@ -91,6 +91,14 @@ class Parser(argparse.ArgumentParser):
             from cnnlab.engine.run_folders import checkpoint_hint
 
             message += f" ({checkpoint_hint(words[1])})"
+        subcommands = next(
+            (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        if subcommands and message.endswith(f"arguments are required: {subcommands.dest}"):
+            message = (  # `cnnlab classify` alone: name what may follow
+                f"give one of: {', '.join(subcommands.choices)} "
+                f"(`{self.prog} --help` says what each does)"
+            )
         choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
         if choice:
             choices = [c.strip("'\" ") for c in choice[2].split(",")]
