@@ -544,6 +544,11 @@ def test_bad_input_is_one_line_exit_2(
         (["classify", "evaluate"], "(choose from 'train', 'eval', 'predict'); did you mean eval?"),
         (["clasify"], "; did you mean classify?"),
         (["classify", "train", "--precision", "bf61"], "; did you mean bf16?"),
+        (["classify", "train", "--data", "mnst"], "not a folder; did you mean mnist?"),
+        (["data", "download", "fashion_mnist"], "'fashion_mnist'; did you mean fashion-mnist?"),
+        (["summary", "resnt18"], "unknown model 'resnt18'; did you mean resnet18,"),
+        (["faces", "train", "--augment", "crop,eras"], "'eras'; did you mean erase?"),
+        (["edges", "apply", "--filters", "sobell"], "'sobell'; did you mean sobel?"),
     ],
 )
 def test_misspelt_commands_and_options_are_named_with_the_nearest(

@@ -75,10 +75,9 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        import difflib
+        from cnnlab.words import nearest
 
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnlab models`"
+        hint = nearest(name, _REGISTRY, n=3) or "; see `cnnlab models`"
         raise CnnlabError(f"unknown model {name!r}{hint}") from None
 
 

@@ -3,7 +3,8 @@ files passed over."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
@@ -18,3 +19,10 @@ def skipped_lines(skipped: Sequence[str], shown: int = 20) -> list[str]:
     if len(skipped) > shown:
         lines.append(f"... and {counted(len(skipped) - shown, 'more unreadable file')}")
     return lines
+
+
+def nearest(name: str, known: Iterable[str], n: int = 1) -> str:
+    """``"; did you mean mnist?"`` when ``name`` is close to up to ``n`` of ``known``, else
+    ``""``: the end of an "unknown ..." message."""
+    close = difflib.get_close_matches(name, list(known), n=n)
+    return f"; did you mean {', '.join(close)}?" if close else ""

@@ -37,6 +37,7 @@ import kornia.augmentation as K
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import nearest
 
 AUGMENTATIONS = (
     "flip",
@@ -129,7 +130,10 @@ def _one(
                 "training set's colour covariance)"
             )
         return RandomPCAColor(*pca)
-    raise CnnlabError(f"unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}")
+    raise CnnlabError(
+        f"unknown augmentation {name!r}{nearest(name, AUGMENTATIONS)}; choose from "
+        + ", ".join(AUGMENTATIONS)
+    )
 
 
 def parse_augment(text: str) -> tuple[str, ...]:
@@ -138,7 +142,8 @@ def parse_augment(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise CnnlabError(
-            f"unknown augmentation {unknown[0]!r}; choose from {', '.join(AUGMENTATIONS)}"
+            f"unknown augmentation {unknown[0]!r}{nearest(unknown[0], AUGMENTATIONS)}; choose "
+            f"from {', '.join(AUGMENTATIONS)}"
         )
     return names
 

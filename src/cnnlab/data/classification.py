@@ -21,6 +21,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 BUNDLED = ("digits", "faces")
+# downloaded once with `cnnlab data download`, then read offline
+STANDARD = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def load_classification(
         data = load_digits(image_size, split_seed, val_fraction, test_fraction)
     elif source == "faces":
         data = load_faces(image_size, split_seed, val_fraction, test_fraction)
-    elif source in ("mnist", "fashion-mnist", "cifar10", "cifar100"):
+    elif source in STANDARD:
         from cnnlab.data.standard import load_standard_classification
 
         data = load_standard_classification(
@@ -242,8 +244,12 @@ def load_classification(
             resize=resize,
         )
     else:
+        from cnnlab.words import nearest
+
+        named = (*BUNDLED, *STANDARD)
         raise CnnlabError(
             f"--data {source!r}: not a bundled dataset ({', '.join(BUNDLED)}) and not a folder"
+            + nearest(source, named)
         )
     if channels not in (None, data.channels):
         raise CnnlabError(f"--channels {channels}: the {source} images have {data.channels}")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import nearest
 
 DEFAULT_ROOT = Path.home() / ".cache" / "cnnlab" / "datasets"
 
@@ -248,7 +249,9 @@ def is_present(name: str, root: str | Path | None = None) -> bool:
 def require(name: str, root: str | Path | None = None) -> Path:
     """The folder of a downloaded dataset, or a :class:`CnnlabError` saying how to get it."""
     if name not in DATASETS:
-        raise CnnlabError(f"unknown dataset {name!r}; see `cnnlab data list`")
+        raise CnnlabError(
+            f"unknown dataset {name!r}{nearest(name, DATASETS)}; see `cnnlab data list`"
+        )
     if not is_present(name, root):
         where = f" --root {root}" if root else ""
         raise CnnlabError(
@@ -425,7 +428,8 @@ def download(
     ``mirror`` replaces every URL's folder with another base URL or a local folder (same file
     names): for a local copy, a proxy, or the tests' server on 127.0.0.1."""
     if name not in DATASETS:
-        raise CnnlabError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        known = ", ".join(DATASETS)
+        raise CnnlabError(f"unknown dataset {name!r}{nearest(name, DATASETS)} (known: {known})")
     base = mirror_base(mirror) if mirror else None
     spec = DATASETS[name]
     target = dataset_dir(name, root)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import nearest
 
 EDGE_FILTERS: dict[str, tuple[tuple[float, ...], ...]] = {
     "vertical": ((1, 0, -1), (1, 0, -1), (1, 0, -1)),
@@ -31,5 +32,6 @@ def edge_filter(name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         rows = EDGE_FILTERS[name]
     except KeyError:
         known = ", ".join(EDGE_FILTERS)
-        raise CnnlabError(f"unknown filter {name!r}; known filters: {known}") from None
+        hint = nearest(name, EDGE_FILTERS)
+        raise CnnlabError(f"unknown filter {name!r}{hint}; known filters: {known}") from None
     return torch.tensor(rows, dtype=dtype)
