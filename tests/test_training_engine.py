@@ -259,6 +259,13 @@ def test_device_names(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("tpu", "meta", "cuda:x"):
         with pytest.raises(CnnlabError, match=f"unknown device '{bad}'"):
             resolve_device(bad)
+    for other, said in (
+        ("gpu", "cuda:N for GPU N"),
+        ("1", "cuda:1 for GPU 1"),
+        ("GPU:2", "cuda:2"),
+    ):
+        with pytest.raises(CnnlabError, match=f"a GPU is cuda, or {said}"):  # other tools' names
+            resolve_device(other)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("cuda:0") == torch.device("cuda:0")

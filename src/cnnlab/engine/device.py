@@ -20,7 +20,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise CnnlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+        index = name.split(":")[-1] if ":" in name or name.isdigit() else "N"
+        gpu = name.lower().split(":")[0] == "gpu" or name.isdigit()  # other tools' spellings
+        hint = f" (a GPU is cuda, or cuda:{index} for GPU {index})" if gpu else ""
+        raise CnnlabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps{hint}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CnnlabError(f"device {name!r} asked for, but CUDA is not available here")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
