@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -279,6 +280,29 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert square["image_size"] == [64, 64] and tall["image_size"] == [64, 128]
     x1, y1, x2, y2 = square["detections"][0]["box_xyxy"]
     assert tall["detections"][0]["box_xyxy"] == pytest.approx([x1, 2 * y1, x2, 2 * y2], abs=0.5)
+    table = tmp_path / "boxes.csv"  # one row a detection, a bare source for an image with none
+    assert main([*argv, *files, "--score-threshold", "0.99", "--csv", str(table)]) == 0
+    lines = ["source,label,score,x1,y1,x2,y2", *(f + ",,,,,," for f in files)]
+    assert table.read_text().splitlines() == lines
+    assert main([*argv, *files, "--csv", str(table), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with table.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    expected = [
+        (r["source"], d["label"], d["score"], *d["box_xyxy"])
+        for r in said["predictions"]
+        for d in r["detections"]
+    ]
+    assert said["csv"] == str(table) and len(written) == len(expected) > 0
+    assert [
+        (
+            w["source"],
+            w["label"],
+            float(w["score"]),
+            *map(float, (w["x1"], w["y1"], w["x2"], w["y2"])),
+        )
+        for w in written
+    ] == expected
     from cnnlab.engine.detect import predict_files  # from Python: the same rows
 
     assert predict_files(ckpt, files, score_threshold=0) == [square, tall]

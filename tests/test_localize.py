@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -158,6 +159,19 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert wide["landmarks"][0] == pytest.approx(
         [2 * square["landmarks"][0][0], square["landmarks"][0][1]], abs=0.5
     )
+    sheet = tmp_path / "boxes.csv"  # one row an image: y = [p_c, class, box] in its pixels
+    assert (
+        main(
+            ["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--csv", str(sheet)]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    with sheet.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [w["source"] for w in written] == files and written[1]["class"] == wide["class"]
+    assert [float(written[1][k]) for k in ("x1", "y1", "x2", "y2")] == wide["box_xyxy"]
+    assert float(written[0]["object_probability"]) == square["object_probability"]
     from cnnlab.engine.localize import predict_files  # from Python: the same rows
 
     assert predict_files(ckpt, files) == [square, wide]

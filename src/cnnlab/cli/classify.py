@@ -12,18 +12,21 @@ from rich.table import Table
 from cnnlab.cli.common import (
     Parser,
     add_checkpoint_split,
+    add_csv,
     add_device,
     add_eval_data,
     add_image_files,
     add_patience,
     add_precision,
     add_resume,
+    csv_file,
     data_change_reported,
     non_negative_float,
     positive_float,
     positive_int,
     random_seed,
     resumed_config,
+    write_csv,
 )
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
@@ -185,26 +188,11 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 + ("; a file's label: the class folder it lies in" if args.images else "")
             )
     if csv_path:
-        from cnnlab.engine.runlog import write_rows
-
-        write_rows(csv_path, csv_rows(rows))
-        result["csv"] = str(csv_path)
-        if not args.json:
-            console.print(f"wrote {csv_path}")
+        result["csv"] = write_csv(csv_path, csv_rows(rows), console, args.json)
     return result
 
 
 SHOWN = 50  # rows of the predictions table on the terminal (--csv and --json hold them all)
-
-
-def csv_file(path: str) -> Path:
-    """``path`` when a CSV file can be written there (its folders are made); a folder, or a file
-    where a folder is needed, is an error before the images are read."""
-    out = Path(path)
-    if out.is_dir():
-        raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -391,10 +379,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=positive_int, default=10, help="images of the split to show")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes shown per image")
-    p.add_argument(
-        "--csv",
-        help="also write every prediction to this CSV file (source, prediction, probability, "
-        f"label, runners-up); the terminal shows the first {SHOWN}",
+    add_csv(
+        p,
+        "every prediction (source, prediction, probability, label, runners-up); the terminal "
+        f"shows the first {SHOWN}",
     )
     add_device(p)
     p.set_defaults(handler=cmd_classify_predict)

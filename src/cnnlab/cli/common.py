@@ -388,3 +388,42 @@ def split_changed(ckpt: dict[str, Any], split: str, *tensors: Any) -> bool | Non
 
     with data_change_reported():
         return data_changed(ckpt, split, *tensors)
+
+
+def csv_file(path: str) -> Path:
+    """``path`` when a CSV file can be written there (its folders are made); a folder, or a file
+    where a folder is needed, is an error before the images are read."""
+    out = Path(path)
+    if out.is_dir():
+        raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_csv(
+    path: Path,
+    rows: list[dict[str, Any]],
+    console: Any,
+    quiet: bool,
+    header: Sequence[str] = (),
+) -> str:
+    """Write ``rows`` (one flat dict each; the ``header`` given, else their keys in order of
+    appearance; a missing value is empty) to the CSV ``path`` at once (a temporary file
+    renamed), say so unless ``quiet``, and return the path for ``--json``."""
+    import csv
+
+    header = list(header) or list(dict.fromkeys(k for r in rows for k in r)) or ["source"]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    if not quiet:
+        console.print(f"wrote {path}")
+    return str(path)
+
+
+def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--csv FILE``: every prediction also as a spreadsheet."""
+    parser.add_argument("--csv", help=f"also write {what} to this CSV file")

@@ -14,18 +14,21 @@ from rich.table import Table
 from cnnlab.cli.common import (
     Parser,
     add_checkpoint_split,
+    add_csv,
     add_device,
     add_eval_data,
     add_image_files,
     add_precision,
     add_resume,
     add_schedule,
+    csv_file,
     data_change_reported,
     positive_int,
     random_seed,
     resumed_config,
     split_changed,
     unit_interval,
+    write_csv,
 )
 from cnnlab.words import counted
 
@@ -105,6 +108,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
 
     ckpt = load_checkpoint(args.checkpoint)
     check_task(ckpt, args.checkpoint, "localization")
+    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
     if args.images:
         images, frames = stretched_files(args.images, size)
@@ -145,7 +149,20 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             )
         console.print(table)
         console.print(f"wrote {path}{_drawn_note(len(images))}")
-    return {"figure": str(path), "predictions": rows}
+    result = {"figure": str(path), "predictions": rows}
+    if csv_path:  # one row an image: y = [p_c, class, box]
+        flat = [
+            {
+                "source": r["source"],
+                "object_probability": r["object_probability"],
+                "class": r["class"],
+                "class_probability": r["class_probability"],
+                **dict(zip(("x1", "y1", "x2", "y2"), r["box_xyxy"], strict=True)),
+            }
+            for r in rows
+        ]
+        result["csv"] = write_csv(csv_path, flat, console, args.json)
+    return result
 
 
 def final_note(split: str) -> str:
@@ -230,6 +247,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
     model.eval()
+    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
     if args.images:
         images, frames = stretched_files(args.images, size)
@@ -262,7 +280,18 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
                 table.add_row(r["source"], "-", "-", "nothing above the score threshold")
         console.print(table)
         console.print(f"wrote {path}{_drawn_note(len(images))}")
-    return {"figure": str(path), "predictions": rows}
+    result = {"figure": str(path), "predictions": rows}
+    if csv_path:  # one row a detection; an image with none keeps a row with its source alone
+        flat: list[dict[str, Any]] = []
+        for r in rows:
+            flat += [
+                {"source": r["source"], "label": d["label"], "score": d["score"]}
+                | dict(zip(("x1", "y1", "x2", "y2"), d["box_xyxy"], strict=True))
+                for d in r["detections"]
+            ] or [{"source": r["source"]}]
+        header = ("source", "label", "score", "x1", "y1", "x2", "y2")
+        result["csv"] = write_csv(csv_path, flat, console, args.json, header)
+    return result
 
 
 def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -350,6 +379,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 1234, "runs/localize/predictions.png")
+    add_csv(p, "each image's object probability, class and box (in its own pixels)")
     p.set_defaults(handler=cmd_localize_predict)
 
 
@@ -393,6 +423,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a run's best.pt")
     add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 4321, "runs/detect/predictions.png")
+    add_csv(p, "every detection: source, label, score and box (in its own pixels)")
     p.add_argument(
         "--score-threshold",
         type=unit_interval,
