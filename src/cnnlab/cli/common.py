@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 from cnnlab.config import MAX_SEED, is_seed
 from cnnlab.errors import CnnlabError
+from cnnlab.words import nearest
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -101,9 +102,7 @@ class Parser(argparse.ArgumentParser):
             )
         choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
         if choice:
-            choices = [c.strip("'\" ") for c in choice[2].split(",")]
-            close = difflib.get_close_matches(choice[1], choices, n=1, cutoff=0.6)
-            message += f"; did you mean {close[0]}?" if close else ""
+            message += nearest(choice[1], (c.strip("'\" ") for c in choice[2].split(",")))
         raise CnnlabError(f"{self.prog}: {message}")
 
 
@@ -118,7 +117,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "-o": ("--out",),
     "--out": ("-o",),
     "--output-dir": ("--out",),
-    "--epoch": ("--epochs", "--epoch-steps"),
+    "--epoch": ("--epochs",),
 }
 
 
@@ -407,18 +406,12 @@ def write_csv(
     quiet: bool,
     header: Sequence[str] = (),
 ) -> str:
-    """Write ``rows`` (one flat dict each; the ``header`` given, else their keys in order of
-    appearance; a missing value is empty) to the CSV ``path`` at once (a temporary file
-    renamed), say so unless ``quiet``, and return the path for ``--json``."""
-    import csv
+    """Write ``rows`` (one flat dict each) to the CSV ``path`` with
+    :func:`cnnlab.engine.runlog.write_rows` (``header``, else their keys), say so unless
+    ``quiet``, and return the path for ``--json``."""
+    from cnnlab.engine.runlog import write_rows
 
-    header = list(header) or list(dict.fromkeys(k for r in rows for k in r)) or ["source"]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    write_rows(path, rows, header)
     if not quiet:
         console.print(f"wrote {path}")
     return str(path)

@@ -76,12 +76,16 @@ def describe_data(
     return f"{name}: {counted(classes, 'class', 'classes')}, {counts} {noun}"
 
 
-def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write one CSV row per dict (header from the first) via a temporary file and a rename."""
+def write_rows(
+    path: str | Path, rows: Sequence[dict[str, Any]], header: Sequence[str] = ()
+) -> Path:
+    """Write one CSV row per dict via a temporary file and a rename. The columns: ``header``,
+    else every key of the rows in order of appearance; a value a row lacks is left empty."""
     path = Path(path)
+    header = list(header) or list(dict.fromkeys(k for r in rows for k in r))
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=header, restval="")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
