@@ -89,7 +89,12 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
 
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.segment import predict_mask, save_prediction, scenes_segmentation
+    from cnnlab.engine.segment import (
+        mask_counts,
+        predict_mask,
+        save_prediction,
+        scenes_segmentation,
+    )
     from cnnlab.models.unet import at_input_size
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
@@ -114,10 +119,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             with torch.no_grad():
                 mask = at_input_size(model, standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
-        counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
-        rows.append(
-            {"source": source, **paths, "pixel_counts": dict(zip(names, counts, strict=True))}
-        )
+        rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
     if not args.json:
         table = Table(title="share of the pixels given to each class")
         table.add_column("source", overflow="fold")  # a long path wraps: its file name shows

@@ -102,12 +102,11 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     import torch
 
     from cnnlab.data.scenes import make_scenes
-    from cnnlab.engine.checkpoint import check_task, load_checkpoint
+    from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
     from cnnlab.engine.predict import stretched_files
 
-    ckpt = load_checkpoint(args.checkpoint)
-    check_task(ckpt, args.checkpoint, "localization")
+    model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
     if args.images:
@@ -129,7 +128,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
         sources = [f"scene[{i}]" for i in range(len(scenes))]
         frames = [(size, size)] * len(scenes)
-    rows = predict_images(args.checkpoint, images)
+    rows = predict_images(model, ckpt["class_names"], images)
     drawn = images[:MAX_DRAWN]  # drawn on what the model saw
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from cnnlab.data.memory import require_memory
 from cnnlab.errors import CnnlabError
-from cnnlab.words import counted
+from cnnlab.words import counted, nearest
 
 BUNDLED = ("digits", "faces")
 # downloaded once with `cnnlab data download`, then read offline
@@ -244,12 +244,9 @@ def load_classification(
             resize=resize,
         )
     else:
-        from cnnlab.words import nearest
-
-        named = (*BUNDLED, *STANDARD)
         raise CnnlabError(
             f"--data {source!r}: not a bundled dataset ({', '.join(BUNDLED)}) and not a folder"
-            + nearest(source, named)
+            + nearest(source, (*BUNDLED, *STANDARD))
         )
     if channels not in (None, data.channels):
         raise CnnlabError(f"--channels {channels}: the {source} images have {data.channels}")

@@ -252,12 +252,12 @@ def train_localizer(
 def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Image files -> :func:`predict_images`' rows with the ``source``, its ``image_size``, and
     the box and landmarks in the file's own pixels (the model saw it stretched to its input)."""
-    from cnnlab.engine.checkpoint import load_checkpoint
     from cnnlab.engine.predict import stretched_files
 
-    size = load_checkpoint(checkpoint)["input_size"][-1]
+    model, ckpt = model_from_checkpoint(checkpoint, "localization")
+    size = ckpt["input_size"][-1]
     images, frames = stretched_files(paths, size)
-    rows = predict_images(checkpoint, images)
+    rows = predict_images(model, ckpt["class_names"], images)
     return in_file_pixels(rows, [str(p) for p in paths], frames, size)
 
 
@@ -276,17 +276,17 @@ def in_file_pixels(
 
 
 @torch.no_grad()
-def predict_images(checkpoint: str | Path, images: torch.Tensor) -> list[dict[str, Any]]:
-    """``images (N, 3, S, S)`` uint8 -> per image: object probability, class, box (pixels, xyxy)
-    and landmarks (pixels)."""
-    model, ckpt = model_from_checkpoint(checkpoint, "localization")
+def predict_images(
+    model: torch.nn.Module, names: Sequence[str], images: torch.Tensor
+) -> list[dict[str, Any]]:
+    """``images (N, 3, S, S)`` uint8 -> per image: object probability, class (of ``names``),
+    box (pixels, xyxy) and landmarks (pixels), from a localizer (set to eval here)."""
     model.eval()
     if not len(images):
         return []
     s = images.shape[-1]
     out = model.split(torch.cat([model(standardise(c.float())) for c in images.split(64)]))
     boxes = _xyxy(out.box) * s
-    names = ckpt["class_names"]
     rows = []
     for i in range(len(images)):
         probs = out.class_logits[i].softmax(0)

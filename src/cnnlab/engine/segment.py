@@ -495,15 +495,14 @@ def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[d
     rows = []
     for path in paths:
         _, mask = predict_mask(model.eval(), path, size)
-        counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
-        rows.append(
-            {
-                "source": str(path),
-                "mask": mask,
-                "pixel_counts": dict(zip(names, counts, strict=True)),
-            }
-        )
+        rows.append({"source": str(path), "mask": mask, "pixel_counts": mask_counts(mask, names)})
     return rows
+
+
+def mask_counts(mask: torch.Tensor, names: Sequence[str]) -> dict[str, int]:
+    """Pixels of a ``(H, W)`` class map given to each class, by name."""
+    counts = torch.bincount(mask.flatten(), minlength=len(names)).tolist()
+    return dict(zip(names, counts, strict=True))
 
 
 def save_prediction(
