@@ -485,7 +485,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["localize", "train", "--images", "2"], "2 images: too few to split"),
         (["detect", "train", "--resume", "r/last.pt", "--no-mirror"], "drop --no-mirror"),
         (["segment", "train", "--images", "2"], "2 images: too few to split"),
-        (["nonsense"], "invalid choice"),
+        (["nonsense"], "cnnlab: error: no command 'nonsense'; give one of: models, summary,"),
         (["classify", "train", "--split-seed", "-1"], "--split-seed: must be >= 0"),
         (["augment", "--seed", str(2**32)], f"--seed: must be at most {2**32 - 1}"),
         (["localize", "train", "--seed", "-1"], "--seed: must be >= 0"),
@@ -536,13 +536,21 @@ def test_bad_input_is_one_line_exit_2(
             ["classify", "train", "--val", "0.1"],
             "(did you mean --val-fraction?)",
         ),
-        ([], "cnnlab: give one of: models, summary, explain, edges, classify, export, augment"),
+        (  # the root's error does not say "cnnlab: " twice
+            [],
+            "cnnlab: error: give one of: models, summary, explain, edges, classify, export",
+        ),
         (
             ["classify"],
             "cnnlab classify: give one of: train, eval, predict (`cnnlab classify --help`",
         ),
-        (["classify", "evaluate"], "(choose from 'train', 'eval', 'predict'); did you mean eval?"),
-        (["clasify"], "; did you mean classify?"),
+        (  # not argparse's "argument what: invalid choice: 'evaluate' (choose from ...)"
+            ["classify", "evaluate"],
+            "cnnlab classify: no subcommand 'evaluate'; give one of: train, eval, predict; "
+            "did you mean eval?",
+        ),
+        (["clasify"], "cnnlab: error: no command 'clasify'; give one of: models, summary"),
+        (["clasify"], "data, runs; did you mean classify?"),
         (["classify", "train", "--precision", "bf61"], "; did you mean bf16?"),
         (["classify", "train", "--data", "mnst"], "not a folder; did you mean mnist?"),
         (["data", "download", "fashion_mnist"], "'fashion_mnist'; did you mean fashion-mnist?"),

@@ -102,8 +102,14 @@ class Parser(argparse.ArgumentParser):
             )
         choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
         if choice:
-            message += nearest(choice[1], (c.strip("'\" ") for c in choice[2].split(",")))
-        raise CnnlabError(f"{self.prog}: {message}")
+            known = [c.strip("'\" ") for c in choice[2].split(",")]
+            if subcommands and message.startswith(f"argument {subcommands.dest}:"):
+                # argparse's "argument command: invalid choice: 'x' (choose from 'a', 'b')"
+                kind = "command" if len(words) == 1 else "subcommand"
+                message = f"no {kind} {choice[1]!r}; give one of: {', '.join(known)}"
+            message += nearest(choice[1], known)
+        # the root's own errors need no "cnnlab: " again after "cnnlab: error: "
+        raise CnnlabError(f"{self.prog}: {message}" if len(words) > 1 else message)
 
 
 # The name other commands (or other tools) give a setting -> what a command may call it instead.
