@@ -240,9 +240,9 @@ def test_train_on_a_folder(
     # --csv holds every prediction, flat; the terminal shows the first SHOWN
     import csv
 
-    import cnnlab.cli.classify as cli_classify
+    import cnnlab.cli.common as cli_common
 
-    monkeypatch.setattr(cli_classify, "SHOWN", 5)
+    monkeypatch.setattr(cli_common, "SHOWN", 5)
     table = tmp_path / "sheets" / "pred.csv"
     assert main([*predict[:-1], str(image_folder), "--csv", str(table)]) == 0
     shown = capsys.readouterr().out

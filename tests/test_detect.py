@@ -215,7 +215,9 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
             parse_label_file(bad, 3)
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
     assert (
         main(
@@ -281,7 +283,13 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     x1, y1, x2, y2 = square["detections"][0]["box_xyxy"]
     assert tall["detections"][0]["box_xyxy"] == pytest.approx([x1, 2 * y1, x2, 2 * y2], abs=0.5)
     table = tmp_path / "boxes.csv"  # one row a detection, a bare source for an image with none
+    import cnnlab.cli.common as cli_common
+
+    monkeypatch.setattr(cli_common, "SHOWN", 1)  # the table stops at SHOWN images
     assert main([*argv, *files, "--score-threshold", "0.99", "--csv", str(table)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"the first 1 of 2 images shown; all in {table}" in said
+    assert "sq" in said and "tall" not in said  # a long path is folded in the table
     lines = ["source,label,score,x1,y1,x2,y2", *(f + ",,,,,," for f in files)]
     assert table.read_text().splitlines() == lines
     assert main([*argv, *files, "--csv", str(table), "--json"]) == 0

@@ -87,7 +87,9 @@ def test_overfit_one_batch() -> None:
     assert losses[-1] < 0.1 * losses[0]
 
 
-def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_eval_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
     assert (
         main(
@@ -137,10 +139,12 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "4", "-o", shown]) == 0
     table = capsys.readouterr().out  # without --json: y = [p_c, box, class] for every image
     assert "y = [p_c, box, class]" in table and "scene[3]" in table
-    # many images: every one in the table and --json, the first 24 in the figure (one per axis)
+    # many images: the first 50 in the table, the first 24 in the figure (one per axis)
     assert main(["localize", "predict", "--checkpoint", ckpt, "--scenes", "70", "-o", shown]) == 0
     table = " ".join(capsys.readouterr().out.split())
-    assert "scene[69]" in table and "(the first 24 of 70 images)" in table
+    assert "scene[49]" in table and "scene[50]" not in table
+    assert "the first 50 of 70 images shown; --csv FILE writes all" in table
+    assert "(the first 24 of 70 images)" in table
     # a file twice as wide as the model's input: found on the stretched image, reported in the
     # file's own pixels (x doubled, y kept), not in the 32x32 frame the model saw
     from PIL import Image
@@ -160,13 +164,18 @@ def test_cli_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture[st
         [2 * square["landmarks"][0][0], square["landmarks"][0][1]], abs=0.5
     )
     sheet = tmp_path / "boxes.csv"  # one row an image: y = [p_c, class, box] in its pixels
+    import cnnlab.cli.common as cli_common
+
+    monkeypatch.setattr(cli_common, "SHOWN", 1)  # the table stops at SHOWN images
     assert (
         main(
             ["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--csv", str(sheet)]
         )
         == 0
     )
-    capsys.readouterr()
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"the first 1 of 2 images shown; all in {sheet}" in said
+    assert "sq" in said and "wide" not in said  # a long path is folded in the table
     with sheet.open(newline="") as f:
         written = list(csv.DictReader(f))
     assert [w["source"] for w in written] == files and written[1]["class"] == wide["class"]

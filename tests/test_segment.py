@@ -205,7 +205,9 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
         folder_segmentation(root)
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "run"
     assert (
         main(
@@ -280,6 +282,22 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     counts = preds[0]["pixel_counts"]
     assert "share of the pixels" in shown and "background" in shown
     assert f"{counts['background'] / sum(counts.values()):.1%}" in shown
+    # --csv: a row an image, its two files and each class's pixels; the table stops at SHOWN
+    import csv
+
+    import cnnlab.cli.common as cli_common
+
+    monkeypatch.setattr(cli_common, "SHOWN", 1)
+    sheet = tmp_path / "sheets" / "pixels.csv"
+    assert main([*argv, *map(str, photos), "--csv", str(sheet)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"the first 1 of 2 images shown; all in {sheet}" in shown
+    with sheet.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    assert list(written[0]) == ["source", "map", "overlay", *(f"{n}_pixels" for n in counts)]
+    assert [(w["source"], w["map"]) for w in written] == [(p["source"], p["map"]) for p in preds]
+    assert {n: int(written[1][f"{n}_pixels"]) for n in counts} == preds[1]["pixel_counts"]
+    assert main([*argv, str(photos[0]), "--csv", str(tmp_path)]) == 2  # a folder: refused
     # ONNX: the U-Net exports and matches PyTorch, without the tracer's warnings about its
     # padding arithmetic (constants in a graph of fixed size, as intended)
     import warnings

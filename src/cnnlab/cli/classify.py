@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    SHOWN,
     Parser,
     add_checkpoint_split,
     add_csv,
@@ -21,6 +22,7 @@ from cnnlab.cli.common import (
     add_resume,
     csv_file,
     data_change_reported,
+    first_shown,
     non_negative_float,
     positive_float,
     positive_int,
@@ -164,7 +166,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         columns = ["source", "prediction", "probability"] + (["label"] if labelled else [])
         for col in columns + ([f"next {runners_up}"] if runners_up else []):
             table.add_column(col, overflow="fold")  # a long path wraps: its file name shows
-        for r in rows[:SHOWN]:
+        shown, note = first_shown(rows, csv_path)
+        for r in shown:
             others = ", ".join(f"{name} {p:.3f}" for name, p in r["top_k"][1:])
             table.add_row(
                 r["source"],
@@ -174,9 +177,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 *([others] if runners_up else []),
             )
         console.print(table)
-        if len(rows) > SHOWN:
-            where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
-            console.print(f"the first {SHOWN} of {len(rows):,} images shown; {where}")
+        if note:
+            console.print(note)
     result: dict[str, Any] = {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
     labelled = [r for r in rows if "label" in r]
     if labelled:
@@ -190,9 +192,6 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     if csv_path:
         result["csv"] = write_csv(csv_path, csv_rows(rows), console, args.json)
     return result
-
-
-SHOWN = 50  # rows of the predictions table on the terminal (--csv and --json hold them all)
 
 
 def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

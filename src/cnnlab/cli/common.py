@@ -128,6 +128,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 
 C = TypeVar("C")
+R = TypeVar("R")
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
@@ -421,6 +422,21 @@ def write_csv(
     if not quiet:
         console.print(f"wrote {path}")
     return str(path)
+
+
+# rows of a predict command's table on the terminal (--csv and --json hold them all): a folder
+# of thousands of images would otherwise scroll its table, and the line saying where the
+# figure went, out of sight
+SHOWN = 50
+
+
+def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], str]:
+    """The first :data:`SHOWN` of ``rows`` (one an image) for a terminal table, and the line to
+    print under it naming where the rest are ("" when none were left out)."""
+    if len(rows) <= SHOWN:
+        return rows, ""
+    where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
+    return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
 
 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:

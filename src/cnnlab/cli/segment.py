@@ -14,17 +14,21 @@ from rich.table import Table
 from cnnlab.cli.common import (
     Parser,
     add_checkpoint_split,
+    add_csv,
     add_device,
     add_eval_data,
     add_image_files,
     add_precision,
     add_resume,
     add_schedule,
+    csv_file,
     data_change_reported,
+    first_shown,
     positive_int,
     random_seed,
     resumed_config,
     split_changed,
+    write_csv,
 )
 from cnnlab.cli.tasks import SIZE_HELP, final_note
 
@@ -99,6 +103,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     model.eval()
+    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     names = ckpt["class_names"]
     size = ckpt["input_size"][-1]
     if args.images:
@@ -125,12 +130,24 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         table.add_column("source", overflow="fold")  # a long path wraps: its file name shows
         for n in names:
             table.add_column(n, justify="right")
-        for r in rows:
+        shown, note = first_shown(rows, csv_path)
+        for r in shown:
             total = max(1, sum(r["pixel_counts"].values()))
             table.add_row(r["source"], *(f"{r['pixel_counts'][n] / total:.1%}" for n in names))
         console.print(table)
+        if note:
+            console.print(note)
         console.print(f"wrote {len(rows)} maps and overlays to {args.out}")
-    return {"predictions": rows}
+    result: dict[str, Any] = {"predictions": rows}
+    if csv_path:  # one row an image: its two PNGs, then each class's pixels in the map
+        flat = [
+            {"source": r["source"], "map": r["map"], "overlay": r["overlay"]}
+            | {f"{n}_pixels": r["pixel_counts"][n] for n in names}
+            for r in rows
+        ]
+        header = ("source", "map", "overlay", *(f"{n}_pixels" for n in names))
+        result["csv"] = write_csv(csv_path, flat, console, args.json, header)
+    return result
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -185,4 +202,5 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
     p.add_argument("--out", default="runs/segment/predictions", help="folder for the PNGs")
+    add_csv(p, "each image's map and overlay files and its pixels of each class")
     p.set_defaults(handler=cmd_segment_predict)

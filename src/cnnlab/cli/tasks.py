@@ -23,6 +23,7 @@ from cnnlab.cli.common import (
     add_schedule,
     csv_file,
     data_change_reported,
+    first_shown,
     positive_int,
     random_seed,
     resumed_config,
@@ -32,7 +33,7 @@ from cnnlab.cli.common import (
 )
 from cnnlab.words import counted
 
-MAX_DRAWN = 24  # images in a predict figure; the table and --json have every one
+MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
 
 
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -138,7 +139,8 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             table.add_column(
                 col, justify="left" if col in ("source", "class") else "right", overflow="fold"
             )
-        for r in rows:
+        shown, note = first_shown(rows, csv_path)
+        for r in shown:
             table.add_row(
                 r["source"],
                 f"{r['object_probability']:.3f}",
@@ -147,6 +149,8 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
                 _box_text(r["box_xyxy"]),
             )
         console.print(table)
+        if note:
+            console.print(note)
         console.print(f"wrote {path}{_drawn_note(len(images))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row an image: y = [p_c, class, box]
@@ -271,13 +275,16 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         )
         for col in ("source", "class", "score", "box x1, y1, x2, y2 (px)"):
             table.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
-        for r in rows:
+        shown, note = first_shown(rows, csv_path)  # an image's detections stay together
+        for r in shown:
             for d in r["detections"]:
                 score, box = f"{d['score']:.3f}", _box_text(d["box_xyxy"])
                 table.add_row(r["source"], d["label"], score, box)
             if not r["detections"]:
                 table.add_row(r["source"], "-", "-", "nothing above the score threshold")
         console.print(table)
+        if note:
+            console.print(note)
         console.print(f"wrote {path}{_drawn_note(len(images))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row a detection; an image with none keeps a row with its source alone
