@@ -438,6 +438,27 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     database = encoder.database(db)
     assert encoder.identify(database, [files[(7, 1)]]) == [r]
     assert encoder.verify(database, "person6", [files[(6, 1)]]) == [v]
+    # many probes: a line each and a tally under them; --csv holds every row, as --json does
+    import csv
+
+    probes = [files[(6, 1)], files[(7, 1)], files[(6, 0)]]
+    sheet = tmp_path / "who.csv"
+    identify = ["faces", "identify", "--checkpoint", ckpt, "--db", db, *probes]
+    assert main([*identify, "--csv", str(sheet), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with sheet.open(newline="") as f:
+        written = list(csv.DictReader(f))
+    assert said["csv"] == str(sheet)
+    assert [(w["source"], w["nearest"], w["identity"]) for w in written] == [
+        (r["source"], r["nearest"], r["identity"] or "") for r in said["results"]
+    ]
+    assert main(identify) == 0
+    recognized = sum(r["identity"] is not None for r in said["results"])
+    assert f"recognized {recognized} of 3 images" in capsys.readouterr().out
+    verify = ["faces", "verify", "--checkpoint", ckpt, "--db", db, "--name", "person6"]
+    assert main([*verify, *probes, "--csv", str(sheet)]) == 0
+    same = [w["same"] for w in csv.DictReader(sheet.open(newline=""))]
+    assert f"{same.count('True')} of 3 images are person6" in capsys.readouterr().out
     with pytest.raises(CnnlabError, match="no person named 'nobody'"):
         encoder.verify(database, "nobody", [files[(6, 1)]])
     assert encoder.embed([]).shape == (0, probe.shape[0])
@@ -460,6 +481,17 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     }
     assert main(["faces", "list", "--db", db]) == 0
     assert f"nobody is enrolled in {db}" in capsys.readouterr().out
+
+
+def test_many_probes_are_tallied() -> None:
+    """Under a folder's lines: who was named how often (most first), and the rest."""
+    from cnnlab.cli.faces import _tally
+
+    rows = [{"identity": n} for n in ("bo", None, "ada", "bo", None)]
+    assert _tally(rows, None) == "recognized 3 of 5 images (bo 2, ada 1); 2 not recognized"
+    assert _tally([{"identity": None}] * 2, None) == "recognized 0 of 2 images; 2 not recognized"
+    rows = [{"same": s} for s in (True, False, True)]
+    assert _tally(rows, "ada") == "2 of 3 images are ada (distance <= tau)"
 
 
 def test_cosface_loss_against_hand_computation() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,18 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    add_csv,
     add_device,
     add_image_files,
     add_run_folder,
     config_from_args,
+    csv_file,
+    first_shown,
     non_negative_float,
     positive_float,
     positive_int,
     random_seed,
+    write_csv,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
@@ -151,20 +156,45 @@ def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             again = f" ({skipped} already enrolled, skipped)" if skipped else ""
             console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
         return {"name": args.name, "enrolled": n, "skipped": skipped}
+    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     db = encoder.database(args.db)
     if args.what == "verify":
         rows = encoder.verify(db, args.name, args.images)
     else:
         rows = encoder.identify(db, args.images)
     if not args.json:
-        for r in rows:
+        shown, note = first_shown(rows, csv_path)
+        for r in shown:
             verdict = (
                 ("same person" if r["same"] else "different person")
                 if args.what == "verify"
                 else (r["identity"] or "not recognized")
             )
             console.print(f"{r['source']}: {verdict} (distance {r['distance']:.3f}, tau {tau:.3f})")
-    return {"tau": tau, "results": rows}
+        if note:
+            console.print(note)
+        if len(rows) > 1:
+            console.print(_tally(rows, args.name if args.what == "verify" else None))
+    result: dict[str, Any] = {"tau": tau, "results": rows}
+    if csv_path:  # the rows as they are: source, claimed, distance, same / identity, nearest
+        result["csv"] = write_csv(csv_path, rows, console, args.json)
+    return result
+
+
+def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
+    """One line for many probes: how many are ``claimed`` (verify), or who was named how often
+    and how many were not recognized (identify)."""
+    if claimed is not None:
+        same = sum(r["same"] for r in rows)
+        return f"{same} of {len(rows)} images are {claimed} (distance <= tau)"
+    named = Counter(r["identity"] for r in rows if r["identity"] is not None)
+    who = ", ".join(f"{name} {n}" for name, n in named.most_common())
+    recognized = sum(named.values())
+    return (
+        f"recognized {recognized} of {len(rows)} images"
+        + (f" ({who})" if who else "")
+        + f"; {len(rows) - recognized} not recognized"
+    )
 
 
 ENCODER_HELP = "an encoder's best.pt from cnnlab faces train"
@@ -293,6 +323,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         if name != "identify":
             p.add_argument("--name", required=True, help="the person")
         add_image_files(p, images_help, nargs="+")
+        if name != "enroll":
+            add_csv(
+                p,
+                "every image's "
+                + (
+                    "distance and verdict"
+                    if name == "verify"
+                    else "nearest person, distance and identity (empty: not recognized)"
+                ),
+            )
         p.set_defaults(handler=cmd_faces)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
     p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
