@@ -30,8 +30,9 @@ from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 
-def _evaluate_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Verification on an LFW-style pairs file at the checkpoint's tau, with the ROC."""
+def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``faces pairs``: verification on an LFW-style pairs file at the checkpoint's tau, with
+    the ROC."""
     import numpy as np
 
     from cnnlab.data.identities import read_pairs
@@ -96,66 +97,91 @@ def _summary_table(result: dict[str, Any]) -> Table:
 METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface", "scale": "cosface"}
 
 
-def cmd_faces(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``faces train``: :func:`cnnlab.engine.faces.train_faces`, then its figures on the
+    identities it never saw."""
+    from cnnlab.engine.faces import FacesConfig, train_faces
+
+    config = config_from_args(FacesConfig, args)
+    for option, method in METHOD_OPTIONS.items():  # given for a method that ignores it
+        if getattr(args, option) is not None and config.method != method:
+            raise CnnlabError(
+                f"--{option} is for --method {method}; {config.method} does not use it"
+            )
+    result = train_faces(config, Console(stderr=True, quiet=args.json))
+    if not args.json:
+        console.print(_summary_table(result))
+        if confused := _most_confused(result["confusion_1_shot"]):
+            console.print(confused)
+        run = Path(result["run_dir"])
+        console.print(f"figures: {run / 'roc.png'}, {run / 'confusion_1_shot.png'}")
+    return result
+
+
+def _most_confused(confusion: dict[str, Any]) -> str:
+    """``most confused, one-shot: 7 named as 9 for 6.0% of its images``: the largest share off
+    the diagonal of the one-shot confusion counts (rows: true identity); "" when none is."""
     import numpy as np
 
+    names = confusion["names"]
+    counts = np.array(confusion["counts"], dtype=float)
+    shares = counts / counts.sum(1, keepdims=True).clip(min=1)
+    np.fill_diagonal(shares, 0)
+    i, j = np.unravel_index(shares.argmax(), shares.shape)
+    if shares[i, j] == 0:
+        return ""
+    share = f"{shares[i, j]:.1%}"
+    return f"most confused, one-shot: {names[i]} named as {names[j]} for {share} of its images"
+
+
+def _existing_db(path: str) -> None:
+    """Refuse a database that is not there (only ``enroll`` creates one)."""
+    if not Path(path).is_file():
+        raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
+
+
+def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``faces list`` and ``faces remove``: who is enrolled, with how many images."""
     from cnnlab.data.face_db import FaceDatabase
 
-    if args.what == "train":
-        from cnnlab.engine.faces import FacesConfig, train_faces
+    _existing_db(args.db)
+    db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))
+    removed = db.remove(args.name) if args.what == "remove" else None
+    people = [{"name": n, "images": c} for n, c in db.people()]
+    if not args.json:
+        if removed is not None:
+            console.print(
+                f"removed {args.name} and their {counted(removed, 'image')} from {args.db}"
+            )
+        for p in people:
+            console.print(f"{p['name']}: {counted(p['images'], 'image')}")
+        if not people:
+            console.print(f"nobody is enrolled in {args.db}")
+    return {"people": people} | ({"removed": args.name} if removed is not None else {})
 
-        config = config_from_args(FacesConfig, args)
-        for option, method in METHOD_OPTIONS.items():  # given for a method that ignores it
-            if getattr(args, option) is not None and config.method != method:
-                raise CnnlabError(
-                    f"--{option} is for --method {method}; {config.method} does not use it"
-                )
-        result = train_faces(config, Console(stderr=True, quiet=args.json))
-        if not args.json:
-            console.print(_summary_table(result))
-            names = result["confusion_1_shot"]["names"]
-            counts = np.array(result["confusion_1_shot"]["counts"], dtype=float)
-            shares = counts / counts.sum(1, keepdims=True).clip(min=1)
-            np.fill_diagonal(shares, 0)
-            i, j = np.unravel_index(shares.argmax(), shares.shape)
-            if shares[i, j] > 0:
-                console.print(
-                    f"most confused, one-shot: {names[i]} named as {names[j]} "
-                    f"for {shares[i, j]:.1%} of its images"
-                )
-            run = Path(result["run_dir"])
-            console.print(f"figures: {run / 'roc.png'}, {run / 'confusion_1_shot.png'}")
-        return result
-    if args.what == "pairs":
-        return _evaluate_pairs(args, console)
-    if args.what != "enroll" and not Path(args.db).is_file():
-        raise CnnlabError(f"{args.db}: no such database (cnnlab faces enroll creates it)")
-    if args.what in ("list", "remove"):
-        db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))
-        removed = db.remove(args.name) if args.what == "remove" else None
-        people = [{"name": n, "images": c} for n, c in db.people()]
-        if not args.json:
-            if removed is not None:
-                console.print(
-                    f"removed {args.name} and their {counted(removed, 'image')} from {args.db}"
-                )
-            for p in people:
-                console.print(f"{p['name']}: {counted(p['images'], 'image')}")
-            if not people:
-                console.print(f"nobody is enrolled in {args.db}")
-        return {"people": people} | ({"removed": args.name} if removed is not None else {})
+
+def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``faces enroll``: embed the images, then add them to the person in one transaction."""
     from cnnlab.engine.recognition import FaceEncoder
 
     encoder = FaceEncoder.load(args.checkpoint)
+    emb = encoder.embed(args.images)  # a bad image stops us before the database
+    n = encoder.database(args.db).enroll(args.name, emb)
+    skipped = len(emb) - n
+    if not args.json:
+        again = f" ({skipped} already enrolled, skipped)" if skipped else ""
+        console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
+    return {"name": args.name, "enrolled": n, "skipped": skipped}
+
+
+def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``faces verify`` (is each image ``--name``?) and ``faces identify`` (who is it, or not
+    recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
+    from cnnlab.engine.recognition import FaceEncoder
+
+    _existing_db(args.db)
+    encoder = FaceEncoder.load(args.checkpoint)
     tau = encoder.tau
-    if args.what == "enroll":
-        emb = encoder.embed(args.images)  # a bad image stops us before the database
-        n = encoder.database(args.db).enroll(args.name, emb)
-        skipped = len(emb) - n
-        if not args.json:
-            again = f" ({skipped} already enrolled, skipped)" if skipped else ""
-            console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
-        return {"name": args.name, "enrolled": n, "skipped": skipped}
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     db = encoder.database(args.db)
     if args.what == "verify":
@@ -311,7 +337,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_device(p, d.device)
     add_run_folder(p, "faces")
-    p.set_defaults(handler=cmd_faces)
+    p.set_defaults(handler=cmd_faces_train)
     for name, helptext, images_help in (
         ("enroll", "add images of a person", "images of the person, or folders of them"),
         ("verify", "is this the claimed person?", "images (or folders) to check against --name"),
@@ -333,17 +359,17 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                     else "nearest person, distance and identity (empty: not recognized)"
                 ),
             )
-        p.set_defaults(handler=cmd_faces)
+        p.set_defaults(handler=cmd_faces_enroll if name == "enroll" else cmd_faces_probe)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
     p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
     p.add_argument("--data", required=True, help="identity folder root/<person>/*.jpg")
     p.add_argument("--pairs", required=True, help="LFW-style pairs.txt")
     p.add_argument("--roc", help="write the ROC curve to this PNG")
-    p.set_defaults(handler=cmd_faces)
+    p.set_defaults(handler=cmd_faces_pairs)
     p = kinds.add_parser("list", parents=[common], help="enrolled people")
     _add_db(p)
-    p.set_defaults(handler=cmd_faces)
+    p.set_defaults(handler=cmd_faces_people)
     p = kinds.add_parser("remove", parents=[common], help="remove a person")
     _add_db(p)
     p.add_argument("--name", required=True, help="the person to remove, with their images")
-    p.set_defaults(handler=cmd_faces)
+    p.set_defaults(handler=cmd_faces_people)
