@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,8 +254,6 @@ def train_classifier(
     ``resume``: a ``last.pt`` to continue; its own config is used and the run folder is its
     folder.
     """
-    from cnnlab.viz.plots import plot_confusion_matrix, plot_training_curves
-
     console = console or Console(stderr=True)
     started = time.perf_counter()
     ckpt: dict[str, Any] | None = None
@@ -350,20 +349,16 @@ def train_classifier(
     main = dist_info.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {
+            "model_kwargs": model_kwargs,
+            "device_resolved": str(device),
+            "settings": settings.to_dict(),
+            "augment_resolved": names,
+            "frozen_parameters": len(frozen),
+            "world_size": dist_info.world_size,
+        }  # the settings as given, and what "auto" and the data made of them
         (run_dir / "config.json").write_text(
-            json.dumps(
-                config.to_dict()
-                | {
-                    "model_kwargs": model_kwargs,
-                    "device_resolved": str(device),
-                    "settings": settings.to_dict(),
-                    "augment_resolved": names,
-                    "frozen_parameters": len(frozen),
-                    "world_size": dist_info.world_size,
-                },
-                indent=2,
-            )
-            + "\n"
+            json.dumps(config.to_dict() | resolved, indent=2) + "\n"
         )
     writer = _tensorboard(run_dir) if config.tensorboard and main else None
     base = {
@@ -389,34 +384,22 @@ def train_classifier(
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")
         for epoch in range(start_epoch, stop.last_epoch(config.epochs) + 1):
             saved = run_dir / "last.pt" if history else None  # this run's, not an old one
-            model.train()
-            frozen_norms_to_eval(model)
             order = torch.randperm(len(train), generator=generator)
-            loss_sum, correct, seen = 0.0, 0.0, 0.0
-            for step, batch in enumerate(batch_slices(order, config.batch_size, smallest)):
-                mine = D.shard(batch, dist_info)
-                optimizer.zero_grad(set_to_none=False)
-                if len(mine):
-                    x, y = inputs.batch("train", mine, train=True)
-                    logits = inputs.forward(model, x)
-                    loss = F.cross_entropy(
-                        logits,
-                        y,
-                        weight=weight,
-                        reduction="sum",
-                        label_smoothing=config.label_smoothing,
-                    )
-                    if not torch.isfinite(loss):
-                        where = f"epoch {epoch}, step {step + 1}"
-                        raise diverged(loss.item(), where, settings.bf16, saved)
-                    loss.backward()
-                    loss_sum += loss.item()
-                    correct += (logits.argmax(1) == y).sum().item()
-                    seen += len(y)
-                D.all_reduce_gradients(model, len(batch), dist_info)
-                optimizer.step()
-                schedule.step()
-            loss_sum, correct, seen = D.all_reduce_sum([loss_sum, correct, seen], dist_info)
+            batches = batch_slices(order, config.batch_size, smallest)
+            try:
+                loss_sum, correct, seen = train_epoch(
+                    model,
+                    inputs,
+                    batches,
+                    optimizer,
+                    schedule,
+                    weight,
+                    config.label_smoothing,
+                    dist_info,
+                )
+            except _NotFinite as bad:
+                where = f"epoch {epoch}, step {bad.step}"
+                raise diverged(bad.loss, where, settings.bf16, saved) from None
             val = evaluate(model, inputs, "val")
             row = {
                 "epoch": epoch,
@@ -484,23 +467,82 @@ def train_classifier(
         stop.stopped_at,
     )
     if main:
-        plot_training_curves(history, run_dir / "curves.png")
-        if test.count:  # --test-fraction 0 leaves no test split to draw
-            plot_confusion_matrix(
-                test.confusion,
-                data.class_names,
-                run_dir / "confusion_matrix.png",
-                title=f"{config.model} on {Path(config.data).name} test split "
-                f"(accuracy {test.accuracy:.2%})",
-            )
-        (run_dir / "results.json").write_text(
-            json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2)
-            + "\n"
-        )
+        _write_results(result, config, data.class_names)
     if writer is not None:
         writer.close()
     D.cleanup(dist_info)
     return result
+
+
+def _write_results(
+    result: TrainResult, config: ClassifyTrainConfig, class_names: list[str]
+) -> None:
+    """The run folder's figures and ``results.json``: the loss and accuracy curves, and the
+    best epoch's confusion matrix on the test split (where there is one)."""
+    from cnnlab.viz.plots import plot_confusion_matrix, plot_training_curves
+
+    run_dir, test = result.run_dir, result.test
+    plot_training_curves(result.history, run_dir / "curves.png")
+    if test.count:  # --test-fraction 0 leaves no test split to draw
+        plot_confusion_matrix(
+            test.confusion,
+            class_names,
+            run_dir / "confusion_matrix.png",
+            title=f"{config.model} on {Path(config.data).name} test split "
+            f"(accuracy {test.accuracy:.2%})",
+        )
+    (run_dir / "results.json").write_text(
+        json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2) + "\n"
+    )
+
+
+class _NotFinite(Exception):
+    """A training step's loss was NaN or infinite (``step`` counted from 1)."""
+
+    def __init__(self, loss: float, step: int) -> None:
+        super().__init__(loss, step)
+        self.loss, self.step = loss, step
+
+
+def train_epoch(
+    model: nn.Module,
+    inputs: Inputs,
+    batches: Iterable[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    weight: torch.Tensor | None,
+    label_smoothing: float,
+    dist_info: D.DistInfo,
+) -> tuple[float, float, float]:
+    """One pass of mini-batch gradient descent: for each batch of training-image indices (this
+    process's share of it when distributed), the summed cross-entropy of the logits
+    ``(N, classes)`` against the labels ``(N,)``, backpropagated; gradients are averaged over
+    the whole batch, then one AdamW step and one learning-rate step. Returns the summed loss,
+    the correct predictions and the images seen, over every process. A NaN or infinite loss
+    raises :class:`_NotFinite` before its step is taken."""
+    model.train()
+    frozen_norms_to_eval(model)
+    loss_sum, correct, seen = 0.0, 0.0, 0.0
+    for step, batch in enumerate(batches):
+        mine = D.shard(batch, dist_info)
+        optimizer.zero_grad(set_to_none=False)
+        if len(mine):
+            x, y = inputs.batch("train", mine, train=True)
+            logits = inputs.forward(model, x)
+            loss = F.cross_entropy(
+                logits, y, weight=weight, reduction="sum", label_smoothing=label_smoothing
+            )
+            if not torch.isfinite(loss):
+                raise _NotFinite(loss.item(), step + 1)
+            loss.backward()
+            loss_sum += loss.item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        D.all_reduce_gradients(model, len(batch), dist_info)
+        optimizer.step()
+        schedule.step()
+    loss_sum, correct, seen = D.all_reduce_sum([loss_sum, correct, seen], dist_info)
+    return loss_sum, correct, seen
 
 
 def _tensorboard(run_dir: Path) -> Any:
