@@ -556,6 +556,12 @@ def test_bad_input_is_one_line_exit_2(
         (["data", "download", "fashion_mnist"], "'fashion_mnist'; did you mean fashion-mnist?"),
         (["summary", "resnt18"], "unknown model 'resnt18'; did you mean resnet18,"),
         (["faces", "train", "--augment", "crop,eras"], "'eras'; did you mean erase?"),
+        (  # a positional argument given as an option swallowed the value and said no more
+            ["style", "--content", "x.jpg"],
+            "cnnlab style: unrecognized arguments: --content (content is given by position: "
+            "cnnlab style CONTENT STYLE)",
+        ),
+        (["summary", "--model", "resnet18"], "(model is given by position: cnnlab summary MODEL)"),
         (["edges", "apply", "--filters", "sobell"], "'sobell'; did you mean sobel?"),
     ],
 )

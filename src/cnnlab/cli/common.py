@@ -70,10 +70,17 @@ class Parser(argparse.ArgumentParser):
         """`` (did you mean --batch-size?)`` for the first unknown option close to one of this
         command's own, or the name this command gives a setting others call otherwise."""
         known = list(self._option_string_actions)
+        positional = [
+            a for a in self._actions if not a.option_strings and a.help != argparse.SUPPRESS
+        ]
+        by_position = " ".join(str(a.metavar or a.dest).upper() for a in positional)
         for extra in extras:
             option = extra.split("=", 1)[0]
             if not option.startswith("-") or option in known:
                 continue
+            name = option.lstrip("-").replace("-", "_")
+            if any(a.dest == name for a in positional):  # `cnnlab style --content x.jpg`
+                return f" ({name} is given by position: {self.prog} {by_position})"
             spelt = difflib.get_close_matches(option, SYNONYMS, n=1, cutoff=0.8)
             others = SYNONYMS[spelt[0]] if spelt else ()
             synonym = next((s for s in others if s in known), None)
