@@ -562,6 +562,11 @@ def test_bad_input_is_one_line_exit_2(
             "cnnlab style CONTENT STYLE)",
         ),
         (["summary", "--model", "resnet18"], "(model is given by position: cnnlab summary MODEL)"),
+        (  # was "give one of: models, ...": argparse asks for the command before the options
+            ["--jsn"],
+            "cnnlab: error: unrecognized arguments: --jsn (did you mean --json?)",
+        ),
+        (["classify", "--jsn"], "cnnlab classify: unrecognized arguments: --jsn (did you mean"),
         (["edges", "apply", "--filters", "sobell"], "'sobell'; did you mean sobel?"),
     ],
 )

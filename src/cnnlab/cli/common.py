@@ -61,6 +61,7 @@ class Parser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         """As argparse, but a command without subcommands refuses options it does not know
         itself, so the error names the command and suggests its own options."""
+        self._given = list(sys.argv[1:] if args is None else args)  # for error(), below
         namespace, extras = super().parse_known_args(args, namespace)
         if extras and self._subparsers is None:
             self.error(f"unrecognized arguments: {' '.join(extras)}{self._suggest(extras)}")
@@ -103,9 +104,19 @@ class Parser(argparse.ArgumentParser):
             (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
         )
         if subcommands and message.endswith(f"arguments are required: {subcommands.dest}"):
-            message = (  # `cnnlab classify` alone: name what may follow
-                f"give one of: {', '.join(subcommands.choices)} "
-                f"(`{self.prog} --help` says what each does)"
+            unknown = [  # `cnnlab --jsn`: the misspelt option, not the missing command
+                a
+                for a in getattr(self, "_given", [])
+                if a.startswith("-") and a.split("=", 1)[0] not in self._option_string_actions
+            ]
+            message = (
+                f"unrecognized arguments: {' '.join(unknown)}{self._suggest(unknown)}"
+                if unknown
+                # `cnnlab classify` alone: name what may follow
+                else (
+                    f"give one of: {', '.join(subcommands.choices)} "
+                    f"(`{self.prog} --help` says what each does)"
+                )
             )
         choice = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
         if choice:
