@@ -258,6 +258,9 @@ def test_train_on_a_folder(
     assert written[0]["class_3"] == top[2][0]
     assert main([*predict, str(image_folder), "--csv", str(tmp_path)]) == 2  # a folder
     assert "a folder; give the CSV's file name" in capsys.readouterr().err
+    if Path("/proc/self").is_dir():  # nothing can be made there: refused before predicting
+        assert main([*predict, str(image_folder), "--csv", "/proc/self/p.csv"]) == 2
+        assert "/proc/self/p.csv: cannot be written" in capsys.readouterr().err
     evaluate = ["classify", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
     assert main(evaluate) == 0
     captured = capsys.readouterr()

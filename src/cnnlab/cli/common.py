@@ -415,12 +415,19 @@ def split_changed(ckpt: dict[str, Any], split: str, *tensors: Any) -> bool | Non
 
 
 def csv_file(path: str) -> Path:
-    """``path`` when a CSV file can be written there (its folders are made); a folder, or a file
-    where a folder is needed, is an error before the images are read."""
+    """``path`` when a CSV file can be written there (its folders are made); a folder, a file
+    where a folder is needed, or a place nothing can be written is an error before the images
+    are read."""
     out = Path(path)
     if out.is_dir():
         raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    probe = out.with_suffix(out.suffix + ".tmp")  # the file write_rows writes, then renames
+    try:
+        probe.open("w").close()
+        probe.unlink()
+    except OSError as exc:  # found now, not after every image was predicted
+        raise CnnlabError(f"{out}: cannot be written ({exc.strerror or exc})") from None
     return out
 
 
