@@ -27,3 +27,16 @@ def refuse_web_address(given: str | Path) -> None:
             f"{given}: a web address; cnnlab reads files on this machine and downloads only "
             "datasets (cnnlab data download): save the file, then give its path"
         )
+
+
+def refuse_unwritable(path: Path) -> None:
+    """A :class:`CnnlabError` when no file can be written at ``path`` (a read-only folder, a
+    place like /proc): found by writing and removing ``<path>.tmp`` (its folders made first),
+    before the work whose result goes there rather than after it."""
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.open("w").close()
+        probe.unlink()
+    except OSError as exc:
+        raise CnnlabError(f"{path}: cannot be written ({exc.strerror or exc})") from None

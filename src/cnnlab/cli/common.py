@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from cnnlab.config import MAX_SEED, is_seed
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, refuse_unwritable
 from cnnlab.words import nearest
 
 
@@ -421,13 +421,7 @@ def csv_file(path: str) -> Path:
     out = Path(path)
     if out.is_dir():
         raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    probe = out.with_suffix(out.suffix + ".tmp")  # the file write_rows writes, then renames
-    try:
-        probe.open("w").close()
-        probe.unlink()
-    except OSError as exc:  # found now, not after every image was predicted
-        raise CnnlabError(f"{out}: cannot be written ({exc.strerror or exc})") from None
+    refuse_unwritable(out)  # found now, not after every image was predicted
     return out
 
 

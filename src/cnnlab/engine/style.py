@@ -32,7 +32,7 @@ from rich.console import Console
 from torch import nn
 
 from cnnlab.engine.runlog import epoch_progress
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, refuse_unwritable
 from cnnlab.ops.style import content_cost, style_cost, total_variation
 from cnnlab.registry import create_model
 
@@ -331,6 +331,7 @@ def image_path(path: str | Path) -> Path:
         raise CnnlabError(f"{path}: not an image file name Pillow can write (try .png or .jpg)")
     if blocking := next((p for p in path.parents if p.is_file()), None):
         raise CnnlabError(f"{blocking}: a file, where a folder is needed for {path.name}")
+    refuse_unwritable(path)
     return path
 
 
