@@ -93,6 +93,7 @@ def is_number(v: object) -> bool:
 
 
 def is_positive(v: object) -> bool:
+    """A number above zero (a box side, an image size); a bool is no number."""
     return is_number(v) and v > 0  # type: ignore[operator]
 
 

@@ -41,6 +41,8 @@ DEFAULT_ROOT = Path.home() / ".cache" / "cnnlab" / "datasets"
 
 @dataclass(frozen=True)
 class RemoteFile:
+    """One file of a dataset on its publisher's server, with what proves it arrived whole."""
+
     url: str
     md5: str | None  # None: the publisher gives no checksum
     size: int | None  # exact bytes; checked before the checksum (and instead of it for COCO)
@@ -49,6 +51,8 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset `cnnlab data download` fetches: its files, licence and task."""
+
     name: str
     files: tuple[RemoteFile, ...]
     licence: str
@@ -239,10 +243,12 @@ def data_root(root: str | Path | None = None) -> Path:
 
 
 def dataset_dir(name: str, root: str | Path | None = None) -> Path:
+    """Where dataset ``name`` lives under the data root (downloaded or not)."""
     return data_root(root) / name
 
 
 def is_present(name: str, root: str | Path | None = None) -> bool:
+    """Whether ``name`` was downloaded whole (its ``.complete`` marker is written last)."""
     return (dataset_dir(name, root) / ".complete").is_file()
 
 
@@ -262,6 +268,7 @@ def require(name: str, root: str | Path | None = None) -> Path:
 
 
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    """The MD5 hex digest of a file, read ``chunk`` bytes at a time (the publishers' checksums)."""
     h = hashlib.md5()
     with path.open("rb") as f:
         while block := f.read(chunk):

@@ -65,6 +65,9 @@ def dihedral_identities(
 
 @dataclass(frozen=True)
 class Pair:
+    """One line of an LFW-style pairs file: two image files, and whether they show the same
+    person."""
+
     first: Path
     second: Path
     same: bool

@@ -159,6 +159,8 @@ def data_from_config(config: ClassifyTrainConfig) -> ClassificationData:
 
 
 def augment_names(config: ClassifyTrainConfig, data: ClassificationData) -> tuple[str, ...]:
+    """The augmentations a run applies: ``--augment`` as given, or for ``auto`` the measured
+    choice for the dataset (none when features are cached: they must not change)."""
     if config.augment != "auto":
         return parse_augment(config.augment)
     if config.cache_features:

@@ -110,6 +110,8 @@ def relabelled(data: DetectionData, known: list[str], source: str) -> DetectionD
 def scenes_data(
     n: int, image_size: int = 128, num_classes: int = 3, max_objects: int = 6, seed: int = 0
 ) -> DetectionData:
+    """``n`` generated scenes as detection data: images ``(n, 3, S, S)`` uint8, each scene's
+    boxes ``(k, 4)`` xyxy in [0, 1] and labels ``(k,)``."""
     check_scene_size(image_size)
     check_scene_memory(n, image_size, max_objects)
     scenes = make_scenes(
@@ -125,6 +127,9 @@ def scenes_data(
 
 
 def yolo_folder_data(root: str, image_size: int) -> DetectionData:
+    """A YOLO label folder (images/ + labels/, one ``class cx cy w h`` line a box) as
+    detection data, each image stretched to ``image_size``; its train/val/test folders, if
+    any, are the splits."""
     items, names = read_yolo_folder(root)
     require_image_memory(len(items), image_size, root)
     images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
@@ -170,6 +175,8 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
 
 
 def load_detection_data(config: DetectConfig) -> DetectionData:
+    """The images and boxes ``--data`` names: generated scenes, a downloaded COCO or VOC, a
+    YOLO folder or a COCO .json file."""
     if config.data == "scenes":
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
@@ -325,6 +332,9 @@ def predict_files(
 def evaluate_detector(
     model: torch.nn.Module, data: DetectionData, device: torch.device, batch_size: int = 64
 ) -> dict[str, Any]:
+    """COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 (pycocotools) of the decoded, non-max-
+    suppressed predictions on every image of ``data``, boxes in pixels; VOC's difficult boxes
+    count neither way."""
     model.eval()
     preds = []
     for idx in torch.arange(len(data.images)).split(batch_size):

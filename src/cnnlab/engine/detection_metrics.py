@@ -85,6 +85,8 @@ def coco_evaluate(
 
 
 def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") -> Path:
+    """The precision-recall curve at IoU 0.5 (``result``'s ``recall`` and ``precision``),
+    written to ``path``."""
     from cnnlab.viz.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 4))

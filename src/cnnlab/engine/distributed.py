@@ -117,10 +117,12 @@ def gather_from_ranks(t: torch.Tensor, info: DistInfo, device: torch.device) -> 
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every process (nothing when not distributed)."""
     if info.enabled:
         dist.barrier()
 
 
 def cleanup(info: DistInfo) -> None:
+    """End the process group this run started (nothing when not distributed)."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -76,6 +76,8 @@ def exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """An exported ONNX file, checked: the largest difference of its outputs from PyTorch's."""
+
     path: Path
     max_abs_diff: float  # ONNX Runtime vs PyTorch on a sample batch
     opset: int

@@ -47,6 +47,8 @@ from cnnlab.registry import create_model
 
 
 def load_data(config: LocalizeConfig) -> LocalizationData:
+    """The images and single-object targets ``--data`` names: generated scenes (with
+    landmarks if asked), a COCO .json file or a YOLO folder (the first object of each image)."""
     if config.data == "scenes":
         return from_scenes(
             config.images, config.image_size, config.num_classes, config.seed, config.landmarks

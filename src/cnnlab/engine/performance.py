@@ -74,6 +74,8 @@ class SpeedSettings:
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 natively: a CUDA GPU that has it, a CPU whose
+    oneDNN kernels take it (AVX-512 and newer, as ``torch.ops.mkldnn`` reports)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":

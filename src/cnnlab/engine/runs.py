@@ -147,4 +147,5 @@ def find_runs(root: str | Path = "runs") -> list[RunSummary]:
 
 
 def as_dicts(runs: list[RunSummary]) -> list[dict[str, Any]]:
+    """The runs as plain dicts, for ``--json``."""
     return [asdict(run) for run in runs]

@@ -90,6 +90,8 @@ PALETTE = np.array(
 
 @dataclass(frozen=True)
 class SegmentationData:
+    """Images and their per-pixel class maps, with the class names and a folder's own splits."""
+
     images: torch.Tensor  # (N, 3, H, W) uint8
     masks: torch.Tensor  # (N, H, W) int64 class per pixel, 0 = background, VOID = not labelled
     class_names: list[str]  # background first
@@ -99,6 +101,8 @@ class SegmentationData:
 def scenes_segmentation(
     n: int, image_size: int = 128, num_classes: int = 3, seed: int = 0
 ) -> SegmentationData:
+    """``n`` generated scenes with their semantic maps: images ``(n, 3, S, S)`` uint8, masks
+    ``(n, S, S)`` (0 background, then each shape class)."""
     check_scene_size(image_size)
     check_scene_memory(n, image_size)
     scenes = make_scenes(n, seed=seed, image_size=image_size, num_classes=num_classes)
@@ -269,6 +273,9 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.
 
 
 def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
+    """Per-class IoU ``TP / (TP + FP + FN)`` and Dice ``2 TP / (2 TP + FP + FN)`` from a
+    pixel confusion matrix ``(K, K)`` (rows: true class, columns: predicted), their means
+    over the classes present, and pixel accuracy."""
     tp = confusion.diag().double()
     fp = confusion.sum(0).double() - tp
     fn = confusion.sum(1).double() - tp
@@ -335,6 +342,8 @@ def _channels(name: str) -> dict[str, int]:
 def evaluate_segmenter(
     model: torch.nn.Module, data: SegmentationData, idx: torch.Tensor, device: torch.device
 ) -> dict[str, Any]:
+    """:func:`segmentation_metrics` of the model's arg-max maps on the images ``idx``, scored
+    at the input size (void pixels left out)."""
     model.eval()
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)

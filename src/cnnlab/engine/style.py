@@ -146,6 +146,8 @@ class FeatureExtractor(nn.Module):
 
 @dataclass
 class StyleResult:
+    """The generated image, the costs per step, snapshots for the strip, and the time taken."""
+
     image: torch.Tensor  # (3, H, W) in [0, 1]
     history: list[dict[str, float]] = field(default_factory=list)
     snapshots: list[torch.Tensor] = field(default_factory=list)
