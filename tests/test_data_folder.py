@@ -258,6 +258,25 @@ def test_train_on_a_folder(
     assert written[0]["class_3"] == top[2][0]
     assert main([*predict, str(image_folder), "--csv", str(tmp_path)]) == 2  # a folder
     assert "a folder; give the CSV's file name" in capsys.readouterr().err
+    # a folder of many files shows how far its prediction got (a bar on stderr, as training's
+    # decoding does); few files show none
+    import rich.progress
+
+    from cnnlab.data import images as image_io
+
+    bars: list[tuple[str, bool]] = []
+
+    def track(items, description, transient, disable, console):
+        assert transient and console.stderr  # gone when done, never on --json's stdout
+        bars.append((description, disable))
+        return items
+
+    monkeypatch.setattr(rich.progress, "track", track)
+    assert main([*predict, str(image_folder)]) == 0
+    monkeypatch.setattr(image_io, "MANY_FILES", 36)
+    assert main([*predict, str(image_folder)]) == 0
+    assert bars == [("predicting", True), ("predicting", False)]
+    capsys.readouterr()
     if Path("/proc/self").is_dir():  # nothing can be made there: refused before predicting
         assert main([*predict, str(image_folder), "--csv", "/proc/self/p.csv"]) == 2
         assert "/proc/self/p.csv: cannot be written" in capsys.readouterr().err

@@ -115,8 +115,11 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
         stems = [f"scene{i}" for i in range(args.scenes)]
         sources = stems
+    from cnnlab.data.images import with_progress
+
     rows = []
-    for k, (stem, source) in enumerate(zip(stems, sources, strict=True)):
+    pairs = list(zip(stems, sources, strict=True))
+    for k, (stem, source) in enumerate(with_progress(pairs, "segmenting")):
         if args.images:  # at the training size, the map brought back to the photo's pixels
             image, mask = predict_mask(model, source, size)
         else:

@@ -25,7 +25,7 @@ from cnnlab.data.classification import (
     channel_stats,
     stratified_split,
 )
-from cnnlab.data.images import read_image, unreadable
+from cnnlab.data.images import read_image, unreadable, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.errors import CnnlabError
@@ -131,13 +131,9 @@ def _decode(
     strict: bool,
     skipped: list[str],
 ) -> tuple[list[torch.Tensor], list[int]]:
-    from rich.progress import track
-
     check_resize(resize)  # not once per file, where it would read as each file's fault
     images, labels = [], []
-    for path, label in track(
-        files, description="decoding images", transient=True, disable=len(files) < 200
-    ):
+    for path, label in with_progress(files, "decoding images"):
         try:
             images.append(image_to_uint8(path, size, channels, resize))
             labels.append(label)

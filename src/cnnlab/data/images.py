@@ -7,7 +7,9 @@ any unreadable file raises :class:`CnnlabError` naming the file.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +35,26 @@ SAMPLE_IMAGES = (
     "horse",
     "checkerboard",
 )
+
+
+# files from which a read shows a progress bar (fewer take a second or two: no bar)
+MANY_FILES = 200
+
+T = TypeVar("T")
+
+
+def with_progress(items: Sequence[T], what: str, files: int | None = None) -> Iterable[T]:
+    """``items`` one by one, with a progress bar on stderr (gone when done) when they stand for
+    :data:`MANY_FILES` image files or more (``files``; else one file an item): a folder of
+    thousands of photos shows how far its reading got. Nothing is drawn where stderr is no
+    terminal, so logs and ``--json`` output stay clean."""
+    from rich.console import Console
+    from rich.progress import track
+
+    many = (len(items) if files is None else files) >= MANY_FILES
+    return track(
+        items, description=what, transient=True, disable=not many, console=Console(stderr=True)
+    )
 
 
 # grey 16-bit images (scientific and medical PNGs/TIFFs)

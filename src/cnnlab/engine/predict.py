@@ -111,10 +111,10 @@ def stretched_files(
     (as localize and detect training decode their images), and each file's own
     ``(width, height)`` as a viewer shows it: predictions made on the stretched image are
     reported in the file's pixels (:func:`in_frame`)."""
-    from cnnlab.data.images import displayed_size
+    from cnnlab.data.images import displayed_size, with_progress
 
     images = [torch.empty(0, 3, size, size, dtype=torch.uint8)]
-    images += [image_to_uint8(p, size, 3, "stretch")[None] for p in paths]
+    images += [image_to_uint8(p, size, 3, "stretch")[None] for p in with_progress(paths, "reading")]
     return torch.cat(images), [displayed_size(p) for p in paths]
 
 
@@ -174,10 +174,11 @@ class Classifier:
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
         """One row per image file (:func:`topk_rows`), decoded :data:`CHUNK` at a time as
         training saw them; a file under a folder named after a class gets that ``label``."""
+        from cnnlab.data.images import with_progress
+
         paths = [str(p) for p in paths]
-        chunks = (
-            preprocess_files(paths[i : i + CHUNK], self.meta) for i in range(0, len(paths), CHUNK)
-        )
+        starts = with_progress(range(0, len(paths), CHUNK), "predicting", files=len(paths))
+        chunks = (preprocess_files(paths[i : i + CHUNK], self.meta) for i in starts)
         labels = folder_labels(paths, self.meta["class_names"])
         return topk_rows(self.probabilities(chunks), self.meta["class_names"], paths, top_k, labels)
 

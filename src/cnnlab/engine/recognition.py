@@ -76,9 +76,12 @@ class FaceEncoder:
 
     def embed(self, paths: Sequence[str | Path], chunk: int = CHUNK) -> np.ndarray:
         """``(len(paths), D)`` embeddings of image files, ``chunk`` files at a time."""
+        from cnnlab.data.images import with_progress
+
         meta, parts = face_meta(self.checkpoint), []
+        starts = range(0, max(len(paths), 1), chunk)  # no files: one empty batch
         with torch.no_grad():
-            for start in range(0, max(len(paths), 1), chunk):  # no files: one empty batch
+            for start in with_progress(starts, "embedding", files=len(paths)):
                 batch = preprocess_files(paths[start : start + chunk], meta)
                 parts.append(self.model(batch).numpy())
         return np.concatenate(parts)

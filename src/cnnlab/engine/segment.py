@@ -30,7 +30,7 @@ from cnnlab.data.folder import (
     images_under,
     refuse_class_folders,
 )
-from cnnlab.data.images import SIXTEEN_BIT, read_image
+from cnnlab.data.images import SIXTEEN_BIT, read_image, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -502,7 +502,7 @@ def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[d
     model, ckpt = model_from_checkpoint(checkpoint, "segmentation")
     names, size = ckpt["class_names"], ckpt["input_size"][-1]
     rows = []
-    for path in paths:
+    for path in with_progress(paths, "segmenting"):
         _, mask = predict_mask(model.eval(), path, size)
         rows.append({"source": str(path), "mask": mask, "pixel_counts": mask_counts(mask, names)})
     return rows
