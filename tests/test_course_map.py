@@ -46,6 +46,7 @@ def test_every_row_shows_implements_and_checks() -> None:
     rows = _rows()
     assert len(rows) >= 40
     for row in rows:
+        assert row.count("|") == 5, f"not four cells (a | inside a cell?): {row}"
         if "not implemented" in row:  # the slide's R-CNN family: compared in the docs only
             continue
         for kind in ("command", "symbol", "test"):
