@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -63,3 +64,36 @@ def test_channel_counts_below_one_are_refused() -> None:
         bottleneck_cost(28, 5, 192, 32, 0)
     with pytest.raises(CnnlabError, match="input channels must be an integer >= 1, got 0"):
         separable_cost(6, 3, 0, 5)
+
+
+def test_dense_layer_on_large_images_slide() -> None:
+    """Slide "Deep learning on large images": 64x64x3 = 12288 inputs; 1000x1000x3 = 3m, and a
+    first layer of 1000 units has W^[1] of shape (1000, 3m). Counted against torch's own layers
+    (on the meta device: three billion weights take no memory)."""
+    from cnnlab.ops.cost import DenseLayer, conv_parameters
+
+    small, large = DenseLayer((64, 64, 3), 1000), DenseLayer((1000, 1000, 3), 1000)
+    assert (small.inputs, large.inputs) == (12288, 3_000_000)
+    assert large.weights == 3_000_000_000
+    linear = torch.nn.Linear(3_000_000, 1000, device="meta")
+    assert tuple(linear.weight.shape) == (1000, 3_000_000)
+    assert large.parameters == sum(p.numel() for p in linear.parameters())
+    conv = torch.nn.Conv2d(3, 1000, 3, device="meta")
+    assert conv_parameters(3, 3, 1000) == sum(p.numel() for p in conv.parameters()) == 28_000
+
+
+def test_explain_dense_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from cnnlab.cli import main
+
+    assert main(["explain", "dense", "--json"]) == 0  # the slide's two images by default
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [r["weight_shape"] for r in rows] == [[1000, 12288], [1000, 3_000_000]]
+    assert rows[1]["dense_megabytes_fp32"] == pytest.approx(12_000.004)
+    assert main(["explain", "dense", "--input", "480x640x1", "--units", "10"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(10, 307200)" in shown and "3,072,010" in shown
+    assert "10 * (3*3*1 + 1) = 100 parameters, whatever the image's size" in shown
+    assert main(["explain", "dense", "--input", "64x64"]) == 2
+    assert "expected HxWxC" in capsys.readouterr().err

@@ -321,17 +321,43 @@ def explain_transpose(
     }
 
 
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """``"28x28x192"`` -> ``(28, 28, 192)`` (height x width x channels, as on the slides)."""
+def parse_shape(text: str, square: bool = True) -> tuple[int, int, int]:
+    """``"28x28x192"`` -> ``(28, 28, 192)`` (height x width x channels, as on the slides);
+    ``square``: height and width must agree (the cost comparisons)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not m:
         raise CnnlabError(f"--input {text!r}: expected HxWxC such as 6x6x3")
     h, w, c = (int(g) for g in m.groups())
     if min(h, w, c) < 1:
         raise CnnlabError(f"--input {text!r}: every size must be >= 1")
-    if h != w:
+    if square and h != w:
         raise CnnlabError(f"--input {text!r}: cost comparisons need a square input")
     return h, w, c
+
+
+def explain_dense(shapes: list[tuple[int, int, int]], units: int, f: int) -> dict:
+    """Slide "Deep learning on large images": for each ``H x W x C`` image, a fully connected
+    layer of ``units`` units (``W^[1]`` is ``(units, H * W * C)``) against a convolutional layer
+    of ``units`` ``f x f x C`` filters, whose parameters do not grow with the image."""
+    if units < 1 or f < 1:
+        raise CnnlabError(f"--units and --f must be >= 1, got {units} and {f}")
+    rows = []
+    for shape in shapes:
+        dense = cost.DenseLayer(shape, units)
+        conv = cost.conv_parameters(f, shape[2], units)
+        rows.append(
+            {
+                "input_shape": list(shape),
+                "inputs": dense.inputs,
+                "inputs_formula": " * ".join(map(str, shape)) + f" = {dense.inputs:,}",
+                "weight_shape": [units, dense.inputs],
+                "dense_parameters": dense.parameters,
+                "dense_megabytes_fp32": 4 * dense.parameters / 1e6,
+                "conv_parameters": conv,
+                "conv_formula": f"{units} * ({f}*{f}*{shape[2]} + 1) = {conv:,}",
+            }
+        )
+    return {"kind": "dense", "units": units, "f": f, "rows": rows}
 
 
 def explain_cost(
@@ -460,6 +486,9 @@ def render(result: dict[str, Any], console: Console) -> None:
     if kind == "cost":
         _render_cost(result, console)
         return
+    if kind == "dense":
+        _render_dense(result, console)
+        return
     if result.get("mode") == "shapes" or "input" not in result:
         lines = [f"{k}: {v}" for k, v in result.items() if k not in ("kind", "mode")]
         console.print(Panel("\n".join(lines), title=f"{kind}: shapes"))
@@ -527,6 +556,32 @@ def _render_cost(result: dict[str, Any], console: Console) -> None:
         )
     for note in result.get("notes", []):
         console.print(note)
+
+
+def _render_dense(result: dict[str, Any], console: Console) -> None:
+    units, f = result["units"], result["f"]
+    table = Table(title=f"a first layer of {units:,} units on the whole image")
+    for col in ("image", "n_x", "W^[1]", "parameters", "fp32", "conv"):
+        table.add_column(col, justify="left" if col == "image" else "right", no_wrap=True)
+    for r in result["rows"]:
+        table.add_row(
+            "x".join(map(str, r["input_shape"])),
+            f"{r['inputs']:,}",
+            f"({r['weight_shape'][0]}, {r['weight_shape'][1]})",
+            f"{r['dense_parameters']:,}",
+            _megabytes(r["dense_megabytes_fp32"]),
+            f"{r['conv_parameters']:,}",
+        )
+    console.print(table)
+    console.print(
+        f"n_x = H*W*C inputs; W^[1] is (n^[1], n_x), plus {units:,} biases. conv: a layer of "
+        f"{units:,} filters of {f}x{f}, each sharing its weights across every position: "
+        f"{result['rows'][-1]['conv_formula']} parameters, whatever the image's size"
+    )
+
+
+def _megabytes(mb: float) -> str:
+    return f"{mb / 1000:,.1f} GB" if mb >= 1000 else f"{mb:,.1f} MB"
 
 
 def _render_scale(result: dict[str, Any], console: Console) -> None:

@@ -168,6 +168,11 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         result = explain.explain_transpose(matrix, filt, args.s, args.p, args.n, args.f)
     elif args.what == "scale":
         result = explain.explain_scale(args.phi)
+    elif args.what == "dense":
+        shapes = [explain.parse_shape(t, square=False) for t in args.shape.split(",") if t.strip()]
+        if not shapes:
+            raise CnnlabError("--input: give at least one HxWxC, e.g. 1000x1000x3")
+        result = explain.explain_dense(shapes, args.units, args.f)
     elif args.what == "sliding-windows":
         result = _explain_sliding(args, console)
     elif args.what == "receptive-field":
@@ -187,7 +192,7 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
-    if not args.json and args.what in ("conv", "pool", "transpose", "cost", "scale"):
+    if not args.json and args.what in ("conv", "pool", "transpose", "cost", "scale", "dense"):
         explain.render(result, console)
     return result | ({"example": example} if example else {})
 
@@ -435,6 +440,18 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         if name != "transpose":
             p.add_argument("--channels", type=positive_int, default=1, help="input channels")
         p.set_defaults(handler=cmd_explain)
+    p = what.add_parser(
+        "dense", parents=[common], help="a fully connected layer on an image vs a convolution"
+    )
+    p.add_argument(
+        "--input",
+        dest="shape",
+        default="64x64x3,1000x1000x3",
+        help="images HxWxC, comma-separated (the slide's two: 64x64x3 and 1000x1000x3)",
+    )
+    p.add_argument("--units", type=positive_int, default=1000, help="n^[1], the layer's units")
+    p.add_argument("--f", type=positive_int, default=3, help="filter size of the conv compared")
+    p.set_defaults(handler=cmd_explain)
     p = what.add_parser("cost", parents=[common], help="MACs of normal vs cheaper convolutions")
     p.add_argument(
         "--input",

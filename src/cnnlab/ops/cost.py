@@ -9,6 +9,11 @@ multiply and one add; FLOPs = 2 x MACs where FLOPs are shown. Three comparisons 
   1x1 bottleneck of 16 channels it costs 2.4M + 10M = 12.4M.
 * the MobileNet v2 inverted residual at 6x6 with 64 -> 128 channels and expansion 6: a normal 3x3
   convolution costs 2.6M, the expand/depthwise/project block 2.7M (the slide's rounding).
+
+And, in parameters, why images need convolutions at all (slide "Deep learning on large images"):
+a fully connected first layer of 1,000 units on a 1000x1000x3 image has ``W^[1]`` of shape
+``(1000, 3m)``, three billion weights, while a convolutional layer's parameters do not depend on
+the image's size.
 """
 
 from __future__ import annotations
@@ -156,3 +161,32 @@ def inverted_residual_cost(
     return CostComparison(
         "normal convolution vs MobileNet v2 inverted residual", [normal], [expand, dw, project]
     )
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """A fully connected layer on a flattened ``H x W x C`` image (slide "Deep learning on large
+    images"): ``n_x = H * W * C`` inputs, ``W^[1]`` of shape ``(units, n_x)`` and ``b^[1]`` of
+    ``units``."""
+
+    input_shape: tuple[int, int, int]  # (H, W, C), as on the slides
+    units: int  # n^[1]
+
+    @property
+    def inputs(self) -> int:
+        h, w, c = self.input_shape
+        return h * w * c
+
+    @property
+    def weights(self) -> int:
+        return self.units * self.inputs
+
+    @property
+    def parameters(self) -> int:
+        return self.weights + self.units
+
+
+def conv_parameters(f: int, in_channels: int, filters: int) -> int:
+    """Parameters of a convolutional layer: each of ``filters`` filters has ``f * f *
+    in_channels`` weights and one bias, shared by every position of any image size."""
+    return filters * (f * f * in_channels + 1)
