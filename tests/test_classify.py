@@ -27,6 +27,17 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_worst_mistakes_are_the_wrong_images_by_loss() -> None:
+    from cnnlab.engine.classify import EvalResult
+
+    labels, predicted = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([0, 0, 1, 1, 0])
+    losses = torch.tensor([3.0, 0.9, 0.2, 2.0, 1.5])  # image 0 is right, though its loss is high
+    confusion = torch.tensor([[1, 1], [2, 1]])
+    ev = EvalResult(1.5, 0.4, confusion, 5, labels, predicted, torch.full((5,), 0.6), losses)
+    assert ev.worst_mistakes() == [3, 4, 1] and ev.worst_mistakes(2) == [3, 4]
+    assert EvalResult(None, None, confusion, 0).worst_mistakes() == []
+
+
 def test_splits_are_stratified_and_fixed() -> None:
     a, b = load_digits(split_seed=0).splits, load_digits(split_seed=0).splits
     assert [len(a[k]) for k in ("train", "val", "test")] == [1257, 270, 270]
@@ -64,6 +75,23 @@ def test_eval_and_predict(
     saved = json.loads((run_dir / "results.json").read_text())
     assert result["accuracy"] == pytest.approx(saved["test_accuracy"])
     assert (tmp_path / "confusion_test.png").is_file()
+    # the worst mistakes, drawn: the run's own test split gives the figure training drew
+    assert result["accuracy"] < 1 and result["mistakes_figure"] == str(
+        tmp_path / "mistakes_test.png"
+    )
+    assert (run_dir / "mistakes.png").is_file() and (tmp_path / "mistakes_test.png").is_file()
+    from cnnlab.engine.classify_eval import evaluate_checkpoint
+
+    ev, _, _, images = evaluate_checkpoint(ckpt)  # per image: labels, arg-max, p, loss
+    k = len(ev.confusion)
+    assert images.dtype == torch.uint8 and len(images) == ev.count == len(ev.losses)
+    assert torch.equal(
+        torch.bincount(ev.labels * k + ev.predicted, minlength=k * k), ev.confusion.flatten()
+    )
+    assert float(ev.losses.mean()) == pytest.approx(ev.loss, rel=1e-5)
+    worst = ev.worst_mistakes()
+    assert 0 < len(worst) <= 16 and all(ev.predicted[i] != ev.labels[i] for i in worst)
+    assert ev.losses[worst].tolist() == sorted(ev.losses[worst].tolist(), reverse=True)
 
     assert main(["classify", "predict", "--checkpoint", ckpt, "--limit", "5", "--json"]) == 0
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]

@@ -57,11 +57,12 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.engine.classify import mistakes_figure
     from cnnlab.engine.classify_eval import evaluate_checkpoint
     from cnnlab.engine.eval_data import is_other_data
 
     with data_change_reported() as changes:
-        result, ckpt, scored = evaluate_checkpoint(
+        result, ckpt, scored, images = evaluate_checkpoint(
             args.checkpoint, args.split, args.device, args.data
         )
     out: dict[str, Any] = {"checkpoint": args.checkpoint, "split": scored} | result.to_dict()
@@ -79,12 +80,23 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
                 title=f"{ckpt['model']} on {scored} (accuracy {result.accuracy:.2%})",
             )
         )
+        mistakes = mistakes_figure(
+            result,
+            images,
+            ckpt["class_names"],
+            Path(args.out) / f"mistakes_{scored}.png",
+            f"{ckpt['model']} on {scored}: the worst mistakes",
+        )
+        out["mistakes_figure"] = str(mistakes) if mistakes else None
     if not args.json:
         console.print(
             f"{scored}: accuracy {result.accuracy:.2%}{_balanced(result.per_class)}, "
             f"loss {result.loss:.4f} on {counted(result.count, 'image')}"
         )
         console.print(per_class_table(result.per_class, ckpt["class_names"]))
+        if args.out:
+            drawn = [out["figure"], out["mistakes_figure"] or "no mistakes to draw"]
+            console.print(f"figures: {', '.join(drawn)}")
     return out
 
 
@@ -363,7 +375,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_checkpoint_split(p)
     add_eval_data(p, "a folder of class folders, or digits, mnist, ...")
     add_device(p)
-    p.add_argument("--out", help="folder for a confusion-matrix PNG")
+    p.add_argument("--out", help="folder for the confusion-matrix and worst-mistakes PNGs")
     p.set_defaults(handler=cmd_classify_eval)
 
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")

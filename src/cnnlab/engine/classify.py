@@ -95,6 +95,20 @@ class EvalResult:
     accuracy: float | None
     confusion: torch.Tensor  # (classes, classes) int64
     count: int
+    # per image, in the split's order: (N,) true class, arg-max class, its softmax probability,
+    # and the cross-entropy
+    labels: torch.Tensor | None = None
+    predicted: torch.Tensor | None = None
+    confidence: torch.Tensor | None = None
+    losses: torch.Tensor | None = None
+
+    def worst_mistakes(self, k: int = 16) -> list[int]:
+        """The split indices of up to ``k`` wrongly classified images, the highest loss first
+        (where the model is surest of a wrong class: mislabelled images show up here)."""
+        if self.labels is None or self.predicted is None or self.losses is None:
+            return []
+        wrong = (self.predicted != self.labels).nonzero().flatten()
+        return wrong[self.losses[wrong].argsort(descending=True)][:k].tolist()
 
     @property
     def per_class(self) -> dict[str, Any]:
@@ -219,19 +233,27 @@ class Inputs:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, inputs: Inputs, split: str, batch_size: int = 256) -> EvalResult:
-    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``."""
+    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``, and each
+    image's label, arg-max class, its probability and its loss (for the worst mistakes)."""
     model.eval()
     k = len(inputs.data.class_names)
     n = len(inputs.data.splits[split])
-    total_loss, confusion = 0.0, torch.zeros(k, k, dtype=torch.int64)
+    labels, probs, losses = [torch.zeros(0, dtype=torch.int64)], [torch.zeros(0, k)], []
     for start in range(0, n, batch_size):
         x, y = inputs.batch(split, torch.arange(start, min(start + batch_size, n)), train=False)
-        logits = inputs.forward(model, x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        confusion += torch.bincount((y * k + logits.argmax(1)).cpu(), minlength=k * k).view(k, k)
+        logits = inputs.forward(model, x).float()
+        losses.append(F.cross_entropy(logits, y, reduction="none").cpu())
+        labels.append(y.cpu())
+        probs.append(logits.softmax(1).cpu())
+    y, p = torch.cat(labels), torch.cat(probs)
+    confidence, predicted = p.max(1)
+    confusion = torch.bincount(y * k + predicted, minlength=k * k).view(k, k)
     if not n:
         return EvalResult(None, None, confusion, 0)
-    return EvalResult(total_loss / n, confusion.diag().sum().item() / n, confusion, n)
+    loss = torch.cat(losses)
+    accuracy = confusion.diag().sum().item() / n
+    mean = loss.double().sum().item() / n
+    return EvalResult(mean, accuracy, confusion, n, y, predicted, confidence, loss)
 
 
 def _schedule(
@@ -469,29 +491,59 @@ def train_classifier(
         stop.stopped_at,
     )
     if main:
-        _write_results(result, config, data.class_names)
+        _write_results(result, config, data)
     if writer is not None:
         writer.close()
     D.cleanup(dist_info)
     return result
 
 
+def mistakes_figure(
+    result: EvalResult, images: torch.Tensor, class_names: list[str], path: Path, title: str
+) -> Path | None:
+    """:func:`~cnnlab.viz.plots.plot_mistakes` of the split's 16 worst mistakes
+    (:meth:`EvalResult.worst_mistakes`; ``images`` the split's uint8 ``(N, C, H, W)``); None,
+    and no file, when every image is right."""
+    from cnnlab.viz.plots import plot_mistakes
+
+    worst = result.worst_mistakes()
+    if not worst or result.labels is None or result.predicted is None:
+        return None
+    assert result.confidence is not None and result.losses is not None
+    return plot_mistakes(
+        images[worst],
+        [class_names[int(result.labels[i])] for i in worst],
+        [class_names[int(result.predicted[i])] for i in worst],
+        [float(result.confidence[i]) for i in worst],
+        [math.exp(-float(result.losses[i])) for i in worst],  # cross-entropy = -log p(true)
+        path,
+        title,
+    )
+
+
 def _write_results(
-    result: TrainResult, config: ClassifyTrainConfig, class_names: list[str]
+    result: TrainResult, config: ClassifyTrainConfig, data: ClassificationData
 ) -> None:
     """The run folder's figures and ``results.json``: the loss and accuracy curves, and the
-    best epoch's confusion matrix on the test split (where there is one)."""
+    best epoch's confusion matrix and worst mistakes on the test split (where there is one)."""
     from cnnlab.viz.plots import plot_confusion_matrix, plot_training_curves
 
     run_dir, test = result.run_dir, result.test
     plot_training_curves(result.history, run_dir / "curves.png")
     if test.count:  # --test-fraction 0 leaves no test split to draw
+        name = f"{config.model} on {Path(config.data).name} test split"
         plot_confusion_matrix(
             test.confusion,
-            class_names,
+            data.class_names,
             run_dir / "confusion_matrix.png",
-            title=f"{config.model} on {Path(config.data).name} test split "
-            f"(accuracy {test.accuracy:.2%})",
+            title=f"{name} (accuracy {test.accuracy:.2%})",
+        )
+        mistakes_figure(
+            test,
+            data.splits["test"].images,
+            data.class_names,
+            run_dir / "mistakes.png",
+            f"{name}: the worst mistakes",
         )
     (run_dir / "results.json").write_text(
         json.dumps(result.to_dict() | {"test_confusion": test.confusion.tolist()}, indent=2) + "\n"

@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cnnlab.config import ClassifyTrainConfig
 from cnnlab.data.classification import ClassificationData, Split, load_classification
 from cnnlab.engine.checkpoint import model_from_checkpoint
@@ -29,10 +31,11 @@ from cnnlab.errors import CnnlabError
 
 def evaluate_checkpoint(
     path: str | Path, split: str = "test", device: str = "auto", other: str | None = None
-) -> tuple[EvalResult, dict[str, Any], str]:
+) -> tuple[EvalResult, dict[str, Any], str, torch.Tensor]:
     """Score a saved model on a split of the dataset it was trained on, or on ``other``
-    labelled data (:func:`other_data`). Returns the result, the checkpoint and what was scored
-    (``split``, or ``all`` for every image of a folder without split folders)."""
+    labelled data (:func:`other_data`). Returns the result, the checkpoint, what was scored
+    (``split``, or ``all`` for every image of a folder without split folders) and its images
+    ``(N, C, H, W)`` uint8, as the model saw them before standardising."""
     model, ckpt = model_from_checkpoint(path, "classification")
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     dev = resolve_device(device)
@@ -53,7 +56,7 @@ def evaluate_checkpoint(
             data.invert_light,
         )
     inputs = Inputs(data, dev, SpeedSettings(False, False), None)
-    return evaluate(model.to(dev), inputs, split), ckpt, split
+    return evaluate(model.to(dev), inputs, split), ckpt, split, data.splits[split].images
 
 
 def other_data(

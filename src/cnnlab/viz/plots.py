@@ -122,6 +122,35 @@ def plot_image_grid(
     return save_figure(fig, path)
 
 
+def plot_mistakes(
+    images: torch.Tensor,
+    labels: Sequence[str],
+    predicted: Sequence[str],
+    confidence: Sequence[float],
+    true_confidence: Sequence[float],
+    path: str | Path,
+    title: str = "",
+    cols: int = 4,
+) -> Path:
+    """The misclassified images ``(N, C, H, W)`` uint8 (grey or RGB), each titled with its true
+    class and the class predicted, each with the probability the model gave it: where a model
+    goes wrong (or a label does) is seen at a glance."""
+    cols = max(1, min(cols, len(images)))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, true, guess, p, p_true in zip(
+        axes.flat, images, labels, predicted, confidence, true_confidence, strict=False
+    ):
+        arr = img.permute(1, 2, 0).cpu().numpy()
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"true {true} {p_true:.2f}\npredicted {guess} {p:.2f}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
 def figure_path(path: str | Path) -> Path:
     """Where a figure goes: ``path``, with ``.png`` added when it has no suffix; a folder or a
     format matplotlib cannot write is a :class:`CnnlabError`."""
