@@ -110,6 +110,32 @@ def test_eval_and_predict(
     name, prob = preds[0]["top_k"][2]
     assert f"{name} {prob:.3f}" in table
 
+    # -o draws the predictions: green where right, red with the label where wrong
+    import cnnlab.viz.plots as plots
+
+    drawn: dict[str, list[str]] = {}
+    real = plots.plot_captioned
+
+    def captioned(images, captions, path, title="", colors=None, cols=4):
+        drawn.update(captions=list(captions), colors=list(colors), shape=list(images.shape))
+        return real(images, captions, path, title, colors, cols)
+
+    monkeypatch.setattr(plots, "plot_captioned", captioned)
+    figure = tmp_path / "seen.png"
+    argv = ["classify", "predict", "--checkpoint", ckpt, "--limit", "30", "-o", str(figure)]
+    assert main([*argv, "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["figure"] == str(figure) and figure.stat().st_size > 10_000
+    rows = said["predictions"][:24]  # the first 24 of 30
+    assert drawn["shape"] == [24, 1, 32, 32]
+    for r, caption, color in zip(rows, drawn["captions"], drawn["colors"], strict=True):
+        right = r["prediction"] == r["label"]
+        assert caption.startswith(f"{r['prediction']} {r['probability']:.2f}")
+        assert color == ("forestgreen" if right else "firebrick")
+        assert right or caption.endswith(f"(is {r['label']})")
+    assert main([*argv[:-1], str(tmp_path / "seen.xyz")]) == 2  # before any image is read
+    assert "cannot write .xyz figures" in capsys.readouterr().err
+
     # A user's image: a test digit written out as a PNG, dark ink on white paper.
     split = load_digits().splits["test"]
     png = tmp_path / "digit.png"

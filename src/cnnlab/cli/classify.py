@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    MAX_DRAWN,
     SHOWN,
     Parser,
     add_checkpoint_split,
@@ -100,6 +101,46 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     return out
 
 
+def _figure_file(output: str) -> Path:
+    """Where ``predict -o`` draws: a figure file matplotlib can write, at a place that takes
+    one (checked before any image is read)."""
+    from cnnlab.errors import refuse_unwritable
+    from cnnlab.viz.plots import figure_path
+
+    path = figure_path(output)
+    refuse_unwritable(path)
+    return path
+
+
+def _draw(
+    rows: list[dict[str, Any]],
+    split_images: Any,
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    path: Path,
+    console: Console,
+) -> Path:
+    """``predict -o``: the first :data:`MAX_DRAWN` images with their predictions; files at
+    96 px, cropped as for the model; a split's ``(N, C, S, S)`` uint8 images as the model saw
+    them."""
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.predict import draw_predictions
+
+    drawn = rows[:MAX_DRAWN]
+    if split_images is None:
+        channels, resize = meta["input_size"][0], meta.get("resize", "center-crop")
+        images = torch.stack([image_to_uint8(r["source"], 96, channels, resize) for r in drawn])
+    else:
+        images = split_images[: len(drawn)]
+    written = draw_predictions(drawn, images, path, f"predictions of {meta['model']}")
+    if not args.json:
+        more = f" (the first {MAX_DRAWN} of {len(rows)} images)" if len(rows) > MAX_DRAWN else ""
+        console.print(f"wrote {written}{more}")
+    return written
+
+
 def _balanced(figures: dict[str, Any]) -> str:
     """`` (balanced accuracy B)`` where the split's classes differ in size by half or more
     (elsewhere it is about the accuracy and would only add a number)."""
@@ -147,6 +188,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
+    figure = _figure_file(args.output) if args.output else None  # as is a figure's
+    images = None  # a split's images (files are read again to be drawn)
     if args.images:
         rows = classifier.predict_files(args.images, args.top_k)
     else:
@@ -192,6 +235,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         if note:
             console.print(note)
     result: dict[str, Any] = {"checkpoint": args.checkpoint or args.onnx, "predictions": rows}
+    if figure:
+        result["figure"] = str(_draw(rows, images, args, meta, figure, console))
     labelled = [r for r in rows if "label" in r]
     if labelled:
         right = sum(r["prediction"] == r["label"] for r in labelled)
@@ -390,6 +435,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=positive_int, default=10, help="images of the split to show")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes shown per image")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="also draw the first 24 images with their predictions to this figure (green: "
+        "right, red: wrong, where a class folder gives the label)",
+    )
     add_csv(
         p,
         "every prediction (source, prediction, probability, label, runners-up); the terminal "

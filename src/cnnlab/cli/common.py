@@ -443,6 +443,8 @@ def write_csv(
     return str(path)
 
 
+MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
+
 # rows of a predict command's table on the terminal (--csv and --json hold them all): a folder
 # of thousands of images would otherwise scroll its table, and the line saying where the
 # figure went, out of sight

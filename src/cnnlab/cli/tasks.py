@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    MAX_DRAWN,
     Parser,
     add_checkpoint_split,
     add_csv,
@@ -32,8 +33,6 @@ from cnnlab.cli.common import (
     write_csv,
 )
 from cnnlab.words import counted
-
-MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
 
 
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -188,3 +188,22 @@ def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str 
     ``root/<class>/**/*.png`` layout training reads; the nearest such folder), else ``None``."""
     known = set(class_names)
     return [next((q.name for q in Path(p).parents if q.name in known), None) for p in paths]
+
+
+def draw_predictions(
+    rows: Sequence[dict[str, Any]], images: torch.Tensor, path: str | Path, title: str
+) -> Path:
+    """The images ``(N, C, H, W)`` uint8 beside their rows (:func:`topk_rows`), each captioned
+    with its prediction and probability; green where it matches the image's ``label``, red with
+    the label where it does not, black where there is none."""
+    from cnnlab.viz.plots import plot_captioned
+
+    captions, colors = [], []
+    for r in rows:
+        label = r.get("label")
+        wrong = label is not None and label != r["prediction"]
+        captions.append(
+            f"{r['prediction']} {r['probability']:.2f}" + (f"\n(is {label})" if wrong else "")
+        )
+        colors.append("black" if label is None else "firebrick" if wrong else "forestgreen")
+    return plot_captioned(images, captions, path, title, colors, cols=6)

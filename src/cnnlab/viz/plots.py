@@ -122,6 +122,30 @@ def plot_image_grid(
     return save_figure(fig, path)
 
 
+def plot_captioned(
+    images: torch.Tensor,
+    captions: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    colors: Sequence[str] | None = None,
+    cols: int = 4,
+) -> Path:
+    """Images ``(N, C, H, W)`` uint8 (grey or RGB) in a grid, each over its caption (in its
+    colour, where ``colors`` gives one)."""
+    cols = max(1, min(cols, len(images)))
+    rows = -(-len(images) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, img, caption) in enumerate(zip(axes.flat, images, captions, strict=False)):
+        arr = img.permute(1, 2, 0).cpu().numpy()
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=8, color=colors[i] if colors else "black")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, path)
+
+
 def plot_mistakes(
     images: torch.Tensor,
     labels: Sequence[str],
@@ -130,25 +154,17 @@ def plot_mistakes(
     true_confidence: Sequence[float],
     path: str | Path,
     title: str = "",
-    cols: int = 4,
 ) -> Path:
-    """The misclassified images ``(N, C, H, W)`` uint8 (grey or RGB), each titled with its true
-    class and the class predicted, each with the probability the model gave it: where a model
-    goes wrong (or a label does) is seen at a glance."""
-    cols = max(1, min(cols, len(images)))
-    rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, true, guess, p, p_true in zip(
-        axes.flat, images, labels, predicted, confidence, true_confidence, strict=False
-    ):
-        arr = img.permute(1, 2, 0).cpu().numpy()
-        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"true {true} {p_true:.2f}\npredicted {guess} {p:.2f}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path)
+    """The misclassified images ``(N, C, H, W)`` uint8, each titled with its true class and the
+    class predicted, each with the probability the model gave it: where a model goes wrong (or
+    a label does) is seen at a glance."""
+    captions = [
+        f"true {true} {p_true:.2f}\npredicted {guess} {p:.2f}"
+        for true, guess, p, p_true in zip(
+            labels, predicted, confidence, true_confidence, strict=True
+        )
+    ]
+    return plot_captioned(images, captions, path, title)
 
 
 def figure_path(path: str | Path) -> Path:
