@@ -242,7 +242,8 @@ def test_no_test_split_reports_no_test_accuracy(tmp_path, capsys) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["test_accuracy"] is None and results["test_count"] == 0
     assert results["best_val_accuracy"] > 0.5
-    assert not (out / "confusion_matrix.png").exists()
+    assert not (out / "confusion_matrix.png").exists() and not (out / "mistakes.png").exists()
+    assert "(figures: curves.png)" in " ".join(printed.split())  # what the run folder holds
     for command in ("eval", "predict"):
         assert main(["classify", command, "--checkpoint", str(out / "best.pt")]) == 2
         assert "digits has no test split (--test-fraction 0" in capsys.readouterr().err

@@ -53,7 +53,10 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
         console.print(f"{scored} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
-        console.print(f"run folder: {result.run_dir}")
+        figures = ", ".join(sorted(f.name for f in result.run_dir.glob("*.png")))
+        console.print(
+            f"run folder: {result.run_dir}" + (f" (figures: {figures})" if figures else "")
+        )
     return result.to_dict()
 
 
