@@ -172,3 +172,20 @@ def test_listing_an_unknown_task_is_an_error() -> None:
     assert "yolo" in cnnlab.list_models(task="detection")
     with pytest.raises(CnnlabError, match="unknown task 'detector'; tasks are classification"):
         cnnlab.list_models(task="detector")
+
+
+def test_top_level_names_are_the_modules_own_and_load_on_first_use() -> None:
+    """``cnnlab.Classifier``, ``cnnlab.train_classifier`` ... are the objects their modules
+    define; ``import cnnlab`` alone does not import torch (the names load on first use)."""
+    import importlib
+    import subprocess
+    import sys
+
+    for name, module in cnnlab._LAZY.items():
+        assert getattr(cnnlab, name) is getattr(importlib.import_module(module), name)
+    assert set(cnnlab._LAZY) <= set(dir(cnnlab)) & set(cnnlab.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        cnnlab.nope  # noqa: B018
+    code = "import sys, cnnlab\nassert 'torch' not in sys.modules\nprint(cnnlab.FacesConfig())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "FacesConfig(data='digits'" in done.stdout, done.stderr
