@@ -29,6 +29,7 @@ from cnnlab.cli.common import (
     positive_int,
     random_seed,
     resumed_config,
+    run_folder_note,
     write_csv,
 )
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
@@ -53,10 +54,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
         console.print(f"{scored} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
-        figures = ", ".join(sorted(f.name for f in result.run_dir.glob("*.png")))
-        console.print(
-            f"run folder: {result.run_dir}" + (f" (figures: {figures})" if figures else "")
-        )
+        console.print(run_folder_note(result.run_dir))
     return result.to_dict()
 
 

@@ -443,6 +443,13 @@ def write_csv(
     return str(path)
 
 
+def run_folder_note(run_dir: str | Path) -> str:
+    """``run folder: runs/x (figures: curves.png, ...)``: where a training run went, and the
+    figures it drew there."""
+    figures = ", ".join(sorted(f.name for f in Path(run_dir).glob("*.png")))
+    return f"run folder: {run_dir}" + (f" (figures: {figures})" if figures else "")
+
+
 MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
 
 # rows of a predict command's table on the terminal (--csv and --json hold them all): a folder

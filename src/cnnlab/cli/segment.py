@@ -27,6 +27,7 @@ from cnnlab.cli.common import (
     positive_int,
     random_seed,
     resumed_config,
+    run_folder_note,
     split_changed,
     write_csv,
 )
@@ -43,10 +44,9 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
         split = result["evaluated_on"]
         console.print(
             f"{split} mean IoU {result[split]['mean_iou']:.3f}, pixel accuracy "
-            f"{result[split]['pixel_accuracy']:.3f}"
-            + final_note(split)
-            + f"; run folder {result['run_dir']}"
+            f"{result[split]['pixel_accuracy']:.3f}" + final_note(split)
         )
+        console.print(run_folder_note(result["run_dir"]))
     return result
 
 

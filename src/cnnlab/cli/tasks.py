@@ -28,6 +28,7 @@ from cnnlab.cli.common import (
     positive_int,
     random_seed,
     resumed_config,
+    run_folder_note,
     split_changed,
     unit_interval,
     write_csv,
@@ -47,7 +48,7 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
             f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
             + final_note(split)
         )
-        console.print(f"run folder: {result['run_dir']}")
+        console.print(run_folder_note(result["run_dir"]))
     return result
 
 
@@ -191,10 +192,9 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
         split = result["evaluated_on"]
         console.print(
             f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
-            f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)"
-            + final_note(split)
-            + f"; run folder {result['run_dir']}"
+            f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)" + final_note(split)
         )
+        console.print(run_folder_note(result["run_dir"]))
     return result
 
 
