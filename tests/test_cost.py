@@ -88,7 +88,9 @@ def test_explain_dense_cli(capsys: pytest.CaptureFixture[str]) -> None:
     from cnnlab.cli import main
 
     assert main(["explain", "dense", "--json"]) == 0  # the slide's two images by default
-    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["example"].startswith('the slide "Deep learning on large images"')
+    rows = said["rows"]
     assert [r["weight_shape"] for r in rows] == [[1000, 12288], [1000, 3_000_000]]
     assert rows[1]["dense_megabytes_fp32"] == pytest.approx(12_000.004)
     assert main(["explain", "dense", "--input", "480x640x1", "--units", "10"]) == 0

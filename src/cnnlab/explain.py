@@ -59,6 +59,10 @@ SLIDE_EXAMPLES: dict[str, tuple[str, dict[str, tuple[Any, str]]]] = {
             "bottleneck": (16, "against a 1x1 bottleneck of 16"),
         },
     ),
+    "dense": (
+        'the slide "Deep learning on large images"',
+        {"shape": ("64x64x3,1000x1000x3", "its 64x64x3 and 1000x1000x3 images")},
+    ),
     "iou": (
         "the IoU slide's picture",
         {

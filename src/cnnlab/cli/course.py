@@ -203,6 +203,7 @@ EXAMPLE_UNLESS_GIVEN = {
     "pool": ("input", "n"),
     "cost": ("shape", "f", "filters"),
     "iou": ("a", "b"),
+    "dense": ("shape",),
 }
 
 
@@ -446,8 +447,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input",
         dest="shape",
-        default="64x64x3,1000x1000x3",
-        help="images HxWxC, comma-separated (the slide's two: 64x64x3 and 1000x1000x3)",
+        help="images HxWxC, comma-separated (none: the slide's two, 64x64x3 and 1000x1000x3)",
     )
     p.add_argument("--units", type=positive_int, default=1000, help="n^[1], the layer's units")
     p.add_argument("--f", type=positive_int, default=3, help="filter size of the conv compared")
