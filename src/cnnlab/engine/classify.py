@@ -238,15 +238,17 @@ def evaluate(model: nn.Module, inputs: Inputs, split: str, batch_size: int = 256
     model.eval()
     k = len(inputs.data.class_names)
     n = len(inputs.data.splits[split])
-    labels, probs, losses = [torch.zeros(0, dtype=torch.int64)], [torch.zeros(0, k)], []
+    empty = torch.zeros(0, dtype=torch.int64)
+    labels, predictions, confidences, losses = [empty], [empty], [torch.zeros(0)], [torch.zeros(0)]
     for start in range(0, n, batch_size):
         x, y = inputs.batch(split, torch.arange(start, min(start + batch_size, n)), train=False)
         logits = inputs.forward(model, x).float()
         losses.append(F.cross_entropy(logits, y, reduction="none").cpu())
         labels.append(y.cpu())
-        probs.append(logits.softmax(1).cpu())
-    y, p = torch.cat(labels), torch.cat(probs)
-    confidence, predicted = p.max(1)
+        top_p, top = logits.softmax(1).max(1)  # kept per image, not all k probabilities
+        confidences.append(top_p.cpu())
+        predictions.append(top.cpu())
+    y, predicted, confidence = torch.cat(labels), torch.cat(predictions), torch.cat(confidences)
     confusion = torch.bincount(y * k + predicted, minlength=k * k).view(k, k)
     if not n:
         return EvalResult(None, None, confusion, 0)
