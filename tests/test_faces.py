@@ -438,6 +438,43 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     database = encoder.database(db)
     assert encoder.identify(database, [files[(7, 1)]]) == [r]
     assert encoder.verify(database, "person6", [files[(6, 1)]]) == [v]
+    # a gallery of person folders, enrolled in one command: a transaction a person
+    gallery = tmp_path / "gallery"
+    for digit in (6, 7):
+        (gallery / f"p{digit}").mkdir(parents=True)
+        for j in range(2):
+            Path(files[(digit, j)]).replace(gallery / f"p{digit}" / f"{j}.png")
+            files[(digit, j)] = str(gallery / f"p{digit}" / f"{j}.png")
+    (gallery / "p7" / "broken.png").write_bytes(b"not a png")  # passed over, with a line
+    people_db = str(tmp_path / "people.db")
+    enroll = ["faces", "enroll", "--checkpoint", ckpt, "--db", people_db, "--people", str(gallery)]
+    assert main([*enroll, "--json"]) == 0
+    captured = capsys.readouterr()
+    said = json.loads(captured.out.strip().splitlines()[-1])
+    assert said["people"] == [
+        {"name": "p6", "enrolled": 2, "skipped": 0},
+        {"name": "p7", "enrolled": 2, "skipped": 0},
+    ]
+    assert "broken.png" in captured.err and len(said["skipped_files"]) == 1
+    assert main(enroll) == 0  # again: nothing added twice
+    assert "p6: enrolled 0 images (2 already enrolled, skipped)" in capsys.readouterr().out
+    assert encoder.database(people_db).people() == [("p6", 2), ("p7", 2)]
+    assert encoder.enroll_people(encoder.database(people_db), []) == []
+    for argv, message in (
+        ([*enroll, "--name", "x"], "give no --name or images"),
+        (enroll[:-2], "give --name and the person's images, or --people FOLDER"),
+        ([*enroll[:-1], files[(6, 0)]], "not a folder of person folders"),
+        (
+            [*enroll[:-1], str(gallery / "p6")],
+            f"images, but no person folders: one person's? (--name p6 {gallery / 'p6'})",
+        ),
+    ):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    (gallery / "stray.png").write_bytes(Path(files[(6, 0)]).read_bytes())  # whose is it?
+    assert main(enroll) == 2
+    assert "stray.png: an image beside the person folders" in capsys.readouterr().err
+    (gallery / "stray.png").unlink()
     # many probes: a line each and a tally under them; --csv holds every row, as --json does
     import csv
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from cnnlab.cli.common import (
     write_csv,
 )
 from cnnlab.errors import CnnlabError
-from cnnlab.words import counted
+from cnnlab.words import counted, skipped_lines
 
 
 def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -161,17 +162,40 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
 
 
 def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """``faces enroll``: embed the images, then add them to the person in one transaction."""
+    """``faces enroll``: embed the images, then add them to the person in one transaction; with
+    ``--people``, every person folder of a gallery, a transaction each."""
     from cnnlab.engine.recognition import FaceEncoder
 
+    if args.people and (args.name or args.images):
+        raise CnnlabError("--people enrols each person folder under it: give no --name or images")
+    if not args.people and not (args.name and args.images):
+        raise CnnlabError(
+            "give --name and the person's images, or --people FOLDER (FOLDER/<person>/*.jpg)"
+        )
     encoder = FaceEncoder.load(args.checkpoint)
+    if args.people:
+        from cnnlab.data.identities import person_folders
+
+        skipped: list[str] = vars(args).setdefault("skipped_files", [])  # in --json as well
+        people = person_folders(args.people, skipped)
+        for line in skipped_lines(skipped):  # a gallery's unreadable files, as training says
+            print(line, file=sys.stderr)
+        rows = encoder.enroll_people(encoder.database(args.db), people)
+        if not args.json:
+            for r in rows:
+                again = f" ({r['skipped']} already enrolled, skipped)" if r["skipped"] else ""
+                console.print(f"{r['name']}: enrolled {counted(r['enrolled'], 'image')}{again}")
+            console.print(
+                f"{counted(len(rows), 'person', 'people')} from {args.people} in {args.db}"
+            )
+        return {"people": rows}
     emb = encoder.embed(args.images)  # a bad image stops us before the database
     n = encoder.database(args.db).enroll(args.name, emb)
-    skipped = len(emb) - n
+    skipped_images = len(emb) - n
     if not args.json:
-        again = f" ({skipped} already enrolled, skipped)" if skipped else ""
+        again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
         console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
-    return {"name": args.name, "enrolled": n, "skipped": skipped}
+    return {"name": args.name, "enrolled": n, "skipped": skipped_images}
 
 
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -347,8 +371,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
         _add_db(p)
         if name != "identify":
-            p.add_argument("--name", required=True, help="the person")
-        add_image_files(p, images_help, nargs="+")
+            p.add_argument("--name", required=name == "verify", help="the person")
+        add_image_files(p, images_help, nargs="*" if name == "enroll" else "+")
+        if name == "enroll":
+            p.add_argument(
+                "--people",
+                help="a gallery FOLDER/<person>/*.jpg: every person in it, each enrolled in a "
+                "transaction of its own (instead of --name and images)",
+            )
         if name != "enroll":
             add_csv(
                 p,

@@ -7,6 +7,8 @@ identities, and an encoder that must tell all of them apart learns features that
 identities it never saw. Use it only where a transformed identity is a different identity (glyphs),
 never for faces: a mirrored face is the same person.
 
+``person_folders`` reads a gallery laid out as training reads identities, ``root/<person>/*.jpg``.
+
 ``read_pairs`` reads the pairs file of Labeled Faces in the Wild (Huang et al., 2007):
 an optional header line (``N`` or ``folds N``), then one pair per line, either
 ``name i j`` (two images of one person) or ``name1 i name2 j`` (two people), where image ``i`` of
@@ -114,3 +116,31 @@ def read_pairs(path: str | Path, root: str | Path) -> list[Pair]:
     if not pairs:
         raise CnnlabError(f"{path}: no pairs in the file")
     return pairs
+
+
+def person_folders(
+    root: str | Path, skipped: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    """``root/<person>/*.jpg`` -> ``(person, image files)`` for every person folder, sorted by
+    name (hidden folders left out); a folder's unreadable files are noted in ``skipped``, as
+    :func:`~cnnlab.data.folder.image_files` does. A root that is not a folder, has no person
+    folders, or has image files of its own (whose person would they be?) is an error naming it."""
+    from cnnlab.data.folder import image_files, images_under
+
+    folder = Path(root)
+    if not folder.is_dir():
+        raise CnnlabError(f"{folder}: not a folder of person folders ({folder}/<person>/*.jpg)")
+    people = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = [p for p in images_under(folder) if p.parent == folder]
+    if not people and loose:  # one person's folder given for the gallery
+        raise CnnlabError(
+            f"{folder}: images, but no person folders: one person's? (--name "
+            f"{folder.name} {folder}), or the folder above it"
+        )
+    if not people:
+        raise CnnlabError(f"{folder}: no person folders ({folder}/<person>/*.jpg)")
+    if loose:
+        raise CnnlabError(
+            f"{loose[0]}: an image beside the person folders; put it in its person's folder"
+        )
+    return [(p.name, image_files([str(p)], skipped)) for p in people]

@@ -98,6 +98,24 @@ class FaceEncoder:
         before the database is touched, so a bad one adds nothing."""
         return db.enroll(name, self.embed(paths))
 
+    def enroll_people(
+        self, db: FaceDatabase, people: Sequence[tuple[str, Sequence[str | Path]]]
+    ) -> list[dict[str, Any]]:
+        """Enrol each ``(name, images)`` (a gallery's person folders,
+        :func:`~cnnlab.data.identities.person_folders`), one transaction a person: every image
+        is read and embedded first, so a bad one adds no one, and a crash keeps the people
+        enrolled before it. Returns per person ``name``, ``enrolled`` and ``skipped`` (already
+        there)."""
+        if not people:
+            return []
+        emb = self.embed([f for _, paths in people for f in paths])  # one pass, one bar
+        ends = np.cumsum([len(paths) for _, paths in people])
+        rows = []
+        for (name, _), part in zip(people, np.split(emb, ends[:-1]), strict=True):
+            added = db.enroll(name, part)
+            rows.append({"name": name, "enrolled": added, "skipped": len(part) - added})
+        return rows
+
     def verify(
         self, db: FaceDatabase, name: str, paths: Sequence[str | Path]
     ) -> list[dict[str, Any]]:
