@@ -134,7 +134,8 @@ def plot_captioned(
     colour, where ``colors`` gives one)."""
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    width = max(2.2 * cols, 4.0)  # room for the title over a single image
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.5 * rows + 0.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, img, caption) in enumerate(zip(axes.flat, images, captions, strict=False)):
@@ -142,7 +143,7 @@ def plot_captioned(
         ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=255)
         ax.set_title(caption, fontsize=8, color=colors[i] if colors else "black")
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, wrap=True)
     return save_figure(fig, path)
 
 
