@@ -376,6 +376,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "enroll":
             p.add_argument(
                 "--people",
+                metavar="FOLDER",
                 help="a gallery FOLDER/<person>/*.jpg: every person in it, each enrolled in a "
                 "transaction of its own (instead of --name and images)",
             )
