@@ -25,6 +25,7 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
+    run_folder_note,
     write_csv,
 )
 from cnnlab.errors import CnnlabError
@@ -114,8 +115,7 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
         console.print(_summary_table(result))
         if confused := _most_confused(result["confusion_1_shot"]):
             console.print(confused)
-        run = Path(result["run_dir"])
-        console.print(f"figures: {run / 'roc.png'}, {run / 'confusion_1_shot.png'}")
+        console.print(run_folder_note(result["run_dir"]))
     return result
 
 
