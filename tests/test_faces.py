@@ -496,6 +496,15 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*verify, *probes, "--csv", str(sheet)]) == 0
     same = [w["same"] for w in csv.DictReader(sheet.open(newline=""))]
     assert f"{same.count('True')} of 3 images are person6" in capsys.readouterr().out
+    # -o draws the probes with their verdicts; a figure name matplotlib cannot write is refused
+    # before any image is read
+    for argv in (identify, [*verify, *probes]):
+        figure = tmp_path / f"{argv[1]}.png"
+        assert main([*argv, "-o", str(figure), "--json"]) == 0
+        said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert said["figure"] == str(figure) and figure.stat().st_size > 5_000
+    assert main([*identify, "-o", str(tmp_path / "who.xyz")]) == 2
+    assert "cannot write .xyz figures" in capsys.readouterr().err
     with pytest.raises(CnnlabError, match="no person named 'nobody'"):
         encoder.verify(database, "nobody", [files[(6, 1)]])
     assert encoder.embed([]).shape == (0, probe.shape[0])

@@ -23,6 +23,7 @@ from cnnlab.cli.common import (
     add_resume,
     csv_file,
     data_change_reported,
+    figure_file,
     first_shown,
     non_negative_float,
     positive_float,
@@ -102,17 +103,6 @@ def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     return out
 
 
-def _figure_file(output: str) -> Path:
-    """Where ``predict -o`` draws: a figure file matplotlib can write, at a place that takes
-    one (checked before any image is read)."""
-    from cnnlab.errors import refuse_unwritable
-    from cnnlab.viz.plots import figure_path
-
-    path = figure_path(output)
-    refuse_unwritable(path)
-    return path
-
-
 def _draw(
     rows: list[dict[str, Any]],
     split_images: Any,
@@ -189,7 +179,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
-    figure = _figure_file(args.output) if args.output else None  # as is a figure's
+    figure = figure_file(args.output) if args.output else None  # as is a figure's
     images = None  # a split's images (files are read again to be drawn)
     if args.images:
         rows = classifier.predict_files(args.images, args.top_k)

@@ -443,6 +443,16 @@ def write_csv(
     return str(path)
 
 
+def figure_file(output: str) -> Path:
+    """Where a ``-o`` figure goes: a file matplotlib can write, at a place that takes one
+    (checked before any image is read, not after the work)."""
+    from cnnlab.viz.plots import figure_path
+
+    path = figure_path(output)
+    refuse_unwritable(path)
+    return path
+
+
 def run_folder_note(run_dir: str | Path) -> str:
     """``run folder: runs/x (figures: curves.png, ...)``: where a training run went, and the
     figures it drew there."""

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    MAX_DRAWN,
     Parser,
     add_csv,
     add_device,
@@ -20,6 +21,7 @@ from cnnlab.cli.common import (
     add_run_folder,
     config_from_args,
     csv_file,
+    figure_file,
     first_shown,
     non_negative_float,
     positive_float,
@@ -207,6 +209,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     encoder = FaceEncoder.load(args.checkpoint)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
+    figure = figure_file(args.output) if args.output else None  # as is a figure's
     db = encoder.database(args.db)
     if args.what == "verify":
         rows = encoder.verify(db, args.name, args.images)
@@ -226,9 +229,38 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
         if len(rows) > 1:
             console.print(_tally(rows, args.name if args.what == "verify" else None))
     result: dict[str, Any] = {"tau": tau, "results": rows}
+    if figure:
+        result["figure"] = str(_draw_probes(rows, encoder, figure, args.what == "verify"))
+        if not args.json:
+            more = f" (the first {MAX_DRAWN} of {len(rows)})" if len(rows) > MAX_DRAWN else ""
+            console.print(f"wrote {figure}{more}")
     if csv_path:  # the rows as they are: source, claimed, distance, same / identity, nearest
         result["csv"] = write_csv(csv_path, rows, console, args.json)
     return result
+
+
+def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: bool) -> Path:
+    """``-o``: the first :data:`MAX_DRAWN` probes, each captioned with the verdict and its
+    distance (green: the claimed person, or a name; red: not them, or not recognized)."""
+    import torch
+
+    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.recognition import face_meta
+    from cnnlab.viz.plots import plot_captioned
+
+    drawn = rows[:MAX_DRAWN]
+    channels = face_meta(encoder.checkpoint)["input_size"][0]
+    images = torch.stack([image_to_uint8(r["source"], 96, channels) for r in drawn])
+    if verify:
+        yes = [r["same"] for r in drawn]
+        words = [f"{r['claimed'] if r['same'] else 'not ' + r['claimed']}" for r in drawn]
+    else:
+        yes = [r["identity"] is not None for r in drawn]
+        words = [r["identity"] or "not recognized" for r in drawn]
+    captions = [f"{w}\nd = {r['distance']:.2f}" for w, r in zip(words, drawn, strict=True)]
+    colors = ["forestgreen" if y else "firebrick" for y in yes]
+    title = f"tau = {encoder.tau:.2f}: a distance at most tau is the same person"
+    return plot_captioned(images, captions, path, title, colors, cols=6)
 
 
 def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
@@ -381,6 +413,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 "transaction of its own (instead of --name and images)",
             )
         if name != "enroll":
+            p.add_argument(
+                "-o",
+                "--output",
+                help="also draw the first 24 images with their verdicts and distances here",
+            )
             add_csv(
                 p,
                 "every image's "
