@@ -23,6 +23,7 @@ from cnnlab.cli.common import (
     add_resume,
     csv_file,
     data_change_reported,
+    drawn_note,
     figure_file,
     first_shown,
     non_negative_float,
@@ -114,21 +115,17 @@ def _draw(
     """``predict -o``: the first :data:`MAX_DRAWN` images with their predictions; files at
     96 px, cropped as for the model; a split's ``(N, C, S, S)`` uint8 images as the model saw
     them."""
-    import torch
-
-    from cnnlab.data.folder import image_to_uint8
-    from cnnlab.engine.predict import draw_predictions
+    from cnnlab.engine.predict import draw_predictions, thumbnails
 
     drawn = rows[:MAX_DRAWN]
     if split_images is None:
         channels, resize = meta["input_size"][0], meta.get("resize", "center-crop")
-        images = torch.stack([image_to_uint8(r["source"], 96, channels, resize) for r in drawn])
+        images = thumbnails([r["source"] for r in drawn], channels, resize)
     else:
         images = split_images[: len(drawn)]
     written = draw_predictions(drawn, images, path, f"predictions of {meta['model']}")
     if not args.json:
-        more = f" (the first {MAX_DRAWN} of {len(rows)} images)" if len(rows) > MAX_DRAWN else ""
-        console.print(f"wrote {written}{more}")
+        console.print(f"wrote {written}{drawn_note(len(rows))}")
     return written
 
 

@@ -462,6 +462,12 @@ def run_folder_note(run_dir: str | Path) -> str:
 
 MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
 
+
+def drawn_note(n: int) -> str:
+    """What a predict figure leaves out: it draws the first :data:`MAX_DRAWN` of ``n`` images."""
+    return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
+
+
 # rows of a predict command's table on the terminal (--csv and --json hold them all): a folder
 # of thousands of images would otherwise scroll its table, and the line saying where the
 # figure went, out of sight

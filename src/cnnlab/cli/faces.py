@@ -21,6 +21,7 @@ from cnnlab.cli.common import (
     add_run_folder,
     config_from_args,
     csv_file,
+    drawn_note,
     figure_file,
     first_shown,
     non_negative_float,
@@ -232,8 +233,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     if figure:
         result["figure"] = str(_draw_probes(rows, encoder, figure, args.what == "verify"))
         if not args.json:
-            more = f" (the first {MAX_DRAWN} of {len(rows)})" if len(rows) > MAX_DRAWN else ""
-            console.print(f"wrote {figure}{more}")
+            console.print(f"wrote {figure}{drawn_note(len(rows))}")
     if csv_path:  # the rows as they are: source, claimed, distance, same / identity, nearest
         result["csv"] = write_csv(csv_path, rows, console, args.json)
     return result
@@ -242,15 +242,14 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
 def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: bool) -> Path:
     """``-o``: the first :data:`MAX_DRAWN` probes, each captioned with the verdict and its
     distance (green: the claimed person, or a name; red: not them, or not recognized)."""
-    import torch
-
-    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.predict import thumbnails
     from cnnlab.engine.recognition import face_meta
     from cnnlab.viz.plots import plot_captioned
 
     drawn = rows[:MAX_DRAWN]
-    channels = face_meta(encoder.checkpoint)["input_size"][0]
-    images = torch.stack([image_to_uint8(r["source"], 96, channels) for r in drawn])
+    images = thumbnails(
+        [r["source"] for r in drawn], face_meta(encoder.checkpoint)["input_size"][0]
+    )
     if verify:
         yes = [r["same"] for r in drawn]
         words = [f"{r['claimed'] if r['same'] else 'not ' + r['claimed']}" for r in drawn]

@@ -24,6 +24,7 @@ from cnnlab.cli.common import (
     add_schedule,
     csv_file,
     data_change_reported,
+    drawn_note,
     first_shown,
     positive_int,
     random_seed,
@@ -151,7 +152,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{_drawn_note(len(images))}")
+        console.print(f"wrote {path}{drawn_note(len(images))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row an image: y = [p_c, class, box]
         flat = [
@@ -171,11 +172,6 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
 def final_note(split: str) -> str:
     """What a train command adds when its final figures are on val (no test split)."""
     return "; no test split, val also chose the best epoch" if split == "val" else ""
-
-
-def _drawn_note(n: int) -> str:
-    """What the figure leaves out: it draws the first :data:`MAX_DRAWN` images."""
-    return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
 
 
 def _box_text(box: list[float]) -> str:
@@ -284,7 +280,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{_drawn_note(len(images))}")
+        console.print(f"wrote {path}{drawn_note(len(images))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row a detection; an image with none keeps a row with its source alone
         flat: list[dict[str, Any]] = []

@@ -509,8 +509,10 @@ def mistakes_figure(
     from cnnlab.viz.plots import plot_mistakes
 
     worst = result.worst_mistakes()
-    if not worst or result.labels is None or result.predicted is None:
+    if not worst:
         return None
+    # worst_mistakes found some: the per-image tensors are there
+    assert result.labels is not None and result.predicted is not None
     assert result.confidence is not None and result.losses is not None
     return plot_mistakes(
         images[worst],

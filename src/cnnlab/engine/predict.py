@@ -118,6 +118,14 @@ def stretched_files(
     return torch.cat(images), [displayed_size(p) for p in paths]
 
 
+def thumbnails(
+    paths: Sequence[str | Path], channels: int, resize: str = "center-crop", size: int = 96
+) -> torch.Tensor:
+    """Image files as ``(N, channels, size, size)`` uint8 for a figure, cut to a square as the
+    model's input was (``resize``)."""
+    return torch.stack([image_to_uint8(p, size, channels, resize) for p in paths])
+
+
 def in_frame(xy: Sequence[float], size: int, frame: tuple[int, int]) -> list[float]:
     """``x, y, x, y...`` in the ``size x size`` model input -> the ``(width, height)`` file's."""
     scale = (frame[0] / size, frame[1] / size)

@@ -21,10 +21,8 @@ import numpy as np
 import torch
 
 from cnnlab.data.face_db import FaceDatabase
-from cnnlab.engine.predict import preprocess_files
+from cnnlab.engine.predict import CHUNK, preprocess_files
 from cnnlab.errors import CnnlabError
-
-CHUNK = 256  # files decoded and embedded at once (a pairs file names thousands)
 
 
 def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
