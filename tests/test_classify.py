@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_worst_mistakes_are_the_wrong_images_by_loss() -> None:
-    from cnnlab.engine.classify import EvalResult
+    from cnnlab.engine.classify_scores import EvalResult
 
     labels, predicted = torch.tensor([0, 1, 1, 0, 1]), torch.tensor([0, 0, 1, 1, 0])
     losses = torch.tensor([3.0, 0.9, 0.2, 2.0, 1.5])  # image 0 is right, though its loss is high

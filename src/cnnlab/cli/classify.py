@@ -61,8 +61,8 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
 
 
 def cmd_classify_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.classify import mistakes_figure
     from cnnlab.engine.classify_eval import evaluate_checkpoint
+    from cnnlab.engine.classify_scores import mistakes_figure
     from cnnlab.engine.eval_data import is_other_data
 
     with data_change_reported() as changes:

@@ -15,13 +15,8 @@ import torch
 from cnnlab.config import ClassifyTrainConfig
 from cnnlab.data.classification import ClassificationData, Split, load_classification
 from cnnlab.engine.checkpoint import model_from_checkpoint
-from cnnlab.engine.classify import (
-    EvalResult,
-    Inputs,
-    data_from_config,
-    evaluate,
-    require_split,
-)
+from cnnlab.engine.classify import Inputs, data_from_config, require_split
+from cnnlab.engine.classify_scores import EvalResult, evaluate
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.eval_data import is_other_data
 from cnnlab.engine.performance import SpeedSettings
