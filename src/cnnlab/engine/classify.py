@@ -224,32 +224,11 @@ def train_classifier(
         )
     entry = require_task(config.model, "classification")
     require_images(config.model, entry.input_size)
-    given_weights = parse_class_weights(config.class_weights)
-    data = data_from_config(config)
-    for line in skipped_lines(data.skipped):
-        console.print(line, markup=False, style="yellow")
-    if not len(data.splits["val"]):
-        raise CnnlabError("the validation split is empty; raise --val-fraction")
-    model_kwargs = {"num_classes": len(data.class_names), "in_channels": data.channels}
-    model_kwargs = {k: v for k, v in model_kwargs.items() if k in entry.parameters()}
-    input_size = (data.channels, data.image_size, data.image_size)
+    data, weight = _training_data(config, console)
 
-    torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = create_model(config.model, **model_kwargs)
-    check_input_fits(model, input_size, config.model)  # LeNet-5's head wants 32 px exactly
-    train_counts = torch.bincount(data.splits["train"].labels, minlength=len(data.class_names))
-    weight = class_weights(given_weights, train_counts, data.class_names)
-    warn_if_imbalanced(train_counts, data.class_names, weighted=weight is not None)
-    if config.pretrained and ckpt is None:
-        missing = load_pretrained(model, config.pretrained)
-        fresh = (
-            f"{len(missing)} tensors kept fresh: {', '.join(missing[:4])}"
-            f"{' ...' if len(missing) > 4 else ''}"
-            if missing
-            else "every tensor"  # the same model and classes: the head too
-        )
-        console.print(f"loaded {escape(config.pretrained)} ({fresh})")
+    model, model_kwargs = _new_model(config, data, pretrained=ckpt is None, console=console)
+    input_size = (data.channels, data.image_size, data.image_size)
     head = head_parameter_names(model, input_size)
     frozen = apply_freeze(model, config.freeze, input_size)
     if not config.cache_features:  # cached: only the head trains, on feature vectors
@@ -264,16 +243,7 @@ def train_classifier(
     settings.layout(model.to(device))
     torch.manual_seed(config.seed + dist_info.rank)  # augmentation and dropout differ per rank
 
-    names = augment_names(config, data)
-    if config.cache_features and names:
-        raise CnnlabError("--cache-features trains on fixed features: use --augment none")
-    pca = pca_basis(data.splits["train"].images) if "pca" in names else None
-    augment = build_augmentation(names, image_size=data.image_size, channels=data.channels, pca=pca)
-    inputs = Inputs(data, device, settings, augment.to(device) if augment else None)
-    if config.cache_features:
-        t0 = time.perf_counter()
-        inputs.cache(model)
-        console.print(f"cached backbone features in {time.perf_counter() - t0:.1f} s")
+    inputs, names = _inputs(config, data, model, device, settings, console)
 
     train = data.splits["train"]
     weight = weight.to(device) if weight is not None else None
@@ -296,12 +266,7 @@ def train_classifier(
         run_dir = Path(resume).parent
         data_changed(ckpt, "train", train.labels, train.images)  # resumed on other data: warn
     else:
-        name = re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}")
-        if config.out:
-            run_dir = Path(config.out)
-        else:  # rank 0 claims a new folder and tells the other ranks
-            claimed = next_run_dir(Path("runs/classify"), name) if dist_info.is_main else ""
-            run_dir = Path(D.from_main(str(claimed), dist_info, device))
+        run_dir = _claim_run_dir(config, dist_info, device)
     main = dist_info.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -373,23 +338,16 @@ def train_classifier(
             halt = stop.update(epoch, improved)
             rng = rng_state(generator) | rank_states(dist_info, device)  # every rank takes part
             if main:
-                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-                payload = base | {"state_dict": state, "epoch": epoch, "metrics": row}
-                if improved:
-                    save_checkpoint(run_dir / "best.pt", payload)
-                save_checkpoint(
-                    run_dir / "last.pt",
-                    payload
-                    | {
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": schedule.state_dict(),
-                        "history": history,
-                        "best_val_accuracy": best_acc,
-                        "best_epoch": best_epoch,
-                        "stopped_at": stop.stopped_at,
-                        "rng": rng,
-                    },
-                )
+                resumable = {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": schedule.state_dict(),
+                    "history": history,
+                    "best_val_accuracy": best_acc,
+                    "best_epoch": best_epoch,
+                    "stopped_at": stop.stopped_at,
+                    "rng": rng,
+                }
+                _save_epoch(run_dir, base, model, row, improved, resumable)
                 write_rows(run_dir / "metrics.csv", history)
                 if writer is not None:
                     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
@@ -428,6 +386,105 @@ def train_classifier(
         writer.close()
     D.cleanup(dist_info)
     return result
+
+
+def _training_data(
+    config: ClassifyTrainConfig, console: Console
+) -> tuple[ClassificationData, torch.Tensor | None]:
+    """The data to train on (files it skipped named on ``console``) and the cross-entropy's
+    class weights ``(classes,)`` (``None``: unweighted), from ``--class-weights`` and the
+    training split's counts; a warning when the classes are imbalanced and unweighted."""
+    given_weights = parse_class_weights(config.class_weights)
+    data = data_from_config(config)
+    for line in skipped_lines(data.skipped):
+        console.print(line, markup=False, style="yellow")
+    if not len(data.splits["val"]):
+        raise CnnlabError("the validation split is empty; raise --val-fraction")
+    train_counts = torch.bincount(data.splits["train"].labels, minlength=len(data.class_names))
+    weight = class_weights(given_weights, train_counts, data.class_names)
+    warn_if_imbalanced(train_counts, data.class_names, weighted=weight is not None)
+    return data, weight
+
+
+def _inputs(
+    config: ClassifyTrainConfig,
+    data: ClassificationData,
+    model: nn.Module,
+    device: torch.device,
+    settings: SpeedSettings,
+    console: Console,
+) -> tuple[Inputs, tuple[str, ...]]:
+    """The batches' source: the augmentation ``--augment`` names (built on the model's device),
+    or with ``--cache-features`` the frozen backbone's features computed once (which rules
+    augmentation out); ``model`` is on ``device`` already. Returns it and the augmentation names
+    resolved."""
+    names = augment_names(config, data)
+    if config.cache_features and names:
+        raise CnnlabError("--cache-features trains on fixed features: use --augment none")
+    pca = pca_basis(data.splits["train"].images) if "pca" in names else None
+    augment = build_augmentation(names, image_size=data.image_size, channels=data.channels, pca=pca)
+    inputs = Inputs(data, device, settings, augment.to(device) if augment else None)
+    if config.cache_features:
+        t0 = time.perf_counter()
+        inputs.cache(model)
+        console.print(f"cached backbone features in {time.perf_counter() - t0:.1f} s")
+    return inputs, names
+
+
+def _new_model(
+    config: ClassifyTrainConfig, data: ClassificationData, pretrained: bool, console: Console
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``config.model`` built for the data's classes and channels from ``config.seed``, checked
+    to take its ``(C, H, W)`` images, with ``config.pretrained``'s weights loaded when
+    ``pretrained`` (not when resuming: the checkpoint's weights follow). Returns the model and
+    the keyword arguments it was built with (saved in every checkpoint)."""
+    entry = require_task(config.model, "classification")
+    model_kwargs = {"num_classes": len(data.class_names), "in_channels": data.channels}
+    model_kwargs = {k: v for k, v in model_kwargs.items() if k in entry.parameters()}
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, **model_kwargs)
+    input_size = (data.channels, data.image_size, data.image_size)
+    check_input_fits(model, input_size, config.model)  # LeNet-5's head wants 32 px exactly
+    if pretrained and config.pretrained:
+        missing = load_pretrained(model, config.pretrained)
+        fresh = (
+            f"{len(missing)} tensors kept fresh: {', '.join(missing[:4])}"
+            f"{' ...' if len(missing) > 4 else ''}"
+            if missing
+            else "every tensor"  # the same model and classes: the head too
+        )
+        console.print(f"loaded {escape(config.pretrained)} ({fresh})")
+    return model, model_kwargs
+
+
+def _claim_run_dir(
+    config: ClassifyTrainConfig, dist_info: D.DistInfo, device: torch.device
+) -> Path:
+    """A new run's folder: ``--out``, or the next free ``runs/classify/<model>-<data>[-k]``,
+    claimed by rank 0 and told to the other ranks."""
+    if config.out:
+        return Path(config.out)
+    name = re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}")
+    claimed = next_run_dir(Path("runs/classify"), name) if dist_info.is_main else ""
+    return Path(D.from_main(str(claimed), dist_info, device))
+
+
+def _save_epoch(
+    run_dir: Path,
+    base: dict[str, Any],
+    model: nn.Module,
+    row: dict[str, float],
+    improved: bool,
+    resumable: dict[str, Any],
+) -> None:
+    """An epoch's checkpoints: ``best.pt`` when validation accuracy ``improved`` (the weights,
+    ``base``'s description of the model and data, the epoch's ``row``), and always ``last.pt``,
+    which adds the ``resumable`` state (optimizer, scheduler, history, RNG) ``--resume`` reads."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = base | {"state_dict": state, "epoch": row["epoch"], "metrics": row}
+    if improved:
+        save_checkpoint(run_dir / "best.pt", payload)
+    save_checkpoint(run_dir / "last.pt", payload | resumable)
 
 
 def _write_results(
