@@ -35,7 +35,9 @@ def naive_roi_pool(features, boxes, size, scale):
     return out
 
 
-@pytest.mark.parametrize(("height", "width", "h", "w"), [(7, 7, 7, 7), (13, 9, 5, 4), (4, 6, 7, 7)])
+@pytest.mark.parametrize(
+    ("height", "width", "h", "w"), [(7, 7, 7, 7), (13, 9, 5, 4), (4, 6, 7, 7), (23, 17, 1, 2)]
+)
 def test_a_region_covering_the_map_pools_as_adaptive_max_pool(height, width, h, w):
     torch.manual_seed(0)
     x = torch.randn(2, 3, height, width)
@@ -59,6 +61,16 @@ def test_matches_the_per_bin_loop_with_regions_off_the_map_and_gradients():
     (grad,) = torch.autograd.grad((ours * weight).sum(), x)
     (expected,) = torch.autograd.grad((oracle * weight).sum(), x)
     torch.testing.assert_close(grad, expected)
+
+
+def test_ties_and_zeros_of_relu_maps_pool_as_the_loop_does():
+    g = torch.Generator().manual_seed(3)
+    x = torch.relu(torch.randint(-3, 4, (2, 3, 12, 12), generator=g).float())  # many ties
+    xy = torch.rand(40, 2, generator=g) * 40
+    boxes = torch.cat([torch.randint(0, 2, (40, 1), generator=g).float(), xy, xy + 9], 1)
+    torch.testing.assert_close(
+        roi_pool(x, boxes, (2, 3), 0.25), naive_roi_pool(x, boxes, (2, 3), 0.25), rtol=0, atol=0
+    )
 
 
 def test_every_region_comes_out_the_same_size():

@@ -406,3 +406,64 @@ class FacesConfig:
                 f"--seed {self.seed} with --members {self.members}: the members' seeds "
                 f"(seed to seed + {self.members - 1}) must stay <= {MAX_SEED}"
             )
+
+
+REGION_METHODS = ("rcnn", "fast-rcnn", "faster-rcnn")  # cnnlab.engine.rcnn.METHODS
+
+
+@dataclass(frozen=True)
+class RegionsConfig:
+    """``cnnlab explain rcnn`` settings: the slide "Faster algorithms" measured."""
+
+    methods: str = "rcnn,fast-rcnn,faster-rcnn"  # comma list of the methods compared
+    images: int = 800  # training scenes (selective search runs on each once)
+    test_images: int = 200  # test scenes, the same for every method
+    image_size: int = 64  # scene side in pixels
+    max_objects: int = 4  # objects drawn per scene, at most
+    epochs: int = 8
+    batch_size: int = 8  # images a step
+    regions: int = 32  # regions sampled an image a step (at most a quarter objects)
+    lr: float = 1e-3  # AdamW, cosine decay
+    crop_size: int = 32  # R-CNN's warped region side
+    anchors: int = 5  # Faster R-CNN's anchor shapes (k-means over the training boxes)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_settings(
+            self,
+            at_least_one=(
+                "images",
+                "test_images",
+                "epochs",
+                "batch_size",
+                "regions",
+                "anchors",
+            ),
+            positive=("lr",),
+        )
+        self.method_list()
+        check_max_objects(self.max_objects)
+        if self.max_objects < 1:
+            raise CnnlabError(f"--max-objects must be >= 1, got {self.max_objects}")
+        if self.image_size < 16 or self.image_size % 4:
+            raise CnnlabError(
+                f"--image-size must be a multiple of 4 and at least 16, got {self.image_size}"
+            )
+        if self.crop_size < 8 or self.crop_size % 4:
+            raise CnnlabError(
+                f"--crop-size must be a multiple of 4 and at least 8, got {self.crop_size}"
+            )
+
+    def method_list(self) -> tuple[str, ...]:
+        """``methods`` as a tuple, each checked against :data:`REGION_METHODS`."""
+        chosen = tuple(m.strip() for m in self.methods.split(",") if m.strip())
+        unknown = [m for m in chosen if m not in REGION_METHODS]
+        if unknown or not chosen:
+            raise CnnlabError(
+                f"--methods takes a comma list of {', '.join(REGION_METHODS)}, got {self.methods!r}"
+            )
+        return tuple(dict.fromkeys(chosen))
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
 from cnnlab.ops.boxes import box_convert, check_boxes
@@ -33,17 +34,49 @@ MAX_LOG_SIZE = math.log(1000.0 / 16)
 
 
 def _bins(start: torch.Tensor, end: torch.Tensor, bins: int, size: int) -> torch.Tensor:
-    """``(R, bins, size)`` masks: which of ``size`` feature cells each of a region's ``bins``
-    sub-windows covers. A region spanning cells ``[start, end)`` (at least one cell) is cut
-    where ``torch.nn.functional.adaptive_max_pool2d`` cuts a whole map: sub-window ``i`` covers
-    ``[start + floor(i L / bins), start + ceil((i + 1) L / bins))`` with ``L = end - start``,
-    clipped to the map."""
+    """``(R, bins, 2)``: the feature cells ``[lo, hi)`` each of a region's ``bins`` sub-windows
+    covers. A region spanning cells ``[start, end)`` (at least one) is cut where
+    ``torch.nn.functional.adaptive_max_pool2d`` cuts a whole map: sub-window ``i`` covers
+    ``[start + floor(i L / bins), start + ceil((i + 1) L / bins))`` with ``L = end - start``;
+    then clipped to the map's ``size`` cells (``lo >= hi``: off the map)."""
     length = (end - start).clamp(min=1).to(torch.float64)
     i = torch.arange(bins, dtype=torch.float64, device=start.device)
     lo = start[:, None] + torch.floor(i[None] * length[:, None] / bins).long()
     hi = start[:, None] + torch.ceil((i[None] + 1) * length[:, None] / bins).long()
-    cells = torch.arange(size, device=start.device)
-    return (cells >= lo[..., None]) & (cells < hi[..., None])
+    return torch.stack([lo.clamp(0, size), hi.clamp(0, size)], -1)
+
+
+def _level(extent: torch.Tensor) -> torch.Tensor:
+    """``floor(log2(extent))`` of positive integers, exactly."""
+    level = torch.zeros_like(extent)
+    while bool((extent >= 2 ** (level + 1)).any()):
+        level += (extent >= 2 ** (level + 1)).long()
+    return level
+
+
+def _range_max_tables(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """A sparse table of ``x (N, C, H, W)``: ``(rows, cols, N, C, H, W)`` where entry
+    ``[k, l, ..., y, x]`` is the maximum over the ``2^k x 2^l`` cells from ``(y, x)``
+    (the lowest float past the map's edge). Any rectangle's maximum is then the maximum of
+    four entries: two power-of-two windows a side that overlap to cover it."""
+    lowest = torch.finfo(x.dtype).min
+
+    def shifted(t: torch.Tensor, by: int, dim: int) -> torch.Tensor:
+        pad = [0, 0, 0, by] if dim == -2 else [0, by]
+        return F.pad(t.narrow(dim, by, t.shape[dim] - by), pad, value=lowest)
+
+    by_rows = [x]
+    for k in range(1, rows):
+        prev = by_rows[-1]
+        by_rows.append(torch.maximum(prev, shifted(prev, 2 ** (k - 1), -2)))
+    table = []
+    for t in by_rows:
+        by_cols = [t]
+        for k in range(1, cols):
+            prev = by_cols[-1]
+            by_cols.append(torch.maximum(prev, shifted(prev, 2 ** (k - 1), -1)))
+        table.append(torch.stack(by_cols))
+    return torch.stack(table)
 
 
 def roi_pool(
@@ -66,9 +99,9 @@ def roi_pool(
     :mod:`cnnlab.ops.boxes`), so a region takes every cell it touches. A region that covers
     the whole map pools exactly as ``adaptive_max_pool2d`` does.
 
-    Vectorised over regions: each of the ``h`` rows of sub-windows is one masked maximum over
-    the map's rows, then each of the ``w`` columns one over its columns (``h + w`` reductions,
-    no ``(R, C, h, w, H, W)`` tensor).
+    Vectorised as range-maximum queries: the map's sparse table (:func:`_range_max_tables`, one
+    per image, not per region) answers every sub-window of every region with four lookups,
+    whatever its size.
     """
     if features.dim() != 4:
         raise CnnlabError(f"features must be (N, C, H, W), got shape {tuple(features.shape)}")
@@ -87,18 +120,19 @@ def roi_pool(
     x1, y1 = torch.floor(scaled[:, 0]).long(), torch.floor(scaled[:, 1]).long()
     x2 = torch.maximum(torch.ceil(scaled[:, 2]).long(), x1 + 1)
     y2 = torch.maximum(torch.ceil(scaled[:, 3]).long(), y1 + 1)
-    rows = _bins(y1, y2, h, height)  # (R, h, H)
-    cols = _bins(x1, x2, w, width)  # (R, w, W)
-    x = features[index]  # (R, C, H, W)
-    lowest = torch.finfo(x.dtype).min
-    by_row = torch.stack(  # (R, C, h, W): each row of sub-windows, max over its map rows
-        [x.masked_fill(~rows[:, None, i, :, None], lowest).amax(2) for i in range(h)], 2
-    )
-    pooled = torch.stack(  # (R, C, h, w)
-        [by_row.masked_fill(~cols[:, None, None, j], lowest).amax(3) for j in range(w)], 3
-    )
-    empty = ~(rows.any(2)[:, :, None] & cols.any(2)[:, None, :])  # (R, h, w) off the map
-    return pooled.masked_fill(empty[:, None], 0.0)
+    rows = _bins(y1, y2, h, height)[:, :, None, :].expand(-1, h, w, 2)  # (R, h, w, 2)
+    cols = _bins(x1, x2, w, width)[:, None, :, :].expand(-1, h, w, 2)
+    empty = (rows[..., 0] >= rows[..., 1]) | (cols[..., 0] >= cols[..., 1])  # (R, h, w)
+    tall = (rows[..., 1] - rows[..., 0]).clamp(min=1)
+    wide = (cols[..., 1] - cols[..., 0]).clamp(min=1)
+    kr, kc = _level(tall), _level(wide)  # each sub-window's power-of-two window, a side
+    table = _range_max_tables(features, int(kr.max()) + 1, int(kc.max()) + 1)
+    top, left = rows[..., 0].clamp(max=height - 1), cols[..., 0].clamp(max=width - 1)
+    bottom, right = (rows[..., 1] - 2**kr).clamp(min=0), (cols[..., 1] - 2**kc).clamp(min=0)
+    image = index[:, None, None].expand(-1, h, w)
+    corners = [table[kr, kc, image, :, y, x] for y in (top, bottom) for x in (left, right)]
+    pooled = torch.stack(corners).amax(0)  # (R, h, w, C)
+    return pooled.masked_fill(empty[..., None], 0.0).permute(0, 3, 1, 2).contiguous()
 
 
 def encode_deltas(
