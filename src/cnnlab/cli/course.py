@@ -353,6 +353,8 @@ MODEL_HELP = "a registered model (see cnnlab models)"
 
 
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
+    from cnnlab.cli import rcnn
+
     explain = sub.add_parser(
         "explain", parents=[common], help="the slides' worked examples, computed"
     )
@@ -436,6 +438,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         "--repeats", type=positive_int, default=3, help="timing repeats (the median is shown)"
     )
     p.set_defaults(handler=cmd_explain)
+    rcnn.add_parser(what, common)
     p = what.add_parser(
         "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
     )

@@ -324,23 +324,26 @@ def compare_methods(
     def bar(label: str, total: int) -> Callable[..., None]:
         if progress is None:
             return lambda *_: None
-        task = progress.add_task(label, total=total, stats="")
+        task = progress.add_task(label, total=total, stats="")  # description: what is counted
         return lambda *stats: progress.update(
             task, advance=1, stats=f"loss {stats[0]:.3f}" if stats else ""
         )
 
     methods = config.method_list()
     train = scene_regions(
-        config.images, config, config.seed, bar("proposals, train", config.images)
+        config.images, config, config.seed, bar("selective search, training scenes", config.images)
     )
     test = scene_regions(
-        config.test_images, config, config.seed + 1, bar("proposals, test", config.test_images)
+        config.test_images,
+        config,
+        config.seed + 1,
+        bar("selective search, test scenes", config.test_images),
     )
     targets = [{"boxes": b, "labels": lab} for b, lab in zip(test.boxes, test.labels, strict=True)]
     rows, trainers = [], {}
     for method in methods:
         trainer = RegionTrainer(method, config, train, device)
-        seconds = trainer.train(bar(f"train {method}", config.epochs))
+        seconds = trainer.train(bar(f"{method}, epoch", config.epochs))
         started = time.perf_counter()
         detections = trainer.detect(test)
         network = (time.perf_counter() - started) / len(test.images)
@@ -364,3 +367,55 @@ def compare_methods(
         )
         trainers[method] = (trainer, detections)
     return {"rows": rows, "test": test, "trainers": trainers}
+
+
+def draw_comparison(
+    result: dict[str, Any], path: Any, scenes: int = 4, min_score: float = 0.5
+) -> Any:
+    """A figure of the first ``scenes`` test scenes (rows): their selective-search proposals,
+    then each method's detections scoring at least ``min_score`` (columns); the objects' true
+    boxes dashed white."""
+    from matplotlib.patches import Rectangle
+
+    from cnnlab.viz.plots import plt, save_figure
+
+    test: RegionData = result["test"]
+    methods = list(result["trainers"])
+    n = min(scenes, len(test.images))
+    cols = 1 + len(methods)
+    fig, axes = plt.subplots(n, cols, figsize=(2.6 * cols, 2.6 * n), squeeze=False)
+    colours = ("yellow", "cyan", "magenta")
+
+    def box(ax: Any, b: list[float], **style: Any) -> None:
+        ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, **style))
+
+    for i in range(n):
+        for ax in axes[i]:
+            ax.imshow(test.raw[i])
+            ax.axis("off")
+            for b in test.boxes[i].tolist():
+                box(ax, b, color="white", ls="--", lw=1)
+        for b in test.proposals[i].tolist():
+            box(axes[i, 0], b, color="orange", lw=0.4, alpha=0.6)
+        axes[i, 0].set_title(f"{len(test.proposals[i])} proposals", fontsize=8)
+        for j, method in enumerate(methods, 1):
+            det = result["trainers"][method][1][i]
+            for b, s, lab in zip(
+                det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist(), strict=True
+            ):
+                if s >= min_score:
+                    box(axes[i, j], b, color=colours[lab % 3], lw=1.5)
+                    axes[i, j].text(
+                        b[0],
+                        b[1],
+                        f"{s:.2f}",
+                        fontsize=6,
+                        color="black",
+                        bbox={"facecolor": colours[lab % 3], "pad": 1, "lw": 0},
+                    )
+            axes[i, j].set_title(method, fontsize=8)
+    fig.suptitle(
+        "selective search's proposals, then each method's detections (true boxes dashed)",
+        fontsize=9,
+    )
+    return save_figure(fig, path, dpi=100)

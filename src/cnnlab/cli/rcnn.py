@@ -1,0 +1,115 @@
+"""``cnnlab explain rcnn``: the slide "Faster algorithms" measured. R-CNN, Fast R-CNN and
+Faster R-CNN are trained on the same scenes and scored on the same test scenes
+(:mod:`cnnlab.engine.rcnn`); the table shows where each spends its time and what it finds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cnnlab.cli.common import figure_file, positive_float, positive_int, random_seed
+from cnnlab.config import REGION_METHODS, RegionsConfig
+
+
+def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from cnnlab.cli.common import config_from_args
+    from cnnlab.engine.device import resolve_device
+    from cnnlab.engine.rcnn import compare_methods, draw_comparison
+
+    config = config_from_args(RegionsConfig, args)
+    figure = figure_file(args.out) if args.out else None
+    device = resolve_device(config.device)
+    columns = (
+        TextColumn("[bold]{task.description} {task.completed}/{task.total}"),
+        BarColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=args.json) as progress:
+        result = compare_methods(config, device, progress)
+    rows = result["rows"]
+    if figure is not None:
+        draw_comparison(result, figure)
+    if not args.json:
+        table = Table(
+            title=f"{config.test_images} test scenes of {config.image_size} px; each method "
+            f"trained {config.epochs} epochs on {config.images} scenes",
+            caption="regions: selective search's (R-CNN, Fast R-CNN) or the region proposal "
+            "network's (Faster R-CNN); ms an image; mAP over IoU .5:.95 (COCO)",
+        )
+        for col in (
+            "method",
+            "regions",
+            "CNN\npasses",
+            "ms to\npropose",
+            "ms\nCNN",
+            "mAP\n@.5",
+            "mAP",
+            "train\ns",
+        ):
+            table.add_column(col, justify="left" if col == "method" else "right", no_wrap=True)
+        for r in rows:
+            table.add_row(
+                r["method"],
+                f"{r['regions_per_image']:.0f}",
+                f"{r['cnn_passes_per_image']:.0f}",
+                f"{r['ms_proposals_per_image']:.1f}" if r["ms_proposals_per_image"] else "(RPN)",
+                f"{r['ms_network_per_image']:.1f}",
+                f"{r['map_50']:.3f}",
+                f"{r['map']:.3f}",
+                f"{r['train_seconds']:.0f}",
+            )
+        console.print(table)
+        console.print(
+            "an image's time = proposals + network: R-CNN runs the CNN once a region, Fast R-CNN "
+            "once an image (RoI pooling), Faster R-CNN also proposes from that one map"
+        )
+        if figure is not None:
+            console.print(f"wrote {figure}")
+    return {
+        "kind": "rcnn",
+        "config": config.to_dict(),
+        "rows": rows,
+        "figure": str(figure) if figure else None,
+    }
+
+
+def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
+    """The ``rcnn`` subcommand of ``explain``; its defaults are :class:`RegionsConfig`'s."""
+    d = RegionsConfig()
+    p = what.add_parser(
+        "rcnn",
+        parents=[common],
+        help="R-CNN vs Fast R-CNN vs Faster R-CNN, trained and timed on the same scenes",
+    )
+    p.add_argument(
+        "--methods",
+        default=d.methods,
+        help=f"comma list of {', '.join(REGION_METHODS)}",
+    )
+    p.add_argument("--images", type=positive_int, default=d.images, help="training scenes")
+    p.add_argument("--test-images", type=positive_int, default=d.test_images, help="test scenes")
+    p.add_argument("--image-size", type=positive_int, default=d.image_size, help="scene side, px")
+    p.add_argument(
+        "--max-objects", type=positive_int, default=d.max_objects, help="objects a scene, at most"
+    )
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images a step")
+    p.add_argument(
+        "--regions", type=positive_int, default=d.regions, help="regions sampled an image a step"
+    )
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="AdamW's peak learning rate")
+    p.add_argument(
+        "--crop-size", type=positive_int, default=d.crop_size, help="R-CNN's warped region side"
+    )
+    p.add_argument(
+        "--anchors", type=positive_int, default=d.anchors, help="Faster R-CNN's anchor shapes"
+    )
+    p.add_argument("--seed", type=random_seed, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("-o", "--out", help="a figure: test scenes with each method's detections")
+    p.set_defaults(handler=cmd_explain_rcnn)

@@ -1,0 +1,129 @@
+"""The R-CNN family (slide "Faster algorithms"): the two ways to a region's features agree, the
+region and anchor labels by hand, each method learns, and the comparison command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.config import RegionsConfig
+from cnnlab.engine.rcnn import (
+    RegionTrainer,
+    anchor_boxes,
+    label_anchors,
+    label_regions,
+    scene_regions,
+)
+from cnnlab.errors import CnnlabError
+from cnnlab.models.rcnn import RegionNet, warp_regions
+
+
+def test_rcnn_on_the_whole_image_is_fast_rcnn_on_its_map():
+    """R-CNN's one pass per region and Fast R-CNN's shared map give the same scores and deltas
+    when the region is the whole image and the warp keeps its size."""
+    torch.manual_seed(0)
+    model = RegionNet(num_classes=3, crop_size=32).eval()
+    x = torch.randn(2, 3, 32, 32)
+    rois = torch.tensor([[0.0, 0, 0, 32, 32], [1.0, 0, 0, 32, 32]])
+    with torch.no_grad():
+        crops = model.classify_crops(x, rois)
+        shared = model.classify_regions(model.backbone(x), rois)
+    for a, b in zip(crops, shared, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_warp_cuts_a_region_out_and_resizes_it():
+    x = torch.arange(2 * 3 * 20 * 24, dtype=torch.float32).view(2, 3, 20, 24)
+    crop = warp_regions(x, torch.tensor([[1.0, 4, 2, 12, 10]]), 8)  # an 8x8 box, kept 8x8
+    torch.testing.assert_close(crop[0], x[1, :, 2:10, 4:12])
+    half = warp_regions(x, torch.tensor([[0.0, 0, 0, 24, 20]]), 4)  # whole image, smaller
+    assert half.shape == (1, 3, 4, 4)
+
+
+def test_regions_are_labelled_by_their_best_object():
+    regions = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 5, 5]])
+    boxes = torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 32]])
+    classes, matched = label_regions(regions, boxes, torch.tensor([2, 0]))
+    # IoUs: 1; 81/119 = 0.68; 100/120 = 0.83; 25/100 = 0.25 (background)
+    assert classes.tolist() == [3, 3, 1, 0]
+    assert matched[2].tolist() == [20, 20, 30, 32]
+    none, _ = label_regions(regions, torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64))
+    assert none.tolist() == [0, 0, 0, 0]
+
+
+def test_anchors_sit_on_cell_centres_and_are_labelled_as_faster_rcnn_does():
+    anchors = anchor_boxes(torch.tensor([[8.0, 8.0], [16.0, 8.0]]), 2, 3)
+    assert anchors.shape == (2, 3, 2, 4)
+    assert anchors[1, 2, 1].tolist() == [2 * 4 + 2 - 8, 1 * 4 + 2 - 4, 2 * 4 + 2 + 8, 6 + 4]
+    flat = torch.tensor([[0.0, 0, 10, 10], [0, 0, 9, 10], [30, 30, 40, 40], [0, 0, 4, 10]])
+    boxes = torch.tensor([[0.0, 0, 10, 10], [31, 31, 45, 45]])
+    target, matched = label_anchors(flat, boxes)
+    # IoU 1 and 0.9: objects; 81/215 = 0.38 is neither but the second object's best: object;
+    # 0.4 is neither (-1)
+    assert target.tolist() == [1, 1, 1, -1]
+    assert matched[2].tolist() == [31, 31, 45, 45]
+
+
+@pytest.mark.parametrize("method", ["rcnn", "fast-rcnn", "faster-rcnn"])
+def test_each_method_fits_a_batch(method):
+    config = RegionsConfig(images=8, image_size=32, crop_size=16, max_objects=3, lr=2e-3)
+    data = scene_regions(8, config, seed=0)
+    trainer = RegionTrainer(method, config, data, torch.device("cpu"))
+    optimizer = torch.optim.AdamW(trainer.model.parameters(), lr=2e-3)
+    batch = torch.arange(8)
+    losses = []
+    for _ in range(60):
+        loss = trainer.step(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    detections = trainer.detect(data)
+    assert len(detections) == 8
+    for d in detections:
+        assert ((d["boxes"] >= 0) & (d["boxes"] <= 32)).all()
+        assert (d["scores"] >= 0.05).all() and (d["scores"][:-1] >= d["scores"][1:]).all()
+        assert ((d["labels"] >= 0) & (d["labels"] < 3)).all()
+
+
+def test_the_command_compares_the_three_methods(tmp_path, capsys):
+    figure = tmp_path / "rcnn.png"
+    argv = [
+        "explain",
+        "rcnn",
+        "--images",
+        "12",
+        "--test-images",
+        "4",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--crop-size",
+        "16",
+        "-o",
+        str(figure),
+        "--json",
+    ]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["method"] for r in result["rows"]] == ["rcnn", "fast-rcnn", "faster-rcnn"]
+    rcnn, fast, faster = result["rows"]
+    assert rcnn["cnn_passes_per_image"] == rcnn["regions_per_image"] > 1
+    assert fast["cnn_passes_per_image"] == faster["cnn_passes_per_image"] == 1
+    assert fast["regions_per_image"] == rcnn["regions_per_image"]  # the same proposals
+    assert faster["ms_proposals_per_image"] == 0 and fast["ms_proposals_per_image"] > 0
+    assert all(0 <= r["map_50"] <= 1 for r in result["rows"])
+    assert figure.stat().st_size > 0
+
+
+def test_bad_settings_are_refused_by_name(capsys):
+    assert main(["explain", "rcnn", "--methods", "yolo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--methods" in err[0] and "fast-rcnn" in err[0]
+    with pytest.raises(CnnlabError, match="multiple of 4"):
+        RegionsConfig(image_size=30)
