@@ -127,11 +127,21 @@ def roi_pool(
     wide = (cols[..., 1] - cols[..., 0]).clamp(min=1)
     kr, kc = _level(tall), _level(wide)  # each sub-window's power-of-two window, a side
     table = _range_max_tables(features, int(kr.max()) + 1, int(kc.max()) + 1)
+    levels_c = table.shape[1]
+    # one row of C values a table cell (channels last), so each lookup is one row gathered
+    cells = table.permute(0, 1, 2, 4, 5, 3).reshape(-1, c)
+    image = index[:, None, None]
+
+    def lookup(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        row = (((kr * levels_c + kc) * n + image) * height + y) * width + x  # (R, h, w)
+        return cells.index_select(0, row.reshape(-1)).view(*row.shape, c)
+
     top, left = rows[..., 0].clamp(max=height - 1), cols[..., 0].clamp(max=width - 1)
     bottom, right = (rows[..., 1] - 2**kr).clamp(min=0), (cols[..., 1] - 2**kc).clamp(min=0)
-    image = index[:, None, None].expand(-1, h, w)
-    corners = [table[kr, kc, image, :, y, x] for y in (top, bottom) for x in (left, right)]
-    pooled = torch.stack(corners).amax(0)  # (R, h, w, C)
+    pooled = torch.maximum(  # (R, h, w, C): the four windows' maxima
+        torch.maximum(lookup(top, left), lookup(top, right)),
+        torch.maximum(lookup(bottom, left), lookup(bottom, right)),
+    )
     return pooled.masked_fill(empty[..., None], 0.0).permute(0, 3, 1, 2).contiguous()
 
 
