@@ -127,3 +127,17 @@ def test_bad_settings_are_refused_by_name(capsys):
     assert len(err) == 1 and "--methods" in err[0] and "fast-rcnn" in err[0]
     with pytest.raises(CnnlabError, match="multiple of 4"):
         RegionsConfig(image_size=30)
+    with pytest.raises(CnnlabError, match="multiple of 4"):
+        RegionsConfig(image_size=512)
+
+
+def test_scenes_without_objects_train_every_method():
+    """Regions and anchors of an empty scene are all background; R-CNN needs no anchors."""
+    config = RegionsConfig(images=2, image_size=32, crop_size=16, max_objects=1)
+    data = scene_regions(2, config, seed=0)
+    empty = [torch.zeros(0, 4)] * 2
+    data.boxes, data.labels = empty, [torch.zeros(0, dtype=torch.int64)] * 2
+    loss = RegionTrainer("rcnn", config, data, torch.device("cpu")).step(torch.arange(2))
+    assert torch.isfinite(loss)
+    target, _ = label_anchors(torch.tensor([[0.0, 0, 4, 4]]), torch.zeros(0, 4))
+    assert target.tolist() == [0]

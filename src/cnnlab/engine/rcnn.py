@@ -137,7 +137,7 @@ def label_anchors(anchors: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Ten
     (object: IoU >= 0.7, or the best anchor of some object), 0 (background: IoU < 0.3) and -1
     (neither: not trained on), and each anchor's best object ``(M, 4)``."""
     if not len(boxes):
-        return torch.zeros(len(anchors), dtype=torch.int64), torch.zeros_like(anchors)
+        return anchors.new_zeros(len(anchors), dtype=torch.int64), torch.zeros_like(anchors)
     iou = box_iou(anchors, boxes)  # (M, G)
     best, index = iou.max(1)
     target = torch.full((len(anchors),), -1, dtype=torch.int64, device=anchors.device)
@@ -178,10 +178,11 @@ class RegionTrainer:
         self.model = RegionNet(
             num_classes=SCENE_CLASSES, anchors=config.anchors, crop_size=config.crop_size
         ).to(device)
-        shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
-        self.anchor_shapes = kmeans_anchors(shapes, config.anchors, seed=config.seed).to(device)
-        grid = config.image_size // STRIDE
-        self.anchors = anchor_boxes(self.anchor_shapes, grid, grid)  # (S, S, A, 4)
+        if method == "faster-rcnn":  # its anchors: k-means shapes at every cell
+            shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+            found = kmeans_anchors(shapes, config.anchors, seed=config.seed).to(device)
+            grid = config.image_size // STRIDE
+            self.anchors = anchor_boxes(found, grid, grid)  # (S, S, A, 4)
 
     def rpn_loss(
         self, objectness: torch.Tensor, deltas: torch.Tensor, batch: torch.Tensor
