@@ -97,7 +97,9 @@ def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-objects", type=positive_int, default=d.max_objects, help="objects a scene, at most"
     )
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument(
+        "--epochs", type=positive_int, default=d.epochs, help="passes over the training scenes"
+    )
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images a step")
     p.add_argument(
         "--regions", type=positive_int, default=d.regions, help="regions sampled an image a step"
@@ -109,7 +111,9 @@ def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--anchors", type=positive_int, default=d.anchors, help="Faster R-CNN's anchor shapes"
     )
-    p.add_argument("--seed", type=random_seed, default=d.seed)
+    p.add_argument(
+        "--seed", type=random_seed, default=d.seed, help="seeds the scenes, weights and sampling"
+    )
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("-o", "--out", help="a figure: test scenes with each method's detections")
     p.set_defaults(handler=cmd_explain_rcnn)
