@@ -129,6 +129,9 @@ def test_bad_settings_are_refused_by_name(capsys):
         RegionsConfig(image_size=30)
     with pytest.raises(CnnlabError, match="multiple of 4"):
         RegionsConfig(image_size=512)
+    assert main(["explain", "rcnn", "--images", "99999999", "--image-size", "32"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--images 99999999" in err[0] and "GiB" in err[0]
 
 
 def test_scenes_without_objects_train_every_method():

@@ -448,9 +448,9 @@ class RegionsConfig:
         check_max_objects(self.max_objects)
         if self.max_objects < 1:
             raise CnnlabError(f"--max-objects must be >= 1, got {self.max_objects}")
-        if not 16 <= self.image_size <= 256 or self.image_size % 4:
-            raise CnnlabError(
-                f"--image-size must be a multiple of 4 in [16, 256], got {self.image_size} "
+        if not 32 <= self.image_size <= 256 or self.image_size % 4:
+            raise CnnlabError(  # 32: the scenes' smallest (cnnlab.data.scenes.MIN_SIZE)
+                f"--image-size must be a multiple of 4 in [32, 256], got {self.image_size} "
                 "(selective search takes about 0.14 s a 128 px scene, and grows with the area)"
             )
         if self.crop_size < 8 or self.crop_size % 4:

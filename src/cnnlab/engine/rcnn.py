@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.config import RegionsConfig
+from cnnlab.data.memory import require_memory
 from cnnlab.data.scenes import make_scenes, standardise
 from cnnlab.models.rcnn import STRIDE, RegionNet
 from cnnlab.ops.anchors import kmeans_anchors
@@ -331,6 +332,12 @@ def compare_methods(
         )
 
     methods = config.method_list()
+    n, size = config.images + config.test_images, config.image_size
+    require_memory(  # uint8 pixels and masks while drawn, then the float images
+        n * size * size * (3 + config.max_objects + 12),
+        f"--images {config.images} and --test-images {config.test_images} at {size} px",
+        "use fewer scenes",
+    )
     train = scene_regions(
         config.images, config, config.seed, bar("selective search, training scenes", config.images)
     )
