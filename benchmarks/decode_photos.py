@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from PIL import Image
 from skimage import data
+from timing import median_seconds  # benchmarks/timing.py
 
 from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8
 from cnnlab.data.images import read_image
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -10,24 +10,18 @@ Run: `python benchmarks/rcnn.py`. Median of repeats, milliseconds; one JSON line
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds  # benchmarks/timing.py
 
 from cnnlab.models.rcnn import STRIDE, RegionNet
 from cnnlab.ops.roi import roi_pool
 
 
 def timed(fn, repeats: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    """Median milliseconds of ``repeats`` calls."""
+    return median_seconds(fn, repeats) * 1e3
 
 
 def loop_roi_pool(features: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
