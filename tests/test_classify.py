@@ -89,6 +89,7 @@ def test_eval_and_predict(
         torch.bincount(ev.labels * k + ev.predicted, minlength=k * k), ev.confusion.flatten()
     )
     assert float(ev.losses.mean()) == pytest.approx(ev.loss, rel=1e-5)
+    assert not ev.losses.requires_grad and not ev.confidence.requires_grad  # scored, no graph
     worst = ev.worst_mistakes()
     assert 0 < len(worst) <= 16 and all(ev.predicted[i] != ev.labels[i] for i in worst)
     assert ev.losses[worst].tolist() == sorted(ev.losses[worst].tolist(), reverse=True)
@@ -445,3 +446,12 @@ def test_preprocessing_no_files_gives_an_empty_batch(run_dir: Path) -> None:
     batch = preprocess_files([], model_meta(ckpt))
     assert batch.shape == (0, 1, 32, 32) and batch.dtype == torch.float32
     assert model.eval()(batch).shape == (0, 10)
+
+
+def test_training_prints_no_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make demo`'s run says what it trains and where it went, and nothing PyTorch warns of
+    (scoring once ran with autograd on: "Converting a tensor with requires_grad=True")."""
+    out = tmp_path / "run"
+    argv = ["classify", "train", "--epochs", "1", "--out", str(out), "--test-fraction", "0.5"]
+    assert main(argv) == 0
+    assert "warning" not in capsys.readouterr().err.lower()

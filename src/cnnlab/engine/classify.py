@@ -187,7 +187,6 @@ class Inputs:
         self.features = features
 
 
-@torch.no_grad()
 def _schedule(
     optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
 ) -> torch.optim.lr_scheduler.LambdaLR:

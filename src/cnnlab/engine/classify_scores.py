@@ -62,6 +62,7 @@ class EvalResult:
         } | self.per_class
 
 
+@torch.no_grad()
 def evaluate(model: nn.Module, inputs: Inputs, split: str, batch_size: int = 256) -> EvalResult:
     """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``, and each
     image's label, arg-max class, its probability and its loss (for the worst mistakes)."""
