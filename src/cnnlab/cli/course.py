@@ -438,7 +438,6 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         "--repeats", type=positive_int, default=3, help="timing repeats (the median is shown)"
     )
     p.set_defaults(handler=cmd_explain)
-    rcnn.add_parser(what, common)
     p = what.add_parser(
         "receptive-field", parents=[common], help="each layer's receptive field, jump and start"
     )
@@ -490,6 +489,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         "--anchors", help="'w h; w h' relative to the image (default: tall 0.1 0.3, wide 0.3 0.1)"
     )
     p.set_defaults(handler=cmd_explain)
+    rcnn.add_parser(what, common)  # the slides' "faster algorithms", after YOLO's target
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
     p.add_argument(
         "--phi",
