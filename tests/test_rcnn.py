@@ -121,6 +121,33 @@ def test_the_command_compares_the_three_methods(tmp_path, capsys):
     assert figure.stat().st_size > 0
 
 
+def test_faster_rcnn_alone_runs_no_selective_search(monkeypatch, capsys):
+    import cnnlab.engine.rcnn as rcnn
+
+    def refuse(image):
+        raise AssertionError("selective search ran for Faster R-CNN alone")
+
+    monkeypatch.setattr(rcnn, "selective_search", refuse)
+    argv = [
+        "explain",
+        "rcnn",
+        "--methods",
+        "faster-rcnn",
+        "--images",
+        "8",
+        "--test-images",
+        "2",
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--json",
+    ]
+    assert main(argv) == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert row["method"] == "faster-rcnn" and row["ms_proposals_per_image"] == 0
+
+
 def test_bad_settings_are_refused_by_name(capsys):
     assert main(["explain", "rcnn", "--methods", "yolo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

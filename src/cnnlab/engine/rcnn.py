@@ -65,10 +65,15 @@ class RegionData:
 
 
 def scene_regions(
-    n: int, config: RegionsConfig, seed: int, tick: Callable[[], None] = lambda: None
+    n: int,
+    config: RegionsConfig,
+    seed: int,
+    tick: Callable[[], None] = lambda: None,
+    propose: bool = True,
 ) -> RegionData:
-    """``n`` scenes of ``config.image_size`` pixels (3 classes) and their proposals; ``tick``
-    is called after each image's selective search (a progress bar)."""
+    """``n`` scenes of ``config.image_size`` pixels (3 classes) and, when ``propose``, their
+    selective-search proposals (otherwise none: Faster R-CNN proposes its own); ``tick`` is
+    called after each image's selective search (a progress bar)."""
     scenes = make_scenes(
         n,
         seed=seed,
@@ -79,8 +84,11 @@ def scene_regions(
     raw = np.stack([s.image for s in scenes])
     proposals, started = [], time.perf_counter()
     for s in scenes:
-        proposals.append(torch.from_numpy(selective_search(s.image)))
-        tick()
+        if propose:
+            proposals.append(torch.from_numpy(selective_search(s.image)))
+            tick()
+        else:
+            proposals.append(torch.zeros(0, 4))
     seconds = (time.perf_counter() - started) / max(n, 1)
     return RegionData(
         images=standardise(torch.from_numpy(raw).permute(0, 3, 1, 2).float()),
@@ -338,14 +346,12 @@ def compare_methods(
         f"--images {config.images} and --test-images {config.test_images} at {size} px",
         "use fewer scenes",
     )
-    train = scene_regions(
-        config.images, config, config.seed, bar("selective search, training scenes", config.images)
-    )
+    propose = any(m != "faster-rcnn" for m in methods)  # selective search, once a scene
+    searching = bar("selective search, training scenes", config.images) if propose else None
+    train = scene_regions(config.images, config, config.seed, searching or (lambda: None), propose)
+    searching = bar("selective search, test scenes", config.test_images) if propose else None
     test = scene_regions(
-        config.test_images,
-        config,
-        config.seed + 1,
-        bar("selective search, test scenes", config.test_images),
+        config.test_images, config, config.seed + 1, searching or (lambda: None), propose
     )
     targets = [{"boxes": b, "labels": lab} for b, lab in zip(test.boxes, test.labels, strict=True)]
     rows, trainers = [], {}
@@ -405,7 +411,8 @@ def draw_comparison(
                 box(ax, b, color="white", ls="--", lw=1)
         for b in test.proposals[i].tolist():
             box(axes[i, 0], b, color="orange", lw=0.4, alpha=0.6)
-        axes[i, 0].set_title(f"{len(test.proposals[i])} proposals", fontsize=8)
+        shown = f"{len(test.proposals[i])} proposals" if len(test.proposals[i]) else "the scene"
+        axes[i, 0].set_title(shown, fontsize=8)
         for j, method in enumerate(methods, 1):
             det = result["trainers"][method][1][i]
             for b, s, lab in zip(
