@@ -19,10 +19,20 @@ def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.cli.common import config_from_args
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.rcnn import compare_methods, draw_comparison
+    from cnnlab.words import counted
 
     config = config_from_args(RegionsConfig, args)
     figure = figure_file(args.out) if args.out else None
     device = resolve_device(config.device)
+    if not args.json:  # minutes, unlike the other explain commands: say what runs first
+        names = {"rcnn": "R-CNN", "fast-rcnn": "Fast R-CNN", "faster-rcnn": "Faster R-CNN"}
+        console.print(
+            f"training {', '.join(names[m] for m in config.method_list())} on "
+            f"{counted(config.images, 'scene')} of {config.image_size} px, "
+            f"{counted(config.epochs, 'epoch')} each, then scoring them on "
+            f"{config.test_images:,} more | {device} (the defaults take "
+            "about 5 minutes on 2 CPU cores; fewer --images or --epochs take less)"
+        )
     columns = (
         TextColumn("[bold]{task.description} {task.completed}/{task.total}"),
         BarColumn(),
