@@ -82,7 +82,8 @@ def test_each_method_fits_a_batch(method):
         optimizer.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
-    detections = trainer.detect(data)
+    detections, counts = trainer.detect(data)
+    assert len(counts) == 8 and min(counts) >= 1
     assert len(detections) == 8
     for d in detections:
         assert ((d["boxes"] >= 0) & (d["boxes"] <= 32)).all()

@@ -187,11 +187,20 @@ class RegionTrainer:
         self.model = RegionNet(
             num_classes=SCENE_CLASSES, anchors=config.anchors, crop_size=config.crop_size
         ).to(device)
+        self.boxes = [b.to(device) for b in data.boxes]
+        self.labels = [lab.to(device) for lab in data.labels]
         if method == "faster-rcnn":  # its anchors: k-means shapes at every cell
             shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
             found = kmeans_anchors(shapes, config.anchors, seed=config.seed).to(device)
             grid = config.image_size // STRIDE
             self.anchors = anchor_boxes(found, grid, grid)  # (S, S, A, 4)
+            flat = self.anchors.reshape(-1, 4)  # each image's anchor labels, once
+            self.anchor_targets = [label_anchors(flat, b) for b in self.boxes]
+        else:  # selective search's regions and the objects themselves, labelled once
+            self.region_targets = []
+            for proposals, b, lab in zip(data.proposals, self.boxes, self.labels, strict=True):
+                regions = torch.cat([proposals.to(device), b])
+                self.region_targets.append((regions, *label_regions(regions, b, lab)))
 
     def rpn_loss(
         self, objectness: torch.Tensor, deltas: torch.Tensor, batch: torch.Tensor
@@ -201,7 +210,7 @@ class RegionTrainer:
         flat = self.anchors.reshape(-1, 4)
         total, count = objectness.new_zeros(()), 0
         for b, i in enumerate(batch.tolist()):
-            target, matched = label_anchors(flat, self.data.boxes[i].to(self.device))
+            target, matched = self.anchor_targets[i]
             chosen = sample(target == 1, target == 0, RPN_SAMPLES, 0.5, self.generator)
             logits = objectness[b].reshape(-1)[chosen]
             total = total + F.binary_cross_entropy_with_logits(
@@ -214,28 +223,32 @@ class RegionTrainer:
             count += len(chosen)
         return total / max(count, 1)
 
-    def regions_of(self, i: int, proposed: torch.Tensor | None) -> torch.Tensor:
-        """Image ``i``'s regions to classify: the RPN's (``proposed``) or selective search's."""
-        return proposed if proposed is not None else self.data.proposals[i].to(self.device)
+    def classify(
+        self, images: torch.Tensor, features: torch.Tensor | None, rois: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and deltas of ``rois (R, 5)``: R-CNN from the warped regions of ``images``,
+        the others from the shared ``features`` of the whole images."""
+        if self.method == "rcnn":
+            return self.model.classify_crops(images, rois)
+        return self.model.classify_regions(features, rois)
 
     def step(self, batch: torch.Tensor) -> torch.Tensor:
         """One mini-batch of images: the detection loss (plus the RPN's for Faster R-CNN)."""
         x = self.data.images[batch].to(self.device)
         model, loss = self.model, torch.zeros((), device=self.device)
         features = model.backbone(x) if self.method != "rcnn" else None
-        proposed: list[torch.Tensor | None] = [None] * len(batch)
-        if self.method == "faster-rcnn":
+        if self.method == "faster-rcnn":  # this step's proposals, labelled afresh
             objectness, deltas = model.propose(features)
             loss = loss + self.rpn_loss(objectness, deltas, batch)
-            proposed = [
-                rpn_regions(o, d, self.anchors, self.config.image_size).detach()
-                for o, d in zip(objectness.detach(), deltas.detach(), strict=True)
-            ]
+            targets = []
+            for o, d, i in zip(objectness.detach(), deltas.detach(), batch.tolist(), strict=True):
+                regions = rpn_regions(o, d, self.anchors, self.config.image_size)
+                regions = torch.cat([regions, self.boxes[i]])
+                targets.append((regions, *label_regions(regions, self.boxes[i], self.labels[i])))
+        else:
+            targets = [self.region_targets[i] for i in batch.tolist()]
         rois, classes, matched = [], [], []
-        for b, i in enumerate(batch.tolist()):
-            gt = self.data.boxes[i].to(self.device)
-            regions = torch.cat([self.regions_of(i, proposed[b]), gt])
-            cls, box = label_regions(regions, gt, self.data.labels[i].to(self.device))
+        for b, (regions, cls, box) in enumerate(targets):
             chosen = sample(cls > 0, cls == 0, self.config.regions, 0.25, self.generator)
             rois.append(
                 torch.cat([torch.full((len(chosen), 1), b).to(regions), regions[chosen]], 1)
@@ -243,10 +256,7 @@ class RegionTrainer:
             classes.append(cls[chosen])
             matched.append(box[chosen])
         roi, cls, box = torch.cat(rois), torch.cat(classes), torch.cat(matched)
-        if self.method == "rcnn":
-            scores, deltas = model.classify_crops(x, roi)
-        else:
-            scores, deltas = model.classify_regions(features, roi)
+        scores, deltas = self.classify(x, features, roi)
         loss = loss + F.cross_entropy(scores, cls)
         fg = cls > 0
         if fg.any():
@@ -276,11 +286,14 @@ class RegionTrainer:
         return time.perf_counter() - started
 
     @torch.no_grad()
-    def detect(self, data: RegionData, chunk: int = 16) -> list[dict[str, torch.Tensor]]:
+    def detect(
+        self, data: RegionData, chunk: int = 16
+    ) -> tuple[list[dict[str, torch.Tensor]], list[int]]:
         """Each image's detections: ``boxes (D, 4)`` xyxy pixels, ``scores (D,)``, ``labels
-        (D,)`` 0-based (module docstring), ``chunk`` images at a time."""
+        (D,)`` 0-based (module docstring), ``chunk`` images at a time; and how many regions
+        each image's were picked from."""
         self.model.eval()
-        out, self.regions_per_image = [], []
+        out, counts = [], []
         for batch in torch.arange(len(data.images)).split(chunk):
             x = data.images[batch].to(self.device)
             features = self.model.backbone(x) if self.method != "rcnn" else None
@@ -291,18 +304,15 @@ class RegionTrainer:
                     rpn_regions(o, d, self.anchors, self.config.image_size)
                     for o, d in zip(objectness, deltas, strict=True)
                 ]
-            self.regions_per_image += [len(r) for r in regions]
+            counts += [len(r) for r in regions]
             index = torch.cat([torch.full((len(r), 1), b) for b, r in enumerate(regions)])
             roi = torch.cat([index.to(x), torch.cat(regions)], 1)
-            if self.method == "rcnn":
-                scores, deltas = self.model.classify_crops(x, roi)
-            else:
-                scores, deltas = self.model.classify_regions(features, roi)
+            scores, deltas = self.classify(x, features, roi)
             probs = scores.softmax(1)[:, 1:]
             for b in range(len(batch)):
                 mine = roi[:, 0] == b
                 out.append(_detections(roi[mine, 1:], probs[mine], deltas[mine], x.shape[-1]))
-        return out
+        return out, counts
 
 
 def _detections(
@@ -347,23 +357,25 @@ def compare_methods(
         "use fewer scenes",
     )
     propose = any(m != "faster-rcnn" for m in methods)  # selective search, once a scene
-    searching = bar("selective search, training scenes", config.images) if propose else None
-    train = scene_regions(config.images, config, config.seed, searching or (lambda: None), propose)
-    searching = bar("selective search, test scenes", config.test_images) if propose else None
-    test = scene_regions(
-        config.test_images, config, config.seed + 1, searching or (lambda: None), propose
-    )
+    scenes = {}
+    for part, count, seed in (
+        ("training", config.images, config.seed),
+        ("test", config.test_images, config.seed + 1),
+    ):
+        tick = bar(f"selective search, {part} scenes", count) if propose else (lambda: None)
+        scenes[part] = scene_regions(count, config, seed, tick, propose)
+    train, test = scenes["training"], scenes["test"]
     targets = [{"boxes": b, "labels": lab} for b, lab in zip(test.boxes, test.labels, strict=True)]
-    rows, trainers = [], {}
+    rows, detected = [], {}
     for method in methods:
         trainer = RegionTrainer(method, config, train, device)
         seconds = trainer.train(bar(f"{method}, epoch", config.epochs))
         started = time.perf_counter()
-        detections = trainer.detect(test)
+        detections, counts = trainer.detect(test)
         network = (time.perf_counter() - started) / len(test.images)
         scores = coco_evaluate(detections, targets, SCENE_CLASSES)
         selective = method != "faster-rcnn"
-        regions = float(np.mean(trainer.regions_per_image))
+        regions = float(np.mean(counts))
         rows.append(
             {
                 "method": method,
@@ -379,8 +391,8 @@ def compare_methods(
                 "train_seconds": seconds,
             }
         )
-        trainers[method] = (trainer, detections)
-    return {"rows": rows, "test": test, "trainers": trainers}
+        detected[method] = detections
+    return {"rows": rows, "test": test, "detections": detected}
 
 
 def draw_comparison(
@@ -394,7 +406,7 @@ def draw_comparison(
     from cnnlab.viz.plots import plt, save_figure
 
     test: RegionData = result["test"]
-    methods = list(result["trainers"])
+    methods = list(result["detections"])
     n = min(scenes, len(test.images))
     cols = 1 + len(methods)
     fig, axes = plt.subplots(n, cols, figsize=(2.6 * cols, 2.6 * n), squeeze=False)
@@ -414,7 +426,7 @@ def draw_comparison(
         shown = f"{len(test.proposals[i])} proposals" if len(test.proposals[i]) else "the scene"
         axes[i, 0].set_title(shown, fontsize=8)
         for j, method in enumerate(methods, 1):
-            det = result["trainers"][method][1][i]
+            det = result["detections"][method][i]
             for b, s, lab in zip(
                 det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist(), strict=True
             ):
