@@ -72,12 +72,8 @@ class RegionNet(nn.Module):
         self.rpn_conv = nn.Conv2d(c, c, 3, padding=1)
         self.rpn_objectness = nn.Conv2d(c, anchors, 1)
         self.rpn_deltas = nn.Conv2d(c, 4 * anchors, 1)
-        self.num_classes, self.pool, self.crop_size, self.anchors = (
-            num_classes,
-            pool,
-            crop_size,
-            anchors,
-        )
+        self.num_classes, self.pool = num_classes, pool
+        self.crop_size, self.anchors = crop_size, anchors
 
     def _scores_and_deltas(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(R, 2w, p, p)`` pooled features -> scores ``(R, K + 1)``, deltas ``(R, K, 4)``."""
@@ -97,15 +93,11 @@ class RegionNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """R-CNN: each region of ``rois (R, 5)`` cut out of ``images (B, C, H, W)``, warped to
         ``crop_size x crop_size`` (:func:`warp_regions`) and run through the backbone on its own;
-        its whole map pooled to ``p x p`` as Fast R-CNN pools a region. Same outputs as
+        its whole map pooled to ``p x p`` as Fast R-CNN pools a region (RoI pooling of a region
+        that covers the map is ``adaptive_max_pool2d``). Same outputs as
         :meth:`classify_regions`."""
-        crops = warp_regions(images, rois, self.crop_size)
-        features = self.backbone(crops)
-        whole = torch.tensor([[0.0, 0.0, self.crop_size, self.crop_size]]).to(features)
-        own = torch.cat(
-            [torch.arange(len(crops)).to(features)[:, None], whole.expand(len(crops), 4)], 1
-        )
-        return self._scores_and_deltas(roi_pool(features, own, self.pool, 1 / STRIDE))
+        features = self.backbone(warp_regions(images, rois, self.crop_size))
+        return self._scores_and_deltas(F.adaptive_max_pool2d(features, self.pool))
 
     def propose(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Faster R-CNN's region proposal network on the map ``(B, 2w, S_h, S_w)`` -> objectness
