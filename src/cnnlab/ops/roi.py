@@ -47,11 +47,9 @@ def _bins(start: torch.Tensor, end: torch.Tensor, bins: int, size: int) -> torch
 
 
 def _level(extent: torch.Tensor) -> torch.Tensor:
-    """``floor(log2(extent))`` of positive integers, exactly."""
-    level = torch.zeros_like(extent)
-    while bool((extent >= 2 ** (level + 1)).any()):
-        level += (extent >= 2 ** (level + 1)).long()
-    return level
+    """``floor(log2(extent))`` of positive integers (exact in float64 far beyond map sizes:
+    ``log2(2^k - 1)`` stays ``~2^-k`` below ``k``)."""
+    return torch.log2(extent.double()).floor().long()
 
 
 def _range_max_tables(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
