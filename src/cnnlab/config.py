@@ -408,7 +408,7 @@ class FacesConfig:
             )
 
 
-REGION_METHODS = ("rcnn", "fast-rcnn", "faster-rcnn")  # cnnlab.engine.rcnn.METHODS
+REGION_METHODS = ("rcnn", "fast-rcnn", "faster-rcnn")  # what cnnlab.engine.rcnn compares
 
 
 @dataclass(frozen=True)
@@ -444,13 +444,12 @@ class RegionsConfig:
                 "batch_size",
                 "regions",
                 "anchors",
+                "max_objects",
             ),
             positive=("lr",),
         )
         self.method_list()
         check_max_objects(self.max_objects)
-        if self.max_objects < 1:
-            raise CnnlabError(f"--max-objects must be >= 1, got {self.max_objects}")
         if not 32 <= self.image_size <= 256 or self.image_size % 4:
             raise CnnlabError(  # 32: the scenes' smallest (cnnlab.data.scenes.MIN_SIZE)
                 f"--image-size must be a multiple of 4 in [32, 256], got {self.image_size} "
