@@ -60,7 +60,7 @@ def selective_search(
 
 
 def merge_hierarchy(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Steps 2 of the module docstring for one segmentation: ``labels (H, W)`` of regions
+    """Step 2 of the module docstring for one segmentation: ``labels (H, W)`` of regions
     ``0..n-1`` -> the boxes ``(2n - 1, 4)`` xyxy of the ``n`` regions and of each of the
     ``n - 1`` merges, in the order they were made (the last is the whole image's region)."""
     height, width = labels.shape
