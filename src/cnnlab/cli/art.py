@@ -21,15 +21,11 @@ from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 
-def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
-    """The model (a cnnlab checkpoint, or a registered model with torchvision weights) and the
-    standardised images to search."""
-    from dataclasses import replace
-
-    from cnnlab.config import ClassifyTrainConfig
-    from cnnlab.data.classification import load_classification, normalize
+def _vis_model(args: argparse.Namespace, task: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The model in eval mode and its checkpoint: ``--checkpoint`` (refused unless it does
+    ``task``, when given), or a registered ``--model`` with torchvision ``--weights`` (its
+    "checkpoint" then names the model only)."""
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.classify import data_from_config, require_split
 
     if args.checkpoint is not None and args.weights is not None:
         raise CnnlabError("give --checkpoint or --model with --weights, not both")
@@ -41,17 +37,35 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
             "--weights (a torchvision file)"
         )
     if args.weights is not None:
-        from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
         from cnnlab.models.torchvision_weights import load_torchvision_weights
         from cnnlab.registry import create_model
 
-        tv_model = load_torchvision_weights(create_model(args.model), args.weights)
+        return load_torchvision_weights(create_model(args.model), args.weights).eval(), {
+            "model": args.model
+        }
+    model, ckpt = model_from_checkpoint(args.checkpoint, task)
+    return model.eval(), ckpt
+
+
+def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The model (a cnnlab checkpoint, or a registered model with torchvision weights), the
+    standardised images to search, the checkpoint, and the images' class labels (a
+    classifier's own data; ``None`` otherwise)."""
+    from dataclasses import replace
+
+    from cnnlab.config import ClassifyTrainConfig
+    from cnnlab.data.classification import load_classification, normalize
+    from cnnlab.engine.classify import data_from_config, require_split
+
+    model, ckpt = _vis_model(args)
+    if args.weights is not None:
+        from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
+
         data = load_classification(args.data or "faces", image_size=args.image_size)
         split = require_split(data.splits[args.split], args.split, data.name).images[: args.limit]
         split = split.expand(-1, 3, -1, -1) if split.shape[1] == 1 else split  # grey -> RGB
         images = normalize(split, IMAGENET_MEAN, IMAGENET_STD)
-        return tv_model.eval(), images, {"model": args.model}
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+        return model, images, ckpt, None
     if (args.data or ckpt.get("config", {}).get("data")) == "scenes":
         # a localiser, detector or segmenter trained on the scene generator: fresh scenes of
         # the same size, standardised as those tasks do
@@ -61,7 +75,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         cfg = ckpt.get("config", {})
         size = ckpt["input_size"][-1]
         scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
-        return model.eval(), standardise(scenes.images.float()), ckpt
+        return model.eval(), standardise(scenes.images.float()), ckpt, None
     from cnnlab.registry import get_model_entry
 
     task = get_model_entry(ckpt["model"]).task
@@ -69,7 +83,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         from cnnlab.data.scenes import standardise
 
         images = _task_images(task, ckpt["config"], args.data, args.split)
-        return model.eval(), standardise(images[: args.limit].float()), ckpt
+        return model.eval(), standardise(images[: args.limit].float()), ckpt, None
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     # the run's own splits (its test split is the one it never trained or selected on), read
     # with the model's own channels (a --data folder of colour photos for a grey model)
@@ -78,7 +92,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     norm = ckpt.get("normalization", data.normalization())
     split = require_split(data.splits[args.split], args.split, data.name)
     images = normalize(split.images[: args.limit], norm["mean"], norm["std"])
-    return model.eval(), images, ckpt
+    return model.eval(), images, ckpt, split.labels[: args.limit]
 
 
 def _task_images(task: str, config: dict[str, Any], data: str | None, split: str) -> Any:
@@ -112,7 +126,9 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.models.unet import network_input
     from cnnlab.viz.plots import plot_image_grid
 
-    model, images, ckpt = _vis_inputs(args)
+    if args.what == "occlusion":
+        return _occlusion(args, console)
+    model, images, ckpt, _ = _vis_inputs(args)
     # the paper's U-Net sees its images mirrored at the borders: patches and maps show that
     images = network_input(model, images)
     out = Path(args.output)
@@ -157,6 +173,122 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if not args.json:
         console.print(f"wrote {result['figure']}")
     return result
+
+
+def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | None], list[str]]:
+    """The classifier, the standardised images to occlude (``--image`` files, read as its
+    predictions read them, or ``--count`` of its data's from ``--index`` on), their labels where
+    known (the data's; for files, a folder named after a class) and the class names (ImageNet's
+    class indices for torchvision ``--weights``)."""
+    import torch
+
+    if args.image:
+        from cnnlab.engine.predict import folder_labels, model_meta, preprocess_files
+
+        model, ckpt = _vis_model(args, "classification")
+        if args.weights is not None:  # ImageNet's statistics, at --image-size
+            from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
+
+            meta = {
+                "input_size": (3, args.image_size, args.image_size),
+                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            }
+        else:
+            meta = model_meta(ckpt)
+        images = preprocess_files(args.image, meta)
+        labels = [None] * len(images)
+        if args.weights is None:
+            names = list(meta["class_names"])
+            found = folder_labels(args.image, names)
+            labels = [None if f is None else names.index(f) for f in found]
+    else:
+        if args.checkpoint is not None:
+            _vis_model(args, "classification")  # refused before any data is read
+        model, images, ckpt, known = _vis_inputs(args)
+        if args.index >= len(images):
+            raise CnnlabError(
+                f"--index {args.index}: {counted(len(images), 'image')} to choose from "
+                f"(0 to {len(images) - 1}; --limit {args.limit})"
+            )
+        images = images[args.index : args.index + args.count]
+        labels = [None] * len(images) if known is None else [int(k) for k in known[args.index :]]
+        labels = labels[: len(images)]
+    if args.weights is not None:
+        with torch.no_grad():
+            names = [str(k) for k in range(model(images[:1]).shape[-1])]
+    else:
+        names = list(ckpt["class_names"])
+    return model, images, labels, names
+
+
+def _occlusion(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    from cnnlab.engine.occlusion import (
+        default_patch,
+        occlusion_grid,
+        occlusion_map,
+        plot_occlusion,
+    )
+    from cnnlab.viz.plots import figure_path
+
+    figure_path(args.output)  # a name that cannot be written: said before the work
+    model, images, labels, names = _occlusion_inputs(args)
+    height, width = images.shape[-2:]
+    patch, stride = default_patch(min(height, width), args.patch)
+    stride = args.stride or stride
+    ny, nx = occlusion_grid(height, width, patch, stride)
+    target = None
+    if args.target is not None:
+        if args.target not in names:
+            raise CnnlabError(f"--target {args.target}: not a class of this model ({_few(names)})")
+        target = names.index(args.target)
+    maps, captions, rows = [], [], []
+    total = ny * nx * len(images)  # occluded copies to classify: a bar when that takes a while
+    bar = Progress(console=Console(stderr=True), transient=True, disable=total < 2000)
+    with bar:
+        task = bar.add_task("occluding", total=total)
+        found = [
+            occlusion_map(
+                model,
+                image,
+                patch,
+                stride,
+                target=target if target is not None else label,
+                on_batch=lambda n: bar.advance(task, n),
+            )
+            for image, label in zip(images, labels, strict=True)
+        ]
+    for m, label in zip(found, labels, strict=True):
+        i, j = m.most_sensitive()
+        seen = f"label {names[label]}, " if label is not None else ""
+        captions.append(
+            f"{seen}model: {names[m.base_class]}\np({names[m.target]}) "
+            f"{m.base_probability:.2f}, {float(m.probability[i, j]):.2f} under the red square"
+        )
+        maps.append(m)
+        rows.append(
+            {
+                "label": None if label is None else names[label],
+                "predicted": names[m.base_class],
+                "target": names[m.target],
+                "probability": round(m.base_probability, 4),
+                "lowest_probability": round(float(m.probability[i, j]), 4),
+                "lowest_at": list(m.window(i, j)),
+                "map": [[round(v, 4) for v in line] for line in m.probability.tolist()],
+            }
+        )
+    path = plot_occlusion(list(images), maps, captions, names, args.output)
+    if not args.json:
+        for caption in captions:
+            console.print(caption.replace("\n", "; "))
+        console.print(f"wrote {path}")
+    return {"figure": path, "patch": patch, "stride": stride, "images": rows}
+
+
+def _few(names: list[str]) -> str:
+    """Up to ten class names, for a message."""
+    return ", ".join(names[:10]) + (f", ... ({len(names)} classes)" if len(names) > 10 else "")
 
 
 def _style_bf16(precision: str, device: Any) -> bool:
@@ -225,6 +357,25 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     }
 
 
+def _occlusion_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--image", nargs="+", help="image files to occlude instead of the data's (--index)"
+    )
+    p.add_argument(
+        "--count", type=positive_int, default=3, help="data images from --index on (occlusion)"
+    )
+    p.add_argument(
+        "--patch", type=positive_int, help="side of the grey square (default: a quarter image)"
+    )
+    p.add_argument(
+        "--stride", type=positive_int, help="pixels between positions (default: patch / 4)"
+    )
+    p.add_argument(
+        "--target",
+        help="the class whose probability is mapped (default: the label, else the predicted class)",
+    )
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """visualize and style."""
     vis = sub.add_parser("visualize", parents=[common], help="what a trained network learned")
@@ -233,6 +384,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         ("patches", "top-9 patches per unit, layer by layer"),
         ("filters", "the first layer's filters as images"),
         ("activations", "one image's activation maps"),
+        ("occlusion", "where a classifier looks: a grey square slid over the image"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
         p.add_argument("--checkpoint", help="a classifier trained by cnnlab")
@@ -261,6 +413,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         )
         p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png", help="the PNG")
         p.set_defaults(handler=cmd_visualize)
+        if name == "occlusion":
+            _occlusion_options(p)
     p = sub.add_parser("style", parents=[common], help="neural style transfer (Gatys et al.)")
     p.add_argument(
         "content",
