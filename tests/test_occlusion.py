@@ -144,6 +144,14 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
 
+    # a checkpoint of another task (here relabelled a face encoder's): refused before any work
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    torch.save({**ckpt, "model": "siamese"}, tmp_path / "encoder.pt")
+    for extra in ([], ["--image", str(tmp_path / "7" / "mine.png")]):
+        argv = ["visualize", "occlusion", "--checkpoint", str(tmp_path / "encoder.pt"), *extra]
+        assert main(argv) == 2
+        assert "an embedding checkpoint" in capsys.readouterr().err
+
 
 def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A torchvision weights file and a photo: ImageNet's class indices, no label."""
