@@ -124,16 +124,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert all(r["target"] == r["label"] for r in rows)  # the label's probability, by default
     assert all(min(map(min, r["map"])) == r["lowest_probability"] for r in rows)
 
-    # a file of one's own, under a folder named after a class: that class is its label
+    # files of one's own, in a folder named after a class: that class is their label
     from cnnlab.data.classification import load_digits
 
     seven = load_digits().splits["test"].images[3, 0].numpy()
     (tmp_path / "7").mkdir()
-    Image.fromarray(255 - seven).save(tmp_path / "7" / "mine.png")
-    argv = [*base, "--image", str(tmp_path / "7" / "mine.png"), "--target", "1", "--patch", "4"]
-    assert main([*argv, "-o", str(tmp_path / "mine.png"), "--json"]) == 0
-    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"][0]
-    assert (row["label"], row["target"], len(row["map"])) == ("7", "1", 29)  # (32-4)/1+1
+    for name in ("a.png", "b.png"):
+        Image.fromarray(255 - seven).save(tmp_path / "7" / name)
+    argv = [*base, "--image", str(tmp_path / "7"), "--count", "1", "--target", "1"]
+    assert main([*argv, "--patch", "4", "-o", str(tmp_path / "mine.png"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out.strip().splitlines()[-1])["images"]
+    assert "the first 1 of 2 images" in err
+    assert len(rows) == 1  # --count of the folder's two
+    assert (rows[0]["label"], rows[0]["target"], len(rows[0]["map"])) == ("7", "1", 29)
 
     for bad, words in (
         (["--target", "cat"], "--target cat: not a class of this model"),
@@ -147,7 +151,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a checkpoint of another task (here relabelled a face encoder's): refused before any work
     ckpt = torch.load(run / "best.pt", weights_only=True)
     torch.save({**ckpt, "model": "siamese"}, tmp_path / "encoder.pt")
-    for extra in ([], ["--image", str(tmp_path / "7" / "mine.png")]):
+    for extra in ([], ["--image", str(tmp_path / "7" / "a.png")]):
         argv = ["visualize", "occlusion", "--checkpoint", str(tmp_path / "encoder.pt"), *extra]
         assert main(argv) == 2
         assert "an embedding checkpoint" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.cli.common import (
+    ImageFiles,
     Parser,
     add_device,
     non_negative_float,
@@ -195,6 +196,11 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
             }
         else:
             meta = model_meta(ckpt)
+        if len(args.image) > args.count:
+            Console(stderr=True).print(
+                f"occluding the first {args.count} of {counted(len(args.image), 'image')} (--count)"
+            )
+            args.image = args.image[: args.count]
         images = preprocess_files(args.image, meta)
         labels = [None] * len(images)
         if args.weights is None:
@@ -359,10 +365,16 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 def _occlusion_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--image", nargs="+", help="image files to occlude instead of the data's (--index)"
+        "--image",
+        nargs="+",
+        action=ImageFiles,
+        help="image files (or folders of them) to occlude instead of the data's (--index)",
     )
     p.add_argument(
-        "--count", type=positive_int, default=3, help="data images from --index on (occlusion)"
+        "--count",
+        type=positive_int,
+        default=3,
+        help="images occluded: the data's from --index on, or the first of --image's",
     )
     p.add_argument(
         "--patch", type=positive_int, help="side of the grey square (default: a quarter image)"
