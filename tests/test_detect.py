@@ -26,6 +26,7 @@ from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import (
     assign_targets,
     decode_boxes,
+    iou_by_k,
     kmeans_anchors,
     mean_best_iou,
     shape_iou,
@@ -85,6 +86,16 @@ def test_kmeans_anchors_find_the_clusters() -> None:
     with pytest.raises(CnnlabError, match="0 boxes and 2 anchors: nothing to compare"):
         mean_best_iou(tall[:0], anchors)
     assert 0.9 < mean_best_iou(torch.cat([tall, wide]), anchors) <= 1
+
+
+def test_iou_by_k_reaches_one_at_the_number_of_shapes() -> None:
+    """Boxes of exactly three shapes: one anchor (their median shape) fits them partly, three
+    or more fit every box exactly (YOLOv2's figure 2 levels off where the data's shapes end)."""
+    shapes = torch.tensor([[0.1, 0.3], [0.3, 0.1], [0.2, 0.2]])
+    wh = shapes.repeat_interleave(torch.tensor([5, 3, 4]), 0)
+    ious = iou_by_k(wh, range(1, 6))
+    assert ious[0] == pytest.approx(mean_best_iou(wh, wh.median(0).values[None]))
+    assert ious[0] < ious[1] < 1 and ious[2:] == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_loss_overfits_one_batch() -> None:
@@ -319,8 +330,13 @@ def test_cli(
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert exported["max_abs_diff"] < 1e-4 and onnx_path.is_file()  # the raw grid matches
-    assert main(["detect", "anchors", "--images", "50", "--k", "2", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["anchors_wh"]) == 2
+    figure = tmp_path / "anchors.png"
+    argv = ["detect", "anchors", "--images", "50", "--k", "2", "-o", str(figure), "--json"]
+    assert main(argv) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(found["anchors_wh"]) == 2 and figure.stat().st_size > 10_000
+    assert list(found["mean_best_iou_by_k"]) == [str(k) for k in range(1, 10)]
+    assert found["mean_best_iou_by_k"]["2"] == pytest.approx(found["mean_best_iou"], abs=1e-4)
 
 
 def test_augmentation_moves_boxes_with_the_image(tmp_path: Path) -> None:

@@ -307,16 +307,26 @@ def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, 
     boxes = [data.trained_on(k)[0] for k in range(len(data.images))]  # not VOC's difficult
     wh = torch.cat([b[:, 2:] - b[:, :2] for b in boxes])
     anchors = kmeans_anchors(wh, args.k, seed=args.seed)
-    result = {
+    result: dict[str, Any] = {
         "anchors_wh": [[round(v, 4) for v in a] for a in anchors.tolist()],
         "mean_best_iou": mean_best_iou(wh, anchors),
         "boxes": len(wh),
     }
+    if args.output:
+        from cnnlab.ops.anchors import iou_by_k
+        from cnnlab.viz.plots import plot_anchors
+
+        ks = range(1, min(max(9, args.k), len(wh)) + 1)
+        ious = iou_by_k(wh, ks, seed=args.seed)
+        result["mean_best_iou_by_k"] = {k: round(v, 4) for k, v in zip(ks, ious, strict=True)}
+        result["figure"] = str(plot_anchors(wh, anchors, ks, ious, args.output))
     if not args.json:
         console.print(
             f"{args.k} anchors (w, h relative to the image) from {len(wh)} boxes: "
             f"{result['anchors_wh']}; mean best IoU {result['mean_best_iou']:.3f}"
         )
+        if args.output:
+            console.print(f"wrote {result['figure']}")
     return result
 
 
@@ -444,6 +454,11 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=positive_int, default=128, help=SIZE_HELP)
     p.add_argument("--k", type=positive_int, default=3, help="anchors (clusters)")
     p.add_argument("--seed", type=random_seed, default=0, help="seeds the scenes and k-means")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="a figure: the boxes by anchor, the anchors, mean IoU against k (YOLOv2's figure 2)",
+    )
     p.set_defaults(handler=cmd_detect_anchors)
 
 

@@ -65,6 +65,13 @@ def mean_best_iou(wh: torch.Tensor, anchors: torch.Tensor) -> float:
     return shape_iou(wh, anchors).max(1).values.mean().item()
 
 
+def iou_by_k(wh: torch.Tensor, ks: range, seed: int = 0) -> list[float]:
+    """:func:`mean_best_iou` of the k-means anchors for every ``k`` in ``ks``: YOLOv2's figure 2
+    (average IoU against the number of clusters), from which the paper chose k = 5 as "a good
+    tradeoff between model complexity and high recall"."""
+    return [mean_best_iou(wh, kmeans_anchors(wh, k, seed=seed)) for k in ks]
+
+
 def _check_shapes(wh: torch.Tensor, what: str) -> None:
     """``(N, 2)`` widths and heights, each finite and > 0: a zero-area box is a 0/0 shape IoU
     and its anchor a log(0) in the YOLO target ``log(box / anchor)``."""

@@ -223,3 +223,44 @@ def plot_augmentation_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def plot_anchors(
+    wh: torch.Tensor,
+    anchors: torch.Tensor,
+    ks: Sequence[int],
+    ious: Sequence[float],
+    path: str | Path,
+) -> Path:
+    """k-means anchors as YOLOv2's figure 2 shows them: every box's shape ``wh (N, 2)`` (relative
+    to the image) coloured by the anchor ``(k, 2)`` it fits best; the anchors drawn as boxes
+    around one centre; and the mean best IoU against k, the k used marked."""
+    from matplotlib.patches import Rectangle
+
+    from cnnlab.ops.anchors import shape_iou
+
+    best = shape_iou(wh, anchors).argmax(1).numpy()
+    colours = plt.get_cmap("tab10" if len(anchors) <= 10 else "tab20")
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 4.2))
+    w, h = wh[:, 0].numpy(), wh[:, 1].numpy()
+    ax1.scatter(w, h, c=[colours(int(b) % colours.N) for b in best], s=6, alpha=0.5)
+    for i, (aw, ah) in enumerate(anchors.tolist()):
+        ax1.scatter([aw], [ah], marker="X", s=140, color=colours(i % colours.N), ec="black")
+        ax2.add_patch(
+            Rectangle(
+                (0.5 - aw / 2, 0.5 - ah / 2), aw, ah, fill=False, lw=2, ec=colours(i % colours.N)
+            )
+        )
+    ax1.set(xlabel="box width / image", ylabel="box height / image")
+    ax1.set_title(f"{len(wh):,} training boxes by their best anchor", fontsize=10)
+    ax2.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", xticks=[], yticks=[])
+    ax2.set_title(f"the {len(anchors)} anchors, one centre (image = square)", fontsize=10)
+    ax3.plot(list(ks), list(ious), "o-")
+    k = len(anchors)
+    if k in ks:
+        ax3.plot([k], [ious[list(ks).index(k)]], "o", ms=12, mfc="none", mec="red", mew=2)
+    ax3.set(xlabel="anchors k", ylabel="mean IoU with the best anchor")
+    ax3.set_title("k-means (1 - IoU): more anchors, better fit", fontsize=10)
+    ax3.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax3.grid(alpha=0.3)
+    return save_figure(fig, path)
