@@ -64,6 +64,11 @@ def test_example_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "predictions: boxes 0, 3" in text
     assert main(["explain", "iou", "--a", "0 0 4 4", "--b", "2 2 6 6"]) == 0
     assert "union = 16 + 16 - 4 = 28" in capsys.readouterr().out
+    for a, b in (("0 0 4 4", "2 2 6 6"), ("0 0 1 1", "5 5 6 6")):  # overlapping; apart
+        png = tmp_path / f"iou {b}.png"
+        assert main(["explain", "iou", "--a", a, "--b", b, "--out", str(png), "--json"]) == 0
+        figure = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figure"]
+        assert figure == str(png) and png.stat().st_size > 5000
     for argv, message in (
         (["iou", "--a", "4 0 0 4", "--b", "0 0 1 1"], "--a: box 1 has x2 < x1"),
         (["iou", "--a", "0 0 4", "--b", "0 0 1 1"], "--a: expected one box"),
@@ -120,7 +125,7 @@ def test_yolo_target_cells_and_offsets_agree_with_the_boxes() -> None:
         assert o["anchor"] - 1 == int(shape_iou((box[2:] - box[:2])[None], anchors).argmax())
 
 
-def test_yolo_target_cli(capsys: pytest.CaptureFixture[str]) -> None:
+def test_yolo_target_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "yolo-target"]) == 0
     out = capsys.readouterr().out
     assert "y[1, 1], anchor 2: [1 0.3 0.4 0.5 1.1 0 1 0]" in out and "3 x 3 x 2 x 8" in out
@@ -140,5 +145,11 @@ def test_yolo_target_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "yolo-target", "--objects", "", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["objects"] == [] and r["responsible_slots"] == 0 and r["shape"] == [3, 3, 2, 8]
+    # the slide's picture, and an empty grid
+    for objects in ([], ["--objects", ""]):
+        png = tmp_path / f"target{len(objects)}.png"
+        assert main(["explain", "yolo-target", *objects, "--out", str(png), "--json"]) == 0
+        figure = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figure"]
+        assert figure == str(png) and png.stat().st_size > 5000
     assert main(["explain", "nms", "--boxes", ""]) == 2
     assert "--boxes: empty matrix row" in capsys.readouterr().err

@@ -94,6 +94,34 @@ def explain_iou(a: torch.Tensor, b: torch.Tensor) -> dict[str, Any]:
     }
 
 
+def plot_iou(result: dict[str, Any], path: str | Path) -> Path:
+    """The two boxes (image coordinates, y down) and their intersection shaded, the ratio in the
+    title."""
+    from matplotlib.patches import Rectangle
+
+    from cnnlab.viz.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for box, colour, name in ((result["a"], "tab:blue", "a"), (result["b"], "tab:orange", "b")):
+        x1, y1, x2, y2 = box
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, ec=colour))
+        y, where = (y2, "top") if name == "a" else (y1, "bottom")  # a's label below, b's above
+        ax.text(x1, y, f" {name}: area {result[f'area_{name}']:g}", color=colour, va=where)
+    if result["intersection_box"] is not None:
+        x1, y1, x2, y2 = result["intersection_box"]
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, color="tab:green", alpha=0.4))
+    corners = [*result["a"], *result["b"]]
+    lo, hi = min(corners), max(corners)
+    pad = 0.1 * (hi - lo or 1)
+    ax.set(xlim=(lo - pad, hi + pad), ylim=(hi + pad, lo - pad), aspect="equal")
+    ax.set_title(
+        f"IoU = {result['intersection']:g} / {result['union']:g} = {result['iou']:.4f}"
+        f" ({'>=' if result['correct'] else '<'} 0.5)",
+        fontsize=10,
+    )
+    return save_figure(fig, path)
+
+
 def parse_scored_boxes(text: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``"x1 y1 x2 y2 p_c; ..."`` -> boxes ``(N, 4)`` and scores ``(N,)``, float64."""
     rows = parse_matrix(text, "--boxes")
@@ -337,3 +365,57 @@ def render_yolo_target(result: dict[str, Any], console: Console) -> None:
         "anchor. For the size the network "
         "regresses log(w / anchor w) and log(h / anchor h)."
     )
+
+
+def plot_yolo_target(result: dict[str, Any], path: str | Path, image_size: int) -> Path:
+    """The slide's picture: the ``S x S`` grid over the image, each object's box and midpoint,
+    the cell that holds the midpoint shaded, and the anchors drawn around the midpoint (the one
+    of highest IoU solid), with that slot's ``y`` in the title."""
+    from matplotlib.patches import Rectangle
+
+    from cnnlab.viz.plots import plt, save_figure
+
+    g, s = result["grid"], image_size
+    fig, ax = plt.subplots(figsize=(5.5, 6))
+    for k in range(1, g):
+        ax.axhline(k * s / g, color="grey", lw=1)
+        ax.axvline(k * s / g, color="grey", lw=1)
+    colours = plt.get_cmap("tab10")
+    for i, o in enumerate(result["objects"]):
+        colour = colours(i % 10)
+        (cx, cy), w, h = o["midpoint"], o["b_w"] / g, o["b_h"] / g
+        row, col = o["cell"]
+        ax.add_patch(Rectangle((col * s / g, row * s / g), s / g, s / g, color=colour, alpha=0.15))
+        corner = ((cx - w / 2) * s, (cy - h / 2) * s)
+        ax.add_patch(Rectangle(corner, w * s, h * s, fill=False, lw=2, ec=colour))
+        ax.plot([cx * s], [cy * s], "o", color=colour)
+        for a, (aw, ah) in enumerate(result["anchors"], start=1):
+            best = a == o["anchor"]
+            ax.add_patch(
+                Rectangle(
+                    ((cx - aw / 2) * s, (cy - ah / 2) * s),
+                    aw * s,
+                    ah * s,
+                    fill=False,
+                    lw=1.5 if best else 1,
+                    ls="-" if best else ":",
+                    ec="black",
+                )
+            )
+            ax.text(
+                (cx + aw / 2) * s,
+                (cy - ah / 2) * s,
+                f"anchor {a}: IoU {o['anchor_iou'][a - 1]:.2f}",
+                fontsize=7,
+                va="bottom",
+            )
+        ax.text((cx - w / 2) * s, (cy + h / 2) * s, o["class"], color=colour, va="top")
+    ax.set(xlim=(0, s), ylim=(s, 0), aspect="equal")
+    title = [f"{g} x {g} grid, {len(result['anchors'])} anchors"]
+    for cell in result["cells"]:
+        row, col = cell["cell"]
+        for a, slot in enumerate(cell["y"], start=1):
+            if slot[0]:
+                title.append(f"y[{row}, {col}], anchor {a} = [{' '.join(f'{v:g}' for v in slot)}]")
+    ax.set_title("\n".join(title), fontsize=9)
+    return save_figure(fig, path)

@@ -234,8 +234,12 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if args.a is None or args.b is None:  # neither: _slide_example gave both
             raise CnnlabError("explain iou: give --a and --b together (neither: an example)")
         result = eb.explain_iou(eb.parse_box(args.a, "--a"), eb.parse_box(args.b, "--b"))
+        if args.out:
+            result["figure"] = str(eb.plot_iou(result, args.out))
         if not args.json:
             eb.render_iou(result, console)
+            if args.out:
+                console.print(f"wrote {result['figure']}")
         return result
     if args.what == "yolo-target":
         boxes, labels = eb.parse_objects(
@@ -245,8 +249,12 @@ def _explain_boxes(args: argparse.Namespace, console: Console) -> dict[str, Any]
         )
         anchors = eb.parse_anchors(eb.EXAMPLE_ANCHORS if args.anchors is None else args.anchors)
         result = eb.explain_yolo_target(boxes, labels, args.grid, anchors)
+        if args.out:
+            result["figure"] = str(eb.plot_yolo_target(result, args.out, args.image_size))
         if not args.json:
             eb.render_yolo_target(result, console)
+            if args.out:
+                console.print(f"wrote {result['figure']}")
         return result
     boxes, scores = eb.parse_scored_boxes(eb.EXAMPLE_BOXES if args.boxes is None else args.boxes)
     result = eb.explain_nms(boxes, scores, args.score_threshold, args.iou_threshold)
@@ -453,6 +461,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         "true box and a predicted one",
     )
     p.add_argument("--b", help="the other box 'x1 y1 x2 y2'")
+    p.add_argument("--out", help="also draw the boxes and their intersection into this PNG")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser(
         "nms", parents=[common], help="the slide's non-max suppression, step by step"
@@ -488,6 +497,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--anchors", help="'w h; w h' relative to the image (default: tall 0.1 0.3, wide 0.3 0.1)"
     )
+    p.add_argument("--out", help="also draw the grid, the objects and the anchors into this PNG")
     p.set_defaults(handler=cmd_explain)
     rcnn.add_parser(what, common)  # the slides' "faster algorithms", after YOLO's target
     p = what.add_parser("scale", parents=[common], help="EfficientNet compound scaling")
