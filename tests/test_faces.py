@@ -353,6 +353,9 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert key in result
     assert (run / "roc.png").is_file() and (run / "glyphs.png").is_file()
     assert (run / "confusion_1_shot.png").is_file()
+    assert (run / "loss.png").is_file() and (run / "embedding_map.png").is_file()
+    # 30 steps: the first 100 and the last 100 are the same 30
+    assert result["loss_first_100_steps"] == pytest.approx(result["loss_last_100_steps"])
     confusion = result["confusion_1_shot"]  # rows: the true identity, over 100 galleries
     assert confusion["names"] == ["6", "7", "8", "9"]
     correct = sum(confusion["counts"][i][i] for i in range(4))
@@ -961,3 +964,22 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_training(
         == f"cnnlab: error: {a_file}: a file, where a folder is needed for what is written there"
     )
     assert a_file.read_text() == "mine\n"
+
+
+def test_pca_2d_keeps_the_distances_of_points_on_a_plane() -> None:
+    """Points on a plane inside 10-D space: their projection on the two principal directions
+    is the plane itself, so every pairwise distance survives; degenerate inputs give zeros."""
+    from cnnlab.viz.plots import pca_2d
+
+    g = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(10, 2, generator=g))  # orthonormal columns
+    x = torch.randn(30, 2, generator=g) * torch.tensor([3.0, 1.0]) @ basis.T + 5
+    xy = pca_2d(x).double()
+
+    def distances(p: torch.Tensor) -> torch.Tensor:
+        return (p[:, None] - p[None]).double().norm(dim=-1)
+
+    assert torch.allclose(distances(xy), distances(x), atol=1e-4)
+    assert torch.equal(pca_2d(torch.ones(1, 4)), torch.zeros(1, 2))  # one point
+    one_d = pca_2d(torch.tensor([[0.0], [2.0]]))  # one dimension: the second axis is zero
+    assert torch.allclose(one_d, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))

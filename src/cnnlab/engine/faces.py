@@ -153,11 +153,13 @@ def train_encoder(
     g: torch.Generator,
     console: Console,
     label: str = "faces",
+    losses: list[float] | None = None,
 ) -> tuple[SiameseEncoder, LearnedSimilarity | None, GlyphBatches | None]:
     """One encoder (and the learned similarity, for that method) trained on ``train``'s
     identities plus the run's glyphs with ``config.method``, then whitened on new glyphs when
     ``kwargs["whiten"]``; ``g`` draws the batches (on the CPU, so a seed draws the same ones on
-    any device). Trains on ``config.device`` and returns the modules on the CPU."""
+    any device). Trains on ``config.device`` and returns the modules on the CPU; each step's
+    loss is appended to ``losses`` when given."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model = create_model("siamese", **kwargs).to(device)
@@ -212,6 +214,8 @@ def train_encoder(
             else:
                 loss, stats = mined_triplet_loss(emb, y.to(device), config.mining, config.alpha)
             value = optimizer_step(loss, opt, sched, f"step {step}", bf16=False)
+            if losses is not None:
+                losses.append(value)
             progress.update(
                 task,
                 advance=1,
@@ -302,6 +306,7 @@ def train_faces(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
     _announce(config, console, kwargs, train, len(val_i), unseen, device)
+    losses: list[list[float]] = [[] for _ in range(config.members)]
     trained = [  # member i: seed + i for its weights, batches and glyphs
         train_encoder(
             replace(config, seed=config.seed + i),
@@ -311,6 +316,7 @@ def train_faces(
             g if i == 0 else torch.Generator().manual_seed(config.seed + i),
             console,
             "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
+            losses[i],
         )
         for i in range(config.members)
     ]
@@ -353,7 +359,17 @@ def train_faces(
     )
     if glyphs is not None:
         plot_glyphs(glyphs.glyphs, out / "glyphs.png")
-    from cnnlab.viz.plots import plot_confusion_matrix
+    from cnnlab.viz.plots import plot_confusion_matrix, plot_embedding_map, plot_step_losses
+
+    what = config.method if config.method != "triplet" else f"triplet ({config.mining})"
+    plot_step_losses(losses, out / "loss.png", f"{what} loss per step")
+    plot_embedding_map(
+        {
+            "seen identities, held-out images": (val_emb, seen.labels[val_i], seen.names),
+            "never-seen identities": (embed(model, unseen.images), unseen.labels, unseen.names),
+        },
+        out / "embedding_map.png",
+    )
 
     plot_confusion_matrix(
         torch.tensor(metrics["confusion_1_shot"]["counts"]),
@@ -371,6 +387,8 @@ def train_faces(
         **metrics,
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(device),
+        "loss_first_100_steps": sum(losses[0][:100]) / len(losses[0][:100]),
+        "loss_last_100_steps": sum(losses[0][-100:]) / len(losses[0][-100:]),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

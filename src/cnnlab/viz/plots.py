@@ -264,3 +264,53 @@ def plot_anchors(
     ax3.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax3.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def plot_step_losses(losses: Sequence[Sequence[float]], path: str | Path, title: str) -> Path:
+    """The training loss at every step (faint) and its moving average over 50 steps, one line a
+    trained model (an ensemble's members)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for i, run in enumerate(losses):
+        values = np.asarray(run, dtype=float)
+        colour = f"C{i % 10}"
+        ax.plot(np.arange(1, len(values) + 1), values, color=colour, alpha=0.25, lw=0.8)
+        window = min(50, len(values))
+        if window:
+            mean = np.convolve(values, np.ones(window) / window, mode="valid")
+            label = f"member {i + 1}" if len(losses) > 1 else f"mean of {window} steps"
+            ax.plot(np.arange(window, len(values) + 1), mean, color=colour, label=label)
+    ax.set(xlabel="step", ylabel="loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def pca_2d(x: torch.Tensor) -> torch.Tensor:
+    """``(N, D)`` points projected on their two principal directions, ``(N, 2)``: centred, then
+    times the first two right singular vectors (fewer than two points or dimensions: zeros
+    fill the missing axis)."""
+    centred = x.double() - x.double().mean(0)
+    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    out = centred @ vh[:2].T
+    return torch.cat([out, torch.zeros(len(x), 2 - out.shape[1], dtype=out.dtype)], 1).float()
+
+
+def plot_embedding_map(
+    panels: dict[str, tuple[torch.Tensor, torch.Tensor, Sequence[str]]], path: str | Path
+) -> Path:
+    """Each panel's embeddings ``(N, D)`` on their own first two principal directions, a point
+    an image, coloured by its identity (``labels (N,)`` indexing ``names``): the clusters a
+    distance threshold has to separate."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, (title, (emb, labels, names)) in zip(axes[0], panels.items(), strict=True):
+        xy = pca_2d(emb.detach().cpu()).numpy()
+        present = sorted(set(labels.tolist()))
+        cmap = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
+        for i, k in enumerate(present):
+            mask = (labels == k).numpy()
+            ax.scatter(*xy[mask].T, s=8, alpha=0.6, color=cmap(i % cmap.N), label=names[k])
+        ax.set(title=title, xticks=[], yticks=[])
+        if len(present) <= 20:
+            ax.legend(fontsize=7, markerscale=2, loc="best")
+    fig.suptitle("embeddings, first two principal directions", fontsize=10)
+    return save_figure(fig, path)
