@@ -820,7 +820,8 @@ def test_train_names_the_most_confused_identities(
     shares.fill_diagonal_(0)
     i, j = divmod(int(shares.argmax()), 4)
     assert f"most confused, one-shot: {6 + i} named as {6 + j} for {shares[i, j]:.1%}" in out
-    assert f"run folder: {run} (figures: confusion_1_shot.png, glyphs.png, roc.png)" in out
+    figures = "confusion_1_shot.png, embedding_map.png, glyphs.png, loss.png, roc.png"
+    assert f"run folder: {run} (figures: {figures})" in out
     result = json.loads((run / "results.json").read_text())
     assert "one-shot identification" in out and "never-seen identities" in out
     assert f"{result['identification_1_shot']:.3f}" in out
