@@ -48,17 +48,19 @@ def _vis_model(args: argparse.Namespace, task: str | None = None) -> tuple[Any, 
     return model.eval(), ckpt
 
 
-def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The model (a cnnlab checkpoint, or a registered model with torchvision weights), the
-    standardised images to search, the checkpoint, and the images' class labels (a
-    classifier's own data; ``None`` otherwise)."""
+def _vis_inputs(
+    args: argparse.Namespace, task: str | None = None
+) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The model (a cnnlab checkpoint, refused unless it does ``task`` when given, or a
+    registered model with torchvision weights), the standardised images to search, the
+    checkpoint, and the images' class labels (a classifier's own data; ``None`` otherwise)."""
     from dataclasses import replace
 
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.data.classification import load_classification, normalize
     from cnnlab.engine.classify import data_from_config, require_split
 
-    model, ckpt = _vis_model(args)
+    model, ckpt = _vis_model(args, task)  # before any data is read
     if args.weights is not None:
         from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
 
@@ -76,7 +78,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any
         cfg = ckpt.get("config", {})
         size = ckpt["input_size"][-1]
         scenes = from_scenes(args.limit, size, cfg.get("num_classes", 3), cfg.get("seed", 0) + 1)
-        return model.eval(), standardise(scenes.images.float()), ckpt, None
+        return model, standardise(scenes.images.float()), ckpt, None
     from cnnlab.registry import get_model_entry
 
     task = get_model_entry(ckpt["model"]).task
@@ -84,7 +86,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any
         from cnnlab.data.scenes import standardise
 
         images = _task_images(task, ckpt["config"], args.data, args.split)
-        return model.eval(), standardise(images[: args.limit].float()), ckpt, None
+        return model, standardise(images[: args.limit].float()), ckpt, None
     config = ClassifyTrainConfig.from_dict(ckpt.get("config", {}))
     # the run's own splits (its test split is the one it never trained or selected on), read
     # with the model's own channels (a --data folder of colour photos for a grey model)
@@ -93,7 +95,7 @@ def _vis_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any
     norm = ckpt.get("normalization", data.normalization())
     split = require_split(data.splits[args.split], args.split, data.name)
     images = normalize(split.images[: args.limit], norm["mean"], norm["std"])
-    return model.eval(), images, ckpt, split.labels[: args.limit]
+    return model, images, ckpt, split.labels[: args.limit]
 
 
 def _task_images(task: str, config: dict[str, Any], data: str | None, split: str) -> Any:
@@ -196,21 +198,19 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
             }
         else:
             meta = model_meta(ckpt)
+        files = args.image[: args.count]
         if len(args.image) > args.count:
             Console(stderr=True).print(
                 f"occluding the first {args.count} of {counted(len(args.image), 'image')} (--count)"
             )
-            args.image = args.image[: args.count]
-        images = preprocess_files(args.image, meta)
+        images = preprocess_files(files, meta)
         labels = [None] * len(images)
         if args.weights is None:
             names = list(meta["class_names"])
-            found = folder_labels(args.image, names)
+            found = folder_labels(files, names)
             labels = [None if f is None else names.index(f) for f in found]
     else:
-        if args.checkpoint is not None:
-            _vis_model(args, "classification")  # refused before any data is read
-        model, images, ckpt, known = _vis_inputs(args)
+        model, images, ckpt, known = _vis_inputs(args, "classification")
         if args.index >= len(images):
             raise CnnlabError(
                 f"--index {args.index}: {counted(len(images), 'image')} to choose from "
