@@ -66,6 +66,8 @@ def test_grid_follows_the_slides_formula(h: int, w: int, f: int, s: int) -> None
         expected = torch.zeros(h, w, dtype=torch.bool)
         expected[i * s : i * s + f, j * s : j * s + f] = True
         assert torch.equal(mask, expected)
+    some = torch.tensor([ny * nx - 1, 0])  # a chunk of the positions: those masks, in that order
+    assert torch.equal(occlusion_masks(h, w, f, s, some), masks[some])
 
 
 def test_a_square_larger_than_the_image_is_refused() -> None:

@@ -61,15 +61,19 @@ def occlusion_grid(height: int, width: int, patch: int, stride: int) -> tuple[in
     return conv_output_size(height, patch, 0, stride), conv_output_size(width, patch, 0, stride)
 
 
-def occlusion_masks(height: int, width: int, patch: int, stride: int) -> torch.Tensor:
-    """``(ny * nx, H, W)`` bool, True where the square hides the image at each position, row by
-    row of the grid."""
+def occlusion_masks(
+    height: int, width: int, patch: int, stride: int, positions: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(P, H, W)`` bool, True where the square hides the image, for the grid ``positions``
+    ``(P,)`` numbered row by row (default: all ``ny * nx``; a chunk keeps a fine grid over a
+    large image from holding every mask at once)."""
     ny, nx = occlusion_grid(height, width, patch, stride)
     rows, cols = torch.arange(height), torch.arange(width)
     top, left = torch.arange(ny) * stride, torch.arange(nx) * stride
     in_rows = (rows[None] >= top[:, None]) & (rows[None] < top[:, None] + patch)  # (ny, H)
     in_cols = (cols[None] >= left[:, None]) & (cols[None] < left[:, None] + patch)  # (nx, W)
-    return (in_rows[:, None, :, None] & in_cols[None, :, None, :]).reshape(ny * nx, height, width)
+    k = torch.arange(ny * nx) if positions is None else positions
+    return in_rows[k // nx][:, :, None] & in_cols[k % nx][:, None, :]
 
 
 @torch.no_grad()
@@ -80,7 +84,7 @@ def occlusion_map(
     stride: int,
     target: int | None = None,
     fill: float = 0.0,
-    batch_size: int = 256,
+    batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
 ) -> OcclusionMap:
     """Slide a ``patch`` x ``patch`` square of value ``fill`` over the standardised ``image``
@@ -98,9 +102,9 @@ def occlusion_map(
     target = base_class if target is None else target
     if not 0 <= target < len(base):
         raise CnnlabError(f"class {target}: the model has classes 0 to {len(base) - 1}")
-    masks = occlusion_masks(height, width, patch, stride).to(device)
     probs, tops = [], []
-    for chunk in masks.split(batch_size):
+    for positions in torch.arange(ny * nx).split(batch_size):
+        chunk = occlusion_masks(height, width, patch, stride, positions).to(device)
         hidden = chunk[:, None].to(image.dtype)  # (n, 1, H, W), broadcast over channels
         p = model(image[None] * (1 - hidden) + fill * hidden).float().softmax(-1)
         probs.append(p[:, target].cpu())
