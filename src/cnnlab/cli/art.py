@@ -411,18 +411,17 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--split",
             choices=("train", "val", "test"),
-            default="train",
+            default="test" if name == "occlusion" else "train",  # occlusion: unseen images
             help="the split whose images are searched",
         )
         p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
-        p.add_argument("--layers", type=positive_int, default=5, help="conv layers (patches)")
-        p.add_argument("--units", type=positive_int, default=4, help="units per layer (patches)")
-        p.add_argument(
-            "--channels", type=positive_int, default=8, help="maps per layer (activations)"
-        )
-        p.add_argument(
-            "--index", type=non_negative_int, default=0, help="which image (activations)"
-        )
+        if name == "patches":
+            p.add_argument("--layers", type=positive_int, default=5, help="conv layers")
+            p.add_argument("--units", type=positive_int, default=4, help="units per layer")
+        if name == "activations":
+            p.add_argument("--channels", type=positive_int, default=8, help="maps per layer")
+        if name in ("activations", "occlusion"):
+            p.add_argument("--index", type=non_negative_int, default=0, help="which image")
         p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png", help="the PNG")
         p.set_defaults(handler=cmd_visualize)
         if name == "occlusion":
