@@ -387,11 +387,17 @@ def train_faces(
         **metrics,
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(device),
-        "loss_first_100_steps": sum(losses[0][:100]) / len(losses[0][:100]),
-        "loss_last_100_steps": sum(losses[0][-100:]) / len(losses[0][-100:]),
+        "loss_first_100_steps": _mean_loss(losses, slice(None, 100)),
+        "loss_last_100_steps": _mean_loss(losses, slice(-100, None)),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _mean_loss(losses: list[list[float]], part: slice) -> float:
+    """The mean loss over ``part`` of every trained member's steps."""
+    values = [v for run in losses for v in run[part]]
+    return sum(values) / len(values)
 
 
 def plot_glyphs(glyphs: GlyphIdentities, path: Path, rows: int = 6, drawings: int = 8) -> Path:
