@@ -233,6 +233,25 @@ def test_explain_with_no_numbers_shows_the_slides_example(
     assert err == "cnnlab: error: explain cost: give --input, --f and --filters together"
 
 
+def test_explain_draws_the_worked_examples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` draws the input (padded when it is), filter and output of conv, pool and
+    transpose; shapes alone have no numbers to draw."""
+    for argv in (
+        ["conv"],
+        ["conv", "--p", "1"],
+        ["pool"],
+        ["transpose"],
+        ["conv", "--input", "1 20 15 3 18 12 4 17", "--filter", "1 3 10 3 1"],
+    ):
+        png = tmp_path / f"{'_'.join(argv)[:20]}.png"
+        r = run_json(capsys, "explain", *argv, "--out", str(png))
+        assert r["figure"] == str(png) and png.stat().st_size > 5000
+    err = run_error(capsys, "explain", "conv", "--n", "6", "--f", "3", "--out", "x.png")
+    assert err.endswith("--out draws the numbers of a worked example: give --input, not --n")
+
+
 @pytest.mark.parametrize(
     "argv, shown",
     [

@@ -189,11 +189,33 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             p=args.p,
             s=args.s,
         )
+    if getattr(args, "out", None) and args.what in ("conv", "pool", "transpose"):
+        result["figure"] = _draw_matrices(result, args.out)
     if not args.json and args.what in ("conv", "pool", "transpose", "cost", "scale", "dense"):
         from cnnlab.explain_render import render
 
         render(result, console)
+        if result.get("figure"):
+            console.print(f"wrote {result['figure']}")
     return result | ({"example": example} if example else {})
+
+
+def _draw_matrices(result: dict[str, Any], out: str) -> str:
+    """``--out`` of explain conv, pool and transpose: the input (padded, when it is), the
+    filter and the output as shaded, numbered grids."""
+    from cnnlab.viz.plots import plot_matrices
+
+    if not isinstance(result.get("output"), list):
+        raise CnnlabError("--out draws the numbers of a worked example: give --input, not --n")
+    shown = "padded_input" if result.get("p") else "input"
+    panels = [(shown.replace("_", " "), result[shown])]
+    if "filter" in result:
+        panels.append(("filter", result["filter"]))
+    panels.append(("output", result["output"]))
+    kind = {"conv": "convolution", "pool": f"{result.get('mode')} pooling"}.get(
+        result["kind"], "transposed convolution"
+    )
+    return str(plot_matrices(panels, out, f"{kind}: p = {result['p']}, s = {result['s']}"))
 
 
 # the options any one of which, given, means the user's own numbers (conv and transpose: --input,
@@ -399,6 +421,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--p", type=non_negative_int, default=0, help="padding")
         if name != "transpose":
             p.add_argument("--channels", type=positive_int, default=1, help="input channels")
+        p.add_argument("--out", help="also draw the input, filter and output into this PNG")
         p.set_defaults(handler=cmd_explain)
     p = what.add_parser(
         "dense", parents=[common], help="a fully connected layer on an image vs a convolution"

@@ -314,3 +314,34 @@ def plot_embedding_map(
             ax.legend(fontsize=7, markerscale=2, loc="best")
     fig.suptitle("embeddings, first two principal directions", fontsize=10)
     return save_figure(fig, path)
+
+
+def plot_matrices(
+    panels: Sequence[tuple[str, Sequence[Sequence[float]]]], path: str | Path, title: str = ""
+) -> Path:
+    """Small matrices side by side as the slides draw them, a number in every cell over its
+    shade (grey for non-negative matrices, red-blue centred on zero for signed ones such as an
+    edge filter or its output); past 16 cells a side the numbers are left out."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], panels, strict=True):
+        m = np.asarray(matrix, dtype=float)
+        signed = bool((m < 0).any())
+        lim = float(np.abs(m).max()) or 1.0
+        cmap, lo, hi = ("RdBu_r", -lim, lim) if signed else ("Greys", 0.0, lim)
+        ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi)
+        if max(m.shape) <= 16:
+            for (r, c), v in np.ndenumerate(m):
+                dark = abs(v) > 0.6 * lim if signed else v > 0.6 * lim
+                ax.text(
+                    c,
+                    r,
+                    f"{v:g}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+        ax.set(title=f"{name} ({m.shape[0]}x{m.shape[1]})", xticks=[], yticks=[])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
