@@ -112,9 +112,11 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             Image.fromarray(rgb).save(tmp_path / "photos" / cls / f"{i}.png")
     photos = ["--data", str(tmp_path / "photos"), "-o", str(tmp_path / "act.png")]
     assert main([*argv, *photos, "--json"]) == 0
-    assert main(["explain", "receptive-field", "vgg16", "--json"]) == 0
-    layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
-    assert layers[-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels
+    figure = tmp_path / "fields.png"
+    assert main(["explain", "receptive-field", "vgg16", "--out", str(figure), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["layers"][-1]["receptive_field"] == 212  # VGG-16's last pool sees 212 pixels
+    assert result["figure"] == str(figure) and figure.stat().st_size > 20_000
 
 
 def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

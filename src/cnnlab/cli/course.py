@@ -376,7 +376,14 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
                 f"{r['start']:g}",
             )
         console.print(table)
-    return {"kind": "receptive-field", "model": args.model, "layers": rows}
+    result = {"kind": "receptive-field", "model": args.model, "layers": rows}
+    if args.out:
+        from cnnlab.engine.visualize import plot_receptive_fields
+
+        result["figure"] = str(plot_receptive_fields(geometry, size, args.out))
+        if not args.json:
+            console.print(f"wrote {result['figure']}")
+    return result
 
 
 MODEL_HELP = "a registered model (see cnnlab models)"
@@ -476,6 +483,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input", dest="size", type=dims, help="input size CxHxW (default: the model's)"
     )
+    p.add_argument("--out", help="also draw each layer's field over the input into this PNG")
     p.set_defaults(handler=cmd_explain)
     p = what.add_parser("iou", parents=[common], help="intersection over union of two boxes")
     p.add_argument(

@@ -228,3 +228,46 @@ def activation_maps(
         for h in handles:
             h.remove()
     return maps
+
+
+def plot_receptive_fields(
+    geometry: list[LayerGeometry], input_size: tuple[int, ...], path: str | Path
+) -> Path:
+    """The input pixels each layer's centre unit sees, one square a layer (at most 12, evenly
+    spread over the depth), over a photo at the input's size: deeper units see more (dashed
+    where a field runs past the image, into the padding)."""
+    from matplotlib.patches import Rectangle
+    from skimage import data as samples
+    from skimage.color import rgb2gray
+    from skimage.transform import resize
+
+    from cnnlab.viz.plots import plt, save_figure
+
+    h, w = input_size[-2:]
+    fig, ax = plt.subplots(figsize=(6, 7))
+    ax.imshow(resize(rgb2gray(samples.astronaut()), (h, w)), cmap="gray", alpha=0.6)
+    shown = geometry
+    if len(geometry) > 12:
+        shown = [geometry[round(i)] for i in np.linspace(0, len(geometry) - 1, 12)]
+    colours = plt.get_cmap("viridis")
+    for i, g in enumerate(shown):
+        top, bottom = g.field(g.size // 2)
+        left, right = top, bottom  # square maps, square kernels: the same along both axes
+        inside = top >= 0 and left >= 0 and bottom <= h and right <= w
+        ax.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5),
+                right - left,
+                bottom - top,
+                fill=False,
+                lw=2,
+                ls="-" if inside else "--",
+                ec=colours(i / max(1, len(shown) - 1)),
+                label=f"{g.name}: {g.rf} px",
+            )
+        )
+    margin = max(0, max(g.rf for g in shown) - min(h, w)) / 2 + 2
+    ax.set(xlim=(-margin, w + margin), ylim=(h + margin, -margin), xticks=[], yticks=[])
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3)
+    ax.set_title(f"receptive field of each layer's centre unit ({h}x{w} input)", fontsize=10)
+    return save_figure(fig, path)
