@@ -604,10 +604,13 @@ def test_unet_paper_trains_on_rgb_scenes(
         main(["segment", "predict", "--checkpoint", str(out / "best.pt"), "--out", str(maps)]) == 0
     )
     assert Image.open(next(maps.glob("*map*.png"))).size == (32, 32)
-    for what in ("patches", "activations"):  # on the mirrored input the network sees
+    for what, options in (  # on the mirrored input the network sees
+        ("patches", ["--layers", "2", "--units", "2"]),
+        ("activations", ["--channels", "2"]),
+    ):
         figure = tmp_path / f"{what}.png"
         vis = ["visualize", what, "--checkpoint", str(out / "best.pt"), "--limit", "4"]
-        assert main([*vis, "--layers", "2", "--units", "2", "-o", str(figure)]) == 0
+        assert main([*vis, *options, "-o", str(figure)]) == 0
         assert figure.is_file()
     from cnnlab.engine.export import export_onnx
     from cnnlab.engine.predict import onnx_predict, onnx_session
