@@ -242,7 +242,9 @@ def test_explain_draws_the_worked_examples(
         ["conv"],
         ["conv", "--p", "1"],
         ["pool"],
+        ["pool", "--p", "1"],  # padding without a padded_input to show (it was a KeyError)
         ["transpose"],
+        ["transpose", "--p", "1"],
         ["conv", "--input", "1 20 15 3 18 12 4 17", "--filter", "1 3 10 3 1"],
     ):
         png = tmp_path / f"{'_'.join(argv)[:20]}.png"

@@ -207,7 +207,8 @@ def _draw_matrices(result: dict[str, Any], out: str) -> str:
 
     if not isinstance(result.get("output"), list):
         raise CnnlabError("--out draws the numbers of a worked example: give --input, not --n")
-    shown = "padded_input" if result.get("p") else "input"
+    # conv's padded input as the filter sees it; pool and transpose keep their input as given
+    shown = "padded_input" if result.get("p") and "padded_input" in result else "input"
     panels = [(shown.replace("_", " "), result[shown])]
     if "filter" in result:
         panels.append(("filter", result["filter"]))
