@@ -229,3 +229,15 @@ def test_visualize_without_a_model_names_the_newest_classifier(
     argv = ["visualize", "filters", "--checkpoint", "a.pt", "--weights", "b.pth"]
     assert main(argv) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_centre_unit_is_found_along_each_side() -> None:
+    """On a 64x128 input each layer's drawn field is centred on the image within half a jump,
+    down and across (the figure once used the row's unit for both axes, drawing every field
+    left of centre)."""
+    geometry = layer_geometry(cnnlab.create_model("vgg11").eval(), (3, 64, 128))
+    for g in geometry:
+        top, left, bottom, right = g.centre_field(64, 128)
+        assert (bottom - top, right - left) == (g.rf, g.rf)
+        assert abs((top + bottom - 1) / 2 - 31.5) <= g.jump / 2
+        assert abs((left + right - 1) / 2 - 63.5) <= g.jump / 2

@@ -45,6 +45,14 @@ class LayerGeometry:
         lo = math.floor(centre - (self.rf - 1) / 2 + 0.5)
         return lo, lo + self.rf
 
+    def centre_field(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)`` input pixels (end exclusive) seen by the unit whose
+        field centre is nearest the centre of a ``height x width`` input, down and across
+        (square kernels and strides: ``start`` and ``jump`` serve both axes)."""
+        top, bottom = self.field(round(((height - 1) / 2 - self.start) / self.jump))
+        left, right = self.field(round(((width - 1) / 2 - self.start) / self.jump))
+        return top, left, bottom, right
+
 
 def _first(v: int | tuple[int, ...]) -> int:
     return v if isinstance(v, int) else v[0]
@@ -244,16 +252,17 @@ def plot_receptive_fields(
     from cnnlab.viz.plots import plt, save_figure
 
     h, w = input_size[-2:]
-    fig, ax = plt.subplots(figsize=(6, 7))
+    fig, (ax, key) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(6, 1))
     ax.imshow(resize(rgb2gray(samples.astronaut()), (h, w)), cmap="gray", alpha=0.6)
     shown = geometry
     if len(geometry) > 12:
         shown = [geometry[round(i)] for i in np.linspace(0, len(geometry) - 1, 12)]
     colours = plt.get_cmap("viridis")
+    corners = [(0, 0, h, w)]  # (top, left, bottom, right) of the image and of every field
     for i, g in enumerate(shown):
-        top, bottom = g.field(g.size // 2)
-        left, right = top, bottom  # square maps, square kernels: the same along both axes
+        top, left, bottom, right = g.centre_field(h, w)
         inside = top >= 0 and left >= 0 and bottom <= h and right <= w
+        corners.append((top, left, bottom, right))
         ax.add_patch(
             Rectangle(
                 (left - 0.5, top - 0.5),
@@ -266,8 +275,10 @@ def plot_receptive_fields(
                 label=f"{g.name}: {g.rf} px",
             )
         )
-    margin = max(0, max(g.rf for g in shown) - min(h, w)) / 2 + 2
-    ax.set(xlim=(-margin, w + margin), ylim=(h + margin, -margin), xticks=[], yticks=[])
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3)
+    top, left = min(c[0] for c in corners), min(c[1] for c in corners)
+    bottom, right = max(c[2] for c in corners), max(c[3] for c in corners)
+    ax.set(xlim=(left - 2.5, right + 1.5), ylim=(bottom + 1.5, top - 2.5), xticks=[], yticks=[])
+    key.axis("off")  # the legend in an axes of its own, so the layout leaves room for it
+    key.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="center", ncol=3)
     ax.set_title(f"receptive field of each layer's centre unit ({h}x{w} input)", fontsize=10)
     return save_figure(fig, path)
