@@ -125,15 +125,17 @@ def evaluate_unseen(
     seed: int,
     similarity: LearnedSimilarity | None = None,
     sim_threshold: float = 0.0,
+    emb: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """On never-seen identities: verification accuracy at the chosen threshold (with the ROC of
     those pairs, returned second), one-shot and 5-shot identification, and open-set
     identification with half of the identities enrolled (one image each): the rejection rate of
     never-enrolled identities, and the rate at which the enrolled ones' other images are accepted
     and named right. A stricter tau raises the first and lowers the second. ``confusion_1_shot``
-    counts, over the one-shot galleries, which identity each probe was named as."""
+    counts, over the one-shot galleries, which identity each probe was named as. ``emb``: the
+    unseen images' embeddings when the caller has them already."""
     g = torch.Generator().manual_seed(seed + 7)
-    emb = embed(model, unseen.images)
+    emb = embed(model, unseen.images) if emb is None else emb
     scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
     threshold = sim_threshold if similarity is not None else -tau_distance
     from sklearn.exceptions import UndefinedMetricWarning

@@ -336,8 +336,15 @@ def train_faces(
     if similarity is not None:  # open-set rejection still needs a distance threshold
         d_scores, d_same = pair_scores(val_emb, seen.labels[val_i], N_PAIRS, g)
         tau = -choose_threshold(d_scores, d_same)[0]
+    unseen_emb = embed(model, unseen.images)  # scored here, drawn in embedding_map.png
     metrics, roc_unseen = evaluate_unseen(
-        model, unseen, tau, config.seed, similarity, threshold if similarity is not None else 0.0
+        model,
+        unseen,
+        tau,
+        config.seed,
+        similarity,
+        threshold if similarity is not None else 0.0,
+        unseen_emb,
     )
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     payload = {
@@ -366,7 +373,7 @@ def train_faces(
     plot_embedding_map(
         {
             "seen identities, held-out images": (val_emb, seen.labels[val_i], seen.names),
-            "never-seen identities": (embed(model, unseen.images), unseen.labels, unseen.names),
+            "never-seen identities": (unseen_emb, unseen.labels, unseen.names),
         },
         out / "embedding_map.png",
     )
