@@ -111,6 +111,18 @@ def test_target_defaults_to_the_predicted_class_and_is_checked() -> None:
         occlusion_map(model, image, 4, 4, target=3)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_map_is_the_cpus() -> None:
+    """The model on the GPU, the image on the CPU: the same map, returned on the CPU."""
+    model = small_net().double()
+    image = torch.randn(3, 20, 27, dtype=torch.float64)
+    cpu = occlusion_map(model, image, patch=6, stride=4)
+    gpu = occlusion_map(model.cuda(), image, patch=6, stride=4)
+    assert gpu.probability.device.type == "cpu"
+    torch.testing.assert_close(gpu.probability, cpu.probability)
+    assert torch.equal(gpu.top_class, cpu.top_class) and gpu.base_class == cpu.base_class
+
+
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["classify", "train", "--epochs", "1", "--out", str(run), "--json"]) == 0
@@ -145,6 +157,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["--target", "cat"], "--target cat: not a class of this model"),
         (["--patch", "33"], "33 px is larger than the 32x32 image"),
         (["--index", "999", "--limit", "10"], "0 to 9"),
+        (["--device", "cuda:7"], "'cuda:7' asked for"),
     ):
         assert main([*base, *bad, "-o", str(tmp_path / "x.png")]) == 2
         err = capsys.readouterr().err.strip().splitlines()

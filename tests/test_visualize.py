@@ -76,6 +76,29 @@ def test_one_pass_finds_every_units_patches() -> None:
             assert alone[1] == together[1] and torch.equal(alone[0], together[0])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_patches_and_maps_are_the_cpus() -> None:
+    """The model on the GPU, the images on the CPU: the same units, patches and maps."""
+    from cnnlab.engine.visualize import activation_maps, strongest_units
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2)).double()
+    images = torch.randn(20, 3, 16, 16, dtype=torch.float64)
+    cpu = strongest_units(model, ["0", "2"], images, batch_size=7)
+    maps = activation_maps(model, images[0])
+    model.cuda()
+    gpu = strongest_units(model, ["0", "2"], images, batch_size=7)
+    for name in ("0", "2"):
+        assert gpu[name].value.device.type == "cpu"
+        torch.testing.assert_close(gpu[name].value, cpu[name].value)
+        assert torch.equal(gpu[name].row, cpu[name].row) and torch.equal(
+            gpu[name].col, cpu[name].col
+        )
+    for (name, a), (same, b) in zip(maps, activation_maps(model, images[0]), strict=True):
+        assert name == same and b.device.type == "cpu"
+        torch.testing.assert_close(a, b)
+
+
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     assert main(["classify", "train", "--epochs", "1", "--out", str(run), "--json"]) == 0
@@ -104,6 +127,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--limit", "200"]
     assert main([*argv, "--index", "200"]) == 2
     assert "0 to 199" in capsys.readouterr().err
+    # a device this machine lacks: one line, before the checkpoint is read
+    assert main([*argv, "--device", "cuda:7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'cuda:7' asked for" in err[0], err
     # a folder of colour photos for this grey digits model: read in grey, as it was trained
     for cls in ("x", "y"):
         (tmp_path / "photos" / cls).mkdir(parents=True)

@@ -27,7 +27,9 @@ def _vis_model(args: argparse.Namespace, task: str | None = None) -> tuple[Any, 
     ``task``, when given), or a registered ``--model`` with torchvision ``--weights`` (its
     "checkpoint" then names the model only)."""
     from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.device import resolve_device
 
+    device = resolve_device(getattr(args, "device", "cpu"))  # filters run nothing: no --device
     if args.checkpoint is not None and args.weights is not None:
         raise CnnlabError("give --checkpoint or --model with --weights, not both")
     if args.checkpoint is None and args.weights is None:
@@ -41,11 +43,10 @@ def _vis_model(args: argparse.Namespace, task: str | None = None) -> tuple[Any, 
         from cnnlab.models.torchvision_weights import load_torchvision_weights
         from cnnlab.registry import create_model
 
-        return load_torchvision_weights(create_model(args.model), args.weights).eval(), {
-            "model": args.model
-        }
+        model = load_torchvision_weights(create_model(args.model), args.weights)
+        return model.eval().to(device), {"model": args.model}
     model, ckpt = model_from_checkpoint(args.checkpoint, task)
-    return model.eval(), ckpt
+    return model.eval().to(device), ckpt
 
 
 def _vis_inputs(
@@ -220,8 +221,10 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
         labels = [None] * len(images) if known is None else [int(k) for k in known[args.index :]]
         labels = labels[: len(images)]
     if args.weights is not None:
+        from cnnlab.engine.device import model_device
+
         with torch.no_grad():
-            names = [str(k) for k in range(model(images[:1]).shape[-1])]
+            names = [str(k) for k in range(model(images[:1].to(model_device(model))).shape[-1])]
     else:
         names = list(ckpt["class_names"])
     return model, images, labels, names
@@ -422,6 +425,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--channels", type=positive_int, default=8, help="maps per layer")
         if name in ("activations", "occlusion"):
             p.add_argument("--index", type=non_negative_int, default=0, help="which image")
+        if name != "filters":  # the others run the model
+            add_device(p)
         p.add_argument("-o", "--output", default=f"runs/visualize/{name}.png", help="the PNG")
         p.set_defaults(handler=cmd_visualize)
         if name == "occlusion":

@@ -34,3 +34,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise CnnlabError(f"device {name!r} asked for, but MPS is not available here")
     return device
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters are (the CPU for a model without any): its inputs go there."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))

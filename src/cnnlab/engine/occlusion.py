@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab.engine.device import model_device
 from cnnlab.errors import CnnlabError
 from cnnlab.ops.conv_arith import conv_output_size
 
@@ -93,7 +94,7 @@ def occlusion_map(
     the class the model gives the whole image). ``on_batch(n)`` is told after each chunk of
     ``n`` occluded copies (a progress bar)."""
     model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     image = image.to(device)
     _, height, width = image.shape
     ny, nx = occlusion_grid(height, width, patch, stride)

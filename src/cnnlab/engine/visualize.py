@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.engine.device import model_device
+
 
 @dataclass(frozen=True)
 class LayerGeometry:
@@ -115,13 +117,14 @@ def strongest_units(
 
     def grab(name: str, out: torch.Tensor) -> None:
         value, index = out.flatten(2).max(2)  # (b, C) over the h x w positions
-        found[name].append((value, index, out.shape[-1]))
+        found[name].append((value.cpu(), index.cpu(), out.shape[-1]))
 
     handles = [modules[n].register_forward_hook(lambda m, a, o, n=n: grab(n, o)) for n in layers]
     model.eval()
+    device = model_device(model)
     try:
         for start in range(0, len(images), batch_size):
-            model(images[start : start + batch_size])
+            model(images[start : start + batch_size].to(device))
     finally:
         for h in handles:
             h.remove()
@@ -231,7 +234,7 @@ def activation_maps(
     ]
     model.eval()
     try:
-        model(image[None])
+        model(image[None].to(model_device(model)))
     finally:
         for h in handles:
             h.remove()
