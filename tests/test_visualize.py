@@ -86,7 +86,12 @@ def test_on_a_gpu_the_patches_and_maps_are_the_cpus() -> None:
     images = torch.randn(20, 3, 16, 16, dtype=torch.float64)
     cpu = strongest_units(model, ["0", "2"], images, batch_size=7)
     maps = activation_maps(model, images[0])
+    fields = layer_geometry(model, (3, 16, 16))
+    patches = top_patches(model, "2", 3, images, fields[1], k=5)
     model.cuda()
+    assert layer_geometry(model, (3, 16, 16)) == fields
+    again = top_patches(model, "2", 3, images, fields[1], k=5)
+    assert again[1] == patches[1] and torch.equal(again[0], patches[0])
     gpu = strongest_units(model, ["0", "2"], images, batch_size=7)
     for name in ("0", "2"):
         assert gpu[name].value.device.type == "cpu"

@@ -75,7 +75,7 @@ def layer_geometry(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerG
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_size))
+            model(torch.zeros(1, *input_size, device=model_device(model)))
     finally:
         for h in handles:
             h.remove()
