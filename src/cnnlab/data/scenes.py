@@ -223,7 +223,7 @@ def make_scene(
             continue
         colour = rng.uniform(0, 1, 3)
         shade = 0.85 + 0.3 * (np.linspace(0, 1, size)[:, None] * rng.uniform(-1, 1))
-        img[mask] = (colour * shade[..., None].repeat(size, 1))[mask]
+        img[mask] = colour * shade[np.nonzero(mask)[0]]  # (n, 3): each pixel's row's shade
         landmarks = _transform(UNIT_LANDMARKS, w, h, angle, cx, cy)
         drawn.append((label, mask, landmarks))
     # Occlusion: each object loses the pixels of every object drawn after it.
