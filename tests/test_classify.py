@@ -413,6 +413,10 @@ def test_eval_on_other_labelled_data(
     assert main(argv) == 0
     named = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert named["confusion"] == own["confusion"]
+    # another named dataset: its classes matched by name too (face / not_face are not digits)
+    assert main(["classify", "eval", "--checkpoint", ckpt, "--data", "faces"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "faces: class(es) not_face, face unknown to the checkpoint" in err[0]
     # a class the checkpoint does not know, and split folders without the asked split
     (root / "cat").mkdir()
     assert main(["classify", "eval", "--checkpoint", ckpt, "--data", str(root)]) == 2

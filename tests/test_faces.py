@@ -696,6 +696,51 @@ def test_a_seed_trains_the_same_encoder_twice() -> None:
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [{"method": "cosface"}, {"method": "similarity"}, {"mining": "random"}],
+    ids=["cosface", "learned-similarity", "random-triplets"],
+)
+def test_each_method_of_the_comparison_learns(settings: dict) -> None:
+    """The README's table compares random triplets, hard mining, the learned similarity and
+    CosFace: each one's loss falls over 40 steps (the mean of the last 10 below 0.95 of the
+    first 10's; measured 0.91 for CosFace, 0.58 for the similarity's cross-entropy on pairs,
+    0.68 for random triplets), and only the similarity method returns a similarity."""
+    from rich.console import Console
+
+    from cnnlab.engine.faces import (
+        FacesConfig,
+        load_identities,
+        train_encoder,
+        training_identities,
+    )
+
+    config = FacesConfig(steps=40, **settings)
+    seen, _, norm = load_identities(config)
+    kwargs = {"backbone": "lenet5", "in_channels": 1, "input_size": 32, "pool_size": 4}
+    losses: list[float] = []
+    g = torch.Generator().manual_seed(0)
+    train = training_identities(config, seen)
+    _, similarity, _ = train_encoder(
+        config, train, kwargs, norm, g, Console(quiet=True), losses=losses
+    )
+    assert len(losses) == 40 and all(np.isfinite(losses))
+    assert np.mean(losses[-10:]) < 0.95 * np.mean(losses[:10]), losses
+    assert (similarity is not None) == (settings.get("method") == "similarity")
+
+
+def test_learned_similarity_run_keeps_a_distance_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Verification scores with the learned similarity; open-set identification still needs
+    a distance tau, chosen on the held-out pairs' distances (finite, unlike the score's)."""
+    argv = ["faces", "train", "--method", "similarity", "--steps", "10", "--json"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 < result["tau"] < 4  # squared distances of unit vectors lie in [0, 4]
+    assert 0 <= result["verification_accuracy"] <= 1 and 0 <= result["open_set_rejection"] <= 1
+
+
 def _identity_folder(root: Path) -> None:
     digits = load_digits()
     images, labels = digits.splits["test"].images, digits.splits["test"].labels
