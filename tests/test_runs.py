@@ -70,6 +70,10 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
 
     assert main(["runs", "--root", "mine", "--json"]) == 0  # an --out folder, faces' own files
     (faces,) = last_json(capsys)["runs"]
+    assert main(["runs", "mine", "--json"]) == 0  # the folder named as `ls` would take it
+    assert last_json(capsys)["runs"] == [faces]
+    assert main(["runs", "mine", "--root", "runs"]) == 2
+    assert "give the folder once: mine or --root runs" in capsys.readouterr().err
     assert (faces["task"], faces["model"], faces["progress"]) == ("faces", "lenet5", "2 steps")
     assert set(faces["figures"]) == {"verif", "1-shot"}
     assert main(["runs", "--task", "localize"]) == 0

@@ -18,7 +18,9 @@ TASKS = ("classify", "localize", "detect", "segment", "faces")
 def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.runs import as_dicts, find_runs
 
-    root = Path(args.root)
+    if args.folder is not None and args.root not in (None, args.folder):
+        raise CnnlabError(f"give the folder once: {args.folder} or --root {args.root}")
+    root = Path(args.folder or args.root or "runs")
     if not root.is_dir():
         what = "not a folder" if root.exists() else "no such folder"
         raise CnnlabError(f"{root}: {what} (training commands write their runs there)")
@@ -51,6 +53,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "runs", parents=[common], help="the run folders side by side: how far, how good"
     )
-    p.add_argument("--root", default="runs", help="where to look, at any depth (default: runs)")
+    p.add_argument(
+        "folder", nargs="?", help="where to look, at any depth (default: runs); or --root"
+    )
+    p.add_argument("--root", help="the same as the folder")
     p.add_argument("--task", choices=TASKS, help="only the runs of this task")
     p.set_defaults(handler=cmd_runs)
