@@ -910,6 +910,18 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
     )
     err = run_error(capsys, "classify", "predict", "--checkpoint", "a.pt", "--onnx", "a.onnx")
     assert err == "cnnlab: error: give --checkpoint or --onnx, not both"
+    # a checkpoint given without its option: where it goes
+    hint = "; to use best.pt, put --checkpoint before it"
+    for argv in (
+        ("classify", "eval", "best.pt"),  # argparse: --checkpoint missing
+        ("visualize", "filters", "best.pt"),  # argparse: an unrecognized argument
+        ("classify", "predict", "best.pt", "a.png"),  # taken for an image
+        ("faces", "verify", "--name", "ann", "best.pt"),
+    ):
+        assert run_error(capsys, *argv).endswith(hint), argv
+    # not where the .pt is an option's value, or the command takes no checkpoint
+    assert hint not in run_error(capsys, "classify", "eval", "--split", "best.pt")
+    assert hint not in run_error(capsys, "summary", "lenet5", "best.pt")
 
 
 @pytest.mark.parametrize(

@@ -167,11 +167,13 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     if args.checkpoint and args.onnx:
         raise CnnlabError("give --checkpoint or --onnx, not both")
     if not args.checkpoint and not args.onnx:
+        from cnnlab.cli.common import loose_checkpoint
         from cnnlab.engine.run_folders import checkpoint_hint
 
+        given = loose_checkpoint([str(f) for f in args.images or []])  # `predict best.pt x.jpg`
         raise CnnlabError(
             f"give --checkpoint ({checkpoint_hint('classify')}) or --onnx (a file cnnlab export "
-            "wrote)"
+            "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")
         )
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta

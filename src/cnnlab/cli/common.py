@@ -100,6 +100,10 @@ class Parser(argparse.ArgumentParser):
             from cnnlab.engine.run_folders import checkpoint_hint
 
             message += f" ({checkpoint_hint(words[1])})"
+        given = loose_checkpoint(getattr(self, "_given", []))
+        takes = "--checkpoint" in self._option_string_actions
+        if given and takes and ("--checkpoint" in message or given in message):
+            message += f"; to use {given}, put --checkpoint before it"
         subcommands = next(
             (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
         )
@@ -128,6 +132,15 @@ class Parser(argparse.ArgumentParser):
             message += nearest(choice[1], known)
         # the root's own errors need no "cnnlab: " again after "cnnlab: error: "
         raise CnnlabError(f"{self.prog}: {message}" if len(words) > 1 else message)
+
+
+def loose_checkpoint(argv: Sequence[str]) -> str | None:
+    """The first ``.pt`` / ``.pth`` file given without an option before it (``cnnlab classify
+    eval best.pt``), for the hint to put ``--checkpoint`` before it."""
+    for before, arg in zip(["", *argv], argv, strict=False):
+        if arg.endswith((".pt", ".pth")) and not before.startswith("-"):
+            return arg
+    return None
 
 
 # The name other commands (or other tools) give a setting -> what a command may call it instead.
