@@ -910,18 +910,33 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
     )
     err = run_error(capsys, "classify", "predict", "--checkpoint", "a.pt", "--onnx", "a.onnx")
     assert err == "cnnlab: error: give --checkpoint or --onnx, not both"
-    # a checkpoint given without its option: where it goes
+    # a checkpoint, an image or a folder given without its option: where it goes
     hint = "; to use best.pt, put --checkpoint before it"
     for argv in (
         ("classify", "eval", "best.pt"),  # argparse: --checkpoint missing
-        ("visualize", "filters", "best.pt"),  # argparse: an unrecognized argument
+        ("classify", "eval", "--json", "best.pt"),  # after a flag, still without its option
         ("classify", "predict", "best.pt", "a.png"),  # taken for an image
         ("faces", "verify", "--name", "ann", "best.pt"),
     ):
         assert run_error(capsys, *argv).endswith(hint), argv
-    # not where the .pt is an option's value, or the command takes no checkpoint
-    assert hint not in run_error(capsys, "classify", "eval", "--split", "best.pt")
-    assert hint not in run_error(capsys, "summary", "lenet5", "best.pt")
+    (tmp_path / "photo.png").write_bytes(b"")
+    (tmp_path / "photos").mkdir()
+    for argv, option in (
+        (("visualize", "filters", "best.pt"), "--checkpoint"),  # an unrecognized argument
+        (("edges", "apply", "photo.png"), "--image"),
+        (("classify", "train", "photos"), "--data"),
+    ):
+        assert run_error(capsys, *argv).endswith(f" (put {option} before it)"), argv
+    # not where the word is an option's value, or names nothing there, or the command takes
+    # no such option (a folder for edges apply, an image for classify train)
+    for argv in (
+        ("classify", "eval", "--split", "best.pt"),
+        ("summary", "lenet5", "best.pt"),
+        ("edges", "apply", "nothere.png"),
+        ("edges", "apply", "photos"),
+        ("classify", "train", "photo.png"),
+    ):
+        assert "before it" not in run_error(capsys, *argv), argv
 
 
 @pytest.mark.parametrize(

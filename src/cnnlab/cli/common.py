@@ -94,16 +94,47 @@ class Parser(argparse.ArgumentParser):
                 return f" (did you mean {close[0]}?)"
         return ""
 
+    def _loose(self) -> list[str]:
+        """The words given without an option before them (not an option's value)."""
+        given = getattr(self, "_given", [])
+        loose = []
+        for before, arg in zip(["", *given], given, strict=False):
+            action = self._option_string_actions.get(before.split("=", 1)[0])
+            takes_value = action is not None and action.nargs != 0 and "=" not in before
+            if not arg.startswith("-") and not takes_value:
+                loose.append(arg)
+        return loose
+
+    def _where_it_goes(self, message: str) -> str:
+        """Where a word given without its option goes: ``; to use best.pt, put --checkpoint
+        before it`` for a checkpoint (``cnnlab classify eval best.pt``), `` (put --image
+        before it)`` for an image file (``cnnlab edges apply photo.jpg``) and `` (put --data
+        before it)`` for a folder, where this command takes them so."""
+        options = self._option_string_actions
+        loose = self._loose()
+        pt = next((a for a in loose if a.endswith((".pt", ".pth"))), None)
+        unrecognized = message.startswith("unrecognized arguments:")
+        if pt and "--checkpoint" in options:
+            if unrecognized and pt in message:
+                return " (put --checkpoint before it)"
+            if "--checkpoint" in message:
+                return f"; to use {pt}, put --checkpoint before it"
+        if not unrecognized:
+            return ""
+        for path in (Path(a) for a in loose if a in message):
+            if path.is_file() and "--image" in options:
+                return " (put --image before it)"
+            if path.is_dir() and "--data" in options:
+                return " (put --data before it)"
+        return ""
+
     def error(self, message: str) -> NoReturn:
         words = self.prog.split()
         if message.endswith("required: --checkpoint") and len(words) > 1:  # which to give
             from cnnlab.engine.run_folders import checkpoint_hint
 
             message += f" ({checkpoint_hint(words[1])})"
-        given = loose_checkpoint(getattr(self, "_given", []))
-        takes = "--checkpoint" in self._option_string_actions
-        if given and takes and ("--checkpoint" in message or given in message):
-            message += f"; to use {given}, put --checkpoint before it"
+        message += self._where_it_goes(message)
         subcommands = next(
             (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
         )
