@@ -910,6 +910,14 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
     )
     err = run_error(capsys, "classify", "predict", "--checkpoint", "a.pt", "--onnx", "a.onnx")
     assert err == "cnnlab: error: give --checkpoint or --onnx, not both"
+    # a positional argument missing: what it is, from its help
+    assert run_error(capsys, "summary").endswith(
+        "required: model (model: a registered model, see cnnlab models)"
+    )
+    assert run_error(capsys, "data", "download").endswith(
+        "(name: one of mnist, fashion-mnist, "
+        "cifar10, cifar100, pets, voc2007, voc2012, coco, coco-train2017)"
+    )
     # a checkpoint, an image or a folder given without its option: where it goes
     hint = "; to use best.pt, put --checkpoint before it"
     for argv in (

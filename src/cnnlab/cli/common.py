@@ -128,13 +128,27 @@ class Parser(argparse.ArgumentParser):
                 return " (put --data before it)"
         return ""
 
+    def _what_is_missing(self, message: str) -> str:
+        """`` (model: a registered model, see cnnlab models)``: the help of each positional
+        argparse says is required, so the error says what to give (``cnnlab summary``)."""
+        missing = re.search(r"the following arguments are required: (.*)$", message)
+        if not missing:
+            return ""
+        names = missing[1].split(", ")
+        helps = [
+            f"{a.dest}: {a.help}"
+            for a in self._actions
+            if not a.option_strings and a.dest in names and a.help
+        ]
+        return f" ({'; '.join(helps)})" if helps else ""
+
     def error(self, message: str) -> NoReturn:
         words = self.prog.split()
         if message.endswith("required: --checkpoint") and len(words) > 1:  # which to give
             from cnnlab.engine.run_folders import checkpoint_hint
 
             message += f" ({checkpoint_hint(words[1])})"
-        message += self._where_it_goes(message)
+        message += self._where_it_goes(message) + self._what_is_missing(message)
         subcommands = next(
             (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
         )

@@ -387,7 +387,7 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
     return result
 
 
-MODEL_HELP = "a registered model (see cnnlab models)"
+MODEL_HELP = "a registered model, see cnnlab models"
 
 
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:

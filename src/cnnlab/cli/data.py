@@ -103,7 +103,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("download", parents=[common], help="fetch, verify and unpack a dataset")
     p.add_argument(
         "name",
-        help="mnist, fashion-mnist, cifar10, cifar100, pets, voc2007, voc2012, coco, "
+        help="one of mnist, fashion-mnist, cifar10, cifar100, pets, voc2007, voc2012, coco, "
         "coco-train2017",
     )
     root_help = "where datasets live (default ~/.cache/cnnlab/datasets)"

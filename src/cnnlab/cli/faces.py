@@ -395,8 +395,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_faces_train)
     for name, helptext, images_help in (
         ("enroll", "add images of a person", "images of the person, or folders of them"),
-        ("verify", "is this the claimed person?", "images (or folders) to check against --name"),
-        ("identify", "who is this, or not recognized", "images (or folders) to identify"),
+        (
+            "verify",
+            "is this the claimed person?",
+            "images, or folders of them, to check against --name",
+        ),
+        ("identify", "who is this, or not recognized", "images, or folders of them, to identify"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
         p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
