@@ -126,7 +126,13 @@ def main() -> int:
     parser.add_argument("--only", help="comma list of check names (default: all)")
     parser.add_argument("--json", action="store_true", help="one JSON line at the end")
     args = parser.parse_args()
-    wanted = set(args.only.split(",")) if args.only else None
+    wanted = {w.strip() for w in args.only.split(",")} if args.only else None
+    unknown = sorted((wanted or set()) - {name for name, _, _ in CHECKS})
+    if unknown:
+        parser.error(
+            f"--only: no check {', '.join(unknown)}; the checks: "
+            + ", ".join(name for name, _, _ in CHECKS)
+        )
     about = {
         "torch": torch.__version__,
         "device": args.device,
