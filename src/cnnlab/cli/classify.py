@@ -167,10 +167,10 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     if args.checkpoint and args.onnx:
         raise CnnlabError("give --checkpoint or --onnx, not both")
     if not args.checkpoint and not args.onnx:
-        from cnnlab.cli.common import loose_checkpoint
+        from cnnlab.cli.common import checkpoint_among
         from cnnlab.engine.run_folders import checkpoint_hint
 
-        given = loose_checkpoint([str(f) for f in args.images or []])  # `predict best.pt x.jpg`
+        given = checkpoint_among([str(f) for f in args.images or []])  # taken for an image
         raise CnnlabError(
             f"give --checkpoint ({checkpoint_hint('classify')}) or --onnx (a file cnnlab export "
             "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")

@@ -112,7 +112,7 @@ class Parser(argparse.ArgumentParser):
         before it)`` for a folder, where this command takes them so."""
         options = self._option_string_actions
         loose = self._loose()
-        pt = next((a for a in loose if a.endswith((".pt", ".pth"))), None)
+        pt = checkpoint_among(loose)
         unrecognized = message.startswith("unrecognized arguments:")
         if pt and "--checkpoint" in options:
             if unrecognized and pt in message:
@@ -179,13 +179,11 @@ class Parser(argparse.ArgumentParser):
         raise CnnlabError(f"{self.prog}: {message}" if len(words) > 1 else message)
 
 
-def loose_checkpoint(argv: Sequence[str]) -> str | None:
-    """The first ``.pt`` / ``.pth`` file given without an option before it (``cnnlab classify
-    eval best.pt``), for the hint to put ``--checkpoint`` before it."""
-    for before, arg in zip(["", *argv], argv, strict=False):
-        if arg.endswith((".pt", ".pth")) and not before.startswith("-"):
-            return arg
-    return None
+def checkpoint_among(words: Sequence[str]) -> str | None:
+    """The first ``.pt`` / ``.pth`` file among words given without an option before them
+    (``cnnlab classify predict best.pt photo.jpg``), for the hint to put ``--checkpoint``
+    before it."""
+    return next((w for w in words if w.endswith((".pt", ".pth"))), None)
 
 
 # The name other commands (or other tools) give a setting -> what a command may call it instead.
