@@ -25,6 +25,29 @@ def output(pc: float, box: list[float], logits: list[float]) -> LocalizationOutp
     )
 
 
+def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-epoch validation is given the training's settings: every batch goes through
+    ``settings.forward``; the channels-last layout alone (fp32) scores as plain fp32, and bf16
+    autocast within 0.05 of each figure."""
+    from cnnlab.engine.localize import evaluate
+    from cnnlab.engine.performance import SpeedSettings
+
+    torch.manual_seed(0)
+    data = from_scenes(60, image_size=32, seed=2, landmarks=True)
+    model = cnnlab.create_model("localizer", num_landmarks=5, input_size=32)
+    cpu = torch.device("cpu")
+    plain = evaluate(model, data, "train", cpu)
+    calls = []
+    forward = SpeedSettings.forward
+    monkeypatch.setattr(
+        SpeedSettings, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+    )
+    layout = evaluate(model, data, "train", cpu, SpeedSettings(False, True))
+    assert len(calls) == 1 and layout == pytest.approx(plain, abs=1e-6)
+    bf16 = evaluate(model, data, "train", cpu, SpeedSettings(True, True))
+    assert bf16 == pytest.approx(plain, abs=0.05)
+
+
 def test_slide_target_vector() -> None:
     """Slide: a car at b_x=0.5, b_y=0.7, b_h=0.3, b_w=0.4 -> y = [1, .5, .7, .3, .4, 0, 1, 0]."""
     t = LocalizationTarget(

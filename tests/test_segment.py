@@ -53,6 +53,30 @@ def test_padded_unet_keeps_any_size(upsample: str) -> None:
         assert model(torch.randn(1, 3, h, w)).shape == (1, 4, h, w)
 
 
+def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-epoch validation is given the training's settings: every batch of 32 goes
+    through ``settings.forward``; the channels-last layout alone (fp32) scores as plain fp32,
+    and bf16 autocast within 0.05 mean IoU of it."""
+    from cnnlab.engine.performance import SpeedSettings
+    from cnnlab.engine.segment import evaluate_segmenter
+
+    torch.manual_seed(0)
+    data = scenes_segmentation(40, image_size=32, seed=3)
+    model = cnnlab.create_model("unet", depth=3, base_width=8)
+    idx, cpu = torch.arange(40), torch.device("cpu")
+    plain = evaluate_segmenter(model, data, idx, cpu)
+    calls = []
+    forward = SpeedSettings.forward
+    monkeypatch.setattr(
+        SpeedSettings, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+    )
+    layout = evaluate_segmenter(model, data, idx, cpu, SpeedSettings(False, True))
+    assert len(calls) == 2  # 40 images in batches of 32
+    assert layout["per_class_iou"] == pytest.approx(plain["per_class_iou"], abs=1e-6)
+    bf16 = evaluate_segmenter(model, data, idx, cpu, SpeedSettings(True, True))
+    assert bf16["mean_iou"] == pytest.approx(plain["mean_iou"], abs=0.05)
+
+
 def test_metrics_hand_example() -> None:
     target = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]])
     pred = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 0, 2]])

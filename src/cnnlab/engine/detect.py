@@ -45,7 +45,7 @@ from cnnlab.engine.detection_metrics import (
 )
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
-from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -330,16 +330,23 @@ def predict_files(
 
 @torch.no_grad()
 def evaluate_detector(
-    model: torch.nn.Module, data: DetectionData, device: torch.device, batch_size: int = 64
+    model: torch.nn.Module,
+    data: DetectionData,
+    device: torch.device,
+    batch_size: int = 64,
+    settings: SpeedSettings | None = None,
 ) -> dict[str, Any]:
     """COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 (pycocotools) of the decoded, non-max-
     suppressed predictions on every image of ``data``, boxes in pixels; VOC's difficult boxes
-    count neither way."""
+    count neither way. ``settings``: run the network as training does (bf16 autocast,
+    channels-last), for the per-epoch validation; without, in float32 (the reported figures)."""
     model.eval()
     preds = []
     for idx in torch.arange(len(data.images)).split(batch_size):
         x, _, _ = make_batch(data, idx, mirror=False)
-        preds += decode(model(x.to(device)).cpu(), model.anchors.cpu())
+        x = x.to(device)
+        raw = model(x) if settings is None else settings.forward(model, x, device)
+        preds += decode(raw.cpu(), model.anchors.cpu())
     size = data.images.shape[-1]
     p = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in preds]
     t = [{"boxes": b * size, "labels": lab} for b, lab in zip(data.boxes, data.labels, strict=True)]
@@ -443,7 +450,7 @@ def train_detector(
                 loss, _ = loss_fn(pred, targets, model.anchors, boxes)
                 value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
                 total += value * len(idx)
-            ev = evaluate_detector(model, val, device)
+            ev = evaluate_detector(model, val, device, settings=settings)  # as it trains
             row = {
                 "epoch": epoch,
                 "seconds": round(time.perf_counter() - started, 1),

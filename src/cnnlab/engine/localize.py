@@ -27,7 +27,7 @@ from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
-from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -121,15 +121,21 @@ def _xyxy(box_slide: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: LocalizationNet, data: LocalizationData, split: str, device: torch.device
+    model: LocalizationNet,
+    data: LocalizationData,
+    split: str,
+    device: torch.device,
+    settings: SpeedSettings | None = None,
 ) -> dict[str, float]:
-    """The metrics of the module docstring on ``split``."""
+    """The metrics of the module docstring on ``split``. ``settings``: run the network as
+    training does (bf16 autocast, channels-last), for the per-epoch validation; without, in
+    float32 (the reported figures)."""
     model.eval()
     idx = data.splits[split]
     preds = []
     for start in range(0, len(idx), 256):
         x, _ = batch(data, idx[start : start + 256], device)
-        preds.append(model(x).cpu())
+        preds.append((model(x) if settings is None else settings.forward(model, x, device)).cpu())
     out = model.split(torch.cat(preds))
     pc, label = data.pc[idx] > 0.5, data.label[idx]
     pred_pc = torch.sigmoid(out.pc_logit) > 0.5
@@ -211,7 +217,7 @@ def train_localizer(
                 loss = localization_loss(model.split(raw), target, config.loss)
                 value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
                 total += value * len(chunk)
-            val = evaluate(model, data, "val", device)
+            val = evaluate(model, data, "val", device, settings)  # as it trains
             score = val["accuracy"] + val["mean_iou"] - val.get("landmark_error", 0.0)
             row = {
                 "epoch": epoch,

@@ -54,7 +54,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
-from cnnlab.engine.performance import choose_settings
+from cnnlab.engine.performance import SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -340,16 +340,25 @@ def _channels(name: str) -> dict[str, int]:
 
 @torch.no_grad()
 def evaluate_segmenter(
-    model: torch.nn.Module, data: SegmentationData, idx: torch.Tensor, device: torch.device
+    model: torch.nn.Module,
+    data: SegmentationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    settings: SpeedSettings | None = None,
 ) -> dict[str, Any]:
     """:func:`segmentation_metrics` of the model's arg-max maps on the images ``idx``, scored
-    at the input size (void pixels left out)."""
+    at the input size (void pixels left out). ``settings``: run the network as training does
+    (bf16 autocast, channels-last), for the per-epoch validation; without, in float32 (the
+    reported figures)."""
     model.eval()
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
+    scores = partial(at_input_size, model)
     for chunk in idx.split(32):
         x, y = _batch(data, chunk)
-        conf += confusion_matrix(at_input_size(model, x.to(device)).argmax(1).cpu(), y, k)
+        x = x.to(device)
+        logits = scores(x) if settings is None else settings.forward(scores, x, device)
+        conf += confusion_matrix(logits.argmax(1).cpu(), y, k)
     return segmentation_metrics(conf)
 
 
@@ -438,7 +447,7 @@ def train_segmenter(
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)
                 total += value * len(idx)
-            val = evaluate_segmenter(model, data, parts["val"], device)
+            val = evaluate_segmenter(model, data, parts["val"], device, settings)  # as it trains
             row = {
                 "epoch": epoch,
                 "seconds": round(time.perf_counter() - started, 1),
