@@ -151,8 +151,8 @@ def test_patience_stops_training_and_a_stopped_run_stays_stopped(
     real = localize.evaluate
     script = iter([0.5, 0.6, 0.55, 0.58, 0.9])
 
-    def scripted(model, data, split, device):  # type: ignore[no-untyped-def]
-        metrics = real(model, data, split, device)
+    def scripted(model, data, split, device, settings=None):  # type: ignore[no-untyped-def]
+        metrics = real(model, data, split, device, settings)
         return metrics | {"accuracy": next(script), "mean_iou": 0.0} if split == "val" else metrics
 
     monkeypatch.setattr(localize, "evaluate", scripted)
