@@ -17,6 +17,7 @@ from cnnlab.config import ClassifyTrainConfig
 from cnnlab.data.classification import load_digits, normalize
 from cnnlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.engine.classify import train_classifier
+from cnnlab.engine.performance import bf16_supported
 from cnnlab.errors import CnnlabError
 
 
@@ -381,6 +382,26 @@ def test_every_task_config_is_checked_on_creation(config: str, bad: dict, messag
     module, name = config.split(":")
     with pytest.raises(CnnlabError, match=message):
         getattr(importlib.import_module(module), name)(**bad)
+
+
+@pytest.mark.skipif(
+    not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16"
+)
+def test_a_bf16_run_reports_the_test_figures_classify_eval_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trained and validated in bf16 autocast, the run scores its test split in float32, as
+    `classify eval` scores the checkpoint: the same loss and accuracy (scored in bf16, the loss
+    differed in the fourth digit)."""
+    run = tmp_path / "run"
+    argv = ["classify", "train", "--precision", "bf16", "--epochs", "1", "--out", str(run)]
+    assert main([*argv, "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert trained["settings"]["bf16"]
+    assert main(["classify", "eval", "--checkpoint", str(run / "best.pt"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert trained["test_loss"] == pytest.approx(scored["loss"], rel=1e-9)
+    assert trained["test_accuracy"] == scored["accuracy"]
 
 
 def test_eval_on_other_labelled_data(

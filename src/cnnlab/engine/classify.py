@@ -366,8 +366,10 @@ def train_classifier(
 
     D.barrier(dist_info)
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
-    settings.layout(best_model.to(device))
-    test = evaluate(best_model, inputs, "test")
+    # scored in float32 on the images themselves, as `classify eval` scores the checkpoint
+    # (training and validation ran with `settings`, and on cached features where asked)
+    scoring = Inputs(inputs.data, device, SpeedSettings(False, False), None)
+    test = evaluate(best_model.to(device), scoring, "test")
     result = TrainResult(
         run_dir,
         best_epoch,
