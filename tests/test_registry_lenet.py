@@ -86,6 +86,21 @@ def test_c3_table_is_the_papers() -> None:
     assert all(len(set(t)) == len(t) for t in C3_TABLE)
 
 
+def test_c3_starts_from_the_papers_uniform_init() -> None:
+    """Each C3 map's kernels are drawn from U(-2.4/F, 2.4/F), F its fan-in (25 x its inputs):
+    inside the bound, and spread over it (the bound differs by map: 0.032, 0.024, 0.016)."""
+    torch.manual_seed(0)
+    c3 = cnnlab.create_model("lenet5_classic").features.c3
+    start = 0
+    for inputs in C3_TABLE:
+        kernels = c3.weight.detach()[start : start + len(inputs)]
+        bound = 2.4 / (25 * len(inputs))
+        assert kernels.abs().max() <= bound
+        assert kernels.abs().max() > 0.9 * bound and kernels.mean().abs() < 0.25 * bound
+        start += len(inputs)
+    assert torch.equal(c3.bias, torch.zeros(16))
+
+
 def test_c3_respects_the_table() -> None:
     """A C3 output map must not depend on an input map it is not connected to."""
     c3 = cnnlab.create_model("lenet5_classic").features.c3

@@ -21,11 +21,16 @@ from cnnlab.registry import create_model, get_model_entry, require_task
 def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
     """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
     alone on a ``meta`` copy (shapes only, no memory)."""
-    ghost = copy.deepcopy(model).to("meta")
-    # enable_grad: callers may sit inside no_grad (loading for prediction)
-    with torch.enable_grad(), input_must_fit(type(model).__name__, input_size):
-        feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta")).detach()
-        ghost.forward_head(feats.requires_grad_()).sum().backward()
+    # eval: batch norm on its running statistics, which the meta device runs in C++ (training
+    # batch norm goes through PyTorch's Python reference kernels: seconds, not milliseconds);
+    # dropout and batch norm use the same parameters in either mode
+    ghost = copy.deepcopy(model).to("meta").eval()
+    with input_must_fit(type(model).__name__, input_size):
+        with torch.no_grad():
+            feats = ghost.forward_features(torch.zeros(2, *input_size, device="meta"))
+        # enable_grad: callers may sit inside no_grad (loading for prediction)
+        with torch.enable_grad():
+            ghost.forward_head(feats.requires_grad_()).sum().backward()
     return {n for n, p in ghost.named_parameters() if p.grad is not None}
 
 

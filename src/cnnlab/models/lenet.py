@@ -139,12 +139,23 @@ class PartialConv2d(nn.Module):
         pairs = [(j, i) for j, inputs in enumerate(table) for i in inputs]
         self.register_buffer("out_index", torch.tensor([j for j, _ in pairs]), persistent=False)
         self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
-        fan_in = kernel_size * kernel_size * torch.tensor([len(t) for t in table])
-        bound = (2.4 / fan_in.float())[self.out_index]  # the paper's init: U(-2.4/F, 2.4/F)
-        self.weight = nn.Parameter(
-            (torch.rand(len(pairs), kernel_size, kernel_size) * 2 - 1) * bound[:, None, None]
-        )
-        self.bias = nn.Parameter(torch.zeros(len(table)))
+        self.maps_in = tuple(len(inputs) for inputs in table)  # input maps of each output map
+        self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(len(table)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's init: U(-2.4/F, 2.4/F), F the output map's fan-in (inputs x k x k).
+
+        Each output map's kernels are contiguous rows of ``weight``, filled in place by
+        ``nn.init``: no tensor arithmetic, so building the model on the meta device is instant.
+        """
+        start = 0
+        for n in self.maps_in:
+            fan_in = n * self.kernel_size**2
+            nn.init.uniform_(self.weight[start : start + n], -2.4 / fan_in, 2.4 / fan_in)
+            start += n
+        nn.init.zeros_(self.bias)
 
     def dense_weight(self) -> torch.Tensor:
         """The ``(out, in, k, k)`` kernel with zeros for unconnected map pairs."""
@@ -172,8 +183,10 @@ class RBFOutput(nn.Module):
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(1998)
-        codes = torch.randint(0, 2, (num_classes, in_features), generator=g) * 2.0 - 1.0
-        self.register_buffer("prototypes", codes)
+        # drawn on the CPU, then moved: the same codes wherever the model is built, and no
+        # arithmetic on meta tensors (PyTorch's Python reference kernels: seconds for cnnlab models)
+        codes = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu")
+        self.register_buffer("prototypes", (codes * 2.0 - 1.0).to(torch.get_default_device()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -torch.cdist(x, self.prototypes).pow(2)
