@@ -25,6 +25,8 @@ directions) and runs in several colour spaces; cnnlab keeps the three terms abov
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 from scipy import ndimage
 
@@ -65,56 +67,74 @@ def merge_hierarchy(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ``n - 1`` merges, in the order they were made (the last is the whole image's region)."""
     height, width = labels.shape
     n = int(labels.max()) + 1
-    # each region's pixel count, box and colour histogram; lists, grown as regions merge
-    sizes = np.bincount(labels.ravel(), minlength=n).astype(np.float64).tolist()
-    boxes = [
-        np.array([s[1].start, s[0].start, s[1].stop, s[0].stop], dtype=np.float64)
-        for s in ndimage.find_objects(labels + 1)
+    # each region's pixel count, box and colour histogram, rows 0..n-1 for the segments and
+    # n..2n-2 for the regions the merges make
+    sizes = np.zeros(2 * n - 1)
+    sizes[:n] = np.bincount(labels.ravel(), minlength=n)
+    boxes = np.zeros((2 * n - 1, 4))
+    boxes[:n] = [
+        [s[1].start, s[0].start, s[1].stop, s[0].stop] for s in ndimage.find_objects(labels + 1)
     ]
     bins = np.minimum(image.astype(np.int64) * BINS // 256, BINS - 1)  # (H, W, 3)
     slot = labels[..., None] * 3 * BINS + np.arange(3) * BINS + bins
-    hist = np.bincount(slot.ravel(), minlength=n * 3 * BINS).reshape(n, 3 * BINS)
-    hist = list(hist / np.asarray(sizes)[:, None])  # each channel's bins sum to 1
+    hist = np.zeros((2 * n - 1, 3 * BINS))
+    hist[:n] = np.bincount(slot.ravel(), minlength=n * 3 * BINS).reshape(n, 3 * BINS)
+    hist[:n] /= sizes[:n, None]  # each channel's bins sum to 1
     area = float(height * width)
 
-    def similarity(a: int, b: int) -> float:
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The three terms' sum for the region pairs ``(a[i], b[i])``."""
         joint = _union_box(boxes[a], boxes[b])
-        joint_area = (joint[2] - joint[0]) * (joint[3] - joint[1])
-        colour = np.minimum(hist[a], hist[b]).sum() / 3  # each channel sums to 1
+        joint_area = (joint[:, 2] - joint[:, 0]) * (joint[:, 3] - joint[:, 1])
+        colour = np.minimum(hist[a], hist[b]).sum(1) / 3  # each channel sums to 1
         size = 1 - (sizes[a] + sizes[b]) / area
         fill = 1 - (joint_area - sizes[a] - sizes[b]) / area
-        return float(colour + size + fill)
+        return colour + size + fill
 
-    neighbours: dict[int, set[int]] = {i: set() for i in range(n)}
     pairs = np.concatenate(
         [
             np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
             np.stack([labels[:-1].ravel(), labels[1:].ravel()], 1),
         ]
     )
-    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], 1), axis=0)
+    pairs = np.unique(np.sort(pairs[pairs[:, 0] != pairs[:, 1]], 1), axis=0)  # (P, 2) a < b
+    neighbours: dict[int, set[int]] = {i: set() for i in range(n)}
     for a, b in pairs.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
-    scores = {(a, b): similarity(a, b) for a, b in pairs.tolist()}
-
-    while scores:
-        a, b = max(scores, key=scores.__getitem__)
-        t = len(boxes)
-        boxes.append(_union_box(boxes[a], boxes[b]))
-        sizes.append(sizes[a] + sizes[b])
-        hist.append((hist[a] * sizes[a] + hist[b] * sizes[b]) / sizes[t])
-        around = (neighbours.pop(a) | neighbours.pop(b)) - {a, b}
-        for pair in [p for p in scores if a in p or b in p]:
-            del scores[pair]
-        neighbours[t] = around
+    # a max-heap of (-similarity, order made, a, b): the most similar pair first, ties to the
+    # pair made first; a pair whose region has merged since is skipped when it comes up
+    scores = similarity(pairs[:, 0], pairs[:, 1]).tolist()
+    heap = [
+        (-score, i, a, b)
+        for i, (score, (a, b)) in enumerate(zip(scores, pairs.tolist(), strict=True))
+    ]
+    heapq.heapify(heap)
+    made, merged, t = len(heap), np.zeros(2 * n - 1, bool), n
+    while heap:
+        _, _, a, b = heapq.heappop(heap)
+        if merged[a] or merged[b]:
+            continue
+        boxes[t] = _union_box(boxes[a], boxes[b])
+        sizes[t] = sizes[a] + sizes[b]
+        hist[t] = (hist[a] * sizes[a] + hist[b] * sizes[b]) / sizes[t]
+        merged[a] = merged[b] = True
+        around = sorted((neighbours.pop(a) | neighbours.pop(b)) - {a, b})
+        neighbours[t] = set(around)
         for m in around:
             neighbours[m] -= {a, b}
             neighbours[m].add(t)
-            scores[(m, t)] = similarity(m, t)
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if around:
+            new = similarity(np.array(around), np.full(len(around), t)).tolist()
+            for m, score in zip(around, new, strict=True):
+                heapq.heappush(heap, (-score, made, m, t))
+                made += 1
+        t += 1
+    return boxes[:t]
 
 
 def _union_box(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The smallest xyxy box holding boxes ``a`` and ``b``."""
-    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
+    """The smallest xyxy boxes ``(..., 4)`` holding boxes ``a`` and ``b`` (``(..., 4)`` each)."""
+    return np.concatenate(
+        [np.minimum(a[..., :2], b[..., :2]), np.maximum(a[..., 2:], b[..., 2:])], -1
+    )
