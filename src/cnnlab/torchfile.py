@@ -37,5 +37,7 @@ def load_torch_file(path: str | Path, what: str = "checkpoint file") -> Any:
             )
         else:
             first = text.splitlines()[0] if text else type(exc).__name__
+            # PyTorch's C++ checks append "(Could this error message be improved? ...)"
+            first = first.split("(Could this error message")[0].strip()
             reason = f"truncated or corrupt: {first[:120]}"
         raise CnnlabError(f"{path}: not a readable {what} ({reason})") from None
