@@ -21,9 +21,8 @@ from cnnlab.registry import create_model, get_model_entry, require_task
 def head_parameter_names(model: nn.Module, input_size: tuple[int, ...]) -> set[str]:
     """Names of the parameters ``forward_head`` uses, found by back-propagating from the head
     alone on a ``meta`` copy (shapes only, no memory)."""
-    # eval: batch norm on its running statistics, which the meta device runs in C++ (training
-    # batch norm goes through PyTorch's Python reference kernels: seconds, not milliseconds);
-    # dropout and batch norm use the same parameters in either mode
+    # the backbone under no_grad (no graph kept through it: the head's gradients alone name
+    # its parameters), in eval (dropout draws no masks; each mode uses the same parameters)
     ghost = copy.deepcopy(model).to("meta").eval()
     with input_must_fit(type(model).__name__, input_size):
         with torch.no_grad():
