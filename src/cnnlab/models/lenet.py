@@ -148,7 +148,7 @@ class PartialConv2d(nn.Module):
         """The paper's init: U(-2.4/F, 2.4/F), F the output map's fan-in (inputs x k x k).
 
         Each output map's kernels are contiguous rows of ``weight``, filled in place by
-        ``nn.init``: no tensor arithmetic, so building the model on the meta device is instant.
+        ``nn.init``, which :func:`cnnlab.models.shapes.shapes_only` skips on the meta device.
         """
         start = 0
         for n in self.maps_in:
@@ -184,7 +184,7 @@ class RBFOutput(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(1998)
         # drawn on the CPU, then moved: the same codes wherever the model is built, and no
-        # arithmetic on meta tensors (PyTorch's Python reference kernels: seconds for cnnlab models)
+        # arithmetic on meta tensors (`cnnlab models` builds every model on the meta device)
         codes = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu")
         self.register_buffer("prototypes", (codes * 2.0 - 1.0).to(torch.get_default_device()))
 
