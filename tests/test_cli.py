@@ -634,7 +634,7 @@ def test_sizes_too_large_for_the_memory_are_one_line_errors(
     no word: it is refused first, from the memory it was measured to need."""
     import torch
 
-    from cnnlab.cli import out_of_memory
+    from cnnlab.errors import out_of_memory
 
     err = run_error(capsys, "edges", "learn", "--target", "sobel", "--size", "100000")
     assert "out of memory (torch asked for 74.5 GiB at once); lower the sizes" in err

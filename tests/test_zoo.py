@@ -298,3 +298,38 @@ def test_shapes_only_builds_the_same_model_without_drawing_weights(name: str) ->
     assert shapes == {k: (tuple(v.shape), v.dtype) for k, v in real.state_dict().items()}
     # outside the context tensors are real and filled again
     assert not torch.zeros(1).is_meta and torch.nn.Linear(4, 4).weight.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "error, amount",
+    [
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 120000000000 bytes. Error code 12"
+            ),
+            "(torch asked for 111.8 GiB at once)",
+        ),
+        (
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0"),
+            "(torch asked for 2.0 GiB at once)",
+        ),
+    ],
+    ids=["cpu", "cuda"],
+)
+def test_an_input_too_big_for_memory_is_not_called_a_misfit(error: Exception, amount: str) -> None:
+    """An allocator's failure says the input ran out of memory, with what torch asked for, not
+    that the input does not fit the model's layers (it did)."""
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models.backbone import input_must_fit
+
+    big = input_must_fit("vgg16", (3, 9000, 9000), "--input")
+    with (
+        pytest.raises(CnnlabError, match=r"^3x9000x9000 inputs to vgg16: out of memory") as e,
+        big,
+    ):
+        raise error
+    assert amount in str(e.value) and str(e.value).endswith("; a smaller --input")
+    small = input_must_fit("vgg16", (3, 9, 9), "--input")
+    with pytest.raises(CnnlabError, match=r"do not fit vgg16 \(made for 3x224x224"), small:
+        raise RuntimeError("Given input size: (512x1x1). Calculated output size: (512x0x0)")

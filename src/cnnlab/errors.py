@@ -8,6 +8,7 @@ one, the file. The CLI turns it into ``cnnlab: error: <message>`` on stderr and 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 # a web address (http://, https://, s3://...; "C:/" is a drive letter, not a scheme); a Path keeps
@@ -40,3 +41,30 @@ def refuse_unwritable(path: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise CnnlabError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def out_of_memory(exc: RuntimeError) -> str | None:
+    """What torch asked for, when ``exc`` is its allocator failing (``DefaultCPUAllocator: can't
+    allocate memory: you tried to allocate 80000000000 bytes``, or a GPU's out of memory), else
+    ``None``. Most sizes are checked against the memory before any work; this catches the rest
+    (``edges learn --size 100000``, ``faces train --embedding-dim 10000000``) as one line."""
+    text = str(exc)
+    if not (
+        isinstance(exc, torch_oom()) or "can't allocate memory" in text or "out of memory" in text
+    ):
+        return None
+    asked = re.search(r"allocate ([\d.]+) (bytes|[KMGT]iB)", text)
+    if asked is None:
+        return "torch could not allocate what it needed"
+    amount, unit = float(asked.group(1)), asked.group(2)
+    scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+    size = amount * scale
+    shown = f"{size / 2**30:,.1f} GiB" if size >= 2**30 else f"{size / 2**20:,.1f} MiB"
+    return f"torch asked for {shown} at once"
+
+
+def torch_oom() -> type[BaseException] | tuple[()]:
+    """``torch.cuda.OutOfMemoryError`` where torch is already imported (always, once a command
+    has run a model)."""
+    torch = sys.modules.get("torch")
+    return getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ()) if torch else ()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, out_of_memory
 from cnnlab.registry import create_model, get_model_entry, require_task
 
 
@@ -83,6 +83,11 @@ def input_must_fit(
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0][:160]
         size = "x".join(map(str, input_size))
+        memory = out_of_memory(exc) if isinstance(exc, RuntimeError) else None
+        if memory is not None:  # the input fits the layers, not the memory of the device
+            raise CnnlabError(
+                f"{size} inputs to {name}: out of memory ({memory}); a smaller {option}"
+            ) from None
         raise CnnlabError(
             f"{size} inputs do not fit {name} ({_made_for(name)}another {option}?): {first}"
         ) from None
