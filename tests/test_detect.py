@@ -21,6 +21,7 @@ from cnnlab.engine.detect import (
     yolo_folder_data,
 )
 from cnnlab.engine.detection_metrics import coco_evaluate
+from cnnlab.engine.runs import summarise
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.ops.anchors import (
@@ -285,6 +286,9 @@ def test_cli(
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["test_map_50"] <= 1 and (out / "pr_curve.png").is_file()
     assert (out / "map_time.png").stat().st_size > 1000
+    row = summarise(out)  # what `cnnlab runs` shows of it
+    assert (row.task, row.state, row.progress) == ("detect", "finished", "2/2")
+    assert row.figures == {"test mAP@.5": result["test_map_50"]}
     assert main(["detect", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["map_50"] == pytest.approx(result["test_map_50"])

@@ -14,6 +14,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_masks
+from cnnlab.engine.runs import summarise
 from cnnlab.engine.segment import (
     VOID,
     confusion_matrix,
@@ -262,6 +263,9 @@ def test_cli(
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= r["test"]["mean_iou"] <= 1 and len(r["test"]["per_class_iou"]) == 4
     assert (out / "curves.png").stat().st_size > 5000  # loss and validation IoU per epoch
+    row = summarise(out)  # what `cnnlab runs` shows of it
+    assert (row.task, row.state, row.progress) == ("segment", "finished", "2/2")
+    assert row.figures == {"test mIoU": r["test"]["mean_iou"]}
     assert main(["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["mean_iou"] == pytest.approx(r["test"]["mean_iou"])
