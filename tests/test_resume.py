@@ -18,6 +18,7 @@ import cnnlab.engine.localize as localize
 import cnnlab.engine.segment as segment
 from cnnlab.cli import main
 from cnnlab.engine.checkpoint import load_checkpoint
+from cnnlab.engine.performance import FP32
 
 # each with an augmentation that draws from the random generators, which must be restored too
 CASES = {
@@ -151,7 +152,7 @@ def test_patience_stops_training_and_a_stopped_run_stays_stopped(
     real = localize.evaluate
     script = iter([0.5, 0.6, 0.55, 0.58, 0.9])
 
-    def scripted(model, data, split, device, settings=None):  # type: ignore[no-untyped-def]
+    def scripted(model, data, split, device, settings=FP32):  # type: ignore[no-untyped-def]
         metrics = real(model, data, split, device, settings)
         return metrics | {"accuracy": next(script), "mean_iou": 0.0} if split == "val" else metrics
 

@@ -36,7 +36,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint, save_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights, warn_if_imbalanced
 from cnnlab.engine.classify_scores import EvalResult, evaluate, mistakes_figure
 from cnnlab.engine.device import resolve_device
-from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
 from cnnlab.engine.resume import (
     config_of,
     load_resumable,
@@ -368,7 +368,7 @@ def train_classifier(
     best_model, _ = model_from_checkpoint(run_dir / "best.pt")
     # scored in float32 on the images themselves, as `classify eval` scores the checkpoint
     # (training and validation ran with `settings`, and on cached features where asked)
-    scoring = Inputs(inputs.data, device, SpeedSettings(False, False), None)
+    scoring = Inputs(inputs.data, device, FP32, None)
     test = evaluate(best_model.to(device), scoring, "test")
     result = TrainResult(
         run_dir,

@@ -19,7 +19,7 @@ from cnnlab.engine.classify import Inputs, data_from_config, require_split
 from cnnlab.engine.classify_scores import EvalResult, evaluate
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.eval_data import is_other_data
-from cnnlab.engine.performance import SpeedSettings
+from cnnlab.engine.performance import FP32
 from cnnlab.engine.runlog import data_changed
 from cnnlab.errors import CnnlabError
 
@@ -50,7 +50,7 @@ def evaluate_checkpoint(
             tuple(norm["std"]),
             data.invert_light,
         )
-    inputs = Inputs(data, dev, SpeedSettings(False, False), None)
+    inputs = Inputs(data, dev, FP32, None)
     return evaluate(model.to(dev), inputs, split), ckpt, split, data.splits[split].images
 
 

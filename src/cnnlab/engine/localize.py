@@ -27,7 +27,7 @@ from cnnlab.data.split_folders import final_split
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
-from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -125,17 +125,17 @@ def evaluate(
     data: LocalizationData,
     split: str,
     device: torch.device,
-    settings: SpeedSettings | None = None,
+    settings: SpeedSettings = FP32,
 ) -> dict[str, float]:
     """The metrics of the module docstring on ``split``. ``settings``: run the network as
-    training does (bf16 autocast, channels-last), for the per-epoch validation; without, in
+    training does (bf16 autocast, channels-last), for the per-epoch validation; by default
     float32 (the reported figures)."""
     model.eval()
     idx = data.splits[split]
     preds = []
     for start in range(0, len(idx), 256):
         x, _ = batch(data, idx[start : start + 256], device)
-        preds.append((model(x) if settings is None else settings.forward(model, x, device)).cpu())
+        preds.append(settings.forward(model, x, device).cpu())
     out = model.split(torch.cat(preds))
     pc, label = data.pc[idx] > 0.5, data.label[idx]
     pred_pc = torch.sigmoid(out.pc_logit) > 0.5

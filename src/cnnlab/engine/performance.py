@@ -73,6 +73,9 @@ class SpeedSettings:
             return fn(self.layout(x)).float()
 
 
+FP32 = SpeedSettings(bf16=False, channels_last=False)  # PyTorch's default: how figures are scored
+
+
 def bf16_supported(device: torch.device) -> bool:
     """Whether ``device`` runs bfloat16 natively: a CUDA GPU that has it, a CPU whose
     oneDNN kernels take it (AVX-512 and newer, as ``torch.ops.mkldnn`` reports)."""

@@ -54,7 +54,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
-from cnnlab.engine.performance import SpeedSettings, choose_settings
+from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -344,20 +344,18 @@ def evaluate_segmenter(
     data: SegmentationData,
     idx: torch.Tensor,
     device: torch.device,
-    settings: SpeedSettings | None = None,
+    settings: SpeedSettings = FP32,
 ) -> dict[str, Any]:
     """:func:`segmentation_metrics` of the model's arg-max maps on the images ``idx``, scored
     at the input size (void pixels left out). ``settings``: run the network as training does
-    (bf16 autocast, channels-last), for the per-epoch validation; without, in float32 (the
+    (bf16 autocast, channels-last), for the per-epoch validation; by default float32 (the
     reported figures)."""
     model.eval()
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
-    scores = partial(at_input_size, model)
     for chunk in idx.split(32):
         x, y = _batch(data, chunk)
-        x = x.to(device)
-        logits = scores(x) if settings is None else settings.forward(scores, x, device)
+        logits = settings.forward(partial(at_input_size, model), x.to(device), device)
         conf += confusion_matrix(logits.argmax(1).cpu(), y, k)
     return segmentation_metrics(conf)
 
