@@ -100,9 +100,10 @@ def test_iou_by_k_reaches_one_at_the_number_of_shapes() -> None:
 
 
 def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-epoch validation is given the training's settings: every batch goes through
-    ``settings.forward``. On a detector fitted to its 8 scenes, the channels-last layout alone
-    (fp32) scores exactly as plain fp32, and bf16 autocast within 0.05 mAP@0.5 of it."""
+    """Given a training's settings (as each epoch's validation is: test_training_engine.py),
+    every batch runs through ``settings.forward`` with them. On a detector fitted to its 8
+    scenes, the channels-last layout alone (fp32) scores exactly as plain fp32, and bf16
+    autocast within 0.05 mAP@0.5 of it."""
     from cnnlab.engine.detect import evaluate_detector
     from cnnlab.engine.performance import SpeedSettings
 
@@ -123,10 +124,10 @@ def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.Monkey
     calls = []
     forward = SpeedSettings.forward
     monkeypatch.setattr(
-        SpeedSettings, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+        SpeedSettings, "forward", lambda self, *a: calls.append(self) or forward(self, *a)
     )
     layout = evaluate_detector(model, data, cpu, batch_size=3, settings=SpeedSettings(False, True))
-    assert len(calls) == 3  # 8 images in batches of 3
+    assert calls == [SpeedSettings(False, True)] * 3  # 8 images in batches of 3
     assert layout["map_50"] == pytest.approx(plain["map_50"], abs=1e-6)
     assert layout["map"] == pytest.approx(plain["map"], abs=1e-6)
     bf16 = evaluate_detector(model, data, cpu, settings=SpeedSettings(True, True))

@@ -26,9 +26,10 @@ def output(pc: float, box: list[float], logits: list[float]) -> LocalizationOutp
 
 
 def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-epoch validation is given the training's settings: every batch goes through
-    ``settings.forward``. On a localiser fitted to its scenes, the channels-last layout alone
-    (fp32) scores as plain fp32, and bf16 autocast within 0.05 of each figure."""
+    """Given a training's settings (as each epoch's validation is: test_training_engine.py),
+    every batch runs through ``settings.forward`` with them. On a localiser fitted to its
+    scenes, the channels-last layout alone (fp32) scores as plain fp32, and bf16 autocast within
+    0.05 of each figure."""
     from cnnlab.engine.localize import batch, evaluate
     from cnnlab.engine.performance import SpeedSettings
 
@@ -48,10 +49,10 @@ def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.Monkey
     calls = []
     forward = SpeedSettings.forward
     monkeypatch.setattr(
-        SpeedSettings, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+        SpeedSettings, "forward", lambda self, *a: calls.append(self) or forward(self, *a)
     )
     layout = evaluate(model, data, "train", cpu, SpeedSettings(False, True))
-    assert len(calls) == 1 and layout == pytest.approx(plain, abs=1e-6)
+    assert calls == [SpeedSettings(False, True)] and layout == pytest.approx(plain, abs=1e-6)
     bf16 = evaluate(model, data, "train", cpu, SpeedSettings(True, True))
     assert bf16 == pytest.approx(plain, abs=0.05)
 

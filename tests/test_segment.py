@@ -55,9 +55,10 @@ def test_padded_unet_keeps_any_size(upsample: str) -> None:
 
 
 def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-epoch validation is given the training's settings: every batch of 32 goes
-    through ``settings.forward``. On a U-Net fitted to its 40 scenes, the channels-last layout
-    alone (fp32) scores as plain fp32, and bf16 autocast within 0.05 mean IoU of it."""
+    """Given a training's settings (as each epoch's validation is: test_training_engine.py),
+    every batch of 32 runs through ``settings.forward`` with them. On a U-Net fitted to its 40
+    scenes, the channels-last layout alone (fp32) scores as plain fp32, and bf16 autocast within
+    0.05 mean IoU of it."""
     from cnnlab.engine.performance import SpeedSettings
     from cnnlab.engine.segment import _batch, evaluate_segmenter
 
@@ -77,10 +78,10 @@ def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.Monkey
     calls = []
     forward = SpeedSettings.forward
     monkeypatch.setattr(
-        SpeedSettings, "forward", lambda self, *a: calls.append(1) or forward(self, *a)
+        SpeedSettings, "forward", lambda self, *a: calls.append(self) or forward(self, *a)
     )
     layout = evaluate_segmenter(model, data, idx, cpu, SpeedSettings(False, True))
-    assert len(calls) == 2  # 40 images in batches of 32
+    assert calls == [SpeedSettings(False, True)] * 2  # 40 images in batches of 32
     assert layout["per_class_iou"] == pytest.approx(plain["per_class_iou"], abs=1e-6)
     bf16 = evaluate_segmenter(model, data, idx, cpu, SpeedSettings(True, True))
     assert bf16["mean_iou"] == pytest.approx(plain["mean_iou"], abs=0.05)

@@ -659,3 +659,40 @@ def test_a_run_first_says_what_it_trains(
     assert describe_data("s", 1, {"test": range(3), "val": [], "train": range(1_200)}) == (
         "s: 1 class, 1,200 train / 3 test images"
     )
+
+
+@pytest.mark.parametrize(
+    "task, evaluator, argv",
+    [
+        ("localize", "evaluate", ["--images", "32"]),
+        ("detect", "evaluate_detector", ["--images", "12"]),
+        ("segment", "evaluate_segmenter", ["--images", "12"]),
+    ],
+)
+def test_each_epoch_validates_as_it_trains_and_the_test_is_scored_in_fp32(
+    task: str, evaluator: str, argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """localize, detect and segment train: every epoch's validation runs the network with the
+    training's settings (bf16 autocast and/or channels-last, as config.json records them), the
+    reported test figures in plain float32 (PyTorch's default, as `eval` scores them)."""
+    import importlib
+    import inspect
+
+    from cnnlab.engine.performance import FP32
+
+    engine = importlib.import_module(f"cnnlab.engine.{task}")
+    real = getattr(engine, evaluator)
+    seen: list[SpeedSettings] = []
+
+    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+        bound = inspect.signature(real).bind(*args, **kwargs)
+        seen.append(bound.arguments.get("settings", FP32))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, evaluator, recorded)
+    out = tmp_path / "run"
+    common = ["--image-size", "32", "--epochs", "2", "--out", str(out)]
+    assert main([task, "train", *argv, *common]) == 0
+    trained = SpeedSettings(**json.loads((out / "config.json").read_text())["settings"])
+    assert trained != FP32  # auto chose a layout or bf16 here: the two paths differ
+    assert seen == [trained, trained, FP32]
