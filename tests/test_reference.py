@@ -317,9 +317,11 @@ def test_named_padding_refusals() -> None:
 def test_shape_mismatches_say_which_shape() -> None:
     """Wrong channel counts or a bias of the wrong length name the shapes involved (the
     reshape deep inside gave "shape '[1, 2, 1, 1]' is invalid for input of size 3")."""
-    x, w = torch.randn(1, 3, 6, 6), torch.randn(2, 3, 3, 3)
+    # float64, as `close` (tolerance 1e-9) expects: in float32 the two sum in different orders
+    x, w = torch.randn(1, 3, 6, 6, dtype=D), torch.randn(2, 3, 3, 3, dtype=D)
     with pytest.raises(ValueError, match=r"input has 3, weight \(2, 4, 3, 3\)"):
         conv2d(x, torch.randn(2, 4, 3, 3))
     with pytest.raises(ValueError, match=r"bias must have shape \(2,\), one per filter, got \(3"):
         conv2d(x, w, bias=torch.randn(3))
-    assert close(conv2d(x, w, bias=torch.ones(2)), F.conv2d(x, w, bias=torch.ones(2)))
+    b = torch.ones(2, dtype=D)
+    assert close(conv2d(x, w, bias=b), F.conv2d(x, w, bias=b))
