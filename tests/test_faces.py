@@ -704,7 +704,8 @@ def test_a_seed_trains_the_same_encoder_twice() -> None:
 def test_each_method_of_the_comparison_learns(settings: dict) -> None:
     """The README's table compares random triplets, hard mining, the learned similarity and
     CosFace: each one's loss falls over 100 steps (the mean of the last 10 below 0.95 of the
-    first 10's), and only the similarity method returns a similarity. The distance methods
+    first 10's), and only the similarity method returns a similarity (whose scores are tested
+    by test_the_learned_similarity_learns_who_is_who). The distance methods
     also spread the training identities: the mean distance between images of different digits
     over that between images of the same digit rises by over 0.05 from 1.54 after one
     step (measured: CosFace 1.65, random triplets 1.65; with the labels shuffled
@@ -738,6 +739,33 @@ def test_each_method_of_the_comparison_learns(settings: dict) -> None:
     assert (similarity is not None) == (settings.get("method") == "similarity")
     if similarity is None:  # the learned similarity scores pairs with its own weights
         assert spreads[1] > spreads[0] + 0.05, spreads
+
+
+def test_the_learned_similarity_learns_who_is_who() -> None:
+    """The similarity method's score must tell the training digits apart better than the
+    encoder's plain distance after one step does (AUC on 4,000 balanced pairs of 0-5: 0.858), not
+    merely fit its loss. Trained on the digits alone (no dihedral or glyph identities, whose
+    labels would teach it whatever the digits' labels say), 300 steps: measured AUC 0.925
+    (0.907 / 0.921 with other batch seeds); with the digits' labels shuffled 0.850 (0.811 /
+    0.809), since a falling loss can also come from memorising random pairs."""
+    from rich.console import Console
+    from sklearn.metrics import roc_auc_score
+
+    from cnnlab.engine.face_scores import embed, pair_scores
+    from cnnlab.engine.faces import FacesConfig, load_identities, train_encoder
+
+    aucs = []
+    for steps in (1, 300):
+        config = FacesConfig(method="similarity", identities="none", synthetic="none", steps=steps)
+        seen, _, norm = load_identities(config)
+        kwargs = {"backbone": "lenet5", "in_channels": 1, "input_size": 32, "pool_size": 4}
+        g = torch.Generator().manual_seed(0)
+        model, similarity, _ = train_encoder(config, seen, kwargs, norm, g, Console(quiet=True))
+        emb = embed(model, seen.images)
+        pairs = torch.Generator().manual_seed(0)
+        score, same = pair_scores(emb, seen.labels, 4000, pairs, similarity if steps > 1 else None)
+        aucs.append(roc_auc_score(same, score))
+    assert aucs[1] > aucs[0] + 0.03, aucs
 
 
 def test_learned_similarity_run_keeps_a_distance_threshold(
