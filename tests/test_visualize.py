@@ -110,24 +110,20 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     for what in ("patches", "filters", "activations"):
         out = tmp_path / f"{what}.png"
-        assert (
-            main(
-                [
-                    "visualize",
-                    what,
-                    "--checkpoint",
-                    str(run / "best.pt"),
-                    "--limit",
-                    "200",
-                    "-o",
-                    str(out),
-                    "--json",
-                ]
-            )
-            == 0
-        )
+        search = [] if what == "filters" else ["--limit", "200"]  # filters read no images
+        argv = ["visualize", what, "--checkpoint", str(run / "best.pt"), *search]
+        assert main([*argv, "-o", str(out), "--json"]) == 0
         assert out.stat().st_size > 3000
         capsys.readouterr()
+    # the filters are weights: drawn with no data to read, and the search options are refused
+    gone = "cnnlab.cli.art._vis_inputs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gone, lambda *a, **k: pytest.fail("filters read images"))
+        argv = ["visualize", "filters", "--checkpoint", str(run / "best.pt")]
+        assert main([*argv, "-o", str(tmp_path / "f.png"), "--json"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--limit", "5"]) == 2
+    assert "--limit" in capsys.readouterr().err
     # an image past the searched ones: one line naming the range, not an IndexError
     argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--limit", "200"]
     assert main([*argv, "--index", "200"]) == 2
@@ -162,15 +158,16 @@ def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixt
     torch.manual_seed(0)
     path = tmp_path / "alexnet.pth"
     torch.save(cnnlab.create_model("alexnet_tv").state_dict(), path)
-    base = ["--model", "alexnet_tv", "--weights", str(path), "--data", "faces", "--limit", "24"]
-    for what, options in (("patches", ["--layers", "2", "--units", "2"]), ("filters", [])):
+    base = ["--model", "alexnet_tv", "--weights", str(path)]
+    search = ["--data", "faces", "--limit", "24", "--layers", "2", "--units", "2"]
+    for what, options in (("patches", search), ("filters", [])):
         out = tmp_path / f"{what}.png"
         argv = ["visualize", what, *base, *options, "-o", str(out)]
         assert main([*argv, "--json"]) == 0
         assert out.stat().st_size > 3000
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["filters"] == [64, 3, 11, 11]
-    assert main(["visualize", "filters", "--data", "faces"]) == 2  # neither checkpoint nor weights
+    assert main(["visualize", "filters"]) == 2  # neither checkpoint nor weights
     torch.save(cnnlab.create_model("vgg11").state_dict(), path)
     assert main(["visualize", "filters", *base]) == 2  # weights of another architecture
 

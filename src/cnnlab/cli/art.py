@@ -132,23 +132,13 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
     if args.what == "occlusion":
         return _occlusion(args, console)
+    out = Path(args.output)
+    if args.what == "filters":
+        return _printed(_filter_grid(args, out), args, console)
     model, images, ckpt, _ = _vis_inputs(args)
     # the paper's U-Net sees its images mirrored at the borders: patches and maps show that
     images = network_input(model, images)
-    out = Path(args.output)
-    if args.what == "filters":
-        w = V.first_layer_filters(model)
-        tiles = [f.mean(0) if f.shape[0] != 3 else f.permute(1, 2, 0).mean(-1) for f in w]
-        path = plot_image_grid(
-            tiles,
-            [f"filter {i}" for i in range(len(tiles))],
-            out,
-            cols=min(8, len(tiles)),
-            symmetric=True,
-            suptitle=f"{ckpt['model']}: first-layer filters",
-        )
-        result: dict[str, Any] = {"figure": str(path), "filters": list(w.shape)}
-    elif args.what == "activations":
+    if args.what == "activations":
         if args.index >= len(images):
             raise CnnlabError(
                 f"--index {args.index}: {counted(len(images), 'image')} to choose from "
@@ -174,6 +164,30 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             summary.append({"layer": g.name, "receptive_field": g.rf, "jump": g.jump})
         path = V.plot_patch_grid(rows, out, title=f"{ckpt['model']}: top-9 patches per unit")
         result = {"figure": str(path), "layers": summary}
+    return _printed(result, args, console)
+
+
+def _filter_grid(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """The first convolution's filters as a grid of images: weights only, no image is read."""
+    from cnnlab.engine import visualize as V
+    from cnnlab.viz.plots import plot_image_grid
+
+    model, ckpt = _vis_model(args)
+    w = V.first_layer_filters(model)
+    tiles = [f.mean(0) if f.shape[0] != 3 else f.permute(1, 2, 0).mean(-1) for f in w]
+    path = plot_image_grid(
+        tiles,
+        [f"filter {i}" for i in range(len(tiles))],
+        out,
+        cols=min(8, len(tiles)),
+        symmetric=True,
+        suptitle=f"{ckpt['model']}: first-layer filters",
+    )
+    return {"figure": str(path), "filters": list(w.shape)}
+
+
+def _printed(result: dict[str, Any], args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """``result``, its figure's path printed first unless the command prints JSON."""
     if not args.json:
         console.print(f"wrote {result['figure']}")
     return result
@@ -407,17 +421,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             "--weights", help="instead of --checkpoint: a torchvision weights file for --model"
         )
         p.add_argument("--model", default="alexnet_tv", help="the architecture of --weights")
-        p.add_argument(
-            "--image-size", type=positive_int, default=112, help="input size with --weights"
-        )
-        p.add_argument("--data", help="dataset (default: the checkpoint's)")
-        p.add_argument(
-            "--split",
-            choices=("train", "val", "test"),
-            default="test" if name == "occlusion" else "train",  # occlusion: unseen images
-            help="the split whose images are searched",
-        )
-        p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
+        if name != "filters":  # the filters are weights: no images to read
+            p.add_argument(
+                "--image-size", type=positive_int, default=112, help="input size with --weights"
+            )
+            p.add_argument("--data", help="dataset (default: the checkpoint's)")
+            p.add_argument(
+                "--split",
+                choices=("train", "val", "test"),
+                default="test" if name == "occlusion" else "train",  # occlusion: unseen images
+                help="the split whose images are searched",
+            )
+            p.add_argument("--limit", type=positive_int, default=2000, help="images searched")
         if name == "patches":
             p.add_argument("--layers", type=positive_int, default=5, help="conv layers")
             p.add_argument("--units", type=positive_int, default=4, help="units per layer")
