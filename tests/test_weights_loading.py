@@ -66,6 +66,17 @@ def test_unreadable_and_unsupported(resnet18_file: Path, tmp_path: Path) -> None
             warnings.simplefilter("error")  # and no warning on the way
             with pytest.raises(CnnlabError, match=rf"junk{k}.pt: not a readable checkpoint file"):
                 load_torch_file(tmp_path / f"junk{k}.pt")
+    # what the bytes are, where they say it: a text file's bare "KeyError: 101" was the reason
+    reasons = {
+        b"epoch,seconds,train_loss\n": "(not a PyTorch file: it begins b'epoch,se')",
+        b"": "(an empty file)",
+        b"\x80\x02]q\x00(e": "(truncated or corrupt: EOFError)",  # a pickle, cut short
+    }
+    for data, reason in reasons.items():
+        (tmp_path / "notes.pt").write_bytes(data)
+        with pytest.raises(CnnlabError) as caught:
+            load_torch_file(tmp_path / "notes.pt")
+        assert str(caught.value).endswith(f"notes.pt: not a readable checkpoint file {reason}")
     # a zip archive without PyTorch's records: the C++ reader's "Could this error message be
     # improved? If so, please report an enhancement request to PyTorch" stays out of the line
     with zipfile.ZipFile(tmp_path / "zip.pt", "w") as archive:

@@ -28,16 +28,28 @@ def load_torch_file(path: str | Path, what: str = "checkpoint file") -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # whatever a file's bytes make the loader raise: unreadable
         # (a metrics.csv given as a checkpoint made the unpickler raise IndexError, a traceback)
-        text = str(exc).strip()
-        if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
-            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
-            detail = detail.split(". ")[0][:120]  # "Unsupported global: GLOBAL print was not ..."
-            reason = (
-                f"the weights-only loader refused it: {detail}; only tensors and plain values load"
-            )
-        else:
-            first = text.splitlines()[0] if text else type(exc).__name__
-            # PyTorch's C++ checks append "(Could this error message be improved? ...)"
-            first = first.split("(Could this error message")[0].strip()
-            reason = f"truncated or corrupt: {first[:120]}"
-        raise CnnlabError(f"{path}: not a readable {what} ({reason})") from None
+        raise CnnlabError(f"{path}: not a readable {what} ({_unreadable(path, exc)})") from None
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``: empty; not a PyTorch file at all (it saves a
+    zip archive, or before PyTorch 1.6 a pickle: a notes.txt made the unpickler raise a bare
+    ``KeyError: 101``); refused by the weights-only loader (a pickle of code, not tensors); or
+    cut short or damaged (then the loader's first line)."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if not head:
+        return "an empty file"
+    if not head.startswith((b"PK", b"\x80")):  # a zip archive's or a pickle's first bytes
+        return f"not a PyTorch file: it begins {head!r}"
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:  # torch's message is a paragraph; keep its reason
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        detail = detail.split(". ")[0][:120]  # "Unsupported global: GLOBAL print was not ..."
+        return f"the weights-only loader refused it: {detail}; only tensors and plain values load"
+    first = text.splitlines()[0] if text else ""
+    # PyTorch's C++ checks append "(Could this error message be improved? ...)"
+    first = first.split("(Could this error message")[0].strip()
+    if not any(c.isalpha() for c in first):  # "101", "" or "(0,)": at least name the error
+        first = f"{type(exc).__name__}: {first}".rstrip(": ")
+    return f"truncated or corrupt: {first[:120]}"
