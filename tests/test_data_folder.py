@@ -62,6 +62,40 @@ def test_a_folder_of_only_unreadable_files_is_an_error_naming_one(tmp_path: Path
     assert image_files([str(tmp_path)]) == [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
 
 
+@pytest.mark.parametrize("image_format", ["JPEG", "GIF", "BMP", "WEBP"])
+def test_a_copy_cut_short_is_found_and_one_with_a_trailer_is_kept(
+    tmp_path: Path, image_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JPEG, GIF, BMP or WebP cut short (an interrupted copy) is passed over in a folder, as
+    a cut-short PNG was: it used to stop a whole folder's prediction when read. One with bytes
+    after its end (a camera's trailer after JPEG's end-of-image marker) is decoded to decide, and
+    kept; a whole file is not decoded at all."""
+    from cnnlab.data import images as images_module
+    from cnnlab.data.folder import image_files
+
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    whole = tmp_path / f"whole.{image_format.lower()}"
+    Image.fromarray(pixels).save(whole, format=image_format)
+    data = whole.read_bytes()
+    (tmp_path / f"cut.{image_format.lower()}").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / f"trailer.{image_format.lower()}").write_bytes(data + b"\0\0SEFT trailer")
+    from PIL import ImageFile
+
+    decoded: list[str] = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile,
+        "load",
+        lambda im: decoded.append(getattr(im, "filename", "")) or load(im),
+    )
+    skipped: list[str] = []
+    kept = image_files([str(tmp_path)], skipped)
+    assert [Path(f).stem for f in kept] == ["trailer", "whole"]
+    assert len(skipped) == 1 and "cut." in skipped[0] and "truncated" in skipped[0], skipped
+    assert images_module.read_image(kept[0], "RGB").size == (48, 48)  # the trailer's reads
+    assert any("trailer" in f for f in decoded) and not any("whole" in f for f in decoded)
+
+
 def test_a_detection_or_segmentation_folder_is_not_two_classes(tmp_path: Path) -> None:
     """images/ + labels/ (or masks/) given to classify trained a classifier of two classes
     named "images" and "labels"; it is an error naming the command that reads it."""
