@@ -986,3 +986,48 @@ def test_every_training_setting_is_an_option_of_its_command(command: str, settin
                 assert flag in str(exc)
                 continue
             assert getattr(flipped, f.name) is not f.default, flag
+
+
+def test_prediction_tables_show_files_within_the_folder_they_share() -> None:
+    """At 80 columns rich broke "photos/grass/038.jpg" before its "g"; files that share a folder
+    are now shown by their names under it, the folder heading the column. Sources that are not
+    paths, or share no folder, stay whole paths under "source"."""
+    import io
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from cnnlab.cli.common import add_source_column
+
+    def shown(sources: list[str]) -> tuple[str, list[str]]:
+        table = Table()
+        names = add_source_column(table, sources)
+        return str(table.columns[0].header), names
+
+    grass = [os.path.join("photos", "grass", f"{i:03d}.jpg") for i in range(3)]
+    assert shown(grass) == (os.path.join("photos", "grass", ""), ["000.jpg", "001.jpg", "002.jpg"])
+    brick = os.path.join("photos", "brick", "000.jpg")
+    assert shown([*grass[:1], brick]) == (
+        os.path.join("photos", ""),
+        [os.path.join("grass", "000.jpg"), os.path.join("brick", "000.jpg")],
+    )
+    assert shown(["test[0]", "test[1]"]) == ("source", ["test[0]", "test[1]"])
+    assert shown([grass[0], "a.png"]) == ("source", [grass[0], "a.png"])
+    assert shown([grass[0], os.path.abspath(brick)]) == (
+        "source",
+        [grass[0], os.path.abspath(brick)],
+    )
+    # drawn at 80 columns beside four more columns, every name stays on one line
+    table = Table()
+    names = add_source_column(
+        table, [os.path.join("photos", "grass", f"{i:03d}.jpg") for i in range(40)]
+    )
+    for col in ("prediction", "probability", "label", "next 2"):
+        table.add_column(col, overflow="fold")
+    for name in names:
+        table.add_row(name, "gravel", "0.703", "grass", "grass 0.297, brick 0.000")
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(table)
+    text = console.export_text()
+    assert all(name in text for name in names) and max(map(len, text.splitlines())) <= 80

@@ -21,6 +21,7 @@ from cnnlab.cli.common import (
     add_patience,
     add_precision,
     add_resume,
+    add_source_column,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -208,14 +209,15 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
         )
         runners_up = min(args.top_k, len(meta["class_names"])) - 1
         labelled = [r for r in rows if "label" in r]
-        columns = ["source", "prediction", "probability"] + (["label"] if labelled else [])
-        for col in columns + ([f"next {runners_up}"] if runners_up else []):
-            table.add_column(col, overflow="fold")  # a long path wraps: its file name shows
+        columns = ["prediction", "probability"] + (["label"] if labelled else [])
         shown, note = first_shown(rows, csv_path)
-        for r in shown:
-            others = ", ".join(f"{name} {p:.3f}" for name, p in r["top_k"][1:])
+        names = add_source_column(table, [r["source"] for r in shown])
+        for col in columns + ([f"next {runners_up}"] if runners_up else []):
+            table.add_column(col, overflow="fold")
+        for r, name in zip(shown, names, strict=True):
+            others = ", ".join(f"{label} {p:.3f}" for label, p in r["top_k"][1:])
             table.add_row(
-                r["source"],
+                name,
                 r["prediction"],
                 f"{r['probability']:.3f}",
                 *([r.get("label", "")] if labelled else []),

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import difflib
 import math
+import os
 import re
 import sys
 import warnings
@@ -537,6 +538,24 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
         return rows, ""
     where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
     return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
+
+
+def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
+    """A prediction table's ``source`` column; returns the sources as it shows them. Files that
+    share a folder are shown by their path within it, and the folder heads the column: at 80
+    columns rich broke "photos/grass/038.jpg" before its "g" to make room for the probabilities.
+    (``--json`` and ``--csv`` keep the whole paths.) Sources that are not paths ("test[3]") or
+    share no folder stay as they are, under "source"; a path too long still folds."""
+    paths = [Path(s) for s in sources]
+    common = ""
+    if paths and all(p.parent.parts for p in paths):
+        with contextlib.suppress(ValueError):  # absolute and relative paths share nothing
+            common = os.path.commonpath([str(p.parent) for p in paths])
+    if common in ("", ".", os.sep):
+        table.add_column("source", overflow="fold")
+        return list(sources)
+    table.add_column(f"{common}{os.sep}", overflow="fold")
+    return [os.path.relpath(p, common) for p in paths]
 
 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:

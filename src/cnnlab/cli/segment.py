@@ -21,6 +21,7 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
+    add_source_column,
     csv_file,
     data_change_reported,
     first_shown,
@@ -130,13 +131,13 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
     if not args.json:
         table = Table(title="share of the pixels given to each class")
-        table.add_column("source", overflow="fold")  # a long path wraps: its file name shows
+        shown, note = first_shown(rows, csv_path)
+        shown_as = add_source_column(table, [r["source"] for r in shown])
         for n in names:
             table.add_column(n, justify="right")
-        shown, note = first_shown(rows, csv_path)
-        for r in shown:
+        for r, name in zip(shown, shown_as, strict=True):
             total = max(1, sum(r["pixel_counts"].values()))
-            table.add_row(r["source"], *(f"{r['pixel_counts'][n] / total:.1%}" for n in names))
+            table.add_row(name, *(f"{r['pixel_counts'][n] / total:.1%}" for n in names))
         console.print(table)
         if note:
             console.print(note)

@@ -22,6 +22,7 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
+    add_source_column,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -136,14 +137,13 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
     if not args.json:
         table = Table(title="classification with localisation: y = [p_c, box, class]")
-        for col in ("source", "p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
-            table.add_column(
-                col, justify="left" if col in ("source", "class") else "right", overflow="fold"
-            )
         shown, note = first_shown(rows, csv_path)
-        for r in shown:
+        names = add_source_column(table, [r["source"] for r in shown])
+        for col in ("p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
+            table.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
+        for r, name in zip(shown, names, strict=True):
             table.add_row(
-                r["source"],
+                name,
                 f"{r['object_probability']:.3f}",
                 r["class"],
                 f"{r['class_probability']:.3f}",
@@ -268,15 +268,16 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             title=f"detections (score >= {args.score_threshold:g}, NMS at IoU "
             f"{args.iou_threshold:g})"
         )
-        for col in ("source", "class", "score", "box x1, y1, x2, y2 (px)"):
-            table.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
         shown, note = first_shown(rows, csv_path)  # an image's detections stay together
-        for r in shown:
+        names = add_source_column(table, [r["source"] for r in shown])
+        for col in ("class", "score", "box x1, y1, x2, y2 (px)"):
+            table.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
+        for r, name in zip(shown, names, strict=True):
             for d in r["detections"]:
                 score, box = f"{d['score']:.3f}", _box_text(d["box_xyxy"])
-                table.add_row(r["source"], d["label"], score, box)
+                table.add_row(name, d["label"], score, box)
             if not r["detections"]:
-                table.add_row(r["source"], "-", "-", "nothing above the score threshold")
+                table.add_row(name, "-", "-", "nothing above the score threshold")
         console.print(table)
         if note:
             console.print(note)
