@@ -893,7 +893,9 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
 
     monkeypatch.chdir(tmp_path)
     err = run_error(capsys, "detect", "predict")
-    assert err.endswith("required: --checkpoint (a run's best.pt)")
+    assert err.endswith(
+        "give --checkpoint (a run's best.pt) or --onnx (a file cnnlab export wrote)"
+    )
     for age, run in ((100, "detect/run"), (10, "detect/run-2"), (1, "segment/run")):
         best = tmp_path / "runs" / run / "best.pt"
         best.parent.mkdir(parents=True)
@@ -901,7 +903,8 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
         os.utime(best, (1e9 - age, 1e9 - age))
     err = run_error(capsys, "detect", "predict")
     assert err.endswith(
-        f"(a run's best.pt, e.g. {Path('runs/detect/run-2/best.pt')}, the newest run here)"
+        f"(a run's best.pt, e.g. {Path('runs/detect/run-2/best.pt')}, the newest run here) or "
+        "--onnx (a file cnnlab export wrote)"
     )
     assert "runs/segment" not in err.replace("\\", "/")
     err = run_error(capsys, "classify", "predict", "a.png")

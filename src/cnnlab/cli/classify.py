@@ -13,6 +13,7 @@ from cnnlab.cli.common import (
     MAX_DRAWN,
     SHOWN,
     Parser,
+    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -22,6 +23,7 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_source_column,
+    checkpoint_or_onnx,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -165,17 +167,7 @@ def per_class_table(figures: dict[str, Any], class_names: list[str], most: int =
 def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine import predict as P
 
-    if args.checkpoint and args.onnx:
-        raise CnnlabError("give --checkpoint or --onnx, not both")
-    if not args.checkpoint and not args.onnx:
-        from cnnlab.cli.common import checkpoint_among
-        from cnnlab.engine.run_folders import checkpoint_hint
-
-        given = checkpoint_among([str(f) for f in args.images or []])  # taken for an image
-        raise CnnlabError(
-            f"give --checkpoint ({checkpoint_hint('classify')}) or --onnx (a file cnnlab export "
-            "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")
-        )
+    checkpoint_or_onnx(args, "classify")
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
@@ -416,8 +408,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_classify_eval)
 
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")
-    p.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
-    p.add_argument("--onnx", help="an exported model, run with ONNX Runtime")
+    add_checkpoint_or_onnx(p)
     add_image_files(p, "image files or folders of them (default: the test split)")
     p.add_argument(
         "--split",

@@ -540,6 +540,45 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
     return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
 
 
+def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
+    """A predict command's network: ``--checkpoint`` or, exported, ``--onnx``."""
+    parser.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
+    parser.add_argument("--onnx", help="instead: a file cnnlab export wrote, run by ONNX Runtime")
+
+
+def checkpoint_or_onnx(args: argparse.Namespace, command: str) -> None:
+    """Refuse both ``--checkpoint`` and ``--onnx``, or neither (naming the newest run of
+    ``command``, and a ``.pt`` given among the images without its option)."""
+    if args.checkpoint and args.onnx:
+        raise CnnlabError("give --checkpoint or --onnx, not both")
+    if not args.checkpoint and not args.onnx:
+        from cnnlab.engine.run_folders import checkpoint_hint
+
+        given = checkpoint_among([str(f) for f in getattr(args, "images", None) or []])
+        raise CnnlabError(
+            f"give --checkpoint ({checkpoint_hint(command)}) or --onnx (a file cnnlab export "
+            "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")
+        )
+
+
+def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[Any, dict]:
+    """The network a predict command runs, in eval mode, and what it was saved with: the
+    checkpoint's model and the checkpoint, or the ``--onnx`` file's network (decoded after the
+    graph as the model's output is, :mod:`cnnlab.engine.exported`) and its metadata."""
+    checkpoint_or_onnx(args, command)
+    if args.onnx:
+        from cnnlab.engine.exported import ExportedNetwork
+
+        network = ExportedNetwork(args.onnx, task)
+        if not args.images:
+            raise CnnlabError("with --onnx, give image files (new scenes need the run's settings)")
+        return network, network.meta
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(args.checkpoint, task)
+    return model.eval(), ckpt
+
+
 def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
     """A prediction table's ``source`` column; returns the sources as it shows them. Files that
     share a folder are shown by their path within it, and the folder heads the column: at 80

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
+    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -26,6 +27,7 @@ from cnnlab.cli.common import (
     data_change_reported,
     first_shown,
     positive_int,
+    predict_network,
     random_seed,
     resumed_config,
     run_folder_note,
@@ -33,6 +35,7 @@ from cnnlab.cli.common import (
     write_csv,
 )
 from cnnlab.cli.tasks import SIZE_HELP, final_note
+from cnnlab.words import counted
 
 
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -93,7 +96,6 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     import torch
 
     from cnnlab.data.scenes import standardise
-    from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.segment import (
         mask_counts,
         predict_mask,
@@ -102,8 +104,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     )
     from cnnlab.models.unet import at_input_size
 
-    model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
-    model.eval()
+    model, ckpt = predict_network(args, "segment", "segmentation")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     names = ckpt["class_names"]
     size = ckpt["input_size"][-1]
@@ -141,7 +142,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {len(rows)} maps and overlays to {args.out}")
+        console.print(f"wrote {counted(len(rows), 'map')} and their overlays to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
     if csv_path:  # one row an image: its two PNGs, then each class's pixels in the map
         flat = [
@@ -201,7 +202,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_device(p)
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
-    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
+    add_checkpoint_or_onnx(p)
     add_image_files(p, "image files or folders of them (default: new scenes)")
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")

@@ -14,6 +14,7 @@ from rich.table import Table
 from cnnlab.cli.common import (
     MAX_DRAWN,
     Parser,
+    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -28,6 +29,7 @@ from cnnlab.cli.common import (
     drawn_note,
     first_shown,
     positive_int,
+    predict_network,
     random_seed,
     resumed_config,
     run_folder_note,
@@ -105,11 +107,10 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     import torch
 
     from cnnlab.data.scenes import make_scenes
-    from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
     from cnnlab.engine.predict import stretched_files
 
-    model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
+    model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
     if args.images:
@@ -239,12 +240,10 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
     from cnnlab.engine.predict import stretched_files
 
-    model, ckpt = model_from_checkpoint(args.checkpoint, "detection")
-    model.eval()
+    model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
     if args.images:
@@ -388,7 +387,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_device(p)
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
-    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
+    add_checkpoint_or_onnx(p)
     add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
@@ -432,7 +431,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="folder for the precision-recall PNG")
     p.set_defaults(handler=cmd_detect_eval)
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
-    p.add_argument("--checkpoint", required=True, help="a run's best.pt")
+    add_checkpoint_or_onnx(p)
     add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 4321, "runs/detect/predictions.png")
     add_csv(p, "every detection: source, label, score and box (in its own pixels)")

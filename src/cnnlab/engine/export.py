@@ -129,6 +129,10 @@ def export_onnx(
         }
         if "normalization" in ckpt:
             meta["normalization"] = ckpt["normalization"]
+        if task == "detection":  # what decoding after the graph needs (cnnlab.engine.exported)
+            meta["anchors"] = model.anchors.tolist()
+        if task == "localization":
+            meta["num_classes"], meta["num_landmarks"] = model.num_classes, model.num_landmarks
     if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)
         from cnnlab.models.unet import SameSizeScores
 

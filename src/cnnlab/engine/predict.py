@@ -158,13 +158,10 @@ class Classifier:
         if (checkpoint is None) == (onnx is None):
             raise CnnlabError("Classifier.load takes a checkpoint or an ONNX file: one of them")
         if onnx is not None:
-            session, meta = onnx_session(onnx)
-            if meta.get("task", "classification") != "classification":
-                raise CnnlabError(
-                    f"{onnx}: exported from the {meta['task']} model {meta['model']!r}, "
-                    "not from a classifier"
-                )
-            return cls(lambda batch: onnx_predict(session, batch), meta)
+            from cnnlab.engine.exported import ExportedNetwork
+
+            network = ExportedNetwork(onnx, "classification")
+            return cls(network, network.meta)
         from cnnlab.engine.checkpoint import model_from_checkpoint
         from cnnlab.engine.device import resolve_device
 

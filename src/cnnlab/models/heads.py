@@ -99,10 +99,17 @@ class LocalizationNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def split(self, out: torch.Tensor) -> LocalizationOutput:
-        c, k = self.num_classes, self.num_landmarks
-        return LocalizationOutput(
-            out[:, 0], out[:, 1:5], out[:, 5 : 5 + c], out[:, 5 + c :].reshape(len(out), k, 2)
-        )
+        return split_localization(out, self.num_classes, self.num_landmarks)
+
+
+def split_localization(
+    out: torch.Tensor, num_classes: int, num_landmarks: int
+) -> LocalizationOutput:
+    """``y (B, 5 + C + 2K)`` -> its parts: ``p_c``, the box, the class logits, the landmarks."""
+    c, k = num_classes, num_landmarks
+    return LocalizationOutput(
+        out[:, 0], out[:, 1:5], out[:, 5 : 5 + c], out[:, 5 + c :].reshape(len(out), k, 2)
+    )
 
 
 @register_model(
