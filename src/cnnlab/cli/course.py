@@ -119,7 +119,8 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             "(activation shapes channels last, as on the slides)",
             pad_edge=False,
         )
-        # ResNet-18 fits 80 columns; longer names wrap, and every number stays in view
+        # at 80 columns ResNet-18's names fit but its downsample layers'; a longer name wraps,
+        # and every number stays in view
         table.add_column("layer", min_width=8, overflow="fold")
         table.add_column("type", min_width=6, overflow="fold")
         table.add_column("activation", no_wrap=True)
