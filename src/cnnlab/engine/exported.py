@@ -11,12 +11,15 @@ segmenter's arg-max.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from cnnlab.engine.predict import onnx_predict, onnx_session
 from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from cnnlab.models.heads import LocalizationOutput
 
 NOUNS = {
     "classification": "a classifier",
@@ -57,7 +60,7 @@ class ExportedNetwork:
         """As a module's ``eval()``: the graph was exported in eval mode."""
         return self
 
-    def split(self, out: torch.Tensor) -> Any:
+    def split(self, out: torch.Tensor) -> LocalizationOutput:
         """A localiser's ``y`` split by meaning, as :meth:`LocalizationNet.split` does."""
         from cnnlab.models.heads import split_localization
 
