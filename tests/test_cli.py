@@ -1034,3 +1034,35 @@ def test_prediction_tables_show_files_within_the_folder_they_share() -> None:
     console.print(table)
     text = console.export_text()
     assert all(name in text for name in names) and max(map(len, text.splitlines())) <= 80
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["conv", "--input", "1 2 3;4 5 6;7 8 9", "--filter", "vertical", "--n", "6"],
+            "explain conv: --n describes a layer's shapes, without --input",
+        ),
+        (
+            ["conv", "--input", "1 2;3 4", "--filter", "1 0;0 1", "--f", "5", "--filters", "2"],
+            "explain conv: --f and --filters describe a layer's shapes, without --input; with "
+            "--input the matrices give the sizes",
+        ),
+        (["pool", "--input", "1 3;2 9", "--channels", "3"], "explain pool: --channels describes"),
+        (["transpose", "--input", "1 2;3 4", "--filter", "1 4 1;1 4 3;3 3 1", "--f", "3"], "--f"),
+        (
+            ["conv", "--n", "6", "--f", "3", "--filter", "sobel"],
+            "explain conv: --filter is a matrix to convolve --input with; without --input give "
+            "--n and --f for the shapes",
+        ),
+    ],
+)
+def test_explain_refuses_options_of_the_other_mode(
+    capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """explain conv, pool and transpose compute on matrices or explain a layer's shapes; an
+    option of the other mode (--n 6 beside a 3x3 --input) was ignored without a word. Pooling's
+    --f, its window, works in both."""
+    assert main(["explain", *argv]) == 2
+    assert said in capsys.readouterr().err
+    assert main(["explain", "pool", "--input", "1 3 2 1;2 9 1 1;1 3 2 3;5 6 1 2", "--f", "2"]) == 0
