@@ -1066,3 +1066,29 @@ def test_explain_refuses_options_of_the_other_mode(
     assert main(["explain", *argv]) == 2
     assert said in capsys.readouterr().err
     assert main(["explain", "pool", "--input", "1 3 2 1;2 9 1 1;1 3 2 3;5 6 1 2", "--f", "2"]) == 0
+
+
+def test_options_that_choose_images_are_refused_beside_image_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--split and --limit (classify predict) and --scenes and --seed (detect, localize and
+    segment predict) choose the images used when none are given; typed beside image files they
+    were ignored without a word. Refused before any checkpoint is read."""
+    from PIL import Image
+
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    cases = [
+        (["classify", "predict", str(photo), "--split", "val"], "--split chooses the run's own"),
+        (
+            ["classify", "predict", str(photo), "--split=val", "--limit", "3"],
+            "--split and --limit choose the run's own images to predict on when no image files "
+            "are given; with image files, drop them",
+        ),
+        (["detect", "predict", str(photo), "--scenes", "5"], "--scenes chooses the new scenes"),
+        (["localize", "predict", str(photo), "--seed", "1"], "--seed chooses the new scenes"),
+        (["segment", "predict", str(photo), "--scenes", "2", "--seed", "1"], "--scenes and --seed"),
+    ]
+    for argv, said in cases:
+        assert main([*argv, "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+        assert said in capsys.readouterr().err, argv

@@ -206,6 +206,7 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
                     )
                 return 0
             _refuse_web_addresses(args)
+            args.typed = {w.split("=", 1)[0] for w in argv if w.startswith("--")}  # as given
             skipped = getattr(args, "skipped_files", [])  # a folder's unreadable images
             for line in skipped_lines(skipped):
                 print(line, file=sys.stderr)

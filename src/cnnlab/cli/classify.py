@@ -33,6 +33,7 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
+    refuse_beside_images,
     resumed_config,
     run_folder_note,
     write_csv,
@@ -167,6 +168,7 @@ def per_class_table(figures: dict[str, Any], class_names: list[str], most: int =
 def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine import predict as P
 
+    refuse_beside_images(args, ("--split", "--limit"), "the run's own images to predict on")
     checkpoint_or_onnx(args, "classify")
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta

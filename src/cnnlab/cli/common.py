@@ -540,6 +540,18 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
     return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
 
 
+def refuse_beside_images(args: argparse.Namespace, options: Sequence[str], meaning: str) -> None:
+    """``options`` typed beside image files, where they choose the images used without any
+    (``meaning``): they were ignored without a word (``detect predict photo.jpg --scenes 20``)."""
+    typed = [o for o in options if o in getattr(args, "typed", ())]
+    if args.images and typed:
+        verb = "choose" if len(typed) > 1 else "chooses"
+        raise CnnlabError(
+            f"{' and '.join(typed)} {verb} {meaning} when no image files are given; with image "
+            f"files, drop {'them' if len(typed) > 1 else 'it'}"
+        )
+
+
 def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
     """A predict command's network: ``--checkpoint`` or, exported, ``--onnx``."""
     parser.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")

@@ -29,6 +29,7 @@ from cnnlab.cli.common import (
     positive_int,
     predict_network,
     random_seed,
+    refuse_beside_images,
     resumed_config,
     run_folder_note,
     split_changed,
@@ -104,6 +105,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     )
     from cnnlab.models.unet import at_input_size
 
+    refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "segment", "segmentation")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     names = ckpt["class_names"]

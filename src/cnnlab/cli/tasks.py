@@ -31,6 +31,7 @@ from cnnlab.cli.common import (
     positive_int,
     predict_network,
     random_seed,
+    refuse_beside_images,
     resumed_config,
     run_folder_note,
     split_changed,
@@ -110,6 +111,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
     from cnnlab.engine.predict import stretched_files
 
+    refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
@@ -243,6 +245,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
     from cnnlab.engine.predict import stretched_files
 
+    refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
