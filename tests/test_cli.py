@@ -1071,9 +1071,10 @@ def test_explain_refuses_options_of_the_other_mode(
 def test_options_that_choose_images_are_refused_beside_image_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--split and --limit (classify predict) and --scenes and --seed (detect, localize and
-    segment predict) choose the images used when none are given; typed beside image files they
-    were ignored without a word. Refused before any checkpoint is read."""
+    """--split and --limit (classify predict), --scenes and --seed (detect, localize and
+    segment predict) and --data, --split, --limit and --index (visualize occlusion) choose the
+    images used when none are given; typed beside image files they were ignored without a word.
+    Refused before any checkpoint is read."""
     from PIL import Image
 
     photo = tmp_path / "a.png"
@@ -1088,6 +1089,10 @@ def test_options_that_choose_images_are_refused_beside_image_files(
         (["detect", "predict", str(photo), "--scenes", "5"], "--scenes chooses the new scenes"),
         (["localize", "predict", str(photo), "--seed", "1"], "--seed chooses the new scenes"),
         (["segment", "predict", str(photo), "--scenes", "2", "--seed", "1"], "--scenes and --seed"),
+        (
+            ["visualize", "occlusion", "--image", str(photo), "--split", "val", "--index", "2"],
+            "--split and --index choose the data's images to occlude",
+        ),
     ]
     for argv, said in cases:
         assert main([*argv, "--checkpoint", str(tmp_path / "missing.pt")]) == 2

@@ -145,7 +145,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "7").mkdir()
     for name in ("a.png", "b.png"):
         Image.fromarray(255 - seven).save(tmp_path / "7" / name)
-    argv = [*base, "--image", str(tmp_path / "7"), "--count", "1", "--target", "1"]
+    argv = [*base[:-2], "--image", str(tmp_path / "7"), "--count", "1", "--target", "1"]
     assert main([*argv, "--patch", "4", "-o", str(tmp_path / "mine.png"), "--json"]) == 0
     out, err = capsys.readouterr()
     rows = json.loads(out.strip().splitlines()[-1])["images"]

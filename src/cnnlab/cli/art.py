@@ -17,6 +17,7 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
+    refuse_beside_images,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
@@ -200,6 +201,8 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
     class indices for torchvision ``--weights``)."""
     import torch
 
+    why = "the data's images to occlude"
+    refuse_beside_images(args, ("--data", "--split", "--limit", "--index"), why, "image")
     if args.image:
         from cnnlab.engine.predict import folder_labels, model_meta, preprocess_files
 

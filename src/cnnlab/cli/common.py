@@ -540,11 +540,14 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
     return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
 
 
-def refuse_beside_images(args: argparse.Namespace, options: Sequence[str], meaning: str) -> None:
-    """``options`` typed beside image files, where they choose the images used without any
-    (``meaning``): they were ignored without a word (``detect predict photo.jpg --scenes 20``)."""
+def refuse_beside_images(
+    args: argparse.Namespace, options: Sequence[str], meaning: str, option: str = "images"
+) -> None:
+    """``options`` typed beside image files (``args.<option>``), where they choose the images
+    used without any (``meaning``): they were ignored without a word (``detect predict
+    photo.jpg --scenes 20``)."""
     typed = [o for o in options if o in getattr(args, "typed", ())]
-    if args.images and typed:
+    if getattr(args, option, None) and typed:
         verb = "choose" if len(typed) > 1 else "chooses"
         raise CnnlabError(
             f"{' and '.join(typed)} {verb} {meaning} when no image files are given; with image "
