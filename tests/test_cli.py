@@ -485,6 +485,10 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--method", "similarity", "--alpha", "0.3"], "--alpha is for"),
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
+        (
+            ["faces", "train", "--synthetic", "none", "--synthetic-identities", "50"],
+            "--synthetic-identities counts the glyph identities, and --synthetic none draws none",
+        ),
         (["faces", "train", "--method", "cosface", "--scale", "0"], "--scale: must be > 0"),
         (
             ["classify", "train", "--image-size", "16"],

@@ -853,6 +853,9 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main([*argv, "--unseen", "cy,di", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["identification_1_shot"] <= 1 and result["tau"] > 0
+    # glyphs are for digits: a folder trains without them, so counting them is refused
+    assert main([*argv, "--unseen", "cy,di", "--synthetic-identities", "50"]) == 2
+    assert "which identity folders train without (--synthetic glyphs" in capsys.readouterr().err
     # faces want more than 32 px with a deeper backbone: --image-size reaches the encoder
     big = ["--image-size", "64", "--backbone", "resnet18", "--pool-size", "2"]
     assert main([*argv, *big, "--unseen", "cy,di", "--out", str(tmp_path / "r64")]) == 0

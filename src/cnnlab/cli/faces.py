@@ -105,7 +105,7 @@ METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface", 
 def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces train``: :func:`cnnlab.engine.faces.train_faces`, then its figures on the
     identities it never saw."""
-    from cnnlab.engine.faces import FacesConfig, train_faces
+    from cnnlab.engine.faces import FacesConfig, glyph_option, train_faces
 
     config = config_from_args(FacesConfig, args)
     for option, method in METHOD_OPTIONS.items():  # given for a method that ignores it
@@ -113,6 +113,16 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
             raise CnnlabError(
                 f"--{option} is for --method {method}; {config.method} does not use it"
             )
+    typed = getattr(args, "typed", ())
+    if "--synthetic-identities" in typed and not glyph_option(config, "synthetic", "glyphs"):
+        raise CnnlabError(
+            "--synthetic-identities counts the glyph identities, "
+            + (
+                "and --synthetic none draws none"
+                if config.synthetic == "none"
+                else "which identity folders train without (--synthetic glyphs adds them)"
+            )
+        )
     result = train_faces(config, Console(stderr=True, quiet=args.json))
     if not args.json:
         console.print(_summary_table(result))

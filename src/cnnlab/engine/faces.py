@@ -100,7 +100,7 @@ def pk_batch(labels: torch.Tensor, p: int, k: int, g: torch.Generator) -> torch.
     return torch.cat(out)
 
 
-def _glyph_option(config: FacesConfig, option: str, on: str) -> bool:
+def glyph_option(config: FacesConfig, option: str, on: str) -> bool:
     """Whether an option that suits glyphs, not faces (``auto``, ``on`` or ``none``) is on:
     ``auto`` means on for the digits only."""
     value = getattr(config, option)  # FacesConfig checked it is one of the three
@@ -109,7 +109,7 @@ def _glyph_option(config: FacesConfig, option: str, on: str) -> bool:
 
 def training_identities(config: FacesConfig, seen: IdentitySet) -> IdentitySet:
     """The identities the encoder trains on: the seen ones, or their dihedral family."""
-    if not _glyph_option(config, "identities", "dihedral"):
+    if not glyph_option(config, "identities", "dihedral"):
         return seen
     images, labels = dihedral_identities(seen.images, seen.labels)
     return IdentitySet(images, labels, seen.names)
@@ -140,7 +140,7 @@ def glyph_batches(
     config: FacesConfig, channels: int, norm: dict, offset: int
 ) -> GlyphBatches | None:
     """The synthetic identities this run adds to every batch, or ``None``."""
-    if not _glyph_option(config, "synthetic", "glyphs"):
+    if not glyph_option(config, "synthetic", "glyphs"):
         return None
     return GlyphBatches(config, channels, norm, offset)
 
@@ -244,12 +244,12 @@ def _announce(
     with shapes_only():
         ghost = create_model("siamese", **kwargs)
     trained_on = len(train.labels.unique())
-    if _glyph_option(config, "identities", "dihedral"):  # labels 8 * identity + transform
+    if glyph_option(config, "identities", "dihedral"):  # labels 8 * identity + transform
         people = len((train.labels // 8).unique())
         ids = f"{people} identities ({trained_on} with their rotations and mirrors)"
     else:
         ids = f"{trained_on} identities"
-    if _glyph_option(config, "synthetic", "glyphs"):
+    if glyph_option(config, "synthetic", "glyphs"):
         ids += f" + {config.synthetic_identities:,} glyph identities"
     never = ", ".join(unseen.names[int(i)] for i in unseen.labels.unique())
     about = (
@@ -290,7 +290,7 @@ def train_faces(
     if (
         config.whiten
         and config.method != "similarity"  # its weights are fitted to the plain embedding
-        and _glyph_option(config, "synthetic", "glyphs")
+        and glyph_option(config, "synthetic", "glyphs")
     ):
         kwargs["whiten"] = True
     # hold out 15% of the seen identities' images to choose tau
