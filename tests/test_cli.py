@@ -486,6 +486,11 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
         (
+            ["classify", "train", "--freeze", "backbone", "--backbone-lr-mult", "0.1"],
+            "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
+            "trains none of it",
+        ),
+        (
             ["faces", "train", "--synthetic", "none", "--synthetic-identities", "50"],
             "--synthetic-identities counts the glyph identities, and --synthetic none draws none",
         ),

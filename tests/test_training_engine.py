@@ -647,6 +647,12 @@ def test_a_run_first_says_what_it_trains(
     argv = ["classify", "train", "--epochs", "1", "--out", str(tmp_path / "run")]
     assert main([*argv, "--freeze", "backbone", "--precision", "fp32"]) == 0
     said = " ".join(capsys.readouterr().err.split())  # rich wraps the line at 80 columns
+    warned = (  # a frozen backbone that was never trained: said first
+        "cnnlab: warning: --freeze backbone without --pretrained: the frozen layers keep their "
+        "random initial weights (give --pretrained FILE to train on features learned elsewhere) "
+    )
+    assert said.startswith(warned)
+    said = said.removeprefix(warned)
     model = cnnlab.create_model("lenet5")
     head = sum(p.numel() for n, p in model.named_parameters() if n.startswith("head."))
     total = sum(p.numel() for p in model.parameters())

@@ -159,6 +159,11 @@ class ClassifyTrainConfig:
         check_resize(self.resize)
         if self.channels not in (0, 1, 3):
             raise CnnlabError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.backbone_lr_mult != 1.0 and self.freeze == "backbone":
+            raise CnnlabError(
+                "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
+                "trains none of it (--freeze stages:K or none trains some)"
+            )
         if self.cache_features and self.freeze != "backbone":
             raise CnnlabError(
                 "--cache-features needs --freeze backbone (the features must not "

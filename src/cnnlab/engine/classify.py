@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,12 @@ def train_classifier(
     input_size = (data.channels, data.image_size, data.image_size)
     head = head_parameter_names(model, input_size)
     frozen = apply_freeze(model, config.freeze, input_size)
+    if config.freeze != "none" and not config.pretrained and ckpt is None:
+        warnings.warn(
+            f"--freeze {config.freeze} without --pretrained: the frozen layers keep their random "
+            "initial weights (give --pretrained FILE to train on features learned elsewhere)",
+            stacklevel=2,
+        )
     if not config.cache_features:  # cached: only the head trains, on feature vectors
         model.train()
         frozen_norms_to_eval(model)
