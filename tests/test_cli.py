@@ -486,6 +486,16 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
         (
+            ["detect", "train", "--data", "my_yolo", "--images", "500", "--max-objects", "3"],
+            "--images and --max-objects describe the generated scenes; --data my_yolo brings "
+            "its own images and classes",
+        ),
+        (
+            ["localize", "train", "--data", "a.json", "--num-classes", "5"],
+            "--num-classes describes",
+        ),
+        (["segment", "train", "--data", "pets", "--images", "10"], "--data pets brings its own"),
+        (
             ["classify", "train", "--freeze", "backbone", "--backbone-lr-mult", "0.1"],
             "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
             "trains none of it",

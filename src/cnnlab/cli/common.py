@@ -555,6 +555,20 @@ def refuse_beside_images(
         )
 
 
+SCENE_OPTIONS = ("--images", "--num-classes", "--max-objects")  # the generator's, at train
+
+
+def refuse_scene_options(args: argparse.Namespace, data: str) -> None:
+    """A train command's scene-generator options typed with ``--data`` other than scenes: they
+    were ignored without a word (``detect train --data my_yolo --images 500``)."""
+    typed = [o for o in SCENE_OPTIONS if o in getattr(args, "typed", ())]
+    if data != "scenes" and typed:
+        raise CnnlabError(
+            f"{' and '.join(typed)} {'describe' if len(typed) > 1 else 'describes'} the "
+            f"generated scenes; --data {data} brings its own images and classes"
+        )
+
+
 def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
     """A predict command's network: ``--checkpoint`` or, exported, ``--onnx``."""
     parser.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")

@@ -30,6 +30,7 @@ from cnnlab.cli.common import (
     predict_network,
     random_seed,
     refuse_beside_images,
+    refuse_scene_options,
     resumed_config,
     run_folder_note,
     split_changed,
@@ -43,6 +44,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.segment import SegmentConfig, train_segmenter
 
     config = resumed_config(SegmentConfig, args)
+    refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_segmenter(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:

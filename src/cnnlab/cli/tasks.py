@@ -32,6 +32,7 @@ from cnnlab.cli.common import (
     predict_network,
     random_seed,
     refuse_beside_images,
+    refuse_scene_options,
     resumed_config,
     run_folder_note,
     split_changed,
@@ -45,6 +46,7 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
 
     config = resumed_config(LocalizeConfig, args)
+    refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:
@@ -185,6 +187,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.detect import DetectConfig, train_detector
 
     config = resumed_config(DetectConfig, args)
+    refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_detector(config, Console(stderr=True, quiet=args.json), args.resume or "")
     if not args.json:
