@@ -486,6 +486,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
         (["edges", "learn", "--lr", "0.5"], "--lr is Adam's learning rate (--optimizer adam)"),
+        (["style", "--optimizer", "lbfgs", "--lr", "0.5"], "--lr is Adam's learning rate;"),
         (
             ["detect", "train", "--data", "my_yolo", "--images", "500", "--max-objects", "3"],
             "--images and --max-objects describe the generated scenes; --data my_yolo brings "

@@ -335,6 +335,10 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         transfer_style,
     )
 
+    if "--lr" in getattr(args, "typed", ()) and args.optimizer != "adam":
+        raise CnnlabError(
+            "--lr is Adam's learning rate; --optimizer lbfgs finds its steps by a line search"
+        )
     image_path(args.output)  # before the optimisation: a bad name would lose its result
     device = resolve_device(args.device)
     if device.type == "cpu":  # a GPU's own memory says so itself (see cnnlab.cli.main)
