@@ -321,6 +321,14 @@ def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     r = run_json(capsys, "models", "--task", "segmentation")
     assert {m["name"] for m in r["models"]} == {"unet", "unet_paper", "unet_resnet18"}
     assert {m["task"] for m in r["models"]} == {"segmentation"}
+    # --task filters the ledger too (it was ignored there); a filter matching nothing says so
+    # instead of drawing an empty table
+    assert run_json(capsys, "models", "--ledger", "--task", "detection") == {"ledger": []}
+    ledger = run_json(capsys, "models", "--ledger", "resnet*", "--task", "classification")
+    assert ledger["ledger"] and all(r["model"].startswith("resnet") for r in ledger["ledger"])
+    assert main(["models", "zzz*"]) == 0
+    said = capsys.readouterr().out.strip()
+    assert said == "no registered model matches 'zzz*'; cnnlab models lists them all"
 
 
 def test_paths_the_system_refuses_are_one_line_errors(

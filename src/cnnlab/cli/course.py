@@ -42,7 +42,9 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 "paper": entry.paper,
             }
         )
-    if not args.json:
+    if not args.json and not rows:
+        console.print(_none_matches(args, "registered model", "cnnlab models lists them all"))
+    elif not args.json:
         # short headers: at 80 columns the citation keeps room to wrap by words
         table = Table(title="registered models: input C x H x W, trainable parameters, paper")
         for col in ("name", "task", "input", "params", "paper"):
@@ -60,14 +62,22 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"models": rows}
 
 
+def _none_matches(args: argparse.Namespace, what: str, hint: str) -> str:
+    """The line a filter that matches nothing prints instead of an empty table."""
+    task = f" of task {args.task}" if args.task else ""
+    return f"no {what} matches {args.pattern!r}{task}; {hint}"
+
+
 def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import fnmatch
-
     from cnnlab.models.ledger import LEDGER, build_ledger
+    from cnnlab.registry import list_models
 
-    entries = tuple(e for e in LEDGER if fnmatch.fnmatch(e.model, args.pattern))
+    chosen = set(list_models(args.pattern, args.task))  # --task filters the ledger as well
+    entries = tuple(e for e in LEDGER if e.model in chosen)
     rows = [r.to_dict() for r in build_ledger(entries)]
-    if not args.json:
+    if not args.json and not rows:
+        console.print(_none_matches(args, "ledger entry", "its models are the papers' classifiers"))
+    elif not args.json:
         table = Table(
             title="parameters and MACs: ours vs published (G MACs = 10^9 "
             "multiply-accumulates; FLOPs = 2 x MACs)"
