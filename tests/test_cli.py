@@ -494,7 +494,7 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--margin", "0.1"], "triplet does not use it"),
         (["faces", "train", "--scale", "30"], "--scale is for --method cosface"),
         (["edges", "learn", "--lr", "0.5"], "--lr is Adam's learning rate (--optimizer adam)"),
-        (["style", "--optimizer", "lbfgs", "--lr", "0.5"], "--lr is Adam's learning rate;"),
+        (["style", "--optimizer", "lbfgs", "--lr", "0.5"], "(--optimizer adam); --optimizer lbfgs"),
         (
             ["detect", "train", "--data", "my_yolo", "--images", "500", "--max-objects", "3"],
             "--images and --max-objects describe the generated scenes; --data my_yolo brings "
@@ -1030,7 +1030,7 @@ def test_prediction_tables_show_files_within_the_folder_they_share() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from cnnlab.cli.common import add_source_column
+    from cnnlab.cli.predicting import add_source_column
 
     def shown(sources: list[str]) -> tuple[str, list[str]]:
         table = Table()

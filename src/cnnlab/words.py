@@ -12,6 +12,11 @@ def counted(n: int, noun: str, plural: str = "") -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+def listed(words: Sequence[str]) -> str:
+    """``"--a"``, ``"--a and --b"``, ``"--a, --b and --c"``: options named in a message."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
 def skipped_lines(skipped: Sequence[str], shown: int = 20) -> list[str]:
     """``skipped <file>: <why>`` for the first ``shown`` unreadable files a folder held, then
     ``... and N more unreadable files``: what training and prediction say of them."""

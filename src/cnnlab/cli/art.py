@@ -17,8 +17,8 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
-    refuse_beside_images,
 )
+from cnnlab.cli.typed import refuse_beside_images, refuse_lr_without_adam
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -335,10 +335,7 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         transfer_style,
     )
 
-    if "--lr" in getattr(args, "typed", ()) and args.optimizer != "adam":
-        raise CnnlabError(
-            "--lr is Adam's learning rate; --optimizer lbfgs finds its steps by a line search"
-        )
+    refuse_lr_without_adam(args, "--optimizer lbfgs finds its steps by a line search")
     image_path(args.output)  # before the optimisation: a bad name would lose its result
     device = resolve_device(args.device)
     if device.type == "cpu":  # a GPU's own memory says so itself (see cnnlab.cli.main)

@@ -13,7 +13,6 @@ from cnnlab.cli.common import (
     MAX_DRAWN,
     SHOWN,
     Parser,
-    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -22,8 +21,6 @@ from cnnlab.cli.common import (
     add_patience,
     add_precision,
     add_resume,
-    add_source_column,
-    checkpoint_or_onnx,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -33,11 +30,12 @@ from cnnlab.cli.common import (
     positive_float,
     positive_int,
     random_seed,
-    refuse_beside_images,
     resumed_config,
     run_folder_note,
     write_csv,
 )
+from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, checkpoint_or_onnx
+from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted

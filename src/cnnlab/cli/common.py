@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import difflib
 import math
-import os
 import re
 import sys
 import warnings
@@ -538,92 +537,6 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
         return rows, ""
     where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
     return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
-
-
-def refuse_beside_images(
-    args: argparse.Namespace, options: Sequence[str], meaning: str, option: str = "images"
-) -> None:
-    """``options`` typed beside image files (``args.<option>``), where they choose the images
-    used without any (``meaning``): they were ignored without a word (``detect predict
-    photo.jpg --scenes 20``)."""
-    typed = [o for o in options if o in getattr(args, "typed", ())]
-    if getattr(args, option, None) and typed:
-        verb = "choose" if len(typed) > 1 else "chooses"
-        raise CnnlabError(
-            f"{' and '.join(typed)} {verb} {meaning} when no image files are given; with image "
-            f"files, drop {'them' if len(typed) > 1 else 'it'}"
-        )
-
-
-SCENE_OPTIONS = ("--images", "--num-classes", "--max-objects")  # the generator's, at train
-
-
-def refuse_scene_options(args: argparse.Namespace, data: str) -> None:
-    """A train command's scene-generator options typed with ``--data`` other than scenes: they
-    were ignored without a word (``detect train --data my_yolo --images 500``)."""
-    typed = [o for o in SCENE_OPTIONS if o in getattr(args, "typed", ())]
-    if data != "scenes" and typed:
-        raise CnnlabError(
-            f"{' and '.join(typed)} {'describe' if len(typed) > 1 else 'describes'} the "
-            f"generated scenes; --data {data} brings its own images and classes"
-        )
-
-
-def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
-    """A predict command's network: ``--checkpoint`` or, exported, ``--onnx``."""
-    parser.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
-    parser.add_argument("--onnx", help="instead: a file cnnlab export wrote, run by ONNX Runtime")
-
-
-def checkpoint_or_onnx(args: argparse.Namespace, command: str) -> None:
-    """Refuse both ``--checkpoint`` and ``--onnx``, or neither (naming the newest run of
-    ``command``, and a ``.pt`` given among the images without its option)."""
-    if args.checkpoint and args.onnx:
-        raise CnnlabError("give --checkpoint or --onnx, not both")
-    if not args.checkpoint and not args.onnx:
-        from cnnlab.engine.run_folders import checkpoint_hint
-
-        given = checkpoint_among([str(f) for f in getattr(args, "images", None) or []])
-        raise CnnlabError(
-            f"give --checkpoint ({checkpoint_hint(command)}) or --onnx (a file cnnlab export "
-            "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")
-        )
-
-
-def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[Any, dict]:
-    """The network a predict command runs, in eval mode, and what it was saved with: the
-    checkpoint's model and the checkpoint, or the ``--onnx`` file's network (decoded after the
-    graph as the model's output is, :mod:`cnnlab.engine.exported`) and its metadata."""
-    checkpoint_or_onnx(args, command)
-    if args.onnx:
-        from cnnlab.engine.exported import ExportedNetwork
-
-        network = ExportedNetwork(args.onnx, task)
-        if not args.images:
-            raise CnnlabError("with --onnx, give image files (new scenes need the run's settings)")
-        return network, network.meta
-    from cnnlab.engine.checkpoint import model_from_checkpoint
-
-    model, ckpt = model_from_checkpoint(args.checkpoint, task)
-    return model.eval(), ckpt
-
-
-def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
-    """A prediction table's ``source`` column; returns the sources as it shows them. Files that
-    share a folder are shown by their path within it, and the folder heads the column: at 80
-    columns rich broke "photos/grass/038.jpg" before its "g" to make room for the probabilities.
-    (``--json`` and ``--csv`` keep the whole paths.) Sources that are not paths ("test[3]") or
-    share no folder stay as they are, under "source"; a path too long still folds."""
-    paths = [Path(s) for s in sources]
-    common = ""
-    if paths and all(p.parent.parts for p in paths):
-        with contextlib.suppress(ValueError):  # absolute and relative paths share nothing
-            common = os.path.commonpath([str(p.parent) for p in paths])
-    if common in ("", ".", os.sep):
-        table.add_column("source", overflow="fold")
-        return list(sources)
-    table.add_column(f"{common}{os.sep}", overflow="fold")
-    return [os.path.relpath(p, common) for p in paths]
 
 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:

@@ -18,6 +18,7 @@ from cnnlab.cli.common import (
     positive_int,
     unit_interval,
 )
+from cnnlab.cli.typed import refuse_other_mode
 from cnnlab.errors import CnnlabError
 
 
@@ -155,29 +156,6 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return summary.to_dict()
 
 
-def _matrices_or_shapes(args: argparse.Namespace, matrices: bool) -> None:
-    """explain conv, pool and transpose compute on matrices (``--input``, ``--filter``) or
-    explain the shapes of a layer (``--n``, ``--f``, ``--channels``, ``--filters``): an option
-    of the other mode was ignored without a word (``--input "1 2;3 4" --n 6``)."""
-    shape_only: dict[str, int | None] = {"--n": None, "--f": None, "--channels": 1, "--filters": 1}
-    if args.what == "pool":  # pooling's --f is its window, on a matrix as well
-        del shape_only["--f"]
-    given = [
-        opt for opt, default in shape_only.items() if getattr(args, opt[2:], default) != default
-    ]
-    if matrices and given:
-        options = ", ".join(given[:-1]) + " and " + given[-1] if len(given) > 1 else given[0]
-        raise CnnlabError(
-            f"explain {args.what}: {options} {'describe' if len(given) > 1 else 'describes'} "
-            "a layer's shapes, without --input; with --input the matrices give the sizes"
-        )
-    if not matrices and getattr(args, "filter", None):
-        raise CnnlabError(
-            f"explain {args.what}: --filter is a matrix to convolve --input with; without "
-            "--input give --n and --f for the shapes"
-        )
-
-
 def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab import explain
 
@@ -186,7 +164,7 @@ def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         console.print(f"{example} (give your own numbers: cnnlab explain {args.what} --help)")
     matrix = explain.parse_matrix(args.input) if getattr(args, "input", None) else None
     if args.what in ("conv", "pool", "transpose"):
-        _matrices_or_shapes(args, matrix is not None)
+        refuse_other_mode(args, matrix is not None)
     if args.what == "conv":
         filt, fname = explain.resolve_filter(args.filter) if args.filter else (None, "custom")
         result = explain.explain_conv(

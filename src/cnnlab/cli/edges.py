@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.cli.common import Parser, positive_float, positive_int, random_seed
-from cnnlab.errors import CnnlabError
+from cnnlab.cli.typed import refuse_lr_without_adam
 
 
 def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -44,11 +44,7 @@ def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any
 def cmd_edges_learn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.edges import learn_edge_kernel
 
-    if "--lr" in getattr(args, "typed", ()) and args.optimizer != "adam":
-        raise CnnlabError(
-            "--lr is Adam's learning rate (--optimizer adam); L-BFGS, the default, takes its "
-            "steps by a line search"
-        )
+    refuse_lr_without_adam(args, "L-BFGS, the default, takes its steps by a line search")
     images = [n.strip() for n in args.images.split(",") if n.strip()]
     result = learn_edge_kernel(
         args.target, images, args.steps, args.optimizer, args.lr, args.size, args.seed

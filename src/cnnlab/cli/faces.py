@@ -31,6 +31,7 @@ from cnnlab.cli.common import (
     run_folder_note,
     write_csv,
 )
+from cnnlab.cli.typed import typed
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
 
@@ -113,8 +114,7 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
             raise CnnlabError(
                 f"--{option} is for --method {method}; {config.method} does not use it"
             )
-    typed = getattr(args, "typed", ())
-    if "--synthetic-identities" in typed and not glyph_option(config, "synthetic", "glyphs"):
+    if typed(args, "--synthetic-identities") and not glyph_option(config, "synthetic", "glyphs"):
         raise CnnlabError(
             "--synthetic-identities counts the glyph identities, "
             + (

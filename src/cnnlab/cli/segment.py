@@ -13,7 +13,6 @@ from rich.table import Table
 
 from cnnlab.cli.common import (
     Parser,
-    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -22,21 +21,19 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
-    add_source_column,
     csv_file,
     data_change_reported,
     first_shown,
     positive_int,
-    predict_network,
     random_seed,
-    refuse_beside_images,
-    refuse_scene_options,
     resumed_config,
     run_folder_note,
     split_changed,
     write_csv,
 )
+from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, predict_network
 from cnnlab.cli.tasks import SIZE_HELP, final_note
+from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.words import counted
 
 

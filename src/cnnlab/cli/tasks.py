@@ -14,7 +14,6 @@ from rich.table import Table
 from cnnlab.cli.common import (
     MAX_DRAWN,
     Parser,
-    add_checkpoint_or_onnx,
     add_checkpoint_split,
     add_csv,
     add_device,
@@ -23,22 +22,20 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
-    add_source_column,
     csv_file,
     data_change_reported,
     drawn_note,
     first_shown,
     positive_int,
-    predict_network,
     random_seed,
-    refuse_beside_images,
-    refuse_scene_options,
     resumed_config,
     run_folder_note,
     split_changed,
     unit_interval,
     write_csv,
 )
+from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, predict_network
+from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.words import counted
 
 

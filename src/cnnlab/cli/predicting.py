@@ -1,0 +1,71 @@
+"""What the predict commands share: the network (a checkpoint or an ``--onnx`` file) and the
+table's source column."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.cli.common import checkpoint_among
+from cnnlab.errors import CnnlabError
+
+
+def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
+    """A predict command's network: ``--checkpoint`` or, exported, ``--onnx``."""
+    parser.add_argument("--checkpoint", help="a run's best.pt (or give --onnx)")
+    parser.add_argument("--onnx", help="instead: a file cnnlab export wrote, run by ONNX Runtime")
+
+
+def checkpoint_or_onnx(args: argparse.Namespace, command: str) -> None:
+    """Refuse both ``--checkpoint`` and ``--onnx``, or neither (naming the newest run of
+    ``command``, and a ``.pt`` given among the images without its option)."""
+    if args.checkpoint and args.onnx:
+        raise CnnlabError("give --checkpoint or --onnx, not both")
+    if not args.checkpoint and not args.onnx:
+        from cnnlab.engine.run_folders import checkpoint_hint
+
+        given = checkpoint_among([str(f) for f in getattr(args, "images", None) or []])
+        raise CnnlabError(
+            f"give --checkpoint ({checkpoint_hint(command)}) or --onnx (a file cnnlab export "
+            "wrote)" + (f"; to use {given}, put --checkpoint before it" if given else "")
+        )
+
+
+def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[Any, dict]:
+    """The network a predict command runs, in eval mode, and what it was saved with: the
+    checkpoint's model and the checkpoint, or the ``--onnx`` file's network (decoded after the
+    graph as the model's output is, :mod:`cnnlab.engine.exported`) and its metadata."""
+    checkpoint_or_onnx(args, command)
+    if args.onnx:
+        from cnnlab.engine.exported import ExportedNetwork
+
+        network = ExportedNetwork(args.onnx, task)
+        if not args.images:
+            raise CnnlabError("with --onnx, give image files (new scenes need the run's settings)")
+        return network, network.meta
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(args.checkpoint, task)
+    return model.eval(), ckpt
+
+
+def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
+    """A prediction table's ``source`` column; returns the sources as it shows them. Files that
+    share a folder are shown by their path within it, and the folder heads the column: at 80
+    columns rich broke "photos/grass/038.jpg" before its "g" to make room for the probabilities.
+    (``--json`` and ``--csv`` keep the whole paths.) Sources that are not paths ("test[3]") or
+    share no folder stay as they are, under "source"; a path too long still folds."""
+    paths = [Path(s) for s in sources]
+    common = ""
+    if paths and all(p.parent.parts for p in paths):
+        with contextlib.suppress(ValueError):  # absolute and relative paths share nothing
+            common = os.path.commonpath([str(p.parent) for p in paths])
+    if common in ("", ".", os.sep):
+        table.add_column("source", overflow="fold")
+        return list(sources)
+    table.add_column(f"{common}{os.sep}", overflow="fold")
+    return [os.path.relpath(p, common) for p in paths]
