@@ -125,3 +125,129 @@ def test_what_an_onnx_file_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixtu
         "exported without its anchors, which decoding needs (an earlier cnnlab wrote it): "
         "export the checkpoint again"
     )
+
+
+def _digit_files(tmp_path: Path) -> dict[str, list[str]]:
+    """Three PNGs each of the never-seen digits 6, 7 and 8 (light strokes on dark, as UCI's)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    files: dict[str, list[str]] = {}
+    for digit in (6, 7, 8):
+        for j, i in enumerate(np.flatnonzero(digits.target == digit)[:3]):
+            f = tmp_path / f"d{digit}_{j}.png"
+            Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(f)
+            files.setdefault(str(digit), []).append(str(f))
+    return files
+
+
+def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """faces enroll/verify/identify/pairs --onnx: the export keeps the encoder's tau and model id,
+    so a database enrolled with the checkpoint serves the ONNX file (and the other way round),
+    with the checkpoint's verdicts and distances; an image enrolled by one is known to the other."""
+    run = tmp_path / "run"
+    assert main(["faces", "train", "--steps", "30", "--out", str(run), "--json"]) == 0
+    ckpt, onnx_path = str(run / "best.pt"), str(tmp_path / "faces.onnx")
+    assert main(["export", ckpt, "-o", onnx_path, "--json"]) == 0
+    capsys.readouterr()
+    files = _digit_files(tmp_path)
+    db = str(tmp_path / "faces.db")
+    enrol = ["faces", "enroll", "--db", db, "--name", "six", files["6"][0], "--json"]
+    assert main([*enrol, "--checkpoint", ckpt]) == 0
+    assert _last_json(capsys)["enrolled"] == 1
+    assert main([*enrol, "--onnx", onnx_path]) == 0  # the same image: the same person's already
+    assert _last_json(capsys)["enrolled"] == 0
+    enrol = ["faces", "enroll", "--db", db, "--name", "seven", files["7"][0], "--json"]
+    assert main([*enrol, "--onnx", onnx_path]) == 0
+    assert _last_json(capsys)["enrolled"] == 1
+    probes = [f for fs in files.values() for f in fs]
+
+    def rows(*argv: str) -> list[dict]:
+        assert main(["faces", *argv, "--db", db, *probes, "--json"]) == 0
+        return _last_json(capsys)["results"]
+
+    for what in (["identify"], ["verify", "--name", "seven"]):
+        ours, theirs = rows(*what, "--checkpoint", ckpt), rows(*what, "--onnx", onnx_path)
+        assert len(ours) == len(theirs) == 9
+        for a, b in zip(ours, theirs, strict=True):
+            assert b["distance"] == pytest.approx(a["distance"], abs=1e-4)
+            assert {k: v for k, v in b.items() if k != "distance"} == {
+                k: v for k, v in a.items() if k != "distance"
+            }
+        assert {r["distance"] for r in ours} != {ours[0]["distance"]}  # the probes differ
+    (tmp_path / "pairs.txt").write_text("2\nd6 0 1\nd6 0 2\nd6 0 d7 0\nd7 1 d8 2\n")
+    root = tmp_path / "people"
+    for digit, fs in files.items():
+        (root / f"d{digit}").mkdir(parents=True)
+        for j, f in enumerate(fs):
+            Path(f).rename(root / f"d{digit}" / f"d{digit}_{j:04d}.png")
+    pairs = ["faces", "pairs", "--data", str(root), "--pairs", str(tmp_path / "pairs.txt")]
+    assert main([*pairs, "--checkpoint", ckpt, "--json"]) == 0
+    ours = _last_json(capsys)
+    assert main([*pairs, "--onnx", onnx_path, "--json"]) == 0
+    theirs = _last_json(capsys)
+    assert theirs["pairs"] == ours["pairs"] == 4
+    assert theirs == pytest.approx(ours, abs=1e-6)
+
+
+def test_what_an_exported_face_encoder_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A face command's file of another task, both or neither of --checkpoint and --onnx, and an
+    encoder exported before its tau was stored beside the graph."""
+    import onnx
+
+    from cnnlab.engine.checkpoint import save_checkpoint
+    from cnnlab.registry import create_model
+
+    kwargs = {"backbone": "lenet5", "pool_size": 4}
+    model = create_model("siamese", **kwargs)
+    payload = {
+        "model": "siamese",
+        "model_kwargs": kwargs,
+        "state_dict": model.state_dict(),
+        "input_size": [1, 32, 32],
+        "normalization": {"mean": [0.0], "std": [1.0]},
+        "config": {"data": "digits"},
+        "tau": 0.5,
+        "model_id": "0123456789abcdef",
+    }
+    ckpt = str(save_checkpoint(tmp_path / "faces.pt", payload))
+    onnx_path = str(tmp_path / "faces.onnx")
+    assert main(["export", ckpt, "-o", onnx_path, "--json"]) == 0
+    capsys.readouterr()
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    image = str(tmp_path / "a.png")
+    db = ["--db", str(tmp_path / "faces.db")]
+
+    def error(*argv: str) -> str:
+        assert main(["faces", *argv, *db]) == 2
+        return capsys.readouterr().err.strip()
+
+    assert error("enroll", "--name", "a", image).endswith(
+        "give --checkpoint (a run's best.pt) or --onnx (a file cnnlab export wrote)"
+    )
+    assert error(
+        "enroll", "--checkpoint", ckpt, "--onnx", onnx_path, "--name", "a", image
+    ).endswith("give --checkpoint or --onnx, not both")
+    graph = onnx.load(onnx_path)  # as cnnlab before this wrote it: no tau beside the graph
+    (entry,) = [e for e in graph.metadata_props if e.key == "cnnlab"]
+    meta = json.loads(entry.value)
+    assert meta["tau"] == 0.5 and meta["model_id"] == payload["model_id"] and meta["invert_light"]
+    for key in ("tau", "model_id", "invert_light"):
+        del meta[key]
+    entry.value = json.dumps(meta)
+    onnx.save(graph, str(tmp_path / "old.onnx"))
+    assert error("enroll", "--onnx", str(tmp_path / "old.onnx"), "--name", "a", image).endswith(
+        "old.onnx: exported without the tau to decide by: export the best.pt of cnnlab faces "
+        "train (again, if an earlier cnnlab wrote this file)"
+    )
+    assert not (tmp_path / "faces.db").exists()  # nothing was enrolled, nothing created
+    scenes = tmp_path / "detect"
+    assert main(["detect", "train", "--images", "40", "--epochs", "1", "--out", str(scenes)]) == 0
+    assert main(["export", str(scenes / "best.pt"), "-o", str(tmp_path / "d.onnx")]) == 0
+    capsys.readouterr()
+    assert error("enroll", "--onnx", str(tmp_path / "d.onnx"), "--name", "a", image).endswith(
+        "d.onnx: exported from the detection model 'yolo', not from a face encoder"
+    )

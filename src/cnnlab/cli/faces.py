@@ -43,9 +43,8 @@ def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
 
     from cnnlab.data.identities import read_pairs
     from cnnlab.engine.face_scores import choose_threshold, plot_roc
-    from cnnlab.engine.recognition import FaceEncoder
 
-    encoder = FaceEncoder.load(args.checkpoint)
+    encoder = _encoder(args)
     pairs = read_pairs(args.pairs, args.data)
     files = sorted({str(p.first) for p in pairs} | {str(p.second) for p in pairs})
     emb = dict(zip(files, encoder.embed(files), strict=True))
@@ -177,15 +176,13 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces enroll``: embed the images, then add them to the person in one transaction; with
     ``--people``, every person folder of a gallery, a transaction each."""
-    from cnnlab.engine.recognition import FaceEncoder
-
     if args.people and (args.name or args.images):
         raise CnnlabError("--people enrols each person folder under it: give no --name or images")
     if not args.people and not (args.name and args.images):
         raise CnnlabError(
             "give --name and the person's images, or --people FOLDER (FOLDER/<person>/*.jpg)"
         )
-    encoder = FaceEncoder.load(args.checkpoint)
+    encoder = _encoder(args)
     if args.people:
         from cnnlab.data.identities import person_folders
 
@@ -214,10 +211,8 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces verify`` (is each image ``--name``?) and ``faces identify`` (who is it, or not
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
-    from cnnlab.engine.recognition import FaceEncoder
-
     _existing_db(args.db)
-    encoder = FaceEncoder.load(args.checkpoint)
+    encoder = _encoder(args)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
@@ -288,7 +283,25 @@ def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
     )
 
 
-ENCODER_HELP = "an encoder's best.pt from cnnlab faces train"
+ENCODER_HELP = "an encoder's best.pt from cnnlab faces train (or give --onnx)"
+
+
+def _add_encoder(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help=ENCODER_HELP)
+    p.add_argument(
+        "--onnx",
+        help="instead: the file cnnlab export wrote of such a best.pt, run by ONNX Runtime "
+        "(it keeps the model's id: a database enrolled with either serves both)",
+    )
+
+
+def _encoder(args: argparse.Namespace) -> Any:
+    """The :class:`~cnnlab.engine.recognition.FaceEncoder` of ``--checkpoint`` or ``--onnx``."""
+    from cnnlab.cli.predicting import checkpoint_or_onnx
+    from cnnlab.engine.recognition import FaceEncoder
+
+    checkpoint_or_onnx(args, "faces")
+    return FaceEncoder.load(checkpoint=args.checkpoint, onnx=args.onnx)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -413,7 +426,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         ("identify", "who is this, or not recognized", "images, or folders of them, to identify"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
+        _add_encoder(p)
         _add_db(p)
         if name != "identify":
             p.add_argument("--name", required=name == "verify", help="the person")
@@ -442,7 +455,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             )
         p.set_defaults(handler=cmd_faces_enroll if name == "enroll" else cmd_faces_probe)
     p = kinds.add_parser("pairs", parents=[common], help="verification on an LFW pairs file")
-    p.add_argument("--checkpoint", required=True, help=ENCODER_HELP)
+    _add_encoder(p)
     p.add_argument("--data", required=True, help="identity folder root/<person>/*.jpg")
     p.add_argument("--pairs", required=True, help="LFW-style pairs.txt")
     p.add_argument("--roc", help="write the ROC curve to this PNG")

@@ -6,7 +6,8 @@ model's output: a classifier's logits, or a task model's raw output (a detector'
 encoder's embedding; a segmenter's ``(N, K, S, S)`` class scores, the paper's U-Net's through
 its overlap-tile input);
 the preprocessing constants, class names and input size are stored as ``cnnlab`` metadata in the
-ONNX file so ``cnnlab classify predict --onnx`` needs nothing else.
+ONNX file so ``cnnlab classify predict --onnx`` needs nothing else (and per task what follows the
+graph: a detector's anchors, a face encoder's tau and model id, :mod:`cnnlab.engine.exported`).
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ def export_onnx(
             meta["anchors"] = model.anchors.tolist()
         if task == "localization":
             meta["num_classes"], meta["num_landmarks"] = model.num_classes, model.num_landmarks
+        if task == "embedding" and "tau" in ckpt:  # what faces enroll/verify/identify decide by
+            from cnnlab.engine.recognition import face_meta
+
+            meta["tau"], meta["model_id"] = ckpt["tau"], ckpt["model_id"]
+            meta["invert_light"] = face_meta(ckpt)["invert_light"]
     if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)
         from cnnlab.models.unet import SameSizeScores
 

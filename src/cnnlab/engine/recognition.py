@@ -28,11 +28,14 @@ from cnnlab.errors import CnnlabError
 def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     """How a file becomes the encoder's input, exactly as in training: the training images were
     resized by ``load_classification``'s default (shorter side, then a centre crop; stretching
-    instead distorted every non-square photo), and the digits' light-on-dark look is kept."""
+    instead distorted every non-square photo), and the digits' light-on-dark look is kept.
+    ``ckpt`` is a checkpoint, or the metadata ``cnnlab export`` stored (``invert_light`` is
+    then stored as such)."""
+    invert = ckpt["invert_light"] if "invert_light" in ckpt else ckpt["config"]["data"] == "digits"
     return {
         "input_size": ckpt["input_size"],
         "normalization": ckpt["normalization"],
-        "invert_light": ckpt["config"]["data"] == "digits",
+        "invert_light": invert,
         "resize": "center-crop",
     }
 
@@ -46,22 +49,42 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FaceEncoder:
-    """A trained encoder ``f(x)`` (``cnnlab faces train``'s ``best.pt``) with its ``tau``.
+    """A trained encoder ``f(x)`` (``cnnlab faces train``'s ``best.pt``, or the ONNX file
+    ``cnnlab export`` made of it) with its ``tau``.
 
     >>> enc = FaceEncoder.load("runs/faces/run/best.pt")  # doctest: +SKIP
     >>> db = enc.database("runs/faces/faces.db")  # doctest: +SKIP
     >>> enc.enroll(db, "ada", ["ada1.png"])  # doctest: +SKIP
     >>> enc.identify(db, ["probe.png"])[0]["identity"]  # doctest: +SKIP
+
+    The export keeps the checkpoint's model id: a database enrolled with one is used with the
+    other (ONNX Runtime's embeddings differ from PyTorch's by ~1e-6).
     """
 
-    model: torch.nn.Module
-    checkpoint: dict[str, Any] = field(repr=False)
+    model: Any  # a torch.nn.Module, or an ExportedNetwork called like one
+    checkpoint: dict[str, Any] = field(repr=False)  # or what export stored beside the graph
 
     @classmethod
-    def load(cls, checkpoint: str | Path) -> FaceEncoder:
-        from cnnlab.engine.checkpoint import model_from_checkpoint
+    def load(
+        cls, checkpoint: str | Path | None = None, onnx: str | Path | None = None
+    ) -> FaceEncoder:
+        """The encoder in ``checkpoint`` or, exported, in ``onnx`` (give one)."""
+        if (checkpoint is None) == (onnx is None):
+            raise CnnlabError("give a face encoder's checkpoint or its ONNX file, one of them")
+        if onnx is not None:
+            from cnnlab.engine.exported import ExportedNetwork
 
-        model, ckpt = model_from_checkpoint(checkpoint, "embedding")
+            network = ExportedNetwork(onnx, "embedding")
+            model, ckpt = network, network.meta
+        else:
+            from cnnlab.engine.checkpoint import model_from_checkpoint
+
+            model, ckpt = model_from_checkpoint(checkpoint, "embedding")
+        if "tau" not in ckpt and onnx is not None:  # an encoder exported before tau was stored
+            raise CnnlabError(
+                f"{onnx}: exported without the tau to decide by: export the best.pt of cnnlab "
+                "faces train (again, if an earlier cnnlab wrote this file)"
+            )
         if "tau" not in ckpt:  # an encoder saved some other way: no threshold to decide with
             raise CnnlabError(
                 f"{checkpoint}: not a face encoder (train one with cnnlab faces train)"
