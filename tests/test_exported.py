@@ -15,8 +15,12 @@ from cnnlab.data.scenes import make_scenes
 pytest.importorskip("onnxruntime")
 
 
+def _json_line(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _last_json(capsys: pytest.CaptureFixture[str]) -> dict:
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return _json_line(capsys.readouterr().out)
 
 
 def _photos(tmp_path: Path, size: int) -> list[str]:
@@ -176,6 +180,19 @@ def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
                 k: v for k, v in a.items() if k != "distance"
             }
         assert {r["distance"] for r in ours} != {ours[0]["distance"]}  # the probes differ
+    # one photo filed under two people: enrolled, with a warning naming who has it already
+    enrol = ["faces", "enroll", "--db", db, "--name", "eight", files["8"][0], files["6"][0]]
+    assert main([*enrol, "--onnx", onnx_path, "--json"]) == 0
+    said = capsys.readouterr()
+    assert _json_line(said.out)["enrolled"] == 2
+    assert said.err.strip() == (
+        "cnnlab: warning: 1 image of eight already enrolled as someone else, enrolled anyway: "
+        f"{files['6'][0]} (six)"
+    )
+    assert main([*enrol[:5], "nine", files["6"][0], "--checkpoint", ckpt]) == 0
+    assert f"{files['6'][0]} (eight and six)" in capsys.readouterr().err
+    assert main([*enrol[:5], "six", files["6"][1], "--checkpoint", ckpt]) == 0  # a new image
+    assert capsys.readouterr().err == ""
     (tmp_path / "pairs.txt").write_text("2\nd6 0 1\nd6 0 2\nd6 0 d7 0\nd7 1 d8 2\n")
     root = tmp_path / "people"
     for digit, fs in files.items():

@@ -199,9 +199,8 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
                 f"{counted(len(rows), 'person', 'people')} from {args.people} in {args.db}"
             )
         return {"people": rows}
-    emb = encoder.embed(args.images)  # a bad image stops us before the database
-    n = encoder.database(args.db).enroll(args.name, emb)
-    skipped_images = len(emb) - n
+    n = encoder.enroll(encoder.database(args.db), args.name, args.images)  # images read first
+    skipped_images = len(args.images) - n
     if not args.json:
         again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
         console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")

@@ -115,9 +115,12 @@ class FaceEncoder:
 
     def enroll(self, db: FaceDatabase, name: str, paths: Sequence[str | Path]) -> int:
         """Enrol ``name`` with the images ``paths`` in one transaction; returns how many were
-        added (an image enrolled before for the same person is skipped). Every image is read
-        before the database is touched, so a bad one adds nothing."""
-        return db.enroll(name, self.embed(paths))
+        added (an image enrolled before for the same person is skipped; one enrolled as another
+        person is added with a warning). Every image is read before the database is touched,
+        so a bad one adds nothing."""
+        emb = self.embed(paths)
+        warn_enrolled_as_others(db, name, emb, paths)
+        return db.enroll(name, emb)
 
     def enroll_people(
         self, db: FaceDatabase, people: Sequence[tuple[str, Sequence[str | Path]]]
@@ -132,7 +135,8 @@ class FaceEncoder:
         emb = self.embed([f for _, paths in people for f in paths])  # one pass, one bar
         ends = np.cumsum([len(paths) for _, paths in people])
         rows = []
-        for (name, _), part in zip(people, np.split(emb, ends[:-1]), strict=True):
+        for (name, paths), part in zip(people, np.split(emb, ends[:-1]), strict=True):
+            warn_enrolled_as_others(db, name, part, paths)
             added = db.enroll(name, part)
             rows.append({"name": name, "enrolled": added, "skipped": len(part) - added})
         return rows
@@ -169,6 +173,40 @@ class FaceEncoder:
                 }
             )
         return rows
+
+
+def warn_enrolled_as_others(
+    db: FaceDatabase, name: str, emb: np.ndarray, paths: Sequence[str | Path]
+) -> list[tuple[str, str]]:
+    """Warn of each image ``paths[i]`` (embedded as ``emb[i]``, ``(n, D)``) that someone other
+    than ``name`` already has enrolled (within :data:`~cnnlab.data.face_db.SAME_IMAGE`): one
+    photo filed under two people, or a gallery folder copied into another, would make the
+    nearest person a tie at distance 0. The image is still enrolled (the database cannot know
+    which name is right); returns ``(path, the others)`` pairs ("ann", "ann and bo")."""
+    import warnings
+
+    from cnnlab.data.face_db import SAME_IMAGE
+    from cnnlab.words import counted, listed
+
+    names, gallery = db.gallery()
+    others = [i for i, n in enumerate(names) if n != name]
+    if not others or not len(emb):
+        return []
+    theirs, found = gallery[others], []
+    for start in range(0, len(emb), CHUNK):  # (CHUNK, G) distances at a time
+        d = squared_distances(emb[start : start + CHUNK], theirs)
+        for i in np.flatnonzero(d.min(1) <= SAME_IMAGE):
+            holders = sorted({names[others[j]] for j in np.flatnonzero(d[i] <= SAME_IMAGE)})
+            found.append((str(paths[start + i]), listed(holders)))
+    if found:
+        shown = ", ".join(f"{path} ({who})" for path, who in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        warnings.warn(
+            f"{counted(len(found), 'image')} of {name} already enrolled as someone else, "
+            f"enrolled anyway: {shown}{more}",
+            stacklevel=2,
+        )
+    return found
 
 
 def _enrolled(db: FaceDatabase) -> tuple[list[str], np.ndarray]:
