@@ -575,7 +575,7 @@ def test_bad_input_is_one_line_exit_2(
             "(this command calls it --lr)",
         ),
         (
-            ["segment", "predict", "--checkpoint", "c.pt", "-o", "m"],
+            ["segment", "predict", "--checkpoint", "c.pt", "--output-dir", "m"],
             "(this command calls it --out)",
         ),
         (

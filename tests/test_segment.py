@@ -281,12 +281,16 @@ def test_cli(
                 "2",
                 "--out",
                 str(tmp_path / "pred"),
+                "-o",
+                str(tmp_path / "seen.png"),
                 "--json",
             ]
         )
         == 0
     )
-    preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    preds = said["predictions"]
+    assert said["figure"] == str(tmp_path / "seen.png") and (tmp_path / "seen.png").is_file()
     assert sum(preds[0]["pixel_counts"].values()) == 32 * 32
     assert Path(preds[0]["overlay"]).is_file() and Path(preds[0]["map"]).is_file()
     # two photos called 0.png in different folders: two pairs of files, not one overwritten
@@ -731,3 +735,37 @@ def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixtu
     argv = ["segment", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(moved)]
     assert main(argv) == 2
     assert "class(es) zebra unknown to the checkpoint" in capsys.readouterr().err
+
+
+def test_predict_figure_shows_each_image_beside_its_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """segment predict -o: the image, then its colour map (the palette's colour of each class,
+    stretched square by nearest pixels), the map captioned with its largest non-background
+    classes' shares, and a swatch for each class but the background."""
+    import cnnlab.viz.plots as plots
+    from cnnlab.engine.segment import PALETTE, plot_predictions
+
+    seen: dict = {}
+
+    def capture(images, captions, path, title="", colors=None, cols=4, legend=()):
+        seen.update(images=images, captions=captions, legend=legend, cols=cols)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "plot_captioned", capture)
+    mask = torch.zeros(4, 8, dtype=torch.long)
+    mask[:, :2] = 2  # a quarter car
+    mask[0, 7] = 1  # one pixel of 32 pedestrian
+    image = torch.full((3, 4, 8), 200, dtype=torch.uint8)
+    names = ["background", "pedestrian", "car"]
+    drawn = [("photos/a.png", image, mask), ("b.png", image, torch.zeros_like(mask))]
+    plot_predictions(drawn, names, tmp_path / "f.png")
+    assert seen["captions"] == ["a.png", "car 25%, pedestrian 3%", "b.png", "all background"]
+    assert seen["images"].shape == (4, 3, 128, 128) and seen["images"].dtype == torch.uint8
+    assert (seen["images"][0] == 200).all()  # the image itself
+    car = torch.tensor(PALETTE[2].tolist(), dtype=torch.uint8)[:, None]
+    assert (seen["images"][1][:, :, :32].reshape(3, -1) == car).all()  # left quarter: car
+    assert (seen["images"][1][:, 32:, 32:].reshape(3, -1) == 0).all()  # background: black
+    assert (seen["images"][3] == 0).all()
+    assert seen["legend"] == [("pedestrian", PALETTE[1].tolist()), ("car", PALETTE[2].tolist())]
+    assert seen["cols"] % 2 == 0  # an image and its map stay on one row

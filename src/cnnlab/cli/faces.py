@@ -210,8 +210,8 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces verify`` (is each image ``--name``?) and ``faces identify`` (who is it, or not
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
-    _existing_db(args.db)
     encoder = _encoder(args)
+    _existing_db(args.db)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
+    MAX_DRAWN,
     Parser,
     add_checkpoint_split,
     add_csv,
@@ -23,6 +24,8 @@ from cnnlab.cli.common import (
     add_schedule,
     csv_file,
     data_change_reported,
+    drawn_note,
+    figure_file,
     first_shown,
     positive_int,
     random_seed,
@@ -98,6 +101,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.segment import (
         mask_counts,
+        plot_predictions,
         predict_mask,
         save_prediction,
         scenes_segmentation,
@@ -107,6 +111,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "segment", "segmentation")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
+    figure = figure_file(args.output) if args.output else None  # as is a figure's
     names = ckpt["class_names"]
     size = ckpt["input_size"][-1]
     if args.images:
@@ -120,7 +125,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         sources = stems
     from cnnlab.data.images import with_progress
 
-    rows = []
+    rows, drawn = [], []
     pairs = list(zip(stems, sources, strict=True))
     for k, (stem, source) in enumerate(with_progress(pairs, "segmenting")):
         if args.images:  # at the training size, the map brought back to the photo's pixels
@@ -130,6 +135,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             with torch.no_grad():
                 mask = at_input_size(model, standardise(image.float())[None]).argmax(1)[0]
         paths = save_prediction(image, mask, Path(args.out), stem)
+        if figure and k < MAX_DRAWN:
+            drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
     if not args.json:
         table = Table(title="share of the pixels given to each class")
@@ -145,6 +152,10 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             console.print(note)
         console.print(f"wrote {counted(len(rows), 'map')} and their overlays to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
+    if figure:
+        result["figure"] = str(plot_predictions(drawn, names, figure))
+        if not args.json:
+            console.print(f"wrote {figure}{drawn_note(len(rows))}")
     if csv_path:  # one row an image: its two PNGs, then each class's pixels in the map
         flat = [
             {"source": r["source"], "map": r["map"], "overlay": r["overlay"]}
@@ -207,6 +218,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_image_files(p, "image files or folders of them (default: new scenes)")
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
-    p.add_argument("--out", default="runs/segment/predictions", help="folder for the PNGs")
+    p.add_argument(
+        "--out", default="runs/segment/predictions", help="folder for each image's map and overlay"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        help="also draw the first 24 overlays in one figure here, each with its classes' shares",
+    )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
     p.set_defaults(handler=cmd_segment_predict)

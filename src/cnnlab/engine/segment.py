@@ -521,6 +521,34 @@ def mask_counts(mask: torch.Tensor, names: Sequence[str]) -> dict[str, int]:
     return dict(zip(names, counts, strict=True))
 
 
+def plot_predictions(
+    drawn: Sequence[tuple[str, torch.Tensor, torch.Tensor]], names: Sequence[str], path: Path
+) -> Path:
+    """``segment predict -o``: for each ``(source, image (3, H, W) uint8, map (H, W))`` the image
+    and its colour map side by side, stretched to a square as the model saw them, the map
+    captioned with the shares of its two largest classes other than the background; the
+    palette's colours by class name below."""
+    import torch.nn.functional as F
+
+    from cnnlab.viz.plots import plot_captioned
+
+    panels, captions = [], []
+    for source, image, mask in drawn:
+        rgb = torch.from_numpy(colorize(mask.numpy())).permute(2, 0, 1)
+        size = (128, 128)
+        panels.append(F.interpolate(image[None].float(), size, mode="bilinear", antialias=True))
+        panels.append(F.interpolate(rgb[None].float(), size, mode="nearest"))
+        counts = mask_counts(mask, names)
+        total = max(1, sum(counts.values()))
+        found = sorted((c, n) for n, c in counts.items() if c and n != names[0])[::-1][:2]
+        shares = ", ".join(f"{n} {c / total:.0%}" for c, n in found) or f"all {names[0]}"
+        captions += [Path(source).name, shares]
+    images = torch.cat(panels).round().clamp(0, 255).to(torch.uint8)
+    legend = [(n, PALETTE[i % len(PALETTE)].tolist()) for i, n in enumerate(names) if i]
+    title = "each image and its predicted classes, stretched square as the model saw them"
+    return plot_captioned(images, captions, path, title, cols=6, legend=legend)
+
+
 def save_prediction(
     image: torch.Tensor, mask: torch.Tensor, out_dir: Path, stem: str
 ) -> dict[str, str]:

@@ -129,9 +129,10 @@ def plot_captioned(
     title: str = "",
     colors: Sequence[str] | None = None,
     cols: int = 4,
+    legend: Sequence[tuple[str, Sequence[int]]] = (),
 ) -> Path:
     """Images ``(N, C, H, W)`` uint8 (grey or RGB) in a grid, each over its caption (in its
-    colour, where ``colors`` gives one)."""
+    colour, where ``colors`` gives one); ``legend``: ``(label, RGB 0-255)`` swatches below."""
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
     width = max(2.2 * cols, 4.0)  # room for the title over a single image
@@ -144,6 +145,12 @@ def plot_captioned(
         ax.set_title(caption, fontsize=8, color=colors[i] if colors else "black")
     if title:
         fig.suptitle(title, fontsize=9, wrap=True)
+    if legend:
+        from matplotlib.patches import Patch
+
+        swatches = [Patch(color=np.asarray(rgb) / 255, label=label) for label, rgb in legend]
+        fig.legend(handles=swatches, loc="lower center", ncol=min(len(swatches), 5), fontsize=8)
+        fig.subplots_adjust(bottom=0.08 + 0.5 * (-(-len(swatches) // 5)) / fig.get_figheight())
     return save_figure(fig, path)
 
 
