@@ -186,3 +186,18 @@ def test_cli_with_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixt
     assert row["label"] is None and 0 <= int(row["predicted"]) < 1000
     assert len(row["map"]) == 3  # (112 - 56) / 28 + 1
     assert (tmp_path / "o.png").is_file()
+
+
+def test_the_colour_scale_spans_the_maps_own_probabilities() -> None:
+    """A map whose probabilities move a little is drawn over its own range (the colour bar
+    gives the values), never narrower than MIN_SPAN, and always within [0, 1]."""
+    from cnnlab.engine.occlusion import MIN_SPAN, OcclusionMap, colour_range
+
+    def span(values: list[float], base: float) -> tuple[float, float]:
+        p = torch.tensor([values])
+        return colour_range(OcclusionMap(p, torch.zeros_like(p).long(), base, 0, 0, 4, 2))
+
+    assert span([0.2, 0.9], 0.95) == pytest.approx((0.2, 0.95))  # the whole image's, higher
+    assert span([0.57, 0.61], 0.61) == pytest.approx((0.54, 0.64))  # widened about its middle
+    assert span([0.99, 1.0], 1.0) == pytest.approx((1 - MIN_SPAN, 1.0))  # kept below 1
+    assert span([0.0, 0.01], 0.0) == pytest.approx((0.0, MIN_SPAN))  # and above 0

@@ -138,6 +138,22 @@ def _shown(image: torch.Tensor) -> np.ndarray:
     return (x[0] if x.shape[0] == 1 else x[:3].permute(1, 2, 0)).numpy()
 
 
+MIN_SPAN = 0.1  # the narrowest probability range a map's colours stretch over
+
+
+def colour_range(m: OcclusionMap) -> tuple[float, float]:
+    """The probabilities a map's colour scale spans: from its lowest to the higher of its
+    highest and the whole image's, widened to at least :data:`MIN_SPAN` within [0, 1]. On a
+    fixed 0-1 scale a classifier whose answer moves from 0.61 to 0.57 drew one flat colour;
+    the colour bar beside the map still gives the values, so a small effect reads as small."""
+    lo = float(m.probability.min())
+    hi = max(float(m.probability.max()), m.base_probability)
+    if hi - lo < MIN_SPAN:
+        lo = min(max(0.0, (lo + hi - MIN_SPAN) / 2), 1.0 - MIN_SPAN)
+        hi = lo + MIN_SPAN
+    return lo, hi
+
+
 def plot_occlusion(
     images: list[torch.Tensor],
     maps: list[OcclusionMap],
@@ -170,8 +186,9 @@ def plot_occlusion(
             centre + (ny - 1) * m.stride + m.stride / 2,
             centre - m.stride / 2,
         )
+        lo, hi = colour_range(m)
         shown = row[1].imshow(
-            m.probability.numpy(), cmap="magma", vmin=0, vmax=1, extent=extent, alpha=0.85
+            m.probability.numpy(), cmap="magma", vmin=lo, vmax=hi, extent=extent, alpha=0.85
         )
         fig.colorbar(shown, ax=row[1], fraction=0.046, pad=0.04)
         name = class_names[m.target]
