@@ -20,6 +20,8 @@ from cnnlab.engine.rcnn import (
 from cnnlab.errors import CnnlabError
 from cnnlab.models.rcnn import RegionNet, warp_regions
 
+CPU = torch.device("cpu")
+
 
 def test_rcnn_on_the_whole_image_is_fast_rcnn_on_its_map():
     """R-CNN's one pass per region and Fast R-CNN's shared map give the same scores and deltas
@@ -69,6 +71,38 @@ def test_anchors_sit_on_cell_centres_and_are_labelled_as_faster_rcnn_does():
     # 0.4 is neither (-1)
     assert target.tolist() == [1, 1, 1, -1]
     assert matched[2].tolist() == [31, 31, 45, 45]
+
+
+def test_the_papers_anchors():
+    """Faster R-CNN's nine anchors: areas 128^2, 256^2, 512^2 and aspect ratios h/w of 1:2, 1:1
+    and 2:1 on its 600 px images (torchvision's AnchorGenerator gives (w, h) = (181.02, 90.51)
+    for 128 at 1:2), scaled with the image."""
+    import math
+
+    from cnnlab.ops.anchors import kmeans_anchors, paper_anchors
+
+    wh = paper_anchors(600)
+    assert wh.shape == (9, 2)
+    assert wh[0].tolist() == pytest.approx([128 * math.sqrt(2), 128 / math.sqrt(2)])
+    areas = (wh[:, 0] * wh[:, 1]).sqrt().view(3, 3)
+    assert areas == pytest.approx(torch.tensor([128.0, 256, 512])[:, None].expand(3, 3))
+    assert (wh[:, 1] / wh[:, 0]).view(3, 3)[1].tolist() == pytest.approx([0.5, 1, 2])
+    assert paper_anchors(64) == pytest.approx(paper_anchors(600) * 64 / 600)
+    config = RegionsConfig(images=8, image_size=32, max_objects=3)  # the paper's, by default
+    trainer = RegionTrainer("faster-rcnn", config, scene_regions(8, config, seed=0), CPU)
+    assert trainer.model.rpn_objectness.out_channels == 9  # an objectness an anchor
+    assert trainer.anchors.shape == (8, 8, 9, 4)  # 32 px at stride 4
+    sides = trainer.anchors[0, 0, :, 2:] - trainer.anchors[0, 0, :, :2]
+    assert sides == pytest.approx(paper_anchors(32))
+    kmeans = RegionsConfig(images=8, image_size=32, max_objects=3, anchor_shapes="kmeans")
+    data = scene_regions(8, kmeans, seed=0)
+    trainer = RegionTrainer("faster-rcnn", kmeans, data, CPU)  # YOLOv2's: fitted to the boxes
+    assert trainer.model.rpn_objectness.out_channels == 5 and trainer.anchors.shape[2] == 5
+    shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+    sides = trainer.anchors[0, 0, :, 2:] - trainer.anchors[0, 0, :, :2]
+    assert sides == pytest.approx(kmeans_anchors(shapes, 5, seed=0))
+    with pytest.raises(CnnlabError, match="--anchor-shapes is kmeans or paper"):
+        RegionsConfig(anchor_shapes="ssd")
 
 
 @pytest.mark.parametrize("method", ["rcnn", "fast-rcnn", "faster-rcnn"])
@@ -162,6 +196,11 @@ def test_bad_settings_are_refused_by_name(capsys):
         RegionsConfig(image_size=30)
     with pytest.raises(CnnlabError, match="multiple of 4"):
         RegionsConfig(image_size=512)
+    assert main(["explain", "rcnn", "--anchors", "5"]) == 2  # the paper's nine by default
+    assert capsys.readouterr().err.strip() == (
+        "cnnlab: error: --anchors counts the shapes k-means finds (--anchor-shapes kmeans); the "
+        "paper's anchors are nine"
+    )
     assert main(["explain", "rcnn", "--images", "99999999", "--image-size", "32"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--images 99999999" in err[0] and "GiB" in err[0]

@@ -428,14 +428,19 @@ class RegionsConfig:
     epochs: int = 10
     # Fast R-CNN's sampling: few images a step, 64 regions each (the paper: 2 x 64). Measured
     # against 8 images x 32 regions at lr 2e-3 (seed 0, test mAP@0.5): R-CNN 0.835 vs 0.797,
-    # Fast R-CNN 0.791 vs 0.680, Faster R-CNN 0.698 vs 0.579, for about 1.3x the time
+    # Fast R-CNN 0.791 vs 0.680, Faster R-CNN 0.698 vs 0.579 (5 k-means anchors then), for about
+    # 1.3x the time
     batch_size: int = 4  # images a step
     regions: int = 64  # regions sampled an image a step (at most a quarter objects)
     lr: float = 1e-3  # AdamW, cosine decay
     # R-CNN's warped region side: objects are 12-29 px in 64 px scenes. 32 (upsampling them)
     # costs R-CNN 4x the time a step (measured 0.30 s against 0.11 s)
     crop_size: int = 16
-    anchors: int = 5  # Faster R-CNN's anchor shapes (k-means over the training boxes)
+    # Faster R-CNN's anchors: "paper", its 3 scales x 3 aspect ratios scaled from its 600 px
+    # images; or "kmeans", `anchors` shapes fitted to the training boxes (YOLOv2's choice).
+    # Seeds 0/1/2, test mAP@0.5: paper 0.692 / 0.666 / 0.612, k-means (5) 0.686 / 0.570 / 0.613
+    anchor_shapes: str = "paper"
+    anchors: int = 5
     seed: int = 0
     device: str = "auto"
 
@@ -464,6 +469,12 @@ class RegionsConfig:
             raise CnnlabError(
                 f"--crop-size must be a multiple of 4 and at least 8, got {self.crop_size}"
             )
+        if self.anchor_shapes not in ("kmeans", "paper"):
+            raise CnnlabError(f"--anchor-shapes is kmeans or paper, got {self.anchor_shapes!r}")
+
+    def anchor_count(self) -> int:
+        """The RPN's anchors a cell: ``anchors`` for k-means, the paper's nine otherwise."""
+        return self.anchors if self.anchor_shapes == "kmeans" else 9
 
     def method_list(self) -> tuple[str, ...]:
         """``methods`` as a tuple, each checked against :data:`REGION_METHODS`."""

@@ -12,7 +12,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cnnlab.cli.common import figure_file, positive_float, positive_int, random_seed
+from cnnlab.cli.typed import typed
 from cnnlab.config import REGION_METHODS, RegionsConfig
+from cnnlab.errors import CnnlabError
 
 
 def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -21,6 +23,11 @@ def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.rcnn import compare_methods, draw_comparison
     from cnnlab.words import counted
 
+    if args.anchor_shapes == "paper" and typed(args, "--anchors"):
+        raise CnnlabError(
+            "--anchors counts the shapes k-means finds (--anchor-shapes kmeans); the paper's "
+            "anchors are nine"
+        )
     config = config_from_args(RegionsConfig, args)
     figure = figure_file(args.out) if args.out else None
     device = resolve_device(config.device)
@@ -119,7 +126,17 @@ def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
         "--crop-size", type=positive_int, default=d.crop_size, help="R-CNN's warped region side"
     )
     p.add_argument(
-        "--anchors", type=positive_int, default=d.anchors, help="Faster R-CNN's anchor shapes"
+        "--anchors",
+        type=positive_int,
+        default=d.anchors,
+        help="with --anchor-shapes kmeans: how many shapes k-means finds in the training boxes",
+    )
+    p.add_argument(
+        "--anchor-shapes",
+        choices=("paper", "kmeans"),
+        default=d.anchor_shapes,
+        help="Faster R-CNN's anchors: the paper's 3 scales x 3 aspect ratios, scaled from its "
+        "600 px images, or --anchors shapes fitted by k-means (YOLOv2's choice)",
     )
     p.add_argument(
         "--seed", type=random_seed, default=d.seed, help="seeds the scenes, weights and sampling"

@@ -15,8 +15,9 @@ Training samples regions as Fast R-CNN does (section 2.3): each image's proposal
 ground-truth boxes, labelled with the class of the object they overlap by IoU >= 0.5 and as
 background below; ``regions`` of them an image, at most a quarter objects. The loss is
 cross-entropy over the ``K + 1`` classes plus the smooth-L1 loss of the object regions' box
-deltas for their class. The RPN's anchors (``A`` shapes by k-means over the training boxes,
-YOLOv2's choice, at every cell) are objects at IoU >= 0.7 (and each object's best anchor),
+deltas for their class. The RPN's anchors (at every cell, ``A`` shapes by k-means over the
+training boxes, YOLOv2's choice, or with ``anchor_shapes="paper"`` the paper's 3 scales x 3
+aspect ratios scaled to the image) are objects at IoU >= 0.7 (and each object's best anchor),
 background below 0.3, 64 sampled an image, at most half objects.
 
 At test time every method outputs, per class, each region's box moved by its deltas, scored by
@@ -40,7 +41,7 @@ from cnnlab.config import RegionsConfig
 from cnnlab.data.memory import require_memory
 from cnnlab.data.scenes import make_scenes, standardise
 from cnnlab.models.rcnn import STRIDE, RegionNet
-from cnnlab.ops.anchors import kmeans_anchors
+from cnnlab.ops.anchors import kmeans_anchors, paper_anchors
 from cnnlab.ops.boxes import box_iou
 from cnnlab.ops.nms import batched_nms, nms
 from cnnlab.ops.proposals import selective_search
@@ -185,13 +186,16 @@ class RegionTrainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.model = RegionNet(
-            num_classes=SCENE_CLASSES, anchors=config.anchors, crop_size=config.crop_size
+            num_classes=SCENE_CLASSES, anchors=config.anchor_count(), crop_size=config.crop_size
         ).to(device)
         self.boxes = [b.to(device) for b in data.boxes]
         self.labels = [lab.to(device) for lab in data.labels]
-        if method == "faster-rcnn":  # its anchors: k-means shapes at every cell
-            shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
-            found = kmeans_anchors(shapes, config.anchors, seed=config.seed).to(device)
+        if method == "faster-rcnn":  # its anchors: k-means or the paper's shapes at every cell
+            if config.anchor_shapes == "paper":
+                found = paper_anchors(config.image_size).to(device)
+            else:
+                shapes = torch.cat([b[:, 2:] - b[:, :2] for b in data.boxes])
+                found = kmeans_anchors(shapes, config.anchors, seed=config.seed).to(device)
             grid = config.image_size // STRIDE
             self.anchors = anchor_boxes(found, grid, grid)  # (S, S, A, 4)
             flat = self.anchors.reshape(-1, 4)  # each image's anchor labels, once

@@ -11,7 +11,7 @@ cell size is ``1/S``.
   ``b_y = (i + sigmoid(t_y)) / S``, ``b_w = p_w e^{t_w}``, ``b_h = p_h e^{t_h}`` for cell
   ``(i, j)`` and anchor ``(p_w, p_h)``.
 * Anchors by k-means over the training boxes' shapes with distance ``1 - IoU`` (YOLOv2, section
-  "Dimension Clusters").
+  "Dimension Clusters"), or Faster R-CNN's nine hand-chosen shapes (:func:`paper_anchors`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,23 @@ def kmeans_anchors(wh: torch.Tensor, k: int, iterations: int = 100, seed: int = 
             if len(members):
                 centres[c] = members.median(0).values
     return centres[(centres[:, 0] * centres[:, 1]).argsort()]
+
+
+PAPER_SCALES = (128, 256, 512)  # Faster R-CNN's anchor sides, pixels of a 600 px image
+PAPER_RATIOS = (0.5, 1.0, 2.0)  # its aspect ratios h / w: 1:2, 1:1, 2:1
+PAPER_IMAGE = 600  # the shorter side its images were resized to
+
+
+def paper_anchors(image_size: int) -> torch.Tensor:
+    """Faster R-CNN's anchors (Ren et al. 2015, section 3.1.1: "3 scales with box areas of
+    128^2, 256^2, and 512^2 pixels, and 3 aspect ratios of 1:1, 1:2, and 2:1", for images whose
+    shorter side is 600 px), scaled to an ``image_size`` image: ``(9, 2)`` (w, h) pixels, scale
+    by scale. Each has the area ``s^2`` and ``h / w = r``: ``w = s / sqrt(r)``, ``h = s sqrt(r)``
+    (torchvision's ``AnchorGenerator`` rule)."""
+    s = torch.tensor(PAPER_SCALES, dtype=torch.float32) * image_size / PAPER_IMAGE
+    root = torch.tensor(PAPER_RATIOS).sqrt()
+    w, h = (s[:, None] / root[None]).flatten(), (s[:, None] * root[None]).flatten()
+    return torch.stack([w, h], 1)
 
 
 def mean_best_iou(wh: torch.Tensor, anchors: torch.Tensor) -> float:
