@@ -38,7 +38,7 @@ def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, An
             f"{counted(config.images, 'scene')} of {config.image_size} px, "
             f"{counted(config.epochs, 'epoch')} each, then scoring them on "
             f"{config.test_images:,} more | {device} (the defaults take "
-            "about 5 minutes on 2 CPU cores; fewer --images or --epochs take less)"
+            "3 to 5 minutes on 2 CPU cores; fewer --images or --epochs take less)"
         )
     columns = (
         TextColumn("[bold]{task.description} {task.completed}/{task.total}"),
