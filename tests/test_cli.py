@@ -652,7 +652,7 @@ def test_unknown_words_without_a_near_option_get_no_guess(
     assert run_error(capsys, "classify", "train", "--zzz", "extra").endswith(
         "cnnlab classify train: unrecognized arguments: --zzz extra"
     )
-    assert run_error(capsys, "explain", "qqq").endswith("yolo-target, rcnn, scale")
+    assert run_error(capsys, "explain", "qqq").endswith("yolo-target, rcnn, scale, triplet")
 
 
 def test_sizes_too_large_for_the_memory_are_one_line_errors(

@@ -405,7 +405,7 @@ MODEL_HELP = "a registered model, see cnnlab models"
 
 
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
-    from cnnlab.cli import rcnn
+    from cnnlab.cli import rcnn, triplets
 
     explain = sub.add_parser(
         "explain", parents=[common], help="the slides' worked examples, computed"
@@ -554,6 +554,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
         help="compound coefficient phi (default: 1, the slide's step 1: EfficientNet-B1)",
     )
     p.set_defaults(handler=cmd_explain)
+    triplets.add_parser(what, common)  # the slides' "triplet loss", from the faces part
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
