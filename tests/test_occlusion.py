@@ -4,6 +4,7 @@ model whose evidence lies in one known region, and the command."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -152,6 +153,22 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "the first 1 of 2 images" in err
     assert len(rows) == 1  # --count of the folder's two
     assert (rows[0]["label"], rows[0]["target"], len(rows[0]["map"])) == ("7", "1", 29)
+
+    # the same classifier exported: ONNX Runtime's answers give the checkpoint's map
+    if importlib.util.find_spec("onnxruntime") is not None:
+        onnx_path = str(tmp_path / "model.onnx")
+        assert main(["export", str(run / "best.pt"), "-o", onnx_path]) == 0
+        capsys.readouterr()
+        exported = ["visualize", "occlusion", "--onnx", onnx_path, *argv[4:]]
+        assert main([*exported, "--patch", "4", "-o", str(tmp_path / "onnx.png"), "--json"]) == 0
+        (theirs,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"]
+        assert (theirs["label"], theirs["target"]) == ("7", "1")
+        assert theirs["map"] == [pytest.approx(line, abs=1e-4) for line in rows[0]["map"]]
+        both = [*exported, *base[2:4]]  # --checkpoint as well
+        assert main(both) == 2
+        assert "give --checkpoint, --weights or --onnx, one of them" in capsys.readouterr().err
+        assert main(["visualize", "occlusion", "--onnx", onnx_path]) == 2
+        assert "with --onnx, give --image files" in capsys.readouterr().err
 
     for bad, words in (
         (["--target", "cat"], "--target cat: not a class of this model"),

@@ -203,6 +203,8 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
 
     why = "the data's images to occlude"
     refuse_beside_images(args, ("--data", "--split", "--limit", "--index"), why, "image")
+    if args.onnx is not None:
+        return _exported_inputs(args)
     if args.image:
         from cnnlab.engine.predict import folder_labels, model_meta, preprocess_files
 
@@ -216,11 +218,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
             }
         else:
             meta = model_meta(ckpt)
-        files = args.image[: args.count]
-        if len(args.image) > args.count:
-            Console(stderr=True).print(
-                f"occluding the first {args.count} of {counted(len(args.image), 'image')} (--count)"
-            )
+        files = _first_images(args)
         images = preprocess_files(files, meta)
         labels = [None] * len(images)
         if args.weights is None:
@@ -245,6 +243,34 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
     else:
         names = list(ckpt["class_names"])
     return model, images, labels, names
+
+
+def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | None], list[str]]:
+    """``_occlusion_inputs`` for ``--onnx``: a classifier ``cnnlab export`` wrote, run by ONNX
+    Runtime (occlusion needs only its answers), on ``--image`` files read as ``classify predict
+    --onnx`` reads them."""
+    from cnnlab.engine.exported import ExportedNetwork
+    from cnnlab.engine.predict import folder_labels, preprocess_files
+
+    if args.checkpoint is not None or args.weights is not None:
+        raise CnnlabError("give --checkpoint, --weights or --onnx, one of them")
+    if not args.image:
+        raise CnnlabError("with --onnx, give --image files (the data's splits need a checkpoint)")
+    network = ExportedNetwork(args.onnx, "classification")
+    files = _first_images(args)
+    names = list(network.meta["class_names"])
+    found = folder_labels(files, names)
+    labels = [None if f is None else names.index(f) for f in found]
+    return network, preprocess_files(files, network.meta), labels, names
+
+
+def _first_images(args: argparse.Namespace) -> list[str]:
+    """The first ``--count`` of the ``--image`` files, saying so when there are more."""
+    if len(args.image) > args.count:
+        Console(stderr=True).print(
+            f"occluding the first {args.count} of {counted(len(args.image), 'image')} (--count)"
+        )
+    return list(args.image[: args.count])
 
 
 def _occlusion(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -385,6 +411,11 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def _occlusion_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--onnx",
+        help="instead of --checkpoint: a classifier cnnlab export wrote, run by ONNX Runtime "
+        "(with --image: occlusion needs only the model's answers)",
+    )
     p.add_argument(
         "--image",
         nargs="+",

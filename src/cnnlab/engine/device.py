@@ -6,6 +6,8 @@ import torch
 
 from cnnlab.errors import CnnlabError
 
+CPU = torch.device("cpu")
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` -> a usable ``torch.device``."""
@@ -37,5 +39,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    """Where ``model``'s parameters are (the CPU for a model without any): its inputs go there."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
+    """Where ``model``'s parameters are (the CPU for a model without any, or for an ONNX
+    Runtime network called like a module): its inputs go there."""
+    parameters = getattr(model, "parameters", None)
+    return next((p.device for p in parameters()), CPU) if parameters else CPU
