@@ -69,6 +69,10 @@ def test_the_example_shows_the_slides_point(tmp_path: Path, capsys) -> None:
     (hard,) = r["strategies"]["batch_hard"]["anchor_triplets"]
     assert hard["d_an"] < hard["d_ap"]  # a negative nearer than the positive: hard
     assert any(t["semi_hard"] for t in r["strategies"]["semi_hard"]["anchor_triplets"])
+    line = tmp_path / "line.png"  # 1-D embeddings are drawn on a line
+    assert main(["explain", "triplet", "--points", "0 0; 1 0; 3 1", "--out", str(line)]) == 0
+    assert line.is_file()
+    capsys.readouterr()
     assert main(["explain", "triplet"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # as it reads, whatever the line breaks
     assert "90 (83%) already have d(A,P) + 0.2 <= d(A,N), loss 0" in out and "batch_hard" in out
@@ -76,7 +80,9 @@ def test_the_example_shows_the_slides_point(tmp_path: Path, capsys) -> None:
         (["--points", "0 0 0.5; 1 1 1"], "the last number of each row is its person"),
         (["--anchor", "9"], "--anchor 9: the batch has images 0 to 8"),
         (["--points", "0 0 0; 1 1 0; 2 2 1", "--anchor", "2"], "needs another image of its"),
-        (["--points", "0 0 0 0; 1 1 1 0; 2 2 2 1", "--out", str(figure)], "draws 2-D"),
+        (["--points", "0 0 0; 1 1 1"], "a triplet needs two images of one person and one of"),
+        (["--points", "0 0 0 0; 1 1 1 0; 2 2 2 1", "--out", str(figure)], "draws 1-D or 2-D"),
+        (["--points", ";".join(f"{i} {i % 2}" for i in range(201))], "at most 200"),
         (["--alpha", "-1"], "--alpha: must be >= 0"),
     ):
         assert main(["explain", "triplet", *argv]) == 2, argv

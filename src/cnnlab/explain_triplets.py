@@ -25,6 +25,8 @@ from cnnlab.explain import parse_matrix, plain_number
 from cnnlab.losses.triplet import MINING, mine_triplets, pairwise_sq_distances, triplet_loss
 from cnnlab.words import counted
 
+MAX_POINTS = 200  # embeddings explain takes: 8 million triplets looked at, at most
+
 # three people, three images each, in 2-D: person 0's third image lies far from its others and
 # close to person 1, the "hard" case the slide asks for
 EXAMPLE_POINTS = (
@@ -50,10 +52,18 @@ def explain_triplets(
     """The batch's squared distances, every valid triplet's loss, and per mining strategy the
     triplets it picks (``anchor``'s listed) with their losses. ``emb (B, D)``, ``labels (B,)``."""
     b = len(emb)
+    if b > MAX_POINTS:  # every triplet is looked at: B^3 of them
+        raise CnnlabError(
+            f"--points: {b} embeddings; explain takes at most {MAX_POINTS} (faces train mines "
+            "batches of any size)"
+        )
+    same = labels[:, None] == labels[None, :]
+    usable = (same.sum(1) >= 2) & ~same.all(1)  # another image of its person, and someone else
+    if not usable.any():
+        raise CnnlabError("--points: a triplet needs two images of one person and one of another")
     if not 0 <= anchor < b:
         raise CnnlabError(f"--anchor {anchor}: the batch has images 0 to {b - 1}")
-    same = labels[:, None] == labels[None, :]
-    if (same[anchor].sum() < 2) or same[anchor].all():
+    if not usable[anchor]:
         raise CnnlabError(
             f"--anchor {anchor}: needs another image of its person and an image of someone else"
         )
@@ -156,17 +166,21 @@ def render_triplets(result: dict[str, Any], console: Console) -> None:
 
 
 def plot_triplets(result: dict[str, Any], path: str | Path) -> Path:
-    """One panel a strategy: the 2-D batch coloured by person, the anchor ringed, each picked
-    triplet's A-P line green and A-N line red, and around A the circles ``d = d(A,P)`` and
+    """One panel a strategy: the 2-D (or 1-D) batch coloured by person, the anchor ringed, each
+    picked triplet's A-P line green and A-N line red, and around A the circles ``d = d(A,P)`` and
     ``d = d(A,P) + alpha`` of its pick with the largest loss: a negative inside the first is
     hard, one between the two semi-hard, one outside both teaches nothing."""
     from matplotlib.patches import Circle
 
     from cnnlab.viz.plots import plt, save_figure
 
-    points, labels = torch.tensor(result["points"]), result["labels"]
-    if points.shape[1] != 2:
-        raise CnnlabError(f"--out draws 2-D embeddings; these have {points.shape[1]} numbers each")
+    points, labels = torch.tensor(result["points"], dtype=torch.float64), result["labels"]
+    if points.shape[1] > 2:
+        raise CnnlabError(
+            f"--out draws 1-D or 2-D embeddings; these have {points.shape[1]} numbers"
+        )
+    if points.shape[1] == 1:  # on a line
+        points = torch.cat([points, torch.zeros_like(points)], 1)
     people = sorted(set(labels))
     palette = [plt.get_cmap("tab10")(k) for k in (0, 1, 4, 5, 6, 7, 8, 9)]  # no green, no red
     fig, axes = plt.subplots(
