@@ -229,6 +229,8 @@ def test_what_an_exported_face_encoder_needs(
         "config": {"data": "digits"},
         "tau": 0.5,
         "model_id": "0123456789abcdef",
+        # a --method similarity encoder's logistic unit, which verification decides by
+        "similarity": {"form": "chi2", "weight": [0.5] * 128, "bias": -1.0, "threshold": 0.25},
     }
     ckpt = str(save_checkpoint(tmp_path / "faces.pt", payload))
     onnx_path = str(tmp_path / "faces.onnx")
@@ -252,6 +254,11 @@ def test_what_an_exported_face_encoder_needs(
     (entry,) = [e for e in graph.metadata_props if e.key == "cnnlab"]
     meta = json.loads(entry.value)
     assert meta["tau"] == 0.5 and meta["model_id"] == payload["model_id"] and meta["invert_light"]
+    assert meta["similarity"] == payload["similarity"]
+    from cnnlab.engine.recognition import FaceEncoder
+
+    similarity, threshold = FaceEncoder.load(onnx=onnx_path).learned
+    assert (similarity.form, threshold) == ("chi2", 0.25)
     for key in ("tau", "model_id", "invert_light"):
         del meta[key]
     entry.value = json.dumps(meta)

@@ -780,6 +780,79 @@ def test_learned_similarity_run_keeps_a_distance_threshold(
     assert 0 <= result["verification_accuracy"] <= 1 and 0 <= result["open_set_rejection"] <= 1
 
 
+@pytest.mark.parametrize("form", ["l1", "chi2"])
+def test_faces_verify_decides_by_the_learned_similarity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """A --method similarity encoder keeps its logistic unit and threshold, and verify and pairs
+    decide by them, as its training scored verification: same when ``w . phi(f1, f2) + b``
+    reaches the threshold against one of the person's images, phi the slide's |f1 - f2| or its
+    chi-square form (f1 - f2)^2 / (|f1| + |f2|), computed here by hand."""
+    from cnnlab.engine.recognition import FaceEncoder
+
+    run = tmp_path / "run"
+    argv = ["faces", "train", "--method", "similarity", "--similarity", form, "--steps", "10"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    record = torch.load(run / "best.pt", weights_only=True)["similarity"]
+    assert record["form"] == form and len(record["weight"]) == 128
+    w, b = np.array(record["weight"]), record["bias"]
+    files = _digit_pngs(tmp_path, (6, 7), 3)
+    db = str(tmp_path / "faces.db")
+    ckpt = str(run / "best.pt")
+    enrol = ["faces", "enroll", "--checkpoint", ckpt, "--db", db, "--name", "six"]
+    assert main([*enrol, files[0], files[1]]) == 0
+    probes = files[1:]
+    assert (
+        main(
+            [
+                "faces",
+                "verify",
+                "--checkpoint",
+                ckpt,
+                "--db",
+                db,
+                "--name",
+                "six",
+                *probes,
+                "--json",
+            ]
+        )
+        == 0
+    )
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["similarity_threshold"] == pytest.approx(1 / (1 + np.exp(-record["threshold"])))
+    encoder = FaceEncoder.load(ckpt)
+    enrolled, emb = encoder.embed(files[:2]), encoder.embed(probes)
+    for row, e in zip(said["results"], emb, strict=True):
+        diff = e[None] - enrolled
+        phi = np.abs(diff) if form == "l1" else diff**2 / (np.abs(e) + np.abs(enrolled) + 1e-6)
+        logit = (phi @ w + b).max()
+        assert row["similarity"] == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5)
+        assert row["same"] == (logit >= record["threshold"])
+    # the ROC of pairs files is the learned score's too
+    root = tmp_path / "people"
+    for k, f in enumerate(files):
+        (root / f"p{k // 3}").mkdir(parents=True, exist_ok=True)
+        Path(f).replace(root / f"p{k // 3}" / f"p{k // 3}_{k % 3 + 1:04d}.png")
+    (tmp_path / "pairs.txt").write_text("p0 1 2\np1 2 3\np0 1 p1 1\np0 3 p1 2\n")
+    pairs = ["faces", "pairs", "--checkpoint", ckpt, "--data", str(root)]
+    assert main([*pairs, "--pairs", str(tmp_path / "pairs.txt"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored["decided_by"] == "learned similarity" and scored["pairs"] == 4
+
+
+def _digit_pngs(folder: Path, digits: tuple[int, ...], n: int) -> list[str]:
+    """``n`` test images of each of ``digits`` written as PNGs, digit by digit."""
+    data = load_digits().splits["test"]
+    files = []
+    for digit in digits:
+        for j, i in enumerate((data.labels == digit).nonzero().flatten()[:n].tolist()):
+            files.append(str(folder / f"d{digit}_{j}.png"))
+            Image.fromarray(data.images[i, 0].numpy()).save(files[-1])
+    return files
+
+
 def _identity_folder(root: Path) -> None:
     digits = load_digits()
     images, labels = digits.splits["test"].images, digits.splits["test"].labels

@@ -329,6 +329,9 @@ class FacesConfig:
     alpha: float = 0.2  # triplet margin
     margin: float = 0.2  # cosface margin m
     scale: float = 16.0  # cosface scale s
+    # the learned similarity's features (slide "Learning the similarity function"): l1,
+    # |f1[i] - f2[i]|, or chi2, (f1[i] - f2[i])^2 / (f1[i] + f2[i]) (magnitudes, guarded)
+    similarity: str = "l1"
     # dihedral: rotations and mirror images of the training identities become new identities
     # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
     identities: str = "auto"
@@ -374,7 +377,11 @@ class FacesConfig:
             raise CnnlabError(
                 f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"
             )
-        for option, choices in (("method", FACE_METHODS), ("mining", FACE_MINING)):
+        for option, choices in (
+            ("method", FACE_METHODS),
+            ("mining", FACE_MINING),
+            ("similarity", ("l1", "chi2")),
+        ):
             if getattr(self, option) not in choices:
                 raise CnnlabError(
                     f"--{option} must be one of {', '.join(choices)}, got {getattr(self, option)!r}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections import Counter
@@ -37,8 +38,8 @@ from cnnlab.words import counted, skipped_lines
 
 
 def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """``faces pairs``: verification on an LFW-style pairs file at the checkpoint's tau, with
-    the ROC."""
+    """``faces pairs``: verification on an LFW-style pairs file at the checkpoint's tau (a
+    ``--method similarity`` encoder's: at its learned similarity's threshold), with the ROC."""
     import numpy as np
 
     from cnnlab.data.identities import read_pairs
@@ -48,17 +49,19 @@ def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
     pairs = read_pairs(args.pairs, args.data)
     files = sorted({str(p.first) for p in pairs} | {str(p.second) for p in pairs})
     emb = dict(zip(files, encoder.embed(files), strict=True))
-    d = np.array([((emb[str(p.first)] - emb[str(p.second)]) ** 2).sum() for p in pairs])
+    first = np.stack([emb[str(p.first)] for p in pairs])
+    scores, threshold = encoder.pair_scores(first, np.stack([emb[str(p.second)] for p in pairs]))
     same = np.array([p.same for p in pairs])
     tau = encoder.tau
     result: dict[str, Any] = {
         "pairs": len(pairs),
         "same_pairs": int(same.sum()),
         "tau": tau,
-        "accuracy_at_tau": float(((d <= tau) == same).mean()),
+        "decided_by": "distance" if encoder.learned is None else "learned similarity",
+        "accuracy_at_tau": float(((scores >= threshold) == same).mean()),
     }
     if 0 < same.sum() < len(same):
-        _, roc = choose_threshold(-d, same)
+        _, roc = choose_threshold(scores, same)
         result.update(auc=roc["auc"], eer=roc["eer"], best_accuracy=roc["val_accuracy"])
         if args.roc:
             result["roc"] = str(plot_roc({Path(args.pairs).name: roc}, Path(args.roc)))
@@ -99,7 +102,13 @@ def _summary_table(result: dict[str, Any]) -> Table:
 
 
 # options that only one --method reads (None when not given: the method's default applies)
-METHOD_OPTIONS = {"mining": "triplet", "alpha": "triplet", "margin": "cosface", "scale": "cosface"}
+METHOD_OPTIONS = {
+    "mining": "triplet",
+    "alpha": "triplet",
+    "margin": "cosface",
+    "scale": "cosface",
+    "similarity": "similarity",
+}
 
 
 def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -220,6 +229,8 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
         rows = encoder.verify(db, args.name, args.images)
     else:
         rows = encoder.identify(db, args.images)
+    learned = encoder.learned if args.what == "verify" else None
+    cut = None if learned is None else float(1 / (1 + math.exp(-learned[1])))
     if not args.json:
         shown, note = first_shown(rows, csv_path)
         for r in shown:
@@ -228,12 +239,17 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
                 if args.what == "verify"
                 else (r["identity"] or "not recognized")
             )
-            console.print(f"{r['source']}: {verdict} (distance {r['distance']:.3f}, tau {tau:.3f})")
+            why = f"distance {r['distance']:.3f}, tau {tau:.3f}"
+            if cut is not None:  # a --method similarity encoder decides by its learned score
+                why = f"learned similarity {r['similarity']:.3f}, threshold {cut:.3f}; " + why
+            console.print(f"{r['source']}: {verdict} ({why})")
         if note:
             console.print(note)
         if len(rows) > 1:
             console.print(_tally(rows, args.name if args.what == "verify" else None))
     result: dict[str, Any] = {"tau": tau, "results": rows}
+    if cut is not None:
+        result["similarity_threshold"] = cut
     if figure:
         result["figure"] = str(_draw_probes(rows, encoder, figure, args.what == "verify"))
         if not args.json:
@@ -260,9 +276,16 @@ def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: b
     else:
         yes = [r["identity"] is not None for r in drawn]
         words = [r["identity"] or "not recognized" for r in drawn]
-    captions = [f"{w}\nd = {r['distance']:.2f}" for w, r in zip(words, drawn, strict=True)]
+    learned = verify and encoder.learned is not None  # decided by the learned similarity
+    captions = [
+        f"{w}\n" + (f"s = {r['similarity']:.2f}" if learned else f"d = {r['distance']:.2f}")
+        for w, r in zip(words, drawn, strict=True)
+    ]
     colors = ["forestgreen" if y else "firebrick" for y in yes]
     title = f"tau = {encoder.tau:.2f}: a distance at most tau is the same person"
+    if learned:
+        cut = 1 / (1 + math.exp(-encoder.learned[1]))
+        title = f"learned similarity s at least {cut:.2f} is the same person"
     return plot_captioned(images, captions, path, title, colors, cols=6)
 
 
@@ -271,7 +294,8 @@ def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
     and how many were not recognized (identify)."""
     if claimed is not None:
         same = sum(r["same"] for r in rows)
-        return f"{same} of {len(rows)} images are {claimed} (distance <= tau)"
+        rule = "learned similarity >= threshold" if "similarity" in rows[0] else "distance <= tau"
+        return f"{same} of {len(rows)} images are {claimed} ({rule})"
     named = Counter(r["identity"] for r in rows if r["identity"] is not None)
     who = ", ".join(f"{name} {n}" for name, n in named.most_common())
     recognized = sum(named.values())
@@ -346,6 +370,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--alpha", type=non_negative_float, help=f"triplet margin ({d.alpha})")
     p.add_argument("--margin", type=non_negative_float, help=f"cosface margin m ({d.margin})")
+    p.add_argument(
+        "--similarity",
+        choices=("l1", "chi2"),
+        help=f"--method similarity's features: l1, |f1 - f2|, or chi2, the slide's chi-square "
+        f"(f1 - f2)^2 / (f1 + f2) ({d.similarity})",
+    )
     p.add_argument(
         "--scale", type=positive_float, help=f"cosface scale s of the cosines ({d.scale:g})"
     )

@@ -139,6 +139,8 @@ def export_onnx(
 
             meta["tau"], meta["model_id"] = ckpt["tau"], ckpt["model_id"]
             meta["invert_light"] = face_meta(ckpt)["invert_light"]
+            if "similarity" in ckpt:  # the learned similarity verification decides by
+                meta["similarity"] = ckpt["similarity"]
     if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)
         from cnnlab.models.unet import SameSizeScores
 

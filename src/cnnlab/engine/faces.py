@@ -55,6 +55,7 @@ from cnnlab.models.siamese import (
     LearnedSimilarity,
     SiameseEncoder,
     SiameseEnsemble,
+    similarity_record,
 )
 from cnnlab.registry import create_model
 
@@ -163,7 +164,11 @@ def train_encoder(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model = create_model("siamese", **kwargs).to(device)
-    similarity = LearnedSimilarity(config.embedding_dim) if config.method == "similarity" else None
+    similarity = (
+        LearnedSimilarity(config.embedding_dim, config.similarity)
+        if config.method == "similarity"
+        else None
+    )
     if similarity is not None:
         similarity.to(device)
     params = list(model.parameters()) + (list(similarity.parameters()) if similarity else [])
@@ -359,6 +364,8 @@ def train_faces(
             b"".join(v.numpy().tobytes() for v in state.values())
         ).hexdigest()[:16],
     }
+    if similarity is not None:  # what faces verify decides by, as training scored it
+        payload["similarity"] = similarity_record(similarity, threshold)
     save_checkpoint(out / "best.pt", payload)
     plot_roc(
         {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},

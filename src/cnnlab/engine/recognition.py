@@ -23,6 +23,7 @@ import torch
 from cnnlab.data.face_db import FaceDatabase
 from cnnlab.engine.predict import CHUNK, preprocess_files
 from cnnlab.errors import CnnlabError
+from cnnlab.models.siamese import LearnedSimilarity, similarity_from_record
 
 
 def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +96,24 @@ class FaceEncoder:
     def tau(self) -> float:
         return float(self.checkpoint["tau"])
 
+    @property
+    def learned(self) -> tuple[LearnedSimilarity, float] | None:
+        """A ``--method similarity`` encoder's learned similarity and its logit threshold
+        (verification decides by them, as its training scored it), else ``None``."""
+        record = self.checkpoint.get("similarity")
+        return None if record is None else similarity_from_record(record)
+
+    def pair_scores(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+        """Scores of the pairs ``a[i], b[i]`` (``(n, D)`` each; higher: more alike) and the
+        score at which a pair is the same person: the learned similarity's logits and
+        threshold, or ``-d`` and ``-tau``."""
+        if (learned := self.learned) is not None:
+            similarity, threshold = learned
+            with torch.no_grad():
+                logits = similarity(torch.from_numpy(a).float(), torch.from_numpy(b).float())
+            return logits.double().numpy(), threshold
+        return -((a.astype(np.float64) - b) ** 2).sum(1), -self.tau
+
     def embed(self, paths: Sequence[str | Path], chunk: int = CHUNK) -> np.ndarray:
         """``(len(paths), D)`` embeddings of image files, ``chunk`` files at a time."""
         from cnnlab.data.images import with_progress
@@ -145,16 +164,27 @@ class FaceEncoder:
         self, db: FaceDatabase, name: str, paths: Sequence[str | Path]
     ) -> list[dict[str, Any]]:
         """For each image: is it ``name``? Its distance to ``name``'s nearest enrolled image and
-        ``same`` (``distance <= tau``)."""
+        ``same`` (``distance <= tau``). A ``--method similarity`` encoder decides by its learned
+        similarity instead: ``same`` when its logit with one of ``name``'s images reaches the
+        threshold, and ``similarity`` is the highest ``sigmoid(logit)``."""
         names, gallery = _enrolled(db)
         mine = [i for i, n in enumerate(names) if n == name]
         if not mine:
             raise CnnlabError(f"{db.path}: no person named {name!r}")
-        d = squared_distances(self.embed(paths), gallery[mine]).min(1)
-        return [
+        emb, theirs = self.embed(paths), gallery[mine]
+        d = squared_distances(emb, theirs).min(1)
+        rows = [
             {"source": str(p), "claimed": name, "distance": float(x), "same": bool(x <= self.tau)}
             for p, x in zip(paths, d, strict=True)
         ]
+        if self.learned is not None:  # every probe against every enrolled image of name
+            n, m = len(emb), len(theirs)
+            scores, threshold = self.pair_scores(np.repeat(emb, m, 0), np.tile(theirs, (n, 1)))
+            best = scores.reshape(n, m).max(1)
+            for row, s in zip(rows, best, strict=True):
+                row["similarity"] = float(1 / (1 + np.exp(-s)))
+                row["same"] = bool(s >= threshold)
+        return rows
 
     def identify(self, db: FaceDatabase, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         """For each image: the enrolled person nearest to it (``nearest``, ``distance``) and

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,6 +103,27 @@ class LearnedSimilarity(nn.Module):
 
     def forward(self, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
         return self.linear(self.features(f1, f2)).squeeze(-1)
+
+
+def similarity_record(similarity: LearnedSimilarity, threshold: float) -> dict[str, Any]:
+    """What a checkpoint, and an ONNX file's metadata, keep of a trained learned similarity, as
+    plain numbers: its ``form``, ``weight`` ``w (D,)``, ``bias`` ``b`` and the logit
+    ``threshold`` chosen on held-out pairs (``w . phi(f1, f2) + b >= threshold``: same)."""
+    return {
+        "form": similarity.form,
+        "weight": similarity.linear.weight.detach().cpu().flatten().tolist(),
+        "bias": float(similarity.linear.bias.detach()),
+        "threshold": float(threshold),
+    }
+
+
+def similarity_from_record(record: dict[str, Any]) -> tuple[LearnedSimilarity, float]:
+    """The :class:`LearnedSimilarity` and its logit threshold from :func:`similarity_record`."""
+    similarity = LearnedSimilarity(len(record["weight"]), record["form"])
+    with torch.no_grad():
+        similarity.linear.weight.copy_(torch.tensor(record["weight"]).view(1, -1))
+        similarity.linear.bias.fill_(record["bias"])
+    return similarity.eval(), float(record["threshold"])
 
 
 @register_model(
