@@ -330,7 +330,9 @@ class FacesConfig:
     margin: float = 0.2  # cosface margin m
     scale: float = 16.0  # cosface scale s
     # the learned similarity's features (slide "Learning the similarity function"): l1,
-    # |f1[i] - f2[i]|, or chi2, (f1[i] - f2[i])^2 / (f1[i] + f2[i]) (magnitudes, guarded)
+    # |f1[i] - f2[i]|, or chi2, (f1[i] - f2[i])^2 / (f1[i] + f2[i]) (magnitudes, guarded).
+    # Measured on the digits default, seeds 0/1/2, medians: chi2 verification 0.828, one-shot
+    # 0.825; l1 0.817 / 0.801 (chi2 better one-shot on every seed); l1 stays, the slide's first
     similarity: str = "l1"
     # dihedral: rotations and mirror images of the training identities become new identities
     # (Omniglot practice; right for glyphs, wrong for faces); auto = dihedral for digits only
