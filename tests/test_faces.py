@@ -793,9 +793,11 @@ def test_faces_verify_decides_by_the_learned_similarity(
     run = tmp_path / "run"
     argv = ["faces", "train", "--method", "similarity", "--similarity", form, "--steps", "10"]
     assert main([*argv, "--out", str(run), "--json"]) == 0
-    capsys.readouterr()
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     record = torch.load(run / "best.pt", weights_only=True)["similarity"]
     assert record["form"] == form and len(record["weight"]) == 128
+    sigmoid = 1 / (1 + np.exp(-record["threshold"]))  # what the run reported, as a probability
+    assert trained["similarity_threshold"] == pytest.approx(sigmoid)
     w, b = np.array(record["weight"]), record["bias"]
     files = _digit_pngs(tmp_path, (6, 7), 3)
     db = str(tmp_path / "faces.db")
@@ -821,7 +823,7 @@ def test_faces_verify_decides_by_the_learned_similarity(
         == 0
     )
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert said["similarity_threshold"] == pytest.approx(1 / (1 + np.exp(-record["threshold"])))
+    assert said["similarity_threshold"] == pytest.approx(sigmoid)
     encoder = FaceEncoder.load(ckpt)
     enrolled, emb = encoder.embed(files[:2]), encoder.embed(probes)
     for row, e in zip(said["results"], emb, strict=True):

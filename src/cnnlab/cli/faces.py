@@ -94,7 +94,17 @@ def _summary_table(result: dict[str, Any]) -> Table:
     table = Table(title="faces: what the encoder does on identities it never saw")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key, what in SUMMARY_ROWS:
+    rows = dict(SUMMARY_ROWS)
+    if "similarity_threshold" in result:  # --method similarity: verification by its unit
+        rows["verification_accuracy"] = (
+            "verification accuracy at the learned similarity's threshold"
+        )
+        del rows["tau"], rows["val_accuracy"], rows["seconds"]  # re-added in this order:
+        rows["similarity_threshold"] = "learned similarity threshold (held-out training images)"
+        rows["val_accuracy"] = "verification accuracy there"
+        rows["tau"] = "tau, a distance (open-set identification decides by it)"
+        rows["seconds"] = "training seconds"
+    for key, what in rows.items():
         value = result.get(key)
         shown = "-" if value is None else f"{value:.1f}" if key == "seconds" else f"{value:.3f}"
         table.add_row(what, shown)

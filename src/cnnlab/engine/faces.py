@@ -404,6 +404,8 @@ def train_faces(
         "loss_first_100_steps": _mean_loss(losses, slice(None, 100)),
         "loss_last_100_steps": _mean_loss(losses, slice(-100, None)),
     }
+    if similarity is not None:  # verification's threshold, as a probability
+        result["similarity_threshold"] = float(torch.sigmoid(torch.tensor(threshold)))
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
