@@ -805,23 +805,8 @@ def test_faces_verify_decides_by_the_learned_similarity(
     enrol = ["faces", "enroll", "--checkpoint", ckpt, "--db", db, "--name", "six"]
     assert main([*enrol, files[0], files[1]]) == 0
     probes = files[1:]
-    assert (
-        main(
-            [
-                "faces",
-                "verify",
-                "--checkpoint",
-                ckpt,
-                "--db",
-                db,
-                "--name",
-                "six",
-                *probes,
-                "--json",
-            ]
-        )
-        == 0
-    )
+    verify = ["faces", "verify", "--checkpoint", ckpt, "--db", db, "--name", "six"]
+    assert main([*verify, *probes, "--json"]) == 0
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert said["similarity_threshold"] == pytest.approx(sigmoid)
     encoder = FaceEncoder.load(ckpt)
