@@ -70,7 +70,10 @@ def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any
         message = f"{args.pairs}: only {kind} pairs, so no ROC curve; {args.roc} not written"
         warnings.warn(message, stacklevel=2)
     if not args.json:
-        console.print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float)))
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
+        if encoder.learned is not None:  # accuracy_at_tau is then at the unit's threshold
+            figures = "decided by the learned similarity (tau is for identify): " + figures
+        console.print(figures)
     return result
 
 
