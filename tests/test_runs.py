@@ -74,7 +74,11 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert last_json(capsys)["runs"] == [faces]
     assert main(["runs", "mine", "--root", "runs"]) == 2
     assert "give the folder once: mine or --root runs" in capsys.readouterr().err
-    assert (faces["task"], faces["model"], faces["progress"]) == ("faces", "lenet5", "2 steps")
+    assert (faces["task"], faces["model"], faces["progress"]) == (
+        "faces",
+        "lenet5 (triplet, semi_hard)",
+        "2 steps",
+    )
     assert set(faces["figures"]) == {"verif", "1-shot"}
     assert main(["runs", "--task", "localize"]) == 0
     out = capsys.readouterr().out
@@ -83,3 +87,17 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert "nowhere: no such folder" in capsys.readouterr().err
     assert main(["runs", "--root", "runs/classify/lenet5-digits/results.json"]) == 2
     assert "results.json: not a folder" in capsys.readouterr().err
+
+
+def test_a_faces_run_names_how_it_trained() -> None:
+    """Faces runs of one backbone differ by method: the table says which (and the mining, the
+    similarity's form, the members)."""
+    from cnnlab.engine.runs import _face_method
+
+    assert _face_method({"method": "triplet", "mining": "batch_hard"}) == "triplet, batch_hard"
+    assert _face_method({"method": "cosface", "mining": "semi_hard"}) == "cosface"
+    assert _face_method({"method": "similarity", "similarity": "chi2"}) == "similarity, chi2"
+    assert _face_method({"method": "similarity"}) == "similarity, l1"  # before --similarity
+    assert _face_method({"method": "triplet", "mining": "semi_hard", "members": 5}) == (
+        "triplet, semi_hard, 5 members"
+    )

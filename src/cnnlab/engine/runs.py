@@ -89,6 +89,8 @@ def summarise(folder: Path) -> RunSummary:
         return row
     row.task = next((task for task, key in TASK_KEYS if key in config), "?")
     row.model = str(config.get("model") or config.get("backbone") or "?")
+    if row.task == "faces" and config.get("method"):  # runs of one backbone differ by method
+        row.model += f" ({_face_method(config)})"
     row.data = str(config.get("data", "?"))
     unit, planned = ("steps", config.get("steps")) if row.task == "faces" else ("epochs", None)
     if unit == "epochs":
@@ -114,6 +116,18 @@ def summarise(folder: Path) -> RunSummary:
         seconds = results.get("seconds")
         row.seconds = float(seconds) if isinstance(seconds, int | float) else None
     return row
+
+
+def _face_method(config: dict[str, Any]) -> str:
+    """``triplet, semi_hard``, ``cosface``, ``similarity, chi2``: how a faces run trained."""
+    method = str(config["method"])
+    detail = {"triplet": config.get("mining"), "similarity": config.get("similarity", "l1")}
+    members = config.get("members", 1)
+    return ", ".join(
+        str(x)
+        for x in (method, detail.get(method), f"{members} members" if members > 1 else None)
+        if x
+    )
 
 
 def _faces_config(folder: Path) -> dict[str, Any]:
