@@ -185,6 +185,9 @@ def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([*enrol, "--onnx", onnx_path, "--json"]) == 0
     said = capsys.readouterr()
     assert _json_line(said.out)["enrolled"] == 2
+    assert _json_line(said.out)["enrolled_as_others"] == [
+        {"source": files["6"][0], "enrolled_as": "six"}
+    ]
     assert said.err.strip() == (
         "cnnlab: warning: 1 image of eight already enrolled as someone else, enrolled anyway: "
         f"{files['6'][0]} (six)"
@@ -199,6 +202,17 @@ def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         (root / f"d{digit}").mkdir(parents=True)
         for j, f in enumerate(fs):
             Path(f).rename(root / f"d{digit}" / f"d{digit}_{j:04d}.png")
+    gallery = ["faces", "enroll", "--db", db, "--people", str(root), "--onnx", onnx_path]
+    assert main([*gallery, "--json"]) == 0  # a gallery's folders, someone's images among them
+    rows = {r["name"]: r for r in _last_json(capsys)["people"]}
+    assert rows["d6"]["enrolled_as_others"] == [
+        {"source": str(root / "d6" / "d6_0000.png"), "enrolled_as": "eight, nine and six"},
+        {"source": str(root / "d6" / "d6_0001.png"), "enrolled_as": "six"},
+    ]
+    for digit, name in (("7", "seven"), ("8", "eight")):
+        assert rows[f"d{digit}"]["enrolled_as_others"] == [
+            {"source": str(root / f"d{digit}" / f"d{digit}_0000.png"), "enrolled_as": name}
+        ]
     pairs = ["faces", "pairs", "--data", str(root), "--pairs", str(tmp_path / "pairs.txt")]
     assert main([*pairs, "--checkpoint", ckpt, "--json"]) == 0
     ours = _last_json(capsys)

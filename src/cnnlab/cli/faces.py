@@ -221,12 +221,14 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
                 f"{counted(len(rows), 'person', 'people')} from {args.people} in {args.db}"
             )
         return {"people": rows}
-    n = encoder.enroll(encoder.database(args.db), args.name, args.images)  # images read first
+    others: list[dict[str, str]] = []  # images someone else has enrolled already (warned)
+    n = encoder.enroll(encoder.database(args.db), args.name, args.images, others)
     skipped_images = len(args.images) - n
     if not args.json:
         again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
         console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
-    return {"name": args.name, "enrolled": n, "skipped": skipped_images}
+    result = {"name": args.name, "enrolled": n, "skipped": skipped_images}
+    return result | ({"enrolled_as_others": others} if others else {})
 
 
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -132,13 +132,22 @@ class FaceEncoder:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return FaceDatabase(path, self.checkpoint["model_id"])
 
-    def enroll(self, db: FaceDatabase, name: str, paths: Sequence[str | Path]) -> int:
+    def enroll(
+        self,
+        db: FaceDatabase,
+        name: str,
+        paths: Sequence[str | Path],
+        others: list[dict[str, str]] | None = None,
+    ) -> int:
         """Enrol ``name`` with the images ``paths`` in one transaction; returns how many were
         added (an image enrolled before for the same person is skipped; one enrolled as another
-        person is added with a warning). Every image is read before the database is touched,
-        so a bad one adds nothing."""
+        person is added with a warning, and listed in ``others`` when given as ``{"source",
+        "enrolled_as"}``). Every image is read before the database is touched, so a bad one adds
+        nothing."""
         emb = self.embed(paths)
-        warn_enrolled_as_others(db, name, emb, paths)
+        found = warn_enrolled_as_others(db, name, emb, paths)
+        if others is not None:
+            others.extend({"source": path, "enrolled_as": who} for path, who in found)
         return db.enroll(name, emb)
 
     def enroll_people(
@@ -148,16 +157,20 @@ class FaceEncoder:
         :func:`~cnnlab.data.identities.person_folders`), one transaction a person: every image
         is read and embedded first, so a bad one adds no one, and a crash keeps the people
         enrolled before it. Returns per person ``name``, ``enrolled`` and ``skipped`` (already
-        there)."""
+        there), and ``enrolled_as_others`` where some images were someone else's already."""
         if not people:
             return []
         emb = self.embed([f for _, paths in people for f in paths])  # one pass, one bar
         ends = np.cumsum([len(paths) for _, paths in people])
         rows = []
         for (name, paths), part in zip(people, np.split(emb, ends[:-1]), strict=True):
-            warn_enrolled_as_others(db, name, part, paths)
+            found = warn_enrolled_as_others(db, name, part, paths)
             added = db.enroll(name, part)
             rows.append({"name": name, "enrolled": added, "skipped": len(part) - added})
+            if found:
+                rows[-1]["enrolled_as_others"] = [
+                    {"source": path, "enrolled_as": who} for path, who in found
+                ]
         return rows
 
     def verify(
