@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from collections import Counter
@@ -97,17 +96,15 @@ def _summary_table(result: dict[str, Any]) -> Table:
     table = Table(title="faces: what the encoder does on identities it never saw")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    rows = dict(SUMMARY_ROWS)
+    rows = list(SUMMARY_ROWS)
     if "similarity_threshold" in result:  # --method similarity: verification by its unit
-        rows["verification_accuracy"] = (
-            "verification accuracy at the learned similarity's threshold"
-        )
-        del rows["tau"], rows["val_accuracy"], rows["seconds"]  # re-added in this order:
-        rows["similarity_threshold"] = "learned similarity threshold (held-out training images)"
-        rows["val_accuracy"] = "verification accuracy there"
-        rows["tau"] = "tau, a distance (open-set identification decides by it)"
-        rows["seconds"] = "training seconds"
-    for key, what in rows.items():
+        rows[0] = ("verification_accuracy", "verification accuracy at the learned threshold")
+        rows[-3:-1] = [  # in place of tau and the held-out accuracy
+            ("similarity_threshold", "learned similarity threshold (held-out training images)"),
+            ("val_accuracy", "verification accuracy there"),
+            ("tau", "tau, a distance (open-set identification decides by it)"),
+        ]
+    for key, what in rows:
         value = result.get(key)
         shown = "-" if value is None else f"{value:.1f}" if key == "seconds" else f"{value:.3f}"
         table.add_row(what, shown)
@@ -244,8 +241,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
         rows = encoder.verify(db, args.name, args.images)
     else:
         rows = encoder.identify(db, args.images)
-    learned = encoder.learned if args.what == "verify" else None
-    cut = None if learned is None else float(1 / (1 + math.exp(-learned[1])))
+    cut = encoder.similarity_threshold if args.what == "verify" else None
     if not args.json:
         shown, note = first_shown(rows, csv_path)
         for r in shown:
@@ -291,15 +287,14 @@ def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: b
     else:
         yes = [r["identity"] is not None for r in drawn]
         words = [r["identity"] or "not recognized" for r in drawn]
-    learned = verify and encoder.learned is not None  # decided by the learned similarity
+    cut = encoder.similarity_threshold if verify else None  # decided by the learned similarity
     captions = [
-        f"{w}\n" + (f"s = {r['similarity']:.2f}" if learned else f"d = {r['distance']:.2f}")
+        f"{w}\n" + (f"d = {r['distance']:.2f}" if cut is None else f"s = {r['similarity']:.2f}")
         for w, r in zip(words, drawn, strict=True)
     ]
     colors = ["forestgreen" if y else "firebrick" for y in yes]
     title = f"tau = {encoder.tau:.2f}: a distance at most tau is the same person"
-    if learned:
-        cut = 1 / (1 + math.exp(-encoder.learned[1]))
+    if cut is not None:
         title = f"learned similarity s at least {cut:.2f} is the same person"
     return plot_captioned(images, captions, path, title, colors, cols=6)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,18 @@ class FaceEncoder:
     def tau(self) -> float:
         return float(self.checkpoint["tau"])
 
-    @property
+    @cached_property
     def learned(self) -> tuple[LearnedSimilarity, float] | None:
         """A ``--method similarity`` encoder's learned similarity and its logit threshold
         (verification decides by them, as its training scored it), else ``None``."""
         record = self.checkpoint.get("similarity")
         return None if record is None else similarity_from_record(record)
+
+    @property
+    def similarity_threshold(self) -> float | None:
+        """The learned similarity's threshold as a probability, ``sigmoid(logit threshold)``:
+        what verify's ``similarity`` column is compared with; ``None`` without one."""
+        return None if self.learned is None else _sigmoid(self.learned[1])
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
         """Scores of the pairs ``a[i], b[i]`` (``(n, D)`` each; higher: more alike) and the
@@ -195,7 +202,7 @@ class FaceEncoder:
             scores, threshold = self.pair_scores(np.repeat(emb, m, 0), np.tile(theirs, (n, 1)))
             best = scores.reshape(n, m).max(1)
             for row, s in zip(rows, best, strict=True):
-                row["similarity"] = float(1 / (1 + np.exp(-s)))
+                row["similarity"] = _sigmoid(s)
                 row["same"] = bool(s >= threshold)
         return rows
 
@@ -250,6 +257,10 @@ def warn_enrolled_as_others(
             stacklevel=2,
         )
     return found
+
+
+def _sigmoid(logit: float) -> float:
+    return float(1 / (1 + np.exp(-logit)))
 
 
 def _enrolled(db: FaceDatabase) -> tuple[list[str], np.ndarray]:
