@@ -67,22 +67,22 @@ def explain_triplets(
         raise CnnlabError(
             f"--anchor {anchor}: needs another image of its person and an image of someone else"
         )
-    d = pairwise_sq_distances(emb.double())
+    x = emb.double()
+    d = pairwise_sq_distances(x)
     positive = same & ~torch.eye(b, dtype=torch.bool)
     a, p, n = (positive[:, :, None] & ~same[:, None, :]).nonzero(as_tuple=True)  # every valid
-    losses = (d[a, p] - d[a, n] + alpha).clamp(min=0)
+    losses = triplet_loss(x[a], x[p], x[n], alpha, "none")
     strategies = {}
     for strategy in MINING:
-        ta, tp, tn = mine_triplets(emb.double(), labels, strategy, alpha)
-        loss = triplet_loss(emb[ta].double(), emb[tp].double(), emb[tn].double(), alpha, "none")
-        mine = ta == anchor
+        ta, tp, tn = mine_triplets(x, labels, strategy, alpha)
+        loss = triplet_loss(x[ta], x[tp], x[tn], alpha, "none")
+        mine = (ta == anchor).nonzero().flatten().tolist()
         strategies[strategy] = {
             "triplets": len(ta),
             "active": int((loss > 0).sum()),
             "mean_loss": plain_number(loss.mean()) if len(loss) else 0,
             "anchor_triplets": [
-                _triplet(int(x), int(y), int(z), d, alpha)
-                for x, y, z in zip(ta[mine], tp[mine], tn[mine], strict=True)
+                _triplet(int(ta[k]), int(tp[k]), int(tn[k]), d, float(loss[k]), alpha) for k in mine
             ],
         }
     return {
@@ -99,7 +99,8 @@ def explain_triplets(
     }
 
 
-def _triplet(a: int, p: int, n: int, d: torch.Tensor, alpha: float) -> dict[str, Any]:
+def _triplet(a: int, p: int, n: int, d: torch.Tensor, loss: float, alpha: float) -> dict[str, Any]:
+    """One picked triplet: its images, distances, loss and whether N is semi-hard."""
     d_ap, d_an = float(d[a, p]), float(d[a, n])
     return {
         "a": a,
@@ -107,7 +108,7 @@ def _triplet(a: int, p: int, n: int, d: torch.Tensor, alpha: float) -> dict[str,
         "n": n,
         "d_ap": plain_number(d_ap),
         "d_an": plain_number(d_an),
-        "loss": plain_number(max(d_ap - d_an + alpha, 0.0)),
+        "loss": plain_number(loss),
         "semi_hard": d_ap < d_an < d_ap + alpha,
     }
 
