@@ -483,7 +483,11 @@ class RegionsConfig:
 
     def anchor_count(self) -> int:
         """The RPN's anchors a cell: ``anchors`` for k-means, the paper's nine otherwise."""
-        return self.anchors if self.anchor_shapes == "kmeans" else 9
+        if self.anchor_shapes == "kmeans":
+            return self.anchors
+        from cnnlab.ops.anchors import PAPER_RATIOS, PAPER_SCALES
+
+        return len(PAPER_SCALES) * len(PAPER_RATIOS)
 
     def method_list(self) -> tuple[str, ...]:
         """``methods`` as a tuple, each checked against :data:`REGION_METHODS`."""

@@ -206,7 +206,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
     if args.onnx is not None:
         return _exported_inputs(args)
     if args.image:
-        from cnnlab.engine.predict import folder_labels, model_meta, preprocess_files
+        from cnnlab.engine.predict import model_meta, preprocess_files
 
         model, ckpt = _vis_model(args, "classification")
         if args.weights is not None:  # ImageNet's statistics, at --image-size
@@ -222,9 +222,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
         images = preprocess_files(files, meta)
         labels = [None] * len(images)
         if args.weights is None:
-            names = list(meta["class_names"])
-            found = folder_labels(files, names)
-            labels = [None if f is None else names.index(f) for f in found]
+            labels = _folder_classes(files, list(meta["class_names"]))
     else:
         model, images, ckpt, known = _vis_inputs(args, "classification")
         if args.index >= len(images):
@@ -250,7 +248,7 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     Runtime (occlusion needs only its answers), on ``--image`` files read as ``classify predict
     --onnx`` reads them."""
     from cnnlab.engine.exported import ExportedNetwork
-    from cnnlab.engine.predict import folder_labels, preprocess_files
+    from cnnlab.engine.predict import preprocess_files
 
     if args.checkpoint is not None or args.weights is not None:
         raise CnnlabError("give --checkpoint, --weights or --onnx, one of them")
@@ -259,9 +257,14 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     network = ExportedNetwork(args.onnx, "classification")
     files = _first_images(args)
     names = list(network.meta["class_names"])
-    found = folder_labels(files, names)
-    labels = [None if f is None else names.index(f) for f in found]
-    return network, preprocess_files(files, network.meta), labels, names
+    return network, preprocess_files(files, network.meta), _folder_classes(files, names), names
+
+
+def _folder_classes(files: list[str], names: list[str]) -> list[int | None]:
+    """Each file's class index where its folder is named after a class, else ``None``."""
+    from cnnlab.engine.predict import folder_labels
+
+    return [None if f is None else names.index(f) for f in folder_labels(files, names)]
 
 
 def _first_images(args: argparse.Namespace) -> list[str]:

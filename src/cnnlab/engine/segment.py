@@ -532,10 +532,9 @@ def plot_predictions(
 
     from cnnlab.viz.plots import plot_captioned
 
-    panels, captions = [], []
+    panels, captions, size = [], [], (128, 128)
     for source, image, mask in drawn:
         rgb = torch.from_numpy(colorize(mask.numpy())).permute(2, 0, 1)
-        size = (128, 128)
         panels.append(F.interpolate(image[None].float(), size, mode="bilinear", antialias=True))
         panels.append(F.interpolate(rgb[None].float(), size, mode="nearest"))
         counts = mask_counts(mask, names)
