@@ -66,6 +66,7 @@ def server() -> Iterator[tuple[str, Files]]:
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/files", files
     httpd.shutdown()
+    httpd.server_close()  # the listening socket, or each test leaves one open
 
 
 def serve(

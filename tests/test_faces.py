@@ -250,6 +250,7 @@ def test_database_survives_a_kill_mid_enrolment(tmp_path: Path) -> None:
     time.sleep(0.5)  # bob's enrolment is under way
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
     db = FaceDatabase(path, "m1")
     assert db.people() == [("alice", 3)]  # nothing half-written, nothing lost
     with pytest.raises(CnnlabError, match="made by model m1"):
@@ -497,7 +498,8 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"recognized {recognized} of 3 images" in capsys.readouterr().out
     verify = ["faces", "verify", "--checkpoint", ckpt, "--db", db, "--name", "person6"]
     assert main([*verify, *probes, "--csv", str(sheet)]) == 0
-    same = [w["same"] for w in csv.DictReader(sheet.open(newline=""))]
+    with sheet.open(newline="") as f:
+        same = [w["same"] for w in csv.DictReader(f)]
     assert f"{same.count('True')} of 3 images are person6" in capsys.readouterr().out
     # -o draws the probes with their verdicts; a figure name matplotlib cannot write is refused
     # before any image is read

@@ -77,7 +77,8 @@ def test_writers_round_trip(tmp_path: Path) -> None:
     assert len(coco["annotations"]) == sum(len(s.labels) for s in scenes)
     assert coco["categories"][0] == {"id": 1, "name": "pedestrian", "keypoints": list(LANDMARKS)}
     root = write_masks(scenes, tmp_path / "masks")
-    mask = np.asarray(Image.open(root / "masks" / "000000.png"))
+    with Image.open(root / "masks" / "000000.png") as image:
+        mask = np.asarray(image)
     assert np.array_equal(mask, scenes[0].semantic)
 
 

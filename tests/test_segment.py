@@ -188,15 +188,17 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     assert data.images.shape == (4, 3, 32, 32) and data.class_names[0] == "background"
     # resized to --image-size: nearest-neighbour keeps every mask's class indices (2x: each
     # pixel becomes a 2x2 block), and images of other sizes join the set
-    mask = Image.open(root / "masks" / "000002.png")
-    mask.resize((48, 40), Image.Resampling.NEAREST).save(root / "masks" / "000002.png")
-    Image.open(root / "images" / "000002.png").resize((48, 40)).save(root / "images" / "000002.png")
+    with Image.open(root / "masks" / "000002.png") as mask:
+        mask.resize((48, 40), Image.Resampling.NEAREST).save(root / "masks" / "000002.png")
+    with Image.open(root / "images" / "000002.png") as image:
+        image.resize((48, 40)).save(root / "images" / "000002.png")
     big = folder_segmentation(root, 64)
     assert big.images.shape == (4, 3, 64, 64) and big.masks.shape == (4, 64, 64)
     twice = data.masks[0].repeat_interleave(2, 0).repeat_interleave(2, 1)
     assert big.masks[0].equal(twice) and set(big.masks[2].unique().tolist()) <= {0, 1, 2, 3}
     mask_png = root / "masks" / "000001.png"
-    Image.open(mask_png).convert("L").save(mask_png.with_suffix(".jpg"))
+    with Image.open(mask_png) as mask:
+        mask.convert("L").save(mask_png.with_suffix(".jpg"))
     mask_png.unlink()
     with pytest.raises(CnnlabError, match=r"missing mask .* 000001\.jpg is there, but masks must"):
         folder_segmentation(root)
@@ -231,7 +233,8 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     Image.fromarray(binary.astype(np.uint8) * 255).save(root / "masks" / "000001.png")
     assert folder_segmentation(root, 32).masks[1].unique().tolist() == [0, VOID]
     for path in (root / "masks").glob("*.png"):
-        size = Image.open(root / "images" / path.name).size
+        with Image.open(root / "images" / path.name) as image:
+            size = image.size
         Image.fromarray(binary.astype(np.uint8) * 255).resize(size, Image.NEAREST).save(path)
     with pytest.raises(
         CnnlabError, match=r"masks: the masks hold only 0 and 255.* indices 0 and 1"
@@ -298,7 +301,8 @@ def test_cli(
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         photos.append(tmp_path / folder / "0.png")
-        Image.open(preds[0]["overlay"]).convert("RGB").save(photos[-1])
+        with Image.open(preds[0]["overlay"]) as overlay:
+            overlay.convert("RGB").save(photos[-1])
     argv = ["segment", "predict", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path)]
     assert main([*argv, *map(str, photos), "--json"]) == 0
     preds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
@@ -306,10 +310,13 @@ def test_cli(
     assert len({p["map"] for p in preds}) == 2 and all(Path(p["map"]).is_file() for p in preds)
     # a photo of another size is segmented at the training size (32 px) and its map brought
     # back to the photo's own pixels; at the training size that is the model's own arg-max
-    Image.open(photos[0]).resize((64, 48)).save(tmp_path / "wide.png")
+    with Image.open(photos[0]) as photo:
+        photo.resize((64, 48)).save(tmp_path / "wide.png")
     assert main([*argv, str(tmp_path / "wide.png"), str(photos[0]), "--json"]) == 0
     wide, same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
-    assert Image.open(wide["map"]).size == (64, 48)
+    with Image.open(wide["map"]) as wide_map:
+        assert wide_map.size == (64, 48)
+        wide_colours = np.asarray(wide_map)
     assert sum(wide["pixel_counts"].values()) == 64 * 48
     assert same["pixel_counts"] == preds[0]["pixel_counts"]
     from cnnlab.engine.segment import colorize, predict_files  # from Python: the same maps
@@ -317,7 +324,7 @@ def test_cli(
     rows = predict_files(out / "best.pt", [tmp_path / "wide.png", photos[0]])
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
     assert rows[0]["mask"].shape == (48, 64)
-    assert np.array_equal(colorize(rows[0]["mask"].numpy()), np.asarray(Image.open(wide["map"])))
+    assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
     assert main([*argv, str(photos[0])]) == 0  # without --json: each class's share of the pixels
     shown = capsys.readouterr().out
     counts = preds[0]["pixel_counts"]
@@ -644,7 +651,8 @@ def test_unet_paper_trains_on_rgb_scenes(
     assert (
         main(["segment", "predict", "--checkpoint", str(out / "best.pt"), "--out", str(maps)]) == 0
     )
-    assert Image.open(next(maps.glob("*map*.png"))).size == (32, 32)
+    with Image.open(next(maps.glob("*map*.png"))) as first_map:
+        assert first_map.size == (32, 32)
     for what, options in (  # on the mirrored input the network sees
         ("patches", ["--layers", "2", "--units", "2"]),
         ("activations", ["--channels", "2"]),
@@ -725,7 +733,9 @@ def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixtu
     (moved / "classes.txt").write_text("\n".join(order) + "\n")
     lookup = np.array([order.index(n) for n in names], np.uint8)
     for path in (moved / "masks").glob("*.png"):
-        Image.fromarray(lookup[np.array(Image.open(path))]).save(path)
+        with Image.open(path) as mask:
+            indices = np.array(mask)
+        Image.fromarray(lookup[indices]).save(path)
     reordered = score(moved)
     for key in ("per_class_iou", "mean_iou", "pixel_accuracy"):
         assert reordered[key] == pytest.approx(original[key], abs=1e-12), key

@@ -297,6 +297,7 @@ def fetch(
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
+        exc.close()  # an error answer holds its connection open like a response
         if exc.code == 416 and have:  # already complete
             response = None
         else:
