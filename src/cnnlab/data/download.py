@@ -380,7 +380,10 @@ def unpack(archive: Path, into: Path, how: str = "auto") -> None:
                 _safe_target(into, m.name)
                 if m.issym() or m.islnk():
                     _safe_target(into, str(Path(m.name).parent / m.linkname))
-            tar.extractall(into, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                tar.extractall(into, filter="data")
+            else:  # older: the members were checked above
+                tar.extractall(into)
     elif zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for m in z.namelist():
