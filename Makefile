@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint bench test-torchvision clean
+.PHONY: demo test lint bench test-torchvision test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,17 @@ test-torchvision:
 	$(TVENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(TVENV)/bin/python -m pytest -q tests/test_torchvision_weights.py tests/test_weights_loading.py
 
+# The oldest release of each dependency pyproject.toml admits (torch: the CPU build above; its
+# floor, 2.5, exists here only as a CUDA build of several GB): the suite must pass on them too.
+OVENV := .venv-oldest
+OLDEST := numpy==1.24.4 pillow==10.0.0 scikit-learn==1.3.0 scikit-image==0.22.0 \
+	matplotlib==3.7.0 rich==13.0.0 kornia==0.7.2 pycocotools==2.0.7 pyyaml==6.0 onnx==1.15.0 \
+	onnxruntime==1.17.0 pytest==8.0.0 hypothesis==6.100.0
+test-oldest:
+	test -x $(OVENV)/bin/python || $(PYTHON) -m venv $(OVENV)
+	$(OVENV)/bin/python -m pip install --quiet torch==2.13.0 $(OLDEST)
+	$(OVENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(OVENV)/bin/python -m pytest -q
+
 clean:
-	rm -rf $(VENV) $(TVENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TVENV) $(OVENV) runs .pytest_cache .ruff_cache .hypothesis

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -1126,3 +1127,19 @@ def test_options_that_choose_images_are_refused_beside_image_files(
     for argv, said in cases:
         assert main([*argv, "--checkpoint", str(tmp_path / "missing.pt")]) == 2
         assert said in capsys.readouterr().err, argv
+
+
+def test_a_switched_off_progress_bar_prints_nothing() -> None:
+    """rich before release 15 printed an empty line when a switched-off bar stopped: a blank line
+    on stderr after every ``--json`` run (``make test-oldest`` runs this on rich 13.0)."""
+    from rich.console import Console
+
+    from cnnlab.progress import ProgressBar
+
+    out = io.StringIO()
+    with ProgressBar(console=Console(file=out), disable=True) as bar:
+        bar.advance(bar.add_task("reading", total=2))
+    assert out.getvalue() == ""
+    with ProgressBar(console=Console(file=out)) as bar:  # switched on, the same console writes
+        bar.advance(bar.add_task("reading", total=2))
+    assert "reading" in out.getvalue()

@@ -293,23 +293,29 @@ def test_train_on_a_folder(
     assert main([*predict, str(image_folder), "--csv", str(tmp_path)]) == 2  # a folder
     assert "a folder; give the CSV's file name" in capsys.readouterr().err
     # a folder of many files shows how far its prediction got (a bar on stderr, as training's
-    # decoding does); few files show none
+    # decoding does); few files, or a stderr that is no terminal, show none (no bar at all)
+    import rich.console
     import rich.progress
 
     from cnnlab.data import images as image_io
 
-    bars: list[tuple[str, bool]] = []
+    bars: list[str] = []
 
-    def track(items, description, transient, disable, console):
+    def track(items, description, transient, console):
         assert transient and console.stderr  # gone when done, never on --json's stdout
-        bars.append((description, disable))
+        bars.append(description)
         return items
 
     monkeypatch.setattr(rich.progress, "track", track)
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: True))
     assert main([*predict, str(image_folder)]) == 0
+    assert bars == []
     monkeypatch.setattr(image_io, "MANY_FILES", 36)
     assert main([*predict, str(image_folder)]) == 0
-    assert bars == [("predicting", True), ("predicting", False)]
+    assert bars == ["predicting"]
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: False))
+    assert main([*predict, str(image_folder)]) == 0
+    assert bars == ["predicting"]
     capsys.readouterr()
     if Path("/proc/self").is_dir():  # nothing can be made there: refused before predicting
         assert main([*predict, str(image_folder), "--csv", "/proc/self/p.csv"]) == 2

@@ -277,14 +277,13 @@ def _first_images(args: argparse.Namespace) -> list[str]:
 
 
 def _occlusion(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from rich.progress import Progress
-
     from cnnlab.engine.occlusion import (
         default_patch,
         occlusion_grid,
         occlusion_map,
         plot_occlusion,
     )
+    from cnnlab.progress import ProgressBar
     from cnnlab.viz.plots import figure_path
 
     figure_path(args.output)  # a name that cannot be written: said before the work
@@ -300,7 +299,7 @@ def _occlusion(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         target = names.index(args.target)
     maps, captions, rows = [], [], []
     total = ny * nx * len(images)  # occluded copies to classify: a bar when that takes a while
-    bar = Progress(console=Console(stderr=True), transient=True, disable=total < 2000)
+    bar = ProgressBar(console=Console(stderr=True), transient=True, disable=total < 2000)
     with bar:
         task = bar.add_task("occluding", total=total)
         found = [

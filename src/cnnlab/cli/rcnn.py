@@ -8,13 +8,14 @@ import argparse
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cnnlab.cli.common import figure_file, positive_float, positive_int, random_seed
 from cnnlab.cli.typed import typed
 from cnnlab.config import REGION_METHODS, RegionsConfig
 from cnnlab.errors import CnnlabError
+from cnnlab.progress import ProgressBar
 
 
 def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def cmd_explain_rcnn(args: argparse.Namespace, console: Console) -> dict[str, An
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, disable=args.json) as progress:
+    with ProgressBar(*columns, console=console, disable=args.json) as progress:
         result = compare_methods(config, device, progress)
     rows = result["rows"]
     if figure is not None:

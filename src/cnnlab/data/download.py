@@ -287,7 +287,10 @@ def fetch(
     """Download ``url`` to ``dest`` (resuming ``dest.part`` when the server allows), then verify
     the byte ``size`` and the ``md5``. A mismatch of either deletes the file and raises
     :class:`CnnlabError`."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+
+    from cnnlab.progress import ProgressBar
 
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
@@ -315,7 +318,9 @@ def fetch(
             columns = [TextColumn(dest.name), BarColumn(), DownloadColumn(), TransferSpeedColumn()]
             with (
                 part.open(mode) as f,
-                Progress(*columns, disable=not progress, transient=True) as bar,
+                ProgressBar(
+                    *columns, console=Console(stderr=True), disable=not progress, transient=True
+                ) as bar,
             ):
                 task = bar.add_task("get", total=total_bytes, completed=have if resumed else 0)
                 try:

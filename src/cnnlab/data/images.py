@@ -51,10 +51,10 @@ def with_progress(items: Sequence[T], what: str, files: int | None = None) -> It
     from rich.console import Console
     from rich.progress import track
 
-    many = (len(items) if files is None else files) >= MANY_FILES
-    return track(
-        items, description=what, transient=True, disable=not many, console=Console(stderr=True)
-    )
+    console = Console(stderr=True)
+    if (len(items) if files is None else files) < MANY_FILES or not console.is_terminal:
+        return items  # no bar at all: rich before 15 printed an empty line for a disabled one
+    return track(items, description=what, transient=True, console=console)
 
 
 # grey 16-bit images (scientific and medical PNGs/TIFFs)

@@ -101,7 +101,8 @@ def choose_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, dict[
     return float(thr[best]), {
         "roc_fpr": fpr.tolist(),
         "roc_tpr": tpr.tolist(),
-        "auc": float(roc_auc_score(same, scores)),
+        # one class alone has no AUC: scikit-learn 1.3 raises, later releases warn and give NaN
+        "auc": float(roc_auc_score(same, scores)) if 0 < n_same < len(same) else float("nan"),
         "eer": float((fpr[eer_i] + 1 - tpr[eer_i]) / 2),
         "val_accuracy": float(acc[best]),
     }

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.progress import ProgressBar
 from cnnlab.words import counted
 
 
-def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch") -> Progress:
+def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch") -> ProgressBar:
     """A progress bar showing ``unit n/N``, a bar, a ``stats`` text field and elapsed time."""
     columns = [
         TextColumn(f"[bold]{unit} {{task.completed}}/{{task.total}}"),
@@ -32,7 +33,7 @@ def epoch_progress(console: Console, disable: bool = False, unit: str = "epoch")
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
     ]
-    return Progress(*columns, console=console, disable=disable)
+    return ProgressBar(*columns, console=console, disable=disable)
 
 
 def announce(
