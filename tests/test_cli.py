@@ -317,6 +317,10 @@ def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summary", "resnet18"]) == 0
     out = capsys.readouterr().out
     assert "M MACs" in out and "118.014" in out and max(map(len, out.splitlines())) <= 80
+    # and every layer's name on one line (the downsample layers' used to wrap: "layer2.0.downs")
+    lines = out.splitlines()
+    assert any(line.startswith("layer2.0.downsample.0 ") for line in lines)
+    assert any(line.startswith("layer4.1.bn2 ") and "1,024" in line for line in lines)
     r = run_json(capsys, "models")
     assert {m["name"] for m in r["models"]} >= {"lenet5", "lenet5_classic", "lenet_course"}
     r = run_json(capsys, "models", "--task", "segmentation")

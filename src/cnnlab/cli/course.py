@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -125,21 +126,10 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         summary = summarize(model, shape, args.model, show_all=args.all)
     if not args.json:
         c, *spatial = shape
-        table = Table(
-            title=f"{args.model}: input {'x'.join(map(str, shape))} "
-            "(activation shapes channels last, as on the slides)",
-            pad_edge=False,
-        )
-        # at 80 columns ResNet-18's names fit but its downsample layers'; a longer name wraps,
-        # and every number stays in view
-        table.add_column("layer", min_width=8, overflow="fold")
-        table.add_column("type", min_width=6, overflow="fold")
-        table.add_column("activation", no_wrap=True)
-        for col in ("size", "# params", "M MACs"):
-            table.add_column(col, justify="right", no_wrap=True)
-        table.add_row("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")
-        for r in summary.rows:
-            table.add_row(
+        header = ("layer", "type", "activation", "size", "# params", "M MACs")
+        rows = [("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")]
+        rows += [
+            (
                 r.name,
                 r.kind,
                 str(r.slide_shape),
@@ -147,6 +137,28 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                 f"{r.params:,}",
                 f"{r.macs / 1e6:,.3f}",
             )
+            for r in summary.rows
+        ]
+        # columns two spaces apart, no lines between them. A narrow terminal folds the type
+        # (AdaptiveAvgPool2d) before the layer's name (ResNet's downsample layers at 80 columns),
+        # down to BatchNorm2d's width; every number stays whole
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        room = console.width - (sum(widths) - widths[1]) - 2 * (len(header) - 1)
+        table = Table(
+            title=f"{args.model}: input {'x'.join(map(str, shape))} "
+            "(activation shapes channels last, as on the slides)",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            pad_edge=False,
+            padding=(0, 0, 0, 1),
+        )
+        table.add_column("layer", min_width=8, overflow="fold")
+        table.add_column("type", max_width=max(len("BatchNorm2d"), room), overflow="fold")
+        table.add_column("activation", no_wrap=True)
+        for col in header[3:]:
+            table.add_column(col, justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
         console.print(table)
         console.print(
             f"total parameters: {summary.total_params:,} "
