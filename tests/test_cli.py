@@ -295,6 +295,9 @@ def test_human_output_is_printed(
     [
         (["models", "lenet*"], ["lenet5_classic", "classification", "61,706", "60,000"]),
         (["models", "--ledger", "lenet5_classic"], ["60,000", "LeCun et"]),
+        # VGG's counts were cut in two at 80 columns ("132,863," over "336")
+        (["models", "--ledger", "vgg11"], ["132,863,336", "7.609", "torchvision"]),
+        (["models", "alexnet"], ["60,965,224", "Krizhevsky et al.,"]),
         (["explain", "sliding-windows", "--image-size", "16"], ["output grid 2x2 (4 windows)"]),
     ],
 )

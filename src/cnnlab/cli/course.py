@@ -48,10 +48,15 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         console.print(_none_matches(args, "registered model", "cnnlab models lists them all"))
     elif not args.json:
         # short headers: at 80 columns the citation keeps room to wrap by words
-        table = Table(title="registered models: input C x H x W, trainable parameters, paper")
+        table = _compact_table("registered models: input C x H x W, trainable parameters, paper")
         for col in ("name", "task", "input", "params", "paper"):
             # names stay whole; on a narrow terminal the citation wraps instead
-            table.add_column(col, no_wrap=col != "paper", overflow="fold")
+            table.add_column(
+                col,
+                justify="right" if col == "params" else "left",
+                no_wrap=col != "paper",
+                overflow="fold",
+            )
         for r in rows:
             table.add_row(
                 r["name"],
@@ -62,6 +67,15 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             )
         console.print(table)
     return {"models": rows}
+
+
+def _compact_table(title: str) -> Table:
+    """A table whose columns are two spaces apart, with no lines between them (rich's boxes
+    spend three characters a column): the zoo's tables keep their names and numbers whole at 80
+    columns."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1)
+    )
 
 
 def _none_matches(args: argparse.Namespace, what: str, hint: str) -> str:
@@ -80,13 +94,19 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if not args.json and not rows:
         console.print(_none_matches(args, "ledger entry", "its models are the papers' classifiers"))
     elif not args.json:
-        table = Table(
-            title="parameters and MACs: ours vs published (G MACs = 10^9 "
-            "multiply-accumulates; FLOPs = 2 x MACs)"
+        table = _compact_table(
+            "parameters and MACs: ours vs published (G MACs = 10^9 multiply-accumulates; "
+            "FLOPs = 2 x MACs)"
         )
-        for col in ("model", "px", "source", "params", "published", "G MACs", "published", "note"):
+        for col in ("model", "px", "source", "params", "published", "G MACs", "published"):
             right = col in ("px", "params", "G MACs")
-            table.add_column(col, justify="right" if right else "left", overflow="fold")
+            # the numbers stay whole; on a narrow terminal the model and the source fold
+            table.add_column(
+                col,
+                justify="right" if right else "left",
+                no_wrap=col not in ("model", "source"),
+                overflow="fold",
+            )
         notes: list[str] = []  # printed under the table: a column of them needed 200 characters
         for r in rows:
             name = r["model"] + "".join(f" {k}={v}" for k, v in r["overrides"].items())
@@ -95,15 +115,15 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             pub_g = f"{r['published_gmacs']}" if r["published_gmacs"] is not None else "-"
             if r["note"] and r["note"] not in notes:
                 notes.append(r["note"])
+            note = f" [{notes.index(r['note']) + 1}]" if r["note"] else ""  # a footnote below
             table.add_row(
                 name,
                 str(r["resolution"]),
-                r["source"],
+                r["source"] + note,
                 f"{r['params']:,}",
                 pub_p,
                 f"{r['gmacs']:.3f}",
                 pub_g,
-                f"[{notes.index(r['note']) + 1}]" if r["note"] else "",
             )
         console.print(table)
         for k, note in enumerate(notes, 1):
@@ -139,18 +159,14 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             )
             for r in summary.rows
         ]
-        # columns two spaces apart, no lines between them. A narrow terminal folds the type
+        # a narrow terminal folds the type
         # (AdaptiveAvgPool2d) before the layer's name (ResNet's downsample layers at 80 columns),
         # down to BatchNorm2d's width; every number stays whole
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         room = console.width - (sum(widths) - widths[1]) - 2 * (len(header) - 1)
-        table = Table(
-            title=f"{args.model}: input {'x'.join(map(str, shape))} "
-            "(activation shapes channels last, as on the slides)",
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-            pad_edge=False,
-            padding=(0, 0, 0, 1),
+        table = _compact_table(
+            f"{args.model}: input {'x'.join(map(str, shape))} "
+            "(activation shapes channels last, as on the slides)"
         )
         table.add_column("layer", min_width=8, overflow="fold")
         table.add_column("type", max_width=max(len("BatchNorm2d"), room), overflow="fold")
