@@ -44,6 +44,84 @@ def test_receptive_fields_match_gradients(name: str, size: tuple[int, ...]) -> N
         assert hi - lo == g.rf
 
 
+def _positive(model: nn.Module) -> nn.Module:
+    """``model`` in float64 with every weight positive (1/2 over its fan-in), no biases, and
+    average pooling in place of max pooling (the same windows): every path from an input pixel
+    to a unit carries a positive gradient, so the pixels with a non-zero gradient are exactly
+    the unit's field (inside the image)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.constant_(m.weight, 0.5 / m.weight[0].numel())
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        for name, child in m.named_children():
+            if isinstance(child, nn.MaxPool2d):
+                pool = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode)
+                setattr(m, name, pool)
+    return model.double().eval()
+
+
+@pytest.mark.parametrize(
+    "name, size",
+    [
+        ("resnet18", (3, 96, 96)),  # a strided 1x1 shortcut beside two 3x3 convolutions
+        ("googlenet", (3, 96, 96)),  # Inception: 1x1, 3x3, 5x5 and pooling, concatenated
+        ("mobilenet_v2", (3, 96, 96)),  # inverted residuals
+        ("efficientnet_b0", (3, 64, 64)),  # squeeze-and-excitation: whole-image gates
+        ("unet", (3, 64, 64)),  # bilinear upsampling, concatenated skips
+        ("unet_small_paper", (1, 44, 44)),  # up-conv 2x2 and cropped skips (valid convs)
+    ],
+)
+def test_fields_of_branching_networks_match_gradients(name: str, size: tuple[int, ...]) -> None:
+    """Every convolution and pooling layer of a branching network: its middle unit's input
+    pixels with a non-zero gradient are its computed field (clipped to the image), all of the
+    image after a squeeze-and-excitation gate. In execution order, ResNet-18's fields came out
+    wrong from its first shortcut on (its last jump was 256, not 32; its last field 2,395 px, not
+    435). After an up-conv the field covers both output phases, so there it may be larger."""
+    from cnnlab.models.unet import UNet
+
+    if name == "unet_small_paper":  # the paper's U-Net, two levels deep and 8 channels wide
+        model = UNet(
+            num_classes=2,
+            in_channels=1,
+            depth=2,
+            base_width=8,
+            padding=0,
+            batch_norm=False,
+            upsample="transpose",
+        )
+    else:
+        model = cnnlab.create_model(name)
+    model = _positive(model)
+    geometry = layer_geometry(model, size)
+    outputs: list[torch.Tensor] = []
+    modules = dict(model.named_modules())
+    handles = [
+        modules[n].register_forward_hook(lambda m, a, o: outputs.append(o))
+        for n in {g.name for g in geometry}
+    ]
+    x = (torch.rand(1, *size, dtype=torch.float64) + 0.1).requires_grad_()
+    model(x)
+    for h in handles:
+        h.remove()
+    assert len(outputs) == len(geometry) > 10
+    for g, out in zip(geometry, outputs, strict=True):
+        i = out.shape[-1] // 2
+        (grad,) = torch.autograd.grad(out[0, :, i, i].sum(), x, retain_graph=True)
+        rows = (grad[0].abs().sum((0, 2)) > 0).nonzero().flatten()
+        seen = (rows.min().item(), rows.max().item() + 1)
+        lo, hi = (0, size[1]) if g.whole else g.field(i)
+        want = (max(lo, 0), min(hi, size[1]))
+        if name == "unet_small_paper" and g.name.startswith("decoders"):
+            assert want[0] <= seen[0] and seen[1] <= want[1], g.name
+        else:
+            assert seen == want, (g.name, g.rf, g.jump, g.start)
+    if name == "resnet18":
+        assert (geometry[-1].rf, geometry[-1].jump) == (435, 32)
+    if name == "efficientnet_b0":  # after the first gate, every unit sees the whole image
+        assert not geometry[0].whole and geometry[-1].whole
+
+
 def test_top_patches_find_the_known_maximisers() -> None:
     """A 3x3 conv that sums its window: the brightest 3x3 blocks win, cropped exactly."""
     model = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False))

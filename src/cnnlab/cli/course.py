@@ -397,6 +397,7 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
             "stride": g.stride,
             "padding": g.padding,
             "receptive_field": g.rf,
+            "whole_image": g.whole,
             "jump": g.jump,
             "start": g.start,
             "output_size": g.size,
@@ -404,7 +405,14 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
         for g in geometry
     ]
     if not args.json:
-        table = Table(title=f"{args.model}: receptive fields (input {'x'.join(map(str, size))})")
+        whole = any(g.whole for g in geometry)
+        table = Table(
+            title=f"{args.model}: receptive fields (input {'x'.join(map(str, size))})",
+            caption="* each unit also sees the whole image, through a global pool's gate "
+            "(squeeze-and-excitation)"
+            if whole
+            else None,
+        )
         for col in ("layer", "type", "k", "s", "p", "field", "jump", "start"):
             table.add_column(col, justify="left" if col in ("layer", "type") else "right")
         for r in rows:
@@ -414,8 +422,8 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
                 str(r["kernel"]),
                 str(r["stride"]),
                 str(r["padding"]),
-                str(r["receptive_field"]),
-                str(r["jump"]),
+                f"{r['receptive_field']}{' *' if r['whole_image'] else ''}",
+                f"{r['jump']:g}",
                 f"{r['start']:g}",
             )
         console.print(table)

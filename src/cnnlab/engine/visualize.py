@@ -4,8 +4,9 @@ is learning" and "Visualizing deep layers: Layer 1..5").
 * :func:`layer_geometry`: every convolution and pooling layer in execution order with its
   receptive field: ``size r``, ``jump j`` (input pixels between neighbouring units) and ``start``
   (input coordinate of unit 0's field centre): ``r_l = r + (k_eff - 1) j``,
-  ``start_l = start + ((k_eff - 1)/2 - p) j``, ``j_l = j s``. Exact for chain networks (LeNet,
-  AlexNet, VGG, NiN, MobileNet v1, convnet_small); for branching ones it follows execution order.
+  ``start_l = start + ((k_eff - 1)/2 - p) j``, ``j_l = j s``, followed along every branch
+  (residual sums, Inception's concatenations, squeeze-and-excitation gates:
+  :mod:`cnnlab.engine.fields`).
 * :func:`top_patches`: for a unit (a channel of a layer), the nine dataset patches with the
   largest activation, each cropped to that unit's exact receptive field.
 * first-layer filters as images, and one image's activation maps through the network.
@@ -36,10 +37,11 @@ class LayerGeometry:
     padding: int
     dilation: int
     rf: int  # receptive field size in input pixels
-    jump: int  # input pixels between neighbouring output units
+    jump: float  # input pixels between neighbouring output units (a fraction after upsampling)
     start: float  # input coordinate of the centre of unit 0's field
     channels: int
     size: int  # output height
+    whole: bool = False  # each unit also sees the whole image (after a global pool's gate)
 
     def field(self, i: int) -> tuple[int, int]:
         """``[lo, hi)`` input rows (or columns) seen by output unit ``i``."""
@@ -61,36 +63,54 @@ def _first(v: int | tuple[int, ...]) -> int:
 
 
 def layer_geometry(model: nn.Module, input_size: tuple[int, ...]) -> list[LayerGeometry]:
-    """Trace ``model`` on a zero input and accumulate the receptive fields (module docstring)."""
-    calls: list[tuple[str, nn.Module, torch.Size]] = []
+    """Trace ``model`` on a zero input; each convolution and pooling layer's receptive field as
+    :class:`~cnnlab.engine.fields.FieldTracker` follows it (module docstring). A layer whose
+    input is no longer an image-shaped map (after flattening) is left out."""
+    from cnnlab.engine.fields import FieldTracker
+
+    calls: list[tuple[str, nn.Module, torch.Tensor]] = []
     handles = []
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
             handles.append(
-                m.register_forward_hook(
-                    lambda mod, a, o, name=name: calls.append((name, mod, o.shape))
-                )
+                m.register_forward_hook(lambda mod, a, o, name=name: calls.append((name, mod, o)))
             )
     was = model.training
     model.eval()
+    weight = next(model.parameters(), None)  # a model in float64 takes float64
+    dtype = weight.dtype if weight is not None and weight.is_floating_point() else None
+    x = torch.zeros(1, *input_size, device=model_device(model), dtype=dtype)
+    tracker = FieldTracker(x)
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, *input_size, device=model_device(model)))
+        with torch.no_grad(), tracker:
+            model(x)
     finally:
         for h in handles:
             h.remove()
         model.train(was)
-    out, r, j, start = [], 1, 1, 0.0
-    for name, m, shape in calls:
+    out = []
+    for name, m, o in calls:
+        f = tracker.field(o)
+        if f is None:
+            continue
         k, s = _first(m.kernel_size), _first(m.stride)
-        p = _first(m.padding)
-        d = _first(getattr(m, "dilation", 1))
-        k_eff = d * (k - 1) + 1
-        start += ((k_eff - 1) / 2 - p) * j
-        r += (k_eff - 1) * j
-        j *= s
+        p, d = _first(m.padding), _first(getattr(m, "dilation", 1))
+        jump = int(f.jump) if float(f.jump).is_integer() else f.jump
         out.append(
-            LayerGeometry(name, type(m).__name__, k, s, p, d, r, j, start, shape[1], shape[2])
+            LayerGeometry(
+                name,
+                type(m).__name__,
+                k,
+                s,
+                p,
+                d,
+                math.ceil(f.rf - 1e-9),
+                jump,
+                f.start,
+                o.shape[1],
+                o.shape[2],
+                f.whole,
+            )
         )
     return out
 
@@ -275,7 +295,7 @@ def plot_receptive_fields(
                 lw=2,
                 ls="-" if inside else "--",
                 ec=colours(i / max(1, len(shown) - 1)),
-                label=f"{g.name}: {g.rf} px",
+                label=f"{g.name}: {g.rf} px" + (" + the image" if g.whole else ""),
             )
         )
     top, left = min(c[0] for c in corners), min(c[1] for c in corners)
