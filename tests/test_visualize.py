@@ -348,3 +348,15 @@ def test_the_centre_unit_is_found_along_each_side() -> None:
         assert (bottom - top, right - left) == (g.rf, g.rf)
         assert abs((top + bottom - 1) / 2 - 31.5) <= g.jump / 2
         assert abs((left + right - 1) / 2 - 63.5) <= g.jump / 2
+
+
+@pytest.mark.parametrize(
+    "name, published", [("alexnet", 195), ("vgg16", 212), ("mobilenet_v1", 315)]
+)
+def test_last_fields_match_the_published_figures(name: str, published: int) -> None:
+    """The last layer's receptive field as Araujo, Norris & Sim list it ("Computing receptive
+    fields of convolutional neural networks", Distill 2019: alexnet_v2 195, vgg_16 212,
+    mobilenet_v1 315 px)."""
+    model = cnnlab.create_model(name).eval()
+    size = cnnlab.registry.get_model_entry(name).input_size
+    assert layer_geometry(model, size)[-1].rf == published
