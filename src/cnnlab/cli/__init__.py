@@ -5,9 +5,9 @@ human view (rich) or, with ``--json``, one JSON object as the last stdout line. 
 :class:`CnnlabError` anywhere below; :func:`main` prints it as one line and returns 2, as it does
 an operating-system error on a path the user named (a folder where a file should go, say).
 
-One module per area: ``course`` (models, summary, explain, edges), ``classify`` (train, eval,
-predict, export, augment), ``tasks`` (localize, detect), ``segment``, ``faces``, ``art`` (visualize,
-style), ``data`` (download, list, scenes), ``runs``.
+One module per area: ``course`` (models and summary from ``zoo``, explain, edges),
+``classify`` (train, eval, predict, export, augment), ``tasks`` (localize, detect), ``segment``,
+``faces``, ``art`` (visualize, style), ``data`` (download, list, scenes), ``runs``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The course's explainers: models, summary and explain (edges: :mod:`cnnlab.cli.edges`)."""
+"""The course's explainers: ``cnnlab explain`` (models and summary: :mod:`cnnlab.cli.zoo`;
+edges: :mod:`cnnlab.cli.edges`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import argparse
 import math
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -14,174 +14,13 @@ from cnnlab.cli.common import (
     Parser,
     dims,
     non_negative_int,
-    numel,
     padding,
     positive_int,
     unit_interval,
 )
 from cnnlab.cli.typed import refuse_other_mode
+from cnnlab.cli.zoo import MODEL_HELP
 from cnnlab.errors import CnnlabError
-
-
-def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    if args.ledger:
-        return _ledger(args, console)
-    from cnnlab.models.shapes import shapes_only
-    from cnnlab.registry import create_model, get_model_entry, list_models
-
-    rows = []
-    for name in list_models(args.pattern, args.task):
-        entry = get_model_entry(name)
-        with shapes_only():  # no memory, no weights drawn: instant even for VGG
-            model = create_model(name)
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        rows.append(
-            {
-                "name": name,
-                "task": entry.task,
-                "input_size": list(entry.input_size),
-                "params": params,
-                "paper": entry.paper,
-            }
-        )
-    if not args.json and not rows:
-        console.print(_none_matches(args, "registered model", "cnnlab models lists them all"))
-    elif not args.json:
-        # short headers: at 80 columns the citation keeps room to wrap by words
-        table = _compact_table("registered models: input C x H x W, trainable parameters, paper")
-        for col in ("name", "task", "input", "params", "paper"):
-            # names stay whole; on a narrow terminal the citation wraps instead
-            table.add_column(
-                col,
-                justify="right" if col == "params" else "left",
-                no_wrap=col != "paper",
-                overflow="fold",
-            )
-        for r in rows:
-            table.add_row(
-                r["name"],
-                r["task"],
-                "x".join(map(str, r["input_size"])),
-                f"{r['params']:,}",
-                r["paper"],
-            )
-        console.print(table)
-    return {"models": rows}
-
-
-def _compact_table(title: str) -> Table:
-    """A table whose columns are two spaces apart, with no lines between them (rich's boxes
-    spend three characters a column): the zoo's tables keep their names and numbers whole at 80
-    columns."""
-    return Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1)
-    )
-
-
-def _none_matches(args: argparse.Namespace, what: str, hint: str) -> str:
-    """The line a filter that matches nothing prints instead of an empty table."""
-    task = f" of task {args.task}" if args.task else ""
-    return f"no {what} matches {args.pattern!r}{task}; {hint}"
-
-
-def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.models.ledger import LEDGER, build_ledger
-    from cnnlab.registry import list_models
-
-    chosen = set(list_models(args.pattern, args.task))  # --task filters the ledger as well
-    entries = tuple(e for e in LEDGER if e.model in chosen)
-    rows = [r.to_dict() for r in build_ledger(entries)]
-    if not args.json and not rows:
-        console.print(_none_matches(args, "ledger entry", "its models are the papers' classifiers"))
-    elif not args.json:
-        table = _compact_table(
-            "parameters and MACs: ours vs published (G MACs = 10^9 multiply-accumulates; "
-            "FLOPs = 2 x MACs)"
-        )
-        for col in ("model", "px", "source", "params", "published", "G MACs", "published"):
-            right = col in ("px", "params", "G MACs")
-            # the numbers stay whole; on a narrow terminal the model and the source fold
-            table.add_column(
-                col,
-                justify="right" if right else "left",
-                no_wrap=col not in ("model", "source"),
-                overflow="fold",
-            )
-        notes: list[str] = []  # printed under the table: a column of them needed 200 characters
-        for r in rows:
-            name = r["model"] + "".join(f" {k}={v}" for k, v in r["overrides"].items())
-            mark = {True: "", False: " *", None: ""}[r["params_match"]]
-            pub_p = f"{r['published_params']:,}{mark}" if r["published_params"] else "-"
-            pub_g = f"{r['published_gmacs']}" if r["published_gmacs"] is not None else "-"
-            if r["note"] and r["note"] not in notes:
-                notes.append(r["note"])
-            note = f" [{notes.index(r['note']) + 1}]" if r["note"] else ""  # a footnote below
-            table.add_row(
-                name,
-                str(r["resolution"]),
-                r["source"] + note,
-                f"{r['params']:,}",
-                pub_p,
-                f"{r['gmacs']:.3f}",
-                pub_g,
-            )
-        console.print(table)
-        for k, note in enumerate(notes, 1):
-            console.print(f"[{k}] {note}")
-        console.print("* differs by more than the source's rounding; the note says why")
-    return {"ledger": rows}
-
-
-def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.models.backbone import input_must_fit
-    from cnnlab.models.shapes import shapes_only
-    from cnnlab.registry import create_model, get_model_entry
-    from cnnlab.viz.summary import summarize
-
-    entry = get_model_entry(args.model)
-    with shapes_only():  # no memory, no weights drawn
-        model = create_model(args.model)
-    shape = args.input or getattr(model, "default_input_size", entry.input_size)
-    with input_must_fit(args.model, shape, "--input"):
-        summary = summarize(model, shape, args.model, show_all=args.all)
-    if not args.json:
-        c, *spatial = shape
-        header = ("layer", "type", "activation", "size", "# params", "M MACs")
-        rows = [("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")]
-        rows += [
-            (
-                r.name,
-                r.kind,
-                str(r.slide_shape),
-                f"{r.size:,}",
-                f"{r.params:,}",
-                f"{r.macs / 1e6:,.3f}",
-            )
-            for r in summary.rows
-        ]
-        # a narrow terminal folds the type
-        # (AdaptiveAvgPool2d) before the layer's name (ResNet's downsample layers at 80 columns),
-        # down to BatchNorm2d's width; every number stays whole
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        room = console.width - (sum(widths) - widths[1]) - 2 * (len(header) - 1)
-        table = _compact_table(
-            f"{args.model}: input {'x'.join(map(str, shape))} "
-            "(activation shapes channels last, as on the slides)"
-        )
-        table.add_column("layer", min_width=8, overflow="fold")
-        table.add_column("type", max_width=max(len("BatchNorm2d"), room), overflow="fold")
-        table.add_column("activation", no_wrap=True)
-        for col in header[3:]:
-            table.add_column(col, justify="right", no_wrap=True)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        console.print(
-            f"total parameters: {summary.total_params:,} "
-            f"(trainable {summary.trainable_params:,}); "
-            f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)"
-        )
-    return summary.to_dict()
 
 
 def cmd_explain(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -437,9 +276,6 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
     return result
 
 
-MODEL_HELP = "a registered model, see cnnlab models"
-
-
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     from cnnlab.cli import rcnn, triplets
 
@@ -594,29 +430,10 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """models, summary, explain, and (:mod:`cnnlab.cli.edges`) edges, in that order."""
-    from cnnlab.cli import edges
-    from cnnlab.registry import TASKS
+    """models and summary (:mod:`cnnlab.cli.zoo`), explain, and edges
+    (:mod:`cnnlab.cli.edges`), in that order."""
+    from cnnlab.cli import edges, zoo
 
-    p = sub.add_parser("models", parents=[common], help="list registered models")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
-    p.add_argument(
-        "--ledger",
-        action="store_true",
-        help="our parameter and MAC counts beside the published figures",
-    )
-    p.add_argument(
-        "--task",
-        choices=TASKS,
-        help="only the models of this task (backbones and --model of classify are classification)",
-    )
-    p.set_defaults(handler=cmd_models)
-
-    p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
-    p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's own)")
-    p.add_argument("--all", action="store_true", help="also list activations, flatten, dropout")
-    p.set_defaults(handler=cmd_summary)
-
+    zoo.add_parsers(sub, common)
     _add_explain(sub, common)
     edges.add_parsers(sub, common)
