@@ -224,7 +224,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o",
         "--output",
-        help="also draw the first 24 overlays in one figure here, each with its classes' shares",
+        help="also draw the first 24 images beside their predicted maps in one figure here, each "
+        "map with its classes' shares",
     )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
     p.set_defaults(handler=cmd_segment_predict)

@@ -55,6 +55,7 @@ from cnnlab.models.siamese import (
     LearnedSimilarity,
     SiameseEncoder,
     SiameseEnsemble,
+    same_probability,
     similarity_record,
 )
 from cnnlab.registry import create_model
@@ -405,7 +406,7 @@ def train_faces(
         "loss_last_100_steps": _mean_loss(losses, slice(-100, None)),
     }
     if similarity is not None:  # verification's threshold, as a probability
-        result["similarity_threshold"] = float(torch.sigmoid(torch.tensor(threshold)))
+        result["similarity_threshold"] = same_probability(threshold)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

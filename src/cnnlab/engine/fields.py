@@ -149,8 +149,8 @@ class FieldTracker(TorchFunctionMode):
                     self._fields[id(t)] = (f, t)
         return out
 
+    @staticmethod
     def _made(
-        self,
         func: Any,
         args: tuple,
         kwargs: dict,

@@ -24,7 +24,7 @@ import torch
 from cnnlab.data.face_db import FaceDatabase
 from cnnlab.engine.predict import CHUNK, preprocess_files
 from cnnlab.errors import CnnlabError
-from cnnlab.models.siamese import LearnedSimilarity, similarity_from_record
+from cnnlab.models.siamese import LearnedSimilarity, same_probability, similarity_from_record
 
 
 def face_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class FaceEncoder:
     def similarity_threshold(self) -> float | None:
         """The learned similarity's threshold as a probability, ``sigmoid(logit threshold)``:
         what verify's ``similarity`` column is compared with; ``None`` without one."""
-        return None if self.learned is None else _sigmoid(self.learned[1])
+        return None if self.learned is None else same_probability(self.learned[1])
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
         """Scores of the pairs ``a[i], b[i]`` (``(n, D)`` each; higher: more alike) and the
@@ -202,7 +202,7 @@ class FaceEncoder:
             scores, threshold = self.pair_scores(np.repeat(emb, m, 0), np.tile(theirs, (n, 1)))
             best = scores.reshape(n, m).max(1)
             for row, s in zip(rows, best, strict=True):
-                row["similarity"] = _sigmoid(s)
+                row["similarity"] = same_probability(s)
                 row["same"] = bool(s >= threshold)
         return rows
 
@@ -257,10 +257,6 @@ def warn_enrolled_as_others(
             stacklevel=2,
         )
     return found
-
-
-def _sigmoid(logit: float) -> float:
-    return float(1 / (1 + np.exp(-logit)))
 
 
 def _enrolled(db: FaceDatabase) -> tuple[list[str], np.ndarray]:

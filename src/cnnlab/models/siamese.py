@@ -117,6 +117,12 @@ def similarity_record(similarity: LearnedSimilarity, threshold: float) -> dict[s
     }
 
 
+def same_probability(logit: float) -> float:
+    """The learned similarity's logit as the probability that a pair is one person,
+    ``sigmoid(logit)``: how its scores and threshold are shown."""
+    return float(torch.sigmoid(torch.tensor(float(logit), dtype=torch.float64)))
+
+
 def similarity_from_record(record: dict[str, Any]) -> tuple[LearnedSimilarity, float]:
     """The :class:`LearnedSimilarity` and its logit threshold from :func:`similarity_record`."""
     similarity = LearnedSimilarity(len(record["weight"]), record["form"])
