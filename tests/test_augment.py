@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cnnlab.cli import main
 from cnnlab.data.augment import (
@@ -137,3 +138,30 @@ def test_augment_grid_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     argv = ["augment", "--data", "faces", "--channels", "2", "-o", str(tmp_path / "two.png")]
     assert main(argv) == 2 and not (tmp_path / "two.png").exists()
     assert "--channels: invalid choice: 2" in capsys.readouterr().err
+
+
+def test_points_move_exactly_as_their_images() -> None:
+    """An image whose channels are each pixel's own x and y: sampled (bilinearly) where a
+    landmark went, it must give back where the landmark was, for every geometric
+    augmentation that moves landmarks and boxes (boxes move as their corners do). A third
+    channel of ones marks the samples that drew on nothing from outside the image."""
+    n, size = 8, 64
+    ramp = torch.arange(size, dtype=torch.float32)
+    yy, xx = torch.meshgrid(ramp, ramp, indexing="ij")
+    image = torch.stack([xx, yy, torch.ones_like(xx)])[None].repeat(n, 1, 1, 1)
+    torch.manual_seed(1)
+    points = torch.rand(n, 20, 2) * 40 + 12
+    for name in ("flip", "crop", "rcrop", "rotate", "shear"):
+        aug = build_augmentation(
+            [name], image_size=size, channels=1, data_keys=["input", "keypoints"]
+        )
+        aug[0].p = 1.0
+        torch.manual_seed(0)
+        x, moved = aug(image, points.clone())
+        assert not torch.allclose(moved, points), name
+        grid = moved / (size - 1) * 2 - 1  # pixel centres 0 .. size - 1 -> -1 .. 1
+        seen = F.grid_sample(x, grid[:, :, None], align_corners=True)[..., 0]  # (n, 3, 20)
+        inside = seen[:, 2] > 1 - 1e-4
+        assert inside.float().mean() > 0.8, name
+        error = (seen[:, :2].transpose(1, 2) - points)[inside].abs().max()
+        assert error < 1e-3, f"{name}: landmarks {error:.3f} px from their image"

@@ -779,3 +779,26 @@ def test_predict_figure_shows_each_image_beside_its_map(
     assert (seen["images"][3] == 0).all()
     assert seen["legend"] == [("pedestrian", PALETTE[1].tolist()), ("car", PALETTE[2].tolist())]
     assert seen["cols"] % 2 == 0  # an image and its map stay on one row
+
+
+def test_masks_move_exactly_as_their_images() -> None:
+    """A linear ramp survives bilinear resampling exactly, so where the image is x = column
+    and the mask is the column's number, after rotation, shear, crop or flip the mask must be
+    the image's value rounded, wherever the image drew on no pixel from outside (its second
+    channel, all ones, still 1 there): at most 0.5 columns apart, plus 0.1 for kornia before
+    0.9, which samples masks with align_corners None (0.54 seen). Its default resized crop
+    ("slice") resized masks by F.interpolate's nearest, 0.4 px up and left (0.97 apart)."""
+    from cnnlab.data.augment import build_augmentation
+
+    n, size = 8, 64
+    ramp = torch.arange(size, dtype=torch.float32).expand(n, 1, size, size)
+    image = torch.cat([ramp, torch.ones_like(ramp)], dim=1)
+    for name in ("rotate", "shear", "rcrop", "crop", "flip"):
+        aug = build_augmentation([name], image_size=size, channels=1, data_keys=("input", "mask"))
+        aug[0].p = 1.0
+        torch.manual_seed(0)
+        x, m = aug(image, ramp + 1)  # the mask shifted by one: the zero fill marks outside
+        inside = (x[:, 1:] > 1 - 1e-5) & (m > 0)
+        assert inside.float().mean() > 0.5, name
+        gap = (m - 1 - x[:, :1])[inside].abs().max()
+        assert gap <= 0.6, f"{name}: mask {gap:.2f} columns from its image"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -322,7 +323,10 @@ def _batch(
     x = data.images[idx].float().div_(255)
     y = data.masks[idx].clone()
     if augment is not None:
-        x, m = augment(x, (y[:, None] + 1).float())  # shifted by one: the zero fill marks outside
+        with warnings.catch_warnings():  # kornia < 0.9 warps masks with align_corners=None, and
+            # torch warns that None means False; the masks still land on their images (tested)
+            warnings.filterwarnings("ignore", "Default grid_sample and affine_grid", UserWarning)
+            x, m = augment(x, (y[:, None] + 1).float())  # +1: the zero fill marks outside
         y = m[:, 0].round().long() - 1
         y[y < 0] = VOID
     return (x - MEAN) / STD, y
