@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+# PIP_ARGS: more for pip, e.g. PyTorch's CPU-only wheels where PyPI's Linux torch is a CUDA build
+PIP_ARGS ?=
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+	$(PIP_ARGS)
 
 .PHONY: demo test lint bench test-torchvision test-oldest clean
 
