@@ -165,3 +165,16 @@ def test_points_move_exactly_as_their_images() -> None:
         assert inside.float().mean() > 0.8, name
         error = (seen[:, :2].transpose(1, 2) - points)[inside].abs().max()
         assert error < 1e-3, f"{name}: landmarks {error:.3f} px from their image"
+
+
+def test_importing_kornia_warns_of_nothing() -> None:
+    """kornia 0.7 decorates with torch.cuda.amp, which torch deprecates: its FutureWarning,
+    about kornia's code, would open every command's output (make test-oldest has kornia 0.7)."""
+    import subprocess
+    import sys
+
+    code = "import cnnlab.data.augment"
+    run = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-500:]

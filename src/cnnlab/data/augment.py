@@ -30,11 +30,16 @@ move those with the image (kornia's ``AugmentationSequential``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import kornia.augmentation as K
 import torch
+
+with warnings.catch_warnings():  # kornia 0.7 decorates with torch.cuda.amp, which torch >= 2.4
+    # deprecates: a FutureWarning at every import, about kornia's code, not the user's
+    warnings.filterwarnings("ignore", "`torch.cuda.amp.custom_fwd", FutureWarning)
+    import kornia.augmentation as K
 
 from cnnlab.errors import CnnlabError
 from cnnlab.words import nearest
