@@ -21,6 +21,7 @@ from cnnlab.cli.common import (
     add_patience,
     add_precision,
     add_resume,
+    compact_table,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -196,8 +197,8 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
             [meta["class_names"][int(t)] for t in split.labels[: args.limit]],
         )
     if not args.json:
-        table = Table(
-            title=f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
+        table = compact_table(
+            f"predictions of {meta['model']}" + (" (ONNX Runtime)" if args.onnx else "")
         )
         runners_up = min(args.top_k, len(meta["class_names"])) - 1
         labelled = [r for r in rows if "label" in r]

@@ -14,6 +14,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from rich import box
+from rich.table import Table
+
 from cnnlab.config import MAX_SEED, is_seed
 from cnnlab.errors import CnnlabError, refuse_unwritable
 from cnnlab.words import nearest
@@ -542,3 +545,11 @@ def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
     """``--csv FILE``: every prediction also as a spreadsheet."""
     parser.add_argument("--csv", help=f"also write {what} to this CSV file")
+
+
+def compact_table(title: str) -> Table:
+    """A table whose columns are two spaces apart, with no lines between them (rich's boxes
+    spend three characters a column): names and numbers stay whole at 80 columns."""
+    return Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1)
+    )

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from cnnlab.cli.common import compact_table
 from cnnlab.errors import CnnlabError
 
 TASKS = ("classify", "localize", "detect", "segment", "faces")
@@ -26,7 +26,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         raise CnnlabError(f"{root}: {what} (training commands write their runs there)")
     runs = [r for r in find_runs(root) if args.task in (None, r.task)]
     if not args.json:
-        table = Table(title="runs" + (f" of {args.task}" if args.task else ""))
+        table = compact_table("runs" + (f" of {args.task}" if args.task else ""))
         table.add_column(f"run (in {root})", overflow="fold")
         table.add_column("trained", overflow="fold")
         table.add_column("outcome", overflow="fold")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from cnnlab.cli.common import (
     MAX_DRAWN,
@@ -22,6 +21,7 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
+    compact_table,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -139,7 +139,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
     if not args.json:
-        table = Table(title="share of the pixels given to each class")
+        table = compact_table("share of the pixels given to each class")
         shown, note = first_shown(rows, csv_path)
         shown_as = add_source_column(table, [r["source"] for r in shown])
         for n in names:
@@ -150,7 +150,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {counted(len(rows), 'map')} and their overlays to {args.out}")
+        theirs = "its overlay" if len(rows) == 1 else "their overlays"
+        console.print(f"wrote {counted(len(rows), 'map')} and {theirs} to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
     if figure:
         result["figure"] = str(plot_predictions(drawn, names, figure))

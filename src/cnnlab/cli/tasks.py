@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from cnnlab.cli.common import (
     MAX_DRAWN,
@@ -22,6 +21,7 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
+    compact_table,
     csv_file,
     data_change_reported,
     drawn_note,
@@ -138,7 +138,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
     if not args.json:
-        table = Table(title="classification with localisation: y = [p_c, box, class]")
+        table = compact_table("classification with localisation: y = [p_c, box, class]")
         shown, note = first_shown(rows, csv_path)
         names = add_source_column(table, [r["source"] for r in shown])
         for col in ("p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
@@ -266,9 +266,8 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     )
     rows = detection_rows(dets, ckpt["class_names"], sources, frames, size)  # the file's pixels
     if not args.json:
-        table = Table(
-            title=f"detections (score >= {args.score_threshold:g}, NMS at IoU "
-            f"{args.iou_threshold:g})"
+        table = compact_table(
+            f"detections (score >= {args.score_threshold:g}, NMS at IoU {args.iou_threshold:g})"
         )
         shown, note = first_shown(rows, csv_path)  # an image's detections stay together
         names = add_source_column(table, [r["source"] for r in shown])

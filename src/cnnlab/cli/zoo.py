@@ -7,11 +7,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from cnnlab.cli.common import dims, numel
+from cnnlab.cli.common import compact_table, dims, numel
 
 MODEL_HELP = "a registered model, see cnnlab models"
 
@@ -41,7 +39,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         console.print(_none_matches(args, "registered model", "cnnlab models lists them all"))
     elif not args.json:
         # short headers: at 80 columns the citation keeps room to wrap by words
-        table = _compact_table("registered models: input C x H x W, trainable parameters, paper")
+        table = compact_table("registered models: input C x H x W, trainable parameters, paper")
         for col in ("name", "task", "input", "params", "paper"):
             # names stay whole; on a narrow terminal the citation wraps instead
             table.add_column(
@@ -62,15 +60,6 @@ def cmd_models(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return {"models": rows}
 
 
-def _compact_table(title: str) -> Table:
-    """A table whose columns are two spaces apart, with no lines between them (rich's boxes
-    spend three characters a column): the zoo's tables keep their names and numbers whole at 80
-    columns."""
-    return Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1)
-    )
-
-
 def _none_matches(args: argparse.Namespace, what: str, hint: str) -> str:
     """The line a filter that matches nothing prints instead of an empty table."""
     task = f" of task {args.task}" if args.task else ""
@@ -87,7 +76,7 @@ def _ledger(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if not args.json and not rows:
         console.print(_none_matches(args, "ledger entry", "its models are the papers' classifiers"))
     elif not args.json:
-        table = _compact_table(
+        table = compact_table(
             "parameters and MACs: ours vs published (G MACs = 10^9 multiply-accumulates; "
             "FLOPs = 2 x MACs)"
         )
@@ -156,7 +145,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         # downsample layers at 80 columns), down to BatchNorm2d's width; every number stays whole
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         room = console.width - (sum(widths) - widths[1]) - 2 * (len(header) - 1)
-        table = _compact_table(
+        table = compact_table(
             f"{args.model}: input {'x'.join(map(str, shape))} "
             "(activation shapes channels last, as on the slides)"
         )
