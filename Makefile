@@ -55,5 +55,6 @@ test-oldest:
 	$(OVENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(OVENV)/bin/python -m pytest -q
 
+# the virtualenvs and caches; runs/ holds trained models and stays
 clean:
-	rm -rf $(VENV) $(TVENV) $(OVENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TVENV) $(OVENV) .pytest_cache .ruff_cache .hypothesis
