@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import struct
 import tarfile
 import threading
@@ -609,3 +610,57 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path, name: str, 
 
     data = load_detection_data(DetectConfig(data=name, data_root=root, image_size=64))
     assert data.class_names == ["car", "dog"] and data.labels[0].tolist() == [1]
+
+
+def link_tar(path: Path, member: str, linkname: str, kind: bytes) -> Path:
+    """A tar archive of one file and one link ``member`` -> ``linkname`` (tarfile.SYMTYPE or
+    LNKTYPE: a hard link's target is named from the archive's root, a symbolic link's from
+    the link's own folder)."""
+    with tarfile.open(path, "w") as tar:
+        data = tarfile.TarInfo("d/data.bin")
+        data.size = 1
+        tar.addfile(data, io.BytesIO(b"x"))
+        link = tarfile.TarInfo(member)
+        link.type, link.linkname = kind, linkname
+        tar.addfile(link)
+    return path
+
+
+@pytest.mark.parametrize("data_filter", [True, False], ids=["python-filter", "older-python"])
+def test_links_out_of_the_archive_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_filter: bool
+) -> None:
+    """Every link must stay inside the folder, checked by our own test of each member (Python
+    before 3.10.12 has no tarfile.data_filter to fall back on): a hard link "a/b/c" ->
+    "../x" points at <folder>/../x, a symbolic one at <folder>/a/x."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    into = tmp_path / "into"
+    refused = [
+        ("a/b/c", "../outside.txt", tarfile.LNKTYPE),
+        ("a/c", "../../outside.txt", tarfile.SYMTYPE),
+        ("a/c", "/etc/hostname", tarfile.SYMTYPE),
+    ]
+    for i, (member, target, kind) in enumerate(refused):
+        archive = link_tar(tmp_path / f"bad{i}.tar", member, target, kind)
+        into.mkdir()
+        with pytest.raises(CnnlabError, match="would escape the target folder"):
+            D.unpack(archive, into)
+        assert not (into / member).exists()
+        shutil.rmtree(into)
+    device = tmp_path / "device.tar"
+    with tarfile.open(device, "w") as tar:
+        node = tarfile.TarInfo("d/null")
+        node.type, node.devmajor, node.devminor = tarfile.CHRTYPE, 1, 3
+        tar.addfile(node)
+    with pytest.raises(CnnlabError, match="'d/null' is a device or a pipe"):
+        D.unpack(device, tmp_path)
+    # links that stay inside are unpacked
+    for i, (member, target, kind) in enumerate(
+        [("a/c", "d/data.bin", tarfile.LNKTYPE), ("d/c", "data.bin", tarfile.SYMTYPE)]
+    ):
+        archive = link_tar(tmp_path / f"good{i}.tar", member, target, kind)
+        into.mkdir()
+        D.unpack(archive, into)
+        assert (into / member).read_bytes() == b"x"
+        shutil.rmtree(into)

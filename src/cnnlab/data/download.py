@@ -370,7 +370,8 @@ def _safe_target(base: Path, member: str) -> Path:
 
 def unpack(archive: Path, into: Path, how: str = "auto") -> None:
     """Extract ``archive`` into ``into``, refusing members outside it (``../``, absolute
-    paths, links pointing out)."""
+    paths, links pointing out) and devices or pipes, on every Python (tarfile's "data" filter,
+    where there is one, refuses them too)."""
     name = archive.name
     if how == "gunzip" or (
         how == "auto" and name.endswith(".gz") and not name.endswith((".tar.gz", ".tgz"))
@@ -383,7 +384,13 @@ def unpack(archive: Path, into: Path, how: str = "auto") -> None:
         with tarfile.open(archive) as tar:
             for m in tar.getmembers():
                 _safe_target(into, m.name)
-                if m.issym() or m.islnk():
+                if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+                    raise CnnlabError(
+                        f"{archive}: member {m.name!r} is a device or a pipe; refused"
+                    )
+                if m.islnk():  # a hard link names its target from the archive's root
+                    _safe_target(into, m.linkname)
+                elif m.issym():  # a symbolic one from its own folder
                     _safe_target(into, str(Path(m.name).parent / m.linkname))
             if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
                 tar.extractall(into, filter="data")
