@@ -393,7 +393,10 @@ def unpack(archive: Path, into: Path, how: str = "auto") -> None:
                 elif m.issym():  # a symbolic one from its own folder
                     _safe_target(into, str(Path(m.name).parent / m.linkname))
             if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
-                tar.extractall(into, filter="data")
+                try:
+                    tar.extractall(into, filter="data")
+                except tarfile.FilterError as e:  # whatever the checks above let through
+                    raise CnnlabError(f"{archive}: {e}; refused") from e
             else:  # older: the members were checked above
                 tar.extractall(into)
     elif zipfile.is_zipfile(archive):
