@@ -11,6 +11,7 @@ import shutil
 import struct
 import tarfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -664,3 +665,25 @@ def test_links_out_of_the_archive_are_refused(
         D.unpack(archive, into)
         assert (into / member).read_bytes() == b"x"
         shutil.rmtree(into)
+
+
+def test_a_damaged_archive_is_one_error_naming_it(tmp_path: Path) -> None:
+    """COCO's archives are checked by size alone: one cut short or with a bad checksum inside
+    reaches unpack, and must be one error naming the file, not a traceback."""
+    data = bytes(range(256)) * 400
+    tgz = tmp_path / "cut.tar.gz"
+    tgz.write_bytes(tar_bytes({"d/a.bin": data}))
+    tgz.write_bytes(tgz.read_bytes()[: tgz.stat().st_size // 2])
+    zipped = tmp_path / "crc.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("d/a.bin", data)
+    raw = bytearray(zipped.read_bytes())
+    raw[raw.index(data[:64]) + 100] ^= 0xFF  # one stored byte changed: its CRC fails
+    zipped.write_bytes(bytes(raw))
+    gz = tmp_path / "bad.gz"
+    gz.write_bytes(b"\x1f\x8b" + b"\x00" * 30)  # a gzip's magic, then no valid header
+    for archive in (tgz, zipped, gz):
+        into = tmp_path / f"into-{archive.stem}"
+        into.mkdir()
+        with pytest.raises(CnnlabError, match=f"{archive.name}: a damaged archive"):
+            D.unpack(archive, into)

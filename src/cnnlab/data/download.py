@@ -29,6 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,10 +369,32 @@ def _safe_target(base: Path, member: str) -> Path:
     return target
 
 
+# what a damaged archive raises: cut short, a bad checksum inside, not the format it says
+DAMAGED = (
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    tarfile.ReadError,
+    tarfile.CompressionError,
+    zipfile.BadZipFile,
+)
+
+
 def unpack(archive: Path, into: Path, how: str = "auto") -> None:
     """Extract ``archive`` into ``into``, refusing members outside it (``../``, absolute
     paths, links pointing out) and devices or pipes, on every Python (tarfile's "data" filter,
-    where there is one, refuses them too)."""
+    where there is one, refuses them too). A damaged archive (COCO's are checked by size
+    alone) is a :class:`CnnlabError` naming it."""
+    try:
+        _unpack(archive, into, how)
+    except DAMAGED as e:
+        raise CnnlabError(
+            f"{archive}: a damaged archive ({e or type(e).__name__}); delete it and run the "
+            "download again"
+        ) from e
+
+
+def _unpack(archive: Path, into: Path, how: str) -> None:
     name = archive.name
     if how == "gunzip" or (
         how == "auto" and name.endswith(".gz") and not name.endswith((".tar.gz", ".tgz"))
