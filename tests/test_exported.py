@@ -282,6 +282,13 @@ def test_what_an_exported_face_encoder_needs(
         "train (again, if an earlier cnnlab wrote this file)"
     )
     assert not (tmp_path / "faces.db").exists()  # nothing was enrolled, nothing created
+    for broken in ("{not json", "[1, 2]"):  # metadata edited by hand: one line, no traceback
+        entry.value = broken
+        onnx.save(graph, str(tmp_path / "edited.onnx"))
+        assert error("enroll", "--onnx", str(tmp_path / "edited.onnx"), "--name", "a", image) == (
+            f"cnnlab: error: {tmp_path / 'edited.onnx'}: its cnnlab metadata is not the JSON "
+            "object export writes"
+        )
     scenes = tmp_path / "detect"
     assert main(["detect", "train", "--images", "40", "--epochs", "1", "--out", str(scenes)]) == 0
     assert main(["export", str(scenes / "best.pt"), "-o", str(tmp_path / "d.onnx")]) == 0

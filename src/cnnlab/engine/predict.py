@@ -92,7 +92,13 @@ def onnx_session(path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise CnnlabError(
             f"{path}: ONNX model without cnnlab metadata (export it with `cnnlab export`)"
         )
-    return session, json.loads(meta_json)
+    try:
+        meta = json.loads(meta_json)
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):  # edited by hand, or written by another tool
+        raise CnnlabError(f"{path}: its cnnlab metadata is not the JSON object export writes")
+    return session, meta
 
 
 def onnx_predict(session: Any, batch: torch.Tensor) -> torch.Tensor:
