@@ -282,13 +282,16 @@ def test_what_an_exported_face_encoder_needs(
         "train (again, if an earlier cnnlab wrote this file)"
     )
     assert not (tmp_path / "faces.db").exists()  # nothing was enrolled, nothing created
-    for broken in ("{not json", "[1, 2]"):  # metadata edited by hand: one line, no traceback
+    edited = tmp_path / "edited.onnx"  # metadata edited by hand: one line, no traceback
+    for broken, why in [
+        ("{not json", "is not the JSON object export writes"),
+        ("[1, 2]", "is not the JSON object export writes"),
+        ('{"task": "embedding"}', "lacks model, input_size, class_names; export the checkpoint"),
+    ]:
         entry.value = broken
-        onnx.save(graph, str(tmp_path / "edited.onnx"))
-        assert error("enroll", "--onnx", str(tmp_path / "edited.onnx"), "--name", "a", image) == (
-            f"cnnlab: error: {tmp_path / 'edited.onnx'}: its cnnlab metadata is not the JSON "
-            "object export writes"
-        )
+        onnx.save(graph, str(edited))
+        said = error("enroll", "--onnx", str(edited), "--name", "a", image)
+        assert said.startswith(f"cnnlab: error: {edited}: its cnnlab metadata {why}"), said
     scenes = tmp_path / "detect"
     assert main(["detect", "train", "--images", "40", "--epochs", "1", "--out", str(scenes)]) == 0
     assert main(["export", str(scenes / "best.pt"), "-o", str(tmp_path / "d.onnx")]) == 0

@@ -98,6 +98,11 @@ def onnx_session(path: str | Path) -> tuple[Any, dict[str, Any]]:
         meta = None
     if not isinstance(meta, dict):  # edited by hand, or written by another tool
         raise CnnlabError(f"{path}: its cnnlab metadata is not the JSON object export writes")
+    missing = [key for key in ("model", "input_size", "class_names") if key not in meta]
+    if missing:  # what every export writes
+        raise CnnlabError(
+            f"{path}: its cnnlab metadata lacks {', '.join(missing)}; export the checkpoint again"
+        )
     return session, meta
 
 
