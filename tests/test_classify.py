@@ -215,6 +215,9 @@ def test_bad_checkpoints_and_images(
     for key, value, fragment in [
         ("state_dict", [1, 2], "malformed state_dict"),
         ("input_size", "abc", "malformed input_size"),
+        ("normalization", {"mean": "x"}, "malformed normalization"),
+        ("normalization", {"mean": [0.5], "std": [0.0]}, "malformed normalization"),
+        ("normalization", {"mean": [0.5] * 3, "std": [0.2] * 3}, "malformed normalization"),
         ("class_names", [], "0 class names for a model of 10 classes"),
         (
             "state_dict",

@@ -59,12 +59,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         wrong.append("class_names")
     if "input_size" in ckpt and not (
         isinstance(ckpt["input_size"], list | tuple)
+        and len(ckpt["input_size"]) > 0
         and all(isinstance(d, int) and d > 0 for d in ckpt["input_size"])
     ):
         wrong.append("input_size")
+    channels = ckpt["input_size"][0] if "input_size" in ckpt and not wrong else None
+    if "normalization" in ckpt and not _is_normalization(ckpt["normalization"], channels):
+        wrong.append("normalization")
     if wrong:
         raise CnnlabError(f"{path}: checkpoint has a malformed {', '.join(wrong)}")
     return ckpt
+
+
+def _is_normalization(norm: object, channels: int | None) -> bool:
+    """``{"mean": [...], "std": [...]}``: one number a channel (``channels`` of them, when
+    known), each standard deviation > 0."""
+    if not isinstance(norm, dict):
+        return False
+    mean, std = norm.get("mean"), norm.get("std")
+    numbers = (int, float)
+    return (
+        isinstance(mean, list | tuple)
+        and isinstance(std, list | tuple)
+        and len(mean) == len(std) > 0
+        and channels in (None, len(mean))
+        and all(isinstance(m, numbers) and not isinstance(m, bool) for m in mean)
+        and all(isinstance(d, numbers) and not isinstance(d, bool) and d > 0 for d in std)
+    )
 
 
 # the command that trains a model of each registered task, for the error that names it
