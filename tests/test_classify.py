@@ -468,10 +468,10 @@ def test_predict_labels_files_by_their_class_folder() -> None:
 def test_preprocessing_no_files_gives_an_empty_batch(run_dir: Path) -> None:
     """An empty list of files (a filter that matched nothing) used to fail in torch.stack."""
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.predict import model_meta, preprocess_files
+    from cnnlab.engine.predict import model_meta, preprocess
 
     model, ckpt = model_from_checkpoint(run_dir / "best.pt", "classification")
-    batch = preprocess_files([], model_meta(ckpt))
+    batch = preprocess([], model_meta(ckpt))
     assert batch.shape == (0, 1, 32, 32) and batch.dtype == torch.float32
     assert model.eval()(batch).shape == (0, 10)
 
@@ -483,3 +483,57 @@ def test_training_prints_no_warning(tmp_path: Path, capsys: pytest.CaptureFixtur
     argv = ["classify", "train", "--epochs", "1", "--out", str(out), "--test-fraction", "0.5"]
     assert main(argv) == 0
     assert "warning" not in capsys.readouterr().err.lower()
+
+
+def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: Path) -> None:
+    """``Classifier.predict_images`` (Pillow images, numpy arrays: a camera frame) gives the
+    rows ``predict_files`` gives their files: a phone photo's EXIF rotation, 16-bit grey scaled
+    not clipped, an RGBA PNG's alpha dropped, a dark digit on light paper inverted; what is not
+    an image is one error naming it."""
+    import numpy as np
+
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.predict import Classifier
+
+    digit = load_digits().splits["test"].images[3, 0].numpy()  # (32, 32) uint8, light on dark
+    tall = np.pad(digit, ((0, 16), (0, 0)))  # 48x32: a quarter turn changes what is cropped
+    files = [tmp_path / n for n in ("phone.jpg", "deep.png", "rgba.png", "paper.png")]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the camera was held on its side
+    Image.fromarray(np.stack([tall] * 3, -1)).save(files[0], exif=exif, quality=95)
+    Image.fromarray(digit.astype(np.uint16) * 257).save(files[1])  # 16-bit: 255 -> 65535
+    alpha = np.full_like(digit, 128)
+    Image.fromarray(np.stack([digit, digit, digit, alpha], -1)).save(files[2])
+    Image.fromarray(255 - digit).save(files[3])
+    assert Image.open(files[1]).mode.startswith("I")  # Pillow keeps it 16-bit
+
+    clf = Classifier.load(run_dir / "best.pt")
+    want = clf.predict_files(files, top_k=10)
+    held = [Image.open(f) for f in files]  # as a program opens them, orientation not applied
+    arrays = [np.asarray(read_image(f, "RGB")) for f in files]  # (H, W, 3) as shown
+    arrays[3] = np.asarray(read_image(files[3], "L"))[..., None]  # (H, W, 1)
+    for given in (held, arrays):
+        got = clf.predict_images(given, top_k=10)
+        assert [r["source"] for r in got] == [f"images[{i}]" for i in range(len(files))]
+        for g, w in zip(got, want, strict=True):
+            assert g["prediction"] == w["prediction"]
+            assert dict(g["top_k"]) == pytest.approx(dict(w["top_k"]), abs=1e-6)
+    # the rotation, depth and inversion mattered: without them the scores differ
+    plain = clf.predict_images([np.asarray(Image.open(f).convert("L")) for f in files[:2]])
+    for p, w in zip(plain, want, strict=False):
+        assert p["probability"] != pytest.approx(w["probability"], abs=1e-3)
+    assert clf.predict_images([]) == []
+    bad = [
+        (np.zeros((8, 8), np.float32), r"images\[1\]: a float32 array; give uint8 pixels"),
+        (np.zeros((8, 8, 2), np.uint8), r"images\[1\]: a 8x8x2 array; give \(H, W\)"),
+        (np.zeros((0, 8), np.uint8), r"images\[1\]: a 0x8 array"),
+        (torch.zeros(1, 8, 8), r"images\[1\]: a Tensor, not a Pillow image or a numpy uint8"),
+        ("digit.png", r"digit.png: no such file"),  # a path is a file's
+    ]
+    for thing, message in bad:
+        with pytest.raises(CnnlabError, match=message):
+            clf.predict_images([digit, thing])
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(files[3].read_bytes()[:200])
+    with pytest.raises(CnnlabError, match=r"images\[0\]: corrupt or truncated"):
+        clf.predict_images([Image.open(cut)])

@@ -1059,7 +1059,7 @@ def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
     enrolment and verification used to stretch them instead, so every non-square photo met the
     encoder distorted. The tensor enrolment builds now equals the training one."""
     from cnnlab.data.classification import load_classification, normalize
-    from cnnlab.engine.predict import preprocess_files
+    from cnnlab.engine.predict import preprocess
     from cnnlab.engine.recognition import face_meta
 
     rng = np.random.default_rng(0)
@@ -1078,7 +1078,7 @@ def test_enrolment_sees_a_photo_as_training_did(tmp_path: Path) -> None:
     trained = load_classification(str(root), image_size=size, val_fraction=0, test_fraction=0)
     norm = ckpt["normalization"]
     seen = normalize(trained.splits["train"].images, norm["mean"], norm["std"])
-    enrolled = preprocess_files([root / "ann" / "0.png"], face_meta(ckpt))[0]
+    enrolled = preprocess([root / "ann" / "0.png"], face_meta(ckpt))[0]
     assert any(torch.allclose(enrolled, x, atol=1e-6) for x in seen)  # one training image is it
 
 
@@ -1133,3 +1133,37 @@ def test_pca_2d_keeps_the_distances_of_points_on_a_plane() -> None:
     assert torch.equal(pca_2d(torch.ones(1, 4)), torch.zeros(1, 2))  # one point
     one_d = pca_2d(torch.tensor([[0.0], [2.0]]))  # one dimension: the second axis is zero
     assert torch.allclose(one_d, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+
+
+def test_images_in_memory_are_enrolled_and_named_as_their_files(tmp_path: Path) -> None:
+    """A program holding its images (a camera frame as a numpy array, a Pillow image) enrols,
+    verifies and identifies them as it would their files: the same embeddings, the same
+    distances; rows name them ``images[i]``, a file by its path."""
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.recognition import FaceEncoder
+
+    root = tmp_path / "people"
+    for person, digit in (("ann", 6), ("bo", 7), ("cy", 8), ("di", 9)):
+        (root / person).mkdir(parents=True)
+        _digit_pngs(root / person, (digit,), 3)
+    run = tmp_path / "run"
+    argv = ["faces", "train", "--data", str(root), "--unseen", "cy,di", "--steps", "3"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    encoder = FaceEncoder.load(run / "best.pt")
+    files = sorted(root.glob("*/*.png"))
+    held = [np.asarray(read_image(files[0], "RGB")), Image.open(files[1]), files[2]]
+    assert np.array_equal(encoder.embed(held), encoder.embed(files[:3]))
+    on_disk, in_memory = encoder.database(tmp_path / "a.db"), encoder.database(tmp_path / "b.db")
+    encoder.enroll(on_disk, "ann", files[:2])
+    assert encoder.enroll(in_memory, "ann", held[:2]) == 2
+    assert on_disk.gallery()[1].tolist() == in_memory.gallery()[1].tolist()
+    probes = [np.asarray(Image.open(f)) for f in files[3:5]]  # (H, W) grey frames
+    for want, got in zip(
+        encoder.identify(on_disk, files[3:5]), encoder.identify(in_memory, probes), strict=True
+    ):
+        assert got["distance"] == want["distance"] and got["nearest"] == want["nearest"]
+    rows = encoder.verify(in_memory, "ann", [files[3], *probes])
+    assert [r["source"] for r in rows] == [str(files[3]), "images[1]", "images[2]"]
+    with pytest.raises(CnnlabError, match=r"images\[1\]: a float64 array"):
+        encoder.enroll(in_memory, "bo", [probes[0], probes[1] / 255.0])
+    assert in_memory.gallery()[0] == ["ann", "ann"]  # the bad one added no one

@@ -206,7 +206,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
     if args.onnx is not None:
         return _exported_inputs(args)
     if args.image:
-        from cnnlab.engine.predict import model_meta, preprocess_files
+        from cnnlab.engine.predict import model_meta, preprocess
 
         model, ckpt = _vis_model(args, "classification")
         if args.weights is not None:  # ImageNet's statistics, at --image-size
@@ -219,7 +219,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
         else:
             meta = model_meta(ckpt)
         files = _first_images(args)
-        images = preprocess_files(files, meta)
+        images = preprocess(files, meta)
         labels = [None] * len(images)
         if args.weights is None:
             labels = _folder_classes(files, list(meta["class_names"]))
@@ -248,7 +248,7 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     Runtime (occlusion needs only its answers), on ``--image`` files read as ``classify predict
     --onnx`` reads them."""
     from cnnlab.engine.exported import ExportedNetwork
-    from cnnlab.engine.predict import preprocess_files
+    from cnnlab.engine.predict import preprocess
 
     if args.checkpoint is not None or args.weights is not None:
         raise CnnlabError("give --checkpoint, --weights or --onnx, one of them")
@@ -257,7 +257,7 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     network = ExportedNetwork(args.onnx, "classification")
     files = _first_images(args)
     names = list(network.meta["class_names"])
-    return network, preprocess_files(files, network.meta), _folder_classes(files, names), names
+    return network, preprocess(files, network.meta), _folder_classes(files, names), names
 
 
 def _folder_classes(files: list[str], names: list[str]) -> list[int | None]:

@@ -106,6 +106,42 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: {why_unreadable(exc)}") from None
 
 
+def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Image.Image:
+    """An image a program already holds, as :func:`read_image` would give its file in ``mode``:
+    a Pillow image (its EXIF orientation applied; 16-bit and float grey scaled to 8 bits, not
+    clipped), or a numpy ``uint8`` array ``(H, W)`` grey, ``(H, W, 1)``, ``(H, W, 3)`` RGB or
+    ``(H, W, 4)`` RGBA (alpha dropped, as ``convert`` does for a PNG with one); a ``bool`` array
+    ``(H, W)`` is black and white. Anything else raises a :class:`CnnlabError` naming ``name``
+    and what it is; a float array is refused rather than guessed at (in [0, 1] or [0, 255]?)."""
+    if isinstance(image, Image.Image):
+        try:
+            image = ImageOps.exif_transpose(image)  # Image.open(photo) as read_image shows it
+            if image.mode in (*SIXTEEN_BIT, "I", "F"):
+                image = grey_to_8bit(image)
+            return image.convert(mode)
+        except UNREADABLE as exc:  # a lazily opened file that turns out cut short
+            raise CnnlabError(f"{name}: {why_unreadable(exc)}") from None
+    if not isinstance(image, np.ndarray):
+        raise CnnlabError(
+            f"{name}: a {type(image).__name__}, not a Pillow image or a numpy uint8 array"
+        )
+    shape = "x".join(map(str, image.shape)) or "scalar"
+    if image.dtype == bool and image.ndim == 2:
+        image = image.astype(np.uint8) * 255
+    if image.dtype != np.uint8:
+        raise CnnlabError(
+            f"{name}: a {image.dtype} array; give uint8 pixels 0-255 "
+            "(e.g. (x * 255).round().astype(np.uint8) for values in [0, 1])"
+        )
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    known = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
+    if not known or 0 in image.shape:
+        raise CnnlabError(f"{name}: a {shape} array; give (H, W), (H, W, 3) or (H, W, 4) pixels")
+    # uint8 (H, W), (H, W, 3), (H, W, 4) -> Pillow's L, RGB, RGBA
+    return Image.fromarray(np.ascontiguousarray(image)).convert(mode)
+
+
 # what Pillow raises for a file it cannot read: not an image, corrupt, truncated, a bomb
 UNREADABLE = (
     Image.DecompressionBombError,

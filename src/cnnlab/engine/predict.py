@@ -17,18 +17,46 @@ from typing import Any
 import torch
 
 from cnnlab.data.classification import normalize
-from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8
 from cnnlab.errors import CnnlabError
 
 
-def preprocess_files(paths: Sequence[str | Path], meta: dict[str, Any]) -> torch.Tensor:
-    """Image files -> the standardised ``(N, C, S, S)`` batch the model expects (no files: an
-    empty ``(0, C, S, S)`` batch). ``meta`` holds ``input_size``, ``normalization``,
-    ``invert_light`` and ``resize`` (see :func:`model_meta`)."""
+def preprocess(images: Sequence[Any], meta: dict[str, Any], first: int = 0) -> torch.Tensor:
+    """Images -> the standardised ``(N, C, S, S)`` batch the model expects (none: an empty
+    ``(0, C, S, S)`` batch). Each is a file's path, or an image a program holds: a Pillow
+    image or a numpy ``uint8`` array (:func:`~cnnlab.data.images.image_in_memory`), made ready
+    exactly as its file would be. ``meta`` holds ``input_size``, ``normalization``,
+    ``invert_light`` and ``resize`` (see :func:`model_meta`); an error names the file, or
+    ``images[first + i]`` (:func:`source_names`)."""
+    from cnnlab.data.images import image_in_memory
+
+    c, s = meta["input_size"][0], meta["input_size"][-1]
+    mode, resize = ("L" if c == 1 else "RGB"), meta.get("resize", "center-crop")
+    decoded = [
+        image_to_uint8(x, s, c, resize)
+        if isinstance(x, str | Path)
+        else image_tensor(fit_image(image_in_memory(x, mode, f"images[{first + i}]"), s, resize))
+        for i, x in enumerate(images)
+    ]
+    return _standardise(decoded, meta)
+
+
+def source_names(images: Sequence[Any], first: int = 0) -> list[str]:
+    """What rows and messages call each of :func:`preprocess`'s images: a file by its path,
+    an image in memory by its place in the list, ``images[i]``."""
+    return [
+        str(x) if isinstance(x, str | Path) else f"images[{first + i}]"
+        for i, x in enumerate(images)
+    ]
+
+
+def _standardise(images: list[torch.Tensor], meta: dict[str, Any]) -> torch.Tensor:
+    """``(C, S, S)`` uint8 images -> a standardised float batch: light backgrounds inverted for
+    a model trained on light-on-dark digits (``invert_light``), then the training split's mean
+    and std."""
     c, s = meta["input_size"][0], meta["input_size"][-1]
     batch = [torch.empty(0, c, s, s, dtype=torch.uint8)]
-    for path in paths:
-        x = image_to_uint8(path, s, c, meta.get("resize", "center-crop"))
+    for x in images:
         if meta.get("invert_light") and x.float().mean() > 127.5:
             x = 255 - x
         batch.append(x[None])
@@ -152,6 +180,7 @@ class Classifier:
 
     >>> clf = Classifier.load(checkpoint="runs/classify/lenet5-digits/best.pt")
     >>> clf.predict_files(["my_digit.png"])[0]["prediction"]  # doctest: +SKIP
+    >>> clf.predict_images([PIL.Image.open("my_digit.png")])[0]["top_k"]  # doctest: +SKIP
     """
 
     scores: Callable[[torch.Tensor], torch.Tensor]
@@ -194,9 +223,20 @@ class Classifier:
 
         paths = [str(p) for p in paths]
         starts = with_progress(range(0, len(paths), CHUNK), "predicting", files=len(paths))
-        chunks = (preprocess_files(paths[i : i + CHUNK], self.meta) for i in starts)
+        chunks = (preprocess(paths[i : i + CHUNK], self.meta) for i in starts)
         labels = folder_labels(paths, self.meta["class_names"])
         return topk_rows(self.probabilities(chunks), self.meta["class_names"], paths, top_k, labels)
+
+    def predict_images(self, images: Sequence[Any], top_k: int = 3) -> list[dict[str, Any]]:
+        """One row per image a program holds (a Pillow image, or a numpy ``uint8`` array
+        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``: a camera frame, a crop; a file's path works
+        too), made ready exactly as :meth:`predict_files` makes a file; ``source`` is
+        ``images[i]`` (a path for a file)."""
+        images = list(images)
+        starts = range(0, len(images), CHUNK)
+        chunks = (preprocess(images[i : i + CHUNK], self.meta, first=i) for i in starts)
+        rows = self.probabilities(chunks)
+        return topk_rows(rows, self.meta["class_names"], source_names(images), top_k)
 
 
 def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:

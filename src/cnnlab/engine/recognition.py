@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.face_db import FaceDatabase
-from cnnlab.engine.predict import CHUNK, preprocess_files
+from cnnlab.engine.predict import CHUNK, preprocess, source_names
 from cnnlab.errors import CnnlabError
 from cnnlab.models.siamese import LearnedSimilarity, same_probability, similarity_from_record
 
@@ -121,15 +121,18 @@ class FaceEncoder:
             return logits.double().numpy(), threshold
         return -((a.astype(np.float64) - b) ** 2).sum(1), -self.tau
 
-    def embed(self, paths: Sequence[str | Path], chunk: int = CHUNK) -> np.ndarray:
-        """``(len(paths), D)`` embeddings of image files, ``chunk`` files at a time."""
+    def embed(self, paths: Sequence[Any], chunk: int = CHUNK) -> np.ndarray:
+        """``(len(paths), D)`` embeddings of images, ``chunk`` at a time: files, or images a
+        program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), as for
+        :func:`~cnnlab.engine.predict.preprocess`. So are the images of :meth:`enroll`,
+        :meth:`verify` and :meth:`identify`, whose rows name one in memory ``images[i]``."""
         from cnnlab.data.images import with_progress
 
         meta, parts = face_meta(self.checkpoint), []
         starts = range(0, max(len(paths), 1), chunk)  # no files: one empty batch
         with torch.no_grad():
             for start in with_progress(starts, "embedding", files=len(paths)):
-                batch = preprocess_files(paths[start : start + chunk], meta)
+                batch = preprocess(paths[start : start + chunk], meta, first=start)
                 parts.append(self.model(batch).numpy())
         return np.concatenate(parts)
 
@@ -143,7 +146,7 @@ class FaceEncoder:
         self,
         db: FaceDatabase,
         name: str,
-        paths: Sequence[str | Path],
+        paths: Sequence[Any],
         others: list[dict[str, str]] | None = None,
     ) -> int:
         """Enrol ``name`` with the images ``paths`` in one transaction; returns how many were
@@ -152,7 +155,7 @@ class FaceEncoder:
         "enrolled_as"}``). Every image is read before the database is touched, so a bad one adds
         nothing."""
         emb = self.embed(paths)
-        found = warn_enrolled_as_others(db, name, emb, paths)
+        found = warn_enrolled_as_others(db, name, emb, source_names(paths))
         if others is not None:
             others.extend({"source": path, "enrolled_as": who} for path, who in found)
         return db.enroll(name, emb)
@@ -180,9 +183,7 @@ class FaceEncoder:
                 ]
         return rows
 
-    def verify(
-        self, db: FaceDatabase, name: str, paths: Sequence[str | Path]
-    ) -> list[dict[str, Any]]:
+    def verify(self, db: FaceDatabase, name: str, paths: Sequence[Any]) -> list[dict[str, Any]]:
         """For each image: is it ``name``? Its distance to ``name``'s nearest enrolled image and
         ``same`` (``distance <= tau``). A ``--method similarity`` encoder decides by its learned
         similarity instead: ``same`` when its logit with one of ``name``'s images reaches the
@@ -194,8 +195,8 @@ class FaceEncoder:
         emb, theirs = self.embed(paths), gallery[mine]
         d = squared_distances(emb, theirs).min(1)
         rows = [
-            {"source": str(p), "claimed": name, "distance": float(x), "same": bool(x <= self.tau)}
-            for p, x in zip(paths, d, strict=True)
+            {"source": p, "claimed": name, "distance": float(x), "same": bool(x <= self.tau)}
+            for p, x in zip(source_names(paths), d, strict=True)
         ]
         if self.learned is not None:  # every probe against every enrolled image of name
             n, m = len(emb), len(theirs)
@@ -206,17 +207,17 @@ class FaceEncoder:
                 row["same"] = bool(s >= threshold)
         return rows
 
-    def identify(self, db: FaceDatabase, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    def identify(self, db: FaceDatabase, paths: Sequence[Any]) -> list[dict[str, Any]]:
         """For each image: the enrolled person nearest to it (``nearest``, ``distance``) and
         ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized)."""
         names, gallery = _enrolled(db)
         d = squared_distances(self.embed(paths), gallery)
         rows = []
-        for p, dist in zip(paths, d, strict=True):
+        for p, dist in zip(source_names(paths), d, strict=True):
             i = int(np.argmin(dist))
             rows.append(
                 {
-                    "source": str(p),
+                    "source": p,
                     "identity": names[i] if dist[i] <= self.tau else None,
                     "nearest": names[i],
                     "distance": float(dist[i]),
