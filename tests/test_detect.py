@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -365,6 +366,11 @@ def test_cli(
 
     assert predict_files(ckpt, files, score_threshold=0) == [square, tall]
     assert predict_files(ckpt, []) == []
+    # a program's own images (a camera frame as an array, a Pillow image): the same boxes
+    held = [Image.open(files[0]), np.asarray(Image.open(files[1]).convert("RGB"))]
+    rows = predict_files(ckpt, held, score_threshold=0)
+    assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
+    assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, tall)]
     onnx_path = tmp_path / "yolo.onnx"
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

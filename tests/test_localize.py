@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,6 +218,11 @@ def test_cli_train_eval_predict(
 
     assert predict_files(ckpt, files) == [square, wide]
     assert predict_files(ckpt, []) == []
+    # a program's own images (a camera frame as an array, a Pillow image): the same rows
+    held = [Image.open(files[0]), np.asarray(Image.open(files[1]).convert("RGB"))]
+    rows = predict_files(ckpt, held)
+    assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
+    assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, wide)]
     assert f"{preds[0]['object_probability']:.3f}" in table and preds[0]["class"] in table
 
 

@@ -325,6 +325,10 @@ def test_cli(
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
     assert rows[0]["mask"].shape == (48, 64)
     assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
+    held = [np.asarray(Image.open(tmp_path / "wide.png").convert("RGB")), Image.open(photos[0])]
+    again = predict_files(out / "best.pt", held)  # a program's own images: the same maps
+    assert [r["source"] for r in again] == ["images[0]", "images[1]"]
+    assert all(torch.equal(a["mask"], r["mask"]) for a, r in zip(again, rows, strict=True))
     assert main([*argv, str(photos[0])]) == 0  # without --json: each class's share of the pixels
     shown = capsys.readouterr().out
     counts = preds[0]["pixel_counts"]

@@ -25,7 +25,7 @@ from cnnlab.data.classification import (
     channel_stats,
     stratified_split,
 )
-from cnnlab.data.images import read_image, unreadable, with_progress
+from cnnlab.data.images import open_image, unreadable, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.errors import CnnlabError
@@ -94,11 +94,13 @@ def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image
 
 
 def image_to_uint8(
-    path: str | Path, size: int, channels: int, resize: str = "center-crop"
+    path: object, size: int, channels: int, resize: str = "center-crop", name: str = "image"
 ) -> torch.Tensor:
     """Decode one file to ``(C, size, size)`` uint8; a :class:`CnnlabError` names it if it is
-    unreadable."""
-    image = read_image(path, "L" if channels == 1 else "RGB", at_least=2 * size)
+    unreadable. An image a program holds (a Pillow image or numpy array, see
+    :func:`~cnnlab.data.images.image_in_memory`) instead of a path is made ready alike, and an
+    error calls it ``name``."""
+    image = open_image(path, "L" if channels == 1 else "RGB", name, at_least=2 * size)
     return image_tensor(fit_image(image, size, resize))
 
 

@@ -106,6 +106,16 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: {why_unreadable(exc)}") from None
 
 
+def open_image(
+    image: object, mode: str = "L", name: str = "image", at_least: int | None = None
+) -> Image.Image:
+    """A file's path (:func:`read_image`, errors naming the file) or an image a program holds
+    (:func:`image_in_memory`, errors naming it ``name``), decoded alike in ``mode``."""
+    if isinstance(image, str | Path):
+        return read_image(image, mode, at_least)
+    return image_in_memory(image, mode, name)
+
+
 def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Image.Image:
     """An image a program already holds, as :func:`read_image` would give its file in ``mode``:
     a Pillow image (its EXIF orientation applied; 16-bit and float grey scaled to 8 bits, not
@@ -205,13 +215,19 @@ def _ends_early(path: Path, image_format: str | None) -> bool:
     return False
 
 
-def displayed_size(path: str | Path) -> tuple[int, int]:
+def displayed_size(path: object) -> tuple[int, int]:
     """``(width, height)`` of an image file as a viewer shows it (EXIF orientations 5-8 turn it
     a quarter), from its header alone: the frame to report positions in when the pixels were
-    decoded at a reduced scale (``read_image(..., at_least=...)``)."""
-    with Image.open(path) as img:
-        w, h = img.size
-        return (h, w) if img.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+    decoded at a reduced scale (``read_image(..., at_least=...)``). An image a program holds
+    (:func:`image_in_memory`) gives its own: a Pillow image's turned alike, an array's
+    ``(W, H)``."""
+    if isinstance(path, np.ndarray):
+        return (path.shape[1], path.shape[0]) if path.ndim >= 2 else (0, 0)
+    if isinstance(path, Image.Image):
+        w, h = path.size
+        return (h, w) if path.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+    with Image.open(path) as img:  # type: ignore[arg-type]
+        return displayed_size(img)
 
 
 def load_gray(source: str) -> torch.Tensor:

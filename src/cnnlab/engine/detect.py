@@ -313,19 +313,21 @@ def detection_rows(
 
 def predict_files(
     checkpoint: str | Path,
-    paths: Sequence[str | Path],
+    paths: Sequence[Any],
     score_threshold: float = 0.3,
     iou_threshold: float = 0.5,
 ) -> list[dict[str, Any]]:
     """Image files -> :func:`detection_rows`: each file stretched to the detector's input, as
-    training saw its images, and the boxes brought back to the file's pixels."""
-    from cnnlab.engine.predict import stretched_files
+    training saw its images, and the boxes brought back to the file's pixels. Images a program
+    holds (Pillow images, numpy ``uint8`` arrays: a camera frame) work alike, named
+    ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+    from cnnlab.engine.predict import source_names, stretched_files
 
     model, ckpt = model_from_checkpoint(checkpoint, "detection")
     size = ckpt["input_size"][-1]
     images, frames = stretched_files(paths, size)
     dets = detect_images(model.eval(), images, score_threshold, iou_threshold)
-    return detection_rows(dets, ckpt["class_names"], [str(p) for p in paths], frames, size)
+    return detection_rows(dets, ckpt["class_names"], source_names(paths), frames, size)
 
 
 @torch.no_grad()

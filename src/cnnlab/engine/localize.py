@@ -257,16 +257,18 @@ def train_localizer(
 
 
 @torch.no_grad()
-def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
     """Image files -> :func:`predict_images`' rows with the ``source``, its ``image_size``, and
-    the box and landmarks in the file's own pixels (the model saw it stretched to its input)."""
-    from cnnlab.engine.predict import stretched_files
+    the box and landmarks in the file's own pixels (the model saw it stretched to its input).
+    Images a program holds (Pillow images, numpy ``uint8`` arrays) work alike, named
+    ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+    from cnnlab.engine.predict import source_names, stretched_files
 
     model, ckpt = model_from_checkpoint(checkpoint, "localization")
     size = ckpt["input_size"][-1]
     images, frames = stretched_files(paths, size)
     rows = predict_images(model, ckpt["class_names"], images)
-    return in_file_pixels(rows, [str(p) for p in paths], frames, size)
+    return in_file_pixels(rows, source_names(paths), frames, size)
 
 
 def in_file_pixels(

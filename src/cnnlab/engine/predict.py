@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from cnnlab.data.classification import normalize
-from cnnlab.data.folder import fit_image, image_tensor, image_to_uint8
+from cnnlab.data.folder import image_to_uint8
 from cnnlab.errors import CnnlabError
 
 
@@ -28,17 +28,12 @@ def preprocess(images: Sequence[Any], meta: dict[str, Any], first: int = 0) -> t
     exactly as its file would be. ``meta`` holds ``input_size``, ``normalization``,
     ``invert_light`` and ``resize`` (see :func:`model_meta`); an error names the file, or
     ``images[first + i]`` (:func:`source_names`)."""
-    from cnnlab.data.images import image_in_memory
-
     c, s = meta["input_size"][0], meta["input_size"][-1]
-    mode, resize = ("L" if c == 1 else "RGB"), meta.get("resize", "center-crop")
-    decoded = [
-        image_to_uint8(x, s, c, resize)
-        if isinstance(x, str | Path)
-        else image_tensor(fit_image(image_in_memory(x, mode, f"images[{first + i}]"), s, resize))
-        for i, x in enumerate(images)
-    ]
-    return _standardise(decoded, meta)
+    resize = meta.get("resize", "center-crop")
+    names = source_names(images, first)
+    return _standardise(
+        [image_to_uint8(x, s, c, resize, n) for x, n in zip(images, names, strict=True)], meta
+    )
 
 
 def source_names(images: Sequence[Any], first: int = 0) -> list[str]:
@@ -143,17 +138,19 @@ def onnx_predict(session: Any, batch: torch.Tensor) -> torch.Tensor:
 CHUNK = 256  # images decoded and scored at once: thousands of files fit in memory
 
 
-def stretched_files(
-    paths: Sequence[str | Path], size: int
-) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Image files stretched to a box model's ``size x size`` as ``(N, 3, size, size)`` uint8
-    (as localize and detect training decode their images), and each file's own
-    ``(width, height)`` as a viewer shows it: predictions made on the stretched image are
-    reported in the file's pixels (:func:`in_frame`)."""
+def stretched_files(paths: Sequence[Any], size: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Images stretched to a box model's ``size x size`` as ``(N, 3, size, size)`` uint8 (as
+    localize and detect training decode their images), and each one's own ``(width, height)``
+    as a viewer shows it: predictions made on the stretched image are reported in the image's
+    pixels (:func:`in_frame`). Files, or images a program holds (:func:`preprocess`)."""
     from cnnlab.data.images import displayed_size, with_progress
 
+    names = source_names(paths)
     images = [torch.empty(0, 3, size, size, dtype=torch.uint8)]
-    images += [image_to_uint8(p, size, 3, "stretch")[None] for p in with_progress(paths, "reading")]
+    images += [
+        image_to_uint8(p, size, 3, "stretch", n)[None]
+        for p, n in with_progress(list(zip(paths, names, strict=True)), "reading")
+    ]
     return torch.cat(images), [displayed_size(p) for p in paths]
 
 

@@ -31,7 +31,7 @@ from cnnlab.data.folder import (
     images_under,
     refuse_class_folders,
 )
-from cnnlab.data.images import SIXTEEN_BIT, read_image, with_progress
+from cnnlab.data.images import SIXTEEN_BIT, open_image, read_image, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -491,31 +491,39 @@ def colorize(mask: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict_mask(
-    model: torch.nn.Module, path: str | Path, size: int
+    model: torch.nn.Module, path: Any, size: int, name: str = "image"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Segment an image file as the model was trained: stretched to ``size x size``; the class
     scores are resized back to the file's own pixels (bilinear, then the arg-max), so the map
-    lies on the photo. Returns the file's image ``(3, H, W)`` uint8 and its map ``(H, W)``."""
+    lies on the photo. Returns the file's image ``(3, H, W)`` uint8 and its map ``(H, W)``.
+    An image a program holds (a Pillow image, a numpy ``uint8`` array) is segmented alike; an
+    error calls it ``name``."""
     import torch.nn.functional as F
 
-    image = torch.from_numpy(np.asarray(read_image(path, "RGB")).copy()).permute(2, 0, 1)
+    image = torch.from_numpy(np.asarray(open_image(path, "RGB", name)).copy()).permute(2, 0, 1)
     logits = at_input_size(
-        model, standardise(image_to_uint8(path, size, 3, "stretch").float())[None]
+        model, standardise(image_to_uint8(path, size, 3, "stretch", name).float())[None]
     )
     if logits.shape[-2:] != image.shape[-2:]:
         logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return image, logits.argmax(1)[0]
 
 
-def predict_files(checkpoint: str | Path, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
     """Image files -> per file its ``source``, ``mask`` (``(H, W)`` class indices on the
-    file's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class name)."""
+    file's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class name).
+    Images a program holds (Pillow images, numpy ``uint8`` arrays) work alike, named
+    ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+    from cnnlab.engine.predict import source_names
+
     model, ckpt = model_from_checkpoint(checkpoint, "segmentation")
     names, size = ckpt["class_names"], ckpt["input_size"][-1]
     rows = []
-    for path in with_progress(paths, "segmenting"):
-        _, mask = predict_mask(model.eval(), path, size)
-        rows.append({"source": str(path), "mask": mask, "pixel_counts": mask_counts(mask, names)})
+    for path, source in with_progress(
+        list(zip(paths, source_names(paths), strict=True)), "segmenting"
+    ):
+        _, mask = predict_mask(model.eval(), path, size, source)
+        rows.append({"source": source, "mask": mask, "pixel_counts": mask_counts(mask, names)})
     return rows
 
 
