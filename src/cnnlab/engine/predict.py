@@ -232,8 +232,8 @@ class Classifier:
         images = list(images)
         starts = range(0, len(images), CHUNK)
         chunks = (preprocess(images[i : i + CHUNK], self.meta, first=i) for i in starts)
-        rows = self.probabilities(chunks)
-        return topk_rows(rows, self.meta["class_names"], source_names(images), top_k)
+        probs = self.probabilities(chunks)
+        return topk_rows(probs, self.meta["class_names"], source_names(images), top_k)
 
 
 def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:
