@@ -512,6 +512,9 @@ def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: 
     held = [Image.open(f) for f in files]  # as a program opens them, orientation not applied
     arrays = [np.asarray(read_image(f, "RGB")) for f in files]  # (H, W, 3) as shown
     arrays[3] = np.asarray(read_image(files[3], "L"))[..., None]  # (H, W, 1)
+    bgr = np.ascontiguousarray(arrays[2][..., ::-1])  # as OpenCV holds a frame
+    arrays[2] = bgr[..., ::-1]  # back to RGB: a view with a negative stride
+    assert arrays[2].strides[-1] < 0
     for given in (held, arrays):
         got = clf.predict_images(given, top_k=10)
         assert [r["source"] for r in got] == [f"images[{i}]" for i in range(len(files))]

@@ -120,7 +120,8 @@ def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Imag
     """An image a program already holds, as :func:`read_image` would give its file in ``mode``:
     a Pillow image (its EXIF orientation applied; 16-bit and float grey scaled to 8 bits, not
     clipped), or a numpy ``uint8`` array ``(H, W)`` grey, ``(H, W, 1)``, ``(H, W, 3)`` RGB or
-    ``(H, W, 4)`` RGBA (alpha dropped, as ``convert`` does for a PNG with one); a ``bool`` array
+    ``(H, W, 4)`` RGBA (alpha dropped, as ``convert`` does for a PNG with one; channels in RGB
+    order: an OpenCV frame is BGR, ``frame[..., ::-1]`` turns it); a ``bool`` array
     ``(H, W)`` is black and white. Anything else raises a :class:`CnnlabError` naming ``name``
     and what it is; a float array is refused rather than guessed at (in [0, 1] or [0, 255]?)."""
     if isinstance(image, Image.Image):
