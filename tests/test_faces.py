@@ -1135,13 +1135,11 @@ def test_pca_2d_keeps_the_distances_of_points_on_a_plane() -> None:
     assert torch.allclose(one_d, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
 
 
-def test_images_in_memory_are_enrolled_and_named_as_their_files(tmp_path: Path) -> None:
-    """A program holding its images (a camera frame as a numpy array, a Pillow image) enrols,
-    verifies and identifies them as it would their files: the same embeddings, the same
-    distances; rows name them ``images[i]``, a file by its path."""
-    from cnnlab.data.images import read_image
-    from cnnlab.engine.recognition import FaceEncoder
-
+@pytest.fixture(scope="module")
+def four_people(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``people/<ann|bo|cy|di>/*.png`` (3 digits each: 6, 7, 8, 9) and an encoder's best.pt
+    trained on ann and bo for a few steps."""
+    tmp_path = tmp_path_factory.mktemp("four")
     root = tmp_path / "people"
     for person, digit in (("ann", 6), ("bo", 7), ("cy", 8), ("di", 9)):
         (root / person).mkdir(parents=True)
@@ -1149,7 +1147,20 @@ def test_images_in_memory_are_enrolled_and_named_as_their_files(tmp_path: Path) 
     run = tmp_path / "run"
     argv = ["faces", "train", "--data", str(root), "--unseen", "cy,di", "--steps", "3"]
     assert main([*argv, "--out", str(run), "--json"]) == 0
-    encoder = FaceEncoder.load(run / "best.pt")
+    return root, run / "best.pt"
+
+
+def test_images_in_memory_are_enrolled_and_named_as_their_files(
+    four_people: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A program holding its images (a camera frame as a numpy array, a Pillow image) enrols,
+    verifies and identifies them as it would their files: the same embeddings, the same
+    distances; rows name them ``images[i]``, a file by its path."""
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.recognition import FaceEncoder
+
+    root, best = four_people
+    encoder = FaceEncoder.load(best)
     files = sorted(root.glob("*/*.png"))
     held = [np.asarray(read_image(files[0], "RGB")), Image.open(files[1]), files[2]]
     assert np.array_equal(encoder.embed(held), encoder.embed(files[:3]))
@@ -1167,3 +1178,49 @@ def test_images_in_memory_are_enrolled_and_named_as_their_files(tmp_path: Path) 
     with pytest.raises(CnnlabError, match=r"images\[1\]: a float64 array"):
         encoder.enroll(in_memory, "bo", [probes[0], probes[1] / 255.0])
     assert in_memory.gallery()[0] == ["ann", "ann"]  # the bad one added no one
+
+
+def test_each_persons_distance_is_that_of_their_nearest_image() -> None:
+    """``nearest_per_person`` against a loop: a person enrolled with several images is as near
+    as the nearest of them (K-shot), whatever order the database lists them in."""
+    from cnnlab.engine.recognition import nearest_per_person
+
+    rng = np.random.default_rng(0)
+    names = list(rng.choice(["ann", "bo", "cy", "di", "ed"], 23))
+    d = rng.random((7, 23))
+    people, got = nearest_per_person(names, d)
+    assert people == sorted(set(names))
+    for p in range(7):
+        for j, person in enumerate(people):
+            want = min(d[p, g] for g, n in enumerate(names) if n == person)
+            assert got[p, j] == want
+
+
+def test_identify_ranks_the_next_nearest_people(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces identify --top-k K``: each image's K nearest people, nearest first, the first
+    being the identity's own ``nearest``; in the text, the JSON and the CSV."""
+    root, best = four_people
+    db = str(tmp_path / "f.db")
+    assert (
+        main(["faces", "enroll", "--checkpoint", str(best), "--db", db, "--people", str(root)]) == 0
+    )
+    probes = [str(p) for p in sorted(root.glob("*/d*_2.png"))]
+    argv = ["faces", "identify", "--checkpoint", str(best), "--db", db, *probes]
+    sheet = tmp_path / "who.csv"
+    assert main([*argv, "--top-k", "3", "--csv", str(sheet), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    for r in rows:
+        ranked = [d for _, d in r["top_k"]]
+        assert len(r["top_k"]) == 3 and ranked == sorted(ranked)
+        assert r["top_k"][0] == [r["nearest"], r["distance"]]
+        assert len({n for n, _ in r["top_k"]}) == 3  # three people, not three images
+    with sheet.open() as f:
+        header = f.readline().strip().split(",")
+    assert header[-4:] == ["person_2", "distance_2", "person_3", "distance_3"]
+    assert main([*argv, "--top-k", "2"]) == 0
+    said = capsys.readouterr().out
+    assert all(f"next: {r['top_k'][1][0]} " in said for r in rows)
+    assert main([*argv, "--json"]) == 0  # by default: no ranking
+    assert "top_k" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]

@@ -240,7 +240,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     if args.what == "verify":
         rows = encoder.verify(db, args.name, args.images)
     else:
-        rows = encoder.identify(db, args.images)
+        rows = encoder.identify(db, args.images, args.top_k)
     cut = encoder.similarity_threshold if args.what == "verify" else None
     if not args.json:
         shown, note = first_shown(rows, csv_path)
@@ -251,9 +251,13 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
                 else (r["identity"] or "not recognized")
             )
             why = f"distance {r['distance']:.3f}, tau {tau:.3f}"
+            if args.what == "identify" and r["identity"] is None:  # who came nearest, still
+                why = f"nearest {r['nearest']}, " + why
             if cut is not None:  # a --method similarity encoder decides by its learned score
                 why = f"learned similarity {r['similarity']:.3f}, threshold {cut:.3f}; " + why
-            console.print(f"{r['source']}: {verdict} ({why})")
+            runners_up = ", ".join(f"{n} {x:.3f}" for n, x in r.get("top_k", [])[1:])
+            after = f"; next: {runners_up}" if runners_up else ""
+            console.print(f"{r['source']}: {verdict} ({why}){after}")
         if note:
             console.print(note)
         if len(rows) > 1:
@@ -265,9 +269,17 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
         result["figure"] = str(_draw_probes(rows, encoder, figure, args.what == "verify"))
         if not args.json:
             console.print(f"wrote {figure}{drawn_note(len(rows))}")
-    if csv_path:  # the rows as they are: source, claimed, distance, same / identity, nearest
-        result["csv"] = write_csv(csv_path, rows, console, args.json)
+    if csv_path:  # source, claimed, distance, same / identity, nearest (and the runners-up)
+        result["csv"] = write_csv(csv_path, [_flat(r) for r in rows], console, args.json)
     return result
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A probe's row for a spreadsheet: ``top_k``'s runners-up as ``person_2, distance_2``..."""
+    flat = {k: v for k, v in row.items() if k != "top_k"}
+    for n, (name, distance) in enumerate(row.get("top_k", [])[1:], start=2):
+        flat[f"person_{n}"], flat[f"distance_{n}"] = name, distance
+    return flat
 
 
 def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: bool) -> Path:
@@ -476,6 +488,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 metavar="FOLDER",
                 help="a gallery FOLDER/<person>/*.jpg: every person in it, each enrolled in a "
                 "transaction of its own (instead of --name and images)",
+            )
+        if name == "identify":
+            p.add_argument(
+                "--top-k",
+                type=positive_int,
+                default=1,
+                help="also show the next nearest people, each at the distance of their nearest "
+                "enrolled image, up to K in all",
             )
         if name != "enroll":
             p.add_argument(

@@ -207,9 +207,13 @@ class FaceEncoder:
                 row["same"] = bool(s >= threshold)
         return rows
 
-    def identify(self, db: FaceDatabase, paths: Sequence[Any]) -> list[dict[str, Any]]:
+    def identify(
+        self, db: FaceDatabase, paths: Sequence[Any], top_k: int = 1
+    ) -> list[dict[str, Any]]:
         """For each image: the enrolled person nearest to it (``nearest``, ``distance``) and
-        ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized)."""
+        ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized).
+        ``top_k > 1`` adds ``top_k``: the ``k`` nearest people, each ``[name, distance to their
+        nearest enrolled image]``, nearest first (how close the runners-up came)."""
         names, gallery = _enrolled(db)
         d = squared_distances(self.embed(paths), gallery)
         rows = []
@@ -223,7 +227,23 @@ class FaceEncoder:
                     "distance": float(dist[i]),
                 }
             )
+        if top_k > 1:
+            people, per_person = nearest_per_person(names, d)
+            order = np.argsort(per_person, axis=1, kind="stable")[:, :top_k]
+            for row, ranked, dist in zip(rows, order, per_person, strict=True):
+                row["top_k"] = [[people[j], float(dist[j])] for j in ranked]
         return rows
+
+
+def nearest_per_person(names: Sequence[str], d: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``d (P, G)``, probe-to-enrolled-image distances with ``names[g]`` the person of image
+    ``g`` -> the people (sorted) and ``(P, U)``: each probe's distance to each person's nearest
+    image (one-shot or K-shot, a person is as near as their nearest enrolled image)."""
+    people = sorted(set(names))
+    column = {name: j for j, name in enumerate(people)}
+    per_person = np.full((len(people), len(d)), np.inf)
+    np.minimum.at(per_person, [column[n] for n in names], d.T)  # (U, P) <- rows of (G, P)
+    return people, per_person.T
 
 
 def warn_enrolled_as_others(
