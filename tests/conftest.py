@@ -1,7 +1,10 @@
-"""Shared fixtures: deterministic seeds, and a small image folder made on the fly."""
+"""Shared fixtures: deterministic seeds, a small image folder made on the fly, and images
+opened as a program opens them."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,14 @@ COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[[Path | str], Image.Image]]:
+    """``Image.open`` as a program calls it (lazily; EXIF orientation not applied), each file
+    closed when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda path: stack.enter_context(Image.open(path))
 
 
 def make_image(

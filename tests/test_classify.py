@@ -4,6 +4,7 @@ bad checkpoints and images fail cleanly; the model can overfit one batch."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -485,7 +486,9 @@ def test_training_prints_no_warning(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "warning" not in capsys.readouterr().err.lower()
 
 
-def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: Path) -> None:
+def test_images_in_memory_are_predicted_as_their_files(
+    run_dir: Path, tmp_path: Path, opened: Callable[[Path], Image.Image]
+) -> None:
     """``Classifier.predict_images`` (Pillow images, numpy arrays: a camera frame) gives the
     rows ``predict_files`` gives their files: a phone photo's EXIF rotation, 16-bit grey scaled
     not clipped, an RGBA PNG's alpha dropped, a dark digit on light paper inverted; what is not
@@ -505,11 +508,11 @@ def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: 
     alpha = np.full_like(digit, 128)
     Image.fromarray(np.stack([digit, digit, digit, alpha], -1)).save(files[2])
     Image.fromarray(255 - digit).save(files[3])
-    assert Image.open(files[1]).mode.startswith("I")  # Pillow keeps it 16-bit
+    assert opened(files[1]).mode.startswith("I")  # Pillow keeps it 16-bit
 
     clf = Classifier.load(run_dir / "best.pt")
     want = clf.predict_files(files, top_k=10)
-    held = [Image.open(f) for f in files]  # as a program opens them, orientation not applied
+    held = [opened(f) for f in files]  # as a program opens them, orientation not applied
     arrays = [np.asarray(read_image(f, "RGB")) for f in files]  # (H, W, 3) as shown
     arrays[3] = np.asarray(read_image(files[3], "L"))[..., None]  # (H, W, 1)
     bgr = np.ascontiguousarray(arrays[2][..., ::-1])  # as OpenCV holds a frame
@@ -522,7 +525,7 @@ def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: 
             assert g["prediction"] == w["prediction"]
             assert dict(g["top_k"]) == pytest.approx(dict(w["top_k"]), abs=1e-6)
     # the rotation, depth and inversion mattered: without them the scores differ
-    plain = clf.predict_images([np.asarray(Image.open(f).convert("L")) for f in files[:2]])
+    plain = clf.predict_images([np.asarray(opened(f).convert("L")) for f in files[:2]])
     for p, w in zip(plain, want, strict=False):
         assert p["probability"] != pytest.approx(w["probability"], abs=1e-3)
     assert clf.predict_images([]) == []
@@ -539,4 +542,4 @@ def test_images_in_memory_are_predicted_as_their_files(run_dir: Path, tmp_path: 
     cut = tmp_path / "cut.png"
     cut.write_bytes(files[3].read_bytes()[:200])
     with pytest.raises(CnnlabError, match=r"images\[0\]: corrupt or truncated"):
-        clf.predict_images([Image.open(cut)])
+        clf.predict_images([opened(cut)])

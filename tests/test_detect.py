@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +265,10 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
 
 
 def test_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    opened: Callable[[Path | str], Image.Image],
 ) -> None:
     out = tmp_path / "run"
     assert (
@@ -367,7 +371,7 @@ def test_cli(
     assert predict_files(ckpt, files, score_threshold=0) == [square, tall]
     assert predict_files(ckpt, []) == []
     # a program's own images (a camera frame as an array, a Pillow image): the same boxes
-    held = [Image.open(files[0]), np.asarray(Image.open(files[1]).convert("RGB"))]
+    held = [opened(files[0]), np.asarray(opened(files[1]).convert("RGB"))]
     rows = predict_files(ckpt, held, score_threshold=0)
     assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
     assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, tall)]

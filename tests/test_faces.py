@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -1151,7 +1152,7 @@ def four_people(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_images_in_memory_are_enrolled_and_named_as_their_files(
-    four_people: tuple[Path, Path], tmp_path: Path
+    four_people: tuple[Path, Path], tmp_path: Path, opened: Callable[[Path], Image.Image]
 ) -> None:
     """A program holding its images (a camera frame as a numpy array, a Pillow image) enrols,
     verifies and identifies them as it would their files: the same embeddings, the same
@@ -1162,13 +1163,13 @@ def test_images_in_memory_are_enrolled_and_named_as_their_files(
     root, best = four_people
     encoder = FaceEncoder.load(best)
     files = sorted(root.glob("*/*.png"))
-    held = [np.asarray(read_image(files[0], "RGB")), Image.open(files[1]), files[2]]
+    held = [np.asarray(read_image(files[0], "RGB")), opened(files[1]), files[2]]
     assert np.array_equal(encoder.embed(held), encoder.embed(files[:3]))
     on_disk, in_memory = encoder.database(tmp_path / "a.db"), encoder.database(tmp_path / "b.db")
     encoder.enroll(on_disk, "ann", files[:2])
     assert encoder.enroll(in_memory, "ann", held[:2]) == 2
     assert on_disk.gallery()[1].tolist() == in_memory.gallery()[1].tolist()
-    probes = [np.asarray(Image.open(f)) for f in files[3:5]]  # (H, W) grey frames
+    probes = [np.asarray(opened(f)) for f in files[3:5]]  # (H, W) grey frames
     for want, got in zip(
         encoder.identify(on_disk, files[3:5]), encoder.identify(in_memory, probes), strict=True
     ):

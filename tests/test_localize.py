@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import cnnlab
 from cnnlab.cli import main
@@ -121,7 +123,10 @@ def test_overfit_one_batch() -> None:
 
 
 def test_cli_train_eval_predict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    opened: Callable[[Path | str], Image.Image],
 ) -> None:
     out = tmp_path / "run"
     assert (
@@ -180,7 +185,6 @@ def test_cli_train_eval_predict(
     assert "(the first 24 of 70 images)" in table
     # a file twice as wide as the model's input: found on the stretched image, reported in the
     # file's own pixels (x doubled, y kept), not in the 32x32 frame the model saw
-    from PIL import Image
 
     from cnnlab.data.scenes import make_scenes
 
@@ -219,7 +223,7 @@ def test_cli_train_eval_predict(
     assert predict_files(ckpt, files) == [square, wide]
     assert predict_files(ckpt, []) == []
     # a program's own images (a camera frame as an array, a Pillow image): the same rows
-    held = [Image.open(files[0]), np.asarray(Image.open(files[1]).convert("RGB"))]
+    held = [opened(files[0]), np.asarray(opened(files[1]).convert("RGB"))]
     rows = predict_files(ckpt, held)
     assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
     assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, wide)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +244,10 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
 
 
 def test_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    opened: Callable[[Path | str], Image.Image],
 ) -> None:
     out = tmp_path / "run"
     assert (
@@ -325,7 +329,7 @@ def test_cli(
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
     assert rows[0]["mask"].shape == (48, 64)
     assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
-    held = [np.asarray(Image.open(tmp_path / "wide.png").convert("RGB")), Image.open(photos[0])]
+    held = [np.asarray(opened(tmp_path / "wide.png").convert("RGB")), opened(photos[0])]
     again = predict_files(out / "best.pt", held)  # a program's own images: the same maps
     assert [r["source"] for r in again] == ["images[0]", "images[1]"]
     assert all(torch.equal(a["mask"], r["mask"]) for a, r in zip(again, rows, strict=True))
