@@ -894,6 +894,18 @@ def test_counts_are_said_in_their_number() -> None:
     assert _localization_line(one).endswith("mean IoU 0.900 on 1 image")  # was "on 1 images"
 
 
+def test_a_suggestion_is_made_only_for_a_near_name() -> None:
+    """"did you mean" answers a slip, not any word: `--data nonexist` was asked "did you mean
+    mnist?" (difflib's default cutoff, 0.6, matched them at 0.62)."""
+    from cnnlab.words import nearest
+
+    datasets = ["digits", "faces", "mnist", "fashion-mnist", "cifar10", "cifar100"]
+    assert nearest("nonexist", datasets) == ""
+    assert nearest("mnsit", datasets) == "; did you mean mnist?"
+    assert nearest("cifar", datasets, n=2) == "; did you mean cifar10, cifar100?"
+    assert nearest("evaluate", ["train", "eval", "predict"]) == "; did you mean eval?"
+
+
 def test_help_returns_zero(capsys: pytest.CaptureFixture[str]) -> None:
     """`--help` returns 0 from main() (argparse's sys.exit was a SystemExit in a notebook)."""
     assert main(["--help"]) == 0

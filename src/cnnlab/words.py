@@ -29,5 +29,5 @@ def skipped_lines(skipped: Sequence[str], shown: int = 20) -> list[str]:
 def nearest(name: str, known: Iterable[str], n: int = 1) -> str:
     """``"; did you mean mnist?"`` when ``name`` is close to up to ``n`` of ``known``, else
     ``""``: the end of an "unknown ..." message."""
-    close = difflib.get_close_matches(name, list(known), n=n)
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.65)
     return f"; did you mean {', '.join(close)}?" if close else ""
