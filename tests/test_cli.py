@@ -895,7 +895,7 @@ def test_counts_are_said_in_their_number() -> None:
 
 
 def test_a_suggestion_is_made_only_for_a_near_name() -> None:
-    """"did you mean" answers a slip, not any word: `--data nonexist` was asked "did you mean
+    """A suggestion answers a slip, not any word: `--data nonexist` was asked "did you mean
     mnist?" (difflib's default cutoff, 0.6, matched them at 0.62)."""
     from cnnlab.words import nearest
 

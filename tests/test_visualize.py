@@ -218,6 +218,30 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             Image.fromarray(rgb).save(tmp_path / "photos" / cls / f"{i}.png")
     photos = ["--data", str(tmp_path / "photos"), "-o", str(tmp_path / "act.png")]
     assert main([*argv, *photos, "--json"]) == 0
+    # --image: one's own file, read as predictions read it; a test digit saved as a PNG is the
+    # very tensor --split test --index gives
+    from cnnlab.data.classification import load_digits
+    from cnnlab.engine import visualize as V
+
+    digit = load_digits().splits["test"].images[5, 0].numpy()
+    Image.fromarray(digit).save(tmp_path / "five.png")
+    Image.fromarray(255 - digit).save(tmp_path / "on_paper.png")  # dark ink: inverted as well
+    seen, real = [], V.activation_maps
+    base = ["visualize", "activations", "--checkpoint", str(run / "best.pt")]
+    base += ["-o", str(tmp_path / "own.png")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(V, "activation_maps", lambda m, x, c: seen.append(x) or real(m, x, c))
+        assert main([*base, "--split", "test", "--index", "5"]) == 0
+        for name in ("five.png", "on_paper.png"):
+            assert main([*base, "--image", str(tmp_path / name), "--json"]) == 0
+    assert len(seen) == 3 and torch.equal(seen[0], seen[1]) and torch.equal(seen[0], seen[2])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figure"].endswith(
+        "own.png"
+    )
+    assert main([*base, "--image", str(tmp_path / "five.png"), "--index", "2"]) == 2
+    assert "--index chooses the data's image to show" in capsys.readouterr().err
+    assert main([*base, "--image", str(tmp_path / "none.png")]) == 2
+    assert "none.png: no such file" in capsys.readouterr().err
     figure = tmp_path / "fields.png"
     assert main(["explain", "receptive-field", "vgg16", "--out", str(figure), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

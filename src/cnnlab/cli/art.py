@@ -136,7 +136,10 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     out = Path(args.output)
     if args.what == "filters":
         return _printed(_filter_grid(args, out), args, console)
-    model, images, ckpt, _ = _vis_inputs(args)
+    if getattr(args, "image", None):  # activations of the user's own file
+        model, images, ckpt = _image_input(args)
+    else:
+        model, images, ckpt, _ = _vis_inputs(args)
     # the paper's U-Net sees its images mirrored at the borders: patches and maps show that
     images = network_input(model, images)
     if args.what == "activations":
@@ -194,6 +197,47 @@ def _printed(result: dict[str, Any], args: argparse.Namespace, console: Console)
     return result
 
 
+def _image_input(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """``visualize activations --image FILE``: the model, that file as a ``(1, C, S, S)``
+    standardised batch read as the model's predictions read it (a classifier's or a face
+    encoder's size, channels and statistics, ImageNet's at ``--image-size`` for ``--weights``; a
+    localiser's, detector's or segmenter's stretch to its square and the scenes'
+    standardisation), and the checkpoint."""
+    from cnnlab.engine.predict import model_meta, preprocess
+    from cnnlab.registry import get_model_entry
+
+    refuse_beside_images(args, ("--data", "--split", "--limit", "--index"), _DATA_IMAGE, "image")
+    model, ckpt = _vis_model(args)
+    if args.weights is not None:
+        return model, preprocess([args.image], _imagenet_meta(args.image_size)), ckpt
+    task = get_model_entry(ckpt["model"]).task
+    if task == "classification":
+        return model, preprocess([args.image], model_meta(ckpt)), ckpt
+    if task == "embedding":  # a face encoder: as enrolment reads a photo
+        from cnnlab.engine.recognition import face_meta
+
+        return model, preprocess([args.image], face_meta(ckpt)), ckpt
+    from cnnlab.data.scenes import standardise
+    from cnnlab.engine.predict import stretched_files
+
+    images, _ = stretched_files([args.image], ckpt["input_size"][-1])
+    return model, standardise(images.float()), ckpt
+
+
+_DATA_IMAGE = "the data's image to show"
+
+
+def _imagenet_meta(size: int) -> dict[str, Any]:
+    """How a file meets a torchvision ``--weights`` model: RGB at ``size``, ImageNet's mean and
+    std."""
+    from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
+
+    return {
+        "input_size": (3, size, size),
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+    }
+
+
 def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | None], list[str]]:
     """The classifier, the standardised images to occlude (``--image`` files, read as its
     predictions read them, or ``--count`` of its data's from ``--index`` on), their labels where
@@ -209,15 +253,7 @@ def _occlusion_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | No
         from cnnlab.engine.predict import model_meta, preprocess
 
         model, ckpt = _vis_model(args, "classification")
-        if args.weights is not None:  # ImageNet's statistics, at --image-size
-            from cnnlab.engine.style import IMAGENET_MEAN, IMAGENET_STD
-
-            meta = {
-                "input_size": (3, args.image_size, args.image_size),
-                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            }
-        else:
-            meta = model_meta(ckpt)
+        meta = _imagenet_meta(args.image_size) if args.weights is not None else model_meta(ckpt)
         files = _first_images(args)
         images = preprocess(files, meta)
         labels = [None] * len(images)
@@ -475,6 +511,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("--units", type=positive_int, default=4, help="units per layer")
         if name == "activations":
             p.add_argument("--channels", type=positive_int, default=8, help="maps per layer")
+            p.add_argument(
+                "--image",
+                help="an image file to show the maps of, read as the model's predictions read "
+                "it, instead of the data's (--index)",
+            )
         if name in ("activations", "occlusion"):
             p.add_argument("--index", type=non_negative_int, default=0, help="which image")
         if name != "filters":  # the others run the model
