@@ -94,13 +94,13 @@ def fit_image(img: Image.Image, size: int, resize: str = "center-crop") -> Image
 
 
 def image_to_uint8(
-    path: object, size: int, channels: int, resize: str = "center-crop", name: str = "image"
+    source: object, size: int, channels: int, resize: str = "center-crop", name: str = "image"
 ) -> torch.Tensor:
     """Decode one file to ``(C, size, size)`` uint8; a :class:`CnnlabError` names it if it is
     unreadable. An image a program holds (a Pillow image or numpy array, see
     :func:`~cnnlab.data.images.image_in_memory`) instead of a path is made ready alike, and an
     error calls it ``name``."""
-    image = open_image(path, "L" if channels == 1 else "RGB", name, at_least=2 * size)
+    image = open_image(source, "L" if channels == 1 else "RGB", name, at_least=2 * size)
     return image_tensor(fit_image(image, size, resize))
 
 

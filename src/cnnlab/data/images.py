@@ -216,18 +216,18 @@ def _ends_early(path: Path, image_format: str | None) -> bool:
     return False
 
 
-def displayed_size(path: object) -> tuple[int, int]:
+def displayed_size(source: object) -> tuple[int, int]:
     """``(width, height)`` of an image file as a viewer shows it (EXIF orientations 5-8 turn it
     a quarter), from its header alone: the frame to report positions in when the pixels were
     decoded at a reduced scale (``read_image(..., at_least=...)``). An image a program holds
     (:func:`image_in_memory`) gives its own: a Pillow image's turned alike, an array's
     ``(W, H)``."""
-    if isinstance(path, np.ndarray):
-        return (path.shape[1], path.shape[0]) if path.ndim >= 2 else (0, 0)
-    if isinstance(path, Image.Image):
-        w, h = path.size
-        return (h, w) if path.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
-    with Image.open(path) as img:  # type: ignore[arg-type]
+    if isinstance(source, np.ndarray):
+        return (source.shape[1], source.shape[0]) if source.ndim >= 2 else (0, 0)
+    if isinstance(source, Image.Image):
+        w, h = source.size
+        return (h, w) if source.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+    with Image.open(source) as img:  # type: ignore[arg-type]
         return displayed_size(img)
 
 

@@ -491,7 +491,7 @@ def colorize(mask: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict_mask(
-    model: torch.nn.Module, path: Any, size: int, name: str = "image"
+    model: torch.nn.Module, source: Any, size: int, name: str = "image"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Segment an image file as the model was trained: stretched to ``size x size``; the class
     scores are resized back to the file's own pixels (bilinear, then the arg-max), so the map
@@ -500,9 +500,9 @@ def predict_mask(
     error calls it ``name``."""
     import torch.nn.functional as F
 
-    image = torch.from_numpy(np.asarray(open_image(path, "RGB", name)).copy()).permute(2, 0, 1)
+    image = torch.from_numpy(np.asarray(open_image(source, "RGB", name)).copy()).permute(2, 0, 1)
     logits = at_input_size(
-        model, standardise(image_to_uint8(path, size, 3, "stretch", name).float())[None]
+        model, standardise(image_to_uint8(source, size, 3, "stretch", name).float())[None]
     )
     if logits.shape[-2:] != image.shape[-2:]:
         logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
