@@ -511,6 +511,7 @@ def test_images_in_memory_are_predicted_as_their_files(
     assert opened(files[1]).mode.startswith("I")  # Pillow keeps it 16-bit
 
     clf = Classifier.load(run_dir / "best.pt")
+    assert clf.class_names == [str(d) for d in range(10)]
     want = clf.predict_files(files, top_k=10)
     held = [opened(f) for f in files]  # as a program opens them, orientation not applied
     arrays = [np.asarray(read_image(f, "RGB")) for f in files]  # (H, W, 3) as shown

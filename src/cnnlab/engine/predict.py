@@ -207,6 +207,11 @@ class Classifier:
         model.to(where).eval()
         return cls(lambda batch: model(batch.to(where)).cpu(), model_meta(ckpt), ckpt)
 
+    @property
+    def class_names(self) -> list[str]:
+        """The classes, in the order of the model's outputs (``probabilities``' columns)."""
+        return list(self.meta["class_names"])
+
     def probabilities(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """Softmax ``(N, K)`` of standardised batches, scored one after the other."""
         k = len(self.meta["class_names"])
