@@ -525,6 +525,10 @@ def test_images_in_memory_are_predicted_as_their_files(
         for g, w in zip(got, want, strict=True):
             assert g["prediction"] == w["prediction"]
             assert dict(g["top_k"]) == pytest.approx(dict(w["top_k"]), abs=1e-6)
+    mixed = clf.predict_files([files[3], arrays[0]], top_k=10)  # either method takes both
+    assert [r["source"] for r in mixed] == [str(files[3]), "images[1]"]
+    for r, w in zip(mixed, (want[3], got[0]), strict=True):  # batched otherwise: within 1e-6
+        assert dict(r["top_k"]) == pytest.approx(dict(w["top_k"]), abs=1e-6)
     # the rotation, depth and inversion mattered: without them the scores differ
     plain = clf.predict_images([np.asarray(opened(f).convert("L")) for f in files[:2]])
     for p, w in zip(plain, want, strict=False):

@@ -218,27 +218,27 @@ class Classifier:
         with torch.no_grad():
             return torch.cat([torch.empty(0, k)] + [self.scores(b).softmax(1) for b in batches])
 
-    def predict_files(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict[str, Any]]:
+    def predict_files(self, paths: Sequence[Any], top_k: int = 3) -> list[dict[str, Any]]:
         """One row per image file (:func:`topk_rows`), decoded :data:`CHUNK` at a time as
-        training saw them; a file under a folder named after a class gets that ``label``."""
+        training saw them; a file under a folder named after a class gets that ``label``.
+        Images a program holds may stand among the files (:meth:`predict_images`)."""
         from cnnlab.data.images import with_progress
 
-        paths = [str(p) for p in paths]
-        starts = with_progress(range(0, len(paths), CHUNK), "predicting", files=len(paths))
-        chunks = (preprocess(paths[i : i + CHUNK], self.meta) for i in starts)
-        labels = folder_labels(paths, self.meta["class_names"])
-        return topk_rows(self.probabilities(chunks), self.meta["class_names"], paths, top_k, labels)
+        items = [str(p) if isinstance(p, Path) else p for p in paths]
+        sources = source_names(items)
+        starts = with_progress(range(0, len(items), CHUNK), "predicting", files=len(items))
+        chunks = (preprocess(items[i : i + CHUNK], self.meta, first=i) for i in starts)
+        files = [s if isinstance(x, str) else "" for x, s in zip(items, sources, strict=True)]
+        labels = folder_labels(files, self.meta["class_names"])
+        probs = self.probabilities(chunks)
+        return topk_rows(probs, self.meta["class_names"], sources, top_k, labels)
 
     def predict_images(self, images: Sequence[Any], top_k: int = 3) -> list[dict[str, Any]]:
         """One row per image a program holds (a Pillow image, or a numpy ``uint8`` array
-        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``: a camera frame, a crop; a file's path works
-        too), made ready exactly as :meth:`predict_files` makes a file; ``source`` is
-        ``images[i]`` (a path for a file)."""
-        images = list(images)
-        starts = range(0, len(images), CHUNK)
-        chunks = (preprocess(images[i : i + CHUNK], self.meta, first=i) for i in starts)
-        probs = self.probabilities(chunks)
-        return topk_rows(probs, self.meta["class_names"], source_names(images), top_k)
+        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``: a camera frame, a crop), made ready exactly
+        as :meth:`predict_files` makes a file; ``source`` is ``images[i]``. (The same method:
+        either takes both.)"""
+        return self.predict_files(images, top_k)
 
 
 def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:
