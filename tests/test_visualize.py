@@ -285,6 +285,13 @@ def test_cli_with_a_scene_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixtu
     layers = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layers"]
     assert len(layers) == 2 and layers[0]["receptive_field"] < layers[1]["receptive_field"]
     assert out.stat().st_size > 3000
+    # a photo of one's own, stretched to the localiser's square as its predictions are
+    photo = tmp_path / "wide.png"
+    Image.fromarray((torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()).save(photo)
+    out = tmp_path / "own.png"
+    argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--image"]
+    assert main([*argv, str(photo), "-o", str(out), "--json"]) == 0
+    assert out.stat().st_size > 3000
 
 
 def test_patches_of_a_model_that_pads_its_input() -> None:
