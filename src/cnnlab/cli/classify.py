@@ -33,6 +33,7 @@ from cnnlab.cli.common import (
     random_seed,
     resumed_config,
     run_folder_note,
+    runner_up_columns,
     write_csv,
 )
 from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, checkpoint_or_onnx
@@ -245,9 +246,7 @@ def csv_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = {k: r[k] for k in ("source", "prediction", "probability")}
         if labelled:
             row["label"] = r.get("label", "")
-        for n, (name, p) in enumerate(r["top_k"][1:], start=2):
-            row[f"class_{n}"], row[f"probability_{n}"] = name, p
-        flat.append(row)
+        flat.append(row | runner_up_columns(r["top_k"], "class", "probability"))
     return flat
 
 

@@ -547,6 +547,15 @@ def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--csv", help=f"also write {what} to this CSV file")
 
 
+def runner_up_columns(top_k: Sequence[Sequence[Any]], what: str, score: str) -> dict[str, Any]:
+    """A ranking's entries after the first (``[name, score]`` each, best first) as spreadsheet
+    columns ``{what}_2, {score}_2, {what}_3...``: the runners-up of a row's ``top_k``."""
+    columns: dict[str, Any] = {}
+    for n, (name, value) in enumerate(top_k[1:], start=2):
+        columns[f"{what}_{n}"], columns[f"{score}_{n}"] = name, value
+    return columns
+
+
 def compact_table(title: str) -> Table:
     """A table whose columns are two spaces apart, with no lines between them (rich's boxes
     spend three characters a column): names and numbers stay whole at 80 columns."""

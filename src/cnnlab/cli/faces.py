@@ -29,6 +29,7 @@ from cnnlab.cli.common import (
     positive_int,
     random_seed,
     run_folder_note,
+    runner_up_columns,
     write_csv,
 )
 from cnnlab.cli.typed import typed
@@ -277,9 +278,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
     """A probe's row for a spreadsheet: ``top_k``'s runners-up as ``person_2, distance_2``..."""
     flat = {k: v for k, v in row.items() if k != "top_k"}
-    for n, (name, distance) in enumerate(row.get("top_k", [])[1:], start=2):
-        flat[f"person_{n}"], flat[f"distance_{n}"] = name, distance
-    return flat
+    return flat | runner_up_columns(row.get("top_k", []), "person", "distance")
 
 
 def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: bool) -> Path:
