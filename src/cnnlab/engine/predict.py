@@ -224,11 +224,13 @@ class Classifier:
         Images a program holds may stand among the files (:meth:`predict_images`)."""
         from cnnlab.data.images import with_progress
 
-        items = [str(p) if isinstance(p, Path) else p for p in paths]
-        sources = source_names(items)
-        starts = with_progress(range(0, len(items), CHUNK), "predicting", files=len(items))
-        chunks = (preprocess(items[i : i + CHUNK], self.meta, first=i) for i in starts)
-        files = [s if isinstance(x, str) else "" for x, s in zip(items, sources, strict=True)]
+        paths = list(paths)  # a generator too
+        sources = source_names(paths)
+        starts = with_progress(range(0, len(paths), CHUNK), "predicting", files=len(paths))
+        chunks = (preprocess(paths[i : i + CHUNK], self.meta, first=i) for i in starts)
+        files = [
+            s if isinstance(p, str | Path) else "" for p, s in zip(paths, sources, strict=True)
+        ]
         labels = folder_labels(files, self.meta["class_names"])
         probs = self.probabilities(chunks)
         return topk_rows(probs, self.meta["class_names"], sources, top_k, labels)
