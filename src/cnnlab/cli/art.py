@@ -206,7 +206,8 @@ def _image_input(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     from cnnlab.engine.predict import model_meta, preprocess
     from cnnlab.registry import get_model_entry
 
-    refuse_beside_images(args, ("--data", "--split", "--limit", "--index"), _DATA_IMAGE, "image")
+    shown = "the data's image to show"
+    refuse_beside_images(args, ("--data", "--split", "--limit", "--index"), shown, "image")
     model, ckpt = _vis_model(args)
     if args.weights is not None:
         return model, preprocess([args.image], _imagenet_meta(args.image_size)), ckpt
@@ -222,9 +223,6 @@ def _image_input(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
     images, _ = stretched_files([args.image], ckpt["input_size"][-1])
     return model, standardise(images.float()), ckpt
-
-
-_DATA_IMAGE = "the data's image to show"
 
 
 def _imagenet_meta(size: int) -> dict[str, Any]:

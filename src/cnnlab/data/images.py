@@ -223,7 +223,7 @@ def displayed_size(source: object) -> tuple[int, int]:
     (:func:`image_in_memory`) gives its own: a Pillow image's turned alike, an array's
     ``(W, H)``."""
     if isinstance(source, np.ndarray):
-        return (source.shape[1], source.shape[0]) if source.ndim >= 2 else (0, 0)
+        return source.shape[1], source.shape[0]
     if isinstance(source, Image.Image):
         w, h = source.size
         return (h, w) if source.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)

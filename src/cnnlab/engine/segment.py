@@ -519,10 +519,10 @@ def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str
     model, ckpt = model_from_checkpoint(checkpoint, "segmentation")
     names, size = ckpt["class_names"], ckpt["input_size"][-1]
     rows = []
-    for path, source in with_progress(
+    for image, source in with_progress(
         list(zip(paths, source_names(paths), strict=True)), "segmenting"
     ):
-        _, mask = predict_mask(model.eval(), path, size, source)
+        _, mask = predict_mask(model.eval(), image, size, source)
         rows.append({"source": source, "mask": mask, "pixel_counts": mask_counts(mask, names)})
     return rows
 
