@@ -290,8 +290,20 @@ def test_cli_with_a_scene_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixtu
     Image.fromarray((torch.rand(48, 80, 3) * 255).to(torch.uint8).numpy()).save(photo)
     out = tmp_path / "own.png"
     argv = ["visualize", "activations", "--checkpoint", str(run / "best.pt"), "--image"]
-    assert main([*argv, str(photo), "-o", str(out), "--json"]) == 0
+    from cnnlab.engine import visualize as V
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.localize import predict_files
+
+    seen, real = [], V.activation_maps
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(V, "activation_maps", lambda m, x, c: seen.append(x) or real(m, x, c))
+        assert main([*argv, str(photo), "-o", str(out), "--json"]) == 0
     assert out.stat().st_size > 3000
+    # the maps' input is what `localize predict` scores: the same object probability from it
+    model, _ = model_from_checkpoint(run / "best.pt", "localization")
+    with torch.no_grad():
+        p_c = torch.sigmoid(model.eval()(seen[0][None])[0, 0]).item()
+    assert p_c == pytest.approx(predict_files(run / "best.pt", [photo])[0]["object_probability"])
 
 
 def test_patches_of_a_model_that_pads_its_input() -> None:
