@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError
@@ -164,6 +166,27 @@ def test_explain_pool_and_transpose(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert r["output_shape"] == [3, 3] and r["methods_agree"] is True
     assert r["zero_inserted"] == [[1, 0, 2], [0, 0, 0], [3, 0, 4]]
+
+
+def test_explain_transpose_crops_when_p_exceeds_k_minus_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """PyTorch takes p > k - 1 (it crops the output); step (a)'s border k - p - 1 is then
+    negative: the zero-inserted input is cropped, not refused as it was."""
+    x = torch.arange(1.0, 17.0).reshape(4, 4)
+    r = run_json(
+        capsys,
+        *("explain", "transpose", "--input", text(x.tolist()), "--filter", "1 2;3 4"),
+        *("--s", "2", "--p", "2"),
+    )
+    expected = F.conv_transpose2d(x[None, None], torch.tensor([[[[1.0, 2], [3, 4]]]]), None, 2, 2)
+    assert r["output"] == expected[0, 0].tolist() and r["methods_agree"] is True
+    assert r["padding_after_insertion"] == -1 and len(r["zero_inserted_padded"]) == 5
+    assert main(["explain", "transpose", "--input", "1 2;3 4", "--filter", "1 1;1 1"]) == 0
+    assert "pad k-p-1 = 1" in capsys.readouterr().out
+    argv = ["explain", "transpose", "--input", text(x.tolist()), "--filter", "1 1;1 1"]
+    assert main([*argv, "--s", "2", "--p", "2"]) == 0
+    assert "crop p-k+1 = 1" in capsys.readouterr().out
 
 
 def test_explain_cost(capsys: pytest.CaptureFixture[str]) -> None:

@@ -285,17 +285,13 @@ def explain_transpose(
     k = filter_matrix.shape[0]
     if filter_matrix.shape[0] != filter_matrix.shape[1]:
         raise CnnlabError("--filter must be square for a transposed convolution here")
-    if p > k - 1:
-        raise CnnlabError(
-            f"--p {p} is larger than k - 1 = {k - 1}: the zero-inserted input "
-            "would need negative padding beyond the kernel"
-        )
     x, w = input_matrix[None, None], filter_matrix[None, None]
     by_zeros = reference.conv_transpose_zero_insertion(x, w, stride=s, padding=p)[0, 0]
     by_matrix = reference.conv_transpose_matrix(x, w, stride=s, padding=p)[0, 0]
     torch_out = F.conv_transpose2d(x, w, stride=s, padding=p)[0, 0]
     h, wd = input_matrix.shape
     inserted = reference.insert_zeros(x, (s, s))[0, 0]
+    # k - p - 1 < 0 (p > k - 1, which PyTorch allows): F.pad's negative padding crops.
     padded = F.pad(inserted, (k - p - 1,) * 4)
     out_h, out_w = by_zeros.shape
     matrix = reference.conv_matrix(filter_matrix, (out_h, out_w), s, p)
@@ -308,6 +304,7 @@ def explain_transpose(
         "filter": _plain(filter_matrix),
         "zero_inserted": _plain(inserted),
         "zero_inserted_padded": _plain(padded),
+        "padding_after_insertion": k - p - 1,
         "flipped_filter": _plain(filter_matrix.flip(0, 1)),
         "conv_matrix_shape": list(matrix.shape),
         "conv_matrix": _plain(matrix) if matrix.numel() <= 400 else None,

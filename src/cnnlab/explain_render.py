@@ -84,9 +84,14 @@ def render(result: dict[str, Any], console: Console) -> None:
         parts += [
             matrix_table("input", result["input"]),
             matrix_table("filter", result["filter"]),
-            f"(a) insert s-1 = {result['s'] - 1} zeros between pixels, pad k-p-1, "
+            f"(a) insert s-1 = {result['s'] - 1} zeros between pixels, {_pad_or_crop(result)}, "
             "convolve with the flipped filter at stride 1:",
-            matrix_table("zero-inserted and padded input", result["zero_inserted_padded"]),
+            matrix_table(
+                "zero-inserted and "
+                + ("padded" if result["padding_after_insertion"] >= 0 else "cropped")
+                + " input",
+                result["zero_inserted_padded"],
+            ),
             matrix_table("flipped filter", result["flipped_filter"]),
             f"(b) convolution matrix C of shape {result['conv_matrix_shape']}; output = C^T x",
         ]
@@ -98,6 +103,14 @@ def render(result: dict[str, Any], console: Console) -> None:
         ]
     parts += [f"output size: {line}" for line in dict.fromkeys(_formula_lines(result))]
     console.print(Panel(Group(*parts), title=f"explain {kind}"))
+
+
+def _pad_or_crop(result: dict[str, Any]) -> str:
+    """Step (a)'s border: pad ``k - p - 1`` zeros, or crop ``p - k + 1`` pixels when p > k - 1."""
+    border = result["padding_after_insertion"]
+    if border >= 0:
+        return f"pad k-p-1 = {border}"
+    return f"crop p-k+1 = {-border} (k-p-1 < 0)"
 
 
 def _render_cost(result: dict[str, Any], console: Console) -> None:
