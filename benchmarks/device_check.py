@@ -61,17 +61,32 @@ CHECKS: tuple[tuple[str, list[str], tuple[str, ...]], ...] = (
     ),
     ("localize eval", ["localize", "eval", "--checkpoint", "{dir}/loc/best.pt"], ("accuracy",)),
     (
+        "localize predict",
+        ["localize", "predict", "--checkpoint", "{dir}/loc/best.pt", "-o", "{dir}/loc.png"],
+        ("predictions.class",),
+    ),
+    (
         "detect train",
         ["detect", "train", "--images", "300", "--epochs", "2", "--out", "{dir}/det"],
         ("test_map_50",),
     ),
     ("detect eval", ["detect", "eval", "--checkpoint", "{dir}/det/best.pt"], ("map_50",)),
     (
+        "detect predict",
+        ["detect", "predict", "--checkpoint", "{dir}/det/best.pt", "-o", "{dir}/det.png"],
+        ("predictions.detections.label",),
+    ),
+    (
         "segment train",
         ["segment", "train", "--images", "100", "--epochs", "2", "--out", "{dir}/seg"],
         ("test.mean_iou",),
     ),
     ("segment eval", ["segment", "eval", "--checkpoint", "{dir}/seg/best.pt"], ("mean_iou",)),
+    (
+        "segment predict",
+        ["segment", "predict", "--checkpoint", "{dir}/seg/best.pt", "--out", "{dir}/maps"],
+        ("predictions.pixel_counts",),
+    ),
     (
         "faces train",
         ["faces", "train", "--steps", "200", "--out", "{dir}/faces"],

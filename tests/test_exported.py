@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from cnnlab.cli import main
@@ -30,6 +31,18 @@ def _photos(tmp_path: Path, size: int) -> list[str]:
     wide = Image.fromarray(scene).resize((2 * size, size), Image.Resampling.NEAREST)
     wide.save(tmp_path / "wide.png")
     return [str(tmp_path / "square.png"), str(tmp_path / "wide.png")]
+
+
+def _frames(files: list[str]) -> list:
+    """The photos as a program holds them: numpy ``uint8`` arrays ``(H, W, 3)``."""
+    import numpy as np
+
+    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
+
+
+def _unnamed(rows: list[dict]) -> list[dict]:
+    """Rows without their ``source`` (a file's path, or ``images[i]``)."""
+    return [{k: v for k, v in r.items() if k != "source"} for r in rows]
 
 
 def _trained(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, *extra: str):
@@ -64,6 +77,13 @@ def test_localiser_with_landmarks(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert len(b["landmarks"]) == 5
         flat = [v for point in a["landmarks"] for v in point]
         assert [v for point in b["landmarks"] for v in point] == pytest.approx(flat, abs=0.02)
+    from cnnlab import Localizer  # from Python: loaded once, the CLI's rows
+
+    frames = _frames(files)
+    assert _unnamed(Localizer.load(ckpt, device="cpu").predict_images(frames)) == _unnamed(ours)
+    rows = Localizer.load(onnx=onnx).predict_images(frames)
+    assert [r["class"] for r in rows] == [r["class"] for r in theirs]
+    assert [r["box_xyxy"] for r in rows] == [r["box_xyxy"] for r in theirs]
 
 
 def test_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,6 +98,35 @@ def test_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
             assert da["label"] == db["label"]
             assert db["score"] == pytest.approx(da["score"], abs=1e-4)
             assert db["box_xyxy"] == pytest.approx(da["box_xyxy"], abs=0.05)
+    from cnnlab import Detector  # from Python: loaded once, the CLI's rows, for many frames
+
+    detector, frames = Detector.load(ckpt, device="cpu"), _frames(files)
+    assert detector.class_names == ["pedestrian", "car", "motorcycle"]  # the slides' classes
+    assert _unnamed(detector.predict_images(frames, score_threshold=0.05)) == _unnamed(ours)
+    assert _unnamed(detector.predict_images(frames[::-1], 0.05)) == _unnamed(ours[::-1])
+    exported = Detector.load(onnx=onnx).predict_files(files, score_threshold=0.05)
+    assert exported == theirs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_predictors_on_a_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a GPU the network runs there and decoding on the CPU: the CPU's rows and maps."""
+    from cnnlab import Detector, Segmenter
+
+    files = _photos(tmp_path, 32)
+    for command, predictor in (("detect", Detector), ("segment", Segmenter)):
+        ckpt, _ = _trained(tmp_path, capsys, command, "--image-size", "32")
+        cpu, gpu = (predictor.load(ckpt, device=d).predict_images(files) for d in ("cpu", "cuda"))
+        for a, b in zip(cpu, gpu, strict=True):  # within what another kernel's rounding moves
+            if command == "segment":
+                total = sum(a["pixel_counts"].values())
+                for name, n in a["pixel_counts"].items():
+                    assert abs(b["pixel_counts"][name] - n) <= total * 0.002
+                continue
+            assert [d["label"] for d in b["detections"]] == [d["label"] for d in a["detections"]]
+            for da, db in zip(a["detections"], b["detections"], strict=True):
+                assert db["score"] == pytest.approx(da["score"], abs=1e-3)
+                assert db["box_xyxy"] == pytest.approx(da["box_xyxy"], abs=0.1)
 
 
 def test_segmenter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,6 +141,15 @@ def test_segmenter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert sum(b["pixel_counts"].values()) == total
         for name, n in a["pixel_counts"].items():
             assert abs(b["pixel_counts"][name] - n) <= total * 0.002, (name, n, b["pixel_counts"])
+    from cnnlab import Segmenter  # from Python: loaded once, the CLI's maps
+
+    for segmenter, rows in (
+        (Segmenter.load(ckpt, device="cpu"), ours),
+        (Segmenter.load(onnx=onnx), theirs),
+    ):
+        maps = segmenter.predict_images(_frames(files))
+        assert [m["pixel_counts"] for m in maps] == [r["pixel_counts"] for r in rows]
+        assert [tuple(m["mask"].shape) for m in maps] == [(32, 32), (32, 64)]
 
 
 def test_what_an_onnx_file_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,6 +177,21 @@ def test_what_an_onnx_file_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixtu
         "give --checkpoint or --onnx, not both"
     )
     assert "give --checkpoint (a run's best.pt" in error("localize", "predict", *files)
+    assert "unknown device 'gpu'" in error(
+        "detect", "predict", "--checkpoint", ckpt, "--device", "gpu"
+    )
+    from cnnlab import CnnlabError, Detector, Localizer, Segmenter
+
+    with pytest.raises(
+        CnnlabError, match=r"^Detector\.load takes a checkpoint or an ONNX file: one of them$"
+    ):
+        Detector.load()
+    with pytest.raises(CnnlabError, match="not from a segmenter"):
+        Segmenter.load(onnx=onnx_path)
+    with pytest.raises(
+        CnnlabError, match=r"a detection checkpoint \(model 'yolo'\), not a localization one"
+    ):
+        Localizer.load(ckpt)
     graph = onnx.load(onnx_path)  # as cnnlab before this wrote it: no anchors beside the graph
     (entry,) = [e for e in graph.metadata_props if e.key == "cnnlab"]
     meta = json.loads(entry.value)

@@ -2,7 +2,8 @@
 
 The names a notebook needs first are here: the model registry, and (imported on first use, so
 ``import cnnlab`` stays light) each task's settings and training function, the trained
-classifier and face encoder, and the error every bad input raises::
+predictors (classifier, localizer, detector, segmenter, face encoder), and the error every bad
+input raises::
 
     import cnnlab
 
@@ -35,6 +36,9 @@ _LAZY = {
     "transfer_style": "cnnlab.engine.style",
     "Classifier": "cnnlab.engine.predict",
     "FaceEncoder": "cnnlab.engine.recognition",
+    "Localizer": "cnnlab.engine.localize",
+    "Detector": "cnnlab.engine.detect",
+    "Segmenter": "cnnlab.engine.segment",
 }
 
 __all__ = ["__version__", "create_model", "list_models", "register_model", *_LAZY]

@@ -36,21 +36,17 @@ def checkpoint_or_onnx(args: argparse.Namespace, command: str) -> None:
 
 
 def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[Any, dict]:
-    """The network a predict command runs, in eval mode, and what it was saved with: the
-    checkpoint's model and the checkpoint, or the ``--onnx`` file's network (decoded after the
-    graph as the model's output is, :mod:`cnnlab.engine.exported`) and its metadata."""
+    """The network a predict command runs and what it was saved with: the checkpoint's model
+    on ``--device`` and the checkpoint, or the ``--onnx`` file's network (decoded after the
+    graph as the model's output is, :mod:`cnnlab.engine.exported`) and its metadata
+    (:func:`~cnnlab.engine.predict.load_network`)."""
+    from cnnlab.engine.predict import load_network
+
     checkpoint_or_onnx(args, command)
-    if args.onnx:
-        from cnnlab.engine.exported import ExportedNetwork
-
-        network = ExportedNetwork(args.onnx, task)
-        if not args.images:
-            raise CnnlabError("with --onnx, give image files (new scenes need the run's settings)")
-        return network, network.meta
-    from cnnlab.engine.checkpoint import model_from_checkpoint
-
-    model, ckpt = model_from_checkpoint(args.checkpoint, task)
-    return model.eval(), ckpt
+    network, saved = load_network(args.checkpoint, args.onnx, task, args.device)
+    if args.onnx and not args.images:
+        raise CnnlabError("with --onnx, give image files (new scenes need the run's settings)")
+    return network, saved
 
 
 def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:

@@ -311,23 +311,62 @@ def detection_rows(
     ]
 
 
+@dataclass
+class Detector:
+    """A trained detector loaded once for many images (a folder's photos, a video's frames): a
+    run's ``best.pt`` on a device, or a file ``cnnlab export`` wrote, run by ONNX Runtime.
+    ``network`` maps a standardised ``(N, 3, S, S)`` CPU batch to YOLO's raw output and has
+    the ``anchors`` decoding needs; ``meta`` holds ``class_names`` and ``input_size``.
+
+    >>> detector = Detector.load("runs/detect/yolo-scenes/best.pt")  # doctest: +SKIP
+    >>> detector.predict_images([frame])[0]["detections"]  # doctest: +SKIP
+    """
+
+    network: Any
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        device: str = "auto",
+    ) -> Detector:
+        from cnnlab.engine.predict import load_network
+
+        return cls(*load_network(checkpoint, onnx, "detection", device, "Detector.load"))
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    def predict_files(
+        self, images: Sequence[Any], score_threshold: float = 0.3, iou_threshold: float = 0.5
+    ) -> list[dict[str, Any]]:
+        """Images -> :func:`detection_rows`: each stretched to the detector's input, as training
+        saw its images, and the boxes brought back to the image's own pixels. Files, or images
+        a program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), named
+        ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+        from cnnlab.engine.predict import source_names, stretched_files
+
+        images = list(images)  # a generator too
+        size = self.meta["input_size"][-1]
+        stretched, frames = stretched_files(images, size)
+        dets = detect_images(self.network, stretched, score_threshold, iou_threshold)
+        return detection_rows(dets, self.class_names, source_names(images), frames, size)
+
+    predict_images = predict_files  # the name a notebook looks for: either takes both
+
+
 def predict_files(
     checkpoint: str | Path,
     paths: Sequence[Any],
     score_threshold: float = 0.3,
     iou_threshold: float = 0.5,
 ) -> list[dict[str, Any]]:
-    """Image files -> :func:`detection_rows`: each file stretched to the detector's input, as
-    training saw its images, and the boxes brought back to the file's pixels. Images a program
-    holds (Pillow images, numpy ``uint8`` arrays: a camera frame) work alike, named
-    ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
-    from cnnlab.engine.predict import source_names, stretched_files
-
-    model, ckpt = model_from_checkpoint(checkpoint, "detection")
-    size = ckpt["input_size"][-1]
-    images, frames = stretched_files(paths, size)
-    dets = detect_images(model.eval(), images, score_threshold, iou_threshold)
-    return detection_rows(dets, ckpt["class_names"], source_names(paths), frames, size)
+    """:meth:`Detector.predict_files` of a checkpoint loaded for this one call, on the CPU."""
+    detector = Detector.load(checkpoint, device="cpu")
+    return detector.predict_files(paths, score_threshold, iou_threshold)
 
 
 @torch.no_grad()

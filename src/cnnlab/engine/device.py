@@ -43,3 +43,27 @@ def model_device(model: torch.nn.Module) -> torch.device:
     Runtime network called like a module): its inputs go there."""
     parameters = getattr(model, "parameters", None)
     return next((p.device for p in parameters()), CPU) if parameters else CPU
+
+
+class OnDevice:
+    """A trained module kept on ``device`` in eval mode, called with CPU batches and answering
+    on the CPU, as an exported network is (:class:`~cnnlab.engine.exported.ExportedNetwork`):
+    the predictors decode on the CPU whatever ran the network. Other attributes are the
+    module's (a localiser's ``split``), tensors among them brought to the CPU (a detector's
+    ``anchors`` buffer)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.module, self.device = model.to(device).eval(), device
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.module(batch.to(self.device)).cpu()
+
+    def eval(self) -> OnDevice:
+        """As a module's ``eval()``: it is in eval mode already."""
+        return self
+
+    def __getattr__(self, name: str) -> object:
+        if name == "module":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        value = getattr(self.module, name)
+        return value.cpu() if isinstance(value, torch.Tensor) else value

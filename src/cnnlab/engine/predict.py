@@ -135,6 +135,39 @@ def onnx_predict(session: Any, batch: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(session.run(None, {name: batch.numpy()})[0])
 
 
+def load_network(
+    checkpoint: str | Path | None,
+    onnx: str | Path | None,
+    task: str,
+    device: str = "auto",
+    who: str = "load",
+) -> tuple[Any, dict[str, Any]]:
+    """The network a predictor runs, called with CPU batches and answering on the CPU, and what
+    it was saved with: a run's checkpoint, its model on ``device``
+    (:class:`~cnnlab.engine.device.OnDevice`), and the checkpoint; or a file ``cnnlab export``
+    wrote, run by ONNX Runtime, and its metadata (``class_names``, ``input_size``...). A
+    segmenter's scores come at its input's own size either way (a U-Net's by overlap-tile,
+    :class:`~cnnlab.models.unet.SameSizeScores`, as its export's graph is). ``who`` names the
+    caller in the error for neither or both."""
+    if (checkpoint is None) == (onnx is None):
+        raise CnnlabError(f"{who} takes a checkpoint or an ONNX file: one of them")
+    if onnx is not None:
+        from cnnlab.engine.exported import ExportedNetwork
+
+        network = ExportedNetwork(onnx, task)
+        return network, network.meta
+    from cnnlab.engine.checkpoint import model_from_checkpoint
+    from cnnlab.engine.device import OnDevice, resolve_device
+
+    where = resolve_device(device)  # an unknown device is refused before the file is read
+    model, ckpt = model_from_checkpoint(checkpoint, task)
+    if task == "segmentation":
+        from cnnlab.models.unet import SameSizeScores
+
+        model = SameSizeScores(model)
+    return OnDevice(model, where), ckpt
+
+
 CHUNK = 256  # images decoded and scored at once: thousands of files fit in memory
 
 
@@ -192,20 +225,10 @@ class Classifier:
         device: str = "auto",
     ) -> Classifier:
         """From a run's ``best.pt`` (on ``device``) or from a file ``cnnlab export`` wrote."""
-        if (checkpoint is None) == (onnx is None):
-            raise CnnlabError("Classifier.load takes a checkpoint or an ONNX file: one of them")
+        network, saved = load_network(checkpoint, onnx, "classification", device, "Classifier.load")
         if onnx is not None:
-            from cnnlab.engine.exported import ExportedNetwork
-
-            network = ExportedNetwork(onnx, "classification")
-            return cls(network, network.meta)
-        from cnnlab.engine.checkpoint import model_from_checkpoint
-        from cnnlab.engine.device import resolve_device
-
-        where = resolve_device(device)
-        model, ckpt = model_from_checkpoint(checkpoint, "classification")
-        model.to(where).eval()
-        return cls(lambda batch: model(batch.to(where)).cpu(), model_meta(ckpt), ckpt)
+            return cls(network, saved)
+        return cls(network, model_meta(saved), saved)
 
     @property
     def class_names(self) -> list[str]:

@@ -509,22 +509,59 @@ def predict_mask(
     return image, logits.argmax(1)[0]
 
 
-def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
-    """Image files -> per file its ``source``, ``mask`` (``(H, W)`` class indices on the
-    file's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class name).
-    Images a program holds (Pillow images, numpy ``uint8`` arrays) work alike, named
-    ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
-    from cnnlab.engine.predict import source_names
+@dataclass
+class Segmenter:
+    """A trained segmenter loaded once for many images: a run's ``best.pt`` on a device, or a
+    file ``cnnlab export`` wrote, run by ONNX Runtime; either gives class scores at the input's
+    own size (:func:`~cnnlab.engine.predict.load_network`). ``meta`` holds ``class_names`` and
+    ``input_size``."""
 
-    model, ckpt = model_from_checkpoint(checkpoint, "segmentation")
-    names, size = ckpt["class_names"], ckpt["input_size"][-1]
-    rows = []
-    for image, source in with_progress(
-        list(zip(paths, source_names(paths), strict=True)), "segmenting"
-    ):
-        _, mask = predict_mask(model.eval(), image, size, source)
-        rows.append({"source": source, "mask": mask, "pixel_counts": mask_counts(mask, names)})
-    return rows
+    network: Any
+    meta: dict[str, Any]
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        device: str = "auto",
+    ) -> Segmenter:
+        from cnnlab.engine.predict import load_network
+
+        return cls(*load_network(checkpoint, onnx, "segmentation", device, "Segmenter.load"))
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    def predict_files(self, images: Sequence[Any]) -> list[dict[str, Any]]:
+        """Images -> per image its ``source``, ``mask`` (``(H, W)`` class indices on the
+        image's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class
+        name). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
+        named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+        from cnnlab.engine.predict import source_names
+
+        images = list(images)  # a generator too
+        size, rows = self.meta["input_size"][-1], []
+        for image, source in with_progress(
+            list(zip(images, source_names(images), strict=True)), "segmenting"
+        ):
+            _, mask = predict_mask(self.network, image, size, source)
+            rows.append(
+                {
+                    "source": source,
+                    "mask": mask,
+                    "pixel_counts": mask_counts(mask, self.class_names),
+                }
+            )
+        return rows
+
+    predict_images = predict_files  # the name a notebook looks for: either takes both
+
+
+def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
+    """:meth:`Segmenter.predict_files` of a checkpoint loaded for this one call, on the CPU."""
+    return Segmenter.load(checkpoint, device="cpu").predict_files(paths)
 
 
 def mask_counts(mask: torch.Tensor, names: Sequence[str]) -> dict[str, int]:
