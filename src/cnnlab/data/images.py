@@ -6,6 +6,7 @@ any unreadable file raises :class:`CnnlabError` naming the file.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -167,6 +168,15 @@ UNREADABLE = (
 def why_unreadable(exc: BaseException) -> str:
     """What :data:`UNREADABLE`'s ``exc`` means for the file, in words."""
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        # Pillow: "Image size (182250000 pixels) exceeds limit of ..."; we refuse from
+        # Image.MAX_IMAGE_PIXELS on (Pillow warns there and raises only from twice that)
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        if found and Image.MAX_IMAGE_PIXELS:
+            return (
+                f"an image of {int(found.group(1)):,} pixels, over the "
+                f"{Image.MAX_IMAGE_PIXELS:,} read here (Pillow's guard against decompression "
+                "bombs): scale it down first"
+            )
         return "image is too large (decompression bomb refused)"
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file Pillow can read"
