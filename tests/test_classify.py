@@ -544,6 +544,19 @@ def test_images_in_memory_are_predicted_as_their_files(
     for thing, message in bad:
         with pytest.raises(CnnlabError, match=message):
             clf.predict_images([digit, thing])
+    # one image alone is a list of one (a lone path was read letter by letter: "p: no such
+    # file"); a batch array (N, H, W, C) or (N, H, W) its N images
+    (alone,) = clf.predict_files(str(files[3]), top_k=10)
+    assert alone["source"] == str(files[3])
+    assert dict(alone["top_k"]) == pytest.approx(dict(want[3]["top_k"]), abs=1e-6)
+    for one in (files[3], held[3], arrays[3], arrays[3][..., 0], arrays[0]):
+        assert len(clf.predict_images(one)) == 1
+    same = [np.asarray(read_image(files[3], "RGB"))] * 3
+    for batch in (np.stack(same), np.stack(same)[..., 0]):
+        rows = clf.predict_images(batch, top_k=10)
+        assert [r["source"] for r in rows] == ["images[0]", "images[1]", "images[2]"]
+        for r in rows:
+            assert dict(r["top_k"]) == pytest.approx(dict(want[3]["top_k"]), abs=1e-6)
     cut = tmp_path / "cut.png"
     cut.write_bytes(files[3].read_bytes()[:200])
     with pytest.raises(CnnlabError, match=r"images\[0\]: corrupt or truncated"):

@@ -102,10 +102,12 @@ def test_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
     detector, frames = Detector.load(ckpt, device="cpu"), _frames(files)
     assert detector.class_names == ["pedestrian", "car", "motorcycle"]  # the slides' classes
+    assert repr(detector) == "Detector(network=OnDevice(YoloDetector on cpu))"  # no weights
     assert _unnamed(detector.predict_images(frames, score_threshold=0.05)) == _unnamed(ours)
     assert _unnamed(detector.predict_images(frames[::-1], 0.05)) == _unnamed(ours[::-1])
-    exported = Detector.load(onnx=onnx).predict_files(files, score_threshold=0.05)
-    assert exported == theirs
+    exported = Detector.load(onnx=onnx)
+    assert repr(exported) == f"Detector(network=ExportedNetwork({onnx!r}, 'yolo'))"
+    assert exported.predict_files(files, score_threshold=0.05) == theirs
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

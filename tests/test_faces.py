@@ -1179,6 +1179,13 @@ def test_images_in_memory_are_enrolled_and_named_as_their_files(
     with pytest.raises(CnnlabError, match=r"images\[1\]: a float64 array"):
         encoder.enroll(in_memory, "bo", [probes[0], probes[1] / 255.0])
     assert in_memory.gallery()[0] == ["ann", "ann"]  # the bad one added no one
+    # one image alone, not in a list: one image (a path was read letter by letter before)
+    assert encoder.enroll(in_memory, "cy", str(files[5])) == 1
+    (alone,) = encoder.identify(in_memory, str(files[5]))
+    assert alone["source"] == str(files[5]) and alone["identity"] == "cy"
+    (frame,) = encoder.verify(in_memory, "cy", probes[0])  # files[3] as a grey frame
+    (its_file,) = encoder.verify(in_memory, "cy", [files[3]])
+    assert frame["source"] == "images[0]" and frame["distance"] == its_file["distance"]
 
 
 def test_each_persons_distance_is_that_of_their_nearest_image() -> None:

@@ -10,7 +10,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -115,6 +115,21 @@ def open_image(
     if isinstance(image, str | Path):
         return read_image(image, mode, at_least)
     return image_in_memory(image, mode, name)
+
+
+def image_list(images: Any) -> list[Any]:
+    """What a predictor was given, as a list of images: a list, tuple or generator of files and
+    images in memory as it is; one image alone (a path, a Pillow image, a numpy ``(H, W)``,
+    ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array) as a list of one. A lone path was
+    read letter by letter (``"my.png"``: "m: no such file"), a lone frame row by row. Other
+    arrays are batches: ``(N, H, W, C)`` or ``(N, H, W)``, their ``N`` images."""
+    if isinstance(images, str | Path | Image.Image):
+        return [images]
+    if isinstance(images, np.ndarray) and (
+        images.ndim == 2 or (images.ndim == 3 and images.shape[2] in (1, 3, 4))
+    ):
+        return [images]
+    return list(images)
 
 
 def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Image.Image:

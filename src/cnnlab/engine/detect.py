@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,7 @@ class Detector:
     """
 
     network: Any
-    meta: dict[str, Any]
+    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
 
     @classmethod
     def load(
@@ -347,9 +347,10 @@ class Detector:
         saw its images, and the boxes brought back to the image's own pixels. Files, or images
         a program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), named
         ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+        from cnnlab.data.images import image_list
         from cnnlab.engine.predict import source_names, stretched_files
 
-        images = list(images)  # a generator too
+        images = image_list(images)  # a generator too, or one image alone
         size = self.meta["input_size"][-1]
         stretched, frames = stretched_files(images, size)
         dets = detect_images(self.network, stretched, score_threshold, iou_threshold)

@@ -62,6 +62,9 @@ class OnDevice:
         """As a module's ``eval()``: it is in eval mode already."""
         return self
 
+    def __repr__(self) -> str:
+        return f"OnDevice({type(self.module).__name__} on {self.device})"
+
     def __getattr__(self, name: str) -> object:
         if name == "module":  # not set yet (a copy being made): no recursion
             raise AttributeError(name)

@@ -37,6 +37,7 @@ class ExportedNetwork:
 
     def __init__(self, path: str | Path, task: str) -> None:
         self.session, self.meta = onnx_session(path)
+        self.path = Path(path)
         found = self.meta.get("task", "classification")
         if found != task:
             raise CnnlabError(
@@ -55,6 +56,9 @@ class ExportedNetwork:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         return onnx_predict(self.session, batch)
+
+    def __repr__(self) -> str:
+        return f"ExportedNetwork({str(self.path)!r}, {self.meta.get('model')!r})"
 
     def eval(self) -> ExportedNetwork:
         """As a module's ``eval()``: the graph was exported in eval mode."""

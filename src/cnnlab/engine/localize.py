@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +264,7 @@ class Localizer:
     ``split``s it by meaning; ``meta`` holds ``class_names`` and ``input_size``."""
 
     network: Any
-    meta: dict[str, Any]
+    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
 
     @classmethod
     def load(
@@ -286,9 +286,10 @@ class Localizer:
         the box and landmarks in the image's own pixels (the model saw it stretched to its
         input). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
+        from cnnlab.data.images import image_list
         from cnnlab.engine.predict import source_names, stretched_files
 
-        images = list(images)  # a generator too
+        images = image_list(images)  # a generator too, or one image alone
         size = self.meta["input_size"][-1]
         stretched, frames = stretched_files(images, size)
         rows = predict_images(self.network, self.class_names, stretched)

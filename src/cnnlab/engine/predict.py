@@ -245,9 +245,9 @@ class Classifier:
         """One row per image file (:func:`topk_rows`), decoded :data:`CHUNK` at a time as
         training saw them; a file under a folder named after a class gets that ``label``.
         Images a program holds may stand among the files (:meth:`predict_images`)."""
-        from cnnlab.data.images import with_progress
+        from cnnlab.data.images import image_list, with_progress
 
-        paths = list(paths)  # a generator too
+        paths = image_list(paths)  # a generator too, or one image alone
         sources = source_names(paths)
         starts = with_progress(range(0, len(paths), CHUNK), "predicting", files=len(paths))
         chunks = (preprocess(paths[i : i + CHUNK], self.meta, first=i) for i in starts)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.face_db import FaceDatabase
+from cnnlab.data.images import image_list
 from cnnlab.engine.predict import CHUNK, preprocess, source_names
 from cnnlab.errors import CnnlabError
 from cnnlab.models.siamese import LearnedSimilarity, same_probability, similarity_from_record
@@ -128,6 +129,7 @@ class FaceEncoder:
         :meth:`verify` and :meth:`identify`, whose rows name one in memory ``images[i]``."""
         from cnnlab.data.images import with_progress
 
+        paths = image_list(paths)  # a generator too, or one image alone
         meta, parts = face_meta(self.checkpoint), []
         starts = range(0, max(len(paths), 1), chunk)  # no files: one empty batch
         with torch.no_grad():
@@ -154,6 +156,7 @@ class FaceEncoder:
         person is added with a warning, and listed in ``others`` when given as ``{"source",
         "enrolled_as"}``). Every image is read before the database is touched, so a bad one adds
         nothing."""
+        paths = image_list(paths)
         emb = self.embed(paths)
         found = warn_enrolled_as_others(db, name, emb, source_names(paths))
         if others is not None:
@@ -188,7 +191,7 @@ class FaceEncoder:
         ``same`` (``distance <= tau``). A ``--method similarity`` encoder decides by its learned
         similarity instead: ``same`` when its logit with one of ``name``'s images reaches the
         threshold, and ``similarity`` is the highest ``sigmoid(logit)``."""
-        names, gallery = _enrolled(db)
+        names, gallery, paths = *_enrolled(db), image_list(paths)
         mine = [i for i, n in enumerate(names) if n == name]
         if not mine:
             raise CnnlabError(f"{db.path}: no person named {name!r}")
@@ -214,7 +217,7 @@ class FaceEncoder:
         ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized).
         ``top_k > 1`` adds ``top_k``: the ``k`` nearest people, each ``[name, distance to their
         nearest enrolled image]``, nearest first (how close the runners-up came)."""
-        names, gallery = _enrolled(db)
+        names, gallery, paths = *_enrolled(db), image_list(paths)
         d = squared_distances(self.embed(paths), gallery)
         rows = []
         for p, dist in zip(source_names(paths), d, strict=True):

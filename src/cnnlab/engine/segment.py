@@ -13,7 +13,7 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from cnnlab.data.folder import (
     images_under,
     refuse_class_folders,
 )
-from cnnlab.data.images import SIXTEEN_BIT, open_image, read_image, with_progress
+from cnnlab.data.images import SIXTEEN_BIT, image_list, open_image, read_image, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -517,7 +517,7 @@ class Segmenter:
     ``input_size``."""
 
     network: Any
-    meta: dict[str, Any]
+    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
 
     @classmethod
     def load(
@@ -541,7 +541,7 @@ class Segmenter:
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
         from cnnlab.engine.predict import source_names
 
-        images = list(images)  # a generator too
+        images = image_list(images)  # a generator too, or one image alone
         size, rows = self.meta["input_size"][-1], []
         for image, source in with_progress(
             list(zip(images, source_names(images), strict=True)), "segmenting"
