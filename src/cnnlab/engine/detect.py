@@ -11,9 +11,9 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from rich.console import Console
 from cnnlab.config import DetectConfig
 from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.images import image_list
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -46,6 +47,7 @@ from cnnlab.engine.detection_metrics import (
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
+from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_files
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -292,8 +294,6 @@ def detection_rows(
 ) -> list[dict[str, Any]]:
     """One row per image: ``source``, its ``image_size`` and each detection's ``label``,
     ``score`` and ``box_xyxy`` in the file's own ``(width, height)`` pixels."""
-    from cnnlab.engine.predict import in_frame
-
     return [
         {
             "source": src,
@@ -311,8 +311,7 @@ def detection_rows(
     ]
 
 
-@dataclass
-class Detector:
+class Detector(Predictor):
     """A trained detector loaded once for many images (a folder's photos, a video's frames): a
     run's ``best.pt`` on a device, or a file ``cnnlab export`` wrote, run by ONNX Runtime.
     ``network`` maps a standardised ``(N, 3, S, S)`` CPU batch to YOLO's raw output and has
@@ -322,23 +321,7 @@ class Detector:
     >>> detector.predict_images([frame])[0]["detections"]  # doctest: +SKIP
     """
 
-    network: Any
-    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
-
-    @classmethod
-    def load(
-        cls,
-        checkpoint: str | Path | None = None,
-        onnx: str | Path | None = None,
-        device: str = "auto",
-    ) -> Detector:
-        from cnnlab.engine.predict import load_network
-
-        return cls(*load_network(checkpoint, onnx, "detection", device, "Detector.load"))
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
+    TASK: ClassVar[str] = "detection"
 
     def predict_files(
         self, images: Sequence[Any], score_threshold: float = 0.3, iou_threshold: float = 0.5
@@ -347,9 +330,6 @@ class Detector:
         saw its images, and the boxes brought back to the image's own pixels. Files, or images
         a program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), named
         ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
-        from cnnlab.data.images import image_list
-        from cnnlab.engine.predict import source_names, stretched_files
-
         images = image_list(images)  # a generator too, or one image alone
         size = self.meta["input_size"][-1]
         stretched, frames = stretched_files(images, size)

@@ -12,15 +12,16 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from rich.console import Console
 
 from cnnlab.config import LocalizeConfig
 from cnnlab.data.augment import mirror_keypoint_pairs
+from cnnlab.data.images import image_list
 from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
@@ -28,6 +29,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
+from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_files
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -256,39 +258,19 @@ def train_localizer(
     return result
 
 
-@dataclass
-class Localizer:
+class Localizer(Predictor):
     """A trained localiser (classification with localisation, and landmarks) loaded once for
     many images: a run's ``best.pt`` on a device, or a file ``cnnlab export`` wrote, run by
     ONNX Runtime. ``network`` maps a standardised ``(N, 3, S, S)`` CPU batch to ``y`` and
     ``split``s it by meaning; ``meta`` holds ``class_names`` and ``input_size``."""
 
-    network: Any
-    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
-
-    @classmethod
-    def load(
-        cls,
-        checkpoint: str | Path | None = None,
-        onnx: str | Path | None = None,
-        device: str = "auto",
-    ) -> Localizer:
-        from cnnlab.engine.predict import load_network
-
-        return cls(*load_network(checkpoint, onnx, "localization", device, "Localizer.load"))
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
+    TASK: ClassVar[str] = "localization"
 
     def predict_files(self, images: Sequence[Any]) -> list[dict[str, Any]]:
         """Images -> :func:`predict_images`' rows with the ``source``, its ``image_size``, and
         the box and landmarks in the image's own pixels (the model saw it stretched to its
         input). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
-        from cnnlab.data.images import image_list
-        from cnnlab.engine.predict import source_names, stretched_files
-
         images = image_list(images)  # a generator too, or one image alone
         size = self.meta["input_size"][-1]
         stretched, frames = stretched_files(images, size)
@@ -308,8 +290,6 @@ def in_file_pixels(
 ) -> list[dict[str, Any]]:
     """:func:`predict_images`' rows (in the ``size x size`` input) with ``source``,
     ``image_size`` and coordinates in each ``(width, height)`` frame."""
-    from cnnlab.engine.predict import in_frame
-
     for src, row, frame in zip(sources, rows, frames, strict=True):
         row["source"], row["image_size"] = src, list(frame)
         row["box_xyxy"] = in_frame(row["box_xyxy"], size, frame)

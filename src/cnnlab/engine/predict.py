@@ -9,10 +9,10 @@ the model's metadata).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -201,45 +201,69 @@ def in_frame(xy: Sequence[float], size: int, frame: tuple[int, int]) -> list[flo
     return [round(v * scale[i % 2], 2) for i, v in enumerate(xy)]
 
 
+PredictorT = TypeVar("PredictorT", bound="Predictor")
+
+
 @dataclass
-class Classifier:
-    """A trained classifier ready for image files: a checkpoint's model on a device, or an
-    exported model run by ONNX Runtime, with what its inputs need (``meta``: size,
-    standardisation, class names). ``scores`` maps a standardised ``(N, C, S, S)`` batch to
-    logits ``(N, K)`` on the CPU.
+class Predictor:
+    """A trained network loaded once for many images (a folder's photos, a video's frames):
+    a run's ``best.pt``, its model on a device, or a file ``cnnlab export`` wrote, run by ONNX
+    Runtime (:func:`load_network`). ``network`` maps a standardised ``(N, C, S, S)`` CPU batch
+    to the model's output on the CPU; ``meta`` holds what was saved with it (``class_names``,
+    ``input_size``...). Each task's predictor (:class:`Classifier`, and the detector, localiser
+    and segmenter of their tasks' modules) adds ``predict_files``."""
+
+    network: Any
+    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
+    TASK: ClassVar[str] = ""
+
+    @classmethod
+    def load(
+        cls: type[PredictorT],
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        device: str = "auto",
+    ) -> PredictorT:
+        """From a run's ``best.pt`` (on ``device``: auto, cpu, cuda, cuda:N or mps) or from a
+        file ``cnnlab export`` wrote."""
+        network, saved = load_network(checkpoint, onnx, cls.TASK, device, f"{cls.__name__}.load")
+        return cls._made(network, saved, exported=onnx is not None)
+
+    @classmethod
+    def _made(
+        cls: type[PredictorT], network: Any, saved: dict[str, Any], exported: bool
+    ) -> PredictorT:
+        return cls(network, saved)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes, in the order of the model's outputs."""
+        return list(self.meta["class_names"])
+
+
+@dataclass
+class Classifier(Predictor):
+    """A trained classifier ready for image files, with what its inputs need (``meta``: size,
+    standardisation, class names; ``checkpoint``: the run's, ``None`` for an ONNX file).
+    ``network`` maps a standardised ``(N, C, S, S)`` batch to logits ``(N, K)``.
 
     >>> clf = Classifier.load(checkpoint="runs/classify/lenet5-digits/best.pt")
     >>> clf.predict_files(["my_digit.png"])[0]["prediction"]  # doctest: +SKIP
     >>> clf.predict_images([PIL.Image.open("my_digit.png")])[0]["top_k"]  # doctest: +SKIP
     """
 
-    scores: Callable[[torch.Tensor], torch.Tensor]
-    meta: dict[str, Any]
     checkpoint: dict[str, Any] | None = field(default=None, repr=False)  # None for ONNX
+    TASK: ClassVar[str] = "classification"
 
     @classmethod
-    def load(
-        cls,
-        checkpoint: str | Path | None = None,
-        onnx: str | Path | None = None,
-        device: str = "auto",
-    ) -> Classifier:
-        """From a run's ``best.pt`` (on ``device``) or from a file ``cnnlab export`` wrote."""
-        network, saved = load_network(checkpoint, onnx, "classification", device, "Classifier.load")
-        if onnx is not None:
-            return cls(network, saved)
-        return cls(network, model_meta(saved), saved)
-
-    @property
-    def class_names(self) -> list[str]:
-        """The classes, in the order of the model's outputs (``probabilities``' columns)."""
-        return list(self.meta["class_names"])
+    def _made(cls, network: Any, saved: dict[str, Any], exported: bool) -> Classifier:
+        return cls(network, saved) if exported else cls(network, model_meta(saved), saved)
 
     def probabilities(self, batches: Iterable[torch.Tensor]) -> torch.Tensor:
         """Softmax ``(N, K)`` of standardised batches, scored one after the other."""
         k = len(self.meta["class_names"])
         with torch.no_grad():
-            return torch.cat([torch.empty(0, k)] + [self.scores(b).softmax(1) for b in batches])
+            return torch.cat([torch.empty(0, k)] + [self.network(b).softmax(1) for b in batches])
 
     def predict_files(self, paths: Sequence[Any], top_k: int = 3) -> list[dict[str, Any]]:
         """One row per image file (:func:`topk_rows`), decoded :data:`CHUNK` at a time as

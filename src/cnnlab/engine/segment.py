@@ -13,10 +13,10 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -56,6 +56,7 @@ from cnnlab.engine.class_balance import class_weights, parse_class_weights
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
+from cnnlab.engine.predict import Predictor, source_names
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -509,38 +510,19 @@ def predict_mask(
     return image, logits.argmax(1)[0]
 
 
-@dataclass
-class Segmenter:
+class Segmenter(Predictor):
     """A trained segmenter loaded once for many images: a run's ``best.pt`` on a device, or a
     file ``cnnlab export`` wrote, run by ONNX Runtime; either gives class scores at the input's
     own size (:func:`~cnnlab.engine.predict.load_network`). ``meta`` holds ``class_names`` and
     ``input_size``."""
 
-    network: Any
-    meta: dict[str, Any] = field(repr=False)  # a checkpoint: its weights too
-
-    @classmethod
-    def load(
-        cls,
-        checkpoint: str | Path | None = None,
-        onnx: str | Path | None = None,
-        device: str = "auto",
-    ) -> Segmenter:
-        from cnnlab.engine.predict import load_network
-
-        return cls(*load_network(checkpoint, onnx, "segmentation", device, "Segmenter.load"))
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
+    TASK: ClassVar[str] = "segmentation"
 
     def predict_files(self, images: Sequence[Any]) -> list[dict[str, Any]]:
         """Images -> per image its ``source``, ``mask`` (``(H, W)`` class indices on the
         image's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class
         name). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
-        from cnnlab.engine.predict import source_names
-
         images = image_list(images)  # a generator too, or one image alone
         size, rows = self.meta["input_size"][-1], []
         for image, source in with_progress(
