@@ -1188,6 +1188,28 @@ def test_images_in_memory_are_enrolled_and_named_as_their_files(
     assert frame["source"] == "images[0]" and frame["distance"] == its_file["distance"]
 
 
+def test_the_encoder_runs_on_the_device_asked_for(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``FaceEncoder.load(device=...)`` and the probe commands' ``--device``: an unknown device
+    is one line; on a GPU (where there is one) the embeddings are the CPU's."""
+    from cnnlab.engine.recognition import FaceEncoder
+
+    root, best = four_people
+    with pytest.raises(CnnlabError, match=r"^FaceEncoder\.load takes a checkpoint or an ONNX"):
+        FaceEncoder.load()
+    files = sorted(root.glob("*/*.png"))
+    cpu = FaceEncoder.load(best, device="cpu")
+    assert repr(cpu) == "FaceEncoder(model=OnDevice(SiameseEncoder on cpu))"
+    encoder = ["--checkpoint", str(best), "--db", str(tmp_path / "f.db"), "--device", "tpu"]
+    for argv in (["enroll", "--name", "ann"], ["verify", "--name", "ann"], ["identify"]):
+        assert main(["faces", *argv, *encoder, str(files[0])]) == 2
+        assert "unknown device 'tpu'" in capsys.readouterr().err
+    if torch.cuda.is_available():
+        gpu = FaceEncoder.load(best, device="cuda")
+        assert np.allclose(gpu.embed(files), cpu.embed(files), atol=1e-4)
+
+
 def test_each_persons_distance_is_that_of_their_nearest_image() -> None:
     """``nearest_per_person`` against a loop: a person enrolled with several images is as near
     as the nearest of them (K-shot), whatever order the database lists them in."""

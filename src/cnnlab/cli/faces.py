@@ -337,6 +337,7 @@ def _add_encoder(p: argparse.ArgumentParser) -> None:
         help="instead: the file cnnlab export wrote of such a best.pt, run by ONNX Runtime "
         "(it keeps the model's id: a database enrolled with either serves both)",
     )
+    add_device(p)
 
 
 def _encoder(args: argparse.Namespace) -> Any:
@@ -345,7 +346,7 @@ def _encoder(args: argparse.Namespace) -> Any:
     from cnnlab.engine.recognition import FaceEncoder
 
     checkpoint_or_onnx(args, "faces")
-    return FaceEncoder.load(checkpoint=args.checkpoint, onnx=args.onnx)
+    return FaceEncoder.load(checkpoint=args.checkpoint, onnx=args.onnx, device=args.device)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:

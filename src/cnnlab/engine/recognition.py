@@ -64,25 +64,20 @@ class FaceEncoder:
     other (ONNX Runtime's embeddings differ from PyTorch's by ~1e-6).
     """
 
-    model: Any  # a torch.nn.Module, or an ExportedNetwork called like one
+    model: Any  # the encoder on its device (OnDevice), or an ExportedNetwork: CPU in and out
     checkpoint: dict[str, Any] = field(repr=False)  # or what export stored beside the graph
 
     @classmethod
     def load(
-        cls, checkpoint: str | Path | None = None, onnx: str | Path | None = None
+        cls,
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        device: str = "auto",
     ) -> FaceEncoder:
-        """The encoder in ``checkpoint`` or, exported, in ``onnx`` (give one)."""
-        if (checkpoint is None) == (onnx is None):
-            raise CnnlabError("give a face encoder's checkpoint or its ONNX file, one of them")
-        if onnx is not None:
-            from cnnlab.engine.exported import ExportedNetwork
+        """The encoder in ``checkpoint`` (on ``device``) or, exported, in ``onnx`` (give one)."""
+        from cnnlab.engine.predict import load_network
 
-            network = ExportedNetwork(onnx, "embedding")
-            model, ckpt = network, network.meta
-        else:
-            from cnnlab.engine.checkpoint import model_from_checkpoint
-
-            model, ckpt = model_from_checkpoint(checkpoint, "embedding")
+        model, ckpt = load_network(checkpoint, onnx, "embedding", device, "FaceEncoder.load")
         if "tau" not in ckpt and onnx is not None:  # an encoder exported before tau was stored
             raise CnnlabError(
                 f"{onnx}: exported without the tau to decide by: export the best.pt of cnnlab "
@@ -92,7 +87,7 @@ class FaceEncoder:
             raise CnnlabError(
                 f"{checkpoint}: not a face encoder (train one with cnnlab faces train)"
             )
-        return cls(model.eval(), ckpt)
+        return cls(model, ckpt)
 
     @property
     def tau(self) -> float:
