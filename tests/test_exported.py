@@ -190,6 +190,15 @@ def test_what_an_onnx_file_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixtu
         Detector.load()
     with pytest.raises(CnnlabError, match="not from a segmenter"):
         Segmenter.load(onnx=onnx_path)
+    with pytest.raises(CnnlabError, match=r"runs on the CPU here .* device 'cuda' is for a"):
+        Detector.load(onnx=onnx_path, device="cuda")
+    said = error("detect", "predict", "--onnx", onnx_path, *files, "--device", "cuda:1")
+    assert said.endswith(
+        "detect.onnx: an ONNX file runs on the CPU here (ONNX Runtime's CPU provider); "
+        "device 'cuda:1' is for a checkpoint"
+    )
+    assert main(["detect", "predict", "--onnx", onnx_path, *files, "--device", "cpu"]) == 0
+    capsys.readouterr()
     with pytest.raises(
         CnnlabError, match=r"a detection checkpoint \(model 'yolo'\), not a localization one"
     ):

@@ -145,7 +145,8 @@ def load_network(
     """The network a predictor runs, called with CPU batches and answering on the CPU, and what
     it was saved with: a run's checkpoint, its model on ``device``
     (:class:`~cnnlab.engine.device.OnDevice`), and the checkpoint; or a file ``cnnlab export``
-    wrote, run by ONNX Runtime, and its metadata (``class_names``, ``input_size``...). A
+    wrote, run by ONNX Runtime on the CPU (``device`` auto or cpu), and its metadata
+    (``class_names``, ``input_size``...). A
     segmenter's scores come at its input's own size either way (a U-Net's by overlap-tile,
     :class:`~cnnlab.models.unet.SameSizeScores`, as its export's graph is). ``who`` names the
     caller in the error for neither or both."""
@@ -154,6 +155,11 @@ def load_network(
     if onnx is not None:
         from cnnlab.engine.exported import ExportedNetwork
 
+        if device not in ("auto", "cpu"):  # not quietly on the CPU when a GPU was asked for
+            raise CnnlabError(
+                f"{onnx}: an ONNX file runs on the CPU here (ONNX Runtime's CPU provider); "
+                f"device {device!r} is for a checkpoint"
+            )
         network = ExportedNetwork(onnx, task)
         return network, network.meta
     from cnnlab.engine.checkpoint import model_from_checkpoint
