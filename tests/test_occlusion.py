@@ -169,6 +169,8 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert "give --checkpoint, --weights or --onnx, one of them" in capsys.readouterr().err
         assert main(["visualize", "occlusion", "--onnx", onnx_path]) == 2
         assert "with --onnx, give --image files" in capsys.readouterr().err
+        assert main([*exported, "--device", "cuda"]) == 2  # ONNX Runtime's CPU provider
+        assert "an ONNX file runs on the CPU here" in capsys.readouterr().err
 
     for bad, words in (
         (["--target", "cat"], "--target cat: not a class of this model"),

@@ -281,17 +281,16 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     """``_occlusion_inputs`` for ``--onnx``: a classifier ``cnnlab export`` wrote, run by ONNX
     Runtime (occlusion needs only its answers), on ``--image`` files read as ``classify predict
     --onnx`` reads them."""
-    from cnnlab.engine.exported import ExportedNetwork
-    from cnnlab.engine.predict import preprocess
+    from cnnlab.engine.predict import load_network, preprocess
 
     if args.checkpoint is not None or args.weights is not None:
         raise CnnlabError("give --checkpoint, --weights or --onnx, one of them")
     if not args.image:
         raise CnnlabError("with --onnx, give --image files (the data's splits need a checkpoint)")
-    network = ExportedNetwork(args.onnx, "classification")
+    network, meta = load_network(None, args.onnx, "classification", args.device)
     files = _first_images(args)
-    names = list(network.meta["class_names"])
-    return network, preprocess(files, network.meta), _folder_classes(files, names), names
+    names = list(meta["class_names"])
+    return network, preprocess(files, meta), _folder_classes(files, names), names
 
 
 def _folder_classes(files: list[str], names: list[str]) -> list[int | None]:
