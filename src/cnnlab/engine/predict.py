@@ -146,10 +146,9 @@ def load_network(
     it was saved with: a run's checkpoint, its model on ``device``
     (:class:`~cnnlab.engine.device.OnDevice`), and the checkpoint; or a file ``cnnlab export``
     wrote, run by ONNX Runtime on the CPU (``device`` auto or cpu), and its metadata
-    (``class_names``, ``input_size``...). A
-    segmenter's scores come at its input's own size either way (a U-Net's by overlap-tile,
-    :class:`~cnnlab.models.unet.SameSizeScores`, as its export's graph is). ``who`` names the
-    caller in the error for neither or both."""
+    (``class_names``, ``input_size``...). A segmenter's scores come at its input's own size
+    either way (a U-Net's by overlap-tile, :class:`~cnnlab.models.unet.SameSizeScores`, as its
+    export's graph is). ``who`` names the caller in the error for neither or both."""
     if (checkpoint is None) == (onnx is None):
         raise CnnlabError(f"{who} takes a checkpoint or an ONNX file: one of them")
     if onnx is not None:
