@@ -375,6 +375,16 @@ def test_cli(
     rows = predict_files(ckpt, held, score_threshold=0)
     assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
     assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, tall)]
+    import cnnlab.engine.predict as predicting
+
+    monkeypatch.setattr(predicting, "CHUNK", 1)  # one image in memory at a time: the same boxes
+    chunked = predict_files(ckpt, [*files, held[1]], score_threshold=0)
+    assert chunked == [square, tall, {**tall, "source": "images[2]"}]
+    assert main([*argv, *files, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"] == [
+        square,
+        tall,
+    ]
     onnx_path = tmp_path / "yolo.onnx"
     assert main(["export", str(out / "best.pt"), "-o", str(onnx_path), "--json"]) == 0
     exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -523,3 +533,22 @@ def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixtu
     argv = ["detect", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(moved)]
     assert main(argv) == 2
     assert "class(es) zebra unknown to the checkpoint" in capsys.readouterr().err
+
+
+def test_images_are_read_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A box model's images are stretched ``CHUNK`` at a time (one chunk in memory, however many
+    files), in order, each with its own ``(width, height)``; the next chunk is not read before
+    the first is used."""
+    import cnnlab.engine.predict as predicting
+
+    monkeypatch.setattr(predicting, "CHUNK", 2)
+    frames = [np.full((h, 10, 3), i, np.uint8) for i, h in enumerate((4, 6, 8, 10, 12))]
+    chunks = list(predicting.stretched_chunks(frames, 8))
+    assert [tuple(c.shape) for c, _ in chunks] == [(2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 8)]
+    assert [f for _, part in chunks for f in part] == [(10, h) for h in (4, 6, 8, 10, 12)]
+    assert [int(image.float().mean()) for c, _ in chunks for image in c] == [0, 1, 2, 3, 4]
+    assert list(predicting.stretched_chunks([], 8)) == []
+    lazily = predicting.stretched_chunks([*frames[:4], "gone.png"], 8)
+    next(lazily), next(lazily)  # the first four, before the fifth is read
+    with pytest.raises(CnnlabError, match=r"gone\.png: no such file"):
+        next(lazily)

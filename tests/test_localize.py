@@ -227,6 +227,15 @@ def test_cli_train_eval_predict(
     rows = predict_files(ckpt, held)
     assert [r.pop("source") for r in rows] == ["images[0]", "images[1]"]
     assert rows == [{k: v for k, v in r.items() if k != "source"} for r in (square, wide)]
+    import cnnlab.engine.predict as predicting
+
+    monkeypatch.setattr(predicting, "CHUNK", 1)  # one image in memory at a time: the same rows
+    assert predict_files(ckpt, [*files, held[1]]) == [square, wide, {**wide, "source": "images[2]"}]
+    assert main(["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"] == [
+        square,
+        wide,
+    ]
     assert f"{preds[0]['object_probability']:.3f}" in table and preds[0]["class"] in table
 
 

@@ -218,11 +218,11 @@ def _image_input(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         from cnnlab.engine.recognition import face_meta
 
         return model, preprocess([args.image], face_meta(ckpt)), ckpt
+    from cnnlab.data.folder import image_to_uint8
     from cnnlab.data.scenes import standardise
-    from cnnlab.engine.predict import stretched_files
 
-    images, _ = stretched_files([args.image], ckpt["input_size"][-1])
-    return model, standardise(images.float()), ckpt
+    image = image_to_uint8(args.image, ckpt["input_size"][-1], 3, "stretch")  # as predict does
+    return model, standardise(image[None].float()), ckpt
 
 
 def _imagenet_meta(size: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ shared helpers for scenes and image files are used by ``cli.segment`` too)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -102,24 +103,56 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     }
 
 
+def _inputs(
+    args: argparse.Namespace, size: int, scenes: Callable[[], Any]
+) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
+    """A box predict command's images, a chunk at a time with each one's ``(width, height)``,
+    and their sources: the files given, stretched to the model's ``size``
+    (:func:`~cnnlab.engine.predict.stretched_chunks`: one chunk in memory however many), or
+    ``scenes()`` drawn at that size, one chunk."""
+    if args.images:
+        from cnnlab.engine.predict import stretched_chunks
+
+        return stretched_chunks(args.images, size), list(args.images)
+    images = scenes()
+    return [(images, [(size, size)] * len(images))], [f"scene[{i}]" for i in range(len(images))]
+
+
+def _in_chunks(
+    chunks: Iterable[tuple[Any, list[tuple[int, int]]]],
+    predict: Callable[[Any], list[Any]],
+    size: int,
+) -> tuple[list[Any], list[tuple[int, int]], Any]:
+    """``predict`` on each chunk of images: its outputs joined, the frames, and the first
+    :data:`MAX_DRAWN` images, drawn on what the model saw."""
+    import torch
+
+    outputs: list[Any] = []
+    frames: list[tuple[int, int]] = []
+    drawn = torch.empty(0, 3, size, size, dtype=torch.uint8)
+    for k, (images, chunk_frames) in enumerate(chunks):
+        if k == 0:  # MAX_DRAWN is less than a chunk
+            drawn = images[:MAX_DRAWN]
+        outputs += predict(images)
+        frames += chunk_frames
+    return outputs, frames, drawn
+
+
 def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import numpy as np
     import torch
 
     from cnnlab.data.scenes import make_scenes
     from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
-    from cnnlab.engine.predict import stretched_files
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
-    if args.images:
-        images, frames = stretched_files(args.images, size)
-        sources = list(args.images)
-    else:
+
+    def scenes() -> torch.Tensor:
         cfg = ckpt["config"]
-        scenes = make_scenes(
+        drawn = make_scenes(
             args.scenes,
             seed=args.seed,
             image_size=size,
@@ -130,11 +163,12 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             max_scale=0.7,
             max_occlusion=1.0,
         )
-        images = torch.from_numpy(np.stack([x.image for x in scenes])).permute(0, 3, 1, 2)
-        sources = [f"scene[{i}]" for i in range(len(scenes))]
-        frames = [(size, size)] * len(scenes)
-    rows = predict_images(model, ckpt["class_names"], images)
-    drawn = images[:MAX_DRAWN]  # drawn on what the model saw
+        return torch.from_numpy(np.stack([x.image for x in drawn])).permute(0, 3, 1, 2)
+
+    chunks, sources = _inputs(args, size, scenes)
+    rows, frames, drawn = _in_chunks(
+        chunks, lambda images: predict_images(model, ckpt["class_names"], images), size
+    )
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
     if not args.json:
@@ -154,7 +188,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{drawn_note(len(images))}")
+        console.print(f"wrote {path}{drawn_note(len(rows))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row an image: y = [p_c, class, box]
         flat = [
@@ -243,24 +277,24 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
-    from cnnlab.engine.predict import stretched_files
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     size = ckpt["input_size"][-1]
-    if args.images:
-        images, frames = stretched_files(args.images, size)
-        sources = list(args.images)
-    else:
+
+    def scenes() -> Any:  # a checkpoint's settings: with --onnx, image files are required
         cfg = ckpt["config"]
-        images = scenes_data(
+        return scenes_data(
             args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
         ).images
-        sources = [f"scene[{i}]" for i in range(len(images))]
-        frames = [(size, size)] * len(images)
-    dets = detect_images(model, images, args.score_threshold, args.iou_threshold)
-    drawn = images[:MAX_DRAWN]
+
+    chunks, sources = _inputs(args, size, scenes)
+    dets, frames, drawn = _in_chunks(
+        chunks,
+        lambda images: detect_images(model, images, args.score_threshold, args.iou_threshold),
+        size,
+    )
     path = draw_detections(
         drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
     )
@@ -282,7 +316,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{drawn_note(len(images))}")
+        console.print(f"wrote {path}{drawn_note(len(rows))}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row a detection; an image with none keeps a row with its source alone
         flat: list[dict[str, Any]] = []

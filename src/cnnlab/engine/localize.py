@@ -29,7 +29,7 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
-from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_files
+from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_chunks
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -272,9 +272,10 @@ class Localizer(Predictor):
         input). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
         images = image_list(images)  # a generator too, or one image alone
-        size = self.meta["input_size"][-1]
-        stretched, frames = stretched_files(images, size)
-        rows = predict_images(self.network, self.class_names, stretched)
+        size, rows, frames = self.meta["input_size"][-1], [], []
+        for stretched, chunk_frames in stretched_chunks(images, size):
+            rows += predict_images(self.network, self.class_names, stretched)
+            frames += chunk_frames
         return in_file_pixels(rows, source_names(images), frames, size)
 
     predict_images = predict_files  # the name a notebook looks for: either takes both

@@ -9,7 +9,7 @@ the model's metadata).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -176,20 +176,22 @@ def load_network(
 CHUNK = 256  # images decoded and scored at once: thousands of files fit in memory
 
 
-def stretched_files(paths: Sequence[Any], size: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    """Images stretched to a box model's ``size x size`` as ``(N, 3, size, size)`` uint8 (as
-    localize and detect training decode their images), and each one's own ``(width, height)``
-    as a viewer shows it: predictions made on the stretched image are reported in the image's
-    pixels (:func:`in_frame`). Files, or images a program holds (:func:`preprocess`)."""
+def stretched_chunks(
+    images: Sequence[Any], size: int
+) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
+    """Images stretched to a box model's ``size x size`` (as localize and detect training
+    decode theirs), :data:`CHUNK` at a time as ``(n, 3, size, size)`` uint8, each with its own
+    ``(width, height)`` as a viewer shows it: predictions made on the stretched image are
+    reported in the image's pixels (:func:`in_frame`). One chunk is in memory at a time, however
+    many files (10,000 at 416 px would be 5 GB at once); one progress bar covers them all.
+    Files, or images a program holds (:func:`preprocess`); nothing given, nothing yielded."""
     from cnnlab.data.images import displayed_size, with_progress
 
-    names = source_names(paths)
-    images = [torch.empty(0, 3, size, size, dtype=torch.uint8)]
-    images += [
-        image_to_uint8(p, size, 3, "stretch", n)[None]
-        for p, n in with_progress(list(zip(paths, names, strict=True)), "reading")
-    ]
-    return torch.cat(images), [displayed_size(p) for p in paths]
+    pairs = list(zip(images, source_names(images), strict=True))  # images[i]: i of them all
+    for start in with_progress(range(0, len(pairs), CHUNK), "reading", files=len(pairs)):
+        part = pairs[start : start + CHUNK]
+        stretched = torch.stack([image_to_uint8(p, size, 3, "stretch", n) for p, n in part])
+        yield stretched, [displayed_size(p) for p, _ in part]
 
 
 def thumbnails(
