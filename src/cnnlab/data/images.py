@@ -120,9 +120,9 @@ def open_image(
 def image_list(images: Any) -> list[Any]:
     """What a predictor was given, as a list of images: a list, tuple or generator of files and
     images in memory as it is; one image alone (a path, a Pillow image, a numpy ``(H, W)``,
-    ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array) as a list of one. A lone path was
-    read letter by letter (``"my.png"``: "m: no such file"), a lone frame row by row. Other
-    arrays are batches: ``(N, H, W, C)`` or ``(N, H, W)``, their ``N`` images."""
+    ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array) as a list of one, where iterating
+    would split it (a path into letters, ``"my.png"``: "m: no such file"; a frame into rows).
+    Other arrays are batches: ``(N, H, W, C)`` or ``(N, H, W)``, their ``N`` images."""
     if isinstance(images, str | Path | Image.Image):
         return [images]
     if isinstance(images, np.ndarray) and (
