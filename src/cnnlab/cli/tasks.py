@@ -118,32 +118,13 @@ def _inputs(
     return [(images, [(size, size)] * len(images))], [f"scene[{i}]" for i in range(len(images))]
 
 
-def _in_chunks(
-    chunks: Iterable[tuple[Any, list[tuple[int, int]]]],
-    predict: Callable[[Any], list[Any]],
-    size: int,
-) -> tuple[list[Any], list[tuple[int, int]], Any]:
-    """``predict`` on each chunk of images: its outputs joined, the frames, and the first
-    :data:`MAX_DRAWN` images, drawn on what the model saw."""
-    import torch
-
-    outputs: list[Any] = []
-    frames: list[tuple[int, int]] = []
-    drawn = torch.empty(0, 3, size, size, dtype=torch.uint8)
-    for k, (images, chunk_frames) in enumerate(chunks):
-        if k == 0:  # MAX_DRAWN is less than a chunk
-            drawn = images[:MAX_DRAWN]
-        outputs += predict(images)
-        frames += chunk_frames
-    return outputs, frames, drawn
-
-
 def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import numpy as np
     import torch
 
     from cnnlab.data.scenes import make_scenes
     from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
+    from cnnlab.engine.predict import in_chunks
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "localize", "localization")
@@ -166,9 +147,10 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         return torch.from_numpy(np.stack([x.image for x in drawn])).permute(0, 3, 1, 2)
 
     chunks, sources = _inputs(args, size, scenes)
-    rows, frames, drawn = _in_chunks(
+    rows, frames, first = in_chunks(
         chunks, lambda images: predict_images(model, ckpt["class_names"], images), size
     )
+    drawn = first[:MAX_DRAWN]  # MAX_DRAWN is less than a chunk
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
     if not args.json:
@@ -277,6 +259,7 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
+    from cnnlab.engine.predict import in_chunks
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "detect", "detection")
@@ -290,11 +273,12 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ).images
 
     chunks, sources = _inputs(args, size, scenes)
-    dets, frames, drawn = _in_chunks(
+    dets, frames, first = in_chunks(
         chunks,
         lambda images: detect_images(model, images, args.score_threshold, args.iou_threshold),
         size,
     )
+    drawn = first[:MAX_DRAWN]  # MAX_DRAWN is less than a chunk
     path = draw_detections(
         drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
     )

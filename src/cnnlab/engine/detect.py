@@ -47,7 +47,13 @@ from cnnlab.engine.detection_metrics import (
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
-from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_chunks
+from cnnlab.engine.predict import (
+    Predictor,
+    in_chunks,
+    in_frame,
+    source_names,
+    stretched_chunks,
+)
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -331,13 +337,13 @@ class Detector(Predictor):
         a program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), named
         ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
         images = image_list(images)  # a generator too, or one image alone
-        size, dets, frames = self.meta["input_size"][-1], [], []
-        for stretched, chunk_frames in stretched_chunks(images, size):
-            dets += detect_images(self.network, stretched, score_threshold, iou_threshold)
-            frames += chunk_frames
+        size = self.meta["input_size"][-1]
+        dets, frames, _ = in_chunks(
+            stretched_chunks(images, size),
+            lambda x: detect_images(self.network, x, score_threshold, iou_threshold),
+            size,
+        )
         return detection_rows(dets, self.class_names, source_names(images), frames, size)
-
-    predict_images = predict_files  # the name a notebook looks for: either takes both
 
 
 def predict_files(

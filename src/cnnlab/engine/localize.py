@@ -29,7 +29,13 @@ from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
-from cnnlab.engine.predict import Predictor, in_frame, source_names, stretched_chunks
+from cnnlab.engine.predict import (
+    Predictor,
+    in_chunks,
+    in_frame,
+    source_names,
+    stretched_chunks,
+)
 from cnnlab.engine.runlog import (
     announce,
     batch_slices,
@@ -272,13 +278,13 @@ class Localizer(Predictor):
         input). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
         images = image_list(images)  # a generator too, or one image alone
-        size, rows, frames = self.meta["input_size"][-1], [], []
-        for stretched, chunk_frames in stretched_chunks(images, size):
-            rows += predict_images(self.network, self.class_names, stretched)
-            frames += chunk_frames
+        size = self.meta["input_size"][-1]
+        rows, frames, _ = in_chunks(
+            stretched_chunks(images, size),
+            lambda x: predict_images(self.network, self.class_names, x),
+            size,
+        )
         return in_file_pixels(rows, source_names(images), frames, size)
-
-    predict_images = predict_files  # the name a notebook looks for: either takes both
 
 
 def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:

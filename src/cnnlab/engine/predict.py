@@ -9,7 +9,7 @@ the model's metadata).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -194,6 +194,24 @@ def stretched_chunks(
         yield stretched, [displayed_size(p) for p, _ in part]
 
 
+def in_chunks(
+    chunks: Iterable[tuple[torch.Tensor, list[tuple[int, int]]]],
+    predict: Callable[[torch.Tensor], list[Any]],
+    size: int,
+) -> tuple[list[Any], list[tuple[int, int]], torch.Tensor]:
+    """``predict`` (a list per image) on each chunk of :func:`stretched_chunks`: the outputs
+    joined, each image's ``(width, height)``, and the first chunk's ``(n, 3, size, size)``
+    images (what a figure draws: what the model saw; none given, an empty batch)."""
+    outputs: list[Any] = []
+    frames: list[tuple[int, int]] = []
+    first = torch.empty(0, 3, size, size, dtype=torch.uint8)
+    for k, (images, chunk_frames) in enumerate(chunks):
+        first = images if k == 0 else first
+        outputs += predict(images)
+        frames += chunk_frames
+    return outputs, frames, first
+
+
 def thumbnails(
     paths: Sequence[str | Path], channels: int, resize: str = "center-crop", size: int = 96
 ) -> torch.Tensor:
@@ -247,6 +265,13 @@ class Predictor:
         """The classes, in the order of the model's outputs."""
         return list(self.meta["class_names"])
 
+    def predict_images(self, images: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """The name a notebook looks for: the subclass's ``predict_files``, which takes images
+        a program holds (a Pillow image, a numpy ``uint8`` array ``(H, W)``, ``(H, W, 3)`` or
+        ``(H, W, 4)``: a camera frame, a crop) as it takes files, made ready alike; rows name
+        them ``images[i]``."""
+        return self.predict_files(images, *args, **kwargs)  # type: ignore[attr-defined]
+
 
 @dataclass
 class Classifier(Predictor):
@@ -288,13 +313,6 @@ class Classifier(Predictor):
         labels = folder_labels(files, self.meta["class_names"])
         probs = self.probabilities(chunks)
         return topk_rows(probs, self.meta["class_names"], sources, top_k, labels)
-
-    def predict_images(self, images: Sequence[Any], top_k: int = 3) -> list[dict[str, Any]]:
-        """One row per image a program holds (a Pillow image, or a numpy ``uint8`` array
-        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``: a camera frame, a crop), made ready exactly
-        as :meth:`predict_files` makes a file; ``source`` is ``images[i]``. (The same method:
-        either takes both.)"""
-        return self.predict_files(images, top_k)
 
 
 def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:

@@ -538,8 +538,6 @@ class Segmenter(Predictor):
             )
         return rows
 
-    predict_images = predict_files  # the name a notebook looks for: either takes both
-
 
 def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
     """:meth:`Segmenter.predict_files` of a checkpoint loaded for this one call, on the CPU."""
