@@ -22,6 +22,8 @@ from cnnlab.engine.segment import (
     folder_segmentation,
     scenes_segmentation,
     segmentation_metrics,
+    upsampled_argmax,
+    upsampled_strips,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import dice_loss, segmentation_loss
@@ -327,7 +329,7 @@ def test_cli(
 
     rows = predict_files(out / "best.pt", [tmp_path / "wide.png", photos[0]])
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
-    assert rows[0]["mask"].shape == (48, 64)
+    assert rows[0]["mask"].shape == (48, 64) and rows[0]["mask"].dtype == torch.uint8
     assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
     held = [np.asarray(opened(tmp_path / "wide.png").convert("RGB")), opened(photos[0])]
     again = predict_files(out / "best.pt", held)  # a program's own images: the same maps
@@ -402,6 +404,34 @@ def test_resnet_encoder_unet(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["export", ckpt, "-o", str(tmp_path / "u.onnx"), "--opset", "9"]) == 2
     assert "--opset 9: the ONNX exporter failed" in capsys.readouterr().err
     assert not (tmp_path / "u.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("scores", "size", "strip"),
+    [
+        ((4, 32, 32), (48, 64), 1 << 22),  # one strip
+        ((3, 32, 32), (31, 97), 50),  # shrunk one way, stretched the other; strips of a row
+        ((5, 16, 16), (40, 16), 7 * 16 * 5),  # 7 rows a strip, the last one short
+        ((2, 9, 13), (100, 7), 300),
+        ((300, 8, 8), (20, 30), 1000),  # past 256 classes
+    ],
+)
+def test_upsampling_in_strips_is_f_interpolate(
+    scores: tuple[int, int, int], size: tuple[int, int], strip: int
+) -> None:
+    """A photo's map is made a strip of rows at a time (bounded memory): the strips, joined,
+    are ``F.interpolate``'s bilinear scores, and the map their arg-max, in ``uint8`` up to 256
+    classes."""
+    x = torch.randn(*scores, generator=torch.Generator().manual_seed(0))
+    expected = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+    strips = list(upsampled_strips(x, size, strip))
+    assert all(s.numel() <= max(strip, scores[0] * size[1]) for _, s in strips)
+    assert [rows.start for rows, _ in strips] == list(range(0, size[0], strips[0][1].shape[1]))
+    assert torch.allclose(torch.cat([s for _, s in strips], 1), expected, atol=1e-5)
+    mask = upsampled_argmax(x, size, strip)
+    assert mask.dtype == (torch.uint8 if scores[0] <= 256 else torch.int64)
+    assert torch.equal(mask.long(), expected.argmax(0))
+    assert torch.equal(upsampled_argmax(x, scores[1:]), x.argmax(0).to(mask.dtype))
 
 
 @pytest.mark.parametrize("name", ["unet", "unet_resnet18", "unet_paper"])

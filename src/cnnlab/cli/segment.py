@@ -105,6 +105,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         predict_mask,
         save_prediction,
         scenes_segmentation,
+        upsampled_argmax,
     )
     from cnnlab.models.unet import at_input_size
 
@@ -133,7 +134,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         else:
             image = data.images[k]
             with torch.no_grad():
-                mask = at_input_size(model, standardise(image.float())[None]).argmax(1)[0]
+                scores = at_input_size(model, standardise(image.float())[None])[0]
+            mask = upsampled_argmax(scores, scores.shape[-2:])  # the arg-max, as a photo's
         paths = save_prediction(image, mask, Path(args.out), stem)
         if figure and k < MAX_DRAWN:
             drawn.append((source, image, mask))

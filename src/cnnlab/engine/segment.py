@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -496,18 +496,62 @@ def predict_mask(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Segment an image file as the model was trained: stretched to ``size x size``; the class
     scores are resized back to the file's own pixels (bilinear, then the arg-max), so the map
-    lies on the photo. Returns the file's image ``(3, H, W)`` uint8 and its map ``(H, W)``.
+    lies on the photo (:func:`upsampled_argmax`). Returns the file's image ``(3, H, W)`` uint8
+    and its map ``(H, W)`` of class indices, ``uint8`` up to 256 classes.
     An image a program holds (a Pillow image, a numpy ``uint8`` array) is segmented alike; an
     error calls it ``name``."""
-    import torch.nn.functional as F
-
     image = torch.from_numpy(np.asarray(open_image(source, "RGB", name)).copy()).permute(2, 0, 1)
     logits = at_input_size(
         model, standardise(image_to_uint8(source, size, 3, "stretch", name).float())[None]
     )
-    if logits.shape[-2:] != image.shape[-2:]:
-        logits = F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
-    return image, logits.argmax(1)[0]
+    return image, upsampled_argmax(logits[0], image.shape[-2:])
+
+
+STRIP_FLOATS = 1 << 22  # class scores upsampled at a time: 16 MB of float32
+
+
+def _source_index(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear upsampling's source for each of ``size_out`` positions (``align_corners=False``,
+    PyTorch's own rule): ``i0 = floor(y)``, ``i1 = i0 + 1`` (clamped to the input) and the
+    weight ``y - i0`` of ``i1``, at ``y = max((r + 0.5) size_in / size_out - 0.5, 0)``."""
+    y = (torch.arange(size_out, dtype=torch.float64) + 0.5) * (size_in / size_out) - 0.5
+    y = y.clamp_min(0)
+    i0 = y.floor().long().clamp(max=size_in - 1)
+    return i0, (i0 + 1).clamp(max=size_in - 1), (y - i0).float()
+
+
+def upsampled_strips(
+    scores: torch.Tensor, size: Sequence[int], strip_floats: int = STRIP_FLOATS
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``scores (C, h, w)`` upsampled bilinearly to ``size = (H, W)`` (what ``F.interpolate``
+    with ``align_corners=False`` gives), a strip of output rows at a time: ``(rows, (C, R, W))``
+    with at most ``strip_floats`` numbers a strip. The full ``(C, H, W)`` scores of a
+    12-megapixel photo and 21 classes would take 1 GB; a strip takes 16 MB."""
+    c, h, w = scores.shape
+    height, width = int(size[0]), int(size[1])
+    r0, r1, rw = _source_index(h, height)
+    c0, c1, cw = _source_index(w, width)
+    rw, cw = rw.to(scores.dtype)[:, None], cw.to(scores.dtype)
+    rows = max(1, strip_floats // max(1, c * width))
+    for r in range(0, height, rows):
+        sl = slice(r, min(r + rows, height))
+        strip = torch.lerp(scores[:, r0[sl]], scores[:, r1[sl]], rw[sl])  # (C, R, w)
+        yield sl, torch.lerp(strip[..., c0], strip[..., c1], cw)  # (C, R, W)
+
+
+def upsampled_argmax(
+    scores: torch.Tensor, size: Sequence[int], strip_floats: int = STRIP_FLOATS
+) -> torch.Tensor:
+    """``scores (C, h, w)`` -> the ``(H, W)`` arg-max of their bilinear upsampling to ``size``
+    (:func:`upsampled_strips`), as class indices: ``uint8`` up to 256 classes (a photo's map
+    then takes an eighth of ``int64``'s memory), ``int64`` past that."""
+    dtype = torch.uint8 if len(scores) <= 256 else torch.int64
+    if tuple(scores.shape[-2:]) == (int(size[0]), int(size[1])):
+        return scores.argmax(0).to(dtype)
+    out = torch.empty(int(size[0]), int(size[1]), dtype=dtype)
+    for rows, strip in upsampled_strips(scores, size, strip_floats):
+        out[rows] = strip.argmax(0).to(dtype)
+    return out
 
 
 class Segmenter(Predictor):
@@ -519,7 +563,7 @@ class Segmenter(Predictor):
     TASK: ClassVar[str] = "segmentation"
 
     def predict_files(self, images: Sequence[Any]) -> list[dict[str, Any]]:
-        """Images -> per image its ``source``, ``mask`` (``(H, W)`` class indices on the
+        """Images -> per image its ``source``, ``mask`` (``(H, W)`` ``uint8`` class indices on the
         image's own pixels, :func:`predict_mask`) and ``pixel_counts`` (pixels per class
         name). Files, or images a program holds (Pillow images, numpy ``uint8`` arrays),
         named ``images[i]`` (:func:`~cnnlab.engine.predict.preprocess`)."""
