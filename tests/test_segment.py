@@ -320,9 +320,9 @@ def test_cli(
         photo.resize((64, 48)).save(tmp_path / "wide.png")
     assert main([*argv, str(tmp_path / "wide.png"), str(photos[0]), "--json"]) == 0
     wide, same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
-    with Image.open(wide["map"]) as wide_map:
-        assert wide_map.size == (64, 48)
-        wide_colours = np.asarray(wide_map)
+    with Image.open(wide["map"]) as wide_map:  # a palette PNG: class indices, shown in colour
+        assert wide_map.size == (64, 48) and wide_map.mode == "P"
+        wide_classes, wide_colours = np.asarray(wide_map), np.asarray(wide_map.convert("RGB"))
     assert sum(wide["pixel_counts"].values()) == 64 * 48
     assert same["pixel_counts"] == preds[0]["pixel_counts"]
     from cnnlab.engine.segment import colorize, predict_files  # from Python: the same maps
@@ -330,7 +330,18 @@ def test_cli(
     rows = predict_files(out / "best.pt", [tmp_path / "wide.png", photos[0]])
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
     assert rows[0]["mask"].shape == (48, 64) and rows[0]["mask"].dtype == torch.uint8
+    assert np.array_equal(rows[0]["mask"].numpy(), wide_classes)
     assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
+    # the map PNG is a mask segment train reads: the model's answers as labels to correct
+    for folder, source in (("images", tmp_path / "wide.png"), ("masks", Path(wide["map"]))):
+        (tmp_path / "again" / folder).mkdir(parents=True)
+        (tmp_path / "again" / folder / "wide.png").write_bytes(source.read_bytes())
+    (tmp_path / "again" / "classes.txt").write_text(
+        "\n".join(wide["pixel_counts"])
+    )  # names, in order
+    relabelled = folder_segmentation(tmp_path / "again", image_size=32).masks[0]
+    square = Image.fromarray(wide_classes).resize((32, 32), Image.Resampling.NEAREST)
+    assert np.array_equal(relabelled.numpy(), np.asarray(square))
     held = [np.asarray(opened(tmp_path / "wide.png").convert("RGB")), opened(photos[0])]
     again = predict_files(out / "best.pt", held)  # a program's own images: the same maps
     assert [r["source"] for r in again] == ["images[0]", "images[1]"]
@@ -432,6 +443,17 @@ def test_upsampling_in_strips_is_f_interpolate(
     assert mask.dtype == (torch.uint8 if scores[0] <= 256 else torch.int64)
     assert torch.equal(mask.long(), expected.argmax(0))
     assert torch.equal(upsampled_argmax(x, scores[1:]), x.argmax(0).to(mask.dtype))
+
+
+def test_a_map_past_256_classes_is_written_in_colour() -> None:
+    """A palette PNG holds 256 class indices; a map with more is saved as its colours."""
+    from cnnlab.engine.segment import colorize, map_image
+
+    mask = np.array([[0, 3], [255, 300]])
+    assert map_image(mask).mode == "RGB"
+    assert np.array_equal(np.asarray(map_image(mask)), colorize(mask))
+    assert map_image(mask[:1]).mode == "P"
+    assert np.array_equal(np.asarray(map_image(mask[:1])), mask[:1])
 
 
 @pytest.mark.parametrize("name", ["unet", "unet_resnet18", "unet_paper"])

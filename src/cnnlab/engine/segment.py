@@ -621,15 +621,28 @@ def plot_predictions(
     return plot_captioned(images, captions, path, title, cols=6, legend=legend)
 
 
+def map_image(mask: np.ndarray) -> Image.Image:
+    """A ``(H, W)`` class map as the PNG ``segment predict`` writes: up to 256 classes a palette
+    image, as VOC's ``SegmentationClass`` masks are (each pixel *is* its class index, shown in
+    :data:`PALETTE`'s colour), so it reads back as a mask (``segment train``'s ``masks/``, or
+    ``np.asarray(Image.open(...))``); past 256 classes the colours alone (RGB)."""
+    if mask.size and int(mask.max()) > 255:
+        return Image.fromarray(colorize(mask))
+    indexed = Image.fromarray(mask.astype(np.uint8), "P")
+    indexed.putpalette(colorize(np.arange(256)).astype(np.uint8).tobytes())
+    return indexed
+
+
 def save_prediction(
     image: torch.Tensor, mask: torch.Tensor, out_dir: Path, stem: str
 ) -> dict[str, str]:
-    """Write the colour segmentation map and an overlay on the input image."""
+    """Write the segmentation map (:func:`map_image`) and an overlay on the input image."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rgb = image.permute(1, 2, 0).numpy()
-    seg = colorize(mask.numpy())
-    overlay = np.where(mask.numpy()[..., None] > 0, (0.45 * rgb + 0.55 * seg).astype(np.uint8), rgb)
+    photo = Image.fromarray(image.permute(1, 2, 0).numpy())
+    classes = mask.numpy()
+    tinted = Image.blend(photo, Image.fromarray(colorize(classes)), 0.55)  # 0.45 photo + 0.55 map
+    objects = Image.fromarray(((classes > 0) * 255).astype(np.uint8))  # the background untinted
     paths = {"map": out_dir / f"{stem}_map.png", "overlay": out_dir / f"{stem}_overlay.png"}
-    Image.fromarray(seg).save(paths["map"])
-    Image.fromarray(overlay).save(paths["overlay"])
+    map_image(classes).save(paths["map"])
+    Image.composite(tinted, photo, objects).save(paths["overlay"])
     return {k: str(v) for k, v in paths.items()}
