@@ -15,6 +15,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_coco, write_yolo
+from cnnlab.data.yolo import read_yolo_folder, yolo_line
 from cnnlab.engine.detect import (
     coco_data,
     decode,
@@ -337,6 +338,29 @@ def test_cli(
     assert square["image_size"] == [64, 64] and tall["image_size"] == [64, 128]
     x1, y1, x2, y2 = square["detections"][0]["box_xyxy"]
     assert tall["detections"][0]["box_xyxy"] == pytest.approx([x1, 2 * y1, x2, 2 * y2], abs=0.5)
+    # --as-dataset: the images and their boxes as a YOLO dataset, which the reader takes back
+    pseudo = tmp_path / "pseudo"
+    assert main([*argv, *files, "--as-dataset", str(pseudo), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    items, names = read_yolo_folder(pseudo)
+    assert names == cnnlab.Detector.load(ckpt).class_names
+    assert [i.image.name for i in items] == ["square.png", "tall.png"]
+    for item, row in zip(items, said["predictions"], strict=True):
+        assert item.image.read_bytes() == Path(row["source"]).read_bytes()
+        w, h = row["image_size"]
+        expected = [
+            ((a + c) / 2 / w, (b + d) / 2 / h, (c - a) / w, (d - b) / h)
+            for a, b, c, d in (det["box_xyxy"] for det in row["detections"])
+        ]
+        assert item.labels.tolist() == [names.index(d["label"]) for d in row["detections"]]
+        assert np.allclose(item.boxes_cxcywh, np.array(expected).reshape(-1, 4), atol=2e-6)
+    boxes = sum(len(r["detections"]) for r in said["predictions"])
+    assert said["dataset"] == {"folder": str(pseudo), "images": 2, "boxes": boxes, "no_area": 0}
+    before = sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*"))
+    assert main([*argv, *files, "--as-dataset", str(pseudo)]) == 2  # never overwritten
+    err = capsys.readouterr().err
+    assert "already holds images, labels, classes.txt; give a new folder" in err
+    assert sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*")) == before
     table = tmp_path / "boxes.csv"  # one row a detection, a bare source for an image with none
     import cnnlab.cli.common as cli_common
 
@@ -552,3 +576,12 @@ def test_images_are_read_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> N
     next(lazily), next(lazily)  # the first four, before the fifth is read
     with pytest.raises(CnnlabError, match=r"gone\.png: no such file"):
         next(lazily)
+
+
+def test_a_predicted_box_as_a_yolo_line() -> None:
+    """``class cx cy w h`` relative to the image; clipped to it; no line for a box with no area
+    there (the reader would refuse it)."""
+    assert yolo_line(2, (10, 20, 30, 60), (40, 80)) == "2 0.500000 0.500000 0.500000 0.500000"
+    assert yolo_line(0, (-10, 0, 20, 80), (40, 80)) == "0 0.250000 0.500000 0.500000 1.000000"
+    assert yolo_line(1, (40, 10, 50, 20), (40, 80)) is None  # wholly right of the image
+    assert yolo_line(1, (5, 10, 5, 20), (40, 80)) is None

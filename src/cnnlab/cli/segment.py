@@ -98,6 +98,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
+    from cnnlab.data.folder import distinct_stems
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.segment import (
         mask_counts,
@@ -117,9 +118,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     size = ckpt["input_size"][-1]
     if args.images:
         sources = list(args.images)
-        stems = [Path(p).stem for p in args.images]
-        if len(set(stems)) < len(stems):  # a/0.png and b/0.png must not write the same files
-            stems = [f"{i}_{stem}" for i, stem in enumerate(stems)]
+        stems = distinct_stems(args.images)  # a/0.png, b/0.png: not the same files
     else:
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
         stems = [f"scene{i}" for i in range(args.scenes)]

@@ -37,6 +37,7 @@ from cnnlab.cli.common import (
 )
 from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, predict_network
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 
@@ -264,6 +265,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
+    dataset = _dataset_folder(args)  # as is the dataset's folder
     size = ckpt["input_size"][-1]
 
     def scenes() -> Any:  # a checkpoint's settings: with --onnx, image files are required
@@ -312,7 +314,37 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             ] or [{"source": r["source"]}]
         header = ("source", "label", "score", "x1", "y1", "x2", "y2")
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
+    if dataset:  # the predictions as labels to correct, and to train on
+        from cnnlab.data.yolo import write_yolo_dataset
+
+        index = {n: i for i, n in enumerate(ckpt["class_names"])}
+        labelled = [
+            (r["source"], [(index[d["label"]], d["box_xyxy"]) for d in r["detections"]], frame)
+            for r, frame in zip(rows, frames, strict=True)
+        ]
+        result["dataset"] = written = write_yolo_dataset(dataset, ckpt["class_names"], labelled)
+        if not args.json:
+            dropped = f" ({counted(written['no_area'], 'box', 'boxes')} with no area left out)"
+            console.print(
+                f"wrote {counted(written['images'], 'image')} and "
+                f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {dataset} "
+                f"(images/, labels/, classes.txt){dropped if written['no_area'] else ''}"
+            )
     return result
+
+
+def _dataset_folder(args: argparse.Namespace) -> Path | None:
+    """``--as-dataset``'s folder, checked before any image is read; it needs image files."""
+    if not args.as_dataset:
+        return None
+    if not args.images:
+        raise CnnlabError(
+            "--as-dataset writes the images given and their boxes; give image files or folders "
+            "(the new scenes have no files)"
+        )
+    from cnnlab.data.yolo import new_dataset_folder
+
+    return new_dataset_folder(args.as_dataset)
 
 
 def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -468,6 +500,12 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         type=unit_interval,
         default=0.5,
         help="non-max suppression drops a box whose IoU with a better one reaches this",
+    )
+    p.add_argument(
+        "--as-dataset",
+        metavar="FOLDER",
+        help="also write the images and their boxes as a YOLO dataset there (images/, labels/, "
+        "classes.txt): labels to correct in a labelling tool, and to train on (--data FOLDER)",
     )
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")

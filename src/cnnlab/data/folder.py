@@ -12,6 +12,7 @@ an error before any training starts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,13 @@ def load_labelled_folder(
             + (f" ({len(skipped)} unreadable)" if skipped else "")
         )
     return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), scored, skipped
+
+
+def distinct_stems(paths: Sequence[str | Path]) -> list[str]:
+    """A file name stem for each of ``paths`` under which files written for them cannot
+    overwrite each other: their own stems, or, where two share one (``a/0.png`` and ``b/0.png``,
+    ``0.png`` and ``0.jpg``), every stem numbered by its position, ``0_0`` and ``1_0``."""
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) < len(stems):
+        stems = [f"{i}_{stem}" for i, stem in enumerate(stems)]
+    return stems

@@ -14,8 +14,10 @@ image.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -298,3 +300,69 @@ def _listed_images(list_file: Path) -> list[Path]:
 def folder_splits(items: list[YoloImage]) -> dict[str, torch.Tensor] | None:
     """The splits the folders name (:func:`cnnlab.data.split_folders.given_splits`)."""
     return given_splits([item.split for item in items])
+
+
+def new_dataset_folder(folder: str | Path) -> Path:
+    """``folder`` when a YOLO dataset can be written there (:func:`write_yolo_dataset`): absent,
+    or without ``images/``, ``labels/`` or ``classes.txt`` (nothing there is overwritten), and
+    writable; checked before any image is predicted."""
+    from cnnlab.errors import refuse_unwritable
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CnnlabError(f"{folder}: a file; give a folder for the dataset")
+    taken = [name for name in ("images", "labels", "classes.txt") if (folder / name).exists()]
+    if taken:
+        raise CnnlabError(
+            f"{folder}: already holds {', '.join(taken)}; give a new folder (nothing is "
+            "overwritten)"
+        )
+    refuse_unwritable(folder / "classes.txt")
+    return folder
+
+
+def yolo_line(label: int, box_xyxy: Sequence[float], frame: tuple[int, int]) -> str | None:
+    """``class cx cy w h`` of a box ``(x1, y1, x2, y2)`` in the pixels of a ``(width, height)``
+    image, relative to it (6 decimals, clipped to the image); ``None`` for a box with no area
+    there, which :func:`parse_label_file` would refuse."""
+    width, height = frame
+    x1, y1, x2, y2 = (
+        min(max(v / (width if i % 2 == 0 else height), 0.0), 1.0) for i, v in enumerate(box_xyxy)
+    )
+    w, h = round(x2 - x1, 6), round(y2 - y1, 6)
+    if w <= 0 or h <= 0:
+        return None
+    return f"{label} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {w:.6f} {h:.6f}"
+
+
+def write_yolo_dataset(
+    folder: str | Path,
+    names: Sequence[str],
+    images: Sequence[tuple[str | Path, Sequence[tuple[int, Sequence[float]]], tuple[int, int]]],
+) -> dict[str, Any]:
+    """Write the layout :func:`read_yolo_folder` reads (and labelling tools open):
+    ``folder/images/`` (copies of the images), ``folder/labels/<stem>.txt`` and
+    ``folder/classes.txt``. Each image comes with its objects, ``(class index, (x1, y1, x2, y2)
+    in its pixels)``, and its ``(width, height)``; an image without objects gets an empty label
+    file (looked at: nothing there). Images sharing a stem (``a/0.png``, ``b/0.png``) are
+    numbered, ``0_0.png`` and ``1_0.png``. Returns the folder, how many images and boxes were
+    written, and ``no_area``: boxes left out for having none."""
+    import shutil
+
+    from cnnlab.data.folder import distinct_stems
+
+    folder = new_dataset_folder(folder)
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    sources = [Path(source) for source, _, _ in images]
+    boxes = no_area = 0
+    for path, stem, (_, objects, frame) in zip(
+        sources, distinct_stems(sources), images, strict=True
+    ):
+        shutil.copyfile(path, folder / "images" / f"{stem}{path.suffix}")
+        lines = [yolo_line(int(c), box, frame) for c, box in objects]
+        kept = [line for line in lines if line is not None]
+        boxes, no_area = boxes + len(kept), no_area + len(lines) - len(kept)
+        (folder / "labels" / f"{stem}.txt").write_text("".join(f"{line}\n" for line in kept))
+    return {"folder": str(folder), "images": len(sources), "boxes": boxes, "no_area": no_area}
