@@ -179,6 +179,22 @@ def test_eval_and_predict(
     ]
     right = sum(r["prediction"] == r["label"] for r in out["predictions"])
     assert out["labelled"] == 6 and out["accuracy"] == right / 6
+    # --as-dataset: each image copied into its predicted class's folder, as training reads them
+    draft = tmp_path / "draft"
+    argv = ["classify", "predict", "--checkpoint", ckpt, str(tmp_path / "sorted"), "--json"]
+    assert main([*argv, "--as-dataset", str(draft)]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    names = cnnlab.Classifier.load(ckpt).class_names
+    assert sorted(p.name for p in draft.iterdir()) == sorted(names)  # an empty one too
+    for r in said["predictions"]:
+        copy = draft / r["prediction"] / Path(r["source"]).name
+        assert copy.read_bytes() == Path(r["source"]).read_bytes()
+    counts = {n: sum(r["prediction"] == n for r in said["predictions"]) for n in names}
+    assert said["dataset"] == {"folder": str(draft), "images": 6, "per_class": counts}
+    assert main([*argv, "--as-dataset", str(draft)]) == 2  # nothing overwritten
+    assert f"{draft}: not empty; give a new or empty folder" in capsys.readouterr().err
+    assert main(["classify", "predict", "--checkpoint", ckpt, "--as-dataset", str(draft)]) == 2
+    assert "--as-dataset writes the images given" in capsys.readouterr().err
     assert main(["classify", "predict", "--checkpoint", ckpt, str(folder / "more")]) == 0
     capsys.readouterr()
     (tmp_path / "empty").mkdir()

@@ -492,3 +492,29 @@ def test_a_web_address_from_python_is_named_as_one() -> None:
         read_image("https://x.org/a.jpg")
     with pytest.raises(CnnlabError, match=r"^C:/x\.png: no such file$"):
         read_image("C:/x.png")
+
+
+def test_names_for_written_files_and_folders(tmp_path: Path) -> None:
+    """What --as-dataset writes cannot overwrite itself: stems shared by two images are
+    numbered, and class names become folder names that stay inside the dataset and apart."""
+    from cnnlab.data.folder import class_folder_names, distinct_stems, new_dataset_folder
+
+    assert distinct_stems(["a/x.png", "b/y.jpg"]) == ["x", "y"]
+    assert distinct_stems(["a/0.png", "b/0.png", "c.png"]) == ["0_0", "1_0", "2_c"]
+    assert distinct_stems(["0.png", "0.jpg"]) == ["0_0", "1_0"]
+    assert class_folder_names(["cat", "a/b", "..", "", "crane", "crane"]) == [
+        "cat",
+        "a_b",
+        "class_..",
+        "class_",
+        "crane_4",
+        "crane_5",
+    ]
+    assert new_dataset_folder(tmp_path / "new") == tmp_path / "new"
+    assert not (tmp_path / "new" / "dataset.tmp").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(CnnlabError, match="full: not empty"):
+        new_dataset_folder(tmp_path / "full")
+    with pytest.raises(CnnlabError, match=r"keep\.txt: a file"):
+        new_dataset_folder(tmp_path / "full" / "keep.txt")

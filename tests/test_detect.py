@@ -359,7 +359,7 @@ def test_cli(
     before = sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*"))
     assert main([*argv, *files, "--as-dataset", str(pseudo)]) == 2  # never overwritten
     err = capsys.readouterr().err
-    assert "already holds images, labels, classes.txt; give a new folder" in err
+    assert f"{pseudo}: not empty; give a new or empty folder" in err
     assert sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*")) == before
     table = tmp_path / "boxes.csv"  # one row a detection, a bare source for an image with none
     import cnnlab.cli.common as cli_common

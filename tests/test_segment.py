@@ -332,16 +332,17 @@ def test_cli(
     assert rows[0]["mask"].shape == (48, 64) and rows[0]["mask"].dtype == torch.uint8
     assert np.array_equal(rows[0]["mask"].numpy(), wide_classes)
     assert np.array_equal(colorize(rows[0]["mask"].numpy()), wide_colours)
-    # the map PNG is a mask segment train reads: the model's answers as labels to correct
-    for folder, source in (("images", tmp_path / "wide.png"), ("masks", Path(wide["map"]))):
-        (tmp_path / "again" / folder).mkdir(parents=True)
-        (tmp_path / "again" / folder / "wide.png").write_bytes(source.read_bytes())
-    (tmp_path / "again" / "classes.txt").write_text(
-        "\n".join(wide["pixel_counts"])
-    )  # names, in order
-    relabelled = folder_segmentation(tmp_path / "again", image_size=32).masks[0]
+    # --as-dataset: images/ and masks/ a segmenter trains on: the answers as labels to correct
+    again = tmp_path / "again"
+    assert main([*argv, str(tmp_path / "wide.png"), "--as-dataset", str(again), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["dataset"] == {"folder": str(again), "images": 1}
+    assert (again / "images" / "wide.png").read_bytes() == (tmp_path / "wide.png").read_bytes()
+    assert (again / "masks" / "wide.png").read_bytes() == Path(wide["map"]).read_bytes()
+    relabelled = folder_segmentation(again, image_size=32)
+    assert relabelled.class_names == list(wide["pixel_counts"])
     square = Image.fromarray(wide_classes).resize((32, 32), Image.Resampling.NEAREST)
-    assert np.array_equal(relabelled.numpy(), np.asarray(square))
+    assert np.array_equal(relabelled.masks[0].numpy(), np.asarray(square))
     held = [np.asarray(opened(tmp_path / "wide.png").convert("RGB")), opened(photos[0])]
     again = predict_files(out / "best.pt", held)  # a program's own images: the same maps
     assert [r["source"] for r in again] == ["images[0]", "images[1]"]

@@ -36,7 +36,13 @@ from cnnlab.cli.common import (
     runner_up_columns,
     write_csv,
 )
-from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, checkpoint_or_onnx
+from cnnlab.cli.predicting import (
+    add_as_dataset,
+    add_checkpoint_or_onnx,
+    add_source_column,
+    checkpoint_or_onnx,
+    dataset_folder,
+)
 from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
@@ -174,6 +180,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     meta = classifier.meta
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
+    dataset = dataset_folder(args, "the classes predicted")  # and the dataset's folder
     images = None  # a split's images (files are read again to be drawn)
     if args.images:
         rows = classifier.predict_files(args.images, args.top_k)
@@ -234,6 +241,16 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
             )
     if csv_path:
         result["csv"] = write_csv(csv_path, csv_rows(rows), console, args.json)
+    if dataset:  # each image in its predicted class's folder: move the wrong ones, then train
+        from cnnlab.data.folder import write_class_folders
+
+        files = [(r["source"], r["prediction"]) for r in rows]
+        result["dataset"] = write_class_folders(dataset, meta["class_names"], files)
+        if not args.json:
+            console.print(
+                f"copied {counted(len(files), 'image')} to {dataset}/<predicted class>/ "
+                "(move the misnamed ones, then train with --data there)"
+            )
     return result
 
 
@@ -430,6 +447,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         f"shows the first {SHOWN}",
     )
     add_device(p)
+    add_as_dataset(p, "FOLDER/<predicted class>/, a class folder each")
     p.set_defaults(handler=cmd_classify_predict)
 
     p = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX")

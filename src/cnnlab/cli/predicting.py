@@ -49,6 +49,29 @@ def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[
     return network, saved
 
 
+def add_as_dataset(parser: argparse.ArgumentParser, layout: str) -> None:
+    """``--as-dataset FOLDER``: the images given and what the model said of them, written as
+    the training data of the task (``layout``), a draft of labels to correct and train on."""
+    parser.add_argument(
+        "--as-dataset",
+        metavar="FOLDER",
+        help=f"also write the images and their predictions there as a dataset ({layout}): "
+        "labels to correct, then train on (--data FOLDER); a new or empty folder",
+    )
+
+
+def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
+    """``--as-dataset``'s folder, checked before any image is read; it needs image files
+    (the split's or new scenes' images have no files to write)."""
+    if not args.as_dataset:
+        return None
+    if not args.images:
+        raise CnnlabError(f"--as-dataset writes the images given and {what}; give image files")
+    from cnnlab.data.folder import new_dataset_folder
+
+    return new_dataset_folder(args.as_dataset)
+
+
 def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
     """A prediction table's ``source`` column; returns the sources as it shows them. Files that
     share a folder are shown by their path within it, and the folder heads the column: at 80

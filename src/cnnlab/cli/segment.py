@@ -34,7 +34,13 @@ from cnnlab.cli.common import (
     split_changed,
     write_csv,
 )
-from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, predict_network
+from cnnlab.cli.predicting import (
+    add_as_dataset,
+    add_checkpoint_or_onnx,
+    add_source_column,
+    dataset_folder,
+    predict_network,
+)
 from cnnlab.cli.tasks import SIZE_HELP, final_note
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.words import counted
@@ -101,6 +107,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     from cnnlab.data.folder import distinct_stems
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.segment import (
+        add_mask_pair,
         mask_counts,
         plot_predictions,
         predict_mask,
@@ -114,6 +121,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     model, ckpt = predict_network(args, "segment", "segmentation")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
+    dataset = dataset_folder(args, "their maps")  # and the dataset's folder
     names = ckpt["class_names"]
     size = ckpt["input_size"][-1]
     if args.images:
@@ -136,6 +144,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
                 scores = at_input_size(model, standardise(image.float())[None])[0]
             mask = upsampled_argmax(scores, scores.shape[-2:])  # the arg-max, as a photo's
         paths = save_prediction(image, mask, Path(args.out), stem)
+        if dataset:  # images/ and masks/ of class indices: corrected, they train a segmenter
+            add_mask_pair(dataset, names, source, stem, mask)
         if figure and k < MAX_DRAWN:
             drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
@@ -154,6 +164,14 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         theirs = "its overlay" if len(rows) == 1 else "their overlays"
         console.print(f"wrote {counted(len(rows), 'map')} and {theirs} to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
+    if dataset:
+        result["dataset"] = {"folder": str(dataset), "images": len(rows)}
+        if not args.json:
+            maps = "its map" if len(rows) == 1 else "their maps"
+            console.print(
+                f"wrote {counted(len(rows), 'image')} and {maps} as a mask dataset to {dataset} "
+                "(images/, masks/, classes.txt)"
+            )
     if figure:
         result["figure"] = str(plot_predictions(drawn, names, figure))
         if not args.json:
@@ -231,4 +249,5 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "map with its classes' shares",
     )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
+    add_as_dataset(p, "images/, masks/ of class indices, classes.txt")
     p.set_defaults(handler=cmd_segment_predict)

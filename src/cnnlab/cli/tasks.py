@@ -35,9 +35,14 @@ from cnnlab.cli.common import (
     unit_interval,
     write_csv,
 )
-from cnnlab.cli.predicting import add_checkpoint_or_onnx, add_source_column, predict_network
+from cnnlab.cli.predicting import (
+    add_as_dataset,
+    add_checkpoint_or_onnx,
+    add_source_column,
+    dataset_folder,
+    predict_network,
+)
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
-from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 
@@ -265,7 +270,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
-    dataset = _dataset_folder(args)  # as is the dataset's folder
+    dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
     size = ckpt["input_size"][-1]
 
     def scenes() -> Any:  # a checkpoint's settings: with --onnx, image files are required
@@ -331,20 +336,6 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
                 f"(images/, labels/, classes.txt){dropped if written['no_area'] else ''}"
             )
     return result
-
-
-def _dataset_folder(args: argparse.Namespace) -> Path | None:
-    """``--as-dataset``'s folder, checked before any image is read; it needs image files."""
-    if not args.as_dataset:
-        return None
-    if not args.images:
-        raise CnnlabError(
-            "--as-dataset writes the images given and their boxes; give image files or folders "
-            "(the new scenes have no files)"
-        )
-    from cnnlab.data.yolo import new_dataset_folder
-
-    return new_dataset_folder(args.as_dataset)
 
 
 def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -501,12 +492,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         default=0.5,
         help="non-max suppression drops a box whose IoU with a better one reaches this",
     )
-    p.add_argument(
-        "--as-dataset",
-        metavar="FOLDER",
-        help="also write the images and their boxes as a YOLO dataset there (images/, labels/, "
-        "classes.txt): labels to correct in a labelling tool, and to train on (--data FOLDER)",
-    )
+    add_as_dataset(p, "images/, labels/ as YOLO's class cx cy w h, classes.txt")
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
     p.add_argument("--data", default="scenes", help=BOX_DATA_HELP)

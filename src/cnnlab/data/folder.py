@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -319,3 +320,49 @@ def distinct_stems(paths: Sequence[str | Path]) -> list[str]:
     if len(set(stems)) < len(stems):
         stems = [f"{i}_{stem}" for i, stem in enumerate(stems)]
     return stems
+
+
+def new_dataset_folder(folder: str | Path) -> Path:
+    """``folder`` when a predict command's ``--as-dataset`` can write a dataset there: absent
+    or empty (nothing is overwritten, nothing mixed with what is there), and writable; checked
+    before any image is predicted."""
+    from cnnlab.errors import refuse_unwritable
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CnnlabError(f"{folder}: a file; give a folder for the dataset")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise CnnlabError(
+            f"{folder}: not empty; give a new or empty folder (nothing is overwritten)"
+        )
+    refuse_unwritable(folder / "dataset")
+    return folder
+
+
+def class_folder_names(names: Sequence[str]) -> list[str]:
+    """A folder name for each class: its name, with path separators made ``_``, an empty or
+    dot name (``.``, ``..``) prefixed ``class_``, and names that then coincide numbered
+    (ImageNet has two classes called "crane")."""
+    safe = [n.replace("/", "_").replace("\\", "_") for n in names]
+    safe = [f"class_{n}" if n.strip(".") == "" else n for n in safe]
+    return [n if safe.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(safe)]
+
+
+def write_class_folders(
+    folder: str | Path, names: Sequence[str], files: Sequence[tuple[str | Path, str]]
+) -> dict[str, Any]:
+    """Copy each ``(image file, class name)`` to ``folder/<class>/``, the layout
+    :func:`load_image_folder` reads (:func:`class_folder_names`; a folder for every class, an
+    empty one where no image went, to move misnamed images to). Files sharing a stem are
+    numbered (:func:`distinct_stems`). Returns the folder and how many images each class got."""
+    import shutil
+
+    folder = new_dataset_folder(folder)
+    where = dict(zip(names, class_folder_names(names), strict=True))
+    for name in where.values():
+        (folder / name).mkdir(parents=True)
+    sources = [Path(f) for f, _ in files]
+    for path, stem, (_, label) in zip(sources, distinct_stems(sources), files, strict=True):
+        shutil.copyfile(path, folder / where[label] / f"{stem}{path.suffix}")
+    counts = {n: sum(label == n for _, label in files) for n in names}
+    return {"folder": str(folder), "images": len(files), "per_class": counts}

@@ -302,25 +302,6 @@ def folder_splits(items: list[YoloImage]) -> dict[str, torch.Tensor] | None:
     return given_splits([item.split for item in items])
 
 
-def new_dataset_folder(folder: str | Path) -> Path:
-    """``folder`` when a YOLO dataset can be written there (:func:`write_yolo_dataset`): absent,
-    or without ``images/``, ``labels/`` or ``classes.txt`` (nothing there is overwritten), and
-    writable; checked before any image is predicted."""
-    from cnnlab.errors import refuse_unwritable
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise CnnlabError(f"{folder}: a file; give a folder for the dataset")
-    taken = [name for name in ("images", "labels", "classes.txt") if (folder / name).exists()]
-    if taken:
-        raise CnnlabError(
-            f"{folder}: already holds {', '.join(taken)}; give a new folder (nothing is "
-            "overwritten)"
-        )
-    refuse_unwritable(folder / "classes.txt")
-    return folder
-
-
 def yolo_line(label: int, box_xyxy: Sequence[float], frame: tuple[int, int]) -> str | None:
     """``class cx cy w h`` of a box ``(x1, y1, x2, y2)`` in the pixels of a ``(width, height)``
     image, relative to it (6 decimals, clipped to the image); ``None`` for a box with no area
@@ -349,7 +330,7 @@ def write_yolo_dataset(
     written, and ``no_area``: boxes left out for having none."""
     import shutil
 
-    from cnnlab.data.folder import distinct_stems
+    from cnnlab.data.folder import distinct_stems, new_dataset_folder
 
     folder = new_dataset_folder(folder)
     (folder / "images").mkdir(parents=True)

@@ -633,6 +633,23 @@ def map_image(mask: np.ndarray) -> Image.Image:
     return indexed
 
 
+def add_mask_pair(
+    folder: Path, names: Sequence[str], source: str | Path, stem: str, mask: torch.Tensor
+) -> None:
+    """Add an image and its map to the mask folder :func:`folder_segmentation` reads:
+    ``folder/images/<stem>.<ext>`` (a copy of ``source``), ``folder/masks/<stem>.png``
+    (:func:`map_image`: class indices) and, with the first, ``folder/classes.txt``."""
+    import shutil
+
+    source = Path(source)
+    if not (folder / "classes.txt").is_file():
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(exist_ok=True)
+        (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    shutil.copyfile(source, folder / "images" / f"{stem}{source.suffix}")
+    map_image(mask.numpy()).save(folder / "masks" / f"{stem}.png")
+
+
 def save_prediction(
     image: torch.Tensor, mask: torch.Tensor, out_dir: Path, stem: str
 ) -> dict[str, str]:
