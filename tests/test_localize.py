@@ -17,6 +17,7 @@ import cnnlab
 from cnnlab.cli import main
 from cnnlab.data.localization import from_scenes, from_yolo
 from cnnlab.data.scenes import make_scenes, write_yolo
+from cnnlab.data.yolo import yolo_line
 from cnnlab.engine.localize import batch
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationOutput
@@ -200,6 +201,18 @@ def test_cli_train_eval_predict(
     assert wide["landmarks"][0] == pytest.approx(
         [2 * square["landmarks"][0][0], square["landmarks"][0][1]], abs=0.5
     )
+    # --as-dataset: a YOLO folder with the box of each image whose p_c reaches 0.5
+    draft = tmp_path / "draft"
+    argv = ["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--json"]
+    assert main([*argv, "--as-dataset", str(draft)]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    names = (draft / "classes.txt").read_text().split()
+    for row in said["predictions"]:
+        found = (draft / "labels" / f"{Path(row['source']).stem}.txt").read_text().splitlines()
+        frame = tuple(row["image_size"])
+        line = yolo_line(names.index(row["class"]), row["box_xyxy"], frame)
+        assert found == ([line] if row["object_probability"] >= 0.5 else [])
+    assert said["dataset"]["images"] == 2
     sheet = tmp_path / "boxes.csv"  # one row an image: y = [p_c, class, box] in its pixels
     import cnnlab.cli.common as cli_common
 

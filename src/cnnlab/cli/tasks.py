@@ -135,6 +135,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
     model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
+    dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
     size = ckpt["input_size"][-1]
 
     def scenes() -> torch.Tensor:
@@ -190,7 +191,35 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             for r in rows
         ]
         result["csv"] = write_csv(csv_path, flat, console, args.json)
+    if dataset:  # the box where p_c >= 0.5 (as drawn), as a YOLO label; landmarks have no line
+        index = {n: i for i, n in enumerate(ckpt["class_names"])}
+        labelled = [
+            (r["source"], [(index[r["class"]], r["box_xyxy"])], frame)
+            if r["object_probability"] >= 0.5
+            else (r["source"], [], frame)
+            for r, frame in zip(rows, frames, strict=True)
+        ]
+        result["dataset"] = _write_boxes(dataset, ckpt["class_names"], labelled, console, args)
     return result
+
+
+def _write_boxes(
+    folder: Path, names: list[str], labelled: list, console: Console, args: argparse.Namespace
+) -> dict[str, Any]:
+    """``--as-dataset`` of detect and localize predict: the images and boxes as a YOLO
+    folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
+    from cnnlab.data.yolo import write_yolo_dataset
+
+    written = write_yolo_dataset(folder, names, labelled)
+    if not args.json:
+        no_area = written["no_area"]
+        dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
+        console.print(
+            f"wrote {counted(written['images'], 'image')} and "
+            f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {folder} "
+            f"(images/, labels/, classes.txt){dropped}"
+        )
+    return written
 
 
 def final_note(split: str) -> str:
@@ -320,21 +349,12 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         header = ("source", "label", "score", "x1", "y1", "x2", "y2")
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     if dataset:  # the predictions as labels to correct, and to train on
-        from cnnlab.data.yolo import write_yolo_dataset
-
         index = {n: i for i, n in enumerate(ckpt["class_names"])}
         labelled = [
             (r["source"], [(index[d["label"]], d["box_xyxy"]) for d in r["detections"]], frame)
             for r, frame in zip(rows, frames, strict=True)
         ]
-        result["dataset"] = written = write_yolo_dataset(dataset, ckpt["class_names"], labelled)
-        if not args.json:
-            dropped = f" ({counted(written['no_area'], 'box', 'boxes')} with no area left out)"
-            console.print(
-                f"wrote {counted(written['images'], 'image')} and "
-                f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {dataset} "
-                f"(images/, labels/, classes.txt){dropped if written['no_area'] else ''}"
-            )
+        result["dataset"] = _write_boxes(dataset, ckpt["class_names"], labelled, console, args)
     return result
 
 
@@ -435,6 +455,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_image_files(p, "image files or folders of them (default: new scenes)")
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
+    add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
     p.set_defaults(handler=cmd_localize_predict)
 
 
