@@ -56,3 +56,25 @@ def test_bad_input_raises() -> None:
     with pytest.raises(RuntimeError):
         summarize(cnnlab.create_model("lenet5"), (1, 8, 8))
     assert torch.is_grad_enabled()
+
+
+def test_what_forward_does_between_the_layers_is_said() -> None:
+    """The padded U-Net pads 100x100 to 112x112 before its first layer and cuts its scores
+    back after the last: the table's rows alone would show 112x112 from a 100x100 input
+    unexplained. An ensemble joins its members' embeddings. A plain chain has nothing to say."""
+    from cnnlab.models.shapes import shapes_only
+
+    with shapes_only():
+        unet = cnnlab.create_model("unet")
+        ensemble = cnnlab.create_model("siamese_ensemble")
+        lenet = cnnlab.create_model("lenet5")
+    padded = summarize(unet, (3, 100, 100))
+    assert padded.rows[0].shape[1:] == (112, 112)
+    first, last = padded.notes
+    assert "the first layer receives 112x112x3, not the 100x100x3 input" in first
+    assert "the model returns 100x100x4, not its last layer's 112x112x4" in last
+    assert summarize(unet, (3, 96, 96)).notes == ()  # a multiple of 16: nothing padded
+    (joined,) = summarize(ensemble, (1, 32, 32)).notes
+    assert "returns 256, not its last layer's 128" in joined
+    assert summarize(lenet, (1, 32, 32)).notes == ()
+    assert summarize(lenet, (1, 32, 32)).to_dict()["notes"] == []

@@ -162,6 +162,8 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             f"(trainable {summary.trainable_params:,}); "
             f"MACs: {summary.total_macs:,} ({2 * summary.total_macs:,} FLOPs)"
         )
+        for note in summary.notes:
+            console.print(f"note: {note}")
     return summary.to_dict()
 
 

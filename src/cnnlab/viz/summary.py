@@ -14,6 +14,7 @@ real model produces. MACs per layer:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -47,6 +48,7 @@ class ModelSummary:
     total_params: int
     trainable_params: int
     total_macs: int
+    notes: tuple[str, ...] = ()  # what forward does between the layers (:func:`forward_notes`)
 
     def to_dict(self) -> dict:
         return {
@@ -56,7 +58,39 @@ class ModelSummary:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "total_macs": self.total_macs,
+            "notes": list(self.notes),
         }
+
+
+def _slide(shape: tuple[int, ...]) -> str:
+    """``(C, H, W)`` as the slides write it, ``112x112x16``."""
+    return "x".join(map(str, (*shape[1:], shape[0]) if len(shape) >= 2 else shape))
+
+
+def forward_notes(
+    input_shape: tuple[int, ...],
+    first_input: tuple[int, ...] | None,
+    rows: list[LayerRow],
+    output: tuple[int, ...] | None,
+) -> tuple[str, ...]:
+    """What the table's rows cannot show: a ``forward`` that changes the input before its
+    first layer (the padded U-Net pads 100x100 to a multiple of 16) or returns other than its
+    last layer's values (the U-Net cuts them back to 100x100, an ensemble joins its members');
+    sizes compared by their number of values, so a flatten or a normalisation says nothing."""
+    notes = []
+    if first_input is not None and math.prod(first_input) != math.prod(input_shape):
+        notes.append(
+            f"the first layer receives {_slide(first_input)}, not the {_slide(input_shape)} "
+            "input: the model's forward changes it before any layer (a U-Net pads it to a "
+            "size every pooling halves)"
+        )
+    if output is not None and rows and math.prod(output) != rows[-1].size:
+        notes.append(
+            f"the model returns {_slide(output)}, not its last layer's "
+            f"{_slide(rows[-1].shape)}: its forward makes the output out of the layers' values "
+            "(a U-Net cuts its padding away, an ensemble joins its members' embeddings)"
+        )
+    return tuple(notes)
 
 
 def layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
@@ -97,10 +131,14 @@ def summarize(
                 total += p.numel()
         return total
 
+    first_input: list[tuple[int, ...]] = []
+
     def hook(module: nn.Module, args: tuple, out: object, path: str) -> None:
         if not args or not isinstance(args[0], torch.Tensor) or not isinstance(out, torch.Tensor):
             return
         inp = args[0]
+        if not first_input:
+            first_input.append(tuple(inp.shape[1:]))
         params = own_params(module)
         changes = out[0].numel() != inp[0].numel()
         if show_all or params or changes:
@@ -128,7 +166,7 @@ def summarize(
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            out = model(torch.zeros(1, *input_shape, device=device))
     finally:
         for h in handles:
             h.remove()
@@ -140,4 +178,10 @@ def summarize(
         total_params=sum(p.numel() for p in model.parameters()),
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_macs=sum(r.macs for r in rows),
+        notes=forward_notes(
+            tuple(input_shape),
+            first_input[0] if first_input else None,
+            rows,
+            tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None,
+        ),
     )
