@@ -3,6 +3,7 @@ PCA colour follows the data's principal components."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.cli import main
+from cnnlab.config import DetectConfig
 from cnnlab.data.augment import (
     AUGMENTATIONS,
     RandomPCAColor,
@@ -18,6 +20,8 @@ from cnnlab.data.augment import (
     parse_augment,
     pca_basis,
 )
+from cnnlab.engine.detect import load_detection_data
+from cnnlab.engine.segment import folder_segmentation
 from cnnlab.errors import CnnlabError
 
 
@@ -178,3 +182,48 @@ def test_importing_kornia_warns_of_nothing() -> None:
         [sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr[-500:]
+
+
+def test_augment_shows_boxes_and_masks_moved_as_training_moves_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection data (scenes, a YOLO folder) and mask folders are drawn with their boxes and
+    masks: the originals row holds the data's own, each draw what the train commands' batch
+    functions make of them; what training cannot move with the boxes is refused as it is."""
+    import cnnlab.viz.plots as plots
+    from cnnlab.cli.augment import task_of
+    from cnnlab.data.scenes import make_scenes, write_masks, write_yolo
+
+    drawn: dict = {}
+
+    def capture(rows, path, title="", row_labels=None, boxes=None, masks=None):
+        drawn.update(rows=rows, boxes=boxes, masks=masks, title=title)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "plot_augmentation_grid", capture)
+    scenes = make_scenes(6, seed=3, image_size=48)
+    write_yolo(scenes, tmp_path / "boxes")
+    write_masks(scenes, tmp_path / "masks")
+    assert [task_of(str(tmp_path / d)) for d in ("boxes", "masks")] == ["detect", "segment"]
+    assert [task_of(d) for d in ("scenes", "digits", "x.json")] == ["detect", "classify", "detect"]
+    argv = ["augment", "--images", "6", "--variants", "2", "--image-size", "48", "--json"]
+    assert main([*argv, "--data", str(tmp_path / "boxes"), "--augment", "rotate"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["task"] == "detect" and drawn["title"].endswith("mirror, rotate")
+    data = load_detection_data(DetectConfig(data=str(tmp_path / "boxes"), image_size=48))
+    originals = {tuple(b.flatten().tolist()) for b, _ in drawn["boxes"][0]}
+    assert originals == {tuple(data.trained_on(i)[0].flatten().tolist()) for i in range(6)}
+    assert len(drawn["rows"]) == 3 and drawn["masks"] is None
+    assert main([*argv, "--data", str(tmp_path / "masks"), "--augment", "flip"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["task"] == "segment" and drawn["boxes"] is None
+    masks = {tuple(m.flatten().tolist()) for m in drawn["masks"][0]}
+    assert masks == {
+        tuple(m.flatten().tolist()) for m in folder_segmentation(tmp_path / "masks", 48).masks
+    }
+    flipped = {tuple(m.flip(-1).flatten().tolist()) for m in drawn["masks"][1]}
+    assert flipped & masks  # some of the first draw's masks are their images' mirrored
+    assert main([*argv, "--data", "scenes", "--augment", "warp"]) == 2
+    assert "warp/tps cannot move the boxes with the image" in capsys.readouterr().err
+    assert main([*argv, "--data", "scenes", "--no-mirror", "--augment", "none"]) == 2
+    assert "--augment names nothing to show" in capsys.readouterr().err

@@ -63,13 +63,13 @@ def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.Monkey
     scenes, the channels-last layout alone (fp32) scores as plain fp32, and bf16 autocast within
     0.05 mean IoU of it."""
     from cnnlab.engine.performance import SpeedSettings
-    from cnnlab.engine.segment import _batch, evaluate_segmenter
+    from cnnlab.engine.segment import evaluate_segmenter, make_batch
 
     torch.manual_seed(0)
     data = scenes_segmentation(40, image_size=32, seed=3)
     model = cnnlab.create_model("unet", depth=3, base_width=8)
     idx, cpu = torch.arange(40), torch.device("cpu")
-    x, y = _batch(data, idx)
+    x, y = make_batch(data, idx)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(100):
         loss = segmentation_loss(model(x), y)
@@ -149,7 +149,7 @@ def test_augmentation_marks_pixels_from_outside_as_void() -> None:
     (not background, which the network would learn black means); inside, classes move with
     the image, and VOID pixels of the data stay VOID."""
     from cnnlab.data.augment import build_augmentation
-    from cnnlab.engine.segment import SegmentationData, _batch
+    from cnnlab.engine.segment import SegmentationData, make_batch
 
     masks = torch.ones(4, 32, 32, dtype=torch.long)
     masks[:, :, :8] = 2
@@ -161,10 +161,10 @@ def test_augmentation_marks_pixels_from_outside_as_void() -> None:
     for names in (("rotate",), ("crop",)):
         augment = build_augmentation(names, image_size=32, channels=3, data_keys=("input", "mask"))
         augment[0].p = 1.0  # every image moved
-        _, y = _batch(data, torch.arange(4), augment)
+        _, y = make_batch(data, torch.arange(4), augment)
         assert (y == 0).sum() == 0  # no pixel became background
         assert (y == VOID).sum() > 4 and ((y == 1) | (y == 2) | (y == VOID)).all()
-    _, y = _batch(data, torch.arange(4))
+    _, y = make_batch(data, torch.arange(4))
     assert torch.equal(y, masks)
 
 

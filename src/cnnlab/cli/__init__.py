@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from cnnlab.cli import art, classify, course, data, faces, runs, segment, tasks
+from cnnlab.cli import art, augment, classify, course, data, faces, runs, segment, tasks
 from cnnlab.cli.common import Parser, ParserDone
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError, out_of_memory, refuse_web_address
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action=_ShowVersion, help="show cnnlab's, torch's and Python's versions"
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for area in (course, classify, tasks, segment, faces, art, data, runs):
+    for area in (course, classify, augment, tasks, segment, faces, art, data, runs):
         area.add_parsers(sub, common)
     return parser
 

@@ -286,34 +286,6 @@ def cmd_export(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     return result.to_dict()
 
 
-def cmd_augment(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import torch
-
-    from cnnlab.data.augment import build_augmentation, parse_augment, pca_basis
-    from cnnlab.data.classification import load_classification
-    from cnnlab.viz.plots import plot_augmentation_grid
-
-    data = load_classification(
-        args.data, image_size=args.image_size, channels=args.channels or None, strict=args.strict
-    )
-    names = parse_augment(args.augment)
-    if not names:
-        raise CnnlabError("--augment names nothing to show")
-    torch.manual_seed(args.seed)
-    train = data.splits["train"]
-    pca = pca_basis(train.images) if "pca" in names else None
-    pipeline = build_augmentation(
-        names, image_size=data.image_size, channels=data.channels, pca=pca
-    )
-    picks = torch.randperm(len(train))[: args.images]
-    originals = train.images[picks].float() / 255
-    rows = [originals] + [pipeline(originals) for _ in range(args.variants)]
-    path = plot_augmentation_grid(rows, args.output, title=f"{args.data}: {', '.join(names)}")
-    if not args.json:
-        console.print(f"wrote {path} (first row: originals; then {args.variants} draws)")
-    return {"figure": str(path), "augment": list(names), "images": len(picks)}
-
-
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     classify = sub.add_parser("classify", parents=[common], help="train and use a classifier")
     what = classify.add_subparsers(dest="what", required=True, parser_class=Parser)
@@ -462,25 +434,3 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--opset", type=positive_int, default=DEFAULT_OPSET, help="ONNX operator set version"
     )
     p.set_defaults(handler=cmd_export)
-
-    p = sub.add_parser("augment", parents=[common], help="write a grid of augmented samples")
-    p.add_argument("--data", default="digits", help="a bundled dataset or an image folder")
-    p.add_argument(
-        "--augment",
-        default="flip,crop,rotate,shear,warp,color",
-        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca, erase",
-    )
-    p.add_argument("-o", "--output", default="runs/augment/grid.png", help="the grid's PNG")
-    p.add_argument("--images", type=positive_int, default=8, help="images (columns)")
-    p.add_argument("--variants", type=positive_int, default=4, help="augmented rows")
-    p.add_argument("--image-size", type=positive_int, default=64, help="images resized to NxN")
-    p.add_argument(
-        "--channels",
-        type=int,
-        choices=(1, 3),
-        default=0,
-        help="1 or 3 for folders (default: the dataset's)",
-    )
-    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
-    p.add_argument("--seed", type=random_seed, default=0, help="seeds the augmentations")
-    p.set_defaults(handler=cmd_augment)

@@ -523,9 +523,9 @@ def draw_detections(
     """A grid of images with labelled boxes (pixels) drawn."""
     from matplotlib.patches import Rectangle
 
+    from cnnlab.viz.plots import BOX_COLOURS as colours
     from cnnlab.viz.plots import plt, save_figure
 
-    colours = ["yellow", "cyan", "magenta", "lime", "orange", "white", "red", "blue"]
     cols = min(4, len(images))
     rows = math.ceil(len(images) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)

@@ -313,7 +313,7 @@ def _load(config: SegmentConfig) -> SegmentationData:
     return folder_segmentation(config.data, config.image_size)
 
 
-def _batch(
+def make_batch(
     data: SegmentationData, idx: torch.Tensor, augment: torch.nn.Module | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Standardised images and their label maps; ``augment`` (a kornia pipeline with data keys
@@ -359,7 +359,7 @@ def evaluate_segmenter(
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
     for chunk in idx.split(32):
-        x, y = _batch(data, chunk)
+        x, y = make_batch(data, chunk)
         logits = settings.forward(partial(at_input_size, model), x.to(device), device)
         conf += confusion_matrix(logits.argmax(1).cpu(), y, k)
     return segmentation_metrics(conf)
@@ -445,7 +445,7 @@ def train_segmenter(
             model.train()
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
-                x, y = _batch(data, idx, augment)
+                x, y = make_batch(data, idx, augment)
                 logits = settings.forward(partial(at_input_size, model), x.to(device), device)
                 loss = segmentation_loss(logits, y.to(device), config.loss, weights)
                 value = optimizer_step(loss, opt, sched, f"epoch {epoch}", settings.bf16, run.saved)

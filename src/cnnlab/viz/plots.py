@@ -15,6 +15,9 @@ from matplotlib.ticker import MaxNLocator
 
 from cnnlab.errors import CnnlabError
 
+# a box's colour by its class (drawn predictions and augmented training boxes alike)
+BOX_COLOURS = ("yellow", "cyan", "magenta", "lime", "orange", "white", "red", "blue")
+
 
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     """Loss (left) and accuracy (right) per epoch for the training and validation splits."""
@@ -210,9 +213,19 @@ def plot_augmentation_grid(
     path: str | Path,
     title: str = "",
     row_labels: Sequence[str] | None = None,
+    boxes: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    masks: Sequence[torch.Tensor] | None = None,
 ) -> Path:
     """``rows`` of ``(N, C, H, W)`` images in [0, 1]: by default the originals, then augmented
-    draws (``row_labels`` names the rows otherwise)."""
+    draws (``row_labels`` names the rows otherwise). Detection data adds, per row and image,
+    ``(boxes (K, 4) xyxy relative to the image, labels (K,))``, drawn coloured by class;
+    segmentation data a ``(N, H, W)`` class map per row, laid over the image (the background
+    clear, unlabelled pixels, 255, grey)."""
+    from matplotlib.patches import Rectangle
+
+    if masks is not None:
+        from cnnlab.engine.segment import PALETTE, VOID
+
     n_rows, n_cols = len(rows), rows[0].shape[0]
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.3 * n_rows), squeeze=False)
     for r, batch in enumerate(rows):
@@ -223,6 +236,20 @@ def plot_augmentation_grid(
                 ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
             else:
                 ax.imshow(img.permute(1, 2, 0).numpy())
+            h, w = img.shape[-2:]
+            if masks is not None:
+                m = masks[r][c].numpy()
+                tint = np.zeros((*m.shape, 4))
+                tint[..., :3] = PALETTE[m % len(PALETTE)] / 255
+                tint[..., 3] = np.where(m > 0, 0.5, 0.0)
+                tint[m == VOID] = (0.5, 0.5, 0.5, 0.9)
+                ax.imshow(tint)
+            if boxes is not None:
+                b, labels = boxes[r][c]
+                for (x1, y1, x2, y2), label in zip(b.tolist(), labels.tolist(), strict=True):
+                    colour = BOX_COLOURS[label % len(BOX_COLOURS)]
+                    corner, size = (x1 * w, y1 * h), ((x2 - x1) * w, (y2 - y1) * h)
+                    ax.add_patch(Rectangle(corner, *size, fill=False, color=colour, lw=1))
             ax.set_xticks([])
             ax.set_yticks([])
         label = row_labels[r] if row_labels else "original" if r == 0 else f"draw {r}"

@@ -1,0 +1,197 @@
+"""``cnnlab augment``: look at the augmentations before training with them, as a grid of the
+originals and augmented draws. Class folders show the images; detection data (scenes, YOLO,
+COCO, VOC) also the boxes and segmentation data (mask folders) the masks, moved with the image
+by the very batch functions training uses (:func:`cnnlab.engine.detect.make_batch`,
+:func:`cnnlab.engine.segment.make_batch`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cnnlab.cli.common import positive_int, random_seed
+from cnnlab.errors import CnnlabError
+
+CLASSIFY_DEFAULT = "flip,crop,rotate,shear,warp,color"
+TASKS = ("auto", "classify", "detect", "segment")
+
+
+def task_of(data: str) -> str:
+    """What ``--task auto`` takes ``--data`` for: a folder with ``labels/`` (YOLO), a COCO
+    ``.json``, a dataset YAML, VOC, COCO or the scenes are detection data; a folder with
+    ``masks/`` or the pets are segmentation data; anything else is classified."""
+    from cnnlab.data.split_folders import has_pair_folder
+
+    root = Path(data)
+    if data in ("scenes", "voc2007", "voc2012", "coco") or data.endswith(
+        (".json", ".yaml", ".yml")
+    ):
+        return "detect"
+    if data == "pets" or (root.is_dir() and has_pair_folder(root, "masks")):
+        return "segment"
+    if root.is_dir() and has_pair_folder(root, "labels"):
+        return "detect"
+    return "classify"
+
+
+def cmd_augment(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from cnnlab.data.augment import parse_augment
+
+    task = task_of(args.data) if args.task == "auto" else args.task
+    given = args.augment if args.augment is not None else _default_augment(task)
+    names = parse_augment(given)
+    if not names and not (task == "detect" and args.mirror):
+        raise CnnlabError("--augment names nothing to show")
+    torch.manual_seed(args.seed)
+    draw = {"classify": _classify, "detect": _detect, "segment": _segment}[task]
+    path, shown = draw(args, names)
+    if not args.json:
+        console.print(f"wrote {path} (first row: originals; then {args.variants} draws)")
+    return {"figure": str(path), "task": task, "augment": list(names), "images": shown}
+
+
+def _default_augment(task: str) -> str:
+    """The augmentations a train command of ``task`` uses when not told."""
+    from cnnlab.config import DetectConfig, SegmentConfig
+
+    return {
+        "classify": CLASSIFY_DEFAULT,
+        "detect": DetectConfig().augment,
+        "segment": SegmentConfig().augment,
+    }[task]
+
+
+def _title(args: argparse.Namespace, names: tuple[str, ...], mirror: bool = False) -> str:
+    shown = (["mirror"] if mirror else []) + list(names)
+    return f"{args.data}: {', '.join(shown)}"
+
+
+def _classify(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int]:
+    import torch
+
+    from cnnlab.data.augment import build_augmentation, pca_basis
+    from cnnlab.data.classification import load_classification
+    from cnnlab.viz.plots import plot_augmentation_grid
+
+    data = load_classification(
+        args.data, image_size=args.image_size, channels=args.channels or None, strict=args.strict
+    )
+    train = data.splits["train"]
+    pca = pca_basis(train.images) if "pca" in names else None
+    pipeline = build_augmentation(
+        names, image_size=data.image_size, channels=data.channels, pca=pca
+    )
+    picks = torch.randperm(len(train))[: args.images]
+    originals = train.images[picks].float() / 255
+    rows = [originals] + [pipeline(originals) for _ in range(args.variants)]
+    return plot_augmentation_grid(rows, args.output, title=_title(args, names)), len(picks)
+
+
+def _detect(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int]:
+    """The boxes moved with each draw as ``detect train`` moves them (mirroring unless
+    ``--no-mirror``); a box squeezed out of the image is dropped, as in training."""
+    import torch
+
+    from cnnlab.config import DetectConfig
+    from cnnlab.data.augment import build_augmentation
+    from cnnlab.data.scenes import MEAN, STD
+    from cnnlab.engine.detect import load_detection_data, make_batch
+    from cnnlab.viz.plots import plot_augmentation_grid
+
+    config = DetectConfig(
+        data=args.data, images=args.images, image_size=args.image_size, seed=args.seed
+    )
+    data = load_detection_data(config)
+    pipeline = build_augmentation(
+        names, image_size=args.image_size, channels=3, data_keys=("input", "bbox_xyxy")
+    )
+    idx = torch.randperm(len(data.images))[: args.images]
+    rows, boxes = [], []
+    for r in range(args.variants + 1):
+        original = r == 0
+        x, b, labels = make_batch(
+            data, idx, args.mirror and not original, None if original else pipeline
+        )
+        rows.append(x * STD + MEAN)
+        boxes.append(list(zip(b, labels, strict=True)))
+    title = _title(args, names, args.mirror)
+    path = plot_augmentation_grid(rows, args.output, title=title, boxes=boxes)
+    return path, len(idx)
+
+
+def _segment(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int]:
+    """The masks moved with each draw as ``segment train`` moves them; pixels brought in from
+    outside the image are unlabelled (drawn grey), as training leaves them."""
+    import torch
+
+    from cnnlab.config import SegmentConfig
+    from cnnlab.data.augment import build_augmentation
+    from cnnlab.data.scenes import MEAN, STD
+    from cnnlab.engine.segment import _load, make_batch
+    from cnnlab.viz.plots import plot_augmentation_grid
+
+    config = SegmentConfig(
+        data=args.data, images=args.images, image_size=args.image_size, seed=args.seed
+    )
+    data = _load(config)
+    pipeline = build_augmentation(
+        names, image_size=args.image_size, channels=3, data_keys=("input", "mask")
+    )
+    idx = torch.randperm(len(data.images))[: args.images]
+    rows, masks = [], []
+    for r in range(args.variants + 1):
+        x, y = make_batch(data, idx, None if r == 0 else pipeline)
+        rows.append(x * STD + MEAN)
+        masks.append(y)
+    path = plot_augmentation_grid(rows, args.output, title=_title(args, names), masks=masks)
+    return path, len(idx)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """augment."""
+    p = sub.add_parser("augment", parents=[common], help="write a grid of augmented samples")
+    p.add_argument(
+        "--data",
+        default="digits",
+        help="a bundled dataset or a class folder; or detection data (scenes, a YOLO folder, "
+        "a COCO .json) with its boxes, or a mask folder with its masks",
+    )
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="auto",
+        help="what the data is for (auto: from its layout; scenes are detection data unless "
+        "--task segment)",
+    )
+    p.add_argument(
+        "--augment",
+        default=None,
+        help="comma list of flip, crop, rcrop, rotate, shear, warp, tps, color, pca, erase "
+        f"(default: the train command's: {CLASSIFY_DEFAULT} for classes, detect's and "
+        "segment's own)",
+    )
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="detection: mirror half the images as detect train does",
+    )
+    p.add_argument("-o", "--output", default="runs/augment/grid.png", help="the grid's PNG")
+    p.add_argument("--images", type=positive_int, default=8, help="images (columns)")
+    p.add_argument("--variants", type=positive_int, default=4, help="augmented rows")
+    p.add_argument("--image-size", type=positive_int, default=64, help="images resized to NxN")
+    p.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=0,
+        help="1 or 3 for folders (default: the dataset's)",
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
+    p.add_argument("--seed", type=random_seed, default=0, help="seeds the augmentations")
+    p.set_defaults(handler=cmd_augment)
