@@ -7,6 +7,7 @@ by the very batch functions training uses (:func:`cnnlab.engine.detect.make_batc
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,64 +93,69 @@ def _classify(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, i
     return plot_augmentation_grid(rows, args.output, title=_title(args, names)), len(picks)
 
 
+def _draws(
+    args: argparse.Namespace,
+    names: tuple[str, ...],
+    data: Any,
+    target: str,
+    batch: Callable[..., tuple[Any, Any]],
+) -> tuple[list[Any], list[Any], int]:
+    """The originals and ``--variants`` draws of ``--images`` of ``data``, each row with its
+    targets: ``batch(data, idx, pipeline, original)`` is a train command's batch function
+    (standardised images, and the boxes or masks moved with them); the pipeline moves
+    ``target`` (kornia's data key) with each image."""
+    import torch
+
+    from cnnlab.data.augment import build_augmentation
+    from cnnlab.data.scenes import MEAN, STD
+
+    pipeline = build_augmentation(
+        names, image_size=args.image_size, channels=3, data_keys=("input", target)
+    )
+    idx = torch.randperm(len(data.images))[: args.images]
+    rows, targets = [], []
+    for r in range(args.variants + 1):
+        x, moved = batch(data, idx, None if r == 0 else pipeline, r == 0)
+        rows.append(x * STD + MEAN)
+        targets.append(moved)
+    return rows, targets, len(idx)
+
+
 def _detect(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int]:
     """The boxes moved with each draw as ``detect train`` moves them (mirroring unless
     ``--no-mirror``); a box squeezed out of the image is dropped, as in training."""
-    import torch
-
     from cnnlab.config import DetectConfig
-    from cnnlab.data.augment import build_augmentation
-    from cnnlab.data.scenes import MEAN, STD
     from cnnlab.engine.detect import load_detection_data, make_batch
     from cnnlab.viz.plots import plot_augmentation_grid
+
+    def batch(data: Any, idx: Any, pipeline: Any, original: bool) -> tuple[Any, Any]:
+        x, boxes, labels = make_batch(data, idx, args.mirror and not original, pipeline)
+        return x, list(zip(boxes, labels, strict=True))
 
     config = DetectConfig(
         data=args.data, images=args.images, image_size=args.image_size, seed=args.seed
     )
-    data = load_detection_data(config)
-    pipeline = build_augmentation(
-        names, image_size=args.image_size, channels=3, data_keys=("input", "bbox_xyxy")
-    )
-    idx = torch.randperm(len(data.images))[: args.images]
-    rows, boxes = [], []
-    for r in range(args.variants + 1):
-        original = r == 0
-        x, b, labels = make_batch(
-            data, idx, args.mirror and not original, None if original else pipeline
-        )
-        rows.append(x * STD + MEAN)
-        boxes.append(list(zip(b, labels, strict=True)))
+    rows, boxes, shown = _draws(args, names, load_detection_data(config), "bbox_xyxy", batch)
     title = _title(args, names, args.mirror)
-    path = plot_augmentation_grid(rows, args.output, title=title, boxes=boxes)
-    return path, len(idx)
+    return plot_augmentation_grid(rows, args.output, title=title, boxes=boxes), shown
 
 
 def _segment(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int]:
     """The masks moved with each draw as ``segment train`` moves them; pixels brought in from
     outside the image are unlabelled (drawn grey), as training leaves them."""
-    import torch
-
     from cnnlab.config import SegmentConfig
-    from cnnlab.data.augment import build_augmentation
-    from cnnlab.data.scenes import MEAN, STD
     from cnnlab.engine.segment import _load, make_batch
     from cnnlab.viz.plots import plot_augmentation_grid
+
+    def batch(data: Any, idx: Any, pipeline: Any, original: bool) -> tuple[Any, Any]:
+        return make_batch(data, idx, pipeline)
 
     config = SegmentConfig(
         data=args.data, images=args.images, image_size=args.image_size, seed=args.seed
     )
-    data = _load(config)
-    pipeline = build_augmentation(
-        names, image_size=args.image_size, channels=3, data_keys=("input", "mask")
-    )
-    idx = torch.randperm(len(data.images))[: args.images]
-    rows, masks = [], []
-    for r in range(args.variants + 1):
-        x, y = make_batch(data, idx, None if r == 0 else pipeline)
-        rows.append(x * STD + MEAN)
-        masks.append(y)
-    path = plot_augmentation_grid(rows, args.output, title=_title(args, names), masks=masks)
-    return path, len(idx)
+    rows, masks, shown = _draws(args, names, _load(config), "mask", batch)
+    title = _title(args, names)
+    return plot_augmentation_grid(rows, args.output, title=title, masks=masks), shown
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
