@@ -193,6 +193,37 @@ def test_map_with_pycocotools() -> None:
     assert coco_evaluate(shifted, t, 2)["map"] < 0.5
 
 
+def test_average_precision_of_each_class() -> None:
+    """Class 0 found exactly, class 1 found by a box shifted past IoU 0.5 at the lower IoUs
+    only, class 2 with no boxes at all: APs 1, between, undefined; COCO's mAP is their mean
+    over the classes with boxes; a class with boxes and no detections anywhere scores 0."""
+    t = [
+        {
+            "boxes": torch.tensor([[10.0, 10, 50, 50], [60, 60, 100, 100]]),
+            "labels": torch.tensor([0, 1]),
+        }
+    ]
+    found = [
+        {
+            "boxes": torch.tensor([[10.0, 10, 50, 50], [66, 60, 106, 100]]),  # IoU 0.74
+            "scores": torch.tensor([0.9, 0.8]),
+            "labels": torch.tensor([0, 1]),
+        }
+    ]
+    r = coco_evaluate(found, t, 3)
+    first, second, third = r["per_class"]
+    assert first == {"boxes": 1, "ap_50": pytest.approx(1.0), "ap": pytest.approx(1.0)}
+    assert second["boxes"] == 1 and second["ap_50"] == pytest.approx(1.0)
+    assert second["ap"] == pytest.approx(0.5)  # found at IoU 0.50-0.70 of 0.50-0.95: 5 of 10
+    assert third == {"boxes": 0, "ap_50": None, "ap": None}
+    assert r["map"] == pytest.approx((first["ap"] + second["ap"]) / 2)
+    assert len(r["class_precision"]) == 3 and r["class_precision"][0][0] == pytest.approx(1.0)
+    none = coco_evaluate([found[0] | {"labels": torch.tensor([0, 0])}], t, 3)["per_class"]
+    assert none[1] == {"boxes": 1, "ap_50": 0.0, "ap": 0.0}
+    nothing = coco_evaluate([{k: v[:0] for k, v in found[0].items()}], t, 3)["per_class"]
+    assert [c["ap"] for c in nothing] == [0.0, 0.0, None]
+
+
 def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
     scenes = make_scenes(5, seed=4, image_size=64)
     a = yolo_folder_data(str(write_yolo(scenes, tmp_path / "y")), 64)
@@ -299,6 +330,16 @@ def test_cli(
     assert main(["detect", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["map_50"] == pytest.approx(result["test_map_50"])
+    assert ev["per_class"] == result["test_per_class"]  # each class's AP, as training scored it
+    assert list(ev["per_class"]) == ["pedestrian", "car", "motorcycle"]
+    scored = [c["ap_50"] for c in ev["per_class"].values() if c["ap_50"] is not None]
+    assert ev["map_50"] == pytest.approx(sum(scored) / len(scored))
+    assert main(["detect", "eval", "--checkpoint", str(out / "best.pt")]) == 0
+    shown = capsys.readouterr().out  # a row a class: its boxes and APs
+    car = ev["per_class"]["car"]
+    (line,) = [x.split() for x in shown.splitlines() if x.startswith("car ")]
+    assert "average precision of each class" in shown
+    assert line == ["car", f"{car['boxes']:,}", f"{car['ap_50']:.3f}", f"{car['ap']:.3f}"]
     png = tmp_path / "pred.png"
     assert (
         main(

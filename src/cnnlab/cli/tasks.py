@@ -283,11 +283,20 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
         "map_50": ev["map_50"],
         "map": ev["map"],
         "map_75": ev["map_75"],
+        "per_class": dict(zip(data.class_names, ev["per_class"], strict=True)),
         "data_changed": changed,
     }
     if args.out:
-        out["figure"] = str(plot_pr_curve(ev, Path(args.out) / f"pr_{scored}.png"))
+        figure = Path(args.out) / f"pr_{scored}.png"
+        out["figure"] = str(plot_pr_curve(ev, figure, class_names=data.class_names))
     if not args.json:
+        table = compact_table(f"{scored}: average precision of each class (pycocotools)")
+        for col in ("class", "boxes", "AP@0.5", "AP@[.5:.95]"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, row in out["per_class"].items():
+            ap = [f"{row[k]:.3f}" if row[k] is not None else "-" for k in ("ap_50", "ap")]
+            table.add_row(name, f"{row['boxes']:,}", *ap)
+        console.print(table)
         console.print(f"{scored}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
     return out
 

@@ -496,7 +496,7 @@ def train_detector(
     run.finish(console, "mAP@0.5")
     model, _ = model_from_checkpoint(out / "best.pt")
     ev = evaluate_detector(model.to(device), test, device)
-    plot_pr_curve(ev, out / "pr_curve.png")
+    plot_pr_curve(ev, out / "pr_curve.png", class_names=test.class_names)
     plot_map_against_time(run.rows, out / "map_time.png")
     result = {
         "run_dir": str(out),
@@ -504,6 +504,7 @@ def train_detector(
         f"{final}_map_50": ev["map_50"],
         f"{final}_map": ev["map"],
         f"{final}_map_75": ev["map_75"],
+        f"{final}_per_class": dict(zip(test.class_names, ev["per_class"], strict=True)),
         "seconds": round(time.perf_counter() - started, 1),
         "grid": grid,
         "stopped_early_at": run.stop.stopped_at,

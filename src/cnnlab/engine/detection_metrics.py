@@ -55,7 +55,7 @@ def coco_evaluate(
                 }
             )
     if not anns:
-        return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "recall": [], "precision": []}
+        return _nothing_scored(num_classes, targets)
     gt = COCO()
     gt.dataset = {
         "images": images,
@@ -65,13 +65,14 @@ def coco_evaluate(
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
         if not dets:
-            return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, "recall": [], "precision": []}
+            return _nothing_scored(num_classes, targets)
         dt = gt.loadRes(dets)
         ev = COCOeval(gt, dt, "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    precision = ev.eval["precision"][0, :, :, 0, -1]  # IoU 0.5, all recalls, classes, all areas
+    every = ev.eval["precision"][:, :, :, 0, -1]  # (IoUs, recalls, classes), all areas, 100 dets
+    precision = every[0]  # IoU 0.5
     valid = precision > -1
     curve = np.where(valid, precision, np.nan)
     mean_curve = np.nanmean(curve, axis=1) if valid.any() else np.zeros(len(precision))
@@ -81,16 +82,71 @@ def coco_evaluate(
         "map_75": float(ev.stats[2]),
         "recall": ev.params.recThrs.tolist(),
         "precision": np.nan_to_num(mean_curve).tolist(),
+        "per_class": per_class_ap(every, box_counts(targets, num_classes)),
+        "class_precision": [np.nan_to_num(curve[:, k]).tolist() for k in range(num_classes)],
     }
 
 
-def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") -> Path:
-    """The precision-recall curve at IoU 0.5 (``result``'s ``recall`` and ``precision``),
-    written to ``path``."""
+def per_class_ap(precision: np.ndarray, boxes: list[int]) -> list[dict[str, float | int | None]]:
+    """Each class's ``boxes`` (ground truth), ``ap_50`` and ``ap`` (@[.5:.95]) from
+    pycocotools' interpolated precision ``(IoUs, recalls, classes)`` (-1 where a class has no
+    boxes: its AP is ``None``). COCO's mAP is the mean of these over the classes with boxes."""
+    rows = []
+    for k, n in enumerate(boxes):
+        p = precision[:, :, k]
+        seen = bool((p > -1).any())
+        rows.append(
+            {
+                "boxes": n,
+                "ap_50": float(p[0][p[0] > -1].mean()) if seen else None,
+                "ap": float(p[p > -1].mean()) if seen else None,
+            }
+        )
+    return rows
+
+
+def box_counts(targets: list[dict[str, torch.Tensor]], num_classes: int) -> list[int]:
+    """Ground-truth boxes of each class (ignored ones too: pycocotools scores by class)."""
+    labels = [t["labels"].long() for t in targets] + [torch.zeros(0, dtype=torch.long)]
+    return torch.bincount(torch.cat(labels), minlength=num_classes).tolist()
+
+
+def _nothing_scored(num_classes: int, targets: list[dict[str, torch.Tensor]]) -> dict[str, object]:
+    """The figures when there is nothing to score: no boxes (every AP undefined) or no
+    detections (every class with boxes at 0)."""
+    return {
+        "map": 0.0,
+        "map_50": 0.0,
+        "map_75": 0.0,
+        "recall": [],
+        "precision": [],
+        "per_class": [
+            {"boxes": n, "ap_50": 0.0 if n else None, "ap": 0.0 if n else None}
+            for n in box_counts(targets, num_classes)
+        ],
+        "class_precision": [],
+    }
+
+
+def plot_pr_curve(
+    result: dict[str, object],
+    path: str | Path,
+    title: str = "",
+    class_names: list[str] | None = None,
+) -> Path:
+    """The precision-recall curve at IoU 0.5 (``result``'s ``recall`` and ``precision``: the
+    mean over classes), and with ``class_names`` each class's own thinly beside it (classes
+    without boxes left out), written to ``path``."""
     from cnnlab.viz.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot(result["recall"], result["precision"])
+    per_class = result.get("per_class", [])
+    for k, curve in enumerate(result.get("class_precision", []) if class_names else []):
+        if per_class[k]["ap_50"] is None:
+            continue
+        label = f"{class_names[k]} ({per_class[k]['ap_50']:.2f})"
+        ax.plot(result["recall"], curve, lw=1, alpha=0.8, label=label)
+    ax.plot(result["recall"], result["precision"], color="black", lw=2, label="mean")
     ax.set(
         xlabel="recall",
         ylabel="precision",
@@ -98,6 +154,8 @@ def plot_pr_curve(result: dict[str, object], path: str | Path, title: str = "") 
         ylim=(0, 1.02),
         title=title or f"PR at IoU 0.5 (mAP@0.5 = {result['map_50']:.3f})",
     )
+    if class_names:
+        ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return save_figure(fig, path, dpi=100)
 
