@@ -398,6 +398,25 @@ def test_cli(
     boxes = sum(len(r["detections"]) for r in said["predictions"])
     assert said["dataset"] == {"folder": str(pseudo), "images": 2, "boxes": boxes, "no_area": 0}
     before = sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*"))
+    # --out: each photo at its own size with its boxes drawn, in its class's colour
+    drawn = tmp_path / "drawn"
+    assert main([*argv, *files, "--out", str(drawn), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    from PIL import ImageColor
+
+    from cnnlab.viz.plots import BOX_COLOURS
+
+    for row in rows:
+        with Image.open(row["drawn"]) as shown_image:
+            assert shown_image.size == tuple(row["image_size"])
+            best = row["detections"][0]
+            x1, y1, x2, y2 = best["box_xyxy"]
+            colour = BOX_COLOURS[names.index(best["label"]) % len(BOX_COLOURS)]
+            edge = shown_image.convert("RGB").getpixel((round(x1), round((y1 + y2) / 2)))
+            assert edge == ImageColor.getrgb(colour)
+    assert [Path(r["drawn"]).name for r in rows] == ["square_boxes.png", "tall_boxes.png"]
+    assert main(["detect", "predict", "--checkpoint", ckpt, "--out", str(drawn)]) == 2
+    assert "--out draws on the image files given" in capsys.readouterr().err
     assert main([*argv, *files, "--as-dataset", str(pseudo)]) == 2  # never overwritten
     err = capsys.readouterr().err
     assert f"{pseudo}: not empty; give a new or empty folder" in err

@@ -213,6 +213,14 @@ def test_cli_train_eval_predict(
         line = yolo_line(names.index(row["class"]), row["box_xyxy"], frame)
         assert found == ([line] if row["object_probability"] >= 0.5 else [])
     assert said["dataset"]["images"] == 2
+    # --out: each file at its own size, the box and landmarks drawn where p_c >= 0.5
+    assert main([*argv, "--out", str(tmp_path / "drawn")]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
+    for row in rows:
+        with Image.open(row["drawn"]) as drawn, Image.open(row["source"]) as source:
+            assert drawn.size == source.size
+            changed = np.abs(np.asarray(drawn, dtype=int) - np.asarray(source.convert("RGB")))
+            assert changed.any() == (row["object_probability"] >= 0.5)
     sheet = tmp_path / "boxes.csv"  # one row an image: y = [p_c, class, box] in its pixels
     import cnnlab.cli.common as cli_common
 

@@ -72,6 +72,54 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
     return new_dataset_folder(args.as_dataset)
 
 
+def add_drawn_folder(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--out FOLDER``: each image given, at its own size, with ``what`` drawn on it."""
+    parser.add_argument(
+        "--out",
+        metavar="FOLDER",
+        help=f"also write each image given with {what} drawn on it, at its own size, to FOLDER "
+        "(<name>_boxes.jpg for a JPEG, .png otherwise)",
+    )
+
+
+def drawn_folder(args: argparse.Namespace) -> Path | None:
+    """``--out``'s folder, made and checked writable before any image is read; it needs image
+    files (new scenes are drawn in the ``-o`` figure)."""
+    if not args.out:
+        return None
+    if not args.images:
+        raise CnnlabError("--out draws on the image files given; give image files or folders")
+    from cnnlab.errors import refuse_unwritable
+
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise CnnlabError(f"{folder}: a file; --out takes a folder")
+    refuse_unwritable(folder / "drawn")
+    return folder
+
+
+def write_drawn(
+    folder: Path, drawn: Sequence[tuple[str, list, list[str], list[int], list]]
+) -> list[str]:
+    """Each ``(source, boxes, captions, classes, points)`` drawn on its file at its own size
+    (:func:`~cnnlab.viz.boxes.draw_boxes`), written to ``folder``; returns the files' paths."""
+    from cnnlab.data.folder import distinct_stems
+    from cnnlab.data.images import open_image, with_progress
+    from cnnlab.viz.boxes import draw_boxes, drawn_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    sources = [d[0] for d in drawn]
+    for (source, boxes, captions, classes, points), stem in with_progress(
+        list(zip(drawn, distinct_stems(sources), strict=True)), "drawing"
+    ):
+        path = drawn_path(folder, stem, source)
+        image = draw_boxes(open_image(source, "RGB"), boxes, captions, classes, points)
+        image.save(path, **({"quality": 92} if path.suffix == ".jpg" else {}))
+        paths.append(str(path))
+    return paths
+
+
 def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:
     """A prediction table's ``source`` column; returns the sources as it shows them. Files that
     share a folder are shown by their path within it, and the folder heads the column: at 80

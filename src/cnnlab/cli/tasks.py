@@ -38,9 +38,12 @@ from cnnlab.cli.common import (
 from cnnlab.cli.predicting import (
     add_as_dataset,
     add_checkpoint_or_onnx,
+    add_drawn_folder,
     add_source_column,
     dataset_folder,
+    drawn_folder,
     predict_network,
+    write_drawn,
 )
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.words import counted
@@ -136,6 +139,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
+    drawn_to = drawn_folder(args)  # and the drawn images'
     size = ckpt["input_size"][-1]
 
     def scenes() -> torch.Tensor:
@@ -160,6 +164,22 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     drawn = first[:MAX_DRAWN]  # MAX_DRAWN is less than a chunk
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
+    if drawn_to:  # each photo at its own size: the box where p_c >= 0.5, as the figure draws
+        index = {n: i for i, n in enumerate(ckpt["class_names"])}
+        drawn = [
+            (
+                r["source"],
+                [r["box_xyxy"]],
+                [f"{r['class']} {r['object_probability']:.2f}"],
+                [index[r["class"]]],
+                [r["landmarks"]],
+            )
+            if r["object_probability"] >= 0.5
+            else (r["source"], [], [], [], [])
+            for r in rows
+        ]
+        for r, written in zip(rows, write_drawn(drawn_to, drawn), strict=True):
+            r["drawn"] = written
     if not args.json:
         table = compact_table("classification with localisation: y = [p_c, box, class]")
         shown, note = first_shown(rows, csv_path)
@@ -178,6 +198,8 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         if note:
             console.print(note)
         console.print(f"wrote {path}{drawn_note(len(rows))}")
+        if drawn_to:
+            console.print(f"drew the boxes on {counted(len(rows), 'image')} in {drawn_to}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row an image: y = [p_c, class, box]
         flat = [
@@ -309,6 +331,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
+    drawn_to = drawn_folder(args)  # and the drawn images'
     size = ckpt["input_size"][-1]
 
     def scenes() -> Any:  # a checkpoint's settings: with --onnx, image files are required
@@ -328,6 +351,20 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
     )
     rows = detection_rows(dets, ckpt["class_names"], sources, frames, size)  # the file's pixels
+    if drawn_to:  # each photo at its own size, its boxes on it
+        index = {n: i for i, n in enumerate(ckpt["class_names"])}
+        drawn = [
+            (
+                r["source"],
+                [d["box_xyxy"] for d in r["detections"]],
+                [f"{d['label']} {d['score']:.2f}" for d in r["detections"]],
+                [index[d["label"]] for d in r["detections"]],
+                [],
+            )
+            for r in rows
+        ]
+        for r, written in zip(rows, write_drawn(drawn_to, drawn), strict=True):
+            r["drawn"] = written
     if not args.json:
         table = compact_table(
             f"detections (score >= {args.score_threshold:g}, NMS at IoU {args.iou_threshold:g})"
@@ -346,6 +383,8 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         if note:
             console.print(note)
         console.print(f"wrote {path}{drawn_note(len(rows))}")
+        if drawn_to:
+            console.print(f"drew the boxes on {counted(len(rows), 'image')} in {drawn_to}")
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row a detection; an image with none keeps a row with its source alone
         flat: list[dict[str, Any]] = []
@@ -465,6 +504,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
     add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
+    add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
     p.set_defaults(handler=cmd_localize_predict)
 
 
@@ -523,6 +563,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="non-max suppression drops a box whose IoU with a better one reaches this",
     )
     add_as_dataset(p, "images/, labels/ as YOLO's class cx cy w h, classes.txt")
+    add_drawn_folder(p, "its labelled boxes")
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
     p.add_argument("--data", default="scenes", help=BOX_DATA_HELP)
