@@ -279,6 +279,16 @@ def test_cli(
     assert main(["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["mean_iou"] == pytest.approx(r["test"]["mean_iou"])
+    assert sum(ev["per_class_pixels"]) == ev["images"] * 32 * 32  # scenes label every pixel
+    pairs = zip(ev["per_class_iou"], ev["per_class_pixels"], strict=True)
+    present = [iou for iou, n in pairs if n]
+    assert ev["mean_iou"] == pytest.approx(sum(present) / len(present))
+    assert main(["segment", "eval", "--checkpoint", str(out / "best.pt")]) == 0
+    shown = capsys.readouterr().out  # a row a class: its pixels, IoU and Dice
+    (car,) = [line.split() for line in shown.splitlines() if line.startswith("car ")]
+    k = 2  # background, pedestrian, car, motorcycle
+    iou, dice = ev["per_class_iou"][k], ev["per_class_dice"][k]
+    assert car == ["car", f"{ev['per_class_pixels'][k]:,}", f"{iou:.3f}", f"{dice:.3f}"]
     assert (
         main(
             [

@@ -84,12 +84,23 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)
     if not args.json:
-        console.print(
-            f"{scored}: mean IoU {metrics['mean_iou']:.3f}, per class "
-            + ", ".join(
-                f"{n} {v:.3f}"
-                for n, v in zip(ckpt["class_names"], metrics["per_class_iou"], strict=True)
+        table = compact_table(f"{scored}: each class's pixels, IoU and Dice")
+        for col in ("class", "pixels", "IoU", "Dice"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, pixels, iou, dice in zip(
+            ckpt["class_names"],
+            metrics["per_class_pixels"],
+            metrics["per_class_iou"],
+            metrics["per_class_dice"],
+            strict=True,
+        ):  # a class with no pixels here has no IoU to speak of (left out of the means)
+            table.add_row(
+                name, f"{pixels:,}", *((f"{iou:.3f}", f"{dice:.3f}") if pixels else ("-", "-"))
             )
+        console.print(table)
+        console.print(
+            f"{scored}: mean IoU {metrics['mean_iou']:.3f}, mean Dice {metrics['mean_dice']:.3f}, "
+            f"pixel accuracy {metrics['pixel_accuracy']:.3f} on {counted(len(idx), 'image')}"
         )
     return {
         "checkpoint": args.checkpoint,

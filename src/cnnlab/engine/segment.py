@@ -277,7 +277,8 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.
 def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
     """Per-class IoU ``TP / (TP + FP + FN)`` and Dice ``2 TP / (2 TP + FP + FN)`` from a
     pixel confusion matrix ``(K, K)`` (rows: true class, columns: predicted), their means
-    over the classes present, and pixel accuracy."""
+    over the classes present (``per_class_pixels``: each class's labelled pixels; a class with
+    none is left out of the means), and pixel accuracy."""
     tp = confusion.diag().double()
     fp = confusion.sum(0).double() - tp
     fn = confusion.sum(1).double() - tp
@@ -290,6 +291,7 @@ def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
         "per_class_dice": dice.tolist(),
         "mean_dice": dice[present].mean().item(),
         "pixel_accuracy": (tp.sum() / confusion.sum().clamp(min=1)).item(),
+        "per_class_pixels": (tp + fn).long().tolist(),
     }
 
 
