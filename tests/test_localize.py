@@ -155,6 +155,14 @@ def test_cli_train_eval_predict(
     assert main(["localize", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["accuracy"] == pytest.approx(result["test"]["accuracy"])
+    rows = ev["per_class"]  # each class's share of the images and of the boxes, weighted back
+    assert list(rows) == ["pedestrian", "car", "motorcycle", "no object"]
+    assert sum(r["images"] for r in rows.values()) == ev["count"]
+    answered = sum(r["accuracy"] * r["images"] for r in rows.values() if r["images"])
+    assert answered / ev["count"] == pytest.approx(ev["accuracy"])
+    objects = [r for n, r in rows.items() if n != "no object" and r["images"]]
+    weighted = sum(r["mean_iou"] * r["images"] for r in objects)
+    assert weighted / sum(r["images"] for r in objects) == pytest.approx(ev["mean_iou"])
     png = tmp_path / "pred.png"
     assert (
         main(

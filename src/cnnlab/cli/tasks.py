@@ -100,8 +100,18 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         data, scored = load_data(config), args.split
         idx = require_split(data.splits, args.split, config.data)
         changed = split_changed(ckpt, args.split, data.images[idx])
-    metrics = evaluate(model.to(device), data, scored, device)
+    metrics = evaluate(model.to(device), data, scored, device, per_class=True)
     if not args.json:
+        table = compact_table(f"{scored}: each class (p_c and class right; boxes)")
+        for col in ("class", "images", "accuracy", "IoU >= 0.5", "mean IoU"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for name, row in metrics["per_class"].items():
+            shown = [
+                "-" if row[k] is None else f"{row[k]:.1%}" if k != "mean_iou" else f"{row[k]:.3f}"
+                for k in ("accuracy", "iou_correct", "mean_iou")
+            ]
+            table.add_row(name, f"{row['images']:,}", *shown)
+        console.print(table)
         console.print(f"{scored}: {_localization_line(metrics)}")
     return {
         "checkpoint": args.checkpoint,

@@ -134,10 +134,12 @@ def evaluate(
     split: str,
     device: torch.device,
     settings: SpeedSettings = FP32,
-) -> dict[str, float]:
+    per_class: bool = False,
+) -> dict[str, Any]:
     """The metrics of the module docstring on ``split``. ``settings``: run the network as
     training does (bf16 autocast, channels-last), for the per-epoch validation; by default
-    float32 (the reported figures)."""
+    float32 (the reported figures). ``per_class`` adds, for each class and for the images with
+    no object, how many images, the share answered right (:func:`_per_class`)."""
     model.eval()
     idx = data.splits[split]
     preds = []
@@ -161,7 +163,42 @@ def evaluate(
         size = (data.box[idx][pc][:, 2] ** 2 + data.box[idx][pc][:, 3] ** 2).sqrt()
         err = (out.landmarks[pc] - truth).norm(dim=-1).mean(1) / size
         metrics["landmark_error"] = err.mean().item()
+    if per_class:
+        metrics["per_class"] = _per_class(data.class_names, pc, label, correct, iou)
     return metrics
+
+
+def _per_class(
+    names: list[str],
+    pc: torch.Tensor,
+    label: torch.Tensor,
+    correct: torch.Tensor,
+    iou: torch.Tensor,
+) -> dict[str, dict[str, Any]]:
+    """Per true class (and ``"no object"``): ``images``, ``accuracy`` (presence and class
+    right), and for objects ``iou_correct`` and ``mean_iou`` of their boxes (``None`` where a
+    class has no images here). ``pc``, ``label``, ``correct``: ``(N,)``; ``iou``: one per
+    image with an object, in order."""
+    rows = {}
+    object_label = label[pc]
+    for k, name in enumerate(names):
+        mine = pc & (label == k)
+        ious = iou[object_label == k]
+        n = int(mine.sum())
+        rows[name] = {
+            "images": n,
+            "accuracy": correct[mine].float().mean().item() if n else None,
+            "iou_correct": (ious >= 0.5).float().mean().item() if n else None,
+            "mean_iou": ious.mean().item() if n else None,
+        }
+    empty = ~pc
+    rows["no object"] = {
+        "images": int(empty.sum()),
+        "accuracy": correct[empty].float().mean().item() if empty.any() else None,
+        "iou_correct": None,
+        "mean_iou": None,
+    }
+    return rows
 
 
 def train_localizer(
