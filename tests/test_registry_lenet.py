@@ -19,6 +19,10 @@ ALL = cnnlab.list_models()
 def test_registry_lists_the_lenets() -> None:
     assert {"lenet5", "lenet5_classic", "lenet_course"} <= set(ALL)
     assert cnnlab.list_models("lenet5*") == ["lenet5", "lenet5_classic"]
+    # a name part without wildcards: every name containing it, as a search box finds them
+    assert cnnlab.list_models("plain") == [f"cifar_plain{d}" for d in (110, 20, 32, 44, 56)]
+    assert cnnlab.list_models("vgg16") == ["vgg16", "vgg16_bn"]
+    assert cnnlab.list_models("lenet5?") == []  # a shell pattern stays one
 
 
 def test_unknown_override_is_an_error() -> None:

@@ -178,8 +178,13 @@ def check_override(name: str, key: str, value: object, parameter: inspect.Parame
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
-    """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted."""
+    """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted; a
+    pattern without wildcards matches the names containing it (``"cifar"``: every
+    ``cifar_*``, as a search box does; it matched no name before)."""
     import fnmatch
+
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
 
     if task is not None and task not in TASKS:
         raise CnnlabError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")

@@ -172,7 +172,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     from cnnlab.registry import TASKS
 
     p = sub.add_parser("models", parents=[common], help="list registered models")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'lenet*'")
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        default="*",
+        help="part of a name (resnet: every name containing it) or a shell-style filter ('lenet*')",
+    )
     p.add_argument(
         "--ledger",
         action="store_true",
