@@ -333,3 +333,31 @@ def test_an_input_too_big_for_memory_is_not_called_a_misfit(error: Exception, am
     small = input_must_fit("vgg16", (3, 9, 9), "--input")
     with pytest.raises(CnnlabError, match=r"do not fit vgg16 \(made for 3x224x224"), small:
         raise RuntimeError("Given input size: (512x1x1). Calculated output size: (512x0x0)")
+
+
+def test_explain_degradation_trains_plain_and_residual_networks_alike(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cnnlab explain degradation`: each depth's plain net and ResNet, trained with one recipe
+    and seed, with the same parameters (the slide's "no extra parameter"), an error per epoch,
+    the figure, and the verdict in words; depths other than the registered ones refused."""
+    import json
+
+    figure = tmp_path / "fig4.png"
+    argv = ["explain", "degradation", "--depths", "32,20", "--epochs", "2", "--out", str(figure)]
+    assert main([*argv, "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = said["rows"]
+    names = ["cifar_plain20", "cifar_plain32", "cifar_resnet20", "cifar_resnet32"]
+    assert [r["model"] for r in rows] == names
+    assert rows[0]["params"] == rows[2]["params"] < rows[1]["params"] == rows[3]["params"]
+    assert all(len(r["train_error"]) == len(r["val_error"]) == 2 for r in rows)
+    assert all(0 <= e <= 1 for r in rows for e in (*r["train_error"], r["test_error"]))
+    assert said["figure"] == str(figure) and figure.stat().st_size > 20_000
+    from cnnlab.cli.degradation import _verdict
+
+    line = _verdict(rows)
+    plain = f"{rows[1]['train_error'][-1]:.1%} against {rows[0]['train_error'][-1]:.1%}"
+    assert line.startswith("plain-32 ends with ") and plain in line and "ResNet-32" in line
+    assert main(["explain", "degradation", "--depths", "20,26"]) == 2
+    assert "26: the CIFAR networks (6n + 2 layers) have 20, 32, 44" in capsys.readouterr().err

@@ -277,7 +277,7 @@ def _explain_receptive_field(args: argparse.Namespace, console: Console) -> dict
 
 
 def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
-    from cnnlab.cli import rcnn, triplets
+    from cnnlab.cli import degradation, rcnn, triplets
 
     explain = sub.add_parser(
         "explain", parents=[common], help="the slides' worked examples, computed"
@@ -328,6 +328,7 @@ def _add_explain(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--units", type=positive_int, default=1000, help="n^[1], the layer's units")
     p.add_argument("--f", type=positive_int, default=3, help="filter size of the conv compared")
     p.set_defaults(handler=cmd_explain)
+    degradation.add_parser(what, common)  # the slides' ResNets, before 1x1 convolutions
     p = what.add_parser("cost", parents=[common], help="MACs of normal vs cheaper convolutions")
     p.add_argument(
         "--input",
