@@ -77,20 +77,10 @@ def plot_degradation(rows: list[dict[str, Any]], path: str, data: str) -> str:
             epochs = range(1, len(r["train_error"]) + 1)
             colour = colours.get(r["layers"])
             kind = "ResNet" if residual else "plain"
-            ax.plot(
-                epochs,
-                [100 * e for e in r["train_error"]],
-                lw=1,
-                color=colour,
-                label=f"{kind}-{r['layers']} train",
-            )
-            ax.plot(
-                epochs,
-                [100 * e for e in r["val_error"]],
-                lw=2.5,
-                color=colour,
-                label=f"{kind}-{r['layers']} val",
-            )
+            for key, width, word in (("train_error", 1, "train"), ("val_error", 2.5, "val")):
+                errors = [100 * e for e in r[key]]
+                label = f"{kind}-{r['layers']} {word}"
+                ax.plot(epochs, errors, lw=width, color=colour, label=label)
         ax.set(xlabel="epoch", title="ResNets" if residual else "plain networks")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
