@@ -1,6 +1,6 @@
 """A photo's segmentation map: the class scores upsampled from the network's size to the
 photo's and their arg-max, all at once (``F.interpolate`` on the full ``(C, H, W)``) against a
-strip of rows at a time (:func:`cnnlab.engine.segment.upsampled_argmax`, what ``segment
+strip of rows at a time (:func:`cnnlab.engine.segment_maps.upsampled_argmax`, what ``segment
 predict`` and ``cnnlab.Segmenter`` use). Each way runs in a process of its own, so its peak
 memory is its own (``ru_maxrss`` above what the process held before); also the time (median of
 repeats) and the share of pixels whose class the two agree on (ties of random scores differ).
@@ -24,7 +24,7 @@ def measure(way: str, classes: int, height: int, width: int, repeats: int) -> di
     import torch.nn.functional as F
     from timing import median_seconds  # benchmarks/timing.py
 
-    from cnnlab.engine.segment import upsampled_argmax
+    from cnnlab.engine.segment_maps import upsampled_argmax
 
     scores = torch.randn(classes, 128, 128, generator=torch.Generator().manual_seed(0))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -22,9 +22,8 @@ from cnnlab.engine.segment import (
     folder_segmentation,
     scenes_segmentation,
     segmentation_metrics,
-    upsampled_argmax,
-    upsampled_strips,
 )
+from cnnlab.engine.segment_maps import upsampled_argmax, upsampled_strips
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import dice_loss, segmentation_loss
 from cnnlab.ops import transposed_output_size
@@ -335,7 +334,7 @@ def test_cli(
         wide_classes, wide_colours = np.asarray(wide_map), np.asarray(wide_map.convert("RGB"))
     assert sum(wide["pixel_counts"].values()) == 64 * 48
     assert same["pixel_counts"] == preds[0]["pixel_counts"]
-    from cnnlab.engine.segment import colorize, predict_files  # from Python: the same maps
+    from cnnlab.engine.segment_maps import colorize, predict_files  # from Python: the same maps
 
     rows = predict_files(out / "best.pt", [tmp_path / "wide.png", photos[0]])
     assert [r["pixel_counts"] for r in rows] == [wide["pixel_counts"], same["pixel_counts"]]
@@ -458,7 +457,7 @@ def test_upsampling_in_strips_is_f_interpolate(
 
 def test_a_map_past_256_classes_is_written_in_colour() -> None:
     """A palette PNG holds 256 class indices; a map with more is saved as its colours."""
-    from cnnlab.engine.segment import colorize, map_image
+    from cnnlab.engine.segment_maps import colorize, map_image
 
     mask = np.array([[0, 3], [255, 300]])
     assert map_image(mask).mode == "RGB"
@@ -825,7 +824,7 @@ def test_predict_figure_shows_each_image_beside_its_map(
     stretched square by nearest pixels), the map captioned with its largest non-background
     classes' shares, and a swatch for each class but the background."""
     import cnnlab.viz.plots as plots
-    from cnnlab.engine.segment import PALETTE, plot_predictions
+    from cnnlab.engine.segment_maps import PALETTE, plot_predictions
 
     seen: dict = {}
 

@@ -38,7 +38,7 @@ _LAZY = {
     "FaceEncoder": "cnnlab.engine.recognition",
     "Localizer": "cnnlab.engine.localize",
     "Detector": "cnnlab.engine.detect",
-    "Segmenter": "cnnlab.engine.segment",
+    "Segmenter": "cnnlab.engine.segment_maps",
 }
 
 __all__ = ["__version__", "create_model", "list_models", "register_model", *_LAZY]

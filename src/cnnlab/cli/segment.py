@@ -117,13 +117,14 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
 
     from cnnlab.data.folder import distinct_stems
     from cnnlab.data.scenes import standardise
-    from cnnlab.engine.segment import (
+    from cnnlab.engine.segment import scenes_segmentation
+    from cnnlab.engine.segment_maps import (
         add_mask_pair,
         mask_counts,
+        new_mask_dataset,
         plot_predictions,
         predict_mask,
         save_prediction,
-        scenes_segmentation,
         upsampled_argmax,
     )
     from cnnlab.models.unet import at_input_size
@@ -134,6 +135,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     figure = figure_file(args.output) if args.output else None  # as is a figure's
     dataset = dataset_folder(args, "their maps")  # and the dataset's folder
     names = ckpt["class_names"]
+    if dataset:  # images/ and masks/ of class indices: corrected, they train a segmenter
+        new_mask_dataset(dataset, names)
     size = ckpt["input_size"][-1]
     if args.images:
         sources = list(args.images)
@@ -155,8 +158,8 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
                 scores = at_input_size(model, standardise(image.float())[None])[0]
             mask = upsampled_argmax(scores, scores.shape[-2:])  # the arg-max, as a photo's
         paths = save_prediction(image, mask, Path(args.out), stem)
-        if dataset:  # images/ and masks/ of class indices: corrected, they train a segmenter
-            add_mask_pair(dataset, names, source, stem, mask)
+        if dataset:
+            add_mask_pair(dataset, source, stem, mask)
         if figure and k < MAX_DRAWN:
             drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})

@@ -224,7 +224,8 @@ def plot_augmentation_grid(
     from matplotlib.patches import Rectangle
 
     if masks is not None:
-        from cnnlab.engine.segment import PALETTE, VOID
+        from cnnlab.engine.segment_maps import colorize
+        from cnnlab.losses.segmentation import VOID
 
     n_rows, n_cols = len(rows), rows[0].shape[0]
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols, 1.3 * n_rows), squeeze=False)
@@ -240,7 +241,7 @@ def plot_augmentation_grid(
             if masks is not None:
                 m = masks[r][c].numpy()
                 tint = np.zeros((*m.shape, 4))
-                tint[..., :3] = PALETTE[m % len(PALETTE)] / 255
+                tint[..., :3] = colorize(m) / 255
                 tint[..., 3] = np.where(m > 0, 0.5, 0.0)
                 tint[m == VOID] = (0.5, 0.5, 0.5, 0.9)
                 ax.imshow(tint)
