@@ -174,22 +174,15 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     drawn = first[:MAX_DRAWN]  # MAX_DRAWN is less than a chunk
     path = draw_predictions(drawn, rows[: len(drawn)], args.output)
     rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
-    if drawn_to:  # each photo at its own size: the box where p_c >= 0.5, as the figure draws
-        index = {n: i for i, n in enumerate(ckpt["class_names"])}
-        drawn = [
-            (
-                r["source"],
-                [r["box_xyxy"]],
-                [f"{r['class']} {r['object_probability']:.2f}"],
-                [index[r["class"]]],
-                [r["landmarks"]],
-            )
-            if r["object_probability"] >= 0.5
-            else (r["source"], [], [], [], [])
-            for r in rows
-        ]
-        for r, written in zip(rows, write_drawn(drawn_to, drawn), strict=True):
-            r["drawn"] = written
+    index = {n: i for i, n in enumerate(ckpt["class_names"])}
+    found = [  # the box where p_c >= 0.5, as the figure draws it
+        [(index[r["class"]], r["box_xyxy"], f"{r['class']} {r['object_probability']:.2f}")]
+        if r["object_probability"] >= 0.5
+        else []
+        for r in rows
+    ]
+    points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]  # a box's
+    _draw_found(drawn_to, rows, found, points)
     if not args.json:
         table = compact_table("classification with localisation: y = [p_c, box, class]")
         shown, note = first_shown(rows, csv_path)
@@ -223,27 +216,49 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             for r in rows
         ]
         result["csv"] = write_csv(csv_path, flat, console, args.json)
-    if dataset:  # the box where p_c >= 0.5 (as drawn), as a YOLO label; landmarks have no line
-        index = {n: i for i, n in enumerate(ckpt["class_names"])}
-        labelled = [
-            (r["source"], [(index[r["class"]], r["box_xyxy"])], frame)
-            if r["object_probability"] >= 0.5
-            else (r["source"], [], frame)
-            for r, frame in zip(rows, frames, strict=True)
-        ]
-        result["dataset"] = _write_boxes(dataset, ckpt["class_names"], labelled, console, args)
+    if dataset:  # landmarks have no YOLO line
+        result["dataset"] = _write_boxes(
+            dataset, ckpt["class_names"], rows, frames, found, console, args.json
+        )
     return result
 
 
+def _draw_found(
+    folder: Path | None, rows: list[dict[str, Any]], found: list[list], points: list | None = None
+) -> None:
+    """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
+    ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
+    on it
+    (:func:`~cnnlab.cli.predicting.write_drawn`); each row gets its file's path, ``drawn``."""
+    if folder is None:
+        return
+    drawn = [
+        (r["source"], [b for _, b, _ in f], [c for _, _, c in f], [k for k, _, _ in f], p)
+        for r, f, p in zip(rows, found, points or [[]] * len(rows), strict=True)
+    ]
+    for r, written in zip(rows, write_drawn(folder, drawn), strict=True):
+        r["drawn"] = written
+
+
 def _write_boxes(
-    folder: Path, names: list[str], labelled: list, console: Console, args: argparse.Namespace
+    folder: Path,
+    names: list[str],
+    rows: list[dict[str, Any]],
+    frames: list[tuple[int, int]],
+    found: list[list],
+    console: Console,
+    quiet: bool,
 ) -> dict[str, Any]:
-    """``--as-dataset`` of detect and localize predict: the images and boxes as a YOLO
-    folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
+    """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
+    as a YOLO folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
     from cnnlab.data.yolo import write_yolo_dataset
 
+    labelled = [
+        (r["source"], [(k, box) for k, box, _ in f], frame)
+        for r, f, frame in zip(rows, found, frames, strict=True)
+    ]
     written = write_yolo_dataset(folder, names, labelled)
-    if not args.json:
+    if not quiet:
         no_area = written["no_area"]
         dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
         console.print(
@@ -361,20 +376,15 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         drawn, dets[: len(drawn)], ckpt["class_names"], args.output, args.score_threshold
     )
     rows = detection_rows(dets, ckpt["class_names"], sources, frames, size)  # the file's pixels
-    if drawn_to:  # each photo at its own size, its boxes on it
-        index = {n: i for i, n in enumerate(ckpt["class_names"])}
-        drawn = [
-            (
-                r["source"],
-                [d["box_xyxy"] for d in r["detections"]],
-                [f"{d['label']} {d['score']:.2f}" for d in r["detections"]],
-                [index[d["label"]] for d in r["detections"]],
-                [],
-            )
-            for r in rows
+    index = {n: i for i, n in enumerate(ckpt["class_names"])}
+    found = [
+        [
+            (index[d["label"]], d["box_xyxy"], f"{d['label']} {d['score']:.2f}")
+            for d in r["detections"]
         ]
-        for r, written in zip(rows, write_drawn(drawn_to, drawn), strict=True):
-            r["drawn"] = written
+        for r in rows
+    ]
+    _draw_found(drawn_to, rows, found)
     if not args.json:
         table = compact_table(
             f"detections (score >= {args.score_threshold:g}, NMS at IoU {args.iou_threshold:g})"
@@ -407,12 +417,9 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         header = ("source", "label", "score", "x1", "y1", "x2", "y2")
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     if dataset:  # the predictions as labels to correct, and to train on
-        index = {n: i for i, n in enumerate(ckpt["class_names"])}
-        labelled = [
-            (r["source"], [(index[d["label"]], d["box_xyxy"]) for d in r["detections"]], frame)
-            for r, frame in zip(rows, frames, strict=True)
-        ]
-        result["dataset"] = _write_boxes(dataset, ckpt["class_names"], labelled, console, args)
+        result["dataset"] = _write_boxes(
+            dataset, ckpt["class_names"], rows, frames, found, console, args.json
+        )
     return result
 
 
