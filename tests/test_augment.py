@@ -205,7 +205,16 @@ def test_augment_shows_boxes_and_masks_moved_as_training_moves_them(
     write_yolo(scenes, tmp_path / "boxes")
     write_masks(scenes, tmp_path / "masks")
     assert [task_of(str(tmp_path / d)) for d in ("boxes", "masks")] == ["detect", "segment"]
-    assert [task_of(d) for d in ("scenes", "digits", "x.json")] == ["detect", "classify", "detect"]
+    assert [
+        task_of(d) for d in ("scenes", "digits", "x.json", "pets", "coco-train2017", "mnist")
+    ] == [
+        "detect",
+        "classify",
+        "detect",
+        "segment",
+        "detect",
+        "classify",
+    ]
     argv = ["augment", "--images", "6", "--variants", "2", "--image-size", "48", "--json"]
     assert main([*argv, "--data", str(tmp_path / "boxes"), "--augment", "rotate"]) == 0
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -21,17 +21,19 @@ TASKS = ("auto", "classify", "detect", "segment")
 
 
 def task_of(data: str) -> str:
-    """What ``--task auto`` takes ``--data`` for: a folder with ``labels/`` (YOLO), a COCO
-    ``.json``, a dataset YAML, VOC, COCO or the scenes are detection data; a folder with
-    ``masks/`` or the pets are segmentation data; anything else is classified."""
+    """What ``--task auto`` takes ``--data`` for: a standard dataset the task `cnnlab data
+    download` lists for it (VOC and COCO detection, the pets segmentation); the scenes, a COCO
+    ``.json``, a dataset YAML or a folder with ``labels/`` (YOLO) detection data; a folder with
+    ``masks/`` segmentation data; anything else is classified."""
+    from cnnlab.data.download import DATASETS
     from cnnlab.data.split_folders import has_pair_folder
 
+    if data in DATASETS:
+        return DATASETS[data].task.split(",")[0].strip()  # voc2012: "detect, segment"
     root = Path(data)
-    if data in ("scenes", "voc2007", "voc2012", "coco") or data.endswith(
-        (".json", ".yaml", ".yml")
-    ):
+    if data == "scenes" or data.endswith((".json", ".yaml", ".yml")):
         return "detect"
-    if data == "pets" or (root.is_dir() and has_pair_folder(root, "masks")):
+    if root.is_dir() and has_pair_folder(root, "masks"):
         return "segment"
     if root.is_dir() and has_pair_folder(root, "labels"):
         return "detect"
