@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -1254,3 +1255,44 @@ def test_identify_ranks_the_next_nearest_people(
     assert all(f"next: {r['top_k'][1][0]} " in said for r in rows)
     assert main([*argv, "--json"]) == 0  # by default: no ranking
     assert "top_k" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
+
+
+def test_identify_writes_who_each_is_as_an_identity_folder(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces identify --as-dataset FOLDER``: each probe copied, byte for byte, into the folder
+    of the person it was named (``not recognized/`` where nobody came within tau), a folder only
+    for people named; it is refused on a folder with files before anything is read, and what
+    it wrote enrols again with ``--people`` once the strangers are sorted out."""
+    root, best = four_people
+    db = str(tmp_path / "f.db")
+    enrol = ["faces", "enroll", "--checkpoint", str(best), "--db", db]
+    for person in ("ann", "bo"):
+        assert (
+            main([*enrol, "--name", person, str(root / person / f"d{6 + (person == 'bo')}_0.png")])
+            == 0
+        )
+    probes = sorted(str(p) for p in root.glob("*/*.png"))
+    out = tmp_path / "sorted"
+    argv = ["faces", "identify", "--checkpoint", str(best), "--db", db, *probes]
+    assert main([*argv, "--as-dataset", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = result["results"]
+    folders = {r["identity"] or "not recognized" for r in rows}
+    assert {p.name for p in out.iterdir()} == folders and "ann" in folders  # ann's own image
+    assert len(list(out.glob("*/*.png"))) == len(probes) == result["dataset"]["images"]
+    for r in rows:
+        source = Path(r["source"])
+        copy = out / (r["identity"] or "not recognized") / source.name  # d6_0.png, d7_0.png...
+        assert copy.read_bytes() == source.read_bytes()
+    named = Counter(r["identity"] or "not recognized" for r in rows)
+    assert result["dataset"]["per_class"] == dict(named)
+    assert main([*argv, "--as-dataset", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    import shutil
+
+    shutil.rmtree(out / "not recognized", ignore_errors=True)
+    again = ["faces", "enroll", "--checkpoint", str(best), "--db", str(tmp_path / "g.db")]
+    assert main([*again, "--people", str(out), "--json"]) == 0
+    enrolled = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
+    assert {r["name"] for r in enrolled} == folders - {"not recognized"}

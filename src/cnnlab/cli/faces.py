@@ -32,9 +32,13 @@ from cnnlab.cli.common import (
     runner_up_columns,
     write_csv,
 )
+from cnnlab.cli.predicting import add_as_dataset, dataset_folder
 from cnnlab.cli.typed import typed
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
+
+NOT_RECOGNIZED = "not recognized"
+"""``identify --as-dataset``'s folder for the images nobody enrolled came near enough to."""
 
 
 def cmd_faces_pairs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -237,6 +241,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
+    dataset = dataset_folder(args, "who each is") if args.what == "identify" else None
     db = encoder.database(args.db)
     if args.what == "verify":
         rows = encoder.verify(db, args.name, args.images)
@@ -272,7 +277,34 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
             console.print(f"wrote {figure}{drawn_note(len(rows))}")
     if csv_path:  # source, claimed, distance, same / identity, nearest (and the runners-up)
         result["csv"] = write_csv(csv_path, [_flat(r) for r in rows], console, args.json)
+    if dataset:  # a person folder each: correct it, then enrol it (--people) or train on it
+        result["dataset"] = _write_people(dataset, rows)
+        if not args.json:
+            stranger = f"; {NOT_RECOGNIZED}/: name or delete them" if _strangers(rows) else ""
+            console.print(
+                f"copied {counted(len(rows), 'image')} to {dataset}/<person>/{stranger} "
+                "(then faces enroll --people, or faces train --data there)"
+            )
     return result
+
+
+def _strangers(rows: list[dict[str, Any]]) -> int:
+    """How many probes ``identify`` named nobody."""
+    return sum(r["identity"] is None for r in rows)
+
+
+def _write_people(folder: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``identify --as-dataset``: each probe copied to ``folder/<person it was named>/`` (the
+    identity-folder layout ``faces enroll --people`` and ``faces train --data`` read), the ones
+    not recognized to ``folder/not recognized/``, to move into a person's folder (a new one for
+    a new person) or delete. Only people named get a folder: an empty person folder is an error
+    for a gallery."""
+    from cnnlab.data.folder import write_class_folders
+
+    named = sorted({r["identity"] for r in rows if r["identity"] is not None})
+    names = named + ([NOT_RECOGNIZED] if _strangers(rows) else [])
+    files = [(r["source"], r["identity"] or NOT_RECOGNIZED) for r in rows]
+    return write_class_folders(folder, names, files)
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -497,6 +529,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 help="also show the next nearest people, each at the distance of their nearest "
                 "enrolled image, up to K in all",
             )
+            add_as_dataset(p, f"FOLDER/<person named>/, and FOLDER/{NOT_RECOGNIZED}/")
         if name != "enroll":
             p.add_argument(
                 "-o",
