@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1296,3 +1297,48 @@ def test_identify_writes_who_each_is_as_an_identity_folder(
     assert main([*again, "--people", str(out), "--json"]) == 0
     enrolled = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
     assert {r["name"] for r in enrolled} == folders - {"not recognized"}
+
+
+def test_training_stops_after_patience_steps_of_zero_loss(
+    four_people: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``faces train --patience N`` ends training once N steps in a row had a zero loss (no
+    gradient): at step N when every loss is zero, never when a non-zero one breaks each
+    streak, never with ``--patience 0``; the step is in ``--json`` and in what ``runs`` says."""
+    import cnnlab.engine.faces as faces_engine
+
+    calls = {"n": 0}
+
+    def loss_on_some_steps(emb: torch.Tensor, *args: Any) -> tuple[torch.Tensor, dict]:
+        calls["n"] += 1
+        loss, stats = mined_triplet_loss(emb, *args)
+        return (loss if calls["n"] % every == 0 else emb.sum() * 0), stats
+
+    monkeypatch.setattr(faces_engine, "mined_triplet_loss", loss_on_some_steps)
+    root, _ = four_people
+    argv = ["faces", "train", "--data", str(root), "--unseen", "cy,di", "--steps", "12"]
+
+    def trained(out: str, *more: str) -> dict[str, Any]:
+        calls["n"] = 0
+        assert main([*argv, "--out", str(tmp_path / out), *more, "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    every = 10**9  # every loss zero
+    stopped = trained("zero", "--patience", "4")
+    assert stopped["stopped_early_at"] == 4 and stopped["steps_trained"] == [4]
+    assert calls["n"] == 4
+    assert "stopped early at 4" in json.dumps(_runs(tmp_path / "zero", capsys))
+    full = trained("never", "--patience", "0")
+    assert "stopped_early_at" not in full and full["steps_trained"] == [12]
+    every = 3  # a zero streak of 2 at the most: patience 3 never stops
+    assert trained("streaks", "--patience", "3")["steps_trained"] == [12]
+    assert "stopped_early_at" in trained("streaks2", "--patience", "2")
+
+
+def _runs(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """``cnnlab runs FOLDER --json``'s object."""
+    assert main(["runs", str(folder), "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])

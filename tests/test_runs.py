@@ -77,7 +77,7 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert (faces["task"], faces["model"], faces["progress"]) == (
         "faces",
         "lenet5 (triplet, semi_hard)",
-        "2 steps",
+        "2/2 steps",
     )
     assert set(faces["figures"]) == {"verif", "1-shot"}
     assert main(["runs", "--task", "localize"]) == 0

@@ -25,6 +25,7 @@ from cnnlab.cli.common import (
     figure_file,
     first_shown,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     random_seed,
@@ -475,6 +476,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="K: images of each identity in a batch",
     )
     p.add_argument("--steps", type=positive_int, default=d.steps, help="optimisation steps")
+    p.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=d.patience,
+        help="stop once this many steps in a row had a zero loss (every triplet met the "
+        "margin: no gradient); 0: train every step",
+    )
     p.add_argument(
         "--image-size",
         type=positive_int,

@@ -161,7 +161,8 @@ def train_encoder(
     identities plus the run's glyphs with ``config.method``, then whitened on new glyphs when
     ``kwargs["whiten"]``; ``g`` draws the batches (on the CPU, so a seed draws the same ones on
     any device). Trains on ``config.device`` and returns the modules on the CPU; each step's
-    loss is appended to ``losses`` when given."""
+    loss is appended to ``losses`` when given. Training ends early once ``config.patience``
+    steps in a row had a zero loss (zero gradients: every mined triplet meets the margin)."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model = create_model("siamese", **kwargs).to(device)
@@ -188,6 +189,7 @@ def train_encoder(
         params += list(cosface.to(device).parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     sched = one_cycle(opt, config.lr, config.steps, warmup=0.3)  # torch's default warm-up
+    idle = 0  # steps in a row with a zero loss
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
         for step in range(1, config.steps + 1):
@@ -227,6 +229,16 @@ def train_encoder(
                 advance=1,
                 stats=f"loss {value:.4f}" + (f"  active {stats['active']:.2f}" if stats else ""),
             )
+            idle = idle + 1 if value == 0.0 else 0
+            if config.patience and idle >= config.patience:
+                progress.update(task, total=step)
+                break
+    if config.patience and idle >= config.patience:
+        console.print(
+            f"{label}: stopped at step {step:,} of {config.steps:,}: the last "
+            f"{config.patience:,} batches all had a zero loss (every triplet met the margin: "
+            "no gradient); --patience 0 trains every step"
+        )
     model.cpu()  # whitening, tau and the scores are small: the CPU, whatever trained
     if similarity is not None:
         similarity.cpu()
@@ -402,9 +414,12 @@ def train_faces(
         **metrics,
         "seconds": round(time.perf_counter() - started, 1),
         "device": str(device),
+        "steps_trained": [len(member) for member in losses],
         "loss_first_100_steps": _mean_loss(losses, slice(None, 100)),
         "loss_last_100_steps": _mean_loss(losses, slice(-100, None)),
     }
+    if all(len(member) < config.steps for member in losses):  # --patience ended every member
+        result["stopped_early_at"] = max(len(member) for member in losses)
     if similarity is not None:  # verification's threshold, as a probability
         result["similarity_threshold"] = same_probability(threshold)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -97,8 +97,11 @@ def summarise(folder: Path) -> RunSummary:
         planned = config.get("epochs")
         done = _rows(folder / "metrics.csv")
         row.progress = f"{done}/{planned}"
-    else:
-        row.progress = f"{planned} steps" if planned else ""
+    else:  # a faces run: the steps its encoders trained (--patience may end them sooner)
+        trained = (results or {}).get("steps_trained")
+        ok = isinstance(trained, list) and trained and all(isinstance(n, int) for n in trained)
+        done = f"{max(trained)}/" if ok else ""  # an unfinished run wrote no results.json
+        row.progress = f"{done}{planned} steps" if planned else ""
     if (folder / "results.json").exists() and results is None:
         row.state = "unreadable results.json"
     elif results is None:
