@@ -96,6 +96,9 @@ def choose_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, dict[
     fpr, tpr, thr = roc_curve(same, scores)
     n_same = same.sum()
     acc = (tpr * n_same + (1 - fpr) * (len(same) - n_same)) / len(same)  # at each threshold
+    # the first best point: the strictest threshold of the best accuracy, the farthest "same"
+    # pair's score. Its midpoint with the next lower score (a maximum margin) measured worse:
+    # never-seen people lie closer together than the trained ones (docs/faces.md)
     best = int(np.argmax(acc))
     eer_i = int(np.argmin(np.abs(fpr - (1 - tpr))))
     return float(thr[best]), {
