@@ -162,7 +162,7 @@ def train_encoder(
     ``kwargs["whiten"]``; ``g`` draws the batches (on the CPU, so a seed draws the same ones on
     any device). Trains on ``config.device`` and returns the modules on the CPU; each step's
     loss is appended to ``losses`` when given. Training ends early once ``config.patience``
-    steps in a row had a zero loss (zero gradients: every mined triplet meets the margin)."""
+    steps in a row had a zero loss (every mined triplet of those batches met the margin)."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     model = create_model("siamese", **kwargs).to(device)
