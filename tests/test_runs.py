@@ -80,6 +80,9 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
         "2/2 steps",
     )
     assert set(faces["figures"]) == {"verif", "1-shot"}
+    monkeypatch.setenv("COLUMNS", "200")  # a row a line: no cell wraps
+    assert main(["runs", "mine"]) == 0
+    assert "on digits, 2/2 steps  " in capsys.readouterr().out  # steps, not "2/2 steps epochs"
     assert main(["runs", "--task", "localize"]) == 0
     out = capsys.readouterr().out
     assert "localize/run-2" in out and "classify/" not in out and "--resume" in out

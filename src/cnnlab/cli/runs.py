@@ -33,7 +33,8 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         for r in runs:
             trained = f"{r.task}: {r.model} on {r.data}"
             if r.progress:
-                trained += f", {r.progress}" + (" epochs" if "/" in r.progress else "")
+                unit = "" if r.progress.endswith("steps") else " epochs"  # faces count steps
+                trained += f", {r.progress}" + (unit if "/" in r.progress else "")
             outcome = "; ".join(part for part in (r.state, r.result) if part)
             if r.seconds is not None:
                 outcome += f" ({r.seconds:.0f} s)"
