@@ -180,7 +180,7 @@ def check_override(name: str, key: str, value: object, parameter: inspect.Parame
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (and ``task``), sorted; a
     pattern without wildcards matches the names containing it (``"cifar"``: every
-    ``cifar_*``, as a search box does; it matched no name before)."""
+    ``cifar_*``, as a search box does)."""
     import fnmatch
 
     if not any(c in pattern for c in "*?["):

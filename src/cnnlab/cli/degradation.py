@@ -12,20 +12,21 @@ from rich.console import Console
 
 from cnnlab.cli.common import figure_file, positive_int, random_seed
 
-REGISTERED = (20, 32, 44, 56, 110)  # cifar_plainD and cifar_resnetD (6n + 2 layers)
-
 
 def _depths(text: str) -> tuple[int, ...]:
-    """``--depths 20,56``: depths of the registered CIFAR networks."""
+    """``--depths 20,56``: depths of the registered CIFAR networks (``cifar_plainD`` and
+    ``cifar_resnetD``; torch is imported only when the option is given)."""
+    from cnnlab.models.resnet import CIFAR_DEPTHS
+
     try:
         depths = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"not whole numbers: {text!r}") from None
-    bad = [d for d in depths if d not in REGISTERED]
+    bad = [d for d in depths if d not in CIFAR_DEPTHS]
     if not depths or bad:
         raise argparse.ArgumentTypeError(
             f"{', '.join(map(str, bad)) or repr(text)}: the CIFAR networks (6n + 2 layers) have "
-            f"{', '.join(map(str, REGISTERED))} layers"
+            f"{', '.join(map(str, CIFAR_DEPTHS))} layers"
         )
     return tuple(sorted(set(depths)))
 

@@ -36,8 +36,8 @@ def compare_depths(
     """Train the plain and the residual network of each depth with ``config`` (its model and
     output folder replaced; the runs go to a temporary folder). One row each: ``model``,
     ``residual``, ``layers``, ``params``, per epoch ``train_error``, ``train_loss`` and
-    ``val_error``, the
-    ``test_error`` of the best epoch's weights and the training ``seconds``."""
+    ``val_error``, the ``test_error`` of the best epoch's weights and the training
+    ``seconds``."""
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.classify import train_classifier
 

@@ -288,9 +288,11 @@ def _register_cifar(depth: int, residual: bool) -> None:
     register_model(name, input_size=(3, 32, 32), paper=HE_2015 + ", section 4.2")(build)
 
 
-for _depth in (20, 32, 44, 56, 110):
+CIFAR_DEPTHS = (20, 32, 44, 56, 110)  # 6n + 2 layers, n = 3, 5, 7, 9, 18 (the paper's Table 6)
+
+for _depth in CIFAR_DEPTHS:
     for _residual in (True, False):
         _register_cifar(_depth, _residual)
 
 
-__all__ = ["BasicBlock", "Bottleneck", "CifarResNet", "ResNet"]
+__all__ = ["CIFAR_DEPTHS", "BasicBlock", "Bottleneck", "CifarResNet", "ResNet"]
