@@ -119,9 +119,9 @@ def _task_images(task: str, config: dict[str, Any], data: str | None, split: str
 
         found = load_detection_data(replace(DetectConfig(**config), data=source))
     else:
-        from cnnlab.engine.segment import SegmentConfig, _load
+        from cnnlab.engine.segment import SegmentConfig, load_segmentation_data
 
-        found = _load(replace(SegmentConfig(**config), data=source))
+        found = load_segmentation_data(replace(SegmentConfig(**config), data=source))
     parts = own_or_seeded(found.splits, len(found.images), config.get("seed", 0))
     return found.images[require_split(parts, split, source)]
 

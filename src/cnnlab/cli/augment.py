@@ -146,7 +146,7 @@ def _segment(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, in
     """The masks moved with each draw as ``segment train`` moves them; pixels brought in from
     outside the image are unlabelled (drawn grey), as training leaves them."""
     from cnnlab.config import SegmentConfig
-    from cnnlab.engine.segment import _load, make_batch
+    from cnnlab.engine.segment import load_segmentation_data, make_batch
     from cnnlab.viz.plots import plot_augmentation_grid
 
     def batch(data: Any, idx: Any, pipeline: Any, original: bool) -> tuple[Any, Any]:
@@ -155,7 +155,7 @@ def _segment(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, in
     config = SegmentConfig(
         data=args.data, images=args.images, image_size=args.image_size, seed=args.seed
     )
-    rows, masks, shown = _draws(args, names, _load(config), "mask", batch)
+    rows, masks, shown = _draws(args, names, load_segmentation_data(config), "mask", batch)
     title = _title(args, names)
     return plot_augmentation_grid(rows, args.output, title=title, masks=masks), shown
 

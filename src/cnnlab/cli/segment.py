@@ -68,17 +68,24 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data, scored_indices
-    from cnnlab.engine.segment import SegmentConfig, _load, evaluate_segmenter, relabelled
+    from cnnlab.engine.segment import (
+        SegmentConfig,
+        evaluate_segmenter,
+        load_segmentation_data,
+        relabelled,
+    )
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
     device = resolve_device(args.device)
     if is_other_data(args.data, config.data):  # classes by name, every image or --split's
-        data = relabelled(_load(replace(config, data=args.data)), ckpt["class_names"], args.data)
+        data = relabelled(
+            load_segmentation_data(replace(config, data=args.data)), ckpt["class_names"], args.data
+        )
         idx, scored = scored_indices(data.splits, len(data.images), args.split, args.data)
         changed = None
     else:
-        data = _load(config)
+        data = load_segmentation_data(config)
         parts = own_or_seeded(data.splits, len(data.images), config.seed)
         idx, scored = require_split(parts, args.split, config.data), args.split
         changed = split_changed(ckpt, args.split, data.images[idx])

@@ -278,7 +278,10 @@ def segmentation_metrics(confusion: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def _load(config: SegmentConfig) -> SegmentationData:
+def load_segmentation_data(config: SegmentConfig) -> SegmentationData:
+    """``config.data``'s images and masks: the scenes, the pets, VOC, a COCO file, a YOLO
+    polygon dataset (.yaml) or a mask folder (what ``segment train``, ``eval`` and ``augment``
+    read)."""
     if config.data == "scenes":
         return scenes_segmentation(
             config.images, config.image_size, config.num_classes, config.seed
@@ -384,7 +387,7 @@ def train_segmenter(
             "gives every class an equal say): use --loss ce or ce+dice, or drop --class-weights"
         )
     device = resolve_device(config.device)
-    data = _load(config)
+    data = load_segmentation_data(config)
     parts = own_or_seeded(data.splits, len(data.images), config.seed)
     final = final_split(parts)
     torch.manual_seed(config.seed)
