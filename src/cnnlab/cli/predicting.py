@@ -1,5 +1,6 @@
-"""What the predict commands share: the network (a checkpoint or an ``--onnx`` file) and the
-table's source column."""
+"""What the predict commands share: the network (a checkpoint or an ``--onnx`` file), the
+table's source column, and what they write beside it: ``--as-dataset`` (the predictions as
+training data to correct) and ``--out`` (the objects found drawn on each photo)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from cnnlab.cli.common import checkpoint_among
 from cnnlab.errors import CnnlabError
+from cnnlab.words import counted
 
 
 def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +122,52 @@ def write_drawn(
         image.save(path, **({"quality": 92} if path.suffix == ".jpg" else {}))
         paths.append(str(path))
     return paths
+
+
+def draw_found(
+    folder: Path | None, rows: list[dict[str, Any]], found: list[list], points: list | None = None
+) -> None:
+    """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
+    ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
+    on it
+    (:func:`write_drawn`); each row gets its file's path, ``drawn``."""
+    if folder is None:
+        return
+    drawn = [
+        (r["source"], [b for _, b, _ in f], [c for _, _, c in f], [k for k, _, _ in f], p)
+        for r, f, p in zip(rows, found, points or [[]] * len(rows), strict=True)
+    ]
+    for r, written in zip(rows, write_drawn(folder, drawn), strict=True):
+        r["drawn"] = written
+
+
+def write_boxes(
+    folder: Path,
+    names: list[str],
+    rows: list[dict[str, Any]],
+    frames: list[tuple[int, int]],
+    found: list[list],
+    console: Console,
+    quiet: bool,
+) -> dict[str, Any]:
+    """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
+    as a YOLO folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
+    from cnnlab.data.yolo import write_yolo_dataset
+
+    labelled = [
+        (r["source"], [(k, box) for k, box, _ in f], frame)
+        for r, f, frame in zip(rows, found, frames, strict=True)
+    ]
+    written = write_yolo_dataset(folder, names, labelled)
+    if not quiet:
+        no_area = written["no_area"]
+        dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
+        console.print(
+            f"wrote {counted(written['images'], 'image')} and "
+            f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {folder} "
+            f"(images/, labels/, classes.txt){dropped}"
+        )
+    return written
 
 
 def add_source_column(table: Any, sources: Sequence[str]) -> list[str]:

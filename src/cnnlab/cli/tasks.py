@@ -41,9 +41,10 @@ from cnnlab.cli.predicting import (
     add_drawn_folder,
     add_source_column,
     dataset_folder,
+    draw_found,
     drawn_folder,
     predict_network,
-    write_drawn,
+    write_boxes,
 )
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.words import counted
@@ -182,7 +183,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         for r in rows
     ]
     points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]  # a box's
-    _draw_found(drawn_to, rows, found, points)
+    draw_found(drawn_to, rows, found, points)
     if not args.json:
         table = compact_table("classification with localisation: y = [p_c, box, class]")
         shown, note = first_shown(rows, csv_path)
@@ -217,56 +218,10 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         ]
         result["csv"] = write_csv(csv_path, flat, console, args.json)
     if dataset:  # landmarks have no YOLO line
-        result["dataset"] = _write_boxes(
+        result["dataset"] = write_boxes(
             dataset, ckpt["class_names"], rows, frames, found, console, args.json
         )
     return result
-
-
-def _draw_found(
-    folder: Path | None, rows: list[dict[str, Any]], found: list[list], points: list | None = None
-) -> None:
-    """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
-    ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
-    on it
-    (:func:`~cnnlab.cli.predicting.write_drawn`); each row gets its file's path, ``drawn``."""
-    if folder is None:
-        return
-    drawn = [
-        (r["source"], [b for _, b, _ in f], [c for _, _, c in f], [k for k, _, _ in f], p)
-        for r, f, p in zip(rows, found, points or [[]] * len(rows), strict=True)
-    ]
-    for r, written in zip(rows, write_drawn(folder, drawn), strict=True):
-        r["drawn"] = written
-
-
-def _write_boxes(
-    folder: Path,
-    names: list[str],
-    rows: list[dict[str, Any]],
-    frames: list[tuple[int, int]],
-    found: list[list],
-    console: Console,
-    quiet: bool,
-) -> dict[str, Any]:
-    """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
-    as a YOLO folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
-    from cnnlab.data.yolo import write_yolo_dataset
-
-    labelled = [
-        (r["source"], [(k, box) for k, box, _ in f], frame)
-        for r, f, frame in zip(rows, found, frames, strict=True)
-    ]
-    written = write_yolo_dataset(folder, names, labelled)
-    if not quiet:
-        no_area = written["no_area"]
-        dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
-        console.print(
-            f"wrote {counted(written['images'], 'image')} and "
-            f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {folder} "
-            f"(images/, labels/, classes.txt){dropped}"
-        )
-    return written
 
 
 def final_note(split: str) -> str:
@@ -384,7 +339,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ]
         for r in rows
     ]
-    _draw_found(drawn_to, rows, found)
+    draw_found(drawn_to, rows, found)
     if not args.json:
         table = compact_table(
             f"detections (score >= {args.score_threshold:g}, NMS at IoU {args.iou_threshold:g})"
@@ -417,7 +372,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         header = ("source", "label", "score", "x1", "y1", "x2", "y2")
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     if dataset:  # the predictions as labels to correct, and to train on
-        result["dataset"] = _write_boxes(
+        result["dataset"] = write_boxes(
             dataset, ckpt["class_names"], rows, frames, found, console, args.json
         )
     return result
