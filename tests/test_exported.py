@@ -303,6 +303,10 @@ def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([*pairs, "--onnx", onnx_path, "--json"]) == 0
     theirs = _last_json(capsys)
     assert theirs["pairs"] == ours["pairs"] == 4
+    worst = [result.pop("worst_pairs") for result in (theirs, ours)]  # the same pairs, as near
+    assert [[(r["first"], r["second"]) for r in rows] for rows in worst[0].values()] == [
+        [(r["first"], r["second"]) for r in rows] for rows in worst[1].values()
+    ]
     assert theirs == pytest.approx(ours, abs=1e-6)
 
 

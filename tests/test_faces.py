@@ -177,6 +177,39 @@ def test_threshold_has_the_best_accuracy_of_all_thresholds() -> None:
     assert ((scores >= threshold) == same).mean() == pytest.approx(brute)
 
 
+def test_worst_pairs_are_the_wrong_ones_worst_first_each_once(tmp_path: Path) -> None:
+    """Hand-made pairs at threshold -1 (d <= 1 means "same"): the "different" pairs scored
+    at or above it, most alike first, and the "same" pairs below it, least alike first; a pair
+    drawn both ways round counts once; ``n`` caps each kind."""
+    from cnnlab.engine.face_scores import plot_worst_pairs, worst_pairs
+
+    first = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 2, 8])
+    second = torch.tensor([1, 0, 3, 4, 5, 6, 7, 8, 3, 9])
+    scores = np.array([-0.2, -0.2, -1.0, -3.0, -0.5, -2.5, -1.5, -0.1, -1.0, -0.9])
+    same = np.array([0, 0, 0, 1, 0, 1, 1, 1, 0, 0], bool)
+    worst = worst_pairs(first, second, scores, same, -1.0, n=3)
+    # different and d <= 1: (0,1) twice, (4,5), (8,9), and (2,3) twice at d = 1 exactly: cut
+    assert worst["false_accepts"].tolist() == [[0, 1, -0.2], [4, 5, -0.5], [8, 9, -0.9]]
+    every = worst_pairs(first, second, scores, same, -1.0)["false_accepts"]
+    assert len(every) == 4 and every[-1].tolist() == [2, 3, -1.0]
+    # same and d > 1: (3,4) d 3, (5,6) d 2.5, (6,7) d 1.5; (7,8) at d 0.1 is right
+    assert worst["false_rejects"].tolist() == [[3, 4, -3.0], [5, 6, -2.5], [6, 7, -1.5]]
+    # drawn: one picture per pair; nothing wrong, no figure
+    drawn: list[int] = []
+
+    def picture(k: int) -> torch.Tensor:
+        drawn.append(k)
+        return torch.full((1, 8, 8), 25 * k, dtype=torch.uint8)
+
+    path = tmp_path / "mistakes.png"
+    args = (picture, str, -1.0)
+    assert plot_worst_pairs(worst, *args, path) == path and path.is_file()
+    assert drawn == [0, 1, 4, 5, 8, 9, 3, 4, 5, 6, 6, 7]  # the pairs', in their order
+    right = {kind: rows[:0] for kind, rows in worst.items()}
+    assert plot_worst_pairs(right, *args, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_open_set_rates_trade_off_through_tau() -> None:
     """Identities 0-3 as tight clusters around four corners of a square: at a lax tau every
     enrolled image is named and no stranger is rejected; at tau 0 the reverse."""
@@ -193,7 +226,16 @@ def test_open_set_rates_trade_off_through_tau() -> None:
     assert lax["open_set_identification"] == 1 and lax["open_set_rejection"] == 0
     assert strict["open_set_identification"] == 0 and strict["open_set_rejection"] == 1
     # between the clusters (squared distance ~0.0005 within, 2 across): both right
-    middle, _ = evaluate_unseen(torch.nn.Identity(), unseen, 1.0, 0)
+    middle, pairs = evaluate_unseen(torch.nn.Identity(), unseen, 1.0, 0)
+    assert {kind: len(rows) for kind, rows in pairs["worst_pairs"].items()} == {
+        "false_accepts": 0,
+        "false_rejects": 0,
+    }
+    # at tau 0 every "same" pair is rejected, the farthest first; no different pair accepted
+    rejected = evaluate_unseen(torch.nn.Identity(), unseen, 0.0, 0)[1]["worst_pairs"]
+    assert len(rejected["false_accepts"]) == 0 and len(rejected["false_rejects"]) == 8
+    assert (labels[rejected["false_rejects"][:, :2].astype(int)].diff(dim=1) == 0).all()
+    assert (np.diff(rejected["false_rejects"][:, 2]) >= 0).all()
     assert middle["open_set_identification"] == 1 and middle["open_set_rejection"] == 1
     assert middle["verification_accuracy"] == 1 and middle["identification_1_shot"] == 1
     # 100 one-shot galleries, 5 probes of each identity each: all named right
@@ -358,6 +400,7 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (run / "roc.png").is_file() and (run / "glyphs.png").is_file()
     assert (run / "confusion_1_shot.png").is_file()
     assert (run / "loss.png").is_file() and (run / "embedding_map.png").is_file()
+    assert (run / "verification_mistakes.png").is_file()  # 30 steps: some pairs are wrong
     # 30 steps: the first 100 and the last 100 are the same 30
     assert result["loss_first_100_steps"] == pytest.approx(result["loss_last_100_steps"])
     confusion = result["confusion_1_shot"]  # rows: the true identity, over 100 galleries
@@ -892,11 +935,45 @@ def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert result["pairs"] == 4 and result["same_pairs"] == 2
     assert 0 <= result["accuracy_at_tau"] <= 1 and 0 <= result["auc"] <= 1
     assert roc.stat().st_size > 1000
+    wrong = result["false_accepts"] + result["false_rejects"]
+    assert wrong == round(4 * (1 - result["accuracy_at_tau"]))
+    # the pairs decided wrongly, worst first: tau 0 rejects every same pair of two images, a
+    # huge tau accepts every different pair
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    people = tmp_path / "people"
+    for tau, kind, expected in ((0.0, "false_rejects", 2), (1e9, "false_accepts", 2)):
+        torch.save(ckpt | {"tau": tau}, tmp_path / "tau.pt")
+        mistakes = tmp_path / f"mistakes_{tau:g}.png"
+        argv_tau = ["faces", "pairs", "--checkpoint", str(tmp_path / "tau.pt"), "--data"]
+        argv_tau += [str(people), "--pairs", str(pairs_file), "--mistakes", str(mistakes)]
+        assert main([*argv_tau, "--json"]) == 0
+        result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert result[kind] == expected and result["accuracy_at_tau"] == 0.5
+        rows = result["worst_pairs"][kind]
+        assert {(r["first"], r["second"]) for r in rows} == {
+            (str(people / f"{a}.png"), str(people / f"{b}.png"))
+            for a, b in (
+                [("Ann_Lee/Ann_Lee_0001", "Ann_Lee/Ann_Lee_0002"), ("Bo/Bo_0001", "Bo/Bo_0003")]
+                if tau == 0
+                else [
+                    ("Ann_Lee/Ann_Lee_0001", "Bo/Bo_0002"),
+                    ("Ann_Lee/Ann_Lee_0003", "Bo/Bo_0003"),
+                ]
+            )
+        }
+        distances = [r["distance"] for r in rows]  # worst first: the farthest same pair
+        assert distances == sorted(distances, reverse=tau == 0) and mistakes.is_file()
     pairs_file.write_text("Ann_Lee 1 2\nBo 1 3\n")  # no different pairs: no curve, and it says so
     capsys.readouterr()
     assert main([*argv, "--pairs", str(pairs_file), "--roc", str(tmp_path / "same.png")]) == 0
     assert "only same-person pairs, so no ROC curve" in capsys.readouterr().err
     assert not (tmp_path / "same.png").exists()
+    # at the huge tau every same pair is right: nothing to draw, and it says so
+    argv_tau[-3:] = [str(pairs_file), "--mistakes", str(tmp_path / "none.png")]
+    assert main(argv_tau) == 0
+    said = " ".join(capsys.readouterr())
+    assert "every pair decided right, so" in said and "wrong at tau: 0 different" in said
+    assert not (tmp_path / "none.png").exists()
     from cnnlab.engine.recognition import FaceEncoder  # files embedded a chunk at a time
 
     encoder = FaceEncoder.load(run / "best.pt")
@@ -972,7 +1049,10 @@ def test_train_names_the_most_confused_identities(
     shares.fill_diagonal_(0)
     i, j = divmod(int(shares.argmax()), 4)
     assert f"most confused, one-shot: {6 + i} named as {6 + j} for {shares[i, j]:.1%}" in out
-    figures = "confusion_1_shot.png, embedding_map.png, glyphs.png, loss.png, roc.png"
+    figures = (
+        "confusion_1_shot.png, embedding_map.png, glyphs.png, loss.png, roc.png, "
+        "verification_mistakes.png"
+    )
     assert f"run folder: {run} (figures: {figures})" in out
     result = json.loads((run / "results.json").read_text())
     assert "one-shot identification" in out and "never-seen identities" in out

@@ -8,6 +8,7 @@ recognized" beyond tau, and one-shot / 5-shot / open-set figures on identities n
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 
 from cnnlab.data.identities import IdentitySet
 from cnnlab.errors import CnnlabError
-from cnnlab.models.siamese import LearnedSimilarity, squared_distance
+from cnnlab.models.siamese import LearnedSimilarity, same_probability, squared_distance
 
 
 @torch.no_grad()
@@ -77,10 +78,47 @@ def pair_scores(
     """Balanced same/different pairs: ``(scores, is_same)``; score = -distance (or the learned
     similarity's logit), so higher means "same"."""
     i, j, same = balanced_pairs(labels, n_pairs, g)
-    a, b = emb[i], emb[j]
+    return score_pairs(emb[i], emb[j], similarity), same.numpy()
+
+
+def score_pairs(
+    a: torch.Tensor, b: torch.Tensor, similarity: LearnedSimilarity | None = None
+) -> np.ndarray:
+    """Scores of the pairs ``a[k], b[k]`` (``(n, D)`` each): ``-d`` or the learned logit."""
     with torch.no_grad():
         score = similarity(a, b) if similarity is not None else -squared_distance(a, b)
-    return score.numpy(), same.numpy()
+    return score.numpy()
+
+
+def worst_pairs(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    scores: np.ndarray,
+    same: np.ndarray,
+    threshold: float,
+    n: int = 8,
+) -> dict[str, np.ndarray]:
+    """The pairs verification got most wrong at ``threshold`` (``score >= threshold``: same):
+    ``false_accepts``, the "different" pairs scored most alike, and ``false_rejects``, the
+    "same" pairs scored least alike, up to ``n`` each, worst first, as rows of ``(first image,
+    second image, score)``. A pair drawn twice (either way round) is shown once."""
+    worst = {}
+    for name, wrong, sign in (
+        ("false_accepts", ~same & (scores >= threshold), -1.0),
+        ("false_rejects", same & (scores < threshold), 1.0),
+    ):
+        rows = np.stack(  # (image, image, score): the unordered pair, then its score
+            [
+                torch.minimum(first, second).numpy(),
+                torch.maximum(first, second).numpy(),
+                scores,
+            ],
+            1,
+        )[wrong]
+        _, once = np.unique(rows[:, :2], axis=0, return_index=True)
+        rows = rows[once]
+        worst[name] = rows[np.argsort(sign * rows[:, 2], kind="stable")[:n]]
+    return worst
 
 
 # pairs drawn to choose tau and to score verification. Measured on one trained model, 8 draws:
@@ -132,15 +170,16 @@ def evaluate_unseen(
     emb: torch.Tensor | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """On never-seen identities: verification accuracy at the chosen threshold (with the ROC of
-    those pairs, returned second), one-shot and 5-shot identification, and open-set
-    identification with half of the identities enrolled (one image each): the rejection rate of
-    never-enrolled identities, and the rate at which the enrolled ones' other images are accepted
-    and named right. A stricter tau raises the first and lowers the second. ``confusion_1_shot``
-    counts, over the one-shot galleries, which identity each probe was named as. ``emb``: the
-    unseen images' embeddings when the caller has them already."""
+    those pairs and their :func:`worst_pairs`, returned second), one-shot and 5-shot
+    identification, and open-set identification with half of the identities enrolled (one image
+    each): the rejection rate of never-enrolled identities, and the rate at which the enrolled
+    ones' other images are accepted and named right. A stricter tau raises the first and lowers
+    the second. ``confusion_1_shot`` counts, over the one-shot galleries, which identity each
+    probe was named as. ``emb``: the unseen images' embeddings when the caller has them already."""
     g = torch.Generator().manual_seed(seed + 7)
     emb = embed(model, unseen.images) if emb is None else emb
-    scores, same = pair_scores(emb, unseen.labels, N_PAIRS, g, similarity)
+    i, j, same_t = balanced_pairs(unseen.labels, N_PAIRS, g)  # as pair_scores draws them
+    scores, same = score_pairs(emb[i], emb[j], similarity), same_t.numpy()
     threshold = sim_threshold if similarity is not None else -tau_distance
     from sklearn.exceptions import UndefinedMetricWarning
 
@@ -148,6 +187,7 @@ def evaluate_unseen(
     with warnings.catch_warnings():  # sklearn warns that the ROC is undefined then
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         _, roc = choose_threshold(scores, same)
+    roc["worst_pairs"] = worst_pairs(i, j, scores, same, threshold)
     ids = unseen.labels.unique()
     result: dict[str, Any] = {
         "verification_accuracy": float(((scores >= threshold) == same).mean()),
@@ -209,3 +249,41 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.set(xlabel="false accept rate", ylabel="true accept rate", title="verification ROC")
     return save_figure(fig, path, dpi=100)
+
+
+def plot_worst_pairs(
+    worst: dict[str, np.ndarray],
+    picture: Callable[[int], torch.Tensor],
+    who: Callable[[int], str],
+    threshold: float,
+    path: Path,
+    learned: bool = False,
+    which: str = "pairs",
+) -> Path | None:
+    """The pairs of :func:`worst_pairs` side by side, each captioned with ``who`` its two images
+    are and its distance (or, ``learned``, the learned similarity's probability that they are one
+    person); ``picture(k)``: image ``k`` as ``(C, H, W)`` uint8, the same size for all; ``which``
+    names the pairs in the title. ``None``, and no file, when verification got every pair
+    right."""
+    from cnnlab.viz.plots import plot_captioned
+
+    rows = [(kind, row) for kind in ("false_accepts", "false_rejects") for row in worst[kind]]
+    if not rows:
+        return None
+    pictures, captions, colors = [], [], []
+    for kind, (a, b, score) in rows:
+        first, second = picture(int(a)), picture(int(b))
+        gap = torch.full_like(first[..., :2], 128)  # a grey line between the two
+        pictures.append(torch.cat([first, gap, second], -1))
+        said = "same" if kind == "false_accepts" else "different"
+        value = f"p {same_probability(score):.2f}" if learned else f"d {-score:.2f}"
+        captions.append(f"{who(int(a))} / {who(int(b))}\n{value}: said {said}")
+        colors.append("tab:red" if kind == "false_accepts" else "tab:blue")
+    decided = (
+        f"p(same) >= {same_probability(threshold):.2f}" if learned else f"d <= tau {-threshold:.2f}"
+    )
+    title = (
+        f"the {which} decided most wrongly ({decided} means the same): "
+        "different people taken for one (red), one person taken for two (blue)"
+    )
+    return plot_captioned(torch.stack(pictures), captions, path, title, colors, cell=(2.6, 1.8))

@@ -27,6 +27,7 @@ from cnnlab.data.classification import (
     load_classification,
     normalize,
     resize_batch,
+    to_uint8,
 )
 from cnnlab.data.glyphs import GlyphIdentities, draw_glyphs, random_glyphs
 from cnnlab.data.identities import IdentitySet, dihedral_identities
@@ -39,6 +40,7 @@ from cnnlab.engine.face_scores import (
     evaluate_unseen,
     pair_scores,
     plot_roc,
+    plot_worst_pairs,
 )
 from cnnlab.engine.run_folders import run_folder
 from cnnlab.engine.runlog import announce, epoch_progress, one_cycle, optimizer_step
@@ -383,6 +385,16 @@ def train_faces(
     plot_roc(
         {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},
         out / "roc.png",
+    )
+    mean, std = (torch.tensor(norm[k]).view(-1, 1, 1) for k in ("mean", "std"))
+    plot_worst_pairs(
+        roc_unseen["worst_pairs"],
+        lambda k: to_uint8(unseen.images[k] * std + mean),  # as the encoder saw it
+        lambda k: unseen.names[int(unseen.labels[k])],
+        threshold if similarity is not None else -tau,
+        out / "verification_mistakes.png",
+        learned=similarity is not None,
+        which="never-seen pairs",
     )
     if glyphs is not None:
         plot_glyphs(glyphs.glyphs, out / "glyphs.png")

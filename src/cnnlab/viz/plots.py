@@ -133,13 +133,15 @@ def plot_captioned(
     colors: Sequence[str] | None = None,
     cols: int = 4,
     legend: Sequence[tuple[str, Sequence[int]]] = (),
+    cell: tuple[float, float] = (2.2, 2.5),
 ) -> Path:
     """Images ``(N, C, H, W)`` uint8 (grey or RGB) in a grid, each over its caption (in its
-    colour, where ``colors`` gives one); ``legend``: ``(label, RGB 0-255)`` swatches below."""
+    colour, where ``colors`` gives one); ``legend``: ``(label, RGB 0-255)`` swatches below;
+    ``cell``: the inches each image and caption take, wide and high."""
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
-    width = max(2.2 * cols, 4.0)  # room for the title over a single image
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.5 * rows + 0.3), squeeze=False)
+    width = max(cell[0] * cols, 4.0)  # room for the title over a single image
+    fig, axes = plt.subplots(rows, cols, figsize=(width, cell[1] * rows + 0.3), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, img, caption) in enumerate(zip(axes.flat, images, captions, strict=False)):
