@@ -918,6 +918,65 @@ def test_read_pairs(tmp_path: Path) -> None:
             read_pairs(pairs_file, tmp_path / "people")
 
 
+def test_eval_reproduces_training_and_scores_a_folder_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces eval`` on the training data scores the held-out identities with the training's
+    seed: the figures of the run's results.json, from the checkpoint and from its ONNX export.
+    The same 714 images written as a folder of people give the same figures (the files path);
+    --identities picks, and figures are drawn."""
+    run = tmp_path / "run"
+    assert main(["faces", "train", "--steps", "20", "--seed", "3", "--out", str(run)]) == 0
+    trained = json.loads((run / "results.json").read_text())
+    capsys.readouterr()
+    keys = ("verification_accuracy", "identification_1_shot", "identification_5_shot")
+    keys += ("open_set_rejection", "open_set_identification", "unseen_auc", "confusion_1_shot")
+    figures = [str(tmp_path / f) for f in ("roc.png", "mistakes.png", "confusion.png")]
+    argv = ["faces", "eval", "--checkpoint", str(run / "best.pt"), "--roc", figures[0]]
+    assert main([*argv, "--mistakes", figures[1], "--confusion", figures[2], "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: scored[k] for k in keys} == {k: trained[k] for k in keys}
+    assert scored["identities"] == ["6", "7", "8", "9"] and scored["seed"] == 3
+    assert all(Path(f).stat().st_size > 1000 for f in figures)
+    worst = scored["worst_pairs"]["false_accepts"] + scored["worst_pairs"]["false_rejects"]
+    assert worst and all(r["first"].startswith("digits image ") for r in worst)
+    # the exported encoder keeps what it trained on, so it scores the same identities alike
+    onnx = str(tmp_path / "enc.onnx")
+    assert main(["export", str(run / "best.pt"), "-o", onnx]) == 0
+    capsys.readouterr()
+    assert main(["faces", "eval", "--onnx", onnx, "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exported["identities"] == scored["identities"]
+    assert exported["unseen_auc"] == pytest.approx(scored["unseen_auc"], abs=1e-3)
+    # the unseen digits as files in person folders, in the same order: the same figures
+    from cnnlab.data.classification import load_classification
+
+    digits = load_classification("digits", image_size=32, val_fraction=0, test_fraction=0)
+    x, y = digits.splits["train"].images, digits.splits["train"].labels
+    people = tmp_path / "people"
+    for k in (y >= 6).nonzero().flatten().tolist():
+        (people / str(int(y[k]))).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[k, 0].numpy()).save(people / str(int(y[k])) / f"{k:05d}.png")
+    argv = ["faces", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(people)]
+    assert main([*argv, "--seed", "3", "--json"]) == 0
+    folder = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {k: folder[k] for k in keys} == {k: trained[k] for k in keys}
+    assert folder["images"] == scored["images"] == int((y >= 6).sum())
+    worst = folder["worst_pairs"]["false_accepts"]
+    assert worst and all(Path(r["first"]).parent.parent == people for r in worst)
+    # a choice of identities, and the ones that are not there
+    assert main([*argv, "--identities", "7,9", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert picked["identities"] == ["7", "9"] and picked["images"] == int(
+        ((y == 7) | (y == 9)).sum()
+    )
+    assert picked["seed"] == 3  # the training's, by default
+    for identities, message in (("7,x", "no identity x"), ("7", "at least 2 identities")):
+        assert main([*argv, "--identities", identities, "--json"]) == 2
+        assert message in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert main([*argv[:-1], str(tmp_path / "none"), "--json"]) == 2
+
+
 def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     argv = ["faces", "train", "--steps", "20", "--method", "triplet", "--out", str(run)]

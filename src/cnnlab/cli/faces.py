@@ -109,13 +109,13 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
     result = train_faces(config, Console(stderr=True, quiet=args.json))
     if not args.json:
         console.print(_summary_table(result))
-        if confused := _most_confused(result["confusion_1_shot"]):
+        if confused := most_confused(result["confusion_1_shot"]):
             console.print(confused)
         console.print(run_folder_note(result["run_dir"]))
     return result
 
 
-def _most_confused(confusion: dict[str, Any]) -> str:
+def most_confused(confusion: dict[str, Any]) -> str:
     """``most confused, one-shot: 7 named as 9 for 6.0% of its images``: the largest share off
     the diagonal of the one-shot confusion counts (rows: true identity); "" when none is."""
     import numpy as np
@@ -513,9 +513,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 ),
             )
         p.set_defaults(handler=cmd_faces_enroll if name == "enroll" else cmd_faces_probe)
-    from cnnlab.cli.face_pairs import add_pairs_parser  # it needs add_encoder from here
+    from cnnlab.cli.face_eval import add_eval_parsers  # they need add_encoder from here
 
-    add_pairs_parser(kinds, common)
+    add_eval_parsers(kinds, common)
     p = kinds.add_parser("list", parents=[common], help="enrolled people")
     _add_db(p)
     p.set_defaults(handler=cmd_faces_people)

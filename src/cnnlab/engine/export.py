@@ -139,6 +139,8 @@ def export_onnx(
 
             meta["tau"], meta["model_id"] = ckpt["tau"], ckpt["model_id"]
             meta["invert_light"] = face_meta(ckpt)["invert_light"]
+            trained = ckpt.get("config", {})  # what faces eval scores by default, and its seed
+            meta["trained_on"] = {k: trained[k] for k in ("data", "unseen", "seed") if k in trained}
             if "similarity" in ckpt:  # the learned similarity verification decides by
                 meta["similarity"] = ckpt["similarity"]
     if task == "segmentation":  # maps at the image's size (the paper's U-Net: overlap-tile)

@@ -133,6 +133,19 @@ class FaceEncoder:
                 parts.append(self.model(batch).numpy())
         return np.concatenate(parts)
 
+    def evaluate(
+        self,
+        data: str | None = None,
+        identities: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Any:
+        """This encoder scored on ``data``'s ``identities`` (by default, the ones its training
+        held out): :func:`~cnnlab.engine.face_eval.evaluate_encoder`, whose ``metrics`` are
+        verification at tau, one-shot, 5-shot and open-set identification."""
+        from cnnlab.engine.face_eval import evaluate_encoder
+
+        return evaluate_encoder(self, data, identities, seed)
+
     def database(self, path: str | Path) -> FaceDatabase:
         """The face database at ``path`` for this encoder's embeddings (made with its folder
         when missing; one another model filled is refused)."""
