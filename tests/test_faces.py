@@ -971,7 +971,11 @@ def test_eval_reproduces_training_and_scores_a_folder_alike(
         ((y == 7) | (y == 9)).sum()
     )
     assert picked["seed"] == 3  # the training's, by default
-    for identities, message in (("7,x", "no identity x"), ("7", "at least 2 identities")):
+    for identities, message in (
+        ("7,x", "no identity x"),
+        ("7", "at least 2 identities"),
+        (" , ", "names no identity"),
+    ):
         assert main([*argv, "--identities", identities, "--json"]) == 2
         assert message in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert main([*argv[:-1], str(tmp_path / "none"), "--json"]) == 2

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from cnnlab.cli.common import figure_file, random_seed
 from cnnlab.cli.faces import add_encoder, load_encoder, most_confused
+from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
 
 EVAL_ROWS = (  # (key in evaluate_unseen's figures, what it measures)
@@ -40,7 +41,11 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
         k: figure_file(v) for k in ("roc", "mistakes", "confusion") if (v := getattr(args, k))
     }
     encoder = load_encoder(args)
-    identities = [n.strip() for n in args.identities.split(",")] if args.identities else None
+    identities = None
+    if args.identities is not None:
+        identities = [n.strip() for n in args.identities.split(",") if n.strip()]
+        if not identities:
+            raise CnnlabError(f"--identities {args.identities!r} names no identity")
     skipped: list[str] = vars(args).setdefault("skipped_files", [])  # in --json as well
     scored = evaluate_encoder(encoder, args.data, identities, args.seed, skipped)
     for line in skipped_lines(skipped):
