@@ -979,6 +979,9 @@ def test_eval_reproduces_training_and_scores_a_folder_alike(
         assert main([*argv, "--identities", identities, "--json"]) == 2
         assert message in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert main([*argv[:-1], str(tmp_path / "none"), "--json"]) == 2
+    assert main([*argv[:-1], str(people / "7"), "--json"]) == 2  # one person's folder
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert said.endswith("images, but no person folders: one person's? or the folder above it")
 
 
 def test_pairs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -119,12 +119,13 @@ def read_pairs(path: str | Path, root: str | Path) -> list[Pair]:
 
 
 def person_folders(
-    root: str | Path, skipped: list[str] | None = None
+    root: str | Path, skipped: list[str] | None = None, enrolling: bool = True
 ) -> list[tuple[str, list[str]]]:
     """``root/<person>/*.jpg`` -> ``(person, image files)`` for every person folder, sorted by
     name (hidden folders left out); a folder's unreadable files are noted in ``skipped``, as
     :func:`~cnnlab.data.folder.image_files` does. A root that is not a folder, has no person
-    folders, or has image files of its own (whose person would they be?) is an error naming it."""
+    folders, or has image files of its own (whose person would they be?) is an error naming it
+    (one person's folder given by mistake: ``enrolling`` suggests enrolling it with ``--name``)."""
     from cnnlab.data.folder import image_files, images_under
 
     folder = Path(root)
@@ -133,9 +134,9 @@ def person_folders(
     people = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = [p for p in images_under(folder) if p.parent == folder]
     if not people and loose:  # one person's folder given for the gallery
+        alone = f" (--name {folder.name} {folder})," if enrolling else ""
         raise CnnlabError(
-            f"{folder}: images, but no person folders: one person's? (--name "
-            f"{folder.name} {folder}), or the folder above it"
+            f"{folder}: images, but no person folders: one person's?{alone} or the folder above it"
         )
     if not people:
         raise CnnlabError(f"{folder}: no person folders ({folder}/<person>/*.jpg)")

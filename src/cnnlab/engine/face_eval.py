@@ -79,7 +79,7 @@ def evaluate_encoder(
         from cnnlab.data.folder import image_to_uint8
         from cnnlab.data.identities import person_folders
 
-        people = dict(person_folders(data, skipped))
+        people = dict(person_folders(data, skipped, enrolling=False))
         names = _chosen(list(people), identities, data)
         files = [f for n in names for f in people[n]]
         labels = torch.tensor([i for i, n in enumerate(names) for _ in people[n]])
