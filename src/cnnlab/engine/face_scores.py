@@ -2,7 +2,8 @@
 "Learning a similarity function"): embeddings of a set of images, balanced same/different pairs
 scored by ``-d(img1, img2) = -||f(x1) - f(x2)||^2`` (or a learned similarity), tau chosen for the
 best accuracy with the ROC, AUC and equal-error rate, nearest-neighbour identification with "not
-recognized" beyond tau, and one-shot / 5-shot / open-set figures on identities never trained on.
+recognized" beyond tau, one-shot / 5-shot / open-set figures on identities never trained on,
+and the pairs decided most wrongly, drawn side by side.
 """
 
 from __future__ import annotations
