@@ -250,6 +250,41 @@ def test_open_set_rates_trade_off_through_tau() -> None:
     assert lone["unseen_auc"] is None and lone["verification_accuracy"] == 1
 
 
+def test_many_identities_keep_the_most_confused_but_no_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past CONFUSION_MAX identities the one-shot confusion table (n x n, in the JSON and a
+    figure) is left out; the most confused pair is still named, as the table would name it."""
+    from cnnlab.data.identities import IdentitySet
+    from cnnlab.engine import face_scores
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40).repeat_interleave(4)
+    centres = torch.randn(40, 8, generator=g)
+    emb = F.normalize(centres[labels] + 0.8 * torch.randn(160, 8, generator=g), dim=1)
+    people = IdentitySet(emb, labels, [f"p{k}" for k in range(40)])
+    many, _ = face_scores.evaluate_unseen(torch.nn.Identity(), people, 1.0, 0)
+    assert "confusion_1_shot" not in many and many["most_confused_1_shot"] is not None
+    monkeypatch.setattr(face_scores, "CONFUSION_MAX", 40)
+    table, _ = face_scores.evaluate_unseen(torch.nn.Identity(), people, 1.0, 0)
+    counts = torch.tensor(table["confusion_1_shot"]["counts"], dtype=torch.float64)
+    shares = counts / counts.sum(1, keepdim=True)
+    shares.fill_diagonal_(0)
+    i, j = divmod(int(shares.argmax()), 40)
+    assert 0 < shares[i, j] < 1
+    assert many["most_confused_1_shot"] == {
+        "identity": f"p{i}",
+        "named_as": f"p{j}",
+        "share": pytest.approx(float(shares[i, j])),
+    }
+    # nobody named wrong: nothing to name
+    apart = IdentitySet(F.normalize(torch.eye(40)[labels], dim=1), labels, people.names)
+    assert (
+        face_scores.evaluate_unseen(torch.nn.Identity(), apart, 1.0, 0)[0]["most_confused_1_shot"]
+        is None
+    )
+
+
 def test_whitening_is_the_identity_until_fitted_then_whitens() -> None:
     torch.manual_seed(0)
     plain = cnnlab.create_model("siamese", embedding_dim=8)

@@ -70,7 +70,13 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
     if "mistakes" in figures:
         drawing = (scored.picture, scored.who, threshold, figures["mistakes"], learned)
         _draw_worst(scored.roc["worst_pairs"], *drawing, f"pairs of {Path(scored.data).name}")
-    if "confusion" in figures:
+    if "confusion" in figures and "confusion_1_shot" not in scored.metrics:
+        from cnnlab.engine.face_scores import CONFUSION_MAX
+
+        n = len(scored.identities)
+        message = f"{n} identities, too many to draw (at most {CONFUSION_MAX}): "
+        warnings.warn(message + f"{figures['confusion']} not written", stacklevel=2)
+    elif "confusion" in figures:
         import torch
 
         from cnnlab.viz.plots import plot_confusion_matrix
@@ -92,7 +98,7 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
             value = result.get(key)
             table.add_row(what, "-" if value is None else f"{value:.3f}")
         console.print(table)
-        if confused := most_confused(scored.metrics["confusion_1_shot"]):
+        if confused := most_confused(scored.metrics):
             console.print(confused)
     return result
 

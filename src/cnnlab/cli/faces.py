@@ -109,26 +109,22 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
     result = train_faces(config, Console(stderr=True, quiet=args.json))
     if not args.json:
         console.print(_summary_table(result))
-        if confused := most_confused(result["confusion_1_shot"]):
+        if confused := most_confused(result):
             console.print(confused)
         console.print(run_folder_note(result["run_dir"]))
     return result
 
 
-def most_confused(confusion: dict[str, Any]) -> str:
-    """``most confused, one-shot: 7 named as 9 for 6.0% of its images``: the largest share off
-    the diagonal of the one-shot confusion counts (rows: true identity); "" when none is."""
-    import numpy as np
-
-    names = confusion["names"]
-    counts = np.array(confusion["counts"], dtype=float)
-    shares = counts / counts.sum(1, keepdims=True).clip(min=1)
-    np.fill_diagonal(shares, 0)
-    i, j = np.unravel_index(shares.argmax(), shares.shape)
-    if shares[i, j] == 0:
+def most_confused(result: dict[str, Any]) -> str:
+    """``most confused, one-shot: 7 named as 9 for 6.0% of its images`` from a faces result's
+    ``most_confused_1_shot``; "" when nobody was named wrong."""
+    found = result.get("most_confused_1_shot")
+    if not found:
         return ""
-    share = f"{shares[i, j]:.1%}"
-    return f"most confused, one-shot: {names[i]} named as {names[j]} for {share} of its images"
+    return (
+        f"most confused, one-shot: {found['identity']} named as {found['named_as']} for "
+        f"{found['share']:.1%} of its images"
+    )
 
 
 def _existing_db(path: str) -> None:

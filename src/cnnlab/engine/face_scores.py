@@ -161,6 +161,32 @@ def identify(
     return labels, dist
 
 
+# identities up to which the one-shot confusion table is kept (and drawn): 30 x 30 cells
+CONFUSION_MAX = 30
+
+
+def most_confused(
+    keys: torch.Tensor, counts: torch.Tensor, names: list[str]
+) -> dict[str, Any] | None:
+    """The largest share off the diagonal of a confusion table given sparsely (``keys``,
+    ``true * n + named``, each seen ``counts`` times): ``{"identity", "named_as", "share"}``
+    (the share of ``identity``'s probes named ``named_as``); ``None`` when nobody was named
+    wrong."""
+    n = len(names)
+    true, named = keys // n, keys % n
+    totals = torch.zeros(n, dtype=torch.long).index_add_(0, true, counts)
+    shares = counts.double() / totals[true].clamp_min(1)
+    shares[true == named] = 0
+    if len(shares) == 0 or shares.max() == 0:
+        return None
+    k = int(shares.argmax())  # the first of the largest: the lowest (true, named)
+    return {
+        "identity": names[int(true[k])],
+        "named_as": names[int(named[k])],
+        "share": float(shares[k]),
+    }
+
+
 def evaluate_unseen(
     model: torch.nn.Module,
     unseen: IdentitySet,
@@ -176,7 +202,9 @@ def evaluate_unseen(
     each): the rejection rate of never-enrolled identities, and the rate at which the enrolled
     ones' other images are accepted and named right. A stricter tau raises the first and lowers
     the second. ``confusion_1_shot`` counts, over the one-shot galleries, which identity each
-    probe was named as. ``emb``: the unseen images' embeddings when the caller has them already."""
+    probe was named as (up to :data:`CONFUSION_MAX` identities; ``most_confused_1_shot`` names
+    the largest share named wrong at any number). ``emb``: the unseen images' embeddings when
+    the caller has them already."""
     g = torch.Generator().manual_seed(seed + 7)
     emb = embed(model, unseen.images) if emb is None else emb
     i, j, same_t = balanced_pairs(unseen.labels, N_PAIRS, g)  # as pair_scores draws them
@@ -196,7 +224,7 @@ def evaluate_unseen(
         "unseen_eer": roc["eer"] if both else None,
     }
     n = len(ids)
-    confusion = torch.zeros(n * n, dtype=torch.long)  # one-shot: (true, named) over all galleries
+    named_as = []  # one-shot: true * n + named for every probe of every gallery
     for shots in (1, 5):
         correct = total = 0
         for trial in range(100):
@@ -214,13 +242,16 @@ def evaluate_unseen(
             if shots == 1:
                 true = torch.searchsorted(ids, unseen.labels[probe_i])
                 named = torch.searchsorted(ids, pred)
-                confusion += torch.bincount(true * n + named, minlength=n * n)
+                named_as.append(true * n + named)
         # None when no identity has more than `shots` images (nothing left to identify)
         result[f"identification_{shots}_shot"] = correct / total if total else None
-    result["confusion_1_shot"] = {  # which never-seen identity is taken for which
-        "names": [unseen.names[int(c)] for c in ids],
-        "counts": confusion.view(n, n).tolist(),
-    }
+    # counted sparsely: an n x n table would not fit thousands of people (LFW has 5,749)
+    keys, counts = torch.cat(named_as).unique(return_counts=True)
+    names = [unseen.names[int(c)] for c in ids]
+    result["most_confused_1_shot"] = most_confused(keys, counts, names)
+    if n <= CONFUSION_MAX:  # which never-seen identity is taken for which, as a table
+        confusion = torch.zeros(n * n, dtype=torch.long).index_add_(0, keys, counts)
+        result["confusion_1_shot"] = {"names": names, "counts": confusion.view(n, n).tolist()}
     half = ids[: len(ids) // 2]
     enrolled = torch.isin(unseen.labels, half)
     gal_i = torch.stack([(unseen.labels == c).nonzero().flatten()[0] for c in half])
