@@ -1120,10 +1120,47 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(training_identities(FacesConfig(), ids).labels.unique()) > 2  # digits: dihedral
     assert main([*argv, "--unseen", "di"]) == 2
     assert "at least 2 identities" in capsys.readouterr().err
-    assert main(argv) == 2  # the digits' default --unseen 6,7,8,9: the folder's names are shown
+    assert main([*argv, "--unseen", "6,7"]) == 2  # not there: the folder's names are shown
     assert capsys.readouterr().err.strip() == (
-        f"cnnlab: error: --unseen names unknown identities: 6, 7, 8, 9 ({root} has ann, bo, cy, di)"
+        f"cnnlab: error: --unseen names unknown identities: 6, 7 ({root} has ann, bo, cy, di)"
     )
+
+
+def test_a_folder_holds_out_the_same_fifth_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --unseen, digits hold out 6-9 and other data a fifth of their identities (at
+    least 2), the same ones whatever the seed; the names drawn are kept in the checkpoint, so
+    faces eval scores them by default."""
+    from cnnlab.engine.faces import held_out_names
+
+    names = [f"p{k:02d}" for k in range(23)]
+    drawn = held_out_names("", names, "people/")
+    assert len(drawn) == 5 and drawn == sorted(drawn) and set(drawn) <= set(names)
+    assert held_out_names(" ", names, "elsewhere/") == drawn  # fixed: not the run's seed
+    assert drawn != names[:5] and drawn != names[-5:]  # drawn, not the first or last by name
+    assert held_out_names("", names[:4], "people/") != []  # 4 identities: 2 held out
+    assert len(held_out_names("", names[:4], "people/")) == 2
+    assert held_out_names("", [str(d) for d in range(10)], "digits") == ["6", "7", "8", "9"]
+    assert held_out_names("bo, ann,bo", names, "people/") == ["bo", "ann"]
+    digits = load_digits()
+    x, y = digits.splits["train"].images, digits.splits["train"].labels
+    root = tmp_path / "people"
+    for person, digit in (("ann", 1), ("bo", 2), ("cy", 3), ("di", 4), ("ed", 5)):
+        (root / person).mkdir(parents=True)
+        for j, i in enumerate((y == digit).nonzero().flatten()[:6].tolist()):
+            Image.fromarray(x[i, 0].numpy()).save(root / person / f"{person}_{j:04d}.png")
+    run = tmp_path / "r"
+    argv = ["faces", "train", "--data", str(root), "--steps", "5", "--out", str(run)]
+    assert main([*argv, "--seed", "4"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    held = held_out_names("", ["ann", "bo", "cy", "di", "ed"], str(root))
+    assert f"never seen: {', '.join(held)} (12 images; drawn once for these data" in said
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert ckpt["config"]["unseen"] == ",".join(held)
+    assert main(["faces", "eval", "--checkpoint", str(run / "best.pt"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored["identities"] == held and scored["images"] == 12
 
 
 def test_train_names_the_most_confused_identities(

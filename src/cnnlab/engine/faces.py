@@ -62,6 +62,21 @@ from cnnlab.models.siamese import (
 )
 from cnnlab.registry import create_model
 
+DIGITS_UNSEEN = ("6", "7", "8", "9")  # the issue's split: train on 0-5, one-shot on 6-9
+
+
+def held_out_names(unseen: str, class_names: list[str], data: str) -> list[str]:
+    """The identities ``--unseen`` names (comma-separated); when it names none, the digits'
+    6-9, or for other data a fifth of its identities (at least 2), drawn with a fixed seed so
+    every run on a folder holds out the same people and their figures compare."""
+    if unseen.strip():
+        return list(dict.fromkeys(n.strip() for n in unseen.split(",") if n.strip()))
+    if data == "digits":
+        return list(DIGITS_UNSEEN)
+    count = max(2, round(len(class_names) / 5))
+    drawn = torch.randperm(len(class_names), generator=torch.Generator().manual_seed(0))
+    return [class_names[int(i)] for i in drawn[:count].sort().values]
+
 
 def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict]:
     """Seen (training) and unseen identities, standardised with the seen images' statistics."""
@@ -69,7 +84,7 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
         config.data, image_size=config.image_size, val_fraction=0, test_fraction=0
     )
     x, y = data.splits["train"].images, data.splits["train"].labels
-    unseen_names = list(dict.fromkeys(n.strip() for n in config.unseen.split(",") if n.strip()))
+    unseen_names = held_out_names(config.unseen, data.class_names, config.data)
     missing = [n for n in unseen_names if n not in data.class_names]
     if missing:
         known = ", ".join(data.class_names[:10]) + (", ..." if len(data.class_names) > 10 else "")
@@ -258,9 +273,10 @@ def _announce(
     n_val: int,
     unseen: IdentitySet,
     device: torch.device,
+    drawn: bool = False,
 ) -> None:
     """The line a run starts with: the encoder, the identities it trains on and the ones it
-    will never see."""
+    will never see (``drawn``: by :func:`held_out_names`, not named by ``--unseen``)."""
     with shapes_only():
         ghost = create_model("siamese", **kwargs)
     trained_on = len(train.labels.unique())
@@ -274,7 +290,8 @@ def _announce(
     never = ", ".join(unseen.names[int(i)] for i in unseen.labels.unique())
     about = (
         f"{config.data}: {ids}, {len(train.labels):,} train / {n_val:,} held-out images (for "
-        f"tau); never seen: {never} ({len(unseen.labels):,} images)"
+        f"tau); never seen: {never} ({len(unseen.labels):,} images"
+        + ("; drawn once for these data: --unseen names others)" if drawn else ")")
     )
     how = "fp32" + (f", {config.members} members" if config.members > 1 else "")
     name = f"siamese ({config.backbone}, {config.embedding_dim}-d)"
@@ -299,6 +316,9 @@ def train_faces(
     console = console or Console(stderr=True)
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
+    drawn = not config.unseen.strip() and config.data != "digits"  # held_out_names drew them
+    # the names held out, in the run's config.json and best.pt (faces eval scores on them)
+    config = replace(config, unseen=",".join(unseen.names[int(i)] for i in unseen.labels.unique()))
     g = torch.Generator().manual_seed(config.seed)
     kwargs = {
         "backbone": config.backbone,
@@ -325,7 +345,7 @@ def train_faces(
     train = training_identities(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
-    _announce(config, console, kwargs, train, len(val_i), unseen, device)
+    _announce(config, console, kwargs, train, len(val_i), unseen, device, drawn)
     losses: list[list[float]] = [[] for _ in range(config.members)]
     trained = [  # member i: seed + i for its weights, batches and glyphs
         train_encoder(
