@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -1161,6 +1162,15 @@ def test_a_folder_holds_out_the_same_fifth_by_default(
     assert main(["faces", "eval", "--checkpoint", str(run / "best.pt"), "--json"]) == 0
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored["identities"] == held and scored["images"] == 12
+    lone = tmp_path / "lone"  # one image each: no same pairs, so no ROC (and it says so)
+    for person in ("ann", "bo", "cy"):
+        (lone / person).mkdir(parents=True)
+        shutil.copy(root / person / f"{person}_0000.png", lone / person)
+    argv = ["faces", "eval", "--checkpoint", str(run / "best.pt"), "--data", str(lone)]
+    assert main([*argv, "--roc", str(tmp_path / "roc.png")]) == 0
+    said = capsys.readouterr()
+    assert "no pairs of both kinds, so no ROC curve" in said.err
+    assert not (tmp_path / "roc.png").exists() and "one-shot identification" in said.out
 
 
 def test_train_names_the_most_confused_identities(

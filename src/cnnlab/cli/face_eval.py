@@ -35,7 +35,6 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
     from rich.table import Table
 
     from cnnlab.engine.face_eval import evaluate_encoder
-    from cnnlab.engine.face_scores import plot_roc
 
     figures = {
         k: figure_file(v) for k in ("roc", "mistakes", "confusion") if (v := getattr(args, k))
@@ -65,27 +64,7 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
             for kind, rows in scored.roc["worst_pairs"].items()
         },
     }
-    if "roc" in figures and result["unseen_auc"] is not None:
-        plot_roc({scored.data: scored.roc}, figures["roc"])
-    if "mistakes" in figures:
-        drawing = (scored.picture, scored.who, threshold, figures["mistakes"], learned)
-        _draw_worst(scored.roc["worst_pairs"], *drawing, f"pairs of {Path(scored.data).name}")
-    if "confusion" in figures and "confusion_1_shot" not in scored.metrics:
-        from cnnlab.engine.face_scores import CONFUSION_MAX
-
-        n = len(scored.identities)
-        message = f"{n} identities, too many to draw (at most {CONFUSION_MAX}): "
-        warnings.warn(message + f"{figures['confusion']} not written", stacklevel=2)
-    elif "confusion" in figures:
-        import torch
-
-        from cnnlab.viz.plots import plot_confusion_matrix
-
-        confusion = scored.metrics["confusion_1_shot"]
-        title = f"{Path(scored.data).name}: identities named after one image each"
-        plot_confusion_matrix(
-            torch.tensor(confusion["counts"]), confusion["names"], figures["confusion"], title, True
-        )
+    _eval_figures(figures, scored, threshold, learned)
     if not args.json:
         n = len(scored.identities)
         table = Table(
@@ -101,6 +80,35 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
         if confused := most_confused(scored.metrics):
             console.print(confused)
     return result
+
+
+def _eval_figures(figures: dict[str, Path], scored: Any, threshold: float, learned: bool) -> None:
+    """``faces eval``'s ``--roc``, ``--mistakes`` and ``--confusion``, each drawn or, where there
+    is nothing to draw, a warning saying why it was not written."""
+    from cnnlab.engine.face_scores import CONFUSION_MAX, plot_roc
+
+    name = Path(scored.data).name
+    if "roc" in figures and scored.metrics["unseen_auc"] is None:
+        message = f"no pairs of both kinds, so no ROC curve: {figures['roc']} not written"
+        warnings.warn(message, stacklevel=2)
+    elif "roc" in figures:
+        plot_roc({scored.data: scored.roc}, figures["roc"])
+    if "mistakes" in figures:
+        drawing = (scored.picture, scored.who, threshold, figures["mistakes"], learned)
+        _draw_worst(scored.roc["worst_pairs"], *drawing, f"pairs of {name}")
+    if "confusion" in figures and "confusion_1_shot" not in scored.metrics:
+        n = len(scored.identities)
+        message = f"{n} identities, too many to draw (at most {CONFUSION_MAX}): "
+        warnings.warn(message + f"{figures['confusion']} not written", stacklevel=2)
+    elif "confusion" in figures:
+        import torch
+
+        from cnnlab.viz.plots import plot_confusion_matrix
+
+        confusion = scored.metrics["confusion_1_shot"]
+        title = f"{name}: identities named after one image each"
+        counts = torch.tensor(confusion["counts"])
+        plot_confusion_matrix(counts, confusion["names"], figures["confusion"], title, True)
 
 
 def _pair_row(sources: list[str], row: Any, learned: bool) -> dict[str, Any]:
