@@ -1162,6 +1162,14 @@ def test_a_folder_holds_out_the_same_fifth_by_default(
     assert main(["faces", "eval", "--checkpoint", str(run / "best.pt"), "--json"]) == 0
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored["identities"] == held and scored["images"] == 12
+    from cnnlab.engine.recognition import FaceEncoder
+
+    encoder = FaceEncoder.load(run / "best.pt")  # as an export older than trained_on reads
+    kept = {k: v for k, v in encoder.checkpoint.items() if k != "config"}
+    older = FaceEncoder(encoder.model, kept | {"invert_light": False})
+    with pytest.raises(CnnlabError, match="does not say what it trained on: give --data"):
+        older.evaluate()
+    assert older.evaluate(str(root)).identities == ["ann", "bo", "cy", "di", "ed"]
     lone = tmp_path / "lone"  # one image each: no same pairs, so no ROC (and it says so)
     for person in ("ann", "bo", "cy"):
         (lone / person).mkdir(parents=True)
