@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import figure_file, positive_int, random_seed
+from cnnlab.cli.common import add_device, figure_file, positive_int, random_seed
 
 
 def _depths(text: str) -> tuple[int, ...]:
@@ -114,6 +114,8 @@ def _verdict(rows: list[dict[str, Any]]) -> str:
 
 def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
     """``explain degradation``."""
+    from cnnlab.engine.degradation import DEPTHS  # no torch: --help stays quick
+
     p = what.add_parser(
         "degradation",
         parents=[common],
@@ -122,12 +124,12 @@ def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--depths",
         type=_depths,
-        default=(20, 56),
+        default=DEPTHS,
         help="comma list of CIFAR depths: 20, 32, 44, 56, 110",
     )
     p.add_argument("--data", default="digits", help="digits, cifar10 once downloaded, a folder")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs each network trains")
     p.add_argument("--seed", type=random_seed, default=0, help="seeds every network alike")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_device(p)
     p.add_argument("--out", help="also draw the error curves into this PNG (the paper's Fig. 4)")
     p.set_defaults(handler=cmd_explain_degradation)

@@ -11,7 +11,13 @@ from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cnnlab.cli.common import figure_file, positive_float, positive_int, random_seed
+from cnnlab.cli.common import (
+    add_device,
+    figure_file,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from cnnlab.cli.typed import typed
 from cnnlab.config import REGION_METHODS, RegionsConfig
 from cnnlab.errors import CnnlabError
@@ -142,6 +148,6 @@ def add_parser(what: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=random_seed, default=d.seed, help="seeds the scenes, weights and sampling"
     )
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    add_device(p, d.device)
     p.add_argument("-o", "--out", help="a figure: test scenes with each method's detections")
     p.set_defaults(handler=cmd_explain_rcnn)
