@@ -325,7 +325,7 @@ def test_cli(
     assert 0 <= result["test_map_50"] <= 1 and (out / "pr_curve.png").is_file()
     assert (out / "map_time.png").stat().st_size > 1000
     row = summarise(out)  # what `cnnlab runs` shows of it
-    assert (row.task, row.state, row.progress) == ("detect", "finished", "2/2")
+    assert (row.task, row.state, row.progress) == ("detect", "finished", "2/2 epochs")
     assert row.figures == {"test mAP@.5": result["test_map_50"]}
     assert main(["detect", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

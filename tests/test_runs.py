@@ -58,13 +58,13 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
         "lenet5",
         "digits",
     )
-    assert classify["progress"] == "1/1" and classify["state"] == "finished"
+    assert classify["progress"] == "1/1 epochs" and classify["state"] == "finished"
     assert classify["figures"] == {"test acc": results["test_accuracy"]}
     done = rows["localize/run"]
-    assert done["task"] == "localize" and done["progress"] == "2/2"
+    assert done["task"] == "localize" and done["progress"] == "2/2 epochs"
     assert set(done["figures"]) == {"test acc", "IoU"}
     cut = rows["localize/run-2"]
-    assert cut["progress"] == "1/3"
+    assert cut["progress"] == "1/3 epochs"
     assert cut["state"] == f"unfinished: --resume {Path('runs/localize/run-2/last.pt')}"
     assert rows["segment/run"]["state"] == "unreadable results.json"
 

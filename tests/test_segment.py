@@ -273,7 +273,7 @@ def test_cli(
     assert 0 <= r["test"]["mean_iou"] <= 1 and len(r["test"]["per_class_iou"]) == 4
     assert (out / "curves.png").stat().st_size > 5000  # loss and validation IoU per epoch
     row = summarise(out)  # what `cnnlab runs` shows of it
-    assert (row.task, row.state, row.progress) == ("segment", "finished", "2/2")
+    assert (row.task, row.state, row.progress) == ("segment", "finished", "2/2 epochs")
     assert row.figures == {"test mIoU": r["test"]["mean_iou"]}
     assert main(["segment", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

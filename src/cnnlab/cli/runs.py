@@ -33,8 +33,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         for r in runs:
             trained = f"{r.task}: {r.model} on {r.data}"
             if r.progress:
-                unit = "" if r.progress.endswith("steps") else " epochs"  # faces count steps
-                trained += f", {r.progress}" + (unit if "/" in r.progress else "")
+                trained += f", {r.progress}"
             outcome = "; ".join(part for part in (r.state, r.result) if part)
             if r.seconds is not None:
                 outcome += f" ({r.seconds:.0f} s)"

@@ -34,7 +34,7 @@ class RunSummary:
     task: str = "?"
     model: str = "?"
     data: str = "?"
-    progress: str = ""  # epochs (or steps) done of those planned
+    progress: str = ""  # "3/10 epochs" (or "1838/2000 steps"): done of those planned
     state: str = ""  # finished, stopped early at N, unfinished, or what could not be read
     result: str = ""  # the headline figure
     seconds: float | None = None
@@ -96,7 +96,7 @@ def summarise(folder: Path) -> RunSummary:
     if unit == "epochs":
         planned = config.get("epochs")
         done = _rows(folder / "metrics.csv")
-        row.progress = f"{done}/{planned}"
+        row.progress = f"{done}/{planned} epochs"
     else:  # a faces run: the steps its encoders trained (--patience may end them sooner)
         trained = (results or {}).get("steps_trained")
         ok = isinstance(trained, list) and trained and all(isinstance(n, int) for n in trained)
