@@ -17,6 +17,12 @@ def listed(words: Sequence[str]) -> str:
     return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
+def comma_names(text: str) -> list[str]:
+    """``"bo, ann,,bo"`` -> ``["bo", "ann"]``: the names a comma-separated option gives, in its
+    order, each once, blanks left out."""
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+
+
 def skipped_lines(skipped: Sequence[str], shown: int = 20) -> list[str]:
     """``skipped <file>: <why>`` for the first ``shown`` unreadable files a folder held, then
     ``... and N more unreadable files``: what training and prediction say of them."""

@@ -15,7 +15,7 @@ from rich.console import Console
 from cnnlab.cli.common import figure_file, random_seed
 from cnnlab.cli.faces import add_encoder, load_encoder, most_confused
 from cnnlab.errors import CnnlabError
-from cnnlab.words import counted, skipped_lines
+from cnnlab.words import comma_names, counted, skipped_lines
 
 EVAL_ROWS = (  # (key in evaluate_unseen's figures, what it measures)
     ("verification_accuracy", "verification accuracy at tau"),
@@ -42,7 +42,7 @@ def cmd_faces_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]
     encoder = load_encoder(args)
     identities = None
     if args.identities is not None:
-        identities = [n.strip() for n in args.identities.split(",") if n.strip()]
+        identities = comma_names(args.identities)
         if not identities:
             raise CnnlabError(f"--identities {args.identities!r} names no identity")
     skipped: list[str] = vars(args).setdefault("skipped_files", [])  # in --json as well
@@ -200,7 +200,7 @@ def _worst_pairs(
     import numpy as np
     import torch
 
-    from cnnlab.data.folder import image_to_uint8
+    from cnnlab.engine.face_eval import file_picture
     from cnnlab.engine.face_scores import worst_pairs
     from cnnlab.engine.recognition import face_meta
 
@@ -215,7 +215,7 @@ def _worst_pairs(
         channels = face_meta(encoder.checkpoint)["input_size"][0]
         _draw_worst(
             worst,
-            lambda k: image_to_uint8(files[k], 96, channels, "center-crop"),
+            file_picture(files, channels),
             lambda k: Path(files[k]).stem,
             threshold,
             figures["mistakes"],

@@ -129,8 +129,7 @@ def draw_found(
 ) -> None:
     """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
     ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
-    on it
-    (:func:`write_drawn`); each row gets its file's path, ``drawn``."""
+    on it (:func:`write_drawn`); each row gets its file's path, ``drawn``."""
     if folder is None:
         return
     drawn = [

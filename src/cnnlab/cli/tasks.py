@@ -182,7 +182,8 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         else []
         for r in rows
     ]
-    points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]  # a box's
+    # the landmarks of each found box
+    points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]
     draw_found(drawn_to, rows, found, points)
     if not args.json:
         table = compact_table("classification with localisation: y = [p_c, box, class]")

@@ -19,6 +19,7 @@ from cnnlab.data.identities import IdentitySet
 from cnnlab.engine.face_scores import evaluate_unseen
 from cnnlab.engine.recognition import FaceEncoder, face_meta
 from cnnlab.errors import CnnlabError
+from cnnlab.words import comma_names
 
 
 @dataclass
@@ -72,11 +73,10 @@ def evaluate_encoder(
     if not data:
         raise CnnlabError("this encoder does not say what it trained on: give --data")
     if identities is None and _same_data(data, trained.get("data")):
-        identities = [n.strip() for n in trained.get("unseen", "").split(",") if n.strip()]
+        identities = comma_names(trained.get("unseen", ""))
     seed = int(trained.get("seed", 0)) if seed is None else seed
-    channels = face_meta(encoder.checkpoint)["input_size"][0]
+    channels, *_, size = face_meta(encoder.checkpoint)["input_size"]  # C, S, S
     if Path(data).is_dir():  # people's files, read as enrol and identify read them
-        from cnnlab.data.folder import image_to_uint8
         from cnnlab.data.identities import person_folders
 
         people = dict(person_folders(data, skipped, enrolling=False))
@@ -84,14 +84,10 @@ def evaluate_encoder(
         files = [f for n in names for f in people[n]]
         labels = torch.tensor([i for i, n in enumerate(names) for _ in people[n]])
         emb, sources = encoder.embed(files), [str(f) for f in files]
-
-        def picture(k: int) -> torch.Tensor:
-            return image_to_uint8(files[k], 96, channels, "center-crop")
-
+        picture = file_picture(sources, channels)
     else:  # a dataset by name: its images as training read them
         from cnnlab.data.classification import load_classification
 
-        size = face_meta(encoder.checkpoint)["input_size"][-1]
         loaded = load_classification(data, image_size=size, val_fraction=0, test_fraction=0)
         x, y = loaded.splits["train"].images, loaded.splits["train"].labels
         chosen = set(_chosen(loaded.class_names, identities, data))
@@ -119,6 +115,14 @@ def evaluate_encoder(
     return ScoredIdentities(
         metrics, roc, str(data), names, sources, seed, picture, lambda k: names[int(labels[k])]
     )
+
+
+def file_picture(files: Sequence[str], channels: int) -> Callable[[int], torch.Tensor]:
+    """``picture(k)`` for :func:`~cnnlab.engine.face_scores.plot_worst_pairs`: ``files[k]`` as
+    a figure shows a file (:func:`~cnnlab.engine.predict.thumbnails`)."""
+    from cnnlab.engine.predict import thumbnails
+
+    return lambda k: thumbnails([files[k]], channels)[0]
 
 
 def _chosen(known: list[str], wanted: Sequence[str] | None, data: str) -> list[str]:

@@ -61,6 +61,7 @@ from cnnlab.models.siamese import (
     similarity_record,
 )
 from cnnlab.registry import create_model
+from cnnlab.words import comma_names
 
 DIGITS_UNSEEN = ("6", "7", "8", "9")  # the issue's split: train on 0-5, one-shot on 6-9
 
@@ -70,7 +71,7 @@ def held_out_names(unseen: str, class_names: list[str], data: str) -> list[str]:
     6-9, or for other data a fifth of its identities (at least 2), drawn with a fixed seed so
     every run on a folder holds out the same people and their figures compare."""
     if unseen.strip():
-        return list(dict.fromkeys(n.strip() for n in unseen.split(",") if n.strip()))
+        return comma_names(unseen)
     if data == "digits":
         return list(DIGITS_UNSEEN)
     count = max(2, round(len(class_names) / 5))
@@ -317,7 +318,7 @@ def train_faces(
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
     drawn = not config.unseen.strip() and config.data != "digits"  # held_out_names drew them
-    # the names held out, in the run's config.json and best.pt (faces eval scores on them)
+    # the names held out, in best.pt's config (faces eval scores on them by default)
     config = replace(config, unseen=",".join(unseen.names[int(i)] for i in unseen.labels.unique()))
     g = torch.Generator().manual_seed(config.seed)
     kwargs = {
