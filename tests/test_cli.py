@@ -609,6 +609,16 @@ def test_bad_input_is_one_line_exit_2(
             ["segment", "predict", "--checkpoint", "c.pt", "--output-dir", "m"],
             "(this command calls it --out)",
         ),
+        (  # Ultralytics' names
+            ["detect", "train", "--imgsz", "64", "--batch", "8"],
+            "--imgsz 64 --batch 8 (this command calls it --image-size)",
+        ),
+        (["detect", "train", "--batch", "8"], "(this command calls it --batch-size)"),
+        (
+            ["data", "scenes", "--format", "coco", "--out", "s", "--count", "5"],
+            "(this command calls it --images)",
+        ),
+        (["segment", "predict", "--checkpoint", "c.pt", "--count", "5"], "calls it --scenes)"),
         (
             ["models", "--jsn"],
             "cnnlab models: unrecognized arguments: --jsn (did you mean --json?)",

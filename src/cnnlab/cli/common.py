@@ -201,6 +201,14 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "--out": ("-o",),
     "--output-dir": ("--out",),
     "--epoch": ("--epochs",),
+    # what Ultralytics (imgsz, batch, lr0) and timm (img-size) users type out of habit
+    "--imgsz": ("--image-size",),
+    "--img-size": ("--image-size",),
+    "--size": ("--image-size",),
+    "--batch": ("--batch-size",),
+    "--lr0": ("--lr",),
+    "--count": ("--images", "--scenes"),
+    "--num-images": ("--images", "--scenes"),
 }
 
 
