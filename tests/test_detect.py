@@ -261,6 +261,11 @@ def test_file_formats_and_bad_annotations(tmp_path: Path) -> None:
         (lambda c: c["annotations"][0].update(bbox=[1, 1, 5]), "bbox must be 4 finite"),
         (lambda c: c["annotations"][0].update(bbox=[60, 60, 50, 50]), "box outside image"),
         (lambda c: c["images"][0].pop("file_name"), "needs file_name, width and height"),
+        (  # was "unknown image_id 2", when image 2 is listed: the id is a string
+            lambda c: c["annotations"][0].update(image_id=str(c["annotations"][0]["image_id"])),
+            r"unknown image_id '\d+' \(a str; the ids listed are numbers\)",
+        ),
+        (lambda c: c["annotations"][0].update(image_id=10**6), r"unknown image_id 1000000$"),
     ]:
         broken = json.loads((tmp_path / "c" / "annotations.json").read_text())
         change(broken)

@@ -80,11 +80,20 @@ def read_coco(path: str | Path) -> CocoFile:
         where = f"{path}: annotation {k}"
         if not isinstance(a, dict):
             raise CnnlabError(f"{where}: expected an object with image_id, category_id, bbox")
-        if a.get("image_id") not in images:
-            raise CnnlabError(f"{where}: unknown image_id {a.get('image_id')}")
-        if a.get("category_id") not in cat_index:
-            raise CnnlabError(f"{where}: unknown category_id {a.get('category_id')}")
+        for key, known in (("image_id", images), ("category_id", cat_index)):
+            if a.get(key) not in known:
+                raise CnnlabError(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
     return CocoFile(path, images, names, cat_index, annotations)
+
+
+def _unknown_id(value: object, known: dict) -> str:
+    """``99``, or ``'2' (a string; the ids listed are numbers)`` where only the type differs:
+    COCO's ids are numbers, and a tool that writes ``"image_id": "2"`` matches nothing."""
+    alike = [k for k in known if str(k) == str(value)]
+    if alike:
+        listed = "strings" if isinstance(alike[0], str) else "numbers"
+        return f"{value!r} (a {type(value).__name__}; the ids listed are {listed})"
+    return repr(value)
 
 
 def is_number(v: object) -> bool:
