@@ -94,7 +94,9 @@ def test_writers_round_trip(tmp_path: Path) -> None:
         ("0 0.5 0.5 x 0.2", "not numbers"),
         ("7 0.5 0.5 0.2 0.2", "unknown class id 7"),
         ("0 0.5 0.5 -0.2 0.2", "box has a negative or zero size"),
-        ("0 0.95 0.5 0.2 0.2", "box lies outside the image"),
+        ("0 0.95 0.5 0.2 0.2", "box lies outside the image$"),
+        ("0 73 47 62 39", r"box lies outside the image \(pixel coordinates\? YOLO labels"),
+        ("0 10 10 50 50 90 10", r"a polygon point lies outside the image \(pixel coord"),
     ],
 )
 def test_bad_yolo_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:

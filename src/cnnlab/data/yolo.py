@@ -45,6 +45,15 @@ class YoloImage:
     polygons: tuple[np.ndarray | None, ...] = ()  # per object (K, 2) xy in [0, 1]; None: a box
 
 
+def _pixels(values: np.ndarray) -> str:
+    """A hint where a label line's numbers look like pixels: YOLO's are fractions (0-1)."""
+    if (values > 1.5).any():
+        return (
+            " (pixel coordinates? YOLO labels give them as fractions of the width and height, 0-1)"
+        )
+    return ""
+
+
 def parse_label_file(
     path: Path, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray | None, ...]]:
@@ -80,7 +89,9 @@ def parse_label_file(
         if len(values) > 4:
             polygon = values.reshape(-1, 2).astype(np.float32)
             if (polygon < -EPS).any() or (polygon > 1 + EPS).any():
-                raise CnnlabError(f"{where}: a polygon point lies outside the image")
+                raise CnnlabError(
+                    f"{where}: a polygon point lies outside the image{_pixels(values)}"
+                )
             polygon = polygon.clip(0, 1)
             if polygon_area(polygon) < 1e-9:
                 raise CnnlabError(f"{where}: the polygon has no area (its points lie on a line)")
@@ -90,7 +101,7 @@ def parse_label_file(
         if w <= 0 or h <= 0:
             raise CnnlabError(f"{where}: box has a negative or zero size ({w} x {h})")
         if cx - w / 2 < -EPS or cy - h / 2 < -EPS or cx + w / 2 > 1 + EPS or cy + h / 2 > 1 + EPS:
-            raise CnnlabError(f"{where}: box lies outside the image")
+            raise CnnlabError(f"{where}: box lies outside the image{_pixels(values)}")
         labels.append(cls)
         boxes.append(values)
         polygons.append(polygon)
