@@ -84,6 +84,17 @@ def test_unreadable_and_unsupported(resnet18_file: Path, tmp_path: Path) -> None
     with pytest.raises(CnnlabError, match=r"zip.pt: .*truncated or corrupt: .*version") as caught:
         load_torch_file(tmp_path / "zip.pt")
     assert "report" not in str(caught.value) and str(caught.value).endswith("false.)")
+    # a real checkpoint cut short: was "... central directory. This is an internal miniz
+    # error. If yo)", cut mid-word at 120 characters
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:1000])
+    with pytest.raises(CnnlabError) as caught:
+        load_torch_file(tmp_path / "cut.pt")
+    assert str(caught.value).endswith(
+        "cut.pt: not a readable checkpoint file (truncated or corrupt: PytorchStreamReader "
+        "failed reading zip archive: failed finding central directory (its end is missing: a "
+        "save or copy that did not finish))"
+    )
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.pt").write_bytes(b"")

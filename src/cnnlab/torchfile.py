@@ -50,6 +50,10 @@ def _unreadable(path: Path, exc: Exception) -> str:
     first = text.splitlines()[0] if text else ""
     # PyTorch's C++ checks append "(Could this error message be improved? ...)"
     first = first.split("(Could this error message")[0].strip()
+    # and miniz's "... This is an internal miniz error. If you are seeing this error, ..."
+    first = first.split(". This is an internal")[0]
+    if "central directory" in first:  # a zip archive's index is written last, at its end
+        first += " (its end is missing: a save or copy that did not finish)"
     if not any(c.isalpha() for c in first):  # "101", "" or "(0,)": at least name the error
         first = f"{type(exc).__name__}: {first}".rstrip(": ")
-    return f"truncated or corrupt: {first[:120]}"
+    return f"truncated or corrupt: {first[:160]}"
