@@ -1133,7 +1133,7 @@ def test_a_folder_holds_out_the_same_fifth_by_default(
     """Without --unseen, digits hold out 6-9 and other data a fifth of their identities (at
     least 2), the same ones whatever the seed; the names drawn are kept in the checkpoint, so
     faces eval scores them by default."""
-    from cnnlab.engine.faces import held_out_names
+    from cnnlab.engine.faces import FacesConfig, held_out_names, train_faces
 
     names = [f"p{k:02d}" for k in range(23)]
     drawn = held_out_names("", names, "people/")
@@ -1169,6 +1169,11 @@ def test_a_folder_holds_out_the_same_fifth_by_default(
     with pytest.raises(CnnlabError, match="does not say what it trained on: give --data"):
         older.evaluate()
     assert older.evaluate(str(root)).identities == ["ann", "bo", "cy", "di", "ed"]
+    shutil.rmtree(root / "di")  # was "--unseen must hold out at least 2 identities ...",
+    shutil.rmtree(root / "ed")  # when no --unseen was given
+    three = FacesConfig(data=str(root), steps=5, out=str(tmp_path / "r3"))
+    with pytest.raises(CnnlabError, match=r"people: 3 identities; faces train needs at least 4"):
+        train_faces(three)
     lone = tmp_path / "lone"  # one image each: no same pairs, so no ROC (and it says so)
     for person in ("ann", "bo", "cy"):
         (lone / person).mkdir(parents=True)

@@ -94,6 +94,11 @@ def load_identities(config: FacesConfig) -> tuple[IdentitySet, IdentitySet, dict
         )
     unseen_ids = torch.tensor([data.class_names.index(n) for n in unseen_names])
     is_unseen = torch.isin(y, unseen_ids)
+    if len(data.class_names) < 4 and not config.unseen.strip():
+        raise CnnlabError(
+            f"{config.data}: {len(data.class_names)} identities; faces train needs at least 4: "
+            "2 to train on and 2 held out, never seen, to score the encoder on"
+        )
     if len(unseen_ids) < 2 or len(data.class_names) - len(unseen_ids) < 2:
         raise CnnlabError(
             "--unseen must hold out at least 2 identities and leave at least 2 for training "
