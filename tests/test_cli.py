@@ -339,6 +339,13 @@ def test_summary_and_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["rows"][0]["slide_shape"] == [28, 28, 8]
     assert main(["summary", "lenet5_classic"]) == 0
     assert "60,000" in capsys.readouterr().out
+    # lenet5 is made for 1x32x32; an RGB input shows the lenet5 an RGB folder trains (was
+    # "3x32x32 inputs do not fit lenet5 ...: Invalid channel dimensions")
+    from cnnlab.registry import create_model
+
+    rgb = create_model("lenet5", in_channels=3)
+    r = run_json(capsys, "summary", "lenet5", "--input", "3x32x32")
+    assert r["total_params"] == sum(p.numel() for p in rgb.parameters()) == 61_706 + 2 * 150
     # at 80 columns (captured output) the last column used to be cut off: "M M" and no MACs
     assert main(["summary", "resnet18"]) == 0
     out = capsys.readouterr().out
@@ -465,7 +472,12 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["summary", "resnet9000"], "unknown model"),
         (["summary", "lenet5", "--input", "1x8x8"], "1x8x8 inputs do not fit lenet5 (made for"),
         (["summary", "lenet5", "--input", "1xAx8"], "expected sizes"),
-        (["summary", "conv3d_net", "--input", "3x97x97"], "inputs do not fit conv3d_net"),
+        (["summary", "vgg16", "--input", "3x224"], "--input 3x224: vgg16 takes 3 sizes (3x224x2"),
+        (  # was "inputs do not fit conv3d_net ...", batch norm's complaint about a 4-D input
+            ["summary", "conv3d_net", "--input", "3x97x97"],
+            "--input 3x97x97: conv3d_net takes 4 sizes (1x16x32x32: channels first)",
+        ),
+        (["summary", "conv3d_net", "--input", "1x2x97x97"], "inputs do not fit conv3d_net"),
         (["classify", "train", "--epochs", "0"], "--epochs"),
         (["classify", "train", "--lr", "-1", "--out", "/nonexistent/never"], "--lr"),
         (["classify", "train", "--model", "nope"], "unknown model"),

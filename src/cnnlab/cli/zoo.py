@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.cli.common import compact_table, dims, numel
+from cnnlab.errors import CnnlabError
 
 MODEL_HELP = "a registered model, see cnnlab models"
 
@@ -121,8 +122,19 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.viz.summary import summarize
 
     entry = get_model_entry(args.model)
+    made_for = "x".join(map(str, entry.input_size))
+    if args.input and len(args.input) != len(entry.input_size):
+        raise CnnlabError(
+            f"--input {'x'.join(map(str, args.input))}: {args.model} takes "
+            f"{len(entry.input_size)} sizes ({made_for}: channels first)"
+        )
+    # another number of channels builds the model for them, as training on RGB images does
+    # (lenet5 is made for 1x32x32; `--input 3x32x32` shows the lenet5 an RGB folder trains)
+    kwargs = {}
+    if args.input and args.input[0] != entry.input_size[0] and "in_channels" in entry.parameters():
+        kwargs["in_channels"] = args.input[0]
     with shapes_only():  # no memory, no weights drawn
-        model = create_model(args.model)
+        model = create_model(args.model, **kwargs)
     shape = args.input or getattr(model, "default_input_size", entry.input_size)
     with input_must_fit(args.model, shape, "--input"):
         summary = summarize(model, shape, args.model, show_all=args.all)
@@ -192,6 +204,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("summary", parents=[common], help="per-layer shapes, parameters and MACs")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--input", type=dims, help="input size CxHxW (default: the model's own)")
+    p.add_argument(
+        "--input",
+        type=dims,
+        help="input size CxHxW (default: the model's own); another C builds the model for it",
+    )
     p.add_argument("--all", action="store_true", help="also list activations, flatten, dropout")
     p.set_defaults(handler=cmd_summary)
