@@ -462,6 +462,14 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["faces", "identify", "--checkpoint", ckpt, "--db", db, files[(6, 0)]]) == 2
     assert "no such database" in capsys.readouterr().err
     assert not Path(db).parent.exists()  # a failed look-up creates nothing
+    for command in (  # a folder as --db: was "not a cnnlab face database (unable to open ...)"
+        ["enroll", "--checkpoint", ckpt, "--name", "x", files[(6, 0)]],
+        ["identify", "--checkpoint", ckpt, files[(6, 0)]],
+        ["list"],
+    ):
+        assert main(["faces", *command, "--db", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path}: a folder, not a database file (--db faces.db)" in err, command
     for digit in (6, 7):
         assert (
             main(

@@ -127,18 +127,11 @@ def most_confused(result: dict[str, Any]) -> str:
     )
 
 
-def _existing_db(path: str) -> None:
-    """Refuse a database that is not there (only ``enroll`` creates one)."""
-    if not Path(path).is_file():
-        raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
-
-
 def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces list`` and ``faces remove``: who is enrolled, with how many images."""
     from cnnlab.data.face_db import FaceDatabase
 
-    _existing_db(args.db)
-    db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))
+    db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))  # refuses a missing file
     removed = db.remove(args.name) if args.what == "remove" else None
     people = [{"name": n, "images": c} for n, c in db.people()]
     if not args.json:
@@ -192,8 +185,10 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces verify`` (is each image ``--name``?) and ``faces identify`` (who is it, or not
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
+    from cnnlab.data.face_db import require_database
+
     encoder = load_encoder(args)
-    _existing_db(args.db)
+    require_database(args.db)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's

@@ -93,11 +93,24 @@ def _check_vector(path: Path, vector: np.ndarray, width: int) -> None:
         )
 
 
+def require_database(path: str | Path) -> Path:
+    """``path``, or a :class:`CnnlabError` when there is no file there (only ``enroll``
+    creates a database)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CnnlabError(f"{path}: a folder, not a database file (--db faces.db)")
+    if not path.is_file():
+        raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
+    return path
+
+
 class FaceDatabase:
     """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
 
     def __init__(self, path: str | Path, model_id: str) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # sqlite3 would say only "unable to open database file"
+            require_database(self.path)
         if self.path.is_file() and self.path.stat().st_size:
             made_by = self.model_of(self.path)  # another program's SQLite file is left alone
             if made_by != model_id:
@@ -128,9 +141,7 @@ class FaceDatabase:
     def model_of(path: str | Path) -> str:
         """The id of the model that made an existing database's embeddings; a
         :class:`CnnlabError` when ``path`` is not a cnnlab face database (it is not changed)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CnnlabError(f"{path}: no such database (cnnlab faces enroll creates it)")
+        path = require_database(path)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
             try:
