@@ -190,6 +190,13 @@ def test_what_an_onnx_file_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixtu
         Detector.load()
     with pytest.raises(CnnlabError, match="not from a segmenter"):
         Segmenter.load(onnx=onnx_path)
+    folder = str(Path(onnx_path).parent)  # was "no such ONNX file"
+    assert error("detect", "predict", "--onnx", folder, *files).endswith(
+        f"{folder}: a folder, not an ONNX file"
+    )
+    assert error("detect", "predict", "--onnx", onnx_path + "x", *files).endswith(
+        "detect.onnxx: no such ONNX file"
+    )
     with pytest.raises(CnnlabError, match=r"runs on the CPU here .* device 'cuda' is for a"):
         Detector.load(onnx=onnx_path, device="cuda")
     said = error("detect", "predict", "--onnx", onnx_path, *files, "--device", "cuda:1")

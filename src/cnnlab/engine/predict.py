@@ -105,7 +105,8 @@ def onnx_session(path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise CnnlabError("ONNX needs the export extra: pip install 'cnnlab[export]'") from None
     path = Path(path)
     if not path.is_file():
-        raise CnnlabError(f"{path}: no such ONNX file")
+        what = "a folder, not an ONNX file" if path.is_dir() else "no such ONNX file"
+        raise CnnlabError(f"{path}: {what}")
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
