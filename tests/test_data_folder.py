@@ -140,6 +140,36 @@ def test_class_folders_are_not_a_detection_or_segmentation_folder(tmp_path: Path
         load_detection_data(DetectConfig(data=str(tmp_path / "bare")))
 
 
+def test_a_datasets_own_images_or_labels_folder_names_the_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data yolo/images` said "yolo/images/classes.txt: missing"; it names the folder to give.
+    A dataset that is itself called images (with its own images/ and labels/) is left alone."""
+    from cnnlab.config import DetectConfig
+    from cnnlab.data.scenes import make_scenes, write_masks, write_yolo
+    from cnnlab.engine.detect import load_detection_data
+    from cnnlab.engine.segment import folder_segmentation
+
+    scenes = make_scenes(4, seed=0, image_size=32)
+    write_yolo(scenes, tmp_path / "yolo")
+    write_masks(scenes, tmp_path / "seg")
+    for inner in ("images", "labels"):
+        with pytest.raises(CnnlabError) as caught:
+            load_detection_data(DetectConfig(data=str(tmp_path / "yolo" / inner)))
+        assert str(caught.value) == (
+            f"{tmp_path}/yolo/{inner}: the {inner}/ folder of a dataset; give the folder that "
+            f"holds images/ and labels/: --data {tmp_path}/yolo"
+        )
+    with pytest.raises(CnnlabError, match=r"masks/ folder of a dataset; .* masks/: --data \S+seg$"):
+        folder_segmentation(tmp_path / "seg" / "masks")
+    monkeypatch.chdir(tmp_path / "yolo" / "images")
+    with pytest.raises(CnnlabError, match=r"^\.: the images/ folder .*: --data \.\.$"):
+        load_detection_data(DetectConfig(data="."))
+    write_yolo(scenes, tmp_path / "ds" / "images")  # ds/images/{images,labels}, beside
+    (tmp_path / "ds" / "labels").mkdir()  # a labels/ folder of the parent's
+    load_detection_data(DetectConfig(data=str(tmp_path / "ds" / "images")))
+
+
 def test_strict_stops_at_the_first_bad_file(image_folder: Path) -> None:
     with pytest.raises(CnnlabError, match=r"(empty\.jpg|notes\.png|truncated\.png)"):
         load_classification(str(image_folder), strict=True)

@@ -165,7 +165,19 @@ def _refuse_pair_layout(folder: Path, root: Path, names: list[str], verb: str) -
 def refuse_class_folders(root: Path, second: str) -> None:
     """The mirror of :func:`_refuse_pair_layout`: ``root/<class>/<images>`` (or under split
     folders) given where images with their ``second`` (labels, masks) go is a
-    :class:`CnnlabError` naming ``cnnlab classify train``, not a missing ``classes.txt``."""
+    :class:`CnnlabError` naming ``cnnlab classify train``, not a missing ``classes.txt``; so
+    is one of a dataset's own ``images/`` or ``second/`` folders given for the dataset."""
+    name, inside = root.resolve().name, root.resolve().parent
+    if (
+        name in ("images", second)
+        and not has_pair_folder(root, "images")  # a dataset that happens to be named images
+        and all(has_pair_folder(inside, n) for n in ("images", second))
+    ):
+        parent = root.parent if root.name else Path("..")  # `--data .` inside images/
+        raise CnnlabError(
+            f"{root}: the {name}/ folder of a dataset; give the folder that holds images/ and "
+            f"{second}/: --data {parent}"
+        )
     if has_pair_folder(root, "images"):
         return
     parents = [root, *(d for d, _ in split_dirs(root))]
