@@ -107,9 +107,11 @@ def test_resume_refuses_other_settings_and_other_checkpoints(
     assert "not a classification one" in err
     assert "last.pt: its saved state does not fit the run its settings describe (Missing key" in err
     # a finished run resumed has nothing left to train: it scores its best.pt again
-    assert main(["localize", "train", "--resume", str(last), "--json"]) == 0
+    assert main(["localize", "train", "--resume", str(last)]) == 0
     assert len(rows(out)) == 1
-    capsys.readouterr()
+    said = " ".join(capsys.readouterr().err.split())  # was "resumed at epoch 2" (of 1)
+    assert "| resumed a finished run: nothing left to train, scored again" in said
+    assert "resumed at epoch" not in said
 
 
 def test_ctrl_c_in_the_first_epoch_offers_no_earlier_runs_last_pt(
@@ -166,8 +168,9 @@ def test_patience_stops_training_and_a_stopped_run_stays_stopped(
     assert json.loads((out / "results.json").read_text())["stopped_early_at"] == 4
     assert [r["epoch"] for r in rows(out)] == ["1", "2", "3", "4"]
     assert load_checkpoint(out / "best.pt")["epoch"] == 2
-    assert main(["localize", "train", "--resume", str(out / "last.pt"), "--json"]) == 0
+    assert main(["localize", "train", "--resume", str(out / "last.pt")]) == 0
     assert len(rows(out)) == 4 and load_checkpoint(out / "last.pt")["epoch"] == 4
+    assert "resumed a finished run: nothing left" in " ".join(capsys.readouterr().err.split())
     assert main([*args, "--patience", "-1"]) == 2
 
 

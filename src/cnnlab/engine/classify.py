@@ -304,8 +304,10 @@ def train_classifier(
         how = settings.describe()
         if dist_info.world_size > 1:
             how += f", {dist_info.world_size} processes"
-        announce(console, config.model, model, input_size, about, device, how, start_epoch)
     stop = EarlyStop.resumed(config.patience, ckpt)
+    if main:
+        last = stop.last_epoch(config.epochs)
+        announce(console, config.model, model, input_size, about, device, how, start_epoch, last)
     hint = resume_hint(run_dir / "last.pt", "cnnlab classify train")
     with hint, epoch_progress(console, disable=not main) as progress:
         task = progress.add_task("train", total=config.epochs, completed=start_epoch - 1, stats="")

@@ -464,7 +464,17 @@ def train_detector(
     about = describe_data(config.data, len(data.class_names), parts)
     about += f", {len(wh):,} training boxes, {len(anchors)} anchors (mean IoU {anchor_iou:.2f})"
     name = f"yolo ({config.backbone}, {grid}x{grid} grid)"
-    announce(console, name, model, size, about, device, settings.describe(), run.start)
+    announce(
+        console,
+        name,
+        model,
+        size,
+        about,
+        device,
+        settings.describe(),
+        run.start,
+        run.stop.last_epoch(config.epochs),
+    )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):

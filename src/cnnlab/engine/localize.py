@@ -250,7 +250,17 @@ def train_localizer(
     started -= run.seconds_before
     about = describe_data(config.data, len(data.class_names), data.splits)
     name = f"localizer ({config.backbone})"
-    announce(console, name, model, size, about, device, settings.describe(), run.start)
+    announce(
+        console,
+        name,
+        model,
+        size,
+        about,
+        device,
+        settings.describe(),
+        run.start,
+        run.stop.last_epoch(config.epochs),
+    )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):

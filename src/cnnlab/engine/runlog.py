@@ -45,6 +45,7 @@ def announce(
     device: torch.device,
     how: str,
     start_epoch: int = 1,
+    last_epoch: int | None = None,
 ) -> None:
     """One line before the first step, so a run says what it is before it takes minutes:
 
@@ -53,12 +54,16 @@ def announce(
 
     ``data`` from :func:`describe_data`; ``how`` the precision and layout
     (:meth:`SpeedSettings.describe <cnnlab.engine.performance.SpeedSettings.describe>`);
-    ``start_epoch`` past 1: a resumed run, said at the end."""
+    ``start_epoch`` past 1: a resumed run, said at the end (past ``last_epoch``, the last the
+    run trains, its end or where ``--patience`` stopped it: a finished run, whose resumption
+    trains nothing and scores it again)."""
     total = sum(p.numel() for p in module.parameters())
     trained = sum(p.numel() for p in module.parameters() if p.requires_grad)
     params = f"{total:,} parameters" + (f" ({trained:,} trained)" if trained != total else "")
     shape = "x".join(str(int(n)) for n in input_size)
     resumed = f" | resumed at epoch {start_epoch}" if start_epoch > 1 else ""
+    if last_epoch is not None and start_epoch > last_epoch:
+        resumed = " | resumed a finished run: nothing left to train, scored again"
     line = f"{model}: {params}, {shape} inputs | {data} | {device}, {how}{resumed}"
     console.print(escape(line))
 

@@ -426,7 +426,17 @@ def train_segmenter(
     run.restore(resume, model, opt, sched, data.images[train])
     started -= run.seconds_before
     about = describe_data(config.data, len(data.class_names), parts)
-    announce(console, config.model, model, size, about, device, settings.describe(), run.start)
+    announce(
+        console,
+        config.model,
+        model,
+        size,
+        about,
+        device,
+        settings.describe(),
+        run.start,
+        config.epochs,
+    )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):
