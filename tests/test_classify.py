@@ -552,9 +552,12 @@ def test_images_in_memory_are_predicted_as_their_files(
     assert clf.predict_images([]) == []
     bad = [
         (np.zeros((8, 8), np.float32), r"images\[1\]: a float32 array; give uint8 pixels"),
-        (np.zeros((8, 8, 2), np.uint8), r"images\[1\]: a 8x8x2 array; give \(H, W\)"),
+        (np.zeros((8, 8, 2), np.uint8), r"images\[1\]: an 8x8x2 array; give \(H, W\), .* pixels$"),
         (np.zeros((0, 8), np.uint8), r"images\[1\]: a 0x8 array"),
+        (np.zeros((8, 8), np.int64), r"an int64 array; .* \(x\.astype\(np\.uint8\) if its values"),
+        (np.zeros((3, 9, 9), np.uint8), r"a 3x9x9 array; .*; channels first\? x\.transpose\(1, 2"),
         (torch.zeros(1, 8, 8), r"images\[1\]: a Tensor, not a Pillow image or a numpy uint8"),
+        (torch.zeros(1, 8, 8), r"uint8 array \(for a \(C, H, W\) tensor: x\.permute\(1, 2, 0\)"),
         ("digit.png", r"digit.png: no such file"),  # a path is a file's
     ]
     for thing, message in bad:
