@@ -151,7 +151,8 @@ def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Imag
     if not isinstance(image, np.ndarray):
         tensor = type(image).__name__ == "Tensor"  # (C, H, W), as torchvision's transforms give
         raise CnnlabError(
-            f"{name}: a {type(image).__name__}, not a Pillow image or a numpy uint8 array"
+            f"{name}: {'None' if image is None else _a(type(image).__name__)}, not a Pillow "
+            "image or a numpy uint8 array"
             + (" (for a (C, H, W) tensor: x.permute(1, 2, 0).numpy())" if tensor else "")
         )
     shape = "x".join(map(str, image.shape)) or "scalar"
