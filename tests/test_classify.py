@@ -558,6 +558,8 @@ def test_images_in_memory_are_predicted_as_their_files(
         (np.zeros((3, 9, 9), np.uint8), r"a 3x9x9 array; .*; channels first\? x\.transpose\(1, 2"),
         (torch.zeros(1, 8, 8), r"images\[1\]: a Tensor, not a Pillow image or a numpy uint8"),
         (torch.zeros(1, 8, 8), r"uint8 array \(for a \(C, H, W\) tensor: x\.permute\(1, 2, 0\)"),
+        (None, r"images\[1\]: None, not a Pillow image"),  # was "a NoneType"
+        (7, r"images\[1\]: an int, not a Pillow image"),
         ("digit.png", r"digit.png: no such file"),  # a path is a file's
     ]
     for thing, message in bad:
