@@ -1207,3 +1207,12 @@ def test_a_switched_off_progress_bar_prints_nothing() -> None:
     with ProgressBar(console=Console(file=out)) as bar:  # switched on, the same console writes
         bar.advance(bar.add_task("reading", total=2))
     assert "reading" in out.getvalue()
+
+
+def test_messages_take_the_article_of_the_words_sound() -> None:
+    from cnnlab.words import with_article
+
+    said = [with_article(w) for w in ("detection", "embedding", "uint16", "int64", "object")]
+    assert said == ["a detection", "an embedding", "a uint16", "an int64", "an object"]
+    shapes = [with_article(w) for w in ("8x8x2", "80x3", "11x5", "18x2", "110x5", "3x9x9")]
+    assert shapes == ["an 8x8x2", "an 80x3", "an 11x5", "an 18x2", "a 110x5", "a 3x9x9"]

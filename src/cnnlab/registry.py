@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from cnnlab.config import kind_mismatch
 from cnnlab.errors import CnnlabError
+from cnnlab.words import with_article
 
 if TYPE_CHECKING:
     from torch import nn
@@ -79,11 +80,6 @@ def get_model_entry(name: str) -> ModelEntry:
 
         hint = nearest(name, _REGISTRY, n=3) or "; see `cnnlab models`"
         raise CnnlabError(f"unknown model {name!r}{hint}") from None
-
-
-def with_article(task: str) -> str:
-    """``"a detection"``, ``"an embedding"``: a task with its article, for messages."""
-    return f"{'an' if task[0] in 'aeiou' else 'a'} {task}"
 
 
 def require_task(name: str, task: str, option: str = "--model") -> ModelEntry:

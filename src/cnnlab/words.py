@@ -4,12 +4,21 @@ files passed over."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
     """``n`` with ``noun`` in the number it needs (``plural`` where adding "s" is wrong)."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def with_article(word: str) -> str:
+    """``a detection``, ``an embedding``, ``a uint16``, ``an int64``, ``an 8x8x2``, ``an
+    11x5``, ``a 110x5``: ``word`` with the article its sound takes, for messages."""
+    number = re.match(r"\d+", word)
+    vowel = number.group() in ("11", "18") if number else False
+    return f"{'an' if vowel or word[0] in 'aeio8' else 'a'} {word}"  # uint: 'a'
 
 
 def listed(words: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError, refuse_web_address
+from cnnlab.words import with_article
 
 # Grayscale or colour photos shipped inside scikit-image (no download needed).
 SAMPLE_IMAGES = (
@@ -150,9 +151,9 @@ def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Imag
             raise CnnlabError(f"{name}: {why_unreadable(exc)}") from None
     if not isinstance(image, np.ndarray):
         tensor = type(image).__name__ == "Tensor"  # (C, H, W), as torchvision's transforms give
+        what = "None" if image is None else with_article(type(image).__name__)
         raise CnnlabError(
-            f"{name}: {'None' if image is None else _a(type(image).__name__)}, not a Pillow "
-            "image or a numpy uint8 array"
+            f"{name}: {what}, not a Pillow image or a numpy uint8 array"
             + (" (for a (C, H, W) tensor: x.permute(1, 2, 0).numpy())" if tensor else "")
         )
     shape = "x".join(map(str, image.shape)) or "scalar"
@@ -164,26 +165,20 @@ def image_in_memory(image: object, mode: str = "L", name: str = "image") -> Imag
             if np.issubdtype(image.dtype, np.integer)
             else "(x * 255).round().astype(np.uint8) for values in [0, 1]"
         )
-        raise CnnlabError(f"{name}: {_a(str(image.dtype))} array; give uint8 pixels 0-255 ({how})")
+        raise CnnlabError(
+            f"{name}: {with_article(str(image.dtype))} array; give uint8 pixels 0-255 ({how})"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     known = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))
     if not known or 0 in image.shape:
         first = image.ndim == 3 and image.shape[0] in (1, 3, 4) and 0 not in image.shape
         raise CnnlabError(
-            f"{name}: {_a(shape)} array; give (H, W), (H, W, 3) or (H, W, 4) pixels"
+            f"{name}: {with_article(shape)} array; give (H, W), (H, W, 3) or (H, W, 4) pixels"
             + ("; channels first? x.transpose(1, 2, 0)" if first else "")
         )
     # uint8 (H, W), (H, W, 3), (H, W, 4) -> Pillow's L, RGB, RGBA
     return Image.fromarray(np.ascontiguousarray(image)).convert(mode)
-
-
-def _a(word: str) -> str:
-    """``a uint16``, ``an int64``, ``an 8x8x2``, ``an 11x5``, ``a 110x5``: the article the
-    word's sound takes."""
-    number = re.match(r"\d+", word)
-    vowel = number.group() in ("11", "18") if number else False
-    return f"{'an' if vowel or word[0] in 'aeio8' else 'a'} {word}"  # uint: 'a'
 
 
 # what Pillow raises for a file it cannot read: not an image, corrupt, truncated, a bomb

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model, get_model_entry, with_article
+from cnnlab.registry import create_model, get_model_entry
 from cnnlab.torchfile import load_torch_file
+from cnnlab.words import with_article
 
 FORMAT = "cnnlab.checkpoint/1"
 REQUIRED = ("format", "model", "model_kwargs", "state_dict")
