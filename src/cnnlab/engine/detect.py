@@ -55,7 +55,6 @@ from cnnlab.engine.predict import (
     stretched_chunks,
 )
 from cnnlab.engine.runlog import (
-    announce,
     batch_slices,
     batches_per_epoch,
     describe_data,
@@ -464,16 +463,8 @@ def train_detector(
     about = describe_data(config.data, len(data.class_names), parts)
     about += f", {len(wh):,} training boxes, {len(anchors)} anchors (mean IoU {anchor_iou:.2f})"
     name = f"yolo ({config.backbone}, {grid}x{grid} grid)"
-    announce(
-        console,
-        name,
-        model,
-        size,
-        about,
-        device,
-        settings.describe(),
-        run.start,
-        run.stop.last_epoch(config.epochs),
+    run.announce(
+        console, name, model, size, about, device, settings.describe(), epochs=config.epochs
     )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")

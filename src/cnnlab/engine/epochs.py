@@ -33,7 +33,7 @@ from rich.console import Console
 
 from cnnlab.engine.resume import config_of, load_resumable, restore, resumable_state, resume_hint
 from cnnlab.engine.run_folders import run_folder
-from cnnlab.engine.runlog import EarlyStop, data_changed, improves, save_epoch
+from cnnlab.engine.runlog import EarlyStop, announce, data_changed, improves, save_epoch
 
 C = TypeVar("C")
 
@@ -95,6 +95,11 @@ class EpochRun:
             return
         data_changed(self.ckpt, "train", train_images)
         self.start, self.rows, self.best = restore(self.ckpt, resume, model, optimizer, scheduler)
+
+    def announce(self, console: Console, *about: Any, epochs: int) -> None:
+        """:func:`~cnnlab.engine.runlog.announce` ``(console, *about)`` for this run: where it
+        resumed, or that it had finished (nothing left of its ``epochs`` to train)."""
+        announce(console, *about, start_epoch=self.start, last_epoch=self.stop.last_epoch(epochs))
 
     @property
     def seconds_before(self) -> float:

@@ -37,7 +37,6 @@ from cnnlab.engine.predict import (
     stretched_chunks,
 )
 from cnnlab.engine.runlog import (
-    announce,
     batch_slices,
     batches_per_epoch,
     describe_data,
@@ -250,16 +249,8 @@ def train_localizer(
     started -= run.seconds_before
     about = describe_data(config.data, len(data.class_names), data.splits)
     name = f"localizer ({config.backbone})"
-    announce(
-        console,
-        name,
-        model,
-        size,
-        about,
-        device,
-        settings.describe(),
-        run.start,
-        run.stop.last_epoch(config.epochs),
+    run.announce(
+        console, name, model, size, about, device, settings.describe(), epochs=config.epochs
     )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")

@@ -56,7 +56,6 @@ from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
 from cnnlab.engine.runlog import (
-    announce,
     batch_slices,
     batches_per_epoch,
     describe_data,
@@ -426,16 +425,8 @@ def train_segmenter(
     run.restore(resume, model, opt, sched, data.images[train])
     started -= run.seconds_before
     about = describe_data(config.data, len(data.class_names), parts)
-    announce(
-        console,
-        config.model,
-        model,
-        size,
-        about,
-        device,
-        settings.describe(),
-        run.start,
-        config.epochs,
+    run.announce(
+        console, config.model, model, size, about, device, settings.describe(), epochs=config.epochs
     )
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
