@@ -1590,3 +1590,28 @@ def _runs(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     """``cnnlab runs FOLDER --json``'s object."""
     assert main(["runs", str(folder), "--json"]) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_ctrl_c_says_nothing_was_kept_and_leaves_no_empty_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faces train writes its run folder at the end: Ctrl-C says so (was a bare "interrupted")
+    and takes away the empty folder it made, but not a folder that was there before."""
+    from cnnlab.engine import faces
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faces, "train_encoder", interrupted)
+    out = tmp_path / "new"
+    assert main(["faces", "train", "--out", str(out)]) == 130
+    said = " ".join(capsys.readouterr().err.split())
+    assert "cnnlab: interrupted; faces train writes its run folder at the end and has no" in said
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    (kept / "earlier").mkdir(parents=True)
+    assert main(["faces", "train", "--out", str(kept)]) == 130
+    assert (kept / "earlier").is_dir()
+    (kept / "earlier").rmdir()
+    assert main(["faces", "train", "--out", str(kept)]) == 130
+    assert kept.is_dir()  # empty, but there before the run

@@ -318,6 +318,7 @@ def train_faces(
     device = resolve_device(config.device)  # a bad --device fails before any work
     parse_augment(config.augment)  # and so does a misspelt --augment
     out = run_folder(config.out, "faces")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # an --out that cannot be a folder fails here too
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -353,19 +354,27 @@ def train_faces(
     )
     _announce(config, console, kwargs, train, len(val_i), unseen, device, drawn)
     losses: list[list[float]] = [[] for _ in range(config.members)]
-    trained = [  # member i: seed + i for its weights, batches and glyphs
-        train_encoder(
-            replace(config, seed=config.seed + i),
-            train,
-            kwargs,
-            norm,
-            g if i == 0 else torch.Generator().manual_seed(config.seed + i),
-            console,
-            "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
-            losses[i],
-        )
-        for i in range(config.members)
-    ]
+    try:
+        trained = [  # member i: seed + i for its weights, batches and glyphs
+            train_encoder(
+                replace(config, seed=config.seed + i),
+                train,
+                kwargs,
+                norm,
+                g if i == 0 else torch.Generator().manual_seed(config.seed + i),
+                console,
+                "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
+                losses[i],
+            )
+            for i in range(config.members)
+        ]
+    except KeyboardInterrupt:  # Ctrl-C: nothing is written before the end
+        if made and not any(out.iterdir()):
+            out.rmdir()  # the empty folder this run made, not one that was there
+        raise KeyboardInterrupt(
+            "faces train writes its run folder at the end and has no --resume (a run of the "
+            "default takes about a minute): run it again"
+        ) from None
     members = [encoder for encoder, _, _ in trained]
     _, similarity, glyphs = trained[0]
     model: torch.nn.Module = members[0] if len(members) == 1 else SiameseEnsemble(members)
