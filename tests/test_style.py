@@ -158,3 +158,32 @@ def test_weights_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
     assert main([*argv, "--weights", str(bad)]) == 2
+
+
+def test_ctrl_c_keeps_the_image_so_far(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the optimisation (here: in the 5th step, at the coarse level) keeps G as
+    far as it got, at the final size, and the CLI writes it before saying "interrupted" (it
+    wrote nothing before)."""
+    from cnnlab.engine import style
+
+    real, calls = style.content_cost, []
+
+    def cut_at_step_5(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(style, "content_cost", cut_at_step_5)
+    content, style_image = load_rgb("chelsea", 64), load_rgb("gravel", 64)
+    result = transfer_style(content, style_image, steps=12, scales=2)  # 8 steps at 32 px
+    assert result.interrupted and len(result.history) == 4
+    assert result.image.shape == (3, 64, 64) and 0 <= result.image.min() <= result.image.max() <= 1
+    calls.clear()
+    out = tmp_path / "g.png"
+    assert main(["style", "-o", str(out), "--size", "32", "--steps", "12", "--scales", "1"]) == 130
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted; wrote the image so far, after 4 of 12 steps: {out} and" in said
+    assert out.is_file() and (tmp_path / "g_strip.png").is_file()

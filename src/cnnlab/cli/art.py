@@ -425,6 +425,11 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         [content[0], style[0], *result.snapshots],
         Path(args.output).with_name(Path(args.output).stem + "_strip.png"),
     )
+    if result.interrupted:  # Ctrl-C: the image so far is written, then said as interrupted
+        raise KeyboardInterrupt(
+            f"wrote the image so far, after {len(result.history):,} of {args.steps:,} steps: "
+            f"{out} and {strip}"
+        )
     first, last = result.history[0], result.history[-1]
     if not args.json:
         console.print(

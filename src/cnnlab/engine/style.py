@@ -153,6 +153,7 @@ class StyleResult:
     snapshots: list[torch.Tensor] = field(default_factory=list)
     seconds: float = 0.0
     seconds_per_step: float = 0.0
+    interrupted: bool = False  # Ctrl-C: ``image`` is G as far as it got, after ``len(history)``
 
 
 def style_layers_for(weights: str | None) -> tuple[str, list[str]]:
@@ -251,10 +252,15 @@ def optimise_pixels(
 
     console = console or Console(stderr=True)
     started = time.perf_counter()
+    interrupted = False
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(f"style {content.shape[-1]}px", total=steps, stats="")
         for step in range(1, steps + 1):
-            opt.step(closure)
+            try:
+                opt.step(closure)
+            except KeyboardInterrupt:  # Ctrl-C: keep G as far as it got (a step cut short
+                interrupted = True  # leaves x as the last whole step made it, or nearly)
+                break
             with torch.no_grad():
                 x.clamp_(0, 1)
             if step % every == 0 or step == steps:
@@ -265,8 +271,11 @@ def optimise_pixels(
                 advance=1,
                 stats=(f"J {h['total']:.3g}  content {h['content']:.3g}  style {h['style']:.3g}"),
             )
+    with torch.no_grad():
+        x.clamp_(0, 1)
     seconds = time.perf_counter() - started
-    return StyleResult(x.detach()[0].cpu(), history, shots, seconds, seconds / steps)
+    done = max(1, len(history))
+    return StyleResult(x.detach()[0].cpu(), history, shots, seconds, seconds / done, interrupted)
 
 
 def transfer_style(
@@ -316,8 +325,12 @@ def transfer_style(
             for x in r.snapshots
         ]
         total.seconds += r.seconds
-    total.image = start[0]
-    total.seconds_per_step = total.seconds / steps
+        if r.interrupted:  # Ctrl-C: the image so far, at the final size
+            total.interrupted = True
+            start = F.interpolate(start, size=size, mode="bilinear", align_corners=False)
+            break
+    total.image = start[0].clamp(0, 1)
+    total.seconds_per_step = total.seconds / max(1, len(total.history))
     return total
 
 
