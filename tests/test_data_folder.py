@@ -353,6 +353,13 @@ def test_train_on_a_folder(
     if Path("/proc/self").is_dir():  # nothing can be made there: refused before predicting
         assert main([*predict, str(image_folder), "--csv", "/proc/self/p.csv"]) == 2
         assert "/proc/self/p.csv: cannot be written" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")  # was "cannot be written (File exists)"
+    assert (
+        main([*predict, str(image_folder), "--csv", str(tmp_path / "afile" / "d" / "p.csv")]) == 2
+    )
+    assert f"p.csv: cannot be written ({tmp_path}/afile is a file, where a folder is needed)" in (
+        capsys.readouterr().err
+    )
     evaluate = ["classify", "eval", "--checkpoint", str(out / "best.pt"), "--json"]
     assert main(evaluate) == 0
     captured = capsys.readouterr()

@@ -40,7 +40,9 @@ def refuse_unwritable(path: Path) -> None:
         probe.open("w").close()
         probe.unlink()
     except OSError as exc:
-        raise CnnlabError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+        blocking = next((p for p in path.parents if p.is_file()), None)
+        why = f"{blocking} is a file, where a folder is needed" if blocking else exc.strerror
+        raise CnnlabError(f"{path}: cannot be written ({why or exc})") from None
 
 
 def out_of_memory(exc: RuntimeError) -> str | None:
