@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 
 import cnnlab
 from cnnlab.cli import main
+from cnnlab.data.palettes import voc_colormap
 from cnnlab.data.scenes import make_scenes, write_masks
 from cnnlab.engine.runs import summarise
 from cnnlab.engine.segment import (
@@ -23,7 +25,7 @@ from cnnlab.engine.segment import (
     scenes_segmentation,
     segmentation_metrics,
 )
-from cnnlab.engine.segment_maps import upsampled_argmax, upsampled_strips
+from cnnlab.engine.segment_maps import colorize, upsampled_argmax, upsampled_strips
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import dice_loss, segmentation_loss
 from cnnlab.ops import transposed_output_size
@@ -214,8 +216,30 @@ def test_mask_folder_and_errors(tmp_path: Path) -> None:
     colours = np.zeros((32, 32, 3), np.uint8)
     colours[:8] = (200, 30, 30)  # a mask painted in colours, not class indices
     Image.fromarray(colours).save(root / "masks" / "000001.png")
-    with pytest.raises(CnnlabError, match=r"000001\.png: a colour image"):
+    with pytest.raises(
+        CnnlabError, match=r"000001\.png: a colour image, .* \(256 pixels are no class's colour, "
+    ) as caught:
         folder_segmentation(root)
+    assert "most often (200, 30, 30)" in str(caught.value)
+    # the same maps saved as RGB by an image editor (VOC's colours, as write_masks draws them;
+    # or the colours of segment predict's maps) are read back as the same class indices
+    recoloured = tmp_path / "rgb"
+    shutil.copytree(root, recoloured)
+    Image.fromarray(np.asarray(data.masks[1], np.uint8), "L").save(root / "masks" / "000001.png")
+    Image.fromarray(voc_colormap()[data.masks[1].numpy()]).save(recoloured / "masks" / "000001.png")
+    busy = max((0, 3), key=lambda k: len(data.masks[k].unique()))  # the more classes
+    assert len(data.masks[busy].unique()) > 1  # an object's colour differs between the two
+    for k in (0, 2, 3):
+        with Image.open(root / "masks" / f"{k:06d}.png") as m:
+            m.convert("RGBA").save(recoloured / "masks" / f"{k:06d}.png")
+    predicted = colorize(np.asarray(data.masks[busy]))  # as segment predict draws a map
+    predicted[0, 0] = voc_colormap()[VOID]  # VOC's void: only VOC's colours have it
+    Image.fromarray(predicted).save(recoloured / "masks" / f"{busy:06d}.png")
+    with pytest.raises(CnnlabError, match=r"\(1 pixel is no class's colour, most often \(224"):
+        folder_segmentation(recoloured, 64)
+    predicted[0, 0] = colorize(np.asarray(data.masks[busy]))[0, 0]
+    Image.fromarray(predicted).save(recoloured / "masks" / f"{busy:06d}.png")
+    assert folder_segmentation(recoloured, 64).masks.equal(folder_segmentation(root, 64).masks)
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "masks" / "000001.png")
     assert folder_segmentation(root, 32).masks[1].max() == 0  # a gray RGB mask: indices
     binary = np.zeros((32, 32), bool)
@@ -873,3 +897,19 @@ def test_masks_move_exactly_as_their_images() -> None:
         assert inside.float().mean() > 0.5, name
         gap = (m - 1 - x[:, :1])[inside].abs().max()
         assert gap <= 0.55, f"{name}: mask {gap:.3f} columns from its image"
+
+
+def test_voc_colours_are_the_devkits() -> None:
+    """Pascal VOC's colour map, as its devkit's labelcolormap gives it (and its masks show it):
+    aeroplane dark red, bicycle green, bird olive, person (15) pink, void (255) pale."""
+    colours = voc_colormap()
+    assert colours[[0, 1, 2, 3, 4, 15, 255]].tolist() == [
+        [0, 0, 0],
+        [128, 0, 0],
+        [0, 128, 0],
+        [128, 128, 0],
+        [0, 0, 128],
+        [192, 128, 128],
+        [224, 224, 192],
+    ]
+    assert len({tuple(c) for c in colours.tolist()}) == 256  # every index its own colour

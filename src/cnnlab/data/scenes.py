@@ -392,17 +392,15 @@ def _rle(mask_utils: Any, mask: np.ndarray) -> dict[str, Any]:
 
 def write_masks(scenes: list[Scene], root: str | Path) -> Path:
     """``root/images/*.png``, ``root/masks/*.png`` (palette PNGs of per-pixel class indices, 0 =
-    background) and ``root/classes.txt`` (background first)."""
+    background, in VOC's colours) and ``root/classes.txt`` (background first)."""
     from PIL import Image
+
+    from cnnlab.data.palettes import voc_colormap
 
     root = Path(root)
     names = _save_images(scenes, root / "images")
     (root / "masks").mkdir(parents=True, exist_ok=True)
-    palette = [0, 0, 0] + [
-        int(v)
-        for c in range(1, 256)
-        for v in np.array([(c * 97) % 256, (c * 57) % 256, (c * 151) % 256])
-    ]
+    palette = voc_colormap().tobytes()  # as VOC's SegmentationClass masks are coloured
     for scene, name in zip(scenes, names, strict=True):
         m = Image.fromarray(scene.semantic, mode="P")
         m.putpalette(palette)

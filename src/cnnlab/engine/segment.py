@@ -95,6 +95,22 @@ def scenes_segmentation(
     return SegmentationData(images.contiguous(), masks, ["background", *scenes[0].class_names])
 
 
+def _colour_mask(rgb: np.ndarray, classes: int, path: Path) -> Image.Image:
+    """A mask saved in colour: the class map, when its colours are those ``segment predict``
+    drew the classes in (its map re-saved as RGB by an image editor), else a
+    :class:`CnnlabError` saying what a mask holds."""
+    from cnnlab.data.palettes import indices_of_colours
+
+    try:
+        return Image.fromarray(indices_of_colours(rgb, classes), "L")
+    except ValueError as exc:
+        raise CnnlabError(
+            f"{path}: a colour image, not in the colours of these {classes} classes in VOC's or "
+            f"cnnlab's maps ({exc}); a mask holds class indices (a palette or grayscale PNG, "
+            "0 = background)"
+        ) from None
+
+
 def folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray;
     255 = not labelled, as in VOC) and ``root/classes.txt`` (background first); or split into
@@ -141,10 +157,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         img = read_image(path, "RGB")
         with Image.open(mask_path) as m:
             if m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
-                raise CnnlabError(
-                    f"{mask_path}: a colour image; a mask holds class indices "
-                    "(a palette or grayscale PNG, 0 = background)"
-                )
+                m = _colour_mask(np.asarray(m), len(names), mask_path)
             if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
                 mask = Image.fromarray(np.asarray(m).astype(np.uint8))
             elif m.mode in (*SIXTEEN_BIT, "I"):  # Pillow's convert("L") clips 300 to 255 (void)

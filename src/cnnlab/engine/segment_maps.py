@@ -23,24 +23,12 @@ from PIL import Image
 
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.images import image_list, open_image, with_progress
+from cnnlab.data.palettes import MAP_COLOURS
 from cnnlab.data.scenes import standardise
 from cnnlab.engine.predict import Predictor, source_names
 from cnnlab.models.unet import at_input_size
 
-PALETTE = np.array(
-    [
-        [0, 0, 0],
-        [230, 60, 60],
-        [60, 200, 90],
-        [70, 110, 240],
-        [240, 200, 40],
-        [200, 80, 220],
-        [60, 210, 220],
-        [250, 140, 40],
-        [150, 150, 150],
-    ],
-    np.uint8,
-)
+PALETTE = MAP_COLOURS  # the maps' colours (cnnlab.data.palettes)
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
@@ -48,7 +36,6 @@ def colorize(mask: np.ndarray) -> np.ndarray:
     return PALETTE[mask % len(PALETTE)]
 
 
-@torch.no_grad()
 def predict_mask(
     model: torch.nn.Module, source: Any, size: int, name: str = "image"
 ) -> tuple[torch.Tensor, torch.Tensor]:
