@@ -848,7 +848,8 @@ def test_predict_figure_shows_each_image_beside_its_map(
     stretched square by nearest pixels), the map captioned with its largest non-background
     classes' shares, and a swatch for each class but the background."""
     import cnnlab.viz.plots as plots
-    from cnnlab.engine.segment_maps import PALETTE, plot_predictions
+    from cnnlab.data.palettes import MAP_COLOURS
+    from cnnlab.engine.segment_maps import plot_predictions
 
     seen: dict = {}
 
@@ -867,11 +868,14 @@ def test_predict_figure_shows_each_image_beside_its_map(
     assert seen["captions"] == ["a.png", "car 25%, pedestrian 3%", "b.png", "all background"]
     assert seen["images"].shape == (4, 3, 128, 128) and seen["images"].dtype == torch.uint8
     assert (seen["images"][0] == 200).all()  # the image itself
-    car = torch.tensor(PALETTE[2].tolist(), dtype=torch.uint8)[:, None]
+    car = torch.tensor(MAP_COLOURS[2].tolist(), dtype=torch.uint8)[:, None]
     assert (seen["images"][1][:, :, :32].reshape(3, -1) == car).all()  # left quarter: car
     assert (seen["images"][1][:, 32:, 32:].reshape(3, -1) == 0).all()  # background: black
     assert (seen["images"][3] == 0).all()
-    assert seen["legend"] == [("pedestrian", PALETTE[1].tolist()), ("car", PALETTE[2].tolist())]
+    assert seen["legend"] == [
+        ("pedestrian", MAP_COLOURS[1].tolist()),
+        ("car", MAP_COLOURS[2].tolist()),
+    ]
     assert seen["cols"] % 2 == 0  # an image and its map stay on one row
 
 
@@ -913,3 +917,23 @@ def test_voc_colours_are_the_devkits() -> None:
         [224, 224, 192],
     ]
     assert len({tuple(c) for c in colours.tolist()}) == 256  # every index its own colour
+
+
+def test_predicting_a_map_records_no_gradients() -> None:
+    """predict_mask runs the network without autograd (its graph would hold every activation of
+    a photo's forward pass until the map is made)."""
+    from cnnlab.engine.segment_maps import predict_mask
+
+    seen: list[bool] = []
+
+    class Scores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.is_grad_enabled())
+            return self.conv(x)
+
+    image, mask = predict_mask(Scores(), np.zeros((20, 30, 3), np.uint8), 16)
+    assert seen == [False] and image.shape == (3, 20, 30) and mask.shape == (20, 30)

@@ -29,7 +29,7 @@ MAP_COLOURS = np.array(
     ],
     np.uint8,
 )
-VOID = 255  # VOC's "nobody labelled this" (cnnlab.losses.segmentation.VOID)
+VOID = 255  # a pixel nobody labelled (VOC's object borders): neither trained on nor scored
 
 
 def voc_colormap(n: int = 256) -> np.ndarray:

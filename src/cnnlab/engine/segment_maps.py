@@ -5,9 +5,9 @@ A photo is segmented at the training size and its class scores are upsampled bac
 pixels a strip of rows at a time (:func:`upsampled_argmax`: PyTorch's bilinear rule, in bounded
 memory); the map is kept as ``uint8`` class indices. It is written as a palette PNG
 (:func:`map_image`, the format of Pascal VOC's masks: each pixel its class index, shown in
-:data:`PALETTE`'s colours), beside an overlay on the photo, and with ``--as-dataset`` into the
-mask folder :func:`cnnlab.engine.segment.folder_segmentation` reads. :class:`Segmenter` is the
-same from Python, loaded once for many images.
+:data:`~cnnlab.data.palettes.MAP_COLOURS`), beside an overlay on the photo, and with
+``--as-dataset`` into the mask folder :func:`cnnlab.engine.segment.folder_segmentation` reads.
+:class:`Segmenter` is the same from Python, loaded once for many images.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from cnnlab.data.scenes import standardise
 from cnnlab.engine.predict import Predictor, source_names
 from cnnlab.models.unet import at_input_size
 
-PALETTE = MAP_COLOURS  # the maps' colours (cnnlab.data.palettes)
-
 
 def colorize(mask: np.ndarray) -> np.ndarray:
     """Class indices -> RGB segmentation map."""
-    return PALETTE[mask % len(PALETTE)]
+    return MAP_COLOURS[mask % len(MAP_COLOURS)]
 
 
+@torch.no_grad()
 def predict_mask(
     model: torch.nn.Module, source: Any, size: int, name: str = "image"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +160,7 @@ def plot_predictions(
         shares = ", ".join(f"{n} {c / total:.0%}" for c, n in found) or f"all {names[0]}"
         captions += [Path(source).name, shares]
     images = torch.cat(panels).round().clamp(0, 255).to(torch.uint8)
-    legend = [(n, PALETTE[i % len(PALETTE)].tolist()) for i, n in enumerate(names) if i]
+    legend = [(n, MAP_COLOURS[i % len(MAP_COLOURS)].tolist()) for i, n in enumerate(names) if i]
     title = "each image and its predicted classes, stretched square as the model saw them"
     return plot_captioned(images, captions, path, title, cols=6, legend=legend)
 
@@ -169,7 +168,7 @@ def plot_predictions(
 def map_image(mask: np.ndarray) -> Image.Image:
     """A ``(H, W)`` class map as the PNG ``segment predict`` writes: up to 256 classes a palette
     image, as VOC's ``SegmentationClass`` masks are (each pixel *is* its class index, shown in
-    :data:`PALETTE`'s colour), so it reads back as a mask (``segment train``'s ``masks/``, or
+    :data:`MAP_COLOURS`'s colour), so it reads back as a mask (``segment train``'s ``masks/``, or
     ``np.asarray(Image.open(...))``); past 256 classes the colours alone (RGB)."""
     if mask.size and int(mask.max()) > 255:
         return Image.fromarray(colorize(mask))

@@ -14,9 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.palettes import VOID
 from cnnlab.errors import CnnlabError
-
-VOID = 255  # a pixel nobody labelled (VOC's object borders): neither trained on nor scored
 
 
 def dice_loss(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
