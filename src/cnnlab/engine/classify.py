@@ -299,13 +299,12 @@ def train_classifier(
         "data_fingerprint": {k: fingerprint(s.labels, s.images) for k, s in data.splits.items()},
     }
 
+    stop = EarlyStop.resumed(config.patience, ckpt)
     if main:
         about = describe_data(config.data, len(data.class_names), data.splits)
         how = settings.describe()
         if dist_info.world_size > 1:
             how += f", {dist_info.world_size} processes"
-    stop = EarlyStop.resumed(config.patience, ckpt)
-    if main:
         last = stop.last_epoch(config.epochs)
         announce(console, config.model, model, input_size, about, device, how, start_epoch, last)
     hint = resume_hint(run_dir / "last.pt", "cnnlab classify train")

@@ -259,7 +259,9 @@ def optimise_pixels(
             try:
                 opt.step(closure)
             except KeyboardInterrupt:  # Ctrl-C: keep G as far as it got (a step cut short
-                interrupted = True  # leaves x as the last whole step made it, or nearly)
+                interrupted = True  # may leave x half updated: clamped below)
+                with torch.no_grad():
+                    x.clamp_(0, 1)
                 break
             with torch.no_grad():
                 x.clamp_(0, 1)
@@ -271,8 +273,6 @@ def optimise_pixels(
                 advance=1,
                 stats=(f"J {h['total']:.3g}  content {h['content']:.3g}  style {h['style']:.3g}"),
             )
-    with torch.no_grad():
-        x.clamp_(0, 1)
     seconds = time.perf_counter() - started
     done = max(1, len(history))
     return StyleResult(x.detach()[0].cpu(), history, shots, seconds, seconds / done, interrupted)
