@@ -17,6 +17,7 @@ LAYOUTS = {
     "coco": "images/, annotations.json",
     "masks": "images/, masks/*.png, classes.txt",
     "yolo-seg": "images/, labels/*.txt (a polygon per object), classes.txt",
+    "voc": "JPEGImages/, Annotations/*.xml, SegmentationClass/*.png, labelmap.txt",
 }
 
 
@@ -30,6 +31,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         make_scenes,
         write_coco,
         write_masks,
+        write_voc,
         write_yolo,
         write_yolo_polygons,
     )
@@ -44,6 +46,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         "yolo-seg": write_yolo_polygons,
         "coco": write_coco,
         "masks": write_masks,
+        "voc": write_voc,
     }[args.format]
     with console.status(f"drawing and writing {args.images} scenes", spinner="dots"):
         scenes = make_scenes(

@@ -219,8 +219,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default=d.data,
-        help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, a COCO .json, or a "
-        "YOLO segmentation folder or data.yaml (polygon labels)",
+        help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, a COCO .json, a "
+        "YOLO segmentation folder or data.yaml (polygon labels), or a folder in VOC's layout "
+        "(JPEGImages/, SegmentationClass/, labelmap.txt: CVAT's export)",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")
@@ -251,7 +252,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_segment_train)
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
     add_checkpoint_split(p)
-    add_eval_data(p, "a mask folder, a COCO .json or a YOLO segmentation folder")
+    add_eval_data(
+        p, "a mask folder, a VOC-layout folder, a COCO .json or a YOLO segmentation folder"
+    )
     add_device(p)
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")

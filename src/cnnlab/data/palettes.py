@@ -50,15 +50,22 @@ def _code(rgb: np.ndarray) -> np.ndarray:
     return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
 
 
-def indices_of_colours(rgb: np.ndarray, classes: int) -> np.ndarray:
+def indices_of_colours(
+    rgb: np.ndarray, classes: int, colours: np.ndarray | None = None
+) -> np.ndarray:
     """The ``(H, W)`` uint8 class indices of an ``(H, W, 3 or 4)`` map drawn in VOC's colours
     (void included) or in :data:`MAP_COLOURS` (up to 9 classes), whichever has every pixel's
-    colour among its first ``classes``; a :class:`ValueError` naming the most common colour that
-    is no class's (a softened brush edge, another tool's colours) otherwise."""
+    colour among its first ``classes``; or, given ``colours`` ``(classes, 3)`` (a labelling
+    tool's, e.g. CVAT's ``labelmap.txt``), in those, VOC's void colour still void. A
+    :class:`ValueError` names the most common colour that is no class's (a softened brush edge,
+    another tool's colours) otherwise."""
     pixels = _code(rgb[..., :3])
     voc = voc_colormap()
-    palettes = [(np.r_[np.arange(classes), VOID], voc[np.r_[np.arange(classes), VOID]])]
-    if classes <= len(MAP_COLOURS):
+    if colours is not None:
+        palettes = [(np.r_[np.arange(classes), VOID], np.r_[colours[:classes], voc[VOID:]])]
+    else:
+        palettes = [(np.r_[np.arange(classes), VOID], voc[np.r_[np.arange(classes), VOID]])]
+    if colours is None and classes <= len(MAP_COLOURS):
         palettes.append((np.arange(classes), MAP_COLOURS[:classes]))
     fewest = None  # the other colours of the palette that comes nearest
     for indices, colours in palettes:

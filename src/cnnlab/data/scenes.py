@@ -407,3 +407,40 @@ def write_masks(scenes: list[Scene], root: str | Path) -> Path:
         m.save(root / "masks" / name)
     (root / "classes.txt").write_text("\n".join(("background", *scenes[0].class_names)) + "\n")
     return root
+
+
+def write_voc(scenes: list[Scene], root: str | Path) -> Path:
+    """Pascal VOC's layout, as CVAT exports it: ``root/JPEGImages/*.png``, one
+    ``root/Annotations/*.xml`` of boxes per image (VOC's 1-based pixel corners), the class maps
+    as palette PNGs ``root/SegmentationClass/*.png`` (VOC's colours) and ``root/labelmap.txt``
+    (``name:r,g,b::`` a line, background first), read by :mod:`cnnlab.data.voc_folder`."""
+    from PIL import Image
+
+    from cnnlab.data.palettes import voc_colormap
+    from cnnlab.data.voc_folder import voc_xml
+
+    root = Path(root)
+    names = _save_images(scenes, root / "JPEGImages")
+    for folder in ("Annotations", "SegmentationClass"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    colours = voc_colormap()
+    class_names = scenes[0].class_names
+    for scene, name in zip(scenes, names, strict=True):
+        h, w = scene.image.shape[:2]
+        objects = [
+            (class_names[label], box.tolist())
+            for label, box in zip(scene.labels, scene.boxes_xyxy, strict=True)
+        ]
+        stem = name.removesuffix(".png")
+        (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(name, (w, h), objects))
+        m = Image.fromarray(scene.semantic, mode="P")
+        m.putpalette(colours.tobytes())
+        m.save(root / "SegmentationClass" / name)
+    (root / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\n"
+        + "".join(
+            f"{n}:{','.join(map(str, colours[i]))}::\n"
+            for i, n in enumerate(("background", *class_names))
+        )
+    )
+    return root

@@ -3,7 +3,8 @@
 * IDX (MNIST, Fashion-MNIST): big-endian header ``magic, dims...``, then raw uint8.
 * CIFAR binary: records of ``label (1 byte; CIFAR-100: coarse, fine) + 3,072 bytes`` (1,024 red,
   then green, then blue, row-major 32x32). No pickle is read.
-* Pascal VOC XML: ``Annotations/*.xml`` boxes (1-based pixel corners) and ``JPEGImages``.
+* Pascal VOC: ``Annotations/*.xml`` boxes (read by :mod:`cnnlab.data.voc_folder`, as any
+  folder of VOC XML files) and ``SegmentationClass`` palette PNGs, with ``JPEGImages``.
 * Oxford-IIIT Pet trimaps: ``annotations/trimaps/*.png`` with 1 = pet, 2 = background,
   3 = border.
 """
@@ -11,7 +12,6 @@
 from __future__ import annotations
 
 import struct
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -192,35 +192,6 @@ def load_standard_classification(
     raise CnnlabError(f"{name} is not a classification dataset")
 
 
-def parse_voc_xml(path: Path) -> tuple[tuple[int, int], list[tuple[str, list[float], bool]]]:
-    """``((width, height), [(class, [x1, y1, x2, y2], difficult), ...])`` with continuous
-    coordinates (VOC's 1-based inclusive pixel corners become ``x1 - 1``, ``x2``) and VOC's
-    ``<difficult>`` flag. Bad files name the problem."""
-    try:
-        tree = ET.parse(path)
-    except ET.ParseError as exc:
-        raise CnnlabError(f"{path}: malformed XML ({exc})") from None
-    size = tree.find("size")
-    if size is None:
-        raise CnnlabError(f"{path}: no <size> element")
-    w, h = int(size.findtext("width", "0")), int(size.findtext("height", "0"))
-    objects = []
-    for obj in tree.iter("object"):
-        name = obj.findtext("name", "").strip()
-        if name not in VOC_CLASSES:
-            raise CnnlabError(f"{path}: unknown class {name!r}")
-        box = obj.find("bndbox")
-        try:
-            x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-        except (TypeError, AttributeError, ValueError):
-            raise CnnlabError(f"{path}: object {name!r} has a malformed <bndbox>") from None
-        if x2 < x1 or y2 < y1 or x1 < 1 or y1 < 1 or x2 > w or y2 > h:
-            raise CnnlabError(f"{path}: box {[x1, y1, x2, y2]} lies outside the {w}x{h} image")
-        difficult = obj.findtext("difficult", "0").strip() == "1"
-        objects.append((name, [x1 - 1, y1 - 1, x2, y2], difficult))
-    return (w, h), objects
-
-
 def voc_splits(base: Path, kind: str, stems: list[str]) -> dict[str, torch.Tensor] | None:
     """VOC's own splits, ``base/ImageSets/<kind>/{train,val,test}.txt`` (one image id per line),
     as indices into ``stems``; ``None`` when train and val lists are not both there (the data is
@@ -243,33 +214,17 @@ def _listed(path: Path, index: dict[str, int]) -> list[int]:
 
 def voc_detection(name: str, root: str | Path | None, image_size: int):
     """Pascal VOC detection as :class:`cnnlab.engine.detect.DetectionData` (trainval + test),
-    split as VOC splits it (``ImageSets/Main``: train, val, and VOC 2007's test). Objects marked
-    ``difficult`` are kept but flagged: not trained on, and neither found nor missed in the
-    evaluation, as VOC's own protocol has it."""
-    from cnnlab.data.folder import image_to_uint8
-    from cnnlab.engine.detect import DetectionData
+    read as any folder of VOC XML files is (:func:`cnnlab.engine.detect.voc_folder_data`: VOC's
+    1-based pixel corners, ``ImageSets/Main``'s train, val, and VOC 2007's test as the splits),
+    its classes VOC's 20. Objects marked ``difficult`` are kept but flagged: not trained on, and
+    neither found nor missed in the evaluation, as VOC's own protocol has it."""
+    from cnnlab.engine.detect import voc_folder_data
 
     year = name.removeprefix("voc")
     base = require(name, root) / "VOCdevkit" / f"VOC{year}"
-    xmls = sorted((base / "Annotations").glob("*.xml"))
-    if not xmls:
+    if not (base / "Annotations").is_dir() or not any((base / "Annotations").glob("*.xml")):
         raise CnnlabError(f"{base / 'Annotations'}: no annotation files")
-    images, boxes, labels, difficult = [], [], [], []
-    for xml in xmls:
-        (w, h), objects = parse_voc_xml(xml)
-        difficult.append(torch.tensor([d for _, _, d in objects], dtype=torch.bool))
-        images.append(
-            image_to_uint8(base / "JPEGImages" / f"{xml.stem}.jpg", image_size, 3, "stretch")
-        )
-        scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-        boxes.append(
-            torch.tensor([b for _, b, _ in objects], dtype=torch.float32).reshape(-1, 4) / scale
-        )
-        labels.append(
-            torch.tensor([VOC_CLASSES.index(n) for n, _, _ in objects], dtype=torch.int64)
-        )
-    splits = voc_splits(base, "Main", [xml.stem for xml in xmls])
-    return DetectionData(torch.stack(images), boxes, labels, list(VOC_CLASSES), splits, difficult)
+    return voc_folder_data(str(base), image_size, (VOC_CLASSES, "VOC's 20 classes"))
 
 
 def pets_segmentation(root: str | Path | None, image_size: int = 128, seed: int = 0):

@@ -126,7 +126,8 @@ def read_class_names(root: str | Path) -> list[str]:
         if (root / name).is_file():
             return _yaml_names(root / name)
     raise CnnlabError(
-        f"{classes_file}: missing (one class name per line; or a data.yaml with 'names')"
+        f"{classes_file}: missing (one class name per line; or a data.yaml with 'names'; or "
+        "a folder of Pascal VOC .xml files instead of YOLO labels)"
     )
 
 

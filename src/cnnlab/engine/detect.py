@@ -34,9 +34,11 @@ from cnnlab.data.scenes import (
 )
 from cnnlab.data.split_folders import (
     final_split,
+    given_splits,
     own_or_seeded,
     require_split,
 )
+from cnnlab.data.voc_folder import is_voc_folder, read_voc_folder
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_metrics import (
@@ -145,6 +147,32 @@ def yolo_folder_data(root: str, image_size: int) -> DetectionData:
     return DetectionData(images, boxes, labels, names, folder_splits(items))
 
 
+def voc_folder_data(
+    root: str, image_size: int, classes: tuple[Sequence[str], str] | None = None
+) -> DetectionData:
+    """A folder of VOC XML files (LabelImg's, CVAT's or Roboflow's Pascal VOC;
+    :mod:`cnnlab.data.voc_folder`; ``classes``: the names and what lists them, where the folder
+    does not) as detection data, each image stretched to ``image_size``, its ``difficult``
+    objects flagged as VOC's own are; its split folders or ``ImageSets/Main`` lists, if any,
+    are the splits."""
+    from cnnlab.data.standard import voc_splits
+
+    items, names = read_voc_folder(root, classes)
+    require_image_memory(len(items), image_size, root)
+    images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
+    splits = given_splits([i.split for i in items]) or voc_splits(
+        Path(root), "Main", [i.image.stem for i in items]
+    )
+    return DetectionData(
+        images,
+        [torch.from_numpy(i.boxes_xyxy) for i in items],
+        [torch.from_numpy(i.labels) for i in items],
+        names,
+        splits,
+        [torch.from_numpy(i.difficult) for i in items],
+    )
+
+
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
     """A COCO JSON file; images are looked up in ``image_dir``, or next to it (``images/`` or
     the JSON's folder). Every image, category and box is checked first
@@ -183,7 +211,7 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
 
 def load_detection_data(config: DetectConfig) -> DetectionData:
     """The images and boxes ``--data`` names: generated scenes, a downloaded COCO or VOC, a
-    YOLO folder or a COCO .json file."""
+    YOLO folder, a folder of VOC XML files or a COCO .json file."""
     if config.data == "scenes":
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
@@ -204,6 +232,8 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
         return voc_detection(config.data, config.data_root or None, config.image_size)
     if config.data.endswith(".json"):
         return coco_data(config.data, config.image_size)
+    if is_voc_folder(config.data):
+        return voc_folder_data(config.data, config.image_size)
     return yolo_folder_data(config.data, config.image_size)
 
 

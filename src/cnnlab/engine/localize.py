@@ -25,6 +25,7 @@ from cnnlab.data.images import image_list
 from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
+from cnnlab.data.voc_folder import is_voc_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
@@ -55,19 +56,27 @@ from cnnlab.registry import create_model
 
 def load_data(config: LocalizeConfig) -> LocalizationData:
     """The images and single-object targets ``--data`` names: generated scenes (with
-    landmarks if asked), a COCO .json file or a YOLO folder (the first object of each image)."""
+    landmarks if asked), a COCO .json file, a folder of VOC XML files or a YOLO folder (the
+    first object of each image)."""
     if config.data == "scenes":
         return from_scenes(
             config.images, config.image_size, config.num_classes, config.seed, config.landmarks
         )
     if config.landmarks:
         raise CnnlabError("--landmarks needs --data scenes (YOLO and COCO files carry none here)")
-    if config.data.endswith(".json"):
-        from cnnlab.engine.detect import coco_data
+    if config.data.endswith(".json") or is_voc_folder(config.data):
+        from cnnlab.engine.detect import coco_data, voc_folder_data
 
-        det = coco_data(config.data, config.image_size)
+        read = coco_data if config.data.endswith(".json") else voc_folder_data
+        det = read(config.data, config.image_size)
         return from_boxes(
-            det.images, det.boxes, det.labels, det.class_names, config.seed, None, config.data
+            det.images,
+            det.boxes,
+            det.labels,
+            det.class_names,
+            config.seed,
+            det.splits,
+            config.data,
         )
     return from_yolo(config.data, config.image_size, config.seed)
 

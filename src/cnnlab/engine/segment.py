@@ -70,6 +70,7 @@ from cnnlab.models.backbone import check_batch_of_one, input_must_fit
 from cnnlab.models.shapes import shapes_only
 from cnnlab.models.unet import at_input_size
 from cnnlab.registry import create_model, require_task
+from cnnlab.words import counted
 
 
 @dataclass(frozen=True)
@@ -95,36 +96,96 @@ def scenes_segmentation(
     return SegmentationData(images.contiguous(), masks, ["background", *scenes[0].class_names])
 
 
-def _colour_mask(rgb: np.ndarray, classes: int, path: Path) -> Image.Image:
+def _colour_mask(
+    rgb: np.ndarray, classes: int, path: Path, colours: np.ndarray | None = None
+) -> Image.Image:
     """A mask saved in colour: the class map, when its colours are those ``segment predict``
-    drew the classes in (its map re-saved as RGB by an image editor), else a
-    :class:`CnnlabError` saying what a mask holds."""
+    drew the classes in (its map re-saved as RGB by an image editor) or ``colours`` (a
+    ``labelmap.txt``'s), else a :class:`CnnlabError` saying what a mask holds."""
     from cnnlab.data.palettes import indices_of_colours
 
     try:
-        return Image.fromarray(indices_of_colours(rgb, classes), "L")
+        return Image.fromarray(indices_of_colours(rgb, classes, colours), "L")
     except ValueError as exc:
+        where = (
+            "labelmap.txt's colours"
+            if colours is not None
+            else f"the colours of these {classes} classes in VOC's or cnnlab's maps"
+        )
         raise CnnlabError(
-            f"{path}: a colour image, not in the colours of these {classes} classes in VOC's or "
-            f"cnnlab's maps ({exc}); a mask holds class indices (a palette or grayscale PNG, "
-            "0 = background)"
+            f"{path}: a colour image, not in {where} ({exc}); a mask holds class indices "
+            "(a palette or grayscale PNG, 0 = background)"
         ) from None
+
+
+def read_mask(
+    mask_path: Path,
+    image: Image.Image,
+    names: list[str],
+    image_size: int,
+    colours: np.ndarray | None = None,
+    listed_in: str = "classes.txt",
+) -> torch.Tensor:
+    """One mask file as an ``(image_size, image_size)`` int64 class map (resized
+    nearest-neighbour, so it keeps class indices): a palette or grey PNG of indices, 16-bit
+    included; a 1-bit black-and-white one (0 and 1); an RGB picture in ``colours`` (a
+    ``labelmap.txt``'s, where a palette PNG is read by its colours too) or else in VOC's or
+    cnnlab's map colours. A :class:`CnnlabError` names the file when its size is not
+    ``image``'s or it holds an index ``names`` lacks (other than :data:`VOID`)."""
+    with Image.open(mask_path) as m:
+        if colours is not None and m.mode in ("P", "RGB", "RGBA"):
+            m = _colour_mask(np.asarray(m.convert("RGB")), len(names), mask_path, colours)
+        elif m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
+            m = _colour_mask(np.asarray(m), len(names), mask_path)
+        if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
+            mask = Image.fromarray(np.asarray(m).astype(np.uint8))
+        elif m.mode in (*SIXTEEN_BIT, "I"):  # Pillow's convert("L") clips 300 to 255 (void)
+            mask = Image.fromarray(np.asarray(m).astype(np.int32), "I")
+        else:
+            mask = m if m.mode in ("P", "L") else m.convert("L")
+        if m.size != image.size:
+            raise CnnlabError(
+                f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, its image is "
+                f"{image.size[0]}x{image.size[1]}"
+            )
+        resized = np.asarray(mask.resize((image_size, image_size), Image.Resampling.NEAREST))
+    unknown = resized[(resized >= len(names)) & (resized != VOID)]
+    if unknown.size:
+        raise CnnlabError(
+            f"{mask_path}: class index {int(unknown.max())} is not in "
+            f"{listed_in} ({len(names)} classes; {VOID} marks pixels nobody labelled)"
+        )
+    return torch.from_numpy(resized.astype(np.int64))
+
+
+def _refuse_void_only(masks: torch.Tensor, names: list[str], folder: Path) -> None:
+    """Masks of 0 and :data:`VOID` alone: black-and-white masks saved as 0/255, not 0/1."""
+    if len(names) > 1 and not ((masks > 0) & (masks != VOID)).any() and (masks == VOID).any():
+        raise CnnlabError(
+            f"{folder}: the masks hold only 0 and {VOID}, and {VOID} means a pixel "
+            "nobody labelled (VOC's void); black-and-white masks must store the class indices "
+            "0 and 1"
+        )
 
 
 def folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray;
     255 = not labelled, as in VOC) and ``root/classes.txt`` (background first); or split into
     ``images/train/``, ``masks/train/``, ... or ``train/images/``, ``train/masks/``, ...
-    (:mod:`cnnlab.data.split_folders`), whose folders are then the splits. Each mask must have
-    its image's size and known indices; both are resized to ``image_size x image_size`` (the
-    image bilinear, the mask nearest-neighbour, so it keeps class indices), as the detection
-    folders are."""
+    (:mod:`cnnlab.data.split_folders`), whose folders are then the splits; or VOC's layout
+    (:func:`voc_folder_segmentation`). Each mask must have its image's size and known indices;
+    both are resized to ``image_size x image_size`` (the image bilinear, the mask
+    nearest-neighbour, so it keeps class indices), as the detection folders are."""
+    from cnnlab.data.voc_folder import is_voc_segmentation_folder
+
     root = Path(root)
     if not root.is_dir():
         raise CnnlabError(
             f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json, "
             "a YOLO segmentation data.yaml, or a folder with images/, masks/ and classes.txt)"
         )
+    if not has_pair_folder(root, "masks") and is_voc_segmentation_folder(root):
+        return voc_folder_segmentation(root, image_size)
     if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
         return yolo_segmentation(root, image_size)
     refuse_class_folders(root, "masks")
@@ -155,37 +216,64 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
                 )
             )
         img = read_image(path, "RGB")
-        with Image.open(mask_path) as m:
-            if m.mode in ("RGB", "RGBA") and np.ptp(np.asarray(m)[..., :3], axis=-1).any():
-                m = _colour_mask(np.asarray(m), len(names), mask_path)
-            if m.mode == "1":  # a 1-bit black-and-white mask: classes 0 and 1
-                mask = Image.fromarray(np.asarray(m).astype(np.uint8))
-            elif m.mode in (*SIXTEEN_BIT, "I"):  # Pillow's convert("L") clips 300 to 255 (void)
-                mask = Image.fromarray(np.asarray(m).astype(np.int32), "I")
-            else:
-                mask = m if m.mode in ("P", "L") else m.convert("L")
-            if m.size != img.size:
-                raise CnnlabError(
-                    f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, image "
-                    f"{path.name} is {img.size[0]}x{img.size[1]}"
-                )
-            mask = np.asarray(mask.resize((image_size, image_size), Image.Resampling.NEAREST))
-        unknown = mask[(mask >= len(names)) & (mask != VOID)]
-        if unknown.size:
-            raise CnnlabError(
-                f"{mask_path}: class index {int(unknown.max())} is not in "
-                f"classes.txt ({len(names)} classes; {VOID} marks pixels nobody labelled)"
-            )
+        masks.append(read_mask(mask_path, img, names, image_size))
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
-        masks.append(torch.from_numpy(mask.astype(np.int64)))
     stacked = torch.stack(masks)
-    if len(names) > 1 and not ((stacked > 0) & (stacked != VOID)).any() and (stacked == VOID).any():
-        raise CnnlabError(
-            f"{root / 'masks'}: the masks hold only 0 and {VOID}, and {VOID} means a pixel "
-            "nobody labelled (VOC's void); black-and-white masks must store the class indices "
-            "0 and 1"
-        )
+    _refuse_void_only(stacked, names, root / "masks")
     splits = given_splits([split for _, _, split in files])
+    return SegmentationData(torch.stack(images), stacked, names, splits)
+
+
+def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
+    """A folder in VOC's layout (:mod:`cnnlab.data.voc_folder`): ``SegmentationClass/<stem>.png``
+    with ``JPEGImages/<stem>.*``, the class names (background first) and colours from
+    ``labelmap.txt`` (CVAT's export: masks drawn in those colours), else ``classes.txt``, else
+    VOC's 21; split by ``ImageSets/Segmentation``'s train and val lists where there are both.
+    A mask without its image is left out with a warning; images without a mask are not
+    segmentation data (VOC's JPEGImages holds the detection images too)."""
+    from cnnlab.data.standard import VOC_CLASSES, voc_splits
+    from cnnlab.data.voc_folder import IMAGE_DIRS, image_files_in, read_labelmap
+
+    root = Path(root)
+    image_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), None)
+    if image_dir is None:
+        raise CnnlabError(f"{root}: SegmentationClass/ but no JPEGImages/ folder beside it")
+    colours = None
+    if (root / "labelmap.txt").is_file():
+        labels = read_labelmap(root / "labelmap.txt")
+        names, listed_in = [n for n, _ in labels], "labelmap.txt"
+        if all(c is not None for _, c in labels):
+            colours = np.asarray([c for _, c in labels], np.uint8)
+    elif (root / "classes.txt").is_file():
+        names = [c.strip() for c in read_lines(root / "classes.txt") if c.strip()]
+        listed_in = "classes.txt"
+    else:
+        names, listed_in = ["background", *VOC_CLASSES], "VOC's classes (no labelmap.txt)"
+    images_by_stem = image_files_in(image_dir)
+    pairs, lonely = [], []
+    for mask_path in sorted((root / "SegmentationClass").glob("*.png")):
+        image = images_by_stem.get(mask_path.stem)
+        (pairs if image is not None else lonely).append((image, mask_path))
+    if not pairs:
+        raise CnnlabError(
+            f"{root / 'SegmentationClass'}: no PNG mask with an image of its name in "
+            f"{image_dir.name}/"
+        )
+    if lonely:
+        warnings.warn(
+            f"{root}: {counted(len(lonely), 'mask')} with no image in {image_dir.name}/, "
+            f"left out, e.g. {lonely[0][1].relative_to(root)}",
+            stacklevel=2,
+        )
+    require_image_memory(len(pairs), image_size, root, 11)
+    images, masks = [], []
+    for image_path, mask_path in pairs:
+        img = read_image(image_path, "RGB")
+        masks.append(read_mask(mask_path, img, names, image_size, colours, listed_in))
+        images.append(image_tensor(fit_image(img, image_size, "stretch")))
+    stacked = torch.stack(masks)
+    _refuse_void_only(stacked, names, root / "SegmentationClass")
+    splits = voc_splits(root, "Segmentation", [m.stem for _, m in pairs])
     return SegmentationData(torch.stack(images), stacked, names, splits)
 
 
