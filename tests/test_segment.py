@@ -937,3 +937,21 @@ def test_predicting_a_map_records_no_gradients() -> None:
 
     image, mask = predict_mask(Scores(), np.zeros((20, 30, 3), np.uint8), 16)
     assert seen == [False] and image.shape == (3, 20, 30) and mask.shape == (20, 30)
+
+
+def test_a_colour_mask_saved_as_grey_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """VOC-coloured palette masks converted to greyscale hold the colours' grey levels (38 for
+    class 1's dark red), not class indices: the error says so instead of only "index 38"."""
+    scenes = make_scenes(6, seed=2, image_size=48)
+    write_masks(scenes, tmp_path)
+    first = next(i for i, s in enumerate(scenes) if len(s.labels))
+    mask = tmp_path / "masks" / f"{first:06d}.png"
+    with Image.open(mask) as m:
+        m.convert("L").save(mask)
+    with pytest.raises(CnnlabError, match=rf"{mask.name}: class index \d+ .*grey levels of VOC's"):
+        folder_segmentation(tmp_path, 48)
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(mask)  # a plain wrong index: no hint
+    with pytest.raises(
+        CnnlabError, match=r"class index 7 is not in classes\.txt \(4 classes; 255 [^;]*\)$"
+    ):
+        folder_segmentation(tmp_path, 48)

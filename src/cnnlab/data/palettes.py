@@ -85,3 +85,20 @@ def indices_of_colours(
         f"{counted(n, 'pixel')} {'is' if n == 1 else 'are'} no class's colour, most often "
         f"({v >> 16}, {(v >> 8) & 255}, {v & 255})"
     )
+
+
+def grey_palette(values: np.ndarray, classes: int) -> str | None:
+    """Which map colours a mask's grey ``values`` are the greyscale of (Pillow's ``L``:
+    ``(299 R + 587 G + 114 B) / 1000``), when all of them are, beyond 0: "VOC's colours" or
+    "cnnlab's map colours" (a colour mask an editor saved as greyscale); else ``None``."""
+    from PIL import Image
+
+    voc = voc_colormap()
+    for what, colours in (
+        ("VOC's colours", np.r_[voc[:classes], voc[VOID:]]),
+        ("cnnlab's map colours", MAP_COLOURS[:classes]),
+    ):
+        greys = np.asarray(Image.fromarray(colours[None]).convert("L"))[0]
+        if values.size and (values > 0).any() and np.isin(values, greys).all():
+            return what
+    return None

@@ -151,9 +151,19 @@ def read_mask(
         resized = np.asarray(mask.resize((image_size, image_size), Image.Resampling.NEAREST))
     unknown = resized[(resized >= len(names)) & (resized != VOID)]
     if unknown.size:
+        from cnnlab.data.palettes import grey_palette
+
+        greyed = grey_palette(np.unique(resized), len(names))
         raise CnnlabError(
             f"{mask_path}: class index {int(unknown.max())} is not in "
             f"{listed_in} ({len(names)} classes; {VOID} marks pixels nobody labelled)"
+            + (
+                f"; its values are the grey levels of {greyed}: a colour mask saved as "
+                "greyscale, which loses the classes (keep its palette, or save the class "
+                "indices themselves)"
+                if greyed
+                else ""
+            )
         )
     return torch.from_numpy(resized.astype(np.int64))
 
