@@ -298,8 +298,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default=d.data,
-        help="digits, faces; mnist, fashion-mnist, cifar10, cifar100 once downloaded; or a "
-        "folder root/<class>/*.png (or root/train, root/val)",
+        help="digits, faces; mnist, fashion-mnist, cifar10, cifar100 once downloaded; a "
+        "folder root/<class>/*.png (or root/train, root/val); or a CSV file labelling images "
+        "(image,label rows, Kaggle's train.csv)",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the data")
@@ -391,7 +392,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = what.add_parser("eval", parents=[common], help="score a checkpoint on a split")
     add_checkpoint_split(p)
-    add_eval_data(p, "a folder of class folders, or digits, mnist, ...")
+    add_eval_data(
+        p, "a folder of class folders, a CSV file labelling images, or digits, mnist, ..."
+    )
     add_device(p)
     p.add_argument("--out", help="folder for the confusion-matrix and worst-mistakes PNGs")
     p.set_defaults(handler=cmd_classify_eval)

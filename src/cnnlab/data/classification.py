@@ -218,8 +218,8 @@ def load_classification(
     data_root: str = "",
 ) -> ClassificationData:
     """A bundled dataset by name (``digits``, ``faces``), a downloaded standard one (``mnist``,
-    ``fashion-mnist``, ``cifar10``, ``cifar100``; see ``cnnlab data download``) or an image
-    folder by path."""
+    ``fashion-mnist``, ``cifar10``, ``cifar100``; see ``cnnlab data download``), an image
+    folder by path, or a CSV file labelling images (:mod:`cnnlab.data.csv_labels`)."""
     if source == "digits":
         data = load_digits(image_size, split_seed, val_fraction, test_fraction)
     elif source == "faces":
@@ -229,6 +229,24 @@ def load_classification(
 
         data = load_standard_classification(
             source, data_root or None, image_size, split_seed, val_fraction or 0.1
+        )
+    elif source.lower().endswith(".csv"):
+        from cnnlab.data.csv_labels import read_label_csv
+        from cnnlab.data.folder import load_labelled_files
+
+        table = read_label_csv(source)
+        index = {name: i for i, name in enumerate(table.class_names)}
+        return load_labelled_files(
+            source,
+            [(file, index[name]) for file, name in table.files],
+            table.class_names,
+            image_size=image_size,
+            channels=channels or 3,
+            split_seed=split_seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            strict=strict,
+            resize=resize,
         )
     elif Path(source).is_dir():
         from cnnlab.data.folder import load_image_folder

@@ -223,11 +223,23 @@ def load_image_folder(
         raise CnnlabError(
             f"{base}: one class folder ({class_names[0]}); classes need a folder each, two or more"
         )
+    if not presplit:
+        return load_labelled_files(
+            str(root),
+            _scan(root, class_names),
+            class_names,
+            image_size=image_size,
+            channels=channels,
+            split_seed=split_seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            strict=strict,
+            resize=resize,
+            unit="class folder",
+        )
     skipped: list[str] = []
     parts: dict[str, tuple[list[torch.Tensor], list[int]]] = {}
-    sources = {"train": base}
-    if presplit:
-        sources |= {k: v for k, v in split_dirs.items() if k != "train"}
+    sources = {"train": base} | {k: v for k, v in split_dirs.items() if k != "train"}
     scanned = {}
     for split, folder in sources.items():
         extra = sorted({p.name for p in _class_dirs(folder)} - set(class_names))
@@ -241,47 +253,87 @@ def load_image_folder(
     require_image_memory(n_files, image_size, root, channels)
     for split, files in scanned.items():
         parts[split] = _decode(files, image_size, channels, resize, strict, skipped)
-    images, labels = parts["train"]
+    _require_each_class(base, *parts["train"], class_names, skipped, "class folder")
+    splits = {
+        k: _stack(*parts.get(k, ([], [])), channels, image_size) for k in ("train", "val", "test")
+    }
+    if not len(splits["val"]):
+        raise CnnlabError(
+            f"{root}/val: no usable image; add val/<class>/ images or put all "
+            "classes directly under the root for an automatic split"
+        )
+    mean, std = channel_stats(splits["train"].images)
+    return ClassificationData(str(root), splits, class_names, mean, std, skipped=skipped)
+
+
+def _stack(images: list[torch.Tensor], labels: list[int], channels: int, size: int) -> Split:
+    if not images:
+        return Split(
+            torch.zeros(0, channels, size, size, dtype=torch.uint8),
+            torch.zeros(0, dtype=torch.int64),
+        )
+    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64))
+
+
+def _require_each_class(
+    where: object,
+    images: list[torch.Tensor],
+    labels: list[int],
+    class_names: list[str],
+    skipped: list[str],
+    unit: str,
+) -> np.ndarray:
+    """The images per class, or a :class:`CnnlabError` when there is no usable image at all or
+    a class has none."""
     if not images:
         raise CnnlabError(
-            f"{base}: no usable image in any class folder"
+            f"{where}: no usable image in any {unit}"
             + (f" ({len(skipped)} unreadable)" if skipped else "")
         )
     counts = np.bincount(labels, minlength=len(class_names))
     empty = [n for n, c in zip(class_names, counts, strict=True) if c == 0]
     if empty:
-        raise CnnlabError(f"{base}: class folder(s) with no usable image: {', '.join(empty)}")
+        raise CnnlabError(f"{where}: {unit}(s) with no usable image: {', '.join(empty)}")
+    return counts
 
-    def stack(ims: list[torch.Tensor], labs: list[int]) -> Split:
-        if not ims:
-            return Split(
-                torch.zeros(0, channels, image_size, image_size, dtype=torch.uint8),
-                torch.zeros(0, dtype=torch.int64),
-            )
-        return Split(torch.stack(ims), torch.tensor(labs, dtype=torch.int64))
 
-    if presplit:
-        splits = {k: stack(*parts.get(k, ([], []))) for k in ("train", "val", "test")}
-        if not len(splits["val"]):
-            raise CnnlabError(
-                f"{root}/val: no usable image; add val/<class>/ images or put all "
-                "classes directly under the root for an automatic split"
-            )
-    else:
-        small = int(counts.min())
-        if small < 3 and (val_fraction > 0 or test_fraction > 0):
-            raise CnnlabError(
-                f"{root}: class {class_names[int(counts.argmin())]!r} has "
-                f"{counted(small, 'image')}; a stratified split needs at least 3 per class"
-            )
-        full = stack(images, labels)
-        idx = stratified_split(np.asarray(labels), val_fraction, test_fraction, split_seed)
-        splits = {
-            k: Split(full.images[torch.from_numpy(i)], full.labels[torch.from_numpy(i)])
-            for k, i in idx.items()
-        }
+def load_labelled_files(
+    source: str,
+    files: list[tuple[Path, int]],
+    class_names: list[str],
+    *,
+    image_size: int,
+    channels: int = 3,
+    split_seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    strict: bool = False,
+    resize: str = "center-crop",
+    unit: str = "class",
+) -> ClassificationData:
+    """Image files with their class indices (a flat class-folder tree's, a CSV file's) decoded
+    and split 70/15/15 (by default), stratified by class with ``split_seed``; ``unit``: what
+    holds a class, for the errors ("class folder")."""
+    if len(class_names) == 1:  # every prediction would be right: nothing to learn or measure
+        raise CnnlabError(f"{source}: one class ({class_names[0]}); two or more are needed")
+    require_image_memory(len(files), image_size, source, channels)
+    skipped: list[str] = []
+    images, labels = _decode(files, image_size, channels, resize, strict, skipped)
+    counts = _require_each_class(source, images, labels, class_names, skipped, unit)
+    small = int(counts.min())
+    if small < 3 and (val_fraction > 0 or test_fraction > 0):
+        raise CnnlabError(
+            f"{source}: class {class_names[int(counts.argmin())]!r} has "
+            f"{counted(small, 'image')}; a stratified split needs at least 3 per class"
+        )
+    full = _stack(images, labels, channels, image_size)
+    idx = stratified_split(np.asarray(labels), val_fraction, test_fraction, split_seed)
+    splits = {
+        k: Split(full.images[torch.from_numpy(i)], full.labels[torch.from_numpy(i)])
+        for k, i in idx.items()
+    }
     mean, std = channel_stats(splits["train"].images)
-    return ClassificationData(str(root), splits, class_names, mean, std, skipped=skipped)
+    return ClassificationData(source, splits, class_names, mean, std, skipped=skipped)
 
 
 def load_labelled_folder(
@@ -314,14 +366,38 @@ def load_labelled_folder(
         raise CnnlabError(f"{unknown[0]}: a class unknown to the checkpoint (its classes: {shown})")
     files = _scan(folder, class_names)
     require_image_memory(len(files), image_size, root, channels)
+    part, skipped = decode_files(
+        files,
+        image_size,
+        channels,
+        resize,
+        strict,
+        folder,
+        "in class folders named after the checkpoint's classes",
+    )
+    return part, scored, skipped
+
+
+def decode_files(
+    files: list[tuple[Path, int]],
+    image_size: int,
+    channels: int,
+    resize: str,
+    strict: bool,
+    source: object,
+    where: str = "",
+) -> tuple[Split, list[str]]:
+    """Image files with their class indices as one :class:`Split` to score, and the files
+    skipped as unreadable; none usable is a :class:`CnnlabError` naming ``source``."""
     skipped: list[str] = []
     images, labels = _decode(files, image_size, channels, resize, strict, skipped)
     if not images:
         raise CnnlabError(
-            f"{folder}: no usable image in class folders named after the checkpoint's classes"
+            f"{source}: no usable image"
+            + (f" {where}" if where else "")
             + (f" ({len(skipped)} unreadable)" if skipped else "")
         )
-    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), scored, skipped
+    return Split(torch.stack(images), torch.tensor(labels, dtype=torch.int64)), skipped
 
 
 def distinct_stems(paths: Sequence[str | Path]) -> list[str]:

@@ -59,23 +59,27 @@ def other_data(
 ) -> tuple[ClassificationData, str]:
     """Labelled data other than the run's, as the checkpoint's inputs and classes
     (:mod:`cnnlab.engine.eval_data`): a folder of class folders (every image, or ``split``'s
-    where it has split folders; light-background images inverted as ``predict`` does for a
-    model trained on light ink) or a named dataset's ``split``, labels renumbered by name."""
+    where it has split folders) or a CSV file labelling images (every row), light-background
+    images inverted as ``predict`` does for a model trained on light ink; or a named dataset's
+    ``split``, labels renumbered by name."""
     from cnnlab.data.folder import load_labelled_folder
     from cnnlab.engine.eval_data import class_lookup
 
     names = ckpt["class_names"]
     channels, size = ckpt["input_size"][0], ckpt["input_size"][-1]
-    if Path(source).is_dir():
-        part, split, skipped = load_labelled_folder(
-            Path(source),
-            names,
-            split,
-            image_size=size,
-            channels=channels,
-            resize=config.resize,
-            strict=config.strict,
-        )
+    if Path(source).is_dir() or source.lower().endswith(".csv"):
+        if source.lower().endswith(".csv"):
+            part, split, skipped = _csv_part(source, names, size, channels, config)
+        else:
+            part, split, skipped = load_labelled_folder(
+                Path(source),
+                names,
+                split,
+                image_size=size,
+                channels=channels,
+                resize=config.resize,
+                strict=config.strict,
+            )
         if ckpt.get("invert_light"):
             light = part.images.flatten(1).float().mean(1) > 127.5
             part.images[light] = 255 - part.images[light]
@@ -98,6 +102,21 @@ def other_data(
         part = Split(part.images, class_lookup(data.class_names, names, source)[part.labels])
     plain = ((0.0,) * channels, (1.0,) * channels)  # replaced by the checkpoint's statistics
     return ClassificationData(source, {split: part}, list(names), *plain), split
+
+
+def _csv_part(
+    source: str, names: list[str], size: int, channels: int, config: ClassifyTrainConfig
+) -> tuple[Split, str, list[str]]:
+    """Every image a CSV file labels (:mod:`cnnlab.data.csv_labels`), its classes among the
+    checkpoint's ``names``, as one split to score ("all"), and the files skipped."""
+    from cnnlab.data.csv_labels import read_label_csv
+    from cnnlab.data.folder import decode_files
+
+    table = read_label_csv(source, names)
+    index = {name: i for i, name in enumerate(names)}
+    files = [(file, index[name]) for file, name in table.files]
+    part, skipped = decode_files(files, size, channels, config.resize, config.strict, source)
+    return part, "all", skipped
 
 
 def load_split(ckpt: dict[str, Any], split: str) -> Split:
