@@ -23,10 +23,12 @@ TASKS = ("auto", "classify", "detect", "segment")
 def task_of(data: str) -> str:
     """What ``--task auto`` takes ``--data`` for: a standard dataset the task `cnnlab data
     download` lists for it (VOC and COCO detection, the pets segmentation); the scenes, a COCO
-    ``.json``, a dataset YAML, a folder with ``labels/`` (YOLO) or VOC XML files detection data;
+    ``.json``, a dataset YAML, a folder with ``labels/`` (YOLO), VOC XML or labelme JSON files
+    detection data;
     a folder with ``masks/`` or ``SegmentationClass/`` segmentation data; anything else is
     classified."""
     from cnnlab.data.download import DATASETS
+    from cnnlab.data.labelme import is_labelme_folder
     from cnnlab.data.split_folders import has_pair_folder
     from cnnlab.data.voc_folder import is_voc_folder, is_voc_segmentation_folder
 
@@ -37,7 +39,9 @@ def task_of(data: str) -> str:
         return "detect"
     if root.is_dir() and has_pair_folder(root, "masks"):
         return "segment"
-    if root.is_dir() and (has_pair_folder(root, "labels") or is_voc_folder(root)):
+    if root.is_dir() and (
+        has_pair_folder(root, "labels") or is_voc_folder(root) or is_labelme_folder(root)
+    ):
         return "detect"
     if is_voc_segmentation_folder(root):
         return "segment"
@@ -171,7 +175,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--data",
         default="digits",
         help="a bundled dataset or a class folder; or detection data (scenes, a YOLO folder, "
-        "a COCO .json, VOC XML files) with its boxes, or a mask folder with its masks",
+        "a COCO .json, VOC XML or labelme files) with its boxes, or a mask folder with its masks",
     )
     p.add_argument(
         "--task",

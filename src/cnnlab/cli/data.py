@@ -18,6 +18,7 @@ LAYOUTS = {
     "masks": "images/, masks/*.png, classes.txt",
     "yolo-seg": "images/, labels/*.txt (a polygon per object), classes.txt",
     "voc": "JPEGImages/, Annotations/*.xml, SegmentationClass/*.png, labelmap.txt",
+    "labelme": "*.png, a labelme *.json (polygons) beside each, labels.txt",
 }
 
 
@@ -30,6 +31,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         check_scene_size,
         make_scenes,
         write_coco,
+        write_labelme,
         write_masks,
         write_voc,
         write_yolo,
@@ -47,6 +49,7 @@ def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any
         "coco": write_coco,
         "masks": write_masks,
         "voc": write_voc,
+        "labelme": write_labelme,
     }[args.format]
     with console.status(f"drawing and writing {args.images} scenes", spinner="dots"):
         scenes = make_scenes(

@@ -220,8 +220,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--data",
         default=d.data,
         help="scenes, pets, voc2007, voc2012, a folder images/ + masks/, a COCO .json, a "
-        "YOLO segmentation folder or data.yaml (polygon labels), or a folder in VOC's layout "
-        "(JPEGImages/, SegmentationClass/, labelmap.txt: CVAT's export)",
+        "YOLO segmentation folder or data.yaml (polygon labels), a folder in VOC's layout "
+        "(JPEGImages/, SegmentationClass/, labelmap.txt: CVAT's export), or a folder of "
+        "images with labelme JSON files",
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")
@@ -253,7 +254,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("eval", parents=[common], help="IoU, Dice, pixel accuracy")
     add_checkpoint_split(p)
     add_eval_data(
-        p, "a mask folder, a VOC-layout folder, a COCO .json or a YOLO segmentation folder"
+        p,
+        "a mask folder, a VOC-layout or labelme folder, a COCO .json or a YOLO segmentation folder",
     )
     add_device(p)
     p.set_defaults(handler=cmd_segment_eval)

@@ -418,7 +418,7 @@ BACKBONE_HELP = "a registered classifier whose features the head reads (see cnnl
 SIZE_HELP = "images are NxN"
 BOX_DATA_HELP = (
     "scenes, a YOLO folder or its data.yaml (Ultralytics), a COCO .json, or a folder of "
-    "Pascal VOC XML files (LabelImg, CVAT, Roboflow)"
+    "Pascal VOC XML files (LabelImg, CVAT, Roboflow) or of labelme JSON files"
 )
 
 
@@ -470,7 +470,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_localize_train)
     p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
     add_checkpoint_split(p)
-    add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json or a VOC XML folder")
+    add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json, a VOC XML or labelme folder")
     add_device(p)
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
@@ -516,7 +516,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_detect_train)
     p = what.add_parser("eval", parents=[common], help="mAP of a checkpoint")
     add_checkpoint_split(p)
-    add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json or a VOC XML folder")
+    add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json, a VOC XML or labelme folder")
     add_device(p)
     p.add_argument("--out", help="folder for the precision-recall PNG")
     p.set_defaults(handler=cmd_detect_eval)

@@ -444,3 +444,24 @@ def write_voc(scenes: list[Scene], root: str | Path) -> Path:
         )
     )
     return root
+
+
+def write_labelme(scenes: list[Scene], root: str | Path) -> Path:
+    """labelme's layout: ``root/*.png`` each with its ``root/*.json`` (a polygon per object: the
+    outline of its visible mask, as :func:`write_yolo_polygons` traces it, in pixels) and
+    ``root/labels.txt`` (labelme's ``--labels`` file), read by :mod:`cnnlab.data.labelme`."""
+    from cnnlab.data.labelme import labelme_json
+
+    root = Path(root)
+    names = _save_images(scenes, root)
+    class_names = scenes[0].class_names
+    for scene, name in zip(scenes, names, strict=True):
+        h, w = scene.image.shape[:2]
+        shapes = [
+            (class_names[label], outline)
+            for label, mask in zip(scene.labels, scene.masks, strict=True)
+            if (outline := mask_outline(mask)) is not None
+        ]
+        (root / name.replace(".png", ".json")).write_text(labelme_json(name, (w, h), shapes))
+    (root / "labels.txt").write_text("__ignore__\n_background_\n" + "\n".join(class_names) + "\n")
+    return root

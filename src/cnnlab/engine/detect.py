@@ -23,6 +23,7 @@ from cnnlab.config import DetectConfig
 from cnnlab.data.coco import is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.images import image_list
+from cnnlab.data.labelme import is_labelme_folder, read_labelme_folder
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     MEAN,
@@ -173,6 +174,22 @@ def voc_folder_data(
     )
 
 
+def labelme_data(root: str, image_size: int) -> DetectionData:
+    """A folder labelled in labelme (:mod:`cnnlab.data.labelme`) as detection data: each shape's
+    bounding box, each image stretched to ``image_size``; its split folders, if any, are the
+    splits."""
+    items, names = read_labelme_folder(root)
+    require_image_memory(len(items), image_size, root)
+    images = [image_to_uint8(i.image, image_size, 3, "stretch", str(i.source)) for i in items]
+    return DetectionData(
+        torch.stack(images),
+        [torch.from_numpy(i.boxes_xyxy()) for i in items],
+        [torch.from_numpy(i.labels) for i in items],
+        names,
+        given_splits([i.split for i in items]),
+    )
+
+
 def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> DetectionData:
     """A COCO JSON file; images are looked up in ``image_dir``, or next to it (``images/`` or
     the JSON's folder). Every image, category and box is checked first
@@ -211,7 +228,7 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
 
 def load_detection_data(config: DetectConfig) -> DetectionData:
     """The images and boxes ``--data`` names: generated scenes, a downloaded COCO or VOC, a
-    YOLO folder, a folder of VOC XML files or a COCO .json file."""
+    YOLO folder, a folder of VOC XML files or of labelme JSON files, or a COCO .json file."""
     if config.data == "scenes":
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
@@ -234,6 +251,8 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
         return coco_data(config.data, config.image_size)
     if is_voc_folder(config.data):
         return voc_folder_data(config.data, config.image_size)
+    if is_labelme_folder(config.data):
+        return labelme_data(config.data, config.image_size)
     return yolo_folder_data(config.data, config.image_size)
 
 

@@ -186,6 +186,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     (:func:`voc_folder_segmentation`). Each mask must have its image's size and known indices;
     both are resized to ``image_size x image_size`` (the image bilinear, the mask
     nearest-neighbour, so it keeps class indices), as the detection folders are."""
+    from cnnlab.data.labelme import is_labelme_folder
     from cnnlab.data.voc_folder import is_voc_segmentation_folder
 
     root = Path(root)
@@ -196,6 +197,8 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         )
     if not has_pair_folder(root, "masks") and is_voc_segmentation_folder(root):
         return voc_folder_segmentation(root, image_size)
+    if not has_pair_folder(root, "masks") and is_labelme_folder(root):
+        return labelme_segmentation(root, image_size)
     if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
         return yolo_segmentation(root, image_size)
     refuse_class_folders(root, "masks")
@@ -285,6 +288,20 @@ def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> Segmenta
     _refuse_void_only(stacked, names, root / "SegmentationClass")
     splits = voc_splits(root, "Segmentation", [m.stem for _, m in pairs])
     return SegmentationData(torch.stack(images), stacked, names, splits)
+
+
+def labelme_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
+    """A folder labelled in labelme (:mod:`cnnlab.data.labelme`): each image's shapes painted into
+    a ``size x size`` class map (background 0, class ``c`` as ``c + 1``, larger shapes first),
+    each image stretched to ``size``; its split folders, if any, are the splits."""
+    from cnnlab.data.labelme import paint, read_labelme_folder
+
+    items, names = read_labelme_folder(root)
+    require_image_memory(len(items), size, root, 11)
+    images = [image_to_uint8(i.image, size, 3, "stretch", str(i.source)) for i in items]
+    masks = [torch.from_numpy(paint(i, size)) for i in items]
+    splits = given_splits([i.split for i in items])
+    return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *names], splits)
 
 
 def yolo_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
