@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
-from cnnlab.data.textfiles import read_lines
+from cnnlab.data.textfiles import read_lines, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -127,12 +127,6 @@ def _resolver(values: Sequence[str], path: Path) -> tuple[Path, str]:
     return best
 
 
-def _natural(names: set[str]) -> list[str]:
-    if all(n.lstrip("-").isdigit() for n in names):
-        return sorted(names, key=int)
-    return sorted(names)
-
-
 def read_label_csv(path: str | Path, classes: Sequence[str] | None = None) -> LabelledImages:
     """The images ``path`` labels (module docstring); ``classes``: the names the labels must be
     among (a checkpoint's), in that order, instead of the labels' own sorted."""
@@ -177,4 +171,4 @@ def read_label_csv(path: str | Path, classes: Sequence[str] | None = None) -> La
                 f"{', '.join(list(classes)[:12])}{', ...' if len(classes) > 12 else ''})"
             )
         return LabelledImages(files, list(classes), folder)
-    return LabelledImages(files, _natural(found), folder)
+    return LabelledImages(files, sorted_names(found), folder)

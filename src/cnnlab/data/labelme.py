@@ -31,7 +31,7 @@ import numpy as np
 from cnnlab.data.coco import is_number
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
-from cnnlab.data.textfiles import read_lines
+from cnnlab.data.textfiles import read_lines, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -160,7 +160,7 @@ def _names(root: Path, found: set[str]) -> tuple[list[str], str | None]:
         if (root / name).is_file():
             listed = [c.strip() for c in read_lines(root / name) if c.strip()]
             return [c for c in listed if c not in ("__ignore__", "_background_")], name
-    return sorted(found), None
+    return sorted_names(found), None
 
 
 def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]]:
@@ -254,8 +254,12 @@ def paint(item: LabelmeImage, size: int) -> np.ndarray:
     masks = [
         (
             mask_utils.decode(
-                mask_utils.frPyObjects([(p * (size / w, size / h)).ravel().tolist()], size, size)
-            )[..., 0].astype(bool),
+                mask_utils.merge(
+                    mask_utils.frPyObjects(
+                        [(p * (size / w, size / h)).ravel().tolist()], size, size
+                    )
+                )
+            ).astype(bool),
             int(label),
         )
         for p, label in zip(item.polygons, item.labels, strict=True)

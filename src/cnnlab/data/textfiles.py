@@ -15,3 +15,11 @@ def read_lines(path: Path) -> list[str]:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise CnnlabError(f"{path}: not a UTF-8 text file") from None
+
+
+def sorted_names(names: set[str] | list[str]) -> list[str]:
+    """Class names found in labels, in a fixed order: as numbers where all are whole numbers
+    (``2`` before ``10``), else alphabetically."""
+    if names and all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)

@@ -20,7 +20,8 @@ with no ``<object>``, as LabelImg saves one.
 
 The class names are those of ``labelmap.txt`` (CVAT's and Datumaro's
 ``name:r,g,b:parts:actions``; its ``background`` is the maps' class 0 and no box's class),
-else of ``classes.txt`` (one per line), else the names the XML files use, sorted.
+else of ``classes.txt`` (one per line), else the names the XML files use, sorted
+(:func:`~cnnlab.data.textfiles.sorted_names`).
 
 Class maps (:func:`voc_mask_pairs`): ``root/SegmentationClass/<stem>.png`` beside
 ``root/JPEGImages/<stem>.*``, palette or grey PNGs of class indices (VOC's own) or RGB pictures
@@ -39,12 +40,13 @@ import numpy as np
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
-from cnnlab.data.textfiles import read_lines
+from cnnlab.data.textfiles import read_lines, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 ANNOTATION_DIRS = ("Annotations", "annotations")
 IMAGE_DIRS = ("JPEGImages", "images")
+BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
         if not name:
             raise CnnlabError(f"{xml}: an <object> with no <name>")
         try:
-            x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{k}")) for k in BOX_TAGS)  # type: ignore[arg-type]
+            x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{k}") or "") for k in BOX_TAGS)
         except (TypeError, ValueError):
             raise CnnlabError(f"{xml}: object {name!r} has a malformed <bndbox>") from None
         if not (0 <= x1 < x2 <= w + 1 and 0 <= y1 < y2 <= h + 1):
@@ -226,9 +228,6 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
         np.asarray(difficult, bool),
         split,
     )
-
-
-BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def _xml_folders(root: Path) -> list[tuple[Path, Path, str | None]]:
@@ -287,7 +286,7 @@ def read_voc_folder(
                     f" ({', '.join(boxes_names)})"
                 )
     else:
-        boxes_names = sorted({n for p in parsed for n in p.names})
+        boxes_names = sorted_names({n for p in parsed for n in p.names})
     for what, files in (("XML file", lonely_xml), ("image", unlabelled)):
         if files:
             warnings.warn(
