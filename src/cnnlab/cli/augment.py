@@ -27,6 +27,7 @@ def task_of(data: str) -> str:
     detection data;
     a folder with ``masks/`` or ``SegmentationClass/`` segmentation data; anything else is
     classified."""
+    from cnnlab.data.coco import coco_files_in
     from cnnlab.data.download import DATASETS
     from cnnlab.data.labelme import is_labelme_folder
     from cnnlab.data.split_folders import has_pair_folder
@@ -40,7 +41,10 @@ def task_of(data: str) -> str:
     if root.is_dir() and has_pair_folder(root, "masks"):
         return "segment"
     if root.is_dir() and (
-        has_pair_folder(root, "labels") or is_voc_folder(root) or is_labelme_folder(root)
+        has_pair_folder(root, "labels")
+        or is_voc_folder(root)
+        or is_labelme_folder(root)
+        or coco_files_in(root)
     ):
         return "detect"
     if is_voc_segmentation_folder(root):

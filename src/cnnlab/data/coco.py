@@ -56,7 +56,7 @@ def read_coco(path: str | Path) -> CocoFile:
         )
     try:
         coco = json.loads(path.read_text(encoding="utf-8-sig"))
-        cats = sorted(coco["categories"], key=lambda c: c["id"])
+        cats = _real_categories(coco["categories"], coco.get("annotations", []))
         cat_index = {c["id"]: i for i, c in enumerate(cats)}
         names = [str(c["name"]) for c in cats]
         image_ids = [im["id"] for im in coco["images"]]
@@ -84,6 +84,20 @@ def read_coco(path: str | Path) -> CocoFile:
             if a.get(key) not in known:
                 raise CnnlabError(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
     return CocoFile(path, images, names, cat_index, annotations)
+
+
+def _real_categories(categories: list[dict], annotations: list[dict]) -> list[dict]:
+    """The categories in id order, less any that is only the other categories' supercategory,
+    with no annotation of its own: Roboflow's COCO exports list the dataset's name so, as
+    category 0 (``{"id": 0, "name": "cars", "supercategory": "none"}``, the others'
+    ``"supercategory": "cars"``), which would otherwise be a class no box has."""
+    used = {a.get("category_id") for a in annotations if isinstance(a, dict)}
+
+    def parent_only(c: dict) -> bool:  # COCO's own "person" is its own supercategory: kept
+        others = (o for o in categories if o is not c)
+        return c["id"] not in used and any(o.get("supercategory") == c["name"] for o in others)
+
+    return sorted((c for c in categories if not parent_only(c)), key=lambda c: c["id"])
 
 
 def _unknown_id(value: object, known: dict) -> str:
@@ -136,3 +150,45 @@ def annotation_mask(annotation: dict[str, Any], height: int, width: int, where: 
             "cnnlab detect train"
         )
     return mask_utils.decode(rle).astype(bool)
+
+
+def _looks_like_coco(path: Path) -> bool:
+    """Whether a ``.json`` file begins as a COCO file does (its first 64 KiB name ``images``
+    or ``categories``; a labelme file's ``shapes`` say it is not one), without reading it all:
+    COCO's own are hundreds of megabytes."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(65536).decode("utf-8", "ignore")
+    except OSError:
+        return False
+    return ('"images"' in head or '"categories"' in head) and '"shapes"' not in head
+
+
+def coco_files_in(root: str | Path) -> list[tuple[Path, str | None]]:
+    """The COCO files a folder holds, each with its split: one in each split folder
+    (``train/_annotations.coco.json`` with its images beside it, as Roboflow exports COCO), or
+    the one the folder holds itself or in ``annotations/`` (``cnnlab data scenes --format
+    coco``); ``[]`` when it holds none. Two in one place are a :class:`CnnlabError`: which is
+    meant is for ``--data`` to say."""
+    from cnnlab.data.split_folders import split_dirs
+
+    root = Path(root)
+    if not root.is_dir():
+        return []
+
+    def one_in(folder: Path) -> Path | None:
+        found = sorted(p for p in folder.glob("*.json") if p.is_file() and _looks_like_coco(p))
+        if len(found) > 1:
+            raise CnnlabError(
+                f"{folder}: {len(found)} COCO files ({', '.join(p.name for p in found[:3])}); "
+                "give the one to read as --data"
+            )
+        return found[0] if found else None
+
+    per_split = [(f, split) for d, split in split_dirs(root) if (f := one_in(d)) is not None]
+    if per_split:
+        return per_split
+    for folder in (root, root / "annotations"):
+        if folder.is_dir() and (found := one_in(folder)) is not None:
+            return [(found, None)]
+    return []

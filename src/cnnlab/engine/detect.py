@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from cnnlab.config import DetectConfig
-from cnnlab.data.coco import is_number, read_coco
+from cnnlab.data.coco import coco_files_in, is_number, read_coco
 from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.images import image_list
 from cnnlab.data.labelme import is_labelme_folder, read_labelme_folder
@@ -226,9 +226,30 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
     return DetectionData(torch.stack(tensors), boxes, labels, coco.names)
 
 
+def joined(parts: list[DetectionData], splits: list[str | None], source: str) -> DetectionData:
+    """Detection data read a split at a time (a COCO file per split folder) as one, each part
+    the split ``splits`` names; their classes must be the same, in the same order."""
+    if len(parts) == 1 and splits[0] is None:
+        return parts[0]
+    for part in parts[1:]:
+        if part.class_names != parts[0].class_names:
+            raise CnnlabError(
+                f"{source}: its splits' files list different categories "
+                f"({', '.join(parts[0].class_names)} against {', '.join(part.class_names)})"
+            )
+    return DetectionData(
+        torch.cat([p.images for p in parts]),
+        [b for p in parts for b in p.boxes],
+        [label for p in parts for label in p.labels],
+        parts[0].class_names,
+        given_splits([s for p, s in zip(parts, splits, strict=True) for _ in range(len(p.images))]),
+    )
+
+
 def load_detection_data(config: DetectConfig) -> DetectionData:
     """The images and boxes ``--data`` names: generated scenes, a downloaded COCO or VOC, a
-    YOLO folder, a folder of VOC XML files or of labelme JSON files, or a COCO .json file."""
+    YOLO folder, a folder of VOC XML files or of labelme JSON files, a COCO .json file or a
+    folder of them (one per split folder, as Roboflow exports COCO)."""
     if config.data == "scenes":
         return scenes_data(
             config.images, config.image_size, config.num_classes, config.max_objects, config.seed
@@ -249,6 +270,12 @@ def load_detection_data(config: DetectConfig) -> DetectionData:
         return voc_detection(config.data, config.data_root or None, config.image_size)
     if config.data.endswith(".json"):
         return coco_data(config.data, config.image_size)
+    if coco_files := coco_files_in(config.data):
+        return joined(
+            [coco_data(str(f), config.image_size) for f, _ in coco_files],
+            [split for _, split in coco_files],
+            config.data,
+        )
     if is_voc_folder(config.data):
         return voc_folder_data(config.data, config.image_size)
     if is_labelme_folder(config.data):

@@ -22,11 +22,9 @@ from rich.console import Console
 from cnnlab.config import LocalizeConfig
 from cnnlab.data.augment import mirror_keypoint_pairs
 from cnnlab.data.images import image_list
-from cnnlab.data.labelme import is_labelme_folder
-from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes, from_yolo
+from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
-from cnnlab.data.voc_folder import is_voc_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
@@ -57,37 +55,20 @@ from cnnlab.registry import create_model
 
 def load_data(config: LocalizeConfig) -> LocalizationData:
     """The images and single-object targets ``--data`` names: generated scenes (with
-    landmarks if asked), a COCO .json file, a folder of VOC XML or labelme JSON files or a YOLO
-    folder (the first object of each image)."""
+    landmarks if asked), or whatever :func:`~cnnlab.engine.detect.load_detection_data` reads
+    (YOLO, COCO, VOC XML, labelme), the first object of each image."""
     if config.data == "scenes":
         return from_scenes(
             config.images, config.image_size, config.num_classes, config.seed, config.landmarks
         )
     if config.landmarks:
         raise CnnlabError("--landmarks needs --data scenes (YOLO and COCO files carry none here)")
-    if (
-        config.data.endswith(".json")
-        or is_voc_folder(config.data)
-        or is_labelme_folder(config.data)
-    ):
-        from cnnlab.engine.detect import coco_data, labelme_data, voc_folder_data
+    from cnnlab.engine.detect import DetectConfig, load_detection_data
 
-        if config.data.endswith(".json"):
-            det = coco_data(config.data, config.image_size)
-        elif is_voc_folder(config.data):
-            det = voc_folder_data(config.data, config.image_size)
-        else:
-            det = labelme_data(config.data, config.image_size)
-        return from_boxes(
-            det.images,
-            det.boxes,
-            det.labels,
-            det.class_names,
-            config.seed,
-            det.splits,
-            config.data,
-        )
-    return from_yolo(config.data, config.image_size, config.seed)
+    det = load_detection_data(DetectConfig(data=config.data, image_size=config.image_size))
+    return from_boxes(
+        det.images, det.boxes, det.labels, det.class_names, config.seed, det.splits, config.data
+    )
 
 
 def other_localization_data(

@@ -186,6 +186,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     (:func:`voc_folder_segmentation`). Each mask must have its image's size and known indices;
     both are resized to ``image_size x image_size`` (the image bilinear, the mask
     nearest-neighbour, so it keeps class indices), as the detection folders are."""
+    from cnnlab.data.coco import coco_files_in
     from cnnlab.data.labelme import is_labelme_folder
     from cnnlab.data.voc_folder import is_voc_segmentation_folder
 
@@ -199,6 +200,18 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
         return voc_folder_segmentation(root, image_size)
     if not has_pair_folder(root, "masks") and is_labelme_folder(root):
         return labelme_segmentation(root, image_size)
+    if not has_pair_folder(root, "masks") and (coco_files := coco_files_in(root)):
+        parts = [coco_segmentation(f, image_size) for f, _ in coco_files]
+        for part in parts[1:]:
+            if part.class_names != parts[0].class_names:
+                raise CnnlabError(f"{root}: its splits' COCO files list different categories")
+        splits = [s for p, (_, s) in zip(parts, coco_files, strict=True) for _ in p.images]
+        return SegmentationData(
+            torch.cat([p.images for p in parts]),
+            torch.cat([p.masks for p in parts]),
+            parts[0].class_names,
+            given_splits(splits),
+        )
     if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
         return yolo_segmentation(root, image_size)
     refuse_class_folders(root, "masks")
