@@ -230,37 +230,26 @@ def load_classification(
         data = load_standard_classification(
             source, data_root or None, image_size, split_seed, val_fraction or 0.1
         )
-    elif source.lower().endswith(".csv"):
+    elif source.lower().endswith(".csv") or Path(source).is_dir():
+        from cnnlab.data.folder import load_image_folder, load_labelled_files
+
+        files: dict[str, object] = dict(
+            image_size=image_size,
+            channels=channels or 3,
+            split_seed=split_seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            strict=strict,
+            resize=resize,
+        )
+        if Path(source).is_dir():
+            return load_image_folder(Path(source), **files)
         from cnnlab.data.csv_labels import read_label_csv
-        from cnnlab.data.folder import load_labelled_files
 
         table = read_label_csv(source)
         index = {name: i for i, name in enumerate(table.class_names)}
-        return load_labelled_files(
-            source,
-            [(file, index[name]) for file, name in table.files],
-            table.class_names,
-            image_size=image_size,
-            channels=channels or 3,
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            strict=strict,
-            resize=resize,
-        )
-    elif Path(source).is_dir():
-        from cnnlab.data.folder import load_image_folder
-
-        return load_image_folder(
-            Path(source),
-            image_size=image_size,
-            channels=channels or 3,
-            split_seed=split_seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            strict=strict,
-            resize=resize,
-        )
+        listed = [(file, index[name]) for file, name in table.files]
+        return load_labelled_files(source, listed, table.class_names, **files)
     else:
         raise CnnlabError(
             f"--data {source!r}: not a bundled dataset ({', '.join(BUNDLED)}) and not a folder"
