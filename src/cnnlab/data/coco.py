@@ -168,12 +168,12 @@ def coco_files_in(root: str | Path) -> list[tuple[Path, str | None]]:
     """The COCO files a folder holds, each with its split: one in each split folder
     (``train/_annotations.coco.json`` with its images beside it, as Roboflow exports COCO), or
     the one the folder holds itself or in ``annotations/`` (``cnnlab data scenes --format
-    coco``); ``[]`` when it holds none. Two in one place are a :class:`CnnlabError`: which is
-    meant is for ``--data`` to say."""
-    from cnnlab.data.split_folders import split_dirs
+    coco``); ``[]`` when it holds none, or a YOLO ``labels/`` folder (which wins). Two in one
+    place are a :class:`CnnlabError`: which is meant is for ``--data`` to say."""
+    from cnnlab.data.split_folders import has_pair_folder, split_dirs
 
     root = Path(root)
-    if not root.is_dir():
+    if not root.is_dir() or has_pair_folder(root, "labels"):
         return []
 
     def one_in(folder: Path) -> Path | None:

@@ -182,8 +182,11 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     """``root/images/*``, ``root/masks/*`` (same stem, PNG of class indices, palette or gray;
     255 = not labelled, as in VOC) and ``root/classes.txt`` (background first); or split into
     ``images/train/``, ``masks/train/``, ... or ``train/images/``, ``train/masks/``, ...
-    (:mod:`cnnlab.data.split_folders`), whose folders are then the splits; or VOC's layout
-    (:func:`voc_folder_segmentation`). Each mask must have its image's size and known indices;
+    (:mod:`cnnlab.data.split_folders`), whose folders are then the splits; or, without
+    ``masks/``, another tool's layout: VOC's (:func:`voc_folder_segmentation`), labelme's
+    (:func:`labelme_segmentation`), COCO files (one per split folder, as Roboflow exports them)
+    or YOLO polygons (:func:`yolo_segmentation`). Each mask must have its image's size and
+    known indices;
     both are resized to ``image_size x image_size`` (the image bilinear, the mask
     nearest-neighbour, so it keeps class indices), as the detection folders are."""
     from cnnlab.data.coco import coco_files_in
@@ -194,26 +197,18 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     if not root.is_dir():
         raise CnnlabError(
             f"{root}: not a folder (expected scenes, pets, voc2007, voc2012, a COCO .json, "
-            "a YOLO segmentation data.yaml, or a folder with images/, masks/ and classes.txt)"
+            "a YOLO segmentation data.yaml, or a folder with images/, masks/ and classes.txt; "
+            "docs/data.md lists every layout)"
         )
-    if not has_pair_folder(root, "masks") and is_voc_segmentation_folder(root):
-        return voc_folder_segmentation(root, image_size)
-    if not has_pair_folder(root, "masks") and is_labelme_folder(root):
-        return labelme_segmentation(root, image_size)
-    if not has_pair_folder(root, "masks") and (coco_files := coco_files_in(root)):
-        parts = [coco_segmentation(f, image_size) for f, _ in coco_files]
-        for part in parts[1:]:
-            if part.class_names != parts[0].class_names:
-                raise CnnlabError(f"{root}: its splits' COCO files list different categories")
-        splits = [s for p, (_, s) in zip(parts, coco_files, strict=True) for _ in p.images]
-        return SegmentationData(
-            torch.cat([p.images for p in parts]),
-            torch.cat([p.masks for p in parts]),
-            parts[0].class_names,
-            given_splits(splits),
-        )
-    if not has_pair_folder(root, "masks") and has_pair_folder(root, "labels"):
-        return yolo_segmentation(root, image_size)
+    if not has_pair_folder(root, "masks"):  # another tool's layout, if any
+        if is_voc_segmentation_folder(root):
+            return voc_folder_segmentation(root, image_size)
+        if is_labelme_folder(root):
+            return labelme_segmentation(root, image_size)
+        if coco_files := coco_files_in(root):
+            return _coco_files_segmentation(coco_files, image_size, root)
+        if has_pair_folder(root, "labels"):
+            return yolo_segmentation(root, image_size)
     refuse_class_folders(root, "masks")
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
@@ -301,6 +296,24 @@ def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> Segmenta
     _refuse_void_only(stacked, names, root / "SegmentationClass")
     splits = voc_splits(root, "Segmentation", [m.stem for _, m in pairs])
     return SegmentationData(torch.stack(images), stacked, names, splits)
+
+
+def _coco_files_segmentation(
+    files: list[tuple[Path, str | None]], size: int, root: Path
+) -> SegmentationData:
+    """COCO files read a split at a time (:func:`cnnlab.data.coco.coco_files_in`) as one
+    dataset, each file's images in the split its folder names."""
+    parts = [coco_segmentation(f, size) for f, _ in files]
+    for part in parts[1:]:
+        if part.class_names != parts[0].class_names:
+            raise CnnlabError(f"{root}: its splits' COCO files list different categories")
+    splits = [s for p, (_, s) in zip(parts, files, strict=True) for _ in p.images]
+    return SegmentationData(
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.masks for p in parts]),
+        parts[0].class_names,
+        given_splits(splits),
+    )
 
 
 def labelme_segmentation(root: str | Path, size: int = 128) -> SegmentationData:
