@@ -135,14 +135,14 @@ def read_labelmap(path: Path) -> list[tuple[str, tuple[int, int, int] | None]]:
     return labels
 
 
-def given_names(root: Path) -> tuple[list[str], Path] | None:
-    """The class names ``root`` lists (``labelmap.txt``, else ``classes.txt``) and the file, or
-    ``None`` when it lists none."""
+def given_names(root: Path) -> tuple[list[str], str] | None:
+    """The class names ``root`` lists (``labelmap.txt``, else ``classes.txt``) and the file's
+    name, or ``None`` when it lists none."""
     if (root / "labelmap.txt").is_file():
-        return [name for name, _ in read_labelmap(root / "labelmap.txt")], root / "labelmap.txt"
+        return [name for name, _ in read_labelmap(root / "labelmap.txt")], "labelmap.txt"
     if (root / "classes.txt").is_file():
         names = [c.strip() for c in read_lines(root / "classes.txt") if c.strip()]
-        return names, root / "classes.txt"
+        return names, "classes.txt"
     return None
 
 
@@ -282,24 +282,23 @@ def read_voc_folder(
         for p in parsed:
             if unknown := [n for n in p.names if n not in known]:
                 raise CnnlabError(
-                    f"{p.path}: class {unknown[0]!r} is not in {getattr(source, 'name', source)}"
-                    f" ({', '.join(boxes_names)})"
+                    f"{p.path}: class {unknown[0]!r} is not in {source} ({', '.join(boxes_names)})"
                 )
     else:
         boxes_names = sorted_names({n for p in parsed for n in p.names})
-    for what, files in (("XML file", lonely_xml), ("image", unlabelled)):
-        if files:
-            warnings.warn(
-                f"{root}: {counted(len(files), what)} with no "
-                + ("image" if what == "XML file" else "XML file")
-                + f", left out, e.g. {files[0].relative_to(root)}"
-                + (
-                    ""
-                    if what == "XML file"
-                    else " (an image with no objects needs an XML file with no <object>)"
-                ),
-                stacklevel=2,
-            )
+    if lonely_xml:
+        warnings.warn(
+            f"{root}: {counted(len(lonely_xml), 'XML file')} with no image, left out, e.g. "
+            f"{lonely_xml[0].relative_to(root)}",
+            stacklevel=2,
+        )
+    if unlabelled:
+        warnings.warn(
+            f"{root}: {counted(len(unlabelled), 'image')} with no XML file, left out, e.g. "
+            f"{unlabelled[0].relative_to(root)} (an image with no objects needs an XML file "
+            "with no <object>)",
+            stacklevel=2,
+        )
     index = {n: i for i, n in enumerate(boxes_names)}
     items = [
         VocImage(
