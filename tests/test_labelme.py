@@ -143,3 +143,26 @@ def test_a_small_shape_in_front_of_a_large_one_keeps_its_pixels(tmp_path: Path) 
         seg = folder_segmentation(tmp_path, 40)
         assert seg.class_names == ["background", "car", "road"]
         assert (seg.masks[0] == 1).sum() == 10 * 8  # 10 wide, 6 rows stretched 30 -> 40: 8
+
+
+def test_ai_mask_shapes_are_their_bitmaps(tmp_path: Path) -> None:
+    """labelme's "mask" shapes: a bitmap (base64 PNG) over the pixels from the first point to
+    the second, both included; a ring keeps its hole, its box is the pixels' edges."""
+    ring = np.ones((6, 8), np.uint8)
+    ring[2:4, 3:5] = 0
+    buffer = io.BytesIO()
+    Image.fromarray(ring * 255).save(buffer, "PNG")
+    mask = shape("blob", [[4, 5], [11, 10]], "mask") | {
+        "mask": base64.b64encode(buffer.getvalue()).decode()
+    }
+    labelme_file(tmp_path / "a", [mask], size=(40, 40))
+    (items, _) = read_labelme_folder(tmp_path)
+    np.testing.assert_allclose(items[0].boxes_xyxy(), [[4 / 40, 5 / 40, 12 / 40, 11 / 40]])
+    seg = folder_segmentation(tmp_path, 40)
+    expected = np.zeros((40, 40), np.int64)
+    expected[5:11, 4:12] = ring
+    assert np.array_equal(seg.masks[0].numpy(), expected)
+    mask["points"] = [[4, 5], [12, 10]]  # one column more than the bitmap has
+    labelme_file(tmp_path / "a", [mask], size=(40, 40))
+    with pytest.raises(CnnlabError, match=r"shape 0: its mask is 8x6, its points span 9x6"):
+        read_labelme_folder(tmp_path)

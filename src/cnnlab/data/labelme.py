@@ -4,7 +4,9 @@ labelled ``polygon``, ``rectangle`` or ``circle`` in the image's pixels.
 A file holds ``imagePath`` (relative to the JSON file), ``imageHeight``, ``imageWidth``,
 optionally ``imageData`` (the image itself, base64: used where the file is not there) and
 ``shapes``: ``{"label", "points": [[x, y], ...], "shape_type"}``. A rectangle is its two opposite
-corners, a circle its centre and a point on its rim. Shapes that enclose no area (``point``,
+corners, a circle its centre and a point on its rim, and a ``mask`` (labelme's AI-assisted
+masks) a bitmap, base64 PNG in ``"mask"``, covering the pixels from its first point to its
+second, both included. Shapes that enclose no area (``point``,
 ``line``, ``linestrip``) are left out with a warning, and so are images without a JSON file.
 
 For boxes (:func:`cnnlab.engine.detect.labelme_data`) each shape is its bounding box; for class
@@ -35,14 +37,15 @@ from cnnlab.data.textfiles import read_lines, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
-AREA_SHAPES = ("polygon", "rectangle", "circle")
+AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
 CIRCLE_POINTS = 32  # a circle painted as a polygon of this many corners
 
 
 @dataclass(frozen=True)
 class LabelmeImage:
     """One image (its file, or the Pillow image the JSON embeds), its ``(width, height)``, its
-    shapes as polygons ``(K, 2)`` in pixels with their class indices, and its split."""
+    shapes as polygons ``(K, 2)`` in pixels with their class indices (a mask shape: its box,
+    with its bitmap in ``bitmaps``), and its split."""
 
     image: Any
     size: tuple[int, int]
@@ -50,6 +53,7 @@ class LabelmeImage:
     polygons: tuple[np.ndarray, ...]  # N x (K, 2) float64 x, y in pixels
     split: str | None = None
     source: Path = Path()
+    bitmaps: tuple[np.ndarray | None, ...] = ()  # N: a mask shape's (h, w) bool, else None
 
     def boxes_xyxy(self) -> np.ndarray:
         """``(N, 4)`` float32: each shape's bounds, relative to the image, clipped to it."""
@@ -102,17 +106,38 @@ def shape_polygon(shape: dict[str, Any], where: str) -> np.ndarray | None:
     xy = np.asarray(points, np.float64)
     if kind not in AREA_SHAPES:
         return None
-    need = {"polygon": 3, "rectangle": 2, "circle": 2}[kind]
+    need = {"polygon": 3, "rectangle": 2, "circle": 2, "mask": 2}[kind]
     if len(xy) < need:
         raise CnnlabError(f"{where}: a {kind} needs {need} points, it has {len(xy)}")
-    if kind == "rectangle":
-        (x1, y1), (x2, y2) = xy.min(0), xy.max(0)
+    if kind in ("rectangle", "mask"):
+        (x1, y1), (x2, y2) = xy.min(0), xy.max(0) + (kind == "mask")  # a mask's last pixel
         return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
     if kind == "circle":
         radius = float(np.hypot(*(xy[1] - xy[0])))
         angle = np.linspace(0, 2 * np.pi, CIRCLE_POINTS, endpoint=False)
         return xy[0] + radius * np.stack([np.cos(angle), np.sin(angle)], 1)
     return xy
+
+
+def shape_bitmap(shape: dict[str, Any], box: np.ndarray, where: str) -> np.ndarray:
+    """A ``mask`` shape's bitmap ``(h, w)`` bool, checked to fill its ``box`` (the corners
+    :func:`shape_polygon` gives it)."""
+    from PIL import Image
+
+    from cnnlab.data.images import UNREADABLE, why_unreadable
+
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(shape.get("mask") or ""))) as img:
+            bitmap = np.asarray(img.convert("L")) > 0
+    except (*UNREADABLE, ValueError) as exc:
+        raise CnnlabError(f"{where}: its 'mask' is no image ({why_unreadable(exc)})") from None
+    (x1, y1), (x2, y2) = box.min(0), box.max(0)
+    if bitmap.shape != (round(y2 - y1), round(x2 - x1)):
+        raise CnnlabError(
+            f"{where}: its mask is {bitmap.shape[1]}x{bitmap.shape[0]}, its points span "
+            f"{round(x2 - x1)}x{round(y2 - y1)} pixels"
+        )
+    return bitmap
 
 
 def _image(spec: dict[str, Any], path: Path) -> Any:
@@ -206,7 +231,12 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
                 if polygon is None:
                     flat.append(f"{path.name}: {shape.get('shape_type')} {label!r}")
                 else:
-                    shapes.append((label, polygon))
+                    bitmap = (
+                        shape_bitmap(shape, polygon, where)
+                        if shape.get("shape_type") == "mask"
+                        else None
+                    )
+                    shapes.append((label, polygon, bitmap))
             parsed.append((path, image, (w, h), shapes, split))
         unlabelled += [
             p
@@ -215,10 +245,10 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
         ]
     if not parsed:
         raise CnnlabError(f"{root}: no labelme JSON file has its image (imagePath) or imageData")
-    names, listed = _names(root, {label for *_, shapes, _ in parsed for label, _ in shapes})
+    names, listed = _names(root, {shape[0] for *_, shapes, _ in parsed for shape in shapes})
     index = {n: i for i, n in enumerate(names)}
     for path, *_, shapes, _ in parsed:
-        if unknown := [label for label, _ in shapes if label not in index]:
+        if unknown := [label for label, *_ in shapes if label not in index]:
             raise CnnlabError(
                 f"{path}: label {unknown[0]!r} is not in {listed} ({', '.join(names)})"
             )
@@ -235,10 +265,11 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
         LabelmeImage(
             image,
             size,
-            np.asarray([index[label] for label, _ in shapes], np.int64),
-            tuple(polygon for _, polygon in shapes),
+            np.asarray([index[label] for label, *_ in shapes], np.int64),
+            tuple(polygon for _, polygon, _ in shapes),
             split,
             path,
+            tuple(bitmap for *_, bitmap in shapes),
         )
         for path, image, size, shapes, split in parsed
     ], names
@@ -246,24 +277,28 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
 
 def paint(item: LabelmeImage, size: int) -> np.ndarray:
     """The ``(size, size)`` int64 class map of ``item``'s shapes (background 0, class ``c`` as
-    ``c + 1``), painted by pycocotools at that size, larger shapes first."""
+    ``c + 1``), larger shapes first: outlines painted by pycocotools at that size, a mask
+    shape's bitmap placed in the image at full size and resized nearest-neighbour."""
+    from PIL import Image
     from pycocotools import mask as mask_utils
 
     w, h = item.size
+    bitmaps = item.bitmaps or (None,) * len(item.polygons)
+    masks = []
+    for p, label, bitmap in zip(item.polygons, item.labels, bitmaps, strict=True):
+        if bitmap is None:
+            scaled = [(p * (size / w, size / h)).ravel().tolist()]
+            mask = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(scaled, size, size)))
+        else:
+            x1, y1 = (round(v) for v in p.min(0))
+            full = np.zeros((h, w), np.uint8)
+            inside = bitmap[max(-y1, 0) : h - y1, max(-x1, 0) : w - x1]  # what the image holds
+            full[
+                max(y1, 0) : max(y1, 0) + inside.shape[0], max(x1, 0) : max(x1, 0) + inside.shape[1]
+            ] = inside
+            mask = np.asarray(Image.fromarray(full).resize((size, size), Image.Resampling.NEAREST))
+        masks.append((mask.astype(bool), int(label)))
     semantic = np.zeros((size, size), np.int64)
-    masks = [
-        (
-            mask_utils.decode(
-                mask_utils.merge(
-                    mask_utils.frPyObjects(
-                        [(p * (size / w, size / h)).ravel().tolist()], size, size
-                    )
-                )
-            ).astype(bool),
-            int(label),
-        )
-        for p, label in zip(item.polygons, item.labels, strict=True)
-    ]
     for mask, label in sorted(masks, key=lambda m: -int(m[0].sum())):
         semantic[mask] = label + 1
     return semantic
