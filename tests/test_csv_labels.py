@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import write_folder
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cnnlab.cli import main
 from cnnlab.data.classification import load_classification
@@ -113,3 +115,33 @@ def test_classify_trains_and_scores_on_csv_files(
     other.write_text(lines[0] + "\n" + lines[1].rsplit(",", 1)[0] + ",purple\n")
     assert main(argv) == 2
     assert "class 'purple' is unknown to the checkpoint" in capsys.readouterr().err
+
+
+@given(
+    labels=st.lists(
+        st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=8).filter(
+            lambda t: t.strip() == t
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+)
+def test_any_class_names_survive_the_csv(labels: list[str], delimiter: str) -> None:
+    """Class names with commas, quotes, semicolons or accents, written by Python's csv module
+    with any of the usual delimiters, come back as written, each row with its own."""
+    import csv as csv_module
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / "images").mkdir()
+        for i in range(len(labels)):
+            (root / "images" / f"{i}.png").write_bytes(b"")  # found, not decoded here
+        with (root / "train.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv_module.writer(f, delimiter=delimiter)
+            writer.writerow(["image", "label"])
+            writer.writerows([f"{i}.png", label] for i, label in enumerate(labels))
+        table = read_label_csv(root / "train.csv")
+    assert [name for _, name in table.files] == labels
+    assert set(table.class_names) == set(labels)

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_masks, write_voc, write_yolo
-from cnnlab.data.voc_folder import read_labelmap, read_voc_folder
+from cnnlab.data.voc_folder import read_labelmap, read_voc_folder, voc_xml
 from cnnlab.engine.detect import voc_folder_data, yolo_folder_data
 from cnnlab.engine.segment import folder_segmentation
 from cnnlab.errors import CnnlabError
@@ -253,3 +255,30 @@ def test_a_yolo_folder_with_a_stray_xml_stays_yolo(tmp_path: Path) -> None:
     assert not is_voc_folder(tmp_path)
     (tmp_path / "labels").rename(tmp_path / "yolo_labels")
     assert is_voc_folder(tmp_path)
+
+
+@given(
+    w=st.integers(4, 300),
+    h=st.integers(4, 300),
+    boxes=st.lists(
+        st.tuples(*[st.floats(0, 1)] * 4, st.sampled_from(["car", "a&b", "<x>", "ü"])), max_size=5
+    ),
+)
+def test_voc_xml_round_trips_any_boxes(w: int, h: int, boxes: list) -> None:
+    """Any integer pixel boxes (VOC's own) and any class names, XML's special characters
+    included: written by voc_xml, read back by read_voc_folder as the same relative boxes."""
+    import tempfile
+
+    objects = []
+    for a, b, c, d, name in boxes:
+        x1, x2 = sorted((round(a * (w - 1)), round(c * (w - 1)) + 1))
+        y1, y2 = sorted((round(b * (h - 1)), round(d * (h - 1)) + 1))
+        objects.append((name, (x1, y1, max(x2, x1 + 1), max(y2, y1 + 1))))
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        Image.new("RGB", (w, h)).save(root / "p.png")
+        (root / "p.xml").write_text(voc_xml("p.png", (w, h), objects), encoding="utf-8")
+        (items, names) = read_voc_folder(root)
+    assert [names[i] for i in items[0].labels] == [n for n, _ in objects]
+    expected = np.asarray([b for _, b in objects], np.float64).reshape(-1, 4) / [w, h, w, h]
+    np.testing.assert_allclose(items[0].boxes_xyxy, expected, atol=1e-6)

@@ -211,7 +211,7 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
             x1, y1, x2, y2 = (float(obj.findtext(f"bndbox/{k}") or "") for k in BOX_TAGS)
         except (TypeError, ValueError):
             raise CnnlabError(f"{xml}: object {name!r} has a malformed <bndbox>") from None
-        if not (0 <= x1 < x2 <= w + 1 and 0 <= y1 < y2 <= h + 1):
+        if not (0 <= x1 <= x2 <= w + 1 and 0 <= y1 <= y2 <= h + 1):  # 1-based: x1 = x2 is a pixel
             raise CnnlabError(
                 f"{xml}: box {[x1, y1, x2, y2]} of {name!r} lies outside the {w}x{h} image "
                 "(or has no area)"
