@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from cnnlab.cli import main
@@ -168,3 +170,40 @@ def test_ai_mask_shapes_are_their_bitmaps(tmp_path: Path) -> None:
     labelme_file(tmp_path / "a", [mask], size=(40, 40))
     with pytest.raises(CnnlabError, match=r"shape 0: its mask is 8x6, its points span 9x6"):
         read_labelme_folder(tmp_path)
+
+
+@given(
+    w=st.integers(4, 200),
+    h=st.integers(4, 200),
+    polygons=st.lists(
+        st.lists(st.tuples(st.floats(-5, 205), st.floats(-5, 205)), min_size=3, max_size=8),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_labelme_polygons_round_trip_as_their_bounds(w: int, h: int, polygons: list) -> None:
+    """Any polygons, even ones that stray off the image: written by labelme_json, read back as
+    the same outlines (to labelme's 0.01 px), each box its outline's bounds clipped to the
+    image, and every painted pixel inside some shape's box."""
+    import tempfile
+
+    from cnnlab.data.labelme import labelme_json, paint
+
+    shapes = [("thing", np.asarray(p, np.float64)) for p in polygons]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        Image.new("RGB", (w, h)).save(root / "a.png")
+        (root / "a.json").write_text(labelme_json("a.png", (w, h), shapes))
+        (items, _) = read_labelme_folder(root)
+    item = items[0]
+    for read, (_, written) in zip(item.polygons, shapes, strict=True):
+        np.testing.assert_allclose(read, written, atol=0.006)
+    bounds = np.stack([np.r_[p.min(0), p.max(0)] / [w, h, w, h] for _, p in shapes]).clip(0, 1)
+    np.testing.assert_allclose(item.boxes_xyxy(), bounds, atol=0.006 / 4)  # 0.01 px of >= 4
+    painted = paint(item, 32) > 0
+    rows, cols = np.nonzero(painted)
+    boxes = item.boxes_xyxy() * 32
+    assert all(
+        any(b[0] - 1 <= c < b[2] + 1 and b[1] - 1 <= r < b[3] + 1 for b in boxes)
+        for r, c in zip(rows, cols, strict=True)
+    )
