@@ -48,7 +48,7 @@ test-torchvision:
 OVENV := .venv-oldest
 OLDEST := numpy==1.24.4 pillow==10.0.0 scikit-learn==1.3.0 scikit-image==0.22.0 \
 	matplotlib==3.7.0 rich==13.0.0 kornia==0.7.2 pycocotools==2.0.7 pyyaml==6.0 onnx==1.15.0 \
-	onnxruntime==1.17.0 pytest==8.0.0 hypothesis==6.100.0
+	onnxruntime==1.17.0 pytest==8.0.0 hypothesis==6.100.0 av==12.0.0
 test-oldest:
 	test -x $(OVENV)/bin/python || $(PYTHON) -m venv $(OVENV)
 	$(OVENV)/bin/python -m pip install --quiet torch==2.13.0 $(OLDEST)

@@ -71,6 +71,13 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
         return None
     if not args.images:
         raise CnnlabError(f"--as-dataset writes the images given and {what}; give image files")
+    from cnnlab.data.video import is_video
+
+    if videos := [p for p in args.images if is_video(p)]:
+        raise CnnlabError(
+            f"{videos[0]}: a video; --as-dataset copies image files (predict on the video "
+            "without it, or on frames saved as images)"
+        )
     from cnnlab.data.folder import new_dataset_folder
 
     return new_dataset_folder(args.as_dataset)
@@ -82,7 +89,7 @@ def add_drawn_folder(parser: argparse.ArgumentParser, what: str) -> None:
         "--out",
         metavar="FOLDER",
         help=f"also write each image given with {what} drawn on it, at its own size, to FOLDER "
-        "(<name>_boxes.jpg for a JPEG, .png otherwise)",
+        "(<name>_boxes.jpg for a JPEG, .png otherwise, .mp4 for a video)",
     )
 
 
@@ -132,12 +139,51 @@ def draw_found(
     on it (:func:`write_drawn`); each row gets its file's path, ``drawn``."""
     if folder is None:
         return
+    from cnnlab.data.folder import distinct_stems
+    from cnnlab.data.video import video_of
+
     drawn = [
         (r["source"], [b for _, b, _ in f], [c for _, _, c in f], [k for k, _, _ in f], p)
         for r, f, p in zip(rows, found, points or [[]] * len(rows), strict=True)
     ]
-    for r, written in zip(rows, write_drawn(folder, drawn), strict=True):
-        r["drawn"] = written
+    stills = [i for i, d in enumerate(drawn) if video_of(d[0]) is None]
+    for i, written in zip(stills, write_drawn(folder, [drawn[i] for i in stills]), strict=True):
+        rows[i]["drawn"] = written
+    by_video: dict[str, list[int]] = {}
+    for i, d in enumerate(drawn):
+        if (frame := video_of(d[0])) is not None:
+            by_video.setdefault(frame[0], []).append(i)
+    for video, stem in zip(by_video, distinct_stems(list(by_video)), strict=True):
+        written = write_drawn_video(
+            folder / f"{stem}_boxes.mp4", video, [drawn[i] for i in by_video[video]]
+        )
+        for i in by_video[video]:
+            rows[i]["drawn"] = written
+
+
+def write_drawn_video(
+    path: Path, video: str, drawn: Sequence[tuple[str, list, list[str], list[int], list]]
+) -> str:
+    """``video`` again, each frame with its ``drawn[i]`` (as :func:`write_drawn` draws on a
+    photo), at the video's own frame rate, as ``path``."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.video import read_frames, video_info, write_video
+    from cnnlab.viz.boxes import draw_boxes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, fps = video_info(video)
+    frames = (
+        np.asarray(draw_boxes(Image.fromarray(frame), boxes, captions, classes, points))
+        for frame, (_, boxes, captions, classes, points) in zip(
+            read_frames(video),
+            drawn,
+            strict=True,  # the same file, read again
+        )
+    )
+    write_video(path, frames, fps)
+    return str(path)
 
 
 def write_boxes(

@@ -4,6 +4,7 @@ shared helpers for scenes and image files are used by ``cli.segment`` too)."""
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -128,12 +129,17 @@ def _inputs(
 ) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
     """A box predict command's images, a chunk at a time with each one's ``(width, height)``,
     and their sources: the files given, stretched to the model's ``size``
-    (:func:`~cnnlab.engine.predict.stretched_chunks`: one chunk in memory however many), or
-    ``scenes()`` drawn at that size, one chunk."""
+    (:func:`~cnnlab.engine.predict.stretched_chunks`: one chunk in memory however many), then
+    each video's frames (:func:`~cnnlab.engine.predict.video_chunks`, named in ``sources`` as
+    they are read); or ``scenes()`` drawn at that size, one chunk."""
     if args.images:
-        from cnnlab.engine.predict import stretched_chunks
+        from cnnlab.data.video import is_video
+        from cnnlab.engine.predict import stretched_chunks, video_chunks
 
-        return stretched_chunks(args.images, size), list(args.images)
+        stills = [p for p in args.images if not is_video(p)]
+        sources = list(stills)  # each video's frames join as they are read
+        videos = [video_chunks(v, size, sources) for v in args.images if is_video(v)]
+        return itertools.chain(stretched_chunks(stills, size), *videos), sources
     images = scenes()
     return [(images, [(size, size)] * len(images))], [f"scene[{i}]" for i in range(len(images))]
 
@@ -476,7 +482,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files or folders of them (default: new scenes)")
+    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
     add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
@@ -523,7 +529,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files or folders of them (default: new scenes)")
+    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
     _add_scenes(p, 4321, "runs/detect/predictions.png")
     add_csv(p, "every detection: source, label, score and box (in its own pixels)")
     p.add_argument(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnlab.data.video import VIDEO_SUFFIXES
 from cnnlab.errors import CnnlabError, refuse_web_address
 from cnnlab.words import with_article
 
@@ -93,6 +94,11 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise CnnlabError(f"{path}: no such file")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        raise CnnlabError(
+            f"{path}: a video, not an image (detect predict and localize predict read a "
+            "video's frames)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

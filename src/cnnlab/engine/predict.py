@@ -195,6 +195,35 @@ def stretched_chunks(
         yield stretched, [displayed_size(p) for p, _ in part]
 
 
+def video_chunks(
+    video: str | Path, size: int, names: list[str]
+) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
+    """A video's frames as :func:`stretched_chunks` gives files: :data:`CHUNK` frames at a time
+    stretched to ``size x size``, each with its ``(width, height)``; each frame's name
+    (``clip.mp4#frame=12``, :func:`~cnnlab.data.video.frame_source`) is appended to ``names``
+    as it is read, since how many frames a video has is known only once it is read."""
+    import itertools
+
+    from cnnlab.data.images import with_progress
+    from cnnlab.data.video import frame_source, read_frames, video_info
+
+    frames = read_frames(video)
+    stated, _ = video_info(video)
+    bar = with_progress(range(max(1, -(-stated // CHUNK))), f"reading {Path(video).name}", stated)
+    done = 0
+    for _ in itertools.chain(bar, itertools.count()):  # past the stated count, if it was short
+        part = list(itertools.islice(frames, CHUNK))
+        if not part:
+            return
+        named = [frame_source(video, done + i) for i in range(len(part))]
+        names += named
+        done += len(part)
+        stretched = [
+            image_to_uint8(f, size, 3, "stretch", n) for f, n in zip(part, named, strict=True)
+        ]
+        yield torch.stack(stretched), [(f.shape[1], f.shape[0]) for f in part]
+
+
 def in_chunks(
     chunks: Iterable[tuple[torch.Tensor, list[tuple[int, int]]]],
     predict: Callable[[torch.Tensor], list[Any]],

@@ -1,0 +1,109 @@
+"""Video files, read a frame at a time and written back with what was found drawn on them, by
+PyAV (FFmpeg's libraries; ``pip install 'cnnlab[video]'``).
+
+A frame is an ``(H, W, 3)`` uint8 RGB array, as an image in memory is
+(:func:`~cnnlab.data.images.image_in_memory`); a prediction row calls it
+``<video>#frame=<i>`` (counted from 0), as a media fragment names a point in a video. Frames
+are streamed: a minute of 1080p video is 11 GB of pixels, never held at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
+FRAGMENT = "#frame="
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether ``path`` names a video file (by its suffix; whether it can be read is
+    :func:`read_frames`'s to say)."""
+    return Path(str(path)).suffix.lower() in VIDEO_SUFFIXES
+
+
+def frame_source(video: str | Path, index: int) -> str:
+    """What a row calls frame ``index`` of ``video``: ``clip.mp4#frame=12``."""
+    return f"{video}{FRAGMENT}{index}"
+
+
+def video_of(source: str) -> tuple[str, int] | None:
+    """``(video, frame index)`` of a :func:`frame_source`, ``None`` for anything else."""
+    video, sep, index = str(source).rpartition(FRAGMENT)
+    return (video, int(index)) if sep and index.isdigit() and is_video(video) else None
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise CnnlabError(
+            "video files need PyAV (FFmpeg's libraries): pip install 'cnnlab[video]'"
+        ) from None
+    return av
+
+
+def _open(path: str | Path, mode: str = "r") -> Any:
+    av = _av()
+    if mode == "r" and not Path(path).is_file():
+        raise CnnlabError(f"{path}: no such file")
+    try:
+        return av.open(str(path), mode)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or exc  # FFmpeg's words, without the path again
+        raise CnnlabError(f"{path}: not a video FFmpeg can read ({why})") from None
+
+
+def video_info(path: str | Path) -> tuple[int, float]:
+    """``(frames, frames per second)`` of a video's first video stream, as its container
+    states them (``frames`` 0 where it does not)."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise CnnlabError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        return int(stream.frames or 0), fps
+
+
+def read_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """The frames of ``path``'s first video stream, in order, each ``(H, W, 3)`` uint8 RGB; a
+    file FFmpeg cannot read, or that breaks off, is a :class:`CnnlabError` naming it."""
+    av = _av()
+    with _open(path) as container:
+        if not container.streams.video:
+            raise CnnlabError(f"{path}: no video stream")
+        try:
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise CnnlabError(f"{path}: the video breaks off ({why})") from None
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """``frames`` (``(H, W, 3)`` uint8 RGB, all one size) as an H.264 video at ``fps`` (MPEG-4
+    part 2 where this FFmpeg has no H.264 encoder); an odd width or height, which H.264's 4:2:0
+    colour cannot take, loses its last column or row. Returns how many frames were written."""
+    av = _av()
+    written = 0
+    with _open(path, "w") as container:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                h, w = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
+                codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+                stream = container.add_stream(codec, rate=max(1, round(fps)))
+                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            image = np.ascontiguousarray(frame[:h, :w, :3])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+            written += 1
+        if stream is not None:
+            for packet in stream.encode():  # what the encoder still holds
+                container.mux(packet)
+    return written

@@ -1,0 +1,117 @@
+"""Video files: read a frame at a time, predicted on by detect and localize, written back with
+the boxes drawn."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.data.scenes import make_scenes
+from cnnlab.errors import CnnlabError
+
+av = pytest.importorskip("av")
+
+from cnnlab.data.video import read_frames, video_info, video_of, write_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 scenes as a 10 fps video, 96 x 96."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    assert write_video(path, (s.image for s in make_scenes(36, seed=9, image_size=96)), 10) == 36
+    return path
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("detector")
+    argv = ["detect", "train", "--images", "60", "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out / "best.pt"
+
+
+def test_frames_come_back_as_written(clip: Path, tmp_path: Path) -> None:
+    scenes = make_scenes(36, seed=9, image_size=96)
+    frames = list(read_frames(clip))
+    assert len(frames) == 36 and frames[0].shape == (96, 96, 3) and frames[0].dtype == np.uint8
+    assert video_info(clip) == (36, 10.0)
+    error = np.mean(
+        [np.abs(f.astype(int) - s.image).mean() for f, s in zip(frames, scenes, strict=True)]
+    )
+    assert error < 12  # H.264 is lossy; another video's frames would be ~60 apart
+    odd = tmp_path / "odd.mp4"  # 4:2:0 colour needs even sides: the last row and column go
+    write_video(odd, [np.zeros((33, 45, 3), np.uint8)] * 3, 5)
+    assert [f.shape for f in read_frames(odd)] == [(32, 44, 3)] * 3
+
+
+def test_detect_predict_on_a_video_is_predict_on_its_frames(
+    clip: Path, detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each frame a row named clip.mp4#frame=i, with the detections the same frames get when a
+    program passes them in memory (the Detector is the oracle); --out writes the video again
+    with the boxes drawn, frame for frame."""
+    from cnnlab import Detector
+
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--score-threshold"]
+    assert main([*argv, "0.05", "--out", str(tmp_path / "drawn"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(36)]
+    assert video_of(rows[7]["source"]) == (str(clip), 7)
+    expected = Detector.load(detector).predict_images(list(read_frames(clip)), score_threshold=0.05)
+    assert [r["detections"] for r in rows] == [e["detections"] for e in expected]
+    assert sum(len(r["detections"]) for r in rows) > 0
+    drawn = tmp_path / "drawn" / "clip_boxes.mp4"
+    assert {r["drawn"] for r in rows} == {str(drawn)}
+    assert video_info(drawn) == (36, 10.0)
+    again = tmp_path / "again.mp4"  # the same frames encoded once more, nothing drawn
+    write_video(again, read_frames(clip), 10)
+    ones = [
+        np.abs(a.astype(int) - b).mean()
+        for a, b in zip(read_frames(drawn), read_frames(clip), strict=True)
+    ]
+    twice = [
+        np.abs(a.astype(int) - b).mean()
+        for a, b in zip(read_frames(again), read_frames(clip), strict=True)
+    ]
+    boxed = [i for i, r in enumerate(rows) if r["detections"]]
+    assert np.mean([ones[i] for i in boxed]) > 2 * np.mean([twice[i] for i in boxed])
+
+
+def test_localize_predict_reads_videos_and_images_together(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "loc"
+    argv = ["localize", "train", "--images", "60", "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(out)]) == 0
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(make_scenes(1, seed=3, image_size=64)[0].image).save(photo)
+    argv = ["localize", "predict", "--checkpoint", str(out / "best.pt"), str(clip), str(photo)]
+    capsys.readouterr()
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [r["source"] for r in rows][:2] == [str(photo), f"{clip}#frame=0"] and len(rows) == 37
+
+
+def test_what_video_cannot_do_is_said(
+    clip: Path, detector: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(CnnlabError, match=r"broken\.mp4: not a video FFmpeg can read"):
+        list(read_frames(broken))
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip)]
+    assert main([*argv, "--as-dataset", str(tmp_path / "d")]) == 2  # frames are no files to copy
+    from cnnlab.data.images import read_image
+
+    with pytest.raises(CnnlabError, match=r"clip\.mp4: a video, not an image \(detect predict"):
+        read_image(clip)
+    monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
+    with pytest.raises(CnnlabError, match=r"video files need PyAV .*pip install 'cnnlab\[video\]'"):
+        video_info(clip)
