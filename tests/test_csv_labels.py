@@ -65,6 +65,9 @@ def test_columns_by_name_one_hot_and_numeric_classes(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text("source;image_id;diagnosis\n" + "\n".join(rows))
     table = read_label_csv(tmp_path / "train.csv")
     assert table.class_names == ["1", "2", "10"]  # whole numbers sort as numbers
+    from cnnlab.data.textfiles import sorted_names
+
+    assert sorted_names({"2", "²", "10"}) == ["10", "2", "²"]  # a superscript is no number
     assert table.folder == tmp_path / "train_images"
     assert table.files[4] == (tmp_path / "train_images" / "4.png", "10")
     # one-hot, as Plant Pathology's: the class is the column holding the 1

@@ -4,6 +4,7 @@ text is a one-line error naming it rather than a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -20,6 +21,6 @@ def read_lines(path: Path) -> list[str]:
 def sorted_names(names: set[str] | list[str]) -> list[str]:
     """Class names found in labels, in a fixed order: as numbers where all are whole numbers
     (``2`` before ``10``), else alphabetically."""
-    if names and all(n.lstrip("-").isdigit() for n in names):
+    if names and all(re.fullmatch(r"-?[0-9]+", n) for n in names):  # "²" is a digit, no int
         return sorted(names, key=int)
     return sorted(names)
