@@ -106,8 +106,6 @@ def test_what_video_cannot_do_is_said(
     broken.write_bytes(b"not a video at all")
     with pytest.raises(CnnlabError, match=r"broken\.mp4: not a video FFmpeg can read"):
         list(read_frames(broken))
-    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip)]
-    assert main([*argv, "--as-dataset", str(tmp_path / "d")]) == 2  # frames are no files to copy
     from cnnlab.data.images import read_image
 
     with pytest.raises(CnnlabError, match=r"clip\.mp4: a video, not an image \(detect predict"):
@@ -115,3 +113,26 @@ def test_what_video_cannot_do_is_said(
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
     with pytest.raises(CnnlabError, match=r"video files need PyAV .*pip install 'cnnlab\[video\]'"):
         video_info(clip)
+
+
+def test_a_videos_frames_become_a_dataset_to_correct(
+    clip: Path, detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--as-dataset writes each frame as clip_<i>.png (lossless, the frame as decoded) with its
+    boxes as YOLO labels: read back, the same boxes as the rows, in the frame's pixels."""
+    from cnnlab.data.yolo import read_yolo_folder
+
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--score-threshold"]
+    assert main([*argv, "0.05", "--as-dataset", str(tmp_path / "d"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    items, _ = read_yolo_folder(tmp_path / "d")
+    assert [i.image.name for i in items] == [f"clip_{i:06d}.png" for i in range(36)]
+    frames = list(read_frames(clip))
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(items[5].image)), frames[5])
+    for item, row in zip(items, rows, strict=True):
+        cx, cy, w, h = item.boxes_cxcywh.T * 96 if len(item.labels) else np.zeros((4, 0))
+        got = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+        want = np.asarray([d["box_xyxy"] for d in row["detections"]]).reshape(-1, 4)
+        np.testing.assert_allclose(got, want, atol=0.01)

@@ -71,13 +71,6 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
         return None
     if not args.images:
         raise CnnlabError(f"--as-dataset writes the images given and {what}; give image files")
-    from cnnlab.data.video import is_video
-
-    if videos := [p for p in args.images if is_video(p)]:
-        raise CnnlabError(
-            f"{videos[0]}: a video; --as-dataset copies image files (predict on the video "
-            "without it, or on frames saved as images)"
-        )
     from cnnlab.data.folder import new_dataset_folder
 
     return new_dataset_folder(args.as_dataset)
