@@ -108,7 +108,10 @@ def test_what_video_cannot_do_is_said(
         list(read_frames(broken))
     from cnnlab.data.images import read_image
 
-    with pytest.raises(CnnlabError, match=r"clip\.mp4: a video, not an image \(detect predict"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"clip\.mp4: a video, not an image \(detect, localize and segment predict",
+    ):
         read_image(clip)
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
     with pytest.raises(CnnlabError, match=r"video files need PyAV .*pip install 'cnnlab\[video\]'"):
@@ -136,3 +139,32 @@ def test_a_videos_frames_become_a_dataset_to_correct(
         got = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
         want = np.asarray([d["box_xyxy"] for d in row["detections"]]).reshape(-1, 4)
         np.testing.assert_allclose(got, want, atol=0.01)
+
+
+def test_segment_predict_on_a_video(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each frame's map as the Segmenter gives the same decoded frames (the oracle), a map and
+    an overlay PNG a frame, the overlays again as a video, and --as-dataset a mask folder of
+    the frames that segment train reads."""
+    from PIL import Image
+
+    from cnnlab import Segmenter
+    from cnnlab.engine.segment import folder_segmentation
+
+    run = tmp_path / "seg"
+    argv = ["segment", "train", "--images", "40", "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(run)]) == 0
+    capsys.readouterr()
+    argv = ["segment", "predict", "--checkpoint", str(run / "best.pt"), str(clip), "--out"]
+    assert main([*argv, str(tmp_path / "maps"), "--as-dataset", str(tmp_path / "d"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    rows = result["predictions"]
+    assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(36)]
+    expected = Segmenter.load(run / "best.pt").predict_files(list(read_frames(clip)))
+    for row, want in zip(rows, expected, strict=True):
+        assert np.array_equal(np.asarray(Image.open(row["map"])), want["mask"].numpy())
+    assert result["videos"] == [str(tmp_path / "maps" / "clip_overlay.mp4")]
+    assert video_info(tmp_path / "maps" / "clip_overlay.mp4") == (36, 10.0)
+    data = folder_segmentation(tmp_path / "d", 32)
+    assert len(data.images) == 36

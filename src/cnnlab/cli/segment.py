@@ -4,6 +4,7 @@ COCO or YOLO polygon files (:mod:`cnnlab.engine.segment`)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,6 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
-    from cnnlab.data.folder import distinct_stems
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.segment import scenes_segmentation
     from cnnlab.engine.segment_maps import (
@@ -146,27 +146,25 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         new_mask_dataset(dataset, names)
     size = ckpt["input_size"][-1]
     if args.images:
-        sources = list(args.images)
-        stems = distinct_stems(args.images)  # a/0.png, b/0.png: not the same files
+        inputs, total, videos = _files_and_frames(args.images)
     else:
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
         stems = [f"scene{i}" for i in range(args.scenes)]
-        sources = stems
+        inputs, total, videos = zip(stems, stems, data.images, strict=True), args.scenes, {}
     from cnnlab.data.images import with_progress
 
     rows, drawn = [], []
-    pairs = list(zip(stems, sources, strict=True))
-    for k, (stem, source) in enumerate(with_progress(pairs, "segmenting")):
+    for k, (stem, source, given) in enumerate(with_progress(inputs, "segmenting", total)):
         if args.images:  # at the training size, the map brought back to the photo's pixels
-            image, mask = predict_mask(model, source, size)
+            image, mask = predict_mask(model, given, size, source)
         else:
-            image = data.images[k]
+            image = given
             with torch.no_grad():
                 scores = at_input_size(model, standardise(image.float())[None])[0]
             mask = upsampled_argmax(scores, scores.shape[-2:])  # the arg-max, as a photo's
         paths = save_prediction(image, mask, Path(args.out), stem)
         if dataset:
-            add_mask_pair(dataset, source, stem, mask)
+            add_mask_pair(dataset, source, stem, mask, image)
         if figure and k < MAX_DRAWN:
             drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
@@ -185,6 +183,11 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         theirs = "its overlay" if len(rows) == 1 else "their overlays"
         console.print(f"wrote {counted(len(rows), 'map')} and {theirs} to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
+    if videos:  # each video's overlays, as a video again
+        result["videos"] = _overlay_videos(rows, videos, Path(args.out))
+        if not args.json:
+            for path in result["videos"]:
+                console.print(f"wrote {path}")
     if dataset:
         result["dataset"] = {"folder": str(dataset), "images": len(rows)}
         if not args.json:
@@ -206,6 +209,46 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         header = ("source", "map", "overlay", *(f"{n}_pixels" for n in names))
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     return result
+
+
+def _files_and_frames(given: list[str]) -> tuple[Iterator[tuple[str, str, Any]], int, dict]:
+    """``(stem, source, image)`` for each image file given, then each video's frames (read one
+    at a time: ``clip_000012``, ``clip.mp4#frame=12``, the frame), how many in all (as the
+    videos state their length) and each video's stem."""
+    from cnnlab.data.folder import distinct_stems
+    from cnnlab.data.video import frame_source, is_video, read_frames, video_info
+
+    stills = [p for p in given if not is_video(p)]
+    videos = dict(zip((v := [p for p in given if is_video(p)]), distinct_stems(v), strict=True))
+    total = len(stills) + sum(video_info(path)[0] for path in videos)
+
+    def inputs() -> Iterator[tuple[str, str, Any]]:
+        yield from zip(distinct_stems(stills), stills, stills, strict=True)  # a/0.png, b/0.png
+        for path, stem in videos.items():
+            for i, frame in enumerate(read_frames(path)):
+                yield f"{stem}_{i:06d}", frame_source(path, i), frame
+
+    return inputs(), total, videos
+
+
+def _overlay_videos(rows: list[dict[str, Any]], videos: dict, out: Path) -> list[str]:
+    """``out/<stem>_overlay.mp4`` for each video: its frames' overlays in order, at its frame
+    rate; each of its rows gets the video's path, ``overlay_video``."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnlab.data.video import video_info, video_of, write_video
+
+    written = []
+    for path, stem in videos.items():
+        mine = [r for r in rows if (of := video_of(r["source"])) is not None and of[0] == path]
+        target = out / f"{stem}_overlay.mp4"
+        frames = (np.asarray(Image.open(r["overlay"]).convert("RGB")) for r in mine)
+        write_video(target, frames, video_info(path)[1])
+        for r in mine:
+            r["overlay_video"] = str(target)
+        written.append(str(target))
+    return written
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -262,7 +305,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files or folders of them (default: new scenes)")
+    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
     p.add_argument(

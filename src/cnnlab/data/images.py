@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sized
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,18 +46,19 @@ MANY_FILES = 200
 T = TypeVar("T")
 
 
-def with_progress(items: Sequence[T], what: str, files: int | None = None) -> Iterable[T]:
+def with_progress(items: Iterable[T], what: str, files: int | None = None) -> Iterable[T]:
     """``items`` one by one, with a progress bar on stderr (gone when done) when they stand for
-    :data:`MANY_FILES` image files or more (``files``; else one file an item): a folder of
-    thousands of photos shows how far its reading got. Nothing is drawn where stderr is no
-    terminal, so logs and ``--json`` output stay clean."""
+    :data:`MANY_FILES` image files or more (``files``; else one file an item, and ``items`` a
+    sequence): a folder of thousands of photos shows how far its reading got. Nothing is drawn
+    where stderr is no terminal, so logs and ``--json`` output stay clean."""
     from rich.console import Console
     from rich.progress import track
 
     console = Console(stderr=True)
-    if (len(items) if files is None else files) < MANY_FILES or not console.is_terminal:
+    steps = len(items) if isinstance(items, Sized) else files  # a generator: files is its length
+    if ((steps if files is None else files) or 0) < MANY_FILES or not console.is_terminal:
         return items  # no bar at all: rich before 15 printed an empty line for a disabled one
-    return track(items, description=what, transient=True, console=console)
+    return track(items, description=what, transient=True, console=console, total=steps)
 
 
 # grey 16-bit images (scientific and medical PNGs/TIFFs)
@@ -96,7 +97,7 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: no such file")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         raise CnnlabError(
-            f"{path}: a video, not an image (detect predict and localize predict read a "
+            f"{path}: a video, not an image (detect, localize and segment predict read a "
             "video's frames)"
         )
     try:

@@ -186,12 +186,22 @@ def new_mask_dataset(folder: Path, names: Sequence[str]) -> None:
     (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
 
 
-def add_mask_pair(folder: Path, source: str | Path, stem: str, mask: torch.Tensor) -> None:
+def add_mask_pair(
+    folder: Path,
+    source: str | Path,
+    stem: str,
+    mask: torch.Tensor,
+    image: torch.Tensor | None = None,
+) -> None:
     """Add an image and its map to a mask folder :func:`new_mask_dataset` began:
-    ``images/<stem>.<ext>`` (a copy of ``source``) and ``masks/<stem>.png`` (:func:`map_image`:
-    class indices)."""
+    ``images/<stem>.<ext>`` (a copy of ``source``; where it is no file, a video's frame,
+    ``image`` ``(3, H, W)`` as a PNG) and ``masks/<stem>.png`` (:func:`map_image`: class
+    indices)."""
     source = Path(source)
-    shutil.copyfile(source, folder / "images" / f"{stem}{source.suffix}")
+    if source.is_file() or image is None:
+        shutil.copyfile(source, folder / "images" / f"{stem}{source.suffix}")
+    else:
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / "images" / f"{stem}.png")
     map_image(mask.numpy()).save(folder / "masks" / f"{stem}.png")
 
 
