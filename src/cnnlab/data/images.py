@@ -58,7 +58,8 @@ def with_progress(items: Iterable[T], what: str, files: int | None = None) -> It
     steps = len(items) if isinstance(items, Sized) else files  # a generator: files is its length
     if ((steps if files is None else files) or 0) < MANY_FILES or not console.is_terminal:
         return items  # no bar at all: rich before 15 printed an empty line for a disabled one
-    return track(items, description=what, transient=True, console=console, total=steps)
+    length = {} if isinstance(items, Sized) else {"total": steps}  # a generator's, given
+    return track(items, description=what, transient=True, console=console, **length)
 
 
 # grey 16-bit images (scientific and medical PNGs/TIFFs)
