@@ -193,7 +193,8 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
     (module docstring). Bad files name the problem: not JSON, a shape without a label or with
     malformed points, a size that is not the image's, a label the listed names lack."""
     root = Path(root)
-    parsed: list[tuple[Path, Any, tuple[int, int], list[tuple[str, np.ndarray]], str | None]] = []
+    Shape = tuple[str, np.ndarray, np.ndarray | None]  # label, outline, a mask shape's bitmap
+    parsed: list[tuple[Path, Any, tuple[int, int], list[Shape], str | None]] = []
     flat: list[str] = []  # shapes with no area: left out
     lonely: list[Path] = []
     unlabelled: list[Path] = []
@@ -211,7 +212,7 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
                 lonely.append(path)
                 continue
             if isinstance(image, Path):
-                used.add(image)
+                used.add(image.resolve())  # imagePath may say ../photos/a.png
             w, h = _size(image)
             given = (spec.get("imageWidth"), spec.get("imageHeight"))
             if all(isinstance(v, int) and v > 0 for v in given) and given not in ((w, h), (h, w)):
@@ -241,7 +242,7 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
         unlabelled += [
             p
             for p in sorted(folder.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p not in used
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve() not in used
         ]
     if not parsed:
         raise CnnlabError(f"{root}: no labelme JSON file has its image (imagePath) or imageData")
