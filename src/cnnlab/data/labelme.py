@@ -33,7 +33,7 @@ import numpy as np
 from cnnlab.data.coco import is_number
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
-from cnnlab.data.textfiles import read_lines, sorted_names
+from cnnlab.data.textfiles import read_names, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -183,7 +183,7 @@ def _names(root: Path, found: set[str]) -> tuple[list[str], str | None]:
     """The class names and the file listing them (``None``: the labels found, sorted)."""
     for name in ("labels.txt", "classes.txt"):
         if (root / name).is_file():
-            listed = [c.strip() for c in read_lines(root / name) if c.strip()]
+            listed = read_names(root / name)
             return [c for c in listed if c not in ("__ignore__", "_background_")], name
     return sorted_names(found), None
 

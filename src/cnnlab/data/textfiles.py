@@ -18,6 +18,12 @@ def read_lines(path: Path) -> list[str]:
         raise CnnlabError(f"{path}: not a UTF-8 text file") from None
 
 
+def read_names(path: Path) -> list[str]:
+    """A class list (``classes.txt``, labelme's ``labels.txt``): one name a line, spaces at
+    either end and blank lines dropped."""
+    return [line.strip() for line in read_lines(path) if line.strip()]
+
+
 def sorted_names(names: set[str] | list[str]) -> list[str]:
     """Class names found in labels, in a fixed order: as numbers where all are whole numbers
     (``2`` before ``10``), else alphabetically."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
-from cnnlab.data.textfiles import read_lines, sorted_names
+from cnnlab.data.textfiles import read_lines, read_names, sorted_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -141,8 +141,7 @@ def given_names(root: Path) -> tuple[list[str], str] | None:
     if (root / "labelmap.txt").is_file():
         return [name for name, _ in read_labelmap(root / "labelmap.txt")], "labelmap.txt"
     if (root / "classes.txt").is_file():
-        names = [c.strip() for c in read_lines(root / "classes.txt") if c.strip()]
-        return names, "classes.txt"
+        return read_names(root / "classes.txt"), "classes.txt"
     return None
 
 

@@ -24,7 +24,7 @@ import torch
 
 from cnnlab.data.folder import IMAGE_SUFFIXES, images_under, refuse_class_folders
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
-from cnnlab.data.textfiles import read_lines
+from cnnlab.data.textfiles import read_lines, read_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -121,7 +121,7 @@ def read_class_names(root: str | Path) -> list[str]:
     root = Path(root)
     classes_file = root / "classes.txt"
     if classes_file.is_file():
-        return [c.strip() for c in read_lines(classes_file) if c.strip()]
+        return read_names(classes_file)
     for name in YAML_FILES:
         if (root / name).is_file():
             return _yaml_names(root / name)

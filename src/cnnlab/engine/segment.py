@@ -48,7 +48,7 @@ from cnnlab.data.split_folders import (
     own_or_seeded,
     split_of,
 )
-from cnnlab.data.textfiles import read_lines
+from cnnlab.data.textfiles import read_names
 from cnnlab.data.yolo import read_yolo_folder
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.class_balance import class_weights, parse_class_weights
@@ -213,7 +213,7 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     classes_file = root / "classes.txt"
     if not classes_file.is_file():
         raise CnnlabError(f"{classes_file}: missing (one class per line, background first)")
-    names = [c.strip() for c in read_lines(classes_file) if c.strip()]
+    names = read_names(classes_file)
     files = [
         (
             path,
@@ -266,7 +266,7 @@ def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> Segmenta
         if all(c is not None for _, c in labels):
             colours = np.asarray([c for _, c in labels], np.uint8)
     elif (root / "classes.txt").is_file():
-        names = [c.strip() for c in read_lines(root / "classes.txt") if c.strip()]
+        names = read_names(root / "classes.txt")
         listed_in = "classes.txt"
     else:
         names, listed_in = ["background", *VOC_CLASSES], "VOC's classes (no labelmap.txt)"
