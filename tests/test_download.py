@@ -422,8 +422,8 @@ def test_voc_segmentation_keeps_void_out(server, monkeypatch, tmp_path: Path) ->
         == 0
     )
     bad = Path(root) / "voc2012" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2012_000003.png"
-    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(bad)
-    with pytest.raises(CnnlabError, match=r"2012_000003\.png: expected a palette PNG"):
+    Image.fromarray(np.full((48, 64, 3), (10, 200, 30), np.uint8)).save(bad)  # no VOC colour
+    with pytest.raises(CnnlabError, match=r"2012_000003\.png: a colour image, not in the colours"):
         voc_segmentation("voc2012", root, 64)
 
 

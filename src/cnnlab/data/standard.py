@@ -280,32 +280,11 @@ def _pets_splits(annotations: Path, stems: list[str], seed: int) -> dict[str, to
 
 def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
     """Pascal VOC semantic segmentation: ``SegmentationClass/*.png`` (palette indices 0 =
-    background, 1-20 the classes, 255 = the "void" border, neither trained on nor scored) with their
-    ``JPEGImages``, split as VOC splits it (``ImageSets/Segmentation``: train and val)."""
-    from PIL import Image
-
-    from cnnlab.data.folder import image_to_uint8
-    from cnnlab.engine.segment import VOID, SegmentationData
+    background, 1-20 the classes, 255 = the "void" border, neither trained on nor scored) with
+    their ``JPEGImages``, split as VOC splits it (``ImageSets/Segmentation``: train and val);
+    read as any folder in VOC's layout is (:func:`cnnlab.engine.segment.voc_folder_segmentation`,
+    its classes VOC's 21 where no ``labelmap.txt`` or ``classes.txt`` says otherwise)."""
+    from cnnlab.engine.segment import voc_folder_segmentation
 
     year = name.removeprefix("voc")
-    base = require(name, root) / "VOCdevkit" / f"VOC{year}"
-    pngs = sorted((base / "SegmentationClass").glob("*.png"))
-    if not pngs:
-        raise CnnlabError(f"{base / 'SegmentationClass'}: no segmentation masks")
-    images, masks = [], []
-    for png in pngs:
-        images.append(
-            image_to_uint8(base / "JPEGImages" / f"{png.stem}.jpg", image_size, 3, "stretch")
-        )
-        with Image.open(png) as m:
-            if m.mode != "P":
-                raise CnnlabError(f"{png}: expected a palette PNG of class indices")
-            arr = np.array(m.resize((image_size, image_size), Image.Resampling.NEAREST))
-        unknown = arr[(arr > len(VOC_CLASSES)) & (arr != VOID)]
-        if unknown.size:
-            raise CnnlabError(f"{png}: class index {int(unknown.max())} is not a VOC class")
-        masks.append(torch.from_numpy(arr.astype(np.int64)))
-    splits = voc_splits(base, "Segmentation", [png.stem for png in pngs])
-    return SegmentationData(
-        torch.stack(images), torch.stack(masks), ["background", *VOC_CLASSES], splits
-    )
+    return voc_folder_segmentation(require(name, root) / "VOCdevkit" / f"VOC{year}", image_size)
