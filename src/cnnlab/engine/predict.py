@@ -207,14 +207,10 @@ def video_chunks(
     from cnnlab.data.images import with_progress
     from cnnlab.data.video import frame_source, read_frames, video_info
 
-    frames = read_frames(video)
-    stated, _ = video_info(video)
-    bar = with_progress(range(max(1, -(-stated // CHUNK))), f"reading {Path(video).name}", stated)
+    stated, _ = video_info(video)  # a bar as long as the video says it is
+    frames = iter(with_progress(read_frames(video), f"reading {Path(video).name}", stated))
     done = 0
-    for _ in itertools.chain(bar, itertools.count()):  # past the stated count, if it was short
-        part = list(itertools.islice(frames, CHUNK))
-        if not part:
-            return
+    while part := list(itertools.islice(frames, CHUNK)):
         named = [frame_source(video, done + i) for i in range(len(part))]
         names += named
         done += len(part)
