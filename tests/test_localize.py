@@ -15,10 +15,10 @@ from PIL import Image
 
 import cnnlab
 from cnnlab.cli import main
-from cnnlab.data.localization import from_scenes, from_yolo
+from cnnlab.data.localization import from_scenes
 from cnnlab.data.scenes import make_scenes, write_yolo
 from cnnlab.data.yolo import yolo_line
-from cnnlab.engine.localize import batch
+from cnnlab.engine.localize import LocalizeConfig, batch, load_data
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.heads import LocalizationOutput
 
@@ -282,7 +282,7 @@ def test_boxes_are_well_formed_whatever_the_regression_says() -> None:
 
 def test_yolo_folder_source(tmp_path: Path) -> None:
     root = write_yolo(make_scenes(12, seed=3, image_size=32, max_objects=1), tmp_path / "y")
-    data = from_yolo(str(root), image_size=32)
+    data = load_data(LocalizeConfig(data=str(root), image_size=32))  # read as detect reads it
     assert len(data.images) == 12 and data.landmarks.shape == (12, 0, 2)
     assert ((data.pc > 0) == (data.label >= 0)).all()
 

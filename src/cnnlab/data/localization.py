@@ -14,8 +14,6 @@ import numpy as np
 import torch
 
 from cnnlab.data.classification import require_splittable, stratified_split
-from cnnlab.data.folder import image_to_uint8
-from cnnlab.data.memory import require_image_memory
 from cnnlab.data.scenes import (
     LANDMARK_PAIRS,
     LANDMARKS,
@@ -23,9 +21,7 @@ from cnnlab.data.scenes import (
     check_scene_size,
     make_scenes,
 )
-from cnnlab.data.yolo import folder_splits, read_yolo_folder
 from cnnlab.errors import CnnlabError
-from cnnlab.ops.boxes import box_convert
 from cnnlab.words import counted
 
 
@@ -108,17 +104,6 @@ def from_scenes(
         LANDMARKS if landmarks else (),
         LANDMARK_PAIRS if landmarks else (),
     )
-
-
-def from_yolo(root: str, image_size: int = 64, seed: int = 0) -> LocalizationData:
-    """A YOLO label folder; the first object of each image is its target. The splits are the
-    folders' (train/val, and test where there is one) where they name them."""
-    items, class_names = read_yolo_folder(root)
-    require_image_memory(len(items), image_size, root)
-    images = torch.stack([image_to_uint8(i.image, image_size, 3, "stretch") for i in items])
-    boxes = [box_convert(torch.from_numpy(i.boxes_cxcywh), "cxcywh", "xyxy") for i in items]
-    labels = [torch.from_numpy(i.labels) for i in items]
-    return from_boxes(images, boxes, labels, class_names, seed, folder_splits(items), root)
 
 
 def from_boxes(
