@@ -329,7 +329,7 @@ def transfer_style(
             total.interrupted = True
             start = F.interpolate(start, size=size, mode="bilinear", align_corners=False)
             break
-    total.image = start[0].clamp(0, 1)
+    total.image = start[0]  # clamped at each step; bilinear resizing keeps it in [0, 1]
     total.seconds_per_step = total.seconds / max(1, len(total.history))
     return total
 
