@@ -233,7 +233,7 @@ def load_classification(
     elif source.lower().endswith(".csv") or Path(source).is_dir():
         from cnnlab.data.folder import load_image_folder, load_labelled_files
 
-        files: dict[str, object] = dict(
+        settings: dict[str, object] = dict(
             image_size=image_size,
             channels=channels or 3,
             split_seed=split_seed,
@@ -243,13 +243,11 @@ def load_classification(
             resize=resize,
         )
         if Path(source).is_dir():
-            return load_image_folder(Path(source), **files)
+            return load_image_folder(Path(source), **settings)
         from cnnlab.data.csv_labels import read_label_csv
 
         table = read_label_csv(source)
-        index = {name: i for i, name in enumerate(table.class_names)}
-        listed = [(file, index[name]) for file, name in table.files]
-        return load_labelled_files(source, listed, table.class_names, **files)
+        return load_labelled_files(source, table.indexed(), table.class_names, **settings)
     else:
         raise CnnlabError(
             f"--data {source!r}: not a bundled dataset ({', '.join(BUNDLED)}) and not a folder"

@@ -66,6 +66,11 @@ class LabelledImages:
     class_names: list[str]
     folder: Path  # where the images were found
 
+    def indexed(self) -> list[tuple[Path, int]]:
+        """Each image with its class's index in :attr:`class_names`, as the loaders take them."""
+        index = {name: i for i, name in enumerate(self.class_names)}
+        return [(file, index[name]) for file, name in self.files]
+
 
 def _rows(path: Path) -> list[list[str]]:
     """The CSV's rows, its delimiter (``,`` ``;`` tab or ``|``) sniffed from the first lines."""

@@ -365,7 +365,6 @@ def load_labelled_folder(
         shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
         raise CnnlabError(f"{unknown[0]}: a class unknown to the checkpoint (its classes: {shown})")
     files = _scan(folder, class_names)
-    require_image_memory(len(files), image_size, root, channels)
     part, skipped = decode_files(
         files,
         image_size,
@@ -388,7 +387,9 @@ def decode_files(
     where: str = "",
 ) -> tuple[Split, list[str]]:
     """Image files with their class indices as one :class:`Split` to score, and the files
-    skipped as unreadable; none usable is a :class:`CnnlabError` naming ``source``."""
+    skipped as unreadable; too many for memory, or none usable, is a :class:`CnnlabError`
+    naming ``source``."""
+    require_image_memory(len(files), image_size, source, channels)
     skipped: list[str] = []
     images, labels = _decode(files, image_size, channels, resize, strict, skipped)
     if not images:

@@ -112,10 +112,10 @@ def _csv_part(
     from cnnlab.data.csv_labels import read_label_csv
     from cnnlab.data.folder import decode_files
 
-    table = read_label_csv(source, names)
-    index = {name: i for i, name in enumerate(names)}
-    files = [(file, index[name]) for file, name in table.files]
-    part, skipped = decode_files(files, size, channels, config.resize, config.strict, source)
+    table = read_label_csv(source, names)  # its class_names: the checkpoint's, in their order
+    part, skipped = decode_files(
+        table.indexed(), size, channels, config.resize, config.strict, source
+    )
     return part, "all", skipped
 
 
