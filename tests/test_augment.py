@@ -21,7 +21,7 @@ from cnnlab.data.augment import (
     pca_basis,
 )
 from cnnlab.engine.detect import load_detection_data
-from cnnlab.engine.segment import folder_segmentation
+from cnnlab.engine.segment_data import folder_segmentation
 from cnnlab.errors import CnnlabError
 
 

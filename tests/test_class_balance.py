@@ -125,7 +125,8 @@ def test_imbalanced_folder_warns_and_reports_per_class(
 
 
 def test_segmentation_balanced_weights_count_pixels() -> None:
-    from cnnlab.engine.segment import pixel_counts, scenes_segmentation
+    from cnnlab.engine.segment import pixel_counts
+    from cnnlab.engine.segment_data import scenes_segmentation
 
     data = scenes_segmentation(6, image_size=32, seed=1)
     idx = torch.tensor([0, 2, 5])

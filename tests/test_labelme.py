@@ -19,7 +19,7 @@ from cnnlab.cli import main
 from cnnlab.data.labelme import read_labelme_folder
 from cnnlab.data.scenes import make_scenes, write_labelme, write_yolo_polygons
 from cnnlab.engine.detect import labelme_data, yolo_folder_data
-from cnnlab.engine.segment import folder_segmentation, yolo_segmentation
+from cnnlab.engine.segment_data import folder_segmentation, yolo_segmentation
 from cnnlab.errors import CnnlabError
 
 

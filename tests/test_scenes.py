@@ -205,7 +205,7 @@ def test_data_scenes_writes_what_the_readers_read(
     the same objects; an existing non-empty folder is refused and left as it was."""
     from cnnlab.cli import main
     from cnnlab.engine.detect import coco_data
-    from cnnlab.engine.segment import folder_segmentation
+    from cnnlab.engine.segment_data import folder_segmentation
 
     counts = {}
     for fmt in ("yolo", "coco", "masks", "yolo-seg"):
@@ -342,7 +342,7 @@ def test_polygon_labels_round_trip_to_the_scenes_maps(tmp_path: Path) -> None:
     import torch
 
     from cnnlab.data.scenes import mask_outline, write_yolo_polygons
-    from cnnlab.engine.segment import yolo_segmentation
+    from cnnlab.engine.segment_data import yolo_segmentation
 
     scenes = make_scenes(12, seed=4, image_size=64)
     write_yolo_polygons(scenes, tmp_path / "ys")

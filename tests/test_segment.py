@@ -18,13 +18,8 @@ from cnnlab.cli import main
 from cnnlab.data.palettes import voc_colormap
 from cnnlab.data.scenes import make_scenes, write_masks
 from cnnlab.engine.runs import summarise
-from cnnlab.engine.segment import (
-    VOID,
-    confusion_matrix,
-    folder_segmentation,
-    scenes_segmentation,
-    segmentation_metrics,
-)
+from cnnlab.engine.segment import VOID, confusion_matrix, segmentation_metrics
+from cnnlab.engine.segment_data import folder_segmentation, scenes_segmentation
 from cnnlab.engine.segment_maps import colorize, upsampled_argmax, upsampled_strips
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import dice_loss, segmentation_loss
@@ -150,7 +145,8 @@ def test_augmentation_marks_pixels_from_outside_as_void() -> None:
     (not background, which the network would learn black means); inside, classes move with
     the image, and VOID pixels of the data stay VOID."""
     from cnnlab.data.augment import build_augmentation
-    from cnnlab.engine.segment import SegmentationData, make_batch
+    from cnnlab.engine.segment import make_batch
+    from cnnlab.engine.segment_data import SegmentationData
 
     masks = torch.ones(4, 32, 32, dtype=torch.long)
     masks[:, :, :8] = 2
@@ -590,7 +586,7 @@ def test_coco_segmentation_paints_the_scenes_back(tmp_path: Path) -> None:
     """write_coco stores each object's visible mask as RLE; read back, the class maps equal the
     scenes' own semantic maps pixel for pixel (objects' visible masks never overlap)."""
     from cnnlab.data.scenes import write_coco
-    from cnnlab.engine.segment import coco_segmentation
+    from cnnlab.engine.segment_data import coco_segmentation
 
     scenes = make_scenes(6, seed=7, image_size=48)
     data = coco_segmentation(write_coco(scenes, tmp_path / "c"), 48)
@@ -606,7 +602,7 @@ def test_coco_polygons_crowds_and_bad_segmentations(tmp_path: Path) -> None:
     """A hand-made polygon fills its rectangle; a smaller object in front of a larger one keeps
     its pixels whatever the annotation order; a crowd region stays background; a box-only or
     malformed annotation is an error naming the file and the annotation."""
-    from cnnlab.engine.segment import coco_segmentation
+    from cnnlab.engine.segment_data import coco_segmentation
 
     (tmp_path / "images").mkdir()
     Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(tmp_path / "images" / "a.png")
@@ -661,7 +657,7 @@ def test_yolo_polygon_labels_paint_class_maps(tmp_path: Path) -> None:
     oracle), class c is painted c + 1, a small object in front of a larger one keeps its
     pixels, the folder's splits are kept; detection reads the polygons' bounds as boxes."""
     from cnnlab.engine.detect import yolo_folder_data
-    from cnnlab.engine.segment import yolo_segmentation
+    from cnnlab.engine.segment_data import yolo_segmentation
 
     rect = "0 0.25 0.25 0.75 0.25 0.75 0.5 0.25 0.5"  # x 4..12, y 4..8 at 16 px
     small = "2 0.375 0.3125 0.5 0.3125 0.5 0.4375 0.375 0.4375"  # x 6..8, y 5..7, inside it

@@ -150,7 +150,7 @@ def test_segment_predict_on_a_video(
     from PIL import Image
 
     from cnnlab import Segmenter
-    from cnnlab.engine.segment import folder_segmentation
+    from cnnlab.engine.segment_data import folder_segmentation
 
     run = tmp_path / "seg"
     argv = ["segment", "train", "--images", "40", "--epochs", "1", "--image-size", "32"]

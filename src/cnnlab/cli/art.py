@@ -119,7 +119,8 @@ def _task_images(task: str, config: dict[str, Any], data: str | None, split: str
 
         found = load_detection_data(replace(DetectConfig(**config), data=source))
     else:
-        from cnnlab.engine.segment import SegmentConfig, load_segmentation_data
+        from cnnlab.engine.segment import SegmentConfig
+        from cnnlab.engine.segment_data import load_segmentation_data
 
         found = load_segmentation_data(replace(SegmentConfig(**config), data=source))
     parts = own_or_seeded(found.splits, len(found.images), config.get("seed", 0))

@@ -158,7 +158,8 @@ def _segment(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, in
     """The masks moved with each draw as ``segment train`` moves them; pixels brought in from
     outside the image are unlabelled (drawn grey), as training leaves them."""
     from cnnlab.config import SegmentConfig
-    from cnnlab.engine.segment import load_segmentation_data, make_batch
+    from cnnlab.engine.segment import make_batch
+    from cnnlab.engine.segment_data import load_segmentation_data
     from cnnlab.viz.plots import plot_augmentation_grid
 
     def batch(data: Any, idx: Any, pipeline: Any, original: bool) -> tuple[Any, Any]:

@@ -69,12 +69,8 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data, scored_indices
-    from cnnlab.engine.segment import (
-        SegmentConfig,
-        evaluate_segmenter,
-        load_segmentation_data,
-        relabelled,
-    )
+    from cnnlab.engine.segment import SegmentConfig, evaluate_segmenter
+    from cnnlab.engine.segment_data import load_segmentation_data, relabelled
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
     config = SegmentConfig(**ckpt["config"])
@@ -124,7 +120,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     import torch
 
     from cnnlab.data.scenes import standardise
-    from cnnlab.engine.segment import scenes_segmentation
+    from cnnlab.engine.segment_data import scenes_segmentation
     from cnnlab.engine.segment_maps import (
         add_mask_pair,
         mask_counts,

@@ -4,7 +4,7 @@ the images, the categories and each annotation, checked first, so that a bad ent
 
 Detection reads each annotation's ``bbox`` (:func:`cnnlab.engine.detect.coco_data`);
 segmentation reads its ``segmentation``, polygons or run-length encoded, decoded by pycocotools
-(:func:`annotation_mask`, :func:`cnnlab.engine.segment.coco_segmentation`).
+(:func:`annotation_mask`, :func:`cnnlab.engine.segment_data.coco_segmentation`).
 """
 
 from __future__ import annotations

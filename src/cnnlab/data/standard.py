@@ -234,7 +234,7 @@ def pets_segmentation(root: str | Path | None, image_size: int = 128, seed: int 
     from PIL import Image
 
     from cnnlab.data.folder import image_to_uint8
-    from cnnlab.engine.segment import SegmentationData
+    from cnnlab.engine.segment_data import SegmentationData
 
     folder = require("pets", root)
     trimaps = sorted((folder / "annotations" / "trimaps").glob("*.png"))
@@ -282,9 +282,10 @@ def voc_segmentation(name: str, root: str | Path | None, image_size: int = 128):
     """Pascal VOC semantic segmentation: ``SegmentationClass/*.png`` (palette indices 0 =
     background, 1-20 the classes, 255 = the "void" border, neither trained on nor scored) with
     their ``JPEGImages``, split as VOC splits it (``ImageSets/Segmentation``: train and val);
-    read as any folder in VOC's layout is (:func:`cnnlab.engine.segment.voc_folder_segmentation`,
-    its classes VOC's 21 where no ``labelmap.txt`` or ``classes.txt`` says otherwise)."""
-    from cnnlab.engine.segment import voc_folder_segmentation
+    read as any folder in VOC's layout is
+    (:func:`cnnlab.engine.segment_data.voc_folder_segmentation`, its classes VOC's 21 where no
+    ``labelmap.txt`` or ``classes.txt`` says otherwise)."""
+    from cnnlab.engine.segment_data import voc_folder_segmentation
 
     year = name.removeprefix("voc")
     return voc_folder_segmentation(require(name, root) / "VOCdevkit" / f"VOC{year}", image_size)

@@ -23,7 +23,7 @@ The class names are those of ``labelmap.txt`` (CVAT's and Datumaro's
 else of ``classes.txt`` (one per line), else the names the XML files use, sorted
 (:func:`~cnnlab.data.textfiles.sorted_names`).
 
-Class maps (:func:`cnnlab.engine.segment.voc_folder_segmentation`):
+Class maps (:func:`cnnlab.engine.segment_data.voc_folder_segmentation`):
 ``root/SegmentationClass/<stem>.png`` beside ``root/JPEGImages/<stem>.*``, palette or grey PNGs
 of class indices (VOC's own) or RGB pictures in ``labelmap.txt``'s colours (CVAT's), 255 or
 VOC's pale border colour for "nobody labelled"; split by ``ImageSets/Segmentation``.

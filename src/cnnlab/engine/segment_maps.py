@@ -6,7 +6,7 @@ pixels a strip of rows at a time (:func:`upsampled_argmax`: PyTorch's bilinear r
 memory); the map is kept as ``uint8`` class indices. It is written as a palette PNG
 (:func:`map_image`, the format of Pascal VOC's masks: each pixel its class index, shown in
 :data:`~cnnlab.data.palettes.MAP_COLOURS`), beside an overlay on the photo, and with
-``--as-dataset`` into the mask folder :func:`cnnlab.engine.segment.folder_segmentation` reads.
+``--as-dataset`` into the mask folder :func:`cnnlab.engine.segment_data.folder_segmentation` reads.
 :class:`Segmenter` is the same from Python, loaded once for many images.
 """
 
@@ -178,7 +178,7 @@ def map_image(mask: np.ndarray) -> Image.Image:
 
 
 def new_mask_dataset(folder: Path, names: Sequence[str]) -> None:
-    """Begin the mask folder :func:`~cnnlab.engine.segment.folder_segmentation` reads in a new
+    """Begin the mask folder :func:`~cnnlab.engine.segment_data.folder_segmentation` reads in a new
     or empty ``folder``: ``images/``, ``masks/`` and ``classes.txt`` (:func:`add_mask_pair`
     fills it)."""
     (folder / "images").mkdir(parents=True)
