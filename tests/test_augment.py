@@ -20,7 +20,7 @@ from cnnlab.data.augment import (
     parse_augment,
     pca_basis,
 )
-from cnnlab.engine.detect import load_detection_data
+from cnnlab.engine.detection_data import load_detection_data
 from cnnlab.engine.segment_data import folder_segmentation
 from cnnlab.errors import CnnlabError
 

@@ -12,7 +12,8 @@ import torch
 
 from cnnlab.data.coco import read_coco
 from cnnlab.data.scenes import make_scenes, write_coco
-from cnnlab.engine.detect import DetectConfig, coco_data, load_detection_data
+from cnnlab.engine.detect import DetectConfig
+from cnnlab.engine.detection_data import coco_data, load_detection_data
 from cnnlab.engine.segment_data import coco_segmentation, folder_segmentation
 from cnnlab.errors import CnnlabError
 

@@ -123,7 +123,7 @@ def test_class_folders_are_not_a_detection_or_segmentation_folder(tmp_path: Path
     """The other way round: class folders given to detect, localize or segment train said
     "classes.txt: missing"; now they name the command that reads them, split folders too."""
     from cnnlab.config import DetectConfig
-    from cnnlab.engine.detect import load_detection_data
+    from cnnlab.engine.detection_data import load_detection_data
     from cnnlab.engine.segment_data import folder_segmentation
 
     flat = write_folder(tmp_path / "flat", per_class=2)
@@ -147,7 +147,7 @@ def test_a_datasets_own_images_or_labels_folder_names_the_dataset(
     A dataset that is itself called images (with its own images/ and labels/) is left alone."""
     from cnnlab.config import DetectConfig
     from cnnlab.data.scenes import make_scenes, write_masks, write_yolo
-    from cnnlab.engine.detect import load_detection_data
+    from cnnlab.engine.detection_data import load_detection_data
     from cnnlab.engine.segment_data import folder_segmentation
 
     scenes = make_scenes(4, seed=0, image_size=32)

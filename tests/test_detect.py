@@ -16,13 +16,8 @@ import cnnlab
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_coco, write_yolo
 from cnnlab.data.yolo import read_yolo_folder, yolo_line
-from cnnlab.engine.detect import (
-    coco_data,
-    decode,
-    make_batch,
-    scenes_data,
-    yolo_folder_data,
-)
+from cnnlab.engine.detect import decode, make_batch
+from cnnlab.engine.detection_data import coco_data, scenes_data, yolo_folder_data
 from cnnlab.engine.detection_metrics import coco_evaluate
 from cnnlab.engine.runs import summarise
 from cnnlab.errors import CnnlabError

@@ -607,7 +607,8 @@ def test_coco_without_checksums(server, monkeypatch, tmp_path: Path, name: str, 
         )
         == 0
     )
-    from cnnlab.engine.detect import DetectConfig, load_detection_data
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data
 
     data = load_detection_data(DetectConfig(data=name, data_root=root, image_size=64))
     assert data.class_names == ["car", "dog"] and data.labels[0].tolist() == [1]

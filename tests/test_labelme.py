@@ -18,7 +18,7 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.data.labelme import read_labelme_folder
 from cnnlab.data.scenes import make_scenes, write_labelme, write_yolo_polygons
-from cnnlab.engine.detect import labelme_data, yolo_folder_data
+from cnnlab.engine.detection_data import labelme_data, yolo_folder_data
 from cnnlab.engine.segment_data import folder_segmentation, yolo_segmentation
 from cnnlab.errors import CnnlabError
 

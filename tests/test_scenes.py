@@ -204,7 +204,7 @@ def test_data_scenes_writes_what_the_readers_read(
     """``cnnlab data scenes`` in each format reads back with the loader that format feeds, with
     the same objects; an existing non-empty folder is refused and left as it was."""
     from cnnlab.cli import main
-    from cnnlab.engine.detect import coco_data
+    from cnnlab.engine.detection_data import coco_data
     from cnnlab.engine.segment_data import folder_segmentation
 
     counts = {}
@@ -230,7 +230,7 @@ def test_data_scenes_writes_what_the_readers_read(
 def test_text_files_with_a_byte_order_mark_or_not_text(tmp_path: Path) -> None:
     """Windows editors start UTF-8 files with a byte-order mark: class lists, YOLO labels and
     COCO files read the same with it; a file that is not text is a one-line error."""
-    from cnnlab.engine.detect import coco_data
+    from cnnlab.engine.detection_data import coco_data
 
     root = write_yolo(make_scenes(3, seed=4, image_size=32), tmp_path / "y")
     plain = read_yolo_folder(root)

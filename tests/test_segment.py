@@ -656,7 +656,7 @@ def test_yolo_polygon_labels_paint_class_maps(tmp_path: Path) -> None:
     """Ultralytics' polygon labels: an axis-aligned rectangle fills exactly its pixels (hand
     oracle), class c is painted c + 1, a small object in front of a larger one keeps its
     pixels, the folder's splits are kept; detection reads the polygons' bounds as boxes."""
-    from cnnlab.engine.detect import yolo_folder_data
+    from cnnlab.engine.detection_data import yolo_folder_data
     from cnnlab.engine.segment_data import yolo_segmentation
 
     rect = "0 0.25 0.25 0.75 0.25 0.75 0.5 0.25 0.5"  # x 4..12, y 4..8 at 16 px

@@ -16,7 +16,7 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_masks, write_voc, write_yolo
 from cnnlab.data.voc_folder import read_labelmap, read_voc_folder, voc_xml
-from cnnlab.engine.detect import voc_folder_data, yolo_folder_data
+from cnnlab.engine.detection_data import voc_folder_data, yolo_folder_data
 from cnnlab.engine.segment_data import folder_segmentation
 from cnnlab.errors import CnnlabError
 

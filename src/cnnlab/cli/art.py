@@ -115,7 +115,8 @@ def _task_images(task: str, config: dict[str, Any], data: str | None, split: str
         loc = load_data(replace(LocalizeConfig(**config), data=source))
         return loc.images[require_split(loc.splits, split, source)]
     if task == "detection":
-        from cnnlab.engine.detect import DetectConfig, load_detection_data
+        from cnnlab.engine.detect import DetectConfig
+        from cnnlab.engine.detection_data import load_detection_data
 
         found = load_detection_data(replace(DetectConfig(**config), data=source))
     else:

@@ -139,7 +139,8 @@ def _detect(args: argparse.Namespace, names: tuple[str, ...]) -> tuple[Path, int
     """The boxes moved with each draw as ``detect train`` moves them (mirroring unless
     ``--no-mirror``); a box squeezed out of the image is dropped, as in training."""
     from cnnlab.config import DetectConfig
-    from cnnlab.engine.detect import load_detection_data, make_batch
+    from cnnlab.engine.detect import make_batch
+    from cnnlab.engine.detection_data import load_detection_data
     from cnnlab.viz.plots import plot_augmentation_grid
 
     def batch(data: Any, idx: Any, pipeline: Any, original: bool) -> tuple[Any, Any]:

@@ -260,7 +260,8 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
 def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tuple[Any, str]:
     """The split of the run's own data, or (``--data``) other labelled data: every image, or
     ``split`` where it has split folders, its classes renumbered to the checkpoint's."""
-    from cnnlab.engine.detect import DetectConfig, load_detection_data, relabelled, split_of
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data, relabelled, split_of
     from cnnlab.engine.eval_data import is_other_data, scored_indices
 
     config = DetectConfig(**ckpt["config"])
@@ -311,7 +312,8 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
 
 
 def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.detect import detect_images, detection_rows, draw_detections, scenes_data
+    from cnnlab.engine.detect import detect_images, detection_rows, draw_detections
+    from cnnlab.engine.detection_data import scenes_data
     from cnnlab.engine.predict import in_chunks
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
@@ -388,7 +390,8 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
 def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
-    from cnnlab.engine.detect import DetectConfig, load_detection_data
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data
     from cnnlab.ops.anchors import kmeans_anchors, mean_best_iou
 
     data = load_detection_data(

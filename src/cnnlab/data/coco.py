@@ -2,7 +2,7 @@
 the images, the categories and each annotation, checked first, so that a bad entry is a
 :class:`CnnlabError` naming the file and the entry rather than a failure mid-training.
 
-Detection reads each annotation's ``bbox`` (:func:`cnnlab.engine.detect.coco_data`);
+Detection reads each annotation's ``bbox`` (:func:`cnnlab.engine.detection_data.coco_data`);
 segmentation reads its ``segmentation``, polygons or run-length encoded, decoded by pycocotools
 (:func:`annotation_mask`, :func:`cnnlab.engine.segment_data.coco_segmentation`).
 """

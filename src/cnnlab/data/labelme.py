@@ -9,12 +9,13 @@ masks) a bitmap, base64 PNG in ``"mask"``, covering the pixels from its first po
 second, both included. Shapes that enclose no area (``point``,
 ``line``, ``linestrip``) are left out with a warning, and so are images without a JSON file.
 
-For boxes (:func:`cnnlab.engine.detect.labelme_data`) each shape is its bounding box; for class
-maps (:func:`cnnlab.engine.segment_data.labelme_segmentation`) its area is painted, larger shapes
-first so a small one in front keeps its pixels, as COCO's polygons are. The class names are
-``labels.txt``'s (labelme's own ``--labels`` file: ``__ignore__`` and ``_background_`` lines
-skipped) or ``classes.txt``'s, else the labels the files use, sorted. The folder may be flat
-or split (``train/``, ``val/``, ``test/`` folders of images and JSON files): its splits then.
+For boxes (:func:`cnnlab.engine.detection_data.labelme_data`) each shape is its bounding box;
+for class maps (:func:`cnnlab.engine.segment_data.labelme_segmentation`) its area is painted,
+larger shapes first so a small one in front keeps its pixels, as COCO's polygons are. The
+class names are ``labels.txt``'s (labelme's own ``--labels`` file: ``__ignore__`` and
+``_background_`` lines skipped) or ``classes.txt``'s, else the labels the files use, sorted.
+The folder may be flat or split (``train/``, ``val/``, ``test/`` folders of images and JSON
+files): its splits then.
 """
 
 from __future__ import annotations

@@ -213,12 +213,13 @@ def _listed(path: Path, index: dict[str, int]) -> list[int]:
 
 
 def voc_detection(name: str, root: str | Path | None, image_size: int):
-    """Pascal VOC detection as :class:`cnnlab.engine.detect.DetectionData` (trainval + test),
-    read as any folder of VOC XML files is (:func:`cnnlab.engine.detect.voc_folder_data`: VOC's
-    1-based pixel corners, ``ImageSets/Main``'s train, val, and VOC 2007's test as the splits),
+    """Pascal VOC detection as :class:`cnnlab.engine.detection_data.DetectionData` (trainval +
+    test), read as any folder of VOC XML files is
+    (:func:`cnnlab.engine.detection_data.voc_folder_data`: VOC's 1-based pixel corners,
+    ``ImageSets/Main``'s train, val, and VOC 2007's test as the splits),
     its classes VOC's 20. Objects marked ``difficult`` are kept but flagged: not trained on, and
     neither found nor missed in the evaluation, as VOC's own protocol has it."""
-    from cnnlab.engine.detect import voc_folder_data
+    from cnnlab.engine.detection_data import voc_folder_data
 
     year = name.removeprefix("voc")
     base = require(name, root) / "VOCdevkit" / f"VOC{year}"

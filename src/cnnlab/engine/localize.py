@@ -55,7 +55,7 @@ from cnnlab.registry import create_model
 
 def load_data(config: LocalizeConfig) -> LocalizationData:
     """The images and single-object targets ``--data`` names: generated scenes (with
-    landmarks if asked), or whatever :func:`~cnnlab.engine.detect.load_detection_data` reads
+    landmarks if asked), or whatever :func:`~cnnlab.engine.detection_data.load_detection_data` reads
     (YOLO, COCO, VOC XML, labelme), the first object of each image."""
     if config.data == "scenes":
         return from_scenes(
@@ -63,7 +63,8 @@ def load_data(config: LocalizeConfig) -> LocalizationData:
         )
     if config.landmarks:
         raise CnnlabError("--landmarks needs --data scenes (YOLO and COCO files carry none here)")
-    from cnnlab.engine.detect import DetectConfig, load_detection_data
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data
 
     det = load_detection_data(DetectConfig(data=config.data, image_size=config.image_size))
     return from_boxes(
@@ -77,7 +78,8 @@ def other_localization_data(
     """Labelled boxes other than the run's (a YOLO folder or data.yaml, or a COCO file) as the
     checkpoint's single-object targets (:mod:`cnnlab.engine.eval_data`: classes by name; every
     image, or ``split``'s where the data has split folders), and what is scored."""
-    from cnnlab.engine.detect import DetectConfig, load_detection_data, relabelled
+    from cnnlab.engine.detect import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data, relabelled
     from cnnlab.engine.eval_data import scored_indices
 
     size = ckpt["input_size"][-1]
