@@ -30,6 +30,7 @@ from skimage.draw import polygon as draw_polygon
 
 from cnnlab.config import check_max_objects
 from cnnlab.data.memory import require_memory
+from cnnlab.data.textfiles import write_names
 from cnnlab.errors import CnnlabError
 
 CLASS_NAMES = ("pedestrian", "car", "motorcycle", "triangle", "star", "diamond", "cross", "ring")
@@ -320,7 +321,7 @@ def _write_label_folder(
         (root / "labels" / name.replace(".png", ".txt")).write_text(
             "\n".join(lines) + "\n" if lines else ""
         )
-    (root / "classes.txt").write_text("\n".join(scenes[0].class_names) + "\n")
+    write_names(root / "classes.txt", scenes[0].class_names)
     return root
 
 
@@ -405,7 +406,7 @@ def write_masks(scenes: list[Scene], root: str | Path) -> Path:
         m = Image.fromarray(scene.semantic, mode="P")
         m.putpalette(palette)
         m.save(root / "masks" / name)
-    (root / "classes.txt").write_text("\n".join(("background", *scenes[0].class_names)) + "\n")
+    write_names(root / "classes.txt", ("background", *scenes[0].class_names))
     return root
 
 

@@ -5,6 +5,7 @@ text is a one-line error naming it rather than a traceback."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -30,3 +31,9 @@ def sorted_names(names: set[str] | list[str]) -> list[str]:
     if names and all(re.fullmatch(r"-?[0-9]+", n) for n in names):  # "²" is a digit, no int
         return sorted(names, key=int)
     return sorted(names)
+
+
+def write_names(path: Path, names: Sequence[str]) -> None:
+    """Write a class list :func:`read_names` reads back: one name a line, in UTF-8 whatever the
+    system's locale (a name such as ``café`` survives on Windows too)."""
+    path.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")

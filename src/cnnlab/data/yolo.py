@@ -24,7 +24,7 @@ import torch
 
 from cnnlab.data.folder import IMAGE_SUFFIXES, images_under, refuse_class_folders
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
-from cnnlab.data.textfiles import read_lines, read_names
+from cnnlab.data.textfiles import read_lines, read_names, write_names
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -368,7 +368,7 @@ def write_yolo_dataset(
     folder = new_dataset_folder(folder)
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
-    (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    write_names(folder / "classes.txt", names)
     frames_of = [video_of(str(source)) for source, _, _ in images]
     sources = [  # a video's frame i: a PNG named <video>_<i>, numbered like any other image
         Path(source) if f is None else Path(f[0]).with_name(f"{Path(f[0]).stem}_{f[1]:06d}.png")

@@ -25,6 +25,7 @@ from cnnlab.data.folder import image_to_uint8
 from cnnlab.data.images import image_list, open_image, with_progress
 from cnnlab.data.palettes import MAP_COLOURS
 from cnnlab.data.scenes import standardise
+from cnnlab.data.textfiles import write_names
 from cnnlab.engine.predict import Predictor, source_names
 from cnnlab.models.unet import at_input_size
 
@@ -183,7 +184,7 @@ def new_mask_dataset(folder: Path, names: Sequence[str]) -> None:
     fills it)."""
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
-    (folder / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    write_names(folder / "classes.txt", names)
 
 
 def add_mask_pair(
