@@ -162,9 +162,61 @@ def test_segment_predict_on_a_video(
     rows = result["predictions"]
     assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(36)]
     expected = Segmenter.load(run / "best.pt").predict_files(list(read_frames(clip)))
+    every = [*argv, str(tmp_path / "tenth"), "--every", "10", "--json"]  # frames 0, 10, 20, 30
+    assert main(every) == 0
+    tenth = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [r["source"] for r in tenth] == [f"{clip}#frame={i}" for i in range(0, 36, 10)]
+    for row, want in zip(tenth, expected[::10], strict=True):
+        assert np.array_equal(np.asarray(Image.open(row["map"])), want["mask"].numpy())
+    assert video_info(tmp_path / "tenth" / "clip_overlay.mp4") == (4, 1.0)
     for row, want in zip(rows, expected, strict=True):
         assert np.array_equal(np.asarray(Image.open(row["map"])), want["mask"].numpy())
     assert result["videos"] == [str(tmp_path / "maps" / "clip_overlay.mp4")]
     assert video_info(tmp_path / "maps" / "clip_overlay.mp4") == (36, 10.0)
     data = folder_segmentation(tmp_path / "d", 32)
     assert len(data.images) == 36
+
+
+def test_every_nth_frame(
+    clip: Path, detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--every 5 predicts on frames 0, 5, ..., 35 alone, each as the Detector finds it in those
+    decoded frames (the oracle); --out's video holds those 8 frames at 10 / 5 fps (as long as
+    the clip) and --as-dataset writes those frames, each the frame decoded."""
+    from PIL import Image
+
+    from cnnlab import Detector
+
+    frames = list(read_frames(clip))
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(clip, 5), frames[::5], strict=True))
+    assert video_info(clip, 5) == (8, 2.0)
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--every", "5"]
+    out, data = tmp_path / "drawn", tmp_path / "d"
+    argv += ["--score-threshold", "0.05", "--out", str(out), "--as-dataset", str(data), "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(0, 36, 5)]
+    expected = Detector.load(detector).predict_images(frames[::5], score_threshold=0.05)
+    assert [r["detections"] for r in rows] == [e["detections"] for e in expected]
+    assert video_info(out / "clip_boxes.mp4") == (8, 2.0)
+    written = sorted((data / "images").iterdir())
+    assert [p.name for p in written] == [f"clip_{i:06d}.png" for i in range(0, 36, 5)]
+    assert np.array_equal(np.asarray(Image.open(written[3])), frames[15])
+
+
+def test_every_is_checked(
+    clip: Path, detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(make_scenes(1, seed=3, image_size=64)[0].image).save(photo)
+    for command in ("detect", "localize", "segment"):
+        argv = [command, "predict", "--checkpoint", str(detector), str(photo), "--every", "3"]
+        assert main(argv) == 2
+        assert (
+            "--every 3 keeps every n-th frame of a video; give a video" in capsys.readouterr().err
+        )
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--every", "0"]
+    assert main(argv) == 2
+    assert "--every" in capsys.readouterr().err

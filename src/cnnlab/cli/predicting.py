@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import checkpoint_among
+from cnnlab.cli.common import checkpoint_among, positive_int
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
@@ -76,6 +76,27 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
     return new_dataset_folder(args.as_dataset)
 
 
+def add_every(parser: argparse.ArgumentParser) -> None:
+    """``--every N``: of each video given, frames 0, N, 2N, ... only."""
+    parser.add_argument(
+        "--every",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="of each video, predict on every N-th frame only (0, N, 2N, ...; default 1: all); "
+        "--out's video plays them at 1/N of the frame rate, lasting as long",
+    )
+
+
+def frame_stride(args: argparse.Namespace) -> int:
+    """``--every``'s N, refused above 1 where no video is given (it would do nothing)."""
+    from cnnlab.data.video import is_video
+
+    if args.every > 1 and not any(is_video(p) for p in args.images or []):
+        raise CnnlabError(f"--every {args.every} keeps every n-th frame of a video; give a video")
+    return args.every
+
+
 def add_drawn_folder(parser: argparse.ArgumentParser, what: str) -> None:
     """``--out FOLDER``: each image given, at its own size, with ``what`` drawn on it."""
     parser.add_argument(
@@ -125,11 +146,16 @@ def write_drawn(
 
 
 def draw_found(
-    folder: Path | None, rows: list[dict[str, Any]], found: list[list], points: list | None = None
+    folder: Path | None,
+    rows: list[dict[str, Any]],
+    found: list[list],
+    points: list | None = None,
+    every: int = 1,
 ) -> None:
     """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
     ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
-    on it (:func:`write_drawn`); each row gets its file's path, ``drawn``."""
+    on it (:func:`write_drawn`; a video's frames, every ``every``-th, as a video again); each row
+    gets its file's path, ``drawn``."""
     if folder is None:
         return
     from cnnlab.data.folder import distinct_stems
@@ -148,17 +174,21 @@ def draw_found(
             by_video.setdefault(frame[0], []).append(i)
     for video, stem in zip(by_video, distinct_stems(list(by_video)), strict=True):
         written = write_drawn_video(
-            folder / f"{stem}_boxes.mp4", video, [drawn[i] for i in by_video[video]]
+            folder / f"{stem}_boxes.mp4", video, [drawn[i] for i in by_video[video]], every
         )
         for i in by_video[video]:
             rows[i]["drawn"] = written
 
 
 def write_drawn_video(
-    path: Path, video: str, drawn: Sequence[tuple[str, list, list[str], list[int], list]]
+    path: Path,
+    video: str,
+    drawn: Sequence[tuple[str, list, list[str], list[int], list]],
+    every: int = 1,
 ) -> str:
-    """``video`` again, each frame with its ``drawn[i]`` (as :func:`write_drawn` draws on a
-    photo), at the video's own frame rate, as ``path``."""
+    """``video`` again, each frame (every ``every``-th) with its ``drawn[i]`` (as
+    :func:`write_drawn` draws on a photo), as ``path``: at the video's own frame rate, divided
+    by ``every``, so that it lasts as long."""
     import numpy as np
     from PIL import Image
 
@@ -166,11 +196,11 @@ def write_drawn_video(
     from cnnlab.viz.boxes import draw_boxes
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, fps = video_info(video)
+    _, fps = video_info(video, every)
     frames = (
         np.asarray(draw_boxes(Image.fromarray(frame), boxes, captions, classes, points))
         for frame, (_, boxes, captions, classes, points) in zip(
-            read_frames(video),
+            read_frames(video, every),
             drawn,
             strict=True,  # the same file, read again
         )

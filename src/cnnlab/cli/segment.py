@@ -38,8 +38,10 @@ from cnnlab.cli.common import (
 from cnnlab.cli.predicting import (
     add_as_dataset,
     add_checkpoint_or_onnx,
+    add_every,
     add_source_column,
     dataset_folder,
+    frame_stride,
     predict_network,
 )
 from cnnlab.cli.tasks import SIZE_HELP, final_note
@@ -133,6 +135,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     from cnnlab.models.unet import at_input_size
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
+    every = frame_stride(args)
     model, ckpt = predict_network(args, "segment", "segmentation")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
@@ -142,7 +145,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         new_mask_dataset(dataset, names)
     size = ckpt["input_size"][-1]
     if args.images:
-        inputs, total, videos = _files_and_frames(args.images)
+        inputs, total, videos = _files_and_frames(args.images, every)
     else:
         data = scenes_segmentation(args.scenes, size, len(names) - 1, seed=args.seed)
         stems = [f"scene{i}" for i in range(args.scenes)]
@@ -180,7 +183,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         console.print(f"wrote {counted(len(rows), 'map')} and {theirs} to {args.out}")
     result: dict[str, Any] = {"predictions": rows}
     if videos:  # each video's overlays, as a video again
-        result["videos"] = _overlay_videos(rows, videos, Path(args.out))
+        result["videos"] = _overlay_videos(rows, videos, Path(args.out), every)
         if not args.json:
             for path in result["videos"]:
                 console.print(f"wrote {path}")
@@ -207,29 +210,34 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     return result
 
 
-def _files_and_frames(given: list[str]) -> tuple[Iterator[tuple[str, str, Any]], int, dict]:
-    """``(stem, source, image)`` for each image file given, then each video's frames (read one
-    at a time: ``clip_000012``, ``clip.mp4#frame=12``, the frame), how many in all (as the
-    videos state their length) and each video's stem."""
+def _files_and_frames(
+    given: list[str], every: int = 1
+) -> tuple[Iterator[tuple[str, str, Any]], int, dict]:
+    """``(stem, source, image)`` for each image file given, then each video's frames, every
+    ``every``-th (read one at a time: ``clip_000012``, ``clip.mp4#frame=12``, the frame), how
+    many in all (as the videos state their length) and each video's stem."""
     from cnnlab.data.folder import distinct_stems
     from cnnlab.data.video import frame_source, is_video, read_frames, video_info
 
     stills = [p for p in given if not is_video(p)]
     videos = dict(zip((v := [p for p in given if is_video(p)]), distinct_stems(v), strict=True))
-    total = len(stills) + sum(video_info(path)[0] for path in videos)
+    total = len(stills) + sum(video_info(path, every)[0] for path in videos)
 
     def inputs() -> Iterator[tuple[str, str, Any]]:
         yield from zip(distinct_stems(stills), stills, stills, strict=True)  # a/0.png, b/0.png
         for path, stem in videos.items():
-            for i, frame in enumerate(read_frames(path)):
-                yield f"{stem}_{i:06d}", frame_source(path, i), frame
+            for k, frame in enumerate(read_frames(path, every)):
+                yield f"{stem}_{k * every:06d}", frame_source(path, k * every), frame
 
     return inputs(), total, videos
 
 
-def _overlay_videos(rows: list[dict[str, Any]], videos: dict, out: Path) -> list[str]:
+def _overlay_videos(
+    rows: list[dict[str, Any]], videos: dict, out: Path, every: int = 1
+) -> list[str]:
     """``out/<stem>_overlay.mp4`` for each video: its frames' overlays in order, at its frame
-    rate; each of its rows gets the video's path, ``overlay_video``."""
+    rate (divided by ``every``: as long as the video); each of its rows gets the video's path,
+    ``overlay_video``."""
     import numpy as np
     from PIL import Image
 
@@ -240,7 +248,7 @@ def _overlay_videos(rows: list[dict[str, Any]], videos: dict, out: Path) -> list
         mine = [r for r in rows if (of := video_of(r["source"])) is not None and of[0] == path]
         target = out / f"{stem}_overlay.mp4"
         frames = (np.asarray(Image.open(r["overlay"]).convert("RGB")) for r in mine)
-        write_video(target, frames, video_info(path)[1])
+        write_video(target, frames, video_info(path, every)[1])
         for r in mine:
             r["overlay_video"] = str(target)
         written.append(str(target))
@@ -315,4 +323,5 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
     add_as_dataset(p, "images/, masks/ of class indices, classes.txt")
+    add_every(p)
     p.set_defaults(handler=cmd_segment_predict)

@@ -40,10 +40,12 @@ from cnnlab.cli.predicting import (
     add_as_dataset,
     add_checkpoint_or_onnx,
     add_drawn_folder,
+    add_every,
     add_source_column,
     dataset_folder,
     draw_found,
     drawn_folder,
+    frame_stride,
     predict_network,
     write_boxes,
 )
@@ -125,20 +127,20 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
 
 
 def _inputs(
-    args: argparse.Namespace, size: int, scenes: Callable[[], Any]
+    args: argparse.Namespace, size: int, scenes: Callable[[], Any], every: int = 1
 ) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
     """A box predict command's images, a chunk at a time with each one's ``(width, height)``,
     and their sources: the files given, stretched to the model's ``size``
     (:func:`~cnnlab.engine.predict.stretched_chunks`: one chunk in memory however many), then
-    each video's frames (:func:`~cnnlab.engine.predict.video_chunks`, named in ``sources`` as
-    they are read); or ``scenes()`` drawn at that size, one chunk."""
+    each video's frames, every ``every``-th (:func:`~cnnlab.engine.predict.video_chunks`, named
+    in ``sources`` as they are read); or ``scenes()`` drawn at that size, one chunk."""
     if args.images:
         from cnnlab.data.video import is_video
         from cnnlab.engine.predict import stretched_chunks, video_chunks
 
         stills = [p for p in args.images if not is_video(p)]
         sources = list(stills)  # each video's frames join as they are read
-        videos = [video_chunks(v, size, sources) for v in args.images if is_video(v)]
+        videos = [video_chunks(v, size, sources, every) for v in args.images if is_video(v)]
         return itertools.chain(stretched_chunks(stills, size), *videos), sources
     images = scenes()
     return [(images, [(size, size)] * len(images))], [f"scene[{i}]" for i in range(len(images))]
@@ -153,6 +155,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     from cnnlab.engine.predict import in_chunks
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
+    every = frame_stride(args)
     model, ckpt = predict_network(args, "localize", "localization")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
@@ -174,7 +177,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         )
         return torch.from_numpy(np.stack([x.image for x in drawn])).permute(0, 3, 1, 2)
 
-    chunks, sources = _inputs(args, size, scenes)
+    chunks, sources = _inputs(args, size, scenes, every)
     rows, frames, first = in_chunks(
         chunks, lambda images: predict_images(model, ckpt["class_names"], images), size
     )
@@ -190,7 +193,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
     ]
     # the landmarks of each found box
     points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]
-    draw_found(drawn_to, rows, found, points)
+    draw_found(drawn_to, rows, found, points, every)
     if not args.json:
         table = compact_table("classification with localisation: y = [p_c, box, class]")
         shown, note = first_shown(rows, csv_path)
@@ -317,6 +320,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.engine.predict import in_chunks
 
     refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
+    every = frame_stride(args)
     model, ckpt = predict_network(args, "detect", "detection")
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
@@ -329,7 +333,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
         ).images
 
-    chunks, sources = _inputs(args, size, scenes)
+    chunks, sources = _inputs(args, size, scenes, every)
     dets, frames, first = in_chunks(
         chunks,
         lambda images: detect_images(model, images, args.score_threshold, args.iou_threshold),
@@ -348,7 +352,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         ]
         for r in rows
     ]
-    draw_found(drawn_to, rows, found)
+    draw_found(drawn_to, rows, found, every=every)
     if not args.json:
         table = compact_table(
             f"detections (score >= {args.score_threshold:g}, NMS at IoU {args.iou_threshold:g})"
@@ -490,6 +494,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
     add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
     add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
+    add_every(p)
     p.set_defaults(handler=cmd_localize_predict)
 
 
@@ -549,6 +554,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_as_dataset(p, "images/, labels/ as YOLO's class cx cy w h, classes.txt")
     add_drawn_folder(p, "its labelled boxes")
+    add_every(p)
     p.set_defaults(handler=cmd_detect_predict)
     p = what.add_parser("anchors", parents=[common], help="k-means anchors (1 - IoU distance)")
     p.add_argument("--data", default="scenes", help=BOX_DATA_HELP)

@@ -10,6 +10,7 @@ are streamed: a minute of 1080p video is 11 GB of pixels, never held at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -59,27 +60,33 @@ def _open(path: str | Path, mode: str = "r") -> Any:
         raise CnnlabError(f"{path}: not a video FFmpeg can read ({why})") from None
 
 
-def video_info(path: str | Path) -> tuple[int, float]:
+def video_info(path: str | Path, every: int = 1) -> tuple[int, float]:
     """``(frames, frames per second)`` of a video's first video stream, as its container
-    states them (``frames`` 0 where it does not)."""
+    states them (``frames`` 0 where it does not); with ``every=n``, of the frames
+    :func:`read_frames` keeps: ``ceil(frames / n)`` at ``fps / n``, the same time span."""
     with _open(path) as container:
         if not container.streams.video:
             raise CnnlabError(f"{path}: no video stream")
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
-        return int(stream.frames or 0), fps
+        return -(-int(stream.frames or 0) // every), fps / every
 
 
-def read_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """The frames of ``path``'s first video stream, in order, each ``(H, W, 3)`` uint8 RGB; a
-    file FFmpeg cannot read, or that breaks off, is a :class:`CnnlabError` naming it."""
+def read_frames(path: str | Path, every: int = 1) -> Iterator[np.ndarray]:
+    """The frames of ``path``'s first video stream, in order, each ``(H, W, 3)`` uint8 RGB:
+    every one, or with ``every=n`` frames 0, n, 2n, ... (the others are decoded, as the next
+    may be coded as a change to them, but not converted to RGB). A file FFmpeg cannot read, or
+    that breaks off, is a :class:`CnnlabError` naming it."""
+    if every < 1:
+        raise ValueError(f"every must be 1 or more, not {every}")
     av = _av()
     with _open(path) as container:
         if not container.streams.video:
             raise CnnlabError(f"{path}: no video stream")
         try:
-            for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
+            for i, frame in enumerate(container.decode(video=0)):
+                if i % every == 0:
+                    yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
             why = getattr(exc, "strerror", None) or exc
             raise CnnlabError(f"{path}: the video breaks off ({why})") from None
@@ -97,7 +104,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> i
             if stream is None:
                 h, w = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
                 codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-                stream = container.add_stream(codec, rate=max(1, round(fps)))
+                rate = Fraction(fps).limit_denominator(1001)  # 29.97 is 30000/1001
+                stream = container.add_stream(codec, rate=max(rate, Fraction(1, 60)))
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             image = np.ascontiguousarray(frame[:h, :w, :3])
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):

@@ -196,22 +196,23 @@ def stretched_chunks(
 
 
 def video_chunks(
-    video: str | Path, size: int, names: list[str]
+    video: str | Path, size: int, names: list[str], every: int = 1
 ) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
-    """A video's frames as :func:`stretched_chunks` gives files: :data:`CHUNK` frames at a time
-    stretched to ``size x size``, each with its ``(width, height)``; each frame's name
-    (``clip.mp4#frame=12``, :func:`~cnnlab.data.video.frame_source`) is appended to ``names``
-    as it is read, since how many frames a video has is known only once it is read."""
+    """A video's frames (every one, or every ``every``-th from the first) as
+    :func:`stretched_chunks` gives files: :data:`CHUNK` frames at a time stretched to
+    ``size x size``, each with its ``(width, height)``; each frame's name (``clip.mp4#frame=12``,
+    :func:`~cnnlab.data.video.frame_source`) is appended to ``names`` as it is read, since how
+    many frames a video has is known only once it is read."""
     import itertools
 
     from cnnlab.data.images import with_progress
     from cnnlab.data.video import frame_source, read_frames, video_info
 
-    stated, _ = video_info(video)  # a bar as long as the video says it is
-    frames = iter(with_progress(read_frames(video), f"reading {Path(video).name}", stated))
+    stated, _ = video_info(video, every)  # a bar as long as the video says it is
+    frames = iter(with_progress(read_frames(video, every), f"reading {Path(video).name}", stated))
     done = 0
     while part := list(itertools.islice(frames, CHUNK)):
-        named = [frame_source(video, done + i) for i in range(len(part))]
+        named = [frame_source(video, (done + i) * every) for i in range(len(part))]
         names += named
         done += len(part)
         stretched = [
