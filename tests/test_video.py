@@ -110,7 +110,7 @@ def test_what_video_cannot_do_is_said(
 
     with pytest.raises(
         CnnlabError,
-        match=r"clip\.mp4: a video, not an image \(detect, localize and segment predict",
+        match=r"clip\.mp4: a video, not an image \(classify, detect, localize and segment predict",
     ):
         read_image(clip)
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV not installed
@@ -220,3 +220,44 @@ def test_every_is_checked(
     argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--every", "0"]
     assert main(argv) == 2
     assert "--every" in capsys.readouterr().err
+
+
+def test_classify_predict_on_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each frame a row, classified as the Classifier classifies the same decoded frames (the
+    oracle), after the image files given; --every 2 keeps frames 0, 2, 4...; -o draws frames
+    and --as-dataset writes each kept frame, as decoded, into its predicted class's folder."""
+    from conftest import COLOURS, make_image, write_folder
+    from PIL import Image
+
+    from cnnlab import Classifier
+
+    data, run = write_folder(tmp_path / "colours", per_class=8), tmp_path / "run"
+    argv = ["classify", "train", "--data", str(data), "--model", "lenet5", "--epochs", "2"]
+    assert main([*argv, "--image-size", "32", "--out", str(run), "--json"]) == 0
+    rng = np.random.default_rng(5)
+    shots = [np.asarray(make_image(c, rng, 48)) for c in list(COLOURS.values()) * 3]
+    video = tmp_path / "shots.mp4"
+    write_video(video, shots, 4)
+    photo = data / "red" / "000.png"
+    argv = ["classify", "predict", "--checkpoint", str(run / "best.pt"), str(photo), str(video)]
+    capsys.readouterr()
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [r["source"] for r in rows] == [str(photo)] + [f"{video}#frame={i}" for i in range(9)]
+    frames = list(read_frames(video))
+    expected = Classifier.load(run / "best.pt").predict_images(frames)
+    assert [r["top_k"] for r in rows[1:]] == [e["top_k"] for e in expected]
+    assert rows[0]["label"] == "red" and all("label" not in r for r in rows[1:])
+    figure, dataset = tmp_path / "drawn.png", tmp_path / "sorted"
+    more = ["--every", "2", "-o", str(figure), "--as-dataset", str(dataset), "--json"]
+    assert main([*argv[:-2], str(video), *more]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    kept = result["predictions"]
+    assert [r["source"] for r in kept] == [f"{video}#frame={i}" for i in range(0, 9, 2)]
+    assert [r["top_k"] for r in kept] == [e["top_k"] for e in expected[::2]]
+    assert Image.open(figure).size[0] > 100
+    for r in kept:  # shots_000004.png in the folder of its predicted class, the frame as decoded
+        i = int(r["source"].rpartition("=")[2])
+        written = dataset / r["prediction"] / f"shots_{i:06d}.png"
+        assert np.array_equal(np.asarray(Image.open(written)), frames[i])
+    assert sum(result["dataset"]["per_class"].values()) == 5

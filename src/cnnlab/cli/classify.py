@@ -39,9 +39,11 @@ from cnnlab.cli.common import (
 from cnnlab.cli.predicting import (
     add_as_dataset,
     add_checkpoint_or_onnx,
+    add_every,
     add_source_column,
     checkpoint_or_onnx,
     dataset_folder,
+    frame_stride,
 )
 from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
@@ -125,12 +127,13 @@ def _draw(
     """``predict -o``: the first :data:`MAX_DRAWN` images with their predictions; files at
     96 px, cropped as for the model; a split's ``(N, C, S, S)`` uint8 images as the model saw
     them."""
+    from cnnlab.data.video import with_frames
     from cnnlab.engine.predict import draw_predictions, thumbnails
 
     drawn = rows[:MAX_DRAWN]
     if split_images is None:
         channels, resize = meta["input_size"][0], meta.get("resize", "center-crop")
-        images = thumbnails([r["source"] for r in drawn], channels, resize)
+        images = thumbnails(with_frames([r["source"] for r in drawn]), channels, resize)
     else:
         images = split_images[: len(drawn)]
     written = draw_predictions(drawn, images, path, f"predictions of {meta['model']}")
@@ -175,6 +178,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     from cnnlab.engine import predict as P
 
     refuse_beside_images(args, ("--split", "--limit"), "the run's own images to predict on")
+    every = frame_stride(args)
     checkpoint_or_onnx(args, "classify")
     classifier = P.Classifier.load(args.checkpoint, args.onnx, args.device)
     meta = classifier.meta
@@ -182,8 +186,13 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     figure = figure_file(args.output) if args.output else None  # as is a figure's
     dataset = dataset_folder(args, "the classes predicted")  # and the dataset's folder
     images = None  # a split's images (files are read again to be drawn)
-    if args.images:
-        rows = classifier.predict_files(args.images, args.top_k)
+    if args.images:  # the image files, then each video's frames
+        from cnnlab.data.video import is_video
+
+        stills = [p for p in args.images if not is_video(p)]
+        rows = classifier.predict_files(stills, args.top_k) if stills else []
+        for video in (p for p in args.images if is_video(p)):
+            rows += classifier.predict_video(video, args.top_k, every)
     else:
         if classifier.checkpoint is None:
             raise CnnlabError("with --onnx, give image files to classify")
@@ -401,7 +410,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")
     add_checkpoint_or_onnx(p)
-    add_image_files(p, "image files or folders of them (default: the test split)")
+    add_image_files(p, "image files, folders of them, or videos (default: the test split)")
     p.add_argument(
         "--split",
         choices=("train", "val", "test"),
@@ -423,6 +432,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_device(p)
     add_as_dataset(p, "FOLDER/<predicted class>/, a class folder each")
+    add_every(p)
     p.set_defaults(handler=cmd_classify_predict)
 
     p = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX")

@@ -442,16 +442,20 @@ def write_class_folders(
 ) -> dict[str, Any]:
     """Copy each ``(image file, class name)`` to ``folder/<class>/``, the layout
     :func:`load_image_folder` reads (:func:`class_folder_names`; a folder for every class, an
-    empty one where no image went, to move misnamed images to). Files sharing a stem are
+    empty one where no image went, to move misnamed images to); a video's frame
+    (``clip.mp4#frame=12``) is written as ``clip_000012.png``. Files sharing a stem are
     numbered (:func:`distinct_stems`). Returns the folder and how many images each class got."""
-    import shutil
+    from cnnlab.data.video import frame_file, save_images
 
     folder = new_dataset_folder(folder)
     where = dict(zip(names, class_folder_names(names), strict=True))
     for name in where.values():
         (folder / name).mkdir(parents=True)
-    sources = [Path(f) for f, _ in files]
-    for path, stem, (_, label) in zip(sources, distinct_stems(sources), files, strict=True):
-        shutil.copyfile(path, folder / where[label] / f"{stem}{path.suffix}")
+    sources = [frame_file(f) for f, _ in files]
+    targets = [
+        folder / where[label] / f"{stem}{path.suffix}"
+        for path, stem, (_, label) in zip(sources, distinct_stems(sources), files, strict=True)
+    ]
+    save_images([(f, t) for (f, _), t in zip(files, targets, strict=True)])
     counts = {n: sum(label == n for _, label in files) for n in names}
     return {"folder": str(folder), "images": len(files), "per_class": counts}

@@ -98,7 +98,7 @@ def read_image(path: str | Path, mode: str = "L", at_least: int | None = None) -
         raise CnnlabError(f"{path}: no such file")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         raise CnnlabError(
-            f"{path}: a video, not an image (detect, localize and segment predict read a "
+            f"{path}: a video, not an image (classify, detect, localize and segment predict read a "
             "video's frames)"
         )
     try:

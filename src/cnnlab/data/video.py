@@ -9,7 +9,7 @@ are streamed: a minute of 1080p video is 11 GB of pixels, never held at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,61 @@ def video_of(source: str) -> tuple[str, int] | None:
     """``(video, frame index)`` of a :func:`frame_source`, ``None`` for anything else."""
     video, sep, index = str(source).rpartition(FRAGMENT)
     return (video, int(index)) if sep and index.isdigit() and is_video(video) else None
+
+
+def frame_file(source: str | Path) -> Path:
+    """The file a row's image becomes in a dataset written from predictions: a frame
+    (``clip.mp4#frame=12``) a PNG beside its video, ``clip_000012.png``; a file itself."""
+    if (of := video_of(str(source))) is None:
+        return Path(source)
+    return Path(of[0]).with_name(f"{Path(of[0]).stem}_{of[1]:06d}.png")
+
+
+def frames_at(video: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(i, frame i)`` for each of ``indices`` in order (none past the video's end), the
+    video read once and only as far as the last of them (a frame stands on those before it),
+    one frame held at a time."""
+    wanted = set(indices)
+    last = max(wanted, default=-1)
+    for i, frame in enumerate(read_frames(video)):
+        if i > last:
+            break
+        if i in wanted:
+            yield i, frame
+
+
+def with_frames(sources: Sequence[str]) -> list[str | np.ndarray]:
+    """``sources`` with each video frame among them (a :func:`frame_source`) replaced by the
+    frame, decoded; files stay paths. For a few (a figure's): frames are held at once."""
+    by_video: dict[str, list[int]] = {}
+    for source in sources:
+        if (of := video_of(source)) is not None:
+            by_video.setdefault(of[0], []).append(of[1])
+    decoded = {
+        frame_source(video, i): frame
+        for video, indices in by_video.items()
+        for i, frame in frames_at(video, indices)
+    }
+    return [decoded.get(source, source) for source in sources]
+
+
+def save_images(pairs: Sequence[tuple[str | Path, Path]]) -> None:
+    """Each ``(source, target)``: an image file copied, or a video's frame (a
+    :func:`frame_source`) saved as the PNG ``target`` (lossless: it is a label's picture now),
+    each video read once."""
+    import shutil
+
+    from PIL import Image
+
+    by_video: dict[str, dict[int, Path]] = {}
+    for source, target in pairs:
+        if (of := video_of(str(source))) is None:
+            shutil.copyfile(source, target)
+        else:
+            by_video.setdefault(of[0], {})[of[1]] = target
+    for video, target_of in by_video.items():
+        for i, frame in frames_at(video, target_of):
+            Image.fromarray(frame).save(target_of[i])
 
 
 def _av() -> Any:

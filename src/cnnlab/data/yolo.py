@@ -328,25 +328,6 @@ def yolo_line(label: int, box_xyxy: Sequence[float], frame: tuple[int, int]) -> 
     return f"{label} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {w:.6f} {h:.6f}"
 
 
-def _write_frames(
-    folder: Path, frames_of: Sequence[tuple[str, int] | None], stems: Sequence[str]
-) -> None:
-    """The video frames among a dataset's images, each video read once, as ``folder/<stem>.png``
-    (lossless: a frame is a label's picture now)."""
-    from PIL import Image
-
-    from cnnlab.data.video import read_frames
-
-    wanted: dict[str, dict[int, str]] = {}
-    for of, stem in zip(frames_of, stems, strict=True):
-        if of is not None:
-            wanted.setdefault(of[0], {})[of[1]] = stem
-    for video, stem_of in wanted.items():
-        for i, frame in enumerate(read_frames(video)):
-            if i in stem_of:
-                Image.fromarray(frame).save(folder / f"{stem_of[i]}.png")
-
-
 def write_yolo_dataset(
     folder: str | Path,
     names: Sequence[str],
@@ -360,28 +341,23 @@ def write_yolo_dataset(
     numbered, ``0_0.png`` and ``1_0.png``; a video's frame (``clip.mp4#frame=12``) is written
     as ``clip_000012.png``. Returns the folder, how many images and boxes were
     written, and ``no_area``: boxes left out for having none."""
-    import shutil
-
     from cnnlab.data.folder import distinct_stems, new_dataset_folder
-    from cnnlab.data.video import video_of
+    from cnnlab.data.video import frame_file, save_images
 
     folder = new_dataset_folder(folder)
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
     write_names(folder / "classes.txt", names)
-    frames_of = [video_of(str(source)) for source, _, _ in images]
-    sources = [  # a video's frame i: a PNG named <video>_<i>, numbered like any other image
-        Path(source) if f is None else Path(f[0]).with_name(f"{Path(f[0]).stem}_{f[1]:06d}.png")
-        for (source, _, _), f in zip(images, frames_of, strict=True)
+    files = [frame_file(source) for source, _, _ in images]  # a frame: <video>_<i>.png
+    stems = distinct_stems(files)  # numbered like any other image
+    targets = [
+        folder / "images" / f"{stem}{f.suffix}" for f, stem in zip(files, stems, strict=True)
     ]
-    stems = distinct_stems(sources)
-    _write_frames(folder / "images", frames_of, stems)
+    save_images([(source, t) for (source, _, _), t in zip(images, targets, strict=True)])
     boxes = no_area = 0
-    for path, stem, (_, objects, frame), of in zip(sources, stems, images, frames_of, strict=True):
-        if of is None:
-            shutil.copyfile(path, folder / "images" / f"{stem}{path.suffix}")
+    for stem, (_, objects, frame) in zip(stems, images, strict=True):
         lines = [yolo_line(int(c), box, frame) for c, box in objects]
         kept = [line for line in lines if line is not None]
         boxes, no_area = boxes + len(kept), no_area + len(lines) - len(kept)
         (folder / "labels" / f"{stem}.txt").write_text("".join(f"{line}\n" for line in kept))
-    return {"folder": str(folder), "images": len(sources), "boxes": boxes, "no_area": no_area}
+    return {"folder": str(folder), "images": len(images), "boxes": boxes, "no_area": no_area}

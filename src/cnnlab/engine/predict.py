@@ -195,26 +195,33 @@ def stretched_chunks(
         yield stretched, [displayed_size(p) for p, _ in part]
 
 
-def video_chunks(
-    video: str | Path, size: int, names: list[str], every: int = 1
-) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
-    """A video's frames (every one, or every ``every``-th from the first) as
-    :func:`stretched_chunks` gives files: :data:`CHUNK` frames at a time stretched to
-    ``size x size``, each with its ``(width, height)``; each frame's name (``clip.mp4#frame=12``,
-    :func:`~cnnlab.data.video.frame_source`) is appended to ``names`` as it is read, since how
-    many frames a video has is known only once it is read."""
+def frame_chunks(video: str | Path, names: list[str], every: int = 1) -> Iterator[list[Any]]:
+    """A video's frames (every one, or every ``every``-th from the first), :data:`CHUNK` at a
+    time, each ``(H, W, 3)`` uint8 RGB, with a progress bar as long as the video says it is;
+    each frame's name (``clip.mp4#frame=12``, :func:`~cnnlab.data.video.frame_source`) is
+    appended to ``names`` as it is read, since how many frames a video has is known only once
+    it is read."""
     import itertools
 
     from cnnlab.data.images import with_progress
     from cnnlab.data.video import frame_source, read_frames, video_info
 
-    stated, _ = video_info(video, every)  # a bar as long as the video says it is
+    stated, _ = video_info(video, every)
     frames = iter(with_progress(read_frames(video, every), f"reading {Path(video).name}", stated))
     done = 0
     while part := list(itertools.islice(frames, CHUNK)):
-        named = [frame_source(video, (done + i) * every) for i in range(len(part))]
-        names += named
+        names += [frame_source(video, (done + i) * every) for i in range(len(part))]
         done += len(part)
+        yield part
+
+
+def video_chunks(
+    video: str | Path, size: int, names: list[str], every: int = 1
+) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
+    """A video's frames (:func:`frame_chunks`) as :func:`stretched_chunks` gives files, each
+    chunk stretched to ``size x size``, each frame with its ``(width, height)``."""
+    for part in frame_chunks(video, names, every):
+        named = names[-len(part) :]
         stretched = [
             image_to_uint8(f, size, 3, "stretch", n) for f, n in zip(part, named, strict=True)
         ]
@@ -340,6 +347,17 @@ class Classifier(Predictor):
         labels = folder_labels(files, self.meta["class_names"])
         probs = self.probabilities(chunks)
         return topk_rows(probs, self.meta["class_names"], sources, top_k, labels)
+
+    def predict_video(
+        self, video: str | Path, top_k: int = 3, every: int = 1
+    ) -> list[dict[str, Any]]:
+        """One row per frame of ``video`` (every ``every``-th from the first), named
+        ``clip.mp4#frame=i``; the frames streamed :data:`CHUNK` at a time
+        (:func:`frame_chunks`), each made ready as its picture saved to a file would be."""
+        sources: list[str] = []
+        chunks = (preprocess(part, self.meta) for part in frame_chunks(video, sources, every))
+        probs = self.probabilities(chunks)  # sources is whole once the chunks are spent
+        return topk_rows(probs, self.meta["class_names"], sources, top_k)
 
 
 def folder_labels(paths: Sequence[str], class_names: Sequence[str]) -> list[str | None]:
