@@ -261,3 +261,29 @@ def test_classify_predict_on_a_video(tmp_path: Path, capsys: pytest.CaptureFixtu
         written = dataset / r["prediction"] / f"shots_{i:06d}.png"
         assert np.array_equal(np.asarray(Image.open(written)), frames[i])
     assert sum(result["dataset"]["per_class"].values()) == 5
+
+
+def test_a_folder_stands_for_its_videos_too(
+    clip: Path, detector: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a folder, the commands that read videos take the videos under it as well as its
+    images (images first, as when both are named); an empty folder names what it looked for."""
+    import shutil
+
+    from PIL import Image
+
+    folder = tmp_path / "footage"
+    (folder / "day1").mkdir(parents=True)
+    shutil.copyfile(clip, folder / "day1" / "clip.mp4")
+    Image.fromarray(make_scenes(1, seed=3, image_size=64)[0].image).save(folder / "still.png")
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(folder), "--every", "9"]
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    video = folder / "day1" / "clip.mp4"
+    assert [r["source"] for r in rows] == [str(folder / "still.png")] + [
+        f"{video}#frame={i}" for i in (0, 9, 18, 27)
+    ]
+    (tmp_path / "empty").mkdir()
+    assert main(["detect", "predict", "--checkpoint", str(detector), str(tmp_path / "empty")]) == 2
+    said = capsys.readouterr().err
+    assert "empty: a folder with no image files (.bmp, " in said and "or videos (.avi, " in said

@@ -410,7 +410,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = what.add_parser("predict", parents=[common], help="classify image files or a split")
     add_checkpoint_or_onnx(p)
-    add_image_files(p, "image files, folders of them, or videos (default: the test split)")
+    add_image_files(
+        p, "image files, videos, or folders of them (default: the test split)", videos=True
+    )
     p.add_argument(
         "--split",
         choices=("train", "val", "test"),

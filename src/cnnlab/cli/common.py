@@ -350,6 +350,8 @@ class ImageFiles(argparse.Action):
     """Positional image paths, where a folder stands for the image files under it, less those
     that cannot be read (``skipped_files``)."""
 
+    videos = False  # whether a folder's video files are among them too
+
     def __call__(
         self,
         parser: argparse.ArgumentParser,
@@ -360,13 +362,24 @@ class ImageFiles(argparse.Action):
         from cnnlab.data.folder import image_files
 
         skipped: list[str] = getattr(namespace, "skipped_files", None) or []
-        setattr(namespace, self.dest, image_files(list(values or []), skipped))
+        setattr(namespace, self.dest, image_files(list(values or []), skipped, self.videos))
         namespace.skipped_files = skipped  # said by cnnlab.cli.main, and in --json
 
 
-def add_image_files(parser: argparse.ArgumentParser, help: str, nargs: str = "*") -> None:
-    """The positional ``images``: files, or folders standing for the images under them."""
-    parser.add_argument("images", action=ImageFiles, nargs=nargs, help=help)
+class ImageOrVideoFiles(ImageFiles):
+    """:class:`ImageFiles` of a command that reads videos: a folder stands for its video files
+    as well."""
+
+    videos = True
+
+
+def add_image_files(
+    parser: argparse.ArgumentParser, help: str, nargs: str = "*", videos: bool = False
+) -> None:
+    """The positional ``images``: files, or folders standing for the images under them (and,
+    for a command that reads a video's frames, ``videos``, the videos under them too)."""
+    action = ImageOrVideoFiles if videos else ImageFiles
+    parser.add_argument("images", action=action, nargs=nargs, help=help)
 
 
 def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:

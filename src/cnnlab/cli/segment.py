@@ -309,7 +309,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
+    add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     p.add_argument("--scenes", type=positive_int, default=4, help="new scenes, without images")
     p.add_argument("--seed", type=random_seed, default=999, help="seeds the new scenes")
     p.add_argument(

@@ -489,7 +489,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
+    add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
     add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
@@ -537,7 +537,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
     add_checkpoint_or_onnx(p)
     add_device(p)
-    add_image_files(p, "image files, folders of them, or videos (default: new scenes)")
+    add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     _add_scenes(p, 4321, "runs/detect/predictions.png")
     add_csv(p, "every detection: source, label, score and box (in its own pixels)")
     p.add_argument(

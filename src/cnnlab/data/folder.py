@@ -12,7 +12,7 @@ an error before any training starts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +30,33 @@ from cnnlab.data.classification import (
 from cnnlab.data.images import open_image, unreadable, with_progress
 from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
+from cnnlab.data.video import VIDEO_SUFFIXES, is_video
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
-def images_under(folder: Path) -> list[Path]:
-    """Every image file under ``folder``, subfolders included, in sorted order; hidden files and
-    folders (a leading dot) are left out: macOS writes a ``._photo.jpg`` of metadata beside each
-    ``photo.jpg`` copied to a foreign disk, and ``.git``, ``.ipynb_checkpoints`` hold copies."""
+def images_under(folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Every image file (every file of ``suffixes``) under ``folder``, subfolders included, in
+    sorted order; hidden files and folders (a leading dot) are left out: macOS writes a
+    ``._photo.jpg`` of metadata beside each ``photo.jpg`` copied to a foreign disk, and
+    ``.git``, ``.ipynb_checkpoints`` hold copies."""
     return [
         p
         for p in sorted(folder.rglob("*"))
         if p.is_file()
-        and p.suffix.lower() in IMAGE_SUFFIXES
+        and p.suffix.lower() in suffixes
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
 
 
-def image_files(paths: list[str], skipped: list[str] | None = None) -> list[str]:
+def image_files(
+    paths: list[str], skipped: list[str] | None = None, videos: bool = False
+) -> list[str]:
     """The image paths given, with each folder replaced by the image files under it (sorted, as
-    a class folder is read); a folder without any is an error naming it.
+    a class folder is read), and its video files too with ``videos`` (for the commands that
+    read a video's frames); a folder without any is an error naming it.
 
     With a ``skipped`` list, a folder's files that :func:`~cnnlab.data.images.unreadable` finds
     unreadable are left out and noted there as ``"<file>: <why>"`` (as training skips them): one
@@ -62,13 +67,15 @@ def image_files(paths: list[str], skipped: list[str] | None = None) -> list[str]
         if not Path(given).is_dir():
             files.append(given)  # a file, or a missing path: reading it says which
             continue
-        found = [str(p) for p in images_under(Path(given))]
+        suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
+        found = [str(p) for p in images_under(Path(given), suffixes)]
         if not found:
             raise CnnlabError(
                 f"{given}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                + (f" or videos ({', '.join(sorted(VIDEO_SUFFIXES))})" if videos else "")
             )
-        if skipped is not None:
-            why = {f: unreadable(f) for f in found}
+        if skipped is not None:  # an image that cannot be read; a video says so as it is read
+            why = {f: None if is_video(f) else unreadable(f) for f in found}
             bad = [f"{f}: {reason}" for f, reason in why.items() if reason]
             if len(bad) == len(found):
                 raise CnnlabError(
