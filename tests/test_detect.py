@@ -396,7 +396,13 @@ def test_cli(
         assert item.labels.tolist() == [names.index(d["label"]) for d in row["detections"]]
         assert np.allclose(item.boxes_cxcywh, np.array(expected).reshape(-1, 4), atol=2e-6)
     boxes = sum(len(r["detections"]) for r in said["predictions"])
-    assert said["dataset"] == {"folder": str(pseudo), "images": 2, "boxes": boxes, "no_area": 0}
+    assert said["dataset"] == {
+        "folder": str(pseudo),
+        "images": 2,
+        "boxes": boxes,
+        "no_area": 0,
+        "format": "yolo",
+    }
     before = sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*"))
     # --out: each photo at its own size with its boxes drawn, in its class's colour
     drawn = tmp_path / "drawn"

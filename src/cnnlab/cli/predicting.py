@@ -53,21 +53,37 @@ def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[
     return network, saved
 
 
-def add_as_dataset(parser: argparse.ArgumentParser, layout: str) -> None:
+def add_as_dataset(parser: argparse.ArgumentParser, layout: str, boxes: bool = False) -> None:
     """``--as-dataset FOLDER``: the images given and what the model said of them, written as
-    the training data of the task (``layout``), a draft of labels to correct and train on."""
+    the training data of the task (``layout``), a draft of labels to correct and train on;
+    for ``boxes``, ``--dataset-format`` too: the labelling tool's layout
+    (:mod:`cnnlab.data.drafts`)."""
     parser.add_argument(
         "--as-dataset",
         metavar="FOLDER",
         help=f"also write the images and their predictions there as a dataset ({layout}): "
         "labels to correct, then train on (--data FOLDER); a new or empty folder",
     )
+    if boxes:
+        from cnnlab.data.drafts import DRAFT_FORMATS
+
+        parser.add_argument(
+            "--dataset-format",
+            choices=DRAFT_FORMATS,
+            default="yolo",
+            help="--as-dataset's layout: yolo (images/, labels/, classes.txt), voc (each "
+            "image's XML beside it: LabelImg) or labelme (each image's JSON beside it)",
+        )
 
 
 def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
     """``--as-dataset``'s folder, checked before any image is read; it needs image files
     (the split's or new scenes' images have no files to write)."""
     if not args.as_dataset:
+        from cnnlab.cli.typed import typed
+
+        if typed(args, "--dataset-format"):
+            raise CnnlabError("--dataset-format is --as-dataset's layout; give --as-dataset FOLDER")
         return None
     if not args.images:
         raise CnnlabError(f"--as-dataset writes the images given and {what}; give image files")
@@ -217,23 +233,29 @@ def write_boxes(
     found: list[list],
     console: Console,
     quiet: bool,
+    kind: str = "yolo",
 ) -> dict[str, Any]:
     """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
-    as a YOLO folder (:func:`~cnnlab.data.yolo.write_yolo_dataset`), said in a line."""
-    from cnnlab.data.yolo import write_yolo_dataset
+    as a ``kind`` dataset (``--dataset-format``, :func:`~cnnlab.data.drafts.write_draft`),
+    said in a line."""
+    from cnnlab.data.drafts import write_draft
 
     labelled = [
         (r["source"], [(k, box) for k, box, _ in f], frame)
         for r, f, frame in zip(rows, found, frames, strict=True)
     ]
-    written = write_yolo_dataset(folder, names, labelled)
+    written = write_draft(folder, names, labelled, kind)
     if not quiet:
         no_area = written["no_area"]
         dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
+        layout = {
+            "yolo": "a YOLO dataset (images/, labels/, classes.txt)",
+            "voc": "Pascal VOC XML beside each image (LabelImg's layout), with classes.txt",
+            "labelme": "labelme JSON beside each image, with labels.txt",
+        }[kind]
         console.print(
             f"wrote {counted(written['images'], 'image')} and "
-            f"{counted(written['boxes'], 'box', 'boxes')} as a YOLO dataset to {folder} "
-            f"(images/, labels/, classes.txt){dropped}"
+            f"{counted(written['boxes'], 'box', 'boxes')} as {layout} to {folder}{dropped}"
         )
     return written
 

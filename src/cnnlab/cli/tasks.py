@@ -229,7 +229,14 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         result["csv"] = write_csv(csv_path, flat, console, args.json)
     if dataset:  # landmarks have no YOLO line
         result["dataset"] = write_boxes(
-            dataset, ckpt["class_names"], rows, frames, found, console, args.json
+            dataset,
+            ckpt["class_names"],
+            rows,
+            frames,
+            found,
+            console,
+            args.json,
+            args.dataset_format,
         )
     return result
 
@@ -386,7 +393,14 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     if dataset:  # the predictions as labels to correct, and to train on
         result["dataset"] = write_boxes(
-            dataset, ckpt["class_names"], rows, frames, found, console, args.json
+            dataset,
+            ckpt["class_names"],
+            rows,
+            frames,
+            found,
+            console,
+            args.json,
+            args.dataset_format,
         )
     return result
 
@@ -492,7 +506,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
-    add_as_dataset(p, "a YOLO folder: the box where p_c >= 0.5; landmarks are not written")
+    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", boxes=True)
     add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
     add_every(p)
     p.set_defaults(handler=cmd_localize_predict)
@@ -552,7 +566,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         default=0.5,
         help="non-max suppression drops a box whose IoU with a better one reaches this",
     )
-    add_as_dataset(p, "images/, labels/ as YOLO's class cx cy w h, classes.txt")
+    add_as_dataset(p, "the boxes found, as --dataset-format lays them out", boxes=True)
     add_drawn_folder(p, "its labelled boxes")
     add_every(p)
     p.set_defaults(handler=cmd_detect_predict)

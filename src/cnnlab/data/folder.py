@@ -418,6 +418,20 @@ def distinct_stems(paths: Sequence[str | Path]) -> list[str]:
     return stems
 
 
+def copy_images_to(folder: Path, sources: Sequence[str | Path]) -> list[Path]:
+    """Each of ``sources`` (an image file, or a video's frame: ``clip.mp4#frame=12`` becomes
+    ``clip_000012.png``) copied into ``folder`` under a name no other takes
+    (:func:`distinct_stems`); returns the files written, in order."""
+    from cnnlab.data.video import frame_file, save_images
+
+    files = [frame_file(s) for s in sources]
+    targets = [
+        folder / f"{stem}{f.suffix}" for f, stem in zip(files, distinct_stems(files), strict=True)
+    ]
+    save_images(list(zip(sources, targets, strict=True)))
+    return targets
+
+
 def new_dataset_folder(folder: str | Path) -> Path:
     """``folder`` when a predict command's ``--as-dataset`` can write a dataset there: absent
     or empty (nothing is overwritten, nothing mixed with what is there), and writable; checked

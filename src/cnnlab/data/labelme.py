@@ -307,9 +307,13 @@ def paint(item: LabelmeImage, size: int) -> np.ndarray:
 
 
 def labelme_json(
-    image_path: str, size: tuple[int, int], shapes: Sequence[tuple[str, np.ndarray]]
+    image_path: str,
+    size: tuple[int, int],
+    shapes: Sequence[tuple[str, np.ndarray]],
+    shape_type: str = "polygon",
 ) -> str:
-    """One image's labelme JSON: ``shapes`` ``(label, (K, 2) polygon in pixels)``."""
+    """One image's labelme JSON: ``shapes`` ``(label, (K, 2) points in pixels)``, each a
+    ``polygon``, or a ``rectangle`` (its two opposite corners)."""
     return json.dumps(
         {
             "version": "5.4.1",
@@ -319,7 +323,7 @@ def labelme_json(
                     "label": label,
                     "points": np.round(polygon, 2).tolist(),
                     "group_id": None,
-                    "shape_type": "polygon",
+                    "shape_type": shape_type,
                     "flags": {},
                 }
                 for label, polygon in shapes

@@ -433,7 +433,8 @@ def write_voc(scenes: list[Scene], root: str | Path) -> Path:
             for label, box in zip(scene.labels, scene.boxes_xyxy, strict=True)
         ]
         stem = name.removesuffix(".png")
-        (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(name, (w, h), objects))
+        xml = voc_xml(name, (w, h), objects)
+        (root / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
         m = Image.fromarray(scene.semantic, mode="P")
         m.putpalette(colours.tobytes())
         m.save(root / "SegmentationClass" / name)
@@ -464,5 +465,5 @@ def write_labelme(scenes: list[Scene], root: str | Path) -> Path:
             if (outline := mask_outline(mask)) is not None
         ]
         (root / name.replace(".png", ".json")).write_text(labelme_json(name, (w, h), shapes))
-    (root / "labels.txt").write_text("__ignore__\n_background_\n" + "\n".join(class_names) + "\n")
+    write_names(root / "labels.txt", ("__ignore__", "_background_", *class_names))
     return root

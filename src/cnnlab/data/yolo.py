@@ -341,21 +341,15 @@ def write_yolo_dataset(
     numbered, ``0_0.png`` and ``1_0.png``; a video's frame (``clip.mp4#frame=12``) is written
     as ``clip_000012.png``. Returns the folder, how many images and boxes were
     written, and ``no_area``: boxes left out for having none."""
-    from cnnlab.data.folder import distinct_stems, new_dataset_folder
-    from cnnlab.data.video import frame_file, save_images
+    from cnnlab.data.folder import copy_images_to, new_dataset_folder
 
     folder = new_dataset_folder(folder)
     (folder / "images").mkdir(parents=True)
     (folder / "labels").mkdir()
     write_names(folder / "classes.txt", names)
-    files = [frame_file(source) for source, _, _ in images]  # a frame: <video>_<i>.png
-    stems = distinct_stems(files)  # numbered like any other image
-    targets = [
-        folder / "images" / f"{stem}{f.suffix}" for f, stem in zip(files, stems, strict=True)
-    ]
-    save_images([(source, t) for (source, _, _), t in zip(images, targets, strict=True)])
+    written = copy_images_to(folder / "images", [source for source, _, _ in images])
     boxes = no_area = 0
-    for stem, (_, objects, frame) in zip(stems, images, strict=True):
+    for stem, (_, objects, frame) in zip((f.stem for f in written), images, strict=True):
         lines = [yolo_line(int(c), box, frame) for c, box in objects]
         kept = [line for line in lines if line is not None]
         boxes, no_area = boxes + len(kept), no_area + len(lines) - len(kept)

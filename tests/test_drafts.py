@@ -1,0 +1,142 @@
+"""Predicted boxes written as a labelling tool's dataset (--as-dataset --dataset-format): each
+format read back by its own reader gives the boxes written, clipped to the image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data.drafts import in_image, write_draft
+from cnnlab.data.labelme import read_labelme_folder
+from cnnlab.data.voc_folder import read_voc_folder
+from cnnlab.data.yolo import read_yolo_folder
+
+NAMES = ["cat", "café"]  # a name beyond ASCII survives every format
+
+
+def _photos(tmp_path: Path) -> list[Path]:
+    """Two photos both called a.png (in two folders) and a b.jpg of another size."""
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / "x" / "a.png", tmp_path / "y" / "a.png", tmp_path / "b.jpg"]
+    for path, (w, h) in zip(paths, [(40, 30), (40, 30), (64, 48)], strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return paths
+
+
+def test_boxes_are_clipped_to_their_image() -> None:
+    assert in_image((-3.0, 2.5, 50.0, 10.0), (40, 30)) == (0.0, 2.5, 40.0, 10.0)
+    assert in_image((41.0, 2.0, 50.0, 10.0), (40, 30)) is None  # wholly outside: no area
+    assert in_image((5.0, 7.0, 5.0, 9.0), (40, 30)) is None  # a line
+
+
+@pytest.mark.parametrize("kind", ["yolo", "voc", "labelme"])
+def test_each_format_reads_back_as_written(tmp_path: Path, kind: str) -> None:
+    photos = _photos(tmp_path)
+    objects = [
+        [(0, (2.0, 3.0, 20.5, 25.0)), (1, (-5.0, 10.0, 45.0, 29.0))],  # the second clipped
+        [],  # looked at: nothing there
+        [(1, (10.0, 8.0, 30.0, 40.0)), (0, (70.0, 0.0, 80.0, 10.0))],  # the second outside
+    ]
+    sizes = [(40, 30), (40, 30), (64, 48)]
+    folder = tmp_path / "draft"
+    written = write_draft(folder, NAMES, list(zip(photos, objects, sizes, strict=True)), kind)
+    assert written == {
+        "folder": str(folder),
+        "format": kind,
+        "images": 3,
+        "boxes": 3,
+        "no_area": 1,
+    }
+    want = [  # (class, box in pixels), as clipped
+        [(0, (2.0, 3.0, 20.5, 25.0)), (1, (0.0, 10.0, 40.0, 29.0))],
+        [],
+        [(1, (10.0, 8.0, 30.0, 40.0))],
+    ]
+    if kind == "yolo":
+        items, names = read_yolo_folder(folder)
+        files = [i.image for i in items]
+        got = [
+            [
+                (int(c), (cx - w / 2) * sx, (cy - h / 2) * sy, (cx + w / 2) * sx, (cy + h / 2) * sy)
+                for c, (cx, cy, w, h) in zip(i.labels, i.boxes_cxcywh, strict=True)
+            ]
+            for i, (sx, sy) in zip(items, [(40, 30), (40, 30), (64, 48)], strict=True)
+        ]
+    elif kind == "voc":
+        items, names = read_voc_folder(folder)
+        files = [i.image for i in items]
+        got = [
+            [
+                (int(c), x1 * sx, y1 * sy, x2 * sx, y2 * sy)
+                for c, (x1, y1, x2, y2) in zip(i.labels, i.boxes_xyxy, strict=True)
+            ]
+            for i, (sx, sy) in zip(items, sizes, strict=True)
+        ]
+    else:
+        items, names = read_labelme_folder(folder)
+        files = [i.image for i in items]
+        got = [
+            [(int(c), *p.min(0), *p.max(0)) for c, p in zip(i.labels, i.polygons, strict=True)]
+            for i in items
+        ]
+    assert names == NAMES
+    # where two share a stem, every name is numbered (distinct_stems); each a copy byte for byte
+    assert sorted(f.name for f in files) == ["0_a.png", "1_a.png", "2_b.jpg"]
+    by_name = dict(zip((f.name for f in files), got, strict=True))
+    for name, photo, boxes in zip(["0_a.png", "1_a.png", "2_b.jpg"], photos, want, strict=True):
+        copied = next(f for f in files if f.name == name)
+        assert copied.read_bytes() == photo.read_bytes()
+        flat = [(c, *b) for c, b in boxes]
+        np.testing.assert_allclose(
+            np.reshape(by_name[name], (-1, 5)), np.reshape(flat, (-1, 5)), atol=1e-4
+        )  # YOLO: 6 decimals of the side
+
+
+def test_detect_predict_writes_the_chosen_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """detect predict --dataset-format labelme: the rows' boxes, as labelme rectangles the
+    detection loader trains on; without --as-dataset the option is refused."""
+    run = tmp_path / "run"
+    argv = ["detect", "train", "--images", "40", "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(run)]) == 0
+    photos = [str(p) for p in _photos(tmp_path)]
+    argv = ["detect", "predict", "--checkpoint", str(run / "best.pt"), *photos]
+    draft = tmp_path / "draft"
+    capsys.readouterr()
+    more = ["--score-threshold", "0.01", "--as-dataset", str(draft), "--dataset-format", "labelme"]
+    assert main([*argv, *more, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["dataset"]["format"] == "labelme" and result["dataset"]["boxes"] > 0
+    shapes = json.loads((draft / "2_b.json").read_text(encoding="utf-8"))["shapes"]
+    (row,) = [r for r in result["predictions"] if r["source"].endswith("b.jpg")]
+    want = [[[*d["box_xyxy"][:2]], [*d["box_xyxy"][2:]]] for d in row["detections"]]
+    clipped = np.clip(np.asarray(want).reshape(-1, 2, 2), 0, [64, 48])
+    np.testing.assert_allclose(
+        np.asarray([s["points"] for s in shapes]).reshape(-1, 2, 2), clipped, atol=0.006
+    )
+    assert {s["shape_type"] for s in shapes} <= {"rectangle"}
+    assert [s["label"] for s in shapes] == [d["label"] for d in row["detections"]]
+    argv = ["detect", "train", "--data", str(draft), "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(tmp_path / "again"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "predict",
+                "--checkpoint",
+                str(run / "best.pt"),
+                *photos[:1],
+                "--dataset-format",
+                "voc",
+            ]
+        )
+        == 2
+    )
+    assert "--dataset-format is --as-dataset's layout" in capsys.readouterr().err
