@@ -1,7 +1,7 @@
 """Predicted boxes written as the dataset a labelling tool opens: a first draft of labels for
 new photos (or a video's frames), to correct there and train on (``--data FOLDER``).
 
-``--as-dataset FOLDER --as-dataset-format``:
+``--as-dataset FOLDER --dataset-format``:
 
 - ``yolo``: ``images/``, ``labels/<stem>.txt`` (``class cx cy w h``, relative), ``classes.txt``
   (:func:`~cnnlab.data.yolo.write_yolo_dataset`; CVAT, Label Studio, LabelImg in YOLO mode);
