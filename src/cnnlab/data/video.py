@@ -9,7 +9,7 @@ are streamed: a minute of 1080p video is 11 GB of pixels, never held at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,8 @@ def frames_at(video: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, 
     video read once and only as far as the last of them (a frame stands on those before it),
     one frame held at a time."""
     wanted = set(indices)
-    last = max(wanted, default=-1)
-    for i, frame in enumerate(read_frames(video)):
-        if i > last:
-            break
-        if i in wanted:
-            yield i, frame
+    if wanted:
+        yield from _kept_frames(video, wanted.__contains__, max(wanted))
 
 
 def with_frames(sources: Sequence[str]) -> list[str | np.ndarray]:
@@ -134,14 +130,25 @@ def read_frames(path: str | Path, every: int = 1) -> Iterator[np.ndarray]:
     that breaks off, is a :class:`CnnlabError` naming it."""
     if every < 1:
         raise ValueError(f"every must be 1 or more, not {every}")
+    return (frame for _, frame in _kept_frames(path, lambda i: i % every == 0))
+
+
+def _kept_frames(
+    path: str | Path, keep: Callable[[int], bool], last: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(i, frame i)`` as RGB for the frames ``keep(i)`` is true of, up to frame ``last``;
+    every frame is decoded (a frame may be coded as a change to those before it), only the
+    kept ones converted."""
     av = _av()
     with _open(path) as container:
         if not container.streams.video:
             raise CnnlabError(f"{path}: no video stream")
         try:
             for i, frame in enumerate(container.decode(video=0)):
-                if i % every == 0:
-                    yield frame.to_ndarray(format="rgb24")
+                if last is not None and i > last:
+                    return
+                if keep(i):
+                    yield i, frame.to_ndarray(format="rgb24")
         except av.FFmpegError as exc:
             why = getattr(exc, "strerror", None) or exc
             raise CnnlabError(f"{path}: the video breaks off ({why})") from None
