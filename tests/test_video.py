@@ -287,3 +287,15 @@ def test_a_folder_stands_for_its_videos_too(
     assert main(["detect", "predict", "--checkpoint", str(detector), str(tmp_path / "empty")]) == 2
     said = capsys.readouterr().err
     assert "empty: a folder with no image files (.bmp, " in said and "or videos (.avi, " in said
+
+
+def test_what_out_drew_is_said_in_a_line(tmp_path: Path) -> None:
+    from cnnlab.cli.predicting import drawn_said
+
+    rows = [{"source": "p.png", "drawn": "o/p_boxes.png"}] + [
+        {"source": f"{v}.mp4#frame={i}", "drawn": f"o/{v}_boxes.mp4"} for v in "ab" for i in (0, 3)
+    ]
+    assert drawn_said(rows, Path("o")) == (
+        "drew the boxes on 1 image and 4 frames of 2 videos in o (a_boxes.mp4, b_boxes.mp4)"
+    )
+    assert drawn_said(rows[:1], Path("o")) == "drew the boxes on 1 image in o"

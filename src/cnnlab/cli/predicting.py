@@ -196,6 +196,20 @@ def draw_found(
             rows[i]["drawn"] = written
 
 
+def drawn_said(rows: list[dict[str, Any]], folder: Path) -> str:
+    """What ``--out`` drew, in a line: ``drew the boxes on 1 image and 8 frames of 2 videos in
+    out (clip_boxes.mp4, ...)``."""
+    from cnnlab.data.video import video_of
+
+    frames = [r["drawn"] for r in rows if video_of(r["source"]) is not None]
+    videos = list(dict.fromkeys(frames))  # each once, in order
+    parts = [counted(len(rows) - len(frames), "image")] if len(frames) < len(rows) else []
+    if videos:
+        parts.append(f"{counted(len(frames), 'frame')} of {counted(len(videos), 'video')}")
+    named = f" ({', '.join(Path(v).name for v in videos)})" if videos else ""
+    return f"drew the boxes on {' and '.join(parts)} in {folder}{named}"
+
+
 def write_drawn_video(
     path: Path,
     video: str,

@@ -45,6 +45,7 @@ from cnnlab.cli.predicting import (
     dataset_folder,
     draw_found,
     drawn_folder,
+    drawn_said,
     frame_stride,
     predict_network,
     write_boxes,
@@ -213,7 +214,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             console.print(note)
         console.print(f"wrote {path}{drawn_note(len(rows))}")
         if drawn_to:
-            console.print(f"drew the boxes on {counted(len(rows), 'image')} in {drawn_to}")
+            console.print(drawn_said(rows, drawn_to))
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row an image: y = [p_c, class, box]
         flat = [
@@ -379,7 +380,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             console.print(note)
         console.print(f"wrote {path}{drawn_note(len(rows))}")
         if drawn_to:
-            console.print(f"drew the boxes on {counted(len(rows), 'image')} in {drawn_to}")
+            console.print(drawn_said(rows, drawn_to))
     result = {"figure": str(path), "predictions": rows}
     if csv_path:  # one row a detection; an image with none keeps a row with its source alone
         flat: list[dict[str, Any]] = []
