@@ -246,12 +246,12 @@ def write_boxes(
     frames: list[tuple[int, int]],
     found: list[list],
     console: Console,
-    quiet: bool,
-    kind: str = "yolo",
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
-    as a ``kind`` dataset (``--dataset-format``, :func:`~cnnlab.data.drafts.write_draft`),
-    said in a line."""
+    as ``--dataset-format`` lays them out (:func:`~cnnlab.data.drafts.write_draft`), said in a
+    line (unless ``--json``)."""
+    kind = args.dataset_format
     from cnnlab.data.drafts import write_draft
 
     labelled = [
@@ -259,7 +259,7 @@ def write_boxes(
         for r, f, frame in zip(rows, found, frames, strict=True)
     ]
     written = write_draft(folder, names, labelled, kind)
-    if not quiet:
+    if not args.json:
         no_area = written["no_area"]
         dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
         layout = {

@@ -228,17 +228,9 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
             for r in rows
         ]
         result["csv"] = write_csv(csv_path, flat, console, args.json)
-    if dataset:  # landmarks have no YOLO line
-        result["dataset"] = write_boxes(
-            dataset,
-            ckpt["class_names"],
-            rows,
-            frames,
-            found,
-            console,
-            args.json,
-            args.dataset_format,
-        )
+    if dataset:  # the boxes as labels to correct; landmarks are not written
+        names = ckpt["class_names"]
+        result["dataset"] = write_boxes(dataset, names, rows, frames, found, console, args)
     return result
 
 
@@ -393,16 +385,8 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         header = ("source", "label", "score", "x1", "y1", "x2", "y2")
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     if dataset:  # the predictions as labels to correct, and to train on
-        result["dataset"] = write_boxes(
-            dataset,
-            ckpt["class_names"],
-            rows,
-            frames,
-            found,
-            console,
-            args.json,
-            args.dataset_format,
-        )
+        names = ckpt["class_names"]
+        result["dataset"] = write_boxes(dataset, names, rows, frames, found, console, args)
     return result
 
 
