@@ -207,3 +207,49 @@ def test_labelme_polygons_round_trip_as_their_bounds(w: int, h: int, polygons: l
         any(b[0] - 1 <= c < b[2] + 1 and b[1] - 1 <= r < b[3] + 1 for b in boxes)
         for r, c in zip(rows, cols, strict=True)
     )
+
+
+@pytest.mark.parametrize("orientation", [6, 8, 5])
+def test_shapes_placed_on_a_turned_photo_as_stored_turn_with_it(
+    tmp_path: Path, orientation: int
+) -> None:
+    """A phone photo (stored 40 x 24, its EXIF tag turning it a quarter) labelled by a tool
+    that showed it as stored, so the file gives the stored size: a rectangle and an L-shaped
+    mask shape turn with the photo, onto the pixels painted under them as read_image shows the
+    photo (the oracle). The shown size is taken as it is."""
+    from cnnlab.data.images import read_image
+
+    stored = np.full((24, 40), 60, np.uint8)
+    stored[3:10, 4:16] = 130  # under the rectangle
+    ell = np.zeros((8, 6), bool)
+    ell[:, :2] = ell[-2:, :] = True
+    stored[12:20, 30:36][ell] = 250  # under the mask shape
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "a.png", exif=exif)
+    buffer = io.BytesIO()
+    Image.fromarray(ell.astype(np.uint8) * 255).save(buffer, "PNG")
+    shapes = [
+        shape("sign", [[4, 3], [16, 10]], "rectangle"),
+        shape("blob", [[30, 12], [35, 19]], "mask")
+        | {"mask": base64.b64encode(buffer.getvalue()).decode()},
+    ]
+    spec = {"shapes": shapes, "imagePath": "a.png", "imageHeight": 24, "imageWidth": 40}
+    (tmp_path / "a.json").write_text(json.dumps(spec))
+    (item,), names = read_labelme_folder(tmp_path)
+    shown = np.asarray(read_image(tmp_path / "a.png", "L"))
+    assert item.size == (24, 40) == shown.shape[::-1]
+    for k, value in ((names.index("sign"), 130), (names.index("blob"), 250)):
+        rows, cols = np.nonzero(shown == value)
+        under = [cols.min() / 24, rows.min() / 40, (cols.max() + 1) / 24, (rows.max() + 1) / 40]
+        np.testing.assert_allclose(item.boxes_xyxy()[item.labels.tolist().index(k)], under)
+    (bitmap,) = [b for b in item.bitmaps if b is not None]
+    blob = item.boxes_xyxy()[item.labels.tolist().index(names.index("blob"))]
+    x1, y1, x2, y2 = np.rint(blob * [24, 40, 24, 40]).astype(int)
+    assert np.array_equal(bitmap, shown[y1:y2, x1:x2] == 250)
+    spec |= {"imageHeight": 40, "imageWidth": 24}  # a tool that showed it turned: as it is
+    spec["shapes"] = [shape("sign", [[1.0, 2.0], [5.0, 9.0]], "rectangle")]
+    (tmp_path / "a.json").write_text(json.dumps(spec))
+    (item,), _ = read_labelme_folder(tmp_path)
+    np.testing.assert_allclose(item.boxes_xyxy(), [[1 / 24, 2 / 40, 5 / 24, 9 / 40]])

@@ -175,8 +175,8 @@ def test_missing_or_turned_size_and_broken_xml(tmp_path: Path) -> None:
     (items, _) = read_voc_folder(tmp_path)  # no <size>: the image file's own 80x60
     np.testing.assert_allclose(items[0].boxes_xyxy, [[0, 0, 0.5, 0.5]], atol=1e-6)
     (tmp_path / "a.xml").write_text(xml("a.jpg", (60, 80), [("cat", (1, 1, 30, 40), 0)]))
-    (items, _) = read_voc_folder(tmp_path)  # a camera's rotation: the size as the tool saw it
-    np.testing.assert_allclose(items[0].boxes_xyxy, [[0, 0, 0.5, 0.5]], atol=1e-6)
+    with pytest.raises(CnnlabError, match=r"a\.xml: <size> says 60x80, but a\.jpg is 80x60 \("):
+        read_voc_folder(tmp_path)  # turned, with no EXIF tag to say so
     (tmp_path / "a.xml").write_text("<annotation><filename>a.jpg</filename>")
     with pytest.raises(CnnlabError, match=r"a\.xml: malformed XML"):
         read_voc_folder(tmp_path)
@@ -282,3 +282,43 @@ def test_voc_xml_round_trips_any_boxes(w: int, h: int, boxes: list) -> None:
     assert [names[i] for i in items[0].labels] == [n for n, _ in objects]
     expected = np.asarray([b for _, b in objects], np.float64).reshape(-1, 4) / [w, h, w, h]
     np.testing.assert_allclose(items[0].boxes_xyxy, expected, atol=1e-6)
+
+
+def turned_photo(path: Path, orientation: int, box: tuple[int, int, int, int]) -> None:
+    """A 80 x 60 JPEG as a phone stores it, a white box painted on its stored pixels, with
+    the EXIF tag saying how to turn it."""
+    stored = np.full((60, 80, 3), 40, np.uint8)
+    x1, y1, x2, y2 = box
+    stored[y1:y2, x1:x2] = 255
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, quality=95, exif=exif)
+
+
+def test_a_phone_photo_labelled_as_stored_is_turned_with_its_boxes(tmp_path: Path) -> None:
+    """LabelImg shows a photo as stored and writes the stored size: the boxes are turned with
+    the photo, onto the white box as training sees it (read_image turns it; the oracle). A tool
+    that turned the photo (the shown size) is taken as it is; a flip <size> cannot tell apart
+    is warned of."""
+    from cnnlab.data.images import read_image
+
+    turned_photo(tmp_path / "a.jpg", 6, (10, 5, 30, 25))
+    as_stored = xml("a.jpg", (80, 60), [("cat", (11, 6, 30, 25), 0)])  # LabelImg's corners
+    (tmp_path / "a.xml").write_text(as_stored)
+    (item,), _ = read_voc_folder(tmp_path)
+    shown = np.asarray(read_image(tmp_path / "a.jpg", "L"))
+    assert shown.shape == (80, 60)  # a portrait photo
+    rows, cols = np.nonzero(shown > 150)
+    white = [cols.min() / 60, rows.min() / 80, (cols.max() + 1) / 60, (rows.max() + 1) / 80]
+    np.testing.assert_allclose(item.boxes_xyxy[0], white, atol=0.02)  # JPEG blurs a pixel
+    x1, y1, x2, y2 = (float(v) for v in item.boxes_xyxy[0] * [60, 80, 60, 80])
+    as_seen = xml("a.jpg", (60, 80), [("cat", (x1 + 1, y1 + 1, x2, y2), 0)])
+    (tmp_path / "a.xml").write_text(as_seen)  # a tool that showed it turned: as it is
+    (again,), _ = read_voc_folder(tmp_path)
+    np.testing.assert_allclose(again.boxes_xyxy, item.boxes_xyxy, atol=1e-6)
+    turned_photo(tmp_path / "a.jpg", 3, (10, 5, 30, 25))  # upside down: the size cannot tell
+    (tmp_path / "a.xml").write_text(as_stored)
+    with pytest.warns(UserWarning, match=r"1 photo with an EXIF orientation .* e\.g\. a\.jpg"):
+        (flipped,), _ = read_voc_folder(tmp_path)
+    np.testing.assert_allclose(flipped.boxes_xyxy, [[10 / 80, 5 / 60, 30 / 80, 25 / 60]])

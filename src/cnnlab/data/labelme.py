@@ -15,7 +15,10 @@ larger shapes first so a small one in front keeps its pixels, as COCO's polygons
 class names are ``labels.txt``'s (labelme's own ``--labels`` file: ``__ignore__`` and
 ``_background_`` lines skipped) or ``classes.txt``'s, else the labels the files use, sorted.
 The folder may be flat or split (``train/``, ``val/``, ``test/`` folders of images and JSON
-files): its splits then.
+files): its splits then. labelme shows a phone photo turned as its EXIF tag says, as cnnlab
+does; a file whose size is the photo's stored one where the tag turns it a quarter was labelled
+on the stored pixels (labelme before 2019, some other tools), and its shapes are turned with
+the photo (:mod:`cnnlab.data.orientation`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from cnnlab.data.coco import is_number
 from cnnlab.data.folder import IMAGE_SUFFIXES
+from cnnlab.data.orientation import TURNED, as_shown, pixels_as_shown
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_names, sorted_names
 from cnnlab.errors import CnnlabError
@@ -166,16 +170,16 @@ def _image(spec: dict[str, Any], path: Path) -> Any:
     return None
 
 
-def _size(image: Any) -> tuple[int, int]:
-    if not isinstance(image, Path):
-        return image.size
-    from PIL import Image
+def _size(image: Any) -> tuple[tuple[int, int], int]:
+    """``((width, height) as stored, EXIF orientation)`` of an image file or a Pillow image."""
+    from cnnlab.data.orientation import orientation_of, stored_and_orientation
 
+    if not isinstance(image, Path):
+        return image.size, orientation_of(image)
     from cnnlab.data.images import UNREADABLE, why_unreadable
 
     try:
-        with Image.open(image) as img:
-            return img.size
+        return stored_and_orientation(image)
     except UNREADABLE as exc:
         raise CnnlabError(f"{image}: {why_unreadable(exc)}") from None
 
@@ -214,15 +218,21 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
                 continue
             if isinstance(image, Path):
                 used.add(image.resolve())  # imagePath may say ../photos/a.png
-            w, h = _size(image)
+            stored, orientation = _size(image)
+            shown = stored[::-1] if orientation in TURNED else stored
             given = (spec.get("imageWidth"), spec.get("imageHeight"))
-            if all(isinstance(v, int) and v > 0 for v in given) and given not in ((w, h), (h, w)):
+            if not all(isinstance(v, int) and v > 0 for v in given):
+                given = shown  # not written: as labelme shows it
+            if given not in (stored, shown):
+                turned = f" ({stored[0]}x{stored[1]} as stored)" if shown != stored else ""
                 raise CnnlabError(
                     f"{path}: imageWidth x imageHeight is {given[0]}x{given[1]}, but its image is "
-                    f"{w}x{h} (resized after labelling? the shapes would land in the wrong place)"
+                    f"{shown[0]}x{shown[1]}{turned} (resized or turned after labelling? the "
+                    "shapes would land in the wrong place)"
                 )
-            if all(isinstance(v, int) and v > 0 for v in given):
-                w, h = given
+            # a tool that showed the photo as stored (labelme before 2019, X-AnyLabeling): turn
+            # the shapes with the photo, as training sees it
+            on_stored = given == stored != shown
             shapes = []
             for k, shape in enumerate(spec["shapes"]):
                 where = f"{path}: shape {k}"
@@ -238,8 +248,12 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
                         if shape.get("shape_type") == "mask"
                         else None
                     )
+                    if on_stored:
+                        polygon = as_shown(polygon / stored, orientation) * shown
+                        if bitmap is not None:
+                            bitmap = pixels_as_shown(bitmap, orientation)
                     shapes.append((label, polygon, bitmap))
-            parsed.append((path, image, (w, h), shapes, split))
+            parsed.append((path, image, shown, shapes, split))
         unlabelled += [
             p
             for p in sorted(folder.iterdir())

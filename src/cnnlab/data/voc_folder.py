@@ -18,6 +18,12 @@ nothing but a pixel clipped at the edge) and ``<difficult>``.
 An image without an XML file is left out with a warning: an image with no objects needs an XML
 with no ``<object>``, as LabelImg saves one.
 
+A phone photo whose EXIF tag turns it a quarter (:mod:`cnnlab.data.orientation`) and whose
+``<size>`` is its stored width and height was labelled on the stored pixels (LabelImg does
+not turn photos): its boxes are turned with it, to lie where training sees the objects. Where
+the size cannot tell (a photo flipped or upside down, or a square one), they are taken as
+placed on the photo as shown, with a warning.
+
 The class names are those of ``labelmap.txt`` (CVAT's and Datumaro's
 ``name:r,g,b:parts:actions``; its ``background`` is the maps' class 0 and no box's class),
 else of ``classes.txt`` (one per line), else the names the XML files use, sorted
@@ -72,6 +78,7 @@ class _Xml:
     boxes: np.ndarray  # (N, 4) xyxy relative
     difficult: np.ndarray
     split: str | None
+    unsure: bool = False  # an EXIF orientation <size> cannot tell was seen or not
 
 
 def _first_dir(root: Path, names: Sequence[str]) -> Path | None:
@@ -162,14 +169,13 @@ def _image_of(xml: Path, filename: str, images: dict[str, Path]) -> Path | None:
     return images.get(name) if name in images else images.get(xml.stem)
 
 
-def _stored_size(image: Path) -> tuple[int, int]:
-    from PIL import Image
-
+def _stored_size(image: Path) -> tuple[tuple[int, int], int]:
+    """``((width, height) as stored, EXIF orientation)`` of ``image``, from its header."""
     from cnnlab.data.images import UNREADABLE, why_unreadable
+    from cnnlab.data.orientation import stored_and_orientation
 
     try:
-        with Image.open(image) as img:
-            return img.size
+        return stored_and_orientation(image)
     except UNREADABLE as exc:
         raise CnnlabError(f"{image}: {why_unreadable(exc)}") from None
 
@@ -189,18 +195,25 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
     image = _image_of(xml, (tree.findtext("filename") or "").strip(), images)
     if image is None:
         return None
-    stored = _stored_size(image)
+    from cnnlab.data.orientation import TURNED, boxes_as_shown
+
+    stored, orientation = _stored_size(image)
+    shown = stored[::-1] if orientation in TURNED else stored
     try:
         w, h = (int(float(tree.findtext(f"size/{k}") or 0)) for k in ("width", "height"))
     except ValueError:
-        raise CnnlabError(f"{xml}: <size> holds a width or height that is not a number") from None
+        raise CnnlabError(f"{xml}: <size> says a width or height that is not a number") from None
     if w <= 0 or h <= 0:  # some tools leave <size> out or write zeros: the image's own
-        w, h = stored
-    elif (w, h) not in (stored, stored[::-1]):  # transposed: a camera's EXIF rotation
+        w, h = shown
+    elif (w, h) not in (stored, shown):
+        turned = f" ({stored[0]}x{stored[1]} as stored)" if shown != stored else ""
         raise CnnlabError(
-            f"{xml}: <size> says {w}x{h}, but {image.name} is {stored[0]}x{stored[1]} "
-            "(resized after labelling? the boxes would land in the wrong place)"
+            f"{xml}: <size> says {w}x{h}, but {image.name} is {shown[0]}x{shown[1]}{turned} "
+            "(resized or turned after labelling? the boxes would land in the wrong place)"
         )
+    # labelled on the stored pixels of a photo the tag turns: the boxes turn with it
+    on_stored = orientation != 1 and (w, h) == stored and stored != shown
+    unsure = orientation != 1 and stored == shown  # flipped, upside down, or square
     names, boxes, difficult = [], [], []
     for obj in tree.iter("object"):
         name = (obj.findtext("name") or "").strip()
@@ -219,14 +232,10 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
         box = [max(x1 - 1, 0) / w, max(y1 - 1, 0) / h, min(x2, w) / w, min(y2, h) / h]
         boxes.append(box)
         difficult.append((obj.findtext("difficult") or "0").strip() == "1")
-    return _Xml(
-        xml,
-        image,
-        names,
-        np.asarray(boxes, np.float32).reshape(-1, 4),
-        np.asarray(difficult, bool),
-        split,
-    )
+    relative = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if on_stored:
+        relative = boxes_as_shown(relative, orientation)
+    return _Xml(xml, image, names, relative, np.asarray(difficult, bool), split, unsure)
 
 
 def _xml_folders(root: Path) -> list[tuple[Path, Path, str | None]]:
@@ -289,6 +298,14 @@ def read_voc_folder(
         warnings.warn(
             f"{root}: {counted(len(lonely_xml), 'XML file')} with no image, left out, e.g. "
             f"{lonely_xml[0].relative_to(root)}",
+            stacklevel=2,
+        )
+    if unsure := [p.image for p in parsed if p.unsure]:
+        warnings.warn(
+            f"{root}: {counted(len(unsure), 'photo')} with an EXIF orientation (flipped, upside "
+            f"down, or square and turned) that <size> cannot tell was seen, e.g. "
+            f"{unsure[0].relative_to(root)}: the boxes are taken as placed on the photo as "
+            "shown; a tool that shows photos as stored (LabelImg) placed them elsewhere",
             stacklevel=2,
         )
     if unlabelled:
