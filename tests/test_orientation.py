@@ -3,6 +3,8 @@ exif_transpose, which turns the pixels, is the oracle."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -48,3 +50,31 @@ def test_no_tag_or_a_bad_one_is_upright() -> None:
     exif = image.getexif()
     exif[0x0112] = 9
     assert orientation_of(Image.open(_saved(image, exif))) == 1
+
+
+def test_a_mask_drawn_on_a_turned_photo_as_stored_turns_with_it(tmp_path: Path) -> None:
+    """A mask folder whose photo is stored 40 x 24 with a tag turning it a quarter, and whose
+    mask has the stored size: the class map turns with the photo (the oracle: the same mask
+    saved with the photo's tag, read as read_image shows it); a mask of the shown size is
+    taken as it is."""
+    from cnnlab.data.images import read_image
+    from cnnlab.engine.segment_data import folder_segmentation
+
+    root = tmp_path
+    for folder in ("images", "masks"):
+        (root / folder).mkdir()
+    (root / "classes.txt").write_text("background\nroad\n")
+    truth = np.zeros((24, 40), np.uint8)
+    truth[2:9, 3:30] = 1
+    truth[15:22, 30:36] = 1
+    photo = Image.fromarray(np.where(truth == 1, 200, 40).astype(np.uint8))
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    photo.save(root / "images" / "a.png", exif=exif)
+    Image.fromarray(truth).save(root / "masks" / "a.png")
+    Image.fromarray(truth).save(root / "tagged.png", exif=exif)
+    shown = read_image(root / "tagged.png", "L").resize((40, 40), Image.Resampling.NEAREST)
+    seg = folder_segmentation(root, 40)
+    assert np.array_equal(seg.masks[0].numpy(), np.asarray(shown))
+    Image.fromarray(np.asarray(read_image(root / "tagged.png", "L"))).save(root / "masks" / "a.png")
+    assert np.array_equal(folder_segmentation(root, 40).masks[0].numpy(), np.asarray(shown))
