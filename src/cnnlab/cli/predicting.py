@@ -251,9 +251,9 @@ def write_boxes(
     """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
     as ``--dataset-format`` lays them out (:func:`~cnnlab.data.drafts.write_draft`), said in a
     line (unless ``--json``)."""
-    kind = args.dataset_format
     from cnnlab.data.drafts import write_draft
 
+    kind = args.dataset_format
     labelled = [
         (r["source"], [(k, box) for k, box, _ in f], frame)
         for r, f, frame in zip(rows, found, frames, strict=True)
