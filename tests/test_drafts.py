@@ -140,3 +140,90 @@ def test_detect_predict_writes_the_chosen_format(
         == 2
     )
     assert "--dataset-format is --as-dataset's layout" in capsys.readouterr().err
+
+
+def _hand_made_map() -> np.ndarray:
+    """A 40 x 40 map: two regions of class 1, an L of class 2, a 2-pixel speck of class 2."""
+    mask = np.zeros((40, 40), np.uint8)
+    mask[2:12, 3:20] = 1
+    mask[25:38, 28:39] = 1
+    mask[20:35, 2:8] = mask[30:35, 2:20] = 2
+    mask[15, 30:32] = 2  # a speck
+    return mask
+
+
+def test_a_map_becomes_a_polygon_a_region() -> None:
+    from cnnlab.data.drafts import map_polygons
+
+    polygons, specks = map_polygons(_hand_made_map(), min_pixels=4)
+    assert [c for c, _ in polygons] == [1, 2, 1] and specks == 1  # larger regions first
+    # along the pixels' edges (marching squares cuts a corner by a quarter pixel)
+    np.testing.assert_allclose(polygons[0][1].min(0), [3, 2], atol=0.25)
+    np.testing.assert_allclose(polygons[0][1].max(0), [20, 12], atol=0.25)
+
+
+@pytest.mark.parametrize("kind", ["labelme", "yolo"])
+def test_map_drafts_read_back_as_the_map(tmp_path: Path, kind: str) -> None:
+    """Written as polygons and read by the loader segment train uses, the map comes back pixel
+    for pixel but for the speck; a hole is filled (a polygon has none)."""
+    from cnnlab.data.drafts import add_map_draft, begin_map_draft
+    from cnnlab.engine.segment_data import labelme_segmentation, yolo_segmentation
+
+    mask = _hand_made_map()
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 40, 3), 99, np.uint8)).save(photo)
+    frame = np.full((40, 40, 3), 7, np.uint8)  # a video's frame: no file, written as a PNG
+    holed = mask.copy()
+    holed[5:8, 8:12] = 0  # a hole in the first region
+    names = ["background", "road", "café"]
+    folder = tmp_path / "draft"
+    begin_map_draft(folder, names, kind)
+    assert add_map_draft(folder, kind, names, photo, "photo", mask) == (3, 1)
+    assert add_map_draft(folder, kind, names, "clip.mp4#frame=3", "clip_3", holed, frame) == (3, 1)
+    read = labelme_segmentation if kind == "labelme" else yolo_segmentation
+    data = read(folder, 40)
+    assert data.class_names == names
+    without_speck = mask.copy()
+    without_speck[15, 30:32] = 0
+    for got in data.masks:  # both: the hole filled again
+        assert np.array_equal(got.numpy(), without_speck)
+    assert sorted(int(i.float().mean()) for i in data.images) == [7, 99]
+
+
+def test_segment_predict_writes_polygons_for_a_labelling_tool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """segment predict --dataset-format labelme: a polygon a region of each map (as
+    map_polygons finds them in the map PNG it wrote), read back by labelme's loader onto the
+    map but for specks and holes; yolo alike."""
+    from cnnlab.data.drafts import MIN_REGION, map_polygons
+    from cnnlab.data.scenes import make_scenes
+    from cnnlab.engine.segment_data import labelme_segmentation, yolo_segmentation
+
+    run = tmp_path / "run"
+    argv = ["segment", "train", "--images", "60", "--epochs", "2", "--image-size", "32"]
+    assert main([*argv, "--out", str(run)]) == 0
+    photos = []
+    for i, scene in enumerate(make_scenes(3, seed=4, image_size=48)):
+        photos.append(str(tmp_path / f"s{i}.png"))
+        Image.fromarray(scene.image).save(photos[-1])
+    for kind, read in (("labelme", labelme_segmentation), ("yolo", yolo_segmentation)):
+        argv = ["segment", "predict", "--checkpoint", str(run / "best.pt"), *photos, "--out"]
+        draft = tmp_path / kind
+        more = ["--as-dataset", str(draft), "--dataset-format", kind, "--json"]
+        capsys.readouterr()
+        assert main([*argv, str(tmp_path / f"maps_{kind}"), *more]) == 0
+        result = json.loads(capsys.readouterr().out.splitlines()[-1])
+        maps = [np.asarray(Image.open(r["map"])) for r in result["predictions"]]
+        found = [map_polygons(m, max(4, round(MIN_REGION * m.size))) for m in maps]
+        assert result["dataset"] == {
+            "folder": str(draft),
+            "format": kind,
+            "images": 3,
+            "polygons": sum(len(p) for p, _ in found),
+            "specks": sum(s for _, s in found),
+        }
+        assert result["dataset"]["polygons"] > 0
+        data = read(draft, 48)
+        agree = np.mean([np.mean(d.numpy() == m) for d, m in zip(data.masks, maps, strict=True)])
+        assert agree > 0.9, agree

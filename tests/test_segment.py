@@ -365,7 +365,7 @@ def test_cli(
     again = tmp_path / "again"
     assert main([*argv, str(tmp_path / "wide.png"), "--as-dataset", str(again), "--json"]) == 0
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert said["dataset"] == {"folder": str(again), "images": 1}
+    assert said["dataset"] == {"folder": str(again), "format": "masks", "images": 1}
     assert (again / "images" / "wide.png").read_bytes() == (tmp_path / "wide.png").read_bytes()
     assert (again / "masks" / "wide.png").read_bytes() == Path(wide["map"]).read_bytes()
     relabelled = folder_segmentation(again, image_size=32)

@@ -53,26 +53,26 @@ def predict_network(args: argparse.Namespace, command: str, task: str) -> tuple[
     return network, saved
 
 
-def add_as_dataset(parser: argparse.ArgumentParser, layout: str, boxes: bool = False) -> None:
+def add_as_dataset(
+    parser: argparse.ArgumentParser, layout: str, formats: dict[str, str] | None = None
+) -> None:
     """``--as-dataset FOLDER``: the images given and what the model said of them, written as
     the training data of the task (``layout``), a draft of labels to correct and train on;
-    for ``boxes``, ``--dataset-format`` too: the labelling tool's layout
-    (:mod:`cnnlab.data.drafts`)."""
+    with ``formats`` (each labelling tool's layout and what it writes, the first the default),
+    ``--dataset-format`` too (:mod:`cnnlab.data.drafts`)."""
     parser.add_argument(
         "--as-dataset",
         metavar="FOLDER",
         help=f"also write the images and their predictions there as a dataset ({layout}): "
         "labels to correct, then train on (--data FOLDER); a new or empty folder",
     )
-    if boxes:
-        from cnnlab.data.drafts import DRAFT_FORMATS
-
+    if formats:
         parser.add_argument(
             "--dataset-format",
-            choices=DRAFT_FORMATS,
-            default="yolo",
-            help="--as-dataset's layout: yolo (images/, labels/, classes.txt), voc (each "
-            "image's XML beside it: LabelImg) or labelme (each image's JSON beside it)",
+            choices=list(formats),
+            default=next(iter(formats)),
+            help="--as-dataset's layout: "
+            + ", ".join(f"{kind} ({what})" for kind, what in formats.items()),
         )
 
 

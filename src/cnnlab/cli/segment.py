@@ -121,6 +121,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     import torch
 
+    from cnnlab.data.drafts import add_map_draft, begin_map_draft
     from cnnlab.data.scenes import standardise
     from cnnlab.engine.segment_data import scenes_segmentation
     from cnnlab.engine.segment_maps import (
@@ -141,8 +142,12 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     figure = figure_file(args.output) if args.output else None  # as is a figure's
     dataset = dataset_folder(args, "their maps")  # and the dataset's folder
     names = ckpt["class_names"]
-    if dataset:  # images/ and masks/ of class indices: corrected, they train a segmenter
+    kind = args.dataset_format
+    if dataset and kind == "masks":  # images/ and masks/ of class indices: corrected, they train
         new_mask_dataset(dataset, names)
+    elif dataset:  # each region a polygon, for a labelling tool
+        begin_map_draft(dataset, names, kind)
+    polygons = specks = 0
     size = ckpt["input_size"][-1]
     if args.images:
         inputs, total, videos = _files_and_frames(args.images, every)
@@ -162,8 +167,12 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
                 scores = at_input_size(model, standardise(image.float())[None])[0]
             mask = upsampled_argmax(scores, scores.shape[-2:])  # the arg-max, as a photo's
         paths = save_prediction(image, mask, Path(args.out), stem)
-        if dataset:
+        if dataset and kind == "masks":
             add_mask_pair(dataset, source, stem, mask, image)
+        elif dataset:
+            array = image.permute(1, 2, 0).numpy()
+            added = add_map_draft(dataset, kind, names, source, stem, mask.numpy(), array)
+            polygons, specks = polygons + added[0], specks + added[1]
         if figure and k < MAX_DRAWN:
             drawn.append((source, image, mask))
         rows.append({"source": source, **paths, "pixel_counts": mask_counts(mask, names)})
@@ -188,13 +197,11 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
             for path in result["videos"]:
                 console.print(f"wrote {path}")
     if dataset:
-        result["dataset"] = {"folder": str(dataset), "images": len(rows)}
+        result["dataset"] = {"folder": str(dataset), "format": kind, "images": len(rows)}
+        if kind != "masks":
+            result["dataset"] |= {"polygons": polygons, "specks": specks}
         if not args.json:
-            maps = "its map" if len(rows) == 1 else "their maps"
-            console.print(
-                f"wrote {counted(len(rows), 'image')} and {maps} as a mask dataset to {dataset} "
-                "(images/, masks/, classes.txt)"
-            )
+            console.print(_draft_said(result["dataset"], specks))
     if figure:
         result["figure"] = str(plot_predictions(drawn, names, figure))
         if not args.json:
@@ -208,6 +215,22 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         header = ("source", "map", "overlay", *(f"{n}_pixels" for n in names))
         result["csv"] = write_csv(csv_path, flat, console, args.json, header)
     return result
+
+
+def _draft_said(dataset: dict[str, Any], specks: int) -> str:
+    """What ``--as-dataset`` wrote, in a line."""
+    images = counted(dataset["images"], "image")
+    if dataset["format"] == "masks":
+        maps = "its map" if dataset["images"] == 1 else "their maps"
+        where = "as a mask dataset to {} (images/, masks/, classes.txt)"
+    else:
+        maps = f"{counted(dataset['polygons'], 'polygon')}, a region each"
+        where = {
+            "labelme": "as labelme JSON beside each image to {} (with labels.txt)",
+            "yolo": "as YOLO segmentation labels to {} (images/, labels/, classes.txt)",
+        }[dataset["format"]]
+    left = f" ({counted(specks, 'speck')} left out)" if specks else ""
+    return f"wrote {images} and {maps} {where.format(dataset['folder'])}{left}"
 
 
 def _files_and_frames(
@@ -253,6 +276,14 @@ def _overlay_videos(
             r["overlay_video"] = str(target)
         written.append(str(target))
     return written
+
+
+# --dataset-format of segment predict (cnnlab.data.drafts)
+MAP_DRAFTS = {
+    "masks": "images/, masks/ of class indices, classes.txt",
+    "labelme": "a JSON of polygons beside each image",
+    "yolo": "YOLO segmentation polygons: images/, labels/, classes.txt",
+}
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -322,6 +353,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "map with its classes' shares",
     )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
-    add_as_dataset(p, "images/, masks/ of class indices, classes.txt")
+    add_as_dataset(p, "the maps, as --dataset-format lays them out", MAP_DRAFTS)
     add_every(p)
     p.set_defaults(handler=cmd_segment_predict)

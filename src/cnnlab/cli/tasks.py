@@ -127,6 +127,14 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     }
 
 
+# --dataset-format of the box predict commands (cnnlab.data.drafts)
+BOX_DRAFTS = {
+    "yolo": "images/, labels/, classes.txt",
+    "voc": "each image's XML beside it: LabelImg",
+    "labelme": "each image's JSON beside it",
+}
+
+
 def _inputs(
     args: argparse.Namespace, size: int, scenes: Callable[[], Any], every: int = 1
 ) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
@@ -491,7 +499,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
-    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", boxes=True)
+    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", BOX_DRAFTS)
     add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
     add_every(p)
     p.set_defaults(handler=cmd_localize_predict)
@@ -551,7 +559,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         default=0.5,
         help="non-max suppression drops a box whose IoU with a better one reaches this",
     )
-    add_as_dataset(p, "the boxes found, as --dataset-format lays them out", boxes=True)
+    add_as_dataset(p, "the boxes found, as --dataset-format lays them out", BOX_DRAFTS)
     add_drawn_folder(p, "its labelled boxes")
     add_every(p)
     p.set_defaults(handler=cmd_detect_predict)
