@@ -261,6 +261,23 @@ def test_classify_predict_on_a_video(tmp_path: Path, capsys: pytest.CaptureFixtu
         written = dataset / r["prediction"] / f"shots_{i:06d}.png"
         assert np.array_equal(np.asarray(Image.open(written)), frames[i])
     assert sum(result["dataset"]["per_class"].values()) == 5
+    # --out: the photo framed in its class's colour, the video again with each frame's class
+    drawn = tmp_path / "drawn"
+    assert main([*argv, "--every", "3", "--out", str(drawn), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [Path(r["drawn"]).name for r in rows] == ["000_labelled.png"] + [
+        "shots_labelled.mp4"
+    ] * 3
+    assert video_info(drawn / "shots_labelled.mp4") == (3, 4 / 3)
+    from PIL import ImageColor
+
+    from cnnlab.viz.plots import BOX_COLOURS
+
+    names = Classifier.load(run / "best.pt").class_names
+    colour = BOX_COLOURS[names.index(rows[0]["prediction"]) % len(BOX_COLOURS)]
+    with Image.open(drawn / "000_labelled.png") as framed:
+        assert framed.size == Image.open(photo).size
+        assert framed.getpixel((0, framed.height - 1)) == ImageColor.getrgb(colour)
 
 
 def test_a_folder_stands_for_its_videos_too(

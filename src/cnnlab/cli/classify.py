@@ -39,10 +39,14 @@ from cnnlab.cli.common import (
 from cnnlab.cli.predicting import (
     add_as_dataset,
     add_checkpoint_or_onnx,
+    add_drawn_folder,
     add_every,
     add_source_column,
     checkpoint_or_onnx,
     dataset_folder,
+    draw_found,
+    drawn_folder,
+    drawn_said,
     frame_stride,
 )
 from cnnlab.cli.typed import refuse_beside_images
@@ -185,6 +189,7 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
     dataset = dataset_folder(args, "the classes predicted")  # and the dataset's folder
+    drawn_to = drawn_folder(args)  # and the drawn images'
     images = None  # a split's images (files are read again to be drawn)
     if args.images:  # the image files, then each video's frames
         from cnnlab.data.video import is_video
@@ -248,6 +253,15 @@ def cmd_classify_predict(args: argparse.Namespace, console: Console) -> dict[str
                 f"{right} of {len(labelled)} labelled images right ({right / len(labelled):.2%})"
                 + ("; a file's label: the class folder it lies in" if args.images else "")
             )
+    if drawn_to:  # each image framed in its class's colour, the class and probability on it
+        index = {n: i for i, n in enumerate(meta["class_names"])}
+        found = [
+            [(index[r["prediction"]], None, f"{r['prediction']} {r['probability']:.2f}")]
+            for r in rows
+        ]
+        draw_found(drawn_to, rows, found, every=every, tag="labelled")
+        if not args.json:
+            console.print(drawn_said(rows, drawn_to, "the class"))
     if csv_path:
         result["csv"] = write_csv(csv_path, csv_rows(rows), console, args.json)
     if dataset:  # each image in its predicted class's folder: move the wrong ones, then train
@@ -434,6 +448,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_device(p)
     add_as_dataset(p, "FOLDER/<predicted class>/, a class folder each")
+    add_drawn_folder(p, "its class and probability, framed in the class's colour", "labelled")
     add_every(p)
     p.set_defaults(handler=cmd_classify_predict)
 

@@ -113,13 +113,14 @@ def frame_stride(args: argparse.Namespace) -> int:
     return args.every
 
 
-def add_drawn_folder(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--out FOLDER``: each image given, at its own size, with ``what`` drawn on it."""
+def add_drawn_folder(parser: argparse.ArgumentParser, what: str, tag: str = "boxes") -> None:
+    """``--out FOLDER``: each image given, at its own size, with ``what`` drawn on it, written
+    as ``<name>_<tag>``."""
     parser.add_argument(
         "--out",
         metavar="FOLDER",
         help=f"also write each image given with {what} drawn on it, at its own size, to FOLDER "
-        "(<name>_boxes.jpg for a JPEG, .png otherwise, .mp4 for a video)",
+        f"(<name>_{tag}.jpg for a JPEG, .png otherwise, .mp4 for a video)",
     )
 
 
@@ -140,10 +141,11 @@ def drawn_folder(args: argparse.Namespace) -> Path | None:
 
 
 def write_drawn(
-    folder: Path, drawn: Sequence[tuple[str, list, list[str], list[int], list]]
+    folder: Path, drawn: Sequence[tuple[str, list, list[str], list[int], list]], tag: str = "boxes"
 ) -> list[str]:
     """Each ``(source, boxes, captions, classes, points)`` drawn on its file at its own size
-    (:func:`~cnnlab.viz.boxes.draw_boxes`), written to ``folder``; returns the files' paths."""
+    (:func:`~cnnlab.viz.boxes.draw_boxes`), written to ``folder`` as ``<stem>_<tag>``; returns
+    the files' paths."""
     from cnnlab.data.folder import distinct_stems
     from cnnlab.data.images import open_image, with_progress
     from cnnlab.viz.boxes import draw_boxes, drawn_path
@@ -154,7 +156,7 @@ def write_drawn(
     for (source, boxes, captions, classes, points), stem in with_progress(
         list(zip(drawn, distinct_stems(sources), strict=True)), "drawing"
     ):
-        path = drawn_path(folder, stem, source)
+        path = drawn_path(folder, stem, source, tag)
         image = draw_boxes(open_image(source, "RGB"), boxes, captions, classes, points)
         image.save(path, **({"quality": 92} if path.suffix == ".jpg" else {}))
         paths.append(str(path))
@@ -167,11 +169,13 @@ def draw_found(
     found: list[list],
     points: list | None = None,
     every: int = 1,
+    tag: str = "boxes",
 ) -> None:
-    """``--out`` of detect and localize predict: each file with ``found[i]``, its objects as
-    ``(class index, box in its pixels, caption)``, and ``points[i]``, each box's landmarks, drawn
-    on it (:func:`write_drawn`; a video's frames, every ``every``-th, as a video again); each row
-    gets its file's path, ``drawn``."""
+    """``--out`` of the predict commands: each file with ``found[i]``, its objects as
+    ``(class index, box in its pixels or None for the whole image, caption)``, and
+    ``points[i]``, each box's landmarks, drawn on it (:func:`write_drawn`, as
+    ``<stem>_<tag>``; a video's frames, every ``every``-th, as a video again); each row gets its
+    file's path, ``drawn``."""
     if folder is None:
         return
     from cnnlab.data.folder import distinct_stems
@@ -182,7 +186,8 @@ def draw_found(
         for r, f, p in zip(rows, found, points or [[]] * len(rows), strict=True)
     ]
     stills = [i for i, d in enumerate(drawn) if video_of(d[0]) is None]
-    for i, written in zip(stills, write_drawn(folder, [drawn[i] for i in stills]), strict=True):
+    written_stills = write_drawn(folder, [drawn[i] for i in stills], tag)
+    for i, written in zip(stills, written_stills, strict=True):
         rows[i]["drawn"] = written
     by_video: dict[str, list[int]] = {}
     for i, d in enumerate(drawn):
@@ -190,13 +195,13 @@ def draw_found(
             by_video.setdefault(frame[0], []).append(i)
     for video, stem in zip(by_video, distinct_stems(list(by_video)), strict=True):
         written = write_drawn_video(
-            folder / f"{stem}_boxes.mp4", video, [drawn[i] for i in by_video[video]], every
+            folder / f"{stem}_{tag}.mp4", video, [drawn[i] for i in by_video[video]], every
         )
         for i in by_video[video]:
             rows[i]["drawn"] = written
 
 
-def drawn_said(rows: list[dict[str, Any]], folder: Path) -> str:
+def drawn_said(rows: list[dict[str, Any]], folder: Path, what: str = "the boxes") -> str:
     """What ``--out`` drew, in a line: ``drew the boxes on 1 image and 8 frames of 2 videos in
     out (clip_boxes.mp4, ...)``."""
     from cnnlab.data.video import video_of
@@ -207,7 +212,7 @@ def drawn_said(rows: list[dict[str, Any]], folder: Path) -> str:
     if videos:
         parts.append(f"{counted(len(frames), 'frame')} of {counted(len(videos), 'video')}")
     named = f" ({', '.join(Path(v).name for v in videos)})" if videos else ""
-    return f"drew the boxes on {' and '.join(parts)} in {folder}{named}"
+    return f"drew {what} on {' and '.join(parts)} in {folder}{named}"
 
 
 def write_drawn_video(

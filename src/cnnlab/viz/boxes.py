@@ -1,6 +1,7 @@
 """Boxes and points drawn on a photo at its own size (Pillow), for ``detect predict --out`` and
-``localize predict --out``: the figures of ``-o`` show 24 images shrunk into a grid; these are
-the photos themselves, one file each, as a detector's users look at them."""
+``localize predict --out`` (and ``classify predict --out``: the whole image framed, its class
+on it): the figures of ``-o`` show 24 images shrunk into a grid; these are the photos
+themselves, one file each, as a detector's users look at them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def draw_boxes(
     image: Image.Image,
-    boxes: Sequence[Sequence[float]],
+    boxes: Sequence[Sequence[float] | None],
     captions: Sequence[str],
     classes: Sequence[int],
     points: Sequence[Sequence[Sequence[float]]] = (),
@@ -31,7 +32,8 @@ def draw_boxes(
     """A copy of ``image`` with each box ``(x1, y1, x2, y2)`` in its pixels outlined in its
     class's colour (:data:`~cnnlab.viz.plots.BOX_COLOURS`), ``captions[i]`` on a label above it
     (inside, when the box touches the top), and ``points[i]`` (landmarks, ``(x, y)`` in pixels)
-    as dots. Lines and letters grow with the image, so a 12-megapixel photo's are legible."""
+    as dots; a box ``None`` frames the whole image. Lines and letters grow with the image, so a
+    12-megapixel photo's are legible."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
     side = min(out.size)
@@ -39,7 +41,7 @@ def draw_boxes(
     font = _font(max(12, side // 40))
     for i, (box, caption, cls) in enumerate(zip(boxes, captions, classes, strict=True)):
         colour = BOX_COLOURS[cls % len(BOX_COLOURS)]
-        x1, y1, x2, y2 = box
+        x1, y1, x2, y2 = (0, 0, out.width - 1, out.height - 1) if box is None else box
         draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
         left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
         tw, th = right - left + 2 * width, bottom - top + 2 * width
@@ -52,8 +54,8 @@ def draw_boxes(
     return out
 
 
-def drawn_path(folder: Path, stem: str, source: str | Path) -> Path:
-    """Where a photo drawn on goes: ``folder/<stem>_boxes.jpg`` for a JPEG (a photo's own
+def drawn_path(folder: Path, stem: str, source: str | Path, tag: str = "boxes") -> Path:
+    """Where a photo drawn on goes: ``folder/<stem>_<tag>.jpg`` for a JPEG (a photo's own
     format, a tenth of a PNG's size), ``.png`` otherwise."""
     suffix = ".jpg" if Path(str(source)).suffix.lower() in (".jpg", ".jpeg") else ".png"
-    return folder / f"{stem}_boxes{suffix}"
+    return folder / f"{stem}_{tag}{suffix}"
