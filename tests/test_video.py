@@ -97,6 +97,10 @@ def test_localize_predict_reads_videos_and_images_together(
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
     assert [r["source"] for r in rows][:2] == [str(photo), f"{clip}#frame=0"] and len(rows) == 37
+    from cnnlab import Localizer
+
+    localizer = Localizer.load(out / "best.pt")
+    assert json.loads(json.dumps(localizer.predict_video(clip, every=7))) == rows[1::7]
 
 
 def test_what_video_cannot_do_is_said(
@@ -198,6 +202,8 @@ def test_every_nth_frame(
     assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(0, 36, 5)]
     expected = Detector.load(detector).predict_images(frames[::5], score_threshold=0.05)
     assert [r["detections"] for r in rows] == [e["detections"] for e in expected]
+    in_python = Detector.load(detector).predict_video(clip, score_threshold=0.05, every=5)
+    assert in_python == [{k: v for k, v in r.items() if k != "drawn"} for r in rows]
     assert video_info(out / "clip_boxes.mp4") == (8, 2.0)
     written = sorted((data / "images").iterdir())
     assert [p.name for p in written] == [f"clip_{i:06d}.png" for i in range(0, 36, 5)]

@@ -49,6 +49,7 @@ from cnnlab.engine.predict import (
     in_frame,
     source_names,
     stretched_chunks,
+    video_chunks,
 )
 from cnnlab.engine.runlog import (
     batch_slices,
@@ -197,6 +198,24 @@ class Detector(Predictor):
             size,
         )
         return detection_rows(dets, self.class_names, source_names(images), frames, size)
+
+    def predict_video(
+        self,
+        video: str | Path,
+        score_threshold: float = 0.3,
+        iou_threshold: float = 0.5,
+        every: int = 1,
+    ) -> list[dict[str, Any]]:
+        """:meth:`predict_files` of a video's frames (every ``every``-th from the first), a row
+        each named ``clip.mp4#frame=i``, the frames streamed :data:`~cnnlab.engine.predict.CHUNK`
+        at a time (:func:`~cnnlab.engine.predict.video_chunks`)."""
+        size, sources = self.meta["input_size"][-1], []
+        dets, frames, _ = in_chunks(
+            video_chunks(video, size, sources, every),
+            lambda x: detect_images(self.network, x, score_threshold, iou_threshold),
+            size,
+        )
+        return detection_rows(dets, self.class_names, sources, frames, size)
 
 
 def predict_files(

@@ -35,6 +35,7 @@ from cnnlab.engine.predict import (
     in_frame,
     source_names,
     stretched_chunks,
+    video_chunks,
 )
 from cnnlab.engine.runlog import (
     batch_slices,
@@ -324,6 +325,18 @@ class Localizer(Predictor):
             size,
         )
         return in_file_pixels(rows, source_names(images), frames, size)
+
+    def predict_video(self, video: str | Path, every: int = 1) -> list[dict[str, Any]]:
+        """:meth:`predict_files` of a video's frames (every ``every``-th from the first), a row
+        each named ``clip.mp4#frame=i``, the frames streamed :data:`~cnnlab.engine.predict.CHUNK`
+        at a time (:func:`~cnnlab.engine.predict.video_chunks`)."""
+        size, sources = self.meta["input_size"][-1], []
+        rows, frames, _ = in_chunks(
+            video_chunks(video, size, sources, every),
+            lambda x: predict_images(self.network, self.class_names, x),
+            size,
+        )
+        return in_file_pixels(rows, sources, frames, size)
 
 
 def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
