@@ -124,9 +124,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser(
         "scenes",
         parents=[common],
-        help="write synthetic scenes as YOLO (boxes or polygons), COCO or mask files",
+        help="write synthetic scenes as YOLO (boxes or polygons), COCO, mask, Pascal VOC or "
+        "labelme files",
     )
-    p.add_argument("--format", choices=sorted(LAYOUTS), required=True, help="the files to write")
+    p.add_argument(
+        "--format",
+        choices=sorted(LAYOUTS),
+        required=True,
+        help="the files to write: " + "; ".join(f"{k}: {v}" for k, v in LAYOUTS.items()),
+    )
     p.add_argument("--out", required=True, help="a new or empty folder")
     p.add_argument("--images", type=positive_int, default=200, help="scenes to write")
     p.add_argument("--image-size", type=positive_int, default=128, help="images are NxN")
