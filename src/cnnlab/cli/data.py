@@ -1,5 +1,7 @@
 """``cnnlab data download|list``: standard datasets fetched once and used offline; ``cnnlab data
-scenes``: a synthetic dataset written in the formats the training commands read."""
+scenes``: a synthetic dataset written in the formats the training commands read; ``cnnlab data
+check``: a dataset counted per split and class as a task's training reads it
+(:mod:`cnnlab.engine.data_check`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,70 @@ LAYOUTS = {
     "voc": "JPEGImages/, Annotations/*.xml, SegmentationClass/*.png, labelmap.txt",
     "labelme": "*.png, a labelme *.json (polygons) beside each, labels.txt",
 }
+
+
+def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Read ``--data`` as ``TASK``'s training would and show each split's images per class
+    (boxes, pixels), and the classes a split lacks."""
+    from cnnlab.cli.common import compact_table
+    from cnnlab.engine.data_check import check_data
+
+    with console.status(f"reading {args.data} as {args.task} train does", spinner="dots"):
+        found = check_data(args.task, args.data, args.image_size, args.data_root or "", args.seed)
+    if args.json:
+        return found
+    splits = list(found["splits"])
+    sizes = ", ".join(f"{found['splits'][k]['images']:,} {k}" for k in splits)
+    console.print(f"{found['data']}: {len(found['class_names'])} classes, {sizes} images")
+    table = compact_table("")
+    table.add_column("class")
+    for split in splits:
+        table.add_column(split, justify="right")
+    if args.task == "detect":
+        table.add_column("median w x h", justify="right")
+    for name in found["class_names"]:
+        cells = []
+        for split in splits:
+            figure = found["splits"][split]["per_class"][name]
+            if args.task == "classify":
+                cells.append(f"{figure:,}")
+            elif args.task == "detect":
+                cells.append(f"{figure['boxes']:,} in {figure['images']:,}")
+            else:
+                cells.append(f"{figure['pixels']:.1%} in {figure['images']:,}")
+        if args.task == "detect":
+            train = found["splits"][splits[0]]["per_class"][name]
+            has = train["median_width"] is not None
+            cells.append(
+                f"{train['median_width']:.2f} x {train['median_height']:.2f}" if has else ""
+            )
+        table.add_row(name, *cells)
+    console.print(table)
+    unit = {
+        "classify": "images",
+        "detect": "boxes in images",
+        "segment": "share of the labelled pixels in images",
+    }
+    notes = [f"each cell: {unit[args.task]}"]
+    if args.task == "detect":
+        notes.append(
+            "; ".join(
+                f"{k}: {found['splits'][k]['images_without_boxes']:,} images with no box"
+                for k in splits
+            )
+        )
+        notes.append(f"median w x h: of the {splits[0]} split's boxes, as fractions of the image")
+    if args.task != "classify" and not found["own_splits"]:
+        notes.append(
+            f"no split folders: split 70/15/15 at random, as training does (--seed {args.seed})"
+        )
+    for note in notes:
+        console.print(note)
+    for problem in found["problems"]:
+        console.print(f"problem: {problem}")
+    if not found["problems"]:
+        console.print("every class is in every split")
+    return found
 
 
 def cmd_data_scenes(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -118,6 +184,25 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--mirror", help="a base URL (http, https, file) or a local folder with the same file names"
     )
     p.set_defaults(handler=cmd_data)
+    p = what.add_parser(
+        "check",
+        parents=[common],
+        help="count a dataset per split and class as a task's training reads it",
+    )
+    p.add_argument(
+        "task", choices=("classify", "detect", "segment"), help="whose training reads it"
+    )
+    p.add_argument(
+        "--data", required=True, help="what train's --data takes: a folder, a file, a name"
+    )
+    p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
+    p.add_argument(
+        "--image-size", type=positive_int, default=64, help="images are decoded at NxN (checked)"
+    )
+    p.add_argument(
+        "--seed", type=random_seed, default=0, help="the split of data without split folders"
+    )
+    p.set_defaults(handler=cmd_data_check)
     p = what.add_parser("list", parents=[common], help="which datasets are present")
     p.add_argument("--root", help=root_help)
     p.set_defaults(handler=cmd_data)

@@ -1,0 +1,147 @@
+"""``cnnlab data check``: a dataset read exactly as a task's training reads it (the same
+loaders, the same splits), and counted, without training: how many images each split holds and
+how each class is represented there. Labels are best checked before an hour of training: a
+class with no image in the test split, boxes that are nearly all one class, a mask folder whose
+pixels are 99% background, show here in a second.
+
+Each task's figures, per split (train, val, test: the data's own split folders, else the
+seeded 70/15/15 split training makes):
+
+- ``classify``: images of each class;
+- ``detect``: boxes of each class, the images holding at least one of them, the images with no
+  box, and each class's median box width and height as fractions of the image;
+- ``segment``: each class's share of the labelled pixels and the images holding any of it
+  (pixels nobody labelled, :data:`~cnnlab.losses.segmentation.VOID`, are counted apart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from cnnlab.data.split_folders import own_or_seeded
+from cnnlab.engine.runlog import SPLIT_ORDER
+
+TASKS = ("classify", "detect", "segment")
+
+
+def check_data(
+    task: str, data: str, image_size: int = 64, data_root: str = "", seed: int = 0
+) -> dict[str, Any]:
+    """``data`` read as ``task``'s training reads it at ``image_size`` (``seed``: the split of
+    data without split folders), counted per split and class (module docstring), with the
+    ``problems`` found: a class a split holds none of (a metric of that split says nothing of
+    it; in the training split, the model never sees it)."""
+    if task == "classify":
+        found = _classification(data, image_size, data_root, seed)
+    elif task == "detect":
+        found = _detection(data, image_size, data_root, seed)
+    elif task == "segment":
+        found = _segmentation(data, image_size, data_root, seed)
+    else:
+        raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+    return found | {"problems": _absent(found)}
+
+
+def _absent(found: dict[str, Any]) -> list[str]:
+    """``class 'car': no box in the test split`` for each class a split holds none of (the
+    background of a class map excepted)."""
+    unit = {"classify": "image", "detect": "box", "segment": "pixel"}[found["task"]]
+    problems = []
+    for split, figures in found["splits"].items():
+        for name, count in figures["per_class"].items():
+            if found["task"] == "segment" and name == found["class_names"][0]:
+                continue
+            n = count if isinstance(count, int) else count["boxes" if unit == "box" else "images"]
+            if n == 0:
+                problems.append(f"class {name!r}: no {unit} in the {split} split")
+    return problems
+
+
+def _ordered(parts: dict[str, Any]) -> list[str]:
+    return sorted(parts, key=lambda k: SPLIT_ORDER.index(k) if k in SPLIT_ORDER else 3)
+
+
+def _classification(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
+    from cnnlab.data.classification import load_classification
+
+    loaded = load_classification(data, image_size=size, data_root=root, split_seed=seed)
+    names, k = loaded.class_names, len(loaded.class_names)
+    splits = {}
+    for split in _ordered(loaded.splits):
+        labels = loaded.splits[split].labels
+        counts = torch.bincount(labels, minlength=k).tolist()
+        splits[split] = {"images": len(labels), "per_class": dict(zip(names, counts, strict=True))}
+    return {"task": "classify", "data": data, "class_names": names, "splits": splits}
+
+
+def _detection(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
+    from cnnlab.config import DetectConfig
+    from cnnlab.engine.detection_data import load_detection_data
+
+    loaded = load_detection_data(DetectConfig(data=data, data_root=root, image_size=size))
+    names = loaded.class_names
+    parts = own_or_seeded(loaded.splits, len(loaded.images), seed)
+    splits = {}
+    for split in _ordered(parts):
+        index = parts[split].tolist()
+        labels = [loaded.labels[i] for i in index]
+        boxes = [loaded.boxes[i] for i in index]
+        joined = torch.cat([torch.empty(0, dtype=torch.long), *labels])
+        sides = torch.cat([torch.empty(0, 4), *boxes])
+        sides = sides[:, 2:] - sides[:, :2]  # (B, 2) width, height as fractions of the image
+        per_class = {}
+        for c, name in enumerate(names):
+            mine = sides[joined == c]
+            per_class[name] = {
+                "boxes": len(mine),
+                "images": sum(bool((lab == c).any()) for lab in labels),
+                "median_width": round(float(mine[:, 0].median()), 4) if len(mine) else None,
+                "median_height": round(float(mine[:, 1].median()), 4) if len(mine) else None,
+            }
+        splits[split] = {
+            "images": len(index),
+            "boxes": len(joined),
+            "images_without_boxes": sum(len(lab) == 0 for lab in labels),
+            "per_class": per_class,
+        }
+    return {
+        "task": "detect",
+        "data": data,
+        "class_names": names,
+        "own_splits": loaded.splits is not None,
+        "splits": splits,
+    }
+
+
+def _segmentation(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
+    from cnnlab.config import SegmentConfig
+    from cnnlab.engine.segment_data import load_segmentation_data
+    from cnnlab.losses.segmentation import VOID
+
+    loaded = load_segmentation_data(SegmentConfig(data=data, data_root=root, image_size=size))
+    names = loaded.class_names
+    parts = own_or_seeded(loaded.splits, len(loaded.images), seed)
+    splits = {}
+    for split in _ordered(parts):
+        masks = loaded.masks[parts[split]]
+        void = masks == VOID
+        labelled = max(1, int((~void).sum()))
+        counts = torch.bincount(masks[~void], minlength=len(names))
+        holding = [int((masks == c).flatten(1).any(1).sum()) for c in range(len(names))]
+        splits[split] = {
+            "images": len(masks),
+            "unlabelled_pixels": round(float(void.float().mean()), 4) if masks.numel() else 0.0,
+            "per_class": {
+                name: {"pixels": round(int(counts[c]) / labelled, 4), "images": holding[c]}
+                for c, name in enumerate(names)
+            },
+        }
+    return {
+        "task": "segment",
+        "data": data,
+        "class_names": names,
+        "own_splits": loaded.splits is not None,
+        "splits": splits,
+    }

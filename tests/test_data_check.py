@@ -1,0 +1,80 @@
+"""``cnnlab data check``: a dataset counted per split and class as training reads it; the
+oracle is the label files themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import COLOURS, write_folder
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data.scenes import make_scenes, write_masks
+from cnnlab.engine.data_check import check_data
+
+
+def _yolo_split_folder(root: Path) -> dict[str, list[list[int]]]:
+    """A YOLO folder in Roboflow's split folders whose val split holds no 'b'; returns each
+    split's label lines' classes, per image."""
+    rng = np.random.default_rng(0)
+    classes = {"train": [[0, 1], [1], [], [0, 0, 2]], "valid": [[0], [2, 2]], "test": [[1, 0, 2]]}
+    for split, images in classes.items():
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir()
+        for i, labels in enumerate(images):
+            Image.fromarray(rng.integers(0, 255, (20, 40, 3), dtype=np.uint8)).save(
+                root / split / "images" / f"{i}.png"
+            )
+            lines = [f"{c} 0.5 0.5 {0.1 * (c + 1):.1f} 0.2\n" for c in labels]
+            (root / split / "labels" / f"{i}.txt").write_text("".join(lines))
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    return {"train": classes["train"], "val": classes["valid"], "test": classes["test"]}
+
+
+def test_boxes_are_counted_per_split_and_class(tmp_path: Path) -> None:
+    truth = _yolo_split_folder(tmp_path)
+    found = check_data("detect", str(tmp_path), 32)
+    assert found["own_splits"] and list(found["splits"]) == ["train", "val", "test"]
+    for split, images in truth.items():
+        figures = found["splits"][split]
+        assert figures["images"] == len(images)
+        assert figures["boxes"] == sum(len(i) for i in images)
+        assert figures["images_without_boxes"] == sum(not i for i in images)
+        for c, name in enumerate("abc"):
+            assert figures["per_class"][name]["boxes"] == sum(i.count(c) for i in images)
+            assert figures["per_class"][name]["images"] == sum(c in i for i in images)
+    a = found["splits"]["train"]["per_class"]["a"]
+    assert (a["median_width"], a["median_height"]) == (pytest.approx(0.1), pytest.approx(0.2))
+    assert found["problems"] == ["class 'b': no box in the val split"]
+
+
+def test_classes_of_a_folder_and_pixels_of_masks(tmp_path: Path) -> None:
+    write_folder(tmp_path / "colours", per_class=10)
+    found = check_data("classify", str(tmp_path / "colours"), 32)
+    totals = {n: sum(s["per_class"][n] for s in found["splits"].values()) for n in COLOURS}
+    assert totals == dict.fromkeys(COLOURS, 10) and found["problems"] == []
+    scenes = make_scenes(20, seed=1, image_size=48)
+    write_masks(scenes, tmp_path / "masks")
+    found = check_data("segment", str(tmp_path / "masks"), 48)
+    everything = np.stack([s.semantic for s in scenes])
+    assert sum(s["images"] for s in found["splits"].values()) == 20
+    for figures in found["splits"].values():
+        assert sum(c["pixels"] for c in figures["per_class"].values()) == pytest.approx(1, abs=1e-3)
+    car = found["class_names"].index("car")
+    held = sum(s["per_class"]["car"]["images"] for s in found["splits"].values())
+    assert held == int((everything == car).reshape(20, -1).any(1).sum())
+
+
+def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _yolo_split_folder(tmp_path / "yolo")
+    assert main(["data", "check", "detect", "--data", str(tmp_path / "yolo"), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert said["problems"] == ["class 'b': no box in the val split"]
+    assert main(["data", "check", "detect", "--data", str(tmp_path / "yolo")]) == 0
+    shown = capsys.readouterr().out
+    assert "problem: class 'b': no box in the val split" in shown and "2 in 2" in shown
+    assert main(["data", "check", "segment", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
