@@ -16,6 +16,7 @@ seeded 70/15/15 split training makes):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -81,18 +82,15 @@ def _detection(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
     from cnnlab.engine.detection_data import load_detection_data
 
     loaded = load_detection_data(DetectConfig(data=data, data_root=root, image_size=size))
-    names = loaded.class_names
-    parts = own_or_seeded(loaded.splits, len(loaded.images), seed)
-    splits = {}
-    for split in _ordered(parts):
-        index = parts[split].tolist()
-        labels = [loaded.labels[i] for i in index]
-        boxes = [loaded.boxes[i] for i in index]
+
+    def counted(index: torch.Tensor) -> dict[str, Any]:
+        labels = [loaded.labels[i] for i in index.tolist()]
+        boxes = [loaded.boxes[i] for i in index.tolist()]
         joined = torch.cat([torch.empty(0, dtype=torch.long), *labels])
         sides = torch.cat([torch.empty(0, 4), *boxes])
         sides = sides[:, 2:] - sides[:, :2]  # (B, 2) width, height as fractions of the image
         per_class = {}
-        for c, name in enumerate(names):
+        for c, name in enumerate(loaded.class_names):
             mine = sides[joined == c]
             per_class[name] = {
                 "boxes": len(mine),
@@ -100,19 +98,14 @@ def _detection(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
                 "median_width": round(float(mine[:, 0].median()), 4) if len(mine) else None,
                 "median_height": round(float(mine[:, 1].median()), 4) if len(mine) else None,
             }
-        splits[split] = {
-            "images": len(index),
+        return {
+            "images": len(labels),
             "boxes": len(joined),
             "images_without_boxes": sum(len(lab) == 0 for lab in labels),
             "per_class": per_class,
         }
-    return {
-        "task": "detect",
-        "data": data,
-        "class_names": names,
-        "own_splits": loaded.splits is not None,
-        "splits": splits,
-    }
+
+    return _per_split("detect", data, loaded, seed, counted)
 
 
 def _segmentation(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
@@ -122,15 +115,14 @@ def _segmentation(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
 
     loaded = load_segmentation_data(SegmentConfig(data=data, data_root=root, image_size=size))
     names = loaded.class_names
-    parts = own_or_seeded(loaded.splits, len(loaded.images), seed)
-    splits = {}
-    for split in _ordered(parts):
-        masks = loaded.masks[parts[split]]
+
+    def counted(index: torch.Tensor) -> dict[str, Any]:
+        masks = loaded.masks[index]
         void = masks == VOID
         labelled = max(1, int((~void).sum()))
         counts = torch.bincount(masks[~void], minlength=len(names))
         holding = [int((masks == c).flatten(1).any(1).sum()) for c in range(len(names))]
-        splits[split] = {
+        return {
             "images": len(masks),
             "unlabelled_pixels": round(float(void.float().mean()), 4) if masks.numel() else 0.0,
             "per_class": {
@@ -138,10 +130,20 @@ def _segmentation(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
                 for c, name in enumerate(names)
             },
         }
+
+    return _per_split("segment", data, loaded, seed, counted)
+
+
+def _per_split(
+    task: str, data: str, loaded: Any, seed: int, counted: Callable[[torch.Tensor], dict]
+) -> dict[str, Any]:
+    """``counted(index)`` of each split of ``loaded`` (its own splits, else the seeded ones
+    training makes), train, val, test in that order."""
+    parts = own_or_seeded(loaded.splits, len(loaded.images), seed)
     return {
-        "task": "segment",
+        "task": task,
         "data": data,
-        "class_names": names,
+        "class_names": loaded.class_names,
         "own_splits": loaded.splits is not None,
-        "splits": splits,
+        "splits": {split: counted(parts[split]) for split in _ordered(parts)},
     }
