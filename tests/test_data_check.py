@@ -76,5 +76,11 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["data", "check", "detect", "--data", str(tmp_path / "yolo")]) == 0
     shown = capsys.readouterr().out
     assert "problem: class 'b': no box in the val split" in shown and "2 in 2" in shown
+    argv = ["data", "check", "detect", "--data", str(tmp_path / "yolo"), "-o"]
+    assert main([*argv, str(tmp_path / "balance"), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert said["figure"] == str(tmp_path / "balance.png")
+    with Image.open(said["figure"]) as figure:
+        assert figure.width > 400
     assert main(["data", "check", "segment", "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -27,11 +27,16 @@ LAYOUTS = {
 def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Read ``--data`` as ``TASK``'s training would and show each split's images per class
     (boxes, pixels), and the classes a split lacks."""
-    from cnnlab.cli.common import compact_table
+    from cnnlab.cli.common import compact_table, figure_file
     from cnnlab.engine.data_check import check_data
 
+    figure = figure_file(args.output) if args.output else None  # checked before reading
     with console.status(f"reading {args.data} as {args.task} train does", spinner="dots"):
         found = check_data(args.task, args.data, args.image_size, args.data_root or "", args.seed)
+    if figure:
+        from cnnlab.viz.plots import plot_class_balance
+
+        found["figure"] = str(plot_class_balance(found, figure))
     if args.json:
         return found
     splits = list(found["splits"])
@@ -46,13 +51,13 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     for name in found["class_names"]:
         cells = []
         for split in splits:
-            figure = found["splits"][split]["per_class"][name]
+            got = found["splits"][split]["per_class"][name]
             if args.task == "classify":
-                cells.append(f"{figure:,}")
+                cells.append(f"{got:,}")
             elif args.task == "detect":
-                cells.append(f"{figure['boxes']:,} in {figure['images']:,}")
+                cells.append(f"{got['boxes']:,} in {got['images']:,}")
             else:
-                cells.append(f"{figure['pixels']:.1%} in {figure['images']:,}")
+                cells.append(f"{got['pixels']:.1%} in {got['images']:,}")
         if args.task == "detect":
             train = found["splits"][splits[0]]["per_class"][name]
             has = train["median_width"] is not None
@@ -85,6 +90,8 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
         console.print(f"problem: {problem}")
     if not found["problems"]:
         console.print("every class is in every split")
+    if figure:
+        console.print(f"wrote {figure}")
     return found
 
 
@@ -202,6 +209,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seed", type=random_seed, default=0, help="the split of data without split folders"
     )
+    p.add_argument("-o", "--output", help="also draw each class's share of each split here")
     p.set_defaults(handler=cmd_data_check)
     p = what.add_parser("list", parents=[common], help="which datasets are present")
     p.add_argument("--root", help=root_help)

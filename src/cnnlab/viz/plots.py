@@ -382,3 +382,37 @@ def plot_matrices(
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def plot_class_balance(found: dict, path: str | Path) -> Path:
+    """``cnnlab data check -o``: each class's share of each split's images (classify), boxes
+    (detect) or object pixels (segment: the background left out), side by side, so that a
+    split that lacks a class, or holds it far more or less often than the others, stands out.
+    ``found`` is :func:`~cnnlab.engine.data_check.check_data`'s."""
+    task, splits = found["task"], list(found["splits"])
+    names = list(found["class_names"][1:] if task == "segment" else found["class_names"])
+    unit = {"classify": "images", "detect": "boxes", "segment": "object pixels"}[task]
+
+    def amount(figure: object) -> float:
+        if isinstance(figure, int):
+            return float(figure)
+        return float(figure["boxes"] if task == "detect" else figure["pixels"])  # type: ignore[index]
+
+    shares = np.zeros((len(splits), len(names)))
+    for s, split in enumerate(splits):
+        values = np.array([amount(found["splits"][split]["per_class"][n]) for n in names])
+        shares[s] = values / max(values.sum(), 1e-12)
+    height = 0.8 / max(len(splits), 1)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * len(names) * max(len(splits), 1) ** 0.5))
+    y = np.arange(len(names))
+    for s, split in enumerate(splits):
+        ax.barh(y + (s - (len(splits) - 1) / 2) * height, shares[s], height, label=split)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()  # the first class on top, as the table lists them
+    ax.set(
+        xlabel=f"share of the split's {unit}", title=f"{Path(found['data']).name}: classes by split"
+    )
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, over none
+    return save_figure(fig, path)
