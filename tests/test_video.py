@@ -166,6 +166,12 @@ def test_segment_predict_on_a_video(
     rows = result["predictions"]
     assert [r["source"] for r in rows] == [f"{clip}#frame={i}" for i in range(36)]
     expected = Segmenter.load(run / "best.pt").predict_files(list(read_frames(clip)))
+    streamed = Segmenter.load(run / "best.pt").predict_video(clip, every=9)
+    assert next(streamed)["source"] == f"{clip}#frame=0"  # a generator: one map at a time
+    for i, (got, want) in enumerate(zip(streamed, expected[9::9], strict=True), start=1):
+        assert got["source"] == f"{clip}#frame={9 * i}"
+        assert np.array_equal(got["mask"].numpy(), want["mask"].numpy())
+        assert got["pixel_counts"] == want["pixel_counts"]
     every = [*argv, str(tmp_path / "tenth"), "--every", "10", "--json"]  # frames 0, 10, 20, 30
     assert main(every) == 0
     tenth = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]

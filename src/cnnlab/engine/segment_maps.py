@@ -127,6 +127,25 @@ class Segmenter(Predictor):
             )
         return rows
 
+    def predict_video(self, video: str | Path, every: int = 1) -> Iterator[dict[str, Any]]:
+        """:meth:`predict_files`' rows of a video's frames (every ``every``-th from the first),
+        named ``clip.mp4#frame=i``, *yielded* one at a time as the frames are read: a map is
+        the frame's size, so a long video's maps are never held at once (``list(...)`` holds
+        them)."""
+        from cnnlab.data.video import frame_source, read_frames, video_info
+
+        size = self.meta["input_size"][-1]
+        stated, _ = video_info(video, every)
+        frames = with_progress(read_frames(video, every), f"reading {Path(video).name}", stated)
+        for k, frame in enumerate(frames):
+            source = frame_source(video, k * every)
+            _, mask = predict_mask(self.network, frame, size, source)
+            yield {
+                "source": source,
+                "mask": mask,
+                "pixel_counts": mask_counts(mask, self.class_names),
+            }
+
 
 def predict_files(checkpoint: str | Path, paths: Sequence[Any]) -> list[dict[str, Any]]:
     """:meth:`Segmenter.predict_files` of a checkpoint loaded for this one call, on the CPU."""
