@@ -46,6 +46,7 @@ from cnnlab.cli.predicting import (
 )
 from cnnlab.cli.tasks import SIZE_HELP, final_note
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.data.drafts import MAP_FORMATS
 from cnnlab.words import counted
 
 
@@ -278,14 +279,6 @@ def _overlay_videos(
     return written
 
 
-# --dataset-format of segment predict (cnnlab.data.drafts)
-MAP_DRAFTS = {
-    "masks": "images/, masks/ of class indices, classes.txt",
-    "labelme": "a JSON of polygons beside each image",
-    "yolo": "YOLO segmentation polygons: images/, labels/, classes.txt",
-}
-
-
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """segment train, eval, predict."""
     seg = sub.add_parser("segment", parents=[common], help="semantic segmentation (U-Net)")
@@ -353,6 +346,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "map with its classes' shares",
     )
     add_csv(p, "each image's map and overlay files and its pixels of each class")
-    add_as_dataset(p, "the maps, as --dataset-format lays them out", MAP_DRAFTS)
+    add_as_dataset(p, "the maps, as --dataset-format lays them out", MAP_FORMATS)
     add_every(p)
     p.set_defaults(handler=cmd_segment_predict)

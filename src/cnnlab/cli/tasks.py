@@ -51,6 +51,7 @@ from cnnlab.cli.predicting import (
     write_boxes,
 )
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.data.drafts import DRAFT_FORMATS
 from cnnlab.words import counted
 
 
@@ -125,14 +126,6 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         **metrics,
         "data_changed": changed,
     }
-
-
-# --dataset-format of the box predict commands (cnnlab.data.drafts)
-BOX_DRAFTS = {
-    "yolo": "images/, labels/, classes.txt",
-    "voc": "each image's XML beside it: LabelImg",
-    "labelme": "each image's JSON beside it",
-}
 
 
 def _inputs(
@@ -499,7 +492,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
     _add_scenes(p, 1234, "runs/localize/predictions.png")
     add_csv(p, "each image's object probability, class and box (in its own pixels)")
-    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", BOX_DRAFTS)
+    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", DRAFT_FORMATS)
     add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
     add_every(p)
     p.set_defaults(handler=cmd_localize_predict)
@@ -559,7 +552,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         default=0.5,
         help="non-max suppression drops a box whose IoU with a better one reaches this",
     )
-    add_as_dataset(p, "the boxes found, as --dataset-format lays them out", BOX_DRAFTS)
+    add_as_dataset(p, "the boxes found, as --dataset-format lays them out", DRAFT_FORMATS)
     add_drawn_folder(p, "its labelled boxes")
     add_every(p)
     p.set_defaults(handler=cmd_detect_predict)

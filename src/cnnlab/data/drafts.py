@@ -34,8 +34,17 @@ from typing import Any
 
 import numpy as np
 
-DRAFT_FORMATS = ("yolo", "voc", "labelme")
-MAP_FORMATS = ("masks", "labelme", "yolo")
+# each --dataset-format and what it writes, the default first
+DRAFT_FORMATS = {
+    "yolo": "images/, labels/, classes.txt",
+    "voc": "each image's XML beside it: LabelImg",
+    "labelme": "each image's JSON beside it",
+}
+MAP_FORMATS = {
+    "masks": "images/, masks/ of class indices, classes.txt",
+    "labelme": "a JSON of polygons beside each image",
+    "yolo": "YOLO segmentation polygons: images/, labels/, classes.txt",
+}
 MIN_REGION = 1e-4  # of the image's pixels, and at least 4: a smaller region is a speck
 
 # (image file or video frame, [(class index, (x1, y1, x2, y2) in its pixels)], (width, height))
