@@ -84,3 +84,20 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert figure.width > 400
     assert main(["data", "check", "segment", "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_localize_counts_the_object_it_trains_on(tmp_path: Path) -> None:
+    """localize takes each image's first object: its counts are of those, and the images
+    holding more are named as a problem."""
+    truth = _yolo_split_folder(tmp_path)
+    found = check_data("localize", str(tmp_path), 32)
+    for split, images in truth.items():
+        figures = found["splits"][split]
+        assert figures["boxes"] == sum(1 for i in images if i)
+        assert figures["images_with_more_objects"] == sum(len(i) > 1 for i in images)
+        for c, name in enumerate("abc"):
+            assert figures["per_class"][name]["boxes"] == sum(i[:1] == [c] for i in images)
+    assert found["problems"][0] == (
+        "2 images of the train split hold more than one object: localize trains on the first "
+        "of each"
+    )

@@ -46,7 +46,7 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     table.add_column("class")
     for split in splits:
         table.add_column(split, justify="right")
-    if args.task == "detect":
+    if args.task in ("detect", "localize"):
         table.add_column("median w x h", justify="right")
     for name in found["class_names"]:
         cells = []
@@ -54,11 +54,11 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
             got = found["splits"][split]["per_class"][name]
             if args.task == "classify":
                 cells.append(f"{got:,}")
-            elif args.task == "detect":
+            elif args.task in ("detect", "localize"):
                 cells.append(f"{got['boxes']:,} in {got['images']:,}")
             else:
                 cells.append(f"{got['pixels']:.1%} in {got['images']:,}")
-        if args.task == "detect":
+        if args.task in ("detect", "localize"):
             train = found["splits"][splits[0]]["per_class"][name]
             has = train["median_width"] is not None
             cells.append(
@@ -69,10 +69,11 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     unit = {
         "classify": "images",
         "detect": "boxes in images",
+        "localize": "boxes (the first of each image) in images",
         "segment": "share of the labelled pixels in images",
     }
     notes = [f"each cell: {unit[args.task]}"]
-    if args.task == "detect":
+    if args.task in ("detect", "localize"):
         notes.append(
             "; ".join(
                 f"{k}: {found['splits'][k]['images_without_boxes']:,} images with no box"
@@ -197,7 +198,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="count a dataset per split and class as a task's training reads it",
     )
     p.add_argument(
-        "task", choices=("classify", "detect", "segment"), help="whose training reads it"
+        "task",
+        choices=("classify", "detect", "localize", "segment"),
+        help="whose training reads it",
     )
     p.add_argument(
         "--data", required=True, help="what train's --data takes: a folder, a file, a name"

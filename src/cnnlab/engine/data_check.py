@@ -10,6 +10,8 @@ seeded 70/15/15 split training makes):
 - ``classify``: images of each class;
 - ``detect``: boxes of each class, the images holding at least one of them, the images with no
   box, and each class's median box width and height as fractions of the image;
+- ``localize``: the same of the one object each image gives (its first, as localize train
+  takes it), and the images holding more, whose other objects it never sees;
 - ``segment``: each class's share of the labelled pixels and the images holding any of it
   (pixels nobody labelled, :data:`~cnnlab.losses.segmentation.VOID`, are counted apart).
 """
@@ -24,7 +26,7 @@ import torch
 from cnnlab.data.split_folders import own_or_seeded
 from cnnlab.engine.runlog import SPLIT_ORDER
 
-TASKS = ("classify", "detect", "segment")
+TASKS = ("classify", "detect", "localize", "segment")
 
 
 def check_data(
@@ -36,8 +38,8 @@ def check_data(
     it; in the training split, the model never sees it)."""
     if task == "classify":
         found = _classification(data, image_size, data_root, seed)
-    elif task == "detect":
-        found = _detection(data, image_size, data_root, seed)
+    elif task in ("detect", "localize"):
+        found = _detection(data, image_size, data_root, seed, first_only=task == "localize")
     elif task == "segment":
         found = _segmentation(data, image_size, data_root, seed)
     else:
@@ -48,8 +50,16 @@ def check_data(
 def _absent(found: dict[str, Any]) -> list[str]:
     """``class 'car': no box in the test split`` for each class a split holds none of (the
     background of a class map excepted)."""
-    unit = {"classify": "image", "detect": "box", "segment": "pixel"}[found["task"]]
+    unit = {"classify": "image", "detect": "box", "localize": "box", "segment": "pixel"}[
+        found["task"]
+    ]
     problems = []
+    for split, figures in found["splits"].items():
+        if figures.get("images_with_more_objects"):
+            problems.append(
+                f"{figures['images_with_more_objects']:,} images of the {split} split hold more "
+                "than one object: localize trains on the first of each"
+            )
     for split, figures in found["splits"].items():
         for name, count in figures["per_class"].items():
             if found["task"] == "segment" and name == found["class_names"][0]:
@@ -77,15 +87,18 @@ def _classification(data: str, size: int, root: str, seed: int) -> dict[str, Any
     return {"task": "classify", "data": data, "class_names": names, "splits": splits}
 
 
-def _detection(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
+def _detection(
+    data: str, size: int, root: str, seed: int, first_only: bool = False
+) -> dict[str, Any]:
     from cnnlab.config import DetectConfig
     from cnnlab.engine.detection_data import load_detection_data
 
     loaded = load_detection_data(DetectConfig(data=data, data_root=root, image_size=size))
+    keep = slice(0, 1) if first_only else slice(None)  # localize: each image's first object
 
     def counted(index: torch.Tensor) -> dict[str, Any]:
-        labels = [loaded.labels[i] for i in index.tolist()]
-        boxes = [loaded.boxes[i] for i in index.tolist()]
+        labels = [loaded.labels[i][keep] for i in index.tolist()]
+        boxes = [loaded.boxes[i][keep] for i in index.tolist()]
         joined = torch.cat([torch.empty(0, dtype=torch.long), *labels])
         sides = torch.cat([torch.empty(0, 4), *boxes])
         sides = sides[:, 2:] - sides[:, :2]  # (B, 2) width, height as fractions of the image
@@ -98,14 +111,15 @@ def _detection(data: str, size: int, root: str, seed: int) -> dict[str, Any]:
                 "median_width": round(float(mine[:, 0].median()), 4) if len(mine) else None,
                 "median_height": round(float(mine[:, 1].median()), 4) if len(mine) else None,
             }
+        more = sum(len(loaded.labels[i]) > 1 for i in index.tolist())
         return {
             "images": len(labels),
             "boxes": len(joined),
             "images_without_boxes": sum(len(lab) == 0 for lab in labels),
             "per_class": per_class,
-        }
+        } | ({"images_with_more_objects": more} if first_only else {})
 
-    return _per_split("detect", data, loaded, seed, counted)
+    return _per_split("localize" if first_only else "detect", data, loaded, seed, counted)
 
 
 def _segmentation(data: str, size: int, root: str, seed: int) -> dict[str, Any]:

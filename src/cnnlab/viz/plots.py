@@ -391,12 +391,12 @@ def plot_class_balance(found: dict, path: str | Path) -> Path:
     ``found`` is :func:`~cnnlab.engine.data_check.check_data`'s."""
     task, splits = found["task"], list(found["splits"])
     names = list(found["class_names"][1:] if task == "segment" else found["class_names"])
-    unit = {"classify": "images", "detect": "boxes", "segment": "object pixels"}[task]
+    unit = {"classify": "images", "segment": "object pixels"}.get(task, "boxes")
 
     def amount(figure: object) -> float:
         if isinstance(figure, int):
             return float(figure)
-        return float(figure["boxes"] if task == "detect" else figure["pixels"])  # type: ignore[index]
+        return float(figure["pixels"] if task == "segment" else figure["boxes"])  # type: ignore[index]
 
     shares = np.zeros((len(splits), len(names)))
     for s, split in enumerate(splits):
