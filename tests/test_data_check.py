@@ -101,3 +101,29 @@ def test_localize_counts_the_object_it_trains_on(tmp_path: Path) -> None:
         "2 images of the train split hold more than one object: localize trains on the first "
         "of each"
     )
+
+
+def test_identities_seen_and_held_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """faces: the identities faces train trains on and holds out, each one's images counted
+    from the folders; an identity of a single image is named."""
+    rng = np.random.default_rng(0)
+    images = {"ann": 3, "bob": 1, "cy": 2, "dee": 4, "eve": 1}
+    for person, n in images.items():
+        (tmp_path / person).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                tmp_path / person / f"{i}.png"
+            )
+    found = check_data("faces", str(tmp_path), 32, unseen="cy,eve")
+    assert found["splits"]["seen"]["per_class"] == {"ann": 3, "bob": 1, "dee": 4}
+    assert found["splits"]["unseen"]["per_class"] == {"cy": 2, "eve": 1}
+    assert found["problems"] == [
+        "1 seen identity with a single image, no pair of the same person: bob",
+        "1 unseen identity with a single image, no pair of the same person: eve",
+    ]
+    argv = ["data", "check", "faces", "--data", str(tmp_path), "--unseen", "cy,eve"]
+    assert main(argv) == 0
+    assert "problem: 1 seen identity with a single image" in capsys.readouterr().out
+    assert main([*argv, "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["data", "check", "detect", "--data", str(tmp_path), "--unseen", "cy"]) == 2
+    assert "--unseen names the identities faces train holds out" in capsys.readouterr().err

@@ -30,15 +30,23 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     from cnnlab.cli.common import compact_table, figure_file
     from cnnlab.engine.data_check import check_data
 
+    if args.task == "faces" and args.output:
+        raise CnnlabError("data check -o draws classes by split; a faces identity is in one only")
+    if args.task != "faces" and args.unseen:
+        raise CnnlabError("--unseen names the identities faces train holds out; give faces")
     figure = figure_file(args.output) if args.output else None  # checked before reading
     with console.status(f"reading {args.data} as {args.task} train does", spinner="dots"):
-        found = check_data(args.task, args.data, args.image_size, args.data_root or "", args.seed)
+        found = check_data(
+            args.task, args.data, args.image_size, args.data_root or "", args.seed, args.unseen
+        )
     if figure:
         from cnnlab.viz.plots import plot_class_balance
 
         found["figure"] = str(plot_class_balance(found, figure))
     if args.json:
         return found
+    if args.task == "faces":
+        return _identities_said(found, console)
     splits = list(found["splits"])
     sizes = ", ".join(f"{found['splits'][k]['images']:,} {k}" for k in splits)
     console.print(f"{found['data']}: {len(found['class_names'])} classes, {sizes} images")
@@ -93,6 +101,35 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
         console.print("every class is in every split")
     if figure:
         console.print(f"wrote {figure}")
+    return found
+
+
+def _identities_said(found: dict[str, Any], console: Console) -> dict[str, Any]:
+    """``data check faces``: the seen and unseen identities, each one's images summed up."""
+    import statistics
+
+    from cnnlab.cli.common import compact_table
+
+    console.print(f"{found['data']}: identities trained on (seen) and held out (unseen)")
+    table = compact_table("")
+    for column in ("", "identities", "images", "fewest", "median", "most"):
+        table.add_column(column, justify="left" if not column else "right")
+    for split, figures in found["splits"].items():
+        counts = list(figures["per_class"].values()) or [0]
+        table.add_row(
+            split,
+            f"{figures['identities']:,}",
+            f"{figures['images']:,}",
+            f"{min(counts):,}",
+            f"{statistics.median(counts):g}",
+            f"{max(counts):,}",
+        )
+    console.print(table)
+    console.print("fewest, median, most: images of one identity")
+    for problem in found["problems"]:
+        console.print(f"problem: {problem}")
+    if not found["problems"]:
+        console.print("every identity has at least two images")
     return found
 
 
@@ -199,7 +236,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "task",
-        choices=("classify", "detect", "localize", "segment"),
+        choices=("classify", "detect", "localize", "segment", "faces"),
         help="whose training reads it",
     )
     p.add_argument(
@@ -213,6 +250,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--seed", type=random_seed, default=0, help="the split of data without split folders"
     )
     p.add_argument("-o", "--output", help="also draw each class's share of each split here")
+    p.add_argument("--unseen", default="", help="faces: the identities held out, as faces train")
     p.set_defaults(handler=cmd_data_check)
     p = what.add_parser("list", parents=[common], help="which datasets are present")
     p.add_argument("--root", help=root_help)

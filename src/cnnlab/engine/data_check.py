@@ -14,6 +14,12 @@ seeded 70/15/15 split training makes):
   takes it), and the images holding more, whose other objects it never sees;
 - ``segment``: each class's share of the labelled pixels and the images holding any of it
   (pixels nobody labelled, :data:`~cnnlab.losses.segmentation.VOID`, are counted apart).
+
+``faces`` splits identities, not images: the ``seen`` ones faces train trains on and the
+``unseen`` ones it holds out to score the encoder on (``--unseen``, else
+:func:`~cnnlab.engine.faces.held_out_names`), each identity's images counted; an identity with
+a single image is named, as it gives no pair of the same person (no positive for a triplet, no
+"same" pair to verify; it can still be enrolled).
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ import torch
 
 from cnnlab.data.split_folders import own_or_seeded
 from cnnlab.engine.runlog import SPLIT_ORDER
+from cnnlab.words import counted
 
-TASKS = ("classify", "detect", "localize", "segment")
+TASKS = ("classify", "detect", "localize", "segment", "faces")
 
 
 def check_data(
-    task: str, data: str, image_size: int = 64, data_root: str = "", seed: int = 0
+    task: str,
+    data: str,
+    image_size: int = 64,
+    data_root: str = "",
+    seed: int = 0,
+    unseen: str = "",
 ) -> dict[str, Any]:
     """``data`` read as ``task``'s training reads it at ``image_size`` (``seed``: the split of
     data without split folders), counted per split and class (module docstring), with the
@@ -42,6 +54,8 @@ def check_data(
         found = _detection(data, image_size, data_root, seed, first_only=task == "localize")
     elif task == "segment":
         found = _segmentation(data, image_size, data_root, seed)
+    elif task == "faces":
+        return _identities(data, image_size, unseen)
     else:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
     return found | {"problems": _absent(found)}
@@ -160,4 +174,29 @@ def _per_split(
         "class_names": loaded.class_names,
         "own_splits": loaded.splits is not None,
         "splits": {split: counted(parts[split]) for split in _ordered(parts)},
+    }
+
+
+def _identities(data: str, size: int, unseen: str) -> dict[str, Any]:
+    from cnnlab.config import FacesConfig
+    from cnnlab.engine.faces import load_identities
+
+    seen, held_out, _ = load_identities(FacesConfig(data=data, unseen=unseen, image_size=size))
+    splits, problems = {}, []
+    for split, people in (("seen", seen), ("unseen", held_out)):
+        counts = torch.bincount(people.labels, minlength=len(people.names))
+        present = counts.nonzero().flatten().tolist()
+        per_class = {people.names[i]: int(counts[i]) for i in present}
+        splits[split] = {"images": len(people.labels), "identities": len(per_class)}
+        splits[split]["per_class"] = per_class
+        if alone := [name for name, n in per_class.items() if n == 1]:
+            shown = ", ".join(alone[:5]) + (", ..." if len(alone) > 5 else "")
+            who = counted(len(alone), f"{split} identity", f"{split} identities")
+            problems.append(f"{who} with a single image, no pair of the same person: {shown}")
+    return {
+        "task": "faces",
+        "data": data,
+        "class_names": seen.names,
+        "splits": splits,
+        "problems": problems,
     }
