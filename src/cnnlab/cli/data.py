@@ -27,7 +27,7 @@ LAYOUTS = {
 def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Read ``--data`` as ``TASK``'s training would and show each split's images per class
     (boxes, pixels), and the classes a split lacks."""
-    from cnnlab.cli.common import compact_table, figure_file
+    from cnnlab.cli.common import figure_file
     from cnnlab.engine.data_check import check_data
 
     if args.task == "faces" and args.output:
@@ -50,30 +50,7 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     splits = list(found["splits"])
     sizes = ", ".join(f"{found['splits'][k]['images']:,} {k}" for k in splits)
     console.print(f"{found['data']}: {len(found['class_names'])} classes, {sizes} images")
-    table = compact_table("")
-    table.add_column("class")
-    for split in splits:
-        table.add_column(split, justify="right")
-    if args.task in ("detect", "localize"):
-        table.add_column("median w x h", justify="right")
-    for name in found["class_names"]:
-        cells = []
-        for split in splits:
-            got = found["splits"][split]["per_class"][name]
-            if args.task == "classify":
-                cells.append(f"{got:,}")
-            elif args.task in ("detect", "localize"):
-                cells.append(f"{got['boxes']:,} in {got['images']:,}")
-            else:
-                cells.append(f"{got['pixels']:.1%} in {got['images']:,}")
-        if args.task in ("detect", "localize"):
-            train = found["splits"][splits[0]]["per_class"][name]
-            has = train["median_width"] is not None
-            cells.append(
-                f"{train['median_width']:.2f} x {train['median_height']:.2f}" if has else ""
-            )
-        table.add_row(name, *cells)
-    console.print(table)
+    console.print(_class_table(found))
     unit = {
         "classify": "images",
         "detect": "boxes in images",
@@ -102,6 +79,39 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     if figure:
         console.print(f"wrote {figure}")
     return found
+
+
+def _class_table(found: dict[str, Any]) -> Table:
+    """A row a class, a column a split: images; boxes in images (and the first split's median
+    box size); or the share of the labelled pixels in images."""
+    from cnnlab.cli.common import compact_table
+
+    task, splits = found["task"], list(found["splits"])
+    boxes = task in ("detect", "localize")
+    table = compact_table("")
+    table.add_column("class")
+    for split in splits:
+        table.add_column(split, justify="right")
+    if boxes:
+        table.add_column("median w x h", justify="right")
+    for name in found["class_names"]:
+        cells = []
+        for split in splits:
+            got = found["splits"][split]["per_class"][name]
+            if task == "classify":
+                cells.append(f"{got:,}")
+            elif boxes:
+                cells.append(f"{got['boxes']:,} in {got['images']:,}")
+            else:
+                cells.append(f"{got['pixels']:.1%} in {got['images']:,}")
+        if boxes:
+            first = found["splits"][splits[0]]["per_class"][name]
+            has = first["median_width"] is not None
+            cells.append(
+                f"{first['median_width']:.2f} x {first['median_height']:.2f}" if has else ""
+            )
+        table.add_row(name, *cells)
+    return table
 
 
 def _identities_said(found: dict[str, Any], console: Console) -> dict[str, Any]:
