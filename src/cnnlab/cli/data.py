@@ -35,10 +35,10 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     if args.task != "faces" and args.unseen:
         raise CnnlabError("--unseen names the identities faces train holds out; give faces")
     figure = figure_file(args.output) if args.output else None  # checked before reading
-    with console.status(f"reading {args.data} as {args.task} train does", spinner="dots"):
-        found = check_data(
-            args.task, args.data, args.image_size, args.data_root or "", args.seed, args.unseen
-        )
+    # no spinner: reading a large folder draws its own progress bar, as training's does
+    found = check_data(
+        args.task, args.data, args.image_size, args.data_root or "", args.seed, args.unseen
+    )
     if figure:
         from cnnlab.viz.plots import plot_class_balance
 
