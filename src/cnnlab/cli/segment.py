@@ -241,7 +241,7 @@ def _files_and_frames(
     ``every``-th (read one at a time: ``clip_000012``, ``clip.mp4#frame=12``, the frame), how
     many in all (as the videos state their length) and each video's stem."""
     from cnnlab.data.folder import distinct_stems
-    from cnnlab.data.video import frame_source, is_video, read_frames, video_info
+    from cnnlab.data.video import is_video, numbered_frames, video_info, video_of
 
     stills = [p for p in given if not is_video(p)]
     videos = dict(zip((v := [p for p in given if is_video(p)]), distinct_stems(v), strict=True))
@@ -250,8 +250,8 @@ def _files_and_frames(
     def inputs() -> Iterator[tuple[str, str, Any]]:
         yield from zip(distinct_stems(stills), stills, stills, strict=True)  # a/0.png, b/0.png
         for path, stem in videos.items():
-            for k, frame in enumerate(read_frames(path, every)):
-                yield f"{stem}_{k * every:06d}", frame_source(path, k * every), frame
+            for source, frame in numbered_frames(path, every):
+                yield f"{stem}_{video_of(source)[1]:06d}", source, frame  # type: ignore[index]
 
     return inputs(), total, videos
 

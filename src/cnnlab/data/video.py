@@ -39,6 +39,13 @@ def video_of(source: str) -> tuple[str, int] | None:
     return (video, int(index)) if sep and index.isdigit() and is_video(video) else None
 
 
+def numbered_frames(path: str | Path, every: int = 1) -> Iterator[tuple[str, np.ndarray]]:
+    """:func:`read_frames` with each frame's name, ``(clip.mp4#frame=12, frame)``: the name
+    counts every frame of the video, kept or not (with ``every=5``: 0, 5, 10, ...)."""
+    for k, frame in enumerate(read_frames(path, every)):
+        yield frame_source(path, k * every), frame
+
+
 def frame_file(source: str | Path) -> Path:
     """The file a row's image becomes in a dataset written from predictions: a frame
     (``clip.mp4#frame=12``) a PNG beside its video, ``clip_000012.png``; a file itself."""

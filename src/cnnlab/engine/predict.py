@@ -204,15 +204,14 @@ def frame_chunks(video: str | Path, names: list[str], every: int = 1) -> Iterato
     import itertools
 
     from cnnlab.data.images import with_progress
-    from cnnlab.data.video import frame_source, read_frames, video_info
+    from cnnlab.data.video import numbered_frames, video_info
 
     stated, _ = video_info(video, every)
-    frames = iter(with_progress(read_frames(video, every), f"reading {Path(video).name}", stated))
-    done = 0
+    named = numbered_frames(video, every)
+    frames = iter(with_progress(named, f"reading {Path(video).name}", stated))
     while part := list(itertools.islice(frames, CHUNK)):
-        names += [frame_source(video, (done + i) * every) for i in range(len(part))]
-        done += len(part)
-        yield part
+        names += [name for name, _ in part]
+        yield [frame for _, frame in part]
 
 
 def video_chunks(

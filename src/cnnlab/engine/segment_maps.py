@@ -132,13 +132,12 @@ class Segmenter(Predictor):
         named ``clip.mp4#frame=i``, *yielded* one at a time as the frames are read: a map is
         the frame's size, so a long video's maps are never held at once (``list(...)`` holds
         them)."""
-        from cnnlab.data.video import frame_source, read_frames, video_info
+        from cnnlab.data.video import numbered_frames, video_info
 
         size = self.meta["input_size"][-1]
         stated, _ = video_info(video, every)
-        frames = with_progress(read_frames(video, every), f"reading {Path(video).name}", stated)
-        for k, frame in enumerate(frames):
-            source = frame_source(video, k * every)
+        named = numbered_frames(video, every)
+        for source, frame in with_progress(named, f"reading {Path(video).name}", stated):
             _, mask = predict_mask(self.network, frame, size, source)
             yield {
                 "source": source,
