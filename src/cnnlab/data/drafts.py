@@ -158,21 +158,12 @@ def add_map_draft(
     :func:`begin_map_draft` laid out: the image (a copy of ``source``; where it is no file, a
     video's frame, ``image`` ``(H, W, 3)`` uint8 as a PNG) and its shapes. Returns how many
     polygons were written and how many specks left out."""
-    import shutil
-
-    from PIL import Image
-
+    from cnnlab.data.folder import keep_image
     from cnnlab.data.labelme import labelme_json
 
     h, w = mask.shape
     polygons, specks = map_polygons(mask, max(4, round(MIN_REGION * h * w)))
-    where = folder if kind == "labelme" else folder / "images"
-    path = Path(source)
-    target = where / (f"{stem}{path.suffix}" if path.is_file() or image is None else f"{stem}.png")
-    if path.is_file() or image is None:
-        shutil.copyfile(path, target)
-    else:
-        Image.fromarray(image).save(target)
+    target = keep_image(source, folder if kind == "labelme" else folder / "images", stem, image)
     if kind == "labelme":
         shapes = [(names[c], outline) for c, outline in polygons]
         target.with_suffix(".json").write_text(

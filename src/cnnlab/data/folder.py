@@ -418,6 +418,24 @@ def distinct_stems(paths: Sequence[str | Path]) -> list[str]:
     return stems
 
 
+def keep_image(
+    source: str | Path, folder: Path, stem: str, image: np.ndarray | None = None
+) -> Path:
+    """``source`` copied as ``folder/<stem><its suffix>``; where it is no file (a video's
+    frame), ``image`` ``(H, W, 3)`` uint8, the frame already decoded, saved as
+    ``folder/<stem>.png``. Returns the file written."""
+    import shutil
+
+    path = Path(source)
+    if path.is_file() or image is None:
+        target = folder / f"{stem}{path.suffix}"
+        shutil.copyfile(path, target)
+    else:
+        target = folder / f"{stem}.png"
+        Image.fromarray(image).save(target)
+    return target
+
+
 def copy_images_to(folder: Path, sources: Sequence[str | Path]) -> list[Path]:
     """Each of ``sources`` (an image file, or a video's frame: ``clip.mp4#frame=12`` becomes
     ``clip_000012.png``) copied into ``folder`` under a name no other takes

@@ -12,7 +12,6 @@ memory); the map is kept as ``uint8`` class indices. It is written as a palette 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.folder import image_to_uint8, keep_image
 from cnnlab.data.images import image_list, open_image, with_progress
 from cnnlab.data.palettes import MAP_COLOURS
 from cnnlab.data.scenes import standardise
@@ -216,11 +215,8 @@ def add_mask_pair(
     ``images/<stem>.<ext>`` (a copy of ``source``; where it is no file, a video's frame,
     ``image`` ``(3, H, W)`` as a PNG) and ``masks/<stem>.png`` (:func:`map_image`: class
     indices)."""
-    source = Path(source)
-    if source.is_file() or image is None:
-        shutil.copyfile(source, folder / "images" / f"{stem}{source.suffix}")
-    else:
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / "images" / f"{stem}.png")
+    frame = None if image is None else image.permute(1, 2, 0).numpy()
+    keep_image(source, folder / "images", stem, frame)
     map_image(mask.numpy()).save(folder / "masks" / f"{stem}.png")
 
 
