@@ -256,7 +256,7 @@ def write_boxes(
     """``--as-dataset`` of detect and localize predict: the images and ``found[i]``'s boxes
     as ``--dataset-format`` lays them out (:func:`~cnnlab.data.drafts.write_draft`), said in a
     line (unless ``--json``)."""
-    from cnnlab.data.drafts import write_draft
+    from cnnlab.data.drafts import DRAFT_FORMATS, write_draft
 
     kind = args.dataset_format
     labelled = [
@@ -267,14 +267,10 @@ def write_boxes(
     if not args.json:
         no_area = written["no_area"]
         dropped = f" ({counted(no_area, 'box', 'boxes')} with no area left out)" if no_area else ""
-        layout = {
-            "yolo": "a YOLO dataset (images/, labels/, classes.txt)",
-            "voc": "Pascal VOC XML beside each image (LabelImg's layout), with classes.txt",
-            "labelme": "labelme JSON beside each image, with labels.txt",
-        }[kind]
         console.print(
             f"wrote {counted(written['images'], 'image')} and "
-            f"{counted(written['boxes'], 'box', 'boxes')} as {layout} to {folder}{dropped}"
+            f"{counted(written['boxes'], 'box', 'boxes')} as a {kind} dataset to {folder} "
+            f"({DRAFT_FORMATS[kind]}){dropped}"
         )
     return written
 

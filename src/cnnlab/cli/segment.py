@@ -202,7 +202,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
         if kind != "masks":
             result["dataset"] |= {"polygons": polygons, "specks": specks}
         if not args.json:
-            console.print(_draft_said(result["dataset"], specks))
+            console.print(_draft_said(result["dataset"]))
     if figure:
         result["figure"] = str(plot_predictions(drawn, names, figure))
         if not args.json:
@@ -218,20 +218,19 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     return result
 
 
-def _draft_said(dataset: dict[str, Any], specks: int) -> str:
+def _draft_said(dataset: dict[str, Any]) -> str:
     """What ``--as-dataset`` wrote, in a line."""
-    images = counted(dataset["images"], "image")
-    if dataset["format"] == "masks":
+    kind, images = dataset["format"], counted(dataset["images"], "image")
+    if kind == "masks":
         maps = "its map" if dataset["images"] == 1 else "their maps"
-        where = "as a mask dataset to {} (images/, masks/, classes.txt)"
     else:
-        maps = f"{counted(dataset['polygons'], 'polygon')}, a region each"
-        where = {
-            "labelme": "as labelme JSON beside each image to {} (with labels.txt)",
-            "yolo": "as YOLO segmentation labels to {} (images/, labels/, classes.txt)",
-        }[dataset["format"]]
-    left = f" ({counted(specks, 'speck')} left out)" if specks else ""
-    return f"wrote {images} and {maps} {where.format(dataset['folder'])}{left}"
+        maps = f"{counted(dataset['polygons'], 'polygon')} (a region each)"
+    specks = dataset.get("specks", 0)
+    left = f"; {counted(specks, 'speck')} left out" if specks else ""
+    return (
+        f"wrote {images} and {maps} as a {kind} dataset to {dataset['folder']} "
+        f"({MAP_FORMATS[kind]}{left})"
+    )
 
 
 def _files_and_frames(
