@@ -269,11 +269,9 @@ def displayed_size(source: object) -> tuple[int, int]:
     ``(W, H)``."""
     if isinstance(source, np.ndarray):
         return source.shape[1], source.shape[0]
-    if isinstance(source, Image.Image):
-        w, h = source.size
-        return (h, w) if source.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
-    with Image.open(source) as img:  # type: ignore[arg-type]
-        return displayed_size(img)
+    from cnnlab.data.orientation import shown_size, stored_and_orientation
+
+    return shown_size(*stored_and_orientation(source))
 
 
 def load_gray(source: str) -> torch.Tensor:

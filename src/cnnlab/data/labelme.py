@@ -36,7 +36,7 @@ import numpy as np
 
 from cnnlab.data.coco import is_number
 from cnnlab.data.folder import IMAGE_SUFFIXES
-from cnnlab.data.orientation import TURNED, as_shown, pixels_as_shown
+from cnnlab.data.orientation import as_shown, pixels_as_shown, shown_size, stored_and_orientation
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_names, sorted_names
 from cnnlab.errors import CnnlabError
@@ -170,20 +170,6 @@ def _image(spec: dict[str, Any], path: Path) -> Any:
     return None
 
 
-def _size(image: Any) -> tuple[tuple[int, int], int]:
-    """``((width, height) as stored, EXIF orientation)`` of an image file or a Pillow image."""
-    from cnnlab.data.orientation import orientation_of, stored_and_orientation
-
-    if not isinstance(image, Path):
-        return image.size, orientation_of(image)
-    from cnnlab.data.images import UNREADABLE, why_unreadable
-
-    try:
-        return stored_and_orientation(image)
-    except UNREADABLE as exc:
-        raise CnnlabError(f"{image}: {why_unreadable(exc)}") from None
-
-
 def _names(root: Path, found: set[str]) -> tuple[list[str], str | None]:
     """The class names and the file listing them (``None``: the labels found, sorted)."""
     for name in ("labels.txt", "classes.txt"):
@@ -218,8 +204,8 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
                 continue
             if isinstance(image, Path):
                 used.add(image.resolve())  # imagePath may say ../photos/a.png
-            stored, orientation = _size(image)
-            shown = stored[::-1] if orientation in TURNED else stored
+            stored, orientation = stored_and_orientation(image)
+            shown = shown_size(stored, orientation)
             given = (spec.get("imageWidth"), spec.get("imageHeight"))
             if not all(isinstance(v, int) and v > 0 for v in given):
                 given = shown  # not written: as labelme shows it

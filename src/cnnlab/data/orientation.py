@@ -11,9 +11,9 @@ shown; the same turn Pillow's ``ImageOps.exif_transpose`` applies to the pixels.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from cnnlab.errors import CnnlabError
 
 TURNED = frozenset({5, 6, 7, 8})  # a quarter turn: width and height swap
 
@@ -25,12 +25,26 @@ def orientation_of(image: object) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def stored_and_orientation(path: str | Path) -> tuple[tuple[int, int], int]:
-    """``((width, height) as stored, EXIF orientation)`` of an image file, from its header."""
+def shown_size(stored: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """``(width, height)`` of a photo as shown: its stored size, swapped where ``orientation``
+    turns it a quarter."""
+    return (stored[1], stored[0]) if orientation in TURNED else stored
+
+
+def stored_and_orientation(image: object) -> tuple[tuple[int, int], int]:
+    """``((width, height) as stored, EXIF orientation)`` of an image file (from its header)
+    or of a Pillow image; a file that cannot be read is a :class:`CnnlabError` naming it."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        return img.size, orientation_of(img)
+    from cnnlab.data.images import UNREADABLE, why_unreadable
+
+    if isinstance(image, Image.Image):
+        return image.size, orientation_of(image)
+    try:
+        with Image.open(image) as img:  # type: ignore[arg-type]
+            return img.size, orientation_of(img)
+    except UNREADABLE as exc:
+        raise CnnlabError(f"{image}: {why_unreadable(exc)}") from None
 
 
 def as_shown(points: np.ndarray, orientation: int) -> np.ndarray:

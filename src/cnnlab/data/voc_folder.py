@@ -169,17 +169,6 @@ def _image_of(xml: Path, filename: str, images: dict[str, Path]) -> Path | None:
     return images.get(name) if name in images else images.get(xml.stem)
 
 
-def _stored_size(image: Path) -> tuple[tuple[int, int], int]:
-    """``((width, height) as stored, EXIF orientation)`` of ``image``, from its header."""
-    from cnnlab.data.images import UNREADABLE, why_unreadable
-    from cnnlab.data.orientation import stored_and_orientation
-
-    try:
-        return stored_and_orientation(image)
-    except UNREADABLE as exc:
-        raise CnnlabError(f"{image}: {why_unreadable(exc)}") from None
-
-
 def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | None:
     """One XML file's image (among ``images``, :func:`image_files_in`) and objects, boxes
     relative to the image's size (``<size>``, else the image file's); ``None`` with no image
@@ -195,10 +184,10 @@ def parse_xml(xml: Path, images: dict[str, Path], split: str | None) -> _Xml | N
     image = _image_of(xml, (tree.findtext("filename") or "").strip(), images)
     if image is None:
         return None
-    from cnnlab.data.orientation import TURNED, boxes_as_shown
+    from cnnlab.data.orientation import boxes_as_shown, shown_size, stored_and_orientation
 
-    stored, orientation = _stored_size(image)
-    shown = stored[::-1] if orientation in TURNED else stored
+    stored, orientation = stored_and_orientation(image)
+    shown = shown_size(stored, orientation)
     try:
         w, h = (int(float(tree.findtext(f"size/{k}") or 0)) for k in ("width", "height"))
     except ValueError:

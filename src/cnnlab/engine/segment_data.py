@@ -90,6 +90,15 @@ def _colour_mask(
         ) from None
 
 
+def _quarter_turn(image_path: Path | None) -> int:
+    """The EXIF orientation of ``image_path`` where it turns the photo a quarter, else 1 (read
+    only for a mask whose width and height are the photo's swapped)."""
+    if image_path is None:
+        return 1
+    orientation = stored_and_orientation(image_path)[1]
+    return orientation if orientation in TURNED else 1
+
+
 def read_mask(
     mask_path: Path,
     image: Image.Image,
@@ -97,17 +106,17 @@ def read_mask(
     image_size: int,
     colours: np.ndarray | None = None,
     listed_in: str = "classes.txt",
-    orientation: int = 1,
+    image_path: Path | None = None,
 ) -> torch.Tensor:
     """One mask file as an ``(image_size, image_size)`` int64 class map (resized
     nearest-neighbour, so it keeps class indices): a palette or grey PNG of indices, 16-bit
     included; a 1-bit black-and-white one (0 and 1); an RGB picture in ``colours`` (a
     ``labelmap.txt``'s, where a palette PNG is read by its colours too) or else in VOC's or
-    cnnlab's map colours. ``image`` is the photo as shown, turned as its EXIF ``orientation``
-    says; a mask of its stored size where that turns it a quarter was drawn on the stored
-    pixels and is turned alike (:mod:`cnnlab.data.orientation`). A :class:`CnnlabError` names
-    the file when its size is not ``image``'s or it holds an index ``names`` lacks (other than
-    :data:`VOID`)."""
+    cnnlab's map colours. ``image`` is the photo as shown, turned as its EXIF orientation says;
+    a mask of its size swapped, where the tag of its file (``image_path``) turns it a quarter,
+    was drawn on the stored pixels and is turned alike (:mod:`cnnlab.data.orientation`). A
+    :class:`CnnlabError` names the file when its size is not ``image``'s or it holds an index
+    ``names`` lacks (other than :data:`VOID`)."""
     with Image.open(mask_path) as m:
         if colours is not None and m.mode in ("P", "RGB", "RGBA"):
             m = _colour_mask(np.asarray(m.convert("RGB")), len(names), mask_path, colours)
@@ -119,8 +128,9 @@ def read_mask(
             mask = Image.fromarray(np.asarray(m).astype(np.int32), "I")
         else:
             mask = m if m.mode in ("P", "L") else m.convert("L")
-        if orientation in TURNED and m.size == image.size[::-1] != image.size:
-            mask = Image.fromarray(pixels_as_shown(np.asarray(mask), orientation))  # L or I
+        turn = _quarter_turn(image_path) if m.size == image.size[::-1] != image.size else 1
+        if turn != 1:
+            mask = Image.fromarray(pixels_as_shown(np.asarray(mask), turn))  # L or I
         elif m.size != image.size:
             raise CnnlabError(
                 f"{mask_path}: mask is {m.size[0]}x{m.size[1]}, its image is "
@@ -214,8 +224,8 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
                     f"; {lossy[0].name} is there, but masks must be PNG (lossless)" if lossy else ""
                 )
             )
-        img, (_, orientation) = read_image(path, "RGB"), stored_and_orientation(path)
-        masks.append(read_mask(mask_path, img, names, image_size, orientation=orientation))
+        img = read_image(path, "RGB")
+        masks.append(read_mask(mask_path, img, names, image_size, image_path=path))
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
     stacked = torch.stack(masks)
     _refuse_void_only(stacked, names, root / "masks")
@@ -267,8 +277,8 @@ def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> Segmenta
     require_image_memory(len(pairs), image_size, root, 11)
     images, masks = [], []
     for image_path, mask_path in pairs:
-        img, (_, orientation) = read_image(image_path, "RGB"), stored_and_orientation(image_path)
-        masks.append(read_mask(mask_path, img, names, image_size, colours, listed_in, orientation))
+        img = read_image(image_path, "RGB")
+        masks.append(read_mask(mask_path, img, names, image_size, colours, listed_in, image_path))
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
     stacked = torch.stack(masks)
     _refuse_void_only(stacked, names, root / "SegmentationClass")
