@@ -116,12 +116,15 @@ def _detection(
         joined = torch.cat([torch.empty(0, dtype=torch.long), *labels])
         sides = torch.cat([torch.empty(0, 4), *boxes])
         sides = sides[:, 2:] - sides[:, :2]  # (B, 2) width, height as fractions of the image
+        k = len(loaded.class_names)
+        owner = torch.repeat_interleave(torch.tensor([len(lab) for lab in labels] or [0]))
+        holding = torch.bincount(torch.unique(owner * k + joined) % k, minlength=k)  # per class
         per_class = {}
         for c, name in enumerate(loaded.class_names):
             mine = sides[joined == c]
             per_class[name] = {
                 "boxes": len(mine),
-                "images": sum(bool((lab == c).any()) for lab in labels),
+                "images": int(holding[c]),
                 "median_width": round(float(mine[:, 0].median()), 4) if len(mine) else None,
                 "median_height": round(float(mine[:, 1].median()), 4) if len(mine) else None,
             }
