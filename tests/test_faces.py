@@ -618,6 +618,7 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["faces", "remove", "--db", db, "--name", "person7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {
         "people": [],
+        "encoder": str((run / "best.pt").resolve()),  # kept: the next enrol may use it
         "removed": "person7",
     }
     assert main(["faces", "list", "--db", db]) == 0
@@ -1545,6 +1546,58 @@ def test_identify_writes_who_each_is_as_an_identity_folder(
     assert main([*again, "--people", str(out), "--json"]) == 0
     enrolled = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["people"]
     assert {r["name"] for r in enrolled} == folders - {"not recognized"}
+
+
+def test_a_database_remembers_the_encoder_that_enrolled(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Enrolling records the encoder's file (absolute, its format) with the enrolment, so
+    verify, identify and enroll take it from ``--db`` when given no ``--checkpoint``: the same
+    answers as naming it. A file gone, or holding another model since, is one line naming it;
+    a database recorded with nothing (an earlier cnnlab's) asks for --checkpoint as before."""
+    root, best = four_people
+    run = tmp_path / "run"
+    shutil.copytree(best.parent, run)  # a run folder of its own, to move and overwrite
+    db = tmp_path / "f.db"
+    files = [str(f) for f in sorted(root.glob("*/*.png"))]
+    assert main(["faces", "enroll", "--checkpoint", str(run / "best.pt"), "--db", str(db),
+                 "--name", "ann", files[0]]) == 0  # fmt: skip
+    assert FaceDatabase.encoder_of(db) == ("checkpoint", (run / "best.pt").resolve())
+    assert main(["faces", "enroll", "--db", str(db), "--name", "bo", files[3]]) == 0
+    assert "(the checkpoint that enrolled in" in " ".join(capsys.readouterr().out.split())
+    assert main(["faces", "list", "--db", str(db), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert listed["encoder"] == str((run / "best.pt").resolve())
+    assert [p["name"] for p in listed["people"]] == ["ann", "bo"]
+    named = ["faces", "identify", "--checkpoint", str(run / "best.pt"), "--db", str(db)]
+    assert main([*named, *files, "--json"]) == 0
+    want = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert main(["faces", "identify", "--db", str(db), *files, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert got["results"] == want and got["encoder"] == str((run / "best.pt").resolve())
+    assert main(["faces", "verify", "--db", str(db), "--name", "ann", files[1]]) == 0
+    assert "ann" in capsys.readouterr().out
+
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    assert main(["faces", "identify", "--db", str(db), files[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnlab: error: {db}: enrolled with {run.resolve() / 'best.pt'}, "
+                          "which is no longer there")  # fmt: skip
+    moved.rename(run)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    torch.save(ckpt | {"model_id": "0" * 16}, run / "best.pt")  # trained again there
+    assert main(["faces", "verify", "--db", str(db), "--name", "ann", files[0]]) == 2
+    assert "which now holds another model" in capsys.readouterr().err
+
+    earlier = tmp_path / "earlier.db"  # enrolled by a FaceDatabase told no encoder file
+    FaceDatabase(earlier, ckpt["model_id"]).enroll("ann", np.ones((1, 4), np.float32))
+    assert FaceDatabase.encoder_of(earlier) is None
+    assert main(["faces", "identify", "--db", str(earlier), files[0]]) == 2
+    assert "give --checkpoint" in capsys.readouterr().err
+    onnx = FaceDatabase(earlier, ckpt["model_id"], ("onnx", tmp_path / "enc.onnx"))
+    onnx.enroll("bo", np.full((1, 4), 2.0, np.float32))  # the last to enrol is recorded
+    assert FaceDatabase.encoder_of(earlier) == ("onnx", (tmp_path / "enc.onnx").resolve())
 
 
 def test_training_stops_after_patience_steps_of_zero_loss(

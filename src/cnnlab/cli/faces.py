@@ -134,6 +134,7 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
     db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))  # refuses a missing file
     removed = db.remove(args.name) if args.what == "remove" else None
     people = [{"name": n, "images": c} for n, c in db.people()]
+    recorded = FaceDatabase.encoder_of(args.db)  # the file verify and identify load
     if not args.json:
         if removed is not None:
             console.print(
@@ -143,7 +144,12 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
             console.print(f"{p['name']}: {counted(p['images'], 'image')}")
         if not people:
             console.print(f"nobody is enrolled in {args.db}")
-    return {"people": people} | ({"removed": args.name} if removed is not None else {})
+        elif recorded is not None:
+            console.print(
+                f"encoder: {_here(recorded[1])} (the {ENCODER_WORDS[recorded[0]]} that enrolled)"
+            )
+    result = {"people": people, "encoder": str(recorded[1]) if recorded else None}
+    return result | ({"removed": args.name} if removed is not None else {})
 
 
 def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -155,7 +161,7 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
         raise CnnlabError(
             "give --name and the person's images, or --people FOLDER (FOLDER/<person>/*.jpg)"
         )
-    encoder = load_encoder(args)
+    encoder = load_encoder(args, console)
     if args.people:
         from cnnlab.data.identities import person_folders
 
@@ -171,7 +177,7 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
             console.print(
                 f"{counted(len(rows), 'person', 'people')} from {args.people} in {args.db}"
             )
-        return {"people": rows}
+        return {"people": rows, "encoder": str(encoder.source[1])}
     others: list[dict[str, str]] = []  # images someone else has enrolled already (warned)
     n = encoder.enroll(encoder.database(args.db), args.name, args.images, others)
     skipped_images = len(args.images) - n
@@ -179,6 +185,7 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
         again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
         console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
     result = {"name": args.name, "enrolled": n, "skipped": skipped_images}
+    result["encoder"] = str(encoder.source[1])
     return result | ({"enrolled_as_others": others} if others else {})
 
 
@@ -187,7 +194,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
     from cnnlab.data.face_db import require_database
 
-    encoder = load_encoder(args)
+    encoder = load_encoder(args, console)
     require_database(args.db)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
@@ -219,7 +226,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
             console.print(note)
         if len(rows) > 1:
             console.print(_tally(rows, args.name if args.what == "verify" else None))
-    result: dict[str, Any] = {"tau": tau, "results": rows}
+    result: dict[str, Any] = {"tau": tau, "encoder": str(encoder.source[1]), "results": rows}
     if cut is not None:
         result["similarity_threshold"] = cut
     if figure:
@@ -310,11 +317,15 @@ def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
     )
 
 
+ENCODER_WORDS = {"checkpoint": "checkpoint", "onnx": "ONNX file"}  # a recorded encoder's format
 ENCODER_HELP = "an encoder's best.pt from cnnlab faces train (or give --onnx)"
 
 
-def add_encoder(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help=ENCODER_HELP)
+def add_encoder(p: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """``--checkpoint`` or ``--onnx``, and ``--device``; ``recorded``: a command given a
+    ``--db``, which defaults to the encoder that enrolled there."""
+    after = " (default: the one that last enrolled in --db, which records it)" if recorded else ""
+    p.add_argument("--checkpoint", help=ENCODER_HELP + after)
     p.add_argument(
         "--onnx",
         help="instead: the file cnnlab export wrote of such a best.pt, run by ONNX Runtime "
@@ -323,13 +334,35 @@ def add_encoder(p: argparse.ArgumentParser) -> None:
     add_device(p)
 
 
-def load_encoder(args: argparse.Namespace) -> Any:
-    """The :class:`~cnnlab.engine.recognition.FaceEncoder` of ``--checkpoint`` or ``--onnx``."""
+def load_encoder(args: argparse.Namespace, console: Console | None = None) -> Any:
+    """The :class:`~cnnlab.engine.recognition.FaceEncoder` of ``--checkpoint`` or ``--onnx``;
+    given neither, the one that enrolled in ``--db`` (its file, recorded there), said on
+    ``console``."""
     from cnnlab.cli.predicting import checkpoint_or_onnx
+    from cnnlab.data.face_db import FaceDatabase
     from cnnlab.engine.recognition import FaceEncoder
 
+    db = getattr(args, "db", None)
+    told = args.checkpoint or args.onnx
+    if not told and db and Path(db).is_file() and FaceDatabase.encoder_of(db) is not None:
+        encoder = FaceEncoder.of_database(db, args.device)
+        if console is not None and not args.json:
+            kind, file = encoder.source
+            console.print(
+                f"encoder: {_here(file)} (the {ENCODER_WORDS[kind]} that enrolled in {db})"
+            )
+        return encoder
     checkpoint_or_onnx(args, "faces")
     return FaceEncoder.load(checkpoint=args.checkpoint, onnx=args.onnx, device=args.device)
+
+
+def _here(file: Path) -> Path:
+    """``file`` relative to the working folder when it is under it (a database records the
+    absolute path), else as it is."""
+    try:
+        return file.relative_to(Path.cwd())
+    except ValueError:
+        return file
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -468,7 +501,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         ("identify", "who is this, or not recognized", "images, or folders of them, to identify"),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
-        add_encoder(p)
+        add_encoder(p, recorded=True)
         _add_db(p)
         if name != "identify":
             p.add_argument("--name", required=name == "verify", help="the person")

@@ -1,7 +1,9 @@
 """The recognition database: identities and their embeddings in SQLite (Python's standard
 library). Every enrolment is one transaction: a crash part-way leaves the person either fully
 enrolled or absent, and never touches people enrolled before. The database remembers which model
-made its embeddings and refuses embeddings from another.
+made its embeddings and refuses embeddings from another, and the file of the encoder that last
+enrolled someone (:meth:`FaceDatabase.encoder_of`), so verify and identify can load it again
+without being told.
 """
 
 from __future__ import annotations
@@ -104,11 +106,20 @@ def require_database(path: str | Path) -> Path:
     return path
 
 
-class FaceDatabase:
-    """``FaceDatabase(path, model_id)``: ``enroll``, ``remove``, ``people``, ``gallery``."""
+# what an encoder file is: a run's checkpoint, or the ONNX file cnnlab export wrote of one
+ENCODER_FORMATS = ("checkpoint", "onnx")
 
-    def __init__(self, path: str | Path, model_id: str) -> None:
+
+class FaceDatabase:
+    """``FaceDatabase(path, model_id, encoder)``: ``enroll``, ``remove``, ``people``,
+    ``gallery``; ``encoder``, ``(format, file)`` of the model's file (a format of
+    :data:`ENCODER_FORMATS`), is recorded with each enrolment."""
+
+    def __init__(
+        self, path: str | Path, model_id: str, encoder: tuple[str, str | Path] | None = None
+    ) -> None:
         self.path = Path(path)
+        self.encoder = encoder
         if self.path.is_dir():  # sqlite3 would say only "unable to open database file"
             require_database(self.path)
         if self.path.is_file() and self.path.stat().st_size:
@@ -163,6 +174,25 @@ class FaceDatabase:
             )
         return row[0]
 
+    @staticmethod
+    def encoder_of(path: str | Path) -> tuple[str, Path] | None:
+        """``(format, file)`` of the encoder that last enrolled someone in the database at
+        ``path`` (format: one of :data:`ENCODER_FORMATS`), or ``None`` when it was never
+        recorded (a database nobody was enrolled in, or one an earlier cnnlab wrote)."""
+        FaceDatabase.model_of(path)  # refuses a missing file and one that is not ours
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        try:
+            found = dict(
+                conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('encoder', 'encoder_format')"
+                ).fetchall()
+            )
+        finally:
+            conn.close()
+        if found.get("encoder_format") not in ENCODER_FORMATS or not found.get("encoder"):
+            return None
+        return found["encoder_format"], Path(found["encoder"])
+
     def enroll(self, name: str, embeddings: np.ndarray) -> int:
         """Add ``embeddings (n, D)`` for ``name`` (created if new) in one transaction; returns
         how many were added. An embedding equal to one ``name`` already has (within
@@ -194,6 +224,12 @@ class FaceDatabase:
                 added.append(vector)
             if stored is None and not added:  # a new person with no image: not written
                 raise CnnlabError(f"{self.path}: no embedding given to enrol {name!r}")
+            if self.encoder is not None:  # with the enrolment: for verify and identify
+                kind, file = self.encoder
+                cur.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("encoder", str(Path(file).resolve())), ("encoder_format", kind)],
+                )
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

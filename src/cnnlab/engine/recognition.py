@@ -59,6 +59,10 @@ class FaceEncoder:
     >>> db = enc.database("runs/faces/faces.db")  # doctest: +SKIP
     >>> enc.enroll(db, "ada", ["ada1.png"])  # doctest: +SKIP
     >>> enc.identify(db, ["probe.png"])[0]["identity"]  # doctest: +SKIP
+    >>> FaceEncoder.of_database("runs/faces/faces.db")  # doctest: +SKIP
+
+    The database records the file of the encoder that enrolled (``source``), which
+    :meth:`of_database` loads again.
 
     The export keeps the checkpoint's model id: a database enrolled with one is used with the
     other (ONNX Runtime's embeddings differ from PyTorch's by ~1e-6).
@@ -66,6 +70,8 @@ class FaceEncoder:
 
     model: Any  # the encoder on its device (OnDevice), or an ExportedNetwork: CPU in and out
     checkpoint: dict[str, Any] = field(repr=False)  # or what export stored beside the graph
+    # where it was loaded from: ("checkpoint" or "onnx", the file); a database records it
+    source: tuple[str, Path] | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -87,7 +93,33 @@ class FaceEncoder:
             raise CnnlabError(
                 f"{checkpoint}: not a face encoder (train one with cnnlab faces train)"
             )
-        return cls(model, ckpt)
+        kind, file = ("onnx", onnx) if onnx is not None else ("checkpoint", checkpoint)
+        return cls(model, ckpt, (kind, Path(str(file))))
+
+    @classmethod
+    def of_database(cls, path: str | Path, device: str = "auto") -> FaceEncoder:
+        """The encoder that last enrolled someone in the face database at ``path``, loaded from
+        the file the database recorded; a :class:`CnnlabError` when it recorded none (nobody
+        enrolled yet, or an earlier cnnlab enrolled them) or the file is gone."""
+        recorded = FaceDatabase.encoder_of(path)
+        if recorded is None:
+            raise CnnlabError(
+                f"{path}: no encoder recorded (nobody enrolled, or enrolled by an earlier "
+                "cnnlab): give --checkpoint or --onnx"
+            )
+        kind, file = recorded
+        if not file.is_file():
+            raise CnnlabError(
+                f"{path}: enrolled with {file}, which is no longer there: give --checkpoint or "
+                "--onnx (the same model, moved, or its export)"
+            )
+        encoder = cls.load(**{kind: file}, device=device)
+        if encoder.checkpoint["model_id"] != FaceDatabase.model_of(path):
+            raise CnnlabError(
+                f"{path}: enrolled with {file}, which now holds another model (trained again "
+                "there?): give --checkpoint or --onnx of the model that enrolled"
+            )
+        return encoder
 
     @property
     def tau(self) -> float:
@@ -150,7 +182,7 @@ class FaceEncoder:
         """The face database at ``path`` for this encoder's embeddings (made with its folder
         when missing; one another model filled is refused)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return FaceDatabase(path, self.checkpoint["model_id"])
+        return FaceDatabase(path, self.checkpoint["model_id"], self.source)
 
     def enroll(
         self,
