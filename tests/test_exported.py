@@ -281,7 +281,8 @@ def test_face_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     ]
     assert said.err.strip() == (
         "cnnlab: warning: 1 image of eight already enrolled as someone else, enrolled anyway: "
-        f"{files['6'][0]} (six)"
+        f"{files['6'][0]} (six) (faces remove --name NAME IMAGE takes an image out of the "
+        "wrong person)"
     )
     assert main([*enrol[:5], "nine", files["6"][0], "--checkpoint", ckpt]) == 0
     assert f"{files['6'][0]} (eight and six)" in capsys.readouterr().err

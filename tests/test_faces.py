@@ -1600,6 +1600,47 @@ def test_a_database_remembers_the_encoder_that_enrolled(
     assert FaceDatabase.encoder_of(earlier) == ("onnx", (tmp_path / "enc.onnx").resolve())
 
 
+def test_remove_takes_out_only_the_images_named(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces remove --name P images``: those images' embeddings leave P's enrolment (an image
+    filed under two people is mended without removing either), all or none of them, and P goes
+    with their last image; an image P was not enrolled with is named and removes nothing."""
+    root, best = four_people
+    db = str(tmp_path / "f.db")
+    ann, bo = sorted((root / "ann").glob("*.png")), sorted((root / "bo").glob("*.png"))
+    enrol = ["faces", "enroll", "--checkpoint", str(best), "--db", db, "--name"]
+    assert main([*enrol, "ann", *map(str, ann)]) == 0
+    assert main([*enrol, "bo", str(bo[0]), str(ann[0])]) == 0  # ann's photo filed under bo too
+    assert "already enrolled as someone else" in capsys.readouterr().err
+    remove = ["faces", "remove", "--db", db, "--name"]
+    assert main([*remove, "bo", str(bo[1]), str(ann[0])]) == 2  # bo[1] was never enrolled
+    assert capsys.readouterr().err.strip() == (
+        f"cnnlab: error: {bo[1]}: not an image enrolled as bo in {db}"
+    )
+    assert FaceDatabase(db, FaceDatabase.model_of(db)).people() == [("ann", 3), ("bo", 2)]
+    assert main([*remove, "bo", str(ann[0]), "--json"]) == 0  # no --checkpoint: the recorded one
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["removed_images"] == 1
+    assert result["people"] == [{"name": "ann", "images": 3}, {"name": "bo", "images": 1}]
+    assert main(["faces", "identify", "--db", db, str(ann[0]), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"]
+    assert row["identity"] == "ann" and row["distance"] < 1e-6  # no longer a tie with bo
+    assert main([*remove, "bo", str(bo[0])]) == 0
+    assert "bo is no longer enrolled" in " ".join(capsys.readouterr().out.split())
+    assert FaceDatabase(db, FaceDatabase.model_of(db)).people() == [("ann", 3)]
+
+    other = FaceDatabase(tmp_path / "g.db", "another model")  # the rows, without an encoder
+    other.enroll("cy", np.eye(3, dtype=np.float32))
+    assert other.remove_images("cy", np.eye(3, dtype=np.float32)[[2, 0]]) == (2, 1)
+    with pytest.raises(CnnlabError, match=r"^x\.png: not an image enrolled as cy in"):
+        other.remove_images("cy", np.eye(3, dtype=np.float32)[[1, 2]], ["y.png", "x.png"])
+    assert other.gallery()[1].tolist() == [[0.0, 1.0, 0.0]]  # the refused call removed nothing
+    at_g = ["--db", str(tmp_path / "g.db"), "--checkpoint", str(best)]
+    assert main([*remove, "ann", str(ann[0]), *at_g]) == 2
+    assert "its embeddings were made by model another model" in capsys.readouterr().err
+
+
 def test_training_stops_after_patience_steps_of_zero_loss(
     four_people: tuple[Path, Path],
     tmp_path: Path,

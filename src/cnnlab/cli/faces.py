@@ -128,15 +128,29 @@ def most_confused(result: dict[str, Any]) -> str:
 
 
 def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """``faces list`` and ``faces remove``: who is enrolled, with how many images."""
+    """``faces list`` and ``faces remove``: who is enrolled, with how many images; ``remove``
+    with images removes only those (:meth:`~cnnlab.engine.recognition.FaceEncoder.remove`)."""
     from cnnlab.data.face_db import FaceDatabase
 
     db = FaceDatabase(args.db, FaceDatabase.model_of(args.db))  # refuses a missing file
-    removed = db.remove(args.name) if args.what == "remove" else None
+    images = getattr(args, "images", None)
+    if images:  # only these images of the person: found by their embeddings
+        encoder = load_encoder(args, console)
+        db = encoder.database(args.db)  # one made by another model is refused
+        removed, left = encoder.remove(db, args.name, images)
+        if not args.json:
+            rest = (
+                f"{counted(left, 'image')} left" if left else f"{args.name} is no longer enrolled"
+            )
+            console.print(
+                f"removed {counted(removed, 'image')} of {args.name} from {args.db} ({rest})"
+            )
+    else:
+        removed = db.remove(args.name) if args.what == "remove" else None
     people = [{"name": n, "images": c} for n, c in db.people()]
     recorded = FaceDatabase.encoder_of(args.db)  # the file verify and identify load
     if not args.json:
-        if removed is not None:
+        if removed is not None and not images:
             console.print(
                 f"removed {args.name} and their {counted(removed, 'image')} from {args.db}"
             )
@@ -149,6 +163,8 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
                 f"encoder: {_here(recorded[1])} (the {ENCODER_WORDS[recorded[0]]} that enrolled)"
             )
     result = {"people": people, "encoder": str(recorded[1]) if recorded else None}
+    if images:
+        return result | {"removed": args.name, "removed_images": removed}
     return result | ({"removed": args.name} if removed is not None else {})
 
 
@@ -544,7 +560,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = kinds.add_parser("list", parents=[common], help="enrolled people")
     _add_db(p)
     p.set_defaults(handler=cmd_faces_people)
-    p = kinds.add_parser("remove", parents=[common], help="remove a person")
+    p = kinds.add_parser("remove", parents=[common], help="remove a person, or their images")
     _add_db(p)
     p.add_argument("--name", required=True, help="the person to remove, with their images")
+    add_image_files(
+        p,
+        "only these of the person's images (one filed under the wrong person), found by "
+        "their embeddings; the person goes with their last image",
+    )
+    add_encoder(p, recorded=True)
     p.set_defaults(handler=cmd_faces_people)

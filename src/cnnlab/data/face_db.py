@@ -252,6 +252,46 @@ class FaceDatabase:
             raise CnnlabError(f"{self.path}: no person named {name!r}")
         return int(images)
 
+    def remove_images(
+        self, name: str, embeddings: np.ndarray, sources: list[str] | None = None
+    ) -> tuple[int, int]:
+        """Remove from ``name`` the enrolled images whose embeddings are ``embeddings (n, D)``
+        (each within :data:`SAME_IMAGE` of one: the same image, embedded by this model), in one
+        transaction, and the person with their last image; returns ``(removed, left)``. An
+        embedding ``name`` holds no image of is refused, naming it as ``sources[i]``, and
+        nothing is removed."""
+        cur = self.conn.cursor()
+        _begin(cur, self.path)
+        try:
+            row = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise CnnlabError(f"{self.path}: no person named {name!r}")
+            rows = cur.execute(
+                "SELECT id, vector FROM embeddings WHERE person_id = ?", (row[0],)
+            ).fetchall()
+            ids = np.array([r[0] for r in rows])
+            stored = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else None
+            gone: set[int] = set()
+            for i, e in enumerate(np.asarray(embeddings, np.float32).reshape(len(embeddings), -1)):
+                same = (
+                    np.flatnonzero(((stored - e) ** 2).sum(1) <= SAME_IMAGE)
+                    if stored is not None and stored.shape[1] == e.size
+                    else []
+                )
+                if not len(same):
+                    what = sources[i] if sources else f"embedding {i}"
+                    raise CnnlabError(f"{what}: not an image enrolled as {name} in {self.path}")
+                gone.update(int(x) for x in ids[same])
+            cur.executemany("DELETE FROM embeddings WHERE id = ?", [(x,) for x in sorted(gone)])
+            left = len(rows) - len(gone)
+            if not left:  # no image left: no person (identify could never name them)
+                cur.execute("DELETE FROM persons WHERE id = ?", (row[0],))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return len(gone), left
+
     def people(self) -> list[tuple[str, int]]:
         """``(name, number of embeddings)`` for everyone enrolled."""
         return self.conn.execute(

@@ -203,6 +203,13 @@ class FaceEncoder:
             others.extend({"source": path, "enrolled_as": who} for path, who in found)
         return db.enroll(name, emb)
 
+    def remove(self, db: FaceDatabase, name: str, paths: Sequence[Any]) -> tuple[int, int]:
+        """Remove the images ``paths`` from ``name``'s enrolment (one filed under the wrong
+        person, say), found by their embeddings; the person goes with their last image.
+        Returns ``(removed, left)``; an image not enrolled as ``name`` removes nothing."""
+        paths = image_list(paths)
+        return db.remove_images(name, self.embed(paths), source_names(paths))
+
     def enroll_people(
         self, db: FaceDatabase, people: Sequence[tuple[str, Sequence[str | Path]]]
     ) -> list[dict[str, Any]]:
@@ -317,7 +324,8 @@ def warn_enrolled_as_others(
         more = f" and {len(found) - 3} more" if len(found) > 3 else ""
         warnings.warn(
             f"{counted(len(found), 'image')} of {name} already enrolled as someone else, "
-            f"enrolled anyway: {shown}{more}",
+            f"enrolled anyway: {shown}{more} (faces remove --name NAME IMAGE takes an image "
+            "out of the wrong person)",
             stacklevel=2,
         )
     return found
