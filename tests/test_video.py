@@ -328,3 +328,52 @@ def test_what_out_drew_is_said_in_a_line(tmp_path: Path) -> None:
         "drew the boxes on 1 image and 4 frames of 2 videos in o (a_boxes.mp4, b_boxes.mp4)"
     )
     assert drawn_said(rows[:1], Path("o")) == "drew the boxes on 1 image in o"
+
+
+def test_faces_read_a_videos_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """faces enroll, verify, identify and remove take videos among the images, a row (an
+    enrolled image) a frame, every N-th with --every: the distances of the frames decoded and
+    given as images, in the order given; an enrolment of the same frames again adds none, and
+    their removal takes them out."""
+    from conftest import COLOURS, make_image, write_folder
+
+    from cnnlab.engine.recognition import FaceEncoder
+
+    data, run = write_folder(tmp_path / "people", per_class=6), tmp_path / "run"
+    rng = np.random.default_rng(5)
+    (data / "yellow").mkdir()
+    for i in range(6):
+        make_image((220, 200, 40), rng).save(data / "yellow" / f"{i:03d}.png")
+    argv = ["faces", "train", "--data", str(data), "--unseen", "blue,yellow", "--steps", "3"]
+    assert main([*argv, "--out", str(run), "--json"]) == 0
+    video = tmp_path / "shots.mp4"
+    write_video(video, [np.asarray(make_image(c, rng, 48)) for c in list(COLOURS.values()) * 3], 4)
+    frames = list(read_frames(video))
+    db = str(tmp_path / "f.db")
+    enrol = ["faces", "enroll", "--checkpoint", str(run / "best.pt"), "--db", db]
+    assert main([*enrol, "--name", "shots", str(video), "--every", "3", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (said["enrolled"], said["skipped"]) == (3, 0)  # frames 0, 3, 6
+    assert main([*enrol, "--name", "shots", str(video), "--every", "3", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (said["enrolled"], said["skipped"]) == (0, 3)
+    photos = [str(data / "red" / "000.png"), str(data / "green" / "001.png")]
+    assert main([*enrol, "--name", "red", photos[0]]) == 0
+    probe = ["--db", db, photos[0], str(video), photos[1], "--every", "4", "--json"]
+    capsys.readouterr()
+    assert main(["faces", "identify", *probe, "-o", str(tmp_path / "who.png")]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
+    kept = [f"{video}#frame={i}" for i in (0, 4, 8)]
+    assert [r["source"] for r in rows] == [photos[0], *kept, photos[1]]
+    encoder = FaceEncoder.load(run / "best.pt")
+    alike = encoder.identify(encoder.database(db), [photos[0], *frames[::4], photos[1]])
+    assert np.allclose([r["distance"] for r in rows], [r["distance"] for r in alike], atol=1e-6)
+    assert [r["nearest"] for r in rows] == [r["nearest"] for r in alike]
+    assert (tmp_path / "who.png").is_file()
+    assert main(["faces", "verify", "--name", "shots", *probe]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
+    assert [r["source"] for r in rows][1:4] == kept and rows[1]["distance"] < 1e-6  # frame 0
+    remove = ["faces", "remove", "--db", db, "--name", "shots", str(video), "--every", "3"]
+    assert main([*remove, "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert said["removed_images"] == 3 and said["people"] == [{"name": "red", "images": 1}]

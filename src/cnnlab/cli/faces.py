@@ -32,7 +32,7 @@ from cnnlab.cli.common import (
     runner_up_columns,
     write_csv,
 )
-from cnnlab.cli.predicting import add_as_dataset, dataset_folder
+from cnnlab.cli.predicting import add_as_dataset, add_every, dataset_folder, frame_stride
 from cnnlab.cli.typed import typed
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
@@ -136,8 +136,9 @@ def cmd_faces_people(args: argparse.Namespace, console: Console) -> dict[str, An
     images = getattr(args, "images", None)
     if images:  # only these images of the person: found by their embeddings
         encoder = load_encoder(args, console)
+        db.close()
         db = encoder.database(args.db)  # one made by another model is refused
-        removed, left = encoder.remove(db, args.name, images)
+        removed, left = encoder.remove(db, args.name, images, frame_stride(args))
         if not args.json:
             rest = (
                 f"{counted(left, 'image')} left" if left else f"{args.name} is no longer enrolled"
@@ -195,8 +196,10 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
             )
         return {"people": rows, "encoder": str(encoder.source[1])}
     others: list[dict[str, str]] = []  # images someone else has enrolled already (warned)
-    n = encoder.enroll(encoder.database(args.db), args.name, args.images, others)
-    skipped_images = len(args.images) - n
+    read: list[str] = []  # each image read, or each frame of a video
+    every = frame_stride(args)
+    n = encoder.enroll(encoder.database(args.db), args.name, args.images, others, every, read)
+    skipped_images = len(read) - n
     if not args.json:
         again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
         console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
@@ -217,10 +220,11 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     figure = figure_file(args.output) if args.output else None  # as is a figure's
     dataset = dataset_folder(args, "who each is") if args.what == "identify" else None
     db = encoder.database(args.db)
+    every = frame_stride(args)
     if args.what == "verify":
-        rows = encoder.verify(db, args.name, args.images)
+        rows = encoder.verify(db, args.name, args.images, every)
     else:
-        rows = encoder.identify(db, args.images, args.top_k)
+        rows = encoder.identify(db, args.images, args.top_k, every)
     cut = encoder.similarity_threshold if args.what == "verify" else None
     if not args.json:
         shown, note = first_shown(rows, csv_path)
@@ -290,13 +294,14 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: bool) -> Path:
     """``-o``: the first :data:`MAX_DRAWN` probes, each captioned with the verdict and its
     distance (green: the claimed person, or a name; red: not them, or not recognized)."""
+    from cnnlab.data.video import with_frames
     from cnnlab.engine.predict import thumbnails
     from cnnlab.engine.recognition import face_meta
     from cnnlab.viz.plots import plot_captioned
 
     drawn = rows[:MAX_DRAWN]
     images = thumbnails(
-        [r["source"] for r in drawn], face_meta(encoder.checkpoint)["input_size"][0]
+        with_frames([r["source"] for r in drawn]), face_meta(encoder.checkpoint)["input_size"][0]
     )
     if verify:
         yes = [r["same"] for r in drawn]
@@ -508,20 +513,29 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_run_folder(p, "faces")
     p.set_defaults(handler=cmd_faces_train)
     for name, helptext, images_help in (
-        ("enroll", "add images of a person", "images of the person, or folders of them"),
+        (
+            "enroll",
+            "add images of a person",
+            "images or videos of the person (a video: its frames), or folders of them",
+        ),
         (
             "verify",
             "is this the claimed person?",
-            "images, or folders of them, to check against --name",
+            "images or videos (a row a frame), or folders of them, to check against --name",
         ),
-        ("identify", "who is this, or not recognized", "images, or folders of them, to identify"),
+        (
+            "identify",
+            "who is this, or not recognized",
+            "images or videos (a row a frame), or folders of them, to identify",
+        ),
     ):
         p = kinds.add_parser(name, parents=[common], help=helptext)
         add_encoder(p, recorded=True)
         _add_db(p)
         if name != "identify":
             p.add_argument("--name", required=name == "verify", help="the person")
-        add_image_files(p, images_help, nargs="*" if name == "enroll" else "+")
+        add_image_files(p, images_help, nargs="*" if name == "enroll" else "+", videos=True)
+        add_every(p, "enrol" if name == "enroll" else "check" if name == "verify" else "identify")
         if name == "enroll":
             p.add_argument(
                 "--people",
@@ -567,6 +581,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         p,
         "only these of the person's images (one filed under the wrong person), found by "
         "their embeddings; the person goes with their last image",
+        videos=True,
     )
+    add_every(p, "remove")
     add_encoder(p, recorded=True)
     p.set_defaults(handler=cmd_faces_people)

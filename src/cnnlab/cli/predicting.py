@@ -92,15 +92,20 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
     return new_dataset_folder(args.as_dataset)
 
 
-def add_every(parser: argparse.ArgumentParser) -> None:
-    """``--every N``: of each video given, frames 0, N, 2N, ... only."""
+def add_every(parser: argparse.ArgumentParser, does: str = "predict on") -> None:
+    """``--every N``: of each video given, frames 0, N, 2N, ... only; ``does`` names what is
+    done with them (a command with ``--out`` writes a video of them)."""
+    out = (
+        "; --out's video plays them at 1/N of the frame rate, lasting as long"
+        if does == "predict on"
+        else ""
+    )
     parser.add_argument(
         "--every",
         type=positive_int,
         default=1,
         metavar="N",
-        help="of each video, predict on every N-th frame only (0, N, 2N, ...; default 1: all); "
-        "--out's video plays them at 1/N of the frame rate, lasting as long",
+        help=f"of each video, {does} every N-th frame only (0, N, 2N, ...; default 1: all){out}",
     )
 
 

@@ -149,11 +149,12 @@ class FaceEncoder:
             return logits.double().numpy(), threshold
         return -((a.astype(np.float64) - b) ** 2).sum(1), -self.tau
 
-    def embed(self, paths: Sequence[Any], chunk: int = CHUNK) -> np.ndarray:
+    def embed(self, paths: Sequence[Any], chunk: int = CHUNK, first: int = 0) -> np.ndarray:
         """``(len(paths), D)`` embeddings of images, ``chunk`` at a time: files, or images a
         program holds (Pillow images, numpy ``uint8`` arrays: a camera frame), as for
-        :func:`~cnnlab.engine.predict.preprocess`. So are the images of :meth:`enroll`,
-        :meth:`verify` and :meth:`identify`, whose rows name one in memory ``images[i]``."""
+        :func:`~cnnlab.engine.predict.preprocess` (an error calls one ``images[first + i]``).
+        :meth:`enroll`, :meth:`verify` and :meth:`identify` take the same, and videos
+        (:meth:`embed_named`)."""
         from cnnlab.data.images import with_progress
 
         paths = image_list(paths)  # a generator too, or one image alone
@@ -161,9 +162,33 @@ class FaceEncoder:
         starts = range(0, max(len(paths), 1), chunk)  # no files: one empty batch
         with torch.no_grad():
             for start in with_progress(starts, "embedding", files=len(paths)):
-                batch = preprocess(paths[start : start + chunk], meta, first=start)
+                batch = preprocess(paths[start : start + chunk], meta, first=first + start)
                 parts.append(self.model(batch).numpy())
         return np.concatenate(parts)
+
+    def embed_named(self, images: Sequence[Any], every: int = 1) -> tuple[np.ndarray, list[str]]:
+        """``(n, D)`` embeddings and what rows call each: files (by their path) and images in
+        memory (``images[i]``) as :meth:`embed` takes them, and each video file among them
+        frame by frame (every ``every``-th from the first, ``clip.mp4#frame=i``), streamed: a
+        long video is never held, only its embeddings."""
+        from cnnlab.data.video import is_video
+        from cnnlab.engine.predict import frame_chunks
+
+        images = image_list(images)
+        videos = [i for i, x in enumerate(images) if isinstance(x, str | Path) and is_video(x)]
+        names: list[str] = []
+        parts = []
+        meta, start = face_meta(self.checkpoint), 0
+        for i in [*videos, len(images)]:  # the images before each video, then the video
+            if start < i or (not parts and i == len(images)):  # no image at all: (0, D)
+                parts.append(self.embed(images[start:i], first=start))
+                names += source_names(images[start:i], start)
+            if i < len(images):
+                with torch.no_grad():
+                    for frames in frame_chunks(images[i], names, every):
+                        parts.append(self.model(preprocess(frames, meta)).numpy())
+            start = i + 1
+        return np.concatenate(parts), names
 
     def evaluate(
         self,
@@ -190,25 +215,31 @@ class FaceEncoder:
         name: str,
         paths: Sequence[Any],
         others: list[dict[str, str]] | None = None,
+        every: int = 1,
+        sources: list[str] | None = None,
     ) -> int:
-        """Enrol ``name`` with the images ``paths`` in one transaction; returns how many were
-        added (an image enrolled before for the same person is skipped; one enrolled as another
-        person is added with a warning, and listed in ``others`` when given as ``{"source",
-        "enrolled_as"}``). Every image is read before the database is touched, so a bad one adds
-        nothing."""
-        paths = image_list(paths)
-        emb = self.embed(paths)
-        found = warn_enrolled_as_others(db, name, emb, source_names(paths))
+        """Enrol ``name`` with the images ``paths`` (a video's frames, every ``every``-th:
+        :meth:`embed_named`) in one transaction; returns how many were added (an image enrolled
+        before for the same person is skipped; one enrolled as another person is added with a
+        warning, and listed in ``others`` when given as ``{"source", "enrolled_as"}``). Every
+        image is read before the database is touched, so a bad one adds nothing. ``sources``,
+        when given, gets what each image read is called."""
+        emb, names = self.embed_named(paths, every)
+        found = warn_enrolled_as_others(db, name, emb, names)
         if others is not None:
             others.extend({"source": path, "enrolled_as": who} for path, who in found)
+        if sources is not None:
+            sources.extend(names)
         return db.enroll(name, emb)
 
-    def remove(self, db: FaceDatabase, name: str, paths: Sequence[Any]) -> tuple[int, int]:
-        """Remove the images ``paths`` from ``name``'s enrolment (one filed under the wrong
-        person, say), found by their embeddings; the person goes with their last image.
-        Returns ``(removed, left)``; an image not enrolled as ``name`` removes nothing."""
-        paths = image_list(paths)
-        return db.remove_images(name, self.embed(paths), source_names(paths))
+    def remove(
+        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: int = 1
+    ) -> tuple[int, int]:
+        """Remove the images ``paths`` (or a video's frames, :meth:`embed_named`) from
+        ``name``'s enrolment (one filed under the wrong person, say), found by their
+        embeddings; the person goes with their last image. Returns ``(removed, left)``; an
+        image not enrolled as ``name`` removes nothing."""
+        return db.remove_images(name, *self.embed_named(paths, every))
 
     def enroll_people(
         self, db: FaceDatabase, people: Sequence[tuple[str, Sequence[str | Path]]]
@@ -233,20 +264,23 @@ class FaceEncoder:
                 ]
         return rows
 
-    def verify(self, db: FaceDatabase, name: str, paths: Sequence[Any]) -> list[dict[str, Any]]:
-        """For each image: is it ``name``? Its distance to ``name``'s nearest enrolled image and
-        ``same`` (``distance <= tau``). A ``--method similarity`` encoder decides by its learned
-        similarity instead: ``same`` when its logit with one of ``name``'s images reaches the
-        threshold, and ``similarity`` is the highest ``sigmoid(logit)``."""
-        names, gallery, paths = *_enrolled(db), image_list(paths)
+    def verify(
+        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: int = 1
+    ) -> list[dict[str, Any]]:
+        """For each image (each frame of a video, every ``every``-th: :meth:`embed_named`): is
+        it ``name``? Its distance to ``name``'s nearest enrolled image and ``same`` (``distance
+        <= tau``). A ``--method similarity`` encoder decides by its learned similarity instead:
+        ``same`` when its logit with one of ``name``'s images reaches the threshold, and
+        ``similarity`` is the highest ``sigmoid(logit)``."""
+        names, gallery = _enrolled(db)
         mine = [i for i, n in enumerate(names) if n == name]
         if not mine:
             raise CnnlabError(f"{db.path}: no person named {name!r}")
-        emb, theirs = self.embed(paths), gallery[mine]
+        (emb, sources), theirs = self.embed_named(paths, every), gallery[mine]
         d = squared_distances(emb, theirs).min(1)
         rows = [
             {"source": p, "claimed": name, "distance": float(x), "same": bool(x <= self.tau)}
-            for p, x in zip(source_names(paths), d, strict=True)
+            for p, x in zip(sources, d, strict=True)
         ]
         if self.learned is not None:  # every probe against every enrolled image of name
             n, m = len(emb), len(theirs)
@@ -258,16 +292,18 @@ class FaceEncoder:
         return rows
 
     def identify(
-        self, db: FaceDatabase, paths: Sequence[Any], top_k: int = 1
+        self, db: FaceDatabase, paths: Sequence[Any], top_k: int = 1, every: int = 1
     ) -> list[dict[str, Any]]:
-        """For each image: the enrolled person nearest to it (``nearest``, ``distance``) and
-        ``identity``, that person when ``distance <= tau``, else ``None`` (not recognized).
-        ``top_k > 1`` adds ``top_k``: the ``k`` nearest people, each ``[name, distance to their
-        nearest enrolled image]``, nearest first (how close the runners-up came)."""
-        names, gallery, paths = *_enrolled(db), image_list(paths)
-        d = squared_distances(self.embed(paths), gallery)
+        """For each image (each frame of a video, every ``every``-th: :meth:`embed_named`): the
+        enrolled person nearest to it (``nearest``, ``distance``) and ``identity``, that person
+        when ``distance <= tau``, else ``None`` (not recognized). ``top_k > 1`` adds ``top_k``:
+        the ``k`` nearest people, each ``[name, distance to their nearest enrolled image]``,
+        nearest first (how close the runners-up came)."""
+        names, gallery = _enrolled(db)
+        emb, sources = self.embed_named(paths, every)
+        d = squared_distances(emb, gallery)
         rows = []
-        for p, dist in zip(source_names(paths), d, strict=True):
+        for p, dist in zip(sources, d, strict=True):
             i = int(np.argmin(dist))
             rows.append(
                 {
