@@ -377,3 +377,17 @@ def test_faces_read_a_videos_frames(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main([*remove, "--json"]) == 0
     said = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert said["removed_images"] == 3 and said["people"] == [{"name": "red", "images": 1}]
+    # a gallery whose person folders hold videos: each person gets their own frames only
+    gallery = tmp_path / "gallery"
+    (gallery / "ann").mkdir(parents=True)
+    (gallery / "bo").mkdir()
+    (gallery / "ann" / "clip.mp4").write_bytes(video.read_bytes())
+    (gallery / "ann" / "photo.png").write_bytes(Path(photos[0]).read_bytes())
+    (gallery / "bo" / "photo.png").write_bytes(Path(photos[1]).read_bytes())
+    enrol = ["faces", "enroll", "--db", str(tmp_path / "g.db"), "--people", str(gallery)]
+    assert main([*enrol, "--checkpoint", str(run / "best.pt"), "--every", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])["people"]
+    assert [(r["name"], r["enrolled"]) for r in rows] == [("ann", 4), ("bo", 1)]  # 0, 4, 8
+    (gallery / "loose.mp4").write_bytes(video.read_bytes())
+    assert main(enrol) == 2
+    assert "loose.mp4: a video beside the person folders" in capsys.readouterr().err

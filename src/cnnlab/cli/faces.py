@@ -186,7 +186,8 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
         people = person_folders(args.people, skipped)
         for line in skipped_lines(skipped):  # a gallery's unreadable files, as training says
             print(line, file=sys.stderr)
-        rows = encoder.enroll_people(encoder.database(args.db), people)
+        every = frame_stride(args, [f for _, files in people for f in files])
+        rows = encoder.enroll_people(encoder.database(args.db), people, every)
         if not args.json:
             for r in rows:
                 again = f" ({r['skipped']} already enrolled, skipped)" if r["skipped"] else ""

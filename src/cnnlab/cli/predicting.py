@@ -109,11 +109,13 @@ def add_every(parser: argparse.ArgumentParser, does: str = "predict on") -> None
     )
 
 
-def frame_stride(args: argparse.Namespace) -> int:
-    """``--every``'s N, refused above 1 where no video is given (it would do nothing)."""
+def frame_stride(args: argparse.Namespace, files: Sequence[str] | None = None) -> int:
+    """``--every``'s N, refused above 1 where no video is given (it would do nothing): among
+    ``files``, or by default the images given."""
     from cnnlab.data.video import is_video
 
-    if args.every > 1 and not any(is_video(p) for p in args.images or []):
+    given = (args.images or []) if files is None else files
+    if args.every > 1 and not any(is_video(p) for p in given):
         raise CnnlabError(f"--every {args.every} keeps every n-th frame of a video; give a video")
     return args.every
 

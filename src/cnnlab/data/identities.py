@@ -125,14 +125,17 @@ def person_folders(
     name (hidden folders left out); a folder's unreadable files are noted in ``skipped``, as
     :func:`~cnnlab.data.folder.image_files` does. A root that is not a folder, has no person
     folders, or has image files of its own (whose person would they be?) is an error naming it
-    (one person's folder given by mistake: ``enrolling`` suggests enrolling it with ``--name``)."""
-    from cnnlab.data.folder import image_files, images_under
+    (one person's folder given by mistake: ``enrolling`` suggests enrolling it with ``--name``).
+    ``enrolling``, a person's videos are among their files (enrolment reads their frames)."""
+    from cnnlab.data.folder import IMAGE_SUFFIXES, image_files, images_under
+    from cnnlab.data.video import VIDEO_SUFFIXES, is_video
 
     folder = Path(root)
     if not folder.is_dir():
         raise CnnlabError(f"{folder}: not a folder of person folders ({folder}/<person>/*.jpg)")
     people = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = [p for p in images_under(folder) if p.parent == folder]
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if enrolling else IMAGE_SUFFIXES
+    loose = [p for p in images_under(folder, suffixes) if p.parent == folder]
     if not people and loose:  # one person's folder given for the gallery
         alone = f" (--name {folder.name} {folder})," if enrolling else ""
         raise CnnlabError(
@@ -142,6 +145,7 @@ def person_folders(
         raise CnnlabError(f"{folder}: no person folders ({folder}/<person>/*.jpg)")
     if loose:
         raise CnnlabError(
-            f"{loose[0]}: an image beside the person folders; put it in its person's folder"
+            f"{loose[0]}: {'a video' if is_video(loose[0]) else 'an image'} beside the person "
+            "folders; put it in its person's folder"
         )
-    return [(p.name, image_files([str(p)], skipped)) for p in people]
+    return [(p.name, image_files([str(p)], skipped, videos=enrolling)) for p in people]

@@ -242,19 +242,28 @@ class FaceEncoder:
         return db.remove_images(name, *self.embed_named(paths, every))
 
     def enroll_people(
-        self, db: FaceDatabase, people: Sequence[tuple[str, Sequence[str | Path]]]
+        self,
+        db: FaceDatabase,
+        people: Sequence[tuple[str, Sequence[str | Path]]],
+        every: int = 1,
     ) -> list[dict[str, Any]]:
         """Enrol each ``(name, images)`` (a gallery's person folders,
-        :func:`~cnnlab.data.identities.person_folders`), one transaction a person: every image
-        is read and embedded first, so a bad one adds no one, and a crash keeps the people
-        enrolled before it. Returns per person ``name``, ``enrolled`` and ``skipped`` (already
-        there), and ``enrolled_as_others`` where some images were someone else's already."""
+        :func:`~cnnlab.data.identities.person_folders`; a video among them: its frames, every
+        ``every``-th), one transaction a person: every image is read and embedded first, so a
+        bad one adds no one, and a crash keeps the people enrolled before it. Returns per
+        person ``name``, ``enrolled`` and ``skipped`` (already there), and
+        ``enrolled_as_others`` where some images were someone else's already."""
+        from cnnlab.data.video import video_of
+
         if not people:
             return []
-        emb = self.embed([f for _, paths in people for f in paths])  # one pass, one bar
-        ends = np.cumsum([len(paths) for _, paths in people])
+        files = [str(f) for _, paths in people for f in paths]
+        emb, names = self.embed_named(files, every)  # one pass, one bar for the images
+        owner = {f: k for k, (_, paths) in enumerate(people) for f in map(str, paths)}
+        whose = np.array([owner[(video_of(n) or (n,))[0]] for n in names], dtype=int)
         rows = []
-        for (name, paths), part in zip(people, np.split(emb, ends[:-1]), strict=True):
+        for k, (name, _) in enumerate(people):
+            part, paths = emb[whose == k], [n for n, w in zip(names, whose, strict=True) if w == k]
             found = warn_enrolled_as_others(db, name, part, paths)
             added = db.enroll(name, part)
             rows.append({"name": name, "enrolled": added, "skipped": len(part) - added})
