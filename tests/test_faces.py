@@ -1641,6 +1641,47 @@ def test_remove_takes_out_only_the_images_named(
     assert "its embeddings were made by model another model" in capsys.readouterr().err
 
 
+def test_train_starts_the_backbone_from_pretrained_weights(
+    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``faces train --pretrained FILE``: a torchvision weights file (or a face encoder's
+    best.pt) starts the backbone, the embedding layer fresh; ``--backbone-lr-mult 0`` keeps the
+    loaded weights as they were while the embedding trains. A missing or unfitting file is one
+    line and leaves no run folder behind."""
+    root, _ = four_people
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(123)  # not the weights the run's seed draws
+    torch.save(cnnlab.create_model("resnet18").state_dict(), weights)  # torchvision's key names
+    argv = ["faces", "train", "--data", str(root), "--unseen", "cy,di", "--steps", "3"]
+    argv += ["--backbone", "resnet18", "--pool-size", "1", "--backbone-lr-mult", "0"]
+    run = tmp_path / "run"
+    assert main([*argv, "--pretrained", str(weights), "--out", str(run)]) == 0
+    assert f"loaded {weights} (every tensor)" in " ".join(capsys.readouterr().err.split())
+    given = torch.load(weights, weights_only=True)
+    trained = torch.load(run / "best.pt", weights_only=True)
+    state = trained["state_dict"]
+    assert trained["config"]["pretrained"] == str(weights)
+    for name in ("layer1.0.conv1.weight", "layer4.1.bn2.weight", "bn1.bias"):
+        assert torch.equal(state[f"backbone.{name}"], given[name])  # lr x 0: as loaded
+    torch.manual_seed(0)  # the embedding layer as the run drew it: it trained at the full rate
+    drawn = cnnlab.create_model("siamese", **trained["model_kwargs"])
+    assert not torch.equal(state["embed.weight"], drawn.embed.weight)
+    own = drawn.backbone.layer1[0].conv1.weight  # what the run would have started from
+    assert not torch.equal(own, given["layer1.0.conv1.weight"])
+    again = tmp_path / "again"  # a face encoder's best.pt: its backbone, without the prefix
+    assert main([*argv, "--pretrained", str(run / "best.pt"), "--out", str(again)]) == 0
+    assert "(every tensor)" in " ".join(capsys.readouterr().err.split())
+    second = torch.load(again / "best.pt", weights_only=True)["state_dict"]
+    assert torch.equal(second["backbone.layer2.0.conv2.weight"], given["layer2.0.conv2.weight"])
+
+    gone = tmp_path / "gone"
+    assert main([*argv, "--pretrained", str(tmp_path / "nothere.pth"), "--out", str(gone)]) == 2
+    assert "nothere.pth: no such weights file" in capsys.readouterr().err
+    assert main([*argv[:-6], "--pretrained", str(weights), "--out", str(gone)]) == 2  # lenet5
+    assert "torchvision has no weights for LeNet5" in capsys.readouterr().err
+    assert not gone.exists()  # neither left an empty run folder
+
+
 def test_training_stops_after_patience_steps_of_zero_loss(
     four_people: tuple[Path, Path],
     tmp_path: Path,

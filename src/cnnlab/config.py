@@ -366,6 +366,10 @@ class FacesConfig:
     # the cosface one); the ensemble's below with it
     augment: str = "crop,erase"
     lr: float = 2e-3
+    # a cnnlab checkpoint (a classifier's, or a face encoder's) or a torchvision weights file
+    # for the backbone to start from (transfer learning: features learned on many images)
+    pretrained: str = ""
+    backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone (pretrained: < 1)
     image_size: int = 32
     # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
     # on the digits default (with random erasing) with 5, median of seeds 0/1/2: one-shot 0.895
@@ -381,7 +385,7 @@ class FacesConfig:
             self,
             at_least_one=("embedding_dim", "pool_size", "steps", "image_size"),
             positive=("lr", "scale"),
-            non_negative=("alpha", "margin", "patience"),
+            non_negative=("alpha", "margin", "patience", "backbone_lr_mult"),
         )
         if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
             raise CnnlabError(

@@ -505,6 +505,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate of AdamW")
     p.add_argument(
+        "--pretrained",
+        default=d.pretrained,
+        help="the backbone's starting weights: a torchvision weights file (resnet18-f37072fd.pth), "
+        "a cnnlab classifier's checkpoint, or a face encoder's best.pt",
+    )
+    p.add_argument(
+        "--backbone-lr-mult",
+        type=non_negative_float,
+        default=d.backbone_lr_mult,
+        help="learning-rate factor for the backbone (0.1: fine-tune pretrained features gently)",
+    )
+    p.add_argument(
         "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
     )
     p.add_argument(

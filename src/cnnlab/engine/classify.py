@@ -64,6 +64,7 @@ from cnnlab.engine.transfer import (
     apply_freeze,
     frozen_norms_to_eval,
     load_pretrained,
+    loaded_note,
     parameter_groups,
 )
 from cnnlab.errors import CnnlabError
@@ -456,13 +457,7 @@ def _new_model(
     check_input_fits(model, input_size, config.model)  # LeNet-5's head wants 32 px exactly
     if pretrained and config.pretrained:
         missing = load_pretrained(model, config.pretrained)
-        fresh = (
-            f"{len(missing)} tensors kept fresh: {', '.join(missing[:4])}"
-            f"{' ...' if len(missing) > 4 else ''}"
-            if missing
-            else "every tensor"  # the same model and classes: the head too
-        )
-        console.print(f"loaded {escape(config.pretrained)} ({fresh})")
+        console.print(escape(loaded_note(config.pretrained, missing)))
     return model, model_kwargs
 
 

@@ -61,6 +61,7 @@ from cnnlab.models.siamese import (
     similarity_record,
 )
 from cnnlab.registry import create_model
+from cnnlab.torchfile import load_torch_file
 from cnnlab.words import comma_names
 
 DIGITS_UNSEEN = ("6", "7", "8", "9")  # the issue's split: train on 0-5, one-shot on 6-9
@@ -188,7 +189,15 @@ def train_encoder(
     steps in a row had a zero loss (every mined triplet of those batches met the margin)."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    model = create_model("siamese", **kwargs).to(device)
+    model = create_model("siamese", **kwargs)
+    if config.pretrained:  # the backbone's weights; the embedding layer starts fresh
+        from rich.markup import escape
+
+        from cnnlab.engine.transfer import load_pretrained, loaded_note
+
+        missing = load_pretrained(model.backbone, config.pretrained, within="backbone.")
+        console.print(escape(f"{label}: " + loaded_note(config.pretrained, missing)))
+    model.to(device)
     similarity = (
         LearnedSimilarity(config.embedding_dim, config.similarity)
         if config.method == "similarity"
@@ -196,7 +205,9 @@ def train_encoder(
     )
     if similarity is not None:
         similarity.to(device)
-    params = list(model.parameters()) + (list(similarity.parameters()) if similarity else [])
+    body = list(model.backbone.parameters())  # at lr * backbone_lr_mult (pretrained: gently)
+    params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    params += list(similarity.parameters()) if similarity else []
     from cnnlab.data.augment import build_augmentation, parse_augment
 
     channels = train.images.shape[1]
@@ -210,8 +221,12 @@ def train_encoder(
     if config.method == "cosface":
         cosface = CosFaceLoss(config.embedding_dim, n_identities, config.scale, config.margin)
         params += list(cosface.to(device).parameters())
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    sched = one_cycle(opt, config.lr, config.steps, warmup=0.3)  # torch's default warm-up
+    groups = [{"params": body, "lr": config.lr * config.backbone_lr_mult}, {"params": params}]
+    if config.backbone_lr_mult == 1:  # one group, as before the option (the same steps)
+        groups = [{"params": body + params}]
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
+    peaks = [g.get("lr", config.lr) for g in groups]
+    sched = one_cycle(opt, peaks, config.steps, warmup=0.3)  # torch's default warm-up
     idle = 0  # steps in a row with a zero loss
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
@@ -317,10 +332,31 @@ def train_faces(
 
     device = resolve_device(config.device)  # a bad --device fails before any work
     parse_augment(config.augment)  # and so does a misspelt --augment
+    if config.pretrained:  # and a missing or unreadable weights file
+        load_torch_file(config.pretrained, "weights file")
     out = run_folder(config.out, "faces")
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # an --out that cannot be a folder fails here too
-    console = console or Console(stderr=True)
+    try:
+        return _train_faces(config, console or Console(stderr=True), identities, device, out)
+    except KeyboardInterrupt:  # Ctrl-C: nothing is written before the end
+        raise KeyboardInterrupt(
+            "faces train writes its run folder at the end and has no --resume (a run of the "
+            "default takes about a minute): run it again"
+        ) from None
+    finally:  # stopped by an error or Ctrl-C before writing: the empty folder this run made
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # (not one that was there)
+
+
+def _train_faces(
+    config: FacesConfig,
+    console: Console,
+    identities: tuple[IdentitySet, IdentitySet, dict] | None,
+    device: torch.device,
+    out: Path,
+) -> dict[str, Any]:
+    """:func:`train_faces` once its run folder ``out`` is made."""
     started = time.perf_counter()
     seen, unseen, norm = identities or load_identities(config)
     drawn = not config.unseen.strip() and config.data != "digits"  # held_out_names drew them
@@ -354,27 +390,19 @@ def train_faces(
     )
     _announce(config, console, kwargs, train, len(val_i), unseen, device, drawn)
     losses: list[list[float]] = [[] for _ in range(config.members)]
-    try:
-        trained = [  # member i: seed + i for its weights, batches and glyphs
-            train_encoder(
-                replace(config, seed=config.seed + i),
-                train,
-                kwargs,
-                norm,
-                g if i == 0 else torch.Generator().manual_seed(config.seed + i),
-                console,
-                "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
-                losses[i],
-            )
-            for i in range(config.members)
-        ]
-    except KeyboardInterrupt:  # Ctrl-C: nothing is written before the end
-        if made and not any(out.iterdir()):
-            out.rmdir()  # the empty folder this run made, not one that was there
-        raise KeyboardInterrupt(
-            "faces train writes its run folder at the end and has no --resume (a run of the "
-            "default takes about a minute): run it again"
-        ) from None
+    trained = [  # member i: seed + i for its weights, batches and glyphs
+        train_encoder(
+            replace(config, seed=config.seed + i),
+            train,
+            kwargs,
+            norm,
+            g if i == 0 else torch.Generator().manual_seed(config.seed + i),
+            console,
+            "faces" if config.members == 1 else f"member {i + 1}/{config.members}",
+            losses[i],
+        )
+        for i in range(config.members)
+    ]
     members = [encoder for encoder, _, _ in trained]
     _, similarity, glyphs = trained[0]
     model: torch.nn.Module = members[0] if len(members) == 1 else SiameseEnsemble(members)

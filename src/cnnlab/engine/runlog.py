@@ -147,12 +147,16 @@ def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bo
 
 
 def one_cycle(
-    optimizer: torch.optim.Optimizer, lr: float, total_steps: int, warmup: float = 0.1
+    optimizer: torch.optim.Optimizer,
+    lr: float | list[float],
+    total_steps: int,
+    warmup: float = 0.1,
 ) -> torch.optim.lr_scheduler.OneCycleLR:
-    """The one-cycle schedule (Smith & Topin 2019): ``warmup`` of the steps rising to ``lr``,
-    then cosine decay. torch divides by the warm-up's length, ``warmup * total_steps - 1``: at
-    exactly 0 (10 steps in all at 10%: ``detect train --images 200 --epochs 2``) that was a
-    ``ZeroDivisionError``; the warm-up is then made half a step longer."""
+    """The one-cycle schedule (Smith & Topin 2019): ``warmup`` of the steps rising to ``lr``
+    (a list: each parameter group's own peak), then cosine decay. torch divides by the
+    warm-up's length, ``warmup * total_steps - 1``: at exactly 0 (10 steps in all at 10%:
+    ``detect train --images 200 --epochs 2``) that was a ``ZeroDivisionError``; the warm-up is
+    then made half a step longer."""
     if abs(warmup * total_steps - 1) < 1e-9:
         warmup = 1.5 / total_steps
     return torch.optim.lr_scheduler.OneCycleLR(

@@ -9,6 +9,7 @@ much data there is, what to train:
 
 Weights come from a cnnlab checkpoint or a torchvision weights file (see
 :mod:`cnnlab.models.torchvision_weights`); the classifier is replaced when the class count differs.
+``faces train --pretrained`` loads them into a face encoder's backbone the same way.
 """
 
 from __future__ import annotations
@@ -95,14 +96,20 @@ def parameter_groups(
     return groups
 
 
-def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
+def load_pretrained(model: nn.Module, path: str | Path, within: str = "") -> list[str]:
     """Load a cnnlab checkpoint or a torchvision weights file into ``model``; a classifier of a
-    different size is left freshly initialised. Returns the names of parameters not loaded."""
+    different size is left freshly initialised. Returns the names of parameters not loaded.
+
+    ``within``: ``model`` is the part of a larger model under this prefix (a face encoder's
+    backbone, ``"backbone."``), so a cnnlab checkpoint of such a larger model gives the part's
+    weights (a classifier's checkpoint, or a torchvision file, gives them as they are)."""
     from cnnlab.engine.checkpoint import load_checkpoint
 
     state = load_torch_file(path, "weights file")
     if isinstance(state, dict) and "format" in state:
         weights = load_checkpoint(path)["state_dict"]
+        if within and any(k.startswith(within) for k in weights):
+            weights = {k[len(within) :]: v for k, v in weights.items() if k.startswith(within)}
     else:
         from cnnlab.models.torchvision_weights import convert_state_dict
 
@@ -120,3 +127,15 @@ def load_pretrained(model: nn.Module, path: str | Path) -> list[str]:
         )
     model.load_state_dict(usable, strict=False)
     return skipped
+
+
+def loaded_note(path: str | Path, missing: list[str]) -> str:
+    """``loaded resnet18.pth (2 tensors kept fresh: fc.weight, fc.bias)``: what
+    :func:`load_pretrained` did, in a line."""
+    fresh = (
+        f"{len(missing)} tensors kept fresh: {', '.join(missing[:4])}"
+        f"{' ...' if len(missing) > 4 else ''}"
+        if missing
+        else "every tensor"  # the same model and classes: the head too
+    )
+    return f"loaded {path} ({fresh})"
