@@ -252,6 +252,42 @@ def test_localize_and_detect_train_in_the_precision_asked(task: str, tmp_path: P
     assert math.isfinite(losses["bf16"]) and losses["bf16"] != losses["fp32"]
 
 
+def test_localize_and_detect_start_their_backbone_from_pretrained_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pretrained`` of detect and localize train loads a torchvision weights file into the
+    backbone, or the backbone of another task's best.pt; ``--backbone-lr-mult 0`` keeps it as
+    loaded while the heads train; a backbone torchvision has no weights for is one line."""
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(7)  # not what the runs' seed 0 draws
+    given = cnnlab.create_model("resnet18").state_dict()
+    torch.save(given, weights)
+    args = ["--backbone", "resnet18", "--image-size", "64", "--images", "40", "--epochs", "1"]
+    args += ["--batch-size", "8", "--backbone-lr-mult", "0"]
+    names = ("conv1.weight", "layer3.1.conv2.weight", "layer4.0.bn1.bias")
+    detector = tmp_path / "detect"
+    assert (
+        main(["detect", "train", *args, "--pretrained", str(weights), "--out", str(detector)]) == 0
+    )
+    assert f"loaded {weights} (every tensor)" in " ".join(capsys.readouterr().err.split())
+    saved = load_checkpoint(detector / "best.pt")
+    state = saved["state_dict"]
+    for name in names:
+        assert torch.equal(state[f"backbone.{name}"], given[name])
+    torch.manual_seed(0)  # the detector as the run drew it: its head trained at the full rate
+    drawn = cnnlab.create_model("yolo", **saved["model_kwargs"])
+    assert not torch.equal(state["head.weight"], drawn.head.weight)
+    assert not torch.equal(drawn.backbone.conv1.weight, given["conv1.weight"])
+    localizer = tmp_path / "localize"  # from the detector's run: its backbone
+    argv = ["localize", "train", *args, "--pretrained", str(detector / "best.pt")]
+    assert main([*argv, "--out", str(localizer)]) == 0
+    state = load_checkpoint(localizer / "best.pt")["state_dict"]
+    for name in names:
+        assert torch.equal(state[f"backbone.{name}"], given[name])
+    assert main(["detect", "train", "--images", "20", "--pretrained", str(weights)]) == 2
+    assert "torchvision has no weights for ConvNetSmall" in capsys.readouterr().err
+
+
 def test_device_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every refusal names the device; a CUDA index past the machine's GPUs is refused here, not
     deep in the first tensor copy. CUDA is faked as present with one device."""

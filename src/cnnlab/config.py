@@ -209,6 +209,8 @@ class LocalizeConfig:
     patience: int = 0  # stop after this many epochs without a better val score; 0: never
     batch_size: int = 64
     lr: float = 3e-3
+    pretrained: str = ""  # weights for the backbone: torchvision's, or a cnnlab checkpoint
+    backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone
     loss: str = "practical"  # practical (BCE + squared error + CE) or squared (the slide)
     mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
     # auto: fp32 with channels-last. bf16 (--precision bf16) trains the default recipe in 53 s
@@ -226,7 +228,7 @@ class LocalizeConfig:
             self,
             at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
             positive=("lr",),
-            non_negative=("patience",),
+            non_negative=("patience", "backbone_lr_mult"),
         )
         if self.loss not in ("practical", "squared"):
             raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
@@ -248,6 +250,8 @@ class DetectConfig:
     patience: int = 0  # stop after this many epochs without a better val score; 0: never
     batch_size: int = 32
     lr: float = 2e-3
+    pretrained: str = ""  # weights for the backbone: torchvision's, or a cnnlab checkpoint
+    backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone
     mirror: bool = True
     augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
     # auto: bf16 autocast + channels-last where they were measured faster (the default
@@ -265,7 +269,7 @@ class DetectConfig:
             self,
             at_least_one=("images", "image_size", "num_classes", "anchors", "epochs", "batch_size"),
             positive=("lr",),
-            non_negative=("patience",),
+            non_negative=("patience", "backbone_lr_mult"),
         )
         check_max_objects(self.max_objects)  # before any scene is drawn
 

@@ -382,6 +382,23 @@ def add_image_files(
     parser.add_argument("images", action=action, nargs=nargs, help=help)
 
 
+def add_backbone_weights(parser: argparse.ArgumentParser, pretrained: str, mult: float) -> None:
+    """``--pretrained`` and ``--backbone-lr-mult`` of a task whose model reads a classifier's
+    features (``--backbone``): transfer learning (:mod:`cnnlab.engine.transfer`)."""
+    parser.add_argument(
+        "--pretrained",
+        default=pretrained,
+        help="the backbone's starting weights: a torchvision weights file (resnet18-f37072fd.pth), "
+        "a cnnlab classifier's checkpoint, or a best.pt of a model with such a backbone",
+    )
+    parser.add_argument(
+        "--backbone-lr-mult",
+        type=non_negative_float,
+        default=mult,
+        help="learning-rate factor for the backbone (0.1: fine-tune pretrained features gently)",
+    )
+
+
 def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
     parser.add_argument("--device", default=default, help="auto, cpu, cuda, cuda:N or mps")
 

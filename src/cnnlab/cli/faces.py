@@ -14,6 +14,7 @@ from rich.table import Table
 from cnnlab.cli.common import (
     MAX_DRAWN,
     Parser,
+    add_backbone_weights,
     add_csv,
     add_device,
     add_image_files,
@@ -504,18 +505,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "0.895 -> 0.929; 5x the time)",
     )
     p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate of AdamW")
-    p.add_argument(
-        "--pretrained",
-        default=d.pretrained,
-        help="the backbone's starting weights: a torchvision weights file (resnet18-f37072fd.pth), "
-        "a cnnlab classifier's checkpoint, or a face encoder's best.pt",
-    )
-    p.add_argument(
-        "--backbone-lr-mult",
-        type=non_negative_float,
-        default=d.backbone_lr_mult,
-        help="learning-rate factor for the backbone (0.1: fine-tune pretrained features gently)",
-    )
+    add_backbone_weights(p, d.pretrained, d.backbone_lr_mult)
     p.add_argument(
         "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
     )

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.config import DetectConfig
 from cnnlab.data.images import image_list
@@ -60,6 +61,7 @@ from cnnlab.engine.runlog import (
     one_cycle,
     optimizer_step,
 )
+from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.models.backbone import check_batch_of_one
@@ -287,7 +289,10 @@ def train_detector(
         "anchors": tuple(tuple(round(v, 4) for v in a) for a in anchors.tolist()),
         "input_size": config.image_size,
     }
-    model = create_model("yolo", **kwargs).to(device)
+    model = create_model("yolo", **kwargs)
+    if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
+        console.print(escape(pretrained_backbone(model, config.pretrained)))
+    model = model.to(device)
     size = (3, config.image_size, config.image_size)
     check_batch_of_one(model, size, config.batch_size, f"yolo ({config.backbone})")
     with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
@@ -303,9 +308,10 @@ def train_detector(
         channels=3,
         data_keys=("input", "bbox_xyxy"),
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
     steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
-    sched = one_cycle(opt, config.lr, steps)
+    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
     anchor_iou = mean_best_iou(wh, anchors)
     out = run_dir(config.out, "detect", resume)
     out.mkdir(parents=True, exist_ok=True)

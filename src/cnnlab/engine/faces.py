@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.config import FacesConfig
 from cnnlab.data.classification import (
@@ -44,6 +45,7 @@ from cnnlab.engine.face_scores import (
 )
 from cnnlab.engine.run_folders import run_folder
 from cnnlab.engine.runlog import announce, epoch_progress, one_cycle, optimizer_step
+from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -191,12 +193,7 @@ def train_encoder(
     device = resolve_device(config.device)
     model = create_model("siamese", **kwargs)
     if config.pretrained:  # the backbone's weights; the embedding layer starts fresh
-        from rich.markup import escape
-
-        from cnnlab.engine.transfer import load_pretrained, loaded_note
-
-        missing = load_pretrained(model.backbone, config.pretrained, within="backbone.")
-        console.print(escape(f"{label}: " + loaded_note(config.pretrained, missing)))
+        console.print(escape(f"{label}: " + pretrained_backbone(model, config.pretrained)))
     model.to(device)
     similarity = (
         LearnedSimilarity(config.embedding_dim, config.similarity)
@@ -205,9 +202,7 @@ def train_encoder(
     )
     if similarity is not None:
         similarity.to(device)
-    body = list(model.backbone.parameters())  # at lr * backbone_lr_mult (pretrained: gently)
-    params = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
-    params += list(similarity.parameters()) if similarity else []
+    params = list(similarity.parameters()) if similarity else []  # the loss's own, if any
     from cnnlab.data.augment import build_augmentation, parse_augment
 
     channels = train.images.shape[1]
@@ -221,11 +216,9 @@ def train_encoder(
     if config.method == "cosface":
         cosface = CosFaceLoss(config.embedding_dim, n_identities, config.scale, config.margin)
         params += list(cosface.to(device).parameters())
-    groups = [{"params": body, "lr": config.lr * config.backbone_lr_mult}, {"params": params}]
-    if config.backbone_lr_mult == 1:  # one group, as before the option (the same steps)
-        groups = [{"params": body + params}]
+    groups = backbone_groups(model, config.lr, config.backbone_lr_mult, params)
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
-    peaks = [g.get("lr", config.lr) for g in groups]
+    peaks = [g["lr"] for g in groups]  # the backbone's at lr x backbone_lr_mult
     sched = one_cycle(opt, peaks, config.steps, warmup=0.3)  # torch's default warm-up
     idle = 0  # steps in a row with a zero loss
     with epoch_progress(console, unit="step") as progress:

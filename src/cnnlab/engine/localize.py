@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.config import LocalizeConfig
 from cnnlab.data.augment import mirror_keypoint_pairs
@@ -46,6 +47,7 @@ from cnnlab.engine.runlog import (
     one_cycle,
     optimizer_step,
 )
+from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.backbone import check_batch_of_one
@@ -224,14 +226,18 @@ def train_localizer(
         "num_landmarks": data.landmarks.shape[1],
         "input_size": config.image_size,
     }
-    model = create_model("localizer", **kwargs).to(device)
+    model = create_model("localizer", **kwargs)
+    if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
+        console.print(escape(pretrained_backbone(model, config.pretrained)))
+    model = model.to(device)
     size = (3, config.image_size, config.image_size)
     check_batch_of_one(model, size, config.batch_size, f"the localizer ({config.backbone})")
     model = settings.layout(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
-    sched = one_cycle(opt, config.lr, steps)
+    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
     out = run_dir(config.out, "localize", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(

@@ -139,3 +139,27 @@ def loaded_note(path: str | Path, missing: list[str]) -> str:
         else "every tensor"  # the same model and classes: the head too
     )
     return f"loaded {path} ({fresh})"
+
+
+def pretrained_backbone(model: nn.Module, path: str | Path) -> str:
+    """Load ``path`` into ``model.backbone``, the classifier features a face encoder, localizer
+    or detector reads (:func:`load_pretrained`: a torchvision weights file, a classifier's
+    checkpoint, or a checkpoint of a model with such a backbone); its other layers start
+    fresh. Returns :func:`loaded_note`'s line."""
+    backbone = model.get_submodule("backbone")
+    return loaded_note(path, load_pretrained(backbone, path, within="backbone."))
+
+
+def backbone_groups(
+    model: nn.Module, lr: float, backbone_lr_mult: float, more: list[nn.Parameter] | None = None
+) -> list[dict]:
+    """Optimizer groups of a model with a ``backbone``: its parameters at ``lr *
+    backbone_lr_mult``, the others (and ``more``, a loss's own) at ``lr``; each group names its
+    ``lr``, the peak :func:`~cnnlab.engine.runlog.one_cycle` takes for it. One group when the
+    factor is 1 (the parameters in their order, as without the option)."""
+    body = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    rest += more or []
+    if backbone_lr_mult == 1:
+        return [{"params": body + rest, "lr": lr}]
+    return [{"params": body, "lr": lr * backbone_lr_mult}, {"params": rest, "lr": lr}]
