@@ -447,6 +447,35 @@ def test_resnet_encoder_unet(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert not (tmp_path / "u.onnx").exists()
 
 
+def test_a_resnet_encoder_starts_from_pretrained_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``segment train --model unet_resnet18 --pretrained resnet18.pth``: the torchvision
+    file's weights start the U-Net's ResNet encoder (its classifier unused), which
+    ``--backbone-lr-mult 0`` keeps as loaded while the decoder trains; the plain U-Net, with no
+    classifier inside, refuses the options before any scene is drawn."""
+    from cnnlab.engine.checkpoint import load_checkpoint
+
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(3)  # not what the run's seed draws
+    given = cnnlab.create_model("resnet18").state_dict()
+    torch.save(given, weights)
+    args = ["segment", "train", "--images", "12", "--epochs", "1", "--image-size", "32"]
+    more = ["--pretrained", str(weights), "--backbone-lr-mult", "0"]
+    run = tmp_path / "run"
+    assert main([*args, "--model", "unet_resnet18", *more, "--out", str(run)]) == 0
+    assert f"loaded {weights} (every tensor)" in " ".join(capsys.readouterr().err.split())
+    saved = load_checkpoint(run / "best.pt")
+    for name in ("conv1.weight", "layer2.0.downsample.0.weight", "layer4.1.bn2.weight"):
+        assert torch.equal(saved["state_dict"][f"encoder.{name}"], given[name])
+    torch.manual_seed(0)  # the U-Net as the run drew it: its decoder trained at the full rate
+    drawn = cnnlab.create_model("unet_resnet18", **saved["model_kwargs"]).state_dict()
+    decoder = [k for k, v in drawn.items() if not k.startswith("encoder.") and v.dim() == 4]
+    assert decoder and all(not torch.equal(saved["state_dict"][k], drawn[k]) for k in decoder)
+    assert main([*args, *more]) == 2
+    assert "unet has none" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("scores", "size", "strip"),
     [

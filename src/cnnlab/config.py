@@ -288,6 +288,9 @@ class SegmentConfig:
     patience: int = 0  # stop after this many epochs without a better val score; 0: never
     batch_size: int = 16
     lr: float = 3e-3
+    # weights for unet_resnet18's ResNet encoder: torchvision's resnet18, or a cnnlab checkpoint
+    pretrained: str = ""
+    backbone_lr_mult: float = 1.0  # learning-rate factor for that encoder
     loss: str = "ce+dice"
     augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
     class_weights: str = ""  # balanced (by pixels), a comma list (background first), or none
@@ -301,7 +304,7 @@ class SegmentConfig:
             self,
             at_least_one=("images", "image_size", "num_classes", "epochs", "batch_size"),
             positive=("lr",),
-            non_negative=("patience",),
+            non_negative=("patience", "backbone_lr_mult"),
         )
 
 

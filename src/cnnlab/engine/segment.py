@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.config import SegmentConfig
 from cnnlab.data.scenes import (
@@ -48,6 +49,7 @@ from cnnlab.engine.segment_data import (
     SegmentationData,
     load_segmentation_data,
 )
+from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import check_batch_of_one, input_must_fit
@@ -163,6 +165,12 @@ def train_segmenter(
         ghost = create_model(config.model, **_channels(config.model)).eval()  # BN: 1 image
         at_input_size(ghost, torch.zeros(1, *size))
     check_batch_of_one(ghost.train(), size, config.batch_size, config.model, at_input_size)
+    part = "encoder"  # unet_resnet18's ResNet: the part pretrained weights fit
+    if (config.pretrained or config.backbone_lr_mult != 1) and not hasattr(ghost, part):
+        raise CnnlabError(
+            "--pretrained and --backbone-lr-mult are for a U-Net with a classifier's encoder "
+            f"(--model unet_resnet18); {config.model} has none"
+        )
     given_weights = parse_class_weights(config.class_weights)
     if given_weights is not None and config.loss == "dice":  # it would be ignored, silently
         raise CnnlabError(
@@ -175,12 +183,16 @@ def train_segmenter(
     final = final_split(parts)
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names), **_channels(config.model)}
-    model = create_model(config.model, **kwargs).to(device)
+    model = create_model(config.model, **kwargs)
+    if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
+        console.print(escape(pretrained_backbone(model, config.pretrained, part)))
+    model = model.to(device)
     settings = choose_settings(config.model, device, config.precision, image_size=config.image_size)
     model = settings.layout(model)
     weights = class_weights(given_weights, pixel_counts(data, parts["train"]), data.class_names)
     weights = weights.to(device) if weights is not None else None
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    groups = backbone_groups(model, config.lr, config.backbone_lr_mult, part=part)
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
     from cnnlab.data.augment import build_augmentation, parse_augment
 
     augment = build_augmentation(
@@ -191,7 +203,7 @@ def train_segmenter(
     )
     train = parts["train"]
     steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
-    sched = one_cycle(opt, config.lr, steps)
+    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
     out = run_dir(config.out, "segment", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(

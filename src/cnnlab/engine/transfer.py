@@ -141,24 +141,29 @@ def loaded_note(path: str | Path, missing: list[str]) -> str:
     return f"loaded {path} ({fresh})"
 
 
-def pretrained_backbone(model: nn.Module, path: str | Path) -> str:
+def pretrained_backbone(model: nn.Module, path: str | Path, part: str = "backbone") -> str:
     """Load ``path`` into ``model.backbone``, the classifier features a face encoder, localizer
-    or detector reads (:func:`load_pretrained`: a torchvision weights file, a classifier's
-    checkpoint, or a checkpoint of a model with such a backbone); its other layers start
-    fresh. Returns :func:`loaded_note`'s line."""
-    backbone = model.get_submodule("backbone")
-    return loaded_note(path, load_pretrained(backbone, path, within="backbone."))
+    or detector reads (``part``: another name for it, a U-Net's ResNet ``encoder``), with
+    :func:`load_pretrained`: a torchvision weights file, a classifier's checkpoint, or a
+    checkpoint of a model with such a part; its other layers start fresh. Returns
+    :func:`loaded_note`'s line."""
+    backbone = model.get_submodule(part)
+    return loaded_note(path, load_pretrained(backbone, path, within=f"{part}."))
 
 
 def backbone_groups(
-    model: nn.Module, lr: float, backbone_lr_mult: float, more: list[nn.Parameter] | None = None
+    model: nn.Module,
+    lr: float,
+    backbone_lr_mult: float,
+    more: list[nn.Parameter] | None = None,
+    part: str = "backbone",
 ) -> list[dict]:
-    """Optimizer groups of a model with a ``backbone``: its parameters at ``lr *
-    backbone_lr_mult``, the others (and ``more``, a loss's own) at ``lr``; each group names its
-    ``lr``, the peak :func:`~cnnlab.engine.runlog.one_cycle` takes for it. One group when the
-    factor is 1 (the parameters in their order, as without the option)."""
-    body = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    """Optimizer groups of a model with a ``backbone`` (or another ``part``): its parameters at
+    ``lr * backbone_lr_mult``, the others (and ``more``, a loss's own) at ``lr``; each group
+    names its ``lr``, the peak :func:`~cnnlab.engine.runlog.one_cycle` takes for it. One group
+    when the factor is 1 (the parameters in their order, as without the option)."""
+    body = [p for n, p in model.named_parameters() if n.startswith(f"{part}.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(f"{part}.")]
     rest += more or []
     if backbone_lr_mult == 1:
         return [{"params": body + rest, "lr": lr}]
