@@ -86,9 +86,12 @@ def test_resume_refuses_other_settings_and_other_checkpoints(
     last, best = out / "last.pt", out / "best.pt"
 
     assert main(["localize", "train", "--resume", str(last), "--epochs", "5"]) == 2
-    err = capsys.readouterr().err  # localize has no --pretrained: a new run, no example
+    err = " ".join(capsys.readouterr().err.split())  # a new run from the backbone it trained
     assert f"--resume continues {last} with its own settings; drop --epochs (its" in err
-    assert "to train longer, start a new run)" in err
+    assert (
+        f"to train longer, start a new run, e.g. from its backbone's weights: --pretrained {best})"
+        in err
+    )
     assert main(["localize", "train", "--resume", str(best)]) == 2
     assert f"{best}: not a resumable checkpoint (use a run's last.pt)" in capsys.readouterr().err
     assert main(["detect", "train", "--resume", str(last)]) == 2

@@ -245,9 +245,10 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
             if "--epochs" in changed:  # the one-cycle schedule spans the epochs it began with
                 longer = " (its learning-rate schedule spans its own epochs: to train longer, "
                 longer += "start a new run"
-                if "pretrained" in default:
+                if "pretrained" in default:  # a classifier's whole; the others' backbone
                     best = Path(args.resume).parent / "best.pt"
-                    longer += f", e.g. from its weights: --pretrained {best}"
+                    whose = "its weights" if "freeze" in default else "its backbone's weights"
+                    longer += f", e.g. from {whose}: --pretrained {best}"
                 longer += ")"
             raise CnnlabError(
                 f"--resume continues {args.resume} with its own settings; drop "
