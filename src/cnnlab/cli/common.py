@@ -245,10 +245,13 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
             if "--epochs" in changed:  # the one-cycle schedule spans the epochs it began with
                 longer = " (its learning-rate schedule spans its own epochs: to train longer, "
                 longer += "start a new run"
-                if "pretrained" in default:  # a classifier's whole; the others' backbone
+                # a classifier's whole; a localizer's or detector's backbone (a U-Net's
+                # encoder only where the model has one: not said)
+                whose = {"freeze": "its weights", "backbone": "its backbone's weights"}
+                said = next((w for k, w in whose.items() if k in default), None)
+                if "pretrained" in default and said:
                     best = Path(args.resume).parent / "best.pt"
-                    whose = "its weights" if "freeze" in default else "its backbone's weights"
-                    longer += f", e.g. from {whose}: --pretrained {best}"
+                    longer += f", e.g. from {said}: --pretrained {best}"
                 longer += ")"
             raise CnnlabError(
                 f"--resume continues {args.resume} with its own settings; drop "
