@@ -59,6 +59,7 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
         "digits",
     )
     assert classify["progress"] == "1/1 epochs" and classify["state"] == "finished"
+    assert classify["pretrained"] == ""  # started from its own random weights
     assert classify["figures"] == {"test acc": results["test_accuracy"]}
     done = rows["localize/run"]
     assert done["task"] == "localize" and done["progress"] == "2/2 epochs"
@@ -90,6 +91,15 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert "nowhere: no such folder" in capsys.readouterr().err
     assert main(["runs", "--root", "runs/classify/lenet5-digits/results.json"]) == 2
     assert "results.json: not a folder" in capsys.readouterr().err
+    tuned = tmp_path / "runs" / "classify" / "tuned"  # a run started from a weights file
+    tuned.mkdir()
+    settings = {"model": "resnet18", "label_smoothing": 0.0, "data": "pets", "epochs": 4}
+    settings["pretrained"] = "weights/resnet18-f37072fd.pth"
+    (tuned / "config.json").write_text(json.dumps(settings))
+    assert main(["runs", "--task", "classify"]) == 0
+    assert "classify: resnet18 from resnet18-f37072fd.pth on pets, 0/4 epochs" in (
+        capsys.readouterr().out
+    )
 
 
 def test_a_faces_run_names_how_it_trained() -> None:

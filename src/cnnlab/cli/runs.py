@@ -31,7 +31,8 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         table.add_column("trained", overflow="fold")
         table.add_column("outcome", overflow="fold")
         for r in runs:
-            trained = f"{r.task}: {r.model} on {r.data}"
+            start = f" from {Path(r.pretrained).name}" if r.pretrained else ""
+            trained = f"{r.task}: {r.model}{start} on {r.data}"
             if r.progress:
                 trained += f", {r.progress}"
             outcome = "; ".join(part for part in (r.state, r.result) if part)

@@ -34,6 +34,7 @@ class RunSummary:
     task: str = "?"
     model: str = "?"
     data: str = "?"
+    pretrained: str = ""  # the weights file it started from (--pretrained), if any
     progress: str = ""  # "3/10 epochs" (or "1838/2000 steps"): done of those planned
     state: str = ""  # finished, stopped early at N, unfinished, or what could not be read
     result: str = ""  # the headline figure
@@ -92,6 +93,7 @@ def summarise(folder: Path) -> RunSummary:
     if row.task == "faces" and config.get("method"):  # runs of one backbone differ by method
         row.model += f" ({_face_method(config)})"
     row.data = str(config.get("data", "?"))
+    row.pretrained = str(config.get("pretrained") or "")
     unit, planned = ("steps", config.get("steps")) if row.task == "faces" else ("epochs", None)
     if unit == "epochs":
         planned = config.get("epochs")
