@@ -373,6 +373,10 @@ def test_faces_read_a_videos_frames(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["faces", "verify", "--name", "shots", *probe]) == 0
     rows = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
     assert [r["source"] for r in rows][1:4] == kept and rows[1]["distance"] < 1e-6  # frame 0
+    assert main(["faces", "identify", "--db", db, str(video), "--every", "4"]) == 0
+    assert " of 3 frames (" in capsys.readouterr().out  # frames 0, 4, 8: called frames
+    assert main(["faces", "verify", "--db", db, "--name", "red", photos[0], str(video)]) == 0
+    assert " of 10 images and frames are red " in capsys.readouterr().out
     remove = ["faces", "remove", "--db", db, "--name", "shots", str(video), "--every", "3"]
     assert main([*remove, "--json"]) == 0
     said = json.loads(capsys.readouterr().out.splitlines()[-1])

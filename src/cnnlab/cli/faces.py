@@ -33,7 +33,13 @@ from cnnlab.cli.common import (
     runner_up_columns,
     write_csv,
 )
-from cnnlab.cli.predicting import add_as_dataset, add_every, dataset_folder, frame_stride
+from cnnlab.cli.predicting import (
+    add_as_dataset,
+    add_every,
+    dataset_folder,
+    frame_stride,
+    sources_word,
+)
 from cnnlab.cli.typed import typed
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
@@ -204,7 +210,8 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
     skipped_images = len(read) - n
     if not args.json:
         again = f" ({skipped_images} already enrolled, skipped)" if skipped_images else ""
-        console.print(f"enrolled {counted(n, 'image')} of {args.name}{again}")
+        of = "frame" if sources_word(read) == "frames" else "image"  # a video's, or any
+        console.print(f"enrolled {counted(n, of)} of {args.name}{again}")
     result = {"name": args.name, "enrolled": n, "skipped": skipped_images}
     result["encoder"] = str(encoder.source[1])
     return result | ({"enrolled_as_others": others} if others else {})
@@ -326,15 +333,16 @@ def _draw_probes(rows: list[dict[str, Any]], encoder: Any, path: Path, verify: b
 def _tally(rows: list[dict[str, Any]], claimed: str | None) -> str:
     """One line for many probes: how many are ``claimed`` (verify), or who was named how often
     and how many were not recognized (identify)."""
+    sources = [r["source"] for r in rows]
     if claimed is not None:
         same = sum(r["same"] for r in rows)
         rule = "learned similarity >= threshold" if "similarity" in rows[0] else "distance <= tau"
-        return f"{same} of {len(rows)} images are {claimed} ({rule})"
+        return f"{same} of {len(rows)} {sources_word(sources)} are {claimed} ({rule})"
     named = Counter(r["identity"] for r in rows if r["identity"] is not None)
     who = ", ".join(f"{name} {n}" for name, n in named.most_common())
     recognized = sum(named.values())
     return (
-        f"recognized {recognized} of {len(rows)} images"
+        f"recognized {recognized} of {len(rows)} {sources_word(sources)}"
         + (f" ({who})" if who else "")
         + f"; {len(rows) - recognized} not recognized"
     )
