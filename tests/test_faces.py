@@ -629,11 +629,12 @@ def test_many_probes_are_tallied() -> None:
     """Under a folder's lines: who was named how often (most first), and the rest."""
     from cnnlab.cli.faces import _tally
 
-    rows = [{"identity": n} for n in ("bo", None, "ada", "bo", None)]
-    assert _tally(rows, None) == "recognized 3 of 5 images (bo 2, ada 1); 2 not recognized"
-    assert _tally([{"identity": None}] * 2, None) == "recognized 0 of 2 images; 2 not recognized"
-    rows = [{"same": s} for s in (True, False, True)]
-    assert _tally(rows, "ada") == "2 of 3 images are ada (distance <= tau)"
+    rows = [{"source": f"{i}.png", "identity": n} for i, n in enumerate(("bo", None, "ada", "bo"))]
+    assert _tally(rows, None) == "recognized 3 of 4 images (bo 2, ada 1); 1 not recognized"
+    frames = [{"source": f"door.mp4#frame={i}", "identity": None} for i in (0, 5)]
+    assert _tally(frames, None) == "recognized 0 of 2 frames; 2 not recognized"
+    rows = [{"source": s, "same": b} for s, b in (("a.png", True), ("b.mp4#frame=0", False))]
+    assert _tally(rows, "ada") == "1 of 2 images and frames are ada (distance <= tau)"
 
 
 def test_cosface_loss_against_hand_computation() -> None:
