@@ -1550,7 +1550,10 @@ def test_identify_writes_who_each_is_as_an_identity_folder(
 
 
 def test_a_database_remembers_the_encoder_that_enrolled(
-    four_people: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    four_people: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Enrolling records the encoder's file (absolute, its format) with the enrolment, so
     verify, identify and enroll take it from ``--db`` when given no ``--checkpoint``: the same
@@ -1561,8 +1564,11 @@ def test_a_database_remembers_the_encoder_that_enrolled(
     shutil.copytree(best.parent, run)  # a run folder of its own, to move and overwrite
     db = tmp_path / "f.db"
     files = [str(f) for f in sorted(root.glob("*/*.png"))]
-    assert main(["faces", "enroll", "--checkpoint", str(run / "best.pt"), "--db", str(db),
-                 "--name", "ann", files[0]]) == 0  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # the checkpoint named relative to here: recorded absolute
+    assert main(["faces", "enroll", "--checkpoint", "run/best.pt", "--db", str(db),
+                 "--name", "ann", files[0], "--json"]) == 0  # fmt: skip
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["encoder"] == str((run / "best.pt").resolve())
     assert FaceDatabase.encoder_of(db) == ("checkpoint", (run / "best.pt").resolve())
     assert main(["faces", "enroll", "--db", str(db), "--name", "bo", files[3]]) == 0
     assert "(the checkpoint that enrolled in" in " ".join(capsys.readouterr().out.split())

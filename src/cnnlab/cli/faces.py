@@ -202,7 +202,7 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
             console.print(
                 f"{counted(len(rows), 'person', 'people')} from {args.people} in {args.db}"
             )
-        return {"people": rows, "encoder": str(encoder.source[1])}
+        return {"people": rows, "encoder": _encoder_file(encoder)}
     others: list[dict[str, str]] = []  # images someone else has enrolled already (warned)
     read: list[str] = []  # each image read, or each frame of a video
     every = frame_stride(args)
@@ -213,7 +213,7 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
         of = "frame" if sources_word(read) == "frames" else "image"  # a video's, or any
         console.print(f"enrolled {counted(n, of)} of {args.name}{again}")
     result = {"name": args.name, "enrolled": n, "skipped": skipped_images}
-    result["encoder"] = str(encoder.source[1])
+    result["encoder"] = _encoder_file(encoder)
     return result | ({"enrolled_as_others": others} if others else {})
 
 
@@ -255,7 +255,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
             console.print(note)
         if len(rows) > 1:
             console.print(_tally(rows, args.name if args.what == "verify" else None))
-    result: dict[str, Any] = {"tau": tau, "encoder": str(encoder.source[1]), "results": rows}
+    result: dict[str, Any] = {"tau": tau, "encoder": _encoder_file(encoder), "results": rows}
     if cut is not None:
         result["similarity_threshold"] = cut
     if figure:
@@ -385,6 +385,11 @@ def load_encoder(args: argparse.Namespace, console: Console | None = None) -> An
         return encoder
     checkpoint_or_onnx(args, "faces")
     return FaceEncoder.load(checkpoint=args.checkpoint, onnx=args.onnx, device=args.device)
+
+
+def _encoder_file(encoder: Any) -> str:
+    """The encoder's file for ``--json``, absolute, as the database records it."""
+    return str(Path(encoder.source[1]).resolve())
 
 
 def _here(file: Path) -> Path:
