@@ -596,6 +596,9 @@ def test_the_one_cycle_schedule_takes_any_number_of_steps() -> None:
         for n in range(1, 61):
             got = lrs(one_cycle(sgd(), 0.1, n, warmup), n)
             assert all(math.isfinite(v) and 0 < v <= 0.1 + 1e-12 for v in got), (warmup, n)
+    for warmup in (0.1, 0.3, 0.5):  # a single step: not at the end (0.1 / 25e4), where it
+        first = lrs(one_cycle(sgd(), 0.1, 1, warmup), 1)[0]  # trained nothing
+        assert first > 0.05 if warmup < 0.5 else first >= 0.1 / 25 - 1e-12  # (0.5: warm-up's start)
     ten = lrs(one_cycle(sgd(), 0.1, 10), 10)
     assert ten[0] < max(ten) > 0.09 and ten[-1] < ten[0]  # up near the peak, then down
     torch_20 = torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=20, pct_start=0.1)

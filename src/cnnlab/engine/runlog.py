@@ -156,12 +156,13 @@ def one_cycle(
     (a list: each parameter group's own peak), then cosine decay. torch divides by the
     warm-up's length, ``warmup * total_steps - 1``: at exactly 0 (10 steps in all at 10%:
     ``detect train --images 200 --epochs 2``) that was a ``ZeroDivisionError``; the warm-up is
-    then made half a step longer."""
-    if abs(warmup * total_steps - 1) < 1e-9:
-        warmup = 1.5 / total_steps
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, lr, total_steps=total_steps, pct_start=warmup
-    )
+    then made half a step longer. A single step in all was taken at the schedule's very end,
+    ``lr / 25 / 10^4`` (a one-epoch run of one batch trained nothing); it is taken as the first
+    of two, near the peak, instead."""
+    total = max(total_steps, 2)
+    if abs(warmup * total - 1) < 1e-9:
+        warmup = 1.5 / total
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total, pct_start=warmup)
 
 
 def improves(score: float, best: float) -> bool:
