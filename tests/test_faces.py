@@ -627,7 +627,7 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_many_probes_are_tallied() -> None:
     """Under a folder's lines: who was named how often (most first), and the rest."""
-    from cnnlab.cli.faces import _tally
+    from cnnlab.cli.face_gallery import _tally
 
     rows = [{"source": f"{i}.png", "identity": n} for i, n in enumerate(("bo", None, "ada", "bo"))]
     assert _tally(rows, None) == "recognized 3 of 4 images (bo 2, ada 1); 1 not recognized"

@@ -594,15 +594,24 @@ def test_the_one_cycle_schedule_takes_any_number_of_steps() -> None:
         torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=10, pct_start=0.1)
     for warmup in (0.1, 0.3):
         for n in range(1, 61):
-            got = lrs(one_cycle(sgd(), 0.1, n, warmup), n)
+            got = lrs(one_cycle(sgd(), n, warmup), n)
             assert all(math.isfinite(v) and 0 < v <= 0.1 + 1e-12 for v in got), (warmup, n)
     for warmup in (0.1, 0.3, 0.5):  # a single step: not at the end (0.1 / 25e4), where it
-        first = lrs(one_cycle(sgd(), 0.1, 1, warmup), 1)[0]  # trained nothing
+        first = lrs(one_cycle(sgd(), 1, warmup), 1)[0]  # trained nothing
         assert first > 0.05 if warmup < 0.5 else first >= 0.1 / 25 - 1e-12  # (0.5: warm-up's start)
-    ten = lrs(one_cycle(sgd(), 0.1, 10), 10)
+    ten = lrs(one_cycle(sgd(), 10), 10)
     assert ten[0] < max(ten) > 0.09 and ten[-1] < ten[0]  # up near the peak, then down
     torch_20 = torch.optim.lr_scheduler.OneCycleLR(sgd(), 0.1, total_steps=20, pct_start=0.1)
-    assert lrs(one_cycle(sgd(), 0.1, 20), 20) == lrs(torch_20, 20)
+    assert lrs(one_cycle(sgd(), 20), 20) == lrs(torch_20, 20)
+    # each parameter group rises to its own lr (a backbone's lower): the optimizer's, kept
+    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in (0.1, 0.01)]
+    two = one_cycle(torch.optim.SGD(groups, lr=0.1), 20)
+    seen = []
+    for _ in range(20):
+        seen.append(two.get_last_lr())
+        two.optimizer.step()
+        two.step()
+    assert [max(s[i] for s in seen) for i in (0, 1)] == pytest.approx([0.1, 0.01], rel=0.02)
 
 
 def test_sigterm_stops_like_ctrl_c_and_says_how_to_continue(tmp_path: Path) -> None:

@@ -92,14 +92,12 @@ def dataset_folder(args: argparse.Namespace, what: str) -> Path | None:
     return new_dataset_folder(args.as_dataset)
 
 
-def add_every(parser: argparse.ArgumentParser, does: str = "predict on") -> None:
+def add_every(
+    parser: argparse.ArgumentParser, does: str = "predict on", drawn: bool = True
+) -> None:
     """``--every N``: of each video given, frames 0, N, 2N, ... only; ``does`` names what is
-    done with them (a command with ``--out`` writes a video of them)."""
-    out = (
-        "; --out's video plays them at 1/N of the frame rate, lasting as long"
-        if does == "predict on"
-        else ""
-    )
+    done with them, and ``drawn`` says the command's ``--out`` writes a video of them."""
+    out = "; --out's video plays them at 1/N of the frame rate, lasting as long" if drawn else ""
     parser.add_argument(
         "--every",
         type=positive_int,

@@ -311,7 +311,7 @@ def train_detector(
     groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
     steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
-    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
+    sched = one_cycle(opt, steps)
     anchor_iou = mean_best_iou(wh, anchors)
     out = run_dir(config.out, "detect", resume)
     out.mkdir(parents=True, exist_ok=True)

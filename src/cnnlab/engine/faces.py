@@ -63,7 +63,6 @@ from cnnlab.models.siamese import (
     similarity_record,
 )
 from cnnlab.registry import create_model
-from cnnlab.torchfile import load_torch_file
 from cnnlab.words import comma_names
 
 DIGITS_UNSEEN = ("6", "7", "8", "9")  # the split: train on 0-5, one-shot on 6-9
@@ -218,8 +217,7 @@ def train_encoder(
         params += list(cosface.to(device).parameters())
     groups = backbone_groups(model, config.lr, config.backbone_lr_mult, params)
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
-    peaks = [g["lr"] for g in groups]  # the backbone's at lr x backbone_lr_mult
-    sched = one_cycle(opt, peaks, config.steps, warmup=0.3)  # torch's default warm-up
+    sched = one_cycle(opt, config.steps, warmup=0.3)  # torch's default warm-up
     idle = 0  # steps in a row with a zero loss
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
@@ -325,8 +323,6 @@ def train_faces(
 
     device = resolve_device(config.device)  # a bad --device fails before any work
     parse_augment(config.augment)  # and so does a misspelt --augment
-    if config.pretrained:  # and a missing or unreadable weights file
-        load_torch_file(config.pretrained, "weights file")
     out = run_folder(config.out, "faces")
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # an --out that cannot be a folder fails here too

@@ -237,7 +237,7 @@ def train_localizer(
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
     steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
-    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
+    sched = one_cycle(opt, steps)
     out = run_dir(config.out, "localize", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(

@@ -147,13 +147,11 @@ def data_changed(ckpt: dict[str, Any], split: str, *tensors: torch.Tensor) -> bo
 
 
 def one_cycle(
-    optimizer: torch.optim.Optimizer,
-    lr: float | list[float],
-    total_steps: int,
-    warmup: float = 0.1,
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1
 ) -> torch.optim.lr_scheduler.OneCycleLR:
-    """The one-cycle schedule (Smith & Topin 2019): ``warmup`` of the steps rising to ``lr``
-    (a list: each parameter group's own peak), then cosine decay. torch divides by the
+    """The one-cycle schedule (Smith & Topin 2019): ``warmup`` of the steps rising to each
+    parameter group's own ``lr`` as the optimizer was given it (a pretrained backbone's lower,
+    :func:`~cnnlab.engine.transfer.backbone_groups`), then cosine decay. torch divides by the
     warm-up's length, ``warmup * total_steps - 1``: at exactly 0 (10 steps in all at 10%:
     ``detect train --images 200 --epochs 2``) that was a ``ZeroDivisionError``; the warm-up is
     then made half a step longer. A single step in all was taken at the schedule's very end,
@@ -162,7 +160,10 @@ def one_cycle(
     total = max(total_steps, 2)
     if abs(warmup * total - 1) < 1e-9:
         warmup = 1.5 / total
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total, pct_start=warmup)
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, peaks, total_steps=total, pct_start=warmup
+    )
 
 
 def improves(score: float, best: float) -> bool:

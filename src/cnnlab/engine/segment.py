@@ -203,7 +203,7 @@ def train_segmenter(
     )
     train = parts["train"]
     steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
-    sched = one_cycle(opt, [g["lr"] for g in groups], steps)
+    sched = one_cycle(opt, steps)
     out = run_dir(config.out, "segment", resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(

@@ -158,13 +158,10 @@ def backbone_groups(
     more: list[nn.Parameter] | None = None,
     part: str = "backbone",
 ) -> list[dict]:
-    """Optimizer groups of a model with a ``backbone`` (or another ``part``): its parameters at
-    ``lr * backbone_lr_mult``, the others (and ``more``, a loss's own) at ``lr``; each group
-    names its ``lr``, the peak :func:`~cnnlab.engine.runlog.one_cycle` takes for it. One group
-    when the factor is 1 (the parameters in their order, as without the option)."""
-    body = [p for n, p in model.named_parameters() if n.startswith(f"{part}.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith(f"{part}.")]
-    rest += more or []
-    if backbone_lr_mult == 1:
-        return [{"params": body + rest, "lr": lr}]
-    return [{"params": body, "lr": lr * backbone_lr_mult}, {"params": rest, "lr": lr}]
+    """:func:`parameter_groups` of a model with a ``backbone`` (or another ``part``): its
+    parameters at ``lr * backbone_lr_mult``, the others (and ``more``, a loss's own) at
+    ``lr``, each group's the peak :func:`~cnnlab.engine.runlog.one_cycle` rises to."""
+    head = {n for n, _ in model.named_parameters() if not n.startswith(f"{part}.")}
+    groups = parameter_groups(model, head, lr, backbone_lr_mult)
+    groups[0]["params"] += more or []
+    return groups
