@@ -49,6 +49,18 @@ def test_hidden_files_and_folders_are_not_images(image_folder: Path) -> None:
     assert len(data.skipped) == 3  # the same three bad files: no word about "._000.png"
 
 
+def test_a_folders_images_are_given_in_natural_order(tmp_path: Path) -> None:
+    """Frames a video tool wrote (``frame_1`` ... ``frame_10``) are predicted in their order,
+    not with ``frame_10`` second as plain ``sorted`` lists them; subfolders likewise."""
+    from cnnlab.data.folder import image_files
+
+    names = ["frame_1.png", "frame_2.png", "frame_10.png", "part2/x.png", "part10/x.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    assert image_files([str(tmp_path)]) == [str(tmp_path / n) for n in names]
+
+
 def test_a_folder_of_only_unreadable_files_is_an_error_naming_one(tmp_path: Path) -> None:
     from cnnlab.data.folder import image_files
 

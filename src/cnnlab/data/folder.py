@@ -12,6 +12,7 @@ an error before any training starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,22 @@ def images_under(folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> li
     ]
 
 
+def natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """Sort key reading each run of digits in a path as a number: ``frame_2.jpg`` before
+    ``frame_10.jpg``, as a file browser lists them (plain ``sorted`` puts ``10`` first). Each
+    piece is ``(0, number, text)`` for digits and ``(1, 0, text)`` otherwise, so any two keys
+    compare without mixing ``int`` and ``str``; ties (``a01`` against ``a1``) fall to the text."""
+    pieces = re.split(r"(\d+)", str(path))  # text, digits, text, digits, ..., text
+    return tuple((0, int(t), t) if k % 2 else (1, 0, t) for k, t in enumerate(pieces) if t)
+
+
 def image_files(
     paths: list[str], skipped: list[str] | None = None, videos: bool = False
 ) -> list[str]:
-    """The image paths given, with each folder replaced by the image files under it (sorted, as
-    a class folder is read), and its video files too with ``videos`` (for the commands that
-    read a video's frames); a folder without any is an error naming it.
+    """The image paths given, with each folder replaced by the image files under it in natural
+    order (:func:`natural_key`: ``frame_2.jpg`` before ``frame_10.jpg``), and its video files
+    too with ``videos`` (for the commands that read a video's frames); a folder without any is
+    an error naming it.
 
     With a ``skipped`` list, a folder's files that :func:`~cnnlab.data.images.unreadable` finds
     unreadable are left out and noted there as ``"<file>: <why>"`` (as training skips them): one
@@ -68,7 +79,7 @@ def image_files(
             files.append(given)  # a file, or a missing path: reading it says which
             continue
         suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
-        found = [str(p) for p in images_under(Path(given), suffixes)]
+        found = [str(p) for p in sorted(images_under(Path(given), suffixes), key=natural_key)]
         if not found:
             raise CnnlabError(
                 f"{given}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
