@@ -554,6 +554,18 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
             "trains none of it",
         ),
         (
+            ["detect", "train", "--freeze", "backbone", "--backbone-lr-mult", "0.1"],
+            "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
+            "trains none of it",
+        ),
+        (["faces", "train", "--freeze", "stage:2"], "--freeze must be none, backbone or stages:K"),
+        (["localize", "train", "--freeze", "stages:-1"], "(K a whole number), got 'stages:-1'"),
+        (
+            ["segment", "train", "--freeze", "backbone", "--images", "4"],
+            "--pretrained, --freeze and --backbone-lr-mult are for a U-Net with a classifier's "
+            "encoder (--model unet_resnet18); unet has none",
+        ),
+        (
             ["faces", "train", "--synthetic", "none", "--synthetic-identities", "50"],
             "--synthetic-identities counts the glyph identities, and --synthetic none draws none",
         ),

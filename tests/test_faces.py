@@ -1681,6 +1681,13 @@ def test_train_starts_the_backbone_from_pretrained_weights(
     second = torch.load(again / "best.pt", weights_only=True)["state_dict"]
     assert torch.equal(second["backbone.layer2.0.conv2.weight"], given["layer2.0.conv2.weight"])
 
+    frozen = tmp_path / "frozen"  # --freeze backbone: its batch norms' statistics kept too
+    still = [*argv[:-2], "--freeze", "backbone", "--pretrained", str(weights)]
+    assert main([*still, "--out", str(frozen)]) == 0
+    kept = torch.load(frozen / "best.pt", weights_only=True)["state_dict"]
+    assert not torch.equal(state["backbone.bn1.running_mean"], given["bn1.running_mean"])
+    assert all(torch.equal(kept[f"backbone.{k}"], v) for k, v in given.items() if k[:3] != "fc.")
+
     gone = tmp_path / "gone"
     assert main([*argv, "--pretrained", str(tmp_path / "nothere.pth"), "--out", str(gone)]) == 2
     assert "nothere.pth: no such weights file" in capsys.readouterr().err

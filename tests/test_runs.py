@@ -100,6 +100,10 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert "classify: resnet18 from resnet18-f37072fd.pth on pets, 0/4 epochs" in (
         capsys.readouterr().out
     )
+    (tuned / "config.json").write_text(json.dumps(settings | {"freeze": "stages:3"}))
+    assert main(["runs", "--task", "classify"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "resnet18 from resnet18-f37072fd.pth (stages:3 frozen) on pets" in out
 
 
 def test_a_faces_run_names_how_it_trained() -> None:

@@ -476,6 +476,52 @@ def test_a_resnet_encoder_starts_from_pretrained_weights(
     assert "unet has none" in capsys.readouterr().err
 
 
+def test_a_frozen_resnet_encoder_keeps_every_tensor_it_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--freeze backbone`` keeps the whole pretrained encoder, its batch norms' running
+    statistics too (``--backbone-lr-mult 0`` keeps the weights, not those); ``--freeze
+    stages:2`` keeps the stem and layer1 and trains layer2 on. Without ``--pretrained`` it
+    warns that the fixed layers stay random."""
+    from cnnlab.engine.checkpoint import load_checkpoint
+
+    weights = tmp_path / "resnet18.pth"
+    torch.manual_seed(3)
+    given = cnnlab.create_model("resnet18").state_dict()
+    torch.save(given, weights)
+    args = ["segment", "train", "--images", "12", "--epochs", "1", "--image-size", "32"]
+    args += ["--model", "unet_resnet18", "--pretrained", str(weights)]
+    encoder = {k: v for k, v in given.items() if not k.startswith("fc.")}
+
+    def saved(run: str) -> dict[str, torch.Tensor]:
+        state = load_checkpoint(tmp_path / run / "best.pt")["state_dict"]
+        return {k: state[f"encoder.{k}"] for k in encoder}
+
+    assert main([*args, "--freeze", "backbone", "--out", str(tmp_path / "all")]) == 0
+    assert "--freeze" not in capsys.readouterr().err  # no warning: the weights were given
+    assert all(torch.equal(v, encoder[k]) for k, v in saved("all").items())
+    assert main([*args, "--backbone-lr-mult", "0", "--out", str(tmp_path / "lr0")]) == 0
+    moved = [k for k, v in saved("lr0").items() if not torch.equal(v, encoder[k])]
+    assert moved and all(
+        k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in moved
+    )
+    assert main([*args, "--freeze", "stages:2", "--out", str(tmp_path / "two")]) == 0
+    two = saved("two")
+    assert all(
+        torch.equal(v, encoder[k])
+        for k, v in two.items()
+        if k.startswith(("conv1", "bn1", "layer1"))
+    )
+    assert not torch.equal(two["layer2.0.conv1.weight"], encoder["layer2.0.conv1.weight"])
+    plain = ["--out", str(tmp_path / "random"), "--freeze", "stages:1"]
+    assert main([*args[:-2], *plain]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "warning: --freeze stages:1 without --pretrained: the frozen layers keep their random"
+        in err
+    )
+
+
 @pytest.mark.parametrize(
     ("scores", "size", "strip"),
     [

@@ -27,7 +27,14 @@ from cnnlab.engine.classify import train_classifier
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.performance import SpeedSettings, bf16_supported, choose_settings
 from cnnlab.engine.runlog import batch_slices, batches_per_epoch
-from cnnlab.engine.transfer import apply_freeze, head_parameter_names, load_pretrained
+from cnnlab.engine.transfer import (
+    apply_freeze,
+    backbone_groups,
+    freeze_part,
+    head_parameter_names,
+    load_pretrained,
+    train_mode,
+)
 from cnnlab.errors import CnnlabError
 
 CLI = [sys.executable, "-m", "cnnlab"]
@@ -180,6 +187,42 @@ def test_freeze_policies() -> None:
         apply_freeze(vgg, "stages:all", (3, 32, 32))
 
 
+def test_freeze_part_fixes_a_backbone_and_its_batch_norm_statistics() -> None:
+    """``--freeze`` of a model that reads a classifier's features (a detector's backbone):
+    ``stages:2`` fixes the ResNet's stem and layer1, the rest of the backbone, the neck and the
+    head train; :func:`train_mode` keeps the fixed layers' batch norms in eval mode (their
+    running statistics stay as loaded), the others in training mode; the optimizer gets only
+    what trains."""
+    kwargs = {"backbone": "resnet18", "num_classes": 3, "anchors": ((0.2, 0.3),)}
+    model = cnnlab.create_model("yolo", **kwargs, input_size=64)
+    frozen = freeze_part(model, "stages:2")
+    assert frozen and all(
+        n.startswith(("backbone.conv1", "backbone.bn1", "backbone.layer1")) for n in frozen
+    )
+    assert any(n.startswith("backbone.layer1.1.") for n in frozen)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable.isdisjoint(frozen) and len(trainable) + len(frozen) == len(
+        list(model.parameters())
+    )
+    assert "backbone.layer2.0.conv1.weight" in trainable and "head.weight" in trainable
+    train_mode(model)
+    assert not model.backbone.bn1.training and not model.backbone.layer1[1].bn2.training
+    assert model.backbone.layer2[0].bn1.training and model.training
+    before = model.backbone.layer1[0].bn1.running_mean.clone()
+    model(torch.randn(2, 3, 64, 64) * 5 + 3)  # a training-mode forward pass
+    assert torch.equal(model.backbone.layer1[0].bn1.running_mean, before)
+    groups = backbone_groups(model, 1e-3, 0.5)
+    assert sum(len(g["params"]) for g in groups) == len(trainable)
+
+    whole = cnnlab.create_model("yolo", **kwargs, input_size=64)
+    frozen = freeze_part(whole, "backbone")
+    assert set(frozen) == {n for n, _ in whole.named_parameters() if n.startswith("backbone.")}
+    assert len(backbone_groups(whole, 1e-3, 1.0)) == 1  # the head's group alone
+    assert freeze_part(whole, "none") == []
+    with pytest.raises(CnnlabError, match=r"stages:6: K must be 0 to 5 \(the backbone has 5"):
+        freeze_part(cnnlab.create_model("yolo", **kwargs, input_size=64), "stages:6")
+
+
 def test_transfer_from_a_checkpoint_with_frozen_backbone(tmp_path: Path) -> None:
     first = train_classifier(ClassifyTrainConfig(epochs=2, out=str(tmp_path / "a")))
     config = ClassifyTrainConfig(
@@ -284,6 +327,27 @@ def test_localize_and_detect_start_their_backbone_from_pretrained_weights(
     state = load_checkpoint(localizer / "best.pt")["state_dict"]
     for name in names:
         assert torch.equal(state[f"backbone.{name}"], given[name])
+    # --freeze: the stem and layer1-2 (stages:3), batch-norm statistics too, as the detector's
+    frozen = tmp_path / "frozen"
+    argv = ["localize", "train", *args[:-2], "--pretrained", str(detector / "best.pt")]
+    assert main([*argv, "--freeze", "stages:3", "--out", str(frozen)]) == 0
+    before = load_checkpoint(detector / "best.pt")["state_dict"]
+    after = load_checkpoint(frozen / "best.pt")["state_dict"]
+    fixed = [
+        k
+        for k in after
+        if k.startswith(("backbone.conv1", "backbone.bn1", "backbone.layer1", "backbone.layer2"))
+    ]
+    assert any(k.endswith("running_var") for k in fixed)
+    assert all(torch.equal(after[k], before[k]) for k in fixed)
+    assert not torch.equal(
+        after["backbone.layer3.0.conv1.weight"], before["backbone.layer3.0.conv1.weight"]
+    )
+    still = tmp_path / "still"  # and the detector's whole backbone
+    argv = ["detect", "train", *args[:-2], "--pretrained", str(weights), "--freeze", "backbone"]
+    assert main([*argv, "--out", str(still)]) == 0
+    after = load_checkpoint(still / "best.pt")["state_dict"]
+    assert all(torch.equal(after[f"backbone.{k}"], v) for k, v in given.items() if k[:3] != "fc.")
     assert main(["detect", "train", "--images", "20", "--pretrained", str(weights)]) == 2
     assert "torchvision has no weights for ConvNetSmall" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -101,6 +102,22 @@ def _check_kinds(config: object) -> None:
             object.__setattr__(config, f.name, int(value) if kind == "int" else float(value))
 
 
+def check_freeze(config: Any) -> None:
+    """``--freeze`` of a training config: ``none``, ``backbone`` or ``stages:K`` (K >= 0; its
+    upper bound is the model's, checked once it is built), and not beside a
+    ``--backbone-lr-mult`` it would make meaningless."""
+    policy = config.freeze
+    if policy not in ("none", "backbone") and not re.fullmatch(r"stages:\d+", policy):
+        raise CnnlabError(
+            f"--freeze must be none, backbone or stages:K (K a whole number), got {policy!r}"
+        )
+    if config.backbone_lr_mult != 1.0 and policy == "backbone":
+        raise CnnlabError(
+            "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
+            "trains none of it (--freeze stages:K or none trains some)"
+        )
+
+
 def is_seed(value: object) -> bool:
     """A seed every generator here accepts: an int (not a bool) in [0, MAX_SEED]."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
@@ -159,11 +176,7 @@ class ClassifyTrainConfig:
         check_resize(self.resize)
         if self.channels not in (0, 1, 3):
             raise CnnlabError(f"--channels must be 1 or 3, got {self.channels}")
-        if self.backbone_lr_mult != 1.0 and self.freeze == "backbone":
-            raise CnnlabError(
-                "--backbone-lr-mult scales the backbone's learning rate, and --freeze backbone "
-                "trains none of it (--freeze stages:K or none trains some)"
-            )
+        check_freeze(self)
         if self.cache_features and self.freeze != "backbone":
             raise CnnlabError(
                 "--cache-features needs --freeze backbone (the features must not "
@@ -210,6 +223,7 @@ class LocalizeConfig:
     batch_size: int = 64
     lr: float = 3e-3
     pretrained: str = ""  # weights for the backbone: torchvision's, or a cnnlab checkpoint
+    freeze: str = "none"  # none, backbone, or stages:K (the backbone's first K blocks)
     backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone
     loss: str = "practical"  # practical (BCE + squared error + CE) or squared (the slide)
     mirror: bool = True  # random horizontal mirroring (swaps left/right landmarks)
@@ -230,6 +244,7 @@ class LocalizeConfig:
             positive=("lr",),
             non_negative=("patience", "backbone_lr_mult"),
         )
+        check_freeze(self)
         if self.loss not in ("practical", "squared"):
             raise CnnlabError(f"--loss must be practical or squared, got {self.loss!r}")
 
@@ -251,6 +266,7 @@ class DetectConfig:
     batch_size: int = 32
     lr: float = 2e-3
     pretrained: str = ""  # weights for the backbone: torchvision's, or a cnnlab checkpoint
+    freeze: str = "none"  # none, backbone, or stages:K (the backbone's first K blocks)
     backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone
     mirror: bool = True
     augment: str = ""  # extra kornia augmentations that move the boxes: color, rotate, shear...
@@ -271,6 +287,7 @@ class DetectConfig:
             positive=("lr",),
             non_negative=("patience", "backbone_lr_mult"),
         )
+        check_freeze(self)
         check_max_objects(self.max_objects)  # before any scene is drawn
 
 
@@ -290,6 +307,7 @@ class SegmentConfig:
     lr: float = 3e-3
     # weights for unet_resnet18's ResNet encoder: torchvision's resnet18, or a cnnlab checkpoint
     pretrained: str = ""
+    freeze: str = "none"  # none, backbone, or stages:K (that encoder's first K blocks)
     backbone_lr_mult: float = 1.0  # learning-rate factor for that encoder
     loss: str = "ce+dice"
     augment: str = "flip"  # geometric (flip, rotate, shear, crop): image and mask alike
@@ -306,6 +324,7 @@ class SegmentConfig:
             positive=("lr",),
             non_negative=("patience", "backbone_lr_mult"),
         )
+        check_freeze(self)
 
 
 FACE_METHODS = ("cosface", "triplet", "similarity")  # what `faces train --method` takes
@@ -376,6 +395,7 @@ class FacesConfig:
     # a cnnlab checkpoint (a classifier's, or a face encoder's) or a torchvision weights file
     # for the backbone to start from (transfer learning: features learned on many images)
     pretrained: str = ""
+    freeze: str = "none"  # none, backbone, or stages:K (the backbone's first K blocks)
     backbone_lr_mult: float = 1.0  # learning-rate factor for the backbone (pretrained: < 1)
     image_size: int = 32
     # encoders trained apart (seeds seed, seed + 1, ...) and joined into one embedding. Measured
@@ -394,6 +414,7 @@ class FacesConfig:
             positive=("lr", "scale"),
             non_negative=("alpha", "margin", "patience", "backbone_lr_mult"),
         )
+        check_freeze(self)
         if self.embedding_dim < 2:  # a unit vector in 1-D is +1 or -1: two "identities" at most
             raise CnnlabError(
                 f"--embedding-dim {self.embedding_dim}: at least 2 (f(x) is L2-normalised)"

@@ -386,7 +386,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable image")
     p.add_argument("--pretrained", help="cnnlab checkpoint or torchvision weights file")
-    p.add_argument("--freeze", default=d.freeze, help="none, backbone, or stages:K")
+    p.add_argument(
+        "--freeze",
+        default=d.freeze,
+        help="none; backbone (train only the head, the frozen batch norms' statistics kept); or "
+        "stages:K (the first K blocks: for a ResNet the stem, then layer1, ...)",
+    )
     p.add_argument(
         "--backbone-lr-mult",
         type=float,

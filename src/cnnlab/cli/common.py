@@ -247,7 +247,7 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
                 longer += "start a new run"
                 # a classifier's whole; a localizer's or detector's backbone (a U-Net's
                 # encoder only where the model has one: not said)
-                whose = {"freeze": "its weights", "backbone": "its backbone's weights"}
+                whose = {"cache_features": "its weights", "backbone": "its backbone's weights"}
                 said = next((w for k, w in whose.items() if k in default), None)
                 if "pretrained" in default and said:
                     best = Path(args.resume).parent / "best.pt"
@@ -386,19 +386,26 @@ def add_image_files(
     parser.add_argument("images", action=action, nargs=nargs, help=help)
 
 
-def add_backbone_weights(parser: argparse.ArgumentParser, pretrained: str, mult: float) -> None:
-    """``--pretrained`` and ``--backbone-lr-mult`` of a task whose model reads a classifier's
-    features (``--backbone``): transfer learning (:mod:`cnnlab.engine.transfer`)."""
+def add_backbone_weights(parser: argparse.ArgumentParser, defaults: Any) -> None:
+    """``--pretrained``, ``--freeze`` and ``--backbone-lr-mult`` of a task whose model reads a
+    classifier's features (``--backbone``): transfer learning (:mod:`cnnlab.engine.transfer`);
+    ``defaults``: the task's config, whose fields give the defaults."""
     parser.add_argument(
         "--pretrained",
-        default=pretrained,
+        default=defaults.pretrained,
         help="the backbone's starting weights: a torchvision weights file (resnet18-f37072fd.pth), "
         "a cnnlab classifier's checkpoint, or a best.pt of a model with such a backbone",
     )
     parser.add_argument(
+        "--freeze",
+        default=defaults.freeze,
+        help="none; backbone (train only the layers after it, its batch norms' statistics kept); "
+        "or stages:K (its first K blocks: for a ResNet the stem, then layer1, ...)",
+    )
+    parser.add_argument(
         "--backbone-lr-mult",
         type=non_negative_float,
-        default=mult,
+        default=defaults.backbone_lr_mult,
         help="learning-rate factor for the backbone (0.1: fine-tune pretrained features gently)",
     )
 

@@ -239,7 +239,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "0.895 -> 0.929; 5x the time)",
     )
     p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate of AdamW")
-    add_backbone_weights(p, d.pretrained, d.backbone_lr_mult)
+    add_backbone_weights(p, d)
     p.add_argument(
         "--augment", default=d.augment, help="augmentations of each batch (as classify train)"
     )

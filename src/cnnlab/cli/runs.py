@@ -32,6 +32,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         table.add_column("outcome", overflow="fold")
         for r in runs:
             start = f" from {Path(r.pretrained).name}" if r.pretrained else ""
+            start += f" ({r.freeze} frozen)" if r.freeze else ""
             trained = f"{r.task}: {r.model}{start} on {r.data}"
             if r.progress:
                 trained += f", {r.progress}"

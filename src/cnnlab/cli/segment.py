@@ -297,7 +297,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--model", default=d.model, help="unet, unet_resnet18 or unet_paper")
-    add_backbone_weights(p, d.pretrained, d.backbone_lr_mult)
+    add_backbone_weights(p, d)
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
     p.add_argument("--num-classes", type=positive_int, default=d.num_classes, help="object classes")

@@ -465,7 +465,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
     p.add_argument("--data", default=d.data, help=BOX_DATA_HELP)
     p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
-    add_backbone_weights(p, d.pretrained, d.backbone_lr_mult)
+    add_backbone_weights(p, d)
     p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
@@ -510,7 +510,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=d.data, help=BOX_DATA_HELP)
     p.add_argument("--data-root", "--root", help="where `cnnlab data download` put datasets")
     p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
-    add_backbone_weights(p, d.pretrained, d.backbone_lr_mult)
+    add_backbone_weights(p, d)
     p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
     p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
     p.add_argument(

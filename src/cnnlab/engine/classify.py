@@ -17,7 +17,6 @@ import json
 import math
 import re
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +65,7 @@ from cnnlab.engine.transfer import (
     load_pretrained,
     loaded_note,
     parameter_groups,
+    warn_frozen_at_random,
 )
 from cnnlab.errors import CnnlabError
 from cnnlab.models.backbone import (
@@ -232,12 +232,8 @@ def train_classifier(
     input_size = (data.channels, data.image_size, data.image_size)
     head = head_parameter_names(model, input_size)
     frozen = apply_freeze(model, config.freeze, input_size)
-    if config.freeze != "none" and not config.pretrained and ckpt is None:
-        warnings.warn(
-            f"--freeze {config.freeze} without --pretrained: the frozen layers keep their random "
-            "initial weights (give --pretrained FILE to train on features learned elsewhere)",
-            stacklevel=2,
-        )
+    if ckpt is None:  # resumed: warned when it began
+        warn_frozen_at_random(config.freeze, config.pretrained)
     if not config.cache_features:  # cached: only the head trains, on feature vectors
         model.train()
         frozen_norms_to_eval(model)

@@ -61,7 +61,13 @@ from cnnlab.engine.runlog import (
     one_cycle,
     optimizer_step,
 )
-from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
+from cnnlab.engine.transfer import (
+    backbone_groups,
+    freeze_part,
+    pretrained_backbone,
+    train_mode,
+    warn_frozen_at_random,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.models.backbone import check_batch_of_one
@@ -292,12 +298,15 @@ def train_detector(
     model = create_model("yolo", **kwargs)
     if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
         console.print(escape(pretrained_backbone(model, config.pretrained)))
+    freeze_part(model, config.freeze)
+    if ckpt is None:  # resumed: warned when it began
+        warn_frozen_at_random(config.freeze, config.pretrained)
     model = model.to(device)
     size = (3, config.image_size, config.image_size)
     check_batch_of_one(model, size, config.batch_size, f"yolo ({config.backbone})")
     with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
         grid = model.eval()(torch.zeros(1, *size, device=device)).shape[1]
-    model.train()
+    train_mode(model)
     model = settings.layout(model)
     loss_fn = YoloLoss()
     from cnnlab.data.augment import build_augmentation, parse_augment
@@ -348,7 +357,7 @@ def train_detector(
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):
-            model.train()
+            train_mode(model)
             total = 0.0
             for idx in batch_slices(torch.randperm(len(train.images)), config.batch_size):
                 x, boxes, labels = make_batch(train, idx, config.mirror, augment)

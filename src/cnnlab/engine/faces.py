@@ -45,7 +45,13 @@ from cnnlab.engine.face_scores import (
 )
 from cnnlab.engine.run_folders import run_folder
 from cnnlab.engine.runlog import announce, epoch_progress, one_cycle, optimizer_step
-from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
+from cnnlab.engine.transfer import (
+    backbone_groups,
+    freeze_part,
+    pretrained_backbone,
+    train_mode,
+    warn_frozen_at_random,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.cosface import CosFaceLoss
 from cnnlab.losses.triplet import (
@@ -193,6 +199,7 @@ def train_encoder(
     model = create_model("siamese", **kwargs)
     if config.pretrained:  # the backbone's weights; the embedding layer starts fresh
         console.print(escape(f"{label}: " + pretrained_backbone(model, config.pretrained)))
+    freeze_part(model, config.freeze)
     model.to(device)
     similarity = (
         LearnedSimilarity(config.embedding_dim, config.similarity)
@@ -222,7 +229,7 @@ def train_encoder(
     with epoch_progress(console, unit="step") as progress:
         task = progress.add_task(label, total=config.steps, stats="")
         for step in range(1, config.steps + 1):
-            model.train()
+            train_mode(model)
             idx = pk_batch(labels, config.p, config.k, g)
             x, y = train.images[idx], labels[idx]
             if glyphs is not None:
@@ -378,6 +385,7 @@ def _train_faces(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
     _announce(config, console, kwargs, train, len(val_i), unseen, device, drawn)
+    warn_frozen_at_random(config.freeze, config.pretrained)
     losses: list[list[float]] = [[] for _ in range(config.members)]
     trained = [  # member i: seed + i for its weights, batches and glyphs
         train_encoder(

@@ -47,7 +47,13 @@ from cnnlab.engine.runlog import (
     one_cycle,
     optimizer_step,
 )
-from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
+from cnnlab.engine.transfer import (
+    backbone_groups,
+    freeze_part,
+    pretrained_backbone,
+    train_mode,
+    warn_frozen_at_random,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.backbone import check_batch_of_one
@@ -229,6 +235,9 @@ def train_localizer(
     model = create_model("localizer", **kwargs)
     if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
         console.print(escape(pretrained_backbone(model, config.pretrained)))
+    freeze_part(model, config.freeze)
+    if ckpt is None:  # resumed: warned when it began
+        warn_frozen_at_random(config.freeze, config.pretrained)
     model = model.to(device)
     size = (3, config.image_size, config.image_size)
     check_batch_of_one(model, size, config.batch_size, f"the localizer ({config.backbone})")
@@ -263,7 +272,7 @@ def train_localizer(
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):
-            model.train()
+            train_mode(model)
             total = 0.0
             for chunk in batch_slices(train_idx[torch.randperm(len(train_idx))], config.batch_size):
                 x, target = batch(data, chunk, device, mirror=config.mirror)

@@ -35,6 +35,7 @@ class RunSummary:
     model: str = "?"
     data: str = "?"
     pretrained: str = ""  # the weights file it started from (--pretrained), if any
+    freeze: str = ""  # what of it stayed fixed (--freeze backbone or stages:K), if anything
     progress: str = ""  # "3/10 epochs" (or "1838/2000 steps"): done of those planned
     state: str = ""  # finished, stopped early at N, unfinished, or what could not be read
     result: str = ""  # the headline figure
@@ -94,6 +95,7 @@ def summarise(folder: Path) -> RunSummary:
         row.model += f" ({_face_method(config)})"
     row.data = str(config.get("data", "?"))
     row.pretrained = str(config.get("pretrained") or "")
+    row.freeze = "" if config.get("freeze", "none") == "none" else str(config["freeze"])
     unit, planned = ("steps", config.get("steps")) if row.task == "faces" else ("epochs", None)
     if unit == "epochs":
         planned = config.get("epochs")

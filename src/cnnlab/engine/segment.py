@@ -49,7 +49,13 @@ from cnnlab.engine.segment_data import (
     SegmentationData,
     load_segmentation_data,
 )
-from cnnlab.engine.transfer import backbone_groups, pretrained_backbone
+from cnnlab.engine.transfer import (
+    backbone_groups,
+    freeze_part,
+    pretrained_backbone,
+    train_mode,
+    warn_frozen_at_random,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import check_batch_of_one, input_must_fit
@@ -166,9 +172,12 @@ def train_segmenter(
         at_input_size(ghost, torch.zeros(1, *size))
     check_batch_of_one(ghost.train(), size, config.batch_size, config.model, at_input_size)
     part = "encoder"  # unet_resnet18's ResNet: the part pretrained weights fit
-    if (config.pretrained or config.backbone_lr_mult != 1) and not hasattr(ghost, part):
+    if (
+        config.pretrained or config.backbone_lr_mult != 1 or config.freeze != "none"
+    ) and not hasattr(ghost, part):
         raise CnnlabError(
-            "--pretrained and --backbone-lr-mult are for a U-Net with a classifier's encoder "
+            "--pretrained, --freeze and --backbone-lr-mult are for a U-Net with a classifier's "
+            "encoder "
             f"(--model unet_resnet18); {config.model} has none"
         )
     given_weights = parse_class_weights(config.class_weights)
@@ -186,6 +195,9 @@ def train_segmenter(
     model = create_model(config.model, **kwargs)
     if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
         console.print(escape(pretrained_backbone(model, config.pretrained, part)))
+    freeze_part(model, config.freeze, part)
+    if ckpt is None:  # resumed: warned when it began
+        warn_frozen_at_random(config.freeze, config.pretrained)
     model = model.to(device)
     settings = choose_settings(config.model, device, config.precision, image_size=config.image_size)
     model = settings.layout(model)
@@ -227,7 +239,7 @@ def train_segmenter(
     with run.hint(), epoch_progress(console) as progress:
         task = progress.add_task("train", total=config.epochs, completed=run.start - 1, stats="")
         for epoch in run.epochs(config.epochs):
-            model.train()
+            train_mode(model)
             total = 0.0
             for idx in batch_slices(train[torch.randperm(len(train))], config.batch_size):
                 x, y = make_batch(data, idx, augment)

@@ -14,6 +14,7 @@ Weights come from a cnnlab checkpoint or a torchvision weights file (see
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -43,32 +44,74 @@ def freeze_groups(model: nn.Module, head: set[str]) -> list[list[str]]:
     return groups
 
 
-def apply_freeze(model: nn.Module, policy: str, input_size: tuple[int, ...]) -> list[str]:
-    """Set ``requires_grad=False`` per ``policy`` (``none``, ``backbone``, ``stages:K``); return
-    the frozen parameter names."""
+def frozen_names(model: nn.Module, policy: str, head: set[str], what: str = "model") -> list[str]:
+    """The parameter names ``policy`` fixes: none for ``none``; every one outside ``head`` for
+    ``backbone``; the first K of :func:`freeze_groups` for ``stages:K`` (``what`` names the
+    module in the error for a K out of range)."""
     if policy == "none":
         return []
-    head = head_parameter_names(model, input_size)
     if policy == "backbone":
-        frozen = [n for n, _ in model.named_parameters() if n not in head]
-    elif policy.startswith("stages:"):
-        try:
-            k = int(policy.split(":", 1)[1])
-        except ValueError:
-            raise CnnlabError(f"--freeze {policy!r}: expected stages:K with an integer K") from None
-        groups = freeze_groups(model, head)
-        if not 0 <= k <= len(groups):
-            raise CnnlabError(
-                f"--freeze {policy}: K must be 0 to {len(groups)} (the model has {len(groups)} "
-                "stages)"
-            )
-        frozen = [n for g in groups[:k] for n in g]
-    else:
+        return [n for n, _ in model.named_parameters() if n not in head]
+    if not policy.startswith("stages:"):
         raise CnnlabError(f"--freeze must be none, backbone or stages:K, got {policy!r}")
+    try:
+        k = int(policy.split(":", 1)[1])
+    except ValueError:
+        raise CnnlabError(f"--freeze {policy!r}: expected stages:K with an integer K") from None
+    groups = freeze_groups(model, head)
+    if not 0 <= k <= len(groups):
+        raise CnnlabError(
+            f"--freeze {policy}: K must be 0 to {len(groups)} (the {what} has {len(groups)} stages)"
+        )
+    return [n for g in groups[:k] for n in g]
+
+
+def apply_freeze(model: nn.Module, policy: str, input_size: tuple[int, ...]) -> list[str]:
+    """Set ``requires_grad=False`` per ``policy`` (``none``, ``backbone``, ``stages:K``) on a
+    classifier, whose head is its last layer; return the frozen parameter names."""
+    if policy == "none":
+        return []
+    frozen = frozen_names(model, policy, head_parameter_names(model, input_size))
     params = dict(model.named_parameters())
     for name in frozen:
         params[name].requires_grad_(False)
     return frozen
+
+
+def freeze_part(model: nn.Module, policy: str, part: str = "backbone") -> list[str]:
+    """``--freeze`` of a model that reads a classifier's features from its ``part`` (a
+    detector's, localizer's or face encoder's ``backbone``, a U-Net's ResNet ``encoder``):
+    ``backbone`` fixes the whole part, ``stages:K`` its first K blocks (ResNet: the stem, then
+    layer1 ...); what comes after it (neck, heads, decoder, embedding layer) trains. Sets
+    ``requires_grad=False`` on them and returns their names in ``model``. With
+    :func:`train_mode` their batch norms keep the statistics they came with."""
+    if policy == "none":
+        return []
+    sub = model.get_submodule(part)
+    names = frozen_names(sub, policy, head=set(), what=part)
+    params = dict(sub.named_parameters())
+    for name in names:
+        params[name].requires_grad_(False)
+    return [f"{part}.{n}" for n in names]
+
+
+def warn_frozen_at_random(policy: str, pretrained: str) -> None:
+    """A warning when ``--freeze`` fixes layers that no ``--pretrained`` file filled: they keep
+    their random initial weights (training then fits only what comes after them)."""
+    if policy != "none" and not pretrained:
+        warnings.warn(
+            f"--freeze {policy} without --pretrained: the frozen layers keep their random "
+            "initial weights (give --pretrained FILE to train on features learned elsewhere)",
+            stacklevel=3,
+        )
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, except the batch norms of frozen layers (:func:`frozen_norms_to_eval`):
+    a frozen backbone neither learns nor drifts with the new data's batch statistics."""
+    model.train()
+    frozen_norms_to_eval(model)
+    return model
 
 
 def frozen_norms_to_eval(model: nn.Module) -> None:
