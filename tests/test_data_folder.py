@@ -319,9 +319,9 @@ def test_train_on_a_folder(
     # --csv holds every prediction, flat; the terminal shows the first SHOWN
     import csv
 
-    import cnnlab.cli.common as cli_common
+    import cnnlab.cli.shown as cli_shown
 
-    monkeypatch.setattr(cli_common, "SHOWN", 5)
+    monkeypatch.setattr(cli_shown, "SHOWN", 5)
     table = tmp_path / "sheets" / "pred.csv"
     assert main([*predict[:-1], str(image_folder), "--csv", str(table)]) == 0
     shown = capsys.readouterr().out

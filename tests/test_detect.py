@@ -428,9 +428,9 @@ def test_cli(
     assert f"{pseudo}: not empty; give a new or empty folder" in err
     assert sorted((f.name, f.stat().st_mtime_ns) for f in pseudo.rglob("*")) == before
     table = tmp_path / "boxes.csv"  # one row a detection, a bare source for an image with none
-    import cnnlab.cli.common as cli_common
+    import cnnlab.cli.shown as cli_shown
 
-    monkeypatch.setattr(cli_common, "SHOWN", 1)  # the table stops at SHOWN images
+    monkeypatch.setattr(cli_shown, "SHOWN", 1)  # the table stops at SHOWN images
     assert main([*argv, *files, "--score-threshold", "0.99", "--csv", str(table)]) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert f"the first 1 of 2 images shown; all in {table}" in said

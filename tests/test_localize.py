@@ -230,9 +230,9 @@ def test_cli_train_eval_predict(
             changed = np.abs(np.asarray(drawn, dtype=int) - np.asarray(source.convert("RGB")))
             assert changed.any() == (row["object_probability"] >= 0.5)
     sheet = tmp_path / "boxes.csv"  # one row an image: y = [p_c, class, box] in its pixels
-    import cnnlab.cli.common as cli_common
+    import cnnlab.cli.shown as cli_shown
 
-    monkeypatch.setattr(cli_common, "SHOWN", 1)  # the table stops at SHOWN images
+    monkeypatch.setattr(cli_shown, "SHOWN", 1)  # the table stops at SHOWN images
     assert (
         main(
             ["localize", "predict", "--checkpoint", ckpt, *files, "-o", shown, "--csv", str(sheet)]

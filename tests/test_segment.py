@@ -384,9 +384,9 @@ def test_cli(
     # --csv: a row an image, its two files and each class's pixels; the table stops at SHOWN
     import csv
 
-    import cnnlab.cli.common as cli_common
+    import cnnlab.cli.shown as cli_shown
 
-    monkeypatch.setattr(cli_common, "SHOWN", 1)
+    monkeypatch.setattr(cli_shown, "SHOWN", 1)
     sheet = tmp_path / "sheets" / "pixels.csv"
     assert main([*argv, *map(str, photos), "--csv", str(sheet)]) == 0
     shown = " ".join(capsys.readouterr().out.split())

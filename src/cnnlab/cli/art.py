@@ -8,17 +8,15 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import (
-    ImageFiles,
-    Parser,
-    add_device,
+from cnnlab.cli.common import ImageFiles, Parser, add_device
+from cnnlab.cli.typed import refuse_beside_images, refuse_lr_without_adam
+from cnnlab.cli.values import (
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     random_seed,
 )
-from cnnlab.cli.typed import refuse_beside_images, refuse_lr_without_adam
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 

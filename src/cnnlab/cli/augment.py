@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import positive_int, random_seed
+from cnnlab.cli.values import positive_int, random_seed
 from cnnlab.errors import CnnlabError
 
 CLASSIFY_DEFAULT = "flip,crop,rotate,shear,warp,color"

@@ -10,31 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cnnlab.cli.common import (
-    MAX_DRAWN,
-    SHOWN,
     Parser,
     add_checkpoint_split,
-    add_csv,
     add_device,
     add_eval_data,
     add_image_files,
     add_patience,
     add_precision,
     add_resume,
-    compact_table,
-    csv_file,
     data_change_reported,
-    drawn_note,
-    figure_file,
-    first_shown,
-    non_negative_float,
-    positive_float,
-    positive_int,
-    random_seed,
     resumed_config,
-    run_folder_note,
-    runner_up_columns,
-    write_csv,
 )
 from cnnlab.cli.predicting import (
     add_as_dataset,
@@ -49,7 +34,21 @@ from cnnlab.cli.predicting import (
     drawn_said,
     frame_stride,
 )
+from cnnlab.cli.shown import (
+    MAX_DRAWN,
+    SHOWN,
+    add_csv,
+    compact_table,
+    csv_file,
+    drawn_note,
+    figure_file,
+    first_shown,
+    run_folder_note,
+    runner_up_columns,
+    write_csv,
+)
 from cnnlab.cli.typed import refuse_beside_images
+from cnnlab.cli.values import non_negative_float, positive_float, positive_int, random_seed
 from cnnlab.config import DEFAULT_OPSET, RESIZE_MODES
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted

@@ -1,11 +1,12 @@
-"""Shared pieces of the command line: a one-line-error parser and typed value parsers."""
+"""Shared pieces of the command line: a one-line-error parser, settings read from the options
+(``config_from_args``, ``--resume``), and the options several commands share. What a typed
+value must be is :mod:`cnnlab.cli.values`; what commands show and write, :mod:`cnnlab.cli.shown`."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import difflib
-import math
 import re
 import sys
 import warnings
@@ -14,11 +15,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from rich import box
-from rich.table import Table
-
-from cnnlab.config import MAX_SEED, is_seed
-from cnnlab.errors import CnnlabError, refuse_unwritable
+from cnnlab.cli.values import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    random_seed,
+)
+from cnnlab.errors import CnnlabError
 from cnnlab.words import nearest
 
 
@@ -213,7 +217,6 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 
 C = TypeVar("C")
-R = TypeVar("R")
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
@@ -265,89 +268,6 @@ def add_resume(parser: argparse.ArgumentParser) -> None:
         "--resume",
         help="a run's last.pt: continue exactly where it stopped, with its own settings",
     )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A probability-like value: a score or IoU threshold, a share."""
-    value = _float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def random_seed(text: str) -> int:
-    """A random seed: an integer numpy and scikit-learn accept too, in [0, 2**32 - 1]."""
-    value = non_negative_int(text)
-    if not is_seed(value):
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
-    return value
-
-
-def padding(text: str) -> int | str:
-    if text in ("same", "valid"):
-        return text
-    return non_negative_int(text)
-
-
-def dims(text: str) -> tuple[int, ...]:
-    """``"3x32x32"`` -> ``(3, 32, 32)``."""
-    if not re.fullmatch(r"\d+([xX]\d+)*", text.strip()):
-        raise argparse.ArgumentTypeError(f"expected sizes like 3x32x32, got {text!r}")
-    dims = tuple(int(d) for d in re.split(r"[xX]", text.strip()))
-    if min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
-    return dims
-
-
-def numel(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 class ImageFiles(argparse.Action):
@@ -520,94 +440,3 @@ def split_changed(ckpt: dict[str, Any], split: str, *tensors: Any) -> bool | Non
 
     with data_change_reported():
         return data_changed(ckpt, split, *tensors)
-
-
-def csv_file(path: str) -> Path:
-    """``path`` when a CSV file can be written there (its folders are made); a folder, a file
-    where a folder is needed, or a place nothing can be written is an error before the images
-    are read."""
-    out = Path(path)
-    if out.is_dir():
-        raise CnnlabError(f"{out}: a folder; give the CSV's file name, e.g. {out / 'pred.csv'}")
-    refuse_unwritable(out)  # found now, not after every image was predicted
-    return out
-
-
-def write_csv(
-    path: Path,
-    rows: list[dict[str, Any]],
-    console: Any,
-    quiet: bool,
-    header: Sequence[str] = (),
-) -> str:
-    """Write ``rows`` (one flat dict each) to the CSV ``path`` with
-    :func:`cnnlab.engine.runlog.write_rows` (``header``, else their keys), say so unless
-    ``quiet``, and return the path for ``--json``."""
-    from cnnlab.engine.runlog import write_rows
-
-    write_rows(path, rows, header)
-    if not quiet:
-        console.print(f"wrote {path}")
-    return str(path)
-
-
-def figure_file(output: str) -> Path:
-    """Where a ``-o`` figure goes: a file matplotlib can write, at a place that takes one
-    (checked before any image is read, not after the work)."""
-    from cnnlab.viz.plots import figure_path
-
-    path = figure_path(output)
-    refuse_unwritable(path)
-    return path
-
-
-def run_folder_note(run_dir: str | Path) -> str:
-    """``run folder: runs/x (figures: curves.png, ...)``: where a training run went, and the
-    figures it drew there."""
-    figures = ", ".join(sorted(f.name for f in Path(run_dir).glob("*.png")))
-    return f"run folder: {run_dir}" + (f" (figures: {figures})" if figures else "")
-
-
-MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
-
-
-def drawn_note(n: int) -> str:
-    """What a predict figure leaves out: it draws the first :data:`MAX_DRAWN` of ``n`` images."""
-    return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
-
-
-# rows of a predict command's table on the terminal (--csv and --json hold them all): a folder
-# of thousands of images would otherwise scroll its table, and the line saying where the
-# figure went, out of sight
-SHOWN = 50
-
-
-def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], str]:
-    """The first :data:`SHOWN` of ``rows`` (one an image) for a terminal table, and the line to
-    print under it naming where the rest are ("" when none were left out)."""
-    if len(rows) <= SHOWN:
-        return rows, ""
-    where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
-    return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
-
-
-def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--csv FILE``: every prediction also as a spreadsheet."""
-    parser.add_argument("--csv", help=f"also write {what} to this CSV file")
-
-
-def runner_up_columns(top_k: Sequence[Sequence[Any]], what: str, score: str) -> dict[str, Any]:
-    """A ranking's entries after the first (``[name, score]`` each, best first) as spreadsheet
-    columns ``{what}_2, {score}_2, {what}_3...``: the runners-up of a row's ``top_k``."""
-    columns: dict[str, Any] = {}
-    for n, (name, value) in enumerate(top_k[1:], start=2):
-        columns[f"{what}_{n}"], columns[f"{score}_{n}"] = name, value
-    return columns
-
-
-def compact_table(title: str) -> Table:
-    """A table whose columns are two spaces apart, with no lines between them (rich's boxes
-    spend three characters a column): names and numbers stay whole at 80 columns."""
-    return Table(
-        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1)
-    )

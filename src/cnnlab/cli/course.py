@@ -10,15 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.cli.common import (
-    Parser,
-    dims,
-    non_negative_int,
-    padding,
-    positive_int,
-    unit_interval,
-)
+from cnnlab.cli.common import Parser
 from cnnlab.cli.typed import refuse_other_mode
+from cnnlab.cli.values import dims, non_negative_int, padding, positive_int, unit_interval
 from cnnlab.cli.zoo import MODEL_HELP
 from cnnlab.errors import CnnlabError
 

@@ -11,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.cli.common import Parser, positive_int, random_seed
+from cnnlab.cli.common import Parser
+from cnnlab.cli.values import positive_int, random_seed
 from cnnlab.errors import CnnlabError
 
 LAYOUTS = {
@@ -27,7 +28,7 @@ LAYOUTS = {
 def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Read ``--data`` as ``TASK``'s training would and show each split's images per class
     (boxes, pixels), and the classes a split lacks."""
-    from cnnlab.cli.common import figure_file
+    from cnnlab.cli.shown import figure_file
     from cnnlab.engine.data_check import check_data
 
     if args.task == "faces" and args.output:
@@ -84,7 +85,7 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
 def _class_table(found: dict[str, Any]) -> Table:
     """A row a class, a column a split: images; boxes in images (and the first split's median
     box size); or the share of the labelled pixels in images."""
-    from cnnlab.cli.common import compact_table
+    from cnnlab.cli.shown import compact_table
 
     task, splits = found["task"], list(found["splits"])
     boxes = task in ("detect", "localize")
@@ -118,7 +119,7 @@ def _identities_said(found: dict[str, Any], console: Console) -> dict[str, Any]:
     """``data check faces``: the seen and unseen identities, each one's images summed up."""
     import statistics
 
-    from cnnlab.cli.common import compact_table
+    from cnnlab.cli.shown import compact_table
 
     console.print(f"{found['data']}: identities trained on (seen) and held out (unseen)")
     table = compact_table("")

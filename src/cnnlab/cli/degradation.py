@@ -10,7 +10,9 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import add_device, figure_file, positive_int, random_seed
+from cnnlab.cli.common import add_device
+from cnnlab.cli.shown import figure_file
+from cnnlab.cli.values import positive_int, random_seed
 
 
 def _depths(text: str) -> tuple[int, ...]:
@@ -58,7 +60,7 @@ def cmd_explain_degradation(args: argparse.Namespace, console: Console) -> dict[
     if figure is not None:
         result["figure"] = plot_degradation(rows, str(figure), args.data)
     if not args.json:
-        from cnnlab.cli.common import compact_table
+        from cnnlab.cli.shown import compact_table
 
         table = compact_table(
             f"{args.data}, {counted(args.epochs, 'epoch')}: error at the last epoch (training "

@@ -11,8 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import Parser, positive_float, positive_int, random_seed
+from cnnlab.cli.common import Parser
 from cnnlab.cli.typed import refuse_lr_without_adam
+from cnnlab.cli.values import positive_float, positive_int, random_seed
 
 
 def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import figure_file, random_seed
 from cnnlab.cli.face_gallery import add_encoder, load_encoder
 from cnnlab.cli.faces import most_confused
+from cnnlab.cli.shown import figure_file
+from cnnlab.cli.values import random_seed
 from cnnlab.errors import CnnlabError
 from cnnlab.words import comma_names, counted, skipped_lines
 

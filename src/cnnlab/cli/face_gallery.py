@@ -13,9 +13,10 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import (
+from cnnlab.cli.common import add_device
+from cnnlab.cli.predicting import dataset_folder, frame_stride, sources_word
+from cnnlab.cli.shown import (
     MAX_DRAWN,
-    add_device,
     csv_file,
     drawn_note,
     figure_file,
@@ -23,7 +24,6 @@ from cnnlab.cli.common import (
     runner_up_columns,
     write_csv,
 )
-from cnnlab.cli.predicting import dataset_folder, frame_stride, sources_word
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted, skipped_lines
 

@@ -13,17 +13,10 @@ from rich.table import Table
 from cnnlab.cli.common import (
     Parser,
     add_backbone_weights,
-    add_csv,
     add_device,
     add_image_files,
     add_run_folder,
     config_from_args,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    random_seed,
-    run_folder_note,
 )
 from cnnlab.cli.face_gallery import (
     NOT_RECOGNIZED,
@@ -37,7 +30,15 @@ from cnnlab.cli.predicting import (
     add_as_dataset,
     add_every,
 )
+from cnnlab.cli.shown import add_csv, run_folder_note
 from cnnlab.cli.typed import typed
+from cnnlab.cli.values import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from cnnlab.errors import CnnlabError
 
 SUMMARY_ROWS = (  # (key in train_faces' results, what it measures)

@@ -13,7 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import checkpoint_among, positive_int
+from cnnlab.cli.common import checkpoint_among
+from cnnlab.cli.values import positive_int
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
 

@@ -11,14 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cnnlab.cli.common import (
-    add_device,
-    figure_file,
-    positive_float,
-    positive_int,
-    random_seed,
-)
+from cnnlab.cli.common import add_device
+from cnnlab.cli.shown import figure_file
 from cnnlab.cli.typed import typed
+from cnnlab.cli.values import positive_float, positive_int, random_seed
 from cnnlab.config import REGION_METHODS, RegionsConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.progress import ProgressBar

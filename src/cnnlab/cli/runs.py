@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import compact_table
+from cnnlab.cli.shown import compact_table
 from cnnlab.errors import CnnlabError
 
 TASKS = ("classify", "localize", "detect", "segment", "faces")

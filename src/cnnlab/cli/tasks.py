@@ -13,29 +13,18 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.cli.common import (
-    MAX_DRAWN,
     Parser,
     add_backbone_weights,
     add_checkpoint_split,
-    add_csv,
     add_device,
     add_eval_data,
     add_image_files,
     add_precision,
     add_resume,
     add_schedule,
-    compact_table,
-    csv_file,
     data_change_reported,
-    drawn_note,
-    first_shown,
-    positive_int,
-    random_seed,
     resumed_config,
-    run_folder_note,
     split_changed,
-    unit_interval,
-    write_csv,
 )
 from cnnlab.cli.predicting import (
     add_as_dataset,
@@ -51,7 +40,18 @@ from cnnlab.cli.predicting import (
     predict_network,
     write_boxes,
 )
+from cnnlab.cli.shown import (
+    MAX_DRAWN,
+    add_csv,
+    compact_table,
+    csv_file,
+    drawn_note,
+    first_shown,
+    run_folder_note,
+    write_csv,
+)
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.cli.values import positive_int, random_seed, unit_interval
 from cnnlab.data.drafts import DRAFT_FORMATS
 from cnnlab.words import counted
 

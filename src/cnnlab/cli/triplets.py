@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import figure_file, non_negative_float, non_negative_int
+from cnnlab.cli.shown import figure_file
+from cnnlab.cli.values import non_negative_float, non_negative_int
 
 
 def cmd_explain_triplet(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from cnnlab.cli.common import compact_table, dims, numel
+from cnnlab.cli.shown import compact_table
+from cnnlab.cli.values import dims, numel
 from cnnlab.errors import CnnlabError
 
 MODEL_HELP = "a registered model, see cnnlab models"

@@ -1,0 +1,94 @@
+"""What a typed option value must be: argparse ``type=`` functions that turn the text into a
+number, a seed or a shape, or refuse it in one line (``--lr: must be > 0, got -1``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Sequence
+
+from cnnlab.config import MAX_SEED, is_seed
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A probability-like value: a score or IoU threshold, a share."""
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def random_seed(text: str) -> int:
+    """A random seed: an integer numpy and scikit-learn accept too, in [0, 2**32 - 1]."""
+    value = non_negative_int(text)
+    if not is_seed(value):
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
+    return value
+
+
+def padding(text: str) -> int | str:
+    if text in ("same", "valid"):
+        return text
+    return non_negative_int(text)
+
+
+def dims(text: str) -> tuple[int, ...]:
+    """``"3x32x32"`` -> ``(3, 32, 32)``."""
+    if not re.fullmatch(r"\d+([xX]\d+)*", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected sizes like 3x32x32, got {text!r}")
+    dims = tuple(int(d) for d in re.split(r"[xX]", text.strip()))
+    if min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
+    return dims
+
+
+def numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
