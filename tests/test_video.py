@@ -80,6 +80,25 @@ def test_detect_predict_on_a_video_is_predict_on_its_frames(
     ]
     boxed = [i for i, r in enumerate(rows) if r["detections"]]
     assert np.mean([ones[i] for i in boxed]) > 2 * np.mean([twice[i] for i in boxed])
+    assert main([*argv, "0.05", "-o", str(tmp_path / "boxes.png")]) == 0  # counts frames
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"wrote {tmp_path / 'boxes.png'} (the first 24 of 36 frames)" in said
+
+
+def test_the_lines_under_a_table_count_frames_as_frames() -> None:
+    """A table or figure that leaves rows out says of what: images, a video's frames, or
+    both."""
+    from cnnlab.cli.shown import drawn_note, first_shown
+
+    frames = [{"source": f"clip.mp4#frame={i}"} for i in range(60)]
+    shown, note = first_shown(frames, None)
+    assert len(shown) == 50 and note == "the first 50 of 60 frames shown; --csv FILE writes all"
+    assert drawn_note(frames) == " (the first 24 of 60 frames)"
+    both = [{"source": "a.png"}, *frames]
+    assert first_shown(both, Path("all.csv"))[1] == (
+        "the first 50 of 61 images and frames shown; all in all.csv"
+    )
+    assert drawn_note(frames[:24]) == "" and first_shown(frames[:50], None) == (frames[:50], "")
 
 
 def test_localize_predict_reads_videos_and_images_together(

@@ -141,7 +141,7 @@ def _draw(
         images = split_images[: len(drawn)]
     written = draw_predictions(drawn, images, path, f"predictions of {meta['model']}")
     if not args.json:
-        console.print(f"wrote {written}{drawn_note(len(rows))}")
+        console.print(f"wrote {written}{drawn_note(rows)}")
     return written
 
 

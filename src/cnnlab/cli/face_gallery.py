@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.cli.common import add_device
-from cnnlab.cli.predicting import dataset_folder, frame_stride, sources_word
+from cnnlab.cli.predicting import dataset_folder, frame_stride
 from cnnlab.cli.shown import (
     MAX_DRAWN,
     csv_file,
@@ -22,6 +22,7 @@ from cnnlab.cli.shown import (
     figure_file,
     first_shown,
     runner_up_columns,
+    sources_word,
     write_csv,
 )
 from cnnlab.errors import CnnlabError
@@ -158,7 +159,7 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     if figure:
         result["figure"] = str(_draw_probes(rows, encoder, figure, args.what == "verify"))
         if not args.json:
-            console.print(f"wrote {figure}{drawn_note(len(rows))}")
+            console.print(f"wrote {figure}{drawn_note(rows)}")
     if csv_path:  # source, claimed, distance, same / identity, nearest (and the runners-up)
         result["csv"] = write_csv(csv_path, [_flat(r) for r in rows], console, args.json)
     if dataset:  # a person folder each: correct it, then enrol it (--people) or train on it

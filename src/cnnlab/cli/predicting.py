@@ -207,15 +207,6 @@ def draw_found(
             rows[i]["drawn"] = written
 
 
-def sources_word(sources: Sequence[str]) -> str:
-    """What a count of rows calls them: ``images``, ``frames`` (every one a video's), or
-    ``images and frames``."""
-    from cnnlab.data.video import video_of
-
-    frames = sum(video_of(str(s)) is not None for s in sources)
-    return "images" if not frames else "frames" if frames == len(sources) else "images and frames"
-
-
 def drawn_said(rows: list[dict[str, Any]], folder: Path, what: str = "the boxes") -> str:
     """What ``--out`` drew, in a line: ``drew the boxes on 1 image and 8 frames of 2 videos in
     out (clip_boxes.mp4, ...)``."""

@@ -208,7 +208,7 @@ def cmd_segment_predict(args: argparse.Namespace, console: Console) -> dict[str,
     if figure:
         result["figure"] = str(plot_predictions(drawn, names, figure))
         if not args.json:
-            console.print(f"wrote {figure}{drawn_note(len(rows))}")
+            console.print(f"wrote {figure}{drawn_note(rows)}")
     if csv_path:  # one row an image: its two PNGs, then each class's pixels in the map
         flat = [
             {"source": r["source"], "map": r["map"], "overlay": r["overlay"]}

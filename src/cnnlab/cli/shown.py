@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rich import box
 from rich.table import Table
 
 from cnnlab.errors import CnnlabError, refuse_unwritable
-
-R = TypeVar("R")
 
 
 def csv_file(path: str) -> Path:
@@ -66,9 +64,22 @@ def run_folder_note(run_dir: str | Path) -> str:
 MAX_DRAWN = 24  # images in a predict figure; --json and --csv have every one
 
 
-def drawn_note(n: int) -> str:
-    """What a predict figure leaves out: it draws the first :data:`MAX_DRAWN` of ``n`` images."""
-    return f" (the first {MAX_DRAWN} of {n} images)" if n > MAX_DRAWN else ""
+def sources_word(sources: Sequence[str]) -> str:
+    """What a count of rows calls them: ``images``, ``frames`` (every one a video's), or
+    ``images and frames``."""
+    from cnnlab.data.video import video_of
+
+    frames = sum(video_of(str(s)) is not None for s in sources)
+    return "images" if not frames else "frames" if frames == len(sources) else "images and frames"
+
+
+def drawn_note(rows: Sequence[dict[str, Any]]) -> str:
+    """What a predict figure leaves out: it draws the first :data:`MAX_DRAWN` of the ``rows``
+    (one an image or a video's frame, its ``"source"`` naming which)."""
+    if len(rows) <= MAX_DRAWN:
+        return ""
+    what = sources_word([r["source"] for r in rows])
+    return f" (the first {MAX_DRAWN} of {len(rows):,} {what})"
 
 
 # rows of a predict command's table on the terminal (--csv and --json hold them all): a folder
@@ -77,13 +88,17 @@ def drawn_note(n: int) -> str:
 SHOWN = 50
 
 
-def first_shown(rows: Sequence[R], csv_path: Path | None) -> tuple[Sequence[R], str]:
-    """The first :data:`SHOWN` of ``rows`` (one an image) for a terminal table, and the line to
-    print under it naming where the rest are ("" when none were left out)."""
+def first_shown(
+    rows: Sequence[dict[str, Any]], csv_path: Path | None
+) -> tuple[Sequence[dict[str, Any]], str]:
+    """The first :data:`SHOWN` of ``rows`` (one an image or a video's frame, its ``"source"``
+    naming which) for a terminal table, and the line to print under it naming where the rest
+    are ("" when none were left out)."""
     if len(rows) <= SHOWN:
         return rows, ""
     where = f"all in {csv_path}" if csv_path else "--csv FILE writes all"
-    return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} images shown; {where}"
+    what = sources_word([r["source"] for r in rows])
+    return rows[:SHOWN], f"the first {SHOWN} of {len(rows):,} {what} shown; {where}"
 
 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:

@@ -214,7 +214,7 @@ def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{drawn_note(len(rows))}")
+        console.print(f"wrote {path}{drawn_note(rows)}")
         if drawn_to:
             console.print(drawn_said(rows, drawn_to))
     result = {"figure": str(path), "predictions": rows}
@@ -372,7 +372,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
         console.print(table)
         if note:
             console.print(note)
-        console.print(f"wrote {path}{drawn_note(len(rows))}")
+        console.print(f"wrote {path}{drawn_note(rows)}")
         if drawn_to:
             console.print(drawn_said(rows, drawn_to))
     result = {"figure": str(path), "predictions": rows}
