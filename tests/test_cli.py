@@ -1027,6 +1027,9 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
         "(name: one of mnist, fashion-mnist, "
         "cifar10, cifar100, pets, voc2007, voc2012, coco, coco-train2017)"
     )
+    assert run_error(capsys, "data", "check", "--data", "x").endswith(  # its choices too
+        "(task: whose training reads it, one of classify, detect, localize, segment, faces)"
+    )
     # a checkpoint, an image or a folder given without its option: where it goes
     hint = "; to use best.pt, put --checkpoint before it"
     for argv in (

@@ -137,13 +137,15 @@ class Parser(argparse.ArgumentParser):
 
     def _what_is_missing(self, message: str) -> str:
         """`` (model: a registered model, see cnnlab models)``: the help of each positional
-        argparse says is required, so the error says what to give (``cnnlab summary``)."""
+        argparse says is required, and its choices where it has them, so the error says what
+        to give (``cnnlab summary``, ``cnnlab data check``)."""
         missing = re.search(r"the following arguments are required: (.*)$", message)
         if not missing:
             return ""
         names = missing[1].split(", ")
-        helps = [
+        helps = [  # and what it may be, where argparse knows (`cnnlab data check`)
             f"{a.dest}: {a.help}"
+            + (f", one of {', '.join(map(str, a.choices))}" if a.choices else "")
             for a in self._actions
             if not a.option_strings and a.dest in names and a.help
         ]
