@@ -104,6 +104,9 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert main(["runs", "--task", "classify"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "resnet18 from resnet18-f37072fd.pth (stages:3 frozen) on pets" in out
+    (tuned / "config.json").write_text(json.dumps(settings | {"pretrained": "runs/x/a/best.pt"}))
+    assert main(["runs", "--task", "classify"]) == 0  # a run's best.pt: which run's
+    assert f"resnet18 from {Path('a/best.pt')} on pets" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_faces_run_names_how_it_trained() -> None:

@@ -31,7 +31,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         table.add_column("trained", overflow="fold")
         table.add_column("outcome", overflow="fold")
         for r in runs:
-            start = f" from {Path(r.pretrained).name}" if r.pretrained else ""
+            start = f" from {_weights_name(r.pretrained)}" if r.pretrained else ""
             start += f" ({r.freeze} frozen)" if r.freeze else ""
             trained = f"{r.task}: {r.model}{start} on {r.data}"
             if r.progress:
@@ -42,6 +42,13 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             table.add_row(_within(Path(r.run), root), trained, outcome)
         console.print(table if runs else f"no run folders under {root}")
     return {"root": str(root), "runs": as_dicts(runs)}
+
+
+def _weights_name(path: str) -> str:
+    """A weights file by its name (``resnet18-f37072fd.pth``), or, for a run's ``best.pt`` or
+    ``last.pt``, with its run folder's (``detect/run-2/best.pt`` says more than ``best.pt``)."""
+    p = Path(path)
+    return str(Path(p.parent.name, p.name)) if p.name in ("best.pt", "last.pt") else p.name
 
 
 def _within(path: Path, root: Path) -> str:
