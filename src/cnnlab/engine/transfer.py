@@ -9,7 +9,10 @@ much data there is, what to train:
 
 Weights come from a cnnlab checkpoint or a torchvision weights file (see
 :mod:`cnnlab.models.torchvision_weights`); the classifier is replaced when the class count differs.
-``faces train --pretrained`` loads them into a face encoder's backbone the same way.
+The tasks built on a classifier's features (``detect``, ``localize``, ``faces train`` and
+``segment train --model unet_resnet18``) take the same three options for that part, their
+``backbone`` (the U-Net's ``encoder``): :func:`pretrained_backbone`, :func:`freeze_part` and
+:func:`backbone_groups`, with :func:`train_mode` keeping frozen batch norms as loaded.
 """
 
 from __future__ import annotations
