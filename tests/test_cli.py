@@ -863,8 +863,8 @@ def test_every_option_is_explained_with_its_default() -> None:
             elif not action.help:
                 silent.append(f"{' '.join(path)} {action.option_strings or action.dest}")
     assert silent == []
-    for _, parser in commands:
-        parser.format_help()  # every --help renders
+    for path, parser in commands:  # every --help renders, with no empty default shown
+        assert "(default: )" not in " ".join(parser.format_help().split()), " ".join(path)
     usage = " ".join(dict(commands)[("cnnlab", "detect", "predict")].format_help().split())
     assert "(default: 0.3)" in usage and "(default: runs/detect/predictions.png)" in usage
     assert "(default: None)" not in usage and "(default: False)" not in usage

@@ -31,7 +31,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         default = action.default
-        unset = any(default is v for v in (None, False, argparse.SUPPRESS)) or default == []
+        unset = any(default is v for v in (None, False, argparse.SUPPRESS)) or default in ([], "")
         positional = not action.option_strings and action.nargs not in ("?", "*")
         if not action.help or "default" in action.help or unset or positional:
             return action.help
