@@ -848,6 +848,7 @@ def test_every_option_is_explained_with_its_default() -> None:
     """``--help`` of every command says what each option and sub-command does; a real default
     is shown."""
     import argparse
+    import re
 
     from cnnlab.cli import build_parser
 
@@ -864,10 +865,17 @@ def test_every_option_is_explained_with_its_default() -> None:
                 silent.append(f"{' '.join(path)} {action.option_strings or action.dest}")
     assert silent == []
     for path, parser in commands:  # every --help renders, with no empty default shown
-        assert "(default: )" not in " ".join(parser.format_help().split()), " ".join(path)
+        text = " ".join(parser.format_help().split())
+        assert not re.search(r"\(default: (\)|True|\(|\[)", text), " ".join(path)
     usage = " ".join(dict(commands)[("cnnlab", "detect", "predict")].format_help().split())
     assert "(default: 0.3)" in usage and "(default: runs/detect/predictions.png)" in usage
     assert "(default: None)" not in usage and "(default: False)" not in usage
+    degradation = " ".join(
+        dict(commands)[("cnnlab", "explain", "degradation")].format_help().split()
+    )
+    assert "(default: 20,56)" in degradation  # as it is typed
+    mirror = " ".join(dict(commands)[("cnnlab", "detect", "train")].format_help().split())
+    assert "left and right differ (arrows, text) (default: on)" in mirror  # a switch's
 
 
 def test_json_line_is_valid_json_whatever_the_numbers() -> None:

@@ -35,6 +35,11 @@ class DefaultsFormatter(argparse.HelpFormatter):
         positional = not action.option_strings and action.nargs not in ("?", "*")
         if not action.help or "default" in action.help or unset or positional:
             return action.help
+        if default is True:  # a --switch / --no-switch pair
+            return f"{action.help} (default: on)"
+        if isinstance(default, (tuple, list)):  # as it is typed: 20,56, not (20, 56)
+            shown = ",".join(map(str, default)).replace("%", "%%")
+            return f"{action.help} (default: {shown})"
         return f"{action.help} (default: %(default)s)"
 
 
