@@ -348,6 +348,12 @@ def test_localize_and_detect_start_their_backbone_from_pretrained_weights(
     assert main([*argv, "--out", str(still)]) == 0
     after = load_checkpoint(still / "best.pt")["state_dict"]
     assert all(torch.equal(after[f"backbone.{k}"], v) for k, v in given.items() if k[:3] != "fc.")
+    # a frozen ResNet's batch norms meet no batch: one image a step trains where it is refused
+    one = ["localize", "train", "--backbone", "resnet18", "--image-size", "32", "--images", "20"]
+    one += ["--epochs", "1", "--batch-size", "1", "--pretrained", str(weights)]
+    assert main(one) == 2
+    assert "batch norm meets 1x1 maps" in capsys.readouterr().err
+    assert main([*one, "--freeze", "backbone", "--out", str(tmp_path / "one")]) == 0
     assert main(["detect", "train", "--images", "20", "--pretrained", str(weights)]) == 2
     assert "torchvision has no weights for ConvNetSmall" in capsys.readouterr().err
 

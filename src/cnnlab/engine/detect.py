@@ -303,6 +303,7 @@ def train_detector(
         warn_frozen_at_random(config.freeze, config.pretrained)
     model = model.to(device)
     size = (3, config.image_size, config.image_size)
+    train_mode(model)  # as it trains: a frozen backbone's batch norms meet no batch
     check_batch_of_one(model, size, config.batch_size, f"yolo ({config.backbone})")
     with torch.no_grad():  # the grid, from one image: in eval mode (batch norm)
         grid = model.eval()(torch.zeros(1, *size, device=device)).shape[1]

@@ -240,6 +240,7 @@ def train_localizer(
         warn_frozen_at_random(config.freeze, config.pretrained)
     model = model.to(device)
     size = (3, config.image_size, config.image_size)
+    train_mode(model)  # as it trains: a frozen backbone's batch norms meet no batch
     check_batch_of_one(model, size, config.batch_size, f"the localizer ({config.backbone})")
     model = settings.layout(model)
     groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
