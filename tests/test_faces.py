@@ -416,6 +416,9 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
         with pytest.raises(CnnlabError, match=message):
             db.enroll(name, bad)
     assert db.people() == [("ada", 4), ("bo", 1)] and db.gallery()[1].shape == (5, 4)
+    for name in ("person10", "Zoe", "person2", "Cy"):  # listed as a person would list them
+        db.enroll(name, np.full((1, 4), len(name), np.float32))
+    assert [n for n, _ in db.people()] == ["ada", "bo", "Cy", "person2", "person10", "Zoe"]
     db.close()
 
 

@@ -1,11 +1,12 @@
-"""How counts are said in messages (``1 image``, ``2 images``, ``1,797 images``), and the
-files passed over."""
+"""How counts are said in messages (``1 image``, ``2 images``, ``1,797 images``), the files
+passed over, and the order names are listed in (``frame_2`` before ``frame_10``)."""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
@@ -46,3 +47,13 @@ def nearest(name: str, known: Iterable[str], n: int = 1) -> str:
     ``""``: the end of an "unknown ..." message."""
     close = difflib.get_close_matches(name, list(known), n=n, cutoff=0.65)
     return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def natural_key(name: str | PurePath) -> tuple[tuple[int, int, str], ...]:
+    """Sort key reading each run of digits in a name or path as a number: ``frame_2.jpg``
+    before ``frame_10.jpg``, as a file browser lists them (plain ``sorted`` puts ``10``
+    first). Each piece is ``(0, number, text)`` for digits and ``(1, 0, text)`` otherwise, so
+    any two keys compare without mixing ``int`` and ``str``; ties (``a01`` against ``a1``) fall
+    to the text."""
+    pieces = re.split(r"(\d+)", str(name))  # text, digits, text, digits, ..., text
+    return tuple((0, int(t), t) if k % 2 else (1, 0, t) for k, t in enumerate(pieces) if t)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.words import natural_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -293,11 +294,14 @@ class FaceDatabase:
         return len(gone), left
 
     def people(self) -> list[tuple[str, int]]:
-        """``(name, number of embeddings)`` for everyone enrolled."""
-        return self.conn.execute(
+        """``(name, number of embeddings)`` for everyone enrolled, in the order a person would
+        list them: ``ada, Bo, person2, person10`` (SQLite's ``ORDER BY`` puts capitals first
+        and ``person10`` before ``person2``)."""
+        rows = self.conn.execute(
             "SELECT p.name, COUNT(e.id) FROM persons p LEFT JOIN embeddings e "
-            "ON e.person_id = p.id GROUP BY p.id ORDER BY p.name"
+            "ON e.person_id = p.id GROUP BY p.id"
         ).fetchall()
+        return sorted(rows, key=lambda row: (natural_key(row[0].casefold()), row[0]))
 
     def gallery(self) -> tuple[list[str], np.ndarray]:
         """Names (one per embedding) and the ``(n, D)`` embeddings."""

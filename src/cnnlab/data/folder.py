@@ -12,7 +12,6 @@ an error before any training starts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from cnnlab.data.memory import require_image_memory
 from cnnlab.data.split_folders import has_pair_folder, split_dir_of_each, split_dirs
 from cnnlab.data.video import VIDEO_SUFFIXES, is_video
 from cnnlab.errors import CnnlabError
-from cnnlab.words import counted
+from cnnlab.words import counted, natural_key
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -50,15 +49,6 @@ def images_under(folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> li
         and p.suffix.lower() in suffixes
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
-
-
-def natural_key(path: Path) -> tuple[tuple[int, int, str], ...]:
-    """Sort key reading each run of digits in a path as a number: ``frame_2.jpg`` before
-    ``frame_10.jpg``, as a file browser lists them (plain ``sorted`` puts ``10`` first). Each
-    piece is ``(0, number, text)`` for digits and ``(1, 0, text)`` otherwise, so any two keys
-    compare without mixing ``int`` and ``str``; ties (``a01`` against ``a1``) fall to the text."""
-    pieces = re.split(r"(\d+)", str(path))  # text, digits, text, digits, ..., text
-    return tuple((0, int(t), t) if k % 2 else (1, 0, t) for k, t in enumerate(pieces) if t)
 
 
 def image_files(
