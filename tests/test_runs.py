@@ -4,6 +4,7 @@ write, with how far it got and its headline figure; a bad folder is listed, neve
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
     assert cut["progress"] == "1/3 epochs"
     assert cut["state"] == f"unfinished: --resume {Path('runs/localize/run-2/last.pt')}"
     assert rows["segment/run"]["state"] == "unreadable results.json"
+    shutil.copytree("runs/localize/run", "runs/localize/run-10")  # listed after run-2
+    assert main(["runs", "--task", "localize", "--json"]) == 0
+    listed = [Path(r["run"]).name for r in last_json(capsys)["runs"]]
+    assert listed == ["run", "run-2", "run-10"]
 
     assert main(["runs", "--root", "mine", "--json"]) == 0  # an --out folder, faces' own files
     (faces,) = last_json(capsys)["runs"]

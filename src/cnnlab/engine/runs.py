@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.words import natural_key
+
 # (task, a key of its config.json no earlier task's has), in the order they are tried
 TASK_KEYS = (
     ("faces", "unseen"),
@@ -151,12 +153,14 @@ def _faces_config(folder: Path) -> dict[str, Any]:
 
 def find_runs(root: str | Path = "runs") -> list[RunSummary]:
     """Every run folder under ``root`` (any depth: ``runs/<task>/<name>`` or an ``--out``
-    folder), in path order: a folder holding ``config.json`` or ``results.json`` that a training
-    command wrote (its settings name a task, or it holds a checkpoint or ``metrics.csv``; another
-    program's ``config.json`` is not a run)."""
+    folder), in natural path order (``run-2`` before ``run-10``): a folder holding
+    ``config.json`` or ``results.json`` that a training command wrote (its settings name a
+    task, or it holds a checkpoint or ``metrics.csv``; another program's ``config.json`` is not
+    a run)."""
     root = Path(root)
     folders = sorted(
-        {p.parent for name in ("config.json", "results.json") for p in root.rglob(name)}
+        {p.parent for name in ("config.json", "results.json") for p in root.rglob(name)},
+        key=natural_key,  # run-2 before run-10
     )
     runs = [summarise(folder) for folder in folders]
     return [
