@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Sequence
 
 from cnnlab.config import MAX_SEED, is_seed
 
@@ -86,10 +85,3 @@ def dims(text: str) -> tuple[int, ...]:
     if min(dims) < 1:
         raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
     return dims
-
-
-def numel(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

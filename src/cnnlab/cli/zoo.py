@@ -5,12 +5,13 @@ slides' table of activation shapes, sizes and parameters, plus MACs)."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from rich.console import Console
 
 from cnnlab.cli.shown import compact_table
-from cnnlab.cli.values import dims, numel
+from cnnlab.cli.values import dims
 from cnnlab.errors import CnnlabError
 
 MODEL_HELP = "a registered model, see cnnlab models"
@@ -142,7 +143,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if not args.json:
         c, *spatial = shape
         header = ("layer", "type", "activation", "size", "# params", "M MACs")
-        rows = [("input", "", str((*spatial, c)), f"{numel(shape):,}", "0", "0")]
+        rows = [("input", "", str((*spatial, c)), f"{math.prod(shape):,}", "0", "0")]
         rows += [
             (
                 r.name,

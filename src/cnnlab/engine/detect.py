@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import torch
 from rich.console import Console
-from rich.markup import escape
 
 from cnnlab.config import DetectConfig
 from cnnlab.data.images import image_list
@@ -61,13 +60,7 @@ from cnnlab.engine.runlog import (
     one_cycle,
     optimizer_step,
 )
-from cnnlab.engine.transfer import (
-    backbone_groups,
-    freeze_part,
-    pretrained_backbone,
-    train_mode,
-    warn_frozen_at_random,
-)
+from cnnlab.engine.transfer import backbone_groups, start_backbone, train_mode
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.yolo import YoloLoss
 from cnnlab.models.backbone import check_batch_of_one
@@ -296,11 +289,7 @@ def train_detector(
         "input_size": config.image_size,
     }
     model = create_model("yolo", **kwargs)
-    if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
-        console.print(escape(pretrained_backbone(model, config.pretrained)))
-    freeze_part(model, config.freeze)
-    if ckpt is None:  # resumed: warned when it began
-        warn_frozen_at_random(config.freeze, config.pretrained)
+    start_backbone(model, config, console, resumed=ckpt is not None)
     model = model.to(device)
     size = (3, config.image_size, config.image_size)
     train_mode(model)  # as it trains: a frozen backbone's batch norms meet no batch

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.markup import escape
 
 from cnnlab.config import SegmentConfig
 from cnnlab.data.scenes import (
@@ -49,13 +48,7 @@ from cnnlab.engine.segment_data import (
     SegmentationData,
     load_segmentation_data,
 )
-from cnnlab.engine.transfer import (
-    backbone_groups,
-    freeze_part,
-    pretrained_backbone,
-    train_mode,
-    warn_frozen_at_random,
-)
+from cnnlab.engine.transfer import backbone_groups, start_backbone, train_mode
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import check_batch_of_one, input_must_fit
@@ -177,8 +170,7 @@ def train_segmenter(
     ) and not hasattr(ghost, part):
         raise CnnlabError(
             "--pretrained, --freeze and --backbone-lr-mult are for a U-Net with a classifier's "
-            "encoder "
-            f"(--model unet_resnet18); {config.model} has none"
+            f"encoder (--model unet_resnet18); {config.model} has none"
         )
     given_weights = parse_class_weights(config.class_weights)
     if given_weights is not None and config.loss == "dice":  # it would be ignored, silently
@@ -193,11 +185,7 @@ def train_segmenter(
     torch.manual_seed(config.seed)
     kwargs = {"num_classes": len(data.class_names), **_channels(config.model)}
     model = create_model(config.model, **kwargs)
-    if config.pretrained and ckpt is None:  # resumed: the checkpoint's weights follow
-        console.print(escape(pretrained_backbone(model, config.pretrained, part)))
-    freeze_part(model, config.freeze, part)
-    if ckpt is None:  # resumed: warned when it began
-        warn_frozen_at_random(config.freeze, config.pretrained)
+    start_backbone(model, config, console, resumed=ckpt is not None, part=part)
     model = model.to(device)
     settings = choose_settings(config.model, device, config.precision, image_size=config.image_size)
     model = settings.layout(model)

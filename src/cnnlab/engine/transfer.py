@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
 from torch import nn
 
 from cnnlab.errors import CnnlabError
@@ -96,6 +99,20 @@ def freeze_part(model: nn.Module, policy: str, part: str = "backbone") -> list[s
     for name in names:
         params[name].requires_grad_(False)
     return [f"{part}.{n}" for n in names]
+
+
+def start_backbone(
+    model: nn.Module, config: Any, console: Console, resumed: bool, part: str = "backbone"
+) -> None:
+    """A new run's ``--pretrained`` and ``--freeze`` of ``model``'s ``part`` (``config`` has
+    both): the weights loaded (:func:`pretrained_backbone`, its line printed), the part fixed
+    (:func:`freeze_part`), and the warning of a frozen part left random. A ``resumed`` run
+    freezes alike, but its weights come from its checkpoint and it was warned when it began."""
+    if config.pretrained and not resumed:
+        console.print(escape(pretrained_backbone(model, config.pretrained, part)))
+    freeze_part(model, config.freeze, part)
+    if not resumed:
+        warn_frozen_at_random(config.freeze, config.pretrained)
 
 
 def warn_frozen_at_random(policy: str, pretrained: str) -> None:
