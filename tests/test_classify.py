@@ -4,6 +4,8 @@ bad checkpoints and images fail cleanly; the model can overfit one batch."""
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -312,6 +314,42 @@ def test_default_run_dir_never_overwrites(tmp_path, monkeypatch) -> None:
     first = train_classifier(ClassifyTrainConfig(epochs=1))
     second = train_classifier(ClassifyTrainConfig(epochs=1))
     assert first.run_dir.name == "lenet5-digits" and second.run_dir.name == "lenet5-digits-2"
+
+
+def test_an_out_that_holds_a_run_is_reused_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` names a folder, reused as is; a run already there (its best.pt and last.pt) is
+    said to be written over, and the figures the last line names are this run's, not a figure
+    an earlier run left there."""
+    out = tmp_path / "run"
+    argv = ["classify", "train", "--epochs", "1", "--out", str(out)]
+    assert main(argv) == 0
+    assert "warning" not in capsys.readouterr().err
+    stale = out / "pr_curve.png"  # a detector's, trained into the same folder before
+    stale.write_bytes((out / "curves.png").read_bytes())
+    os.utime(stale, (1e9, 1e9))
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert f"cnnlab: warning: {out} holds an earlier run (best.pt and last.pt of " in said.err
+    assert said.err.splitlines()[0].endswith(
+        "); this run writes over them (leave out --out, or name another folder, to keep them)"
+    )
+    figures = "confusion_matrix.png, curves.png, mistakes.png"
+    assert f"run folder: {out} (figures: {figures})" in " ".join(said.out.split())
+
+
+def test_every_task_warns_of_the_run_it_writes_over(tmp_path: Path) -> None:
+    """localize, detect, segment and faces find their ``--out`` through ``run_folder``: the
+    same warning, and none for a folder without a checkpoint or a new ``runs/<task>/run``."""
+    from cnnlab.engine.run_folders import run_folder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_folder(str(tmp_path), "detect") == tmp_path  # empty: nothing to say
+    (tmp_path / "last.pt").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"holds an earlier run \(last.pt of \d{4}-"):
+        assert run_folder(str(tmp_path), "segment") == tmp_path
 
 
 @pytest.mark.parametrize("name", ["lenet5", "lenet5_classic"])

@@ -54,10 +54,15 @@ def figure_file(output: str) -> Path:
     return path
 
 
-def run_folder_note(run_dir: str | Path) -> str:
+MTIME_SLACK = 2.0  # seconds: coarse file-system clocks (FAT keeps even seconds) round mtimes down
+
+
+def run_folder_note(run_dir: str | Path, since: float) -> str:
     """``run folder: runs/x (figures: curves.png, ...)``: where a training run went, and the
-    figures it drew there."""
-    figures = ", ".join(sorted(f.name for f in Path(run_dir).glob("*.png")))
+    figures it drew there: those written since ``since`` (a ``time.time()`` taken as the command
+    began), not an earlier run's left in an ``--out`` it reused."""
+    drawn = (f for f in Path(run_dir).glob("*.png") if f.stat().st_mtime >= since - MTIME_SLACK)
+    figures = ", ".join(sorted(f.name for f in drawn))
     return f"run folder: {run_dir}" + (f" (figures: {figures})" if figures else "")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +60,7 @@ from cnnlab.words import counted
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
 
-    config = resumed_config(LocalizeConfig, args)
+    started, config = time.time(), resumed_config(LocalizeConfig, args)
     refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
@@ -69,7 +70,7 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
             f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
             + final_note(split)
         )
-        console.print(run_folder_note(result["run_dir"]))
+        console.print(run_folder_note(result["run_dir"], started))
     return result
 
 
@@ -248,7 +249,7 @@ def _box_text(box: list[float]) -> str:
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import DetectConfig, train_detector
 
-    config = resumed_config(DetectConfig, args)
+    started, config = time.time(), resumed_config(DetectConfig, args)
     refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_detector(config, Console(stderr=True, quiet=args.json), args.resume or "")
@@ -258,7 +259,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
             f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
             f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)" + final_note(split)
         )
-        console.print(run_folder_note(result["run_dir"]))
+        console.print(run_folder_note(result["run_dir"], started))
     return result
 
 

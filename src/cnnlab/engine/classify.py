@@ -46,7 +46,7 @@ from cnnlab.engine.resume import (
     rng_state,
     set_rank_state,
 )
-from cnnlab.engine.run_folders import next_run_dir
+from cnnlab.engine.run_folders import next_run_dir, warn_if_reused
 from cnnlab.engine.runlog import (
     EarlyStop,
     announce,
@@ -462,8 +462,8 @@ def _claim_run_dir(
 ) -> Path:
     """A new run's folder: ``--out``, or the next free ``runs/classify/<model>-<data>[-k]``,
     claimed by rank 0 and told to the other ranks."""
-    if config.out:
-        return Path(config.out)
+    if config.out:  # every rank writes there; rank 0 says when it holds an earlier run
+        return warn_if_reused(Path(config.out)) if dist_info.is_main else Path(config.out)
     name = re.sub(r"[^\w.-]", "_", f"{config.model}-{Path(config.data).name}")
     claimed = next_run_dir(Path("runs/classify"), name) if dist_info.is_main else ""
     return Path(D.from_main(str(claimed), dist_info, device))

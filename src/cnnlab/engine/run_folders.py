@@ -7,6 +7,8 @@ Kept free of torch so the command line can import it before any model is built."
 from __future__ import annotations
 
 import shutil
+import time
+import warnings
 from pathlib import Path
 
 _claimed: list[Path] = []  # the folders this process created with next_run_dir, newest last
@@ -30,9 +32,26 @@ def next_run_dir(root: Path, name: str) -> Path:
 
 
 def run_folder(out: str, task: str) -> Path:
-    """The folder a run writes: ``out`` when given (the user's choice, reused as is), else a
-    new ``runs/<task>/run``, ``run-2``, ``run-3``... beside earlier runs."""
-    return Path(out) if out else next_run_dir(Path("runs") / task, "run")
+    """The folder a run writes: ``out`` when given (the user's choice, reused as is, with
+    :func:`warn_if_reused`), else a new ``runs/<task>/run``, ``run-2``, ``run-3``... beside
+    earlier runs."""
+    return warn_if_reused(Path(out)) if out else next_run_dir(Path("runs") / task, "run")
+
+
+def warn_if_reused(out: Path) -> Path:
+    """``out``, after a warning when it already holds a run's checkpoints (``best.pt``,
+    ``last.pt``): a new run there writes over them. The user named the folder, so it is theirs
+    to reuse (``make demo`` twice); the warning says what goes, and how to keep it."""
+    earlier = [out / name for name in ("best.pt", "last.pt") if (out / name).is_file()]
+    if earlier:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier[-1].stat().st_mtime))
+        names = " and ".join(p.name for p in earlier)
+        warnings.warn(
+            f"{out} holds an earlier run ({names} of {when}); this run writes over them "
+            "(leave out --out, or name another folder, to keep them)",
+            stacklevel=3,
+        )
+    return out
 
 
 def newest_checkpoint(task: str, root: Path = Path("runs")) -> Path | None:
