@@ -497,7 +497,12 @@ def test_a_frozen_resnet_encoder_keeps_every_tensor_it_was_given(
         state = load_checkpoint(tmp_path / run / "best.pt")["state_dict"]
         return {k: state[f"encoder.{k}"] for k in encoder}
 
-    assert main([*args, "--freeze", "backbone", "--out", str(tmp_path / "all")]) == 0
+    # one image a batch: the encoder's last maps are 1x1 at 32 px, which batch norm cannot
+    # train on, but a frozen encoder's norms do not train (the check used to refuse it too)
+    one = ["--batch-size", "1", "--out", str(tmp_path / "one")]
+    assert main([*args, *one]) == 2
+    assert "--batch-size 1: unet_resnet18's batch norm meets 1x1 maps" in capsys.readouterr().err
+    assert main([*args, "--freeze", "backbone", "--out", str(tmp_path / "all"), *one[:2]]) == 0
     assert "--freeze" not in capsys.readouterr().err  # no warning: the weights were given
     assert all(torch.equal(v, encoder[k]) for k, v in saved("all").items())
     assert main([*args, "--backbone-lr-mult", "0", "--out", str(tmp_path / "lr0")]) == 0

@@ -48,7 +48,7 @@ from cnnlab.engine.segment_data import (
     SegmentationData,
     load_segmentation_data,
 )
-from cnnlab.engine.transfer import backbone_groups, start_backbone, train_mode
+from cnnlab.engine.transfer import backbone_groups, freeze_part, start_backbone, train_mode
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.segmentation import VOID, segmentation_loss
 from cnnlab.models.backbone import check_batch_of_one, input_must_fit
@@ -163,7 +163,6 @@ def train_segmenter(
     with shapes_only(), input_must_fit(config.model, size):  # before any scene is drawn
         ghost = create_model(config.model, **_channels(config.model)).eval()  # BN: 1 image
         at_input_size(ghost, torch.zeros(1, *size))
-    check_batch_of_one(ghost.train(), size, config.batch_size, config.model, at_input_size)
     part = "encoder"  # unet_resnet18's ResNet: the part pretrained weights fit
     if (
         config.pretrained or config.backbone_lr_mult != 1 or config.freeze != "none"
@@ -172,6 +171,8 @@ def train_segmenter(
             "--pretrained, --freeze and --backbone-lr-mult are for a U-Net with a classifier's "
             f"encoder (--model unet_resnet18); {config.model} has none"
         )
+    freeze_part(ghost, config.freeze, part)  # as it trains: frozen batch norms meet no batch
+    check_batch_of_one(train_mode(ghost), size, config.batch_size, config.model, at_input_size)
     given_weights = parse_class_weights(config.class_weights)
     if given_weights is not None and config.loss == "dice":  # it would be ignored, silently
         raise CnnlabError(
