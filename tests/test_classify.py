@@ -348,8 +348,11 @@ def test_every_task_warns_of_the_run_it_writes_over(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         assert run_folder(str(tmp_path), "detect") == tmp_path  # empty: nothing to say
     (tmp_path / "last.pt").write_bytes(b"")
-    with pytest.warns(UserWarning, match=r"holds an earlier run \(last.pt of \d{4}-"):
+    with pytest.warns(UserWarning, match=r"holds an earlier run \(last.pt of \d{4}-.*over it "):
         assert run_folder(str(tmp_path), "segment") == tmp_path
+    with warnings.catch_warnings():  # faces checks its identities first, then warns
+        warnings.simplefilter("error")
+        assert run_folder(str(tmp_path), "faces", warn=False) == tmp_path
 
 
 @pytest.mark.parametrize("name", ["lenet5", "lenet5_classic"])

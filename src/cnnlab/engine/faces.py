@@ -43,7 +43,7 @@ from cnnlab.engine.face_scores import (
     plot_roc,
     plot_worst_pairs,
 )
-from cnnlab.engine.run_folders import run_folder
+from cnnlab.engine.run_folders import run_folder, warn_if_reused
 from cnnlab.engine.runlog import announce, epoch_progress, one_cycle, optimizer_step
 from cnnlab.engine.transfer import (
     backbone_groups,
@@ -330,7 +330,7 @@ def train_faces(
 
     device = resolve_device(config.device)  # a bad --device fails before any work
     parse_augment(config.augment)  # and so does a misspelt --augment
-    out = run_folder(config.out, "faces")
+    out = run_folder(config.out, "faces", warn=False)  # warned once the identities are checked
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)  # an --out that cannot be a folder fails here too
     try:
@@ -384,6 +384,7 @@ def _train_faces(
     train = training_identities(
         config, IdentitySet(seen.images[train_i], seen.labels[train_i], seen.names)
     )
+    warn_if_reused(out)  # an --out holding an earlier run: said before the run begins
     _announce(config, console, kwargs, train, len(val_i), unseen, device, drawn)
     warn_frozen_at_random(config.freeze, config.pretrained)
     losses: list[list[float]] = [[] for _ in range(config.members)]

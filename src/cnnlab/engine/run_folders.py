@@ -31,11 +31,14 @@ def next_run_dir(root: Path, name: str) -> Path:
         return candidate
 
 
-def run_folder(out: str, task: str) -> Path:
+def run_folder(out: str, task: str, warn: bool = True) -> Path:
     """The folder a run writes: ``out`` when given (the user's choice, reused as is, with
-    :func:`warn_if_reused`), else a new ``runs/<task>/run``, ``run-2``, ``run-3``... beside
-    earlier runs."""
-    return warn_if_reused(Path(out)) if out else next_run_dir(Path("runs") / task, "run")
+    :func:`warn_if_reused` unless ``warn`` is false: a caller that checks more of its input
+    first warns later), else a new ``runs/<task>/run``, ``run-2``, ``run-3``... beside earlier
+    runs."""
+    if not out:
+        return next_run_dir(Path("runs") / task, "run")
+    return warn_if_reused(Path(out)) if warn else Path(out)
 
 
 def warn_if_reused(out: Path) -> Path:
@@ -47,7 +50,8 @@ def warn_if_reused(out: Path) -> Path:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier[-1].stat().st_mtime))
         names = " and ".join(p.name for p in earlier)
         warnings.warn(
-            f"{out} holds an earlier run ({names} of {when}); this run writes over them "
+            f"{out} holds an earlier run ({names} of {when}); this run writes over "
+            f"{'them' if len(earlier) > 1 else 'it'} "
             "(leave out --out, or name another folder, to keep them)",
             stacklevel=3,
         )
