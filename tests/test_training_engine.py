@@ -116,7 +116,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     # the same folder again, diverging in its first epoch: the last.pt there is the earlier
     # run's, not "the last good checkpoint" of this one
     calls["n"] = 29
-    with pytest.raises(CnnlabError, match=r"loss became nan at epoch 1.*--lr may hold\)$"):
+    with (
+        pytest.warns(UserWarning, match=r"run holds an earlier run \(best.pt and last.pt of "),
+        pytest.raises(CnnlabError, match=r"loss became nan at epoch 1.*--lr may hold\)$"),
+    ):
         train_classifier(ClassifyTrainConfig(epochs=3, out=str(tmp_path / "run")))
 
 
