@@ -213,9 +213,20 @@ def test_bad_checkpoints_and_images(
     notes.write_text("not an image")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
+    listed = tmp_path / "listed.pt"
+    torch.save([torch.zeros(2)], listed)
     cases = [
         (["classify", "eval", "--checkpoint", str(truncated)], "truncated or corrupt"),
-        (["classify", "eval", "--checkpoint", str(foreign)], "not a cnnlab checkpoint"),
+        (  # a torchvision .pth is such a file: said what it is good for
+            ["classify", "eval", "--checkpoint", str(foreign)],
+            f"{foreign}: not a cnnlab checkpoint but bare weights (1 tensor by name, as "
+            "torchvision's .pth files hold: no model, classes or input size); a run can start "
+            f"from them: train --pretrained {foreign}",
+        ),
+        (
+            ["classify", "eval", "--checkpoint", str(listed)],
+            f"{listed}: not a cnnlab checkpoint (no 'cnnlab.checkpoint/1' format tag)",
+        ),
         (
             ["classify", "predict", "--checkpoint", str(run_dir / "best.pt"), str(notes)],
             "not an image file",

@@ -19,7 +19,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import create_model, get_model_entry
 from cnnlab.torchfile import load_torch_file
-from cnnlab.words import with_article
+from cnnlab.words import counted, with_article
 
 FORMAT = "cnnlab.checkpoint/1"
 REQUIRED = ("format", "model", "model_kwargs", "state_dict")
@@ -47,7 +47,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint safely; a missing, truncated or foreign file is a :class:`CnnlabError`."""
     ckpt = load_torch_file(path, "checkpoint file")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CnnlabError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' format tag)")
+        raise CnnlabError(f"{path}: not a cnnlab checkpoint{_what_else(ckpt, path)}")
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CnnlabError(f"{path}: checkpoint lacks {', '.join(missing)}")
@@ -70,6 +70,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if wrong:
         raise CnnlabError(f"{path}: checkpoint has a malformed {', '.join(wrong)}")
     return ckpt
+
+
+def _what_else(loaded: object, path: str | Path) -> str:
+    """What a file that is not a cnnlab checkpoint holds instead, when it is bare weights (a
+    state dict, tensors by name, as torchvision's ``.pth`` files are): no model, classes or
+    input size to evaluate or predict with, but a run can start from them."""
+    if not (
+        isinstance(loaded, dict)
+        and loaded
+        and all(isinstance(v, torch.Tensor) for v in loaded.values())
+    ):
+        return f" (no '{FORMAT}' format tag)"
+    return (
+        f" but bare weights ({counted(len(loaded), 'tensor')} by name, as torchvision's .pth "
+        f"files hold: no model, classes or input size); a run can start from them: train "
+        f"--pretrained {path}"
+    )
 
 
 def _is_normalization(norm: object, channels: int | None) -> bool:
