@@ -394,7 +394,7 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     assert db.gallery()[0] == [] and db.people() == []
     with pytest.raises(CnnlabError, match="non-empty name"):
         db.enroll("  ", np.ones((1, 4), np.float32))
-    with pytest.raises(CnnlabError, match="no person named 'nobody'"):
+    with pytest.raises(CnnlabError, match=r"no person named 'nobody'; nobody is enrolled$"):
         db.remove("nobody")
     assert db.enroll("ada", np.eye(4, dtype=np.float32)[:2]) == 2
     assert db.enroll("ada", np.eye(4, dtype=np.float32)[2:3]) == 1
@@ -419,6 +419,23 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     for name in ("person10", "Zoe", "person2", "Cy"):  # listed as a person would list them
         db.enroll(name, np.full((1, 4), len(name), np.float32))
     assert [n for n, _ in db.people()] == ["ada", "bo", "Cy", "person2", "person10", "Zoe"]
+    # an unknown name is answered with who is there: the nearest name, or the names
+    for name, said in [
+        ("cy", "; did you mean 'Cy'?"),
+        ("Adda", "; did you mean 'ada'?"),
+        ("xavier", " (enrolled: ada, bo, Cy, person2, person10, Zoe)"),
+    ]:
+        with pytest.raises(
+            CnnlabError, match=f"^{re.escape(f'{db.path}: no person named {name!r}{said}')}$"
+        ):
+            db.remove_images(name, np.eye(4, dtype=np.float32)[:1])
+    for k in range(5):
+        db.enroll(f"extra{k}", np.full((1, 4), 10.0 + k, np.float32))
+    with pytest.raises(
+        CnnlabError, match=r"'xavier' \(11 people enrolled: cnnlab faces list names"
+    ):
+        db.remove("xavier")
+    assert len(db.people()) == 11  # nothing removed
     db.close()
 
 

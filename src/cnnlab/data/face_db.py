@@ -8,6 +8,7 @@ without being told.
 
 from __future__ import annotations
 
+import difflib
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.words import natural_key
+
+NAMES_SHOWN = 10  # enrolled names an unknown name's error lists; more: how many, and faces list
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -250,7 +253,7 @@ class FaceDatabase:
         deleted = cur.execute("DELETE FROM persons WHERE name = ?", (name,)).rowcount
         cur.execute("COMMIT")
         if not deleted:
-            raise CnnlabError(f"{self.path}: no person named {name!r}")
+            raise self.no_person(name)
         return int(images)
 
     def remove_images(
@@ -266,7 +269,7 @@ class FaceDatabase:
         try:
             row = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise CnnlabError(f"{self.path}: no person named {name!r}")
+                raise self.no_person(name)
             rows = cur.execute(
                 "SELECT id, vector FROM embeddings WHERE person_id = ?", (row[0],)
             ).fetchall()
@@ -292,6 +295,22 @@ class FaceDatabase:
             cur.execute("ROLLBACK")
             raise
         return len(gone), left
+
+    def no_person(self, name: str) -> CnnlabError:
+        """The error for a ``name`` nobody is enrolled as, saying who is: the enrolled name
+        nearest to it (``Ann`` for ``ann``, ``ann`` for ``an``), else up to
+        :data:`NAMES_SHOWN` of the names, else how many people there are."""
+        names = [n for n, _ in self.people()]
+        said = f"{self.path}: no person named {name!r}"
+        by_fold = {n.casefold(): n for n in names}
+        close = difflib.get_close_matches(name.casefold(), list(by_fold), n=1, cutoff=0.65)
+        if close:
+            return CnnlabError(f"{said}; did you mean {by_fold[close[0]]!r}?")
+        if not names:
+            return CnnlabError(f"{said}; nobody is enrolled")
+        if len(names) <= NAMES_SHOWN:
+            return CnnlabError(f"{said} (enrolled: {', '.join(names)})")
+        return CnnlabError(f"{said} ({len(names):,} people enrolled: cnnlab faces list names them)")
 
     def people(self) -> list[tuple[str, int]]:
         """``(name, number of embeddings)`` for everyone enrolled, in the order a person would

@@ -284,7 +284,7 @@ class FaceEncoder:
         names, gallery = _enrolled(db)
         mine = [i for i, n in enumerate(names) if n == name]
         if not mine:
-            raise CnnlabError(f"{db.path}: no person named {name!r}")
+            raise db.no_person(name)
         (emb, sources), theirs = self.embed_named(paths, every), gallery[mine]
         d = squared_distances(emb, theirs).min(1)
         rows = [
