@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -406,6 +407,17 @@ def test_database_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     again = np.eye(4, dtype=np.float32)[[0, 3, 3]] + 1e-6
     assert db.enroll("ada", again) == 1 and db.people() == [("ada", 4)]
     assert db.enroll("bo", np.eye(4, dtype=np.float32)[:1]) == 1
+    # a name is kept without the spaces around it; one that differs by case is another person,
+    # which is said
+    assert db.enroll(" bo ", np.eye(4, dtype=np.float32)[1:2]) == 1
+    with pytest.warns(UserWarning, match="'BO' is enrolled as a new person beside 'bo'"):
+        db.enroll("BO", np.eye(4, dtype=np.float32)[2:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        db.enroll("BO", np.eye(4, dtype=np.float32)[3:4])  # BO is enrolled now: no warning
+    assert db.people() == [("ada", 4), ("BO", 2), ("bo", 2)]
+    db.remove("BO")
+    db.remove_images("bo", np.eye(4, dtype=np.float32)[1:2])
     # from Python: vectors the gallery could not stack or compare, or none for a new person,
     # are refused and change nothing (a 5-d vector beside 4-d ones broke every later identify)
     for name, bad, message in [
@@ -516,6 +528,12 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, files[(6, 1)]]) == 0 and "1 already enrolled, skipped" in (
         capsys.readouterr().out
     )
+    argv[-1] = " person6 "  # as a shell quote may keep it: the same person
+    assert main([*argv, files[(6, 1)]]) == 0 and "1 already enrolled, skipped" in (
+        capsys.readouterr().out
+    )
+    assert main([*argv[:-1], "  ", files[(6, 1)]]) == 2
+    assert "argument --name: a person needs a non-empty name" in capsys.readouterr().err
     assert (
         main(
             [

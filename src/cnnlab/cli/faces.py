@@ -36,6 +36,7 @@ from cnnlab.cli.typed import typed
 from cnnlab.cli.values import (
     non_negative_float,
     non_negative_int,
+    person_name,
     positive_float,
     positive_int,
     random_seed,
@@ -273,7 +274,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         add_encoder(p, recorded=True)
         add_db(p)
         if name != "identify":
-            p.add_argument("--name", required=name == "verify", help="the person")
+            p.add_argument("--name", type=person_name, required=name == "verify", help="the person")
         add_image_files(p, images_help, nargs="*" if name == "enroll" else "+", videos=True)
         does = {"enroll": "enrol", "verify": "check", "identify": "identify"}[name]
         add_every(p, does, drawn=False)
@@ -317,7 +318,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_faces_people)
     p = kinds.add_parser("remove", parents=[common], help="remove a person, or their images")
     add_db(p)
-    p.add_argument("--name", required=True, help="the person to remove, with their images")
+    p.add_argument(
+        "--name", type=person_name, required=True, help="the person to remove, with their images"
+    )
     add_image_files(
         p,
         "only these of the person's images (one filed under the wrong person), found by "

@@ -85,3 +85,12 @@ def dims(text: str) -> tuple[int, ...]:
     if min(dims) < 1:
         raise argparse.ArgumentTypeError(f"every size must be >= 1, got {text!r}")
     return dims
+
+
+def person_name(text: str) -> str:
+    """``--name``: a person's name as enrolled, without the spaces a shell quote may keep
+    around it (``"ann "`` is ``ann``, not a second person)."""
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("a person needs a non-empty name")
+    return name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import sqlite3
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,22 @@ def _holds(rows: np.ndarray | None, vector: np.ndarray) -> bool:
         and len(rows) > 0
         and bool(((rows - vector) ** 2).sum(1).min() <= SAME_IMAGE)
     )
+
+
+def _warn_if_only_case_differs(cur: sqlite3.Cursor, path: Path, name: str) -> None:
+    """A warning when ``name`` is new but someone is enrolled under the same letters in
+    another case (``Ann`` beside ``ann``): names are told apart exactly, so this makes a second
+    person, which identify then names apart."""
+    if cur.execute("SELECT 1 FROM persons WHERE name = ?", (name,)).fetchone():
+        return
+    folded = name.casefold()
+    twins = [n for (n,) in cur.execute("SELECT name FROM persons") if n.casefold() == folded]
+    if twins:
+        warnings.warn(
+            f"{path}: {name!r} is enrolled as a new person beside {twins[0]!r} (names differ "
+            f"by case only; enrol as {twins[0]!r} to add to them)",
+            stacklevel=4,
+        )
 
 
 def _check_vector(path: Path, vector: np.ndarray, width: int) -> None:
@@ -202,11 +219,13 @@ class FaceDatabase:
         how many were added. An embedding equal to one ``name`` already has (within
         ``SAME_IMAGE``: the same image enrolled again, or twice in one folder) is skipped, so
         enrolling a folder again does not give its images double weight."""
-        if not name.strip():
+        name = name.strip()  # "ann " would be a second person beside ann
+        if not name:
             raise CnnlabError("a person needs a non-empty name")
         cur = self.conn.cursor()
         _begin(cur, self.path)
         try:
+            _warn_if_only_case_differs(cur, self.path, name)
             cur.execute("INSERT OR IGNORE INTO persons(name) VALUES (?)", (name,))
             pid = cur.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0]
             rows = cur.execute("SELECT vector FROM embeddings WHERE person_id = ?", (pid,))
