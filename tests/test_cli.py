@@ -1055,6 +1055,10 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
         (("classify", "train", "photos"), "--data"),
     ):
         assert run_error(capsys, *argv).endswith(f" (put {option} before it)"), argv
+    assert run_error(capsys, "data", "check", "classify", "photos").endswith(  # --data missing
+        "required: --data; to use photos, put --data before it"
+    )
+    (tmp_path / "classify").mkdir()  # the task's name, not a folder to check
     # not where the word is an option's value, or names nothing there, or the command takes
     # no such option (a folder for edges apply, an image for classify train)
     for argv in (
@@ -1063,6 +1067,8 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
         ("edges", "apply", "nothere.png"),
         ("edges", "apply", "photos"),
         ("classify", "train", "photo.png"),
+        ("data", "check", "classify"),
+        ("data", "check", "classify", "nothere"),
     ):
         assert "before it" not in run_error(capsys, *argv), argv
 

@@ -121,7 +121,9 @@ class Parser(argparse.ArgumentParser):
         """Where a word given without its option goes: ``; to use best.pt, put --checkpoint
         before it`` for a checkpoint (``cnnlab classify eval best.pt``), `` (put --image
         before it)`` for an image file (``cnnlab edges apply photo.jpg``) and `` (put --data
-        before it)`` for a folder, where this command takes them so."""
+        before it)`` for a folder, where this command takes them so; ``; to use photos/, put
+        --data before it`` where ``--data`` is required (``cnnlab data check classify
+        photos/``)."""
         options = self._option_string_actions
         loose = self._loose()
         pt = checkpoint_among(loose)
@@ -131,6 +133,11 @@ class Parser(argparse.ArgumentParser):
                 return " (put --checkpoint before it)"
             if "--checkpoint" in message:
                 return f"; to use {pt}, put --checkpoint before it"
+        if message.endswith("required: --data") and "--data" in options:
+            chosen = {str(c) for a in self._actions if a.choices for c in a.choices}
+            folder = next((a for a in loose if a not in chosen and Path(a).exists()), None)
+            if folder:  # `cnnlab data check classify photos/`
+                return f"; to use {folder}, put --data before it"
         if not unrecognized:
             return ""
         for path in (Path(a) for a in loose if a in message):
