@@ -494,6 +494,11 @@ def test_export_onnx_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["export", str(run / "best.pt"), "-o", str(tmp_path)]) == 2
     assert "a folder" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tmp"))
+    assert main(["export", str(run / "best.pt"), "-o", str(tmp_path / "lenet.txt")]) == 2
+    assert f"lenet.txt: an ONNX file is named *.onnx; give e.g. {tmp_path / 'lenet.onnx'}" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "lenet.txt").exists()
     # an opset the exporter lacks: one line (it was a traceback), the earlier file kept whole
     before = onnx_path.read_bytes()
     assert main(["export", str(run / "best.pt"), "-o", str(onnx_path), "--opset", "99"]) == 2

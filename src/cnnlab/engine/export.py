@@ -113,6 +113,13 @@ def export_onnx(
             f"--opset {opset}: torch {torch.__version__}'s ONNX exporter writes opsets {lo} to "
             f"{hi} (default {DEFAULT_OPSET})"
         )
+    out = Path(out)
+    if out.is_dir():
+        raise CnnlabError(f"{out}: a folder; give the file to write, e.g. {out / 'model.onnx'}")
+    if out.suffix.lower() != ".onnx":  # what --onnx, Netron and ONNX Runtime's tools look for
+        raise CnnlabError(
+            f"{out}: an ONNX file is named *.onnx; give e.g. {out.with_suffix('.onnx')}"
+        )
     model, ckpt = model_from_checkpoint(checkpoint)
     task = get_model_entry(ckpt["model"]).task
     # a classifier with its preprocessing constants (older ones lack them) is ready for
@@ -148,9 +155,6 @@ def export_onnx(
 
         model = SameSizeScores(model)
     model.eval()
-    out = Path(out)
-    if out.is_dir():
-        raise CnnlabError(f"{out}: a folder; give the file to write, e.g. {out / 'model.onnx'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(samples, *meta["input_size"])
     with torch.no_grad():
