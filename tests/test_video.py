@@ -16,7 +16,14 @@ from cnnlab.errors import CnnlabError
 
 av = pytest.importorskip("av")
 
-from cnnlab.data.video import read_frames, video_info, video_of, write_video  # noqa: E402
+from cnnlab.data.video import (  # noqa: E402
+    Seconds,
+    frame_step,
+    read_frames,
+    video_info,
+    video_of,
+    write_video,
+)
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +240,17 @@ def test_every_nth_frame(
     written = sorted((data / "images").iterdir())
     assert [p.name for p in written] == [f"clip_{i:06d}.png" for i in range(0, 36, 5)]
     assert np.array_equal(np.asarray(Image.open(written[3])), frames[15])
+    # in seconds: 0.5 s of the 10 fps clip is every 5th frame; the stride is the video's own
+    half = Seconds(0.5)
+    assert frame_step(clip, half) == 5 and video_info(clip, half) == (8, 2.0)
+    assert frame_step(clip, Seconds(0.01)) == 1 and frame_step(clip, Seconds(60)) == 600
+    assert len(list(read_frames(clip, Seconds(60)))) == 1  # frame 0 alone
+    argv[argv.index(str(out))] = str(tmp_path / "seconds")
+    argv[argv.index(str(data))] = str(tmp_path / "d2")
+    assert main([*argv[:6], "0.5s", *argv[7:]]) == 0
+    again = json.loads(capsys.readouterr().out.splitlines()[-1])["predictions"]
+    assert [{**r, "drawn": ""} for r in again] == [{**r, "drawn": ""} for r in rows]
+    assert video_info(tmp_path / "seconds" / "clip_boxes.mp4") == (8, 2.0)
 
 
 def test_every_is_checked(
@@ -243,14 +261,19 @@ def test_every_is_checked(
 
     Image.fromarray(make_scenes(1, seed=3, image_size=64)[0].image).save(photo)
     for command in ("detect", "localize", "segment"):
-        argv = [command, "predict", "--checkpoint", str(detector), str(photo), "--every", "3"]
-        assert main(argv) == 2
-        assert (
-            "--every 3 keeps every n-th frame of a video; give a video" in capsys.readouterr().err
-        )
-    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--every", "0"]
-    assert main(argv) == 2
-    assert "--every" in capsys.readouterr().err
+        for every in ("3", "2s"):
+            argv = [command, "predict", "--checkpoint", str(detector), str(photo), "--every"]
+            assert main([*argv, every]) == 2
+            said = capsys.readouterr().err
+            assert f"--every {every} keeps some frames of a video; give a video" in said
+    argv = ["detect", "predict", "--checkpoint", str(detector), str(clip), "--every"]
+    for bad in ("0", "0s", "2x", "s", "nans", "infs", "1.5"):
+        assert main([*argv, bad]) == 2
+        said = capsys.readouterr().err.strip()
+        assert said.endswith(
+            "argument --every: expected frames (5: every 5th) or seconds (2s: a frame every "
+            f"2 s), above 0; got {bad!r}"
+        ), bad
 
 
 def test_classify_predict_on_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

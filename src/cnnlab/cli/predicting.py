@@ -9,14 +9,17 @@ import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from cnnlab.cli.common import checkpoint_among
-from cnnlab.cli.values import positive_int
+from cnnlab.cli.values import frame_every
 from cnnlab.errors import CnnlabError
 from cnnlab.words import counted
+
+if TYPE_CHECKING:
+    from cnnlab.data.video import Every
 
 
 def add_checkpoint_or_onnx(parser: argparse.ArgumentParser) -> None:
@@ -101,21 +104,22 @@ def add_every(
     out = "; --out's video plays them at 1/N of the frame rate, lasting as long" if drawn else ""
     parser.add_argument(
         "--every",
-        type=positive_int,
+        type=frame_every,
         default=1,
         metavar="N",
-        help=f"of each video, {does} every N-th frame only (0, N, 2N, ...; default 1: all){out}",
+        help=f"of each video, {does} every N-th frame only (0, N, 2N, ...; 2s: a frame every 2 "
+        f"seconds of each video, at its own frame rate; default 1: all){out}",
     )
 
 
-def frame_stride(args: argparse.Namespace, files: Sequence[str] | None = None) -> int:
-    """``--every``'s N, refused above 1 where no video is given (it would do nothing): among
-    ``files``, or by default the images given."""
+def frame_stride(args: argparse.Namespace, files: Sequence[str] | None = None) -> Every:
+    """``--every``'s N (or seconds), refused where no video is given (it would do nothing):
+    among ``files``, or by default the images given."""
     from cnnlab.data.video import is_video
 
     given = (args.images or []) if files is None else files
-    if args.every > 1 and not any(is_video(p) for p in given):
-        raise CnnlabError(f"--every {args.every} keeps every n-th frame of a video; give a video")
+    if args.every != 1 and not any(is_video(p) for p in given):
+        raise CnnlabError(f"--every {args.every} keeps some frames of a video; give a video")
     return args.every
 
 
@@ -174,7 +178,7 @@ def draw_found(
     rows: list[dict[str, Any]],
     found: list[list],
     points: list | None = None,
-    every: int = 1,
+    every: Every = 1,
     tag: str = "boxes",
 ) -> None:
     """``--out`` of the predict commands: each file with ``found[i]``, its objects as
@@ -225,7 +229,7 @@ def write_drawn_video(
     path: Path,
     video: str,
     drawn: Sequence[tuple[str, list, list[str], list[int], list]],
-    every: int = 1,
+    every: Every = 1,
 ) -> str:
     """``video`` again, each frame (every ``every``-th) with its ``drawn[i]`` (as
     :func:`write_drawn` draws on a photo), as ``path``: at the video's own frame rate, divided

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -51,6 +51,9 @@ from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.cli.values import positive_int, random_seed
 from cnnlab.data.drafts import MAP_FORMATS
 from cnnlab.words import counted
+
+if TYPE_CHECKING:
+    from cnnlab.data.video import Every
 
 
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -237,7 +240,7 @@ def _draft_said(dataset: dict[str, Any]) -> str:
 
 
 def _files_and_frames(
-    given: list[str], every: int = 1
+    given: list[str], every: Every = 1
 ) -> tuple[Iterator[tuple[str, str, Any]], int, dict]:
     """``(stem, source, image)`` for each image file given, then each video's frames, every
     ``every``-th (read one at a time: ``clip_000012``, ``clip.mp4#frame=12``, the frame), how
@@ -259,7 +262,7 @@ def _files_and_frames(
 
 
 def _overlay_videos(
-    rows: list[dict[str, Any]], videos: dict, out: Path, every: int = 1
+    rows: list[dict[str, Any]], videos: dict, out: Path, every: Every = 1
 ) -> list[str]:
     """``out/<stem>_overlay.mp4`` for each video: its frames' overlays in order, at its frame
     rate (divided by ``every``: as long as the video); each of its rows gets the video's path,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -55,6 +55,9 @@ from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.cli.values import positive_int, random_seed, unit_interval
 from cnnlab.data.drafts import DRAFT_FORMATS
 from cnnlab.words import counted
+
+if TYPE_CHECKING:
+    from cnnlab.data.video import Every
 
 
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -131,7 +134,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
 
 
 def _inputs(
-    args: argparse.Namespace, size: int, scenes: Callable[[], Any], every: int = 1
+    args: argparse.Namespace, size: int, scenes: Callable[[], Any], every: Every = 1
 ) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
     """A box predict command's images, a chunk at a time with each one's ``(width, height)``,
     and their sources: the files given, stretched to the model's ``size``

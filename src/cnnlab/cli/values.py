@@ -4,10 +4,15 @@ number, a seed or a shape, or refuse it in one line (``--lr: must be > 0, got -1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
+from typing import TYPE_CHECKING
 
 from cnnlab.config import MAX_SEED, is_seed
+
+if TYPE_CHECKING:
+    from cnnlab.data.video import Every
 
 
 def _int(text: str) -> int:
@@ -94,3 +99,20 @@ def person_name(text: str) -> str:
     if not name:
         raise argparse.ArgumentTypeError("a person needs a non-empty name")
     return name
+
+
+def frame_every(text: str) -> Every:
+    """``--every``: ``5`` (every 5th frame of a video) or ``2s`` / ``0.5s`` (a frame every so
+    many seconds of it, :class:`~cnnlab.data.video.Seconds`)."""
+    from cnnlab.data.video import Seconds
+
+    given = text.strip().lower()
+    with contextlib.suppress(ValueError):
+        if not given.endswith("s"):
+            if (frames := int(given)) >= 1:
+                return frames
+        elif math.isfinite(seconds := float(given[:-1])) and seconds > 0:
+            return Seconds(seconds)
+    raise argparse.ArgumentTypeError(
+        f"expected frames (5: every 5th) or seconds (2s: a frame every 2 s), above 0; got {text!r}"
+    )

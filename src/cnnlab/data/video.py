@@ -10,6 +10,7 @@ are streamed: a minute of 1080p video is 11 GB of pixels, never held at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,20 @@ from cnnlab.errors import CnnlabError
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 FRAGMENT = "#frame="
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """``--every 2s``: a frame every ``value`` seconds of each video, whatever its frame rate
+    (:func:`frame_step` makes it a stride of frames for each video: 50 at 25 fps, 60 at 30)."""
+
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.value:g}s"
+
+
+Every = int | Seconds  # which frames of a video to keep: every n-th, or one every t seconds
 
 
 def is_video(path: str | Path) -> bool:
@@ -39,11 +54,12 @@ def video_of(source: str) -> tuple[str, int] | None:
     return (video, int(index)) if sep and index.isdigit() and is_video(video) else None
 
 
-def numbered_frames(path: str | Path, every: int = 1) -> Iterator[tuple[str, np.ndarray]]:
+def numbered_frames(path: str | Path, every: Every = 1) -> Iterator[tuple[str, np.ndarray]]:
     """:func:`read_frames` with each frame's name, ``(clip.mp4#frame=12, frame)``: the name
     counts every frame of the video, kept or not (with ``every=5``: 0, 5, 10, ...)."""
-    for k, frame in enumerate(read_frames(path, every)):
-        yield frame_source(path, k * every), frame
+    step = frame_step(path, every)
+    for k, frame in enumerate(read_frames(path, step)):
+        yield frame_source(path, k * step), frame
 
 
 def frame_file(source: str | Path) -> Path:
@@ -118,26 +134,45 @@ def _open(path: str | Path, mode: str = "r") -> Any:
         raise CnnlabError(f"{path}: not a video FFmpeg can read ({why})") from None
 
 
-def video_info(path: str | Path, every: int = 1) -> tuple[int, float]:
-    """``(frames, frames per second)`` of a video's first video stream, as its container
-    states them (``frames`` 0 where it does not); with ``every=n``, of the frames
-    :func:`read_frames` keeps: ``ceil(frames / n)`` at ``fps / n``, the same time span."""
+def _stated(path: str | Path) -> tuple[int, float]:
+    """``(frames, frames per second)`` as the container states them for its first video
+    stream (frames 0 where it does not say; 25 fps where it states no rate)."""
     with _open(path) as container:
         if not container.streams.video:
             raise CnnlabError(f"{path}: no video stream")
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
-        return -(-int(stream.frames or 0) // every), fps / every
+        return int(stream.frames or 0), float(stream.average_rate or stream.guessed_rate or 25)
 
 
-def read_frames(path: str | Path, every: int = 1) -> Iterator[np.ndarray]:
-    """The frames of ``path``'s first video stream, in order, each ``(H, W, 3)`` uint8 RGB:
-    every one, or with ``every=n`` frames 0, n, 2n, ... (the others are decoded, as the next
-    may be coded as a change to them, but not converted to RGB). A file FFmpeg cannot read, or
-    that breaks off, is a :class:`CnnlabError` naming it."""
+def frame_step(path: str | Path, every: Every) -> int:
+    """The stride of frames ``every`` keeps of the video ``path``: ``every`` itself, or for
+    :class:`Seconds` its seconds at the video's frame rate, rounded (at least 1: ``0.01s`` of
+    a 25 fps video keeps every frame)."""
+    if isinstance(every, Seconds):
+        return max(1, round(every.value * _stated(path)[1]))
     if every < 1:
         raise ValueError(f"every must be 1 or more, not {every}")
-    return (frame for _, frame in _kept_frames(path, lambda i: i % every == 0))
+    return every
+
+
+def video_info(path: str | Path, every: Every = 1) -> tuple[int, float]:
+    """``(frames, frames per second)`` of a video's first video stream, as its container
+    states them (``frames`` 0 where it does not); with ``every`` keeping every n-th frame
+    (:func:`frame_step`), of the frames :func:`read_frames` keeps: ``ceil(frames / n)`` at
+    ``fps / n``, the same time span."""
+    frames, fps = _stated(path)
+    step = frame_step(path, every)
+    return -(-frames // step), fps / step
+
+
+def read_frames(path: str | Path, every: Every = 1) -> Iterator[np.ndarray]:
+    """The frames of ``path``'s first video stream, in order, each ``(H, W, 3)`` uint8 RGB:
+    every one, or with ``every=n`` frames 0, n, 2n, ... (``every=Seconds(2)``: a frame every
+    2 seconds, :func:`frame_step`; the others are decoded, as the next may be coded as a
+    change to them, but not converted to RGB). A file FFmpeg cannot read, or that breaks off,
+    is a :class:`CnnlabError` naming it."""
+    step = frame_step(path, every)
+    return (frame for _, frame in _kept_frames(path, lambda i: i % step == 0))
 
 
 def _kept_frames(

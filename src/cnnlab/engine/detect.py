@@ -30,6 +30,7 @@ from cnnlab.data.split_folders import (
     final_split,
     own_or_seeded,
 )
+from cnnlab.data.video import Every
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.detection_data import (
     DetectionData,
@@ -205,7 +206,7 @@ class Detector(Predictor):
         video: str | Path,
         score_threshold: float = 0.3,
         iou_threshold: float = 0.5,
-        every: int = 1,
+        every: Every = 1,
     ) -> list[dict[str, Any]]:
         """:meth:`predict_files` of a video's frames (every ``every``-th from the first), a row
         each named ``clip.mp4#frame=i``, the frames streamed :data:`~cnnlab.engine.predict.CHUNK`

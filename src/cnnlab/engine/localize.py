@@ -25,6 +25,7 @@ from cnnlab.data.images import image_list
 from cnnlab.data.localization import LocalizationData, from_boxes, from_scenes
 from cnnlab.data.scenes import MEAN, STD, standardise
 from cnnlab.data.split_folders import final_split
+from cnnlab.data.video import Every
 from cnnlab.engine.checkpoint import model_from_checkpoint
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
@@ -331,7 +332,7 @@ class Localizer(Predictor):
         )
         return in_file_pixels(rows, source_names(images), frames, size)
 
-    def predict_video(self, video: str | Path, every: int = 1) -> list[dict[str, Any]]:
+    def predict_video(self, video: str | Path, every: Every = 1) -> list[dict[str, Any]]:
         """:meth:`predict_files` of a video's frames (every ``every``-th from the first), a row
         each named ``clip.mp4#frame=i``, the frames streamed :data:`~cnnlab.engine.predict.CHUNK`
         at a time (:func:`~cnnlab.engine.predict.video_chunks`)."""

@@ -18,6 +18,7 @@ import torch
 
 from cnnlab.data.classification import normalize
 from cnnlab.data.folder import image_to_uint8
+from cnnlab.data.video import Every
 from cnnlab.errors import CnnlabError
 
 
@@ -195,7 +196,7 @@ def stretched_chunks(
         yield stretched, [displayed_size(p) for p, _ in part]
 
 
-def frame_chunks(video: str | Path, names: list[str], every: int = 1) -> Iterator[list[Any]]:
+def frame_chunks(video: str | Path, names: list[str], every: Every = 1) -> Iterator[list[Any]]:
     """A video's frames (every one, or every ``every``-th from the first), :data:`CHUNK` at a
     time, each ``(H, W, 3)`` uint8 RGB, with a progress bar as long as the video says it is;
     each frame's name (``clip.mp4#frame=12``, :func:`~cnnlab.data.video.frame_source`) is
@@ -215,7 +216,7 @@ def frame_chunks(video: str | Path, names: list[str], every: int = 1) -> Iterato
 
 
 def video_chunks(
-    video: str | Path, size: int, names: list[str], every: int = 1
+    video: str | Path, size: int, names: list[str], every: Every = 1
 ) -> Iterator[tuple[torch.Tensor, list[tuple[int, int]]]]:
     """A video's frames (:func:`frame_chunks`) as :func:`stretched_chunks` gives files, each
     chunk stretched to ``size x size``, each frame with its ``(width, height)``."""
@@ -348,7 +349,7 @@ class Classifier(Predictor):
         return topk_rows(probs, self.meta["class_names"], sources, top_k, labels)
 
     def predict_video(
-        self, video: str | Path, top_k: int = 3, every: int = 1
+        self, video: str | Path, top_k: int = 3, every: Every = 1
     ) -> list[dict[str, Any]]:
         """One row per frame of ``video`` (every ``every``-th from the first), named
         ``clip.mp4#frame=i``; the frames streamed :data:`CHUNK` at a time

@@ -23,6 +23,7 @@ import torch
 
 from cnnlab.data.face_db import FaceDatabase
 from cnnlab.data.images import image_list
+from cnnlab.data.video import Every
 from cnnlab.engine.predict import CHUNK, preprocess, source_names
 from cnnlab.errors import CnnlabError
 from cnnlab.models.siamese import LearnedSimilarity, same_probability, similarity_from_record
@@ -166,7 +167,7 @@ class FaceEncoder:
                 parts.append(self.model(batch).numpy())
         return np.concatenate(parts)
 
-    def embed_named(self, images: Sequence[Any], every: int = 1) -> tuple[np.ndarray, list[str]]:
+    def embed_named(self, images: Sequence[Any], every: Every = 1) -> tuple[np.ndarray, list[str]]:
         """``(n, D)`` embeddings and what rows call each: files (by their path) and images in
         memory (``images[i]``) as :meth:`embed` takes them, and each video file among them
         frame by frame (every ``every``-th from the first, ``clip.mp4#frame=i``), streamed: a
@@ -215,7 +216,7 @@ class FaceEncoder:
         name: str,
         paths: Sequence[Any],
         others: list[dict[str, str]] | None = None,
-        every: int = 1,
+        every: Every = 1,
         sources: list[str] | None = None,
     ) -> int:
         """Enrol ``name`` with the images ``paths`` (a video's frames, every ``every``-th:
@@ -233,7 +234,7 @@ class FaceEncoder:
         return db.enroll(name, emb)
 
     def remove(
-        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: int = 1
+        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: Every = 1
     ) -> tuple[int, int]:
         """Remove the images ``paths`` (or a video's frames, :meth:`embed_named`) from
         ``name``'s enrolment (one filed under the wrong person, say), found by their
@@ -245,7 +246,7 @@ class FaceEncoder:
         self,
         db: FaceDatabase,
         people: Sequence[tuple[str, Sequence[str | Path]]],
-        every: int = 1,
+        every: Every = 1,
     ) -> list[dict[str, Any]]:
         """Enrol each ``(name, images)`` (a gallery's person folders,
         :func:`~cnnlab.data.identities.person_folders`; a video among them: its frames, every
@@ -274,7 +275,7 @@ class FaceEncoder:
         return rows
 
     def verify(
-        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: int = 1
+        self, db: FaceDatabase, name: str, paths: Sequence[Any], every: Every = 1
     ) -> list[dict[str, Any]]:
         """For each image (each frame of a video, every ``every``-th: :meth:`embed_named`): is
         it ``name``? Its distance to ``name``'s nearest enrolled image and ``same`` (``distance
@@ -301,7 +302,7 @@ class FaceEncoder:
         return rows
 
     def identify(
-        self, db: FaceDatabase, paths: Sequence[Any], top_k: int = 1, every: int = 1
+        self, db: FaceDatabase, paths: Sequence[Any], top_k: int = 1, every: Every = 1
     ) -> list[dict[str, Any]]:
         """For each image (each frame of a video, every ``every``-th: :meth:`embed_named`): the
         enrolled person nearest to it (``nearest``, ``distance``) and ``identity``, that person

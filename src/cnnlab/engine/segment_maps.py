@@ -25,6 +25,7 @@ from cnnlab.data.images import image_list, open_image, with_progress
 from cnnlab.data.palettes import MAP_COLOURS
 from cnnlab.data.scenes import standardise
 from cnnlab.data.textfiles import write_names
+from cnnlab.data.video import Every
 from cnnlab.engine.predict import Predictor, source_names
 from cnnlab.models.unet import at_input_size
 
@@ -126,7 +127,7 @@ class Segmenter(Predictor):
             )
         return rows
 
-    def predict_video(self, video: str | Path, every: int = 1) -> Iterator[dict[str, Any]]:
+    def predict_video(self, video: str | Path, every: Every = 1) -> Iterator[dict[str, Any]]:
         """:meth:`predict_files`' rows of a video's frames (every ``every``-th from the first),
         named ``clip.mp4#frame=i``, *yielded* one at a time as the frames are read: a map is
         the frame's size, so a long video's maps are never held at once (``list(...)`` holds
