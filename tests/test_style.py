@@ -111,8 +111,9 @@ def test_style_cli(
     assert main(["style", "--alpha", "0", "--beta", "0", "--size", "32", "--steps", "2"]) == 2
     assert "all 0: J(G) = 0, nothing to optimise" in capsys.readouterr().err
     default = tmp_path / "default.png"  # astronaut in the style of brick
-    assert main(["style", "-o", str(default), "--size", "32", "--steps", "2", "--json"]) == 0
-    capsys.readouterr()
+    assert main(["style", "-o", str(default), "--size", "32", "--steps", "2"]) == 0
+    bars = [line.split(" ━")[0] for line in capsys.readouterr().err.splitlines() if "━" in line]
+    assert bars == ["16x16 px, step 1/1", "32x32 px, step 1/1"]  # each level its own bar
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("optimised although its result could not be saved")

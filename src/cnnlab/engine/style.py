@@ -253,8 +253,9 @@ def optimise_pixels(
     console = console or Console(stderr=True)
     started = time.perf_counter()
     interrupted = False
-    with epoch_progress(console, unit="step") as progress:
-        task = progress.add_task(f"style {content.shape[-1]}px", total=steps, stats="")
+    size = f"{content.shape[-1]}x{content.shape[-2]}"  # width x height: each level its own bar
+    with epoch_progress(console, unit=f"{size} px, step") as progress:
+        task = progress.add_task(f"style {size}", total=steps, stats="")
         for step in range(1, steps + 1):
             try:
                 opt.step(closure)
