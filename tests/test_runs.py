@@ -59,7 +59,7 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
         "lenet5",
         "digits",
     )
-    assert classify["progress"] == "1/1 epochs" and classify["state"] == "finished"
+    assert classify["progress"] == "1/1 epoch" and classify["state"] == "finished"
     assert classify["pretrained"] == ""  # started from its own random weights
     assert classify["figures"] == {"test acc": results["test_accuracy"]}
     done = rows["localize/run"]

@@ -102,12 +102,12 @@ def summarise(folder: Path) -> RunSummary:
     if unit == "epochs":
         planned = config.get("epochs")
         done = _rows(folder / "metrics.csv")
-        row.progress = f"{done}/{planned} epochs"
+        row.progress = f"{done}/{planned} epoch{'' if planned == 1 else 's'}"
     else:  # a faces run: the steps its encoders trained (--patience may end them sooner)
         trained = (results or {}).get("steps_trained")
         ok = isinstance(trained, list) and trained and all(isinstance(n, int) for n in trained)
         done = f"{max(trained)}/" if ok else ""  # an unfinished run wrote no results.json
-        row.progress = f"{done}{planned} steps" if planned else ""
+        row.progress = f"{done}{planned} step{'' if planned == 1 else 's'}" if planned else ""
     if (folder / "results.json").exists() and results is None:
         row.state = "unreadable results.json"
     elif results is None:
