@@ -643,6 +643,11 @@ def test_bad_input_is_one_line_exit_2(
             "(this command calls it --images)",
         ),
         (["segment", "predict", "--checkpoint", "c.pt", "--count", "5"], "calls it --scenes)"),
+        (  # the command is called scenes; how many is --images, as for training
+            ["data", "scenes", "--format", "yolo", "--out", "s", "--scenes", "20"],
+            "--scenes 20 (this command calls it --images)",
+        ),
+        (["detect", "train", "--scenes", "20"], "(this command calls it --images)"),
         (
             ["models", "--jsn"],
             "cnnlab models: unrecognized arguments: --jsn (did you mean --json?)",

@@ -227,6 +227,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "--lr0": ("--lr",),
     "--count": ("--images", "--scenes"),
     "--num-images": ("--images", "--scenes"),
+    "--scenes": ("--images",),  # predict's new scenes; train and data scenes count --images
 }
 
 
