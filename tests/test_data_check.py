@@ -127,3 +127,46 @@ def test_identities_seen_and_held_out(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "-o", str(tmp_path / "x.png")]) == 2
     assert main(["data", "check", "detect", "--data", str(tmp_path), "--unseen", "cy"]) == 2
     assert "--unseen names the identities faces train holds out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["yolo", "voc", "labelme"])
+def test_every_bad_label_file_is_named(
+    layout: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training stops at the first bad label file; data check names each one (a line each,
+    then how many, exit 2), so a folder is fixed in one pass, not one file a run."""
+    root = tmp_path / layout
+    assert main(["data", "scenes", "--format", layout, "--out", str(root), "--images", "5"]) == 0
+    if layout == "yolo":
+        bad = {
+            root / "labels" / "000001.txt": "7 0.5 0.5 0.2 0.2\n",  # 3 classes
+            root / "labels" / "000003.txt": "0 0.5 0.5 0.2\n",
+        }
+        said = [":1: unknown class id 7 (3 class names)", ":1: expected 'class cx cy w h'"]
+    elif layout == "voc":
+        xml = (root / "Annotations" / "000003.xml").read_text()
+        bad = {
+            root / "Annotations" / "000001.xml": "<annotation><filename>",
+            root / "Annotations" / "000003.xml": xml.replace("<name>", "<name>x", 1),
+        }
+        said = [": malformed XML", ": class 'x"]
+    else:
+        spec = json.loads((root / "000003.json").read_text())
+        spec["shapes"][0]["label"] = ""
+        bad = {root / "000001.json": "{not json", root / "000003.json": json.dumps(spec)}
+        said = [": not readable JSON", ": shape 0: no label"]
+    for path, text in bad.items():
+        path.write_text(text)
+    capsys.readouterr()
+    assert main(["data", "check", "detect", "--data", str(root)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+    assert len(lines) == 3, lines
+    for line, path, what in zip(lines, bad, said, strict=False):
+        assert line.startswith(f"cnnlab: error: {path}{what}"), line
+    assert lines[2] == (
+        f"cnnlab: error: {root}: 2 problems in its label files (each above); training stops at "
+        "the first"
+    )
+    assert main(["detect", "train", "--data", str(root), "--epochs", "1"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+    assert len(lines) == 1 and lines[0].startswith(f"cnnlab: error: {next(iter(bad))}")

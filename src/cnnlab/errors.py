@@ -7,8 +7,11 @@ one, the file. The CLI turns it into ``cnnlab: error: <message>`` on stderr and 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 # a web address (http://, https://, s3://...; "C:/" is a drive letter, not a scheme); a Path keeps
@@ -18,6 +21,33 @@ WEB_ADDRESS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
 
 class CnnlabError(ValueError):
     """Bad input from the user: reported as one line, exit code 2, never a traceback."""
+
+
+# the problems of each label file, while `cnnlab data check` reads a dataset: every bad file
+# named at once, where training stops at the first
+_collecting: ContextVar[list[str] | None] = ContextVar("collecting", default=None)
+
+
+@contextlib.contextmanager
+def problems_collected() -> Iterator[list[str]]:
+    """Within it, a reader that :func:`collected` a file's :class:`CnnlabError` leaves that
+    file out and goes on; the yielded list holds each message, in the order found."""
+    found: list[str] = []
+    token = _collecting.set(found)
+    try:
+        yield found
+    finally:
+        _collecting.reset(token)
+
+
+def collected(exc: CnnlabError) -> bool:
+    """Whether ``exc``, one label file's problem, was recorded by :func:`problems_collected`
+    (the reader then leaves the file out); ``False`` outside it: raise it."""
+    found = _collecting.get()
+    if found is None:
+        return False
+    found.append(str(exc))
+    return True
 
 
 def refuse_web_address(given: str | Path) -> None:

@@ -6,6 +6,7 @@ check``: a dataset counted per split and class as a task's training reads it
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -29,7 +30,7 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
     """Read ``--data`` as ``TASK``'s training would and show each split's images per class
     (boxes, pixels), and the classes a split lacks."""
     from cnnlab.cli.shown import figure_file
-    from cnnlab.engine.data_check import check_data
+    from cnnlab.engine.data_check import BadLabelFiles, check_data
 
     if args.task == "faces" and args.output:
         raise CnnlabError("data check -o draws classes by split; a faces identity is in one only")
@@ -37,9 +38,14 @@ def cmd_data_check(args: argparse.Namespace, console: Console) -> dict[str, Any]
         raise CnnlabError("--unseen names the identities faces train holds out; give faces")
     figure = figure_file(args.output) if args.output else None  # checked before reading
     # no spinner: reading a large folder draws its own progress bar, as training's does
-    found = check_data(
-        args.task, args.data, args.image_size, args.data_root or "", args.seed, args.unseen
-    )
+    try:
+        found = check_data(
+            args.task, args.data, args.image_size, args.data_root or "", args.seed, args.unseen
+        )
+    except BadLabelFiles as bad:  # each file its line, then the count as the error
+        for problem in bad.problems:
+            print(f"cnnlab: error: {problem}", file=sys.stderr)
+        raise
     if figure:
         from cnnlab.viz.plots import plot_class_balance
 

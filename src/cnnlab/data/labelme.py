@@ -39,7 +39,7 @@ from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.orientation import as_shown, pixels_as_shown, shown_size, stored_and_orientation
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_names, sorted_names
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.words import counted
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
@@ -179,67 +179,31 @@ def _names(root: Path, found: set[str]) -> tuple[list[str], str | None]:
     return sorted_names(found), None
 
 
+_Shape = tuple[str, np.ndarray, np.ndarray | None]  # label, outline, a mask shape's bitmap
+
+
 def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]]:
     """Every image of ``root`` that has a labelme JSON file, with its shapes, and the class names
     (module docstring). Bad files name the problem: not JSON, a shape without a label or with
     malformed points, a size that is not the image's, a label the listed names lack."""
     root = Path(root)
-    Shape = tuple[str, np.ndarray, np.ndarray | None]  # label, outline, a mask shape's bitmap
-    parsed: list[tuple[Path, Any, tuple[int, int], list[Shape], str | None]] = []
+    parsed: list[tuple[Path, Any, tuple[int, int], list[_Shape], str | None]] = []
     flat: list[str] = []  # shapes with no area: left out
     lonely: list[Path] = []
     unlabelled: list[Path] = []
     for folder, split in _folders(root):
         used = set()
         for path in _jsons(folder):
-            try:
-                spec = json.loads(path.read_text(encoding="utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise CnnlabError(f"{path}: not readable JSON ({exc})") from None
-            if not (isinstance(spec, dict) and isinstance(spec.get("shapes"), list)):
-                raise CnnlabError(f"{path}: not a labelme file (no 'shapes' list)")
-            image = _image(spec, path)
-            if image is None:
+            try:  # data check names every bad file; training stops at the first
+                entry = _labelme_file(path, split, used, flat)
+            except CnnlabError as exc:
+                if collected(exc):
+                    continue
+                raise
+            if entry is None:
                 lonely.append(path)
-                continue
-            if isinstance(image, Path):
-                used.add(image.resolve())  # imagePath may say ../photos/a.png
-            stored, orientation = stored_and_orientation(image)
-            shown = shown_size(stored, orientation)
-            given = (spec.get("imageWidth"), spec.get("imageHeight"))
-            if not all(isinstance(v, int) and v > 0 for v in given):
-                given = shown  # not written: as labelme shows it
-            if given not in (stored, shown):
-                turned = f" ({stored[0]}x{stored[1]} as stored)" if shown != stored else ""
-                raise CnnlabError(
-                    f"{path}: imageWidth x imageHeight is {given[0]}x{given[1]}, but its image is "
-                    f"{shown[0]}x{shown[1]}{turned} (resized or turned after labelling? the "
-                    "shapes would land in the wrong place)"
-                )
-            # a tool that showed the photo as stored (labelme before 2019, X-AnyLabeling): turn
-            # the shapes with the photo, as training sees it
-            on_stored = given == stored != shown
-            shapes = []
-            for k, shape in enumerate(spec["shapes"]):
-                where = f"{path}: shape {k}"
-                label = str(shape.get("label") or "").strip() if isinstance(shape, dict) else ""
-                if not label:
-                    raise CnnlabError(f"{where}: no label")
-                polygon = shape_polygon(shape, where)
-                if polygon is None:
-                    flat.append(f"{path.name}: {shape.get('shape_type')} {label!r}")
-                else:
-                    bitmap = (
-                        shape_bitmap(shape, polygon, where)
-                        if shape.get("shape_type") == "mask"
-                        else None
-                    )
-                    if on_stored:
-                        polygon = as_shown(polygon / stored, orientation) * shown
-                        if bitmap is not None:
-                            bitmap = pixels_as_shown(bitmap, orientation)
-                    shapes.append((label, polygon, bitmap))
-            parsed.append((path, image, shown, shapes, split))
+            else:
+                parsed.append(entry)
         unlabelled += [
             p
             for p in sorted(folder.iterdir())
@@ -251,9 +215,12 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
     index = {n: i for i, n in enumerate(names)}
     for path, *_, shapes, _ in parsed:
         if unknown := [label for label, *_ in shapes if label not in index]:
-            raise CnnlabError(
+            exc = CnnlabError(
                 f"{path}: label {unknown[0]!r} is not in {listed} ({', '.join(names)})"
             )
+            if not collected(exc):
+                raise exc
+    parsed = [entry for entry in parsed if all(label in index for label, *_ in entry[3])]
     for what, items in (
         ("shape with no area (a point or a line)", flat),
         ("JSON file with no image", lonely),
@@ -275,6 +242,59 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
         )
         for path, image, size, shapes, split in parsed
     ], names
+
+
+def _labelme_file(
+    path: Path, split: str | None, used: set[Path], flat: list[str]
+) -> tuple[Path, Any, tuple[int, int], list[_Shape], str | None] | None:
+    """One labelme JSON file read: ``(path, image, its size as shown, shapes, split)``, or
+    ``None`` when its image is not there; the image's path is added to ``used``, and a shape
+    with no area to ``flat`` (left out). A bad file is a :class:`CnnlabError` naming it."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CnnlabError(f"{path}: not readable JSON ({exc})") from None
+    if not (isinstance(spec, dict) and isinstance(spec.get("shapes"), list)):
+        raise CnnlabError(f"{path}: not a labelme file (no 'shapes' list)")
+    image = _image(spec, path)
+    if image is None:
+        return None
+    if isinstance(image, Path):
+        used.add(image.resolve())  # imagePath may say ../photos/a.png
+    stored, orientation = stored_and_orientation(image)
+    shown = shown_size(stored, orientation)
+    given = (spec.get("imageWidth"), spec.get("imageHeight"))
+    if not all(isinstance(v, int) and v > 0 for v in given):
+        given = shown  # not written: as labelme shows it
+    if given not in (stored, shown):
+        turned = f" ({stored[0]}x{stored[1]} as stored)" if shown != stored else ""
+        raise CnnlabError(
+            f"{path}: imageWidth x imageHeight is {given[0]}x{given[1]}, but its image is "
+            f"{shown[0]}x{shown[1]}{turned} (resized or turned after labelling? the "
+            "shapes would land in the wrong place)"
+        )
+    # a tool that showed the photo as stored (labelme before 2019, X-AnyLabeling): turn
+    # the shapes with the photo, as training sees it
+    on_stored = given == stored != shown
+    shapes = []
+    for k, shape in enumerate(spec["shapes"]):
+        where = f"{path}: shape {k}"
+        label = str(shape.get("label") or "").strip() if isinstance(shape, dict) else ""
+        if not label:
+            raise CnnlabError(f"{where}: no label")
+        polygon = shape_polygon(shape, where)
+        if polygon is None:
+            flat.append(f"{path.name}: {shape.get('shape_type')} {label!r}")
+        else:
+            bitmap = (
+                shape_bitmap(shape, polygon, where) if shape.get("shape_type") == "mask" else None
+            )
+            if on_stored:
+                polygon = as_shown(polygon / stored, orientation) * shown
+                if bitmap is not None:
+                    bitmap = pixels_as_shown(bitmap, orientation)
+            shapes.append((label, polygon, bitmap))
+    return (path, image, shown, shapes, split)
 
 
 def paint(item: LabelmeImage, size: int) -> np.ndarray:

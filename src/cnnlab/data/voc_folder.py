@@ -47,7 +47,7 @@ import numpy as np
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_lines, read_names, sorted_names
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.words import counted
 
 ANNOTATION_DIRS = ("Annotations", "annotations")
@@ -258,7 +258,12 @@ def read_voc_folder(
         images = image_files_in(image_dir)
         xmls = sorted(p for p in xml_dir.iterdir() if p.suffix.lower() == ".xml" and p.is_file())
         for xml in xmls:
-            found = parse_xml(xml, images, split)
+            try:
+                found = parse_xml(xml, images, split)
+            except CnnlabError as exc:  # data check names every bad file; training the first
+                if collected(exc):
+                    continue
+                raise
             if found is None:
                 lonely_xml.append(xml)
             else:
@@ -278,9 +283,13 @@ def read_voc_folder(
         known = set(boxes_names)
         for p in parsed:
             if unknown := [n for n in p.names if n not in known]:
-                raise CnnlabError(
+                exc = CnnlabError(
                     f"{p.path}: class {unknown[0]!r} is not in {source} ({', '.join(boxes_names)})"
                 )
+                if not collected(exc):
+                    raise exc
+        if unnamed := {p.path for p in parsed if not set(p.names) <= known}:
+            parsed = [p for p in parsed if p.path not in unnamed]
     else:
         boxes_names = sorted_names({n for p in parsed for n in p.names})
     if lonely_xml:

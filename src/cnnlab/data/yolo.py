@@ -25,7 +25,7 @@ import torch
 from cnnlab.data.folder import IMAGE_SUFFIXES, images_under, refuse_class_folders
 from cnnlab.data.split_folders import folder_pairs, given_splits, split_of
 from cnnlab.data.textfiles import read_lines, read_names, write_names
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.words import counted
 
 EPS = 1e-6
@@ -186,7 +186,11 @@ def read_yolo_folder(root: str | Path) -> tuple[list[YoloImage], list[str]]:
             label_file = labels_dir / relative.with_suffix(".txt")
             used.add(label_file)
             labelled += label_file.is_file()
-            items.append(_labelled(image, label_file, names, split_of(relative, split)))
+            try:
+                items.append(_labelled(image, label_file, names, split_of(relative, split)))
+            except CnnlabError as exc:  # data check names every bad file; training the first
+                if not collected(exc):
+                    raise
         unmatched += sorted(set(labels_dir.rglob("*.txt")) - used)
     if not items:
         raise CnnlabError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

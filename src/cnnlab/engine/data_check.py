@@ -31,6 +31,7 @@ import torch
 
 from cnnlab.data.split_folders import own_or_seeded
 from cnnlab.engine.runlog import SPLIT_ORDER
+from cnnlab.errors import CnnlabError, problems_collected
 from cnnlab.words import counted
 
 TASKS = ("classify", "detect", "localize", "segment", "faces")
@@ -48,17 +49,39 @@ def check_data(
     data without split folders), counted per split and class (module docstring), with the
     ``problems`` found: a class a split holds none of (a metric of that split says nothing of
     it; in the training split, the model never sees it)."""
-    if task == "classify":
-        found = _classification(data, image_size, data_root, seed)
-    elif task in ("detect", "localize"):
-        found = _detection(data, image_size, data_root, seed, first_only=task == "localize")
-    elif task == "segment":
-        found = _segmentation(data, image_size, data_root, seed)
-    elif task == "faces":
-        return _identities(data, image_size, unseen)
-    else:
+    if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+    with problems_collected() as bad_files:
+        try:
+            if task == "classify":
+                found = _classification(data, image_size, data_root, seed)
+            elif task in ("detect", "localize"):
+                first_only = task == "localize"
+                found = _detection(data, image_size, data_root, seed, first_only=first_only)
+            elif task == "segment":
+                found = _segmentation(data, image_size, data_root, seed)
+            else:
+                return _identities(data, image_size, unseen)
+        except CnnlabError as exc:  # what the files left after the bad ones could not make
+            if not bad_files:
+                raise
+            bad_files.append(str(exc))
+    if bad_files:
+        raise BadLabelFiles(data, bad_files)
     return found | {"problems": _absent(found)}
+
+
+class BadLabelFiles(CnnlabError):
+    """Every label file of ``data`` that training would stop at (``problems``, one message
+    each, in the order read: YOLO label files, Pascal VOC XML files), where training names
+    only the first."""
+
+    def __init__(self, data: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"{data}: {counted(len(problems), 'problem')} in its label files (each above); "
+            "training stops at the first"
+        )
 
 
 def _absent(found: dict[str, Any]) -> list[str]:
