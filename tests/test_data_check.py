@@ -129,14 +129,15 @@ def test_identities_seen_and_held_out(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "--unseen names the identities faces train holds out" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("layout", ["yolo", "voc", "labelme"])
+@pytest.mark.parametrize("layout", ["yolo", "voc", "labelme", "masks", "voc-masks"])
 def test_every_bad_label_file_is_named(
     layout: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Training stops at the first bad label file; data check names each one (a line each,
     then how many, exit 2), so a folder is fixed in one pass, not one file a run."""
     root = tmp_path / layout
-    assert main(["data", "scenes", "--format", layout, "--out", str(root), "--images", "5"]) == 0
+    form = layout.removesuffix("-masks")
+    assert main(["data", "scenes", "--format", form, "--out", str(root), "--images", "5"]) == 0
     if layout == "yolo":
         bad = {
             root / "labels" / "000001.txt": "7 0.5 0.5 0.2 0.2\n",  # 3 classes
@@ -150,15 +151,24 @@ def test_every_bad_label_file_is_named(
             root / "Annotations" / "000003.xml": xml.replace("<name>", "<name>x", 1),
         }
         said = [": malformed XML", ": class 'x"]
+    elif layout.endswith("masks"):  # segmentation: a mask of another size, an unknown class
+        masks = root / ("masks" if layout == "masks" else "SegmentationClass")
+        Image.new("L", (3, 3)).save(masks / "000001.png")
+        Image.new("L", (128, 128), 9).save(masks / "000003.png")
+        bad = {masks / "000001.png": "", masks / "000003.png": ""}
+        listed = "classes.txt" if layout == "masks" else "labelmap.txt"
+        said = [": mask is 3x3, its image is 128x128", f": class index 9 is not in {listed}"]
     else:
         spec = json.loads((root / "000003.json").read_text())
         spec["shapes"][0]["label"] = ""
         bad = {root / "000001.json": "{not json", root / "000003.json": json.dumps(spec)}
         said = [": not readable JSON", ": shape 0: no label"]
     for path, text in bad.items():
-        path.write_text(text)
+        if text:
+            path.write_text(text)
+    task = "segment" if layout.endswith("masks") else "detect"
     capsys.readouterr()
-    assert main(["data", "check", "detect", "--data", str(root)]) == 2
+    assert main(["data", "check", task, "--data", str(root)]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
     assert len(lines) == 3, lines
     for line, path, what in zip(lines, bad, said, strict=False):
@@ -167,6 +177,6 @@ def test_every_bad_label_file_is_named(
         f"cnnlab: error: {root}: 2 problems in its label files (each above); training stops at "
         "the first"
     )
-    assert main(["detect", "train", "--data", str(root), "--epochs", "1"]) == 2
+    assert main([task, "train", "--data", str(root), "--epochs", "1"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
     assert len(lines) == 1 and lines[0].startswith(f"cnnlab: error: {next(iter(bad))}")

@@ -40,7 +40,7 @@ from cnnlab.data.split_folders import (
 )
 from cnnlab.data.textfiles import read_names
 from cnnlab.data.yolo import read_yolo_folder
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.losses.segmentation import VOID
 from cnnlab.words import counted
 
@@ -214,23 +214,38 @@ def folder_segmentation(root: str | Path, image_size: int = 128) -> Segmentation
     if not files:
         raise CnnlabError(f"{root}: no images under its images/ folder(s)")
     require_image_memory(len(files), image_size, root, 11)  # uint8 RGB + an int64 map
-    images, masks = [], []
-    for path, mask_path, _ in files:
-        if not mask_path.is_file():
-            lossy = sorted(mask_path.parent.glob(f"{mask_path.stem}.*"))
-            raise CnnlabError(
-                f"{mask_path}: missing mask for {path.name}"
-                + (  # a JPEG's compression blurs class indices at every edge
-                    f"; {lossy[0].name} is there, but masks must be PNG (lossless)" if lossy else ""
+    images, masks, kept = [], [], []
+    for path, mask_path, split in files:
+        try:  # data check names every bad mask; training stops at the first
+            if not mask_path.is_file():
+                lossy = sorted(mask_path.parent.glob(f"{mask_path.stem}.*"))
+                raise CnnlabError(
+                    f"{mask_path}: missing mask for {path.name}"
+                    + (  # a JPEG's compression blurs class indices at every edge
+                        f"; {lossy[0].name} is there, but masks must be PNG (lossless)"
+                        if lossy
+                        else ""
+                    )
                 )
-            )
-        img = read_image(path, "RGB")
-        masks.append(read_mask(mask_path, img, names, image_size, image_path=path))
+            img = read_image(path, "RGB")
+            masks.append(read_mask(mask_path, img, names, image_size, image_path=path))
+        except CnnlabError as exc:
+            if collected(exc):
+                continue
+            raise
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
-    stacked = torch.stack(masks)
+        kept.append(split)
+    stacked = _stacked(masks, root / "masks")
     _refuse_void_only(stacked, names, root / "masks")
-    splits = given_splits([split for _, _, split in files])
-    return SegmentationData(torch.stack(images), stacked, names, splits)
+    return SegmentationData(torch.stack(images), stacked, names, given_splits(kept))
+
+
+def _stacked(masks: list[torch.Tensor], folder: Path) -> torch.Tensor:
+    """The ``(N, H, W)`` maps of a folder's masks; none (every one refused, as data check
+    reads them) is an error naming the folder."""
+    if not masks:
+        raise CnnlabError(f"{folder}: no mask could be read")
+    return torch.stack(masks)
 
 
 def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> SegmentationData:
@@ -275,14 +290,21 @@ def voc_folder_segmentation(root: str | Path, image_size: int = 128) -> Segmenta
             stacklevel=2,
         )
     require_image_memory(len(pairs), image_size, root, 11)
-    images, masks = [], []
+    images, masks, kept = [], [], []
     for image_path, mask_path in pairs:
-        img = read_image(image_path, "RGB")
-        masks.append(read_mask(mask_path, img, names, image_size, colours, listed_in, image_path))
+        try:  # data check names every bad mask; training stops at the first
+            img = read_image(image_path, "RGB")
+            mask = read_mask(mask_path, img, names, image_size, colours, listed_in, image_path)
+        except CnnlabError as exc:
+            if collected(exc):
+                continue
+            raise
+        masks.append(mask)
         images.append(image_tensor(fit_image(img, image_size, "stretch")))
-    stacked = torch.stack(masks)
+        kept.append(mask_path.stem)
+    stacked = _stacked(masks, root / "SegmentationClass")
     _refuse_void_only(stacked, names, root / "SegmentationClass")
-    splits = voc_splits(root, "Segmentation", [m.stem for _, m in pairs])
+    splits = voc_splits(root, "Segmentation", kept)
     return SegmentationData(torch.stack(images), stacked, names, splits)
 
 
