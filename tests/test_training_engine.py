@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -635,6 +636,17 @@ def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path: Path) -> None:
     args = ["classify", "train", "--data", str(tmp_path / "data"), "--model", "resnet18"]
     args += ["--image-size", "32", "--batch-size", "32", "--epochs", "1"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_batch_larger_than_the_training_split_is_said() -> None:
+    """More images a batch than the split holds: each epoch one step of all of them, warned
+    for a new run (a resumed one was warned when it began)."""
+    with pytest.warns(UserWarning, match=r"^--batch-size 5,000 is more than the 1,257 training "):
+        assert batches_per_epoch(1_257, 5_000, warn=True) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert batches_per_epoch(1_257, 5_000) == 1  # resumed: nothing said
+        assert batches_per_epoch(1_257, 1_257, warn=True) == 1  # exactly one batch: as asked
 
 
 def test_one_image_per_batch_is_refused_where_batch_norm_needs_more() -> None:

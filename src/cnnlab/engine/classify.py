@@ -251,7 +251,8 @@ def train_classifier(
     train = data.splits["train"]
     weight = weight.to(device) if weight is not None else None
     smallest = 2 * dist_info.world_size  # every rank's share of the last batch: >= 2 for BN
-    steps_per_epoch = batches_per_epoch(len(train), config.batch_size, smallest)
+    new_run = ckpt is None and dist_info.is_main
+    steps_per_epoch = batches_per_epoch(len(train), config.batch_size, smallest, new_run)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, head, config.lr, config.backbone_lr_mult),
         lr=config.lr,

@@ -310,7 +310,8 @@ def train_detector(
     )
     groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
-    steps = batches_per_epoch(len(train.images), config.batch_size) * config.epochs
+    per_epoch = batches_per_epoch(len(train.images), config.batch_size, warn=ckpt is None)
+    steps = per_epoch * config.epochs
     sched = one_cycle(opt, steps)
     anchor_iou = mean_best_iou(wh, anchors)
     out = run_dir(config.out, "detect", resume)

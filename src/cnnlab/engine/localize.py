@@ -236,7 +236,7 @@ def train_localizer(
     groups = backbone_groups(model, config.lr, config.backbone_lr_mult)
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=5e-4)
     train_idx = data.splits["train"]
-    steps = batches_per_epoch(len(train_idx), config.batch_size) * config.epochs
+    steps = batches_per_epoch(len(train_idx), config.batch_size, warn=ckpt is None) * config.epochs
     sched = one_cycle(opt, steps)
     out = run_dir(config.out, "localize", resume)
     out.mkdir(parents=True, exist_ok=True)

@@ -122,8 +122,16 @@ def batch_slices(order: torch.Tensor, batch_size: int, smallest: int = 2) -> lis
     return chunks
 
 
-def batches_per_epoch(n: int, batch_size: int, smallest: int = 2) -> int:
-    """How many batches :func:`batch_slices` cuts ``n`` images into (a scheduler's steps)."""
+def batches_per_epoch(n: int, batch_size: int, smallest: int = 2, warn: bool = False) -> int:
+    """How many batches :func:`batch_slices` cuts ``n`` images into (a scheduler's steps);
+    with ``warn`` (a new run), a warning when ``batch_size`` is more than ``n``: every epoch
+    is then a single step of all of them, seldom what was meant."""
+    if warn and batch_size > n:
+        warnings.warn(
+            f"--batch-size {batch_size:,} is more than the {counted(n, 'training image')}: "
+            "each epoch is one step of all of them",
+            stacklevel=2,
+        )
     return len(batch_slices(torch.arange(n), batch_size, smallest))
 
 

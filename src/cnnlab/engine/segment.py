@@ -203,7 +203,7 @@ def train_segmenter(
         data_keys=("input", "mask"),
     )
     train = parts["train"]
-    steps = batches_per_epoch(len(train), config.batch_size) * config.epochs
+    steps = batches_per_epoch(len(train), config.batch_size, warn=ckpt is None) * config.epochs
     sched = one_cycle(opt, steps)
     out = run_dir(config.out, "segment", resume)
     out.mkdir(parents=True, exist_ok=True)
