@@ -18,6 +18,7 @@ import json
 import math
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -207,6 +208,7 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
                 return 0
             _refuse_web_addresses(args)
             args.typed = {w.split("=", 1)[0] for w in argv if w.startswith("--")}  # as given
+            args.started = time.time()  # what a run wrote since: its figures, not older ones
             skipped = getattr(args, "skipped_files", [])  # a folder's unreadable images
             for line in skipped_lines(skipped):
                 print(line, file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
     from cnnlab.config import ClassifyTrainConfig
     from cnnlab.engine.classify import train_classifier
 
-    started, config = time.time(), resumed_config(ClassifyTrainConfig, args)
+    config = resumed_config(ClassifyTrainConfig, args)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_classifier(
             config, Console(stderr=True, quiet=args.json), resume=args.resume or ""
@@ -72,7 +71,7 @@ def cmd_classify_train(args: argparse.Namespace, console: Console) -> dict[str, 
             else f"no test split; validation accuracy {result.best_val_accuracy:.2%}"
         )
         console.print(f"{scored} (best epoch {result.best_epoch}, {result.seconds:.1f} s)")
-        console.print(run_folder_note(result.run_dir, started))
+        console.print(run_folder_note(result.run_dir, args.started))
     return result.to_dict()
 
 

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from rich.console import Console
@@ -108,13 +107,12 @@ def cmd_faces_train(args: argparse.Namespace, console: Console) -> dict[str, Any
                 else "which identity folders train without (--synthetic glyphs adds them)"
             )
         )
-    started = time.time()
     result = train_faces(config, Console(stderr=True, quiet=args.json))
     if not args.json:
         console.print(_summary_table(result))
         if confused := most_confused(result):
             console.print(confused)
-        console.print(run_folder_note(result["run_dir"], started))
+        console.print(run_folder_note(result["run_dir"], args.started))
     return result
 
 

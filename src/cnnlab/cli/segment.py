@@ -4,7 +4,6 @@ COCO or YOLO polygon files (:mod:`cnnlab.engine.segment`)."""
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -59,7 +58,7 @@ if TYPE_CHECKING:
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.segment import SegmentConfig, train_segmenter
 
-    started, config = time.time(), resumed_config(SegmentConfig, args)
+    config = resumed_config(SegmentConfig, args)
     refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_segmenter(config, Console(stderr=True, quiet=args.json), args.resume or "")
@@ -69,7 +68,7 @@ def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, A
             f"{split} mean IoU {result[split]['mean_iou']:.3f}, pixel accuracy "
             f"{result[split]['pixel_accuracy']:.3f}" + final_note(split)
         )
-        console.print(run_folder_note(result["run_dir"], started))
+        console.print(run_folder_note(result["run_dir"], args.started))
     return result
 
 

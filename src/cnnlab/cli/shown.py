@@ -59,8 +59,8 @@ MTIME_SLACK = 2.0  # seconds: coarse file-system clocks (FAT keeps even seconds)
 
 def run_folder_note(run_dir: str | Path, since: float) -> str:
     """``run folder: runs/x (figures: curves.png, ...)``: where a training run went, and the
-    figures it drew there: those written since ``since`` (a ``time.time()`` taken as the command
-    began), not an earlier run's left in an ``--out`` it reused."""
+    figures it drew there: those written since ``since`` (the command's ``args.started``, taken
+    as it began), not an earlier run's left in an ``--out`` it reused."""
     drawn = (f for f in Path(run_dir).glob("*.png") if f.stat().st_mtime >= since - MTIME_SLACK)
     figures = ", ".join(sorted(f.name for f in drawn))
     return f"run folder: {run_dir}" + (f" (figures: {figures})" if figures else "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
 
-    started, config = time.time(), resumed_config(LocalizeConfig, args)
+    config = resumed_config(LocalizeConfig, args)
     refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
@@ -73,7 +72,7 @@ def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, 
             f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
             + final_note(split)
         )
-        console.print(run_folder_note(result["run_dir"], started))
+        console.print(run_folder_note(result["run_dir"], args.started))
     return result
 
 
@@ -252,7 +251,7 @@ def _box_text(box: list[float]) -> str:
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import DetectConfig, train_detector
 
-    started, config = time.time(), resumed_config(DetectConfig, args)
+    config = resumed_config(DetectConfig, args)
     refuse_scene_options(args, config.data)
     with data_change_reported():  # a run resumed on changed data says so
         result = train_detector(config, Console(stderr=True, quiet=args.json), args.resume or "")
@@ -262,7 +261,7 @@ def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, An
             f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
             f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)" + final_note(split)
         )
-        console.print(run_folder_note(result["run_dir"], started))
+        console.print(run_folder_note(result["run_dir"], args.started))
     return result
 
 
