@@ -144,12 +144,12 @@ def _stated(path: str | Path) -> tuple[int, float]:
         return int(stream.frames or 0), float(stream.average_rate or stream.guessed_rate or 25)
 
 
-def frame_step(path: str | Path, every: Every) -> int:
+def frame_step(path: str | Path, every: Every, fps: float | None = None) -> int:
     """The stride of frames ``every`` keeps of the video ``path``: ``every`` itself, or for
-    :class:`Seconds` its seconds at the video's frame rate, rounded (at least 1: ``0.01s`` of
-    a 25 fps video keeps every frame)."""
+    :class:`Seconds` its seconds at the video's frame rate (``fps`` when the caller read it
+    already), rounded (at least 1: ``0.01s`` of a 25 fps video keeps every frame)."""
     if isinstance(every, Seconds):
-        return max(1, round(every.value * _stated(path)[1]))
+        return max(1, round(every.value * (fps if fps is not None else _stated(path)[1])))
     if every < 1:
         raise ValueError(f"every must be 1 or more, not {every}")
     return every
@@ -161,7 +161,7 @@ def video_info(path: str | Path, every: Every = 1) -> tuple[int, float]:
     (:func:`frame_step`), of the frames :func:`read_frames` keeps: ``ceil(frames / n)`` at
     ``fps / n``, the same time span."""
     frames, fps = _stated(path)
-    step = frame_step(path, every)
+    step = frame_step(path, every, fps)
     return -(-frames // step), fps / step
 
 
