@@ -288,8 +288,7 @@ def read_voc_folder(
                 )
                 if not collected(exc):
                     raise exc
-        if unnamed := {p.path for p in parsed if not set(p.names) <= known}:
-            parsed = [p for p in parsed if p.path not in unnamed]
+        parsed = [p for p in parsed if set(p.names) <= known]  # data check: collected above
     else:
         boxes_names = sorted_names({n for p in parsed for n in p.names})
     if lonely_xml:

@@ -49,10 +49,10 @@ def warn_if_reused(out: Path) -> Path:
     if earlier:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier[-1].stat().st_mtime))
         names = " and ".join(p.name for p in earlier)
+        them = "them" if len(earlier) > 1 else "it"
         warnings.warn(
-            f"{out} holds an earlier run ({names} of {when}); this run writes over "
-            f"{'them' if len(earlier) > 1 else 'it'} "
-            "(leave out --out, or name another folder, to keep them)",
+            f"{out} holds an earlier run ({names} of {when}); this run writes over {them} "
+            f"(leave out --out, or name another folder, to keep {them})",
             stacklevel=3,
         )
     return out
