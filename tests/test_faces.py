@@ -1173,6 +1173,11 @@ def test_train_on_an_identity_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.strip() == (
         f"cnnlab: error: --unseen names unknown identities: 6, 7 ({root} has ann, bo, cy, di)"
     )
+    # no warning for the refused runs above; this one writes over the first run's best.pt
+    assert main([*argv, "--unseen", "cy,di"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnlab: warning: {tmp_path / 'r'} holds an earlier run (best.pt of ")
+    assert "this run writes over it (leave out --out, or name another folder, to keep it)" in err
 
 
 def test_a_folder_holds_out_the_same_fifth_by_default(
