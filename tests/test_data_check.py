@@ -180,3 +180,40 @@ def test_every_bad_label_file_is_named(
     assert main([task, "train", "--data", str(root), "--epochs", "1"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
     assert len(lines) == 1 and lines[0].startswith(f"cnnlab: error: {next(iter(bad))}")
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_every_bad_entry_of_a_coco_file_is_named(
+    task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A COCO file is one label file of many entries: data check names each bad entry and each
+    missing image, leaving them out, where training stops at the first."""
+    root = tmp_path / "coco"
+    assert main(["data", "scenes", "--format", "coco", "--out", str(root), "--images", "5"]) == 0
+    file = root / "annotations.json"
+    coco = json.loads(file.read_text())
+    coco["images"][1]["width"] = 0
+    coco["annotations"][0]["category_id"] = 99
+    ann = coco["annotations"][-1]
+    ann["bbox"][2] = 0  # a box of no width, or a polygon of two points
+    ann["segmentation"] = [[1, 2, 3, 4]]
+    file.write_text(json.dumps(coco))
+    (root / "images" / coco["images"][3]["file_name"]).unlink()
+    n = len(coco["annotations"]) - 1
+    said = [
+        f"{file}: image {coco['images'][1]['id']}: needs file_name, width and height",
+        f"{file}: annotation 0: unknown category_id 99",
+        f"{file}: annotation {n}: "
+        + ("box has a negative or zero size" if task == "detect" else "segmentation polygons"),
+        f"{root / 'images' / coco['images'][3]['file_name']}: no such file",
+    ]
+    capsys.readouterr()
+    assert main(["data", "check", task, "--data", str(file)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+    assert len(lines) == len(said) + 1, lines
+    for what in said:  # in the order read: segment reads an image's entries with the image
+        assert sum(line.startswith(f"cnnlab: error: {what}") for line in lines) == 1, what
+    assert lines[-1].startswith(f"cnnlab: error: {file}: 4 problems")
+    assert main([task, "train", "--data", str(file), "--epochs", "1"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
+    assert lines == [f"cnnlab: error: {said[0]}"]

@@ -18,20 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 
 
 @dataclass(frozen=True)
 class CocoFile:
     """A checked COCO file: ``images`` by id (each with ``file_name``, ``width``, ``height``),
     category names in id order with ``cat_index`` mapping a category id to its position, and
-    the annotations (each with a known ``image_id`` and ``category_id``)."""
+    the annotations, each with its index in the file (``(k, annotation)``, each with a known
+    ``image_id`` and ``category_id``)."""
 
     path: Path
     images: dict[Any, dict[str, Any]]
     names: list[str]
     cat_index: dict[Any, int]
-    annotations: list[dict[str, Any]]
+    annotations: list[tuple[int, dict[str, Any]]]
 
     def image_file(self, image_id: Any, image_dir: Path | None = None) -> Path:
         """Where image ``image_id`` is: in ``image_dir``, else ``images/`` beside the JSON, else
@@ -72,18 +73,44 @@ def read_coco(path: str | Path) -> CocoFile:
             raise CnnlabError(f"{path}: {what} id {twice[0]!r} is listed twice")
     if not images:
         raise CnnlabError(f"{path}: no images listed")
-    for im in images.values():
+    bad_images = set()  # data check goes on without them, and without their annotations
+    for image_id, im in images.items():
         w, h = im.get("width"), im.get("height")
         if not (isinstance(im.get("file_name"), str) and is_positive(w) and is_positive(h)):
-            raise CnnlabError(f"{path}: image {im['id']}: needs file_name, width and height")
+            _raise_unless_collected(f"{path}: image {image_id}: needs file_name, width and height")
+            bad_images.add(image_id)
+    kept = []
     for k, a in enumerate(annotations):
-        where = f"{path}: annotation {k}"
-        if not isinstance(a, dict):
-            raise CnnlabError(f"{where}: expected an object with image_id, category_id, bbox")
-        for key, known in (("image_id", images), ("category_id", cat_index)):
-            if a.get(key) not in known:
-                raise CnnlabError(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
-    return CocoFile(path, images, names, cat_index, annotations)
+        if _annotation_problem(path, k, a, images, cat_index):
+            continue
+        if a["image_id"] not in bad_images:
+            kept.append((k, a))  # with its place in the file, for later messages
+    good = {i: im for i, im in images.items() if i not in bad_images}
+    return CocoFile(path, good, names, cat_index, kept)
+
+
+def _annotation_problem(
+    path: Path, k: int, a: object, images: dict[Any, Any], cat_index: dict[Any, int]
+) -> bool:
+    """Whether annotation ``k`` lacks a known ``image_id`` or ``category_id`` (its problem
+    collected by ``cnnlab data check``; elsewhere a :class:`CnnlabError`)."""
+    where = f"{path}: annotation {k}"
+    if not isinstance(a, dict):
+        _raise_unless_collected(f"{where}: expected an object with image_id, category_id, bbox")
+        return True
+    for key, known in (("image_id", images), ("category_id", cat_index)):
+        if a.get(key) not in known:
+            _raise_unless_collected(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
+            return True
+    return False
+
+
+def _raise_unless_collected(message: str) -> None:
+    """Raise ``message`` as a :class:`CnnlabError`, unless ``cnnlab data check`` collects it
+    (:func:`cnnlab.errors.collected`): then the reader leaves the entry out and goes on."""
+    exc = CnnlabError(message)
+    if not collected(exc):
+        raise exc
 
 
 def _real_categories(categories: list[dict], annotations: list[dict]) -> list[dict]:

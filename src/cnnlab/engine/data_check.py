@@ -73,8 +73,8 @@ def check_data(
 
 class BadLabelFiles(CnnlabError):
     """Every label file of ``data`` that training would stop at (``problems``, one message
-    each, in the order read: YOLO label files, Pascal VOC XML, labelme JSON and mask files; a
-    COCO file's first problem ends its reading), where training names only the first."""
+    each, in the order read: YOLO label files, Pascal VOC XML, labelme JSON and mask files, a
+    COCO file's entries and the images they name), where training names only the first."""
 
     def __init__(self, data: str, problems: list[str]) -> None:
         self.problems = problems

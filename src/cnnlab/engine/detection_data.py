@@ -31,7 +31,7 @@ from cnnlab.data.split_folders import (
 )
 from cnnlab.data.voc_folder import is_voc_folder, read_voc_folder
 from cnnlab.data.yolo import folder_splits, read_yolo_folder
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.ops.boxes import box_convert
 
 
@@ -159,31 +159,47 @@ def coco_data(path: str, image_size: int, image_dir: Path | None = None) -> Dete
     coco = read_coco(path)
     require_image_memory(len(coco.images), image_size, path)
     per_image: dict[Any, list[tuple[int, list[float]]]] = {i: [] for i in coco.images}
-    for k, a in enumerate(coco.annotations):
-        where = f"{path}: annotation {k}"
-        bbox = a.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
-            raise CnnlabError(f"{where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
-        if a.get("iscrowd"):
-            continue
-        x, y, w, h = bbox
-        if w <= 0 or h <= 0:
-            raise CnnlabError(f"{where}: box has a negative or zero size")
-        im = coco.images[a["image_id"]]
-        w_img, h_img = im["width"], im["height"]
-        if x < 0 or y < 0 or x + w > w_img + 1e-3 or y + h > h_img + 1e-3:
-            raise CnnlabError(f"{where}: box outside image {im['file_name']} ({w_img}x{h_img})")
-        box = [x / w_img, y / h_img, (x + w) / w_img, (y + h) / h_img]
-        per_image[a["image_id"]].append((coco.cat_index[a["category_id"]], box))
+    for k, a in coco.annotations:
+        try:
+            box = _coco_box(a, coco.images[a["image_id"]], f"{path}: annotation {k}")
+        except CnnlabError as exc:  # data check names every bad entry; training the first
+            if collected(exc):
+                continue
+            raise
+        if box is not None:
+            per_image[a["image_id"]].append((coco.cat_index[a["category_id"]], box))
     tensors, boxes, labels = [], [], []
     for image_id in coco.images:
-        tensors.append(
-            image_to_uint8(coco.image_file(image_id, image_dir), image_size, 3, "stretch")
-        )
+        try:
+            file = coco.image_file(image_id, image_dir)
+            tensors.append(image_to_uint8(file, image_size, 3, "stretch"))
+        except CnnlabError as exc:
+            if collected(exc):
+                continue
+            raise
         objects = per_image[image_id]
         boxes.append(torch.tensor([b for _, b in objects], dtype=torch.float32).reshape(-1, 4))
         labels.append(torch.tensor([c for c, _ in objects], dtype=torch.int64))
+    if not tensors:  # each image's problem collected: nothing is left to count
+        raise CnnlabError(f"{path}: no image could be read")
     return DetectionData(torch.stack(tensors), boxes, labels, coco.names)
+
+
+def _coco_box(a: dict[str, Any], im: dict[str, Any], where: str) -> list[float] | None:
+    """Annotation ``a``'s ``bbox`` ``[x, y, w, h]`` in pixels as ``[x1, y1, x2, y2]`` in
+    fractions of image ``im``; ``None`` for a crowd annotation (``iscrowd: 1``)."""
+    bbox = a.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+        raise CnnlabError(f"{where}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+    if a.get("iscrowd"):
+        return None
+    x, y, w, h = bbox
+    if w <= 0 or h <= 0:
+        raise CnnlabError(f"{where}: box has a negative or zero size")
+    w_img, h_img = im["width"], im["height"]
+    if x < 0 or y < 0 or x + w > w_img + 1e-3 or y + h > h_img + 1e-3:
+        raise CnnlabError(f"{where}: box outside image {im['file_name']} ({w_img}x{h_img})")
+    return [x / w_img, y / h_img, (x + w) / w_img, (y + h) / h_img]
 
 
 def joined(parts: list[DetectionData], splits: list[str | None], source: str) -> DetectionData:

@@ -382,23 +382,37 @@ def coco_segmentation(
     coco = read_coco(path)
     require_image_memory(len(coco.images), image_size, path, 11)
     per_image: dict[Any, list[tuple[int, dict[str, Any]]]] = {i: [] for i in coco.images}
-    for k, a in enumerate(coco.annotations):
+    for k, a in coco.annotations:
         per_image[a["image_id"]].append((k, a))
     images, masks = [], []
     for image_id, im in coco.images.items():
         h, w = int(im["height"]), int(im["width"])
-        shapes = [
-            (annotation_mask(a, h, w, f"{path}: annotation {k}"), coco.cat_index[a["category_id"]])
-            for k, a in per_image[image_id]
-            if not a.get("iscrowd")
-        ]
+        try:  # data check names every bad entry and image; training the first
+            file = coco.image_file(image_id, image_dir)
+            image = image_to_uint8(file, image_size, 3, "stretch")
+        except CnnlabError as exc:
+            if collected(exc):
+                continue
+            raise
+        shapes = []
+        for k, a in per_image[image_id]:
+            if a.get("iscrowd"):
+                continue
+            try:
+                mask = annotation_mask(a, h, w, f"{path}: annotation {k}")
+            except CnnlabError as exc:
+                if collected(exc):
+                    continue
+                raise
+            shapes.append((mask, coco.cat_index[a["category_id"]]))
         semantic = np.zeros((h, w), np.uint8)
         for mask, cls in sorted(shapes, key=lambda s: -int(s[0].sum())):
             semantic[mask] = cls + 1
         small = Image.fromarray(semantic).resize((image_size, image_size), Image.Resampling.NEAREST)
         masks.append(torch.from_numpy(np.asarray(small).astype(np.int64)))
-        file = coco.image_file(image_id, image_dir)
-        images.append(image_to_uint8(file, image_size, 3, "stretch"))
+        images.append(image)
+    if not images:  # each image's problem collected: nothing is left to count
+        raise CnnlabError(f"{path}: no image could be read")
     return SegmentationData(torch.stack(images), torch.stack(masks), ["background", *coco.names])
 
 
