@@ -112,8 +112,11 @@ def test_style_cli(
     assert "all 0: J(G) = 0, nothing to optimise" in capsys.readouterr().err
     default = tmp_path / "default.png"  # astronaut in the style of brick
     assert main(["style", "-o", str(default), "--size", "32", "--steps", "2"]) == 0
-    bars = [line.split(" ━")[0] for line in capsys.readouterr().err.splitlines() if "━" in line]
+    said = capsys.readouterr()
+    bars = [line.split(" ━")[0] for line in said.err.splitlines() if "━" in line]
     assert bars == ["16x16 px, step 1/1", "32x32 px, step 1/1"]  # each level its own bar
+    # not the classic look: the run says why, and what gives it
+    assert "features: VGG-19 with random (seeded) weights; --weights" in " ".join(said.out.split())
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("optimised although its result could not be saved")
@@ -156,6 +159,8 @@ def test_weights_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([*argv, "--weights", str(path), "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out.is_file() and "torchvision" in r["features"]
+    assert main([*argv, "--weights", str(path)]) == 0
+    assert "random" not in capsys.readouterr().out
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
     assert main([*argv, "--weights", str(bad)]) == 2

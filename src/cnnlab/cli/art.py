@@ -436,6 +436,11 @@ def cmd_style(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             f"wrote {out} and {strip}; J {first['total']:.3g} -> {last['total']:.3g} "
             f"in {result.seconds:.1f} s ({result.seconds_per_step:.2f} s/step)"
         )
+        if not args.weights:  # the classic look needs trained features, which nothing downloads
+            console.print(
+                "features: VGG-19 with random (seeded) weights; --weights vgg19-dcbb9e9d.pth, "
+                "torchvision's file, gives Gatys et al.'s trained ones"
+            )
     return {
         "output": str(out),
         "strip": str(strip),
