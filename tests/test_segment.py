@@ -292,6 +292,7 @@ def test_cli(
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= r["test"]["mean_iou"] <= 1 and len(r["test"]["per_class_iou"]) == 4
     assert (out / "curves.png").stat().st_size > 5000  # loss and validation IoU per epoch
+    assert (out / "worst_maps.png").stat().st_size > 5000  # the test images it gets least right
     row = summarise(out)  # what `cnnlab runs` shows of it
     assert (row.task, row.state, row.progress) == ("segment", "finished", "2/2 epochs")
     assert row.figures == {"test mIoU": r["test"]["mean_iou"]}
@@ -302,6 +303,11 @@ def test_cli(
     pairs = zip(ev["per_class_iou"], ev["per_class_pixels"], strict=True)
     present = [iou for iou, n in pairs if n]
     assert ev["mean_iou"] == pytest.approx(sum(present) / len(present))
+    drawn = tmp_path / "eval"
+    argv = ["segment", "eval", "--checkpoint", str(out / "best.pt"), "--out", str(drawn)]
+    assert main([*argv, "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["figure"] == str(drawn / "worst_maps_test.png") and Path(said["figure"]).is_file()
     assert main(["segment", "eval", "--checkpoint", str(out / "best.pt")]) == 0
     shown = capsys.readouterr().out  # a row a class: its pixels, IoU and Dice
     (car,) = [line.split() for line in shown.splitlines() if line.startswith("car ")]
@@ -953,6 +959,62 @@ def test_predict_figure_shows_each_image_beside_its_map(
         ("car", MAP_COLOURS[2].tolist()),
     ]
     assert seen["cols"] % 2 == 0  # an image and its map stay on one row
+
+
+def test_worst_maps_are_the_images_least_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model that calls every pixel background gets right each image's share of labelled
+    background pixels: the worst are the least background, in that order; an image nobody
+    labelled has nothing to get wrong. Each is drawn as image, true map (void white) and
+    predicted map."""
+    import cnnlab.viz.plots as plots
+    from cnnlab.data.palettes import MAP_COLOURS
+    from cnnlab.engine.segment import draw_worst_maps, worst_maps
+    from cnnlab.engine.segment_data import SegmentationData
+
+    class AllBackground(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            scores = torch.zeros(len(x), 3, *x.shape[2:])
+            scores[:, 0] = 1
+            return scores
+
+    masks = torch.zeros(5, 4, 4, dtype=torch.int64)
+    masks[0, :2] = 1  # half right
+    masks[1, :3] = 2  # a quarter right
+    masks[2] = VOID  # nothing labelled
+    masks[3, 0, 0] = 1  # 15 of 16 right
+    masks[4, :3] = 1
+    masks[4, 3] = VOID  # nothing right of the 12 labelled
+    data = SegmentationData(
+        torch.full((5, 3, 4, 4), 90, dtype=torch.uint8), masks, ["bg", "a", "b"]
+    )
+    model, cpu = AllBackground(), torch.device("cpu")
+    chosen, shares, maps = worst_maps(model, data, torch.arange(5), cpu, count=3)
+    assert chosen.tolist() == [4, 1, 0] and shares.tolist() == [0.0, 0.25, 0.5]
+    assert maps.shape == (3, 4, 4) and (maps == 0).all()
+    chosen, shares, _ = worst_maps(model, data, torch.tensor([2, 3]), cpu)
+    assert chosen.tolist() == [3] and shares.tolist() == [15 / 16]
+    assert draw_worst_maps(model, data, torch.tensor([2]), cpu, tmp_path / "w.png", "t") is None
+    seen: dict = {}
+
+    def capture(images, captions, path, title="", colors=None, cols=4, legend=()):
+        seen.update(images=images, captions=captions, title=title, legend=legend, cols=cols)
+        return Path(path)
+
+    monkeypatch.setattr(plots, "plot_captioned", capture)
+    draw_worst_maps(model, data, torch.tensor([0, 4]), cpu, tmp_path / "w.png", "worst")
+    assert seen["captions"] == [
+        "0% of its pixels right", "true", "predicted",
+        "50% of its pixels right", "true", "predicted",
+    ]  # fmt: skip
+    images = seen["images"]
+    assert images.shape == (6, 3, 4, 4) and (images[0] == 90).all()
+    a = torch.tensor(MAP_COLOURS[1].tolist(), dtype=torch.uint8)
+    assert (images[1][:, :3] == a[:, None, None]).all() and (images[1][:, 3] == 255).all()
+    assert (images[2] == 0).all() and (images[4][:, 2:] == 0).all()  # background: black
+    assert seen["title"] == "worst; white: not labelled" and seen["cols"] % 3 == 0
+    assert [name for name, _ in seen["legend"]] == ["a", "b"]
 
 
 def test_masks_move_exactly_as_their_images() -> None:

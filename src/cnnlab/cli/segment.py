@@ -77,7 +77,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data, scored_indices
-    from cnnlab.engine.segment import SegmentConfig, evaluate_segmenter
+    from cnnlab.engine.segment import SegmentConfig, draw_worst_maps, evaluate_segmenter
     from cnnlab.engine.segment_data import load_segmentation_data, relabelled
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
@@ -95,6 +95,11 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         idx, scored = require_split(parts, args.split, config.data), args.split
         changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate_segmenter(model.to(device), data, idx, device)
+    figure = None
+    if args.out:  # its least-right images beside their true and predicted maps
+        title = f"{ckpt['model']} on {scored}: the images it gets least right"
+        path = Path(args.out) / f"worst_maps_{scored}.png"
+        figure = draw_worst_maps(model, data, idx, device, path, title)
     if not args.json:
         table = compact_table(f"{scored}: each class's pixels, IoU and Dice")
         for col in ("class", "pixels", "IoU", "Dice"):
@@ -114,6 +119,8 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
             f"{scored}: mean IoU {metrics['mean_iou']:.3f}, mean Dice {metrics['mean_dice']:.3f}, "
             f"pixel accuracy {metrics['pixel_accuracy']:.3f} on {counted(len(idx), 'image')}"
         )
+        if args.out:
+            console.print(f"figure: {figure or 'no labelled pixel to draw'}")
     return {
         "checkpoint": args.checkpoint,
         "data": args.data or config.data,
@@ -121,6 +128,7 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         "images": len(idx),
         **metrics,
         "data_changed": changed,
+        "figure": str(figure) if figure else None,
     }
 
 
@@ -334,6 +342,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "a mask folder, a VOC-layout or labelme folder, a COCO .json or a YOLO segmentation folder",
     )
     add_device(p)
+    p.add_argument("--out", help="folder for the PNG of the images it gets least right")
     p.set_defaults(handler=cmd_segment_eval)
     p = what.add_parser("predict", parents=[common], help="colour maps and overlays")
     add_checkpoint_or_onnx(p)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -116,6 +117,22 @@ def _channels(name: str) -> dict[str, int]:
 
 
 @torch.no_grad()
+def predicted_maps(
+    model: torch.nn.Module,
+    data: SegmentationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    settings: SpeedSettings = FP32,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The model's arg-max maps of the images ``idx`` at the input size, 32 at a time: each
+    chunk's predicted ``(n, H, W)`` and true maps (void pixels :data:`VOID`), on the CPU."""
+    model.eval()
+    for chunk in idx.split(32):
+        x, y = make_batch(data, chunk)
+        logits = settings.forward(partial(at_input_size, model), x.to(device), device)
+        yield logits.argmax(1).cpu(), y
+
+
 def evaluate_segmenter(
     model: torch.nn.Module,
     data: SegmentationData,
@@ -127,14 +144,56 @@ def evaluate_segmenter(
     at the input size (void pixels left out). ``settings``: run the network as training does
     (bf16 autocast, channels-last), for the per-epoch validation; by default float32 (the
     reported figures)."""
-    model.eval()
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
-    for chunk in idx.split(32):
-        x, y = make_batch(data, chunk)
-        logits = settings.forward(partial(at_input_size, model), x.to(device), device)
-        conf += confusion_matrix(logits.argmax(1).cpu(), y, k)
+    for predicted, y in predicted_maps(model, data, idx, device, settings):
+        conf += confusion_matrix(predicted, y, k)
     return segmentation_metrics(conf)
+
+
+def worst_maps(
+    model: torch.nn.Module,
+    data: SegmentationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    count: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``count`` images of ``idx`` whose labelled pixels the model gets least right, worst
+    first (an image with no labelled pixel has nothing to get wrong: left out). Returns their
+    indices into ``data``, each one's share of its labelled pixels right, and their predicted
+    maps ``(count, H, W)``; the maps are made twice, so that only the shares of the whole
+    split are held, not its maps."""
+    shares = []
+    for predicted, y in predicted_maps(model, data, idx, device):
+        labelled = (y != VOID).sum((1, 2))
+        right = ((predicted == y) & (y != VOID)).sum((1, 2))
+        share = right / labelled.clamp(min=1)
+        shares.append(share.masked_fill(labelled == 0, float("inf")))
+    share = torch.cat(shares) if shares else torch.zeros(0)
+    order = torch.argsort(share, stable=True)[: min(count, int(share.isfinite().sum()))]
+    chosen = idx[order]
+    maps = [predicted for predicted, _ in predicted_maps(model, data, chosen, device)]
+    empty = torch.zeros(0, *data.masks.shape[1:], dtype=torch.int64)
+    return chosen, share[order], torch.cat(maps) if maps else empty
+
+
+def draw_worst_maps(
+    model: torch.nn.Module,
+    data: SegmentationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    path: Path,
+    title: str,
+) -> Path | None:
+    """:func:`worst_maps` drawn (:func:`~cnnlab.engine.segment_maps.plot_worst_maps`) at
+    ``path``; ``None`` where ``idx`` holds no labelled pixel to get wrong."""
+    from cnnlab.engine.segment_maps import plot_worst_maps
+
+    chosen, shares, maps = worst_maps(model, data, idx, device)
+    if not len(chosen):
+        return None
+    images, truth = data.images[chosen], data.masks[chosen]
+    return plot_worst_maps(images, truth, maps, shares, data.class_names, path, title)
 
 
 def pixel_counts(data: SegmentationData, idx: torch.Tensor) -> torch.Tensor:
@@ -151,9 +210,10 @@ def train_segmenter(
     config: SegmentConfig, console: Console | None = None, resume: str | Path = ""
 ) -> dict[str, Any]:
     """Train a segmentation network and write ``out/`` with ``best.pt``, ``last.pt``,
-    ``metrics.csv``, ``curves.png`` (loss, validation mean IoU and pixel accuracy per epoch) and
-    ``results.json``; return the test metrics (val's, under ``val``, when the data's folders
-    have train and val only; ``evaluated_on`` says which). ``resume``: a run's ``last.pt`` to
+    ``metrics.csv``, ``curves.png`` (loss, validation mean IoU and pixel accuracy per epoch),
+    ``worst_maps.png`` (:func:`draw_worst_maps`, on the final split) and ``results.json``;
+    return the test metrics (val's, under ``val``, when the data's folders have train and val
+    only; ``evaluated_on`` says which). ``resume``: a run's ``last.pt`` to
     continue with its own settings, in its folder (:mod:`cnnlab.engine.resume`)."""
     console = console or Console(stderr=True)
     started = time.perf_counter()
@@ -259,6 +319,8 @@ def train_segmenter(
 
     curves = {"val_mean_iou": "mean IoU", "val_pixel_accuracy": "pixel accuracy"}
     plot_epoch_curves(run.rows, curves, out / "curves.png", "Segmentation")
+    title = f"{config.model} on {final}: the images it gets least right"
+    draw_worst_maps(model, data, parts[final], device, out / "worst_maps.png", title)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,

@@ -22,7 +22,7 @@ from PIL import Image
 
 from cnnlab.data.folder import image_to_uint8, keep_image
 from cnnlab.data.images import image_list, open_image, with_progress
-from cnnlab.data.palettes import MAP_COLOURS
+from cnnlab.data.palettes import MAP_COLOURS, VOID
 from cnnlab.data.scenes import standardise
 from cnnlab.data.textfiles import write_names
 from cnnlab.data.video import Every
@@ -182,6 +182,35 @@ def plot_predictions(
     legend = [(n, MAP_COLOURS[i % len(MAP_COLOURS)].tolist()) for i, n in enumerate(names) if i]
     title = "each image and its predicted classes, stretched square as the model saw them"
     return plot_captioned(images, captions, path, title, cols=6, legend=legend)
+
+
+def plot_worst_maps(
+    images: torch.Tensor,
+    truth: torch.Tensor,
+    predicted: torch.Tensor,
+    shares: torch.Tensor,
+    names: Sequence[str],
+    path: Path,
+    title: str,
+) -> Path:
+    """``worst_maps.png`` (``segment train``, ``segment eval --out``): each image ``(3, H, W)``
+    uint8 beside its true map and the predicted one ``(H, W)``, captioned with the share of
+    its labelled pixels right; pixels nobody labelled (:data:`VOID`) white; the palette's
+    colours by class name below (the background black, as in :func:`plot_predictions`)."""
+    panels, captions = [], []
+    for image, true, pred, share in zip(images, truth, predicted, shares, strict=True):
+        true_rgb = colorize(true.numpy())
+        true_rgb[true.numpy() == VOID] = 255
+        panels += [image, torch.from_numpy(true_rgb).permute(2, 0, 1)]
+        panels.append(torch.from_numpy(colorize(pred.numpy())).permute(2, 0, 1))
+        captions += [f"{share:.0%} of its pixels right", "true", "predicted"]
+    legend = [(n, MAP_COLOURS[i % len(MAP_COLOURS)].tolist()) for i, n in enumerate(names) if i]
+    if bool((truth == VOID).any()):
+        title += "; white: not labelled"
+    from cnnlab.viz.plots import plot_captioned
+
+    stacked = torch.stack(panels).to(torch.uint8)
+    return plot_captioned(stacked, captions, path, title, cols=6, legend=legend)
 
 
 def map_image(mask: np.ndarray) -> Image.Image:
