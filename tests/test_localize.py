@@ -152,8 +152,12 @@ def test_cli_train_eval_predict(
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(result["test"]) >= {"accuracy", "iou_correct", "mean_iou", "landmark_error"}
     assert (out / "curves.png").stat().st_size > 5000  # loss and validation figures per epoch
-    assert main(["localize", "eval", "--checkpoint", str(out / "best.pt"), "--json"]) == 0
+    assert (out / "mistakes.png").stat().st_size > 5000  # 3 epochs: test images answered wrong
+    argv = ["localize", "eval", "--checkpoint", str(out / "best.pt")]
+    assert main([*argv, "--out", str(tmp_path / "ev"), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert ev["figure"] == str(tmp_path / "ev" / "mistakes_test.png")
+    assert Path(ev["figure"]).stat().st_size > 5000
     assert ev["accuracy"] == pytest.approx(result["test"]["accuracy"])
     rows = ev["per_class"]  # each class's share of the images and of the boxes, weighted back
     assert list(rows) == ["pedestrian", "car", "motorcycle", "no object"]
@@ -386,3 +390,56 @@ def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixtu
             assert other[key] == own[key], key
     flat = write_yolo(make_scenes(3, seed=22, image_size=48), tmp_path / "few")
     assert score("--data", str(flat))["count"] == 3
+
+
+def test_mistakes_are_the_images_answered_worst(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wrong presence or class first, then boxes that miss (IoU < 0.5), each group by IoU;
+    right answers are not drawn. Each drawn image carries its true class and box."""
+    import cnnlab.engine.localize as localize
+    from cnnlab.data.localization import LocalizationData
+
+    car = [0.5, 0.5, 0.4, 0.4]  # b_x, b_y, b_h, b_w: pixels 3..7 of a 10 px image
+    has = [1, 1, 1, 0, 0, 1]
+    data = LocalizationData(
+        images=torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 10, 10),
+        pc=torch.tensor(has, dtype=torch.float32),
+        box=torch.tensor([car if h else [0.0] * 4 for h in has]),
+        label=torch.tensor([1, 1, 1, -1, -1, 1]),
+        landmarks=torch.zeros(6, 0, 2),
+        class_names=["pedestrian", "car"],
+        splits={"test": torch.arange(6)},
+    )
+    said = [  # (object probability, class, predicted box in pixels)
+        (0.9, "car", [3, 3, 7, 7]),  # right, IoU 1
+        (0.9, "car", [5, 3, 9, 7]),  # right class, IoU 1/3: a box that misses
+        (0.2, "car", [0, 0, 1, 1]),  # no object said: wrong
+        (0.9, "pedestrian", [3, 3, 7, 7]),  # an object where there is none: wrong
+        (0.1, "car", [3, 3, 7, 7]),  # none, rightly
+        (0.9, "pedestrian", [3, 3, 7, 6]),  # wrong class, IoU 0.75
+    ]
+    rows = [
+        {"object_probability": p, "class": c, "box_xyxy": b, "landmarks": []} for p, c, b in said
+    ]
+
+    def predict(model: None, names: list[str], images: torch.Tensor) -> list[dict]:
+        return [rows[int(image[0, 0, 0])] for image in images]  # each image is its index
+
+    monkeypatch.setattr(localize, "predict_images", predict)
+    seen: dict = {}
+
+    def capture(images, drawn, path, threshold=0.5, truth=None, title=""):
+        seen.update(drawn=drawn, truth=truth)
+        return Path(path)
+
+    monkeypatch.setattr(localize, "draw_predictions", capture)
+    assert localize.draw_mistakes(None, data, "test", tmp_path / "m.png") == tmp_path / "m.png"
+    assert [rows.index(r) for r in seen["drawn"]] == [2, 5, 3, 1]
+    assert [t["class"] for t in seen["truth"]] == ["car", "car", None, "car"]
+    assert seen["truth"][0]["box_xyxy"] == pytest.approx([3, 3, 7, 7])
+    assert seen["truth"][0]["iou"] is None  # no box said
+    assert seen["truth"][1]["iou"] == pytest.approx(0.75)
+    assert seen["truth"][3]["iou"] == pytest.approx(1 / 3)
+    data.splits["right"] = torch.tensor([0, 4])
+    assert localize.draw_mistakes(None, data, "right", tmp_path / "none.png") is None

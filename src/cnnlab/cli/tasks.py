@@ -95,6 +95,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.eval_data import is_other_data
     from cnnlab.engine.localize import (
         LocalizeConfig,
+        draw_mistakes,
         evaluate,
         load_data,
         other_localization_data,
@@ -111,6 +112,9 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         idx = require_split(data.splits, args.split, config.data)
         changed = split_changed(ckpt, args.split, data.images[idx])
     metrics = evaluate(model.to(device), data, scored, device, per_class=True)
+    figure = None
+    if args.out:  # the images answered worst, each with its true and predicted box
+        figure = draw_mistakes(model.cpu(), data, scored, Path(args.out) / f"mistakes_{scored}.png")
     if not args.json:
         table = compact_table(f"{scored}: each class (p_c and class right; boxes)")
         for col in ("class", "images", "accuracy", "IoU >= 0.5", "mean IoU"):
@@ -123,12 +127,15 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
             table.add_row(name, f"{row['images']:,}", *shown)
         console.print(table)
         console.print(f"{scored}: {_localization_line(metrics)}")
+        if args.out:
+            console.print(f"figure: {figure or 'no mistakes to draw'}")
     return {
         "checkpoint": args.checkpoint,
         "data": args.data or config.data,
         "split": scored,
         **metrics,
         "data_changed": changed,
+        "figure": str(figure) if figure else None,
     }
 
 
@@ -490,6 +497,7 @@ def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
     add_checkpoint_split(p)
     add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json, a VOC XML or labelme folder")
     add_device(p)
+    p.add_argument("--out", help="folder for the PNG of the images answered worst")
     p.set_defaults(handler=cmd_localize_eval)
     p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
     add_checkpoint_or_onnx(p)

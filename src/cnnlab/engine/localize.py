@@ -208,7 +208,8 @@ def train_localizer(
     config: LocalizeConfig, console: Console | None = None, resume: str | Path = ""
 ) -> dict[str, Any]:
     """Train and write ``out/`` with ``best.pt``, ``last.pt``, ``metrics.csv``, ``curves.png``
-    (the same per epoch, drawn) and ``results.json``; return the test metrics (val's, under
+    (the same per epoch, drawn), ``mistakes.png`` (:func:`draw_mistakes`, on the final split)
+    and ``results.json``; return the test metrics (val's, under
     ``val``, when the data's folders have train and val only; ``evaluated_on`` says which).
     ``resume``: a run's ``last.pt`` to continue with its own settings, in its folder
     (:mod:`cnnlab.engine.resume`)."""
@@ -299,6 +300,7 @@ def train_localizer(
         curves["val_landmark_error"] = "landmark error / box diagonal"
     plot_epoch_curves(run.rows, curves, out / "curves.png", "Localisation")
     final = final_split(data.splits)
+    draw_mistakes(model.cpu(), data, final, out / "mistakes.png")
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
@@ -390,28 +392,89 @@ def predict_images(
 
 
 def draw_predictions(
-    images: torch.Tensor, rows: list[dict[str, Any]], path: str | Path, threshold: float = 0.5
+    images: torch.Tensor,
+    rows: list[dict[str, Any]],
+    path: str | Path,
+    threshold: float = 0.5,
+    truth: Sequence[dict[str, Any]] | None = None,
+    title: str = "",
 ) -> Path:
-    """A grid of images with the predicted box, label and landmarks drawn."""
+    """A grid of images with the predicted box, label and landmarks drawn (yellow, cyan); with
+    ``truth`` (per image ``class``, ``None`` for no object, and ``box_xyxy`` in pixels) the
+    true box too (green, dashed), each title "true: ..." over "said: ..."."""
     from matplotlib.patches import Rectangle
 
     from cnnlab.viz.plots import plt, save_figure
 
     cols = min(4, len(images))
     n_rows = math.ceil(len(images) / cols)
-    fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 2.6 * n_rows), squeeze=False)
+    high = 2.6 if truth is None else 2.9  # two lines of title
+    fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, high * n_rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, img, row in zip(axes.flat, images, rows, strict=False):
+    for i, (ax, img, row) in enumerate(zip(axes.flat, images, rows, strict=False)):
         ax.imshow(img.permute(1, 2, 0).numpy())
         ax.set_xlim(0, img.shape[-1])
         ax.set_ylim(img.shape[-2], 0)
         if row["object_probability"] >= threshold:
             x1, y1, x2, y2 = row["box_xyxy"]
             ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow", lw=2))
-            ax.set_title(f"{row['class']} {row['object_probability']:.2f}", fontsize=8)
+            said = f"{row['class']} {row['object_probability']:.2f}"
             for x, y in row["landmarks"]:
                 ax.plot(x, y, "c.", ms=6)
         else:
-            ax.set_title(f"no object ({row['object_probability']:.2f})", fontsize=8)
+            said = f"no object ({row['object_probability']:.2f})"
+        if truth is None:
+            ax.set_title(said, fontsize=8)
+            continue
+        true = truth[i]
+        if true["class"] is not None:
+            x1, y1, x2, y2 = true["box_xyxy"]
+            box = Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="lime", lw=1.5, ls="--")
+            ax.add_patch(box)
+        iou = f", IoU {true['iou']:.2f}" if true.get("iou") is not None else ""
+        ax.set_title(f"true: {true['class'] or 'no object'}\nsaid: {said}{iou}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return save_figure(fig, path, dpi=100)
+
+
+def draw_mistakes(
+    model: LocalizationNet,
+    data: LocalizationData,
+    split: str,
+    path: Path,
+    count: int = 12,
+) -> Path | None:
+    """``mistakes.png``: the images of ``split`` answered worst, up to ``count``: first those
+    whose presence or class is wrong, then those whose box misses (``IoU < 0.5``), each group
+    the lowest IoU first; each with its true box (green) and the predicted one (yellow).
+    ``None`` where every image was answered right."""
+    idx = data.splits[split]
+    images = data.images[idx]
+    rows = predict_images(model, data.class_names, images)
+    s = images.shape[-1]
+    true_boxes = _xyxy(data.box[idx]) * s
+    pred_boxes = torch.tensor([r["box_xyxy"] for r in rows]).reshape(-1, 4)
+    iou = elementwise_iou(pred_boxes, true_boxes)
+    has = data.pc[idx] > 0.5
+    said = torch.tensor([r["object_probability"] >= 0.5 for r in rows], dtype=torch.bool)
+    named = [data.class_names.index(r["class"]) for r in rows]
+    right_class = torch.tensor(named, dtype=torch.int64).reshape(-1) == data.label[idx]
+    correct = torch.where(has, said & right_class, ~said)
+    missed = has & said & right_class & (iou < 0.5)
+    score = torch.where(has, iou, torch.ones_like(iou)) + correct.float()  # wrong first
+    wrong = torch.nonzero(~correct | missed).flatten()
+    order = wrong[torch.argsort(score[wrong], stable=True)][:count]
+    if not len(order):
+        return None
+    truth = [
+        {
+            "class": data.class_names[int(data.label[idx][i])] if has[i] else None,
+            "box_xyxy": true_boxes[i].tolist(),
+            "iou": float(iou[i]) if has[i] and said[i] else None,
+        }
+        for i in order.tolist()
+    ]
+    title = f"{split}: the images answered worst (green: true box; yellow: predicted)"
+    return draw_predictions(images[order], [rows[i] for i in order], path, truth=truth, title=title)
