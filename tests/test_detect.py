@@ -334,6 +334,14 @@ def test_cli(
     assert list(ev["per_class"]) == ["pedestrian", "car", "motorcycle"]
     scored = [c["ap_50"] for c in ev["per_class"].values() if c["ap_50"] is not None]
     assert ev["map_50"] == pytest.approx(sum(scored) / len(scored))
+    assert (out / "mistakes.png").stat().st_size > 5000  # 2 epochs: boxes missed
+    drawn = tmp_path / "ev"
+    argv = ["detect", "eval", "--checkpoint", str(out / "best.pt"), "--out", str(drawn)]
+    assert main([*argv, "--json"]) == 0
+    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert said["figure"] == str(drawn / "pr_test.png")
+    assert said["mistakes_figure"] == str(drawn / "mistakes_test.png")
+    assert Path(said["mistakes_figure"]).stat().st_size > 5000
     assert main(["detect", "eval", "--checkpoint", str(out / "best.pt")]) == 0
     shown = capsys.readouterr().out  # a row a class: its boxes and APs
     car = ev["per_class"]["car"]
@@ -651,3 +659,76 @@ def test_a_predicted_box_as_a_yolo_line() -> None:
     assert yolo_line(0, (-10, 0, 20, 80), (40, 80)) == "0 0.250000 0.500000 0.500000 1.000000"
     assert yolo_line(1, (40, 10, 50, 20), (40, 80)) is None  # wholly right of the image
     assert yolo_line(1, (5, 10, 5, 20), (40, 80)) is None
+
+
+def test_matching_finds_misses_and_false_alarms() -> None:
+    """VOC's and COCO's greedy matching on a hand-made image: the higher score takes the box
+    first, a second detection of a found box is a false alarm, a box of another class is no
+    match, and a difficult box counts neither way."""
+    from cnnlab.engine.detection_mistakes import match_detections
+
+    true_boxes = torch.tensor(
+        [[0, 0, 10, 10], [5, 0, 15, 10], [40, 40, 50, 50], [70, 70, 80, 80], [90, 0, 99, 9.0]]
+    )
+    true_labels = torch.tensor([0, 0, 1, 0, 1])
+    difficult = torch.tensor([False, False, False, True, False])
+    boxes = torch.tensor(
+        [
+            [1, 0, 11, 10],  # 0.7: IoU 0.82 with box 0, 0.43 with box 1 -> box 0
+            [0, 0, 10, 10],  # 0.9: box 0 exactly, and first -> box 0; the 0.7 one gets none
+            [40, 40, 50, 50],  # 0.8: box 2's place, another class: a false alarm
+            [70, 70, 80, 80],  # 0.6: on the difficult box: not counted
+            [4, 0, 14, 10],  # 0.5: IoU 0.82 with box 1 -> box 1
+            [20, 20, 30, 30],  # 0.4: nothing there
+        ],
+        dtype=torch.float32,
+    )
+    scores = torch.tensor([0.7, 0.9, 0.8, 0.6, 0.5, 0.4])
+    labels = torch.tensor([0, 0, 0, 0, 0, 1])
+    false_alarm, missed = match_detections(
+        boxes, scores, labels, true_boxes, true_labels, difficult
+    )
+    assert false_alarm.tolist() == [True, False, True, False, False, True]
+    assert missed.tolist() == [False, False, True, False, True]
+    none = torch.zeros(0, 4)
+    false_alarm, missed = match_detections(
+        none, torch.zeros(0), torch.zeros(0), true_boxes, true_labels
+    )
+    assert false_alarm.tolist() == [] and missed.tolist() == [True] * 5  # nothing said
+    false_alarm, missed = match_detections(boxes, scores, labels, none, torch.zeros(0))
+    assert false_alarm.all() and missed.tolist() == []  # nothing there
+
+
+def test_mistakes_figure_draws_the_images_with_most_errors_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images ranked by misses plus false alarms, most first, ties in order; those answered
+    right are left out, and a split answered right draws nothing."""
+    import cnnlab.engine.detect as detect
+    import cnnlab.engine.detection_mistakes as mistakes
+    from cnnlab.engine.detection_data import DetectionData
+
+    box = torch.tensor([[0.1, 0.1, 0.5, 0.5]])  # 4..20 px of a 40 px image
+    data = DetectionData(
+        torch.zeros(4, 3, 40, 40, dtype=torch.uint8),
+        [box, box, box.repeat(2, 1), box],
+        [torch.tensor([0]), torch.tensor([0]), torch.tensor([0, 1]), torch.tensor([1])],
+        ["a", "b"],
+    )
+    found = {"boxes": box * 40, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}
+    answers = [found, found, found, found]  # image 1: right; 2: one missed; 3: 1 + 1 wrong
+    answers[0] = {k: v[:0] for k, v in found.items()}  # image 0: one missed
+
+    monkeypatch.setattr(detect, "detect_images", lambda model, images, score: answers)
+    seen: list[list[int]] = []
+    monkeypatch.setattr(
+        mistakes, "_draw", lambda d, dets, marks, order, path, title: seen.append(order) or path
+    )
+    model = torch.nn.Linear(1, 1)
+    assert (
+        mistakes.draw_detection_mistakes(model, data, tmp_path / "m.png", "t") == tmp_path / "m.png"
+    )
+    assert seen == [[3, 0, 2]]
+    answers[:] = [found, found]
+    right = DetectionData(data.images[:2], data.boxes[:2], data.labels[:2], ["a", "b"])
+    assert mistakes.draw_detection_mistakes(model, right, tmp_path / "n.png", "t") is None

@@ -291,6 +291,7 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.detect import evaluate_detector
     from cnnlab.engine.detection_metrics import plot_pr_curve
+    from cnnlab.engine.detection_mistakes import draw_detection_mistakes
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data
 
@@ -314,6 +315,10 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     if args.out:
         figure = Path(args.out) / f"pr_{scored}.png"
         out["figure"] = str(plot_pr_curve(ev, figure, class_names=data.class_names))
+        title = f"{scored}: the images with the most misses and false alarms"
+        path = Path(args.out) / f"mistakes_{scored}.png"
+        mistakes = draw_detection_mistakes(model, data, path, title)
+        out["mistakes_figure"] = str(mistakes) if mistakes else None
     if not args.json:
         table = compact_table(f"{scored}: average precision of each class (pycocotools)")
         for col in ("class", "boxes", "AP@0.5", "AP@[.5:.95]"):
@@ -323,6 +328,9 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
             table.add_row(name, f"{row['boxes']:,}", *ap)
         console.print(table)
         console.print(f"{scored}: mAP@0.5 {ev['map_50']:.3f}, mAP@[.5:.95] {ev['map']:.3f}")
+        if args.out:
+            drawn = [out["figure"], out["mistakes_figure"] or "no mistakes to draw"]
+            console.print(f"figures: {', '.join(drawn)}")
     return out
 
 
@@ -546,7 +554,9 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     add_checkpoint_split(p)
     add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json, a VOC XML or labelme folder")
     add_device(p)
-    p.add_argument("--out", help="folder for the precision-recall PNG")
+    p.add_argument(
+        "--out", help="folder for the precision-recall PNG and the images with the most mistakes"
+    )
     p.set_defaults(handler=cmd_detect_eval)
     p = what.add_parser("predict", parents=[common], help="draw labelled boxes")
     add_checkpoint_or_onnx(p)

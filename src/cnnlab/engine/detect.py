@@ -41,6 +41,7 @@ from cnnlab.engine.detection_metrics import (
     plot_map_against_time,
     plot_pr_curve,
 )
+from cnnlab.engine.detection_mistakes import draw_detection_mistakes
 from cnnlab.engine.device import resolve_device
 from cnnlab.engine.epochs import EpochRun, resumed, run_dir
 from cnnlab.engine.performance import FP32, SpeedSettings, choose_settings
@@ -261,7 +262,8 @@ def train_detector(
     config: DetectConfig, console: Console | None = None, resume: str | Path = ""
 ) -> dict[str, Any]:
     """Train a YOLO detector; write ``out/`` with checkpoints, ``metrics.csv`` (mAP per epoch
-    against elapsed time), ``map_time.png`` (the same as a figure), ``pr_curve.png`` and
+    against elapsed time), ``map_time.png`` (the same as a figure), ``pr_curve.png``,
+    ``mistakes.png`` (:func:`~cnnlab.engine.detection_mistakes.draw_detection_mistakes`) and
     ``results.json``. The best epoch's checkpoint is measured on the test split, or on val when
     the data's folders have train and val only (``evaluated_on`` says which). ``resume``: a
     run's ``last.pt`` to continue with its own settings, in its folder
@@ -379,6 +381,8 @@ def train_detector(
     ev = evaluate_detector(model.to(device), test, device)
     plot_pr_curve(ev, out / "pr_curve.png", class_names=test.class_names)
     plot_map_against_time(run.rows, out / "map_time.png")
+    title = f"{final}: the images with the most misses and false alarms"
+    draw_detection_mistakes(model, test, out / "mistakes.png", title)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
