@@ -407,10 +407,8 @@ def draw_detections(
     min_score: float = 0.3,
 ) -> Path:
     """A grid of images with labelled boxes (pixels) drawn."""
-    from matplotlib.patches import Rectangle
-
     from cnnlab.viz.plots import BOX_COLOURS as colours
-    from cnnlab.viz.plots import plt, save_figure
+    from cnnlab.viz.plots import labelled_box, plt, save_figure
 
     cols = min(4, len(images))
     rows = math.ceil(len(images) / cols)
@@ -422,17 +420,7 @@ def draw_detections(
         for box, score, label in zip(
             det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist(), strict=True
         ):
-            if score < min_score:
-                continue
-            x1, y1, x2, y2 = box
-            colour = colours[label % len(colours)]
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
-            ax.text(
-                x1,
-                y1,
-                f"{class_names[label]} {score:.2f}",
-                color="black",
-                fontsize=6,
-                bbox={"facecolor": colour, "pad": 1, "lw": 0},
-            )
+            if score >= min_score:
+                text = f"{class_names[label]} {score:.2f}"
+                labelled_box(ax, box, text, colours[label % len(colours)])
     return save_figure(fig, path, dpi=100)

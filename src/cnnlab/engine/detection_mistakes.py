@@ -96,7 +96,7 @@ def _draw(
     """The images ``order`` of ``data`` in a grid, as :func:`draw_detection_mistakes` says."""
     from matplotlib.patches import Rectangle
 
-    from cnnlab.viz.plots import BOX_COLOURS, plt, save_figure
+    from cnnlab.viz.plots import BOX_COLOURS, labelled_box, plt, save_figure
     from cnnlab.words import counted
 
     colours = [c for c in BOX_COLOURS if c not in ("red", "lime")]  # those two have meanings
@@ -115,7 +115,7 @@ def _draw(
             colour = "grey" if tough else "lime"
             ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, ls="--"))
         det = dets[k]
-        for (x1, y1, x2, y2), score, label, false in zip(
+        for box, score, label, false in zip(
             det["boxes"].tolist(),
             det["scores"].tolist(),
             det["labels"].tolist(),
@@ -123,15 +123,7 @@ def _draw(
             strict=True,
         ):
             colour = "red" if false else colours[label % len(colours)]
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
-            ax.text(
-                x1,
-                y1,
-                f"{data.class_names[label]} {score:.2f}",
-                color="black",
-                fontsize=6,
-                bbox={"facecolor": colour, "pad": 1, "lw": 0},
-            )
+            labelled_box(ax, box, f"{data.class_names[label]} {score:.2f}", colour)
         said = f"{int(missed.sum())} missed, {counted(int(false_alarm.sum()), 'false alarm')}"
         ax.set_title(said, fontsize=8)
     fig.suptitle(f"{title} (green: true boxes; red: false alarms)", fontsize=9)

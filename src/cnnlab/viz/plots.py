@@ -19,6 +19,16 @@ from cnnlab.errors import CnnlabError
 BOX_COLOURS = ("yellow", "cyan", "magenta", "lime", "orange", "white", "red", "blue")
 
 
+def labelled_box(ax: plt.Axes, box: Sequence[float], text: str, colour: str) -> None:
+    """A detection on ``ax``: its ``xyxy`` box in pixels outlined in ``colour`` and ``text``
+    (class and score) on a patch of that colour at its top-left corner."""
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = box
+    ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=colour, lw=1.5))
+    ax.text(x1, y1, text, color="black", fontsize=6, bbox={"facecolor": colour, "pad": 1, "lw": 0})
+
+
 def plot_training_curves(history: Sequence[dict[str, float]], path: str | Path) -> Path:
     """Loss (left) and accuracy (right) per epoch for the training and validation splits."""
     epochs = [h["epoch"] for h in history]
