@@ -493,6 +493,10 @@ def test_cli_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = str(run / "best.pt")
     assert main(["faces", "identify", "--checkpoint", ckpt, "--db", db, files[(6, 0)]]) == 2
     assert "no such database" in capsys.readouterr().err
+    for probe in (["identify"], ["verify", "--name", "x"]):  # no encoder would help: said first
+        assert main(["faces", *probe, "--db", db, files[(6, 0)]]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert err == f"cnnlab: error: {db}: no such database (cnnlab faces enroll creates it)"
     assert not Path(db).parent.exists()  # a failed look-up creates nothing
     for command in (  # a folder as --db: was "not a cnnlab face database (unable to open ...)"
         ["enroll", "--checkpoint", ckpt, "--name", "x", files[(6, 0)]],

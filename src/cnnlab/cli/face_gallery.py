@@ -120,8 +120,8 @@ def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
     from cnnlab.data.face_db import require_database
 
+    require_database(args.db)  # first: without one, no encoder would help
     encoder = load_encoder(args, console)
-    require_database(args.db)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
     figure = figure_file(args.output) if args.output else None  # as is a figure's
