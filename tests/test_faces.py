@@ -1501,7 +1501,8 @@ def test_the_encoder_runs_on_the_device_asked_for(
     cpu = FaceEncoder.load(best, device="cpu")
     assert repr(cpu) == "FaceEncoder(model=OnDevice(SiameseEncoder on cpu))"
     encoder = ["--checkpoint", str(best), "--db", str(tmp_path / "f.db"), "--device", "tpu"]
-    for argv in (["enroll", "--name", "ann"], ["verify", "--name", "ann"], ["identify"]):
+    assert main(["faces", "enroll", "--name", "ann", *encoder[:-1], "cpu", str(files[0])]) == 0
+    for argv in (["enroll", "--name", "bo"], ["verify", "--name", "ann"], ["identify"]):
         assert main(["faces", *argv, *encoder, str(files[0])]) == 2
         assert "unknown device 'tpu'" in capsys.readouterr().err
     if torch.cuda.is_available():
