@@ -217,3 +217,33 @@ def test_every_bad_entry_of_a_coco_file_is_named(
     assert main([task, "train", "--data", str(file), "--epochs", "1"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
     assert lines == [f"cnnlab: error: {said[0]}"]
+
+
+def test_every_bad_row_of_a_label_csv_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV labelling images: data check names each row without a class and each row whose
+    image is missing, where training names the first (or counts the missing images)."""
+    rng = np.random.default_rng(0)
+    rows = ["file,label"]
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        rows.append(f"{i}.png,{'ab'[i % 2]}")
+    rows[3] = "2.png,"  # line 4: no class
+    rows += ["gone.png,a", "also_gone.png,b"]  # lines 10 and 11
+    sheet = tmp_path / "labels.csv"
+    sheet.write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    assert main(["data", "check", "classify", "--data", str(sheet)]) == 2
+    lines = [" ".join(line.split()) for line in capsys.readouterr().err.splitlines()]
+    assert lines == [
+        f"cnnlab: error: {sheet}:4: no class for '2.png'",
+        f"cnnlab: error: {sheet}:10: no image 'gone.png' in {tmp_path}",
+        f"cnnlab: error: {sheet}:11: no image 'also_gone.png' in {tmp_path}",
+        f"cnnlab: error: {sheet}: 3 problems in its label files (each above); training stops "
+        "at the first",
+    ]
+    assert main(["classify", "train", "--data", str(sheet), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == f"cnnlab: error: {sheet}:4: no class for '2.png'"

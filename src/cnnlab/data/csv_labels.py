@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.textfiles import read_lines, sorted_names
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, collected
 from cnnlab.words import counted
 
 IMAGE_HEADERS = (
@@ -157,11 +157,17 @@ def read_label_csv(path: str | Path, classes: Sequence[str] | None = None) -> La
             row[label] if label is not None else header[next(i for i in one_hot if float(row[i]))]
         )
         if not name:
-            raise CnnlabError(f"{path}:{n}: no class for {row[image]!r}")
+            exc = CnnlabError(f"{path}:{n}: no class for {row[image]!r}")
+            if collected(exc):  # data check names every bad row; training the first
+                continue
+            raise exc
         if not row[image] or not file.is_file():
+            lost = CnnlabError(f"{path}:{n}: no image {row[image]!r} in {folder}")
+            if collected(lost):
+                continue
             missing.append((n, row[image]))
         files.append((file, name))
-    if missing:
+    if missing:  # training: how many, and the first
         n, value = missing[0]
         raise CnnlabError(
             f"{path}: {counted(len(missing), 'row')} name{'s' if len(missing) == 1 else ''} "

@@ -74,7 +74,8 @@ def check_data(
 class BadLabelFiles(CnnlabError):
     """Every label file of ``data`` that training would stop at (``problems``, one message
     each, in the order read: YOLO label files, Pascal VOC XML, labelme JSON and mask files, a
-    COCO file's entries and the images they name), where training names only the first."""
+    COCO file's entries and the images they name, a label CSV's rows), where training names
+    only the first."""
 
     def __init__(self, data: str, problems: list[str]) -> None:
         self.problems = problems
