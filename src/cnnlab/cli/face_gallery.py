@@ -118,9 +118,12 @@ def cmd_faces_enroll(args: argparse.Namespace, console: Console) -> dict[str, An
 def cmd_faces_probe(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``faces verify`` (is each image ``--name``?) and ``faces identify`` (who is it, or not
     recognized): :class:`cnnlab.engine.recognition.FaceEncoder` at the checkpoint's tau."""
+    from cnnlab.cli.predicting import checkpoint_among, checkpoint_or_onnx
     from cnnlab.data.face_db import require_database
 
-    require_database(args.db)  # first: without one, no encoder would help
+    if not (args.checkpoint or args.onnx) and checkpoint_among([str(f) for f in args.images]):
+        checkpoint_or_onnx(args, "faces")  # a best.pt among the images: where it goes, first
+    require_database(args.db)  # then the database: without one, no encoder would help
     encoder = load_encoder(args, console)
     tau = encoder.tau
     csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
