@@ -395,10 +395,15 @@ def test_eval_on_other_labelled_data(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_mistakes_are_the_images_answered_worst(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Wrong presence or class first, then boxes that miss (IoU < 0.5), each group by IoU;
-    right answers are not drawn. Each drawn image carries its true class and box."""
+    """Wrong presence or class first, then boxes that miss (IoU < 0.5), each group by IoU,
+    judged as ``evaluate`` judges; right answers are not drawn. Each drawn image carries its
+    true class and box."""
+    import math
+
     import cnnlab.engine.localize as localize
     from cnnlab.data.localization import LocalizationData
+    from cnnlab.data.scenes import MEAN, STD
+    from cnnlab.models.heads import split_localization
 
     car = [0.5, 0.5, 0.4, 0.4]  # b_x, b_y, b_h, b_w: pixels 3..7 of a 10 px image
     has = [1, 1, 1, 0, 0, 1]
@@ -411,22 +416,29 @@ def test_mistakes_are_the_images_answered_worst(
         class_names=["pedestrian", "car"],
         splits={"test": torch.arange(6)},
     )
-    said = [  # (object probability, class, predicted box in pixels)
-        (0.9, "car", [3, 3, 7, 7]),  # right, IoU 1
-        (0.9, "car", [5, 3, 9, 7]),  # right class, IoU 1/3: a box that misses
-        (0.2, "car", [0, 0, 1, 1]),  # no object said: wrong
-        (0.9, "pedestrian", [3, 3, 7, 7]),  # an object where there is none: wrong
-        (0.1, "car", [3, 3, 7, 7]),  # none, rightly
-        (0.9, "pedestrian", [3, 3, 7, 6]),  # wrong class, IoU 0.75
+    said = [  # (object probability, class, predicted box as b_x, b_y, b_h, b_w)
+        (0.9, 1, car),  # right, IoU 1
+        (0.9, 1, [0.7, 0.5, 0.4, 0.4]),  # right class, IoU 1/3: a box that misses
+        (0.2, 1, [0.05, 0.05, 0.1, 0.1]),  # no object said: wrong
+        (0.9, 0, car),  # an object where there is none: wrong
+        (0.1, 1, car),  # none, rightly
+        (0.9, 0, [0.5, 0.45, 0.3, 0.4]),  # wrong class, IoU 0.75
     ]
-    rows = [
-        {"object_probability": p, "class": c, "box_xyxy": b, "landmarks": []} for p, c, b in said
-    ]
+    y = torch.tensor(
+        [[math.log(p / (1 - p)), *b, *(5.0 * (c == k) for k in range(2))] for p, c, b in said]
+    )
 
-    def predict(model: None, names: list[str], images: torch.Tensor) -> list[dict]:
-        return [rows[int(image[0, 0, 0])] for image in images]  # each image is its index
+    class Stub(torch.nn.Module):  # each image's pixels are its index: its row of y
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
 
-    monkeypatch.setattr(localize, "predict_images", predict)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return y[((x[:, 0, 0, 0] * STD + MEAN) * 255).round().long()]
+
+        def split(self, out: torch.Tensor) -> LocalizationOutput:
+            return split_localization(out, 2, 0)
+
     seen: dict = {}
 
     def capture(images, drawn, path, threshold=0.5, truth=None, title=""):
@@ -434,12 +446,16 @@ def test_mistakes_are_the_images_answered_worst(
         return Path(path)
 
     monkeypatch.setattr(localize, "draw_predictions", capture)
-    assert localize.draw_mistakes(None, data, "test", tmp_path / "m.png") == tmp_path / "m.png"
-    assert [rows.index(r) for r in seen["drawn"]] == [2, 5, 3, 1]
+    model = Stub()
+    assert localize.draw_mistakes(model, data, "test", tmp_path / "m.png") == tmp_path / "m.png"
+    assert [r["object_probability"] for r in seen["drawn"]] == pytest.approx([0.2, 0.9, 0.9, 0.9])
+    assert [r["class"] for r in seen["drawn"]] == ["car", "pedestrian", "pedestrian", "car"]
     assert [t["class"] for t in seen["truth"]] == ["car", "car", None, "car"]
     assert seen["truth"][0]["box_xyxy"] == pytest.approx([3, 3, 7, 7])
     assert seen["truth"][0]["iou"] is None  # no box said
     assert seen["truth"][1]["iou"] == pytest.approx(0.75)
     assert seen["truth"][3]["iou"] == pytest.approx(1 / 3)
+    cpu = torch.device("cpu")  # the same judgement as the reported figures
+    assert localize.evaluate(model, data, "test", cpu)["accuracy"] == pytest.approx(3 / 6)
     data.splits["right"] = torch.tensor([0, 4])
-    assert localize.draw_mistakes(None, data, "right", tmp_path / "none.png") is None
+    assert localize.draw_mistakes(model, data, "right", tmp_path / "none.png") is None

@@ -114,7 +114,7 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     metrics = evaluate(model.to(device), data, scored, device, per_class=True)
     figure = None
     if args.out:  # the images answered worst, each with its true and predicted box
-        figure = draw_mistakes(model.cpu(), data, scored, Path(args.out) / f"mistakes_{scored}.png")
+        figure = draw_mistakes(model, data, scored, Path(args.out) / f"mistakes_{scored}.png")
     if not args.json:
         table = compact_table(f"{scored}: each class (p_c and class right; boxes)")
         for col in ("class", "images", "accuracy", "IoU >= 0.5", "mean IoU"):

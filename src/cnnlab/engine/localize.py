@@ -51,7 +51,7 @@ from cnnlab.engine.transfer import backbone_groups, start_backbone, train_mode
 from cnnlab.errors import CnnlabError
 from cnnlab.losses.localization import LocalizationTarget, localization_loss
 from cnnlab.models.backbone import check_batch_of_one
-from cnnlab.models.heads import LocalizationNet
+from cnnlab.models.heads import LocalizationNet, LocalizationOutput
 from cnnlab.ops.boxes import box_convert, elementwise_iou
 from cnnlab.registry import create_model
 
@@ -143,18 +143,10 @@ def evaluate(
     training does (bf16 autocast, channels-last), for the per-epoch validation; by default
     float32 (the reported figures). ``per_class`` adds, for each class and for the images with
     no object, how many images, the share answered right (:func:`_per_class`)."""
-    model.eval()
     idx = data.splits[split]
-    preds = []
-    for start in range(0, len(idx), 256):
-        x, _ = batch(data, idx[start : start + 256], device)
-        preds.append(settings.forward(model, x, device).cpu())
-    out = model.split(torch.cat(preds))
+    out, correct, iou = _answers(model, data, idx, device, settings)
     pc, label = data.pc[idx] > 0.5, data.label[idx]
-    pred_pc = torch.sigmoid(out.pc_logit) > 0.5
-    pred_cls = out.class_logits.argmax(1)
-    correct = torch.where(pc, pred_pc & (pred_cls == label), ~pred_pc)
-    iou = elementwise_iou(_xyxy(out.box[pc]), _xyxy(data.box[idx][pc]))
+    iou = iou[pc]
     metrics = {
         "accuracy": correct.float().mean().item(),
         "iou_correct": (iou >= 0.5).float().mean().item() if len(iou) else 0.0,
@@ -169,6 +161,30 @@ def evaluate(
     if per_class:
         metrics["per_class"] = _per_class(data.class_names, pc, label, correct, iou)
     return metrics
+
+
+@torch.no_grad()
+def _answers(
+    model: LocalizationNet,
+    data: LocalizationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    settings: SpeedSettings = FP32,
+) -> tuple[LocalizationOutput, torch.Tensor, torch.Tensor]:
+    """The model's outputs on the images ``idx`` (on the CPU), whether each was answered right
+    (an object and its class where there is one, none where there is none) and each image's
+    IoU of the predicted box with the true one (0 where there is no object), all ``(N,)``."""
+    model.eval()
+    preds = []
+    for start in range(0, len(idx), 256):
+        x, _ = batch(data, idx[start : start + 256], device)
+        preds.append(settings.forward(model, x, device).cpu())
+    out = model.split(torch.cat(preds))
+    pc, label = data.pc[idx] > 0.5, data.label[idx]
+    pred_pc = torch.sigmoid(out.pc_logit) > 0.5
+    correct = torch.where(pc, pred_pc & (out.class_logits.argmax(1) == label), ~pred_pc)
+    iou = elementwise_iou(_xyxy(out.box), _xyxy(data.box[idx])) * pc
+    return out, correct, iou
 
 
 def _per_class(
@@ -300,7 +316,7 @@ def train_localizer(
         curves["val_landmark_error"] = "landmark error / box diagonal"
     plot_epoch_curves(run.rows, curves, out / "curves.png", "Localisation")
     final = final_split(data.splits)
-    draw_mistakes(model.cpu(), data, final, out / "mistakes.png")
+    draw_mistakes(model, data, final, out / "mistakes.png")
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
@@ -373,11 +389,15 @@ def predict_images(
     model.eval()
     if not len(images):
         return []
-    s = images.shape[-1]
     out = model.split(torch.cat([model(standardise(c.float())) for c in images.split(64)]))
+    return _rows(out, names, images.shape[-1])
+
+
+def _rows(out: LocalizationOutput, names: Sequence[str], s: int) -> list[dict[str, Any]]:
+    """:func:`predict_images`' rows of the outputs ``out`` of images ``s`` pixels a side."""
     boxes = _xyxy(out.box) * s
     rows = []
-    for i in range(len(images)):
+    for i in range(len(out.pc_logit)):
         probs = out.class_logits[i].softmax(0)
         rows.append(
             {
@@ -451,23 +471,16 @@ def draw_mistakes(
     the lowest IoU first; each with its true box (green) and the predicted one (yellow).
     ``None`` where every image was answered right."""
     idx = data.splits[split]
-    images = data.images[idx]
-    rows = predict_images(model, data.class_names, images)
-    s = images.shape[-1]
-    true_boxes = _xyxy(data.box[idx]) * s
-    pred_boxes = torch.tensor([r["box_xyxy"] for r in rows]).reshape(-1, 4)
-    iou = elementwise_iou(pred_boxes, true_boxes)
+    out, correct, iou = _answers(model, data, idx, next(model.parameters()).device)
+    rows = _rows(out, data.class_names, data.images.shape[-1])  # as evaluate judged them
     has = data.pc[idx] > 0.5
-    said = torch.tensor([r["object_probability"] >= 0.5 for r in rows], dtype=torch.bool)
-    named = [data.class_names.index(r["class"]) for r in rows]
-    right_class = torch.tensor(named, dtype=torch.int64).reshape(-1) == data.label[idx]
-    correct = torch.where(has, said & right_class, ~said)
-    missed = has & said & right_class & (iou < 0.5)
+    said = torch.sigmoid(out.pc_logit) > 0.5
     score = torch.where(has, iou, torch.ones_like(iou)) + correct.float()  # wrong first
-    wrong = torch.nonzero(~correct | missed).flatten()
+    wrong = torch.nonzero(~correct | (has & (iou < 0.5))).flatten()
     order = wrong[torch.argsort(score[wrong], stable=True)][:count]
-    if not len(order):
+    if not order.numel():
         return None
+    true_boxes = _xyxy(data.box[idx]) * data.images.shape[-1]
     truth = [
         {
             "class": data.class_names[int(data.label[idx][i])] if has[i] else None,
@@ -477,4 +490,5 @@ def draw_mistakes(
         for i in order.tolist()
     ]
     title = f"{split}: the images answered worst (green: true box; yellow: predicted)"
-    return draw_predictions(images[order], [rows[i] for i in order], path, truth=truth, title=title)
+    images = data.images[idx][order]
+    return draw_predictions(images, [rows[i] for i in order], path, truth=truth, title=title)
