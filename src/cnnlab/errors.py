@@ -50,6 +50,14 @@ def collected(exc: CnnlabError) -> bool:
     return True
 
 
+def raise_unless_collected(message: str) -> None:
+    """Raise ``message`` as a :class:`CnnlabError`, unless :func:`collected` records it (within
+    :func:`problems_collected`): then the reader leaves that entry out and goes on."""
+    exc = CnnlabError(message)
+    if not collected(exc):
+        raise exc
+
+
 def refuse_web_address(given: str | Path) -> None:
     """A :class:`CnnlabError` for a web address given where a file or folder goes (and no such
     path exists here): nothing is fetched, except by ``cnnlab data download``."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, collected
+from cnnlab.errors import CnnlabError, raise_unless_collected
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def read_coco(path: str | Path) -> CocoFile:
     for image_id, im in images.items():
         w, h = im.get("width"), im.get("height")
         if not (isinstance(im.get("file_name"), str) and is_positive(w) and is_positive(h)):
-            _raise_unless_collected(f"{path}: image {image_id}: needs file_name, width and height")
+            raise_unless_collected(f"{path}: image {image_id}: needs file_name, width and height")
             bad_images.add(image_id)
     kept = []
     for k, a in enumerate(annotations):
@@ -96,21 +96,13 @@ def _annotation_problem(
     collected by ``cnnlab data check``; elsewhere a :class:`CnnlabError`)."""
     where = f"{path}: annotation {k}"
     if not isinstance(a, dict):
-        _raise_unless_collected(f"{where}: expected an object with image_id, category_id, bbox")
+        raise_unless_collected(f"{where}: expected an object with image_id, category_id, bbox")
         return True
     for key, known in (("image_id", images), ("category_id", cat_index)):
         if a.get(key) not in known:
-            _raise_unless_collected(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
+            raise_unless_collected(f"{where}: unknown {key} {_unknown_id(a.get(key), known)}")
             return True
     return False
-
-
-def _raise_unless_collected(message: str) -> None:
-    """Raise ``message`` as a :class:`CnnlabError`, unless ``cnnlab data check`` collects it
-    (:func:`cnnlab.errors.collected`): then the reader leaves the entry out and goes on."""
-    exc = CnnlabError(message)
-    if not collected(exc):
-        raise exc
 
 
 def _real_categories(categories: list[dict], annotations: list[dict]) -> list[dict]:

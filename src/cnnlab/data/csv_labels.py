@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.textfiles import read_lines, sorted_names
-from cnnlab.errors import CnnlabError, collected
+from cnnlab.errors import CnnlabError, collected, raise_unless_collected
 from cnnlab.words import counted
 
 IMAGE_HEADERS = (
@@ -156,16 +156,13 @@ def read_label_csv(path: str | Path, classes: Sequence[str] | None = None) -> La
         name = (
             row[label] if label is not None else header[next(i for i in one_hot if float(row[i]))]
         )
-        if not name:
-            exc = CnnlabError(f"{path}:{n}: no class for {row[image]!r}")
-            if collected(exc):  # data check names every bad row; training the first
-                continue
-            raise exc
+        if not name:  # data check names every bad row; training the first
+            raise_unless_collected(f"{path}:{n}: no class for {row[image]!r}")
+            continue
         if not row[image] or not file.is_file():
-            lost = CnnlabError(f"{path}:{n}: no image {row[image]!r} in {folder}")
-            if collected(lost):
+            if collected(CnnlabError(f"{path}:{n}: no image {row[image]!r} in {folder}")):
                 continue
-            missing.append((n, row[image]))
+            missing.append((n, row[image]))  # training: counted, the first named
         files.append((file, name))
     if missing:  # training: how many, and the first
         n, value = missing[0]

@@ -39,7 +39,7 @@ from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.orientation import as_shown, pixels_as_shown, shown_size, stored_and_orientation
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_names, sorted_names
-from cnnlab.errors import CnnlabError, collected
+from cnnlab.errors import CnnlabError, collected, raise_unless_collected
 from cnnlab.words import counted
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
@@ -215,11 +215,9 @@ def read_labelme_folder(root: str | Path) -> tuple[list[LabelmeImage], list[str]
     index = {n: i for i, n in enumerate(names)}
     for path, *_, shapes, _ in parsed:
         if unknown := [label for label, *_ in shapes if label not in index]:
-            exc = CnnlabError(
+            raise_unless_collected(
                 f"{path}: label {unknown[0]!r} is not in {listed} ({', '.join(names)})"
             )
-            if not collected(exc):
-                raise exc
     parsed = [entry for entry in parsed if all(label in index for label, *_ in entry[3])]
     for what, items in (
         ("shape with no area (a point or a line)", flat),

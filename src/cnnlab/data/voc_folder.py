@@ -47,7 +47,7 @@ import numpy as np
 from cnnlab.data.folder import IMAGE_SUFFIXES
 from cnnlab.data.split_folders import has_pair_folder, split_dirs
 from cnnlab.data.textfiles import read_lines, read_names, sorted_names
-from cnnlab.errors import CnnlabError, collected
+from cnnlab.errors import CnnlabError, collected, raise_unless_collected
 from cnnlab.words import counted
 
 ANNOTATION_DIRS = ("Annotations", "annotations")
@@ -283,11 +283,9 @@ def read_voc_folder(
         known = set(boxes_names)
         for p in parsed:
             if unknown := [n for n in p.names if n not in known]:
-                exc = CnnlabError(
+                raise_unless_collected(
                     f"{p.path}: class {unknown[0]!r} is not in {source} ({', '.join(boxes_names)})"
                 )
-                if not collected(exc):
-                    raise exc
         parsed = [p for p in parsed if set(p.names) <= known]  # data check: collected above
     else:
         boxes_names = sorted_names({n for p in parsed for n in p.names})
