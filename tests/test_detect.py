@@ -17,7 +17,7 @@ from cnnlab.cli import main
 from cnnlab.data.scenes import make_scenes, write_coco, write_yolo
 from cnnlab.data.yolo import read_yolo_folder, yolo_line
 from cnnlab.engine.detect import decode, make_batch
-from cnnlab.engine.detection_data import coco_data, scenes_data, yolo_folder_data
+from cnnlab.engine.detection_data import DetectionData, coco_data, scenes_data, yolo_folder_data
 from cnnlab.engine.detection_metrics import coco_evaluate
 from cnnlab.engine.runs import summarise
 from cnnlab.errors import CnnlabError
@@ -97,14 +97,8 @@ def test_iou_by_k_reaches_one_at_the_number_of_shapes() -> None:
     assert ious[0] < ious[1] < 1 and ious[2:] == pytest.approx([1.0, 1.0, 1.0])
 
 
-def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given a training's settings (as each epoch's validation is: test_training_engine.py),
-    every batch runs through ``settings.forward`` with them. On a detector fitted to its 8
-    scenes, the channels-last layout alone (fp32) scores exactly as plain fp32, and bf16
-    autocast within 0.05 mAP@0.5 of it."""
-    from cnnlab.engine.detect import evaluate_detector
-    from cnnlab.engine.performance import SpeedSettings
-
+def fitted_detector() -> tuple[DetectionData, torch.nn.Module]:
+    """8 scenes of 64 px and a YOLO detector fitted to them for 60 steps (seeded)."""
     torch.manual_seed(0)
     data = scenes_data(8, image_size=64, seed=1)
     model = cnnlab.create_model("yolo", input_size=64)
@@ -116,6 +110,18 @@ def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.Monkey
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return data, model
+
+
+def test_validation_runs_the_network_as_training_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a training's settings (as each epoch's validation is: test_training_engine.py),
+    every batch runs through ``settings.forward`` with them. On a detector fitted to its 8
+    scenes, the channels-last layout alone (fp32) scores exactly as plain fp32, and bf16
+    autocast within 0.05 mAP@0.5 of it."""
+    from cnnlab.engine.detect import evaluate_detector
+    from cnnlab.engine.performance import SpeedSettings
+
+    data, model = fitted_detector()
     cpu = torch.device("cpu")
     plain = evaluate_detector(model, data, cpu, batch_size=3)
     assert plain["map_50"] > 0.3  # fitted: a score worth comparing
@@ -702,9 +708,9 @@ def test_matching_finds_misses_and_false_alarms() -> None:
 def test_mistakes_figure_draws_the_images_with_most_errors_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Images ranked by misses plus false alarms, most first, ties in order; those answered
-    right are left out, and a split answered right draws nothing."""
-    import cnnlab.engine.detect as detect
+    """Images ranked by misses plus false alarms, most first, ties in order, among the
+    detections a user would see (score >= 0.3); those answered right are left out, and a split
+    answered right draws nothing."""
     import cnnlab.engine.detection_mistakes as mistakes
     from cnnlab.engine.detection_data import DetectionData
 
@@ -716,19 +722,40 @@ def test_mistakes_figure_draws_the_images_with_most_errors_first(
         ["a", "b"],
     )
     found = {"boxes": box * 40, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}
-    answers = [found, found, found, found]  # image 1: right; 2: one missed; 3: 1 + 1 wrong
-    answers[0] = {k: v[:0] for k, v in found.items()}  # image 0: one missed
-
-    monkeypatch.setattr(detect, "detect_images", lambda model, images, score: answers)
+    faint = {  # and a faint box of another class where nothing is: below 0.3, not shown
+        "boxes": torch.cat([box * 40, box * 40 + 10]),
+        "scores": torch.tensor([0.9, 0.1]),
+        "labels": torch.tensor([0, 1]),
+    }
+    dets = [found, faint, found, found]  # image 1: right; 2: one missed; 3: 1 + 1 wrong
+    dets[0] = {k: v[:0] for k, v in found.items()}  # image 0: one missed
     seen: list[list[int]] = []
     monkeypatch.setattr(
         mistakes, "_draw", lambda d, dets, marks, order, path, title: seen.append(order) or path
     )
-    model = torch.nn.Linear(1, 1)
-    assert (
-        mistakes.draw_detection_mistakes(model, data, tmp_path / "m.png", "t") == tmp_path / "m.png"
-    )
+    path = tmp_path / "m.png"
+    assert mistakes.draw_detection_mistakes(data, dets, path, "t") == path
     assert seen == [[3, 0, 2]]
-    answers[:] = [found, found]
+    assert mistakes.draw_detection_mistakes(data, dets, path, "t", score_threshold=0.05) == path
+    assert seen[-1] == [3, 0, 1, 2]  # the faint box counted: image 1 has a false alarm
     right = DetectionData(data.images[:2], data.boxes[:2], data.labels[:2], ["a", "b"])
-    assert mistakes.draw_detection_mistakes(model, right, tmp_path / "n.png", "t") is None
+    assert mistakes.draw_detection_mistakes(right, [found, faint], tmp_path / "n.png", "t") is None
+
+
+def test_scored_detections_kept_above_a_threshold_are_what_decoding_at_it_gives() -> None:
+    """The mistakes figure reuses the detections mAP was scored on (decoded at 0.05) and keeps
+    those scoring at least its threshold: the same boxes as decoding at that threshold, as
+    `detect predict` does, since non-max suppression drops a box only for a higher-scored one."""
+    from cnnlab.engine.detect import detect_images, detections
+
+    data, model = fitted_detector()  # scores spread from 0.05 to near 1
+    cpu = torch.device("cpu")
+    threshold = 0.3
+    scored = detections(model, data, cpu, batch_size=4)
+    direct = detect_images(model, data.images, threshold)
+    kept = sum(int((d["scores"] >= threshold).sum()) for d in scored)
+    assert kept > 10 and kept < sum(len(d["scores"]) for d in scored)  # some kept, some not
+    for a, b in zip(scored, direct, strict=True):
+        keep = a["scores"] >= threshold
+        for key in ("boxes", "scores", "labels"):
+            assert torch.allclose(a[key][keep].float(), b[key].float(), atol=1e-4)

@@ -446,8 +446,9 @@ def test_mistakes_are_the_images_answered_worst(
         return Path(path)
 
     monkeypatch.setattr(localize, "draw_predictions", capture)
-    model = Stub()
-    assert localize.draw_mistakes(model, data, "test", tmp_path / "m.png") == tmp_path / "m.png"
+    model, cpu = Stub(), torch.device("cpu")
+    said_on = localize.answers(model, data, data.splits["test"], cpu)
+    assert localize.draw_mistakes(data, "test", said_on, tmp_path / "m.png") == tmp_path / "m.png"
     assert [r["object_probability"] for r in seen["drawn"]] == pytest.approx([0.2, 0.9, 0.9, 0.9])
     assert [r["class"] for r in seen["drawn"]] == ["car", "pedestrian", "pedestrian", "car"]
     assert [t["class"] for t in seen["truth"]] == ["car", "car", None, "car"]
@@ -455,7 +456,8 @@ def test_mistakes_are_the_images_answered_worst(
     assert seen["truth"][0]["iou"] is None  # no box said
     assert seen["truth"][1]["iou"] == pytest.approx(0.75)
     assert seen["truth"][3]["iou"] == pytest.approx(1 / 3)
-    cpu = torch.device("cpu")  # the same judgement as the reported figures
+    # the same judgement as the reported figures
     assert localize.evaluate(model, data, "test", cpu)["accuracy"] == pytest.approx(3 / 6)
     data.splits["right"] = torch.tensor([0, 4])
-    assert localize.draw_mistakes(model, data, "right", tmp_path / "none.png") is None
+    right = localize.answers(model, data, data.splits["right"], cpu)
+    assert localize.draw_mistakes(data, "right", right, tmp_path / "none.png") is None

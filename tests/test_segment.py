@@ -970,7 +970,7 @@ def test_worst_maps_are_the_images_least_right(
     predicted map."""
     import cnnlab.viz.plots as plots
     from cnnlab.data.palettes import MAP_COLOURS
-    from cnnlab.engine.segment import draw_worst_maps, worst_maps
+    from cnnlab.engine.segment import draw_worst_maps, score_maps, worst_maps
     from cnnlab.engine.segment_data import SegmentationData
 
     class AllBackground(torch.nn.Module):
@@ -990,12 +990,18 @@ def test_worst_maps_are_the_images_least_right(
         torch.full((5, 3, 4, 4), 90, dtype=torch.uint8), masks, ["bg", "a", "b"]
     )
     model, cpu = AllBackground(), torch.device("cpu")
-    chosen, shares, maps = worst_maps(model, data, torch.arange(5), cpu, count=3)
-    assert chosen.tolist() == [4, 1, 0] and shares.tolist() == [0.0, 0.25, 0.5]
+    conf, shares = score_maps(model, data, torch.arange(5), cpu)  # the pass that scores
+    assert shares.tolist() == [0.5, 0.25, float("inf"), 15 / 16, 0.0]
+    assert conf.sum() == 16 * 4 - 4 and (conf[:, 1:] == 0).all()  # void pixels left out
+    chosen, worst, maps = worst_maps(model, data, torch.arange(5), shares, cpu, count=3)
+    assert chosen.tolist() == [4, 1, 0] and worst.tolist() == [0.0, 0.25, 0.5]
     assert maps.shape == (3, 4, 4) and (maps == 0).all()
-    chosen, shares, _ = worst_maps(model, data, torch.tensor([2, 3]), cpu)
-    assert chosen.tolist() == [3] and shares.tolist() == [15 / 16]
-    assert draw_worst_maps(model, data, torch.tensor([2]), cpu, tmp_path / "w.png", "t") is None
+    some = torch.tensor([2, 3])
+    chosen, worst, _ = worst_maps(model, data, some, score_maps(model, data, some, cpu)[1], cpu)
+    assert chosen.tolist() == [3] and worst.tolist() == [15 / 16]
+    two = torch.tensor([2])
+    shares_2 = score_maps(model, data, two, cpu)[1]
+    assert draw_worst_maps(model, data, two, shares_2, cpu, tmp_path / "w.png", "t") is None
     seen: dict = {}
 
     def capture(images, captions, path, title="", colors=None, cols=4, legend=()):
@@ -1003,7 +1009,9 @@ def test_worst_maps_are_the_images_least_right(
         return Path(path)
 
     monkeypatch.setattr(plots, "plot_captioned", capture)
-    draw_worst_maps(model, data, torch.tensor([0, 4]), cpu, tmp_path / "w.png", "worst")
+    pair = torch.tensor([0, 4])
+    shares_04 = score_maps(model, data, pair, cpu)[1]
+    draw_worst_maps(model, data, pair, shares_04, cpu, tmp_path / "w.png", "worst")
     assert seen["captions"] == [
         "0% of its pixels right", "true", "predicted",
         "50% of its pixels right", "true", "predicted",

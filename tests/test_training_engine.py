@@ -808,9 +808,9 @@ def test_a_run_first_says_what_it_trains(
 @pytest.mark.parametrize(
     "task, evaluator, argv",
     [
-        ("localize", "evaluate", ["--images", "32"]),
-        ("detect", "evaluate_detector", ["--images", "12"]),
-        ("segment", "evaluate_segmenter", ["--images", "12"]),
+        ("localize", "answers", ["--images", "32"]),
+        ("detect", "detections", ["--images", "12"]),
+        ("segment", "score_maps", ["--images", "12"]),
     ],
 )
 def test_each_epoch_validates_as_it_trains_and_the_test_is_scored_in_fp32(
@@ -818,7 +818,8 @@ def test_each_epoch_validates_as_it_trains_and_the_test_is_scored_in_fp32(
 ) -> None:
     """localize, detect and segment train: every epoch's validation runs the network with the
     training's settings (bf16 autocast and/or channels-last, as config.json records them), the
-    reported test figures in plain float32 (PyTorch's default, as `eval` scores them)."""
+    reported test figures in plain float32 (PyTorch's default, as `eval` scores them), in one
+    pass over the test split, which its figure of mistakes reuses."""
     import importlib
     import inspect
 

@@ -77,7 +77,12 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
     from cnnlab.engine.checkpoint import model_from_checkpoint
     from cnnlab.engine.device import resolve_device
     from cnnlab.engine.eval_data import is_other_data, scored_indices
-    from cnnlab.engine.segment import SegmentConfig, draw_worst_maps, evaluate_segmenter
+    from cnnlab.engine.segment import (
+        SegmentConfig,
+        draw_worst_maps,
+        score_maps,
+        segmentation_metrics,
+    )
     from cnnlab.engine.segment_data import load_segmentation_data, relabelled
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "segmentation")
@@ -94,12 +99,13 @@ def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, An
         parts = own_or_seeded(data.splits, len(data.images), config.seed)
         idx, scored = require_split(parts, args.split, config.data), args.split
         changed = split_changed(ckpt, args.split, data.images[idx])
-    metrics = evaluate_segmenter(model.to(device), data, idx, device)
+    conf, shares = score_maps(model.to(device), data, idx, device)  # scored, and drawn
+    metrics = segmentation_metrics(conf)
     figure = None
     if args.out:  # its least-right images beside their true and predicted maps
         title = f"{ckpt['model']} on {scored}: the images it gets least right"
         path = Path(args.out) / f"worst_maps_{scored}.png"
-        figure = draw_worst_maps(model, data, idx, device, path, title)
+        figure = draw_worst_maps(model, data, idx, shares, device, path, title)
     if not args.json:
         table = compact_table(f"{scored}: each class's pixels, IoU and Dice")
         for col in ("class", "pixels", "IoU", "Dice"):

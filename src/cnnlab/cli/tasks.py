@@ -95,10 +95,11 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
     from cnnlab.engine.eval_data import is_other_data
     from cnnlab.engine.localize import (
         LocalizeConfig,
+        answers,
         draw_mistakes,
-        evaluate,
         load_data,
         other_localization_data,
+        score_answers,
     )
 
     model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
@@ -111,10 +112,11 @@ def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, A
         data, scored = load_data(config), args.split
         idx = require_split(data.splits, args.split, config.data)
         changed = split_changed(ckpt, args.split, data.images[idx])
-    metrics = evaluate(model.to(device), data, scored, device, per_class=True)
+    said = answers(model.to(device), data, data.splits[scored], device)  # scored and drawn
+    metrics = score_answers(data, scored, said, per_class=True)
     figure = None
     if args.out:  # the images answered worst, each with its true and predicted box
-        figure = draw_mistakes(model, data, scored, Path(args.out) / f"mistakes_{scored}.png")
+        figure = draw_mistakes(data, scored, said, Path(args.out) / f"mistakes_{scored}.png")
     if not args.json:
         table = compact_table(f"{scored}: each class (p_c and class right; boxes)")
         for col in ("class", "images", "accuracy", "IoU >= 0.5", "mean IoU"):
@@ -289,7 +291,7 @@ def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tu
 
 def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.detect import evaluate_detector
+    from cnnlab.engine.detect import detections, score_detections
     from cnnlab.engine.detection_metrics import plot_pr_curve
     from cnnlab.engine.detection_mistakes import draw_detection_mistakes
     from cnnlab.engine.device import resolve_device
@@ -300,7 +302,8 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
     data, scored = _detect_eval_data(ckpt, args.split, args.data)
     own = not is_other_data(args.data, ckpt["config"]["data"])
     changed = split_changed(ckpt, args.split, data.images) if own else None
-    ev = evaluate_detector(model.to(device), data, device)
+    dets = detections(model.to(device), data, device)  # scored, and drawn with --out
+    ev = score_detections(dets, data)
     out = {
         "checkpoint": args.checkpoint,
         "data": args.data or ckpt["config"]["data"],
@@ -317,7 +320,7 @@ def cmd_detect_eval(args: argparse.Namespace, console: Console) -> dict[str, Any
         out["figure"] = str(plot_pr_curve(ev, figure, class_names=data.class_names))
         title = f"{scored}: the images with the most misses and false alarms"
         path = Path(args.out) / f"mistakes_{scored}.png"
-        mistakes = draw_detection_mistakes(model, data, path, title)
+        mistakes = draw_detection_mistakes(data, dets, path, title)
         out["mistakes_figure"] = str(mistakes) if mistakes else None
     if not args.json:
         table = compact_table(f"{scored}: average precision of each class (pycocotools)")

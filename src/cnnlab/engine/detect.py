@@ -240,22 +240,41 @@ def evaluate_detector(
     batch_size: int = 64,
     settings: SpeedSettings = FP32,
 ) -> dict[str, Any]:
-    """COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 (pycocotools) of the decoded, non-max-
-    suppressed predictions on every image of ``data``, boxes in pixels; VOC's difficult boxes
-    count neither way. ``settings``: run the network as training does (bf16 autocast,
-    channels-last), for the per-epoch validation; by default float32 (the reported figures)."""
+    """COCO mAP@[.5:.95], mAP@0.5 and mAP@0.75 (pycocotools) of :func:`detections` on every
+    image of ``data``; VOC's difficult boxes count neither way. ``settings``: run the network as
+    training does (bf16 autocast, channels-last), for the per-epoch validation; by default
+    float32 (the reported figures)."""
+    return score_detections(detections(model, data, device, batch_size, settings), data)
+
+
+@torch.no_grad()
+def detections(
+    model: torch.nn.Module,
+    data: DetectionData,
+    device: torch.device,
+    batch_size: int = 64,
+    settings: SpeedSettings = FP32,
+) -> list[dict[str, torch.Tensor]]:
+    """The decoded, non-max-suppressed predictions (:func:`decode`'s defaults) of every image
+    of ``data``, on the CPU, boxes xyxy in the input's pixels."""
     model.eval()
     preds = []
     for idx in torch.arange(len(data.images)).split(batch_size):
         x, _, _ = make_batch(data, idx, mirror=False)
         preds += decode(settings.forward(model, x.to(device), device).cpu(), model.anchors.cpu())
     size = data.images.shape[-1]
-    p = [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in preds]
+    return [{k: (v * size if k == "boxes" else v) for k, v in d.items()} for d in preds]
+
+
+def score_detections(dets: list[dict[str, torch.Tensor]], data: DetectionData) -> dict[str, Any]:
+    """:func:`evaluate_detector`'s figures of the detections ``dets`` (boxes in pixels) of the
+    images of ``data``."""
+    size = data.images.shape[-1]
     t = [{"boxes": b * size, "labels": lab} for b, lab in zip(data.boxes, data.labels, strict=True)]
     if data.difficult is not None:  # neither found nor missed: pycocotools' ignore regions
         for target, difficult in zip(t, data.difficult, strict=True):
             target["ignore"] = difficult
-    return coco_evaluate(p, t, len(data.class_names))
+    return coco_evaluate(dets, t, len(data.class_names))
 
 
 def train_detector(
@@ -378,11 +397,12 @@ def train_detector(
                 break
     run.finish(console, "mAP@0.5")
     model, _ = model_from_checkpoint(out / "best.pt")
-    ev = evaluate_detector(model.to(device), test, device)
+    dets = detections(model.to(device), test, device)  # one pass for the figures and mAP
+    ev = score_detections(dets, test)
     plot_pr_curve(ev, out / "pr_curve.png", class_names=test.class_names)
     plot_map_against_time(run.rows, out / "map_time.png")
     title = f"{final}: the images with the most misses and false alarms"
-    draw_detection_mistakes(model, test, out / "mistakes.png", title)
+    draw_detection_mistakes(test, dets, out / "mistakes.png", title)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,

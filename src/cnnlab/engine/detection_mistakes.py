@@ -52,37 +52,37 @@ def match_detections(
 
 
 def draw_detection_mistakes(
-    model: torch.nn.Module,
     data: DetectionData,
+    dets: list[dict[str, torch.Tensor]],
     path: Path,
     title: str,
     score_threshold: float = PREDICT_SCORE,
     count: int = 12,
 ) -> Path | None:
-    """The ``count`` images of ``data`` with the most misses and false alarms at
-    ``score_threshold`` (most first; ties in order), each with its true boxes (green, dashed;
-    difficult ones grey) and its detections (a found object's in its class colour, a false
-    alarm's red), captioned with its counts; ``None`` where every image was answered right."""
-    from cnnlab.engine.detect import detect_images
-    from cnnlab.engine.device import OnDevice
-
-    network = OnDevice(model, next(model.parameters()).device)  # CPU batches, CPU answers
-    dets = detect_images(network, data.images, score_threshold)
+    """The ``count`` images of ``data`` with the most misses and false alarms among their
+    detections ``dets`` (:func:`~cnnlab.engine.detect.detections`, the ones mAP was scored on)
+    that score at least ``score_threshold``; each with its true boxes (green, dashed; difficult
+    ones grey) and those detections (a found object's in its class colour, a false alarm's
+    red), captioned with its counts, most first (ties in order); ``None`` where every image was
+    answered right. Keeping a lower threshold's detections that pass ``score_threshold`` keeps
+    what decoding at it would (non-max suppression only drops a box for a higher-scored one)."""
     size = data.images.shape[-1]
-    errors, marks = [], []
+    shown, errors, marks = [], [], []
     for k, det in enumerate(dets):
+        keep = det["scores"] >= score_threshold
+        det = {key: v[keep] for key, v in det.items()}
         ignore = data.difficult[k] if data.difficult is not None else None
-        true_boxes = data.boxes[k] * size
         false_alarm, missed = match_detections(
-            det["boxes"], det["scores"], det["labels"], true_boxes, data.labels[k], ignore
+            det["boxes"], det["scores"], det["labels"], data.boxes[k] * size, data.labels[k], ignore
         )
+        shown.append(det)
         errors.append(int(false_alarm.sum() + missed.sum()))
         marks.append((false_alarm, missed))
     wrong = torch.tensor(errors)
     order = [k for k in torch.argsort(-wrong, stable=True).tolist() if errors[k]][:count]
     if not order:
         return None
-    return _draw(data, dets, marks, order, path, title)
+    return _draw(data, shown, marks, order, path, title)
 
 
 def _draw(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from rich.console import Console
@@ -130,7 +130,6 @@ def _xyxy(box_slide: torch.Tensor) -> torch.Tensor:
     return box_convert(cxcywh, "cxcywh", "xyxy").clamp(0, 1)
 
 
-@torch.no_grad()
 def evaluate(
     model: LocalizationNet,
     data: LocalizationData,
@@ -143,10 +142,51 @@ def evaluate(
     training does (bf16 autocast, channels-last), for the per-epoch validation; by default
     float32 (the reported figures). ``per_class`` adds, for each class and for the images with
     no object, how many images, the share answered right (:func:`_per_class`)."""
-    idx = data.splits[split]
-    out, correct, iou = _answers(model, data, idx, device, settings)
+    said = answers(model, data, data.splits[split], device, settings)
+    return score_answers(data, split, said, per_class)
+
+
+class Answers(NamedTuple):
+    """A localiser's answers on a split's ``N`` images, judged: its outputs (on the CPU),
+    whether each image was answered right (an object and its class where there is one, none
+    where there is none) and the IoU of its predicted box with the true one (0 where there is
+    no object), each ``(N,)``."""
+
+    out: LocalizationOutput
+    correct: torch.Tensor
+    iou: torch.Tensor
+
+
+@torch.no_grad()
+def answers(
+    model: LocalizationNet,
+    data: LocalizationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    settings: SpeedSettings = FP32,
+) -> Answers:
+    """The model's :class:`Answers` on the images ``idx``, 256 a forward pass."""
+    model.eval()
+    preds = []
+    for start in range(0, len(idx), 256):
+        x, _ = batch(data, idx[start : start + 256], device)
+        preds.append(settings.forward(model, x, device).cpu())
+    out = model.split(torch.cat(preds))
     pc, label = data.pc[idx] > 0.5, data.label[idx]
-    iou = iou[pc]
+    pred_pc = torch.sigmoid(out.pc_logit) > 0.5
+    correct = torch.where(pc, pred_pc & (out.class_logits.argmax(1) == label), ~pred_pc)
+    iou = elementwise_iou(_xyxy(out.box), _xyxy(data.box[idx])) * pc
+    return Answers(out, correct, iou)
+
+
+def score_answers(
+    data: LocalizationData, split: str, said: Answers, per_class: bool = False
+) -> dict[str, Any]:
+    """:func:`evaluate`'s metrics of the answers ``said`` on ``split``."""
+    idx = data.splits[split]
+    out, correct = said.out, said.correct
+    pc, label = data.pc[idx] > 0.5, data.label[idx]
+    iou = said.iou[pc]
     metrics = {
         "accuracy": correct.float().mean().item(),
         "iou_correct": (iou >= 0.5).float().mean().item() if len(iou) else 0.0,
@@ -161,30 +201,6 @@ def evaluate(
     if per_class:
         metrics["per_class"] = _per_class(data.class_names, pc, label, correct, iou)
     return metrics
-
-
-@torch.no_grad()
-def _answers(
-    model: LocalizationNet,
-    data: LocalizationData,
-    idx: torch.Tensor,
-    device: torch.device,
-    settings: SpeedSettings = FP32,
-) -> tuple[LocalizationOutput, torch.Tensor, torch.Tensor]:
-    """The model's outputs on the images ``idx`` (on the CPU), whether each was answered right
-    (an object and its class where there is one, none where there is none) and each image's
-    IoU of the predicted box with the true one (0 where there is no object), all ``(N,)``."""
-    model.eval()
-    preds = []
-    for start in range(0, len(idx), 256):
-        x, _ = batch(data, idx[start : start + 256], device)
-        preds.append(settings.forward(model, x, device).cpu())
-    out = model.split(torch.cat(preds))
-    pc, label = data.pc[idx] > 0.5, data.label[idx]
-    pred_pc = torch.sigmoid(out.pc_logit) > 0.5
-    correct = torch.where(pc, pred_pc & (out.class_logits.argmax(1) == label), ~pred_pc)
-    iou = elementwise_iou(_xyxy(out.box), _xyxy(data.box[idx])) * pc
-    return out, correct, iou
 
 
 def _per_class(
@@ -316,11 +332,12 @@ def train_localizer(
         curves["val_landmark_error"] = "landmark error / box diagonal"
     plot_epoch_curves(run.rows, curves, out / "curves.png", "Localisation")
     final = final_split(data.splits)
-    draw_mistakes(model, data, final, out / "mistakes.png")
+    said = answers(model.to(device), data, data.splits[final], device)  # scored and drawn
+    draw_mistakes(data, final, said, out / "mistakes.png")
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
-        final: evaluate(model.to(device), data, final, device),
+        final: score_answers(data, final, said),
         "seconds": round(time.perf_counter() - started, 1),
         "stopped_early_at": run.stop.stopped_at,
     }
@@ -460,21 +477,21 @@ def draw_predictions(
 
 
 def draw_mistakes(
-    model: LocalizationNet,
     data: LocalizationData,
     split: str,
+    said: Answers,
     path: Path,
     count: int = 12,
 ) -> Path | None:
-    """``mistakes.png``: the images of ``split`` answered worst, up to ``count``: first those
-    whose presence or class is wrong, then those whose box misses (``IoU < 0.5``), each group
-    the lowest IoU first; each with its true box (green) and the predicted one (yellow).
-    ``None`` where every image was answered right."""
+    """``mistakes.png``: the images of ``split`` answered worst (``said``, as :func:`evaluate`
+    judged them), up to ``count``: first those whose presence or class is wrong, then those
+    whose box misses (``IoU < 0.5``), each group the lowest IoU first; each with its true box
+    (green) and the predicted one (yellow). ``None`` where every image was answered right."""
     idx = data.splits[split]
-    out, correct, iou = _answers(model, data, idx, next(model.parameters()).device)
-    rows = _rows(out, data.class_names, data.images.shape[-1])  # as evaluate judged them
+    out, correct, iou = said
+    rows = _rows(out, data.class_names, data.images.shape[-1])
     has = data.pc[idx] > 0.5
-    said = torch.sigmoid(out.pc_logit) > 0.5
+    said_object = torch.sigmoid(out.pc_logit) > 0.5
     score = torch.where(has, iou, torch.ones_like(iou)) + correct.float()  # wrong first
     wrong = torch.nonzero(~correct | (has & (iou < 0.5))).flatten()
     order = wrong[torch.argsort(score[wrong], stable=True)][:count]
@@ -485,7 +502,7 @@ def draw_mistakes(
         {
             "class": data.class_names[int(data.label[idx][i])] if has[i] else None,
             "box_xyxy": true_boxes[i].tolist(),
-            "iou": float(iou[i]) if has[i] and said[i] else None,
+            "iou": float(iou[i]) if has[i] and said_object[i] else None,
         }
         for i in order.tolist()
     ]

@@ -144,43 +144,55 @@ def evaluate_segmenter(
     at the input size (void pixels left out). ``settings``: run the network as training does
     (bf16 autocast, channels-last), for the per-epoch validation; by default float32 (the
     reported figures)."""
+    return segmentation_metrics(score_maps(model, data, idx, device, settings)[0])
+
+
+def score_maps(
+    model: torch.nn.Module,
+    data: SegmentationData,
+    idx: torch.Tensor,
+    device: torch.device,
+    settings: SpeedSettings = FP32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over the images ``idx``: the ``(k, k)`` :func:`confusion_matrix` of their
+    maps, and each image's share of its labelled pixels right ``(N,)`` (``inf`` for an image
+    with no labelled pixel: nothing to get wrong), which :func:`worst_maps` ranks."""
     k = len(data.class_names)
     conf = torch.zeros(k, k, dtype=torch.int64)
+    shares = [torch.zeros(0)]
     for predicted, y in predicted_maps(model, data, idx, device, settings):
         conf += confusion_matrix(predicted, y, k)
-    return segmentation_metrics(conf)
+        labelled = (y != VOID).sum((1, 2))
+        right = ((predicted == y) & (y != VOID)).sum((1, 2))
+        share = right / labelled.clamp(min=1)
+        shares.append(share.masked_fill(labelled == 0, float("inf")))
+    return conf, torch.cat(shares)
 
 
 def worst_maps(
     model: torch.nn.Module,
     data: SegmentationData,
     idx: torch.Tensor,
+    shares: torch.Tensor,
     device: torch.device,
     count: int = 8,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ``count`` images of ``idx`` whose labelled pixels the model gets least right, worst
-    first (an image with no labelled pixel has nothing to get wrong: left out). Returns their
-    indices into ``data``, each one's share of its labelled pixels right, and their predicted
-    maps ``(count, H, W)``; the maps are made twice, so that only the shares of the whole
-    split are held, not its maps."""
-    shares = []
-    for predicted, y in predicted_maps(model, data, idx, device):
-        labelled = (y != VOID).sum((1, 2))
-        right = ((predicted == y) & (y != VOID)).sum((1, 2))
-        share = right / labelled.clamp(min=1)
-        shares.append(share.masked_fill(labelled == 0, float("inf")))
-    share = torch.cat(shares) if shares else torch.zeros(0)
-    order = torch.argsort(share, stable=True)[: min(count, int(share.isfinite().sum()))]
+    """The ``count`` images of ``idx`` with the smallest ``shares`` (:func:`score_maps`) of
+    labelled pixels right, worst first (one with no labelled pixel left out). Returns their
+    indices into ``data``, their shares and their predicted maps ``(count, H, W)``, made again
+    for these images only, so that the split's maps are never all held."""
+    order = torch.argsort(shares, stable=True)[: min(count, int(shares.isfinite().sum()))]
     chosen = idx[order]
     maps = [predicted for predicted, _ in predicted_maps(model, data, chosen, device)]
     empty = torch.zeros(0, *data.masks.shape[1:], dtype=torch.int64)
-    return chosen, share[order], torch.cat(maps) if maps else empty
+    return chosen, shares[order], torch.cat(maps) if maps else empty
 
 
 def draw_worst_maps(
     model: torch.nn.Module,
     data: SegmentationData,
     idx: torch.Tensor,
+    shares: torch.Tensor,
     device: torch.device,
     path: Path,
     title: str,
@@ -189,11 +201,11 @@ def draw_worst_maps(
     ``path``; ``None`` where ``idx`` holds no labelled pixel to get wrong."""
     from cnnlab.engine.segment_maps import plot_worst_maps
 
-    chosen, shares, maps = worst_maps(model, data, idx, device)
+    chosen, worst, maps = worst_maps(model, data, idx, shares, device)
     if not len(chosen):
         return None
     images, truth = data.images[chosen], data.masks[chosen]
-    return plot_worst_maps(images, truth, maps, shares, data.class_names, path, title)
+    return plot_worst_maps(images, truth, maps, worst, data.class_names, path, title)
 
 
 def pixel_counts(data: SegmentationData, idx: torch.Tensor) -> torch.Tensor:
@@ -314,13 +326,14 @@ def train_segmenter(
                 break
     run.finish(console, "mean IoU")
     model, _ = model_from_checkpoint(out / "best.pt")
-    final_metrics = evaluate_segmenter(model.to(device), data, parts[final], device)
+    conf, shares = score_maps(model.to(device), data, parts[final], device)  # scored, drawn
+    final_metrics = segmentation_metrics(conf)
     from cnnlab.viz.plots import plot_epoch_curves
 
     curves = {"val_mean_iou": "mean IoU", "val_pixel_accuracy": "pixel accuracy"}
     plot_epoch_curves(run.rows, curves, out / "curves.png", "Segmentation")
     title = f"{config.model} on {final}: the images it gets least right"
-    draw_worst_maps(model, data, parts[final], device, out / "worst_maps.png", title)
+    draw_worst_maps(model, data, parts[final], shares, device, out / "worst_maps.png", title)
     result = {
         "run_dir": str(out),
         "evaluated_on": final,
