@@ -153,6 +153,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "the first 1 of 2 images" in err
     assert len(rows) == 1  # --count of the folder's two
     assert (rows[0]["label"], rows[0]["target"], len(rows[0]["map"])) == ("7", "1", 29)
+    # the folder typed after the options, as predict takes it: the same image, the same map
+    typed_last = [*base[:-2], "--count", "1", "--target", "1", str(tmp_path / "7")]
+    assert main([*typed_last, "--patch", "4", "-o", str(tmp_path / "last.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == rows
 
     # the same classifier exported: ONNX Runtime's answers give the checkpoint's map
     if importlib.util.find_spec("onnxruntime") is not None:
@@ -168,7 +172,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(both) == 2
         assert "give --checkpoint, --weights or --onnx, one of them" in capsys.readouterr().err
         assert main(["visualize", "occlusion", "--onnx", onnx_path]) == 2
-        assert "with --onnx, give --image files" in capsys.readouterr().err
+        assert "with --onnx, give image files to occlude" in capsys.readouterr().err
         assert main([*exported, "--device", "cuda"]) == 2  # ONNX Runtime's CPU provider
         assert "an ONNX file runs on the CPU here" in capsys.readouterr().err
 

@@ -232,8 +232,8 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(V, "activation_maps", lambda m, x, c: seen.append(x) or real(m, x, c))
         assert main([*base, "--split", "test", "--index", "5"]) == 0
-        for name in ("five.png", "on_paper.png"):
-            assert main([*base, "--image", str(tmp_path / name), "--json"]) == 0
+        assert main([*base, "--image", str(tmp_path / "five.png"), "--json"]) == 0
+        assert main([*base, str(tmp_path / "on_paper.png"), "--json"]) == 0  # as predict takes it
     assert len(seen) == 3 and torch.equal(seen[0], seen[1]) and torch.equal(seen[0], seen[2])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figure"].endswith(
         "own.png"
@@ -241,6 +241,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*base, "--image", str(tmp_path / "five.png"), "--index", "2"]) == 2
     assert "--index chooses the data's image to show" in capsys.readouterr().err
     assert main([*base, "--image", str(tmp_path / "none.png")]) == 2
+    assert "none.png: no such file" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "five.png"), "--image", str(tmp_path / "five.png")]) == 2
+    assert "activations are drawn for one" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "none.png")]) == 2
     assert "none.png: no such file" in capsys.readouterr().err
     figure = tmp_path / "fields.png"
     assert main(["explain", "receptive-field", "vgg16", "--out", str(figure), "--json"]) == 0

@@ -131,6 +131,7 @@ def cmd_visualize(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.models.unet import network_input
     from cnnlab.viz.plots import plot_image_grid
 
+    _merge_own_images(args)
     if args.what == "occlusion":
         return _occlusion(args, console)
     out = Path(args.output)
@@ -195,6 +196,23 @@ def _printed(result: dict[str, Any], args: argparse.Namespace, console: Console)
     if not args.json:
         console.print(f"wrote {result['figure']}")
     return result
+
+
+def _merge_own_images(args: argparse.Namespace) -> None:
+    """The user's images typed after the options, as ``predict`` takes them, joined to
+    ``--image`` (occlusion: files and folders, both ways at once; activations: one file)."""
+    typed_after = getattr(args, "files", None)
+    if not typed_after:
+        return
+    if args.what == "occlusion":
+        args.image = [*(args.image or []), *typed_after]
+    elif args.image is not None:
+        raise CnnlabError(
+            f"two images to show, --image {args.image} and {typed_after}: activations are "
+            "drawn for one"
+        )
+    else:
+        args.image = typed_after
 
 
 def _image_input(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
@@ -286,7 +304,9 @@ def _exported_inputs(args: argparse.Namespace) -> tuple[Any, Any, list[int | Non
     if args.checkpoint is not None or args.weights is not None:
         raise CnnlabError("give --checkpoint, --weights or --onnx, one of them")
     if not args.image:
-        raise CnnlabError("with --onnx, give --image files (the data's splits need a checkpoint)")
+        raise CnnlabError(
+            "with --onnx, give image files to occlude (the data's splits need a checkpoint)"
+        )
     network, meta = load_network(None, args.onnx, "classification", args.device)
     files = _first_images(args)
     names = list(meta["class_names"])
@@ -468,6 +488,13 @@ def _occlusion_options(p: argparse.ArgumentParser) -> None:
         help="image files (or folders of them) to occlude instead of the data's (--index)",
     )
     p.add_argument(
+        "files",
+        metavar="IMAGE",
+        nargs="*",
+        action=ImageFiles,
+        help="the same as --image, typed after the options",
+    )
+    p.add_argument(
         "--count",
         type=positive_int,
         default=3,
@@ -522,6 +549,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                 "--image",
                 help="an image file to show the maps of, read as the model's predictions read "
                 "it, instead of the data's (--index)",
+            )
+            p.add_argument(
+                "files", metavar="IMAGE", nargs="?", help="the same as --image, typed last"
             )
         if name in ("activations", "occlusion"):
             p.add_argument("--index", type=non_negative_int, default=0, help="which image")
