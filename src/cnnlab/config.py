@@ -377,7 +377,9 @@ class FacesConfig:
     p: int = 16  # identities per batch (and twice as many glyph identities)
     k: int = 4  # images per identity per batch
     # measured on the digits default, median of seeds 0/1/2, one-shot identification of unseen
-    # digits: 0.80 untrained (1 step), 0.85 at 50, 0.86 at 800, 0.88 at 2,000; no gain at 4,000
+    # digits: 0.80 untrained (1 step), 0.85 at 50, 0.86 at 800, 0.88 at 2,000; no gain at 4,000.
+    # With random erasing, seeds 0-9: 600 steps give 2,000's figures, but CosFace's one-shot and
+    # the learned similarity's rejection drop at 1,000, and photos may need more (docs/faces.md)
     steps: int = 2000
     # stop once this many steps in a row had a zero loss (every mined triplet of those fresh
     # batches met the margin: no gradient); 0: never. Measured: 8 photo identities (5 seen)
