@@ -50,6 +50,27 @@ def test_per_class_figures_match_scikit_learn() -> None:
     assert per_class_metrics(torch.zeros(3, 3, dtype=torch.int64))["balanced_accuracy"] is None
 
 
+def test_eval_table_shows_the_classes_the_images_hold_worst_first() -> None:
+    """classify eval on images of a few classes: a class without images (F1 0, no recall to
+    measure) neither fills the table nor crowds out the worst real class when it is cut."""
+    from rich.console import Console
+
+    from cnnlab.cli.classify import per_class_table
+
+    confusion = torch.zeros(5, 5, dtype=torch.int64)
+    confusion[1, 1], confusion[1, 3] = 8, 2  # class 1: recall 0.8
+    confusion[3, 3], confusion[3, 0] = 4, 6  # class 3: recall 0.4, the worst held
+    figures, names = per_class_metrics(confusion), ["a", "b", "c", "d", "e"]
+
+    def rows(most: int) -> list[str]:
+        console = Console(width=100, record=True)
+        console.print(per_class_table(figures, names, most=most))
+        return [line.split()[1] for line in console.export_text().splitlines() if "│" in line]
+
+    assert rows(30) == ["b", "d"]  # a, c and e hold no image
+    assert rows(1) == ["d"]  # the lowest F1 of those held, not an empty class's 0
+
+
 def test_balanced_weights_match_scikit_learn_and_even_out_the_classes() -> None:
     labels = np.array([0] * 50 + [1] * 5 + [2] * 20)
     counts = torch.bincount(torch.tensor(labels), minlength=4)  # class 3 has no images

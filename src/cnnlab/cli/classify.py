@@ -155,8 +155,10 @@ def _balanced(figures: dict[str, Any]) -> str:
 
 
 def per_class_table(figures: dict[str, Any], class_names: list[str], most: int = 30) -> Table:
-    """Precision, recall, F1 and support per class; with more than ``most`` classes, the
-    ``most`` of lowest F1 (the JSON has every class)."""
+    """Precision, recall, F1 and support of each class the images hold (those macro F1
+    averages; a class without images has no recall to measure, and its F1 of 0 would crowd out
+    the worst real ones); with more than ``most`` of them, the ``most`` of lowest F1 (the JSON
+    has every class)."""
     rows = list(
         zip(
             class_names,
@@ -167,9 +169,12 @@ def per_class_table(figures: dict[str, Any], class_names: list[str], most: int =
             strict=True,
         )
     )
+    absent = sum(1 for r in rows if not r[4])
+    rows = [r for r in rows if r[4]]
     shown = sorted(rows, key=lambda r: r[3])[:most] if len(rows) > most else rows
     title = "per class" if len(rows) <= most else f"the {most} classes of lowest F1"
-    table = Table(title=f"{title} (macro F1 {figures['macro_f1']:.3f})")
+    caption = f"{counted(absent, 'class', 'classes')} without images left out" if absent else None
+    table = Table(title=f"{title} (macro F1 {figures['macro_f1']:.3f})", caption=caption)
     for col in ("class", "precision", "recall", "F1", "images"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, precision, recall, f1, support in shown:
