@@ -125,6 +125,13 @@ def test_detect_predict_writes_the_chosen_format(
     assert [s["label"] for s in shapes] == [d["label"] for d in row["detections"]]
     argv = ["detect", "train", "--data", str(draft), "--epochs", "1", "--image-size", "32"]
     assert main([*argv, "--out", str(tmp_path / "again"), "--json"]) == 0
+    capsys.readouterr()
+    # a threshold no box reaches: the images are written, and the line says why no box is
+    empty = ["--score-threshold", "1", "--as-dataset", str(tmp_path / "empty")]
+    assert main(["detect", "predict", "--checkpoint", str(run / "best.pt"), *photos, *empty]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "and 0 boxes as a yolo dataset" in said
+    assert "none scored 1 or more (a lower --score-threshold keeps more)" in said
     assert (
         main(
             [

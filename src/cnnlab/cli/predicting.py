@@ -282,6 +282,16 @@ def write_boxes(
             f"{counted(written['boxes'], 'box', 'boxes')} as a {kind} dataset to {folder} "
             f"({DRAFT_FORMATS[kind]}){dropped}"
         )
+        if written["images"] and not written["boxes"]:  # a draft with nothing to correct
+            threshold = getattr(args, "score_threshold", None)
+            console.print(
+                "no box was found to draft: "
+                + (
+                    f"none scored {threshold:g} or more (a lower --score-threshold keeps more)"
+                    if threshold is not None
+                    else "no image had p_c >= 0.5"
+                )
+            )
     return written
 
 
