@@ -958,7 +958,7 @@ def test_counts_are_said_in_their_number() -> None:
     assert counted(0, "image") == "0 images"
     assert counted(1797, "image") == "1,797 images"
     assert counted(2, "identity", "identities") == "2 identities"
-    from cnnlab.cli.tasks import _localization_line
+    from cnnlab.cli.localize import _localization_line
 
     one = {"accuracy": 1.0, "iou_correct": 1.0, "mean_iou": 0.9, "count": 1}
     assert _localization_line(one).endswith("mean IoU 0.900 on 1 image")  # was "on 1 images"

@@ -317,7 +317,7 @@ def test_first_epoch_is_best_whatever_its_score(tmp_path: Path) -> None:
 
 
 def test_figures_are_printed_in_words() -> None:
-    from cnnlab.cli.tasks import _localization_line
+    from cnnlab.cli.localize import _localization_line
 
     line = _localization_line(
         {"accuracy": 0.9625, "iou_correct": 0.856, "mean_iou": 0.6712, "count": 300}

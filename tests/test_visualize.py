@@ -194,7 +194,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert out.stat().st_size > 3000
         capsys.readouterr()
     # the filters are weights: drawn with no data to read, and the search options are refused
-    gone = "cnnlab.cli.art._vis_inputs"
+    gone = "cnnlab.cli.visualize._vis_inputs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(gone, lambda *a, **k: pytest.fail("filters read images"))
         argv = ["visualize", "filters", "--checkpoint", str(run / "best.pt")]

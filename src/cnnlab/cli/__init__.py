@@ -27,7 +27,19 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from cnnlab.cli import art, augment, classify, course, data, faces, runs, segment, tasks
+from cnnlab.cli import (
+    augment,
+    classify,
+    course,
+    data,
+    detect,
+    faces,
+    localize,
+    runs,
+    segment,
+    style,
+    visualize,
+)
 from cnnlab.cli.common import Parser, ParserDone
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError, out_of_memory, refuse_web_address
@@ -62,7 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action=_ShowVersion, help="show cnnlab's, torch's and Python's versions"
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for area in (course, classify, augment, tasks, segment, faces, art, data, runs):
+    areas = (
+        course,
+        classify,
+        augment,
+        localize,
+        detect,
+        segment,
+        faces,
+        visualize,
+        style,
+        data,
+        runs,
+    )
+    for area in areas:
         area.add_parsers(sub, common)
     return parser
 

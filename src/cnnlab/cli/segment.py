@@ -34,6 +34,7 @@ from cnnlab.cli.predicting import (
     frame_stride,
     predict_network,
 )
+from cnnlab.cli.scene_tasks import SIZE_HELP, final_note
 from cnnlab.cli.shown import (
     MAX_DRAWN,
     add_csv,
@@ -45,7 +46,6 @@ from cnnlab.cli.shown import (
     run_folder_note,
     write_csv,
 )
-from cnnlab.cli.tasks import SIZE_HELP, final_note
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.cli.values import positive_int, random_seed
 from cnnlab.data.drafts import MAP_FORMATS

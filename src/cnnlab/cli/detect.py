@@ -1,14 +1,13 @@
-"""``cnnlab localize`` and ``cnnlab detect``: single objects and YOLO detection (their
-shared helpers for scenes and image files are used by ``cli.segment`` too)."""
+"""``cnnlab detect``: YOLO object detection (train, eval, predict) and k-means anchors.
+Training in :mod:`cnnlab.engine.detect`, the network in :mod:`cnnlab.models.yolo`, the target and
+loss in :mod:`cnnlab.losses.yolo`, the anchors in :mod:`cnnlab.ops.anchors`."""
 
 from __future__ import annotations
 
 import argparse
-import itertools
-from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
@@ -40,6 +39,16 @@ from cnnlab.cli.predicting import (
     predict_network,
     write_boxes,
 )
+from cnnlab.cli.scene_tasks import (
+    BACKBONE_HELP,
+    BOX_DATA_HELP,
+    SIZE_HELP,
+    add_mirror,
+    add_scenes,
+    box_text,
+    final_note,
+    scene_or_file_inputs,
+)
 from cnnlab.cli.shown import (
     MAX_DRAWN,
     add_csv,
@@ -53,208 +62,6 @@ from cnnlab.cli.shown import (
 from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
 from cnnlab.cli.values import positive_int, random_seed, unit_interval
 from cnnlab.data.drafts import DRAFT_FORMATS
-from cnnlab.words import counted
-
-if TYPE_CHECKING:
-    from cnnlab.data.video import Every
-
-
-def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.engine.localize import LocalizeConfig, train_localizer
-
-    config = resumed_config(LocalizeConfig, args)
-    refuse_scene_options(args, config.data)
-    with data_change_reported():  # a run resumed on changed data says so
-        result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
-    if not args.json:
-        split = result["evaluated_on"]
-        console.print(
-            f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
-            + final_note(split)
-        )
-        console.print(run_folder_note(result["run_dir"], args.started))
-    return result
-
-
-def _localization_line(m: dict[str, Any]) -> str:
-    """``evaluate``'s figures in words: presence-and-class accuracy, boxes with IoU >= 0.5 (the
-    slide's "correct"), mean IoU, and the landmark error as a share of the box diagonal."""
-    line = (
-        f"class accuracy {m['accuracy']:.1%}, IoU >= 0.5 for {m['iou_correct']:.1%} of the "
-        f"objects, mean IoU {m['mean_iou']:.3f}"
-    )
-    if "landmark_error" in m:
-        line += f", landmark error {m['landmark_error']:.3f} of the box diagonal"
-    return line + f" on {counted(m['count'], 'image')}"
-
-
-def cmd_localize_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    from cnnlab.data.split_folders import require_split
-    from cnnlab.engine.checkpoint import model_from_checkpoint
-    from cnnlab.engine.device import resolve_device
-    from cnnlab.engine.eval_data import is_other_data
-    from cnnlab.engine.localize import (
-        LocalizeConfig,
-        answers,
-        draw_mistakes,
-        load_data,
-        other_localization_data,
-        score_answers,
-    )
-
-    model, ckpt = model_from_checkpoint(args.checkpoint, "localization")
-    config = LocalizeConfig(**ckpt["config"])
-    device = resolve_device(args.device)
-    if is_other_data(args.data, config.data):  # classes by name, every image or --split's
-        data, scored = other_localization_data(args.data, ckpt, args.split)
-        changed = None
-    else:
-        data, scored = load_data(config), args.split
-        idx = require_split(data.splits, args.split, config.data)
-        changed = split_changed(ckpt, args.split, data.images[idx])
-    said = answers(model.to(device), data, data.splits[scored], device)  # scored and drawn
-    metrics = score_answers(data, scored, said, per_class=True)
-    figure = None
-    if args.out:  # the images answered worst, each with its true and predicted box
-        figure = draw_mistakes(data, scored, said, Path(args.out) / f"mistakes_{scored}.png")
-    if not args.json:
-        table = compact_table(f"{scored}: each class (p_c and class right; boxes)")
-        for col in ("class", "images", "accuracy", "IoU >= 0.5", "mean IoU"):
-            table.add_column(col, justify="left" if col == "class" else "right")
-        for name, row in metrics["per_class"].items():
-            shown = [
-                "-" if row[k] is None else f"{row[k]:.1%}" if k != "mean_iou" else f"{row[k]:.3f}"
-                for k in ("accuracy", "iou_correct", "mean_iou")
-            ]
-            table.add_row(name, f"{row['images']:,}", *shown)
-        console.print(table)
-        console.print(f"{scored}: {_localization_line(metrics)}")
-        if args.out:
-            console.print(f"figure: {figure or 'no mistakes to draw'}")
-    return {
-        "checkpoint": args.checkpoint,
-        "data": args.data or config.data,
-        "split": scored,
-        **metrics,
-        "data_changed": changed,
-        "figure": str(figure) if figure else None,
-    }
-
-
-def _inputs(
-    args: argparse.Namespace, size: int, scenes: Callable[[], Any], every: Every = 1
-) -> tuple[Iterable[tuple[Any, list[tuple[int, int]]]], list[str]]:
-    """A box predict command's images, a chunk at a time with each one's ``(width, height)``,
-    and their sources: the files given, stretched to the model's ``size``
-    (:func:`~cnnlab.engine.predict.stretched_chunks`: one chunk in memory however many), then
-    each video's frames, every ``every``-th (:func:`~cnnlab.engine.predict.video_chunks`, named
-    in ``sources`` as they are read); or ``scenes()`` drawn at that size, one chunk."""
-    if args.images:
-        from cnnlab.data.video import is_video
-        from cnnlab.engine.predict import stretched_chunks, video_chunks
-
-        stills = [p for p in args.images if not is_video(p)]
-        sources = list(stills)  # each video's frames join as they are read
-        videos = [video_chunks(v, size, sources, every) for v in args.images if is_video(v)]
-        return itertools.chain(stretched_chunks(stills, size), *videos), sources
-    images = scenes()
-    return [(images, [(size, size)] * len(images))], [f"scene[{i}]" for i in range(len(images))]
-
-
-def cmd_localize_predict(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    from cnnlab.data.scenes import make_scenes
-    from cnnlab.engine.localize import draw_predictions, in_file_pixels, predict_images
-    from cnnlab.engine.predict import in_chunks
-
-    refuse_beside_images(args, ("--scenes", "--seed"), "the new scenes to predict on")
-    every = frame_stride(args)
-    model, ckpt = predict_network(args, "localize", "localization")
-    csv_path = csv_file(args.csv) if args.csv else None  # refused before any image is read
-    dataset = dataset_folder(args, "their boxes")  # as is the dataset's folder
-    drawn_to = drawn_folder(args)  # and the drawn images'
-    size = ckpt["input_size"][-1]
-
-    def scenes() -> torch.Tensor:
-        cfg = ckpt["config"]
-        drawn = make_scenes(
-            args.scenes,
-            seed=args.seed,
-            image_size=size,
-            num_classes=cfg["num_classes"],
-            min_objects=0,
-            max_objects=1,
-            min_scale=0.35,
-            max_scale=0.7,
-            max_occlusion=1.0,
-        )
-        return torch.from_numpy(np.stack([x.image for x in drawn])).permute(0, 3, 1, 2)
-
-    chunks, sources = _inputs(args, size, scenes, every)
-    rows, frames, first = in_chunks(
-        chunks, lambda images: predict_images(model, ckpt["class_names"], images), size
-    )
-    drawn = first[:MAX_DRAWN]  # MAX_DRAWN is less than a chunk
-    path = draw_predictions(drawn, rows[: len(drawn)], args.output)
-    rows = in_file_pixels(rows, sources, frames, size)  # coordinates in the file's pixels
-    index = {n: i for i, n in enumerate(ckpt["class_names"])}
-    found = [  # the box where p_c >= 0.5, as the figure draws it
-        [(index[r["class"]], r["box_xyxy"], f"{r['class']} {r['object_probability']:.2f}")]
-        if r["object_probability"] >= 0.5
-        else []
-        for r in rows
-    ]
-    # the landmarks of each found box
-    points = [[r["landmarks"]] if f else [] for r, f in zip(rows, found, strict=True)]
-    draw_found(drawn_to, rows, found, points, every)
-    if not args.json:
-        table = compact_table("classification with localisation: y = [p_c, box, class]")
-        shown, note = first_shown(rows, csv_path)
-        names = add_source_column(table, [r["source"] for r in shown])
-        for col in ("p_c (object)", "class", "p(class)", "box x1, y1, x2, y2 (px)"):
-            table.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
-        for r, name in zip(shown, names, strict=True):
-            table.add_row(
-                name,
-                f"{r['object_probability']:.3f}",
-                r["class"],
-                f"{r['class_probability']:.3f}",
-                _box_text(r["box_xyxy"]),
-            )
-        console.print(table)
-        if note:
-            console.print(note)
-        console.print(f"wrote {path}{drawn_note(rows)}")
-        if drawn_to:
-            console.print(drawn_said(rows, drawn_to))
-    result = {"figure": str(path), "predictions": rows}
-    if csv_path:  # one row an image: y = [p_c, class, box]
-        flat = [
-            {
-                "source": r["source"],
-                "object_probability": r["object_probability"],
-                "class": r["class"],
-                "class_probability": r["class_probability"],
-                **dict(zip(("x1", "y1", "x2", "y2"), r["box_xyxy"], strict=True)),
-            }
-            for r in rows
-        ]
-        result["csv"] = write_csv(csv_path, flat, console, args.json)
-    if dataset:  # the boxes as labels to correct; landmarks are not written
-        names = ckpt["class_names"]
-        result["dataset"] = write_boxes(dataset, names, rows, frames, found, console, args)
-    return result
-
-
-def final_note(split: str) -> str:
-    """What a train command adds when its final figures are on val (no test split)."""
-    return "; no test split, val also chose the best epoch" if split == "val" else ""
-
-
-def _box_text(box: list[float]) -> str:
-    return ", ".join(f"{v:.0f}" for v in box)
 
 
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -356,7 +163,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             args.scenes, size, cfg["num_classes"], cfg["max_objects"], seed=args.seed
         ).images
 
-    chunks, sources = _inputs(args, size, scenes, every)
+    chunks, sources = scene_or_file_inputs(args, size, scenes, every)
     dets, frames, first = in_chunks(
         chunks,
         lambda images: detect_images(model, images, args.score_threshold, args.iou_threshold),
@@ -386,7 +193,7 @@ def cmd_detect_predict(args: argparse.Namespace, console: Console) -> dict[str, 
             table.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
         for r, name in zip(shown, names, strict=True):
             for d in r["detections"]:
-                score, box = f"{d['score']:.3f}", _box_text(d["box_xyxy"])
+                score, box = f"{d['score']:.3f}", box_text(d["box_xyxy"])
                 table.add_row(name, d["label"], score, box)
             if not r["detections"]:
                 table.add_row(name, "-", "-", "nothing above the score threshold")
@@ -449,80 +256,7 @@ def cmd_detect_anchors(args: argparse.Namespace, console: Console) -> dict[str, 
     return result
 
 
-BACKBONE_HELP = "a registered classifier whose features the head reads (see cnnlab models)"
-SIZE_HELP = "images are NxN"
-BOX_DATA_HELP = (
-    "scenes, a YOLO folder or its data.yaml (Ultralytics), a COCO .json, or a folder of "
-    "Pascal VOC XML files (LabelImg, CVAT, Roboflow) or of labelme JSON files"
-)
-
-
-def _add_mirror(p: argparse.ArgumentParser, default: bool, what: str) -> None:
-    """``--mirror / --no-mirror``: random horizontal flips of the training images."""
-    p.add_argument(
-        "--mirror",
-        action=argparse.BooleanOptionalAction,
-        default=default,
-        help=f"mirror half the training images left to right, {what} alike; --no-mirror where "
-        "left and right differ (arrows, text)",
-    )
-
-
-def _add_scenes(p: argparse.ArgumentParser, seed: int, output: str) -> None:
-    """``--scenes --seed -o`` of a predict command that draws new scenes without images."""
-    p.add_argument("--scenes", type=positive_int, default=8, help="new scenes, without images")
-    p.add_argument("--seed", type=random_seed, default=seed, help="seeds the new scenes")
-    p.add_argument("-o", "--output", default=output, help="the figure's PNG")
-
-
-def _add_localize(sub: Any, common: argparse.ArgumentParser) -> None:
-    loc = sub.add_parser(
-        "localize", parents=[common], help="classification with localisation (and landmarks)"
-    )
-    what = loc.add_subparsers(dest="what", required=True, parser_class=Parser)
-    from cnnlab.config import LocalizeConfig
-
-    d = LocalizeConfig()
-    p = what.add_parser("train", parents=[common], help="train on scenes or a YOLO folder")
-    p.add_argument("--data", default=d.data, help=BOX_DATA_HELP)
-    p.add_argument("--backbone", default=d.backbone, help=BACKBONE_HELP)
-    add_backbone_weights(p, d)
-    p.add_argument("--landmarks", action="store_true", help="also regress 5 landmarks")
-    p.add_argument("--images", type=positive_int, default=d.images, help="scenes to generate")
-    p.add_argument("--image-size", type=positive_int, default=d.image_size, help=SIZE_HELP)
-    p.add_argument(
-        "--num-classes", type=positive_int, default=d.num_classes, help="object classes (scenes)"
-    )
-    p.add_argument(
-        "--loss",
-        choices=("practical", "squared"),
-        default=d.loss,
-        help="practical: BCE + squared error + cross-entropy; squared: the slide's, all squared",
-    )
-    _add_mirror(p, d.mirror, "boxes (and left/right landmarks swapped)")
-    add_precision(p, d.precision, "fp32 with channels-last (bf16 cost box accuracy here)")
-    add_schedule(p, d, "localize")
-    add_resume(p)
-    p.set_defaults(handler=cmd_localize_train)
-    p = what.add_parser("eval", parents=[common], help="metrics of a checkpoint")
-    add_checkpoint_split(p)
-    add_eval_data(p, "a YOLO folder or data.yaml, a COCO .json, a VOC XML or labelme folder")
-    add_device(p)
-    p.add_argument("--out", help="folder for the PNG of the images answered worst")
-    p.set_defaults(handler=cmd_localize_eval)
-    p = what.add_parser("predict", parents=[common], help="draw predicted boxes and points")
-    add_checkpoint_or_onnx(p)
-    add_device(p)
-    add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
-    _add_scenes(p, 1234, "runs/localize/predictions.png")
-    add_csv(p, "each image's object probability, class and box (in its own pixels)")
-    add_as_dataset(p, "the box where p_c >= 0.5; landmarks are not written", DRAFT_FORMATS)
-    add_drawn_folder(p, "its box (p_c >= 0.5) and landmarks")
-    add_every(p)
-    p.set_defaults(handler=cmd_localize_predict)
-
-
-def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     det = sub.add_parser("detect", parents=[common], help="YOLO object detection")
     what = det.add_subparsers(dest="what", required=True, parser_class=Parser)
     from cnnlab.config import DetectConfig
@@ -548,7 +282,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="extra augmentations moving the boxes with the image, e.g. "
         "color,rotate,shear (mirroring: --mirror)",
     )
-    _add_mirror(p, d.mirror, "boxes")
+    add_mirror(p, d.mirror, "boxes")
     add_precision(p, d.precision)
     add_schedule(p, d, "detect")
     add_resume(p)
@@ -565,7 +299,7 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
     add_checkpoint_or_onnx(p)
     add_device(p)
     add_image_files(p, "image files, videos, or folders of them (default: new scenes)", videos=True)
-    _add_scenes(p, 4321, "runs/detect/predictions.png")
+    add_scenes(p, 4321, "runs/detect/predictions.png")
     add_csv(p, "every detection: source, label, score and box (in its own pixels)")
     p.add_argument(
         "--score-threshold",
@@ -595,9 +329,3 @@ def _add_detect(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a figure: the boxes by anchor, the anchors, mean IoU against k (YOLOv2's figure 2)",
     )
     p.set_defaults(handler=cmd_detect_anchors)
-
-
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """localize, detect."""
-    _add_localize(sub, common)
-    _add_detect(sub, common)
