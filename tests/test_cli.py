@@ -397,6 +397,12 @@ def test_edges_commands(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     r = run_json(capsys, "edges", "apply", "--image", "coins", "--out", str(tmp_path))
     assert (tmp_path / "edges.png").stat().st_size > 10_000
     assert set(r["maps"]) == {"vertical", "horizontal", "sobel", "scharr"}
+    # the photo typed last, as every predict command takes it: the same maps as --image
+    typed_last = run_json(capsys, "edges", "apply", "--out", str(tmp_path), "coins")
+    assert typed_last["image"] == "coins" and typed_last["maps"] == r["maps"]
+    assert run_json(capsys, "edges", "apply", "--out", str(tmp_path))["image"] == "camera"
+    err = run_error(capsys, "edges", "apply", "--image", "coins", "camera")
+    assert err.endswith("two photos to filter, --image coins and camera: give one")
     r = run_json(
         capsys,
         "edges",
@@ -1056,7 +1062,6 @@ def test_a_missing_checkpoint_names_the_newest_run_of_the_task(
     (tmp_path / "photos").mkdir()
     for argv, option in (
         (("visualize", "filters", "best.pt"), "--checkpoint"),  # an unrecognized argument
-        (("edges", "apply", "photo.png"), "--image"),
         (("classify", "train", "photos"), "--data"),
     ):
         assert run_error(capsys, *argv).endswith(f" (put {option} before it)"), argv

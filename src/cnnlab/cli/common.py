@@ -119,11 +119,11 @@ class Parser(argparse.ArgumentParser):
 
     def _where_it_goes(self, message: str) -> str:
         """Where a word given without its option goes: ``; to use best.pt, put --checkpoint
-        before it`` for a checkpoint (``cnnlab classify eval best.pt``), `` (put --image
-        before it)`` for an image file (``cnnlab edges apply photo.jpg``) and `` (put --data
-        before it)`` for a folder, where this command takes them so; ``; to use photos/, put
-        --data before it`` where ``--data`` is required (``cnnlab data check classify
-        photos/``)."""
+        before it`` for a checkpoint (``cnnlab classify eval best.pt``) and `` (put --data
+        before it)`` for a folder (``cnnlab classify train photos/``), where this command takes
+        them so; ``; to use photos/, put --data before it`` where ``--data`` is required
+        (``cnnlab data check classify photos/``). An image file needs no hint: every command
+        with ``--image`` also takes its images typed last."""
         options = self._option_string_actions
         loose = self._loose()
         pt = checkpoint_among(loose)
@@ -141,8 +141,6 @@ class Parser(argparse.ArgumentParser):
         if not unrecognized:
             return ""
         for path in (Path(a) for a in loose if a in message):
-            if path.is_file() and "--image" in options:
-                return " (put --image before it)"
             if path.is_dir() and "--data" in options:
                 return " (put --data before it)"
         return ""

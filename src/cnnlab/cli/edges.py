@@ -14,6 +14,7 @@ from rich.console import Console
 from cnnlab.cli.common import Parser
 from cnnlab.cli.typed import refuse_lr_without_adam
 from cnnlab.cli.values import positive_float, positive_int, random_seed
+from cnnlab.errors import CnnlabError
 
 
 def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -22,6 +23,9 @@ def cmd_edges_apply(args: argparse.Namespace, console: Console) -> dict[str, Any
     from cnnlab.viz.plots import plot_image_grid
 
     names = [n.strip() for n in args.filters.split(",") if n.strip()]
+    if args.image and args.photo and args.image != args.photo:
+        raise CnnlabError(f"two photos to filter, --image {args.image} and {args.photo}: give one")
+    args.image = args.photo or args.image or "camera"
     image = load_gray(args.image)
     maps = apply_edge_filters(image, names)
     out = Path(args.out)
@@ -73,10 +77,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     what = edges.add_subparsers(dest="what", required=True, parser_class=Parser)
     p = what.add_parser("apply", parents=[common], help="filter a photo, write edges.png")
     p.add_argument(
-        "--image",
-        default="camera",
-        help="a scikit-image sample (camera, coins, brick, ...) or an image file",
+        "photo",
+        nargs="?",
+        help="a scikit-image sample (camera, the default; coins, brick, ...) or an image file",
     )
+    p.add_argument("--image", help="the same as the photo typed last")
     p.add_argument(
         "--filters",
         default="vertical,horizontal,sobel,scharr",
