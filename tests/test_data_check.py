@@ -175,7 +175,7 @@ def test_every_bad_label_file_is_named(
         assert line.startswith(f"cnnlab: error: {path}{what}"), line
     assert lines[2] == (
         f"cnnlab: error: {root}: 2 problems in its label files (each above); training stops at "
-        "the first"
+        "the first it reads"
     )
     assert main([task, "train", "--data", str(root), "--epochs", "1"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
@@ -243,7 +243,7 @@ def test_every_bad_row_of_a_label_csv_is_named(
         f"cnnlab: error: {sheet}:10: no image 'gone.png' in {tmp_path}",
         f"cnnlab: error: {sheet}:11: no image 'also_gone.png' in {tmp_path}",
         f"cnnlab: error: {sheet}: 3 problems in its label files (each above); training stops "
-        "at the first",
+        "at the first it reads",
     ]
     assert main(["classify", "train", "--data", str(sheet), "--epochs", "1"]) == 2
     assert capsys.readouterr().err.strip() == f"cnnlab: error: {sheet}:4: no class for '2.png'"

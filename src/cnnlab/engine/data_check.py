@@ -81,7 +81,7 @@ class BadLabelFiles(CnnlabError):
         self.problems = problems
         super().__init__(
             f"{data}: {counted(len(problems), 'problem')} in its label files (each above); "
-            "training stops at the first"
+            "training stops at the first it reads"
         )
 
 
