@@ -497,6 +497,10 @@ ONE_IMAGE_AT_32 = ("--image-size", "32", "--batch-size", "1")
         (["faces", "train", "--k", "1", "--out", "/nonexistent/never"], "--k must be at least 2"),
         (["faces", "train", "--k", "200", "--out", "/nonexistent/never"], "at most 2048"),
         (["edges", "apply", "--image", "/no/such.png"], "no such file"),
+        (["edges", "apply", "camra"], "not a sample image (camera, astronaut, "),  # a typo
+        (["edges", "apply", "camra"], "checkerboard); did you mean camera?"),
+        (["style", "astronot", "brick"], "not a bundled photo (astronaut, "),
+        (["style", "astronot", "brick"], "; did you mean astronaut?"),
         # a web address where a file goes: nothing fetched, and the address not read as a path
         (["edges", "apply", "--image", "https://x.org/a.png"], "https://x.org/a.png: a web"),
         (["visualize", "filters", "--weights", "https://x.org/w.pth"], "w.pth: a web address"),

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.data.video import VIDEO_SUFFIXES
 from cnnlab.errors import CnnlabError, refuse_web_address
-from cnnlab.words import with_article
+from cnnlab.words import nearest, with_article
 
 # Grayscale or colour photos shipped inside scikit-image (no download needed).
 SAMPLE_IMAGES = (
@@ -290,6 +290,9 @@ def load_gray(source: str) -> torch.Tensor:
         return torch.from_numpy(np.asarray(arr, dtype=np.float32))
     if not Path(source).exists():
         names = ", ".join(SAMPLE_IMAGES)
-        raise CnnlabError(f"{source}: no such file, and not a sample image ({names})")
+        raise CnnlabError(
+            f"{source}: no such file, and not a sample image ({names})"
+            + nearest(source, SAMPLE_IMAGES)  # `edges apply camra`: "; did you mean camera?"
+        )
     arr = np.asarray(read_image(source, "L"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr)

@@ -35,6 +35,7 @@ from cnnlab.engine.runlog import epoch_progress
 from cnnlab.errors import CnnlabError, refuse_unwritable
 from cnnlab.ops.style import content_cost, style_cost, total_variation
 from cnnlab.registry import create_model
+from cnnlab.words import nearest
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -89,7 +90,10 @@ def load_rgb(source: str, size: int) -> torch.Tensor:
 
         arr = np.asarray(read_image(source, "RGB", at_least=2 * size))  # fast for big JPEGs
     else:
-        raise CnnlabError(f"{source}: no such file, and not a bundled photo ({', '.join(PHOTOS)})")
+        raise CnnlabError(
+            f"{source}: no such file, and not a bundled photo ({', '.join(PHOTOS)})"
+            + nearest(source, PHOTOS)
+        )
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, -1)
     from cnnlab.data.folder import fit_image
