@@ -225,6 +225,20 @@ def test_cli_train_eval_predict(
         line = yolo_line(names.index(row["class"]), row["box_xyxy"], frame)
         assert found == ([line] if row["object_probability"] >= 0.5 else [])
     assert said["dataset"]["images"] == 2
+    # no image with p_c >= 0.5 (a model made unsure): the draft's images, and why no box is
+    import cnnlab.engine.localize as engine_localize
+
+    sure = engine_localize.predict_images
+
+    def unsure(*given: object) -> list[dict[str, object]]:
+        return [r | {"object_probability": 0.1} for r in sure(*given)]
+
+    monkeypatch.setattr(engine_localize, "predict_images", unsure)
+    assert main([*argv[:-1], "--as-dataset", str(tmp_path / "empty")]) == 0
+    monkeypatch.setattr(engine_localize, "predict_images", sure)
+    said_lines = " ".join(capsys.readouterr().out.split())
+    assert "wrote 2 images and 0 boxes as a yolo dataset" in said_lines
+    assert "no box was found to draft: no image had p_c >= 0.5" in said_lines
     # --out: each file at its own size, the box and landmarks drawn where p_c >= 0.5
     assert main([*argv, "--out", str(tmp_path / "drawn")]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["predictions"]
