@@ -11,6 +11,8 @@ import pytest
 
 import cnnlab.engine.localize as localize
 from cnnlab.cli import main
+from cnnlab.config import FacesConfig
+from cnnlab.engine.checkpoint import load_checkpoint
 
 
 def last_json(capsys: pytest.CaptureFixture[str]) -> dict:
@@ -86,6 +88,13 @@ def test_runs_lists_finished_stopped_cut_and_broken_runs(
         "2/2 steps",
     )
     assert set(faces["figures"]) == {"verif", "1-shot"}
+    # its settings as config.json, as the other tasks' folders hold them: the checkpoint's
+    settings = json.loads(Path("mine/faces/config.json").read_text())
+    assert settings == load_checkpoint("mine/faces/best.pt")["config"]
+    assert FacesConfig(**settings).steps == 2
+    Path("mine/faces/config.json").unlink()  # a faces run from before: read from best.pt
+    assert main(["runs", "mine", "--json"]) == 0
+    assert last_json(capsys)["runs"] == [faces]
     monkeypatch.setenv("COLUMNS", "200")  # a row a line: no cell wraps
     assert main(["runs", "mine"]) == 0
     assert "on digits, 2/2 steps  " in capsys.readouterr().out  # steps, not "2/2 steps epochs"

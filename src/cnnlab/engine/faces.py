@@ -443,6 +443,8 @@ def _train_faces(
     if similarity is not None:  # what faces verify decides by, as training scored it
         payload["similarity"] = similarity_record(similarity, threshold)
     save_checkpoint(out / "best.pt", payload)
+    # the settings, as every training command's run folder holds them (cnnlab runs reads them)
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     plot_roc(
         {"seen identities, held-out images": roc, "never-seen identities": roc_unseen},
         out / "roc.png",

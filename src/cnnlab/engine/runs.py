@@ -2,10 +2,10 @@
 
 Every training command writes a run folder (:mod:`cnnlab.engine.runlog`): ``config.json`` when it
 starts, ``metrics.csv`` and ``last.pt`` after each epoch, ``results.json`` when it ends (faces
-writes its folder at the end). :func:`find_runs` reads those files, and only those: which task
-made the run, its model and data, how far it got (finished, stopped early by ``--patience``, or
-unfinished, with the ``--resume`` that continues it) and its headline figure. A folder whose
-files cannot be read is listed as such; nothing here fails on one bad run.
+writes its folder, ``config.json`` too, at the end). :func:`find_runs` reads those files, and
+only those: which task made the run, its model and data, how far it got (finished, stopped
+early by ``--patience``, or unfinished, with the ``--resume`` that continues it) and its headline
+figure. A folder whose files cannot be read is listed as such; nothing here fails on one bad run.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def summarise(folder: Path) -> RunSummary:
     config = _read_json(folder / "config.json")
     results = _read_json(folder / "results.json")
     if config is None and results is not None and "verification_accuracy" in results:
-        config = {"unseen": "", **_faces_config(folder)}  # faces writes no config.json
+        config = {"unseen": "", **_faces_config(folder)}  # a faces run before its config.json
     if config is None:
         row.state = "no readable config.json"
         return row
