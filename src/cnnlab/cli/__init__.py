@@ -40,7 +40,7 @@ from cnnlab.cli import (
     style,
     visualize,
 )
-from cnnlab.cli.common import Parser, ParserDone
+from cnnlab.cli.common import Parser, ParserDone, typed_dests
 from cnnlab.engine.run_folders import forget_claims, release_unfinished_claims
 from cnnlab.errors import CnnlabError, out_of_memory, refuse_web_address
 from cnnlab.words import skipped_lines
@@ -219,7 +219,8 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
     try:
         with _own_warnings_as_lines(debug):
             try:
-                args = build_parser().parse_args(argv)
+                parser = build_parser()
+                args = parser.parse_args(argv)
             except ParserDone as done:  # --help was shown
                 return done.status
             except _VersionAsked:
@@ -233,6 +234,7 @@ def _run(argv: list[str], debug: bool, console: Console, terminated: list[bool])
                 return 0
             _refuse_web_addresses(args)
             args.typed = {w.split("=", 1)[0] for w in argv if w.startswith("--")}  # as given
+            args.typed_settings = typed_dests(parser, args)  # what they set (--no-mirror: mirror)
             args.started = time.time()  # what a run wrote since: its figures, not older ones
             skipped = getattr(args, "skipped_files", [])  # a folder's unreadable images
             for line in skipped_lines(skipped):

@@ -232,15 +232,36 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 C = TypeVar("C")
 
 
+def typed_dests(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """What the options typed (``args.typed``, as given: ``--no-mirror``, ``--root``) set, by
+    the parser of the command that ran (``mirror``, ``data_root``)."""
+    leaf = parser
+    while True:  # cnnlab -> classify -> train: down the subcommands chosen
+        sub = next((a for a in leaf._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or getattr(args, sub.dest, None) not in sub.choices:
+            break
+        leaf = sub.choices[getattr(args, sub.dest)]
+    options = leaf._option_string_actions
+    return {options[o].dest for o in getattr(args, "typed", ()) if o in options}
+
+
 def config_from_args(cls: type[C], args: argparse.Namespace, **overrides: Any) -> C:
     """The settings dataclass ``cls`` filled from the parsed options of the same names
     (``--image-size`` -> ``image_size``); an option left unset (``None``) keeps the dataclass
-    default. Parsers take their defaults from the dataclass, so there is one source of each."""
+    default. Parsers take their defaults from the dataclass, so there is one source of each.
+    With ``--config RUN``, the settings not typed come from that run
+    (:mod:`cnnlab.cli.run_settings`)."""
     values = {
         f.name: getattr(args, f.name)
         for f in fields(cls)  # type: ignore[arg-type]
         if getattr(args, f.name, None) is not None
     }
+    if getattr(args, "config", None):  # another run's settings, but for the options typed
+        from cnnlab.cli.run_settings import settings_from_run, typed_fields
+
+        typed = typed_fields(args, {f.name for f in fields(cls)})  # type: ignore[arg-type]
+        ran = settings_from_run(args.config, cls, args.command)
+        values |= {k: v for k, v in ran.items() if k not in typed}
     return cls(**{**values, **overrides})
 
 
@@ -248,6 +269,10 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
     """:func:`config_from_args`, refusing with ``--resume`` any setting given other than its
     default: a resumed run continues with the settings it was started with (only ``--device``
     may change)."""
+    if getattr(args, "resume", None) and getattr(args, "config", None):
+        raise CnnlabError(
+            f"--resume continues {args.resume} with its own settings; drop --config {args.config}"
+        )
     config = config_from_args(cls, args)
     if getattr(args, "resume", None):
         default = vars(cls())
@@ -277,10 +302,15 @@ def resumed_config(cls: type[C], args: argparse.Namespace) -> C:
 
 
 def add_resume(parser: argparse.ArgumentParser) -> None:
+    """``--resume`` and ``--config``: a train command continues a run, or starts from one's
+    settings."""
+    from cnnlab.cli.run_settings import add_config_option
+
     parser.add_argument(
         "--resume",
         help="a run's last.pt: continue exactly where it stopped, with its own settings",
     )
+    add_config_option(parser)
 
 
 class ImageFiles(argparse.Action):

@@ -30,6 +30,7 @@ from cnnlab.cli.predicting import (
     add_as_dataset,
     add_every,
 )
+from cnnlab.cli.run_settings import add_config_option
 from cnnlab.cli.shown import add_csv, run_folder_note
 from cnnlab.cli.typed import typed
 from cnnlab.cli.values import (
@@ -250,6 +251,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_device(p, d.device)
     add_run_folder(p, "faces")
+    add_config_option(p)
     p.set_defaults(handler=cmd_faces_train)
     for name, helptext, images_help in (
         (
