@@ -21,8 +21,6 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
-    data_change_reported,
-    resumed_config,
     split_changed,
 )
 from cnnlab.cli.predicting import (
@@ -46,8 +44,8 @@ from cnnlab.cli.scene_tasks import (
     add_mirror,
     add_scenes,
     box_text,
-    final_note,
     scene_or_file_inputs,
+    train_command,
 )
 from cnnlab.cli.shown import (
     MAX_DRAWN,
@@ -56,10 +54,9 @@ from cnnlab.cli.shown import (
     csv_file,
     drawn_note,
     first_shown,
-    run_folder_note,
     write_csv,
 )
-from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.cli.values import positive_int, random_seed, unit_interval
 from cnnlab.data.drafts import DRAFT_FORMATS
 
@@ -67,18 +64,13 @@ from cnnlab.data.drafts import DRAFT_FORMATS
 def cmd_detect_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.detect import DetectConfig, train_detector
 
-    config = resumed_config(DetectConfig, args)
-    refuse_scene_options(args, config.data)
-    with data_change_reported():  # a run resumed on changed data says so
-        result = train_detector(config, Console(stderr=True, quiet=args.json), args.resume or "")
-    if not args.json:
-        split = result["evaluated_on"]
-        console.print(
+    def figures(result: dict[str, Any], split: str) -> str:
+        return (
             f"{split} mAP@0.5 {result[f'{split}_map_50']:.3f}, mAP@[.5:.95] "
-            f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)" + final_note(split)
+            f"{result[f'{split}_map']:.3f} ({result['seconds']:.0f} s)"
         )
-        console.print(run_folder_note(result["run_dir"], args.started))
-    return result
+
+    return train_command(args, console, DetectConfig, train_detector, figures)
 
 
 def _detect_eval_data(ckpt: dict[str, Any], split: str, other: str | None) -> tuple[Any, str]:

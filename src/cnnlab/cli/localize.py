@@ -20,8 +20,6 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
-    data_change_reported,
-    resumed_config,
     split_changed,
 )
 from cnnlab.cli.predicting import (
@@ -45,8 +43,8 @@ from cnnlab.cli.scene_tasks import (
     add_mirror,
     add_scenes,
     box_text,
-    final_note,
     scene_or_file_inputs,
+    train_command,
 )
 from cnnlab.cli.shown import (
     MAX_DRAWN,
@@ -55,10 +53,9 @@ from cnnlab.cli.shown import (
     csv_file,
     drawn_note,
     first_shown,
-    run_folder_note,
     write_csv,
 )
-from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.cli.values import positive_int
 from cnnlab.data.drafts import DRAFT_FORMATS
 from cnnlab.words import counted
@@ -67,18 +64,10 @@ from cnnlab.words import counted
 def cmd_localize_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.localize import LocalizeConfig, train_localizer
 
-    config = resumed_config(LocalizeConfig, args)
-    refuse_scene_options(args, config.data)
-    with data_change_reported():  # a run resumed on changed data says so
-        result = train_localizer(config, Console(stderr=True, quiet=args.json), args.resume or "")
-    if not args.json:
-        split = result["evaluated_on"]
-        console.print(
-            f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
-            + final_note(split)
-        )
-        console.print(run_folder_note(result["run_dir"], args.started))
-    return result
+    def figures(result: dict[str, Any], split: str) -> str:
+        return f"{split}: {_localization_line(result[split])} ({result['seconds']} s)"
+
+    return train_command(args, console, LocalizeConfig, train_localizer, figures)
 
 
 def _localization_line(m: dict[str, Any]) -> str:

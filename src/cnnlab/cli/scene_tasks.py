@@ -1,6 +1,6 @@
-"""What the commands that train on scenes share (localize, detect; segment takes the size help
-and the final note): the help texts, ``--mirror``, a predict command's ``--scenes --seed -o``
-and the images it reads, a box in words."""
+"""What the commands that train on scenes share (localize, detect, segment): the train
+command itself, the help texts, ``--mirror``, a predict command's ``--scenes --seed -o`` and the
+images it reads, a box in words."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+
+from cnnlab.cli.common import data_change_reported, resumed_config
+from cnnlab.cli.shown import run_folder_note
+from cnnlab.cli.typed import refuse_scene_options
 from cnnlab.cli.values import positive_int, random_seed
 
 if TYPE_CHECKING:
@@ -25,6 +30,27 @@ BOX_DATA_HELP = (
 def final_note(split: str) -> str:
     """What a train command adds when its final figures are on val (no test split)."""
     return "; no test split, val also chose the best epoch" if split == "val" else ""
+
+
+def train_command(
+    args: argparse.Namespace,
+    console: Console,
+    settings: type,
+    train: Callable[..., dict[str, Any]],
+    figures: Callable[[dict[str, Any], str], str],
+) -> dict[str, Any]:
+    """``localize|detect|segment train``: the ``settings`` dataclass from the options (with
+    ``--resume`` or ``--config``), ``train(config, console, resume)``, and the line of the
+    ``figures(result, split)`` on the split it ended on, then where the run folder is."""
+    config = resumed_config(settings, args)
+    refuse_scene_options(args, config.data)
+    with data_change_reported():  # a run resumed on changed data says so
+        result = train(config, Console(stderr=True, quiet=args.json), args.resume or "")
+    if not args.json:
+        split = result["evaluated_on"]
+        console.print(figures(result, split) + final_note(split))
+        console.print(run_folder_note(result["run_dir"], args.started))
+    return result
 
 
 def box_text(box: list[float]) -> str:

@@ -21,8 +21,6 @@ from cnnlab.cli.common import (
     add_precision,
     add_resume,
     add_schedule,
-    data_change_reported,
-    resumed_config,
     split_changed,
 )
 from cnnlab.cli.predicting import (
@@ -34,7 +32,7 @@ from cnnlab.cli.predicting import (
     frame_stride,
     predict_network,
 )
-from cnnlab.cli.scene_tasks import SIZE_HELP, final_note
+from cnnlab.cli.scene_tasks import SIZE_HELP, train_command
 from cnnlab.cli.shown import (
     MAX_DRAWN,
     add_csv,
@@ -43,10 +41,9 @@ from cnnlab.cli.shown import (
     drawn_note,
     figure_file,
     first_shown,
-    run_folder_note,
     write_csv,
 )
-from cnnlab.cli.typed import refuse_beside_images, refuse_scene_options
+from cnnlab.cli.typed import refuse_beside_images
 from cnnlab.cli.values import positive_int, random_seed
 from cnnlab.data.drafts import MAP_FORMATS
 from cnnlab.words import counted
@@ -58,18 +55,13 @@ if TYPE_CHECKING:
 def cmd_segment_train(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     from cnnlab.engine.segment import SegmentConfig, train_segmenter
 
-    config = resumed_config(SegmentConfig, args)
-    refuse_scene_options(args, config.data)
-    with data_change_reported():  # a run resumed on changed data says so
-        result = train_segmenter(config, Console(stderr=True, quiet=args.json), args.resume or "")
-    if not args.json:
-        split = result["evaluated_on"]
-        console.print(
+    def figures(result: dict[str, Any], split: str) -> str:
+        return (
             f"{split} mean IoU {result[split]['mean_iou']:.3f}, pixel accuracy "
-            f"{result[split]['pixel_accuracy']:.3f}" + final_note(split)
+            f"{result[split]['pixel_accuracy']:.3f}"
         )
-        console.print(run_folder_note(result["run_dir"], args.started))
-    return result
+
+    return train_command(args, console, SegmentConfig, train_segmenter, figures)
 
 
 def cmd_segment_eval(args: argparse.Namespace, console: Console) -> dict[str, Any]:
