@@ -135,3 +135,45 @@ def test_a_faces_run_names_how_it_trained() -> None:
     assert _face_method({"method": "triplet", "mining": "semi_hard", "members": 5}) == (
         "triplet, semi_hard, 5 members"
     )
+
+
+def test_runs_say_what_sets_each_apart_from_its_tasks_other_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Among the runs listed of one task, the settings whose values are not all the same, each
+    run with its own value, as the option is typed; a setting an older run lacks counts at its
+    default; a task with one run, and what the table shows apart (model, data, epochs, out),
+    say none."""
+    from dataclasses import asdict
+
+    from cnnlab.config import ClassifyTrainConfig, DetectConfig, LocalizeConfig, SegmentConfig
+
+    def run(name: str, settings: dict) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(settings))
+        (tmp_path / name / "results.json").write_text(json.dumps({"test_accuracy": 0.5}))
+
+    base = asdict(ClassifyTrainConfig())
+    run("a", base | {"lr": 0.004, "out": "a", "epochs": 3})
+    run("b", base | {"seed": 7, "out": "b"})
+    older = {k: v for k, v in base.items() if k != "class_weights"}  # before --class-weights
+    run("c", older | {"model": "resnet18", "device": "cpu"})
+    loc = asdict(LocalizeConfig())
+    run("l1", loc | {"mirror": False, "landmarks": True})
+    run("l2", loc)
+    run("d1", asdict(DetectConfig()) | {"augment": "color"})
+    run("d2", asdict(DetectConfig()))
+    run("s", asdict(SegmentConfig()) | {"lr": 0.1})
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    differs = {Path(r["run"]).name: r["differs"] for r in last_json(capsys)["runs"]}
+    default = ClassifyTrainConfig()
+    assert differs["a"] == {"lr": 0.004, "seed": default.seed}
+    assert differs["b"] == {"lr": default.lr, "seed": 7}
+    assert differs["c"] == {"lr": default.lr, "seed": default.seed}
+    assert differs["l1"] == {"mirror": False, "landmarks": True} and differs["s"] == {}
+    monkeypatch.setenv("COLUMNS", "200")  # a row a line
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"on digits, 0/3 epochs; --lr 0.004, --seed {default.seed} " in out
+    assert "--landmarks on, --mirror off" in out and "--augment color" in out
+    assert "--augment ''" in out  # d2: empty, said so

@@ -4,15 +4,16 @@ Every training command writes a run folder (:mod:`cnnlab.engine.runlog`): ``conf
 starts, ``metrics.csv`` and ``last.pt`` after each epoch, ``results.json`` when it ends (faces
 writes its folder, ``config.json`` too, at the end). :func:`find_runs` reads those files, and
 only those: which task made the run, its model and data, how far it got (finished, stopped
-early by ``--patience``, or unfinished, with the ``--resume`` that continues it) and its headline
-figure. A folder whose files cannot be read is listed as such; nothing here fails on one bad run.
+early by ``--patience``, or unfinished, with the ``--resume`` that continues it), its headline
+figure, and (:func:`mark_differences`) the settings that set it apart from its task's other runs.
+A folder whose files cannot be read is listed as such; nothing here fails on one bad run.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class RunSummary:
     result: str = ""  # the headline figure
     seconds: float | None = None
     figures: dict[str, float | None] | None = None  # the headline figures, as numbers
+    settings: dict[str, Any] = field(default_factory=dict)  # its config.json's settings
+    differs: dict[str, Any] = field(default_factory=dict)  # those unlike its task's other runs
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -92,6 +95,7 @@ def summarise(folder: Path) -> RunSummary:
         row.state = "no readable config.json"
         return row
     row.task = next((task for task, key in TASK_KEYS if key in config), "?")
+    row.settings = _settings_of(row.task, config)
     row.model = str(config.get("model") or config.get("backbone") or "?")
     if row.task == "faces" and config.get("method"):  # runs of one backbone differ by method
         row.model += f" ({_face_method(config)})"
@@ -169,6 +173,45 @@ def find_runs(root: str | Path = "runs") -> list[RunSummary]:
         if run.task != "?"
         or any((Path(run.run) / name).is_file() for name in ("last.pt", "best.pt", "metrics.csv"))
     ]
+
+
+# settings the table shows already (model, data, weights, frozen, epochs or steps done), or
+# that say where and on what it ran rather than how it trained
+SHOWN_APART = frozenset(
+    {"model", "backbone", "data", "pretrained", "freeze", "epochs", "steps", "out", "device"}
+)
+
+
+def _settings_of(task: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``task``'s dataclass in a run's ``config``, each missing one (a run of an
+    older cnnlab) at its default; ``{}`` for a run of no known task."""
+    from cnnlab import config as settings
+
+    cls = {
+        "classify": settings.ClassifyTrainConfig,
+        "localize": settings.LocalizeConfig,
+        "detect": settings.DetectConfig,
+        "segment": settings.SegmentConfig,
+        "faces": settings.FacesConfig,
+    }.get(task)
+    if cls is None:
+        return {}
+    return {name: config.get(name, default) for name, default in asdict(cls()).items()}
+
+
+def mark_differences(runs: list[RunSummary]) -> None:
+    """Each run's ``differs``: its settings whose values are not the same in every listed run
+    of its task (``lr``, ``seed``...: what sets it apart from the runs beside it), less those
+    the table shows apart (:data:`SHOWN_APART`). A task with one run listed has none."""
+    by_task: dict[str, list[RunSummary]] = {}
+    for run in runs:
+        if run.settings:
+            by_task.setdefault(run.task, []).append(run)
+    for group in by_task.values():
+        names = [n for n in group[0].settings if n not in SHOWN_APART]
+        varied = [n for n in names if len({json.dumps(r.settings[n]) for r in group}) > 1]
+        for run in group:
+            run.differs = {n: run.settings[n] for n in varied}
 
 
 def as_dicts(runs: list[RunSummary]) -> list[dict[str, Any]]:
