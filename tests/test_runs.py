@@ -149,7 +149,7 @@ def test_runs_say_what_sets_each_apart_from_its_tasks_other_runs(
     from cnnlab.config import ClassifyTrainConfig, DetectConfig, LocalizeConfig, SegmentConfig
 
     def run(name: str, settings: dict) -> None:
-        (tmp_path / name).mkdir()
+        (tmp_path / name).mkdir(parents=True)
         (tmp_path / name / "config.json").write_text(json.dumps(settings))
         (tmp_path / name / "results.json").write_text(json.dumps({"test_accuracy": 0.5}))
 
@@ -177,3 +177,13 @@ def test_runs_say_what_sets_each_apart_from_its_tasks_other_runs(
     assert f"on digits, 0/3 epochs; --lr 0.004, --seed {default.seed} " in out
     assert "--landmarks on, --mirror off" in out and "--augment color" in out
     assert "--augment ''" in out  # d2: empty, said so
+    # many settings apart: the first six in the table, all of them in --json
+    many = {"lr": 0.01, "batch_size": 16, "weight_decay": 0.1, "label_smoothing": 0.1}
+    many |= {"seed": 3, "split_seed": 4, "patience": 2, "image_size": 16}
+    run("more/x", base | many)
+    run("more/y", base)
+    assert main(["runs", str(tmp_path / "more")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "and 2 more (--json)" in out and "--image-size 16" not in out
+    assert main(["runs", str(tmp_path / "more"), "--json"]) == 0
+    assert last_json(capsys)["runs"][0]["differs"] == many
