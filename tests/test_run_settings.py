@@ -3,6 +3,7 @@ config.json or its checkpoint), the options typed changing them; bad files are o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -137,3 +138,19 @@ def test_bad_run_settings_are_one_line_naming_the_file(
     argv = ["--config", str(tmp_path / "run"), "--resume", str(tmp_path / "run" / "last.pt")]
     err = error_line(capsys, "classify", "train", *argv)
     assert err.endswith(f"with its own settings; drop --config {tmp_path / 'run'}")
+
+
+@pytest.mark.parametrize("task", ["localize", "detect", "segment"])
+def test_each_scene_tasks_own_config_json_is_read_back(task: str, tmp_path: Path) -> None:
+    """What a run of each task writes beside its settings (resolved anchors, the grid, the
+    precision chosen) is passed over, never refused: its settings come back whole."""
+    from cnnlab.cli.run_settings import settings_from_run
+
+    run = tmp_path / task
+    argv = [task, "train", "--epochs", "1", "--images", "16", "--image-size", "32"]
+    assert main([*argv, "--out", str(run)]) == 0
+    written = settings(run)
+    back = settings_from_run(str(run), TRAIN[task], task)
+    fields_taken = {f.name for f in dataclasses.fields(TRAIN[task])} - {"out", "device"}
+    assert back == {k: written[k] for k in fields_taken}
+    assert set(written) - fields_taken - {"out", "device"}  # more in the file than settings
