@@ -164,6 +164,8 @@ def test_runs_say_what_sets_each_apart_from_its_tasks_other_runs(
     run("d1", asdict(DetectConfig()) | {"augment": "color"})
     run("d2", asdict(DetectConfig()))
     run("s", asdict(SegmentConfig()) | {"lr": 0.1})
+    run("f1", asdict(FacesConfig()) | {"method": "cosface"})  # said beside the model already
+    run("f2", asdict(FacesConfig()))
     assert main(["runs", str(tmp_path), "--json"]) == 0
     differs = {Path(r["run"]).name: r["differs"] for r in last_json(capsys)["runs"]}
     default = ClassifyTrainConfig()
@@ -171,6 +173,7 @@ def test_runs_say_what_sets_each_apart_from_its_tasks_other_runs(
     assert differs["b"] == {"lr": default.lr, "seed": 7}
     assert differs["c"] == {"lr": default.lr, "seed": default.seed}
     assert differs["l1"] == {"mirror": False, "landmarks": True} and differs["s"] == {}
+    assert differs["f1"] == differs["f2"] == {}
     monkeypatch.setenv("COLUMNS", "200")  # a row a line
     assert main(["runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out

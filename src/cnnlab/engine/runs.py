@@ -175,10 +175,12 @@ def find_runs(root: str | Path = "runs") -> list[RunSummary]:
     ]
 
 
-# settings the table shows already (model, data, weights, frozen, epochs or steps done), or
-# that say where and on what it ran rather than how it trained
+# settings the table shows already (model, data, weights, frozen, epochs or steps done, and a
+# faces run's method beside its model: _face_method), or that say where and on what it ran
+# rather than how it trained
 SHOWN_APART = frozenset(
     {"model", "backbone", "data", "pretrained", "freeze", "epochs", "steps", "out", "device"}
+    | {"method", "mining", "similarity", "members"}
 )
 
 
